@@ -1,0 +1,292 @@
+#include "config/train_config.h"
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "data/tokenizer.h"
+
+namespace pivot {
+namespace {
+
+const char* kStageNames[] = {"align", "instruct", "sft", "dpo"};
+
+nlohmann::json worldToJson(const WorldConfig& w) {
+  return {{"seed", w.seed},
+          {"image_size", w.image_size},
+          {"min_objects", w.min_objects},
+          {"max_objects", w.max_objects},
+          {"min_radius_pct", w.min_radius_pct},
+          {"max_radius_pct", w.max_radius_pct},
+          {"clutter", w.clutter},
+          {"noise", w.noise},
+          {"rejected_kind", w.rejected_kind == RejectedKind::InScene ? "in_scene" : "random"}};
+}
+
+template <typename T>
+void readField(const nlohmann::json& j, const char* key, T& out, const std::string& path) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return;
+  try {
+    out = it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw std::runtime_error("config field '" + path + key + "' has the wrong type: " + it->dump());
+  }
+}
+
+WorldConfig worldFromJson(const nlohmann::json& j) {
+  WorldConfig w;
+  readField(j, "seed", w.seed, "world.");
+  readField(j, "image_size", w.image_size, "world.");
+  readField(j, "min_objects", w.min_objects, "world.");
+  readField(j, "max_objects", w.max_objects, "world.");
+  readField(j, "min_radius_pct", w.min_radius_pct, "world.");
+  readField(j, "max_radius_pct", w.max_radius_pct, "world.");
+  readField(j, "clutter", w.clutter, "world.");
+  readField(j, "noise", w.noise, "world.");
+  std::string kind = "in_scene";
+  readField(j, "rejected_kind", kind, "world.");
+  if (kind != "in_scene" && kind != "random")
+    throw std::runtime_error("config field 'world.rejected_kind' must be in_scene or random, got '" + kind + "'");
+  w.rejected_kind = kind == "in_scene" ? RejectedKind::InScene : RejectedKind::Random;
+  return w;
+}
+
+TrainConfig tinyPreset(Stage stage) {
+  TrainConfig c;
+  c.preset = "tiny";
+  c.stage = stage;
+  c.model.vision = VisionConfig{};  // D 64, 3 layers, 32 px, patch 8 -> 16 tokens
+  c.model.text.hidden_size = 64;
+  c.model.text.intermediate_size = 176;
+  c.model.text.num_hidden_layers = 2;
+  c.model.text.num_attention_heads = 4;
+  c.model.text.num_key_value_heads = 2;
+  c.world.image_size = 32;
+  c.world.max_objects = 2;
+  c.batch_size = 32;
+  switch (stage) {
+    case Stage::Align: c.steps = 150; c.lr = 2e-3; c.vision_lr = 0; break;
+    case Stage::Instruct: c.steps = 400; c.lr = 2e-3; c.vision_lr = 1e-3; break;
+    case Stage::Sft: c.steps = 120; c.lr = 2e-4; c.vision_lr = 2e-4; break;
+    case Stage::Dpo: c.steps = 120; c.lr = 1e-4; c.vision_lr = 1e-4; break;
+  }
+  return c;
+}
+
+TrainConfig miniPreset(Stage stage) {
+  TrainConfig c = tinyPreset(stage);
+  c.preset = "mini";
+  c.model.vision.image_size = 48;
+  c.model.vision.patch_size = 6;  // 8 x 8 = 64 image tokens
+  c.model.vision.hidden_size = 96;
+  c.model.vision.intermediate_size = 192;
+  c.model.vision.num_hidden_layers = 4;
+  c.model.text.hidden_size = 128;
+  c.model.text.intermediate_size = 352;
+  c.model.text.num_hidden_layers = 4;
+  c.world.image_size = 48;
+  c.world.max_objects = 3;
+  switch (stage) {
+    case Stage::Align: c.steps = 400; c.lr = 1e-3; c.vision_lr = 0; break;
+    case Stage::Instruct: c.steps = 3000; c.lr = 1e-3; c.vision_lr = 5e-4; break;
+    case Stage::Sft: c.steps = 600; c.lr = 1e-4; c.vision_lr = 1e-4; break;
+    case Stage::Dpo: c.steps = 600; c.lr = 5e-5; c.vision_lr = 5e-5; break;
+  }
+  return c;
+}
+
+// Parses `text` as the same JSON type as `like`; throws naming the key.
+nlohmann::json parseLike(const nlohmann::json& like, const std::string& text, const std::string& key) {
+  auto bad = [&](const std::string& why) {
+    return std::runtime_error("bad value for '" + key + "': '" + text + "' (" + why + ")");
+  };
+  try {
+    if (like.is_string()) return text;
+    if (like.is_boolean()) {
+      if (text == "true" || text == "1") return true;
+      if (text == "false" || text == "0") return false;
+      throw bad("expected true or false");
+    }
+    size_t used = 0;
+    if (like.is_number_unsigned()) {
+      if (!text.empty() && text[0] == '-') throw bad("expected a non-negative integer");
+      auto v = std::stoull(text, &used);
+      if (used != text.size()) throw bad("expected an integer");
+      return v;
+    }
+    if (like.is_number_integer()) {
+      auto v = std::stoll(text, &used);
+      if (used != text.size()) throw bad("expected an integer");
+      return v;
+    }
+    if (like.is_number_float()) {
+      auto v = std::stod(text, &used);
+      if (used != text.size() || !std::isfinite(v)) throw bad("expected a finite number");
+      return v;
+    }
+  } catch (const std::invalid_argument&) {
+    throw bad("not a number");
+  } catch (const std::out_of_range&) {
+    throw bad("out of range");
+  }
+  throw bad("this key holds a structure, set one of its fields");
+}
+
+}  // namespace
+
+const char* stageName(Stage s) { return kStageNames[static_cast<int>(s)]; }
+
+Stage stageFromName(const std::string& name) {
+  for (int i = 0; i < 4; ++i)
+    if (name == kStageNames[i]) return static_cast<Stage>(i);
+  throw std::runtime_error("unknown stage '" + name + "' (expected align, instruct, sft or dpo)");
+}
+
+std::vector<std::string> builtinPresets() { return {"tiny", "mini"}; }
+
+TrainConfig presetConfig(const std::string& preset, Stage stage) {
+  TrainConfig c;
+  if (preset == "tiny") {
+    c = tinyPreset(stage);
+  } else if (preset == "mini") {
+    c = miniPreset(stage);
+  } else if (preset.size() > 5 && preset.substr(preset.size() - 5) == ".json") {
+    auto j = readJsonFile(preset);
+    const std::string base = j.value("preset", std::string("tiny"));
+    j["preset"] = preset;
+    j["stage"] = stageName(stage);
+    nlohmann::json merged = toJson(base == "mini" ? miniPreset(stage) : tinyPreset(stage));
+    merged.merge_patch(j);
+    try {
+      c = trainConfigFromJson(merged);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(preset + ": " + e.what());
+    }
+  } else {
+    throw std::runtime_error("unknown preset '" + preset + "' (expected tiny, mini or a .json file)");
+  }
+  c.model.text.vocab_size = static_cast<int>(WordTokenizer::shapesWorld().vocabSize());
+  c.model.image_token_id = static_cast<int>(WordTokenizer::kImage);
+  c.world.image_size = c.model.vision.image_size;
+  return c;
+}
+
+nlohmann::json toJson(const TrainConfig& c) {
+  return {{"preset", c.preset},
+          {"stage", stageName(c.stage)},
+          {"model", toJson(c.model)},
+          {"world", worldToJson(c.world)},
+          {"steps", c.steps},
+          {"batch_size", c.batch_size},
+          {"dataset_size", c.dataset_size},
+          {"seed", c.seed},
+          {"lr", c.lr},
+          {"vision_lr", c.vision_lr},
+          {"weight_decay", c.weight_decay},
+          {"warmup_ratio", c.warmup_ratio},
+          {"min_lr_ratio", c.min_lr_ratio},
+          {"grad_clip", c.grad_clip},
+          {"beta", c.beta},
+          {"loss_type", c.loss_type},
+          {"label_smoothing", c.label_smoothing},
+          {"sft_weight", c.sft_weight},
+          {"align_trains_lm", c.align_trains_lm},
+          {"checkpoint_every", c.checkpoint_every},
+          {"eval_samples", c.eval_samples},
+          {"device", c.device},
+          {"threads", c.threads}};
+}
+
+TrainConfig trainConfigFromJson(const nlohmann::json& j) {
+  TrainConfig c;
+  readField(j, "preset", c.preset, "");
+  std::string stage = stageName(c.stage);
+  readField(j, "stage", stage, "");
+  c.stage = stageFromName(stage);
+  if (j.contains("model")) c.model = mllmConfigFromJson(j["model"]);
+  if (j.contains("world")) c.world = worldFromJson(j["world"]);
+  readField(j, "steps", c.steps, "");
+  readField(j, "batch_size", c.batch_size, "");
+  readField(j, "dataset_size", c.dataset_size, "");
+  readField(j, "seed", c.seed, "");
+  readField(j, "lr", c.lr, "");
+  readField(j, "vision_lr", c.vision_lr, "");
+  readField(j, "weight_decay", c.weight_decay, "");
+  readField(j, "warmup_ratio", c.warmup_ratio, "");
+  readField(j, "min_lr_ratio", c.min_lr_ratio, "");
+  readField(j, "grad_clip", c.grad_clip, "");
+  readField(j, "beta", c.beta, "");
+  readField(j, "loss_type", c.loss_type, "");
+  readField(j, "label_smoothing", c.label_smoothing, "");
+  readField(j, "sft_weight", c.sft_weight, "");
+  readField(j, "align_trains_lm", c.align_trains_lm, "");
+  readField(j, "checkpoint_every", c.checkpoint_every, "");
+  readField(j, "eval_samples", c.eval_samples, "");
+  readField(j, "device", c.device, "");
+  readField(j, "threads", c.threads, "");
+  return c;
+}
+
+void applyOverride(TrainConfig& c, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw std::runtime_error("bad --set '" + assignment + "' (expected key=value)");
+  const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  nlohmann::json j = toJson(c);
+  nlohmann::json* node = &j;
+  size_t start = 0;
+  while (true) {
+    const auto dot = key.find('.', start);
+    const std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!node->is_object() || !node->contains(part)) throw std::runtime_error("unknown key '" + key + "'");
+    node = &(*node)[part];
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  if (key == "preset" || key == "stage" || key == "model.model_type" || key == "model.architectures")
+    throw std::runtime_error("key '" + key + "' cannot be set; use --preset/--stage");
+  *node = parseLike(*node, text, key);
+  TrainConfig updated = trainConfigFromJson(j);
+  updated.world.image_size = updated.model.vision.image_size;  // one image size for model and data
+  validate(updated);
+  c = updated;
+}
+
+void validate(const TrainConfig& c) {
+  auto require = [](bool ok, const std::string& msg) {
+    if (!ok) throw std::runtime_error(msg);
+  };
+  require(c.steps > 0, "steps must be positive");
+  require(c.batch_size > 0, "batch_size must be positive");
+  require(c.dataset_size >= c.batch_size, "dataset_size must be at least batch_size");
+  require(c.lr > 0 && c.lr < 1, "lr must be in (0, 1)");
+  require(c.vision_lr >= 0 && c.vision_lr < 1, "vision_lr must be in [0, 1)");
+  require(c.weight_decay >= 0, "weight_decay must be >= 0");
+  require(c.warmup_ratio >= 0 && c.warmup_ratio < 1, "warmup_ratio must be in [0, 1)");
+  require(c.min_lr_ratio >= 0 && c.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]");
+  require(c.grad_clip >= 0, "grad_clip must be >= 0");
+  require(c.beta > 0, "beta must be positive");
+  require(c.loss_type == "sigmoid" || c.loss_type == "ipo" || c.loss_type == "hinge" || c.loss_type == "robust",
+          "loss_type must be sigmoid, ipo, hinge or robust, got '" + c.loss_type + "'");
+  require(c.label_smoothing >= 0 && c.label_smoothing < 0.5, "label_smoothing must be in [0, 0.5)");
+  require(c.sft_weight >= 0, "sft_weight must be >= 0");
+  require(c.checkpoint_every >= 0, "checkpoint_every must be >= 0");
+  require(c.eval_samples >= 0, "eval_samples must be >= 0");
+  require(c.device == "auto" || c.device == "cpu" || c.device == "cuda", "device must be auto, cpu or cuda");
+  require(c.threads >= 0, "threads must be >= 0");
+  require(c.model.vision.image_size % c.model.vision.patch_size == 0,
+          "model.vision_config.patch_size must divide image_size");
+  require(c.model.vision.hidden_size % c.model.vision.num_attention_heads == 0,
+          "model.vision_config.num_attention_heads must divide hidden_size");
+  require(c.model.text.hidden_size % c.model.text.num_attention_heads == 0,
+          "model.text_config.num_attention_heads must divide hidden_size");
+  require(c.model.text.num_attention_heads % c.model.text.num_key_value_heads == 0,
+          "model.text_config.num_key_value_heads must divide num_attention_heads");
+  require(c.model.text.headDim() % 2 == 0, "model.text_config head dim must be even (rotary)");
+  ShapesWorld check(c.world);  // throws naming the bad world field
+  (void)check;
+}
+
+}  // namespace pivot

@@ -1,0 +1,61 @@
+// The whole configuration of a training run: plain structs with defaults, serialised whole (JSON)
+// with every run. Old runs load: missing keys keep their defaults.
+#pragma once
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+#include "data/shapes_world.h"
+#include "model/model_config.h"
+
+namespace pivot {
+
+enum class Stage { Align, Instruct, Sft, Dpo };
+const char* stageName(Stage s);
+Stage stageFromName(const std::string& name);  // throws naming the value
+
+struct TrainConfig {
+  std::string preset = "tiny";    // the preset these values started from
+  Stage stage = Stage::Dpo;       // align (1a), instruct (1b), sft (2), dpo (2)
+  MllmConfig model;               // architecture (HF names); text.vocab_size follows the tokenizer
+  WorldConfig world;              // the ShapesWorld the samples come from
+  int steps = 200;                // optimiser steps
+  int batch_size = 32;            // samples (SFT) or pairs (DPO) per step
+  int dataset_size = 20000;       // distinct training samples, cycled in seeded epochs (paper: 20K)
+  uint64_t seed = 1;              // model init and data order
+  double lr = 1e-3;               // peak learning rate of projector + LM
+  double vision_lr = 1e-4;        // peak learning rate of the vision tower (0 = frozen)
+  double weight_decay = 0.0;      // AdamW decoupled weight decay (paper: 0)
+  double warmup_ratio = 0.03;     // share of steps with linear warmup (paper: 3%)
+  double min_lr_ratio = 0.0;      // cosine decays to lr * min_lr_ratio
+  double grad_clip = 1.0;         // max global grad norm (0 = off)
+  double beta = 0.1;              // DPO temperature
+  std::string loss_type = "sigmoid";  // DPO loss: sigmoid | ipo | hinge | robust
+  double label_smoothing = 0.0;   // robust DPO: assumed share of flipped preference labels
+  double sft_weight = 0.0;        // DPO: weight of an SFT term on the chosen answer (0 = pure DPO)
+  bool align_trains_lm = true;    // stage 1a also trains the LM: the miniature LM has no language
+                                  // pre-training of its own (false = the paper's projector-only 1a)
+  int checkpoint_every = 0;       // steps between checkpoints (0 = only at the end)
+  int eval_samples = 192;         // held-out samples scored at the end of the run
+  std::string device = "auto";    // auto | cpu | cuda
+  int threads = 0;                // CPU threads for torch (0 = all cores)
+
+  bool trainsVision() const { return stage != Stage::Align && vision_lr > 0; }
+};
+
+// The built-in presets: "tiny" (seconds per stage, tests) and "mini" (the miniature study).
+// A preset is a name or a path to a JSON file holding a TrainConfig (any subset of keys).
+TrainConfig presetConfig(const std::string& preset, Stage stage);
+std::vector<std::string> builtinPresets();
+
+nlohmann::json toJson(const TrainConfig& c);
+TrainConfig trainConfigFromJson(const nlohmann::json& j);  // throws naming the field
+
+// Applies "key=value" with a dotted key into the JSON form ("lr=1e-4", "model.text_config.
+// hidden_size=96", "world.noise=4"). Throws "unknown key" / "bad value" naming the key.
+void applyOverride(TrainConfig& c, const std::string& assignment);
+
+// Checks ranges and consistency; throws naming the first bad field.
+void validate(const TrainConfig& c);
+
+}  // namespace pivot

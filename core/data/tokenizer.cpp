@@ -1,0 +1,68 @@
+#include "data/tokenizer.h"
+
+#include <sstream>
+#include <stdexcept>
+
+#include "data/shapes_world.h"
+
+namespace pivot {
+
+WordTokenizer::WordTokenizer(const std::vector<std::string>& words) {
+  m_words = {"<pad>", "<|im_start|>", "<|im_end|>", "<image>", "<unk>"};
+  m_words.insert(m_words.end(), words.begin(), words.end());
+  for (size_t i = 0; i < m_words.size(); ++i) {
+    if (!m_ids.emplace(m_words[i], static_cast<int64_t>(i)).second)
+      throw std::runtime_error("tokenizer: duplicate word '" + m_words[i] + "'");
+  }
+}
+
+WordTokenizer WordTokenizer::shapesWorld() { return WordTokenizer(ShapesWorld::vocabulary()); }
+
+std::vector<int64_t> WordTokenizer::encode(const std::string& text, bool allowUnknown) const {
+  std::vector<int64_t> ids;
+  std::istringstream in(text);
+  std::string w;
+  while (in >> w) {
+    auto it = m_ids.find(w);
+    if (it != m_ids.end()) {
+      ids.push_back(it->second);
+    } else if (allowUnknown) {
+      ids.push_back(kUnk);
+    } else {
+      throw std::runtime_error("tokenizer: unknown word '" + w + "' in \"" + text + "\"");
+    }
+  }
+  return ids;
+}
+
+std::string WordTokenizer::decode(const std::vector<int64_t>& ids) const {
+  std::string out;
+  for (auto id : ids) {
+    if (!out.empty()) out += ' ';
+    out += (id >= 0 && id < vocabSize()) ? m_words[static_cast<size_t>(id)] : "<unk>";
+  }
+  return out;
+}
+
+int64_t WordTokenizer::id(const std::string& word) const {
+  auto it = m_ids.find(word);
+  if (it == m_ids.end()) throw std::runtime_error("tokenizer: unknown word '" + word + "'");
+  return it->second;
+}
+
+std::vector<int64_t> WordTokenizer::encodePrompt(const std::string& question, int imageTokens) const {
+  std::vector<int64_t> ids = {kImStart, id("user")};
+  ids.insert(ids.end(), static_cast<size_t>(imageTokens), kImage);
+  auto q = encode(question);
+  ids.insert(ids.end(), q.begin(), q.end());
+  ids.insert(ids.end(), {kImEnd, kImStart, id("assistant")});
+  return ids;
+}
+
+std::vector<int64_t> WordTokenizer::encodeResponse(const std::string& answer) const {
+  auto ids = encode(answer);
+  ids.push_back(kImEnd);
+  return ids;
+}
+
+}  // namespace pivot

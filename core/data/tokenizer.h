@@ -1,0 +1,36 @@
+// Word-level tokenizer with a Qwen-style chat template and an image placeholder, for ShapesWorld.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace pivot {
+
+class WordTokenizer {
+ public:
+  static constexpr int64_t kPad = 0, kImStart = 1, kImEnd = 2, kImage = 3, kUnk = 4;
+
+  // Vocabulary: the special tokens above, then `words` in the given order.
+  explicit WordTokenizer(const std::vector<std::string>& words);
+  // The tokenizer over every word ShapesWorld can write.
+  static WordTokenizer shapesWorld();
+
+  int64_t vocabSize() const { return static_cast<int64_t>(m_words.size()); }
+  // Splits on spaces. Unknown words: throws naming the word, unless allowUnknown (then <unk>).
+  std::vector<int64_t> encode(const std::string& text, bool allowUnknown = false) const;
+  std::string decode(const std::vector<int64_t>& ids) const;
+  int64_t id(const std::string& word) const;  // throws for an unknown word
+  const std::string& word(int64_t id) const { return m_words.at(static_cast<size_t>(id)); }
+
+  // "<|im_start|> user <image> {question} <|im_end|> <|im_start|> assistant", the image placeholder
+  // expanded to imageTokens copies, then the response "{answer} <|im_end|>".
+  std::vector<int64_t> encodePrompt(const std::string& question, int imageTokens) const;
+  std::vector<int64_t> encodeResponse(const std::string& answer) const;
+
+ private:
+  std::vector<std::string> m_words;
+  std::map<std::string, int64_t> m_ids;
+};
+
+}  // namespace pivot

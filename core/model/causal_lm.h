@@ -1,0 +1,88 @@
+// Qwen2 causal language model (transformers' Qwen2ForCausalLM), parameter names as HF writes them:
+//   model.embed_tokens.weight, model.layers.{i}.{input_layernorm,post_attention_layernorm}.weight,
+//   model.layers.{i}.self_attn.{q,k,v}_proj.{weight,bias}, ...self_attn.o_proj.weight,
+//   model.layers.{i}.mlp.{gate,up,down}_proj.weight, model.norm.weight, lm_head.weight
+#pragma once
+#include <torch/torch.h>
+
+#include "model/model_config.h"
+
+namespace pivot {
+
+struct RMSNormImpl : torch::nn::Module {
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+  double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+struct Qwen2AttentionImpl : torch::nn::Module {
+  explicit Qwen2AttentionImpl(const LmConfig& c);
+  // x (B, T, D); cos/sin (B, T, hs); additiveMask (B, 1, T, T)
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& additiveMask);
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  int64_t numHeads, numKvHeads, headDim;
+};
+TORCH_MODULE(Qwen2Attention);
+
+struct Qwen2MlpImpl : torch::nn::Module {
+  explicit Qwen2MlpImpl(const LmConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);  // SwiGLU
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Qwen2Mlp);
+
+struct Qwen2DecoderLayerImpl : torch::nn::Module {
+  explicit Qwen2DecoderLayerImpl(const LmConfig& c);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& additiveMask);
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  Qwen2Attention self_attn{nullptr};
+  Qwen2Mlp mlp{nullptr};
+};
+TORCH_MODULE(Qwen2DecoderLayer);
+
+struct Qwen2ModelImpl : torch::nn::Module {
+  explicit Qwen2ModelImpl(const LmConfig& c);
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(Qwen2Model);
+
+// Rotary tables in HF's rotate_half layout. positions (B, T) -> cos, sin (B, T, headDim).
+std::pair<torch::Tensor, torch::Tensor> rotaryTables(const torch::Tensor& positions, int64_t headDim,
+                                                     double theta, torch::ScalarType dtype);
+// x (B, nh, T, hs) rotated by position: x * cos + rotate_half(x) * sin.
+torch::Tensor applyRotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+// Additive attention mask (B, 1, T, T): key j is visible to query i when j <= i, or when both lie in
+// the first prefixLen[b] tokens (prefix LM), and the key is not padding (attentionMask[b, j] == 1).
+// attentionMask and prefixLen may be undefined (no padding, purely causal).
+torch::Tensor buildAttentionMask(int64_t B, int64_t T, const torch::Tensor& attentionMask,
+                                 const torch::Tensor& prefixLen, torch::ScalarType dtype,
+                                 torch::Device device);
+
+struct CausalLMImpl : torch::nn::Module {
+  explicit CausalLMImpl(const LmConfig& c);
+
+  torch::Tensor embed(const torch::Tensor& ids);  // (B, T) -> (B, T, D)
+  // inputsEmbeds (B, T, D) -> logits (B, T, V). attentionMask (B, T) 1 = real token, 0 = padding;
+  // positionIds (B, T) default cumsum(mask) - 1 clamped at 0 (HF's left-padding convention).
+  torch::Tensor forwardEmbeds(const torch::Tensor& inputsEmbeds,
+                              const torch::Tensor& attentionMask = {},
+                              const torch::Tensor& positionIds = {},
+                              const torch::Tensor& prefixLen = {});
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& attentionMask = {},
+                        const torch::Tensor& positionIds = {});
+  torch::Tensor outputWeight();  // lm_head weight, or the embedding when tied
+
+  LmConfig config;
+  Qwen2Model model{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // null when tie_word_embeddings
+};
+TORCH_MODULE(CausalLM);
+
+}  // namespace pivot

@@ -1,0 +1,56 @@
+#include "model/mllm.h"
+
+namespace pivot {
+
+ProjectorImpl::ProjectorImpl(int64_t visionDim, int64_t textDim) {
+  linear_1 = register_module("linear_1", torch::nn::Linear(visionDim, textDim));
+  linear_2 = register_module("linear_2", torch::nn::Linear(textDim, textDim));
+}
+
+torch::Tensor ProjectorImpl::forward(const torch::Tensor& x) {
+  return linear_2(torch::gelu(linear_1(x)));  // LLaVA's mlp2x_gelu uses exact (erf) GELU
+}
+
+MllmImpl::MllmImpl(const MllmConfig& c) : config(c) {
+  vision_tower = register_module("vision_tower", VisionTransformer(c.vision));
+  multi_modal_projector = register_module(
+      "multi_modal_projector", Projector(c.vision.hidden_size, c.text.hidden_size));
+  language_model = register_module("language_model", CausalLM(c.text));
+}
+
+torch::Tensor MllmImpl::visualTokens(const torch::Tensor& pixels) {
+  auto features = vision_tower->features(pixels, config.vision_feature_layer);  // (B, N, Dv)
+  return multi_modal_projector(features);                                       // (B, N, Dt)
+}
+
+torch::Tensor MllmImpl::spliceEmbeddings(const torch::Tensor& inputIds, const torch::Tensor& visual) {
+  auto embeds = language_model->embed(inputIds);                              // (B, T, Dt)
+  auto isImage = (inputIds == config.image_token_id).unsqueeze(-1);           // (B, T, 1)
+  const int64_t placeholders = isImage.sum().item<int64_t>();
+  TORCH_CHECK(placeholders == visual.size(0) * visual.size(1), "input holds ", placeholders,
+              " image tokens but the images give ", visual.size(0) * visual.size(1));
+  // Row-major order of the mask matches (B, N): sample b's N tokens fill its N placeholders.
+  return embeds.masked_scatter(isImage.expand_as(embeds), visual.to(embeds.scalar_type()));
+}
+
+torch::Tensor MllmImpl::forward(const MllmInputs& in, torch::Tensor* visualOut) {
+  auto visual = visualTokens(in.pixels);
+  if (visualOut) *visualOut = visual;
+  auto embeds = spliceEmbeddings(in.inputIds, visual);
+  return language_model->forwardEmbeds(embeds, in.attentionMask, /*positionIds=*/{},
+                                       config.prefix_bidirectional ? in.prefixLen : torch::Tensor());
+}
+
+torch::Tensor tokenLogProbs(const torch::Tensor& logits, const torch::Tensor& labels) {
+  auto valid = labels != -100;
+  auto safe = labels.masked_fill(valid.logical_not(), 0);
+  auto logp = torch::log_softmax(logits.to(torch::kFloat32), /*dim=*/-1);          // (B, T, V)
+  auto picked = logp.gather(/*dim=*/-1, safe.unsqueeze(-1)).squeeze(-1);          // (B, T)
+  return picked * valid.to(picked.scalar_type());
+}
+
+torch::Tensor sequenceLogProbs(const torch::Tensor& logits, const torch::Tensor& labels) {
+  return tokenLogProbs(logits, labels).sum(/*dim=*/-1);
+}
+
+}  // namespace pivot

@@ -1,0 +1,52 @@
+// The LLaVA-style multimodal model: vision tower -> mlp2x_gelu projector -> Qwen2 language model.
+// Names follow HF's LlavaForConditionalGeneration: vision_tower.*, multi_modal_projector.linear_{1,2}.*,
+// language_model.model.*, language_model.lm_head.*
+#pragma once
+#include <torch/torch.h>
+
+#include "model/causal_lm.h"
+#include "model/model_config.h"
+#include "model/vision_transformer.h"
+
+namespace pivot {
+
+struct ProjectorImpl : torch::nn::Module {
+  ProjectorImpl(int64_t visionDim, int64_t textDim);
+  torch::Tensor forward(const torch::Tensor& x);  // Linear-GELU-Linear, (B, N, Dv) -> (B, N, Dt)
+  torch::nn::Linear linear_1{nullptr}, linear_2{nullptr};
+};
+TORCH_MODULE(Projector);
+
+// One batch of token sequences in which each row holds numPatches image-token ids where the image goes.
+struct MllmInputs {
+  torch::Tensor pixels;         // (B, C, H, W) float
+  torch::Tensor inputIds;       // (B, T) int64, image placeholder expanded to numPatches copies
+  torch::Tensor attentionMask;  // (B, T) int64, 1 = real token, 0 = padding (right padding)
+  torch::Tensor labels;         // (B, T) int64, target of position t is labels[t]; -100 = ignored
+  torch::Tensor prefixLen;      // (B) int64, tokens before the response (attend bidirectionally)
+};
+
+struct MllmImpl : torch::nn::Module {
+  explicit MllmImpl(const MllmConfig& c);
+
+  // Image tokens after the projector, (B, N, Dt). The tensor the paper's gradient maps are taken on.
+  torch::Tensor visualTokens(const torch::Tensor& pixels);
+  // Text embeddings with the visual tokens spliced in at the image-token positions. (B, T, Dt)
+  torch::Tensor spliceEmbeddings(const torch::Tensor& inputIds, const torch::Tensor& visual);
+  // logits (B, T, V). When visualOut is given it receives the visual tokens (for attribution).
+  torch::Tensor forward(const MllmInputs& in, torch::Tensor* visualOut = nullptr);
+
+  MllmConfig config;
+  VisionTransformer vision_tower{nullptr};
+  Projector multi_modal_projector{nullptr};
+  CausalLM language_model{nullptr};
+};
+TORCH_MODULE(Mllm);
+
+// log p(labels[t] | prefix) per position, 0 where labels == -100. logits (B, T, V) -> (B, T).
+// Labels are already aligned with logits (labels[t] is the token predicted at position t).
+torch::Tensor tokenLogProbs(const torch::Tensor& logits, const torch::Tensor& labels);
+// Summed response log-probs, (B): what DPO compares.
+torch::Tensor sequenceLogProbs(const torch::Tensor& logits, const torch::Tensor& labels);
+
+}  // namespace pivot

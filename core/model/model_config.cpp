@@ -1,0 +1,130 @@
+#include "model/model_config.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+namespace pivot {
+namespace {
+
+template <typename T>
+void readField(const nlohmann::json& j, const char* key, T& out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return;  // missing keys keep their defaults (old files load)
+  try {
+    out = it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw std::runtime_error(std::string("config field '") + key + "' has the wrong type: " +
+                             it->dump());
+  }
+}
+
+}  // namespace
+
+VisionConfig visionConfigFromJson(const nlohmann::json& jIn) {
+  // A full SiglipConfig nests the tower under "vision_config".
+  const nlohmann::json& j = jIn.contains("vision_config") ? jIn.at("vision_config") : jIn;
+  VisionConfig c;
+  readField(j, "hidden_size", c.hidden_size);
+  readField(j, "intermediate_size", c.intermediate_size);
+  readField(j, "num_hidden_layers", c.num_hidden_layers);
+  readField(j, "num_attention_heads", c.num_attention_heads);
+  readField(j, "num_channels", c.num_channels);
+  readField(j, "image_size", c.image_size);
+  readField(j, "patch_size", c.patch_size);
+  readField(j, "layer_norm_eps", c.layer_norm_eps);
+  if (j.contains("hidden_act") && j["hidden_act"] != "gelu_pytorch_tanh")
+    throw std::runtime_error("config field 'hidden_act': only gelu_pytorch_tanh is supported, got " +
+                             j["hidden_act"].dump());
+  if (c.hidden_size % c.num_attention_heads != 0)
+    throw std::runtime_error("config field 'num_attention_heads' must divide hidden_size");
+  if (c.image_size % c.patch_size != 0)
+    throw std::runtime_error("config field 'patch_size' must divide image_size");
+  return c;
+}
+
+LmConfig lmConfigFromJson(const nlohmann::json& jIn) {
+  const nlohmann::json& j = jIn.contains("text_config") ? jIn.at("text_config") : jIn;
+  LmConfig c;
+  readField(j, "vocab_size", c.vocab_size);
+  readField(j, "hidden_size", c.hidden_size);
+  readField(j, "intermediate_size", c.intermediate_size);
+  readField(j, "num_hidden_layers", c.num_hidden_layers);
+  readField(j, "num_attention_heads", c.num_attention_heads);
+  c.num_key_value_heads = c.num_attention_heads;
+  readField(j, "num_key_value_heads", c.num_key_value_heads);
+  readField(j, "rms_norm_eps", c.rms_norm_eps);
+  readField(j, "max_position_embeddings", c.max_position_embeddings);
+  readField(j, "tie_word_embeddings", c.tie_word_embeddings);
+  // Released Qwen2.5 configs write rope_theta at the top; transformers 5 under rope_parameters.
+  readField(j, "rope_theta", c.rope_theta);
+  if (j.contains("rope_parameters") && j["rope_parameters"].is_object())
+    readField(j["rope_parameters"], "rope_theta", c.rope_theta);
+  if (c.hidden_size % c.num_attention_heads != 0)
+    throw std::runtime_error("config field 'num_attention_heads' must divide hidden_size");
+  if (c.num_attention_heads % c.num_key_value_heads != 0)
+    throw std::runtime_error("config field 'num_key_value_heads' must divide num_attention_heads");
+  return c;
+}
+
+MllmConfig mllmConfigFromJson(const nlohmann::json& j) {
+  MllmConfig c;
+  if (j.contains("vision_config")) c.vision = visionConfigFromJson(j.at("vision_config"));
+  if (j.contains("text_config")) c.text = lmConfigFromJson(j.at("text_config"));
+  readField(j, "vision_feature_layer", c.vision_feature_layer);
+  readField(j, "prefix_bidirectional", c.prefix_bidirectional);
+  readField(j, "image_token_index", c.image_token_id);
+  return c;
+}
+
+nlohmann::json toJson(const VisionConfig& c) {
+  return {{"model_type", "siglip_vision_model"},
+          {"hidden_act", "gelu_pytorch_tanh"},
+          {"hidden_size", c.hidden_size},
+          {"intermediate_size", c.intermediate_size},
+          {"num_hidden_layers", c.num_hidden_layers},
+          {"num_attention_heads", c.num_attention_heads},
+          {"num_channels", c.num_channels},
+          {"image_size", c.image_size},
+          {"patch_size", c.patch_size},
+          {"layer_norm_eps", c.layer_norm_eps}};
+}
+
+nlohmann::json toJson(const LmConfig& c) {
+  return {{"model_type", "qwen2"},
+          {"hidden_act", "silu"},
+          {"vocab_size", c.vocab_size},
+          {"hidden_size", c.hidden_size},
+          {"intermediate_size", c.intermediate_size},
+          {"num_hidden_layers", c.num_hidden_layers},
+          {"num_attention_heads", c.num_attention_heads},
+          {"num_key_value_heads", c.num_key_value_heads},
+          {"rms_norm_eps", c.rms_norm_eps},
+          {"rope_theta", c.rope_theta},
+          {"max_position_embeddings", c.max_position_embeddings},
+          {"tie_word_embeddings", c.tie_word_embeddings}};
+}
+
+nlohmann::json toJson(const MllmConfig& c) {
+  return {{"model_type", "llava"},
+          {"architectures", {"LlavaForConditionalGeneration"}},
+          {"projector_hidden_act", "gelu"},
+          {"vision_config", toJson(c.vision)},
+          {"text_config", toJson(c.text)},
+          {"vision_feature_layer", c.vision_feature_layer},
+          {"prefix_bidirectional", c.prefix_bidirectional},
+          {"image_token_index", c.image_token_id}};
+}
+
+nlohmann::json readJsonFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path + ": cannot open");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw std::runtime_error(path + ": invalid JSON at byte " + std::to_string(e.byte) + ": " +
+                             e.what());
+  }
+}
+
+}  // namespace pivot

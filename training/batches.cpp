@@ -1,0 +1,88 @@
+#include "training/batches.h"
+
+#include <algorithm>
+
+namespace pivot {
+
+std::string promptText(const Sample& s, Response r) {
+  return r == Response::Caption ? "describe the image ." : s.question;
+}
+
+torch::Tensor imageTensor(const std::vector<const Scene*>& scenes) {
+  const int64_t B = static_cast<int64_t>(scenes.size());
+  const int64_t S = scenes.front()->size;
+  auto bytes = torch::empty({B, S, S, 3}, torch::kUInt8);
+  for (int64_t b = 0; b < B; ++b)
+    std::memcpy(bytes[b].data_ptr(), scenes[static_cast<size_t>(b)]->rgb.data(),
+                static_cast<size_t>(S * S * 3));
+  auto x = bytes.permute({0, 3, 1, 2}).to(torch::kFloat32) / 255.0;  // (B, 3, H, W) in [0, 1]
+  return (x - 0.5) / 0.5;
+}
+
+MllmInputs buildBatch(const std::vector<BatchRow>& rows, const WordTokenizer& tok, int imageTokens,
+                      torch::Device device) {
+  const int64_t B = static_cast<int64_t>(rows.size());
+  std::vector<std::vector<int64_t>> prompts, responses;
+  int64_t T = 0;
+  for (const auto& r : rows) {
+    prompts.push_back(tok.encodePrompt(promptText(*r.sample, r.response), imageTokens));
+    const std::string& text = r.response == Response::Caption  ? r.sample->caption
+                              : r.response == Response::Chosen ? r.sample->answer
+                                                               : r.sample->rejected;
+    responses.push_back(tok.encodeResponse(text));
+    T = std::max<int64_t>(T, static_cast<int64_t>(prompts.back().size() + responses.back().size()));
+  }
+  auto ids = torch::full({B, T}, WordTokenizer::kPad, torch::kInt64);
+  auto mask = torch::zeros({B, T}, torch::kInt64);
+  auto labels = torch::full({B, T}, -100, torch::kInt64);
+  auto prefix = torch::empty({B}, torch::kInt64);
+  auto idsA = ids.accessor<int64_t, 2>();
+  auto maskA = mask.accessor<int64_t, 2>();
+  auto labelsA = labels.accessor<int64_t, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& p = prompts[static_cast<size_t>(b)];
+    const auto& r = responses[static_cast<size_t>(b)];
+    const int64_t P = static_cast<int64_t>(p.size()), R = static_cast<int64_t>(r.size());
+    for (int64_t t = 0; t < P + R; ++t) {
+      idsA[b][t] = t < P ? p[static_cast<size_t>(t)] : r[static_cast<size_t>(t - P)];
+      maskA[b][t] = 1;
+    }
+    // Position t predicts token t + 1: the response tokens are predicted from P - 1 .. P + R - 2.
+    for (int64_t t = 0; t < R; ++t) labelsA[b][P - 1 + t] = r[static_cast<size_t>(t)];
+    prefix[b] = P;
+  }
+  std::vector<const Scene*> scenes;
+  for (const auto& r : rows) scenes.push_back(&r.sample->scene);
+  MllmInputs in;
+  in.pixels = imageTensor(scenes).to(device);
+  in.inputIds = ids.to(device);
+  in.attentionMask = mask.to(device);
+  in.labels = labels.to(device);
+  in.prefixLen = prefix.to(device);
+  return in;
+}
+
+DataOrder::DataOrder(uint64_t seed, int64_t datasetSize) : m_seed(seed), m_size(datasetSize) {}
+
+const std::vector<int64_t>& DataOrder::epochOrder(int64_t epoch) {
+  if (epoch != m_cachedEpoch) {
+    m_order.resize(static_cast<size_t>(m_size));
+    for (int64_t i = 0; i < m_size; ++i) m_order[static_cast<size_t>(i)] = i;
+    SplitMix64 rng(m_seed * 1000003ull + static_cast<uint64_t>(epoch));
+    for (int64_t i = m_size - 1; i > 0; --i)  // Fisher-Yates
+      std::swap(m_order[static_cast<size_t>(i)], m_order[static_cast<size_t>(rng.uniform(static_cast<int>(i + 1)))]);
+    m_cachedEpoch = epoch;
+  }
+  return m_order;
+}
+
+std::vector<int64_t> DataOrder::indicesForStep(int64_t step, int64_t batchSize) {
+  std::vector<int64_t> out;
+  for (int64_t b = 0; b < batchSize; ++b) {
+    const int64_t flat = step * batchSize + b;
+    out.push_back(epochOrder(flat / m_size)[static_cast<size_t>(flat % m_size)]);
+  }
+  return out;
+}
+
+}  // namespace pivot

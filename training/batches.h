@@ -1,0 +1,45 @@
+// From ShapesWorld samples to model inputs: chat-template token rows, right padding, labels on the
+// response only, and the seeded order in which a run visits its dataset.
+#pragma once
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "data/shapes_world.h"
+#include "data/tokenizer.h"
+#include "model/mllm.h"
+
+namespace pivot {
+
+// What the assistant says in a row: the caption (stage 1a), or the chosen / rejected answer.
+enum class Response { Caption, Chosen, Rejected };
+
+struct BatchRow {
+  const Sample* sample;
+  Response response;
+};
+
+// The prompt of a row: captions answer "describe the image ."; the rest answer the question.
+std::string promptText(const Sample& s, Response r);
+
+// (B, 3, H, W) float in [-1, 1]: SigLIP preprocessing with mean = std = 0.5.
+torch::Tensor imageTensor(const std::vector<const Scene*>& scenes);
+
+MllmInputs buildBatch(const std::vector<BatchRow>& rows, const WordTokenizer& tok, int imageTokens,
+                      torch::Device device);
+
+// Sample indices of training step `step` (0-based): epochs of a seeded permutation of the dataset.
+class DataOrder {
+ public:
+  DataOrder(uint64_t seed, int64_t datasetSize);
+  std::vector<int64_t> indicesForStep(int64_t step, int64_t batchSize);
+
+ private:
+  const std::vector<int64_t>& epochOrder(int64_t epoch);
+  uint64_t m_seed;
+  int64_t m_size;
+  int64_t m_cachedEpoch = -1;
+  std::vector<int64_t> m_order;
+};
+
+}  // namespace pivot

@@ -1,0 +1,25 @@
+// Where per-step metrics go. The trainer reports to a sink; the run store, a progress line and the
+// GUI's buffer are sinks. The null sink drops everything.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace pivot {
+
+using Scalars = std::vector<std::pair<std::string, double>>;  // TRL names: loss, rewards/margins, ...
+
+class MetricSink {
+ public:
+  virtual ~MetricSink() = default;
+  virtual void onStep(int64_t step, int64_t totalSteps, const Scalars& scalars) = 0;
+  virtual void onMessage(const std::string& message) { (void)message; }
+};
+
+class NullSink final : public MetricSink {
+ public:
+  void onStep(int64_t, int64_t, const Scalars&) override {}
+};
+
+}  // namespace pivot

@@ -1,0 +1,41 @@
+// Runs one training stage (align, instruct, SFT or DPO) of the miniature MLLM as a run in the
+// workspace's run store: one readable loop, checkpoints, resume, a NaN guard, held-out scoring.
+#pragma once
+#include <atomic>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "config/train_config.h"
+#include "training/metric_sink.h"
+
+namespace at { class Tensor; }
+
+namespace pivot {
+
+struct TrainOptions {
+  std::string workspace;                 // folder holding runs.sqlite and checkpoints/
+  std::optional<int64_t> parentRunId;    // start from this run's last checkpoint (DPO: also the reference)
+  std::optional<int64_t> resumeRunId;    // continue this stopped or crashed run from its last checkpoint
+  std::string runName;                   // empty: "<stage>-<id>"
+  MetricSink* sink = nullptr;            // progress display, GUI buffer; the run store always gets metrics
+  const std::atomic<bool>* stopRequested = nullptr;  // polled once per step; stops with a checkpoint
+  std::function<void(int64_t step, at::Tensor& loss)> lossHook;  // tests inject faults here
+};
+
+struct TrainResult {
+  int64_t runId = 0;
+  std::string status;       // finished | stopped | failed
+  int64_t step = 0;         // optimiser steps done
+  std::string checkpoint;   // last checkpoint folder written (empty if none)
+  std::string message;
+  Scalars evaluation;       // held-out VQA scores at the end (finished runs)
+};
+
+// Throws std::runtime_error for bad configuration or inputs (nothing is written then).
+TrainResult train(const TrainConfig& config, const TrainOptions& options);
+
+std::string storePath(const std::string& workspace);
+std::string runDirectory(const std::string& workspace, int64_t runId);
+
+}  // namespace pivot
