@@ -205,7 +205,11 @@ TrainConfig trainConfigFromJson(const nlohmann::json& j) {
   std::string stage = stageName(c.stage);
   readField(j, "stage", stage, "");
   c.stage = stageFromName(stage);
-  if (j.contains("model")) c.model = mllmConfigFromJson(j["model"]);
+  try {
+    if (j.contains("model")) c.model = mllmConfigFromJson(j["model"]);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("model.") + e.what());
+  }
   if (j.contains("world")) c.world = worldFromJson(j["world"]);
   readField(j, "steps", c.steps, "");
   readField(j, "batch_size", c.batch_size, "");

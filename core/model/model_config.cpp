@@ -69,8 +69,16 @@ LmConfig lmConfigFromJson(const nlohmann::json& jIn) {
 
 MllmConfig mllmConfigFromJson(const nlohmann::json& j) {
   MllmConfig c;
-  if (j.contains("vision_config")) c.vision = visionConfigFromJson(j.at("vision_config"));
-  if (j.contains("text_config")) c.text = lmConfigFromJson(j.at("text_config"));
+  try {
+    if (j.contains("vision_config")) c.vision = visionConfigFromJson(j.at("vision_config"));
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("vision_config: ") + e.what());
+  }
+  try {
+    if (j.contains("text_config")) c.text = lmConfigFromJson(j.at("text_config"));
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("text_config: ") + e.what());
+  }
   readField(j, "vision_feature_layer", c.vision_feature_layer);
   readField(j, "prefix_bidirectional", c.prefix_bidirectional);
   readField(j, "image_token_index", c.image_token_id);

@@ -1,0 +1,107 @@
+// The `pivot` command as a user runs it: errors are one line with exit code 2 and write nothing;
+// train, runs, metrics --csv and export work on a tiny run.
+#include <QtTest/QtTest>
+#include <torch/torch.h>
+
+#include <QProcess>
+#include <QTemporaryDir>
+
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "io/state_dict.h"
+#include "model/model_config.h"
+#include "model/vision_transformer.h"
+
+using namespace pivot;
+
+namespace {
+
+struct Result {
+  int code;
+  QString out, err;
+};
+
+Result pivotCmd(const QStringList& args) {
+  QProcess p;
+  p.start(PIVOT_BINARY_DIR "/app/pivot", args);
+  p.waitForFinished(600000);
+  return {p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
+}
+
+}  // namespace
+
+class TestCli : public QObject {
+  Q_OBJECT
+  QTemporaryDir m_dir;
+
+ private Q_SLOTS:
+  void badInputIsOneLineExitTwoAndWritesNothing() {
+    const QString ws = m_dir.filePath("untouched");
+    struct Case {
+      QStringList args;
+      QString message;
+    };
+    const QList<Case> cases = {
+        {{"train", "--set", "nonsense=1"}, "unknown key 'nonsense'"},
+        {{"train", "--set", "lr=fast"}, "bad value for 'lr'"},
+        {{"train", "--stage", "ppo"}, "unknown stage 'ppo'"},
+        {{"train", "--preset", "/no/such/preset.json"}, "/no/such/preset.json: cannot open"},
+        {{"train", "--preset", "huge"}, "unknown preset 'huge'"},
+        {{"train", "--stage", "dpo", "--from", "7"}, "has no runs.sqlite"},
+        {{"metrics", "3"}, "has no runs.sqlite"},
+    };
+    for (const auto& c : cases) {
+      auto r = pivotCmd(QStringList{"--workspace", ws} + c.args);
+      QVERIFY2(r.code == 2, qPrintable(c.args.join(' ') + " -> " + QString::number(r.code) + r.err));
+      QVERIFY2(r.err.contains(c.message), qPrintable(r.err));
+      QCOMPARE(r.err.trimmed().count('\n'), 0);
+      QVERIFY2(!QFileInfo::exists(ws), qPrintable(c.args.join(' ')));
+    }
+  }
+
+  void trainRunsMetricsExport() {
+    const QString ws = m_dir.filePath("ws");
+    const QStringList small = {"--set", "steps=4", "--set", "batch_size=8", "--set", "eval_samples=12"};
+    auto r = pivotCmd(QStringList{"--workspace", ws, "train", "--stage", "align", "--name", "first"} + small);
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    QVERIFY(r.out.contains("align run 1: finished"));
+    QVERIFY(r.out.contains("vqa/accuracy"));
+
+    r = pivotCmd({"--workspace", ws, "runs"});
+    QCOMPARE(r.code, 0);
+    QVERIFY(r.out.contains("first"));
+    QVERIFY(r.out.contains("finished"));
+
+    r = pivotCmd({"--workspace", ws, "metrics", "first", "--csv"});
+    QCOMPARE(r.code, 0);
+    const auto lines = r.out.trimmed().split('\n');
+    QCOMPARE(lines.size(), 5);  // header + 4 steps
+    QVERIFY(lines[0].startsWith("step,"));
+    QVERIFY(lines[0].split(',').contains("loss"));
+    QVERIFY(lines[4].startsWith("4,"));
+
+    // A parent of another architecture is refused with exit code 2.
+    r = pivotCmd(QStringList{"--workspace", ws, "train", "--stage", "sft", "--from", "first", "--set",
+                             "model.text_config.hidden_size=32"} + small);
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("another architecture"), qPrintable(r.err));
+
+    const QString out = m_dir.filePath("export");
+    r = pivotCmd({"--workspace", ws, "export", "first", "--out", out});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    for (const char* f : {"model.safetensors", "config.json", "metrics.csv", "vision_encoder/model.safetensors",
+                          "vision_encoder/config.json"})
+      QVERIFY2(QFileInfo::exists(out + "/" + f), f);
+    // The exported encoder loads as a SigLIP vision tower by HF names.
+    auto cfg = visionConfigFromJson(readJsonFile((out + "/vision_encoder/config.json").toStdString()));
+    VisionTransformer vit(cfg);
+    auto report = loadStateDict(*vit, loadSafetensors((out + "/vision_encoder/model.safetensors").toStdString()),
+                                {"", "vision_model."}, "export");
+    QCOMPARE(report.prefix, std::string("vision_model."));
+    QCOMPARE(report.loaded, static_cast<int>(vit->parameters().size()));
+  }
+};
+
+QTEST_GUILESS_MAIN(TestCli)
+#include "test_cli.moc"

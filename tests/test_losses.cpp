@@ -1,0 +1,80 @@
+// Losses and schedule against values computed by hand.
+#include <QtTest/QtTest>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "training/losses.h"
+#include "training/schedule.h"
+
+using namespace pivot;
+
+namespace {
+double logSigmoid(double x) { return -std::log1p(std::exp(-x)); }
+bool near(double a, double b, double tol = 1e-6) { return std::abs(a - b) < tol; }
+}  // namespace
+
+class TestLosses : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void sftLossAveragesResponseTokensOnly() {
+    // Uniform logits over 4 classes: every labelled token costs log 4; ignored ones cost nothing.
+    auto logits = torch::zeros({1, 3, 4});
+    auto labels = torch::tensor({{-100, 1, 2}}, torch::kInt64);
+    QVERIFY(near(sftLoss(logits, labels).item<double>(), std::log(4.0)));
+    // One confident token: logits (ln 3, 0, 0, 0) on label 0 -> p = 3/6.
+    logits[0][1][0] = std::log(3.0);
+    labels = torch::tensor({{-100, 0, -100}}, torch::kInt64);
+    QVERIFY(near(sftLoss(logits, labels).item<double>(), -std::log(0.5)));
+  }
+
+  void dpoSigmoidMatchesHandComputedValues() {
+    auto pc = torch::tensor({-1.0, -2.0}), pr = torch::tensor({-3.0, -1.5});
+    auto rc = torch::tensor({-1.5, -2.0}), rr = torch::tensor({-2.5, -2.0});
+    const double beta = 0.1;
+    // h = (pc - rc) - (pr - rr) = (0.5 - (-0.5), 0 - 0.5) = (1.0, -0.5)
+    const double expected = -(logSigmoid(0.1 * 1.0) + logSigmoid(0.1 * -0.5)) / 2;
+    auto out = dpoLoss(pc, pr, rc, rr, beta, "sigmoid");
+    QVERIFY(near(out.loss.item<double>(), expected));
+    QVERIFY(near(out.chosenRewards[0].item<double>(), 0.05));
+    QVERIFY(near(out.chosenRewards[1].item<double>(), 0.0));
+    QVERIFY(near(out.rejectedRewards[0].item<double>(), -0.05));
+    QVERIFY(near(out.rejectedRewards[1].item<double>(), 0.05));
+    // At initialisation (policy == reference) the loss is log 2 whatever beta.
+    QVERIFY(near(dpoLoss(pc, pr, pc, pr, 0.7, "sigmoid").loss.item<double>(), std::log(2.0)));
+  }
+
+  void dpoVariantsMatchHandComputedValues() {
+    auto pc = torch::tensor({-1.0}), pr = torch::tensor({-3.0}), rc = torch::tensor({-1.5}), rr = torch::tensor({-2.5});
+    const double h = 1.0, beta = 0.5, ls = 0.2;
+    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, "hinge").loss.item<double>(), std::max(0.0, 1 - beta * h)));
+    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, "ipo").loss.item<double>(), std::pow(h - 1 / (2 * beta), 2)));
+    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, "sigmoid", ls).loss.item<double>(),
+                 -logSigmoid(beta * h) * (1 - ls) - logSigmoid(-beta * h) * ls));
+    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, "robust", ls).loss.item<double>(),
+                 (-logSigmoid(beta * h) * (1 - ls) + logSigmoid(-beta * h) * ls) / (1 - 2 * ls)));
+    QVERIFY_EXCEPTION_THROWN(dpoLoss(pc, pr, rc, rr, beta, "kto"), std::runtime_error);
+  }
+
+  void dpoGradientPushesChosenUpAndRejectedDown() {
+    auto pc = torch::tensor({-2.0}, torch::requires_grad()), pr = torch::tensor({-2.0}, torch::requires_grad());
+    dpoLoss(pc, pr, torch::tensor({-2.0}), torch::tensor({-2.0}), 0.1, "sigmoid").loss.backward();
+    QVERIFY(near(pc.grad().item<double>(), -0.05));  // -beta * sigmoid(0) = -0.05
+    QVERIFY(near(pr.grad().item<double>(), 0.05));
+  }
+
+  void cosineScheduleWithWarmup() {
+    // 100 steps, 10% warmup: 0 at step 0, linear to the peak at step 10, half at the midpoint of the decay.
+    QCOMPARE(warmupSteps(100, 0.1), 10);
+    QVERIFY(near(learningRateAt(0, 100, 1.0, 0.1), 0.0));
+    QVERIFY(near(learningRateAt(5, 100, 1.0, 0.1), 0.5));
+    QVERIFY(near(learningRateAt(10, 100, 1.0, 0.1), 1.0));
+    QVERIFY(near(learningRateAt(55, 100, 1.0, 0.1), 0.5));
+    QVERIFY(near(learningRateAt(100, 100, 1.0, 0.1), 0.0));
+    QVERIFY(near(learningRateAt(100, 100, 2.0, 0.1, 0.1), 0.2));
+    QVERIFY(near(learningRateAt(0, 10, 3.0, 0.0), 3.0));  // no warmup starts at the peak
+  }
+};
+
+QTEST_GUILESS_MAIN(TestLosses)
+#include "test_losses.moc"

@@ -1,0 +1,159 @@
+// Model invariants: shapes, causal masking, relative rotary embeddings, GQA vs MHA, prefix attention,
+// and gradients reaching the vision encoder through the projector.
+#include <QtTest/QtTest>
+#include <torch/torch.h>
+
+#include "model/mllm.h"
+
+using namespace pivot;
+
+namespace {
+
+MllmConfig tinyConfig() {
+  MllmConfig c;
+  c.vision.hidden_size = 32;
+  c.vision.intermediate_size = 64;
+  c.vision.num_hidden_layers = 3;
+  c.vision.num_attention_heads = 4;
+  c.vision.image_size = 16;
+  c.vision.patch_size = 4;  // 16 patches
+  c.text.vocab_size = 40;
+  c.text.hidden_size = 32;
+  c.text.intermediate_size = 64;
+  c.text.num_hidden_layers = 2;
+  c.text.num_attention_heads = 4;
+  c.text.num_key_value_heads = 2;
+  c.image_token_id = 3;
+  return c;
+}
+
+void randomise(torch::nn::Module& m) {
+  torch::NoGradGuard g;
+  for (auto& p : m.parameters()) p.normal_(0, 0.2);
+}
+
+}  // namespace
+
+class TestModels : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void initTestCase() { torch::manual_seed(7); }
+
+  void shapesAndNames() {
+    auto c = tinyConfig();
+    Mllm m(c);
+    auto params = m->named_parameters();
+    QVERIFY(params.contains("vision_tower.encoder.layers.0.self_attn.q_proj.weight"));
+    QVERIFY(params.contains("vision_tower.embeddings.patch_embedding.weight"));
+    QVERIFY(params.contains("multi_modal_projector.linear_1.weight"));
+    QVERIFY(params.contains("language_model.model.layers.1.mlp.gate_proj.weight"));
+    QVERIFY(params.contains("language_model.model.layers.0.self_attn.k_proj.bias"));
+    QVERIFY(!params.contains("language_model.model.layers.0.self_attn.o_proj.bias"));
+    QCOMPARE(params["language_model.model.layers.0.self_attn.k_proj.weight"].sizes().vec(),
+             (std::vector<int64_t>{16, 32}));  // 2 kv heads x 8
+    auto pixels = torch::randn({2, 3, 16, 16});
+    QCOMPARE(m->vision_tower->hiddenStates(pixels).size(), size_t(4));
+    QCOMPARE(m->visualTokens(pixels).sizes().vec(), (std::vector<int64_t>{2, 16, 32}));
+    auto ids = torch::randint(5, 40, {2, 22});
+    ids.narrow(1, 2, 16).fill_(3);
+    MllmInputs in{pixels, ids, torch::ones({2, 22}, torch::kInt64), torch::full({2, 22}, -100, torch::kInt64),
+                  torch::full({2}, 18, torch::kInt64)};
+    QCOMPARE(m->forward(in).sizes().vec(), (std::vector<int64_t>{2, 22, 40}));
+  }
+
+  void causalMaskingFutureTokenCannotChangeEarlierLogProbs() {
+    LmConfig c = tinyConfig().text;
+    CausalLM lm(c);
+    randomise(*lm);
+    auto ids = torch::randint(0, 40, {1, 10});
+    auto changed = ids.clone();
+    changed[0][9] = (ids[0][9].item<int64_t>() + 1) % 40;
+    auto a = lm->forward(ids), b = lm->forward(changed);
+    QVERIFY(torch::allclose(a.narrow(1, 0, 9), b.narrow(1, 0, 9), 1e-5, 1e-6));
+    QVERIFY(!torch::allclose(a.narrow(1, 9, 1), b.narrow(1, 9, 1), 1e-5, 1e-6));
+  }
+
+  void prefixAttentionSeesWholePrefixButNotTheResponse() {
+    LmConfig c = tinyConfig().text;
+    CausalLM lm(c);
+    randomise(*lm);
+    auto embeds = torch::randn({1, 8, 32});
+    auto prefix = torch::full({1}, 5, torch::kInt64);
+    auto changed = embeds.clone();
+    changed[0][4] += 1.0;  // last prefix token
+    auto a = lm->forwardEmbeds(embeds, {}, {}, prefix), b = lm->forwardEmbeds(changed, {}, {}, prefix);
+    QVERIFY(!torch::allclose(a[0][0], b[0][0], 1e-5, 1e-6));  // position 0 sees the whole prefix
+    auto changedResponse = embeds.clone();
+    changedResponse[0][7] += 1.0;
+    auto d = lm->forwardEmbeds(changedResponse, {}, {}, prefix);
+    QVERIFY(torch::allclose(a.narrow(1, 0, 7), d.narrow(1, 0, 7), 1e-5, 1e-6));  // response stays causal
+  }
+
+  void rotaryIsRelative() {
+    // Scores q_i . k_j after rotation depend only on i - j: shifting every position leaves them equal.
+    auto q = torch::randn({1, 2, 6, 8}), k = torch::randn({1, 2, 6, 8});
+    auto pos = torch::arange(6).unsqueeze(0);
+    auto [c0, s0] = rotaryTables(pos, 8, 10000.0, torch::kFloat32);
+    auto [c1, s1] = rotaryTables(pos + 37, 8, 10000.0, torch::kFloat32);
+    auto scores0 = torch::matmul(applyRotary(q, c0, s0), applyRotary(k, c0, s0).transpose(-2, -1));
+    auto scores1 = torch::matmul(applyRotary(q, c1, s1), applyRotary(k, c1, s1).transpose(-2, -1));
+    QVERIFY(torch::allclose(scores0, scores1, 1e-4, 1e-4));
+    QVERIFY(!torch::allclose(applyRotary(q, c0, s0), applyRotary(q, c1, s1), 1e-3, 1e-3));  // it does rotate
+  }
+
+  void gqaWithAllHeadsEqualsMultiHead() {
+    LmConfig gqa = tinyConfig().text;
+    gqa.num_key_value_heads = 2;
+    LmConfig mha = gqa;
+    mha.num_key_value_heads = 4;
+    CausalLM a(gqa), b(mha);
+    randomise(*a);
+    // b duplicates each kv head so head h reads kv head h / 2, exactly what GQA computes.
+    {
+      torch::NoGradGuard g;
+      for (auto& p : b->named_parameters()) {
+        auto src = a->named_parameters()[p.key()];
+        const bool kv = p.key().find("k_proj") != std::string::npos || p.key().find("v_proj") != std::string::npos;
+        if (!kv) { p.value().copy_(src); continue; }
+        auto heads = src.view({2, 8, -1}).repeat_interleave(2, 0);  // (4, hs, ...)
+        p.value().copy_(heads.reshape(p.value().sizes()));
+      }
+    }
+    auto ids = torch::randint(0, 40, {2, 9});
+    QVERIFY(torch::allclose(a->forward(ids), b->forward(ids), 1e-5, 1e-5));
+  }
+
+  void gradientsReachTheVisionEncoder() {
+    auto c = tinyConfig();
+    Mllm m(c);
+    randomise(*m);
+    auto ids = torch::randint(5, 40, {2, 20});
+    ids.narrow(1, 1, 16).fill_(3);
+    auto labels = torch::full({2, 20}, -100, torch::kInt64);
+    labels.narrow(1, 17, 3).copy_(torch::randint(5, 40, {2, 3}));
+    MllmInputs in{torch::randn({2, 3, 16, 16}), ids, torch::ones({2, 20}, torch::kInt64), labels,
+                  torch::full({2}, 17, torch::kInt64)};
+    sequenceLogProbs(m->forward(in), labels).sum().backward();
+    auto params = m->named_parameters();
+    for (const char* name : {"vision_tower.embeddings.patch_embedding.weight",
+                             "vision_tower.encoder.layers.0.self_attn.q_proj.weight",
+                             "vision_tower.encoder.layers.1.mlp.fc2.weight",
+                             "multi_modal_projector.linear_1.weight"}) {
+      auto grad = params[name].grad();
+      QVERIFY2(grad.defined() && grad.abs().sum().item<double>() > 0, name);
+    }
+    // Penultimate-layer features: the top layer is never used, so it gets no gradient.
+    QVERIFY(!params["vision_tower.encoder.layers.2.mlp.fc2.weight"].grad().defined());
+  }
+
+  void sequenceLogProbsSumOnlyLabelledTokens() {
+    auto logits = torch::randn({1, 4, 5});
+    auto labels = torch::tensor({{-100, 2, 4, -100}}, torch::kInt64);
+    auto lp = torch::log_softmax(logits, -1);
+    const double expected = lp[0][1][2].item<double>() + lp[0][2][4].item<double>();
+    QVERIFY(std::abs(sequenceLogProbs(logits, labels).item<double>() - expected) < 1e-6);
+  }
+};
+
+QTEST_GUILESS_MAIN(TestModels)
+#include "test_models.moc"

@@ -1,0 +1,192 @@
+// The training loop on the tiny preset: TRL-named metrics, DPO starting at log 2, resume that
+// reproduces the uninterrupted run, the NaN guard, and clear configuration errors.
+#include <QtTest/QtTest>
+#include <torch/torch.h>
+
+#include <QTemporaryDir>
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include "config/train_config.h"
+#include "store/run_store.h"
+#include "training/trainer.h"
+
+using namespace pivot;
+
+namespace {
+
+TrainConfig tiny(Stage stage, int steps) {
+  TrainConfig c = presetConfig("tiny", stage);
+  for (const char* s : {"batch_size=8", "eval_samples=24", "threads=2", "warmup_ratio=0"}) applyOverride(c, s);
+  c.steps = steps;
+  return c;
+}
+
+std::map<int64_t, double> series(const std::string& workspace, int64_t run, const std::string& key) {
+  RunStore store(storePath(workspace));
+  std::map<int64_t, double> out;
+  for (const auto& p : store.metrics(run, key)) out[p.step] = p.value;
+  return out;
+}
+
+// Requests a stop once the run reaches `atStep` (the GUI's Stop button does the same).
+class StopAt final : public MetricSink {
+ public:
+  StopAt(std::atomic<bool>& flag, int64_t atStep) : m_flag(flag), m_at(atStep) {}
+  void onStep(int64_t step, int64_t, const Scalars&) override {
+    if (step == m_at) m_flag = true;
+  }
+
+ private:
+  std::atomic<bool>& m_flag;
+  int64_t m_at;
+};
+
+}  // namespace
+
+class TestTraining : public QObject {
+  Q_OBJECT
+  QTemporaryDir m_dir;
+  std::string m_ws;
+  int64_t m_parent = 0;
+
+ private Q_SLOTS:
+  void initTestCase() {
+    m_ws = m_dir.filePath("ws").toStdString();
+    TrainOptions opt;
+    opt.workspace = m_ws;
+    auto r = train(tiny(Stage::Instruct, 10), opt);
+    QCOMPARE(r.status, std::string("finished"));
+    m_parent = r.runId;
+  }
+
+  void sftStageWritesMetricsCheckpointAndEvaluation() {
+    RunStore store(storePath(m_ws));
+    auto keys = store.metricKeys(m_parent);
+    for (const char* k : {"loss", "learning_rate", "grad_norm", "logps/chosen", "throughput/samples_per_s"})
+      QVERIFY2(std::find(keys.begin(), keys.end(), k) != keys.end(), k);
+    QCOMPARE(store.metrics(m_parent, "loss").size(), size_t(10));
+    auto cps = store.checkpoints(m_parent);
+    QCOMPARE(cps.size(), size_t(1));
+    QCOMPARE(cps[0].step, int64_t(10));
+    QVERIFY(std::filesystem::exists(cps[0].path + "/model.safetensors"));
+    bool hasAccuracy = false;
+    for (const auto& e : store.evaluations(m_parent)) hasAccuracy |= e.key == "vqa/accuracy/colour";
+    QVERIFY(hasAccuracy);
+    QCOMPARE(store.run(m_parent)->status, std::string("finished"));
+  }
+
+  void dpoStartsAtLogTwoWithZeroRewards() {
+    TrainOptions opt;
+    opt.workspace = m_ws;
+    opt.parentRunId = m_parent;
+    auto r = train(tiny(Stage::Dpo, 4), opt);
+    QCOMPARE(r.status, std::string("finished"));
+    // Step 1 runs before any update: policy == reference, so every reward is 0 and the loss log 2.
+    QVERIFY(std::abs(series(m_ws, r.runId, "loss").at(1) - std::log(2.0)) < 1e-5);
+    QVERIFY(std::abs(series(m_ws, r.runId, "rewards/margins").at(1)) < 1e-6);
+    QVERIFY(std::abs(series(m_ws, r.runId, "rewards/chosen").at(1)) < 1e-6);
+    for (const char* k : {"rewards/rejected", "rewards/accuracies", "logps/chosen", "logps/rejected"})
+      QCOMPARE(series(m_ws, r.runId, k).size(), size_t(4));
+    // After updates the policy has moved away from the reference.
+    QVERIFY(std::abs(series(m_ws, r.runId, "rewards/margins").at(4)) > 1e-6);
+    RunStore store(storePath(m_ws));
+    QCOMPARE(*store.run(r.runId)->parentId, m_parent);
+  }
+
+  void resumeReproducesTheUninterruptedRun() {
+    TrainConfig cfg = tiny(Stage::Dpo, 8);
+    cfg.checkpoint_every = 4;
+    TrainOptions straight;
+    straight.workspace = m_ws;
+    straight.parentRunId = m_parent;
+    auto whole = train(cfg, straight);
+
+    std::atomic<bool> stop{false};
+    StopAt stopper(stop, 3);
+    TrainOptions interrupted = straight;
+    interrupted.sink = &stopper;
+    interrupted.stopRequested = &stop;
+    auto first = train(cfg, interrupted);
+    QCOMPARE(first.status, std::string("stopped"));
+    QCOMPARE(first.step, int64_t(3));  // Stop takes effect within one step
+
+    TrainOptions resume;
+    resume.workspace = m_ws;
+    resume.resumeRunId = first.runId;
+    auto second = train(TrainConfig{}, resume);
+    QCOMPARE(second.status, std::string("finished"));
+    QCOMPARE(second.runId, first.runId);
+    for (const char* key : {"loss", "rewards/margins", "grad_norm"}) {
+      auto a = series(m_ws, whole.runId, key), b = series(m_ws, first.runId, key);
+      QCOMPARE(b.size(), a.size());
+      for (const auto& [step, v] : a)
+        QVERIFY2(std::abs(v - b.at(step)) <= 1e-4 * std::max(1.0, std::abs(v)),
+                 qPrintable(QString("%1 at step %2: %3 vs %4").arg(key).arg(step).arg(v).arg(b.at(step))));
+    }
+  }
+
+  void nanLossStopsTheRunAndKeepsTheLastGoodCheckpoint() {
+    TrainConfig cfg = tiny(Stage::Sft, 10);
+    cfg.checkpoint_every = 3;
+    TrainOptions opt;
+    opt.workspace = m_ws;
+    opt.parentRunId = m_parent;
+    opt.lossHook = [](int64_t step, torch::Tensor& loss) {
+      if (step == 4) loss = loss * std::numeric_limits<double>::quiet_NaN();
+    };
+    auto r = train(cfg, opt);
+    QCOMPARE(r.status, std::string("failed"));
+    QVERIFY2(r.message.find("nan at step 5") != std::string::npos, r.message.c_str());
+    QVERIFY2(r.message.find("step-0000003") != std::string::npos, r.message.c_str());
+    QVERIFY(std::filesystem::exists(r.checkpoint + "/model.safetensors"));
+    RunStore store(storePath(m_ws));
+    QCOMPARE(store.run(r.runId)->status, std::string("failed"));
+    QCOMPARE(store.metrics(r.runId, "loss").size(), size_t(4));  // no value for the bad step
+  }
+
+  void parentOfAnotherArchitectureIsRefused() {
+    TrainConfig cfg = tiny(Stage::Sft, 2);
+    applyOverride(cfg, "model.text_config.hidden_size=32");
+    TrainOptions opt;
+    opt.workspace = m_ws;
+    opt.parentRunId = m_parent;
+    const auto before = RunStore(storePath(m_ws)).runs().size();
+    try {
+      train(cfg, opt);
+      QFAIL("expected an error");
+    } catch (const std::runtime_error& e) {
+      QVERIFY2(std::string(e.what()).find("another architecture") != std::string::npos, e.what());
+    }
+    QCOMPARE(RunStore(storePath(m_ws)).runs().size(), before);  // nothing written
+  }
+
+  void overridesAreCheckedByName() {
+    TrainConfig c = presetConfig("tiny", Stage::Dpo);
+    applyOverride(c, "beta=0.25");
+    applyOverride(c, "world.rejected_kind=random");
+    applyOverride(c, "model.vision_config.num_hidden_layers=2");
+    QCOMPARE(c.beta, 0.25);
+    QVERIFY(c.world.rejected_kind == RejectedKind::Random);
+    QCOMPARE(c.model.vision.num_hidden_layers, 2);
+    auto expectError = [&](const std::string& set, const std::string& text) {
+      try {
+        TrainConfig copy = c;
+        applyOverride(copy, set);
+        QFAIL(("expected an error for " + set).c_str());
+      } catch (const std::runtime_error& e) {
+        QVERIFY2(std::string(e.what()).find(text) != std::string::npos, e.what());
+      }
+    };
+    expectError("nonsense=1", "unknown key 'nonsense'");
+    expectError("lr=fast", "bad value for 'lr'");
+    expectError("steps=2.5", "bad value for 'steps'");
+    expectError("loss_type=kto", "loss_type must be");
+    expectError("world.rejected_kind=odd", "world.rejected_kind");
+    expectError("model.vision_config.patch_size=5", "model.vision_config: config field 'patch_size' must divide");
+  }
+};
+
+QTEST_GUILESS_MAIN(TestTraining)
+#include "test_training.moc"
