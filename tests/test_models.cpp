@@ -146,6 +146,21 @@ class TestModels : public QObject {
     QVERIFY(!params["vision_tower.encoder.layers.2.mlp.fc2.weight"].grad().defined());
   }
 
+  void logitsFromSkipsOnlyUnreadPositions() {
+    // The last layer computes only positions >= logitsFrom; those logits must equal the full pass.
+    LmConfig c = tinyConfig().text;
+    CausalLM lm(c);
+    randomise(*lm);
+    auto embeds = torch::randn({2, 12, 32});
+    auto mask = torch::ones({2, 12}, torch::kInt64);
+    mask[1].narrow(0, 10, 2).fill_(0);  // right padding in row 1
+    auto prefix = torch::tensor({8, 9}, torch::kInt64);
+    auto full = lm->forwardEmbeds(embeds, mask, {}, prefix);
+    auto tail = lm->forwardEmbeds(embeds, mask, {}, prefix, /*logitsFrom=*/7);
+    QCOMPARE(tail.sizes().vec(), (std::vector<int64_t>{2, 5, 40}));
+    QVERIFY(torch::allclose(full.narrow(1, 7, 5), tail, 1e-5, 1e-5));
+  }
+
   void sequenceLogProbsSumOnlyLabelledTokens() {
     auto logits = torch::randn({1, 4, 5});
     auto labels = torch::tensor({{-100, 2, 4, -100}}, torch::kInt64);

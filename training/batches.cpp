@@ -59,6 +59,7 @@ MllmInputs buildBatch(const std::vector<BatchRow>& rows, const WordTokenizer& to
   in.attentionMask = mask.to(device);
   in.labels = labels.to(device);
   in.prefixLen = prefix.to(device);
+  in.logitsFrom = prefix.min().item<int64_t>() - 1;  // nothing before it is ever a target
   return in;
 }
 

@@ -22,12 +22,14 @@ Scalars evaluateVqa(Mllm& model, const ShapesWorld& world, const WordTokenizer& 
     for (const auto& s : samples) rows.push_back({&s, Response::Chosen});
     for (const auto& s : samples) rows.push_back({&s, Response::Rejected});
     auto in = buildBatch(rows, tok, imageTokens, device);
+    in.pixels = in.pixels.narrow(0, 0, n);  // chosen and rejected rows share their image
     auto logits = model->forward(in);                                    // (2n, T, V)
-    auto seq = sequenceLogProbs(logits, in.labels).to(torch::kCPU);      // (2n)
-    auto firstPos = (in.prefixLen - 1).view({-1, 1, 1});                 // predicts response token 0
+    auto labels = in.targetLabels();
+    auto seq = sequenceLogProbs(logits, labels).to(torch::kCPU);         // (2n)
+    auto firstPos = (in.prefixLen - 1 - in.logitsFrom).view({-1, 1, 1}); // predicts response token 0
     auto firstLogits = logits.gather(1, firstPos.expand({-1, 1, logits.size(2)})).squeeze(1);
     auto predicted = firstLogits.argmax(/*dim=*/-1).to(torch::kCPU);     // (2n)
-    auto target = in.labels.gather(1, firstPos.view({-1, 1})).squeeze(1).to(torch::kCPU);
+    auto target = labels.gather(1, firstPos.view({-1, 1})).squeeze(1).to(torch::kCPU);
     for (int i = 0; i < n; ++i) {
       const int c = static_cast<int>(samples[static_cast<size_t>(i)].category);
       ++total[static_cast<size_t>(c)];

@@ -234,25 +234,27 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     for (const auto& s : samples) rows.push_back({&s, kind});
     if (cfg.stage == Stage::Dpo)
       for (const auto& s : samples) rows.push_back({&s, Response::Rejected});
-    const auto in = buildBatch(rows, tok, imageTokens, device);
+    auto in = buildBatch(rows, tok, imageTokens, device);
+    in.pixels = in.pixels.narrow(0, 0, static_cast<int64_t>(samples.size()));  // one image per pair
 
     Scalars scalars;
     torch::Tensor loss;
     const int64_t B = static_cast<int64_t>(samples.size());
-    auto logits = model->forward(in);  // (rows, T, V)
+    auto logits = model->forward(in);  // (rows, T - logitsFrom, V)
+    const auto labels = in.targetLabels();
     if (cfg.stage == Stage::Dpo) {
-      auto policy = sequenceLogProbs(logits, in.labels);  // (2B): chosen then rejected
+      auto policy = sequenceLogProbs(logits, labels);  // (2B): chosen then rejected
       torch::Tensor ref;
       {
         torch::NoGradGuard noGrad;
-        ref = sequenceLogProbs(reference->forward(in), in.labels);
+        ref = sequenceLogProbs(reference->forward(in), labels);
       }
       auto pc = policy.narrow(0, 0, B), pr = policy.narrow(0, B, B);
       auto rc = ref.narrow(0, 0, B), rr = ref.narrow(0, B, B);
       auto dpo = dpoLoss(pc, pr, rc, rr, cfg.beta, cfg.loss_type, cfg.label_smoothing);
       loss = dpo.loss;
       if (cfg.sft_weight > 0)
-        loss = loss + cfg.sft_weight * sftLoss(logits.narrow(0, 0, B), in.labels.narrow(0, 0, B));
+        loss = loss + cfg.sft_weight * sftLoss(logits.narrow(0, 0, B), labels.narrow(0, 0, B));
       scalars = {{"rewards/chosen", dpo.chosenRewards.mean().item<double>()},
                  {"rewards/rejected", dpo.rejectedRewards.mean().item<double>()},
                  {"rewards/margins", (dpo.chosenRewards - dpo.rejectedRewards).mean().item<double>()},
@@ -262,8 +264,8 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
                  {"logps/ref_chosen", rc.mean().item<double>()},
                  {"logps/ref_rejected", rr.mean().item<double>()}};
     } else {
-      loss = sftLoss(logits, in.labels);
-      scalars = {{"logps/chosen", sequenceLogProbs(logits.detach(), in.labels).mean().item<double>()}};
+      loss = sftLoss(logits, labels);
+      scalars = {{"logps/chosen", sequenceLogProbs(logits.detach(), labels).mean().item<double>()}};
     }
     if (options.lossHook) options.lossHook(step, loss);
     const double lossValue = loss.item<double>();

@@ -56,10 +56,12 @@ int cmdBench(const std::string& preset, int steps, const std::string& python) {
   std::vector<BatchRow> rows;
   for (const auto& s : samples) rows.push_back({&s, Response::Chosen});
   for (const auto& s : samples) rows.push_back({&s, Response::Rejected});
-  const auto pairs = buildBatch(rows, tok, cfg.model.vision.numPatches(), torch::kCPU);
+  auto pairs = buildBatch(rows, tok, cfg.model.vision.numPatches(), torch::kCPU);
   const int64_t B = cfg.batch_size;
+  const auto allPixels = pairs.pixels;  // the Python reference encodes every row's image
+  pairs.pixels = pairs.pixels.narrow(0, 0, B);  // C++ encodes each pair's image once
   MllmInputs chosen{pairs.pixels.narrow(0, 0, B), pairs.inputIds.narrow(0, 0, B), pairs.attentionMask.narrow(0, 0, B),
-                    pairs.labels.narrow(0, 0, B), pairs.prefixLen.narrow(0, 0, B)};
+                    pairs.labels.narrow(0, 0, B), pairs.prefixLen.narrow(0, 0, B), pairs.logitsFrom};
 
   Mllm policy(cfg.model), reference(cfg.model);
   loadStateDict(*reference, stateDict(*policy), {""}, "policy");
@@ -68,18 +70,18 @@ int cmdBench(const std::string& preset, int steps, const std::string& python) {
   torch::optim::AdamW opt(policy->parameters(), torch::optim::AdamWOptions(1e-5).weight_decay(0));
 
   const double sftMs = timeSteps(steps, [&] {
-    auto loss = sftLoss(policy->forward(chosen), chosen.labels);
+    auto loss = sftLoss(policy->forward(chosen), chosen.targetLabels());
     opt.zero_grad();
     loss.backward();
     torch::nn::utils::clip_grad_norm_(policy->parameters(), 1.0);
     opt.step();
   });
   const double dpoMs = timeSteps(steps, [&] {
-    auto logp = sequenceLogProbs(policy->forward(pairs), pairs.labels);
+    auto logp = sequenceLogProbs(policy->forward(pairs), pairs.targetLabels());
     torch::Tensor ref;
     {
       torch::NoGradGuard g;
-      ref = sequenceLogProbs(reference->forward(pairs), pairs.labels);
+      ref = sequenceLogProbs(reference->forward(pairs), pairs.targetLabels());
     }
     auto out = dpoLoss(logp.narrow(0, 0, B), logp.narrow(0, B, B), ref.narrow(0, 0, B), ref.narrow(0, B, B), 0.1, "sigmoid");
     opt.zero_grad();
@@ -93,7 +95,7 @@ int cmdBench(const std::string& preset, int steps, const std::string& python) {
   const fs::path tmp = fs::temp_directory_path() / ("pivot-bench-" + std::to_string(::getpid()));
   fs::create_directories(tmp);
   saveSafetensors((tmp / "batch.safetensors").string(),
-                  {{"pixels", pairs.pixels}, {"input_ids", pairs.inputIds}, {"attention_mask", pairs.attentionMask},
+                  {{"pixels", allPixels}, {"input_ids", pairs.inputIds}, {"attention_mask", pairs.attentionMask},
                    {"labels", pairs.labels}, {"prefix_len", pairs.prefixLen}});
   std::ofstream(tmp / "config.json") << toJson(cfg.model).dump(2);
   const std::string script = std::string(PIVOT_SOURCE_DIR) + "/bench/reference_step.py";

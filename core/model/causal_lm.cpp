@@ -26,20 +26,17 @@ Qwen2AttentionImpl::Qwen2AttentionImpl(const LmConfig& c)
 
 torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                           const torch::Tensor& sin,
-                                          const torch::Tensor& additiveMask) {
-  const int64_t B = x.size(0), T = x.size(1);
-  auto q = q_proj(x).view({B, T, numHeads, headDim}).transpose(1, 2);    // (B, nh, T, hs)
+                                          const torch::Tensor& additiveMask, int64_t queriesFrom) {
+  const int64_t B = x.size(0), T = x.size(1), Tq = T - queriesFrom;
+  auto xq = queriesFrom > 0 ? x.narrow(1, queriesFrom, Tq) : x;
+  auto q = q_proj(xq).view({B, Tq, numHeads, headDim}).transpose(1, 2);  // (B, nh, Tq, hs)
   auto k = k_proj(x).view({B, T, numKvHeads, headDim}).transpose(1, 2);  // (B, nkv, T, hs)
   auto v = v_proj(x).view({B, T, numKvHeads, headDim}).transpose(1, 2);  // (B, nkv, T, hs)
-  q = applyRotary(q, cos, sin);
+  q = applyRotary(q, cos.narrow(1, queriesFrom, Tq), sin.narrow(1, queriesFrom, Tq));
   k = applyRotary(k, cos, sin);
-  if (numKvHeads != numHeads) {  // grouped-query attention: head h reads kv head h / groups
-    const int64_t groups = numHeads / numKvHeads;
-    k = k.repeat_interleave(groups, /*dim=*/1);  // (B, nh, T, hs)
-    v = v.repeat_interleave(groups, /*dim=*/1);
-  }
-  auto y = scaledDotProductAttention(q, k, v, additiveMask);  // (B, nh, T, hs)
-  y = y.transpose(1, 2).contiguous().view({B, T, numHeads * headDim});
+  auto mask = queriesFrom > 0 ? additiveMask.narrow(2, queriesFrom, Tq) : additiveMask;  // (B, 1, Tq, T)
+  auto y = groupedQueryAttention(q, k, v, mask);  // (B, nh, Tq, hs); head h reads kv head h / groups
+  y = y.transpose(1, 2).contiguous().view({B, Tq, numHeads * headDim});
   return o_proj(y);
 }
 
@@ -64,8 +61,9 @@ Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const LmConfig& c) {
 
 torch::Tensor Qwen2DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                              const torch::Tensor& sin,
-                                             const torch::Tensor& additiveMask) {
-  auto h = x + self_attn(input_layernorm(x), cos, sin, additiveMask);
+                                             const torch::Tensor& additiveMask, int64_t outputsFrom) {
+  auto residual = outputsFrom > 0 ? x.narrow(1, outputsFrom, x.size(1) - outputsFrom) : x;
+  auto h = residual + self_attn(input_layernorm(x), cos, sin, additiveMask, outputsFrom);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -127,8 +125,9 @@ torch::Tensor CausalLMImpl::outputWeight() {
 torch::Tensor CausalLMImpl::forwardEmbeds(const torch::Tensor& inputsEmbeds,
                                           const torch::Tensor& attentionMask,
                                           const torch::Tensor& positionIds,
-                                          const torch::Tensor& prefixLen) {
+                                          const torch::Tensor& prefixLen, int64_t logitsFrom) {
   const int64_t B = inputsEmbeds.size(0), T = inputsEmbeds.size(1);
+  TORCH_CHECK(logitsFrom >= 0 && logitsFrom < T, "logitsFrom ", logitsFrom, " outside 0..", T - 1);
   const auto device = inputsEmbeds.device();
   torch::Tensor positions = positionIds;
   if (!positions.defined()) {
@@ -143,8 +142,9 @@ torch::Tensor CausalLMImpl::forwardEmbeds(const torch::Tensor& inputsEmbeds,
                                  inputsEmbeds.scalar_type());
   auto mask = buildAttentionMask(B, T, attentionMask, prefixLen, inputsEmbeds.scalar_type(), device);
   auto h = inputsEmbeds;
-  for (size_t i = 0; i < model->layers->size(); ++i)
-    h = model->layers->at<Qwen2DecoderLayerImpl>(i).forward(h, cos, sin, mask);
+  const size_t L = model->layers->size();
+  for (size_t i = 0; i < L; ++i)
+    h = model->layers->at<Qwen2DecoderLayerImpl>(i).forward(h, cos, sin, mask, i + 1 == L ? logitsFrom : 0);
   h = model->norm(h);
   return torch::nn::functional::linear(h, outputWeight());  // (B, T, V)
 }

@@ -19,9 +19,10 @@ TORCH_MODULE(RMSNorm);
 
 struct Qwen2AttentionImpl : torch::nn::Module {
   explicit Qwen2AttentionImpl(const LmConfig& c);
-  // x (B, T, D); cos/sin (B, T, hs); additiveMask (B, 1, T, T)
+  // x (B, T, D); cos/sin (B, T, hs); additiveMask (B, 1, T, T). Queries only for positions
+  // >= queriesFrom (keys and values for all): output (B, T - queriesFrom, D).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& additiveMask);
+                        const torch::Tensor& additiveMask, int64_t queriesFrom = 0);
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t numHeads, numKvHeads, headDim;
 };
@@ -36,8 +37,9 @@ TORCH_MODULE(Qwen2Mlp);
 
 struct Qwen2DecoderLayerImpl : torch::nn::Module {
   explicit Qwen2DecoderLayerImpl(const LmConfig& c);
+  // Output (B, T - outputsFrom, D): positions before outputsFrom are not computed (last layer only).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& additiveMask);
+                        const torch::Tensor& additiveMask, int64_t outputsFrom = 0);
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Qwen2Attention self_attn{nullptr};
   Qwen2Mlp mlp{nullptr};
@@ -71,10 +73,12 @@ struct CausalLMImpl : torch::nn::Module {
   torch::Tensor embed(const torch::Tensor& ids);  // (B, T) -> (B, T, D)
   // inputsEmbeds (B, T, D) -> logits (B, T, V). attentionMask (B, T) 1 = real token, 0 = padding;
   // positionIds (B, T) default cumsum(mask) - 1 clamped at 0 (HF's left-padding convention).
+  // logitsFrom > 0 returns logits for positions >= logitsFrom only, (B, T - logitsFrom, V), like
+  // HF's logits_to_keep; beyond HF, the last layer also skips the positions nobody reads.
   torch::Tensor forwardEmbeds(const torch::Tensor& inputsEmbeds,
                               const torch::Tensor& attentionMask = {},
                               const torch::Tensor& positionIds = {},
-                              const torch::Tensor& prefixLen = {});
+                              const torch::Tensor& prefixLen = {}, int64_t logitsFrom = 0);
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& attentionMask = {},
                         const torch::Tensor& positionIds = {});
   torch::Tensor outputWeight();  // lm_head weight, or the embedding when tied

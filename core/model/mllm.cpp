@@ -34,11 +34,15 @@ torch::Tensor MllmImpl::spliceEmbeddings(const torch::Tensor& inputIds, const to
 }
 
 torch::Tensor MllmImpl::forward(const MllmInputs& in, torch::Tensor* visualOut) {
-  auto visual = visualTokens(in.pixels);
+  auto visual = visualTokens(in.pixels);  // (I, N, Dt)
   if (visualOut) *visualOut = visual;
+  const int64_t rows = in.inputIds.size(0), images = visual.size(0);
+  TORCH_CHECK(rows % images == 0, rows, " token rows cannot share ", images, " images");
+  if (rows != images) visual = visual.repeat({rows / images, 1, 1});  // (B, N, Dt)
   auto embeds = spliceEmbeddings(in.inputIds, visual);
   return language_model->forwardEmbeds(embeds, in.attentionMask, /*positionIds=*/{},
-                                       config.prefix_bidirectional ? in.prefixLen : torch::Tensor());
+                                       config.prefix_bidirectional ? in.prefixLen : torch::Tensor(),
+                                       in.logitsFrom);
 }
 
 torch::Tensor tokenLogProbs(const torch::Tensor& logits, const torch::Tensor& labels) {
