@@ -41,6 +41,8 @@ class TestRunStore : public QObject {
     } catch (const std::runtime_error& e) {
       QVERIFY(std::string(e.what()).find("no run 'nope'") != std::string::npos);
     }
+    store.setTags(c, "baseline,seed1");
+    QCOMPARE(store.findRun("my-dpo").tags, std::string("baseline,seed1"));
     store.deleteRun(p);
     QVERIFY(!store.run(c)->parentId.has_value());  // ON DELETE SET NULL
   }

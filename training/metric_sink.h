@@ -13,6 +13,10 @@ using Scalars = std::vector<std::pair<std::string, double>>;  // TRL names: loss
 class MetricSink {
  public:
   virtual ~MetricSink() = default;
+  virtual void onRunStarted(int64_t runId, const std::string& name, int64_t batchSize,
+                            const std::string& device) {
+    (void)runId, (void)name, (void)batchSize, (void)device;
+  }
   virtual void onStep(int64_t step, int64_t totalSteps, const Scalars& scalars) = 0;
   virtual void onMessage(const std::string& message) { (void)message; }
 };

@@ -195,6 +195,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     runId = store.createRun(info);
   }
   store.setStatus(runId, "running", "device " + device.str());
+  sink.onRunStarted(runId, store.run(runId)->name, cfg.batch_size, device.str());
   const std::string runDir = runDirectory(options.workspace, runId);
   fs::create_directories(runDir);
 
@@ -220,7 +221,15 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
                  device.str());
   int64_t step = startStep;
   for (; step < cfg.steps; ++step) {
-    if (options.stopRequested && options.stopRequested->load()) break;
+    const auto stopping = [&] { return options.stopRequested && options.stopRequested->load(); };
+    if (options.pauseRequested && options.pauseRequested->load() && !stopping()) {
+      writer.flush();  // whoever watches sees every step done so far
+      store.setStatus(runId, "paused", "paused at step " + std::to_string(step));
+      while (options.pauseRequested->load() && !stopping())
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      store.setStatus(runId, "running", "device " + device.str());
+    }
+    if (stopping()) break;
     const auto t0 = std::chrono::steady_clock::now();
     const double lr = learningRateAt(static_cast<int>(step), cfg.steps, cfg.lr, cfg.warmup_ratio, cfg.min_lr_ratio);
     const double visionLr = learningRateAt(static_cast<int>(step), cfg.steps, cfg.vision_lr, cfg.warmup_ratio, cfg.min_lr_ratio);

@@ -20,6 +20,7 @@ struct TrainOptions {
   std::string runName;                   // empty: "<stage>-<id>"
   MetricSink* sink = nullptr;            // progress display, GUI buffer; the run store always gets metrics
   const std::atomic<bool>* stopRequested = nullptr;  // polled once per step; stops with a checkpoint
+  const std::atomic<bool>* pauseRequested = nullptr; // polled once per step; waits while set
   std::function<void(int64_t step, at::Tensor& loss)> lossHook;  // tests inject faults here
 };
 

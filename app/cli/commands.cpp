@@ -72,13 +72,6 @@ std::unique_ptr<RunStore> openExisting(const std::string& workspace) {
   return std::make_unique<RunStore>(path);
 }
 
-TrainConfig configFor(const std::string& preset, Stage stage, const std::vector<std::string>& sets) {
-  TrainConfig cfg = presetConfig(preset, stage);
-  for (const auto& s : sets) applyOverride(cfg, s);
-  validate(cfg);
-  return cfg;
-}
-
 void printEvaluation(const TrainResult& r) {
   for (const auto& [k, v] : r.evaluation)
     std::cout << "  " << std::left << std::setw(28) << k << std::fixed << std::setprecision(4) << v << "\n";
@@ -126,7 +119,7 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     return r.status == "failed" ? 1 : 0;
   }
   const Stage stage = stageFromName(a.stage);
-  const TrainConfig cfg = configFor(a.preset, stage, a.sets);  // all validation before any write
+  const TrainConfig cfg = makeConfig(a.preset, stage, a.sets);  // all validation before any write
   std::optional<int64_t> parent;
   if (!a.from.empty()) {
     auto store = openExisting(workspace);
@@ -137,9 +130,7 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
   } else if (stage != Stage::Align) {
     // No parent: run the stages this one builds on first, with the same preset and overrides.
     std::cout << "no --from given: running the earlier stages first\n";
-    std::vector<Stage> chain = {Stage::Align};
-    if (stage != Stage::Instruct) chain.push_back(Stage::Instruct);
-    for (Stage s : chain) parent = runStage(workspace, configFor(a.preset, s, a.sets), parent, "", a.quiet).runId;
+    for (Stage s : prerequisiteStages(stage)) parent = runStage(workspace, makeConfig(a.preset, s, a.sets), parent, "", a.quiet).runId;
   }
   auto r = runStage(workspace, cfg, parent, a.name, a.quiet);
   printEvaluation(r);
@@ -240,12 +231,12 @@ int cmdExport(const std::string& workspace, const std::string& runName, const st
 int cmdDemo(const std::string& workspace, const std::string& preset, const std::vector<std::string>& sets) {
   std::cout << "PIVOT Workbench demo: the miniature SFT-vs-DPO study on ShapesWorld (preset " << preset
             << ")\nworkspace: " << workspace << "\n";
-  const auto align = runStage(workspace, configFor(preset, Stage::Align, sets), std::nullopt, "", false);
-  const auto instruct = runStage(workspace, configFor(preset, Stage::Instruct, sets), align.runId, "", false);
+  const auto align = runStage(workspace, makeConfig(preset, Stage::Align, sets), std::nullopt, "", false);
+  const auto instruct = runStage(workspace, makeConfig(preset, Stage::Instruct, sets), align.runId, "", false);
   std::cout << "stage-1 model, held-out VQA:\n";
   printEvaluation(instruct);
-  const auto sft = runStage(workspace, configFor(preset, Stage::Sft, sets), instruct.runId, "", false);
-  const auto dpo = runStage(workspace, configFor(preset, Stage::Dpo, sets), instruct.runId, "", false);
+  const auto sft = runStage(workspace, makeConfig(preset, Stage::Sft, sets), instruct.runId, "", false);
+  const auto dpo = runStage(workspace, makeConfig(preset, Stage::Dpo, sets), instruct.runId, "", false);
   std::cout << "\nheld-out VQA after stage 2 (same stage-1 model, same samples):\n"
             << std::left << std::setw(28) << "metric" << std::setw(12) << "stage 1" << std::setw(12) << "SFT"
             << "DPO\n";

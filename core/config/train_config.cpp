@@ -293,4 +293,19 @@ void validate(const TrainConfig& c) {
   (void)check;
 }
 
+TrainConfig makeConfig(const std::string& preset, Stage stage, const std::vector<std::string>& overrides) {
+  TrainConfig cfg = presetConfig(preset, stage);
+  for (const auto& o : overrides) applyOverride(cfg, o);
+  validate(cfg);
+  return cfg;
+}
+
+std::vector<Stage> prerequisiteStages(Stage stage) {
+  switch (stage) {
+    case Stage::Align: return {};
+    case Stage::Instruct: return {Stage::Align};
+    default: return {Stage::Align, Stage::Instruct};
+  }
+}
+
 }  // namespace pivot

@@ -58,4 +58,11 @@ void applyOverride(TrainConfig& c, const std::string& assignment);
 // Checks ranges and consistency; throws naming the first bad field.
 void validate(const TrainConfig& c);
 
+// A preset's config for a stage with "key=value" overrides applied, validated.
+TrainConfig makeConfig(const std::string& preset, Stage stage, const std::vector<std::string>& overrides);
+
+// The stages a run of `stage` builds on when it has no parent run: align before instruct, both
+// before SFT and DPO.
+std::vector<Stage> prerequisiteStages(Stage stage);
+
 }  // namespace pivot

@@ -51,6 +51,8 @@ const char* const kMigrations[] = {
       path TEXT NOT NULL,
       created_at REAL NOT NULL);
     )sql",
+    // 1 -> 2: free-form tags per run (the runs browser's "tag" action).
+    "ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
 };
 
 struct StmtDeleter {
@@ -93,12 +95,13 @@ RunInfo readRun(sqlite3_stmt* s) {
   r.message = columnText(s, 8);
   r.createdAt = sqlite3_column_double(s, 9);
   r.updatedAt = sqlite3_column_double(s, 10);
+  r.tags = columnText(s, 11);
   return r;
 }
 
 constexpr const char* kRunColumns =
     "SELECT id, name, preset, stage, status, parent_id, config_json, git_commit, message, "
-    "created_at, updated_at FROM runs";
+    "created_at, updated_at, tags FROM runs";
 
 }  // namespace
 
@@ -196,6 +199,13 @@ void RunStore::setStatus(int64_t runId, const std::string& status, const std::st
 void RunStore::rename(int64_t runId, const std::string& name) {
   auto s = prepare(m_db.get(), "UPDATE runs SET name = ? WHERE id = ?");
   bindText(s.get(), 1, name);
+  sqlite3_bind_int64(s.get(), 2, runId);
+  step(m_db.get(), s.get());
+}
+
+void RunStore::setTags(int64_t runId, const std::string& tags) {
+  auto s = prepare(m_db.get(), "UPDATE runs SET tags = ? WHERE id = ?");
+  bindText(s.get(), 1, tags);
   sqlite3_bind_int64(s.get(), 2, runId);
   step(m_db.get(), s.get());
 }
@@ -313,6 +323,25 @@ std::vector<MetricPoint> RunStore::metrics(int64_t runId, const std::string& key
     out.push_back({sqlite3_column_int64(s.get(), 0), columnText(s.get(), 1),
                    sqlite3_column_double(s.get(), 2), sqlite3_column_double(s.get(), 3)});
   return out;
+}
+
+std::vector<MetricPoint> RunStore::metricsAfter(int64_t runId, int64_t afterStep) const {
+  auto s = prepare(m_db.get(), "SELECT step, key, value, wall_time FROM metrics WHERE run_id = ? AND step > ? ORDER BY step, key");
+  sqlite3_bind_int64(s.get(), 1, runId);
+  sqlite3_bind_int64(s.get(), 2, afterStep);
+  std::vector<MetricPoint> out;
+  while (sqlite3_step(s.get()) == SQLITE_ROW)
+    out.push_back({sqlite3_column_int64(s.get(), 0), columnText(s.get(), 1),
+                   sqlite3_column_double(s.get(), 2), sqlite3_column_double(s.get(), 3)});
+  return out;
+}
+
+std::optional<MetricPoint> RunStore::lastMetric(int64_t runId, const std::string& key) const {
+  auto s = prepare(m_db.get(), "SELECT step, value, wall_time FROM metrics WHERE run_id = ? AND key = ? ORDER BY step DESC LIMIT 1");
+  sqlite3_bind_int64(s.get(), 1, runId);
+  bindText(s.get(), 2, key);
+  if (sqlite3_step(s.get()) != SQLITE_ROW) return std::nullopt;
+  return MetricPoint{sqlite3_column_int64(s.get(), 0), key, sqlite3_column_double(s.get(), 1), sqlite3_column_double(s.get(), 2)};
 }
 
 std::vector<std::string> RunStore::metricKeys(int64_t runId) const {

@@ -22,6 +22,7 @@ struct RunInfo {
   std::string configJson;
   std::string gitCommit;
   std::string message;  // last status message (e.g. why it failed)
+  std::string tags;     // comma-separated labels
   double createdAt = 0, updatedAt = 0;  // unix seconds
 };
 
@@ -47,7 +48,7 @@ struct EvaluationRow {
 
 class RunStore {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   explicit RunStore(const std::string& path);  // creates or migrates; throws naming the file
   ~RunStore();
@@ -60,6 +61,7 @@ class RunStore {
   int64_t createRun(const RunInfo& info);  // returns the new id; name defaults to "<stage>-<id>"
   void setStatus(int64_t runId, const std::string& status, const std::string& message = "");
   void rename(int64_t runId, const std::string& name);
+  void setTags(int64_t runId, const std::string& tags);
   void deleteRun(int64_t runId);  // rows only; the caller removes files
 
   // One transaction for the whole batch. A point for an existing (run, key, step) replaces it,
@@ -75,6 +77,8 @@ class RunStore {
   RunInfo findRun(const std::string& idOrName) const;  // throws "no run 'X' in <file>"
   std::vector<MetricPoint> metrics(int64_t runId, const std::string& key = "") const;
   std::vector<std::string> metricKeys(int64_t runId) const;
+  std::vector<MetricPoint> metricsAfter(int64_t runId, int64_t step) const;  // all keys, step > given
+  std::optional<MetricPoint> lastMetric(int64_t runId, const std::string& key) const;
   std::vector<CheckpointInfo> checkpoints(int64_t runId) const;
   std::vector<EvaluationRow> evaluations(int64_t runId) const;
 

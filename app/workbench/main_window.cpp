@@ -1,0 +1,316 @@
+#include "main_window.h"
+
+#include <QApplication>
+#include <QCloseEvent>
+#include <QComboBox>
+#include <QDir>
+#include <QDockWidget>
+#include <QMessageBox>
+#include <QSettings>
+#include <QStatusBar>
+#include <QtConcurrent/QtConcurrent>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "training/trainer.h"
+
+namespace pivot {
+namespace {
+
+constexpr int kDrainIntervalMs = 40;   // live curves: at most 25 updates a second
+constexpr int kPollIntervalMs = 1500;  // run store: runs started elsewhere, other runs' points
+
+StorePoll readStore(const std::string& path, std::map<int64_t, int64_t> wanted) {
+  StorePoll poll;
+  try {
+    if (!std::filesystem::exists(path)) return poll;
+    RunStore store(path);
+    for (const auto& info : store.runs()) {
+      RunSummary s;
+      s.info = info;
+      if (auto loss = store.lastMetric(info.id, "loss")) {
+        s.lastStep = loss->step;
+        s.lastLoss = loss->value;
+      }
+      if (auto margin = store.lastMetric(info.id, "rewards/margins")) s.lastMargin = margin->value;
+      poll.runs.push_back(std::move(s));
+    }
+    for (const auto& [id, after] : wanted) poll.newPoints[id] = store.metricsAfter(id, after);
+  } catch (const std::exception& e) {
+    poll.error = QString::fromUtf8(e.what());
+  }
+  return poll;
+}
+
+double batchSizeOf(const RunInfo& info) {
+  try {
+    return nlohmann::json::parse(info.configJson).value("batch_size", 1.0);
+  } catch (...) {
+    return 1.0;
+  }
+}
+
+QString formatEta(double seconds) {
+  const int s = static_cast<int>(seconds);
+  return QString("%1:%2:%3").arg(s / 3600).arg((s / 60) % 60, 2, 10, QChar('0')).arg(s % 60, 2, 10, QChar('0'));
+}
+
+}  // namespace
+
+MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(parent), m_workspace(workspace) {
+  setWindowTitle(QString("PIVOT Workbench — %1").arg(QDir::toNativeSeparators(workspace)));
+  QDir().mkpath(workspace);
+  m_curves = new CurveGrid;
+  setCentralWidget(m_curves);
+
+  m_launch = new LaunchPanel;
+  auto* launchDock = new QDockWidget("Launch", this);
+  launchDock->setObjectName("launchDock");
+  launchDock->setWidget(m_launch);
+  launchDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
+  addDockWidget(Qt::LeftDockWidgetArea, launchDock);
+
+  m_browser = new RunsBrowser;
+  auto* runsDock = new QDockWidget("Runs", this);
+  runsDock->setObjectName("runsDock");
+  runsDock->setWidget(m_browser);
+  runsDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
+  addDockWidget(Qt::BottomDockWidgetArea, runsDock);
+
+  m_stepLabel = new QLabel("idle");
+  m_speedLabel = new QLabel;
+  m_etaLabel = new QLabel;
+  m_deviceLabel = new QLabel("device: chosen at start (CUDA when present, else CPU)");
+  for (auto* l : {m_stepLabel, m_speedLabel, m_etaLabel}) statusBar()->addWidget(l);
+  statusBar()->addPermanentWidget(m_deviceLabel);
+
+  m_thread = std::make_unique<TrainingThread>(workspace, &m_live);
+  auto* worker = m_thread->worker();
+  connect(worker, &TrainingWorker::runStarted, this, [this](qint64 id, const QString& name, double batch) {
+    m_activeRun = id;
+    m_batchSizes[id] = batch;
+    m_shownRuns.insert(id);
+    m_curves->appendMetrics(id, name, batch, {});
+    statusBar()->showMessage(QString("run %1 (%2) started").arg(id).arg(name), 4000);
+    pollNow();
+  });
+  connect(worker, &TrainingWorker::runEnded, this, [this](qint64 id, const QString& status, const QString& message) {
+    drainLive();
+    statusBar()->showMessage(QString("run %1 %2: %3").arg(id).arg(status, message), 8000);
+    pollNow();
+  });
+  connect(worker, &TrainingWorker::jobEnded, this, &MainWindow::onJobEnded);
+
+  connect(m_launch, &LaunchPanel::startRequested, this, &MainWindow::startRun);
+  connect(m_launch, &LaunchPanel::pauseRequested, this, [this] {
+    m_thread->worker()->pauseFlag = true;
+    m_launch->setState(LaunchPanel::State::Paused);
+    m_stepLabel->setText(m_stepLabel->text() + " (paused)");
+  });
+  connect(m_launch, &LaunchPanel::resumeRequested, this, [this] {
+    if (m_training) {
+      m_thread->worker()->pauseFlag = false;
+      m_launch->setState(LaunchPanel::State::Running);
+      return;
+    }
+    const auto ids = m_browser->selectedRunIds();  // idle: continue the selected stopped run
+    if (ids.size() == 1) resumeRun(ids.front());
+    else statusBar()->showMessage("Select one stopped or failed run to resume", 5000);
+  });
+  connect(m_launch, &LaunchPanel::stopRequested, this, [this] {
+    m_thread->worker()->pauseFlag = false;
+    m_thread->worker()->stopFlag = true;
+    statusBar()->showMessage("stopping after the current step…");
+  });
+
+  connect(m_browser, &RunsBrowser::selectionChanged, this, [this](const QList<int64_t>& ids) {
+    for (auto it = m_shownRuns.begin(); it != m_shownRuns.end();) {
+      if (!ids.contains(*it) && *it != m_activeRun) {
+        m_curves->removeRun(*it);
+        it = m_shownRuns.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto id : ids) m_shownRuns.insert(id);
+    pollNow();
+  });
+  connect(m_browser, &RunsBrowser::renameRequested, this, [this](int64_t id, const QString& name) {
+    runStoreAction([&](RunStore& s) { s.rename(id, name.toStdString()); });
+  });
+  connect(m_browser, &RunsBrowser::tagsRequested, this, [this](int64_t id, const QString& tags) {
+    runStoreAction([&](RunStore& s) { s.setTags(id, tags.toStdString()); });
+  });
+  connect(m_browser, &RunsBrowser::deleteRequested, this, &MainWindow::deleteRuns);
+  connect(m_browser, &RunsBrowser::resumeRequested, this, &MainWindow::resumeRun);
+
+  connect(&m_pollWatcher, &QFutureWatcher<StorePoll>::finished, this, [this] { applyPoll(m_pollWatcher.result()); });
+  m_drainTimer.setInterval(kDrainIntervalMs);
+  connect(&m_drainTimer, &QTimer::timeout, this, &MainWindow::drainLive);
+  m_drainTimer.start();
+  m_pollTimer.setInterval(kPollIntervalMs);
+  connect(&m_pollTimer, &QTimer::timeout, this, &MainWindow::pollNow);
+  m_pollTimer.start();
+
+  m_launch->setPresets(discoverPresets());
+  restoreSettings();
+  pollNow();
+}
+
+MainWindow::~MainWindow() {
+  m_pollWatcher.waitForFinished();
+  m_thread.reset();  // stops a run in progress and joins the thread
+}
+
+QStringList MainWindow::discoverPresets() const {
+  QStringList presets{"tiny", "mini"};
+  for (const QString& dir : {QString(PIVOT_SOURCE_DIR "/resources/presets"), m_workspace + "/presets"})
+    for (const auto& info : QDir(dir).entryInfoList({"*.json"}, QDir::Files, QDir::Name)) presets << info.absoluteFilePath();
+  return presets;
+}
+
+void MainWindow::startRun(const LaunchRequest& request) {
+  if (m_training) return;
+  m_training = true;
+  m_launch->setState(LaunchPanel::State::Running);
+  m_stepLabel->setText("starting " + request.stage + "…");
+  auto* worker = m_thread->worker();
+  QMetaObject::invokeMethod(worker, [worker, request] { worker->start(request); }, Qt::QueuedConnection);
+}
+
+void MainWindow::resumeRun(int64_t runId) {
+  if (m_training) return;
+  m_training = true;
+  m_launch->setState(LaunchPanel::State::Running);
+  m_stepLabel->setText(QString("resuming run %1…").arg(runId));
+  auto* worker = m_thread->worker();
+  QMetaObject::invokeMethod(worker, [worker, runId] { worker->resume(runId); }, Qt::QueuedConnection);
+}
+
+void MainWindow::onJobEnded(bool ok, const QString& message) {
+  drainLive();
+  m_training = false;
+  m_activeRun = 0;
+  m_launch->setState(LaunchPanel::State::Idle);
+  m_stepLabel->setText(ok ? "finished" : "stopped: " + message);
+  m_speedLabel->clear();
+  m_etaLabel->clear();
+  if (!ok && !message.startsWith("stopped") && !m_closing)
+    statusBar()->showMessage("run ended: " + message, 15000);
+  pollNow();
+  Q_EMIT jobEnded(ok, message);
+}
+
+void MainWindow::drainLive() {
+  for (auto& [runId, points] : m_live.drain()) {
+    QString name = QString("run %1").arg(runId);
+    for (const auto& r : m_browser->runs())
+      if (r.info.id == runId) name = QString::fromStdString(r.info.name);
+    if (auto it = m_curves->runs().find(runId); it != m_curves->runs().end()) name = it->second.name;
+    m_curves->appendMetrics(runId, name, m_batchSizes.count(runId) ? m_batchSizes[runId] : 1.0, points);
+  }
+  if (!m_training) return;
+  const auto s = m_live.status();
+  if (s.runId == 0) return;
+  const bool paused = m_launch->state() == LaunchPanel::State::Paused;
+  m_stepLabel->setText(QString("run %1 · %2 · step %3/%4%5").arg(s.runId).arg(s.stage).arg(s.step).arg(s.totalSteps)
+                           .arg(paused ? " (paused)" : ""));
+  m_speedLabel->setText(QString("%1 samples/s").arg(s.samplesPerSecond, 0, 'f', 0));
+  m_etaLabel->setText("ETA " + formatEta(s.etaSeconds));
+  if (!s.device.isEmpty()) m_deviceLabel->setText("device: " + s.device);
+}
+
+void MainWindow::pollNow() {
+  if (m_pollWatcher.isRunning()) return;
+  std::map<int64_t, int64_t> wanted;
+  for (auto id : m_shownRuns)
+    if (id != m_activeRun) wanted[id] = m_curves->lastStep(id);
+  const std::string path = storePath(m_workspace.toStdString());
+  m_pollWatcher.setFuture(QtConcurrent::run([path, wanted] { return readStore(path, wanted); }));
+}
+
+void MainWindow::applyPoll(const StorePoll& poll) {
+  if (!poll.error.isEmpty()) {
+    statusBar()->showMessage("run store: " + poll.error, 5000);
+    return;
+  }
+  m_browser->setRuns(poll.runs);
+  std::vector<RunInfo> infos;
+  for (const auto& r : poll.runs) {
+    infos.push_back(r.info);
+    m_batchSizes[r.info.id] = batchSizeOf(r.info);
+  }
+  m_launch->setParentCandidates(infos);
+  for (const auto& [id, points] : poll.newPoints) {
+    if (!m_shownRuns.count(id) || id == m_activeRun) continue;
+    QString name = QString("run %1").arg(id);
+    for (const auto& r : poll.runs)
+      if (r.info.id == id) name = QString::fromStdString(r.info.name);
+    m_curves->appendMetrics(id, name, m_batchSizes[id], points);
+  }
+}
+
+void MainWindow::runStoreAction(const std::function<void(RunStore&)>& action) {
+  try {
+    RunStore store(storePath(m_workspace.toStdString()));
+    action(store);
+  } catch (const std::exception& e) {
+    QMessageBox::warning(this, "Run store", e.what());
+  }
+  pollNow();
+}
+
+void MainWindow::deleteRuns(const QList<int64_t>& ids) {
+  for (auto id : ids) {
+    if (id == m_activeRun) {
+      QMessageBox::warning(this, "Delete runs", QString("Run %1 is training; stop it first.").arg(id));
+      return;
+    }
+  }
+  runStoreAction([&](RunStore& s) {
+    for (auto id : ids) {
+      s.deleteRun(id);  // rows and files go together
+      std::error_code ec;
+      std::filesystem::remove_all(runDirectory(m_workspace.toStdString(), id), ec);
+      m_curves->removeRun(id);
+      m_shownRuns.erase(id);
+    }
+  });
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+  if (m_training) {
+    const auto answer = QMessageBox::question(this, "Training in progress",
+                                              "A run is training. Stop it (a checkpoint is kept, it can be resumed) and quit?");
+    if (answer != QMessageBox::Yes) {
+      event->ignore();
+      return;
+    }
+    m_closing = true;
+    m_thread->worker()->pauseFlag = false;
+    m_thread->worker()->stopFlag = true;
+    while (m_training) QApplication::processEvents(QEventLoop::WaitForMoreEvents, 50);
+  }
+  saveSettings();
+  event->accept();
+}
+
+void MainWindow::saveSettings() {
+  QSettings s;
+  s.setValue("window/geometry", saveGeometry());
+  s.setValue("window/state", saveState());
+  s.setValue("curves/smoothing", m_curves->smoothing());
+  s.setValue("launch/preset", m_launch->presetBox()->currentText());
+  s.setValue("launch/stage", m_launch->stageBox()->currentData());
+}
+
+void MainWindow::restoreSettings() {
+  QSettings s;
+  restoreGeometry(s.value("window/geometry").toByteArray());
+  restoreState(s.value("window/state").toByteArray());
+  m_curves->setSmoothing(s.value("curves/smoothing", 0.6).toDouble());
+  if (s.contains("launch/preset"))
+    m_launch->selectPreset(s.value("launch/preset").toString(), s.value("launch/stage", "dpo").toString());
+}
+
+}  // namespace pivot

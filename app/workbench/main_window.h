@@ -1,0 +1,76 @@
+// The workbench window: launch panel (left), live curves (centre), runs browser (bottom), status
+// bar (step, samples/s, ETA, device). Composition root of the widgets and the training worker.
+#pragma once
+#include <QFutureWatcher>
+#include <QLabel>
+#include <QMainWindow>
+#include <QTimer>
+#include <memory>
+#include <set>
+
+#include "curve_grid.h"
+#include "launch_panel.h"
+#include "runs_browser.h"
+#include "training_worker.h"
+
+namespace pivot {
+
+// What one poll of the run store brings back (read on a worker thread with its own connection).
+struct StorePoll {
+  std::vector<RunSummary> runs;
+  std::map<int64_t, std::vector<MetricPoint>> newPoints;  // for the runs shown in the curves
+  QString error;
+};
+
+class MainWindow : public QMainWindow {
+  Q_OBJECT
+ public:
+  explicit MainWindow(const QString& workspace, QWidget* parent = nullptr);
+  ~MainWindow() override;
+
+  void startRun(const LaunchRequest& request);
+  void resumeRun(int64_t runId);
+  bool isTraining() const { return m_training; }
+  void pollNow();  // ask the run store for news at once
+
+  CurveGrid* curves() const { return m_curves; }
+  LaunchPanel* launchPanel() const { return m_launch; }
+  RunsBrowser* runsBrowser() const { return m_browser; }
+  const QString& workspace() const { return m_workspace; }
+
+ Q_SIGNALS:
+  void jobEnded(bool ok, const QString& message);
+
+ protected:
+  void closeEvent(QCloseEvent* event) override;
+
+ private:
+  void drainLive();
+  void applyPoll(const StorePoll& poll);
+  void onJobEnded(bool ok, const QString& message);
+  void deleteRuns(const QList<int64_t>& ids);
+  void runStoreAction(const std::function<void(RunStore&)>& action);
+  void saveSettings();
+  void restoreSettings();
+  QStringList discoverPresets() const;
+
+  QString m_workspace;
+  LiveBuffer m_live;
+  std::unique_ptr<TrainingThread> m_thread;
+  CurveGrid* m_curves = nullptr;
+  LaunchPanel* m_launch = nullptr;
+  RunsBrowser* m_browser = nullptr;
+  QLabel* m_stepLabel = nullptr;
+  QLabel* m_speedLabel = nullptr;
+  QLabel* m_etaLabel = nullptr;
+  QLabel* m_deviceLabel = nullptr;
+  QTimer m_drainTimer, m_pollTimer;
+  QFutureWatcher<StorePoll> m_pollWatcher;
+  bool m_training = false;
+  bool m_closing = false;
+  int64_t m_activeRun = 0;
+  std::set<int64_t> m_shownRuns;  // runs whose curves are in the grid
+  std::map<int64_t, double> m_batchSizes;
+};
+
+}  // namespace pivot

@@ -1,0 +1,141 @@
+#include "training_worker.h"
+
+#include <chrono>
+
+#include "config/train_config.h"
+#include "training/trainer.h"
+
+namespace pivot {
+namespace {
+
+// The trainer's sink inside the worker: forwards each step into the live buffer.
+class BufferSink final : public MetricSink {
+ public:
+  BufferSink(TrainingWorker* worker, LiveBuffer* buffer, QString stage)
+      : m_worker(worker), m_buffer(buffer), m_stage(std::move(stage)) {}
+  void onRunStarted(int64_t runId, const std::string& name, int64_t batchSize,
+                    const std::string& device) override {
+    m_runId = runId;
+    m_device = QString::fromStdString(device);
+    Q_EMIT m_worker->runStarted(runId, QString::fromStdString(name), static_cast<double>(batchSize));
+  }
+  void onStep(int64_t step, int64_t total, const Scalars& scalars) override {
+    const auto now = std::chrono::steady_clock::now();
+    if (m_firstStep < 0) { m_firstStep = step - 1; m_start = now; }
+    const double elapsed = std::chrono::duration<double>(now - m_start).count();
+    const double perStep = elapsed / std::max<int64_t>(1, step - m_firstStep);
+    LiveBuffer::Status status{m_runId, m_stage, step, total, 0, perStep * static_cast<double>(total - step), m_device};
+    std::vector<MetricPoint> points;
+    const double wall = unixNow();
+    for (const auto& [k, v] : scalars) {
+      points.push_back({step, k, v, wall});
+      if (k == "throughput/samples_per_s") status.samplesPerSecond = v;
+    }
+    m_buffer->push(m_runId, std::move(points), status);
+  }
+
+ private:
+  TrainingWorker* m_worker;
+  LiveBuffer* m_buffer;
+  QString m_stage, m_device;
+  int64_t m_runId = 0, m_firstStep = -1;
+  std::chrono::steady_clock::time_point m_start;
+};
+
+}  // namespace
+
+void LiveBuffer::push(int64_t runId, std::vector<MetricPoint> points, const Status& status) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  if (!m_pending.empty() && m_pending.back().first == runId) {
+    auto& v = m_pending.back().second;
+    v.insert(v.end(), points.begin(), points.end());
+  } else {
+    m_pending.emplace_back(runId, std::move(points));
+  }
+  m_status = status;
+}
+
+std::vector<std::pair<int64_t, std::vector<MetricPoint>>> LiveBuffer::drain() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return std::exchange(m_pending, {});
+}
+
+LiveBuffer::Status LiveBuffer::status() const {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_status;
+}
+
+void TrainingWorker::start(const LaunchRequest& request) {
+  stopFlag = false;
+  pauseFlag = false;
+  try {
+    const Stage stage = stageFromName(request.stage.toStdString());
+    std::vector<std::string> overrides;
+    std::vector<std::string> device;  // earlier stages keep their preset values but use the same device
+    for (const auto& o : request.overrides) {
+      overrides.push_back(o.toStdString());
+      if (o.startsWith("device=")) device.push_back(o.toStdString());
+    }
+    const std::string preset = request.preset.toStdString();
+    std::vector<std::pair<Stage, TrainConfig>> plan;  // everything validated before anything runs
+    if (!request.parentRunId)
+      for (Stage s : prerequisiteStages(stage)) plan.emplace_back(s, makeConfig(preset, s, device));
+    plan.emplace_back(stage, makeConfig(preset, stage, overrides));
+    std::optional<int64_t> parent = request.parentRunId;
+    for (const auto& [s, cfg] : plan) {
+      BufferSink sink(this, m_buffer, stageName(s));
+      TrainOptions opt;
+      opt.workspace = m_workspace.toStdString();
+      opt.parentRunId = parent;
+      opt.sink = &sink;
+      opt.stopRequested = &stopFlag;
+      opt.pauseRequested = &pauseFlag;
+      const auto r = train(cfg, opt);
+      Q_EMIT runEnded(r.runId, QString::fromStdString(r.status), QString::fromStdString(r.message));
+      if (r.status != "finished") {
+        Q_EMIT jobEnded(false, QString::fromStdString(r.message));
+        return;
+      }
+      parent = r.runId;
+    }
+    Q_EMIT jobEnded(true, "finished");
+  } catch (const std::exception& e) {
+    Q_EMIT jobEnded(false, QString::fromUtf8(e.what()));
+  }
+}
+
+void TrainingWorker::resume(qint64 runId) {
+  stopFlag = false;
+  pauseFlag = false;
+  try {
+    BufferSink sink(this, m_buffer, "resume");
+    TrainOptions opt;
+    opt.workspace = m_workspace.toStdString();
+    opt.resumeRunId = runId;
+    opt.sink = &sink;
+    opt.stopRequested = &stopFlag;
+    opt.pauseRequested = &pauseFlag;
+    const auto r = train(TrainConfig{}, opt);
+    Q_EMIT runEnded(r.runId, QString::fromStdString(r.status), QString::fromStdString(r.message));
+    Q_EMIT jobEnded(r.status == "finished", QString::fromStdString(r.message));
+  } catch (const std::exception& e) {
+    Q_EMIT jobEnded(false, QString::fromUtf8(e.what()));
+  }
+}
+
+TrainingThread::TrainingThread(const QString& workspace, LiveBuffer* buffer)
+    : m_worker(new TrainingWorker(workspace, buffer)) {
+  m_worker->moveToThread(&m_thread);
+  QObject::connect(&m_thread, &QThread::finished, m_worker, &QObject::deleteLater);
+  m_thread.setObjectName("training");
+  m_thread.start();
+}
+
+TrainingThread::~TrainingThread() {
+  m_worker->pauseFlag = false;
+  m_worker->stopFlag = true;  // the run stops within one step, with a checkpoint
+  m_thread.quit();
+  m_thread.wait();
+}
+
+}  // namespace pivot

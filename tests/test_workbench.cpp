@@ -1,0 +1,94 @@
+// The window offscreen, driven like a user: start a tiny run from the launch panel, wait until the
+// curves hold points, pause, resume, stop; validation as you type; the runs browser sees the run.
+#include <QtTest/QtTest>
+
+#include <QComboBox>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QTemporaryDir>
+
+#include "curve_panel.h"
+#include "main_window.h"
+#include "store/run_store.h"
+#include "training/trainer.h"
+
+using namespace pivot;
+
+class TestWorkbench : public QObject {
+  Q_OBJECT
+  QTemporaryDir m_dir;
+
+ private Q_SLOTS:
+  void initTestCase() {
+    QCoreApplication::setOrganizationName("PIVOT-tests");  // keep the user's settings out of it
+    QSettings().clear();
+  }
+
+  void validationAsYouType() {
+    MainWindow w(m_dir.filePath("validate"));
+    auto* panel = w.launchPanel();
+    QVERIFY(panel->startButton()->isEnabled());
+    auto* lr = panel->field("lr");
+    lr->selectAll();
+    QTest::keyClicks(lr, "fast");
+    QVERIFY(!panel->startButton()->isEnabled());
+    QVERIFY2(panel->validationMessage().contains("bad value for 'lr'"), qPrintable(panel->validationMessage()));
+    lr->selectAll();
+    QTest::keyClicks(lr, "0.001");
+    QVERIFY(panel->startButton()->isEnabled());
+    QVERIFY(panel->validationMessage().isEmpty());
+  }
+
+  void startPauseResumeStopFromThePanel() {
+    const QString ws = m_dir.filePath("live");
+    MainWindow w(ws);
+    w.resize(1400, 900);
+    w.show();
+    auto* panel = w.launchPanel();
+    panel->selectPreset("tiny", "instruct");
+    for (auto [key, value] : {std::pair{"steps", "400"}, {"batch_size", "8"}}) {
+      panel->field(key)->selectAll();
+      QTest::keyClicks(panel->field(key), value);
+    }
+    QSignalSpy ended(&w, &MainWindow::jobEnded);
+    QTest::mouseClick(panel->startButton(), Qt::LeftButton);
+    QVERIFY(w.isTraining());
+    // Curves fill while the run trains (align first: no parent was chosen).
+    QTRY_VERIFY_WITH_TIMEOUT(w.curves()->visiblePanelCount() >= 3, 60000);
+    QTRY_VERIFY_WITH_TIMEOUT(!w.curves()->runs().empty() && w.curves()->runs().begin()->second.series.count("loss") &&
+                                 w.curves()->runs().begin()->second.series.at("loss").steps.size() > 5, 60000);
+    QTRY_VERIFY_WITH_TIMEOUT(w.curves()->panels().front()->drawnPointCount() > 0, 10000);
+
+    // Wait for the instruct stage, then pause: no new steps arrive while paused.
+    QTRY_VERIFY_WITH_TIMEOUT(w.curves()->runs().size() == 2, 120000);
+    const int64_t instructRun = w.curves()->runs().rbegin()->first;
+    QTRY_VERIFY_WITH_TIMEOUT(w.curves()->lastStep(instructRun) > 3, 60000);
+    QTest::mouseClick(panel->pauseButton(), Qt::LeftButton);
+    QCOMPARE(panel->state(), LaunchPanel::State::Paused);
+    QTest::qWait(600);
+    const int64_t pausedAt = w.curves()->lastStep(instructRun);
+    QTest::qWait(800);
+    QCOMPARE(w.curves()->lastStep(instructRun), pausedAt);
+    QTRY_VERIFY_WITH_TIMEOUT(RunStore(storePath(ws.toStdString())).run(instructRun)->status == "paused", 5000);
+
+    QTest::mouseClick(panel->resumeButton(), Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(w.curves()->lastStep(instructRun) > pausedAt, 30000);
+
+    QTest::mouseClick(panel->stopButton(), Qt::LeftButton);
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, 30000);
+    QVERIFY(!w.isTraining());
+    QCOMPARE(panel->state(), LaunchPanel::State::Idle);
+    RunStore store(storePath(ws.toStdString()));
+    QCOMPARE(store.run(instructRun)->status, std::string("stopped"));
+    QVERIFY(!store.checkpoints(instructRun).empty());  // resumable
+    // The runs browser lists both runs; the curves keep both after the job ended.
+    w.pollNow();
+    QTRY_COMPARE_WITH_TIMEOUT(w.runsBrowser()->rowCount(), 2, 5000);
+    QTest::qWait(300);
+    QCOMPARE(w.curves()->runs().size(), size_t(2));
+    QVERIFY(w.curves()->visiblePanelCount() >= 3);
+  }
+};
+
+QTEST_MAIN(TestWorkbench)
+#include "test_workbench.moc"

@@ -1,0 +1,23 @@
+// Pure functions behind the live curves: TensorBoard's debiased EMA and a downsampler that never
+// hides data (per pixel column: min, max and last, as W&B's full-fidelity plots do).
+#pragma once
+#include <vector>
+
+namespace pivot {
+
+// TensorBoard's smoothing: last = last * w + (1 - w) * y, divided by 1 - w^n (n finite points so
+// far). Non-finite values pass through unchanged; a constant series stays constant. w in [0, 1).
+std::vector<double> debiasedEma(const std::vector<double>& ys, double weight);
+
+struct XYPoints {
+  std::vector<double> x, y;
+};
+
+// xs ascending. Splits [x0, x1] into `columns` equal buckets and keeps, per bucket, the points with
+// the smallest and the largest y and the last point (in x order, each at most once), plus the
+// nearest point outside each end so lines run to the edges. Returns everything when that is no
+// more than the budget anyway.
+XYPoints downsampleMinMaxLast(const std::vector<double>& xs, const std::vector<double>& ys,
+                              double x0, double x1, int columns);
+
+}  // namespace pivot

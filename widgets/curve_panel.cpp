@@ -1,0 +1,214 @@
+#include "curve_panel.h"
+
+#include <QLabel>
+#include <QSvgGenerator>
+#include <QToolTip>
+#include <QVBoxLayout>
+#include <algorithm>
+#include <cmath>
+#include <qcustomplot.h>
+
+#include "curve_math.h"
+
+namespace pivot {
+
+std::vector<double> xValues(const RunCurves& run, const MetricSeries& s, XAxisKind kind) {
+  switch (kind) {
+    case XAxisKind::Step: return s.steps;
+    case XAxisKind::Samples: {
+      std::vector<double> x(s.steps);
+      for (auto& v : x) v *= run.samplesPerStep;
+      return x;
+    }
+    case XAxisKind::WallTime: return s.walls;
+    case XAxisKind::RelativeTime: {
+      double start = s.walls.empty() ? 0 : s.walls.front();
+      for (const auto& [k, other] : run.series)
+        if (!other.walls.empty()) start = std::min(start, other.walls.front());
+      std::vector<double> x(s.walls);
+      for (auto& v : x) v -= start;
+      return x;
+    }
+  }
+  return s.steps;
+}
+
+QColor runColour(int64_t runId) {
+  static const QColor tableau[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+                                   "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
+  const auto i = static_cast<int>((runId - 1) % 10 + 10) % 10;
+  QColor c = tableau[i];
+  if (runId > 10) c = QColor::fromHsv((c.hue() + 37 * static_cast<int>((runId - 1) / 10)) % 360, c.saturation(), c.value());
+  return c;
+}
+
+CurvePanel::CurvePanel(const QString& title, const QStringList& keys, const QString& note, QWidget* parent)
+    : QWidget(parent), m_title(title), m_keys(keys) {
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(2, 2, 2, 2);
+  layout->setSpacing(0);
+  m_plot = new QCustomPlot(this);
+  m_plot->setMinimumSize(260, 180);
+  m_plot->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
+  m_plot->plotLayout()->insertRow(0);
+  auto* titleElement = new QCPTextElement(m_plot, title, QFont(font().family(), 10, QFont::Bold));
+  m_plot->plotLayout()->addElement(0, 0, titleElement);
+  m_plot->legend->setVisible(false);
+  m_plot->xAxis->setTickLabelFont(QFont(font().family(), 8));
+  m_plot->yAxis->setTickLabelFont(QFont(font().family(), 8));
+  m_plot->setNoAntialiasingOnDrag(true);
+  layout->addWidget(m_plot, 1);
+  if (!note.isEmpty()) {
+    m_note = new QLabel(note, this);
+    m_note->setWordWrap(true);
+    m_note->setStyleSheet("color: #666; font-size: 8pt; padding: 0 4px;");
+    layout->addWidget(m_note);
+  }
+  connect(m_plot->xAxis, QOverload<const QCPRange&>::of(&QCPAxis::rangeChanged), this, [this] {
+    if (m_settingRange) return;
+    m_userZoomed = true;
+    redrawData();
+    m_plot->replot(QCustomPlot::rpQueuedReplot);
+  });
+  connect(m_plot, &QCustomPlot::mouseDoubleClick, this, [this] { resetView(); });
+  connect(m_plot, &QCustomPlot::mouseMove, this, [this](QMouseEvent* e) { showHover(static_cast<int>(e->position().x())); });
+}
+
+bool CurvePanel::hasData(const std::map<int64_t, RunCurves>& runs) const {
+  for (const auto& [id, run] : runs)
+    for (const auto& key : m_keys)
+      if (auto it = run.series.find(key); it != run.series.end() && !it->second.values.empty()) return true;
+  return false;
+}
+
+void CurvePanel::update(const std::map<int64_t, RunCurves>* runs, XAxisKind axis, double smoothing) {
+  m_runs = runs;
+  if (m_axis != axis) m_userZoomed = false;
+  m_axis = axis;
+  m_smoothing = smoothing;
+  m_lines.clear();
+  m_plot->clearGraphs();
+  const Qt::PenStyle styles[] = {Qt::SolidLine, Qt::DashLine, Qt::DotLine};
+  for (const auto& [id, run] : *runs) {
+    if (!run.visible) continue;
+    for (int k = 0; k < m_keys.size(); ++k) {
+      auto it = run.series.find(m_keys[k]);
+      if (it == run.series.end() || it->second.values.empty()) continue;
+      Line line;
+      line.label = run.name + (m_keys.size() > 1 ? "  " + m_keys[k] : QString());
+      line.x = xValues(run, it->second, axis);
+      line.raw = it->second.values;
+      line.smooth = smoothing > 0 ? debiasedEma(line.raw, smoothing) : line.raw;
+      QColor faint = run.colour;
+      faint.setAlpha(55);
+      auto* raw = m_plot->addGraph();
+      raw->setPen(QPen(faint, 1, styles[k % 3]));
+      raw->setAdaptiveSampling(false);
+      auto* smooth = m_plot->addGraph();
+      smooth->setPen(QPen(run.colour, 1.8, styles[k % 3]));
+      smooth->setName(line.label);
+      smooth->setAdaptiveSampling(false);
+      m_lines.push_back(std::move(line));
+    }
+  }
+  if (axis == XAxisKind::WallTime) {
+    auto ticker = QSharedPointer<QCPAxisTickerDateTime>::create();
+    ticker->setDateTimeFormat("hh:mm:ss");
+    m_plot->xAxis->setTicker(ticker);
+  } else if (m_plot->xAxis->scaleType() == QCPAxis::stLinear) {
+    m_plot->xAxis->setTicker(QSharedPointer<QCPAxisTicker>::create());
+  }
+  m_plot->xAxis->setLabel(axis == XAxisKind::Step ? "step" : axis == XAxisKind::Samples ? "samples seen"
+                          : axis == XAxisKind::WallTime ? "wall time" : "seconds since start");
+  if (!m_userZoomed) {
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    const bool logY = m_plot->yAxis->scaleType() == QCPAxis::stLogarithmic;
+    for (const auto& l : m_lines) {
+      if (l.x.empty()) continue;
+      x0 = std::min(x0, l.x.front());
+      x1 = std::max(x1, l.x.back());
+      for (double v : l.raw)
+        if (std::isfinite(v) && (!logY || v > 0)) { y0 = std::min(y0, v); y1 = std::max(y1, v); }
+    }
+    if (std::isfinite(x0)) {
+      m_settingRange = true;
+      m_plot->xAxis->setRange(x0, x1 > x0 ? x1 : x0 + 1);
+      const double pad = (y1 - y0) * 0.05 + (y1 == y0 ? std::max(1e-9, std::abs(y0) * 0.1) : 0);
+      m_plot->yAxis->setRange(logY ? y0 / 1.2 : y0 - pad, logY ? y1 * 1.2 : y1 + pad);
+      m_settingRange = false;
+    }
+  }
+  redrawData();
+  m_plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void CurvePanel::redrawData() {
+  const QCPRange range = m_plot->xAxis->range();
+  const int columns = std::max(50, m_plot->axisRect()->width());
+  for (size_t i = 0; i < m_lines.size(); ++i) {
+    const auto& l = m_lines[i];
+    auto raw = downsampleMinMaxLast(l.x, l.raw, range.lower, range.upper, columns);
+    auto smooth = downsampleMinMaxLast(l.x, l.smooth, range.lower, range.upper, columns);
+    m_plot->graph(static_cast<int>(2 * i))->setData(QVector<double>(raw.x.begin(), raw.x.end()),
+                                                    QVector<double>(raw.y.begin(), raw.y.end()), true);
+    m_plot->graph(static_cast<int>(2 * i + 1))->setData(QVector<double>(smooth.x.begin(), smooth.x.end()),
+                                                        QVector<double>(smooth.y.begin(), smooth.y.end()), true);
+  }
+}
+
+int CurvePanel::drawnPointCount() const {
+  int n = 0;
+  for (int i = 0; i < m_plot->graphCount(); ++i) n += m_plot->graph(i)->dataCount();
+  return n;
+}
+
+void CurvePanel::setLogScale(bool logX, bool logY) {
+  auto apply = [](QCPAxis* axis, bool log) {
+    axis->setScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+    if (log) axis->setTicker(QSharedPointer<QCPAxisTickerLog>::create());
+    else axis->setTicker(QSharedPointer<QCPAxisTicker>::create());
+  };
+  apply(m_plot->xAxis, logX);
+  apply(m_plot->yAxis, logY);
+  m_userZoomed = false;
+  if (m_runs) update(m_runs, m_axis, m_smoothing);
+}
+
+void CurvePanel::resetView() {
+  m_userZoomed = false;
+  if (m_runs) update(m_runs, m_axis, m_smoothing);
+}
+
+void CurvePanel::showHover(int pixelX) {
+  if (m_lines.empty()) return;
+  const double x = m_plot->xAxis->pixelToCoord(pixelX);
+  QString text = QString("<b>%1</b> at %2").arg(m_title).arg(x, 0, 'g', 6);
+  for (const auto& l : m_lines) {
+    auto it = std::lower_bound(l.x.begin(), l.x.end(), x);
+    if (it == l.x.end()) --it;
+    if (it != l.x.begin() && std::abs(*(it - 1) - x) < std::abs(*it - x)) --it;
+    const auto i = static_cast<size_t>(it - l.x.begin());
+    text += QString("<br>%1: %2 (raw %3)").arg(l.label.toHtmlEscaped()).arg(l.smooth[i], 0, 'g', 5).arg(l.raw[i], 0, 'g', 5);
+  }
+  QToolTip::showText(m_plot->mapToGlobal(QPoint(pixelX + 12, 10)), text, m_plot);
+}
+
+bool CurvePanel::savePng(const QString& file, int dpi) {
+  return m_plot->savePng(file, m_plot->width(), m_plot->height(), dpi / 96.0, -1, dpi);
+}
+
+bool CurvePanel::savePdf(const QString& file) { return m_plot->savePdf(file); }
+
+bool CurvePanel::saveSvg(const QString& file) {
+  QSvgGenerator svg;
+  svg.setFileName(file);
+  svg.setSize(m_plot->size());
+  svg.setViewBox(QRect(QPoint(0, 0), m_plot->size()));
+  svg.setTitle(m_title);
+  QCPPainter painter(&svg);
+  if (!painter.isActive()) return false;
+  m_plot->toPainter(&painter, m_plot->width(), m_plot->height());
+  return true;
+}
+
+}  // namespace pivot

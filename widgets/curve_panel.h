@@ -1,0 +1,58 @@
+// One panel of the curve grid: a QCustomPlot with one or two metric keys, every visible run
+// overlaid in its colour, the raw series faint behind the smoothed one, downsampled per pixel
+// column on every zoom. The header keeps qcustomplot.h out of its includers.
+#pragma once
+#include <QStringList>
+#include <QWidget>
+
+#include "run_curves.h"
+
+class QCustomPlot;
+class QLabel;
+
+namespace pivot {
+
+class CurvePanel : public QWidget {
+  Q_OBJECT
+ public:
+  CurvePanel(const QString& title, const QStringList& keys, const QString& note, QWidget* parent = nullptr);
+
+  const QStringList& keys() const { return m_keys; }
+  QString title() const { return m_title; }
+  bool hasData(const std::map<int64_t, RunCurves>& runs) const;
+
+  // Rebuilds the graphs from `runs` (call after new data or a change of smoothing or axis).
+  void update(const std::map<int64_t, RunCurves>* runs, XAxisKind axis, double smoothing);
+  void setLogScale(bool logX, bool logY);
+  void resetView();
+
+  // Vector or raster export of this panel alone.
+  bool savePng(const QString& file, int dpi);
+  bool savePdf(const QString& file);
+  bool saveSvg(const QString& file);
+
+  QCustomPlot* plot() const { return m_plot; }
+  int drawnPointCount() const;  // points handed to QCustomPlot after downsampling
+
+ private:
+  void redrawData();
+  void showHover(int pixelX);
+
+  QString m_title;
+  QStringList m_keys;
+  QCustomPlot* m_plot = nullptr;
+  QLabel* m_note = nullptr;
+  const std::map<int64_t, RunCurves>* m_runs = nullptr;
+  XAxisKind m_axis = XAxisKind::Step;
+  double m_smoothing = 0.6;
+  bool m_userZoomed = false;
+  bool m_settingRange = false;
+  // Full-resolution copies, per drawn graph: x, raw y, smoothed y.
+  struct Line {
+    QString label;
+    std::vector<double> x, raw, smooth;
+  };
+  std::vector<Line> m_lines;
+};
+
+}  // namespace pivot

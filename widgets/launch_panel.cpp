@@ -1,0 +1,196 @@
+#include "launch_panel.h"
+
+#include <QComboBox>
+#include <QFormLayout>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QVBoxLayout>
+#include <nlohmann/json.hpp>
+
+#include "config/train_config.h"
+
+namespace pivot {
+namespace {
+
+// The form's fields: config key and label. Values come from the chosen preset and stage.
+const std::vector<std::pair<QString, QString>>& formFields() {
+  static const std::vector<std::pair<QString, QString>> fields = {
+      {"lr", "LM learning rate"},  {"vision_lr", "Vision learning rate"}, {"beta", "DPO beta"},
+      {"sft_weight", "SFT weight"}, {"steps", "Steps"},                    {"batch_size", "Batch size"},
+      {"seed", "Seed"},            {"warmup_ratio", "Warmup ratio"}};
+  return fields;
+}
+
+QString jsonText(const nlohmann::json& v) {
+  if (v.is_number_float()) return QString::number(v.get<double>(), 'g', 6);
+  return QString::fromStdString(v.is_string() ? v.get<std::string>() : v.dump());
+}
+
+}  // namespace
+
+LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
+  auto* layout = new QVBoxLayout(this);
+  auto* what = new QGroupBox("Run");
+  auto* whatForm = new QFormLayout(what);
+  m_preset = new QComboBox;
+  m_preset->setObjectName("presetBox");
+  m_stage = new QComboBox;
+  m_stage->setObjectName("stageBox");
+  m_stage->addItem("align (1a: captions)", "align");
+  m_stage->addItem("instruct (1b: instructions)", "instruct");
+  m_stage->addItem("SFT (2: chosen answers)", "sft");
+  m_stage->addItem("DPO (2: preference pairs)", "dpo");
+  m_stage->setCurrentIndex(3);
+  m_parent = new QComboBox;
+  m_parent->setObjectName("parentBox");
+  m_parent->addItem("none: run the earlier stages first", QVariant());
+  whatForm->addRow("Preset", m_preset);
+  whatForm->addRow("Stage", m_stage);
+  whatForm->addRow("Start from", m_parent);
+  layout->addWidget(what);
+
+  auto* values = new QGroupBox("Values");
+  auto* form = new QFormLayout(values);
+  for (const auto& [key, label] : formFields()) {
+    auto* edit = new QLineEdit;
+    edit->setObjectName(key);
+    m_fields[key] = edit;
+    form->addRow(label, edit);
+    connect(edit, &QLineEdit::textEdited, this, &LaunchPanel::validate);
+  }
+  m_lossType = new QComboBox;
+  m_lossType->addItems({"sigmoid", "ipo", "hinge", "robust"});
+  form->addRow("DPO loss", m_lossType);
+  m_device = new QComboBox;
+  m_device->addItems({"auto", "cpu", "cuda"});
+  form->addRow("Device", m_device);
+  layout->addWidget(values);
+
+  m_message = new QLabel;
+  m_message->setWordWrap(true);
+  m_message->setStyleSheet("color: #c0392b;");
+  layout->addWidget(m_message);
+
+  auto* buttons = new QHBoxLayout;
+  m_start = new QPushButton("Start");
+  m_pause = new QPushButton("Pause");
+  m_resume = new QPushButton("Resume");
+  m_stop = new QPushButton("Stop");
+  m_start->setDefault(true);
+  for (auto* b : {m_start, m_pause, m_resume, m_stop}) buttons->addWidget(b);
+  layout->addLayout(buttons);
+  layout->addStretch(1);
+
+  connect(m_preset, QOverload<int>::of(&QComboBox::currentIndexChanged), this, &LaunchPanel::loadPresetValues);
+  connect(m_stage, QOverload<int>::of(&QComboBox::currentIndexChanged), this, &LaunchPanel::loadPresetValues);
+  connect(m_lossType, QOverload<int>::of(&QComboBox::currentIndexChanged), this, &LaunchPanel::validate);
+  connect(m_start, &QPushButton::clicked, this, [this] {
+    if (auto r = request()) Q_EMIT startRequested(*r);
+  });
+  connect(m_pause, &QPushButton::clicked, this, &LaunchPanel::pauseRequested);
+  connect(m_resume, &QPushButton::clicked, this, &LaunchPanel::resumeRequested);
+  connect(m_stop, &QPushButton::clicked, this, &LaunchPanel::stopRequested);
+  setPresets({"tiny", "mini"});
+  setState(State::Idle);
+}
+
+void LaunchPanel::setPresets(const QStringList& presets) {
+  const QString current = m_preset->currentText();
+  m_preset->blockSignals(true);
+  m_preset->clear();
+  m_preset->addItems(presets);
+  if (presets.contains(current)) m_preset->setCurrentText(current);
+  m_preset->blockSignals(false);
+  loadPresetValues();
+}
+
+void LaunchPanel::selectPreset(const QString& preset, const QString& stage) {
+  if (m_preset->findText(preset) < 0) m_preset->addItem(preset);
+  m_preset->setCurrentText(preset);
+  const int s = m_stage->findData(stage);
+  if (s >= 0) m_stage->setCurrentIndex(s);
+  loadPresetValues();
+}
+
+void LaunchPanel::setParentCandidates(const std::vector<RunInfo>& runs) {
+  const QVariant current = m_parent->currentData();
+  m_parent->blockSignals(true);
+  while (m_parent->count() > 1) m_parent->removeItem(1);
+  for (const auto& r : runs)
+    if (r.status == "finished" || r.status == "stopped")
+      m_parent->addItem(QString("%1 (%2, %3)").arg(QString::fromStdString(r.name), QString::fromStdString(r.stage),
+                                                   QString::fromStdString(r.preset)),
+                        QVariant::fromValue<qlonglong>(r.id));
+  const int index = m_parent->findData(current);
+  m_parent->setCurrentIndex(index >= 0 ? index : 0);
+  m_parent->blockSignals(false);
+}
+
+void LaunchPanel::loadPresetValues() {
+  try {
+    const auto cfg = toJson(presetConfig(m_preset->currentText().toStdString(),
+                                         stageFromName(m_stage->currentData().toString().toStdString())));
+    for (auto it = m_fields.begin(); it != m_fields.end(); ++it) it.value()->setText(jsonText(cfg.at(it.key().toStdString())));
+    m_lossType->setCurrentText(QString::fromStdString(cfg.at("loss_type").get<std::string>()));
+    m_device->setCurrentText(QString::fromStdString(cfg.at("device").get<std::string>()));
+  } catch (const std::exception& e) {
+    m_message->setText(e.what());
+  }
+  validate();
+}
+
+std::optional<LaunchRequest> LaunchPanel::request() const {
+  if (!m_valid) return std::nullopt;
+  LaunchRequest r;
+  r.preset = m_preset->currentText();
+  r.stage = m_stage->currentData().toString();
+  if (m_parent->currentData().isValid()) r.parentRunId = m_parent->currentData().toLongLong();
+  for (auto it = m_fields.begin(); it != m_fields.end(); ++it) r.overrides << it.key() + "=" + it.value()->text().trimmed();
+  r.overrides << "loss_type=" + m_lossType->currentText() << "device=" + m_device->currentText();
+  return r;
+}
+
+QString LaunchPanel::validationMessage() const { return m_message->text(); }
+
+void LaunchPanel::validate() {
+  // The same checks `pivot train --set` applies, field by field, so the message names the field.
+  m_valid = true;
+  QString message;
+  TrainConfig cfg;
+  try {
+    cfg = presetConfig(m_preset->currentText().toStdString(), stageFromName(m_stage->currentData().toString().toStdString()));
+  } catch (const std::exception& e) {
+    m_valid = false;
+    message = e.what();
+  }
+  for (auto it = m_fields.begin(); it != m_fields.end() && m_valid; ++it) {
+    QLineEdit* edit = it.value();
+    try {
+      applyOverride(cfg, (it.key() + "=" + edit->text().trimmed()).toStdString());
+      edit->setStyleSheet("");
+    } catch (const std::exception& e) {
+      edit->setStyleSheet("border: 1px solid #c0392b; background: #fdecea;");
+      message = e.what();
+      m_valid = false;
+    }
+  }
+  for (auto* edit : m_fields)
+    if (m_valid) edit->setStyleSheet("");
+  m_message->setText(message);
+  setState(m_state);
+}
+
+void LaunchPanel::setState(State state) {
+  m_state = state;
+  m_start->setEnabled(state == State::Idle && m_valid);
+  m_pause->setEnabled(state == State::Running);
+  m_resume->setEnabled(state == State::Paused || state == State::Idle);
+  m_stop->setEnabled(state != State::Idle);
+  m_preset->setEnabled(state == State::Idle);
+  m_stage->setEnabled(state == State::Idle);
+}
+
+}  // namespace pivot

@@ -1,0 +1,70 @@
+// The launch panel: preset, stage, parent run, and a form over the preset's main values, each
+// validated as you type by the same rules the `pivot` command applies; Start, Pause, Resume, Stop.
+#pragma once
+#include <QMap>
+#include <QStringList>
+#include <QWidget>
+#include <optional>
+
+#include "store/run_store.h"
+
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QPushButton;
+
+namespace pivot {
+
+struct LaunchRequest {
+  QString preset = "tiny";             // tiny, mini or a preset .json path
+  QString stage = "dpo";               // align | instruct | sft | dpo
+  std::optional<int64_t> parentRunId;  // none: the stages this one needs run first
+  QStringList overrides;               // key=value, as `pivot train --set`
+};
+
+class LaunchPanel : public QWidget {
+  Q_OBJECT
+ public:
+  enum class State { Idle, Running, Paused };
+  explicit LaunchPanel(QWidget* parent = nullptr);
+
+  void setPresets(const QStringList& presets);     // built-ins plus found .json files
+  void setParentCandidates(const std::vector<RunInfo>& runs);  // finished runs to start from
+  void setState(State state);
+  State state() const { return m_state; }
+
+  // The request the form describes; empty when a field is invalid (the message says which).
+  std::optional<LaunchRequest> request() const;
+  QString validationMessage() const;
+  QLineEdit* field(const QString& key) const { return m_fields.value(key); }
+  QComboBox* presetBox() const { return m_preset; }
+  QComboBox* stageBox() const { return m_stage; }
+  QPushButton* startButton() const { return m_start; }
+  QPushButton* pauseButton() const { return m_pause; }
+  QPushButton* resumeButton() const { return m_resume; }
+  QPushButton* stopButton() const { return m_stop; }
+  void selectPreset(const QString& preset, const QString& stage);
+
+ Q_SIGNALS:
+  void startRequested(const pivot::LaunchRequest& request);
+  void pauseRequested();
+  void resumeRequested();
+  void stopRequested();
+
+ private:
+  void loadPresetValues();
+  void validate();
+
+  QComboBox* m_preset = nullptr;
+  QComboBox* m_stage = nullptr;
+  QComboBox* m_parent = nullptr;
+  QComboBox* m_lossType = nullptr;
+  QComboBox* m_device = nullptr;
+  QMap<QString, QLineEdit*> m_fields;  // config key -> editor
+  QLabel* m_message = nullptr;
+  QPushButton *m_start = nullptr, *m_pause = nullptr, *m_resume = nullptr, *m_stop = nullptr;
+  State m_state = State::Idle;
+  bool m_valid = true;
+};
+
+}  // namespace pivot
