@@ -1,4 +1,183 @@
+// Curve maths and the curve grid: TensorBoard's EMA against hand-computed values, a downsampler
+// that keeps every extreme, panels that hide without data, CSV export that round-trips.
 #include <QtTest/QtTest>
-class TestCurves : public QObject { Q_OBJECT };
+
+#include <QFile>
+#include <QImageReader>
+#include <QTemporaryDir>
+#include <cmath>
+#include <random>
+
+#include "curve_grid.h"
+#include "curve_math.h"
+#include "curve_panel.h"
+
+using namespace pivot;
+
+class TestCurves : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void emaMatchesHandComputedValues() {
+    // w = 0.5: last = 0.5, 1.25, 2.125; debias by 1 - 0.5^n = 0.5, 0.75, 0.875.
+    const auto s = debiasedEma({1, 2, 3}, 0.5);
+    QCOMPARE(s.size(), size_t(3));
+    QVERIFY(std::abs(s[0] - 1.0) < 1e-12);
+    QVERIFY(std::abs(s[1] - 1.25 / 0.75) < 1e-12);
+    QVERIFY(std::abs(s[2] - 2.125 / 0.875) < 1e-12);
+    QCOMPARE(debiasedEma({4, 4, 4}, 0.9), (std::vector<double>{4, 4, 4}));   // constant stays constant
+    QCOMPARE(debiasedEma({1, 2, 3}, 0.0), (std::vector<double>{1, 2, 3}));   // no smoothing
+    const auto withNan = debiasedEma({1, NAN, 3}, 0.5);
+    QVERIFY(std::isnan(withNan[1]));                                        // passes through...
+    QVERIFY(std::abs(withNan[2] - (0.5 * 0.5 + 1.5) / 0.75) < 1e-12);       // ...and is skipped
+  }
+
+  void incrementalSmoothingEqualsFullRecompute() {
+    MetricSeries s;
+    std::vector<double> all;
+    for (int chunk = 0; chunk < 5; ++chunk) {
+      for (int i = 0; i < 7; ++i) {
+        const double v = chunk == 0 ? 2.0 : std::sin(chunk * 7 + i);  // constant at first, then not
+        s.steps.push_back(static_cast<double>(all.size()));
+        s.values.push_back(v);
+        s.walls.push_back(0);
+        all.push_back(v);
+      }
+      const auto& inc = s.smoothed(0.8);
+      const auto full = debiasedEma(all, 0.8);
+      QCOMPARE(inc.size(), full.size());
+      for (size_t i = 0; i < full.size(); ++i) QVERIFY(std::abs(inc[i] - full[i]) < 1e-12);
+    }
+    const auto& other = s.smoothed(0.3);  // a new weight recomputes
+    QVERIFY(std::abs(other.back() - debiasedEma(all, 0.3).back()) < 1e-12);
+  }
+
+  void downsamplerKeepsEveryExtreme() {
+    std::mt19937 rng(3);
+    std::normal_distribution<double> noise;
+    const size_t n = 1000000;
+    std::vector<double> xs(n), ys(n);
+    for (size_t i = 0; i < n; ++i) {
+      xs[i] = static_cast<double>(i);
+      ys[i] = std::sin(i * 1e-4) + 0.1 * noise(rng);
+    }
+    ys[123457] = 50;    // isolated spikes must survive
+    ys[777777] = -50;
+    const int columns = 400;
+    const auto d = downsampleMinMaxLast(xs, ys, 0, static_cast<double>(n - 1), columns);
+    QVERIFY(d.x.size() <= size_t(4 * columns + 2));
+    QVERIFY(std::is_sorted(d.x.begin(), d.x.end()));
+    auto has = [&](double x) { return std::binary_search(d.x.begin(), d.x.end(), x); };
+    QVERIFY(has(123457));
+    QVERIFY(has(777777));
+    QVERIFY(has(static_cast<double>(n - 1)));  // the last point
+    // In every pixel column, the column's min and max are kept.
+    const double width = (n - 1.0) / columns;
+    for (int c = 0; c < columns; c += 37) {
+      const size_t a = static_cast<size_t>(std::ceil(c * width)), b = static_cast<size_t>(std::ceil((c + 1) * width));
+      const auto [mn, mx] = std::minmax_element(ys.begin() + static_cast<long>(a), ys.begin() + static_cast<long>(std::min(b, n)));
+      QVERIFY2(has(static_cast<double>(mn - ys.begin())), qPrintable(QString("column %1 min").arg(c)));
+      QVERIFY2(has(static_cast<double>(mx - ys.begin())), qPrintable(QString("column %1 max").arg(c)));
+    }
+    // Block extremes give the same result, reading far fewer points.
+    BlockExtremes blocks;
+    blocks.update(ys);
+    const auto fast = downsampleMinMaxLast(xs, ys, 0, static_cast<double>(n - 1), columns, &blocks);
+    QCOMPARE(fast.x, d.x);
+    QCOMPARE(fast.y, d.y);
+    const auto fastZoom = downsampleMinMaxLast(xs, ys, 5000.5, 600000.25, columns, &blocks);
+    const auto slowZoom = downsampleMinMaxLast(xs, ys, 5000.5, 600000.25, columns);
+    QCOMPARE(fastZoom.x, slowZoom.x);
+    ys.push_back(-99);  // appended data: update() extends the summary
+    xs.push_back(static_cast<double>(n));
+    blocks.update(ys);
+    QCOMPARE(downsampleMinMaxLast(xs, ys, 0, static_cast<double>(n), columns, &blocks).y,
+             downsampleMinMaxLast(xs, ys, 0, static_cast<double>(n), columns).y);
+    // Zoomed in: the visible slice plus one neighbour on each side, nothing else.
+    const auto zoom = downsampleMinMaxLast(xs, ys, 1000, 1100, columns);
+    QCOMPARE(zoom.x.front(), 999.0);
+    QCOMPARE(zoom.x.back(), 1101.0);
+    QCOMPARE(zoom.x.size(), size_t(103));
+  }
+
+  void panelsWithoutDataStayHidden() {
+    CurveGrid grid;
+    grid.resize(1000, 800);
+    grid.show();
+    grid.appendMetrics(1, "sft-1", 32, {{1, "loss", 2.0, 100}, {2, "loss", 1.5, 101}, {1, "grad_norm", 0.4, 100}});
+    grid.replotNow();
+    QCOMPARE(grid.visiblePanelCount(), 2);
+    grid.appendMetrics(2, "dpo-2", 32, {{1, "rewards/margins", 0.1, 100}, {1, "rewards/chosen", -0.1, 100}});
+    grid.replotNow();
+    QCOMPARE(grid.visiblePanelCount(), 4);
+    QVERIFY(grid.panels().front()->drawnPointCount() > 0);
+    grid.removeRun(2);
+    grid.replotNow();
+    QCOMPARE(grid.visiblePanelCount(), 2);
+  }
+
+  void repeatedStepsReplaceOldValues() {
+    CurveGrid grid;
+    grid.appendMetrics(1, "r", 8, {{1, "loss", 3, 0}, {2, "loss", 2, 0}, {3, "loss", 1, 0}});
+    grid.appendMetrics(1, "r", 8, {{2, "loss", 5, 0}});  // a resumed run repeats step 2
+    const auto& s = grid.runs().at(1).series.at("loss");
+    QCOMPARE(s.steps, (std::vector<double>{1, 2}));
+    QCOMPARE(s.values, (std::vector<double>{3, 5}));
+    QCOMPARE(grid.lastStep(1), int64_t(2));
+  }
+
+  void csvExportRoundTrips() {
+    QTemporaryDir dir;
+    CurveGrid grid;
+    std::vector<MetricPoint> points;
+    for (int i = 1; i <= 50; ++i) points.push_back({i, "loss", 1.0 / (i + 0.123456789), 1700000000.0 + i * 0.25});
+    grid.appendMetrics(4, "run, with \"quotes\"", 16, points);
+    grid.appendMetrics(5, "other", 16, {{1, "rewards/margins", -0.5, 1700000001.5}});
+    const QString file = dir.filePath("m.csv");
+    QVERIFY(grid.exportCsv(file));
+    QFile f(file);
+    QVERIFY(f.open(QIODevice::ReadOnly | QIODevice::Text));
+    const auto lines = QString::fromUtf8(f.readAll()).trimmed().split('\n');
+    QCOMPARE(lines.front(), QString("run_id,run,key,step,wall_time,value"));
+    QCOMPARE(lines.size(), 1 + 50 + 1);
+    int lossRows = 0;
+    for (const auto& line : lines.mid(1)) {
+      // The quoted run name holds a comma: split the last four fields from the right.
+      const auto fields = line.split(',');
+      const int n = fields.size();
+      const double value = fields[n - 1].toDouble(), wall = fields[n - 2].toDouble();
+      const int step = fields[n - 3].toInt();
+      const QString key = fields[n - 4];
+      if (key == "loss") {
+        QCOMPARE(fields[0].toInt(), 4);
+        QVERIFY(line.contains("\"run, with \"\"quotes\"\"\""));
+        QCOMPARE(value, 1.0 / (step + 0.123456789));  // exact: 17 significant digits
+        QCOMPARE(wall, 1700000000.0 + step * 0.25);
+        ++lossRows;
+      } else {
+        QCOMPARE(key, QString("rewards/margins"));
+        QCOMPARE(value, -0.5);
+      }
+    }
+    QCOMPARE(lossRows, 50);
+  }
+
+  void gridExportsPngPdfSvg() {
+    QTemporaryDir dir;
+    CurveGrid grid;
+    grid.resize(1000, 700);
+    grid.show();
+    grid.appendMetrics(1, "a", 8, {{1, "loss", 2, 0}, {2, "loss", 1, 1}, {1, "grad_norm", 1, 0}, {2, "grad_norm", 2, 1}});
+    QVERIFY(grid.exportGrid(dir.filePath("g.png"), 192));
+    QVERIFY(grid.exportGrid(dir.filePath("g.pdf")));
+    QVERIFY(grid.exportGrid(dir.filePath("g.svg")));
+    QImageReader png(dir.filePath("g.png"));
+    QCOMPARE(png.size(), QSize(2 * 520 * 2, 320 * 2));  // two panels side by side at 2x (192 dpi)
+    QFile pdf(dir.filePath("g.pdf"));
+    QVERIFY(pdf.open(QIODevice::ReadOnly) && pdf.read(5) == "%PDF-");
+    QFile svg(dir.filePath("g.svg"));
+    QVERIFY(svg.open(QIODevice::ReadOnly) && svg.readAll().contains("<svg"));
+  }
+};
+
 QTEST_MAIN(TestCurves)
 #include "test_curves.moc"

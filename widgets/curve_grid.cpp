@@ -143,10 +143,7 @@ void CurveGrid::appendMetrics(int64_t runId, const QString& runName, double samp
     const double step = static_cast<double>(p.step);
     if (!s.steps.empty() && step <= s.steps.back()) {  // a resumed run repeats steps: replace
       auto it = std::lower_bound(s.steps.begin(), s.steps.end(), step);
-      const auto i = static_cast<size_t>(it - s.steps.begin());
-      s.steps.resize(i);
-      s.values.resize(i);
-      s.walls.resize(i);
+      s.truncate(static_cast<size_t>(it - s.steps.begin()));
     }
     s.steps.push_back(step);
     s.values.push_back(p.value);

@@ -1,5 +1,7 @@
 #include "curve_math.h"
 
+#include "run_curves.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -24,8 +26,91 @@ std::vector<double> debiasedEma(const std::vector<double>& ys, double weight) {
   return out;
 }
 
+const std::vector<double>& MetricSeries::smoothed(double weight) {
+  const bool constantSoFar = m_constant && std::all_of(values.begin() + static_cast<long>(std::min(m_smoothed.size(), values.size())),
+                                                       values.end(), [&](double v) { return v == values.front(); });
+  // Recompute from scratch when the weight changed, steps were replaced, or the series stopped
+  // being constant (debiasedEma treats constant series specially); otherwise extend.
+  if (weight != m_weight || m_smoothed.size() > values.size() || constantSoFar != m_constant || constantSoFar) {
+    m_smoothed = debiasedEma(values, weight);
+    m_smoothedBlocks = BlockExtremes();  // every smoothed value changed
+    m_weight = weight;
+    m_constant = constantSoFar;
+    m_last = 0;
+    m_accumulated = 0;
+    if (!m_constant)
+      for (double y : values)
+        if (std::isfinite(y)) { m_last = m_last * weight + (1 - weight) * y; ++m_accumulated; }
+    return m_smoothed;
+  }
+  for (size_t i = m_smoothed.size(); i < values.size(); ++i) {
+    const double y = values[i];
+    if (!std::isfinite(y)) { m_smoothed.push_back(y); continue; }
+    m_last = m_last * weight + (1 - weight) * y;
+    ++m_accumulated;
+    m_smoothed.push_back(m_last / (weight == 1.0 ? 1.0 : 1.0 - std::pow(weight, m_accumulated)));
+  }
+  return m_smoothed;
+}
+
+namespace {
+
+// Index of the smaller / larger of two points, NaN losing to any number.
+inline size_t lower(const std::vector<double>& ys, size_t a, size_t b) {
+  return (ys[b] < ys[a] || std::isnan(ys[a])) ? b : a;
+}
+inline size_t higher(const std::vector<double>& ys, size_t a, size_t b) {
+  return (ys[b] > ys[a] || std::isnan(ys[a])) ? b : a;
+}
+
+}  // namespace
+
+void BlockExtremes::update(const std::vector<double>& ys) {
+  const size_t firstDirty = std::min(coveredPoints, ys.size()) / kBlock;  // redo the partial block
+  const size_t blocks = (ys.size() + kBlock - 1) / kBlock;
+  minIndex.resize(blocks);
+  maxIndex.resize(blocks);
+  for (size_t b = firstDirty; b < blocks; ++b) {
+    const size_t start = b * kBlock, end = std::min(ys.size(), start + kBlock);
+    size_t mn = start, mx = start;
+    for (size_t i = start + 1; i < end; ++i) {
+      mn = lower(ys, mn, i);
+      mx = higher(ys, mx, i);
+    }
+    minIndex[b] = mn;
+    maxIndex[b] = mx;
+  }
+  coveredPoints = ys.size();
+}
+
+void MetricSeries::truncate(size_t n) {
+  steps.resize(std::min(n, steps.size()));
+  values.resize(std::min(n, values.size()));
+  walls.resize(std::min(n, walls.size()));
+  m_valueBlocks.coveredPoints = std::min(m_valueBlocks.coveredPoints, n);
+  m_smoothedBlocks = BlockExtremes();
+  m_weight = -1;  // smoothing recomputes
+  m_rangeCovered = values.size() + 1;  // range recomputes
+}
+
+std::pair<double, double> MetricSeries::valueRange() {
+  if (m_rangeCovered > values.size()) {  // steps were replaced: start over
+    m_rangeCovered = 0;
+    m_yMin = INFINITY;
+    m_yMax = -INFINITY;
+  }
+  for (; m_rangeCovered < values.size(); ++m_rangeCovered) {
+    const double v = values[m_rangeCovered];
+    if (!std::isfinite(v)) continue;
+    m_yMin = std::min(m_yMin, v);
+    m_yMax = std::max(m_yMax, v);
+  }
+  return {m_yMin, m_yMax};
+}
+
 XYPoints downsampleMinMaxLast(const std::vector<double>& xs, const std::vector<double>& ys,
-                              double x0, double x1, int columns) {
+                              double x0, double x1, int columns, const BlockExtremes* blocks) {
+  if (blocks && blocks->coveredPoints != ys.size()) blocks = nullptr;  // stale: read every point
   XYPoints out;
   if (xs.empty() || columns <= 0) return out;
   // Visible slice [lo, hi), widened by one point on each side.
@@ -39,32 +124,45 @@ XYPoints downsampleMinMaxLast(const std::vector<double>& xs, const std::vector<d
     out.y.assign(ys.begin() + static_cast<long>(lo), ys.begin() + static_cast<long>(hi));
     return out;
   }
-  out.x.reserve(static_cast<size_t>(3 * columns + 2));
-  out.y.reserve(static_cast<size_t>(3 * columns + 2));
-  const double width = (x1 - x0) / columns;
-  auto bucketOf = [&](double x) {
-    return std::clamp(static_cast<long>(std::floor((x - x0) / width)), -1L, static_cast<long>(columns));
+  out.x.reserve(static_cast<size_t>(3 * columns + 4));
+  out.y.reserve(static_cast<size_t>(3 * columns + 4));
+  auto keepPoint = [&](size_t i) {
+    out.x.push_back(xs[i]);
+    out.y.push_back(ys[i]);
   };
-  size_t i = lo;
-  while (i < hi) {
-    const long bucket = bucketOf(xs[i]);
-    size_t first = i, minI = i, maxI = i;
-    while (i < hi && bucketOf(xs[i]) == bucket) {
-      if (ys[i] < ys[minI] || std::isnan(ys[minI])) minI = i;
-      if (ys[i] > ys[maxI] || std::isnan(ys[maxI])) maxI = i;
-      ++i;
+  const double width = (x1 - x0) / columns;
+  // Bucket edges by binary search, then one tight min/max pass per bucket: no per-point division.
+  size_t start = lo;
+  if (xs[start] < x0) keepPoint(start++);  // the neighbour left of the view
+  for (int b = 0; b < columns && start < hi; ++b) {
+    const double edge = b + 1 == columns ? x1 : x0 + (b + 1) * width;
+    size_t end = static_cast<size_t>(std::upper_bound(xs.begin() + static_cast<long>(start),
+                                                      xs.begin() + static_cast<long>(hi), edge) - xs.begin());
+    if (b + 1 == columns) end = std::min(end, hi);
+    if (end == start) continue;
+    size_t minI = start, maxI = start;
+    constexpr size_t B = BlockExtremes::kBlock;
+    size_t i = start + 1;
+    if (blocks && end - start > 2 * B) {
+      const size_t firstFull = (start + B - 1) / B, lastFull = end / B;  // blocks inside [start, end)
+      for (; i < firstFull * B; ++i) { minI = lower(ys, minI, i); maxI = higher(ys, maxI, i); }
+      for (size_t b = firstFull; b < lastFull; ++b) {
+        minI = lower(ys, minI, blocks->minIndex[b]);
+        maxI = higher(ys, maxI, blocks->maxIndex[b]);
+      }
+      i = std::max(i, lastFull * B);
     }
-    const size_t lastI = i - 1;
-    size_t keep[4] = {first, minI, maxI, lastI};
-    std::sort(keep, keep + 4);
-    for (int k = 0; k < 4; ++k) {
-      if (k > 0 && keep[k] == keep[k - 1]) continue;
-      // The first point of a bucket only matters for the two edge buckets (line continuity).
-      if (keep[k] == first && first != minI && first != maxI && first != lastI && bucket >= 0 && bucket < columns) continue;
-      out.x.push_back(xs[keep[k]]);
-      out.y.push_back(ys[keep[k]]);
+    for (; i < end; ++i) {
+      minI = lower(ys, minI, i);
+      maxI = higher(ys, maxI, i);
     }
+    size_t keep[3] = {minI, maxI, end - 1};
+    std::sort(keep, keep + 3);
+    for (int k = 0; k < 3; ++k)
+      if (k == 0 || keep[k] != keep[k - 1]) keepPoint(keep[k]);
+    start = end;
   }
+  for (size_t i = start; i < hi; ++i) keepPoint(i);  // the neighbour right of the view
   return out;
 }
 

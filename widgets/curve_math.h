@@ -1,6 +1,7 @@
 // Pure functions behind the live curves: TensorBoard's debiased EMA and a downsampler that never
 // hides data (per pixel column: min, max and last, as W&B's full-fidelity plots do).
 #pragma once
+#include <cstddef>
 #include <vector>
 
 namespace pivot {
@@ -13,11 +14,21 @@ struct XYPoints {
   std::vector<double> x, y;
 };
 
+// Per block of kBlock consecutive points, the index of the smallest and of the largest y: lets the
+// downsampler skip whole blocks inside a pixel column instead of reading every point.
+struct BlockExtremes {
+  static constexpr size_t kBlock = 256;
+  std::vector<size_t> minIndex, maxIndex;
+  size_t coveredPoints = 0;           // points summarised so far (the last block may be partial)
+  void update(const std::vector<double>& ys);  // extends after appends, redoes after truncation
+};
+
 // xs ascending. Splits [x0, x1] into `columns` equal buckets and keeps, per bucket, the points with
 // the smallest and the largest y and the last point (in x order, each at most once), plus the
 // nearest point outside each end so lines run to the edges. Returns everything when that is no
 // more than the budget anyway.
+// `blocks`, when given, must be up to date for ys; the result is the same, only faster.
 XYPoints downsampleMinMaxLast(const std::vector<double>& xs, const std::vector<double>& ys,
-                              double x0, double x1, int columns);
+                              double x0, double x1, int columns, const BlockExtremes* blocks = nullptr);
 
 }  // namespace pivot

@@ -81,7 +81,7 @@ bool CurvePanel::hasData(const std::map<int64_t, RunCurves>& runs) const {
   return false;
 }
 
-void CurvePanel::update(const std::map<int64_t, RunCurves>* runs, XAxisKind axis, double smoothing) {
+void CurvePanel::update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, double smoothing) {
   m_runs = runs;
   if (m_axis != axis) m_userZoomed = false;
   m_axis = axis;
@@ -89,16 +89,24 @@ void CurvePanel::update(const std::map<int64_t, RunCurves>* runs, XAxisKind axis
   m_lines.clear();
   m_plot->clearGraphs();
   const Qt::PenStyle styles[] = {Qt::SolidLine, Qt::DashLine, Qt::DotLine};
-  for (const auto& [id, run] : *runs) {
+  for (auto& [id, run] : *runs) {
     if (!run.visible) continue;
     for (int k = 0; k < m_keys.size(); ++k) {
       auto it = run.series.find(m_keys[k]);
       if (it == run.series.end() || it->second.values.empty()) continue;
       Line line;
       line.label = run.name + (m_keys.size() > 1 ? "  " + m_keys[k] : QString());
-      line.x = xValues(run, it->second, axis);
-      line.raw = it->second.values;
-      line.smooth = smoothing > 0 ? debiasedEma(line.raw, smoothing) : line.raw;
+      if (axis == XAxisKind::Step) {
+        line.x = &it->second.steps;
+      } else {
+        line.ownX = xValues(run, it->second, axis);
+      }
+      auto& series = it->second;
+      line.raw = &series.values;
+      line.rawBlocks = &series.valueBlocks();
+      line.smooth = smoothing > 0 ? &series.smoothed(smoothing) : line.raw;
+      line.smoothBlocks = smoothing > 0 ? &series.smoothedBlocks() : line.rawBlocks;
+      line.yRange = series.valueRange();
       QColor faint = run.colour;
       faint.setAlpha(55);
       auto* raw = m_plot->addGraph();
@@ -111,6 +119,8 @@ void CurvePanel::update(const std::map<int64_t, RunCurves>* runs, XAxisKind axis
       m_lines.push_back(std::move(line));
     }
   }
+  for (auto& l : m_lines)  // computed x values live in the line itself: point at them once placed
+    if (axis != XAxisKind::Step) l.x = &l.ownX;
   if (axis == XAxisKind::WallTime) {
     auto ticker = QSharedPointer<QCPAxisTickerDateTime>::create();
     ticker->setDateTimeFormat("hh:mm:ss");
@@ -124,11 +134,16 @@ void CurvePanel::update(const std::map<int64_t, RunCurves>* runs, XAxisKind axis
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     const bool logY = m_plot->yAxis->scaleType() == QCPAxis::stLogarithmic;
     for (const auto& l : m_lines) {
-      if (l.x.empty()) continue;
-      x0 = std::min(x0, l.x.front());
-      x1 = std::max(x1, l.x.back());
-      for (double v : l.raw)
-        if (std::isfinite(v) && (!logY || v > 0)) { y0 = std::min(y0, v); y1 = std::max(y1, v); }
+      if (l.x->empty()) continue;
+      x0 = std::min(x0, l.x->front());
+      x1 = std::max(x1, l.x->back());
+      if (!logY) {
+        y0 = std::min(y0, l.yRange.first);
+        y1 = std::max(y1, l.yRange.second);
+        continue;
+      }
+      for (double v : *l.raw)  // log scale: the smallest positive value bounds the axis
+        if (std::isfinite(v) && v > 0) { y0 = std::min(y0, v); y1 = std::max(y1, v); }
     }
     if (std::isfinite(x0)) {
       m_settingRange = true;
@@ -147,8 +162,8 @@ void CurvePanel::redrawData() {
   const int columns = std::max(50, m_plot->axisRect()->width());
   for (size_t i = 0; i < m_lines.size(); ++i) {
     const auto& l = m_lines[i];
-    auto raw = downsampleMinMaxLast(l.x, l.raw, range.lower, range.upper, columns);
-    auto smooth = downsampleMinMaxLast(l.x, l.smooth, range.lower, range.upper, columns);
+    auto raw = downsampleMinMaxLast(*l.x, *l.raw, range.lower, range.upper, columns, l.rawBlocks);
+    auto smooth = downsampleMinMaxLast(*l.x, *l.smooth, range.lower, range.upper, columns, l.smoothBlocks);
     m_plot->graph(static_cast<int>(2 * i))->setData(QVector<double>(raw.x.begin(), raw.x.end()),
                                                     QVector<double>(raw.y.begin(), raw.y.end()), true);
     m_plot->graph(static_cast<int>(2 * i + 1))->setData(QVector<double>(smooth.x.begin(), smooth.x.end()),
@@ -179,16 +194,20 @@ void CurvePanel::resetView() {
   if (m_runs) update(m_runs, m_axis, m_smoothing);
 }
 
+void CurvePanel::setXRange(double lower, double upper) { m_plot->xAxis->setRange(lower, upper); }
+
+void CurvePanel::replotImmediately() { m_plot->replot(QCustomPlot::rpImmediateRefresh); }
+
 void CurvePanel::showHover(int pixelX) {
   if (m_lines.empty()) return;
   const double x = m_plot->xAxis->pixelToCoord(pixelX);
   QString text = QString("<b>%1</b> at %2").arg(m_title).arg(x, 0, 'g', 6);
   for (const auto& l : m_lines) {
-    auto it = std::lower_bound(l.x.begin(), l.x.end(), x);
-    if (it == l.x.end()) --it;
-    if (it != l.x.begin() && std::abs(*(it - 1) - x) < std::abs(*it - x)) --it;
-    const auto i = static_cast<size_t>(it - l.x.begin());
-    text += QString("<br>%1: %2 (raw %3)").arg(l.label.toHtmlEscaped()).arg(l.smooth[i], 0, 'g', 5).arg(l.raw[i], 0, 'g', 5);
+    auto it = std::lower_bound(l.x->begin(), l.x->end(), x);
+    if (it == l.x->end()) --it;
+    if (it != l.x->begin() && std::abs(*(it - 1) - x) < std::abs(*it - x)) --it;
+    const auto i = static_cast<size_t>(it - l.x->begin());
+    text += QString("<br>%1: %2 (raw %3)").arg(l.label.toHtmlEscaped()).arg((*l.smooth)[i], 0, 'g', 5).arg((*l.raw)[i], 0, 'g', 5);
   }
   QToolTip::showText(m_plot->mapToGlobal(QPoint(pixelX + 12, 10)), text, m_plot);
 }

@@ -22,9 +22,12 @@ class CurvePanel : public QWidget {
   bool hasData(const std::map<int64_t, RunCurves>& runs) const;
 
   // Rebuilds the graphs from `runs` (call after new data or a change of smoothing or axis).
-  void update(const std::map<int64_t, RunCurves>* runs, XAxisKind axis, double smoothing);
+  // The panel keeps pointers into `runs` until the next update.
+  void update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, double smoothing);
   void setLogScale(bool logX, bool logY);
   void resetView();
+  void setXRange(double lower, double upper);  // as a zoom by the user
+  void replotImmediately();                    // synchronous replot (benchmarks, export)
 
   // Vector or raster export of this panel alone.
   bool savePng(const QString& file, int dpi);
@@ -42,15 +45,22 @@ class CurvePanel : public QWidget {
   QStringList m_keys;
   QCustomPlot* m_plot = nullptr;
   QLabel* m_note = nullptr;
-  const std::map<int64_t, RunCurves>* m_runs = nullptr;
+  std::map<int64_t, RunCurves>* m_runs = nullptr;
   XAxisKind m_axis = XAxisKind::Step;
   double m_smoothing = 0.6;
   bool m_userZoomed = false;
   bool m_settingRange = false;
-  // Full-resolution copies, per drawn graph: x, raw y, smoothed y.
+  // Per drawn graph, full resolution: x (the steps themselves, or computed for other axes), raw y
+  // and smoothed y (both owned by the series).
   struct Line {
     QString label;
-    std::vector<double> x, raw, smooth;
+    const std::vector<double>* x = nullptr;
+    const std::vector<double>* raw = nullptr;
+    const std::vector<double>* smooth = nullptr;
+    const BlockExtremes* rawBlocks = nullptr;
+    const BlockExtremes* smoothBlocks = nullptr;
+    std::pair<double, double> yRange;
+    std::vector<double> ownX;
   };
   std::vector<Line> m_lines;
 };
