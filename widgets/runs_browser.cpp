@@ -246,7 +246,9 @@ void RunsBrowser::showContextMenu(const QPoint& pos) {
     if (r.info.id == ids.front()) first = &r;
   rename->setEnabled(ids.size() == 1 && first);
   tag->setEnabled(ids.size() == 1 && first);
-  resume->setEnabled(ids.size() == 1 && first && first->info.status != "finished" && first->info.status != "running");
+  // "running" is resumable too: a run whose process crashed keeps that status. The window refuses
+  // to resume the run it is training itself.
+  resume->setEnabled(ids.size() == 1 && first && first->info.status != "finished");
   auto* chosen = menu.exec(m_view->viewport()->mapToGlobal(pos));
   if (!chosen || !first) return;
   if (chosen == rename) {

@@ -179,7 +179,10 @@ void MainWindow::startRun(const LaunchRequest& request) {
 }
 
 void MainWindow::resumeRun(int64_t runId) {
-  if (m_training) return;
+  if (m_training) {
+    statusBar()->showMessage("A run is training; stop it before resuming another", 5000);
+    return;
+  }
   m_training = true;
   m_launch->setState(LaunchPanel::State::Running);
   m_stepLabel->setText(QString("resuming run %1…").arg(runId));
