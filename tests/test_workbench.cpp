@@ -5,6 +5,7 @@
 #include <QComboBox>
 #include <QLineEdit>
 #include <QPushButton>
+#include <QTableWidget>
 #include <QTemporaryDir>
 
 #include "curve_panel.h"
@@ -87,6 +88,16 @@ class TestWorkbench : public QObject {
     QTest::qWait(300);
     QCOMPARE(w.curves()->runs().size(), size_t(2));
     QVERIFY(w.curves()->visiblePanelCount() >= 3);
+    // Selecting both runs compares their hyper-parameters, differences first-class.
+    w.runsBrowser()->selectRuns({1, 2});
+    auto* params = w.runsBrowser()->parameterTable();
+    QCOMPARE(params->columnCount(), 3);
+    QStringList differing;
+    for (int r = 0; r < params->rowCount(); ++r) differing << params->item(r, 0)->text();
+    QVERIFY2(differing.contains("stage") && differing.contains("vision_lr"), qPrintable(differing.join(',')));
+    QVERIFY(!differing.contains("model.text_config.hidden_size"));  // equal values hidden
+    if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR"))
+      w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-after-stop.png");
   }
 };
 

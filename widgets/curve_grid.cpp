@@ -7,6 +7,7 @@
 #include <QFileDialog>
 #include <QGridLayout>
 #include <QHBoxLayout>
+#include <QInputDialog>
 #include <QLabel>
 #include <QMenu>
 #include <QPdfWriter>
@@ -76,7 +77,14 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
   auto* menu = new QMenu(exportButton);
   menu->addAction("Grid as PNG/PDF/SVG…", this, [this] {
     const auto file = QFileDialog::getSaveFileName(this, "Export grid", "curves.png", "Images (*.png *.pdf *.svg)");
-    if (!file.isEmpty()) exportGrid(file, 150);
+    if (file.isEmpty()) return;
+    int dpi = 150;
+    if (file.endsWith(".png", Qt::CaseInsensitive)) {
+      bool ok = false;
+      dpi = QInputDialog::getInt(this, "PNG resolution", "Dots per inch:", 150, 72, 600, 1, &ok);
+      if (!ok) return;
+    }
+    exportGrid(file, dpi);
   });
   menu->addAction("Visible runs as CSV…", this, [this] {
     const auto file = QFileDialog::getSaveFileName(this, "Export CSV", "metrics.csv", "CSV (*.csv)");
@@ -100,13 +108,17 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
       connect(action, &QAction::triggered, this, [this, panel, suffix] {
         const auto file = QFileDialog::getSaveFileName(this, "Export panel", QString(panel->keys().front()).replace('/', '_') + suffix);
         if (file.isEmpty()) return;
-        if (suffix == ".png") panel->savePng(file, 200);
+        if (suffix == ".png") {
+          bool ok = false;
+          const int dpi = QInputDialog::getInt(this, "PNG resolution", "Dots per inch:", 200, 72, 600, 1, &ok);
+          if (ok) panel->savePng(file, dpi);
+        }
         else if (suffix == ".pdf") panel->savePdf(file);
         else panel->saveSvg(file);
       });
       panel->addAction(action);
     };
-    addExport("Export panel as PNG (200 dpi)…", ".png");
+    addExport("Export panel as PNG…", ".png");
     addExport("Export panel as PDF…", ".pdf");
     addExport("Export panel as SVG…", ".svg");
     panel->hide();
