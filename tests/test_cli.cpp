@@ -87,6 +87,28 @@ class TestCli : public QObject {
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains("another architecture"), qPrintable(r.err));
 
+    // Attribution: a figure for one sample under the checkpoint, and localisation scores.
+    const QString figure = m_dir.filePath("fig.pdf");
+    r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first", "--checkpoint", "first@4", "--sample", "0",
+                  "--method", "gradmap", "--out", figure});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    QVERIFY(QFileInfo(figure).size() > 1000);
+    QVERIFY(r.out.contains("first @ 4"));
+    QVERIFY(r.out.contains("mass "));
+    r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first@99", "--sample", "0", "--out", figure});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("no checkpoint at step '99' (have: 4)"), qPrintable(r.err));
+    r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first", "--sample", "0", "--method", "saliency", "--out", figure});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("unknown method 'saliency'"), qPrintable(r.err));
+    r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "first", "--samples", "24", "--method", "gradcam", "--layer", "1"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    QVERIFY(r.out.contains("mass inside target"));
+    QVERIFY(r.out.contains("pointing game"));
+    r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "first", "--samples", "12", "--csv"});
+    QCOMPARE(r.code, 0);
+    QVERIFY(r.out.startsWith("index,category,mass_inside,pointing_hit,target_area"));
+
     const QString out = m_dir.filePath("export");
     r = pivotCmd({"--workspace", ws, "export", "first", "--out", out});
     QVERIFY2(r.code == 0, qPrintable(r.err));

@@ -17,7 +17,23 @@ struct TrainArgs {
   bool quiet = false;
 };
 
+struct ExplainArgs {
+  std::vector<std::string> checkpoints;  // RUN[@STEP]
+  int sample = -1;                        // ShapesWorld sample index (with split)
+  std::string split = "val";
+  std::string image, question, answer;    // or an image file with a question and answer
+  std::string method = "gradmap";         // gradmap | gradcam | hirescam | layercam | rollout
+  std::string target = "sft";             // sft | dpo | logprob
+  int layer = -2;                         // CAM layer (HF hidden-state index)
+  bool l2 = false, keepBorder = false, colourBar = false, csv = false;
+  std::string colormap = "jet";
+  std::string out;
+  int samples = 192;                      // localize: samples of the split
+};
+
 std::string defaultWorkspace();
+int cmdExplain(const std::string& workspace, const ExplainArgs& args);
+int cmdLocalize(const std::string& workspace, const ExplainArgs& args);
 int cmdTrain(const std::string& workspace, const TrainArgs& args);
 int cmdRuns(const std::string& workspace);
 int cmdMetrics(const std::string& workspace, const std::string& run, bool csv, const std::string& key);

@@ -54,6 +54,28 @@ int main(int argc, char** argv) {
   bench->add_option("--steps", benchSteps, "timed steps per measurement")->capture_default_str();
   bench->add_option("--python", python, "python with torch for the reference")->capture_default_str();
 
+  pivot::cli::ExplainArgs x;
+  auto* explain = app.add_subcommand("explain", "attribution maps of one sample under several checkpoints, as a figure");
+  auto* localize = app.add_subcommand("localize", "localisation scores of a checkpoint's attribution maps over a split");
+  for (auto* cmd : {explain, localize}) {
+    cmd->add_option("--checkpoint", x.checkpoints, "RUN[@STEP] (repeatable for explain)")->required();
+    cmd->add_option("--method", x.method, "gradmap | gradcam | hirescam | layercam | rollout")->capture_default_str();
+    cmd->add_option("--target", x.target, "what the gradient methods differentiate: sft | dpo | logprob")->capture_default_str();
+    cmd->add_option("--layer", x.layer, "vision hidden-state index for the CAM methods")->capture_default_str();
+    cmd->add_option("--split", x.split, "train | val | test")->capture_default_str();
+    cmd->add_flag("--l2", x.l2, "gradmap: L2 instead of L1 norm over channels");
+    cmd->add_flag("--keep-border", x.keepBorder, "do not suppress the border cells");
+  }
+  explain->add_option("--sample", x.sample, "ShapesWorld sample index");
+  explain->add_option("--image", x.image, "an image file instead of a sample");
+  explain->add_option("--question", x.question, "with --image");
+  explain->add_option("--answer", x.answer, "with --image");
+  explain->add_option("--colormap", x.colormap, "jet | viridis | magma | turbo")->capture_default_str();
+  explain->add_flag("--colour-bar", x.colourBar, "draw a colour bar beside each map");
+  explain->add_option("--out", x.out, "figure file (.png or .pdf)")->required();
+  localize->add_option("--samples", x.samples, "samples of the split to score")->capture_default_str();
+  localize->add_flag("--csv", x.csv, "one row per sample");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -69,6 +91,8 @@ int main(int argc, char** argv) {
     if (*exportCmd) return pivot::cli::cmdExport(workspace, run, out);
     if (*demo) return pivot::cli::cmdDemo(workspace, preset, sets);
     if (*bench) return pivot::cli::cmdBench(benchPreset, benchSteps, python);
+    if (*explain) return pivot::cli::cmdExplain(workspace, x);
+    if (*localize) return pivot::cli::cmdLocalize(workspace, x);
   } catch (const std::exception& e) {
     std::cerr << "pivot: error: " << e.what() << "\n";
     return 2;

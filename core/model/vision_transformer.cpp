@@ -86,9 +86,11 @@ std::vector<torch::Tensor> VisionTransformerImpl::hiddenStates(const torch::Tens
   const int L = lastLayer < 0 ? config.num_hidden_layers : lastLayer;
   std::vector<torch::Tensor> states;
   states.reserve(L + 1);
+  captured = torch::Tensor();
   states.push_back(embeddings(pixels));  // (B, N, D)
   for (int i = 0; i < L; ++i)
     states.push_back(encoder->layers->at<SiglipEncoderLayerImpl>(i).forward(states.back()));
+  if (captureLayer >= 0 && captureLayer < static_cast<int>(states.size())) captured = states[static_cast<size_t>(captureLayer)];
   return states;
 }
 

@@ -62,6 +62,12 @@ struct VisionTransformerImpl : torch::nn::Module {
   torch::Tensor features(const torch::Tensor& pixels, int featureLayer);
   int resolveLayer(int featureLayer) const;
 
+  // Hook for attribution: when captureLayer >= 0, hiddenStates() keeps hidden state number
+  // captureLayer (0 = embeddings) in `captured`, (B, N, D), part of the autograd graph. It stays
+  // undefined when that layer is never computed (above the feature layer).
+  int captureLayer = -1;
+  torch::Tensor captured;
+
   VisionConfig config;
   SiglipEmbeddings embeddings{nullptr};
   SiglipEncoder encoder{nullptr};

@@ -1,0 +1,193 @@
+// `pivot explain` (a figure of attribution maps for one sample under several checkpoints) and
+// `pivot localize` (localisation scores of a checkpoint's maps over a split).
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "commands.h"
+#include "store/run_store.h"
+#include "training/batches.h"
+#include "training/run_checkpoint.h"
+#include "training/trainer.h"
+#include "visualization/attribution.h"
+#include "visualization/localization.h"
+#include "visualization/overlay.h"
+
+namespace pivot::cli {
+namespace {
+
+Split splitFromName(const std::string& name) {
+  if (name == "train") return Split::Train;
+  if (name == "val") return Split::Val;
+  if (name == "test") return Split::Test;
+  throw std::runtime_error("unknown split '" + name + "' (expected train, val or test)");
+}
+
+// Union of the target objects' masks, 1 inside.
+std::vector<uint8_t> targetMask(const Sample& s) {
+  std::vector<uint8_t> mask(s.scene.instanceMask.size(), 0);
+  for (size_t p = 0; p < mask.size(); ++p)
+    for (int t : s.targets)
+      if (s.scene.instanceMask[p] == t + 1) mask[p] = 1;
+  return mask;
+}
+
+std::vector<float> mapOf(const torch::Tensor& maps, int64_t b) {
+  auto m = maps[b].contiguous();
+  return std::vector<float>(m.data_ptr<float>(), m.data_ptr<float>() + m.numel());
+}
+
+AttributionOptions optionsFrom(const ExplainArgs& a) {
+  AttributionOptions o;
+  o.method = attributionMethodFromName(a.method);
+  o.target = attributionTargetFromName(a.target);
+  o.layer = a.layer;
+  o.l2 = a.l2;
+  o.suppressBorder = !a.keepBorder;
+  return o;
+}
+
+}  // namespace
+
+int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
+  const AttributionOptions options = optionsFrom(a);  // bad names fail before anything loads
+  if (a.checkpoints.empty()) throw std::runtime_error("give at least one --checkpoint RUN[@STEP]");
+  if ((a.sample < 0) == a.image.empty()) throw std::runtime_error("give either --sample N or --image FILE");
+  if (!a.image.empty() && (a.question.empty() || a.answer.empty()))
+    throw std::runtime_error("--image needs --question and --answer");
+  if (!renderingAvailable() && a.out.size() > 4 && a.out.substr(a.out.size() - 4) != ".pdf")
+    throw std::runtime_error("this build has no OpenCV: write the figure as .pdf");
+  std::vector<LoadedCheckpoint> models;
+  for (const auto& spec : a.checkpoints) models.push_back(loadRunCheckpoint(workspace, spec));
+  const int imageSize = models.front().config.model.vision.image_size;
+  for (const auto& m : models)
+    if (m.config.model.vision.image_size != imageSize)
+      throw std::runtime_error("checkpoints " + models.front().label() + " and " + m.label() + " take different image sizes");
+
+  Sample sample;
+  if (a.sample >= 0) {
+    sample = ShapesWorld(models.front().config.world).sample(splitFromName(a.split), a.sample);
+  } else {
+    const auto image = loadImage(a.image, imageSize);
+    sample.scene.size = imageSize;
+    sample.scene.rgb = image.rgb;
+    sample.question = a.question;
+    sample.answer = a.answer;
+    if (options.target == AttributionTarget::DpoLoss) throw std::runtime_error("--target dpo needs a sample with a rejected answer");
+  }
+  const WordTokenizer tok = WordTokenizer::shapesWorld();
+  std::vector<FigurePanel> panels;
+  const bool scored = !sample.targets.empty();
+  const auto fraction = scored ? cellMaskFraction(targetMask(sample), imageSize, imageSize,
+                                                  imageSize / models.front().config.model.vision.patch_size,
+                                                  imageSize / models.front().config.model.vision.patch_size)
+                               : std::vector<double>{};
+  std::cout << "Q: " << sample.question << "   chosen: " << sample.answer
+            << (sample.rejected.empty() ? "" : "   rejected: " + sample.rejected) << "\n";
+  for (auto& m : models) {
+    const auto device = m.model->parameters().front().device();
+    auto in = buildBatch({{&sample, Response::Chosen}}, tok, m.config.model.vision.numPatches(), device);
+    std::optional<MllmInputs> rejected;
+    if (!sample.rejected.empty()) rejected = buildBatch({{&sample, Response::Rejected}}, tok, m.config.model.vision.numPatches(), device);
+    const auto result = explain(m.model, in, options, rejected ? &*rejected : nullptr);
+    for (const auto& w : result.warnings) std::cerr << "warning: " << m.label() << ": " << w << "\n";
+    FigurePanel panel;
+    panel.map = mapOf(result.maps, 0);
+    panel.gridH = static_cast<int>(result.maps.size(1));
+    panel.gridW = static_cast<int>(result.maps.size(2));
+    panel.title = m.label();
+    std::cout << "  " << std::left << std::setw(24) << m.label();
+    if (scored && static_cast<size_t>(panel.gridH * panel.gridW) == fraction.size()) {
+      const double mass = massInside(panel.map, fraction);
+      const bool hit = pointingHit(panel.map, fraction);
+      std::ostringstream t;
+      t << std::fixed << std::setprecision(2) << "mass " << mass << (hit ? "  hit" : "  miss");
+      panel.title += "  " + t.str();
+      std::cout << t.str();
+    }
+    std::cout << "\n";
+    panels.push_back(std::move(panel));
+  }
+  RgbImage image{sample.scene.size, sample.scene.size, sample.scene.rgb};
+  OverlayStyle style;
+  style.colormap = a.colormap;
+  style.colourBar = a.colourBar;
+  saveImage(renderFigure(image, sample.question, panels, sample.answer, sample.rejected, style), a.out);
+  std::cout << "figure: " << a.out << "\n";
+  return 0;
+}
+
+int cmdLocalize(const std::string& workspace, const ExplainArgs& a) {
+  const AttributionOptions options = optionsFrom(a);
+  if (a.checkpoints.size() != 1) throw std::runtime_error("give exactly one --checkpoint RUN[@STEP]");
+  const Split split = splitFromName(a.split);
+  auto m = loadRunCheckpoint(workspace, a.checkpoints.front());
+  const ShapesWorld world(m.config.world);
+  const WordTokenizer tok = WordTokenizer::shapesWorld();
+  const int S = m.config.model.vision.image_size, g = S / m.config.model.vision.patch_size;
+  const auto device = m.model->parameters().front().device();
+  std::vector<double> masses, areas;
+  int hits = 0;
+  std::map<std::string, std::vector<double>> massByCategory;
+  if (a.csv) std::cout << "index,category,mass_inside,pointing_hit,target_area\n";
+  std::set<std::string> warnings;
+  for (int start = 0; start < a.samples; start += 32) {
+    std::vector<Sample> samples;
+    std::vector<int> indices;
+    for (int i = start; i < std::min(a.samples, start + 32); ++i) {
+      auto s = world.sample(split, i);
+      if (s.targets.empty()) continue;  // "is there a ...?" -> "no": nothing to point at
+      samples.push_back(std::move(s));
+      indices.push_back(i);
+    }
+    if (samples.empty()) continue;
+    std::vector<BatchRow> chosenRows, rejectedRows;
+    for (const auto& s : samples) {
+      chosenRows.push_back({&s, Response::Chosen});
+      rejectedRows.push_back({&s, Response::Rejected});
+    }
+    auto in = buildBatch(chosenRows, tok, m.config.model.vision.numPatches(), device);
+    auto rejected = buildBatch(rejectedRows, tok, m.config.model.vision.numPatches(), device);
+    const auto result = explain(m.model, in, options, &rejected);
+    warnings.insert(result.warnings.begin(), result.warnings.end());
+    for (size_t b = 0; b < samples.size(); ++b) {
+      const auto mask = targetMask(samples[b]);
+      const auto fraction = cellMaskFraction(mask, S, S, g, g);
+      const auto map = mapOf(result.maps, static_cast<int64_t>(b));
+      const double mass = massInside(map, fraction);
+      const bool hit = pointingHit(map, fraction);
+      const double area = static_cast<double>(std::count(mask.begin(), mask.end(), 1)) / mask.size();
+      masses.push_back(mass);
+      areas.push_back(area);
+      hits += hit;
+      massByCategory[categoryName(samples[b].category)].push_back(mass);
+      if (a.csv) std::cout << indices[b] << ',' << categoryName(samples[b].category) << ',' << mass << ',' << hit << ',' << area << "\n";
+    }
+  }
+  for (const auto& w : warnings) std::cerr << "warning: " << w << "\n";
+  const auto mass = meanInterval(masses), area = meanInterval(areas);
+  const auto point = wilsonInterval(hits, static_cast<int>(masses.size()));
+  RunStore store(storePath(workspace));
+  const std::string name = std::string("localize/") + a.split + "/" + a.method + "/" + a.target;
+  store.addEvaluation(m.runId, {{m.step, name, "mass_inside", mass.mean},
+                                {m.step, name, "pointing_game", point.mean},
+                                {m.step, name, "uniform_baseline", area.mean},
+                                {m.step, name, "samples", static_cast<double>(mass.n)}});
+  if (a.csv) return 0;
+  std::cout << std::fixed << std::setprecision(3) << m.label() << ", " << a.method << " (" << a.target << "), "
+            << a.split << " split, " << mass.n << " samples with a target\n"
+            << "  mass inside target   " << mass.mean << "  95% CI [" << mass.low << ", " << mass.high << "]\n"
+            << "  pointing game        " << point.mean << "  95% CI [" << point.low << ", " << point.high << "]\n"
+            << "  uniform-map baseline " << area.mean << "  (the target's area share)\n";
+  for (const auto& [cat, values] : massByCategory) {
+    const auto c = meanInterval(values);
+    std::cout << "  mass, " << std::left << std::setw(13) << cat << c.mean << "  [" << c.low << ", " << c.high << "]  n=" << c.n << "\n";
+  }
+  return 0;
+}
+
+}  // namespace pivot::cli

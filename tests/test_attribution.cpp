@@ -1,0 +1,209 @@
+// Attribution maps, localisation scores, deletion curves and figures.
+#include <QtTest/QtTest>
+#include <torch/torch.h>
+
+#include <QTemporaryDir>
+#include <fstream>
+
+#include "model/mllm.h"
+#include "training/batches.h"
+#include "visualization/attribution.h"
+#include "visualization/faithfulness.h"
+#include "visualization/image_pdf.h"
+#include "visualization/localization.h"
+#include "visualization/overlay.h"
+
+using namespace pivot;
+
+namespace {
+
+MllmConfig smallConfig() {
+  MllmConfig c;
+  c.vision.hidden_size = 32;
+  c.vision.intermediate_size = 64;
+  c.vision.num_hidden_layers = 3;
+  c.vision.image_size = 32;
+  c.vision.patch_size = 4;  // 8 x 8 grid
+  c.text.vocab_size = static_cast<int>(WordTokenizer::shapesWorld().vocabSize());
+  c.text.hidden_size = 32;
+  c.text.intermediate_size = 64;
+  c.text.num_hidden_layers = 2;
+  c.text.num_attention_heads = 4;
+  c.text.num_key_value_heads = 2;
+  c.image_token_id = static_cast<int>(WordTokenizer::kImage);
+  return c;
+}
+
+struct Fixture {
+  Mllm model{smallConfig()};
+  std::vector<Sample> samples;
+  MllmInputs chosen, rejected;
+  Fixture() {
+    torch::manual_seed(3);
+    {
+      torch::NoGradGuard g;
+      for (auto& p : model->parameters()) p.normal_(0, 0.1);
+    }
+    WorldConfig w;
+    w.image_size = 32;
+    ShapesWorld world(w);
+    for (int i = 0; i < 3; ++i) samples.push_back(world.sample(Split::Val, i));
+    std::vector<BatchRow> c, r;
+    for (const auto& s : samples) {
+      c.push_back({&s, Response::Chosen});
+      r.push_back({&s, Response::Rejected});
+    }
+    const auto tok = WordTokenizer::shapesWorld();
+    chosen = buildBatch(c, tok, 64, torch::kCPU);
+    rejected = buildBatch(r, tok, 64, torch::kCPU);
+  }
+};
+
+}  // namespace
+
+class TestAttribution : public QObject {
+  Q_OBJECT
+ private Q_SLOTS:
+  void localisationScoresOfKnownMaps() {
+    // A 4 x 4 mask covering the top-left 2 x 2 cells of a 2 x 2 grid.
+    std::vector<uint8_t> mask(16, 0);
+    for (int y = 0; y < 2; ++y)
+      for (int x = 0; x < 2; ++x) mask[static_cast<size_t>(y * 4 + x)] = 1;
+    const auto fraction = cellMaskFraction(mask, 4, 4, 2, 2);
+    QCOMPARE(fraction, (std::vector<double>{1, 0, 0, 0}));
+    QCOMPARE(massInside({1, 0, 0, 0}, fraction), 1.0);         // the map is the mask
+    QCOMPARE(massInside({1, 1, 1, 1}, fraction), 0.25);        // uniform: the mask's area share
+    QVERIFY(pointingHit({0.9f, 0.1f, 0.2f, 0.3f}, fraction));
+    QVERIFY(!pointingHit({0.1f, 0.9f, 0.2f, 0.3f}, fraction));
+    // Partial cells: a 3 x 3 mask region on a 2 x 2 grid of a 4 x 4 image.
+    std::vector<uint8_t> partial(16, 0);
+    partial[0] = partial[1] = partial[4] = 1;
+    QCOMPARE(cellMaskFraction(partial, 4, 4, 2, 2)[0], 0.75);
+  }
+
+  void intervals() {
+    const auto m = meanInterval({1, 2, 3, 4});
+    QCOMPARE(m.mean, 2.5);
+    const double se = std::sqrt(5.0 / 3.0 / 4.0);
+    QVERIFY(std::abs(m.low - (2.5 - 1.96 * se)) < 1e-12);
+    const auto w = wilsonInterval(5, 10);  // textbook value: [0.2366, 0.7634]
+    QVERIFY(std::abs(w.low - 0.2366) < 1e-4);
+    QVERIFY(std::abs(w.high - 0.7634) < 1e-4);
+    QCOMPARE(wilsonInterval(0, 0).n, 0);
+  }
+
+  void gridsAndNormalisation() {
+    QCOMPARE(tokensToGrid(torch::rand({2, 16})).sizes().vec(), (std::vector<int64_t>{2, 4, 4}));
+    auto withCls = torch::arange(17, torch::kFloat32).unsqueeze(0);
+    QCOMPARE(tokensToGrid(withCls)[0][0][0].item<float>(), 1.0f);  // the leading token is dropped
+    auto grid = torch::arange(64, torch::kFloat32).view({1, 8, 8});
+    auto n = normaliseMaps(grid, /*suppressBorder=*/true, /*gamma=*/1.0);
+    QCOMPARE(n.max().item<float>(), 1.0f);
+    QCOMPARE(n.min().item<float>(), 0.0f);
+    QCOMPARE(n[0][7][7].item<float>(), 0.0f);  // border flattened to the interior minimum
+    QCOMPARE(n[0][6][6].item<float>(), 1.0f);  // the interior maximum
+    auto small = normaliseMaps(torch::arange(16, torch::kFloat32).view({1, 4, 4}), true, 1.0);
+    QCOMPARE(small[0][3][3].item<float>(), 1.0f);  // a 4 x 4 grid keeps its border
+    auto gamma = normaliseMaps(torch::tensor({{{0.f, 0.5f}, {1.f, 0.25f}}}), false, 2.0);
+    QVERIFY(std::abs(gamma[0][0][1].item<float>() - 0.25f) < 1e-6);
+  }
+
+  void gradMapIsTheGradientNormOfTheVisualTokens() {
+    Fixture f;
+    AttributionOptions o;
+    o.target = AttributionTarget::AnswerLogProb;
+    const auto r = explain(f.model, f.chosen, o);
+    QCOMPARE(r.maps.sizes().vec(), (std::vector<int64_t>{3, 8, 8}));
+    QVERIFY(r.warnings.empty());
+    // Reference: autograd by hand on the same objective.
+    torch::Tensor visual;
+    auto logits = f.model->forward(f.chosen, &visual);
+    auto grad = torch::autograd::grad({sequenceLogProbs(logits, f.chosen.targetLabels()).sum()}, {visual})[0];
+    auto expected = grad.abs().sum(-1).view({3, 8, 8});
+    QVERIFY(torch::allclose(r.raw, expected, 1e-5, 1e-7));
+    QVERIFY(r.maps.min().item<float>() >= 0 && r.maps.max().item<float>() <= 1.0f + 1e-6f);
+    // Parameters' gradients are untouched.
+    for (auto& p : f.model->parameters()) QVERIFY(!p.grad().defined());
+  }
+
+  void camMethodsDpoTargetAndRollout() {
+    Fixture f;
+    for (auto method : {AttributionMethod::GradCam, AttributionMethod::HiResCam, AttributionMethod::LayerCam}) {
+      AttributionOptions o;
+      o.method = method;
+      o.layer = 1;
+      const auto r = explain(f.model, f.chosen, o);
+      QVERIFY2(r.warnings.empty(), attributionMethodName(method));
+      QVERIFY(torch::isfinite(r.maps).all().item<bool>());
+    }
+    AttributionOptions dpo;
+    dpo.target = AttributionTarget::DpoLoss;
+    const auto d = explain(f.model, f.chosen, dpo, &f.rejected);
+    QVERIFY(d.raw.abs().sum().item<double>() > 0);
+    QVERIFY_EXCEPTION_THROWN(explain(f.model, f.chosen, dpo), std::runtime_error);
+    AttributionOptions roll;
+    roll.method = AttributionMethod::Rollout;
+    const auto r = explain(f.model, f.chosen, roll);
+    QCOMPARE(r.maps.sizes().vec(), (std::vector<int64_t>{3, 8, 8}));
+    QVERIFY(torch::isfinite(r.maps).all().item<bool>());
+    // Rollout rows are distributions: the raw scores average to 1 / N per token.
+    QVERIFY(std::abs(r.raw.sum().item<double>() / 3 - 1.0) < 1e-4);
+  }
+
+  void unusedLayerWarnsInsteadOfABlankMap() {
+    Fixture f;
+    AttributionOptions o;
+    o.method = AttributionMethod::GradCam;
+    o.layer = 3;  // the last layer: the features come from the penultimate one
+    const auto r = explain(f.model, f.chosen, o);
+    QCOMPARE(r.warnings.size(), size_t(1));
+    QVERIFY2(QString::fromStdString(r.warnings[0]).contains("above the feature layer"), r.warnings[0].c_str());
+  }
+
+  void deletionCurveStartsAtTheIntactLogProb() {
+    Fixture f;
+    AttributionOptions o;
+    const auto r = explain(f.model, f.chosen, o);
+    const auto curve = deletionCurve(f.model, f.chosen, r.maps, 10);
+    QCOMPARE(curve.fractions.size(), size_t(11));
+    QCOMPARE(curve.logProbs.sizes().vec(), (std::vector<int64_t>{3, 11}));
+    torch::NoGradGuard g;
+    auto intact = sequenceLogProbs(f.model->forward(f.chosen), f.chosen.targetLabels());
+    QVERIFY(torch::allclose(curve.logProbs.select(1, 0), intact, 1e-4, 1e-5));
+    // Everything deleted equals a grey image.
+    MllmInputs grey = f.chosen;
+    grey.pixels = torch::zeros_like(f.chosen.pixels);
+    auto blank = sequenceLogProbs(f.model->forward(grey), grey.targetLabels());
+    QVERIFY(torch::allclose(curve.logProbs.select(1, 10), blank, 1e-4, 1e-5));
+    auto expectedArea = (curve.logProbs.narrow(1, 0, 10) + curve.logProbs.narrow(1, 1, 10)).sum(1) * 0.05;
+    QVERIFY(torch::allclose(curve.area, expectedArea, 1e-5, 1e-6));
+  }
+
+  void figureAndPdf() {
+    QTemporaryDir dir;
+    RgbImage image{32, 32, std::vector<uint8_t>(32 * 32 * 3, 90)};
+    std::vector<float> map(64);
+    for (size_t i = 0; i < map.size(); ++i) map[i] = static_cast<float>(i) / 63.0f;
+    const std::string pdf = dir.filePath("f.pdf").toStdString();
+    writeImagePdf(pdf, 32, 32, image.rgb);
+    std::ifstream in(pdf, std::ios::binary);
+    std::string head(5, '\0');
+    in.read(head.data(), 5);
+    QCOMPARE(head, std::string("%PDF-"));
+    if (!renderingAvailable()) return;  // a build without OpenCV renders no PNG
+    OverlayStyle style;
+    const auto fig = renderFigure(image, "what colour is the circle ?", {{"A", map, 8, 8}, {"B", map, 8, 8}}, "red", "blue", style);
+    QCOMPARE(fig.width, 10 + 3 * (256 + 10));
+    QCOMPARE(fig.rgb.size(), static_cast<size_t>(fig.width * fig.height * 3));
+    const auto overlay = renderOverlay(image, map, 8, 8, style);
+    // Jet maps 0 to blue and 1 to red: the top-left corner is bluish, the bottom-right reddish.
+    const auto px = [&](int x, int y, int c) { return overlay.rgb[static_cast<size_t>((y * overlay.width + x) * 3 + c)]; };
+    QVERIFY(px(2, 2, 2) > px(2, 2, 0));
+    QVERIFY(px(253, 253, 0) > px(253, 253, 2));
+    saveImage(fig, dir.filePath("f.png").toStdString());
+    QVERIFY(QFileInfo(dir.filePath("f.png")).size() > 1000);
+  }
+};
+
+QTEST_GUILESS_MAIN(TestAttribution)
+#include "test_attribution.moc"

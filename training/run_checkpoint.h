@@ -1,0 +1,22 @@
+// Loading a run's model from the workspace by "RUN[@STEP]" (id or name; the last checkpoint when no
+// step is given), for explanation, scoring and export.
+#pragma once
+#include <string>
+
+#include "config/train_config.h"
+#include "model/mllm.h"
+
+namespace pivot {
+
+struct LoadedCheckpoint {
+  Mllm model{nullptr};
+  TrainConfig config;
+  int64_t runId = 0, step = 0;
+  std::string runName, path;
+  std::string label() const { return runName + " @ " + std::to_string(step); }
+};
+
+// Throws naming the run, the step (listing those that exist) or the file.
+LoadedCheckpoint loadRunCheckpoint(const std::string& workspace, const std::string& spec, const std::string& device = "auto");
+
+}  // namespace pivot

@@ -1,0 +1,173 @@
+#include "visualization/attribution.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "training/losses.h"
+
+namespace pivot {
+namespace {
+
+const char* kMethodNames[] = {"gradmap", "gradcam", "hirescam", "layercam", "rollout"};
+
+// Chosen rows then rejected rows, sharing one image per pair (as the trainer batches DPO).
+MllmInputs concatPairs(const MllmInputs& c, const MllmInputs& r) {
+  const int64_t T = std::max(c.inputIds.size(1), r.inputIds.size(1));
+  auto pad = [T](const torch::Tensor& t, int64_t value) {
+    return torch::constant_pad_nd(t, {0, T - t.size(1)}, value);
+  };
+  MllmInputs out;
+  out.pixels = c.pixels;
+  out.inputIds = torch::cat({pad(c.inputIds, 0), pad(r.inputIds, 0)});
+  out.attentionMask = torch::cat({pad(c.attentionMask, 0), pad(r.attentionMask, 0)});
+  out.labels = torch::cat({pad(c.labels, -100), pad(r.labels, -100)});
+  out.prefixLen = torch::cat({c.prefixLen, r.prefixLen});
+  out.logitsFrom = std::min(c.logitsFrom, r.logitsFrom);
+  return out;
+}
+
+// Attention rollout over the layers that produce the features (Abnar & Zuidema 2020). SigLIP has no
+// CLS token, so a token's score is the attention it receives, averaged over all query tokens.
+torch::Tensor rollout(Mllm& model, const torch::Tensor& pixels, const AttributionOptions& o) {
+  torch::NoGradGuard noGrad;
+  auto& vt = model->vision_tower;
+  const int used = vt->resolveLayer(model->config.vision_feature_layer);  // layers run
+  for (int i = 0; i < used; ++i) vt->encoder->layers->at<SiglipEncoderLayerImpl>(i).self_attn->keepAttention = true;
+  vt->features(pixels, model->config.vision_feature_layer);
+  const int64_t B = pixels.size(0), N = vt->config.numPatches();
+  auto eye = torch::eye(N, pixels.options()).unsqueeze(0);  // (1, N, N)
+  auto result = eye.expand({B, N, N}).clone();
+  for (int i = 0; i < used; ++i) {
+    auto& attn = vt->encoder->layers->at<SiglipEncoderLayerImpl>(i).self_attn;
+    auto a = attn->lastAttention;  // (B, nh, N, N)
+    attn->keepAttention = false;
+    attn->lastAttention = torch::Tensor();
+    torch::Tensor fused = o.headFusion == "min" ? std::get<0>(a.min(1))
+                          : o.headFusion == "max" ? std::get<0>(a.max(1))
+                                                  : a.mean(1);  // (B, N, N)
+    if (o.discardRatio > 0) {  // drop the weakest entries, keep the diagonal
+      const int64_t k = static_cast<int64_t>(o.discardRatio * static_cast<double>(N * N));
+      if (k > 0) {
+        auto flat = fused.reshape({B, N * N});
+        auto threshold = std::get<0>(flat.kthvalue(k, /*dim=*/1, /*keepdim=*/true));  // (B, 1)
+        fused = (flat * (flat > threshold).to(flat.scalar_type())).view({B, N, N});
+        fused = torch::maximum(fused, a.mean(1) * eye);
+      }
+    }
+    auto layer = (fused + eye);
+    layer = layer / layer.sum(/*dim=*/-1, /*keepdim=*/true);
+    result = torch::bmm(layer, result);  // (B, N, N)
+  }
+  return result.mean(/*dim=*/1);  // (B, N)
+}
+
+}  // namespace
+
+AttributionMethod attributionMethodFromName(const std::string& name) {
+  for (int i = 0; i < 5; ++i)
+    if (name == kMethodNames[i]) return static_cast<AttributionMethod>(i);
+  throw std::runtime_error("unknown method '" + name + "' (expected gradmap, gradcam, hirescam, layercam or rollout)");
+}
+
+const char* attributionMethodName(AttributionMethod m) { return kMethodNames[static_cast<int>(m)]; }
+
+AttributionTarget attributionTargetFromName(const std::string& name) {
+  if (name == "logprob") return AttributionTarget::AnswerLogProb;
+  if (name == "sft") return AttributionTarget::SftLoss;
+  if (name == "dpo") return AttributionTarget::DpoLoss;
+  throw std::runtime_error("unknown target '" + name + "' (expected sft, dpo or logprob)");
+}
+
+torch::Tensor tokensToGrid(const torch::Tensor& scores) {
+  const int64_t N = scores.size(1);
+  int64_t g = static_cast<int64_t>(std::floor(std::sqrt(static_cast<double>(N))));
+  while ((g + 1) * (g + 1) <= N) ++g;
+  const int64_t special = N - g * g;  // e.g. a CLS token in front
+  TORCH_CHECK(g > 0 && special <= 8, "cannot infer a square token grid from ", N, " tokens");
+  return scores.narrow(1, special, g * g).reshape({scores.size(0), g, g});
+}
+
+torch::Tensor normaliseMaps(const torch::Tensor& grids, bool suppressBorder, double gamma) {
+  auto m = grids.to(torch::kFloat32).clone();  // (B, g, g)
+  const int64_t g = m.size(1);
+  if (suppressBorder && g >= kMinGridForBorderSuppression) {
+    auto interior = m.narrow(1, 1, g - 2).narrow(2, 1, g - 2);
+    auto floor = std::get<0>(interior.reshape({m.size(0), -1}).min(1)).view({-1, 1, 1});
+    auto border = torch::ones_like(m, torch::kBool);
+    border.narrow(1, 1, g - 2).narrow(2, 1, g - 2).fill_(false);
+    m = torch::where(border, floor.expand_as(m), m);  // the border gets the interior's minimum
+  }
+  auto flat = m.reshape({m.size(0), -1});
+  auto lo = std::get<0>(flat.min(1, true)), hi = std::get<0>(flat.max(1, true));
+  auto range = hi - lo;
+  auto normed = torch::where(range > 0, (flat - lo) / range.clamp_min(1e-12), torch::zeros_like(flat));
+  return normed.pow(gamma).view_as(m);
+}
+
+AttributionResult explain(Mllm& model, const MllmInputs& in, const AttributionOptions& o,
+                          const MllmInputs* rejected) {
+  AttributionResult result;
+  const bool wasTraining = model->is_training();
+  model->eval();
+  torch::Tensor scores;  // (B, N)
+  if (o.method == AttributionMethod::Rollout) {
+    scores = rollout(model, in.pixels, o);
+  } else {
+    const bool cam = o.method != AttributionMethod::GradMap;
+    auto& vt = model->vision_tower;
+    if (cam) vt->captureLayer = vt->resolveLayer(o.layer);
+    const bool dpo = o.target == AttributionTarget::DpoLoss;
+    if (dpo && !rejected) throw std::runtime_error("the DPO target needs the rejected answers");
+    const MllmInputs batch = dpo ? concatPairs(in, *rejected) : in;
+    torch::Tensor visual;
+    auto logits = model->forward(batch, &visual);
+    auto logp = sequenceLogProbs(logits, batch.targetLabels());  // (rows)
+    torch::Tensor score;  // higher = more evidence for the (chosen) answer
+    if (o.target == AttributionTarget::AnswerLogProb) {
+      score = logp.sum();
+    } else if (o.target == AttributionTarget::SftLoss) {
+      score = -sftLoss(logits, batch.targetLabels());
+    } else {  // DPO at policy == reference: the reference log-probs are the policy's, detached
+      const int64_t B = in.inputIds.size(0);
+      auto pc = logp.narrow(0, 0, B), pr = logp.narrow(0, B, B);
+      score = -dpoLoss(pc, pr, pc.detach(), pr.detach(), o.beta, "sigmoid").loss;
+    }
+    const torch::Tensor wrt = cam ? vt->captured : visual;
+    vt->captureLayer = -1;
+    if (!wrt.defined()) {
+      result.warnings.push_back("layer " + std::to_string(o.layer) + " lies above the feature layer (" +
+                                std::to_string(model->config.vision_feature_layer) +
+                                "): it never influences the answer, so its gradients are zero");
+      scores = torch::zeros({in.pixels.size(0), vt->config.numPatches()});
+    } else {
+      auto grads = torch::autograd::grad({score}, {wrt}, {}, /*retain_graph=*/false,
+                                         /*create_graph=*/false, /*allow_unused=*/true)[0];
+      if (!grads.defined() || grads.abs().max().item<double>() == 0) {
+        result.warnings.push_back(std::string(attributionMethodName(o.method)) +
+                                  ": all gradients are zero, the map carries no information");
+        grads = torch::zeros_like(wrt);
+      }
+      auto a = wrt.detach();  // (B, N, D)
+      switch (o.method) {
+        case AttributionMethod::GradMap:
+          scores = o.l2 ? grads.norm(2, /*dim=*/-1) : grads.abs().sum(/*dim=*/-1);
+          break;
+        case AttributionMethod::GradCam:
+          scores = torch::relu((grads.mean(/*dim=*/1, /*keepdim=*/true) * a).sum(/*dim=*/-1));
+          break;
+        case AttributionMethod::HiResCam:
+          scores = torch::relu((grads * a).sum(/*dim=*/-1));
+          break;
+        default:  // LayerCAM
+          scores = torch::relu((torch::relu(grads) * a).sum(/*dim=*/-1));
+          break;
+      }
+    }
+  }
+  if (wasTraining) model->train();
+  result.raw = tokensToGrid(scores.detach().to(torch::kCPU).to(torch::kFloat32));
+  result.maps = normaliseMaps(result.raw, o.suppressBorder, o.gamma);
+  return result;
+}
+
+}  // namespace pivot

@@ -1,0 +1,118 @@
+#include "visualization/overlay.h"
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <stdexcept>
+
+#include "visualization/image_pdf.h"
+
+namespace pivot {
+namespace {
+
+int colormapCode(const std::string& name) {
+  if (name == "jet") return cv::COLORMAP_JET;
+  if (name == "viridis") return cv::COLORMAP_VIRIDIS;
+  if (name == "magma") return cv::COLORMAP_MAGMA;
+  if (name == "turbo") return cv::COLORMAP_TURBO;
+  throw std::runtime_error("unknown colormap '" + name + "' (expected jet, viridis, magma or turbo)");
+}
+
+cv::Mat toMat(const RgbImage& image) {  // BGR copy
+  cv::Mat rgb(image.height, image.width, CV_8UC3, const_cast<uint8_t*>(image.rgb.data()));
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  return bgr;
+}
+
+RgbImage fromMat(const cv::Mat& bgr) {
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  RgbImage out;
+  out.width = rgb.cols;
+  out.height = rgb.rows;
+  out.rgb.assign(rgb.data, rgb.data + static_cast<size_t>(rgb.total() * 3));
+  return out;
+}
+
+cv::Mat overlayMat(const RgbImage& image, const std::vector<float>& map, int gh, int gw, const OverlayStyle& s) {
+  cv::Mat base;
+  cv::resize(toMat(image), base, cv::Size(s.panelSize, s.panelSize), 0, 0, cv::INTER_NEAREST);
+  if (map.empty()) return base;
+  cv::Mat grid(gh, gw, CV_32F, const_cast<float*>(map.data())), up, bytes, colours;
+  cv::resize(grid, up, base.size(), 0, 0, cv::INTER_LINEAR);  // bilinear upsampling
+  up.convertTo(bytes, CV_8U, 255.0);
+  cv::applyColorMap(bytes, colours, colormapCode(s.colormap));
+  cv::Mat out;
+  cv::addWeighted(base * s.darken, 1.0 - s.alpha, colours, s.alpha, 0, out);
+  if (s.colourBar) {
+    cv::Mat ramp(s.panelSize, 12, CV_8U);
+    for (int y = 0; y < s.panelSize; ++y) ramp.row(y).setTo(255 - y * 255 / std::max(1, s.panelSize - 1));
+    cv::Mat bar;
+    cv::applyColorMap(ramp, bar, colormapCode(s.colormap));
+    cv::hconcat(out, bar, out);
+  }
+  return out;
+}
+
+void putCentred(cv::Mat& canvas, const std::string& text, int y, double scale, int width) {
+  int base = 0;
+  const auto size = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, 1, &base);
+  cv::putText(canvas, text, cv::Point(std::max(4, (width - size.width) / 2), y), cv::FONT_HERSHEY_SIMPLEX, scale,
+              cv::Scalar(20, 20, 20), 1, cv::LINE_AA);
+}
+
+}  // namespace
+
+bool renderingAvailable() { return true; }
+
+RgbImage renderOverlay(const RgbImage& image, const std::vector<float>& map, int gh, int gw, const OverlayStyle& style) {
+  return fromMat(overlayMat(image, map, gh, gw, style));
+}
+
+RgbImage renderFigure(const RgbImage& image, const std::string& question, const std::vector<FigurePanel>& panels,
+                      const std::string& chosen, const std::string& rejected, const OverlayStyle& style) {
+  const int gap = 10, top = 44, bottom = 52, titleH = 22;
+  OverlayStyle plain = style;
+  plain.colourBar = false;
+  std::vector<cv::Mat> tiles = {overlayMat(image, {}, 0, 0, plain)};
+  std::vector<std::string> titles = {"image"};
+  for (const auto& p : panels) {
+    tiles.push_back(overlayMat(image, p.map, p.gridH, p.gridW, style));
+    titles.push_back(p.title);
+  }
+  int width = gap;
+  for (const auto& t : tiles) width += t.cols + gap;
+  const int height = top + titleH + style.panelSize + bottom;
+  cv::Mat canvas(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
+  putCentred(canvas, "Q: " + question, 28, 0.6, width);
+  int x = gap;
+  for (size_t i = 0; i < tiles.size(); ++i) {
+    int base = 0;
+    const auto size = cv::getTextSize(titles[i], cv::FONT_HERSHEY_SIMPLEX, 0.42, 1, &base);
+    cv::putText(canvas, titles[i], cv::Point(x + std::max(0, (tiles[i].cols - size.width) / 2), top + 14),
+                cv::FONT_HERSHEY_SIMPLEX, 0.42, cv::Scalar(40, 40, 40), 1, cv::LINE_AA);
+    tiles[i].copyTo(canvas(cv::Rect(x, top + titleH, tiles[i].cols, tiles[i].rows)));
+    x += tiles[i].cols + gap;
+  }
+  const int y = top + titleH + style.panelSize;
+  putCentred(canvas, "chosen: " + chosen, y + 20, 0.5, width);
+  if (!rejected.empty()) putCentred(canvas, "rejected: " + rejected, y + 42, 0.5, width);
+  return fromMat(canvas);
+}
+
+void saveImage(const RgbImage& image, const std::string& path) {
+  const auto dot = path.rfind('.');
+  const std::string ext = dot == std::string::npos ? "" : path.substr(dot);
+  if (ext == ".pdf") return writeImagePdf(path, image.width, image.height, image.rgb);
+  if (!cv::imwrite(path, toMat(image))) throw std::runtime_error(path + ": cannot write image");
+}
+
+RgbImage loadImage(const std::string& path, int size) {
+  cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
+  if (bgr.empty()) throw std::runtime_error(path + ": cannot read image");
+  cv::Mat resized;
+  cv::resize(bgr, resized, cv::Size(size, size), 0, 0, cv::INTER_AREA);
+  return fromMat(resized);
+}
+
+}  // namespace pivot

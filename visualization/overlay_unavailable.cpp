@@ -1,0 +1,23 @@
+// Built instead of overlay.cpp where OpenCV is missing (the torch-only GPU build): the maps and
+// scores work, rendering says clearly that it cannot. PDF needs no OpenCV.
+#include <stdexcept>
+
+#include "visualization/image_pdf.h"
+#include "visualization/overlay.h"
+
+namespace pivot {
+namespace {
+[[noreturn]] void unavailable() { throw std::runtime_error("image rendering needs OpenCV; this build has none"); }
+}  // namespace
+
+bool renderingAvailable() { return false; }
+RgbImage renderOverlay(const RgbImage&, const std::vector<float>&, int, int, const OverlayStyle&) { unavailable(); }
+RgbImage renderFigure(const RgbImage&, const std::string&, const std::vector<FigurePanel>&, const std::string&,
+                      const std::string&, const OverlayStyle&) { unavailable(); }
+void saveImage(const RgbImage& image, const std::string& path) {
+  if (path.size() > 4 && path.substr(path.size() - 4) == ".pdf") return writeImagePdf(path, image.width, image.height, image.rgb);
+  unavailable();
+}
+RgbImage loadImage(const std::string&, int) { unavailable(); }
+
+}  // namespace pivot
