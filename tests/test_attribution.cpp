@@ -75,6 +75,7 @@ class TestAttribution : public QObject {
     QCOMPARE(massInside({1, 1, 1, 1}, fraction), 0.25);        // uniform: the mask's area share
     QVERIFY(pointingHit({0.9f, 0.1f, 0.2f, 0.3f}, fraction));
     QVERIFY(!pointingHit({0.1f, 0.9f, 0.2f, 0.3f}, fraction));
+    QVERIFY(pointingHit({0.1f, 0.9f}, {0.0, 0.2}));  // any target pixel in the peak cell counts
     // Partial cells: a 3 x 3 mask region on a 2 x 2 grid of a 4 x 4 image.
     std::vector<uint8_t> partial(16, 0);
     partial[0] = partial[1] = partial[4] = 1;

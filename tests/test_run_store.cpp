@@ -6,6 +6,7 @@
 
 #include <QTemporaryDir>
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "store/run_store.h"
@@ -67,29 +68,41 @@ class TestRunStore : public QObject {
     const auto path = dir.filePath("runs.sqlite").toStdString();
     RunStore writer(path);
     const auto id = writer.createRun(RunInfo{});
-    std::atomic<bool> done{false};
+    // The writer keeps its connection open throughout; half-way it waits until the reader has seen
+    // the first half, so the test does not depend on how the two threads are scheduled.
+    std::atomic<int> phase{0};
     std::thread training([&] {
-      for (int batch = 0; batch < 50; ++batch) {
-        std::vector<MetricPoint> points;
-        for (int s = 0; s < 20; ++s) points.push_back({batch * 20 + s + 1, "loss", 1.0 / (batch + 1), unixNow()});
-        writer.appendMetrics(id, points);
-      }
-      done = true;
+      auto writeBatches = [&](int from, int to) {
+        for (int batch = from; batch < to; ++batch) {
+          std::vector<MetricPoint> points;
+          for (int s = 0; s < 20; ++s) points.push_back({batch * 20 + s + 1, "loss", 1.0 / (batch + 1), unixNow()});
+          writer.appendMetrics(id, points);
+        }
+      };
+      writeBatches(0, 25);
+      phase = 1;
+      while (phase.load() != 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      writeBatches(25, 50);
+      phase = 3;
     });
     RunStore reader(path);
     size_t last = 0;
-    int reads = 0;
-    while (!done || last < 1000) {
+    bool sawHalf = false;
+    for (int reads = 0; reads < 100000; ++reads) {
       const auto n = reader.metrics(id, "loss").size();
-      QVERIFY(n >= last);       // never goes backwards
-      QVERIFY(n % 20 == 0);     // a batch is visible whole or not at all (one transaction)
+      QVERIFY(n >= last);    // never goes backwards
+      QVERIFY(n % 20 == 0);  // a batch is visible whole or not at all (one transaction)
       last = n;
-      ++reads;
-      if (done && n == 1000) break;
+      if (phase.load() == 1 && n == 500) {
+        sawHalf = true;
+        phase = 2;
+      }
+      if (phase.load() == 3 && n == 1000) break;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
     training.join();
+    QVERIFY(sawHalf);
     QCOMPARE(reader.metrics(id, "loss").size(), size_t(1000));
-    QVERIFY(reads > 1);
   }
 
   void newerSchemaIsRefusedWithTheFileName() {

@@ -98,6 +98,27 @@ class TestWorkbench : public QObject {
     QVERIFY(!differing.contains("model.text_config.hidden_size"));  // equal values hidden
     if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR"))
       w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-after-stop.png");
+
+    // Inspect: the maps of both runs' checkpoints for one sample, computed off the GUI thread.
+    w.showInspect();
+    auto* inspect = w.inspectView();
+    inspect->setSample(1, 0);
+    inspect->setCheckedRuns({1, 2});
+    QCOMPARE(inspect->panelCount(), 2);
+    QTRY_COMPARE_WITH_TIMEOUT(inspect->cache().size(), 2, 30000);
+    for (const auto& o : inspect->cache()) {
+      QVERIFY2(o.error.isEmpty(), qPrintable(o.error));
+      QVERIFY(!o.overlay.isNull());
+    }
+    QCOMPARE(inspect->pendingCount(), 0);
+    inspect->setMethod("rollout");  // a new method: new maps, the old ones stay cached
+    QTRY_COMPARE_WITH_TIMEOUT(inspect->cache().size(), 4, 30000);
+    inspect->setMethod("gradmap");  // back: served from the cache at once
+    QCOMPARE(inspect->pendingCount(), 0);
+    if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR")) {
+      QTest::qWait(300);  // new panels show on the next event-loop turn
+      w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-inspect.png");
+    }
   }
 };
 

@@ -11,6 +11,20 @@
 
 namespace pivot {
 
+LoadedCheckpoint loadCheckpointFolder(const std::string& path, const std::string& device) {
+  LoadedCheckpoint out;
+  const auto cfg = readCheckpointConfig(path);
+  out.config = cfg.contains("pivot_train_config") ? trainConfigFromJson(cfg["pivot_train_config"]) : TrainConfig{};
+  out.config.model = mllmConfigFromJson(cfg);
+  out.model = Mllm(out.config.model);
+  loadStateDict(*out.model, readCheckpointWeights(path), {""}, path + "/model.safetensors");
+  out.model->to(pickDevice(device));
+  out.model->eval();
+  out.path = path;
+  if (std::filesystem::exists(path + "/trainer_state.json")) out.step = readTrainerState(path).value("step", int64_t{0});
+  return out;
+}
+
 LoadedCheckpoint loadRunCheckpoint(const std::string& workspace, const std::string& spec, const std::string& device) {
   const auto at = spec.rfind('@');
   const std::string runName = at == std::string::npos ? spec : spec.substr(0, at);
@@ -30,14 +44,7 @@ LoadedCheckpoint loadRunCheckpoint(const std::string& workspace, const std::stri
     }
     if (!found) throw std::runtime_error("run '" + runName + "' has no checkpoint at step '" + stepText + "' (have: " + have + ")");
   }
-  LoadedCheckpoint out;
-  const auto cfg = readCheckpointConfig(chosen.path);
-  out.config = cfg.contains("pivot_train_config") ? trainConfigFromJson(cfg["pivot_train_config"]) : TrainConfig{};
-  out.config.model = mllmConfigFromJson(cfg);
-  out.model = Mllm(out.config.model);
-  loadStateDict(*out.model, readCheckpointWeights(chosen.path), {""}, chosen.path + "/model.safetensors");
-  out.model->to(pickDevice(device));
-  out.model->eval();
+  LoadedCheckpoint out = loadCheckpointFolder(chosen.path, device);
   out.runId = run.id;
   out.step = chosen.step;
   out.runName = run.name;

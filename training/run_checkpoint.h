@@ -16,6 +16,9 @@ struct LoadedCheckpoint {
   std::string label() const { return runName + " @ " + std::to_string(step); }
 };
 
+// A checkpoint folder (model.safetensors + config.json) on its own. Throws naming the file.
+LoadedCheckpoint loadCheckpointFolder(const std::string& path, const std::string& device = "auto");
+
 // Throws naming the run, the step (listing those that exist) or the file.
 LoadedCheckpoint loadRunCheckpoint(const std::string& workspace, const std::string& spec, const std::string& device = "auto");
 

@@ -32,7 +32,7 @@ double massInside(const std::vector<float>& map, const std::vector<double>& frac
 
 bool pointingHit(const std::vector<float>& map, const std::vector<double>& fraction) {
   const auto best = static_cast<size_t>(std::max_element(map.begin(), map.end()) - map.begin());
-  return fraction[best] >= 0.5;
+  return fraction[best] > 0;
 }
 
 Interval meanInterval(const std::vector<double>& values) {

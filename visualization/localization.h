@@ -13,7 +13,9 @@ std::vector<double> cellMaskFraction(const std::vector<uint8_t>& mask, int heigh
 // sum(map * fraction) / sum(map); a map that is the mask scores 1, a uniform map the mask's area share.
 double massInside(const std::vector<float>& map, const std::vector<double>& fraction);
 
-// The cell with the largest value lies at least half inside the mask.
+// Pointing game at the token grid: the cell with the largest value contains target pixels. (On the
+// coarse grids of small models a cell is several pixels wide; any overlap plays the role of the
+// pixel tolerance of the original pointing game.)
 bool pointingHit(const std::vector<float>& map, const std::vector<double>& fraction);
 
 struct Interval {

@@ -22,6 +22,7 @@ struct RunSummary {
   RunInfo info;
   int64_t lastStep = 0;
   double lastLoss = NAN, lastMargin = NAN;
+  std::vector<CheckpointInfo> checkpoints;  // ascending steps
 };
 
 class RunsBrowser : public QWidget {

@@ -8,6 +8,7 @@
 #include <QMessageBox>
 #include <QSettings>
 #include <QStatusBar>
+#include <QTabWidget>
 #include <QtConcurrent/QtConcurrent>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -33,6 +34,7 @@ StorePoll readStore(const std::string& path, std::map<int64_t, int64_t> wanted) 
         s.lastLoss = loss->value;
       }
       if (auto margin = store.lastMetric(info.id, "rewards/margins")) s.lastMargin = margin->value;
+      s.checkpoints = store.checkpoints(info.id);
       poll.runs.push_back(std::move(s));
     }
     for (const auto& [id, after] : wanted) poll.newPoints[id] = store.metricsAfter(id, after);
@@ -60,8 +62,17 @@ QString formatEta(double seconds) {
 MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(parent), m_workspace(workspace) {
   setWindowTitle(QString("PIVOT Workbench — %1").arg(QDir::toNativeSeparators(workspace)));
   QDir().mkpath(workspace);
+  qRegisterMetaType<pivot::ExplainJob>();
+  qRegisterMetaType<pivot::ExplainOutcome>();
   m_curves = new CurveGrid;
-  setCentralWidget(m_curves);
+  m_inspect = new InspectView;
+  m_tabs = new QTabWidget;
+  m_tabs->addTab(m_curves, "Curves");
+  m_tabs->addTab(m_inspect, "Inspect");
+  setCentralWidget(m_tabs);
+  m_explainThread = std::make_unique<ExplainThread>();
+  connect(m_inspect, &InspectView::explainRequested, m_explainThread->worker(), &ExplainWorker::run, Qt::QueuedConnection);
+  connect(m_explainThread->worker(), &ExplainWorker::finished, m_inspect, &InspectView::showOutcome, Qt::QueuedConnection);
 
   m_launch = new LaunchPanel;
   auto* launchDock = new QDockWidget("Launch", this);
@@ -159,8 +170,11 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
 
 MainWindow::~MainWindow() {
   m_pollWatcher.waitForFinished();
-  m_thread.reset();  // stops a run in progress and joins the thread
+  m_thread.reset();         // stops a run in progress and joins the thread
+  m_explainThread.reset();  // finishes the map in progress
 }
+
+void MainWindow::showInspect() { m_tabs->setCurrentWidget(m_inspect); }
 
 QStringList MainWindow::discoverPresets() const {
   QStringList presets{"tiny", "mini"};
@@ -238,6 +252,7 @@ void MainWindow::applyPoll(const StorePoll& poll) {
     return;
   }
   m_browser->setRuns(poll.runs);
+  m_inspect->setRuns(poll.runs);
   std::vector<RunInfo> infos;
   for (const auto& r : poll.runs) {
     infos.push_back(r.info);

@@ -9,6 +9,8 @@
 #include <set>
 
 #include "curve_grid.h"
+#include "explain_worker.h"
+#include "inspect_view.h"
 #include "launch_panel.h"
 #include "runs_browser.h"
 #include "training_worker.h"
@@ -36,6 +38,8 @@ class MainWindow : public QMainWindow {
   CurveGrid* curves() const { return m_curves; }
   LaunchPanel* launchPanel() const { return m_launch; }
   RunsBrowser* runsBrowser() const { return m_browser; }
+  InspectView* inspectView() const { return m_inspect; }
+  void showInspect();
   const QString& workspace() const { return m_workspace; }
 
  Q_SIGNALS:
@@ -57,6 +61,9 @@ class MainWindow : public QMainWindow {
   QString m_workspace;
   LiveBuffer m_live;
   std::unique_ptr<TrainingThread> m_thread;
+  std::unique_ptr<ExplainThread> m_explainThread;
+  InspectView* m_inspect = nullptr;
+  class QTabWidget* m_tabs = nullptr;
   CurveGrid* m_curves = nullptr;
   LaunchPanel* m_launch = nullptr;
   RunsBrowser* m_browser = nullptr;

@@ -1,0 +1,100 @@
+// The Inspect view: where the vision encoder looks. Pick a ShapesWorld sample (browse the world with
+// its masks, question, chosen and rejected answers) or open an image and type a question and answer;
+// pick a method, target and layer; see the maps of several runs side by side, with localisation
+// scores, at the step one slider chooses. Maps are computed elsewhere (the window's explanation
+// worker) and cached here per (checkpoint, sample, method); the view never blocks.
+#pragma once
+#include <QHash>
+#include <QImage>
+#include <QMetaType>
+#include <QWidget>
+#include <cmath>
+#include <vector>
+
+#include "data/shapes_world.h"
+#include "runs_browser.h"
+
+class QComboBox;
+class QGridLayout;
+class QLabel;
+class QLineEdit;
+class QListWidget;
+class QSlider;
+class QSpinBox;
+class QStackedWidget;
+
+namespace pivot {
+
+struct ExplainJob {
+  quint64 id = 0;
+  QString checkpointPath, label;
+  bool fromWorld = true;   // a ShapesWorld sample, else an image file
+  WorldConfig world;
+  int split = 1;           // Split
+  qint64 index = 0;
+  QString imageFile, question, answer;
+  QString method = "gradmap", target = "sft", colormap = "jet";
+  int layer = -2;
+  QString cacheKey() const;
+};
+
+struct ExplainOutcome {
+  quint64 id = 0;
+  QString key, label;
+  QImage overlay;          // the map over the image
+  bool scored = false;     // the sample has a target mask
+  double mass = NAN;
+  bool hit = false;
+  QString warning, error;
+};
+
+class InspectView : public QWidget {
+  Q_OBJECT
+ public:
+  explicit InspectView(QWidget* parent = nullptr);
+
+  void setRuns(const std::vector<RunSummary>& runs);  // runs with checkpoints become choosable
+  void setCheckedRuns(const QList<int64_t>& ids);
+  void setSample(int split, qint64 index);
+  void setMethod(const QString& method);
+  int chosenStep() const;
+  int panelCount() const;
+  int pendingCount() const { return static_cast<int>(m_pending.size()); }
+  const QHash<QString, ExplainOutcome>& cache() const { return m_cache; }
+  QImage sampleImage() const { return m_sampleImage; }
+
+ public Q_SLOTS:
+  void showOutcome(const pivot::ExplainOutcome& outcome);
+
+ Q_SIGNALS:
+  void explainRequested(const pivot::ExplainJob& job);
+
+ private:
+  void refreshSample();
+  void refreshSteps();
+  void refreshPanels();
+  ExplainJob jobFor(const RunSummary& run, const CheckpointInfo& checkpoint) const;
+
+  std::vector<RunSummary> m_runs;
+  QHash<QString, ExplainOutcome> m_cache;
+  QHash<QString, quint64> m_pending;  // key -> job id
+  quint64 m_nextJob = 1;
+  std::vector<int> m_steps;          // union of the checked runs' checkpoint steps
+  WorldConfig m_world;
+  Sample m_sample;
+  QImage m_sampleImage;
+
+  QComboBox *m_source, *m_split, *m_mask, *m_method, *m_target, *m_colormap;
+  QSpinBox *m_index, *m_layer, *m_stepBox;
+  QLineEdit *m_imageFile, *m_question, *m_answer;
+  QLabel *m_preview, *m_texts;
+  QListWidget* m_runList;
+  QSlider* m_stepSlider;
+  QGridLayout* m_panels;
+  QWidget* m_panelHost;
+};
+
+}  // namespace pivot
+
+Q_DECLARE_METATYPE(pivot::ExplainJob)
+Q_DECLARE_METATYPE(pivot::ExplainOutcome)
