@@ -105,9 +105,10 @@ class TestCli : public QObject {
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
     QVERIFY(r.out.contains("mass inside target"));
     QVERIFY(r.out.contains("pointing game"));
+    QVERIFY(r.out.contains("deletion-curve area"));
     r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "first", "--samples", "12", "--csv"});
     QCOMPARE(r.code, 0);
-    QVERIFY(r.out.startsWith("index,category,mass_inside,pointing_hit,target_area"));
+    QVERIFY(r.out.startsWith("index,category,mass_inside,pointing_hit,target_area,deletion_area"));
 
     const QString out = m_dir.filePath("export");
     r = pivotCmd({"--workspace", ws, "export", "first", "--out", out});

@@ -27,6 +27,8 @@ struct ExplainArgs {
   int layer = -2;                         // CAM layer (HF hidden-state index)
   bool l2 = false, keepBorder = false, colourBar = false, csv = false;
   std::string colormap = "jet";
+  std::string headFusion = "mean";        // rollout
+  double discardRatio = 0.9;              // rollout
   std::string out;
   int samples = 192;                      // localize: samples of the split
 };

@@ -14,6 +14,7 @@
 #include "training/run_checkpoint.h"
 #include "training/trainer.h"
 #include "visualization/attribution.h"
+#include "visualization/faithfulness.h"
 #include "visualization/localization.h"
 #include "visualization/overlay.h"
 
@@ -48,6 +49,11 @@ AttributionOptions optionsFrom(const ExplainArgs& a) {
   o.layer = a.layer;
   o.l2 = a.l2;
   o.suppressBorder = !a.keepBorder;
+  if (a.headFusion != "mean" && a.headFusion != "min" && a.headFusion != "max")
+    throw std::runtime_error("unknown head fusion '" + a.headFusion + "' (expected mean, min or max)");
+  if (a.discardRatio < 0 || a.discardRatio >= 1) throw std::runtime_error("--discard-ratio must be in [0, 1)");
+  o.headFusion = a.headFusion;
+  o.discardRatio = a.discardRatio;
   return o;
 }
 
@@ -130,10 +136,10 @@ int cmdLocalize(const std::string& workspace, const ExplainArgs& a) {
   const WordTokenizer tok = WordTokenizer::shapesWorld();
   const int S = m.config.model.vision.image_size, g = S / m.config.model.vision.patch_size;
   const auto device = m.model->parameters().front().device();
-  std::vector<double> masses, areas;
+  std::vector<double> masses, areas, deletionAreas, intactLogps;
   int hits = 0;
   std::map<std::string, std::vector<double>> massByCategory;
-  if (a.csv) std::cout << "index,category,mass_inside,pointing_hit,target_area\n";
+  if (a.csv) std::cout << "index,category,mass_inside,pointing_hit,target_area,deletion_area\n";
   std::set<std::string> warnings;
   for (int start = 0; start < a.samples; start += 32) {
     std::vector<Sample> samples;
@@ -154,6 +160,7 @@ int cmdLocalize(const std::string& workspace, const ExplainArgs& a) {
     auto rejected = buildBatch(rejectedRows, tok, m.config.model.vision.numPatches(), device);
     const auto result = explain(m.model, in, options, &rejected);
     warnings.insert(result.warnings.begin(), result.warnings.end());
+    const auto deletion = deletionCurve(m.model, in, result.maps);  // faithfulness of the same maps
     for (size_t b = 0; b < samples.size(); ++b) {
       const auto mask = targetMask(samples[b]);
       const auto fraction = cellMaskFraction(mask, S, S, g, g);
@@ -163,26 +170,35 @@ int cmdLocalize(const std::string& workspace, const ExplainArgs& a) {
       const double area = static_cast<double>(std::count(mask.begin(), mask.end(), 1)) / mask.size();
       masses.push_back(mass);
       areas.push_back(area);
+      deletionAreas.push_back(deletion.area[static_cast<int64_t>(b)].item<double>());
+      intactLogps.push_back(deletion.logProbs[static_cast<int64_t>(b)][0].item<double>());
       hits += hit;
       massByCategory[categoryName(samples[b].category)].push_back(mass);
-      if (a.csv) std::cout << indices[b] << ',' << categoryName(samples[b].category) << ',' << mass << ',' << hit << ',' << area << "\n";
+      if (a.csv)
+        std::cout << indices[b] << ',' << categoryName(samples[b].category) << ',' << mass << ',' << hit << ','
+                  << area << ',' << deletionAreas.back() << "\n";
     }
   }
   for (const auto& w : warnings) std::cerr << "warning: " << w << "\n";
   const auto mass = meanInterval(masses), area = meanInterval(areas);
   const auto point = wilsonInterval(hits, static_cast<int>(masses.size()));
+  const auto deletionArea = meanInterval(deletionAreas), intact = meanInterval(intactLogps);
   RunStore store(storePath(workspace));
   const std::string name = std::string("localize/") + a.split + "/" + a.method + "/" + a.target;
   store.addEvaluation(m.runId, {{m.step, name, "mass_inside", mass.mean},
                                 {m.step, name, "pointing_game", point.mean},
                                 {m.step, name, "uniform_baseline", area.mean},
+                                {m.step, name, "deletion_area", deletionArea.mean},
                                 {m.step, name, "samples", static_cast<double>(mass.n)}});
   if (a.csv) return 0;
   std::cout << std::fixed << std::setprecision(3) << m.label() << ", " << a.method << " (" << a.target << "), "
             << a.split << " split, " << mass.n << " samples with a target\n"
             << "  mass inside target   " << mass.mean << "  95% CI [" << mass.low << ", " << mass.high << "]\n"
             << "  pointing game        " << point.mean << "  95% CI [" << point.low << ", " << point.high << "]\n"
-            << "  uniform-map baseline " << area.mean << "  (the target's area share)\n";
+            << "  uniform-map baseline " << area.mean << "  (the target's area share)\n"
+            << "  deletion-curve area  " << deletionArea.mean << "  95% CI [" << deletionArea.low << ", "
+            << deletionArea.high << "]  (answer log-prob, most relevant patches greyed first; intact "
+            << intact.mean << ")\n";
   for (const auto& [cat, values] : massByCategory) {
     const auto c = meanInterval(values);
     std::cout << "  mass, " << std::left << std::setw(13) << cat << c.mean << "  [" << c.low << ", " << c.high << "]  n=" << c.n << "\n";

@@ -65,6 +65,8 @@ int main(int argc, char** argv) {
     cmd->add_option("--split", x.split, "train | val | test")->capture_default_str();
     cmd->add_flag("--l2", x.l2, "gradmap: L2 instead of L1 norm over channels");
     cmd->add_flag("--keep-border", x.keepBorder, "do not suppress the border cells");
+    cmd->add_option("--head-fusion", x.headFusion, "rollout: mean | min | max")->capture_default_str();
+    cmd->add_option("--discard-ratio", x.discardRatio, "rollout: share of the weakest attention dropped per layer")->capture_default_str();
   }
   explain->add_option("--sample", x.sample, "ShapesWorld sample index");
   explain->add_option("--image", x.image, "an image file instead of a sample");
