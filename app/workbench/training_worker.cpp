@@ -65,6 +65,15 @@ LiveBuffer::Status LiveBuffer::status() const {
   return m_status;
 }
 
+TrainOptions TrainingWorker::optionsFor(MetricSink* sink) {
+  TrainOptions opt;
+  opt.workspace = m_workspace.toStdString();
+  opt.sink = sink;
+  opt.stopRequested = &stopFlag;
+  opt.pauseRequested = &pauseFlag;
+  return opt;
+}
+
 void TrainingWorker::start(const LaunchRequest& request) {
   stopFlag = false;
   pauseFlag = false;
@@ -84,12 +93,8 @@ void TrainingWorker::start(const LaunchRequest& request) {
     std::optional<int64_t> parent = request.parentRunId;
     for (const auto& [s, cfg] : plan) {
       BufferSink sink(this, m_buffer, stageName(s));
-      TrainOptions opt;
-      opt.workspace = m_workspace.toStdString();
+      TrainOptions opt = optionsFor(&sink);
       opt.parentRunId = parent;
-      opt.sink = &sink;
-      opt.stopRequested = &stopFlag;
-      opt.pauseRequested = &pauseFlag;
       const auto r = train(cfg, opt);
       Q_EMIT runEnded(r.runId, QString::fromStdString(r.status), QString::fromStdString(r.message));
       if (r.status != "finished") {
@@ -109,12 +114,8 @@ void TrainingWorker::resume(qint64 runId) {
   pauseFlag = false;
   try {
     BufferSink sink(this, m_buffer, "resume");
-    TrainOptions opt;
-    opt.workspace = m_workspace.toStdString();
+    TrainOptions opt = optionsFor(&sink);
     opt.resumeRunId = runId;
-    opt.sink = &sink;
-    opt.stopRequested = &stopFlag;
-    opt.pauseRequested = &pauseFlag;
     const auto r = train(TrainConfig{}, opt);
     Q_EMIT runEnded(r.runId, QString::fromStdString(r.status), QString::fromStdString(r.message));
     Q_EMIT jobEnded(r.status == "finished", QString::fromStdString(r.message));

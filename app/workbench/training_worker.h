@@ -12,6 +12,7 @@
 
 #include "launch_panel.h"
 #include "store/run_store.h"
+#include "training/trainer.h"
 
 namespace pivot {
 
@@ -52,6 +53,8 @@ class TrainingWorker : public QObject {
   void jobEnded(bool ok, const QString& message);
 
  private:
+  TrainOptions optionsFor(MetricSink* sink);  // this workspace, with the pause and stop flags
+
   QString m_workspace;
   LiveBuffer* m_buffer;
 };
