@@ -1,5 +1,6 @@
 // Built instead of overlay.cpp where OpenCV is missing (the torch-only GPU build): the maps and
-// scores work, rendering says clearly that it cannot. PDF needs no OpenCV.
+// scores work, rendering says clearly that it cannot. Writing an already rendered image as PDF
+// needs no OpenCV.
 #include <stdexcept>
 
 #include "visualization/image_pdf.h"

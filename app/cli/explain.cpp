@@ -65,8 +65,8 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
   if ((a.sample < 0) == a.image.empty()) throw std::runtime_error("give either --sample N or --image FILE");
   if (!a.image.empty() && (a.question.empty() || a.answer.empty()))
     throw std::runtime_error("--image needs --question and --answer");
-  if (!renderingAvailable() && a.out.size() > 4 && a.out.substr(a.out.size() - 4) != ".pdf")
-    throw std::runtime_error("this build has no OpenCV: write the figure as .pdf");
+  if (!renderingAvailable())
+    throw std::runtime_error("this build has no OpenCV, so it cannot render figures (pivot localize works)");
   std::vector<LoadedCheckpoint> models;
   for (const auto& spec : a.checkpoints) models.push_back(loadRunCheckpoint(workspace, spec));
   const int imageSize = models.front().config.model.vision.image_size;
