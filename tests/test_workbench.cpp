@@ -3,6 +3,7 @@
 #include <QtTest/QtTest>
 
 #include <QComboBox>
+#include <QMessageBox>
 #include <QLineEdit>
 #include <QPushButton>
 #include <QTableWidget>
@@ -119,6 +120,35 @@ class TestWorkbench : public QObject {
       QTest::qWait(300);  // new panels show on the next event-loop turn
       w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-inspect.png");
     }
+  }
+
+  void closingDuringARunAsksThenStopsCleanly() {
+    const QString ws = m_dir.filePath("close");
+    MainWindow w(ws);
+    w.show();
+    LaunchRequest request;
+    request.preset = "tiny";
+    request.stage = "align";
+    request.overrides = {"steps=100000"};
+    w.startRun(request);
+    QTRY_VERIFY_WITH_TIMEOUT(!w.curves()->runs().empty() && w.curves()->lastStep(w.curves()->runs().begin()->first) > 2, 30000);
+    // First answer No: the window stays and the run goes on; then Yes: it stops and closes.
+    auto answer = [](QMessageBox::StandardButton button) {
+      QTimer::singleShot(200, [button] {
+        auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget());
+        if (box) box->button(button)->click();
+      });
+    };
+    answer(QMessageBox::No);
+    QVERIFY(!w.close());
+    QVERIFY(w.isTraining());
+    answer(QMessageBox::Yes);
+    QVERIFY(w.close());
+    QVERIFY(!w.isTraining());
+    RunStore store(storePath(ws.toStdString()));
+    const auto run = store.runs().front();
+    QCOMPARE(run.status, std::string("stopped"));
+    QCOMPARE(store.checkpoints(run.id).size(), size_t(1));  // resumable from where it stopped
   }
 };
 
