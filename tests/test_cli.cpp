@@ -110,6 +110,16 @@ class TestCli : public QObject {
     QCOMPARE(r.code, 0);
     QVERIFY(r.out.startsWith("index,category,mass_inside,pointing_hit,target_area,deletion_area"));
 
+    // Probes of the frozen encoder: a row per checkpoint, stored as evaluations.
+    r = pivotCmd({"--workspace", ws, "probe", "--checkpoint", "first", "--task", "shape", "--train", "64", "--val", "32",
+                  "--test", "32", "--seg-seeds", "2"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    QVERIFY(r.out.contains("first @ 4"));
+    QVERIFY(r.out.contains(" +- "));
+    r = pivotCmd({"--workspace", ws, "probe", "--checkpoint", "first", "--task", "texture"});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("unknown probe task 'texture'"), qPrintable(r.err));
+
     const QString out = m_dir.filePath("export");
     r = pivotCmd({"--workspace", ws, "export", "first", "--out", out});
     QVERIFY2(r.code == 0, qPrintable(r.err));

@@ -33,7 +33,17 @@ struct ExplainArgs {
   int samples = 192;                      // localize: samples of the split
 };
 
+struct ProbeArgs {
+  std::vector<std::string> checkpoints;  // RUN[@STEP]
+  std::string task = "conjunction";       // shape | colour | conjunction | count
+  int layer = -2;                         // HF hidden-state index (-2 = penultimate)
+  bool afterProjector = false;
+  int trainSamples = 1024, valSamples = 256, testSamples = 512;
+  int segSeeds = 6;
+};
+
 std::string defaultWorkspace();
+int cmdProbe(const std::string& workspace, const ProbeArgs& args);
 int cmdExplain(const std::string& workspace, const ExplainArgs& args);
 int cmdLocalize(const std::string& workspace, const ExplainArgs& args);
 int cmdTrain(const std::string& workspace, const TrainArgs& args);

@@ -78,6 +78,17 @@ int main(int argc, char** argv) {
   localize->add_option("--samples", x.samples, "samples of the split to score")->capture_default_str();
   localize->add_flag("--csv", x.csv, "one row per sample");
 
+  pivot::cli::ProbeArgs pr;
+  auto* probe = app.add_subcommand("probe", "linear and segmentation probes of frozen vision encoders");
+  probe->add_option("--checkpoint", pr.checkpoints, "RUN[@STEP] (repeatable)")->required();
+  probe->add_option("--task", pr.task, "linear probe label: shape | colour | conjunction | count")->capture_default_str();
+  probe->add_option("--layer", pr.layer, "vision hidden-state index")->capture_default_str();
+  probe->add_flag("--after-projector", pr.afterProjector, "features after the projector");
+  probe->add_option("--train", pr.trainSamples, "training samples")->capture_default_str();
+  probe->add_option("--val", pr.valSamples, "validation samples (choose C)")->capture_default_str();
+  probe->add_option("--test", pr.testSamples, "test samples")->capture_default_str();
+  probe->add_option("--seg-seeds", pr.segSeeds, "segmentation probe seeds")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -95,6 +106,7 @@ int main(int argc, char** argv) {
     if (*bench) return pivot::cli::cmdBench(benchPreset, benchSteps, python);
     if (*explain) return pivot::cli::cmdExplain(workspace, x);
     if (*localize) return pivot::cli::cmdLocalize(workspace, x);
+    if (*probe) return pivot::cli::cmdProbe(workspace, pr);
   } catch (const std::exception& e) {
     std::cerr << "pivot: error: " << e.what() << "\n";
     return 2;

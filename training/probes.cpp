@@ -1,0 +1,154 @@
+#include "training/probes.h"
+
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+
+namespace pivot {
+
+const std::vector<double> kProbeCGrid = {0.01, 0.03, 0.1, 0.316, 1.0, 3.16};
+
+torch::Tensor patchFeatures(Mllm& model, const torch::Tensor& pixels, int layer, bool afterProjector) {
+  torch::NoGradGuard noGrad;
+  model->eval();
+  auto features = model->vision_tower->features(pixels, layer);  // (B, N, Dv)
+  if (afterProjector) features = model->multi_modal_projector(features);
+  return features.to(torch::kCPU);
+}
+
+torch::Tensor pooledFeatures(const torch::Tensor& patches) {
+  auto mean = patches.mean(/*dim=*/1);  // (B, D)
+  return mean / mean.norm(2, /*dim=*/-1, /*keepdim=*/true).clamp_min(1e-12);
+}
+
+void LogisticRegression::fit(const torch::Tensor& x, const torch::Tensor& y, int numClasses, double C,
+                             int maxIterations) {
+  const int64_t D = x.size(1);
+  auto xd = x.to(torch::kFloat64), yd = y.to(torch::kInt64);
+  auto w = torch::zeros({numClasses, D}, torch::kFloat64).requires_grad_(true);
+  auto b = torch::zeros({numClasses}, torch::kFloat64).requires_grad_(true);
+  torch::optim::LBFGS optimizer({w, b}, torch::optim::LBFGSOptions(1.0)
+                                            .max_iter(maxIterations)
+                                            .tolerance_grad(1e-9)
+                                            .tolerance_change(1e-12)
+                                            .history_size(20)
+                                            .line_search_fn("strong_wolfe"));
+  auto closure = [&] {
+    optimizer.zero_grad();
+    auto logits = torch::matmul(xd, w.t()) + b;
+    auto loss = C * torch::nn::functional::cross_entropy(
+                        logits, yd, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) +
+                0.5 * w.pow(2).sum();
+    loss.backward();
+    return loss;
+  };
+  optimizer.step(closure);
+  weight = w.detach().to(torch::kFloat32);
+  bias = b.detach().to(torch::kFloat32);
+}
+
+torch::Tensor LogisticRegression::predict(const torch::Tensor& x) const {
+  return (torch::matmul(x.to(torch::kFloat32), weight.t()) + bias).argmax(/*dim=*/1);
+}
+
+double LogisticRegression::accuracy(const torch::Tensor& x, const torch::Tensor& y) const {
+  return predict(x).eq(y.to(torch::kInt64)).to(torch::kFloat64).mean().item<double>();
+}
+
+LinearProbeResult linearProbe(const torch::Tensor& trainX, const torch::Tensor& trainY, const torch::Tensor& valX,
+                              const torch::Tensor& valY, const torch::Tensor& testX, const torch::Tensor& testY,
+                              int numClasses, const std::vector<double>& grid) {
+  LinearProbeResult r;
+  LogisticRegression best;
+  r.valAccuracy = -1;
+  for (double C : grid) {  // C is chosen on validation; the test split is scored once, at the end
+    LogisticRegression model;
+    model.fit(trainX, trainY, numClasses, C);
+    const double acc = model.accuracy(valX, valY);
+    r.valByC.emplace_back(C, acc);
+    if (acc > r.valAccuracy) {
+      r.valAccuracy = acc;
+      r.bestC = C;
+      best = model;
+    }
+  }
+  r.testAccuracy = best.accuracy(testX, testY);
+  return r;
+}
+
+int probeTaskClasses(const std::string& task, const WorldConfig& world) {
+  const int shapes = static_cast<int>(ShapesWorld::shapes().size()), colours = static_cast<int>(ShapesWorld::colours().size());
+  if (task == "shape") return shapes;
+  if (task == "colour") return colours;
+  if (task == "conjunction") return shapes * colours;
+  if (task == "count") return world.max_objects + 1;
+  throw std::runtime_error("unknown probe task '" + task + "' (expected shape, colour, conjunction or count)");
+}
+
+int64_t probeLabel(const std::string& task, const Sample& s) {
+  const auto& objs = s.scene.objects;
+  const auto largest = std::max_element(objs.begin(), objs.end(), [](const SceneObject& a, const SceneObject& b) {
+    return a.radius < b.radius;  // ties: the first drawn
+  });
+  if (task == "count") return static_cast<int64_t>(objs.size());
+  if (task == "shape") return largest->shape;
+  if (task == "colour") return largest->colour;
+  return largest->shape * static_cast<int64_t>(ShapesWorld::colours().size()) + largest->colour;
+}
+
+std::vector<int64_t> patchLabels(const std::vector<uint8_t>& classMask, int size, int grid) {
+  const int cell = size / grid;
+  std::vector<int64_t> labels(static_cast<size_t>(grid * grid), 0);
+  std::map<int, int> counts;
+  for (int gy = 0; gy < grid; ++gy)
+    for (int gx = 0; gx < grid; ++gx) {
+      counts.clear();
+      for (int y = gy * cell; y < (gy + 1) * cell; ++y)
+        for (int x = gx * cell; x < (gx + 1) * cell; ++x) ++counts[classMask[static_cast<size_t>(y * size + x)]];
+      int best = 0, bestCount = -1;
+      for (const auto& [cls, n] : counts)  // ascending class: ties keep the smaller id
+        if (n > bestCount) { best = cls; bestCount = n; }
+      labels[static_cast<size_t>(gy * grid + gx)] = best;
+    }
+  return labels;
+}
+
+SegmentationProbeResult segmentationProbe(const torch::Tensor& trainFeatures, const torch::Tensor& trainLabels,
+                                          const torch::Tensor& testFeatures, const torch::Tensor& testLabels,
+                                          int numClasses, uint64_t seed, int epochs, double lr, int batchSize) {
+  torch::manual_seed(seed);
+  const int64_t D = trainFeatures.size(2);
+  torch::nn::Sequential mlp(torch::nn::Linear(D, D), torch::nn::GELU(), torch::nn::Linear(D, numClasses));
+  torch::optim::Adam optimizer(mlp->parameters(), torch::optim::AdamOptions(lr));
+  auto x = trainFeatures.reshape({-1, D}), y = trainLabels.reshape({-1});
+  const int64_t n = x.size(0);
+  for (int e = 0; e < epochs; ++e) {
+    auto order = torch::randperm(n);
+    for (int64_t start = 0; start < n; start += batchSize) {
+      auto idx = order.narrow(0, start, std::min<int64_t>(batchSize, n - start));
+      auto loss = torch::nn::functional::cross_entropy(mlp->forward(x.index_select(0, idx)), y.index_select(0, idx));
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+    }
+  }
+  torch::NoGradGuard noGrad;
+  auto predicted = mlp->forward(testFeatures.reshape({-1, D})).argmax(1);
+  auto truth = testLabels.reshape({-1});
+  // Macro averages over the classes present in the test labels.
+  double recallSum = 0, iouSum = 0;
+  int present = 0;
+  for (int c = 0; c < numClasses; ++c) {
+    auto isC = truth.eq(c), predC = predicted.eq(c);
+    const double support = isC.sum().item<double>();
+    if (support == 0) continue;
+    const double tp = (isC & predC).sum().item<double>();
+    const double unionCount = (isC | predC).sum().item<double>();
+    recallSum += tp / support;
+    iouSum += tp / unionCount;
+    ++present;
+  }
+  return {present ? recallSum / present : 0, present ? iouSum / present : 0};
+}
+
+}  // namespace pivot

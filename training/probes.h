@@ -1,0 +1,59 @@
+// Encoder probes on frozen features (SCIENCE.md, findings 2 and 3):
+//   linear probe        L2-normalised mean of the patch tokens of a chosen layer (no CLS), or after
+//                       the projector; multinomial logistic regression with an L2 penalty, C chosen
+//                       on a validation split from {0.01, 0.03, 0.1, 0.316, 1, 3.16}, top-1 on test
+//   segmentation probe  a 2-layer MLP classifies each patch token (label: the majority class of the
+//                       patch's pixels), 5 epochs, LR 1e-3; patch-level macro recall and mIoU
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "data/shapes_world.h"
+#include "model/mllm.h"
+
+namespace pivot {
+
+// Features of frozen encoders. layer: HF hidden-state index (-2 = penultimate); afterProjector
+// takes the projector's output instead. Returns (B, N, D) on CPU.
+torch::Tensor patchFeatures(Mllm& model, const torch::Tensor& pixels, int layer, bool afterProjector);
+// Mean over patch tokens, L2-normalised: (B, N, D) -> (B, D).
+torch::Tensor pooledFeatures(const torch::Tensor& patches);
+
+// Multinomial logistic regression, as scikit-learn's: minimises
+//   C * sum_i cross_entropy(W x_i + b, y_i) + 0.5 * ||W||^2   (bias not penalised), by L-BFGS.
+struct LogisticRegression {
+  torch::Tensor weight, bias;  // (K, D), (K)
+  void fit(const torch::Tensor& x, const torch::Tensor& y, int numClasses, double C, int maxIterations = 200);
+  torch::Tensor predict(const torch::Tensor& x) const;
+  double accuracy(const torch::Tensor& x, const torch::Tensor& y) const;
+};
+
+extern const std::vector<double> kProbeCGrid;
+
+struct LinearProbeResult {
+  double bestC = 0, valAccuracy = 0, testAccuracy = 0;
+  std::vector<std::pair<double, double>> valByC;  // (C, validation accuracy)
+};
+LinearProbeResult linearProbe(const torch::Tensor& trainX, const torch::Tensor& trainY, const torch::Tensor& valX,
+                              const torch::Tensor& valY, const torch::Tensor& testX, const torch::Tensor& testY,
+                              int numClasses, const std::vector<double>& grid = kProbeCGrid);
+
+// ShapesWorld probe labels: "shape" / "colour" of the largest object, "conjunction" of both, "count".
+int probeTaskClasses(const std::string& task, const WorldConfig& world);  // throws for an unknown task
+int64_t probeLabel(const std::string& task, const Sample& s);
+
+// (g, g) patch labels: the majority class of each patch's pixels (ties: the smaller class id).
+std::vector<int64_t> patchLabels(const std::vector<uint8_t>& classMask, int size, int grid);
+
+struct SegmentationProbeResult {
+  double macroRecall = 0, meanIoU = 0;
+};
+// features (B, N, D), labels (B, N); trains on the first, scores on the second pair.
+SegmentationProbeResult segmentationProbe(const torch::Tensor& trainFeatures, const torch::Tensor& trainLabels,
+                                          const torch::Tensor& testFeatures, const torch::Tensor& testLabels,
+                                          int numClasses, uint64_t seed, int epochs = 5, double lr = 1e-3,
+                                          int batchSize = 64);
+
+}  // namespace pivot
