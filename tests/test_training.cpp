@@ -9,6 +9,7 @@
 #include <map>
 
 #include "config/train_config.h"
+#include "io/safetensors.h"
 #include "store/run_store.h"
 #include "training/trainer.h"
 
@@ -162,6 +163,38 @@ class TestTraining : public QObject {
     QCOMPARE(RunStore(storePath(m_ws)).runs().size(), before);  // nothing written
   }
 
+  void transplantKeepsTheEncoderAndTheFirstProjectorLayerFrozen() {
+    // PIVOT: the trained encoder of m_parent in a fresh model; "1+1" reuses its first projector layer.
+    TrainConfig cfg = tiny(Stage::Align, 3);
+    applyOverride(cfg, "vision_init=" + std::to_string(m_parent));
+    applyOverride(cfg, "freeze_vision=true");
+    applyOverride(cfg, "projector_init=one_plus_one");
+    applyOverride(cfg, "seed=77");  // another LM initialisation than the source's
+    TrainOptions opt;
+    opt.workspace = m_ws;
+    auto r = train(cfg, opt);
+    QCOMPARE(r.status, std::string("finished"));
+    RunStore store(storePath(m_ws));
+    auto source = loadSafetensors(store.checkpoints(m_parent).back().path + "/model.safetensors");
+    auto moved = loadSafetensors(r.checkpoint + "/model.safetensors");
+    for (const char* kept : {"vision_tower.encoder.layers.0.self_attn.q_proj.weight",
+                             "vision_tower.embeddings.patch_embedding.weight", "multi_modal_projector.linear_1.weight"})
+      QVERIFY2(torch::equal(source.at(kept), moved.at(kept)), kept);
+    for (const char* changed : {"multi_modal_projector.linear_2.weight", "language_model.model.embed_tokens.weight"})
+      QVERIFY2(!torch::equal(source.at(changed), moved.at(changed)), changed);
+    // An instruct stage on top keeps the encoder frozen too (freeze_vision), while the LM trains.
+    TrainConfig next = tiny(Stage::Instruct, 3);
+    applyOverride(next, "freeze_vision=true");
+    applyOverride(next, "projector_init=new");
+    TrainOptions nextOpt;
+    nextOpt.workspace = m_ws;
+    nextOpt.parentRunId = r.runId;
+    auto r2 = train(next, nextOpt);
+    auto after = loadSafetensors(r2.checkpoint + "/model.safetensors");
+    QVERIFY(torch::equal(source.at("vision_tower.encoder.layers.1.mlp.fc1.weight"), after.at("vision_tower.encoder.layers.1.mlp.fc1.weight")));
+    QVERIFY(!torch::equal(moved.at("language_model.model.norm.weight"), after.at("language_model.model.norm.weight")));
+  }
+
   void overridesAreCheckedByName() {
     TrainConfig c = presetConfig("tiny", Stage::Dpo);
     applyOverride(c, "beta=0.25");
@@ -184,6 +217,8 @@ class TestTraining : public QObject {
     expectError("steps=2.5", "bad value for 'steps'");
     expectError("loss_type=kto", "loss_type must be");
     expectError("world.rejected_kind=odd", "world.rejected_kind");
+    expectError("projector_init=two", "projector_init must be new or one_plus_one");
+    expectError("projector_init=one_plus_one", "projector_init=one_plus_one needs vision_init");
     expectError("model.vision_config.patch_size=5", "model.vision_config: config field 'patch_size' must divide");
   }
 };

@@ -54,11 +54,43 @@ void loadWeights(Mllm& model, const std::string& dir, const MllmConfig& expected
   loadStateDict(*model, readCheckpointWeights(dir), {""}, dir + "/model.safetensors");
 }
 
+// Copies the vision tower (and, for "1+1", the first projector layer) of a checkpoint into `model`.
+void transplantEncoder(Mllm& model, const std::string& dir, bool firstProjectorLayer) {
+  const auto cfg = mllmConfigFromJson(readCheckpointConfig(dir));
+  if (toJson(cfg.vision) != toJson(model->config.vision))
+    throw std::runtime_error(dir + ": its vision tower has another architecture (" + toJson(cfg.vision).dump() + ")");
+  const auto tensors = readCheckpointWeights(dir);
+  loadStateDict(*model->vision_tower, tensors, {"vision_tower."}, dir + "/model.safetensors");
+  if (firstProjectorLayer) {
+    if (cfg.text.hidden_size != model->config.text.hidden_size)
+      throw std::runtime_error(dir + ": projector_init=one_plus_one needs the same LM width as the source (" +
+                               std::to_string(cfg.text.hidden_size) + ")");
+    loadStateDict(*model->multi_modal_projector->linear_1, tensors, {"multi_modal_projector.linear_1."},
+                  dir + "/model.safetensors");
+  }
+}
+
 std::string lastCheckpoint(const RunStore& store, int64_t runId) {
   const auto cps = store.checkpoints(runId);
   for (auto it = cps.rbegin(); it != cps.rend(); ++it)
     if (fs::exists(fs::path(it->path) / "model.safetensors")) return it->path;
   return "";
+}
+
+// "RUN[@STEP]" in this store (the last checkpoint when no step is given), or a checkpoint folder.
+std::string resolveCheckpoint(const RunStore& store, const std::string& spec) {
+  if (fs::exists(fs::path(spec) / "model.safetensors")) return spec;
+  const auto at = spec.rfind('@');
+  const auto run = store.findRun(at == std::string::npos ? spec : spec.substr(0, at));
+  if (at == std::string::npos) {
+    const auto last = lastCheckpoint(store, run.id);
+    if (!last.empty()) return last;
+  } else {
+    for (const auto& c : store.checkpoints(run.id))
+      if (std::to_string(c.step) == spec.substr(at + 1)) return c.path;
+  }
+  throw std::runtime_error("vision_init: run '" + run.name + "' has no checkpoint" +
+                           (at == std::string::npos ? "" : " at step " + spec.substr(at + 1)));
 }
 
 // Buffers metrics and writes them to the run store in one transaction per flush.
@@ -94,8 +126,11 @@ Groups trainableGroups(Mllm& model, const TrainConfig& c) {
   for (auto& p : model->named_parameters()) {
     const bool isVision = p.key().rfind("vision_tower.", 0) == 0;
     const bool isProjector = p.key().rfind("multi_modal_projector.", 0) == 0;
-    const bool trains = c.stage == Stage::Align ? (isProjector || (c.align_trains_lm && !isVision))
-                                                : (!isVision || c.trainsVision());
+    const bool frozenProjectorLayer =
+        c.projector_init == "one_plus_one" && p.key().rfind("multi_modal_projector.linear_1.", 0) == 0;
+    const bool trains = frozenProjectorLayer ? false
+                        : c.stage == Stage::Align ? (isProjector || (c.align_trains_lm && !isVision))
+                                                  : (!isVision || c.trainsVision());
     p.value().set_requires_grad(trains);
     if (trains) (isVision ? g.vision : g.rest).push_back(p.value());
   }
@@ -152,7 +187,14 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   // --- models --------------------------------------------------------------------------------------
   Mllm model(cfg.model);
   initWeights(*model);
-  if (!parentCheckpoint.empty()) loadWeights(model, parentCheckpoint, cfg.model);
+  if (!parentCheckpoint.empty()) {
+    loadWeights(model, parentCheckpoint, cfg.model);
+  } else if (!cfg.vision_init.empty()) {  // PIVOT transplant: a trained encoder in a fresh model
+    const std::string source = resolveCheckpoint(store, cfg.vision_init);
+    transplantEncoder(model, source, cfg.projector_init == "one_plus_one");
+    sink.onMessage("vision tower" + std::string(cfg.projector_init == "one_plus_one" ? " and first projector layer" : "") +
+                   " from " + source);
+  }
   Mllm reference{nullptr};
   if (cfg.stage == Stage::Dpo) {  // frozen copy of the starting (stage-1) model
     reference = Mllm(cfg.model);

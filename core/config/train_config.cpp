@@ -193,6 +193,9 @@ nlohmann::json toJson(const TrainConfig& c) {
           {"label_smoothing", c.label_smoothing},
           {"sft_weight", c.sft_weight},
           {"align_trains_lm", c.align_trains_lm},
+          {"vision_init", c.vision_init},
+          {"freeze_vision", c.freeze_vision},
+          {"projector_init", c.projector_init},
           {"checkpoint_every", c.checkpoint_every},
           {"eval_samples", c.eval_samples},
           {"device", c.device},
@@ -226,6 +229,9 @@ TrainConfig trainConfigFromJson(const nlohmann::json& j) {
   readField(j, "label_smoothing", c.label_smoothing, "");
   readField(j, "sft_weight", c.sft_weight, "");
   readField(j, "align_trains_lm", c.align_trains_lm, "");
+  readField(j, "vision_init", c.vision_init, "");
+  readField(j, "freeze_vision", c.freeze_vision, "");
+  readField(j, "projector_init", c.projector_init, "");
   readField(j, "checkpoint_every", c.checkpoint_every, "");
   readField(j, "eval_samples", c.eval_samples, "");
   readField(j, "device", c.device, "");
@@ -277,6 +283,9 @@ void validate(const TrainConfig& c) {
   require(c.label_smoothing >= 0 && c.label_smoothing < 0.5, "label_smoothing must be in [0, 0.5)");
   require(c.sft_weight >= 0, "sft_weight must be >= 0");
   require(c.checkpoint_every >= 0, "checkpoint_every must be >= 0");
+  require(c.projector_init == "new" || c.projector_init == "one_plus_one",
+          "projector_init must be new or one_plus_one, got '" + c.projector_init + "'");
+  require(c.projector_init == "new" || !c.vision_init.empty(), "projector_init=one_plus_one needs vision_init");
   require(c.eval_samples >= 0, "eval_samples must be >= 0");
   require(c.device == "auto" || c.device == "cpu" || c.device == "cuda", "device must be auto, cpu or cuda");
   require(c.threads >= 0, "threads must be >= 0");

@@ -35,12 +35,17 @@ struct TrainConfig {
   double sft_weight = 0.0;        // DPO: weight of an SFT term on the chosen answer (0 = pure DPO)
   bool align_trains_lm = true;    // stage 1a also trains the LM: the miniature LM has no language
                                   // pre-training of its own (false = the paper's projector-only 1a)
+  std::string vision_init;        // PIVOT transplant: "RUN[@STEP]" or a checkpoint folder whose vision
+                                  // tower starts this fresh model (runs without a parent only)
+  bool freeze_vision = false;     // the vision tower never trains (a transplanted encoder)
+  std::string projector_init = "new";  // new | one_plus_one: reuse the source's first projector
+                                       // layer, frozen, plus a new second one (the paper's best)
   int checkpoint_every = 0;       // steps between checkpoints (0 = only at the end)
   int eval_samples = 192;         // held-out samples scored at the end of the run
   std::string device = "auto";    // auto | cpu | cuda
   int threads = 0;                // CPU threads for torch (0 = all cores)
 
-  bool trainsVision() const { return stage != Stage::Align && vision_lr > 0; }
+  bool trainsVision() const { return stage != Stage::Align && vision_lr > 0 && !freeze_vision; }
 };
 
 // The built-in presets: "tiny" (seconds per stage, tests) and "mini" (the miniature study).
