@@ -120,6 +120,14 @@ class TestCli : public QObject {
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains("unknown probe task 'texture'"), qPrintable(r.err));
 
+    // Swap test: the result is a run of its own that the other commands can use.
+    r = pivotCmd({"--workspace", ws, "swap", "--encoder", "first", "--into", "first@4", "--samples", "12"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    QVERIFY(r.out.contains("swapped encoder"));
+    QVERIFY(r.out.contains("saved as run 2 (swap-first-into-first)"));
+    r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "swap-first-into-first", "--samples", "12"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+
     const QString out = m_dir.filePath("export");
     r = pivotCmd({"--workspace", ws, "export", "first", "--out", out});
     QVERIFY2(r.code == 0, qPrintable(r.err));

@@ -44,6 +44,7 @@ struct ProbeArgs {
 
 std::string defaultWorkspace();
 int cmdProbe(const std::string& workspace, const ProbeArgs& args);
+int cmdSwap(const std::string& workspace, const std::string& encoder, const std::string& into, int samples);
 int cmdExplain(const std::string& workspace, const ExplainArgs& args);
 int cmdLocalize(const std::string& workspace, const ExplainArgs& args);
 int cmdTrain(const std::string& workspace, const TrainArgs& args);

@@ -89,6 +89,13 @@ int main(int argc, char** argv) {
   probe->add_option("--test", pr.testSamples, "test samples")->capture_default_str();
   probe->add_option("--seg-seeds", pr.segSeeds, "segmentation probe seeds")->capture_default_str();
 
+  std::string swapEncoder, swapInto;
+  int swapSamples = 192;
+  auto* swap = app.add_subcommand("swap", "swap test: one run's vision encoder under another run's projector and LM");
+  swap->add_option("--encoder", swapEncoder, "RUN[@STEP] giving the vision encoder (e.g. the DPO run)")->required();
+  swap->add_option("--into", swapInto, "RUN[@STEP] giving projector and LM (e.g. the stage-1 run)")->required();
+  swap->add_option("--samples", swapSamples, "held-out samples for VQA")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -107,6 +114,7 @@ int main(int argc, char** argv) {
     if (*explain) return pivot::cli::cmdExplain(workspace, x);
     if (*localize) return pivot::cli::cmdLocalize(workspace, x);
     if (*probe) return pivot::cli::cmdProbe(workspace, pr);
+    if (*swap) return pivot::cli::cmdSwap(workspace, swapEncoder, swapInto, swapSamples);
   } catch (const std::exception& e) {
     std::cerr << "pivot: error: " << e.what() << "\n";
     return 2;
