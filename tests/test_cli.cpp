@@ -116,6 +116,10 @@ class TestCli : public QObject {
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
     QVERIFY(r.out.contains("first @ 4"));
     QVERIFY(r.out.contains(" +- "));
+    r = pivotCmd({"--workspace", ws, "probe", "--checkpoint", "first", "--task", "fashion-mnist", "--train", "200",
+                  "--val", "100", "--test", "100"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));  // Debian's dataset-fashion-mnist, set up by scripts/setup.sh
+    QVERIFY(r.out.contains("first @ 4"));
     r = pivotCmd({"--workspace", ws, "probe", "--checkpoint", "first", "--task", "texture"});
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains("unknown probe task 'texture'"), qPrintable(r.err));

@@ -2,11 +2,14 @@
 // answers that are true and rejected answers that are wrong in the configured way.
 #include <QtTest/QtTest>
 
+#include <QTemporaryDir>
 #include <algorithm>
+#include <fstream>
 #include <set>
 
 #include "config/train_config.h"
 #include "data/shapes_world.h"
+#include "data/idx_reader.h"
 #include "data/tokenizer.h"
 
 using namespace pivot;
@@ -151,6 +154,32 @@ class TestShapesWorld : public QObject {
       const auto s = w.sample(Split::Val, i);
       for (const auto* t : {&s.caption, &s.question, &s.answer, &s.rejected}) QVERIFY(!tok.encode(*t).empty());
     }
+  }
+
+  void idxReaderReadsDimensionsAndBytesAndNamesBadFiles() {
+    QTemporaryDir dir;
+    const std::string path = dir.filePath("tiny-idx3-ubyte").toStdString();
+    {
+      std::ofstream out(path, std::ios::binary);
+      const unsigned char header[] = {0, 0, 0x08, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3};
+      out.write(reinterpret_cast<const char*>(header), sizeof header);
+      for (int i = 0; i < 12; ++i) out.put(static_cast<char>(i * 10));
+    }
+    const auto a = readIdx(path);
+    QCOMPARE(a.dims, (std::vector<int64_t>{2, 2, 3}));
+    QCOMPARE(a.data.size(), size_t(12));
+    QCOMPARE(int(a.data[11]), 110);
+    std::ofstream(path, std::ios::binary) << "PK\x03\x04 not idx";
+    try {
+      readIdx(path);
+      QFAIL("expected an error");
+    } catch (const std::runtime_error& e) {
+      QVERIFY2(std::string(e.what()).find(path + ": not an IDX file") != std::string::npos, e.what());
+    }
+    // Debian's Fashion-MNIST, which scripts/setup.sh installs: 60000 images of 28 x 28.
+    const auto labels = readIdx(std::string(kFashionMnistDir) + "/train-labels-idx1-ubyte.gz");
+    QCOMPARE(labels.dims, (std::vector<int64_t>{60000}));
+    QVERIFY(*std::max_element(labels.data.begin(), labels.data.end()) == 9);
   }
 
   void badWorldConfigNamesTheField() {

@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
   pivot::cli::ProbeArgs pr;
   auto* probe = app.add_subcommand("probe", "linear and segmentation probes of frozen vision encoders");
   probe->add_option("--checkpoint", pr.checkpoints, "RUN[@STEP] (repeatable)")->required();
-  probe->add_option("--task", pr.task, "linear probe label: shape | colour | conjunction | count")->capture_default_str();
+  probe->add_option("--task", pr.task, "shape | colour | conjunction | count (ShapesWorld) or fashion-mnist")->capture_default_str();
   probe->add_option("--layer", pr.layer, "vision hidden-state index")->capture_default_str();
   probe->add_flag("--after-projector", pr.afterProjector, "features after the projector");
   probe->add_option("--train", pr.trainSamples, "training samples")->capture_default_str();
