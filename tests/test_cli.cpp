@@ -3,6 +3,9 @@
 #include <QtTest/QtTest>
 #include <torch/torch.h>
 
+#include <QColor>
+#include <QFile>
+#include <QImage>
 #include <QProcess>
 #include <QTemporaryDir>
 
@@ -123,6 +126,34 @@ class TestCli : public QObject {
     r = pivotCmd({"--workspace", ws, "probe", "--checkpoint", "first", "--task", "texture"});
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains("unknown probe task 'texture'"), qPrintable(r.err));
+
+    // Any image+mask data: JSONL records with image and mask files beside them.
+    {
+      QImage image(32, 32, QImage::Format_RGB888), mask(32, 32, QImage::Format_RGB888);
+      image.fill(QColor(40, 40, 40));
+      mask.fill(Qt::black);
+      for (int y = 8; y < 20; ++y)
+        for (int x = 10; x < 22; ++x) {
+          image.setPixelColor(x, y, QColor(220, 50, 40));
+          mask.setPixelColor(x, y, Qt::white);
+        }
+      QVERIFY(image.save(m_dir.filePath("red.png")) && mask.save(m_dir.filePath("red-mask.png")));
+      QFile records(m_dir.filePath("records.jsonl"));
+      QVERIFY(records.open(QIODevice::WriteOnly));
+      records.write(R"({"image": "red.png", "mask": "red-mask.png", "question": "what colour is the square ?", "answer": "red", "rejected": "blue", "category": "colour"})" "\n");
+      records.write(R"({"image": "red.png", "mask": "red-mask.png", "question": "what shape is the red object ?", "answer": "square"})" "\n");
+      records.close();
+      r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "first", "--data", m_dir.filePath("records.jsonl")});
+      QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+      QVERIFY2(r.out.contains("2 samples with a target"), qPrintable(r.out));
+      QVERIFY(r.out.contains("uniform-map baseline 0.141"));  // 12 x 12 of 32 x 32 pixels
+      QVERIFY(records.open(QIODevice::Append));
+      records.write(R"({"image": "red.png", "question": "what colour is it ?", "answer": "red"})" "\n");
+      records.close();
+      r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "first", "--data", m_dir.filePath("records.jsonl")});
+      QCOMPARE(r.code, 2);
+      QVERIFY2(r.err.contains("records.jsonl:3: missing text field 'mask'"), qPrintable(r.err));
+    }
 
     // Swap test: the result is a run of its own that the other commands can use.
     r = pivotCmd({"--workspace", ws, "swap", "--encoder", "first", "--into", "first@4", "--samples", "12"});

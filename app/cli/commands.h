@@ -31,6 +31,7 @@ struct ExplainArgs {
   double discardRatio = 0.9;              // rollout
   std::string out;
   int samples = 192;                      // localize: samples of the split
+  std::string data;                       // localize: image+mask records (JSONL) instead
 };
 
 struct ProbeArgs {

@@ -2,7 +2,9 @@
 // `pivot localize` (localisation scores of a checkpoint's maps over a split).
 #include <filesystem>
 #include <iomanip>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <map>
 #include <optional>
 #include <set>
@@ -40,6 +42,60 @@ std::vector<uint8_t> targetMask(const Sample& s) {
 std::vector<float> mapOf(const torch::Tensor& maps, int64_t b) {
   auto m = maps[b].contiguous();
   return std::vector<float>(m.data_ptr<float>(), m.data_ptr<float>() + m.numel());
+}
+
+struct ScoredSample {
+  Sample sample;
+  std::string category;
+  int index = 0;
+};
+
+// Image+mask data for localisation: one JSON object per line, paths relative to the file,
+//   {"image": "a.png", "mask": "a-mask.png", "question": "...", "answer": "...",
+//    "rejected": "..." (optional), "category": "..." (optional)}
+// The mask's nonzero pixels are the target. Errors name the file and the line.
+std::vector<ScoredSample> loadMaskedRecords(const std::string& path, int size) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path + ": cannot open");
+  const auto dir = std::filesystem::path(path).parent_path();
+  std::vector<ScoredSample> out;
+  std::string line;
+  for (int lineNo = 1; std::getline(in, line); ++lineNo) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = path + ":" + std::to_string(lineNo);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw std::runtime_error(where + ": not JSON (" + e.what() + ")");
+    }
+    for (const char* field : {"image", "mask", "question", "answer"})
+      if (!j.contains(field) || !j[field].is_string()) throw std::runtime_error(where + ": missing text field '" + field + "'");
+    ScoredSample item;
+    item.index = lineNo;
+    item.category = j.value("category", std::string("all"));
+    auto& s = item.sample;
+    try {
+      const auto image = loadImage((dir / j["image"].get<std::string>()).string(), size);
+      const auto mask = loadImage((dir / j["mask"].get<std::string>()).string(), size);
+      s.scene.size = size;
+      s.scene.rgb = image.rgb;
+      s.scene.instanceMask.assign(static_cast<size_t>(size * size), 0);
+      for (size_t p = 0; p < s.scene.instanceMask.size(); ++p)
+        s.scene.instanceMask[p] = std::max({mask.rgb[p * 3], mask.rgb[p * 3 + 1], mask.rgb[p * 3 + 2]}) > 127;
+    } catch (const std::exception& e) {
+      throw std::runtime_error(where + ": " + e.what());
+    }
+    s.targets = {0};  // instance 1 = the mask
+    s.question = j["question"].get<std::string>();
+    s.answer = j["answer"].get<std::string>();
+    s.rejected = j.value("rejected", std::string());
+    if (std::count(s.scene.instanceMask.begin(), s.scene.instanceMask.end(), 1) == 0)
+      throw std::runtime_error(where + ": the mask is empty at " + std::to_string(size) + " px");
+    out.push_back(std::move(item));
+  }
+  if (out.empty()) throw std::runtime_error(path + ": no records");
+  return out;
 }
 
 AttributionOptions optionsFrom(const ExplainArgs& a) {
@@ -136,47 +192,56 @@ int cmdLocalize(const std::string& workspace, const ExplainArgs& a) {
   const WordTokenizer tok = WordTokenizer::shapesWorld();
   const int S = m.config.model.vision.image_size, g = S / m.config.model.vision.patch_size;
   const auto device = m.model->parameters().front().device();
+  // What to score: image+mask records from a JSONL file, or the split's ShapesWorld samples that
+  // name an object ("is there a ...?" -> "no" has nothing to point at).
+  std::vector<ScoredSample> items;
+  if (!a.data.empty()) {
+    items = loadMaskedRecords(a.data, S);
+  } else {
+    for (int i = 0; i < a.samples; ++i) {
+      auto s = world.sample(split, i);
+      if (!s.targets.empty()) items.push_back({std::move(s), "", i});
+    }
+    for (auto& it : items) it.category = categoryName(it.sample.category);
+  }
+  const bool allRejected = std::all_of(items.begin(), items.end(), [](const ScoredSample& it) { return !it.sample.rejected.empty(); });
+  if (options.target == AttributionTarget::DpoLoss && !allRejected)
+    throw std::runtime_error("--target dpo needs a rejected answer for every record");
   std::vector<double> masses, areas, deletionAreas, intactLogps;
   int hits = 0;
   std::map<std::string, std::vector<double>> massByCategory;
   if (a.csv) std::cout << "index,category,mass_inside,pointing_hit,target_area,deletion_area\n";
   std::set<std::string> warnings;
-  for (int start = 0; start < a.samples; start += 32) {
-    std::vector<Sample> samples;
-    std::vector<int> indices;
-    for (int i = start; i < std::min(a.samples, start + 32); ++i) {
-      auto s = world.sample(split, i);
-      if (s.targets.empty()) continue;  // "is there a ...?" -> "no": nothing to point at
-      samples.push_back(std::move(s));
-      indices.push_back(i);
-    }
-    if (samples.empty()) continue;
+  for (size_t start = 0; start < items.size(); start += 32) {
+    const size_t end = std::min(items.size(), start + 32);
     std::vector<BatchRow> chosenRows, rejectedRows;
-    for (const auto& s : samples) {
-      chosenRows.push_back({&s, Response::Chosen});
-      rejectedRows.push_back({&s, Response::Rejected});
+    for (size_t i = start; i < end; ++i) {
+      chosenRows.push_back({&items[i].sample, Response::Chosen});
+      rejectedRows.push_back({&items[i].sample, Response::Rejected});
     }
     auto in = buildBatch(chosenRows, tok, m.config.model.vision.numPatches(), device);
-    auto rejected = buildBatch(rejectedRows, tok, m.config.model.vision.numPatches(), device);
-    const auto result = explain(m.model, in, options, &rejected);
+    std::optional<MllmInputs> rejected;
+    if (allRejected) rejected = buildBatch(rejectedRows, tok, m.config.model.vision.numPatches(), device);
+    const auto result = explain(m.model, in, options, rejected ? &*rejected : nullptr);
     warnings.insert(result.warnings.begin(), result.warnings.end());
     const auto deletion = deletionCurve(m.model, in, result.maps);  // faithfulness of the same maps
-    for (size_t b = 0; b < samples.size(); ++b) {
-      const auto mask = targetMask(samples[b]);
+    for (size_t i = start; i < end; ++i) {
+      const auto b = static_cast<int64_t>(i - start);
+      const auto mask = targetMask(items[i].sample);
       const auto fraction = cellMaskFraction(mask, S, S, g, g);
-      const auto map = mapOf(result.maps, static_cast<int64_t>(b));
+      const auto map = mapOf(result.maps, b);
       const double mass = massInside(map, fraction);
       const bool hit = pointingHit(map, fraction);
       const double area = static_cast<double>(std::count(mask.begin(), mask.end(), 1)) / mask.size();
       masses.push_back(mass);
       areas.push_back(area);
-      deletionAreas.push_back(deletion.area[static_cast<int64_t>(b)].item<double>());
-      intactLogps.push_back(deletion.logProbs[static_cast<int64_t>(b)][0].item<double>());
+      deletionAreas.push_back(deletion.area[b].item<double>());
+      intactLogps.push_back(deletion.logProbs[b][0].item<double>());
       hits += hit;
-      massByCategory[categoryName(samples[b].category)].push_back(mass);
+      massByCategory[items[i].category].push_back(mass);
       if (a.csv)
-        std::cout << indices[b] << ',' << categoryName(samples[b].category) << ',' << mass << ',' << hit << ','
-                  << area << ',' << deletionAreas.back() << "\n";
+        std::cout << items[i].index << ',' << items[i].category << ',' << mass << ',' << hit << ',' << area << ','
+                  << deletionAreas.back() << "\n";
     }
   }
   for (const auto& w : warnings) std::cerr << "warning: " << w << "\n";
@@ -184,7 +249,7 @@ int cmdLocalize(const std::string& workspace, const ExplainArgs& a) {
   const auto point = wilsonInterval(hits, static_cast<int>(masses.size()));
   const auto deletionArea = meanInterval(deletionAreas), intact = meanInterval(intactLogps);
   RunStore store(storePath(workspace));
-  const std::string name = std::string("localize/") + a.split + "/" + a.method + "/" + a.target;
+  const std::string name = std::string("localize/") + (a.data.empty() ? a.split : "data") + "/" + a.method + "/" + a.target;
   store.addEvaluation(m.runId, {{m.step, name, "mass_inside", mass.mean},
                                 {m.step, name, "pointing_game", point.mean},
                                 {m.step, name, "uniform_baseline", area.mean},
@@ -192,7 +257,7 @@ int cmdLocalize(const std::string& workspace, const ExplainArgs& a) {
                                 {m.step, name, "samples", static_cast<double>(mass.n)}});
   if (a.csv) return 0;
   std::cout << std::fixed << std::setprecision(3) << m.label() << ", " << a.method << " (" << a.target << "), "
-            << a.split << " split, " << mass.n << " samples with a target\n"
+            << (a.data.empty() ? a.split + " split" : a.data) << ", " << mass.n << " samples with a target\n"
             << "  mass inside target   " << mass.mean << "  95% CI [" << mass.low << ", " << mass.high << "]\n"
             << "  pointing game        " << point.mean << "  95% CI [" << point.low << ", " << point.high << "]\n"
             << "  uniform-map baseline " << area.mean << "  (the target's area share)\n"

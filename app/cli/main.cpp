@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
   explain->add_option("--out", x.out, "figure file (.png or .pdf)")->required();
   localize->add_option("--samples", x.samples, "samples of the split to score")->capture_default_str();
   localize->add_flag("--csv", x.csv, "one row per sample");
+  localize->add_option("--data", x.data, "image+mask records, one JSON object a line: image, mask, question, answer[, rejected, category]");
 
   pivot::cli::ProbeArgs pr;
   auto* probe = app.add_subcommand("probe", "linear and segmentation probes of frozen vision encoders");
