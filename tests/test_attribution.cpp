@@ -76,6 +76,7 @@ class TestAttribution : public QObject {
     QVERIFY(pointingHit({0.9f, 0.1f, 0.2f, 0.3f}, fraction));
     QVERIFY(!pointingHit({0.1f, 0.9f, 0.2f, 0.3f}, fraction));
     QVERIFY(pointingHit({0.1f, 0.9f}, {0.0, 0.2}));  // any target pixel in the peak cell counts
+    QCOMPARE(targetMask({0, 1, 2, 3, 2}, {1, 2}), (std::vector<uint8_t>{0, 0, 1, 1, 1}));
     // Partial cells: a 3 x 3 mask region on a 2 x 2 grid of a 4 x 4 image.
     std::vector<uint8_t> partial(16, 0);
     partial[0] = partial[1] = partial[4] = 1;

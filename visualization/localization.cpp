@@ -7,6 +7,14 @@
 
 namespace pivot {
 
+std::vector<uint8_t> targetMask(const std::vector<uint8_t>& instanceMask, const std::vector<int>& targets) {
+  std::vector<uint8_t> mask(instanceMask.size(), 0);
+  for (size_t p = 0; p < mask.size(); ++p)
+    for (int t : targets)
+      if (instanceMask[p] == t + 1) mask[p] = 1;
+  return mask;
+}
+
 std::vector<double> cellMaskFraction(const std::vector<uint8_t>& mask, int height, int width, int gh, int gw) {
   if (static_cast<int>(mask.size()) != height * width || gh <= 0 || gw <= 0)
     throw std::invalid_argument("cellMaskFraction: mask size does not match height x width");

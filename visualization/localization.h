@@ -7,6 +7,9 @@
 
 namespace pivot {
 
+// The union of the target objects' instance masks (instance k + 1 is object k): 1 inside, else 0.
+std::vector<uint8_t> targetMask(const std::vector<uint8_t>& instanceMask, const std::vector<int>& targets);
+
 // Share of each cell of a gh x gw grid over an H x W mask that lies inside the mask (nonzero).
 std::vector<double> cellMaskFraction(const std::vector<uint8_t>& mask, int height, int width, int gh, int gw);
 

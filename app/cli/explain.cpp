@@ -30,14 +30,7 @@ Split splitFromName(const std::string& name) {
   throw std::runtime_error("unknown split '" + name + "' (expected train, val or test)");
 }
 
-// Union of the target objects' masks, 1 inside.
-std::vector<uint8_t> targetMask(const Sample& s) {
-  std::vector<uint8_t> mask(s.scene.instanceMask.size(), 0);
-  for (size_t p = 0; p < mask.size(); ++p)
-    for (int t : s.targets)
-      if (s.scene.instanceMask[p] == t + 1) mask[p] = 1;
-  return mask;
-}
+std::vector<uint8_t> targetMask(const Sample& s) { return pivot::targetMask(s.scene.instanceMask, s.targets); }
 
 std::vector<float> mapOf(const torch::Tensor& maps, int64_t b) {
   auto m = maps[b].contiguous();

@@ -63,9 +63,7 @@ void ExplainWorker::run(const ExplainJob& job) {
     std::vector<float> map(grid.data_ptr<float>(), grid.data_ptr<float>() + grid.numel());
     const int g = static_cast<int>(grid.size(0));
     if (!sample.targets.empty()) {
-      std::vector<uint8_t> mask(sample.scene.instanceMask.size(), 0);
-      for (size_t p = 0; p < mask.size(); ++p)
-        for (int t : sample.targets) mask[p] |= sample.scene.instanceMask[p] == t + 1;
+      const auto mask = targetMask(sample.scene.instanceMask, sample.targets);
       const auto fraction = cellMaskFraction(mask, size, size, g, g);
       out.scored = true;
       out.mass = massInside(map, fraction);
