@@ -25,30 +25,41 @@ LoadedCheckpoint loadCheckpointFolder(const std::string& path, const std::string
   return out;
 }
 
-LoadedCheckpoint loadRunCheckpoint(const std::string& workspace, const std::string& spec, const std::string& device) {
+CheckpointRef resolveCheckpoint(const RunStore& store, const std::string& spec) {
   const auto at = spec.rfind('@');
   const std::string runName = at == std::string::npos ? spec : spec.substr(0, at);
-  if (!std::filesystem::exists(storePath(workspace))) throw std::runtime_error("workspace " + workspace + " has no runs.sqlite");
-  RunStore store(storePath(workspace));
   const auto run = store.findRun(runName);
   const auto cps = store.checkpoints(run.id);
-  if (cps.empty()) throw std::runtime_error("run '" + runName + "' has no checkpoint");
-  CheckpointInfo chosen = cps.back();
-  if (at != std::string::npos) {
+  const CheckpointInfo* chosen = nullptr;
+  if (at == std::string::npos) {
+    for (auto it = cps.rbegin(); it != cps.rend() && !chosen; ++it)
+      if (std::filesystem::exists(std::filesystem::path(it->path) / "model.safetensors")) chosen = &*it;
+    if (!chosen) throw std::runtime_error("run '" + runName + "' has no checkpoint");
+  } else {
     const std::string stepText = spec.substr(at + 1);
-    bool found = false;
     std::string have;
     for (const auto& c : cps) {
       have += (have.empty() ? "" : ", ") + std::to_string(c.step);
-      if (std::to_string(c.step) == stepText) { chosen = c; found = true; }
+      if (std::to_string(c.step) == stepText) chosen = &c;
     }
-    if (!found) throw std::runtime_error("run '" + runName + "' has no checkpoint at step '" + stepText + "' (have: " + have + ")");
+    if (!chosen) throw std::runtime_error("run '" + runName + "' has no checkpoint at step '" + stepText + "' (have: " + have + ")");
   }
-  LoadedCheckpoint out = loadCheckpointFolder(chosen.path, device);
-  out.runId = run.id;
-  out.step = chosen.step;
-  out.runName = run.name;
-  out.path = chosen.path;
+  return {run.id, chosen->step, run.name, chosen->path};
+}
+
+nlohmann::json checkpointConfig(const TrainConfig& config) {
+  nlohmann::json j = toJson(config.model);  // HF-style llava config at the top level
+  j["pivot_train_config"] = toJson(config);
+  return j;
+}
+
+LoadedCheckpoint loadRunCheckpoint(const std::string& workspace, const std::string& spec, const std::string& device) {
+  if (!std::filesystem::exists(storePath(workspace))) throw std::runtime_error("workspace " + workspace + " has no runs.sqlite");
+  const auto ref = resolveCheckpoint(RunStore(storePath(workspace)), spec);
+  LoadedCheckpoint out = loadCheckpointFolder(ref.path, device);
+  out.runId = ref.runId;
+  out.step = ref.step;
+  out.runName = ref.runName;
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include "training/batches.h"
 #include "training/evaluate.h"
 #include "training/losses.h"
+#include "training/run_checkpoint.h"
 #include "training/schedule.h"
 
 #ifndef PIVOT_GIT_COMMIT
@@ -37,12 +38,6 @@ void initWeights(torch::nn::Module& model) {
     else if (name.find("norm") != std::string::npos) p.value().fill_(1.0);
     else p.value().normal_(0.0, 0.02);
   }
-}
-
-nlohmann::json checkpointConfig(const TrainConfig& c) {
-  nlohmann::json j = toJson(c.model);  // HF-style llava config at the top level
-  j["pivot_train_config"] = toJson(c);
-  return j;
 }
 
 // Loads `dir`'s weights into `model`; a checkpoint of another architecture is a clear error.
@@ -75,22 +70,6 @@ std::string lastCheckpoint(const RunStore& store, int64_t runId) {
   for (auto it = cps.rbegin(); it != cps.rend(); ++it)
     if (fs::exists(fs::path(it->path) / "model.safetensors")) return it->path;
   return "";
-}
-
-// "RUN[@STEP]" in this store (the last checkpoint when no step is given), or a checkpoint folder.
-std::string resolveCheckpoint(const RunStore& store, const std::string& spec) {
-  if (fs::exists(fs::path(spec) / "model.safetensors")) return spec;
-  const auto at = spec.rfind('@');
-  const auto run = store.findRun(at == std::string::npos ? spec : spec.substr(0, at));
-  if (at == std::string::npos) {
-    const auto last = lastCheckpoint(store, run.id);
-    if (!last.empty()) return last;
-  } else {
-    for (const auto& c : store.checkpoints(run.id))
-      if (std::to_string(c.step) == spec.substr(at + 1)) return c.path;
-  }
-  throw std::runtime_error("vision_init: run '" + run.name + "' has no checkpoint" +
-                           (at == std::string::npos ? "" : " at step " + spec.substr(at + 1)));
 }
 
 // Buffers metrics and writes them to the run store in one transaction per flush.
@@ -190,7 +169,14 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   if (!parentCheckpoint.empty()) {
     loadWeights(model, parentCheckpoint, cfg.model);
   } else if (!cfg.vision_init.empty()) {  // PIVOT transplant: a trained encoder in a fresh model
-    const std::string source = resolveCheckpoint(store, cfg.vision_init);
+    std::string source = cfg.vision_init;  // a checkpoint folder, or RUN[@STEP] in this workspace
+    if (!fs::exists(fs::path(source) / "model.safetensors")) {
+      try {
+        source = resolveCheckpoint(store, cfg.vision_init).path;
+      } catch (const std::exception& e) {
+        throw std::runtime_error(std::string("vision_init: ") + e.what());
+      }
+    }
     transplantEncoder(model, source, cfg.projector_init == "one_plus_one");
     sink.onMessage("vision tower" + std::string(cfg.projector_init == "one_plus_one" ? " and first projector layer" : "") +
                    " from " + source);

@@ -188,9 +188,7 @@ int cmdSwap(const std::string& workspace, const std::string& encoderSpec, const 
   info.configJson = toJson(into.config).dump();
   info.message = "vision tower from " + encoder.label();
   const int64_t id = store.createRun(info);
-  nlohmann::json config = toJson(into.config.model);
-  config["pivot_train_config"] = toJson(into.config);
-  const auto path = writeCheckpoint(runDirectory(workspace, id), into.step, *into.model, config, nullptr,
+  const auto path = writeCheckpoint(runDirectory(workspace, id), into.step, *into.model, checkpointConfig(into.config), nullptr,
                                     {{"step", into.step}, {"run_id", id}, {"stage", "swap"},
                                      {"encoder_checkpoint", encoder.path}, {"into_checkpoint", into.path}});
   store.addCheckpoint(id, into.step, path);
