@@ -13,6 +13,7 @@
 #include "store/run_store.h"
 #include "torch_compat.h"
 #include "training/batches.h"
+#include "training/encoder_pretrain.h"
 #include "training/evaluate.h"
 #include "training/losses.h"
 #include "training/run_checkpoint.h"
@@ -27,7 +28,8 @@ namespace fs = std::filesystem;
 namespace pivot {
 namespace {
 
-constexpr int kStoreFlushSteps = 20;  // metrics reach the run store in batches of this many steps
+constexpr int kStoreFlushSteps = 20;
+constexpr const char* kHeadsFile = "contrastive_heads.safetensors";  // stage 0's discarded text tower  // metrics reach the run store in batches of this many steps
 
 // HF-style initialisation: N(0, 0.02) weights, zero biases, unit norms.
 void initWeights(torch::nn::Module& model) {
@@ -98,8 +100,9 @@ struct Groups {
   std::vector<torch::Tensor> vision, rest;
 };
 
-// Which parameters train in each stage: 1a the projector (and the LM when align_trains_lm); later
-// stages everything, the vision tower at its own learning rate (frozen when vision_lr is 0).
+// Which parameters train in each stage: 0 the vision tower only; 1a the projector (and the LM when
+// align_trains_lm); later stages everything, the vision tower at its own learning rate (frozen when
+// vision_lr is 0).
 Groups trainableGroups(Mllm& model, const TrainConfig& c) {
   Groups g;
   for (auto& p : model->named_parameters()) {
@@ -107,9 +110,10 @@ Groups trainableGroups(Mllm& model, const TrainConfig& c) {
     const bool isProjector = p.key().rfind("multi_modal_projector.", 0) == 0;
     const bool frozenProjectorLayer =
         c.projector_init == "one_plus_one" && p.key().rfind("multi_modal_projector.linear_1.", 0) == 0;
-    const bool trains = frozenProjectorLayer ? false
-                        : c.stage == Stage::Align ? (isProjector || (c.align_trains_lm && !isVision))
-                                                  : (!isVision || c.trainsVision());
+    const bool trains = frozenProjectorLayer            ? false
+                        : c.stage == Stage::Pretrain ? isVision
+                        : c.stage == Stage::Align    ? (isProjector || (c.align_trains_lm && !isVision))
+                                                     : (!isVision || c.trainsVision());
     p.value().set_requires_grad(trains);
     if (trains) (isVision ? g.vision : g.rest).push_back(p.value());
   }
@@ -191,8 +195,20 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   }
   model->to(device);
   model->train();
+  // Stage 0 only: the text tower and heads of the image-text loss, discarded after the run (their
+  // weights sit beside the checkpoint so that a stopped pre-training resumes).
+  ContrastiveHeads heads{nullptr};
+  if (cfg.stage == Stage::Pretrain) {
+    heads = ContrastiveHeads(cfg.model.vision, cfg.model.text.vocab_size);
+    initWeights(*heads);
+    heads->logit_scale.data().fill_(std::log(10.0));
+    heads->logit_bias.data().fill_(-10.0);
+    heads->to(device);
+    heads->train();
+  }
 
   Groups groups = trainableGroups(model, cfg);
+  if (heads) for (auto& p : heads->parameters()) groups.rest.push_back(p);
   std::vector<torch::optim::OptimizerParamGroup> paramGroups;
   auto adamw = [&](double lr) {
     return std::make_unique<torch::optim::AdamWOptions>(
@@ -207,6 +223,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   int64_t startStep = 0;
   if (!resumeFrom.empty()) {
     loadWeights(model, resumeFrom, cfg.model);
+    if (heads) loadStateDict(*heads, loadSafetensors((fs::path(resumeFrom) / kHeadsFile).string()), {""}, resumeFrom);
     readOptimizerState(resumeFrom, optimizer);
     startStep = readTrainerState(resumeFrom).at("step").get<int64_t>();
     store.deleteMetricsAfter(runId, startStep);
@@ -233,6 +250,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   const auto saveAt = [&](int64_t step) {
     nlohmann::json state = {{"step", step}, {"run_id", runId}, {"stage", stageName(cfg.stage)}};
     result.checkpoint = writeCheckpoint(runDir, step, *model, checkpointConfig(cfg), &optimizer, state);
+    if (heads) saveSafetensors((fs::path(result.checkpoint) / kHeadsFile).string(), stateDict(*heads), {{"format", "pt"}});
     store.addCheckpoint(runId, step, result.checkpoint);
   };
 
@@ -266,43 +284,50 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
 
     std::vector<Sample> samples;
     for (auto index : order.indicesForStep(step, cfg.batch_size)) samples.push_back(world.sample(Split::Train, index));
-    std::vector<BatchRow> rows;
-    const Response kind = cfg.stage == Stage::Align ? Response::Caption : Response::Chosen;
-    for (const auto& s : samples) rows.push_back({&s, kind});
-    if (cfg.stage == Stage::Dpo)
-      for (const auto& s : samples) rows.push_back({&s, Response::Rejected});
-    auto in = buildBatch(rows, tok, imageTokens, device);
-    in.pixels = in.pixels.narrow(0, 0, static_cast<int64_t>(samples.size()));  // one image per pair
-
     Scalars scalars;
     torch::Tensor loss;
     const int64_t B = static_cast<int64_t>(samples.size());
-    auto logits = model->forward(in);  // (rows, T - logitsFrom, V)
-    const auto labels = in.targetLabels();
-    if (cfg.stage == Stage::Dpo) {
-      auto policy = sequenceLogProbs(logits, labels);  // (2B): chosen then rejected
-      torch::Tensor ref;
-      {
-        torch::NoGradGuard noGrad;
-        ref = sequenceLogProbs(reference->forward(in), labels);
-      }
-      auto pc = policy.narrow(0, 0, B), pr = policy.narrow(0, B, B);
-      auto rc = ref.narrow(0, 0, B), rr = ref.narrow(0, B, B);
-      auto dpo = dpoLoss(pc, pr, rc, rr, cfg.beta, cfg.loss_type, cfg.label_smoothing);
-      loss = dpo.loss;
-      if (cfg.sft_weight > 0)
-        loss = loss + cfg.sft_weight * sftLoss(logits.narrow(0, 0, B), labels.narrow(0, 0, B));
-      scalars = {{"rewards/chosen", dpo.chosenRewards.mean().item<double>()},
-                 {"rewards/rejected", dpo.rejectedRewards.mean().item<double>()},
-                 {"rewards/margins", (dpo.chosenRewards - dpo.rejectedRewards).mean().item<double>()},
-                 {"rewards/accuracies", (dpo.chosenRewards > dpo.rejectedRewards).to(torch::kFloat32).mean().item<double>()},
-                 {"logps/chosen", pc.mean().item<double>()},
-                 {"logps/rejected", pr.mean().item<double>()},
-                 {"logps/ref_chosen", rc.mean().item<double>()},
-                 {"logps/ref_rejected", rr.mean().item<double>()}};
+    double tokens = 0;
+    if (cfg.stage == Stage::Pretrain) {
+      auto pre = pretrainStep(model->vision_tower, heads, samples, tok, device);
+      loss = pre.loss;
+      scalars = pre.scalars;
     } else {
-      loss = sftLoss(logits, labels);
-      scalars = {{"logps/chosen", sequenceLogProbs(logits.detach(), labels).mean().item<double>()}};
+      std::vector<BatchRow> rows;
+      const Response kind = cfg.stage == Stage::Align ? Response::Caption : Response::Chosen;
+      for (const auto& s : samples) rows.push_back({&s, kind});
+      if (cfg.stage == Stage::Dpo)
+        for (const auto& s : samples) rows.push_back({&s, Response::Rejected});
+      auto in = buildBatch(rows, tok, imageTokens, device);
+      in.pixels = in.pixels.narrow(0, 0, static_cast<int64_t>(samples.size()));  // one image per pair
+      tokens = in.attentionMask.sum().item<double>();
+      auto logits = model->forward(in);  // (rows, T - logitsFrom, V)
+      const auto labels = in.targetLabels();
+      if (cfg.stage == Stage::Dpo) {
+        auto policy = sequenceLogProbs(logits, labels);  // (2B): chosen then rejected
+        torch::Tensor ref;
+        {
+          torch::NoGradGuard noGrad;
+          ref = sequenceLogProbs(reference->forward(in), labels);
+        }
+        auto pc = policy.narrow(0, 0, B), pr = policy.narrow(0, B, B);
+        auto rc = ref.narrow(0, 0, B), rr = ref.narrow(0, B, B);
+        auto dpo = dpoLoss(pc, pr, rc, rr, cfg.beta, cfg.loss_type, cfg.label_smoothing);
+        loss = dpo.loss;
+        if (cfg.sft_weight > 0)
+          loss = loss + cfg.sft_weight * sftLoss(logits.narrow(0, 0, B), labels.narrow(0, 0, B));
+        scalars = {{"rewards/chosen", dpo.chosenRewards.mean().item<double>()},
+                   {"rewards/rejected", dpo.rejectedRewards.mean().item<double>()},
+                   {"rewards/margins", (dpo.chosenRewards - dpo.rejectedRewards).mean().item<double>()},
+                   {"rewards/accuracies", (dpo.chosenRewards > dpo.rejectedRewards).to(torch::kFloat32).mean().item<double>()},
+                   {"logps/chosen", pc.mean().item<double>()},
+                   {"logps/rejected", pr.mean().item<double>()},
+                   {"logps/ref_chosen", rc.mean().item<double>()},
+                   {"logps/ref_rejected", rr.mean().item<double>()}};
+      } else {
+        loss = sftLoss(logits, labels);
+        scalars = {{"logps/chosen", sequenceLogProbs(logits.detach(), labels).mean().item<double>()}};
+      }
     }
     if (options.lossHook) options.lossHook(step, loss);
     const double lossValue = loss.item<double>();
@@ -329,7 +354,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     if (!groups.vision.empty()) scalars.push_back({"vision_learning_rate", visionLr});
     scalars.push_back({"grad_norm", gradNorm});
     scalars.push_back({"throughput/samples_per_s", static_cast<double>(B) / seconds});
-    scalars.push_back({"throughput/tokens_per_s", in.attentionMask.sum().item<double>() / seconds});
+    if (tokens > 0) scalars.push_back({"throughput/tokens_per_s", tokens / seconds});
     writer.add(step + 1, scalars);
     sink.onStep(step + 1, cfg.steps, scalars);
     if (cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0 && step + 1 < cfg.steps) {
@@ -348,9 +373,12 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   }
   saveAt(step);
   if (cfg.eval_samples > 0) {
-    result.evaluation = evaluateVqa(model, world, tok, Split::Val, cfg.eval_samples, device);
+    const bool pretraining = cfg.stage == Stage::Pretrain;
+    result.evaluation = pretraining ? evaluateRetrieval(model->vision_tower, heads, world, tok, Split::Val,
+                                                        std::max(64, cfg.eval_samples), device)
+                                    : evaluateVqa(model, world, tok, Split::Val, cfg.eval_samples, device);
     std::vector<EvaluationRow> rows;
-    for (const auto& [k, v] : result.evaluation) rows.push_back({step, "vqa/val", k, v});
+    for (const auto& [k, v] : result.evaluation) rows.push_back({step, pretraining ? "retrieval/val" : "vqa/val", k, v});
     store.addEvaluation(runId, rows);
   }
   result.status = "finished";

@@ -39,11 +39,12 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   m_preset->setObjectName("presetBox");
   m_stage = new QComboBox;
   m_stage->setObjectName("stageBox");
+  m_stage->addItem("pretrain (0: encoder, SigLIP loss)", "pretrain");
   m_stage->addItem("align (1a: captions)", "align");
   m_stage->addItem("instruct (1b: instructions)", "instruct");
   m_stage->addItem("SFT (2: chosen answers)", "sft");
   m_stage->addItem("DPO (2: preference pairs)", "dpo");
-  m_stage->setCurrentIndex(3);
+  m_stage->setCurrentIndex(4);  // DPO
   m_parent = new QComboBox;
   m_parent->setObjectName("parentBox");
   m_parent->addItem("none: run the earlier stages first", QVariant());

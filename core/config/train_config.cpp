@@ -10,7 +10,8 @@
 namespace pivot {
 namespace {
 
-const char* kStageNames[] = {"align", "instruct", "sft", "dpo"};
+const char* kStageNames[] = {"pretrain", "align", "instruct", "sft", "dpo"};
+constexpr int kNumStages = 5;
 
 nlohmann::json worldToJson(const WorldConfig& w) {
   return {{"seed", w.seed},
@@ -67,6 +68,7 @@ TrainConfig tinyPreset(Stage stage) {
   c.world.max_objects = 2;
   c.batch_size = 32;
   switch (stage) {
+    case Stage::Pretrain: c.steps = 400; c.batch_size = 64; c.lr = 1e-3; c.vision_lr = 1e-3; break;
     case Stage::Align: c.steps = 150; c.lr = 2e-3; c.vision_lr = 0; break;
     case Stage::Instruct: c.steps = 400; c.lr = 2e-3; c.vision_lr = 1e-3; break;
     case Stage::Sft: c.steps = 120; c.lr = 2e-4; c.vision_lr = 2e-4; break;
@@ -89,6 +91,7 @@ TrainConfig miniPreset(Stage stage) {
   c.world.image_size = 48;
   c.world.max_objects = 3;
   switch (stage) {
+    case Stage::Pretrain: c.steps = 1500; c.batch_size = 64; c.lr = 1e-3; c.vision_lr = 1e-3; break;
     case Stage::Align: c.steps = 400; c.lr = 1e-3; c.vision_lr = 0; break;
     case Stage::Instruct: c.steps = 3000; c.lr = 1e-3; c.vision_lr = 5e-4; break;
     case Stage::Sft: c.steps = 600; c.lr = 1e-4; c.vision_lr = 1e-4; break;
@@ -139,9 +142,9 @@ nlohmann::json parseLike(const nlohmann::json& like, const std::string& text, co
 const char* stageName(Stage s) { return kStageNames[static_cast<int>(s)]; }
 
 Stage stageFromName(const std::string& name) {
-  for (int i = 0; i < 4; ++i)
+  for (int i = 0; i < kNumStages; ++i)
     if (name == kStageNames[i]) return static_cast<Stage>(i);
-  throw std::runtime_error("unknown stage '" + name + "' (expected align, instruct, sft or dpo)");
+  throw std::runtime_error("unknown stage '" + name + "' (expected pretrain, align, instruct, sft or dpo)");
 }
 
 std::vector<std::string> builtinPresets() { return {"tiny", "mini"}; }
@@ -311,9 +314,10 @@ TrainConfig makeConfig(const std::string& preset, Stage stage, const std::vector
 
 std::vector<Stage> prerequisiteStages(Stage stage) {
   switch (stage) {
-    case Stage::Align: return {};
-    case Stage::Instruct: return {Stage::Align};
-    default: return {Stage::Align, Stage::Instruct};
+    case Stage::Pretrain: return {};
+    case Stage::Align: return {Stage::Pretrain};
+    case Stage::Instruct: return {Stage::Pretrain, Stage::Align};
+    default: return {Stage::Pretrain, Stage::Align, Stage::Instruct};
   }
 }
 

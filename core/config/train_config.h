@@ -10,13 +10,13 @@
 
 namespace pivot {
 
-enum class Stage { Align, Instruct, Sft, Dpo };
+enum class Stage { Pretrain, Align, Instruct, Sft, Dpo };
 const char* stageName(Stage s);
 Stage stageFromName(const std::string& name);  // throws naming the value
 
 struct TrainConfig {
   std::string preset = "tiny";    // the preset these values started from
-  Stage stage = Stage::Dpo;       // align (1a), instruct (1b), sft (2), dpo (2)
+  Stage stage = Stage::Dpo;       // pretrain (0: encoder), align (1a), instruct (1b), sft (2), dpo (2)
   MllmConfig model;               // architecture (HF names); text.vocab_size follows the tokenizer
   WorldConfig world;              // the ShapesWorld the samples come from
   int steps = 200;                // optimiser steps
@@ -46,6 +46,7 @@ struct TrainConfig {
   int threads = 0;                // CPU threads for torch (0 = all cores)
 
   bool trainsVision() const { return stage != Stage::Align && vision_lr > 0 && !freeze_vision; }
+  bool trainsLanguage() const { return stage != Stage::Pretrain; }  // stage 0 trains the encoder only
 };
 
 // The built-in presets: "tiny" (seconds per stage, tests) and "mini" (the miniature study).
@@ -66,8 +67,8 @@ void validate(const TrainConfig& c);
 // A preset's config for a stage with "key=value" overrides applied, validated.
 TrainConfig makeConfig(const std::string& preset, Stage stage, const std::vector<std::string>& overrides);
 
-// The stages a run of `stage` builds on when it has no parent run: align before instruct, both
-// before SFT and DPO.
+// The stages a run of `stage` builds on when it has no parent run: the encoder's pre-training, then
+// align, then instruct, all before SFT and DPO.
 std::vector<Stage> prerequisiteStages(Stage stage);
 
 }  // namespace pivot

@@ -12,13 +12,13 @@ SiglipAttentionImpl::SiglipAttentionImpl(const VisionConfig& c) : numHeads(c.num
   out_proj = register_module("out_proj", torch::nn::Linear(d, d));
 }
 
-torch::Tensor SiglipAttentionImpl::forward(const torch::Tensor& x) {
+torch::Tensor SiglipAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& additiveMask) {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2), hs = D / numHeads;
   auto split = [&](const torch::Tensor& t) { return t.view({B, T, numHeads, hs}).transpose(1, 2); };
   auto q = split(q_proj(x));  // (B, nh, T, hs)
   auto k = split(k_proj(x));
   auto v = split(v_proj(x));
-  auto y = scaledDotProductAttention(q, k, v, torch::Tensor(), keepAttention ? &lastAttention : nullptr);
+  auto y = scaledDotProductAttention(q, k, v, additiveMask, keepAttention ? &lastAttention : nullptr);
   y = y.transpose(1, 2).contiguous().view({B, T, D});  // (B, T, D)
   return out_proj(y);
 }
@@ -40,8 +40,8 @@ SiglipEncoderLayerImpl::SiglipEncoderLayerImpl(const VisionConfig& c) {
   mlp = register_module("mlp", SiglipMlp(c));
 }
 
-torch::Tensor SiglipEncoderLayerImpl::forward(const torch::Tensor& x) {
-  auto h = x + self_attn(layer_norm1(x));
+torch::Tensor SiglipEncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& additiveMask) {
+  auto h = x + self_attn(layer_norm1(x), additiveMask);
   return h + mlp(layer_norm2(h));
 }
 

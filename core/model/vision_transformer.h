@@ -11,7 +11,8 @@ namespace pivot {
 
 struct SiglipAttentionImpl : torch::nn::Module {
   explicit SiglipAttentionImpl(const VisionConfig& c);
-  torch::Tensor forward(const torch::Tensor& x);  // (B, T, D) -> (B, T, D)
+  // (B, T, D) -> (B, T, D); additiveMask (B, 1, 1, T) hides padded keys (the text tower's captions)
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& additiveMask = {});
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
   int64_t numHeads;
@@ -29,7 +30,7 @@ TORCH_MODULE(SiglipMlp);
 
 struct SiglipEncoderLayerImpl : torch::nn::Module {
   explicit SiglipEncoderLayerImpl(const VisionConfig& c);
-  torch::Tensor forward(const torch::Tensor& x);  // pre-LN block
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& additiveMask = {});  // pre-LN block
   torch::nn::LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
   SiglipAttention self_attn{nullptr};
   SiglipMlp mlp{nullptr};
