@@ -4,6 +4,8 @@
 #include <map>
 #include <stdexcept>
 
+#include "data/idx_reader.h"
+
 namespace pivot {
 
 const std::vector<double> kProbeCGrid = {0.01, 0.03, 0.1, 0.316, 1.0, 3.16};
@@ -149,6 +151,27 @@ SegmentationProbeResult segmentationProbe(const torch::Tensor& trainFeatures, co
     ++present;
   }
   return {present ? recallSum / present : 0, present ? iouSum / present : 0};
+}
+
+LabelledImages fashionMnist(bool testFile, int from, int count, int size) {
+  const std::string dir = kFashionMnistDir;
+  const std::string images = dir + (testFile ? "/t10k-images-idx3-ubyte.gz" : "/train-images-idx3-ubyte.gz");
+  const std::string labels = dir + (testFile ? "/t10k-labels-idx1-ubyte.gz" : "/train-labels-idx1-ubyte.gz");
+  const auto x = readIdx(images), y = readIdx(labels);
+  if (x.dims.size() != 3 || y.dims.size() != 1 || x.dims[0] != y.dims[0])
+    throw std::runtime_error(images + ": expected N x 28 x 28 images with N labels");
+  if (from + count > x.dims[0]) throw std::runtime_error(images + ": has " + std::to_string(x.dims[0]) + " images, asked for " +
+                                                         std::to_string(from + count));
+  const int64_t h = x.dims[1], w = x.dims[2];
+  auto bytes = torch::from_blob(const_cast<uint8_t*>(x.data.data()) + static_cast<int64_t>(from) * h * w, {count, 1, h, w},
+                                torch::kUInt8).to(torch::kFloat32) / 255.0;
+  auto resized = torch::nn::functional::interpolate(
+      bytes, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{size, size})
+                 .mode(torch::kBilinear).align_corners(false));
+  LabelledImages out;
+  out.pixels = ((resized.repeat({1, 3, 1, 1}) - 0.5) / 0.5).contiguous();  // (count, 3, S, S) in [-1, 1]
+  out.labels = torch::from_blob(const_cast<uint8_t*>(y.data.data()) + from, {count}, torch::kUInt8).to(torch::kInt64);
+  return out;
 }
 
 }  // namespace pivot

@@ -56,4 +56,13 @@ SegmentationProbeResult segmentationProbe(const torch::Tensor& trainFeatures, co
                                           int numClasses, uint64_t seed, int epochs = 5, double lr = 1e-3,
                                           int batchSize = 64);
 
+// Fashion-MNIST (Debian's dataset-fashion-mnist, kFashionMnistDir): 28 x 28 grey images resized
+// to the encoder's input and repeated over three channels, images [from, from + count) of the
+// training file or of the test file. Train and validation come from disjoint ranges of the training
+// file, test from the test file, so C is never chosen on test. Throws naming the file.
+struct LabelledImages {
+  torch::Tensor pixels, labels;  // (count, 3, size, size) in [-1, 1], (count) int64
+};
+LabelledImages fashionMnist(bool testFile, int from, int count, int size);
+
 }  // namespace pivot

@@ -3,6 +3,7 @@
 // needs no OpenCV.
 #include <stdexcept>
 
+#include "visualization/charts.h"
 #include "visualization/image_pdf.h"
 #include "visualization/overlay.h"
 
@@ -20,5 +21,9 @@ void saveImage(const RgbImage& image, const std::string& path) {
   unavailable();
 }
 RgbImage loadImage(const std::string&, int) { unavailable(); }
+std::array<uint8_t, 3> seriesColour(size_t) { return {128, 128, 128}; }
+RgbImage renderBarChart(const BarChart&, int, int) { unavailable(); }
+RgbImage renderLineChart(const LineChart&, int, int) { unavailable(); }
+RgbImage tileImages(const std::vector<RgbImage>&, int) { unavailable(); }
 
 }  // namespace pivot

@@ -1,4 +1,5 @@
 #include "commands.h"
+#include "progress.h"
 
 #include <unistd.h>
 
@@ -24,47 +25,6 @@ namespace fs = std::filesystem;
 namespace pivot::cli {
 namespace {
 
-std::string formatDuration(double seconds) {
-  const int s = static_cast<int>(std::max(0.0, seconds));
-  std::ostringstream out;
-  out << s / 3600 << ':' << std::setw(2) << std::setfill('0') << (s / 60) % 60 << ':'
-      << std::setw(2) << std::setfill('0') << s % 60;
-  return out.str();
-}
-
-// A progress line: rewritten in place with an ETA on a terminal, a line per tenth otherwise.
-class ProgressSink final : public MetricSink {
- public:
-  explicit ProgressSink(std::string label) : m_label(std::move(label)), m_tty(isatty(STDOUT_FILENO)) {}
-  void onStep(int64_t step, int64_t total, const Scalars& scalars) override {
-    const auto now = std::chrono::steady_clock::now();
-    if (!m_started) { m_start = now; m_startStep = step - 1; m_started = true; }
-    const bool tick = m_tty || step == total || step % std::max<int64_t>(1, total / 10) == 0;
-    if (!tick) return;
-    const double elapsed = std::chrono::duration<double>(now - m_start).count();
-    const double perStep = elapsed / std::max<int64_t>(1, step - m_startStep);
-    std::ostringstream line;
-    line << m_label << " step " << step << "/" << total;
-    for (const auto& [k, v] : scalars)
-      if (k == "loss" || k == "rewards/margins" || k == "rewards/accuracies" || k == "throughput/samples_per_s")
-        line << "  " << (k == "throughput/samples_per_s" ? "samples/s" : k) << " " << std::setprecision(4) << v;
-    line << "  ETA " << formatDuration(perStep * static_cast<double>(total - step));
-    if (m_tty) std::cout << "\r\033[K" << line.str() << (step == total ? "\n" : "") << std::flush;
-    else std::cout << line.str() << std::endl;
-  }
-  void onMessage(const std::string& message) override {
-    if (m_tty && m_started) std::cout << "\n";
-    std::cout << message << std::endl;
-  }
-
- private:
-  std::string m_label;
-  bool m_tty;
-  bool m_started = false;
-  int64_t m_startStep = 0;
-  std::chrono::steady_clock::time_point m_start;
-};
-
 // Opens an existing workspace's store; never creates one (errors write nothing).
 std::unique_ptr<RunStore> openExisting(const std::string& workspace) {
   const auto path = storePath(workspace);
@@ -74,7 +34,7 @@ std::unique_ptr<RunStore> openExisting(const std::string& workspace) {
 
 void printEvaluation(const TrainResult& r) {
   for (const auto& [k, v] : r.evaluation)
-    std::cout << "  " << std::left << std::setw(28) << k << std::fixed << std::setprecision(4) << v << "\n";
+    std::cout << "  " << std::left << std::setw(34) << k << std::fixed << std::setprecision(4) << v << "\n";
   std::cout.unsetf(std::ios::fixed);
 }
 
@@ -127,7 +87,7 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     if (info.status != "finished" && info.status != "stopped")
       throw std::runtime_error("run '" + a.from + "' is " + info.status + ", not finished");
     parent = info.id;
-  } else if (stage != Stage::Align) {
+  } else if (stage != Stage::Pretrain) {
     // No parent: run the stages this one builds on first, with the same preset and overrides.
     std::cout << "no --from given: running the earlier stages first\n";
     for (Stage s : prerequisiteStages(stage)) parent = runStage(workspace, makeConfig(a.preset, s, a.sets), parent, "", a.quiet).runId;
@@ -231,7 +191,10 @@ int cmdExport(const std::string& workspace, const std::string& runName, const st
 int cmdDemo(const std::string& workspace, const std::string& preset, const std::vector<std::string>& sets) {
   std::cout << "PIVOT Workbench demo: the miniature SFT-vs-DPO study on ShapesWorld (preset " << preset
             << ")\nworkspace: " << workspace << "\n";
-  const auto align = runStage(workspace, makeConfig(preset, Stage::Align, sets), std::nullopt, "", false);
+  const auto encoder = runStage(workspace, makeConfig(preset, Stage::Pretrain, sets), std::nullopt, "", false);
+  std::cout << "stage-0 encoder, held-out image-to-text retrieval:\n";
+  printEvaluation(encoder);
+  const auto align = runStage(workspace, makeConfig(preset, Stage::Align, sets), encoder.runId, "", false);
   const auto instruct = runStage(workspace, makeConfig(preset, Stage::Instruct, sets), align.runId, "", false);
   std::cout << "stage-1 model, held-out VQA:\n";
   printEvaluation(instruct);

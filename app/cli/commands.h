@@ -43,7 +43,21 @@ struct ProbeArgs {
   int segSeeds = 6;
 };
 
+struct ExperimentArgs {
+  std::string preset = "tiny";
+  int seeds = 3;
+  std::vector<std::string> sets;
+  std::string sweep;                      // key=v1,v2,...
+  double mixedSftWeight = 0;              // > 0: third arm DPO+SFT
+  std::string transplantProjector = "new";
+  int transplantAlignSteps = 0, transplantInstructSteps = 0;
+  int segSeeds = 6;
+  std::string out;
+  bool quiet = false;
+};
+
 std::string defaultWorkspace();
+int cmdExperiment(const std::string& workspace, const ExperimentArgs& args);
 int cmdProbe(const std::string& workspace, const ProbeArgs& args);
 int cmdSwap(const std::string& workspace, const std::string& encoder, const std::string& into, int samples);
 int cmdExplain(const std::string& workspace, const ExplainArgs& args);

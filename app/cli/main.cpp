@@ -18,9 +18,9 @@ int main(int argc, char** argv) {
   app.add_option("--workspace", workspace, "folder holding runs.sqlite and checkpoints/")->capture_default_str();
 
   pivot::cli::TrainArgs t;
-  auto* train = app.add_subcommand("train", "train one stage (align, instruct, sft, dpo) as a new run");
+  auto* train = app.add_subcommand("train", "train one stage (pretrain, align, instruct, sft, dpo) as a new run");
   train->add_option("--preset", t.preset, "tiny, mini, or a preset .json file")->capture_default_str();
-  train->add_option("--stage", t.stage, "align | instruct | sft | dpo")->capture_default_str();
+  train->add_option("--stage", t.stage, "pretrain | align | instruct | sft | dpo")->capture_default_str();
   train->add_option("--from", t.from, "parent run (id or name) to start from; without it earlier stages run first");
   train->add_option("--resume", t.resume, "continue a stopped or crashed run from its last checkpoint");
   train->add_option("--name", t.name, "run name");
@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
 
   std::string preset = "tiny";
   std::vector<std::string> sets;
-  auto* demo = app.add_subcommand("demo", "the miniature study: align, instruct, then SFT and DPO from the same model");
+  auto* demo = app.add_subcommand("demo", "the miniature study: encoder pre-training, align, instruct, then SFT and DPO from the same model");
   demo->add_option("--preset", preset, "tiny or mini")->capture_default_str();
   demo->add_option("--set", sets, "override a config value in every stage, key=value");
 
@@ -97,6 +97,20 @@ int main(int argc, char** argv) {
   swap->add_option("--into", swapInto, "RUN[@STEP] giving projector and LM (e.g. the stage-1 run)")->required();
   swap->add_option("--samples", swapSamples, "held-out samples for VQA")->capture_default_str();
 
+  pivot::cli::ExperimentArgs ex;
+  auto* experiment = app.add_subcommand("experiment", "the whole study as a resumable chain of runs: stage 0, 1a, 1b, then SFT vs DPO per seed, transplants, probes and a report");
+  experiment->add_option("--preset", ex.preset, "tiny, mini, or a preset .json file")->capture_default_str();
+  experiment->add_option("--seeds", ex.seeds, "stage-2 seeds (and everything after stage 2)")->capture_default_str();
+  experiment->add_option("--sweep", ex.sweep, "a stage-2 key and its values, key=v1,v2,... (e.g. vision_lr=1e-5,1e-4)");
+  experiment->add_option("--set", ex.sets, "override a config value in every stage, key=value (repeatable)");
+  experiment->add_option("--mixed-sft-weight", ex.mixedSftWeight, "> 0: a third arm, DPO with this SFT weight")->capture_default_str();
+  experiment->add_option("--transplant-projector", ex.transplantProjector, "new | one_plus_one (the first projector layer of the source, frozen, plus a new one)")->capture_default_str();
+  experiment->add_option("--transplant-align-steps", ex.transplantAlignSteps, "projector-only alignment steps of each transplant (0: preset default)");
+  experiment->add_option("--transplant-instruct-steps", ex.transplantInstructSteps, "instruction-tuning steps of each transplant (0: preset default)");
+  experiment->add_option("--seg-seeds", ex.segSeeds, "segmentation probe seeds")->capture_default_str();
+  experiment->add_option("--out", ex.out, "report folder (default: <workspace>/experiments/experiment-<id>)");
+  experiment->add_flag("--quiet", ex.quiet, "no per-step progress lines");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -115,6 +129,7 @@ int main(int argc, char** argv) {
     if (*explain) return pivot::cli::cmdExplain(workspace, x);
     if (*localize) return pivot::cli::cmdLocalize(workspace, x);
     if (*probe) return pivot::cli::cmdProbe(workspace, pr);
+    if (*experiment) return pivot::cli::cmdExperiment(workspace, ex);
     if (*swap) return pivot::cli::cmdSwap(workspace, swapEncoder, swapInto, swapSamples);
   } catch (const std::exception& e) {
     std::cerr << "pivot: error: " << e.what() << "\n";

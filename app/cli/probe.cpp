@@ -52,31 +52,6 @@ SplitData featuresOf(LoadedCheckpoint& m, const ShapesWorld& world, Split split,
   return d;
 }
 
-// Fashion-MNIST (Debian's dataset-fashion-mnist): 28 x 28 grey images resized to the encoder's input
-// and repeated over three channels. Train and validation come from the training file (disjoint
-// ranges), test from the test file, so C is never chosen on test.
-struct LabelledImages {
-  torch::Tensor pixels, labels;
-};
-
-LabelledImages fashionMnist(const std::string& images, const std::string& labels, int from, int count, int size) {
-  const auto x = readIdx(images), y = readIdx(labels);
-  if (x.dims.size() != 3 || y.dims.size() != 1 || x.dims[0] != y.dims[0])
-    throw std::runtime_error(images + ": expected N x 28 x 28 images with N labels");
-  if (from + count > x.dims[0]) throw std::runtime_error(images + ": has " + std::to_string(x.dims[0]) + " images, asked for " +
-                                                         std::to_string(from + count));
-  const int64_t h = x.dims[1], w = x.dims[2];
-  auto bytes = torch::from_blob(const_cast<uint8_t*>(x.data.data()) + static_cast<int64_t>(from) * h * w, {count, 1, h, w},
-                                torch::kUInt8).to(torch::kFloat32) / 255.0;
-  auto resized = torch::nn::functional::interpolate(
-      bytes, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{size, size})
-                 .mode(torch::kBilinear).align_corners(false));
-  LabelledImages out;
-  out.pixels = ((resized.repeat({1, 3, 1, 1}) - 0.5) / 0.5).contiguous();  // (count, 3, S, S) in [-1, 1]
-  out.labels = torch::from_blob(const_cast<uint8_t*>(y.data.data()) + from, {count}, torch::kUInt8).to(torch::kInt64);
-  return out;
-}
-
 torch::Tensor encodeAll(LoadedCheckpoint& m, const torch::Tensor& pixels, const ProbeArgs& a) {
   const auto device = m.model->parameters().front().device();
   std::vector<torch::Tensor> parts;
@@ -100,11 +75,10 @@ int cmdProbe(const std::string& workspace, const ProbeArgs& a) {
   for (const auto& spec : a.checkpoints) {
     auto m = loadRunCheckpoint(workspace, spec);
     if (a.task == "fashion-mnist") {  // a real labelled dataset: linear probe only (no masks)
-      const std::string dir = kFashionMnistDir;
       const int S = m.config.model.vision.image_size;
-      const auto train = fashionMnist(dir + "/train-images-idx3-ubyte.gz", dir + "/train-labels-idx1-ubyte.gz", 0, a.trainSamples, S);
-      const auto val = fashionMnist(dir + "/train-images-idx3-ubyte.gz", dir + "/train-labels-idx1-ubyte.gz", a.trainSamples, a.valSamples, S);
-      const auto test = fashionMnist(dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz", 0, a.testSamples, S);
+      const auto train = fashionMnist(false, 0, a.trainSamples, S);
+      const auto val = fashionMnist(false, a.trainSamples, a.valSamples, S);
+      const auto test = fashionMnist(true, 0, a.testSamples, S);
       const auto linear = linearProbe(pooledFeatures(encodeAll(m, train.pixels, a)), train.labels,
                                       pooledFeatures(encodeAll(m, val.pixels, a)), val.labels,
                                       pooledFeatures(encodeAll(m, test.pixels, a)), test.labels, 10);

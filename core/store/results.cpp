@@ -1,0 +1,167 @@
+#include "store/results.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+#include <stdexcept>
+
+namespace pivot {
+
+const char* const kResultsHeader = "sweep,seed,encoder,probe,metric,value";
+
+namespace {
+
+// Fields never hold commas except the sweep ("key=v"), which is quoted when it does.
+std::string quoted(const std::string& field) {
+  if (field.find_first_of(",\"") == std::string::npos) return field;
+  std::string out = "\"";
+  for (char c : field) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::vector<std::string> splitCsvLine(const std::string& line) {
+  std::vector<std::string> fields(1);
+  bool inQuotes = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (inQuotes) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') fields.back() += '"', ++i;
+      else if (c == '"') inQuotes = false;
+      else fields.back() += c;
+    } else if (c == '"') {
+      inQuotes = true;
+    } else if (c == ',') {
+      fields.emplace_back();
+    } else if (c != '\r') {
+      fields.back() += c;
+    }
+  }
+  return fields;
+}
+
+template <typename T>
+void addDistinct(std::vector<T>& out, const T& v) {
+  if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+}
+
+}  // namespace
+
+void writeResultsCsv(const std::string& path, const std::vector<ResultRow>& rows) {
+  std::ofstream out(path);
+  if (!out) throw std::runtime_error("cannot write " + path);
+  out << kResultsHeader << "\n" << std::setprecision(17);
+  for (const auto& r : rows)
+    out << quoted(r.sweep) << ',' << r.seed << ',' << quoted(r.encoder) << ',' << quoted(r.probe) << ','
+        << quoted(r.metric) << ',' << r.value << "\n";
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+std::vector<ResultRow> readResultsCsv(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::string line;
+  if (!std::getline(in, line) || line.rfind(kResultsHeader, 0) != 0)
+    throw std::runtime_error(path + ":1: expected the header '" + std::string(kResultsHeader) + "'");
+  std::vector<ResultRow> rows;
+  for (int number = 2; std::getline(in, line); ++number) {
+    if (line.empty() || line == "\r") continue;
+    const auto f = splitCsvLine(line);
+    const auto where = path + ":" + std::to_string(number) + ": ";
+    if (f.size() != 6) throw std::runtime_error(where + "expected 6 fields, found " + std::to_string(f.size()));
+    ResultRow r;
+    r.sweep = f[0];
+    r.encoder = f[2];
+    r.probe = f[3];
+    r.metric = f[4];
+    try {
+      size_t used = 0;
+      r.seed = std::stoi(f[1], &used);
+      if (used != f[1].size()) throw std::invalid_argument("seed");
+    } catch (const std::exception&) {
+      throw std::runtime_error(where + "seed '" + f[1] + "' is not an integer");
+    }
+    try {
+      size_t used = 0;
+      r.value = std::stod(f[5], &used);
+      if (used != f[5].size()) throw std::invalid_argument("value");
+    } catch (const std::exception&) {
+      throw std::runtime_error(where + "value '" + f[5] + "' is not a number");
+    }
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+Summary summarise(const std::vector<double>& values) {
+  Summary s;
+  s.n = static_cast<int>(values.size());
+  if (s.n == 0) return s;
+  for (double v : values) s.mean += v / s.n;
+  if (s.n > 1) {
+    double ss = 0;
+    for (double v : values) ss += (v - s.mean) * (v - s.mean);
+    s.std = std::sqrt(ss / (s.n - 1));
+  }
+  return s;
+}
+
+double studentT975(int df) {
+  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                                 2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                                 2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+  if (df < 1) return NAN;
+  if (df <= 30) return table[df - 1];
+  return 1.96 + 2.4 / df;  // within 0.002 of the exact quantile above 30
+}
+
+Difference pairedDifference(const std::vector<double>& a, const std::vector<double>& b) {
+  Difference d;
+  const size_t n = std::min(a.size(), b.size());
+  std::vector<double> diffs;
+  for (size_t i = 0; i < n; ++i) diffs.push_back(a[i] - b[i]);
+  const auto s = summarise(diffs);
+  d.n = s.n;
+  d.mean = d.low = d.high = s.mean;
+  if (s.n >= 2) {
+    const double half = studentT975(s.n - 1) * s.std / std::sqrt(static_cast<double>(s.n));
+    d.low = s.mean - half;
+    d.high = s.mean + half;
+    d.defined = true;
+  }
+  return d;
+}
+
+std::vector<std::pair<int, double>> cellValues(const std::vector<ResultRow>& rows, const std::string& sweep,
+                                               const std::string& encoder, const std::string& probe,
+                                               const std::string& metric) {
+  std::vector<std::pair<int, double>> out;
+  for (const auto& r : rows)
+    if (r.encoder == encoder && r.probe == probe && r.metric == metric && (r.sweep == sweep || r.seed == 0))
+      out.emplace_back(r.seed, r.value);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> distinctSweeps(const std::vector<ResultRow>& rows) {
+  std::vector<std::string> out;
+  for (const auto& r : rows)
+    if (r.seed != 0) addDistinct(out, r.sweep);
+  if (out.empty()) out.push_back("");
+  return out;
+}
+
+std::vector<std::string> distinctEncoders(const std::vector<ResultRow>& rows) {
+  std::vector<std::string> out;
+  for (const auto& r : rows) addDistinct(out, r.encoder);
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> distinctProbeMetrics(const std::vector<ResultRow>& rows) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : rows) addDistinct(out, std::make_pair(r.probe, r.metric));
+  return out;
+}
+
+}  // namespace pivot

@@ -1,0 +1,62 @@
+// An experiment's measurements as a flat table, one row per (swept value, seed, encoder, probe,
+// metric): what results.csv holds, what report.md and the window's Encoders view summarise.
+// Plain C++ (no torch, no Qt), so the widgets read it too.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pivot {
+
+struct ResultRow {
+  std::string sweep;    // "key=value" of the swept stage-2 setting, or "" without a sweep
+  int seed = 0;         // stage-2 seed; 0 for what is trained once (the original and stage-1 encoders)
+  std::string encoder;  // original | stage1 | sft | dpo | dpo+sft
+  std::string probe;    // linear/shape, segmentation, vqa, swap_vqa, transplant_vqa, localisation, ...
+  std::string metric;   // test_accuracy, macro_recall, accuracy/colour, mass_inside, ...
+  double value = 0;
+};
+
+// The (sweep, seed, encoder) part of a row; probes fill in the rest.
+inline ResultRow resultKey(const std::string& sweep, int seed, const std::string& encoder) {
+  ResultRow r;
+  r.sweep = sweep;
+  r.seed = seed;
+  r.encoder = encoder;
+  return r;
+}
+
+extern const char* const kResultsHeader;  // "sweep,seed,encoder,probe,metric,value"
+
+void writeResultsCsv(const std::string& path, const std::vector<ResultRow>& rows);  // throws naming the file
+// Throws naming the file and the line for a malformed row.
+std::vector<ResultRow> readResultsCsv(const std::string& path);
+
+// Summary statistics of a handful of values (seeds).
+struct Summary {
+  double mean = 0, std = 0;  // sample standard deviation (n - 1); 0 for one value
+  int n = 0;
+};
+Summary summarise(const std::vector<double>& values);
+
+// Paired difference a - b over matched seeds with a 95% Student-t interval (half-width 0 and
+// defined = false for fewer than two pairs).
+struct Difference {
+  double mean = 0, low = 0, high = 0;
+  int n = 0;
+  bool defined = false;
+};
+Difference pairedDifference(const std::vector<double>& a, const std::vector<double>& b);
+double studentT975(int degreesOfFreedom);  // two-sided 95% quantile
+
+// The values of one (sweep, encoder, probe, metric) cell, ordered by seed.
+std::vector<std::pair<int, double>> cellValues(const std::vector<ResultRow>& rows, const std::string& sweep,
+                                               const std::string& encoder, const std::string& probe,
+                                               const std::string& metric);
+
+// Distinct values in first-seen order.
+std::vector<std::string> distinctSweeps(const std::vector<ResultRow>& rows);
+std::vector<std::string> distinctEncoders(const std::vector<ResultRow>& rows);
+std::vector<std::pair<std::string, std::string>> distinctProbeMetrics(const std::vector<ResultRow>& rows);
+
+}  // namespace pivot

@@ -1,0 +1,278 @@
+#include "study/report.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <set>
+#include <sstream>
+
+#include "data/tokenizer.h"
+#include "store/run_store.h"
+#include "study/experiment.h"
+#include "training/batches.h"
+#include "training/run_checkpoint.h"
+#include "training/trainer.h"
+#include "visualization/attribution.h"
+#include "visualization/charts.h"
+
+namespace fs = std::filesystem;
+
+namespace pivot {
+namespace {
+
+const std::vector<std::string> kEncoderOrder = {"original", "stage1", "sft", "dpo", "dpo+sft"};
+
+std::string encoderTitle(const std::string& e) {
+  if (e == "original") return "original (stage 0)";
+  if (e == "stage1") return "stage 1";
+  if (e == "sft") return "SFT";
+  if (e == "dpo") return "DPO";
+  if (e == "dpo+sft") return "DPO+SFT";
+  return e;
+}
+
+std::vector<std::string> encodersWith(const std::vector<ResultRow>& rows, const std::string& probe) {
+  std::set<std::string> present;
+  for (const auto& r : rows)
+    if (r.probe == probe) present.insert(r.encoder);
+  std::vector<std::string> out;
+  for (const auto& e : kEncoderOrder)
+    if (present.count(e)) out.push_back(e);
+  return out;
+}
+
+std::vector<double> valuesOf(const std::vector<std::pair<int, double>>& cell) {
+  std::vector<double> v;
+  for (const auto& [seed, value] : cell) v.push_back(value);
+  return v;
+}
+
+std::string fmt(double v, int precision = 3) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(precision) << v;
+  return s.str();
+}
+
+std::string cellText(const std::vector<std::pair<int, double>>& cell) {
+  if (cell.empty()) return "";
+  const auto s = summarise(valuesOf(cell));
+  return s.n > 1 ? fmt(s.mean) + " ± " + fmt(s.std) : fmt(s.mean);
+}
+
+// DPO - SFT over the seeds both have.
+std::string differenceText(const std::vector<ResultRow>& rows, const std::string& sweep, const std::string& probe,
+                           const std::string& metric) {
+  const auto sft = cellValues(rows, sweep, "sft", probe, metric), dpo = cellValues(rows, sweep, "dpo", probe, metric);
+  std::vector<double> a, b;
+  for (const auto& [seed, v] : dpo)
+    for (const auto& [seed2, w] : sft)
+      if (seed == seed2) a.push_back(v), b.push_back(w);
+  if (a.empty()) return "";
+  const auto d = pairedDifference(a, b);
+  std::string out = (d.mean >= 0 ? "+" : "") + fmt(d.mean);
+  if (d.defined) out += " [" + fmt(d.low) + ", " + fmt(d.high) + "]";
+  else out += " (one seed: no interval)";
+  return out;
+}
+
+std::string probeTitle(const std::string& probe) {
+  if (probe == "vqa") return "VQA of the MLLM itself (held-out ShapesWorld questions)";
+  if (probe == "swap_vqa") return "Swap test: the encoder under the stage-1 projector and LM";
+  if (probe == "transplant_vqa") return "PIVOT transplant: a fresh MLLM around the frozen encoder";
+  if (probe == "localisation") return "Localisation of gradient maps (SFT loss) on the asked-about object";
+  if (probe == "segmentation") return "Segmentation probe (2-layer MLP per patch; mean over probe seeds)";
+  return "Linear probes (top-1 on test, C chosen on validation)";
+}
+
+std::string family(const std::string& probe) { return probe.rfind("linear/", 0) == 0 ? "linear" : probe; }
+
+RgbImage sceneImage(const Scene& s) {
+  RgbImage im;
+  im.width = im.height = s.size;
+  im.rgb = s.rgb;
+  return im;
+}
+
+void saveBoth(const RgbImage& image, const std::string& stem) {
+  saveImage(image, stem + ".png");
+  saveImage(image, stem + ".pdf");
+}
+
+BarChart barsOf(const std::vector<ResultRow>& rows, const std::string& sweep, const std::vector<std::string>& encoders,
+                const std::vector<std::pair<std::string, std::string>>& groups, const std::string& title, const std::string& yLabel) {
+  BarChart c;
+  c.title = title;
+  c.yLabel = yLabel;
+  for (const auto& e : encoders) c.series.push_back(encoderTitle(e));
+  for (const auto& [probe, metric] : groups) {
+    BarGroup g;
+    g.label = probe.rfind("linear/", 0) == 0 ? probe.substr(7) : metric.rfind("accuracy/", 0) == 0 ? metric.substr(9) : metric;
+    if (g.label == "accuracy") g.label = "overall";
+    for (const auto& e : encoders) {
+      const auto s = summarise(valuesOf(cellValues(rows, sweep, e, probe, metric)));
+      g.values.push_back(s.n ? s.mean : NAN);
+      g.errors.push_back(s.std);
+    }
+    c.groups.push_back(g);
+  }
+  return c;
+}
+
+void writeFigures(const std::string& dir, const std::string& workspace, const StudyRuns& runs,
+                  const std::vector<ResultRow>& rows, ExperimentProgress& progress) {
+  const std::string figs = (fs::path(dir) / "figures").string();
+  fs::create_directories(figs);
+  const auto pm = distinctProbeMetrics(rows);
+  for (const auto& sweep : distinctSweeps(rows)) {
+    const std::string suffix = sweep.empty() ? "" : "_" + sweep;
+    const std::string where = sweep.empty() ? "" : " (" + sweep + ")";
+    std::vector<std::pair<std::string, std::string>> linear, vqa, seg = {{"segmentation", "macro_recall"}, {"segmentation", "miou"}},
+                                                                 loc = {{"localisation", "mass_inside"}, {"localisation", "pointing_game"}};
+    for (const auto& [p, m] : pm) {
+      if (family(p) == "linear") linear.push_back({p, m});
+      if (p == "vqa" && m.rfind("accuracy", 0) == 0) vqa.push_back({p, m});
+    }
+    saveBoth(renderBarChart(barsOf(rows, sweep, encodersWith(rows, "linear/shape"), linear,
+                                   "Linear probe accuracy by encoder" + where, "top-1")),
+             figs + "/probe_accuracy" + suffix);
+    saveBoth(renderBarChart(barsOf(rows, sweep, encodersWith(rows, "segmentation"), seg,
+                                   "Segmentation probe" + where, "patch-level")),
+             figs + "/segmentation" + suffix);
+    saveBoth(renderBarChart(barsOf(rows, sweep, encodersWith(rows, "vqa"), vqa, "VQA by question category" + where, "top-1")),
+             figs + "/vqa_by_category" + suffix);
+    auto swap = vqa;
+    for (auto& g : swap) g.first = "swap_vqa";
+    saveBoth(renderBarChart(barsOf(rows, sweep, encodersWith(rows, "swap_vqa"), swap,
+                                   "Swap test: encoder under the stage-1 projector and LM" + where, "top-1")),
+             figs + "/swap_vqa" + suffix);
+    auto transplant = vqa;
+    for (auto& g : transplant) g.first = "transplant_vqa";
+    saveBoth(renderBarChart(barsOf(rows, sweep, encodersWith(rows, "transplant_vqa"), transplant,
+                                   "PIVOT transplant: fresh MLLM around the frozen encoder" + where, "top-1")),
+             figs + "/transplant_vqa" + suffix);
+    auto locChart = barsOf(rows, sweep, encodersWith(rows, "localisation"), loc, "Gradient-map localisation" + where, "share");
+    const auto baseline = summarise(valuesOf(cellValues(rows, sweep, "stage1", "localisation", "uniform_baseline")));
+    if (baseline.n) locChart.referenceLines.push_back(baseline.mean);
+    saveBoth(renderBarChart(locChart, 640, 420), figs + "/localisation" + suffix);
+  }
+
+  // Training curves of the stage-2 runs of seed 1 (first swept value).
+  RunStore store(storePath(workspace));
+  const std::string firstSweep = distinctSweeps(rows).front();
+  std::vector<RgbImage> curves;
+  for (const std::string key : {"loss", "logps/chosen", "rewards/margins", "rewards/accuracies"}) {
+    LineChart chart;
+    chart.title = key;
+    chart.xLabel = "step";
+    for (const std::string arm : {"sft", "dpo", "dpo+sft"}) {
+      auto it = runs.stageTwo.find({firstSweep, 1, arm});
+      if (it == runs.stageTwo.end()) continue;
+      LineSeries s;
+      s.label = encoderTitle(arm);
+      for (const auto& p : store.metrics(it->second, key)) s.x.push_back(static_cast<double>(p.step)), s.y.push_back(p.value);
+      if (!s.x.empty()) chart.series.push_back(s);
+    }
+    if (!chart.series.empty()) curves.push_back(renderLineChart(chart));
+  }
+  if (!curves.empty()) saveBoth(tileImages(curves, 2), figs + "/stage2_curves");
+
+  // Gradient-map triptychs: image | stage 1 | SFT | DPO on held-out questions about an object.
+  auto sftRun = runs.stageTwo.find({firstSweep, 1, "sft"}), dpoRun = runs.stageTwo.find({firstSweep, 1, "dpo"});
+  if (sftRun == runs.stageTwo.end() || dpoRun == runs.stageTwo.end()) return;
+  std::vector<LoadedCheckpoint> models;
+  for (int64_t id : {runs.stage1, sftRun->second, dpoRun->second}) models.push_back(loadRunCheckpoint(workspace, std::to_string(id)));
+  const ShapesWorld world(models.front().config.world);
+  const WordTokenizer tok = WordTokenizer::shapesWorld();
+  std::vector<Sample> samples;
+  for (int i = 0; samples.size() < 6 && i < 200; ++i) {
+    auto s = world.sample(Split::Val, i);
+    if (!s.targets.empty()) samples.push_back(std::move(s));
+  }
+  std::vector<RgbImage> rowsOut;
+  OverlayStyle style;
+  style.panelSize = 192;
+  const char* titles[] = {"stage 1", "SFT", "DPO"};
+  for (const auto& s : samples) {
+    std::vector<FigurePanel> panels;
+    for (size_t k = 0; k < models.size(); ++k) {
+      auto& m = models[k];
+      const auto in = buildBatch({{&s, Response::Chosen}}, tok, m.config.model.vision.numPatches(),
+                                 m.model->parameters().front().device());
+      const auto maps = explain(m.model, in, AttributionOptions{}).maps;
+      FigurePanel p;
+      p.title = titles[k];
+      p.gridH = static_cast<int>(maps.size(1));
+      p.gridW = static_cast<int>(maps.size(2));
+      auto flat = maps[0].contiguous();
+      p.map.assign(flat.data_ptr<float>(), flat.data_ptr<float>() + flat.numel());
+      panels.push_back(p);
+    }
+    rowsOut.push_back(renderFigure(sceneImage(s.scene), s.question, panels, s.answer, s.rejected, style));
+  }
+  if (!rowsOut.empty()) saveBoth(tileImages(rowsOut, 1), figs + "/gradmap_triptychs");
+  progress.onMessage("figures: " + figs);
+}
+
+}  // namespace
+
+std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string& title) {
+  std::ostringstream md;
+  md << "# " << title << "\n\n"
+     << "Mean ± standard deviation over seeds (stage-2 seeds; the original and stage-1 encoders are trained once). "
+        "DPO − SFT: paired over seeds, with a 95% Student-t interval.\n";
+  const auto pm = distinctProbeMetrics(rows);
+  // Stage 1 first: is it competent enough for stage-2 comparisons to mean anything?
+  md << "\n## Stage-1 model, held-out VQA by question category\n\n| metric | value |\n|---|---|\n";
+  for (const auto& [p, m] : pm)
+    if (p == "vqa") {
+      const auto cell = cellValues(rows, "", "stage1", p, m);
+      if (!cell.empty()) md << "| " << m << " | " << cellText(cell) << " |\n";
+    }
+  for (const auto& sweep : distinctSweeps(rows)) {
+    if (!sweep.empty()) md << "\n## Swept value: " << sweep << "\n";
+    std::string lastFamily;
+    std::vector<std::string> encoders;
+    for (const auto& [probe, metric] : pm) {
+      if (metric == "macro_recall_probe_std") continue;  // in results.csv; the table shows the seed spread
+      if (family(probe) != lastFamily) {
+        lastFamily = family(probe);
+        encoders = encodersWith(rows, probe);
+        md << "\n### " << probeTitle(probe) << "\n\n| probe | metric |";
+        for (const auto& e : encoders) md << " " << encoderTitle(e) << " |";
+        md << " DPO − SFT [95% CI] |\n|---|---|";
+        for (size_t i = 0; i < encoders.size(); ++i) md << "---|";
+        md << "---|\n";
+      }
+      md << "| " << probe << " | " << metric << " |";
+      for (const auto& e : encoders) md << " " << cellText(cellValues(rows, sweep, e, probe, metric)) << " |";
+      md << " " << differenceText(rows, sweep, probe, metric) << " |\n";
+    }
+  }
+  return md.str();
+}
+
+void writeReport(const std::string& dir, const std::string& workspace, const StudyRuns& runs,
+                 const std::vector<ResultRow>& rows, ExperimentProgress& progress) {
+  fs::create_directories(dir);
+  writeResultsCsv((fs::path(dir) / "results.csv").string(), rows);
+  std::ostringstream md;
+  md << reportMarkdown(rows, "PIVOT Workbench experiment report");
+  md << "\n## Runs\n\n- stage 0 (original encoder): run " << runs.original << "\n- stage 1b (shared start of stage 2): run "
+     << runs.stage1 << "\n";
+  for (const auto& [key, id] : runs.stageTwo)
+    md << "- stage 2 " << std::get<2>(key) << (std::get<0>(key).empty() ? "" : " " + std::get<0>(key)) << " seed "
+       << std::get<1>(key) << ": run " << id << "\n";
+  for (const auto& [key, id] : runs.transplants)
+    md << "- transplant of " << std::get<2>(key) << (std::get<0>(key).empty() ? "" : " " + std::get<0>(key)) << " seed "
+       << std::get<1>(key) << ": run " << id << "\n";
+  md << "\nFigures (PNG and PDF) are in figures/; every number above is in results.csv.\n";
+  std::ofstream(fs::path(dir) / "report.md") << md.str();
+  if (!renderingAvailable()) {
+    progress.onMessage("this build has no OpenCV: report.md and results.csv written, figures skipped");
+    return;
+  }
+  writeFigures(dir, workspace, runs, rows, progress);
+}
+
+}  // namespace pivot

@@ -1,0 +1,45 @@
+// Report charts rendered with OpenCV (no Qt): grouped bars with error bars, and line charts, drawn at
+// twice the output resolution and downsampled for smooth edges. saveImage() writes them as PNG or PDF.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "visualization/overlay.h"
+
+namespace pivot {
+
+struct BarGroup {
+  std::string label;            // x-axis category, e.g. "shape"
+  std::vector<double> values;   // one per series; NaN = no bar
+  std::vector<double> errors;   // half-length of the error bar (std over seeds); empty or 0 = none
+};
+
+struct BarChart {
+  std::string title, yLabel;
+  std::vector<std::string> series;  // legend, e.g. original | SFT | DPO
+  std::vector<BarGroup> groups;
+  double yMin = 0, yMax = 1;
+  std::vector<double> referenceLines;  // dashed horizontal lines (e.g. chance)
+};
+
+struct LineSeries {
+  std::string label;
+  std::vector<double> x, y;
+};
+
+struct LineChart {
+  std::string title, xLabel, yLabel;
+  std::vector<LineSeries> series;
+};
+
+// The series colours (Okabe-Ito, colour-blind safe), by series index.
+std::array<uint8_t, 3> seriesColour(size_t index);
+
+RgbImage renderBarChart(const BarChart& chart, int width = 960, int height = 480);
+RgbImage renderLineChart(const LineChart& chart, int width = 640, int height = 400);
+// Images side by side (rows of `perRow`), padded with white to equal cell sizes.
+RgbImage tileImages(const std::vector<RgbImage>& images, int perRow);
+
+}  // namespace pivot
