@@ -23,15 +23,6 @@ namespace {
 
 const std::vector<std::string> kEncoderOrder = {"original", "stage1", "sft", "dpo", "dpo+sft"};
 
-std::string encoderTitle(const std::string& e) {
-  if (e == "original") return "original (stage 0)";
-  if (e == "stage1") return "stage 1";
-  if (e == "sft") return "SFT";
-  if (e == "dpo") return "DPO";
-  if (e == "dpo+sft") return "DPO+SFT";
-  return e;
-}
-
 std::vector<std::string> encodersWith(const std::vector<ResultRow>& rows, const std::string& probe) {
   std::set<std::string> present;
   for (const auto& r : rows)
@@ -47,45 +38,6 @@ std::vector<double> valuesOf(const std::vector<std::pair<int, double>>& cell) {
   for (const auto& [seed, value] : cell) v.push_back(value);
   return v;
 }
-
-std::string fmt(double v, int precision = 3) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(precision) << v;
-  return s.str();
-}
-
-std::string cellText(const std::vector<std::pair<int, double>>& cell) {
-  if (cell.empty()) return "";
-  const auto s = summarise(valuesOf(cell));
-  return s.n > 1 ? fmt(s.mean) + " ± " + fmt(s.std) : fmt(s.mean);
-}
-
-// DPO - SFT over the seeds both have.
-std::string differenceText(const std::vector<ResultRow>& rows, const std::string& sweep, const std::string& probe,
-                           const std::string& metric) {
-  const auto sft = cellValues(rows, sweep, "sft", probe, metric), dpo = cellValues(rows, sweep, "dpo", probe, metric);
-  std::vector<double> a, b;
-  for (const auto& [seed, v] : dpo)
-    for (const auto& [seed2, w] : sft)
-      if (seed == seed2) a.push_back(v), b.push_back(w);
-  if (a.empty()) return "";
-  const auto d = pairedDifference(a, b);
-  std::string out = (d.mean >= 0 ? "+" : "") + fmt(d.mean);
-  if (d.defined) out += " [" + fmt(d.low) + ", " + fmt(d.high) + "]";
-  else out += " (one seed: no interval)";
-  return out;
-}
-
-std::string probeTitle(const std::string& probe) {
-  if (probe == "vqa") return "VQA of the MLLM itself (held-out ShapesWorld questions)";
-  if (probe == "swap_vqa") return "Swap test: the encoder under the stage-1 projector and LM";
-  if (probe == "transplant_vqa") return "PIVOT transplant: a fresh MLLM around the frozen encoder";
-  if (probe == "localisation") return "Localisation of gradient maps (SFT loss) on the asked-about object";
-  if (probe == "segmentation") return "Segmentation probe (2-layer MLP per patch; mean over probe seeds)";
-  return "Linear probes (top-1 on test, C chosen on validation)";
-}
-
-std::string family(const std::string& probe) { return probe.rfind("linear/", 0) == 0 ? "linear" : probe; }
 
 RgbImage sceneImage(const Scene& s) {
   RgbImage im;
@@ -130,7 +82,7 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
     std::vector<std::pair<std::string, std::string>> linear, vqa, seg = {{"segmentation", "macro_recall"}, {"segmentation", "miou"}},
                                                                  loc = {{"localisation", "mass_inside"}, {"localisation", "pointing_game"}};
     for (const auto& [p, m] : pm) {
-      if (family(p) == "linear") linear.push_back({p, m});
+      if (probeFamily(p) == "linear") linear.push_back({p, m});
       if (p == "vqa" && m.rfind("accuracy", 0) == 0) vqa.push_back({p, m});
     }
     saveBoth(renderBarChart(barsOf(rows, sweep, encodersWith(rows, "linear/shape"), linear,
@@ -221,32 +173,26 @@ std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string
   md << "# " << title << "\n\n"
      << "Mean ± standard deviation over seeds (stage-2 seeds; the original and stage-1 encoders are trained once). "
         "DPO − SFT: paired over seeds, with a 95% Student-t interval.\n";
-  const auto pm = distinctProbeMetrics(rows);
   // Stage 1 first: is it competent enough for stage-2 comparisons to mean anything?
   md << "\n## Stage-1 model, held-out VQA by question category\n\n| metric | value |\n|---|---|\n";
-  for (const auto& [p, m] : pm)
+  for (const auto& [p, m] : distinctProbeMetrics(rows))
     if (p == "vqa") {
-      const auto cell = cellValues(rows, "", "stage1", p, m);
-      if (!cell.empty()) md << "| " << m << " | " << cellText(cell) << " |\n";
+      const auto cell = summarise(valuesOf(cellValues(rows, "", "stage1", p, m)));
+      if (cell.n) md << "| " << m << " | " << formatSummary(cell) << " |\n";
     }
   for (const auto& sweep : distinctSweeps(rows)) {
     if (!sweep.empty()) md << "\n## Swept value: " << sweep << "\n";
-    std::string lastFamily;
-    std::vector<std::string> encoders;
-    for (const auto& [probe, metric] : pm) {
-      if (metric == "macro_recall_probe_std") continue;  // in results.csv; the table shows the seed spread
-      if (family(probe) != lastFamily) {
-        lastFamily = family(probe);
-        encoders = encodersWith(rows, probe);
-        md << "\n### " << probeTitle(probe) << "\n\n| probe | metric |";
-        for (const auto& e : encoders) md << " " << encoderTitle(e) << " |";
-        md << " DPO − SFT [95% CI] |\n|---|---|";
-        for (size_t i = 0; i < encoders.size(); ++i) md << "---|";
-        md << "---|\n";
+    for (const auto& t : summaryTables(rows, sweep)) {
+      md << "\n### " << t.title << "\n\n| probe | metric |";
+      for (const auto& e : t.encoders) md << " " << encoderTitle(e) << " |";
+      md << " DPO − SFT [95% CI] |\n|---|---|";
+      for (size_t i = 0; i < t.encoders.size(); ++i) md << "---|";
+      md << "---|\n";
+      for (const auto& line : t.lines) {
+        md << "| " << line.probe << " | " << line.metric << " |";
+        for (const auto& c : line.cells) md << " " << formatSummary(c) << " |";
+        md << " " << formatDifference(line.dpoMinusSft) << " |\n";
       }
-      md << "| " << probe << " | " << metric << " |";
-      for (const auto& e : encoders) md << " " << cellText(cellValues(rows, sweep, e, probe, metric)) << " |";
-      md << " " << differenceText(rows, sweep, probe, metric) << " |\n";
     }
   }
   return md.str();

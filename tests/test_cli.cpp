@@ -53,6 +53,11 @@ class TestCli : public QObject {
         {{"train", "--preset", "huge"}, "unknown preset 'huge'"},
         {{"train", "--stage", "dpo", "--from", "7"}, "has no runs.sqlite"},
         {{"metrics", "3"}, "has no runs.sqlite"},
+        {{"experiment", "--sweep", "vision_lr"}, "bad --sweep 'vision_lr'"},
+        {{"experiment", "--sweep", "warp=1,2"}, "unknown key 'warp'"},
+        {{"experiment", "--sweep", "lr=2,3"}, "--sweep lr=2: lr must be in (0, 1)"},
+        {{"experiment", "--seeds", "0"}, "--seeds must be 1..50"},
+        {{"experiment", "--transplant-projector", "two"}, "--transplant-projector must be new or one_plus_one"},
     };
     for (const auto& c : cases) {
       auto r = pivotCmd(QStringList{"--workspace", ws} + c.args);
@@ -68,7 +73,8 @@ class TestCli : public QObject {
     const QStringList small = {"--set", "steps=4", "--set", "batch_size=8", "--set", "eval_samples=12"};
     auto r = pivotCmd(QStringList{"--workspace", ws, "train", "--stage", "align", "--name", "first"} + small);
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
-    QVERIFY(r.out.contains("align run 1: finished"));
+    QVERIFY2(r.out.contains("pretrain run 1: finished"), qPrintable(r.out));  // stage 0 runs first
+    QVERIFY(r.out.contains("align run 2: finished"));
     QVERIFY(r.out.contains("vqa/accuracy"));
 
     r = pivotCmd({"--workspace", ws, "runs"});

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "training/encoder_pretrain.h"
 #include "training/losses.h"
 #include "training/schedule.h"
 
@@ -61,6 +62,22 @@ class TestLosses : public QObject {
     dpoLoss(pc, pr, torch::tensor({-2.0}), torch::tensor({-2.0}), 0.1, "sigmoid").loss.backward();
     QVERIFY(near(pc.grad().item<double>(), -0.05));  // -beta * sigmoid(0) = -0.05
     QVERIFY(near(pr.grad().item<double>(), 0.05));
+  }
+
+  // SigLIP: logits = exp(t) img.txt + b with t = log 10, b = -10 at initialisation.
+  void siglipLossMatchesHandComputedValues() {
+    const auto eye = torch::eye(2);
+    const auto scale = torch::full({1}, std::log(10.0)), bias = torch::full({1}, -10.0);
+    // Orthonormal pairs: matches score 10 - 10 = 0, non-matches 0 - 10 = -10.
+    const double distinct = siglipLoss(eye, eye, scale, bias, eye.to(torch::kBool)).item<double>();
+    QVERIFY(near(distinct, -(2 * logSigmoid(0) + 2 * logSigmoid(10)) / 2, 1e-5));
+    // Identical captions count as matches: the off-diagonal -10 logits are now positives.
+    const double same = siglipLoss(eye, eye, scale, bias, torch::ones({2, 2}, torch::kBool)).item<double>();
+    QVERIFY(near(same, -(2 * logSigmoid(0) + 2 * logSigmoid(-10)) / 2, 1e-4));
+    // A learned scale and bias enter through exp(t) and b: t = 0, b = 0, img = txt = (1, 0), (0.6, 0.8).
+    const auto v = torch::tensor({{1.0f, 0.0f}, {0.6f, 0.8f}});
+    const double plain = siglipLoss(v, v, torch::zeros({1}), torch::zeros({1}), torch::eye(2).to(torch::kBool)).item<double>();
+    QVERIFY(near(plain, -(logSigmoid(1) + logSigmoid(1) + 2 * logSigmoid(-0.6)) / 2, 1e-5));
   }
 
   void cosineScheduleWithWarmup() {

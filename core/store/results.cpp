@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <iomanip>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -142,6 +143,91 @@ std::vector<std::pair<int, double>> cellValues(const std::vector<ResultRow>& row
       out.emplace_back(r.seed, r.value);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+std::string probeFamily(const std::string& probe) { return probe.rfind("linear/", 0) == 0 ? "linear" : probe; }
+
+std::string encoderTitle(const std::string& e) {
+  if (e == "original") return "original (stage 0)";
+  if (e == "stage1") return "stage 1";
+  if (e == "sft") return "SFT";
+  if (e == "dpo") return "DPO";
+  if (e == "dpo+sft") return "DPO+SFT";
+  return e;
+}
+
+namespace {
+
+const std::vector<std::string> kEncoderOrder = {"original", "stage1", "sft", "dpo", "dpo+sft"};
+
+std::string familyTitle(const std::string& family) {
+  if (family == "vqa") return "VQA of the MLLM itself (held-out ShapesWorld questions)";
+  if (family == "swap_vqa") return "Swap test: the encoder under the stage-1 projector and LM";
+  if (family == "transplant_vqa") return "PIVOT transplant: a fresh MLLM around the frozen encoder";
+  if (family == "localisation") return "Localisation of gradient maps (SFT loss) on the asked-about object";
+  if (family == "segmentation") return "Segmentation probe (2-layer MLP per patch; mean over probe seeds)";
+  if (family == "linear") return "Linear probes (top-1 on test, C chosen on validation)";
+  return family;
+}
+
+std::string fixed(double v, int precision) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(precision) << v;
+  return s.str();
+}
+
+std::vector<double> valuesOnly(const std::vector<std::pair<int, double>>& cell) {
+  std::vector<double> v;
+  for (const auto& p : cell) v.push_back(p.second);
+  return v;
+}
+
+}  // namespace
+
+std::string formatSummary(const Summary& s, int precision) {
+  if (s.n == 0) return "";
+  return s.n > 1 ? fixed(s.mean, precision) + " ± " + fixed(s.std, precision) : fixed(s.mean, precision);
+}
+
+std::string formatDifference(const Difference& d, int precision) {
+  if (d.n == 0) return "";
+  std::string out = (d.mean >= 0 ? "+" : "") + fixed(d.mean, precision);
+  return out + (d.defined ? " [" + fixed(d.low, precision) + ", " + fixed(d.high, precision) + "]" : " (one seed: no interval)");
+}
+
+std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows, const std::string& sweep) {
+  std::vector<SummaryTable> tables;
+  for (const auto& [probe, metric] : distinctProbeMetrics(rows)) {
+    if (metric == "macro_recall_probe_std") continue;  // in results.csv; the table shows the seed spread
+    const std::string family = probeFamily(probe);
+    if (tables.empty() || tables.back().family != family) {
+      SummaryTable t;
+      t.family = family;
+      t.title = familyTitle(family);
+      std::set<std::string> present;
+      for (const auto& r : rows)
+        if (probeFamily(r.probe) == family) present.insert(r.encoder);
+      for (const auto& e : kEncoderOrder)
+        if (present.count(e)) t.encoders.push_back(e);
+      for (const auto& e : present)
+        if (std::find(kEncoderOrder.begin(), kEncoderOrder.end(), e) == kEncoderOrder.end()) t.encoders.push_back(e);
+      tables.push_back(t);
+    }
+    auto& t = tables.back();
+    SummaryTable::Line line;
+    line.probe = probe;
+    line.metric = metric;
+    for (const auto& e : t.encoders) line.cells.push_back(summarise(valuesOnly(cellValues(rows, sweep, e, probe, metric))));
+    // DPO - SFT over the seeds both arms have.
+    const auto sft = cellValues(rows, sweep, "sft", probe, metric), dpo = cellValues(rows, sweep, "dpo", probe, metric);
+    std::vector<double> a, b;
+    for (const auto& [seed, v] : dpo)
+      for (const auto& [seed2, w] : sft)
+        if (seed == seed2) a.push_back(v), b.push_back(w);
+    line.dpoMinusSft = pairedDifference(a, b);
+    t.lines.push_back(line);
+  }
+  return tables;
 }
 
 std::vector<std::string> distinctSweeps(const std::vector<ResultRow>& rows) {

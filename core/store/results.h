@@ -54,6 +54,25 @@ std::vector<std::pair<int, double>> cellValues(const std::vector<ResultRow>& row
                                                const std::string& encoder, const std::string& probe,
                                                const std::string& metric);
 
+// One table of report.md and of the window's Encoders view: a probe family's (probe, metric) lines,
+// encoders as columns ("mean ± std" over seeds), and DPO - SFT paired over seeds with its interval.
+struct SummaryTable {
+  std::string family;                 // linear | segmentation | vqa | swap_vqa | transplant_vqa | localisation
+  std::string title;                  // a readable caption of the family
+  std::vector<std::string> encoders;  // in the canonical order original, stage1, sft, dpo, dpo+sft
+  struct Line {
+    std::string probe, metric;
+    std::vector<Summary> cells;       // per encoder; n = 0 where the encoder has no value
+    Difference dpoMinusSft;           // n = 0 where either arm is missing
+  };
+  std::vector<Line> lines;
+};
+std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows, const std::string& sweep);
+std::string probeFamily(const std::string& probe);  // "linear/shape" -> "linear"
+std::string encoderTitle(const std::string& encoder);  // "dpo" -> "DPO", "original" -> "original (stage 0)"
+std::string formatSummary(const Summary& s, int precision = 3);     // "0.812 ± 0.012", "" for n = 0
+std::string formatDifference(const Difference& d, int precision = 3);  // "+0.050 [-0.585, 0.685]"
+
 // Distinct values in first-seen order.
 std::vector<std::string> distinctSweeps(const std::vector<ResultRow>& rows);
 std::vector<std::string> distinctEncoders(const std::vector<ResultRow>& rows);

@@ -1,0 +1,194 @@
+// The study layer: the results table (CSV round trip, errors naming file and line), the statistics
+// of report.md against hand-computed values, and the tiny experiment end to end: every stage runs,
+// the report is complete, and an interrupted experiment resumes without training finished stages.
+#include <QtTest/QtTest>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "store/results.h"
+#include "store/run_store.h"
+#include "study/experiment.h"
+#include "study/report.h"
+#include "training/trainer.h"
+
+using namespace pivot;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Counts stages; throws from the step sink once `failAtStage` starts training, as a crash would.
+class Recorder final : public ExperimentProgress {
+ public:
+  int failAtStage = -1;
+  int trainedStages = 0, reusedStages = 0;
+  void onStage(int index, int, const std::string&, bool reused) override {
+    reused ? ++reusedStages : ++trainedStages;
+    m_current = index;
+  }
+  void onMessage(const std::string&) override {}
+  MetricSink* stepSink(const std::string&) override {
+    m_crash.armed = m_current == failAtStage;
+    return &m_crash;
+  }
+
+ private:
+  struct CrashSink final : MetricSink {
+    bool armed = false;
+    void onStep(int64_t step, int64_t, const Scalars&) override {
+      if (armed && step == 3) throw std::runtime_error("simulated crash");
+    }
+  } m_crash;
+  int m_current = 0;
+};
+
+}  // namespace
+
+class TestExperiment : public QObject {
+  Q_OBJECT
+  QTemporaryDir m_dir;
+
+ private Q_SLOTS:
+  void resultsCsvRoundTrip() {
+    std::vector<ResultRow> rows = {{"vision_lr=1e-4", 2, "dpo", "linear/shape", "test_accuracy", 0.123456789012345678},
+                                   {"", 0, "original", "segmentation", "miou", -1.5e-7},
+                                   {"a=\"q\",b", 1, "sft", "vqa", "accuracy/colour", 1.0}};
+    const std::string path = m_dir.filePath("results.csv").toStdString();
+    writeResultsCsv(path, rows);
+    const auto back = readResultsCsv(path);
+    QCOMPARE(back.size(), rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      QCOMPARE(back[i].sweep, rows[i].sweep);
+      QCOMPARE(back[i].seed, rows[i].seed);
+      QCOMPARE(back[i].encoder, rows[i].encoder);
+      QCOMPARE(back[i].probe, rows[i].probe);
+      QCOMPARE(back[i].metric, rows[i].metric);
+      QCOMPARE(back[i].value, rows[i].value);  // 17 significant digits: exact
+    }
+  }
+
+  void malformedResultsNameFileAndLine() {
+    const std::string path = m_dir.filePath("bad.csv").toStdString();
+    std::ofstream(path) << kResultsHeader << "\n,1,sft,vqa,accuracy,0.5\n,x,sft,vqa,accuracy,0.5\n";
+    try {
+      readResultsCsv(path);
+      QFAIL("no error");
+    } catch (const std::runtime_error& e) {
+      QCOMPARE(QString(e.what()), QString::fromStdString(path + ":3: seed 'x' is not an integer"));
+    }
+    std::ofstream(path) << kResultsHeader << "\n,1,sft,vqa,0.5\n";
+    try {
+      readResultsCsv(path);
+      QFAIL("no error");
+    } catch (const std::runtime_error& e) {
+      QCOMPARE(QString(e.what()), QString::fromStdString(path + ":2: expected 6 fields, found 5"));
+    }
+  }
+
+  void statisticsMatchHandComputedValues() {
+    const auto s = summarise({1.0, 2.0, 4.0});  // mean 7/3, var ((4/3)^2 + (1/3)^2 + (5/3)^2) / 2 = 7/3
+    QVERIFY(std::abs(s.mean - 7.0 / 3) < 1e-12);
+    QVERIFY(std::abs(s.std - std::sqrt(7.0 / 3)) < 1e-12);
+    QCOMPARE(summarise({5.0}).std, 0.0);
+    // Differences 1, 2, 3: mean 2, sd 1, half-width t(2) / sqrt(3) = 4.303 / 1.732 = 2.4843.
+    const auto d = pairedDifference({1, 2, 3}, {0, 0, 0});
+    QVERIFY(d.defined);
+    QVERIFY(std::abs(d.mean - 2) < 1e-12);
+    QVERIFY(std::abs(d.high - d.mean - 4.303 / std::sqrt(3.0)) < 1e-9);
+    QVERIFY(std::abs(d.mean - d.low - 4.303 / std::sqrt(3.0)) < 1e-9);
+    QVERIFY(!pairedDifference({1}, {0}).defined);
+    QCOMPARE(studentT975(1), 12.706);
+    QVERIFY(std::abs(studentT975(200) - 1.972) < 0.002);
+  }
+
+  void reportTableShowsMeanStdAndDifference() {
+    std::vector<ResultRow> rows = {{"", 0, "original", "linear/shape", "test_accuracy", 0.5},
+                                   {"", 1, "sft", "linear/shape", "test_accuracy", 0.6},
+                                   {"", 2, "sft", "linear/shape", "test_accuracy", 0.8},
+                                   {"", 1, "dpo", "linear/shape", "test_accuracy", 0.7},
+                                   {"", 2, "dpo", "linear/shape", "test_accuracy", 0.8}};
+    const QString md = QString::fromStdString(reportMarkdown(rows, "t"));
+    // SFT 0.7 +- 0.141; DPO 0.75 +- 0.071; DPO - SFT: 0.1, 0.0 -> mean 0.05, sd 0.0707,
+    // half-width 12.706 * 0.0707 / sqrt(2) = 0.635.
+    QVERIFY2(md.contains("| linear/shape | test_accuracy | 0.500 | 0.700 ± 0.141 | 0.750 ± 0.071 | +0.050 [-0.585, 0.685] |"),
+             qPrintable(md));
+  }
+
+  void tinyExperimentEndToEndAndResume() {
+    ExperimentSpec spec;
+    spec.preset = "tiny";
+    spec.seeds = 2;
+    spec.segmentationSeeds = 2;
+    spec.workspace = m_dir.filePath("ws").toStdString();
+
+    // An experiment that crashes inside its fifth stage (DPO, seed 1).
+    Recorder crashing;
+    crashing.failAtStage = 5;
+    QVERIFY_THROWS_EXCEPTION(std::runtime_error, runExperiment(spec, crashing));
+    QCOMPARE(crashing.trainedStages, 5);
+
+    // Run again: the four finished stages are reused, the crashed one is resumed, the rest run.
+    Recorder again;
+    const auto outcome = runExperiment(spec, again);
+    QCOMPARE(again.reusedStages, 4);
+    QCOMPARE(outcome.stagesReused, 4);
+    const int total = 3 + 2 * 2 + 2 * 2 + 2 * 2 * 2;  // stage 0/1a/1b, SFT+DPO x 2 seeds, transplants
+    QCOMPARE(again.trainedStages + again.reusedStages, total);
+
+    RunStore store(storePath(spec.workspace));
+    std::map<std::string, int> byStage;
+    for (const auto& r : store.runs()) {
+      if (r.stage == "experiment") {
+        QCOMPARE(r.status, std::string("finished"));
+        continue;
+      }
+      QCOMPARE(r.status, std::string("finished"));
+      QVERIFY2(r.tags.find("exp-") != std::string::npos, r.name.c_str());
+      ++byStage[r.stage];
+    }
+    QCOMPARE(byStage["pretrain"], 1);
+    QCOMPARE(byStage["align"], 1 + 2 * 3);     // stage 1a + a transplant per seed and encoder
+    QCOMPARE(byStage["instruct"], 1 + 2 * 3);
+    QCOMPARE(byStage["sft"], 2);
+    QCOMPARE(byStage["dpo"], 2);               // the crashed DPO run was resumed, not duplicated
+
+    // The report folder.
+    for (const char* f : {"results.csv", "report.md", "spec.json", "figures/probe_accuracy.png", "figures/probe_accuracy.pdf",
+                          "figures/segmentation.png", "figures/vqa_by_category.pdf", "figures/transplant_vqa.png",
+                          "figures/gradmap_triptychs.png", "figures/stage2_curves.pdf"})
+      QVERIFY2(fs::file_size(fs::path(outcome.reportDir) / f) > 500, f);
+    const auto rows = readResultsCsv((fs::path(outcome.reportDir) / "results.csv").string());
+    std::set<std::tuple<int, std::string, std::string>> cells;  // (seed, encoder, probe)
+    for (const auto& r : rows) {
+      QVERIFY2(std::isfinite(r.value), (r.encoder + " " + r.probe + " " + r.metric).c_str());
+      cells.insert({r.seed, r.encoder, r.probe});
+    }
+    for (const char* probe : {"linear/shape", "linear/colour", "linear/conjunction", "linear/count", "segmentation"}) {
+      QVERIFY(cells.count({0, "original", probe}));
+      QVERIFY(cells.count({0, "stage1", probe}));
+      for (int seed : {1, 2})
+        for (const char* enc : {"sft", "dpo"}) QVERIFY2(cells.count({seed, enc, probe}), probe);
+    }
+    for (int seed : {1, 2}) {
+      for (const char* enc : {"sft", "dpo"})
+        for (const char* probe : {"vqa", "swap_vqa", "localisation", "transplant_vqa"}) QVERIFY(cells.count({seed, enc, probe}));
+      QVERIFY(cells.count({seed, "original", "transplant_vqa"}));
+    }
+    std::ifstream md(fs::path(outcome.reportDir) / "report.md");
+    const std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+    QVERIFY(text.find("accuracy/shape") != std::string::npos);  // stage 1 per category
+    QVERIFY(text.find("DPO − SFT") != std::string::npos);
+
+    // A third run trains nothing.
+    Recorder third;
+    runExperiment(spec, third);
+    QCOMPARE(third.trainedStages, 0);
+  }
+};
+
+QTEST_MAIN(TestExperiment)
+#include "test_experiment.moc"
