@@ -179,13 +179,14 @@ ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
     throw std::runtime_error("--transplant-projector must be new or one_plus_one, got '" + s.transplantProjector + "'");
   if (s.mixedSftWeight < 0) throw std::runtime_error("--mixed-sft-weight must be >= 0");
   if (s.segmentationSeeds < 1) throw std::runtime_error("--seg-seeds must be at least 1");
-  const bool mini = makeConfig(s.preset, Stage::Align, {}).preset == "mini" ||
-                    makeConfig(s.preset, Stage::Align, {}).model.vision.image_size >= 48;
+  const TrainConfig align = makeConfig(s.preset, Stage::Align, s.sets);
+  const TrainConfig instruct = makeConfig(s.preset, Stage::Instruct, s.sets);
+  const bool mini = align.model.vision.image_size >= 48;  // larger encoders: larger probe sets
   auto orDefault = [](int& v, int def) { if (v <= 0) v = def; };
-  // Transplant stages are shorter than stage 1: the study asks which encoder gives the better MLLM
-  // for the same (small) budget, and they run once per seed and encoder.
-  orDefault(s.transplantAlignSteps, mini ? 200 : 100);
-  orDefault(s.transplantInstructSteps, mini ? 1200 : 200);
+  // A transplant gets stage 1a's steps and half of stage 1b's: the study asks which encoder gives
+  // the better MLLM for the same (smaller) budget, and transplants run once per seed and encoder.
+  orDefault(s.transplantAlignSteps, align.steps);
+  orDefault(s.transplantInstructSteps, std::max(1, instruct.steps / 2));
   orDefault(s.probeTrain, mini ? 1024 : 512);
   orDefault(s.probeVal, mini ? 512 : 256);
   orDefault(s.probeTest, mini ? 1024 : 512);

@@ -56,7 +56,7 @@ BarChart barsOf(const std::vector<ResultRow>& rows, const std::string& sweep, co
   BarChart c;
   c.title = title;
   c.yLabel = yLabel;
-  for (const auto& e : encoders) c.series.push_back(encoderTitle(e));
+  for (const auto& e : encoders) c.series.push_back(encoderTitle(e)), c.colours.push_back(encoderColour(e));
   for (const auto& [probe, metric] : groups) {
     BarGroup g;
     g.label = probe.rfind("linear/", 0) == 0 ? probe.substr(7) : metric.rfind("accuracy/", 0) == 0 ? metric.substr(9) : metric;
@@ -122,6 +122,7 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
       if (it == runs.stageTwo.end()) continue;
       LineSeries s;
       s.label = encoderTitle(arm);
+      s.colour = encoderColour(arm);
       for (const auto& p : store.metrics(it->second, key)) s.x.push_back(static_cast<double>(p.step)), s.y.push_back(p.value);
       if (!s.x.empty()) chart.series.push_back(s);
     }

@@ -9,11 +9,14 @@
 #include <QMessageBox>
 #include <QLineEdit>
 #include <QPushButton>
+#include <QSpinBox>
 #include <QTableWidget>
 #include <QTemporaryDir>
+#include <QTreeWidget>
 
 #include "curve_panel.h"
 #include "main_window.h"
+#include "store/results.h"
 #include "store/run_store.h"
 #include "training/trainer.h"
 
@@ -72,8 +75,8 @@ class TestWorkbench : public QObject {
                                  w.curves()->runs().begin()->second.series.at("loss").steps.size() > 5, 60000);
     QTRY_VERIFY_WITH_TIMEOUT(w.curves()->panels().front()->drawnPointCount() > 0, 10000);
 
-    // Wait for the instruct stage, then pause: no new steps arrive while paused.
-    QTRY_VERIFY_WITH_TIMEOUT(w.curves()->runs().size() == 2, 120000);
+    // Wait for the instruct stage (after stage 0 and align), then pause: no new steps arrive while paused.
+    QTRY_VERIFY_WITH_TIMEOUT(w.curves()->runs().size() == 3, 120000);
     const int64_t instructRun = w.curves()->runs().rbegin()->first;
     QTRY_VERIFY_WITH_TIMEOUT(w.curves()->lastStep(instructRun) > 3, 60000);
     QTest::mouseClick(panel->pauseButton(), Qt::LeftButton);
@@ -94,14 +97,20 @@ class TestWorkbench : public QObject {
     RunStore store(storePath(ws.toStdString()));
     QCOMPARE(store.run(instructRun)->status, std::string("stopped"));
     QVERIFY(!store.checkpoints(instructRun).empty());  // resumable
-    // The runs browser lists both runs; the curves keep both after the job ended.
+    // The runs browser lists the three runs; the curves keep them after the job ended.
     w.pollNow();
-    QTRY_COMPARE_WITH_TIMEOUT(w.runsBrowser()->rowCount(), 2, 5000);
+    QTRY_COMPARE_WITH_TIMEOUT(w.runsBrowser()->rowCount(), 3, 5000);
     QTest::qWait(300);
-    QCOMPARE(w.curves()->runs().size(), size_t(2));
+    QCOMPARE(w.curves()->runs().size(), size_t(3));
     QVERIFY(w.curves()->visiblePanelCount() >= 3);
-    // Selecting both runs compares their hyper-parameters, differences first-class.
-    w.runsBrowser()->selectRuns({1, 2});
+    // The tree shows the chain: stage 0 -> align -> instruct.
+    auto* tree = w.runsBrowser()->tree();
+    QCOMPARE(tree->topLevelItemCount(), 1);
+    QCOMPARE(tree->topLevelItem(0)->text(2), QString("pretrain"));
+    QCOMPARE(tree->topLevelItem(0)->child(0)->text(2), QString("align"));
+    QCOMPARE(tree->topLevelItem(0)->child(0)->child(0)->text(2), QString("instruct"));
+    // Selecting align and instruct compares their hyper-parameters, differences first-class.
+    w.runsBrowser()->selectRuns({2, 3});
     auto* params = w.runsBrowser()->parameterTable();
     QCOMPARE(params->columnCount(), 3);
     QStringList differing;
@@ -116,7 +125,7 @@ class TestWorkbench : public QObject {
     w.showInspect();
     auto* inspect = w.inspectView();
     inspect->setSample(1, 0);
-    inspect->setCheckedRuns({1, 2});
+    inspect->setCheckedRuns({2, 3});
     QCOMPARE(inspect->panelCount(), 2);
     QTRY_COMPARE_WITH_TIMEOUT(inspect->cache().size(), 2, 30000);
     for (const auto& o : inspect->cache()) {
@@ -134,13 +143,119 @@ class TestWorkbench : public QObject {
     }
   }
 
+  // The Encoders view on a hand-made results table: tables, bars with error bars, exports; a bad
+  // file is named with its line and loses nothing.
+  void encodersViewShowsTablesChartsAndExports() {
+    const QString dir = m_dir.filePath("report");
+    QDir().mkpath(dir);
+    std::vector<ResultRow> rows;
+    for (const char* probe : {"linear/shape", "linear/colour"}) {
+      rows.push_back({"", 0, "original", probe, "test_accuracy", 0.5});
+      rows.push_back({"", 0, "stage1", probe, "test_accuracy", 0.55});
+      for (int seed : {1, 2, 3}) {
+        rows.push_back({"", seed, "sft", probe, "test_accuracy", 0.6 + 0.01 * seed});
+        rows.push_back({"", seed, "dpo", probe, "test_accuracy", 0.7 + 0.01 * seed});
+      }
+    }
+    for (int seed : {1, 2, 3}) {
+      rows.push_back({"", seed, "sft", "vqa", "accuracy/shape", 0.4});
+      rows.push_back({"", seed, "dpo", "vqa", "accuracy/shape", 0.3 + 0.01 * seed});
+    }
+    writeResultsCsv((dir + "/results.csv").toStdString(), rows);
+    EncodersView view;
+    view.resize(1200, 500);
+    view.show();
+    QVERIFY(view.loadReport(dir));
+    QCOMPARE(view.familyBox()->count(), 2);  // linear probes, VQA
+    QCOMPARE(view.table()->rowCount(), 2);
+    QCOMPARE(view.table()->columnCount(), 2 + 4 + 1);
+    QCOMPARE(view.table()->item(0, 4)->text(), QString("0.620 ± 0.010"));  // SFT, shape
+    // DPO - SFT = 0.1 on every seed: a zero-width interval that excludes 0, shown in bold.
+    QCOMPARE(view.table()->item(0, 6)->text(), QString("+0.100 [0.100, 0.100]"));
+    QVERIFY(view.table()->item(0, 6)->font().bold());
+    QCOMPARE(view.barSeriesCount(), 4);
+    QCOMPARE(view.errorBarSeriesCount(), 4);
+    view.familyBox()->setCurrentIndex(1);
+    QCOMPARE(view.barSeriesCount(), 2);  // VQA: only SFT and DPO have values
+    for (const QString ext : {"png", "pdf", "svg", "csv"}) {
+      const QString file = m_dir.filePath("encoders." + ext);
+      QVERIFY(ext == "csv" ? view.exportCsv(file) : view.exportChart(file));
+      QVERIFY2(QFileInfo(file).size() > 100, qPrintable(file));
+    }
+    QFile csv(m_dir.filePath("encoders.csv"));
+    QVERIFY(csv.open(QIODevice::ReadOnly));
+    QVERIFY(csv.readLine().startsWith("probe,metric,sft_mean,sft_std,sft_n,dpo_mean"));
+    if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR")) {
+      view.familyBox()->setCurrentIndex(0);
+      view.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/encoders-fixture.png");
+    }
+    QFile bad(dir + "/results.csv");
+    QVERIFY(bad.open(QIODevice::Append));
+    bad.write(",1,sft,vqa,accuracy,lots\n");
+    bad.close();
+    QVERIFY(!view.loadReport(dir));
+    QVERIFY2(view.message().contains("results.csv:" + QString::number(rows.size() + 2) + ": value 'lots' is not a number"),
+             qPrintable(view.message()));
+  }
+
+  // The whole study from the launch panel: the window runs `pivot experiment`, the runs browser
+  // shows its chain as a tree, and the Encoders view shows its report.
+  void experimentFromTheLaunchPanel() {
+    const QString ws = m_dir.filePath("experiment");
+    QDir().mkpath(ws + "/presets");
+    QFile preset(ws + "/presets/quick.json");
+    QVERIFY(preset.open(QIODevice::WriteOnly));
+    preset.write(R"({"preset": "tiny", "steps": 6, "batch_size": 8, "eval_samples": 16})");
+    preset.close();
+    MainWindow w(ws);
+    w.resize(1400, 900);
+    w.show();
+    auto* panel = w.launchPanel();
+    panel->selectPreset(QFileInfo(preset).absoluteFilePath(), "dpo");
+    panel->seedsBox()->setValue(1);
+    QTest::keyClicks(panel->sweepEdit(), "vision_lr");  // incomplete: refused, and says why
+    QVERIFY(!panel->experimentButton()->isEnabled());
+    QVERIFY2(panel->experimentMessage().contains("sweep: expected key=v1,v2"), qPrintable(panel->experimentMessage()));
+    panel->sweepEdit()->clear();
+    QTest::keyClicks(panel->sweepEdit(), " ");
+    QVERIFY(panel->experimentButton()->isEnabled());
+    QSignalSpy ended(&w, &MainWindow::experimentEnded);
+    QTest::mouseClick(panel->experimentButton(), Qt::LeftButton);
+    QVERIFY(w.isExperimentRunning());
+    QVERIFY(!panel->experimentButton()->isEnabled());
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, 400000);
+    QVERIFY2(ended.front().at(0).toBool(), qPrintable(ended.front().at(1).toString()));
+    w.pollNow();
+    QTRY_COMPARE_WITH_TIMEOUT(w.encodersView()->experimentBox()->count(), 1, 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(w.encodersView()->table()->rowCount() >= 4, 10000);
+    QVERIFY(w.encodersView()->barSeriesCount() >= 4);  // original, stage 1, SFT, DPO
+    // Tree: the experiment, then stage 0 -> align -> instruct -> SFT / DPO -> their transplants.
+    auto* tree = w.runsBrowser()->tree();
+    QTreeWidgetItem* experiment = nullptr;
+    for (int i = 0; i < tree->topLevelItemCount(); ++i)
+      if (tree->topLevelItem(i)->text(2) == "experiment") experiment = tree->topLevelItem(i);
+    QVERIFY(experiment);
+    QCOMPARE(experiment->childCount(), 1);
+    auto* stage0 = experiment->child(0);
+    QCOMPARE(stage0->text(2), QString("pretrain"));
+    auto* instruct = stage0->child(0)->child(0);
+    QCOMPARE(instruct->text(2), QString("instruct"));
+    QStringList stageTwo;
+    for (int i = 0; i < instruct->childCount(); ++i) stageTwo << instruct->child(i)->text(2);
+    QVERIFY2(stageTwo.contains("sft") && stageTwo.contains("dpo"), qPrintable(stageTwo.join(',')));
+    if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR")) {
+      QTest::qWait(300);
+      w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-encoders.png");
+    }
+  }
+
   void closingDuringARunAsksThenStopsCleanly() {
     const QString ws = m_dir.filePath("close");
     MainWindow w(ws);
     w.show();
     LaunchRequest request;
     request.preset = "tiny";
-    request.stage = "align";
+    request.stage = "pretrain";
     request.overrides = {"steps=100000"};
     w.startRun(request);
     QTRY_VERIFY_WITH_TIMEOUT(!w.curves()->runs().empty() && w.curves()->lastStep(w.curves()->runs().begin()->first) > 2, 30000);

@@ -69,13 +69,17 @@ Frame drawAxes(cv::Mat& m, const std::string& title, const std::string& yLabel, 
   return f;
 }
 
-void drawLegend(cv::Mat& m, const std::vector<std::string>& labels, int top) {
+std::array<uint8_t, 3> colourOf(const std::vector<std::array<uint8_t, 3>>& colours, size_t i) {
+  return i < colours.size() ? colours[i] : seriesColour(i);
+}
+
+void drawLegend(cv::Mat& m, const std::vector<std::string>& labels, const std::vector<std::array<uint8_t, 3>>& colours, int top) {
   int x = 80 * kScale;
   for (size_t i = 0; i < labels.size(); ++i) {
     int base = 0;
     const int w = cv::getTextSize(labels[i], cv::FONT_HERSHEY_SIMPLEX, 0.45 * kScale, kScale, &base).width;
     if (x + w + 40 * kScale > m.cols) break;
-    cv::rectangle(m, cv::Rect(x, top - 10 * kScale, 14 * kScale, 12 * kScale), bgr(seriesColour(i)), cv::FILLED);
+    cv::rectangle(m, cv::Rect(x, top - 10 * kScale, 14 * kScale, 12 * kScale), bgr(colourOf(colours, i)), cv::FILLED);
     text(m, labels[i], {x + 20 * kScale, top}, 0.45);
     x += w + 44 * kScale;
   }
@@ -92,7 +96,7 @@ std::array<uint8_t, 3> seriesColour(size_t index) {
 RgbImage renderBarChart(const BarChart& c, int width, int height) {
   cv::Mat m(height * kScale, width * kScale, CV_8UC3, kWhite);
   const Frame f = drawAxes(m, c.title, c.yLabel, c.yMin, c.yMax, 1);
-  drawLegend(m, c.series, 52 * kScale);
+  drawLegend(m, c.series, c.colours, 52 * kScale);
   const int G = static_cast<int>(c.groups.size()), K = static_cast<int>(c.series.size());
   if (G == 0 || K == 0) return finish(m, width, height);
   const double groupW = static_cast<double>(f.plot.width) / G;
@@ -105,7 +109,7 @@ RgbImage renderBarChart(const BarChart& c, int width, int height) {
       if (!std::isfinite(v)) continue;
       const int x0 = static_cast<int>(left + k * barW), x1 = static_cast<int>(left + (k + 1) * barW) - kScale;
       const int y = f.toY(std::clamp(v, c.yMin, c.yMax)), base = f.toY(std::max(c.yMin, 0.0));
-      cv::rectangle(m, cv::Point(x0, std::min(y, base)), cv::Point(x1, std::max(y, base)), bgr(seriesColour(static_cast<size_t>(k))), cv::FILLED);
+      cv::rectangle(m, cv::Point(x0, std::min(y, base)), cv::Point(x1, std::max(y, base)), bgr(colourOf(c.colours, static_cast<size_t>(k))), cv::FILLED);
       const double e = k < static_cast<int>(group.errors.size()) ? group.errors[static_cast<size_t>(k)] : 0;
       if (e > 0 && std::isfinite(e)) {
         const int xc = (x0 + x1) / 2, ya = f.toY(std::clamp(v + e, c.yMin, c.yMax)), yb = f.toY(std::clamp(v - e, c.yMin, c.yMax));
@@ -138,8 +142,13 @@ RgbImage renderLineChart(const LineChart& c, int width, int height) {
   cv::Mat m(height * kScale, width * kScale, CV_8UC3, kWhite);
   const Frame f = drawAxes(m, c.title, c.yLabel, y0, y1, 1);
   std::vector<std::string> labels;
-  for (const auto& s : c.series) labels.push_back(s.label);
-  drawLegend(m, labels, 52 * kScale);
+  std::vector<std::array<uint8_t, 3>> colours;
+  for (size_t k = 0; k < c.series.size(); ++k) {
+    labels.push_back(c.series[k].label);
+    const auto& own = c.series[k].colour;
+    colours.push_back(own == std::array<uint8_t, 3>{0, 0, 0} ? seriesColour(k) : own);
+  }
+  drawLegend(m, labels, colours, 52 * kScale);
   auto toX = [&](double x) { return f.plot.x + static_cast<int>(std::lround((x - x0) / (x1 - x0) * f.plot.width)); };
   const double step = tickStep(x1 - x0, 5);
   for (double v = std::ceil(x0 / step) * step; v <= x1 + 1e-9; v += step)
@@ -149,7 +158,7 @@ RgbImage renderLineChart(const LineChart& c, int width, int height) {
     std::vector<cv::Point> pts;
     for (size_t i = 0; i < c.series[k].x.size(); ++i)
       if (std::isfinite(c.series[k].y[i])) pts.push_back({toX(c.series[k].x[i]), f.toY(c.series[k].y[i])});
-    if (pts.size() > 1) cv::polylines(m, pts, false, bgr(seriesColour(k)), 2 * kScale, cv::LINE_AA);
+    if (pts.size() > 1) cv::polylines(m, pts, false, bgr(colours[k]), 2 * kScale, cv::LINE_AA);
   }
   return finish(m, width, height);
 }

@@ -19,6 +19,7 @@ struct BarGroup {
 struct BarChart {
   std::string title, yLabel;
   std::vector<std::string> series;  // legend, e.g. original | SFT | DPO
+  std::vector<std::array<uint8_t, 3>> colours;  // per series; empty: seriesColour(index)
   std::vector<BarGroup> groups;
   double yMin = 0, yMax = 1;
   std::vector<double> referenceLines;  // dashed horizontal lines (e.g. chance)
@@ -26,6 +27,7 @@ struct BarChart {
 
 struct LineSeries {
   std::string label;
+  std::array<uint8_t, 3> colour = {0, 0, 0};  // all black: seriesColour(index)
   std::vector<double> x, y;
 };
 

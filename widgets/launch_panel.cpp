@@ -7,6 +7,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QPushButton>
+#include <QSpinBox>
 #include <QVBoxLayout>
 #include <nlohmann/json.hpp>
 
@@ -83,7 +84,41 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   m_start->setDefault(true);
   for (auto* b : {m_start, m_pause, m_resume, m_stop}) buttons->addWidget(b);
   layout->addLayout(buttons);
+
+  // The whole study: stage 0, 1a, 1b, then SFT vs DPO per seed, transplants, probes, report.
+  auto* experiment = new QGroupBox("Experiment (whole study, this preset)");
+  auto* expForm = new QFormLayout(experiment);
+  m_seeds = new QSpinBox;
+  m_seeds->setObjectName("seedsBox");
+  m_seeds->setRange(1, 20);
+  m_seeds->setValue(3);
+  m_sweep = new QLineEdit;
+  m_sweep->setObjectName("sweepEdit");
+  m_sweep->setPlaceholderText("optional: vision_lr=1e-5,1e-4");
+  m_mixedWeight = new QLineEdit;
+  m_mixedWeight->setObjectName("mixedWeightEdit");
+  m_mixedWeight->setPlaceholderText("optional: SFT weight of a DPO+SFT arm");
+  expForm->addRow("Seeds", m_seeds);
+  expForm->addRow("Sweep", m_sweep);
+  expForm->addRow("DPO+SFT arm", m_mixedWeight);
+  m_experimentMessage = new QLabel;
+  m_experimentMessage->setWordWrap(true);
+  expForm->addRow(m_experimentMessage);
+  auto* expButtons = new QHBoxLayout;
+  m_runExperiment = new QPushButton("Run experiment");
+  m_stopExperiment = new QPushButton("Stop experiment");
+  expButtons->addWidget(m_runExperiment);
+  expButtons->addWidget(m_stopExperiment);
+  expForm->addRow(expButtons);
+  layout->addWidget(experiment);
   layout->addStretch(1);
+  connect(m_sweep, &QLineEdit::textEdited, this, [this] { setExperimentRunning(m_experimentRunning); });
+  connect(m_mixedWeight, &QLineEdit::textEdited, this, [this] { setExperimentRunning(m_experimentRunning); });
+  connect(m_runExperiment, &QPushButton::clicked, this, [this] {
+    if (auto r = experimentRequest()) Q_EMIT experimentRequested(*r);
+  });
+  connect(m_stopExperiment, &QPushButton::clicked, this, &LaunchPanel::stopExperimentRequested);
+  setExperimentRunning(false);
 
   connect(m_preset, QOverload<int>::of(&QComboBox::currentIndexChanged), this, &LaunchPanel::loadPresetValues);
   connect(m_stage, QOverload<int>::of(&QComboBox::currentIndexChanged), this, &LaunchPanel::loadPresetValues);
@@ -184,6 +219,55 @@ void LaunchPanel::validate() {
   setState(m_state);
 }
 
+QStringList ExperimentRequest::arguments() const {
+  QStringList args = {"experiment", "--preset", preset, "--seeds", QString::number(seeds)};
+  if (!sweep.isEmpty()) args << "--sweep" << sweep;
+  if (mixedSftWeight > 0) args << "--mixed-sft-weight" << QString::number(mixedSftWeight, 'g', 17);
+  return args;
+}
+
+std::optional<ExperimentRequest> LaunchPanel::experimentRequest() const {
+  ExperimentRequest r;
+  r.preset = m_preset->currentText();
+  r.seeds = m_seeds->value();
+  r.sweep = m_sweep->text().trimmed();
+  const QString weight = m_mixedWeight->text().trimmed();
+  // The same rules as `pivot experiment`: every swept value must make a valid stage-2 config.
+  try {
+    if (!weight.isEmpty()) {
+      bool ok = false;
+      r.mixedSftWeight = weight.toDouble(&ok);
+      if (!ok || r.mixedSftWeight < 0) throw std::runtime_error("DPO+SFT arm: '" + weight.toStdString() + "' is not a weight >= 0");
+    }
+    if (!r.sweep.isEmpty()) {
+      const int eq = r.sweep.indexOf('=');
+      const QStringList values = r.sweep.mid(eq + 1).split(',', Qt::SkipEmptyParts);
+      if (eq <= 0 || values.isEmpty()) throw std::runtime_error("sweep: expected key=v1,v2,...");
+      for (const auto& v : values) {
+        TrainConfig cfg = presetConfig(r.preset.toStdString(), Stage::Dpo);
+        applyOverride(cfg, (r.sweep.left(eq) + "=" + v).toStdString());
+      }
+    }
+  } catch (const std::exception& e) {
+    m_experimentMessage->setText(QString("<span style='color:#c0392b'>%1</span>").arg(QString::fromUtf8(e.what()).toHtmlEscaped()));
+    return std::nullopt;
+  }
+  return r;
+}
+
+QString LaunchPanel::experimentMessage() const { return m_experimentMessage->text(); }
+
+void LaunchPanel::setExperimentRunning(bool running, const QString& progress) {
+  m_experimentRunning = running;
+  const bool valid = running || experimentRequest().has_value();  // an invalid form shows why
+  if (valid) m_experimentMessage->setText(progress.toHtmlEscaped());
+  m_runExperiment->setEnabled(!running && valid && m_state == State::Idle);
+  m_stopExperiment->setEnabled(running);
+  m_seeds->setEnabled(!running);
+  m_sweep->setEnabled(!running);
+  m_mixedWeight->setEnabled(!running);
+}
+
 void LaunchPanel::setState(State state) {
   m_state = state;
   m_start->setEnabled(state == State::Idle && m_valid);
@@ -192,6 +276,7 @@ void LaunchPanel::setState(State state) {
   m_stop->setEnabled(state != State::Idle);
   m_preset->setEnabled(state == State::Idle);
   m_stage->setEnabled(state == State::Idle);
+  if (m_runExperiment) m_runExperiment->setEnabled(state == State::Idle && !m_experimentRunning);
 }
 
 }  // namespace pivot

@@ -9,6 +9,7 @@
 #include "store/run_store.h"
 
 class QComboBox;
+class QSpinBox;
 class QLabel;
 class QLineEdit;
 class QPushButton;
@@ -20,6 +21,15 @@ struct LaunchRequest {
   QString stage = "dpo";               // align | instruct | sft | dpo
   std::optional<int64_t> parentRunId;  // none: the stages this one needs run first
   QStringList overrides;               // key=value, as `pivot train --set`
+};
+
+// `pivot experiment` from the window: the whole study for the chosen preset.
+struct ExperimentRequest {
+  QString preset = "tiny";
+  int seeds = 3;
+  QString sweep;            // key=v1,v2,... or empty
+  double mixedSftWeight = 0;  // > 0: the third arm
+  QStringList arguments() const;  // the `pivot experiment` arguments
 };
 
 class LaunchPanel : public QWidget {
@@ -45,11 +55,23 @@ class LaunchPanel : public QWidget {
   QPushButton* stopButton() const { return m_stop; }
   void selectPreset(const QString& preset, const QString& stage);
 
+  // The experiment group: seeds, sweep, third arm, Run / Stop.
+  std::optional<ExperimentRequest> experimentRequest() const;  // empty when the sweep is invalid
+  void setExperimentRunning(bool running, const QString& progress = {});
+  QSpinBox* seedsBox() const { return m_seeds; }
+  QLineEdit* sweepEdit() const { return m_sweep; }
+  QLineEdit* mixedWeightEdit() const { return m_mixedWeight; }
+  QPushButton* experimentButton() const { return m_runExperiment; }
+  QPushButton* stopExperimentButton() const { return m_stopExperiment; }
+  QString experimentMessage() const;
+
  Q_SIGNALS:
   void startRequested(const pivot::LaunchRequest& request);
   void pauseRequested();
   void resumeRequested();
   void stopRequested();
+  void experimentRequested(const pivot::ExperimentRequest& request);
+  void stopExperimentRequested();
 
  private:
   void loadPresetValues();
@@ -63,6 +85,12 @@ class LaunchPanel : public QWidget {
   QMap<QString, QLineEdit*> m_fields;  // config key -> editor
   QLabel* m_message = nullptr;
   QPushButton *m_start = nullptr, *m_pause = nullptr, *m_resume = nullptr, *m_stop = nullptr;
+  QSpinBox* m_seeds = nullptr;
+  QLineEdit* m_sweep = nullptr;
+  QLineEdit* m_mixedWeight = nullptr;
+  QLabel* m_experimentMessage = nullptr;
+  QPushButton *m_runExperiment = nullptr, *m_stopExperiment = nullptr;
+  bool m_experimentRunning = false;
   State m_state = State::Idle;
   bool m_valid = true;
 };

@@ -12,10 +12,14 @@
 #include <QSplitter>
 #include <QStandardItemModel>
 #include <QTableView>
+#include <QTabWidget>
 #include <QTableWidget>
+#include <QTreeWidget>
 #include <QVBoxLayout>
 #include <cmath>
+#include <functional>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "run_curves.h"
@@ -91,8 +95,16 @@ RunsBrowser::RunsBrowser(QWidget* parent) : QWidget(parent) {
   m_params->verticalHeader()->hide();
   paramLayout->addWidget(m_params);
 
+  m_tree = new QTreeWidget;
+  m_tree->setObjectName("runsTree");
+  m_tree->setHeaderLabels({"run", "id", "stage", "status", "steps", "last loss"});
+  m_tree->setSelectionMode(QAbstractItemView::ExtendedSelection);
+  m_tree->setAlternatingRowColors(true);
+  auto* views = new QTabWidget;
+  views->addTab(m_view, "Table");
+  views->addTab(m_tree, "Tree");
   auto* split = new QSplitter(Qt::Horizontal);
-  split->addWidget(m_view);
+  split->addWidget(views);
   split->addWidget(paramBox);
   split->setStretchFactor(0, 3);
   split->setStretchFactor(1, 2);
@@ -111,6 +123,102 @@ RunsBrowser::RunsBrowser(QWidget* parent) : QWidget(parent) {
     Q_EMIT renameRequested(id, item->text().trimmed());
   });
   connect(m_view, &QTableView::customContextMenuRequested, this, &RunsBrowser::showContextMenu);
+  connect(m_tree, &QTreeWidget::itemSelectionChanged, this, [this] {
+    if (m_updating) return;
+    QList<int64_t> ids;
+    for (auto* item : m_tree->selectedItems()) {
+      const auto id = item->data(0, Qt::UserRole).toLongLong();
+      if (!ids.contains(id)) ids << id;
+    }
+    selectRuns(ids);  // the table's selection is the one the window follows
+  });
+}
+
+int64_t transplantSource(const std::string& configJson) {
+  try {
+    const auto j = nlohmann::json::parse(configJson);
+    const std::string init = j.value("vision_init", std::string());
+    size_t used = 0;
+    const long long id = init.empty() ? 0 : std::stoll(init, &used);
+    return used == init.size() ? id : 0;
+  } catch (...) {
+    return 0;  // a folder path, or not a run of this workspace
+  }
+}
+
+void RunsBrowser::rebuildTree() {
+  // Keep what the user expanded or collapsed across rebuilds (keyed by the path of run ids).
+  std::map<QString, bool> expanded;
+  std::function<void(QTreeWidgetItem*, const QString&)> remember = [&](QTreeWidgetItem* item, const QString& path) {
+    const QString key = path + "/" + item->text(1);
+    expanded[key] = item->isExpanded();
+    for (int i = 0; i < item->childCount(); ++i) remember(item->child(i), key);
+  };
+  for (int i = 0; i < m_tree->topLevelItemCount(); ++i) remember(m_tree->topLevelItem(i), "");
+  m_tree->clear();
+
+  std::map<int64_t, const RunSummary*> byId;
+  for (const auto& r : m_runs) byId[r.info.id] = &r;
+  // Who hangs under whom: the parent run, or for a transplant's first stage the encoder's run.
+  auto upstream = [&](const RunSummary& r) -> int64_t {
+    if (r.info.parentId) return *r.info.parentId;
+    return transplantSource(r.info.configJson);
+  };
+  auto makeItem = [](const RunSummary& r) {
+    auto* item = new QTreeWidgetItem(QStringList{QString::fromStdString(r.info.name), QString::number(r.info.id),
+                                                 QString::fromStdString(r.info.stage), QString::fromStdString(r.info.status),
+                                                 QString::number(r.lastStep),
+                                                 std::isfinite(r.lastLoss) ? QString::number(r.lastLoss, 'g', 4) : "-"});
+    item->setData(0, Qt::UserRole, QVariant::fromValue<qlonglong>(r.info.id));
+    item->setData(0, Qt::DecorationRole, runColour(r.info.id));
+    if (r.info.status == "failed") item->setForeground(3, QColor("#c0392b"));
+    return item;
+  };
+  // Children of `id` among `members` (all runs when members is empty), recursively.
+  std::function<void(QTreeWidgetItem*, int64_t, const std::set<int64_t>&, const QString&)> addChildren =
+      [&](QTreeWidgetItem* under, int64_t id, const std::set<int64_t>& members, const QString& path) {
+        for (const auto& r : m_runs) {
+          if (r.info.stage == "experiment" || upstream(r) != id) continue;
+          if (!members.empty() && !members.count(r.info.id)) continue;
+          auto* item = makeItem(r);
+          under->addChild(item);
+          const QString key = path + "/" + item->text(1);
+          addChildren(item, r.info.id, members, key);
+          item->setExpanded(expanded.count(key) ? expanded[key] : true);
+        }
+      };
+  std::set<int64_t> inExperiment;
+  for (const auto& e : m_runs) {
+    if (e.info.stage != "experiment") continue;
+    const std::string tag = "exp-" + std::to_string(e.info.id);
+    std::set<int64_t> members;
+    for (const auto& r : m_runs)
+      if (("," + r.info.tags + ",").find("," + tag + ",") != std::string::npos) members.insert(r.info.id);
+    inExperiment.insert(members.begin(), members.end());
+    auto* root = makeItem(e);
+    m_tree->addTopLevelItem(root);
+    const QString key = "/" + root->text(1);
+    for (const auto& r : m_runs) {  // the chain's roots: members whose upstream is not a member
+      if (!members.count(r.info.id) || members.count(upstream(r))) continue;
+      auto* item = makeItem(r);
+      root->addChild(item);
+      addChildren(item, r.info.id, members, key + "/" + item->text(1));
+      item->setExpanded(expanded.count(key + "/" + item->text(1)) ? expanded[key + "/" + item->text(1)] : true);
+    }
+    root->setExpanded(expanded.count(key) ? expanded[key] : true);
+  }
+  std::set<int64_t> outside;
+  for (const auto& o : m_runs)
+    if (!inExperiment.count(o.info.id)) outside.insert(o.info.id);
+  for (const auto& r : m_runs) {  // runs of no experiment: under their parents
+    if (r.info.stage == "experiment" || inExperiment.count(r.info.id)) continue;
+    if (const int64_t up = upstream(r); up && byId.count(up) && !inExperiment.count(up)) continue;
+    auto* item = makeItem(r);
+    m_tree->addTopLevelItem(item);
+    addChildren(item, r.info.id, outside, "/" + item->text(1));
+    item->setExpanded(expanded.count("/" + item->text(1)) ? expanded["/" + item->text(1)] : true);
+  }
+  for (int c = 0; c < m_tree->columnCount(); ++c) m_tree->resizeColumnToContents(c);
 }
 
 void RunsBrowser::setFilterText(const QString& text) {
@@ -166,6 +274,7 @@ void RunsBrowser::setRuns(const std::vector<RunSummary>& runs) {
   for (int r = m_model->rowCount() - 1; r >= 0; --r)
     if (!present.count(m_model->item(r, ColId)->data(Qt::UserRole).toLongLong())) m_model->removeRow(r);
   m_view->resizeColumnsToContents();
+  rebuildTree();
   selectRuns(selected);  // restores the user's selection without announcing a change
   m_updating = false;
   updateParameterTable();

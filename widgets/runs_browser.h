@@ -15,6 +15,8 @@ class QSortFilterProxyModel;
 class QStandardItemModel;
 class QTableView;
 class QTableWidget;
+class QTreeWidget;
+class QTreeWidgetItem;
 
 namespace pivot {
 
@@ -37,6 +39,9 @@ class RunsBrowser : public QWidget {
   const std::vector<RunSummary>& runs() const { return m_runs; }
   QTableWidget* parameterTable() const { return m_params; }
   QTableView* table() const { return m_view; }
+  // The same runs as a tree: each experiment with its chain (stage 0 -> 1a -> 1b -> stage 2 ->
+  // transplants under the encoder they took), other runs under their parents.
+  QTreeWidget* tree() const { return m_tree; }
   void setFilterText(const QString& text);
 
  Q_SIGNALS:
@@ -48,6 +53,7 @@ class RunsBrowser : public QWidget {
 
  private:
   void updateParameterTable();
+  void rebuildTree();
   void showContextMenu(const QPoint& pos);
 
   std::vector<RunSummary> m_runs;
@@ -56,9 +62,13 @@ class RunsBrowser : public QWidget {
   QTableView* m_view = nullptr;
   QLineEdit* m_filter = nullptr;
   QTableWidget* m_params = nullptr;
+  QTreeWidget* m_tree = nullptr;
   QCheckBox* m_onlyDifferences = nullptr;
   bool m_updating = false;
 };
+
+// The encoder run a PIVOT transplant took its vision tower from ("vision_init": "<id>"), or 0.
+int64_t transplantSource(const std::string& configJson);
 
 // Flattens a run's config JSON to "key.path" -> value text, for the comparison table.
 std::vector<std::pair<QString, QString>> flattenConfig(const std::string& configJson);

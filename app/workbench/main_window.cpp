@@ -5,6 +5,7 @@
 #include <QComboBox>
 #include <QDir>
 #include <QDockWidget>
+#include <QFileInfo>
 #include <QMessageBox>
 #include <QSettings>
 #include <QStatusBar>
@@ -35,6 +36,15 @@ StorePoll readStore(const std::string& path, std::map<int64_t, int64_t> wanted) 
       }
       if (auto margin = store.lastMetric(info.id, "rewards/margins")) s.lastMargin = margin->value;
       s.checkpoints = store.checkpoints(info.id);
+      if (info.stage == "experiment") {
+        ExperimentEntry e;
+        e.id = info.id;
+        e.name = QString::fromStdString(info.name);
+        e.status = QString::fromStdString(info.status);
+        for (const auto& a : store.artifacts(info.id))
+          if (a.kind == "report" && info.status == "finished") e.reportDir = QString::fromStdString(a.path);
+        poll.experiments.push_back(e);
+      }
       poll.runs.push_back(std::move(s));
     }
     for (const auto& [id, after] : wanted) poll.newPoints[id] = store.metricsAfter(id, after);
@@ -69,6 +79,8 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   m_tabs = new QTabWidget;
   m_tabs->addTab(m_curves, "Curves");
   m_tabs->addTab(m_inspect, "Inspect");
+  m_encoders = new EncodersView;
+  m_tabs->addTab(m_encoders, "Encoders");
   setCentralWidget(m_tabs);
   m_explainThread = std::make_unique<ExplainThread>();
   connect(m_inspect, &InspectView::explainRequested, m_explainThread->worker(), &ExplainWorker::run, Qt::QueuedConnection);
@@ -134,6 +146,36 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     statusBar()->showMessage("stopping after the current step…");
   });
 
+  connect(m_launch, &LaunchPanel::experimentRequested, this, &MainWindow::startExperiment);
+  connect(m_launch, &LaunchPanel::stopExperimentRequested, this, [this] {
+    m_experiment.terminate();  // the stage in progress is resumed by the next identical experiment
+    statusBar()->showMessage("stopping the experiment; running it again resumes where it stopped", 8000);
+  });
+  connect(&m_experiment, &QProcess::readyReadStandardOutput, this, [this] {
+    m_experimentOutput += QString::fromUtf8(m_experiment.readAllStandardOutput());
+    const auto lines = m_experimentOutput.split('\n', Qt::SkipEmptyParts);
+    m_experimentOutput = lines.mid(std::max<qsizetype>(0, lines.size() - 20)).join('\n') + '\n';
+    // Stage lines ("[k/N time] what") become the panel's progress; step lines the status bar.
+    for (auto it = lines.rbegin(); it != lines.rend(); ++it)
+      if (it->startsWith('[')) {
+        m_launch->setExperimentRunning(true, it->trimmed());
+        break;
+      }
+    if (!lines.isEmpty()) m_stepLabel->setText("experiment: " + lines.back().trimmed().left(120));
+  });
+  connect(&m_experiment, &QProcess::finished, this, [this](int code, QProcess::ExitStatus status) {
+    m_experimentOutput += QString::fromUtf8(m_experiment.readAll());
+    const QStringList lines = m_experimentOutput.split('\n', Qt::SkipEmptyParts);
+    const bool ok = status == QProcess::NormalExit && code == 0;
+    const QString last = lines.isEmpty() ? QString("no output") : lines.back().trimmed();
+    const QString message = ok ? last : status == QProcess::CrashExit ? QString("stopped") : "failed: " + last;
+    m_launch->setExperimentRunning(false, message);
+    m_stepLabel->setText(ok ? "experiment finished" : "experiment " + message);
+    pollNow();
+    if (ok) showEncoders();
+    Q_EMIT experimentEnded(ok, message);
+  });
+
   connect(m_browser, &RunsBrowser::selectionChanged, this, [this](const QList<int64_t>& ids) {
     for (auto it = m_shownRuns.begin(); it != m_shownRuns.end();) {
       if (!ids.contains(*it) && *it != m_activeRun) {
@@ -169,12 +211,37 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
 }
 
 MainWindow::~MainWindow() {
+  if (isExperimentRunning()) {  // a later identical experiment resumes it
+    m_experiment.terminate();
+    if (!m_experiment.waitForFinished(5000)) m_experiment.kill();
+  }
   m_pollWatcher.waitForFinished();
   m_thread.reset();         // stops a run in progress and joins the thread
   m_explainThread.reset();  // finishes the map in progress
 }
 
 void MainWindow::showInspect() { m_tabs->setCurrentWidget(m_inspect); }
+void MainWindow::showEncoders() { m_tabs->setCurrentWidget(m_encoders); }
+
+void MainWindow::startExperiment(const ExperimentRequest& request) {
+  if (m_training || isExperimentRunning()) {
+    statusBar()->showMessage("A run or an experiment is in progress; one at a time", 5000);
+    return;
+  }
+  // Installed side by side; in the build tree (tests) the command lives in app/.
+  QString pivot = QCoreApplication::applicationDirPath() + "/pivot";
+  if (!QFileInfo::exists(pivot)) pivot = PIVOT_BINARY_DIR "/app/pivot";
+  if (!QFileInfo::exists(pivot)) {
+    m_launch->setExperimentRunning(false, "cannot find the pivot command beside this program: " + pivot);
+    return;
+  }
+  m_experimentOutput.clear();
+  m_launch->setExperimentRunning(true, "starting…");
+  m_experiment.setProgram(pivot);
+  m_experiment.setArguments(QStringList{"--workspace", m_workspace} + request.arguments());
+  m_experiment.setProcessChannelMode(QProcess::MergedChannels);
+  m_experiment.start();
+}
 
 QStringList MainWindow::discoverPresets() const {
   QStringList presets{"tiny", "mini"};
@@ -185,6 +252,10 @@ QStringList MainWindow::discoverPresets() const {
 
 void MainWindow::startRun(const LaunchRequest& request) {
   if (m_training) return;
+  if (isExperimentRunning()) {
+    statusBar()->showMessage("An experiment is running; start single runs when it is done", 5000);
+    return;
+  }
   m_training = true;
   m_launch->setState(LaunchPanel::State::Running);
   m_stepLabel->setText("starting " + request.stage + "…");
@@ -253,6 +324,7 @@ void MainWindow::applyPoll(const StorePoll& poll) {
   }
   m_browser->setRuns(poll.runs);
   m_inspect->setRuns(poll.runs);
+  m_encoders->setExperiments(poll.experiments);
   std::vector<RunInfo> infos;
   for (const auto& r : poll.runs) {
     infos.push_back(r.info);
@@ -297,6 +369,17 @@ void MainWindow::deleteRuns(const QList<int64_t>& ids) {
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
+  if (isExperimentRunning()) {
+    const auto answer = QMessageBox::question(this, "Experiment in progress",
+                                              "An experiment is running. Stop it and quit? Running the same experiment again "
+                                              "reuses every finished stage and resumes the one in progress.");
+    if (answer != QMessageBox::Yes) {
+      event->ignore();
+      return;
+    }
+    m_experiment.terminate();
+    if (!m_experiment.waitForFinished(5000)) m_experiment.kill();
+  }
   if (m_training) {
     const auto answer = QMessageBox::question(this, "Training in progress",
                                               "A run is training. Stop it (a checkpoint is kept, it can be resumed) and quit?");

@@ -4,11 +4,13 @@
 #include <QFutureWatcher>
 #include <QLabel>
 #include <QMainWindow>
+#include <QProcess>
 #include <QTimer>
 #include <memory>
 #include <set>
 
 #include "curve_grid.h"
+#include "encoders_view.h"
 #include "explain_worker.h"
 #include "inspect_view.h"
 #include "launch_panel.h"
@@ -21,6 +23,7 @@ namespace pivot {
 struct StorePoll {
   std::vector<RunSummary> runs;
   std::map<int64_t, std::vector<MetricPoint>> newPoints;  // for the runs shown in the curves
+  QList<ExperimentEntry> experiments;                     // runs of stage "experiment", with their report
   QString error;
 };
 
@@ -31,6 +34,10 @@ class MainWindow : public QMainWindow {
   ~MainWindow() override;
 
   void startRun(const LaunchRequest& request);
+  // Runs `pivot experiment` (the sibling executable) as a child process; its runs appear in the
+  // browser as the run store fills, its report in the Encoders view when it is done.
+  void startExperiment(const ExperimentRequest& request);
+  bool isExperimentRunning() const { return m_experiment.state() != QProcess::NotRunning; }
   void resumeRun(int64_t runId);
   bool isTraining() const { return m_training; }
   void pollNow();  // ask the run store for news at once
@@ -39,11 +46,14 @@ class MainWindow : public QMainWindow {
   LaunchPanel* launchPanel() const { return m_launch; }
   RunsBrowser* runsBrowser() const { return m_browser; }
   InspectView* inspectView() const { return m_inspect; }
+  EncodersView* encodersView() const { return m_encoders; }
+  void showEncoders();
   void showInspect();
   const QString& workspace() const { return m_workspace; }
 
  Q_SIGNALS:
   void jobEnded(bool ok, const QString& message);
+  void experimentEnded(bool ok, const QString& message);
 
  protected:
   void closeEvent(QCloseEvent* event) override;
@@ -63,6 +73,9 @@ class MainWindow : public QMainWindow {
   std::unique_ptr<TrainingThread> m_thread;
   std::unique_ptr<ExplainThread> m_explainThread;
   InspectView* m_inspect = nullptr;
+  EncodersView* m_encoders = nullptr;
+  QProcess m_experiment;
+  QString m_experimentOutput;  // the last lines the experiment printed
   class QTabWidget* m_tabs = nullptr;
   CurveGrid* m_curves = nullptr;
   LaunchPanel* m_launch = nullptr;

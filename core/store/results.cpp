@@ -156,6 +156,15 @@ std::string encoderTitle(const std::string& e) {
   return e;
 }
 
+std::array<uint8_t, 3> encoderColour(const std::string& e) {
+  if (e == "original") return {153, 153, 153};
+  if (e == "stage1") return {86, 180, 233};
+  if (e == "sft") return {230, 159, 0};
+  if (e == "dpo") return {0, 114, 178};
+  if (e == "dpo+sft") return {204, 121, 167};
+  return {0, 158, 115};
+}
+
 namespace {
 
 const std::vector<std::string> kEncoderOrder = {"original", "stage1", "sft", "dpo", "dpo+sft"};

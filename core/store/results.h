@@ -2,6 +2,7 @@
 // metric): what results.csv holds, what report.md and the window's Encoders view summarise.
 // Plain C++ (no torch, no Qt), so the widgets read it too.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -70,6 +71,9 @@ struct SummaryTable {
 std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows, const std::string& sweep);
 std::string probeFamily(const std::string& probe);  // "linear/shape" -> "linear"
 std::string encoderTitle(const std::string& encoder);  // "dpo" -> "DPO", "original" -> "original (stage 0)"
+// One colour per encoder in every chart (Okabe-Ito, colour-blind safe): original grey, stage 1 sky
+// blue, SFT orange, DPO blue, DPO+SFT pink; anything else green.
+std::array<uint8_t, 3> encoderColour(const std::string& encoder);
 std::string formatSummary(const Summary& s, int precision = 3);     // "0.812 ± 0.012", "" for n = 0
 std::string formatDifference(const Difference& d, int precision = 3);  // "+0.050 [-0.585, 0.685]"
 

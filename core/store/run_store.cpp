@@ -361,6 +361,15 @@ std::vector<CheckpointInfo> RunStore::checkpoints(int64_t runId) const {
   return out;
 }
 
+std::vector<ArtifactInfo> RunStore::artifacts(int64_t runId) const {
+  auto s = prepare(m_db.get(), "SELECT kind, path, created_at FROM artifacts WHERE run_id = ? ORDER BY id");
+  sqlite3_bind_int64(s.get(), 1, runId);
+  std::vector<ArtifactInfo> out;
+  while (sqlite3_step(s.get()) == SQLITE_ROW)
+    out.push_back({columnText(s.get(), 0), columnText(s.get(), 1), sqlite3_column_double(s.get(), 2)});
+  return out;
+}
+
 std::vector<EvaluationRow> RunStore::evaluations(int64_t runId) const {
   auto s = prepare(m_db.get(), "SELECT step, name, key, value FROM evaluations WHERE run_id = ? ORDER BY id");
   sqlite3_bind_int64(s.get(), 1, runId);

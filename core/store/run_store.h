@@ -46,6 +46,12 @@ struct EvaluationRow {
   double value = 0;
 };
 
+struct ArtifactInfo {
+  std::string kind;  // e.g. "export", "report"
+  std::string path;
+  double createdAt = 0;
+};
+
 class RunStore {
  public:
   static constexpr int kSchemaVersion = 2;
@@ -81,6 +87,7 @@ class RunStore {
   std::optional<MetricPoint> lastMetric(int64_t runId, const std::string& key) const;
   std::vector<CheckpointInfo> checkpoints(int64_t runId) const;
   std::vector<EvaluationRow> evaluations(int64_t runId) const;
+  std::vector<ArtifactInfo> artifacts(int64_t runId) const;  // oldest first
 
  private:
   void exec(const std::string& sql) const;

@@ -1,0 +1,307 @@
+#include "encoders_view.h"
+
+#include <QComboBox>
+#include <QFile>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QPushButton>
+#include <QSplitter>
+#include <QSvgGenerator>
+#include <QTableWidget>
+#include <QTextStream>
+#include <QVBoxLayout>
+#include <cmath>
+#include <qcustomplot.h>
+
+namespace pivot {
+namespace {
+
+QColor colourOf(const std::string& encoder) {
+  const auto c = encoderColour(encoder);
+  return QColor(c[0], c[1], c[2]);
+}
+
+// What a chart of the family shows: shares in [0, 1] (log-probs have their own scale, in the table).
+bool charted(const SummaryTable::Line& line) {
+  return line.metric != "logps_chosen" && line.metric != "uniform_baseline";
+}
+
+QString groupLabel(const SummaryTable::Line& line) {
+  if (line.probe.rfind("linear/", 0) == 0) return QString::fromStdString(line.probe.substr(7));
+  if (line.metric.rfind("accuracy/", 0) == 0) return QString::fromStdString(line.metric.substr(9));
+  if (line.metric == "accuracy") return "overall";
+  return QString::fromStdString(line.metric);
+}
+
+}  // namespace
+
+EncodersView::EncodersView(QWidget* parent) : QWidget(parent) {
+  auto* layout = new QVBoxLayout(this);
+  auto* bar = new QHBoxLayout;
+  m_experiment = new QComboBox;
+  m_experiment->setObjectName("experimentBox");
+  m_experiment->setMinimumContentsLength(24);
+  m_sweep = new QComboBox;
+  m_sweep->setObjectName("sweepBox");
+  m_family = new QComboBox;
+  m_family->setObjectName("familyBox");
+  bar->addWidget(new QLabel("Experiment"));
+  bar->addWidget(m_experiment, 1);
+  bar->addWidget(new QLabel("Swept value"));
+  bar->addWidget(m_sweep);
+  bar->addWidget(new QLabel("Measure"));
+  bar->addWidget(m_family, 1);
+  for (const QString kind : {"PNG", "PDF", "SVG", "CSV"}) {
+    auto* button = new QPushButton("Export " + kind + "…");
+    button->setObjectName("export" + kind);
+    connect(button, &QPushButton::clicked, this, [this, kind] { exportDialog(kind); });
+    bar->addWidget(button);
+  }
+  layout->addLayout(bar);
+  m_message = new QLabel("No experiment yet: launch one from the panel (Experiment) or run `pivot experiment`.");
+  m_message->setWordWrap(true);
+  layout->addWidget(m_message);
+
+  m_table = new QTableWidget;
+  m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  m_table->verticalHeader()->hide();
+  m_table->setAlternatingRowColors(true);
+  m_chart = new QCustomPlot;
+  m_chart->setMinimumSize(420, 300);
+  m_chart->legend->setVisible(true);
+  m_chart->legend->setFont(QFont(font().family(), 8));
+  m_chart->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+  m_chart->plotLayout()->insertRow(0);
+  m_chart->plotLayout()->addElement(0, 0, new QCPTextElement(m_chart, "", QFont(font().family(), 10, QFont::Bold)));
+  auto* split = new QSplitter(Qt::Horizontal);
+  split->addWidget(m_table);
+  split->addWidget(m_chart);
+  split->setStretchFactor(0, 3);
+  split->setStretchFactor(1, 2);
+  layout->addWidget(split, 1);
+
+  connect(m_experiment, &QComboBox::currentIndexChanged, this, &EncodersView::onExperimentChosen);
+  connect(m_sweep, &QComboBox::currentIndexChanged, this, &EncodersView::rebuild);
+  connect(m_family, &QComboBox::currentIndexChanged, this, &EncodersView::rebuild);
+}
+
+QString EncodersView::message() const { return m_message->text(); }
+
+int EncodersView::barSeriesCount() const {
+  int n = 0;
+  for (int i = 0; i < m_chart->plottableCount(); ++i) n += qobject_cast<QCPBars*>(m_chart->plottable(i)) != nullptr;
+  return n;
+}
+
+int EncodersView::errorBarSeriesCount() const {
+  int n = 0;
+  for (int i = 0; i < m_chart->plottableCount(); ++i) n += qobject_cast<QCPErrorBars*>(m_chart->plottable(i)) != nullptr;
+  return n;
+}
+
+void EncodersView::setExperiments(const QList<ExperimentEntry>& experiments) {
+  const qlonglong current = m_experiment->currentData().toLongLong();
+  bool changed = experiments.size() != m_experiments.size();
+  for (int i = 0; !changed && i < experiments.size(); ++i)
+    changed = experiments[i].id != m_experiments[i].id || experiments[i].reportDir != m_experiments[i].reportDir ||
+              experiments[i].status != m_experiments[i].status;
+  if (!changed) return;
+  m_experiments = experiments;
+  const QSignalBlocker block(m_experiment);
+  m_experiment->clear();
+  int keep = -1;
+  for (int i = 0; i < experiments.size(); ++i) {
+    m_experiment->addItem(experiments[i].name + " (" + experiments[i].status + ")", QVariant::fromValue<qlonglong>(experiments[i].id));
+    if (experiments[i].id == current) keep = i;
+  }
+  if (keep < 0) keep = experiments.isEmpty() ? -1 : static_cast<int>(experiments.size()) - 1;  // the newest
+  m_experiment->setCurrentIndex(keep);
+  onExperimentChosen();
+}
+
+void EncodersView::onExperimentChosen() {
+  const int i = m_experiment->currentIndex();
+  if (i < 0 || i >= m_experiments.size()) return;
+  const auto& e = m_experiments[i];
+  if (e.reportDir.isEmpty()) {
+    setResults({}, e.name);
+    m_message->setText(e.name + " is " + e.status + ": its report appears here when it has measured every encoder.");
+    return;
+  }
+  loadReport(e.reportDir);
+}
+
+bool EncodersView::loadReport(const QString& reportDir) {
+  const QString csv = reportDir + "/results.csv";
+  try {
+    setResults(readResultsCsv(csv.toStdString()), QFileInfo(reportDir).fileName());
+    m_message->setText("Report: " + reportDir + "/report.md — mean ± std over seeds; DPO − SFT paired over seeds, 95% interval.");
+    return true;
+  } catch (const std::exception& e) {
+    setResults({}, "");
+    m_message->setText(QString("Cannot show this experiment: ") + e.what());
+    return false;
+  }
+}
+
+void EncodersView::setResults(const std::vector<ResultRow>& rows, const QString& title) {
+  m_rows = rows;
+  m_title = title;
+  const QString sweep = m_sweep->currentText();
+  {
+    const QSignalBlocker block(m_sweep);
+    m_sweep->clear();
+    for (const auto& s : distinctSweeps(rows)) m_sweep->addItem(s.empty() ? QString("(none)") : QString::fromStdString(s), QString::fromStdString(s));
+    m_sweep->setCurrentIndex(std::max(0, m_sweep->findText(sweep)));
+    m_sweep->setEnabled(m_sweep->count() > 1);
+  }
+  rebuild();
+}
+
+void EncodersView::rebuild() {
+  const std::string sweep = m_sweep->currentData().toString().toStdString();
+  m_tables = summaryTables(m_rows, sweep);
+  const QString family = m_family->currentData().toString();
+  {
+    const QSignalBlocker block(m_family);
+    m_family->clear();
+    for (const auto& t : m_tables) m_family->addItem(QString::fromStdString(t.title), QString::fromStdString(t.family));
+    m_family->setCurrentIndex(std::max(0, m_family->findData(family)));
+  }
+  m_table->clear();
+  m_table->setRowCount(0);
+  const int f = m_family->currentIndex();
+  if (f < 0 || f >= static_cast<int>(m_tables.size())) {
+    m_table->setColumnCount(0);
+    drawChart(SummaryTable{});
+    return;
+  }
+  const auto& t = m_tables[static_cast<size_t>(f)];
+  QStringList headers = {"probe", "metric"};
+  for (const auto& e : t.encoders) headers << QString::fromStdString(encoderTitle(e));
+  headers << "DPO − SFT [95% CI]";
+  m_table->setColumnCount(headers.size());
+  m_table->setHorizontalHeaderLabels(headers);
+  m_table->setRowCount(static_cast<int>(t.lines.size()));
+  for (int r = 0; r < static_cast<int>(t.lines.size()); ++r) {
+    const auto& line = t.lines[static_cast<size_t>(r)];
+    m_table->setItem(r, 0, new QTableWidgetItem(QString::fromStdString(line.probe)));
+    m_table->setItem(r, 1, new QTableWidgetItem(QString::fromStdString(line.metric)));
+    for (size_t k = 0; k < line.cells.size(); ++k) {
+      auto* item = new QTableWidgetItem(QString::fromStdString(formatSummary(line.cells[k])));
+      item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+      m_table->setItem(r, 2 + static_cast<int>(k), item);
+    }
+    auto* diff = new QTableWidgetItem(QString::fromStdString(formatDifference(line.dpoMinusSft)));
+    // An interval that excludes zero is a difference the seeds support: bold, coloured by sign.
+    if (line.dpoMinusSft.defined && (line.dpoMinusSft.low > 0 || line.dpoMinusSft.high < 0)) {
+      QFont bold = diff->font();
+      bold.setBold(true);
+      diff->setFont(bold);
+      diff->setForeground(line.dpoMinusSft.low > 0 ? colourOf("dpo") : colourOf("sft"));
+    }
+    m_table->setItem(r, headers.size() - 1, diff);
+  }
+  m_table->resizeColumnsToContents();
+  drawChart(t);
+}
+
+void EncodersView::drawChart(const SummaryTable& t) {
+  m_chart->clearPlottables();
+  auto* titleElement = qobject_cast<QCPTextElement*>(m_chart->plotLayout()->element(0, 0));
+  if (titleElement) titleElement->setText(QString::fromStdString(t.title));
+  std::vector<const SummaryTable::Line*> lines;
+  for (const auto& l : t.lines)
+    if (charted(l)) lines.push_back(&l);
+  QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
+  for (size_t g = 0; g < lines.size(); ++g) ticker->addTick(static_cast<double>(g + 1), groupLabel(*lines[g]));
+  m_chart->xAxis->setTicker(ticker);
+  m_chart->xAxis->setTickLabelRotation(lines.size() > 6 ? 30 : 0);
+  m_chart->xAxis->setRange(0.4, lines.size() + 0.6);
+  m_chart->yAxis->setLabel("mean over seeds (error bar: std)");
+  const double K = static_cast<double>(t.encoders.size());
+  double top = 1.0, bottom = 0.0;
+  for (size_t k = 0; k < t.encoders.size(); ++k) {
+    auto* bars = new QCPBars(m_chart->xAxis, m_chart->yAxis);
+    bars->setName(QString::fromStdString(encoderTitle(t.encoders[k])));
+    bars->setPen(Qt::NoPen);
+    bars->setBrush(colourOf(t.encoders[k]));
+    bars->setWidth(0.8 / std::max(1.0, K));
+    auto* errors = new QCPErrorBars(m_chart->xAxis, m_chart->yAxis);
+    errors->removeFromLegend();
+    errors->setPen(QPen(QColor(40, 40, 40)));
+    QVector<double> keys, values, spreads;
+    for (size_t g = 0; g < lines.size(); ++g) {
+      const auto& cell = lines[g]->cells[k];
+      if (cell.n == 0) continue;
+      keys << g + 1 - 0.4 + (k + 0.5) * 0.8 / K;  // side by side within the group
+      values << cell.mean;
+      spreads << cell.std;
+      top = std::max(top, cell.mean + cell.std);
+      bottom = std::min(bottom, cell.mean - cell.std);
+    }
+    bars->setData(keys, values, true);
+    errors->setDataPlottable(bars);
+    errors->setData(spreads);
+  }
+  m_chart->yAxis->setRange(bottom, top * 1.05);
+  m_chart->replot();
+}
+
+bool EncodersView::exportChart(const QString& path) {
+  const QString ext = QFileInfo(path).suffix().toLower();
+  if (ext == "png") return m_chart->savePng(path, m_chart->width(), m_chart->height(), 2.0, -1, 192);
+  if (ext == "pdf") return m_chart->savePdf(path);
+  if (ext == "svg") {
+    QSvgGenerator svg;
+    svg.setFileName(path);
+    svg.setSize(m_chart->size());
+    svg.setViewBox(QRect(QPoint(0, 0), m_chart->size()));
+    svg.setTitle(m_family->currentText());
+    QCPPainter painter(&svg);
+    if (!painter.isActive()) return false;
+    m_chart->toPainter(&painter, m_chart->width(), m_chart->height());
+    return true;
+  }
+  return false;
+}
+
+bool EncodersView::exportCsv(const QString& path) {
+  QFile file(path);
+  if (!file.open(QIODevice::WriteOnly | QIODevice::Text)) return false;
+  const int f = m_family->currentIndex();
+  if (f < 0 || f >= static_cast<int>(m_tables.size())) return false;
+  const auto& t = m_tables[static_cast<size_t>(f)];
+  QTextStream out(&file);
+  out.setRealNumberPrecision(17);
+  out << "probe,metric";
+  for (const auto& e : t.encoders) out << ',' << QString::fromStdString(e) << "_mean," << QString::fromStdString(e) << "_std," << QString::fromStdString(e) << "_n";
+  out << ",dpo_minus_sft,dpo_minus_sft_low,dpo_minus_sft_high\n";
+  for (const auto& line : t.lines) {
+    out << QString::fromStdString(line.probe) << ',' << QString::fromStdString(line.metric);
+    for (const auto& c : line.cells) {
+      if (c.n) out << ',' << c.mean << ',' << c.std << ',' << c.n;
+      else out << ",,,0";
+    }
+    const auto& d = line.dpoMinusSft;
+    if (d.n) out << ',' << d.mean << ',' << (d.defined ? QString::number(d.low, 'g', 17) : "") << ','
+                 << (d.defined ? QString::number(d.high, 'g', 17) : "");
+    else out << ",,,";
+    out << '\n';
+  }
+  return out.status() == QTextStream::Ok;
+}
+
+void EncodersView::exportDialog(const QString& kind) {
+  const QString ext = kind.toLower();
+  const QString path = QFileDialog::getSaveFileName(this, "Export " + kind, m_family->currentData().toString() + "." + ext,
+                                                    kind + " (*." + ext + ")");
+  if (path.isEmpty()) return;
+  const bool ok = kind == "CSV" ? exportCsv(path) : exportChart(path);
+  m_message->setText(ok ? "Saved " + path : "Could not write " + path);
+}
+
+}  // namespace pivot

@@ -1,0 +1,68 @@
+// The Encoders view: an experiment's measurements (its report folder's results.csv) as the tables of
+// report.md (mean ± std over seeds, DPO − SFT with a 95% interval) and as bar charts with error bars,
+// original vs stage 1 vs SFT vs DPO (vs DPO+SFT) side by side; exports PNG, PDF, SVG and CSV.
+// Qt and QCustomPlot only; the numbers come from store/results.h, as report.md's do.
+#pragma once
+#include <QList>
+#include <QString>
+#include <QWidget>
+#include <vector>
+
+#include "store/results.h"
+
+class QComboBox;
+class QCustomPlot;
+class QLabel;
+class QTableWidget;
+
+namespace pivot {
+
+struct ExperimentEntry {
+  int64_t id = 0;
+  QString name, status, reportDir;  // reportDir empty until the experiment has written its report
+};
+
+class EncodersView : public QWidget {
+  Q_OBJECT
+ public:
+  explicit EncodersView(QWidget* parent = nullptr);
+
+  // The experiments of the workspace; keeps the current one, loads the first that has a report.
+  void setExperiments(const QList<ExperimentEntry>& experiments);
+  // Loads <reportDir>/results.csv; on a bad file the error (naming file and line) shows in the view.
+  bool loadReport(const QString& reportDir);
+  void setResults(const std::vector<ResultRow>& rows, const QString& title);
+
+  // The chart's file type follows the extension: .png, .pdf or .svg.
+  bool exportChart(const QString& path);
+  // The current table as CSV: probe, metric, then mean and std per encoder, then DPO - SFT.
+  bool exportCsv(const QString& path);
+
+  QTableWidget* table() const { return m_table; }
+  QCustomPlot* chart() const { return m_chart; }
+  QComboBox* familyBox() const { return m_family; }
+  QComboBox* sweepBox() const { return m_sweep; }
+  QComboBox* experimentBox() const { return m_experiment; }
+  int barSeriesCount() const;
+  int errorBarSeriesCount() const;
+  QString message() const;
+
+ private:
+  void rebuild();      // table + chart for the chosen sweep and family
+  void drawChart(const SummaryTable& t);
+  void onExperimentChosen();
+  void exportDialog(const QString& kind);
+
+  std::vector<ResultRow> m_rows;
+  std::vector<SummaryTable> m_tables;
+  QList<ExperimentEntry> m_experiments;
+  QComboBox* m_experiment = nullptr;
+  QComboBox* m_sweep = nullptr;
+  QComboBox* m_family = nullptr;
+  QTableWidget* m_table = nullptr;
+  QCustomPlot* m_chart = nullptr;
+  QLabel* m_message = nullptr;
+  QString m_title;
+};
+
+}  // namespace pivot
