@@ -115,7 +115,7 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
   std::vector<RgbImage> curves;
   for (const std::string key : {"loss", "logps/chosen", "rewards/margins", "rewards/accuracies"}) {
     LineChart chart;
-    chart.title = key;
+    chart.title = std::string(key) + " (EMA 0.6)";
     chart.xLabel = "step";
     for (const std::string arm : {"sft", "dpo", "dpo+sft"}) {
       auto it = runs.stageTwo.find({firstSweep, 1, arm});
@@ -123,7 +123,14 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
       LineSeries s;
       s.label = encoderTitle(arm);
       s.colour = encoderColour(arm);
-      for (const auto& p : store.metrics(it->second, key)) s.x.push_back(static_cast<double>(p.step)), s.y.push_back(p.value);
+      // TensorBoard's debiased EMA (weight 0.6), as the window's curves show them by default.
+      double ema = 0, weight = 0;
+      for (const auto& p : store.metrics(it->second, key)) {
+        ema = 0.6 * ema + 0.4 * p.value;
+        weight = 0.6 * weight + 0.4;
+        s.x.push_back(static_cast<double>(p.step));
+        s.y.push_back(ema / weight);
+      }
       if (!s.x.empty()) chart.series.push_back(s);
     }
     if (!chart.series.empty()) curves.push_back(renderLineChart(chart));

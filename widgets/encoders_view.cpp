@@ -43,13 +43,16 @@ EncodersView::EncodersView(QWidget* parent) : QWidget(parent) {
   auto* bar = new QHBoxLayout;
   m_experiment = new QComboBox;
   m_experiment->setObjectName("experimentBox");
-  m_experiment->setMinimumContentsLength(24);
+  m_experiment->setMinimumContentsLength(16);
+  m_experiment->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
   m_sweep = new QComboBox;
   m_sweep->setObjectName("sweepBox");
   m_family = new QComboBox;
   m_family->setObjectName("familyBox");
+  m_family->setMinimumContentsLength(40);
+  m_family->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
   bar->addWidget(new QLabel("Experiment"));
-  bar->addWidget(m_experiment, 1);
+  bar->addWidget(m_experiment);
   bar->addWidget(new QLabel("Swept value"));
   bar->addWidget(m_sweep);
   bar->addWidget(new QLabel("Measure"));
