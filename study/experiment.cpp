@@ -98,13 +98,15 @@ class StageRunner {
       for (const auto& r : store.runs()) {
         if (r.stage != stageName(cfg.stage) || r.parentId != parent) continue;
         if (comparable(nlohmann::json::parse(r.configJson)) != want) continue;
-        if (r.status == "finished" && !store.checkpoints(r.id).empty()) {
+        const auto checkpoints = store.checkpoints(r.id);
+        const bool usable = !checkpoints.empty() && fs::exists(fs::path(checkpoints.back().path) / "model.safetensors");
+        if (r.status == "finished" && usable) {
           m_progress.onStage(m_index, m_total, what + " (run " + std::to_string(r.id) + ")", true);
           ++reused;
           tag(store, r);
           return r.id;
         }
-        if (!unfinished) unfinished = r;
+        if (r.status != "finished" && !unfinished) unfinished = r;  // a finished run without files is retrained
       }
     }
     m_progress.onStage(m_index, m_total, what + (unfinished ? " (resuming run " + std::to_string(unfinished->id) + ")" : ""), false);

@@ -21,18 +21,6 @@ namespace fs = std::filesystem;
 namespace pivot {
 namespace {
 
-const std::vector<std::string> kEncoderOrder = {"original", "stage1", "sft", "dpo", "dpo+sft"};
-
-std::vector<std::string> encodersWith(const std::vector<ResultRow>& rows, const std::string& probe) {
-  std::set<std::string> present;
-  for (const auto& r : rows)
-    if (r.probe == probe) present.insert(r.encoder);
-  std::vector<std::string> out;
-  for (const auto& e : kEncoderOrder)
-    if (present.count(e)) out.push_back(e);
-  return out;
-}
-
 std::vector<double> valuesOf(const std::vector<std::pair<int, double>>& cell) {
   std::vector<double> v;
   for (const auto& [seed, value] : cell) v.push_back(value);
@@ -85,25 +73,25 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
       if (probeFamily(p) == "linear") linear.push_back({p, m});
       if (p == "vqa" && m.rfind("accuracy", 0) == 0) vqa.push_back({p, m});
     }
-    saveBoth(renderBarChart(barsOf(rows, sweep, encodersWith(rows, "linear/shape"), linear,
+    saveBoth(renderBarChart(barsOf(rows, sweep, encodersOf(rows, "linear"), linear,
                                    "Linear probe accuracy by encoder" + where, "top-1")),
              figs + "/probe_accuracy" + suffix);
-    saveBoth(renderBarChart(barsOf(rows, sweep, encodersWith(rows, "segmentation"), seg,
+    saveBoth(renderBarChart(barsOf(rows, sweep, encodersOf(rows, "segmentation"), seg,
                                    "Segmentation probe" + where, "patch-level")),
              figs + "/segmentation" + suffix);
-    saveBoth(renderBarChart(barsOf(rows, sweep, encodersWith(rows, "vqa"), vqa, "VQA by question category" + where, "top-1")),
+    saveBoth(renderBarChart(barsOf(rows, sweep, encodersOf(rows, "vqa"), vqa, "VQA by question category" + where, "top-1")),
              figs + "/vqa_by_category" + suffix);
     auto swap = vqa;
     for (auto& g : swap) g.first = "swap_vqa";
-    saveBoth(renderBarChart(barsOf(rows, sweep, encodersWith(rows, "swap_vqa"), swap,
+    saveBoth(renderBarChart(barsOf(rows, sweep, encodersOf(rows, "swap_vqa"), swap,
                                    "Swap test: encoder under the stage-1 projector and LM" + where, "top-1")),
              figs + "/swap_vqa" + suffix);
     auto transplant = vqa;
     for (auto& g : transplant) g.first = "transplant_vqa";
-    saveBoth(renderBarChart(barsOf(rows, sweep, encodersWith(rows, "transplant_vqa"), transplant,
+    saveBoth(renderBarChart(barsOf(rows, sweep, encodersOf(rows, "transplant_vqa"), transplant,
                                    "PIVOT transplant: fresh MLLM around the frozen encoder" + where, "top-1")),
              figs + "/transplant_vqa" + suffix);
-    auto locChart = barsOf(rows, sweep, encodersWith(rows, "localisation"), loc, "Gradient-map localisation" + where, "share");
+    auto locChart = barsOf(rows, sweep, encodersOf(rows, "localisation"), loc, "Gradient-map localisation" + where, "share");
     const auto baseline = summarise(valuesOf(cellValues(rows, sweep, "stage1", "localisation", "uniform_baseline")));
     if (baseline.n) locChart.referenceLines.push_back(baseline.mean);
     saveBoth(renderBarChart(locChart, 640, 420), figs + "/localisation" + suffix);

@@ -44,6 +44,13 @@ class TestRunStore : public QObject {
     }
     store.setTags(c, "baseline,seed1");
     QCOMPARE(store.findRun("my-dpo").tags, std::string("baseline,seed1"));
+    store.addArtifact(c, "export", "/tmp/a");
+    store.addArtifact(c, "report", "/tmp/b");
+    const auto artifacts = store.artifacts(c);
+    QCOMPARE(artifacts.size(), size_t(2));
+    QCOMPARE(artifacts[1].kind, std::string("report"));  // oldest first
+    QCOMPARE(artifacts[1].path, std::string("/tmp/b"));
+    QVERIFY(store.artifacts(p).empty());
     store.deleteRun(p);
     QVERIFY(!store.run(c)->parentId.has_value());  // ON DELETE SET NULL
   }

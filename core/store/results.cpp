@@ -204,6 +204,18 @@ std::string formatDifference(const Difference& d, int precision) {
   return out + (d.defined ? " [" + fixed(d.low, precision) + ", " + fixed(d.high, precision) + "]" : " (one seed: no interval)");
 }
 
+std::vector<std::string> encodersOf(const std::vector<ResultRow>& rows, const std::string& family) {
+  std::set<std::string> present;
+  for (const auto& r : rows)
+    if (probeFamily(r.probe) == family) present.insert(r.encoder);
+  std::vector<std::string> out;
+  for (const auto& e : kEncoderOrder)
+    if (present.count(e)) out.push_back(e);
+  for (const auto& e : present)
+    if (std::find(kEncoderOrder.begin(), kEncoderOrder.end(), e) == kEncoderOrder.end()) out.push_back(e);
+  return out;
+}
+
 std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows, const std::string& sweep) {
   std::vector<SummaryTable> tables;
   for (const auto& [probe, metric] : distinctProbeMetrics(rows)) {
@@ -213,13 +225,7 @@ std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows, cons
       SummaryTable t;
       t.family = family;
       t.title = familyTitle(family);
-      std::set<std::string> present;
-      for (const auto& r : rows)
-        if (probeFamily(r.probe) == family) present.insert(r.encoder);
-      for (const auto& e : kEncoderOrder)
-        if (present.count(e)) t.encoders.push_back(e);
-      for (const auto& e : present)
-        if (std::find(kEncoderOrder.begin(), kEncoderOrder.end(), e) == kEncoderOrder.end()) t.encoders.push_back(e);
+      t.encoders = encodersOf(rows, family);
       tables.push_back(t);
     }
     auto& t = tables.back();

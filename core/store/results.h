@@ -70,6 +70,8 @@ struct SummaryTable {
 };
 std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows, const std::string& sweep);
 std::string probeFamily(const std::string& probe);  // "linear/shape" -> "linear"
+// The encoders with a value in a probe family, in the order original, stage1, sft, dpo, dpo+sft.
+std::vector<std::string> encodersOf(const std::vector<ResultRow>& rows, const std::string& family);
 std::string encoderTitle(const std::string& encoder);  // "dpo" -> "DPO", "original" -> "original (stage 0)"
 // One colour per encoder in every chart (Okabe-Ito, colour-blind safe): original grey, stage 1 sky
 // blue, SFT orange, DPO blue, DPO+SFT pink; anything else green.
