@@ -165,7 +165,7 @@ class TestCli : public QObject {
     r = pivotCmd({"--workspace", ws, "swap", "--encoder", "first", "--into", "first@4", "--samples", "12"});
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
     QVERIFY(r.out.contains("swapped encoder"));
-    QVERIFY(r.out.contains("saved as run 2 (swap-first-into-first)"));
+    QVERIFY(r.out.contains("saved as run 3 (swap-first-into-first)"));
     r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "swap-first-into-first", "--samples", "12"});
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
 
