@@ -282,7 +282,7 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   }
   add(probeEncoder(stage1.model, world, settings, resultKey("", 0, "stage1")));
   add(vqaRows(stage1.model, world, settings.vqaSamples, "vqa", resultKey("", 0, "stage1")));
-  add(localisationRows(stage1.model, world, settings.localisationSamples, resultKey("", 0, "stage1")));
+  add(localisationRows(stage1.model, world, settings.localisationSamples, "localisation", resultKey("", 0, "stage1")));
   const TensorMap stage1Vision = stateDict(*stage1.model->vision_tower);
   for (const auto& [key, id] : runs.stageTwo) {
     const auto& [sweep, seed, encoder] = key;
@@ -291,10 +291,11 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
     auto m = load(id);
     add(probeEncoder(m.model, world, settings, k));
     add(vqaRows(m.model, world, settings.vqaSamples, "vqa", k));
-    add(localisationRows(m.model, world, settings.localisationSamples, k));
+    add(localisationRows(m.model, world, settings.localisationSamples, "localisation", k));
     // Swap test: this encoder under the stage-1 projector and LM.
     loadStateDict(*stage1.model->vision_tower, stateDict(*m.model->vision_tower), {""}, m.path);
     add(vqaRows(stage1.model, world, settings.vqaSamples, "swap_vqa", k));
+    add(localisationRows(stage1.model, world, settings.localisationSamples, "swap_localisation", k));
     loadStateDict(*stage1.model->vision_tower, stage1Vision, {""}, stage1.path);
   }
   for (const auto& [key, id] : runs.transplants) {

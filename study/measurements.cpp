@@ -129,7 +129,8 @@ std::vector<ResultRow> vqaRows(Mllm& model, const WorldConfig& worldConfig, int 
   return rows;
 }
 
-std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& worldConfig, int samples, const ResultRow& key) {
+std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& worldConfig, int samples, const std::string& probe,
+                                        const ResultRow& key) {
   const ShapesWorld world(worldConfig);
   const WordTokenizer tok = WordTokenizer::shapesWorld();
   const auto& v = model->config.vision;
@@ -157,9 +158,9 @@ std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& worldCon
       hits += pointingHit(map, fraction);
     }
   }
-  return {row(key, "localisation", "mass_inside", summarise(masses).mean),
-          row(key, "localisation", "pointing_game", masses.empty() ? 0 : static_cast<double>(hits) / masses.size()),
-          row(key, "localisation", "uniform_baseline", summarise(areas).mean)};
+  return {row(key, probe, "mass_inside", summarise(masses).mean),
+          row(key, probe, "pointing_game", masses.empty() ? 0 : static_cast<double>(hits) / masses.size()),
+          row(key, probe, "uniform_baseline", summarise(areas).mean)};
 }
 
 }  // namespace pivot

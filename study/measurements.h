@@ -4,7 +4,8 @@
 //                   each encoder's features are computed once per split and reused across tasks, C
 //                   and probe seeds
 //   vqa             an MLLM's held-out VQA by category, chosen log-prob and pairwise accuracy
-//   swap_vqa        a stage-2 encoder under the stage-1 projector and LM (the swap test)
+//   swap_*          a stage-2 encoder under the stage-1 projector and LM (the swap test): VQA and
+//                   localisation again
 //   localisation    gradient-map mass inside the asked-about object and the pointing game
 #pragma once
 #include <string>
@@ -29,7 +30,8 @@ std::vector<ResultRow> probeEncoder(Mllm& model, const WorldConfig& world, const
                                     const ResultRow& key);
 std::vector<ResultRow> vqaRows(Mllm& model, const WorldConfig& world, int samples, const std::string& probe,
                                const ResultRow& key);
-std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& world, int samples, const ResultRow& key);
+std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& world, int samples, const std::string& probe,
+                                        const ResultRow& key);
 
 bool fashionMnistInstalled();
 

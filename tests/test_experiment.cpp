@@ -175,7 +175,8 @@ class TestExperiment : public QObject {
     }
     for (int seed : {1, 2}) {
       for (const char* enc : {"sft", "dpo"})
-        for (const char* probe : {"vqa", "swap_vqa", "localisation", "transplant_vqa"}) QVERIFY(cells.count({seed, enc, probe}));
+        for (const char* probe : {"vqa", "swap_vqa", "localisation", "swap_localisation", "transplant_vqa"})
+          QVERIFY2(cells.count({seed, enc, probe}), probe);
       QVERIFY(cells.count({seed, "original", "transplant_vqa"}));
     }
     std::ifstream md(fs::path(outcome.reportDir) / "report.md");

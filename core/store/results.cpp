@@ -172,6 +172,7 @@ const std::vector<std::string> kEncoderOrder = {"original", "stage1", "sft", "dp
 std::string familyTitle(const std::string& family) {
   if (family == "vqa") return "VQA of the MLLM itself (held-out ShapesWorld questions)";
   if (family == "swap_vqa") return "Swap test: the encoder under the stage-1 projector and LM";
+  if (family == "swap_localisation") return "Swap test: localisation under the stage-1 projector and LM";
   if (family == "transplant_vqa") return "PIVOT transplant: a fresh MLLM around the frozen encoder";
   if (family == "localisation") return "Localisation of gradient maps (SFT loss) on the asked-about object";
   if (family == "segmentation") return "Segmentation probe (2-layer MLP per patch; mean over probe seeds)";
