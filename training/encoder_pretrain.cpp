@@ -47,6 +47,7 @@ ContrastiveHeadsImpl::ContrastiveHeadsImpl(const VisionConfig& vision, int64_t v
       "final_layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({D}).eps(vision.layer_norm_eps)));
   text_head = register_module("text_head", torch::nn::Linear(D, D));
   image_head = register_module("image_head", torch::nn::Linear(D, D));
+  conjunction_head = register_module("conjunction_head", torch::nn::Linear(D, ShapesWorld::numClasses() - 1));
   logit_scale = register_parameter("logit_scale", torch::full({1}, std::log(10.0)));
   logit_bias = register_parameter("logit_bias", torch::full({1}, -10.0));
 }
@@ -78,22 +79,45 @@ torch::Tensor siglipLoss(const torch::Tensor& imageEmbeds, const torch::Tensor& 
   return -torch::nn::functional::logsigmoid(target * logits).sum() / imageEmbeds.size(0);
 }
 
+torch::Tensor conjunctionTargets(const std::vector<Sample>& samples) {
+  const int64_t K = ShapesWorld::numClasses() - 1;  // class 0 is the background
+  auto t = torch::zeros({static_cast<int64_t>(samples.size()), K});
+  for (size_t b = 0; b < samples.size(); ++b)
+    for (const auto& o : samples[b].scene.objects)
+      t[static_cast<int64_t>(b)][o.shape * static_cast<int64_t>(ShapesWorld::colours().size()) + o.colour] = 1.0;
+  return t;
+}
+
 PretrainStep pretrainStep(VisionTransformer& vision, ContrastiveHeads& heads, const std::vector<Sample>& samples,
-                          const WordTokenizer& tok, torch::Device device) {
+                          const WordTokenizer& tok, torch::Device device, double conjunctionWeight) {
   std::vector<const Scene*> scenes;
   for (const auto& s : samples) scenes.push_back(&s.scene);
   const auto text = captionBatch(samples, tok, device);
-  auto img = heads->encodeImage(vision->forward(imageTensor(scenes).to(device)));
+  auto hidden = vision->forward(imageTensor(scenes).to(device));
+  auto img = heads->encodeImage(hidden);
   auto txt = heads->encodeText(text.ids, text.mask);
   PretrainStep out;
-  out.loss = siglipLoss(img, txt, heads->logit_scale, heads->logit_bias, text.sameText);
+  auto siglip = siglipLoss(img, txt, heads->logit_scale, heads->logit_bias, text.sameText);
+  out.loss = siglip;
+  Scalars extra;
+  if (conjunctionWeight > 0) {
+    const auto targets = conjunctionTargets(samples).to(device);
+    auto logits = heads->conjunction_head(hidden.mean(1));
+    auto bce = torch::binary_cross_entropy_with_logits(logits, targets);
+    out.loss = out.loss + conjunctionWeight * bce;
+    torch::NoGradGuard noGrad;
+    extra = {{"conjunction/loss", bce.item<double>()},
+             {"conjunction/accuracy", ((logits > 0).to(torch::kFloat32) == targets).all(1).to(torch::kFloat32).mean().item<double>()}};
+  }
   torch::NoGradGuard noGrad;
   // A retrieval is right when the best-scoring caption is the image's own (or an identical one).
   auto best = torch::matmul(img, txt.t()).argmax(1);
   auto hit = text.sameText.gather(1, best.unsqueeze(1)).to(torch::kFloat32).mean();
-  out.scalars = {{"siglip/image_to_text_accuracy", hit.item<double>()},
+  out.scalars = {{"siglip/loss", siglip.item<double>()},
+                 {"siglip/image_to_text_accuracy", hit.item<double>()},
                  {"siglip/logit_scale", heads->logit_scale.exp().item<double>()},
                  {"siglip/logit_bias", heads->logit_bias.item<double>()}};
+  out.scalars.insert(out.scalars.end(), extra.begin(), extra.end());
   return out;
 }
 
@@ -109,8 +133,8 @@ Scalars evaluateRetrieval(VisionTransformer& vision, ContrastiveHeads& heads, co
     std::vector<Sample> samples;
     for (int i = start; i < start + batchSize; ++i) samples.push_back(world.sample(split, i));
     const auto step = pretrainStep(vision, heads, samples, tok, device);
-    hits += step.scalars.front().second * batchSize;
-    lossSum += step.loss.item<double>();
+    hits += step.scalars[1].second * batchSize;  // siglip/image_to_text_accuracy
+    lossSum += step.scalars[0].second;            // siglip/loss
     scored += batchSize;
     ++batches;
   }

@@ -34,6 +34,7 @@ struct ContrastiveHeadsImpl : torch::nn::Module {
   torch::nn::ModuleList layers{nullptr};
   torch::nn::LayerNorm final_layer_norm{nullptr};
   torch::nn::Linear text_head{nullptr}, image_head{nullptr};
+  torch::nn::Linear conjunction_head{nullptr};  // pooled image -> which shape x colour pairs are present
   torch::Tensor logit_scale, logit_bias;
 };
 TORCH_MODULE(ContrastiveHeads);
@@ -47,12 +48,17 @@ torch::Tensor siglipLoss(const torch::Tensor& imageEmbeds, const torch::Tensor& 
 
 struct PretrainStep {
   torch::Tensor loss;
-  Scalars scalars;  // siglip/image_to_text_accuracy, siglip/logit_scale, siglip/logit_bias
+  Scalars scalars;  // siglip/loss, siglip/image_to_text_accuracy, siglip/logit_scale, siglip/logit_bias,
+                    // and conjunction/loss, conjunction/accuracy when conjunctionWeight > 0
 };
 
-// One stage-0 forward pass over `samples` (images and captions).
+// (B, shapes x colours) 1/0: which conjunctions each scene holds.
+torch::Tensor conjunctionTargets(const std::vector<Sample>& samples);
+
+// One stage-0 forward pass over `samples` (images and captions): the SigLIP loss, plus
+// conjunctionWeight times a binary cross-entropy on which shape x colour pairs each scene holds.
 PretrainStep pretrainStep(VisionTransformer& vision, ContrastiveHeads& heads, const std::vector<Sample>& samples,
-                          const WordTokenizer& tok, torch::Device device);
+                          const WordTokenizer& tok, torch::Device device, double conjunctionWeight = 0.0);
 
 // Image-to-text retrieval top-1 within batches of `batchSize` held-out samples (chance: 1/batchSize).
 Scalars evaluateRetrieval(VisionTransformer& vision, ContrastiveHeads& heads, const ShapesWorld& world,

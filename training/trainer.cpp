@@ -289,7 +289,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     const int64_t B = static_cast<int64_t>(samples.size());
     double tokens = 0;
     if (cfg.stage == Stage::Pretrain) {
-      auto pre = pretrainStep(model->vision_tower, heads, samples, tok, device);
+      auto pre = pretrainStep(model->vision_tower, heads, samples, tok, device, cfg.conjunction_weight);
       loss = pre.loss;
       scalars = pre.scalars;
     } else {

@@ -195,6 +195,7 @@ nlohmann::json toJson(const TrainConfig& c) {
           {"loss_type", c.loss_type},
           {"label_smoothing", c.label_smoothing},
           {"sft_weight", c.sft_weight},
+          {"conjunction_weight", c.conjunction_weight},
           {"align_trains_lm", c.align_trains_lm},
           {"vision_init", c.vision_init},
           {"freeze_vision", c.freeze_vision},
@@ -231,6 +232,7 @@ TrainConfig trainConfigFromJson(const nlohmann::json& j) {
   readField(j, "loss_type", c.loss_type, "");
   readField(j, "label_smoothing", c.label_smoothing, "");
   readField(j, "sft_weight", c.sft_weight, "");
+  readField(j, "conjunction_weight", c.conjunction_weight, "");
   readField(j, "align_trains_lm", c.align_trains_lm, "");
   readField(j, "vision_init", c.vision_init, "");
   readField(j, "freeze_vision", c.freeze_vision, "");
@@ -285,6 +287,7 @@ void validate(const TrainConfig& c) {
           "loss_type must be sigmoid, ipo, hinge or robust, got '" + c.loss_type + "'");
   require(c.label_smoothing >= 0 && c.label_smoothing < 0.5, "label_smoothing must be in [0, 0.5)");
   require(c.sft_weight >= 0, "sft_weight must be >= 0");
+  require(c.conjunction_weight >= 0, "conjunction_weight must be >= 0");
   require(c.checkpoint_every >= 0, "checkpoint_every must be >= 0");
   require(c.projector_init == "new" || c.projector_init == "one_plus_one",
           "projector_init must be new or one_plus_one, got '" + c.projector_init + "'");

@@ -33,6 +33,8 @@ struct TrainConfig {
   std::string loss_type = "sigmoid";  // DPO loss: sigmoid | ipo | hinge | robust
   double label_smoothing = 0.0;   // robust DPO: assumed share of flipped preference labels
   double sft_weight = 0.0;        // DPO: weight of an SFT term on the chosen answer (0 = pure DPO)
+  double conjunction_weight = 0.0;  // stage 0: weight of an auxiliary multi-label loss on which
+                                    // shape x colour conjunctions a scene holds (SCIENCE.md: helped)
   bool align_trains_lm = true;    // stage 1a also trains the LM: the miniature LM has no language
                                   // pre-training of its own (false = the paper's projector-only 1a)
   std::string vision_init;        // PIVOT transplant: "RUN[@STEP]" or a checkpoint folder whose vision
