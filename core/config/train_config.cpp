@@ -90,12 +90,17 @@ TrainConfig miniPreset(Stage stage) {
   c.model.text.num_hidden_layers = 4;
   c.world.image_size = 48;
   c.world.max_objects = 3;
+  // Larger objects (7-11 px radius at 48 px was too small a shape cue): with stage 0 this took
+  // stage-1 shape questions from 28% (chance 25%) to 56% on 192 held-out questions.
+  c.world.min_radius_pct = 20;
+  c.world.max_radius_pct = 32;
+  // Sized for `pivot experiment --preset mini --seeds 3` within 30 minutes on 2 CPU cores.
   switch (stage) {
-    case Stage::Pretrain: c.steps = 1500; c.batch_size = 64; c.lr = 1e-3; c.vision_lr = 1e-3; break;
-    case Stage::Align: c.steps = 400; c.lr = 1e-3; c.vision_lr = 0; break;
-    case Stage::Instruct: c.steps = 3000; c.lr = 1e-3; c.vision_lr = 5e-4; break;
-    case Stage::Sft: c.steps = 600; c.lr = 1e-4; c.vision_lr = 1e-4; break;
-    case Stage::Dpo: c.steps = 600; c.lr = 5e-5; c.vision_lr = 5e-5; break;
+    case Stage::Pretrain: c.steps = 1000; c.batch_size = 64; c.lr = 1e-3; c.vision_lr = 1e-3; break;
+    case Stage::Align: c.steps = 300; c.lr = 1e-3; c.vision_lr = 0; break;
+    case Stage::Instruct: c.steps = 2000; c.lr = 1e-3; c.vision_lr = 5e-4; break;
+    case Stage::Sft: c.steps = 300; c.lr = 1e-4; c.vision_lr = 1e-4; break;
+    case Stage::Dpo: c.steps = 300; c.lr = 5e-5; c.vision_lr = 5e-5; break;
   }
   return c;
 }
