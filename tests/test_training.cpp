@@ -3,6 +3,7 @@
 #include <QtTest/QtTest>
 #include <torch/torch.h>
 
+#include <QFileInfo>
 #include <QTemporaryDir>
 #include <cmath>
 #include <filesystem>
@@ -10,7 +11,9 @@
 
 #include "config/train_config.h"
 #include "io/safetensors.h"
+#include "io/state_dict.h"
 #include "store/run_store.h"
+#include "training/run_checkpoint.h"
 #include "training/trainer.h"
 
 using namespace pivot;
@@ -126,6 +129,51 @@ class TestTraining : public QObject {
         QVERIFY2(std::abs(v - b.at(step)) <= 1e-4 * std::max(1.0, std::abs(v)),
                  qPrintable(QString("%1 at step %2: %3 vs %4").arg(key).arg(step).arg(v).arg(b.at(step))));
     }
+  }
+
+  // Stage 0 keeps its text tower and heads beside the checkpoint, so a stopped pre-training resumes
+  // into the same curve; only the vision tower trains (the LM and projector stay as initialised).
+  void pretrainingResumesAndTrainsOnlyTheEncoder() {
+    TrainConfig cfg = tiny(Stage::Pretrain, 8);
+    cfg.conjunction_weight = 0.5;
+    cfg.checkpoint_every = 4;
+    TrainOptions straight;
+    straight.workspace = m_ws;
+    auto whole = train(cfg, straight);
+    QCOMPARE(whole.status, std::string("finished"));
+    QVERIFY(QFileInfo::exists(QString::fromStdString(whole.checkpoint) + "/contrastive_heads.safetensors"));
+    bool retrieval = false;
+    for (const auto& [k, v] : whole.evaluation) retrieval |= k == "retrieval/image_to_text_accuracy" && v >= 0 && v <= 1;
+    QVERIFY(retrieval);
+
+    std::atomic<bool> stop{false};
+    StopAt stopper(stop, 3);
+    TrainOptions interrupted = straight;
+    interrupted.sink = &stopper;
+    interrupted.stopRequested = &stop;
+    auto first = train(cfg, interrupted);
+    QCOMPARE(first.status, std::string("stopped"));
+    TrainOptions resume;
+    resume.workspace = m_ws;
+    resume.resumeRunId = first.runId;
+    QCOMPARE(train(TrainConfig{}, resume).status, std::string("finished"));
+    for (const char* key : {"loss", "siglip/loss", "conjunction/loss", "grad_norm"}) {
+      auto a = series(m_ws, whole.runId, key), b = series(m_ws, first.runId, key);
+      QCOMPARE(b.size(), a.size());
+      for (const auto& [step, v] : a)
+        QVERIFY2(std::abs(v - b.at(step)) <= 1e-4 * std::max(1.0, std::abs(v)),
+                 qPrintable(QString("%1 at step %2: %3 vs %4").arg(key).arg(step).arg(v).arg(b.at(step))));
+    }
+
+    // Between steps 4 and 8 only the vision tower moved; the LM is still its initialisation.
+    auto trained = loadRunCheckpoint(m_ws, std::to_string(whole.runId));
+    auto early = loadRunCheckpoint(m_ws, std::to_string(whole.runId) + "@4");
+    const auto lmNow = stateDict(*trained.model->language_model), lmEarly = stateDict(*early.model->language_model);
+    for (const auto& [name, t] : lmNow) QVERIFY2(torch::equal(t, lmEarly.at(name)), name.c_str());
+    const auto vNow = stateDict(*trained.model->vision_tower), vEarly = stateDict(*early.model->vision_tower);
+    bool moved = false;
+    for (const auto& [name, t] : vNow) moved |= !torch::equal(t, vEarly.at(name));
+    QVERIFY(moved);
   }
 
   void nanLossStopsTheRunAndKeepsTheLastGoodCheckpoint() {
