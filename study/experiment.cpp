@@ -185,11 +185,11 @@ ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
   const TrainConfig instruct = makeConfig(s.preset, Stage::Instruct, s.sets);
   const bool mini = align.model.vision.image_size >= 48;  // larger encoders: larger probe sets
   auto orDefault = [](int& v, int def) { if (v <= 0) v = def; };
-  // A transplant gets a third of stage 1a's steps and a fifth of stage 1b's: the study asks which
+  // A transplant gets a third of stage 1a's steps and an eighth of stage 1b's: the study asks which
   // encoder gives the better MLLM for the same small budget, and transplants run once per seed and
   // encoder (9 of them for 3 seeds), so they dominate the experiment's time.
   orDefault(s.transplantAlignSteps, std::max(1, align.steps / 3));
-  orDefault(s.transplantInstructSteps, std::max(1, instruct.steps / 5));
+  orDefault(s.transplantInstructSteps, std::max(1, instruct.steps / 8));
   orDefault(s.probeTrain, mini ? 1024 : 512);
   orDefault(s.probeVal, mini ? 512 : 256);
   orDefault(s.probeTest, mini ? 1024 : 512);

@@ -29,7 +29,7 @@ struct ExperimentSpec {
   double mixedSftWeight = 0;            // > 0: a third arm, DPO with this SFT weight
   std::string transplantProjector = "new";  // new | one_plus_one (the original encoder always gets a new one)
   int transplantAlignSteps = 0;         // 0: a third of the preset's stage-1a steps
-  int transplantInstructSteps = 0;      // 0: a fifth of the preset's stage-1b steps
+  int transplantInstructSteps = 0;      // 0: an eighth of the preset's stage-1b steps
   int probeTrain = 0, probeVal = 0, probeTest = 0;  // 0: the preset's default
   int segmentationSeeds = 6;
   int localisationSamples = 0;          // 0: the preset's default
