@@ -39,7 +39,8 @@ nlohmann::json specJson(const ExperimentSpec& s) {
           {"probe_val", s.probeVal},
           {"probe_test", s.probeTest},
           {"segmentation_seeds", s.segmentationSeeds},
-          {"localisation_samples", s.localisationSamples}};
+          {"localisation_samples", s.localisationSamples},
+          {"vqa_samples", s.vqaSamples}};
 }
 
 // The stage-2 arms of the study: name, stage, SFT weight.
@@ -194,6 +195,7 @@ ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
   orDefault(s.probeVal, mini ? 512 : 256);
   orDefault(s.probeTest, mini ? 1024 : 512);
   orDefault(s.localisationSamples, mini ? 128 : 64);
+  orDefault(s.vqaSamples, mini ? 384 : 192);  // 64 (32) questions per category: +-6 (+-9) points
   // Every stage's configuration is checked before anything is written.
   (void)makeConfig(s.preset, Stage::Pretrain, s.sets);
   for (const auto& sweep : sweepLabels(s))
@@ -273,7 +275,7 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   auto load = [&](int64_t id) { return loadRunCheckpoint(spec.workspace, std::to_string(id)); };
   auto stage1 = load(runs.stage1);
   const WorldConfig world = stage1.config.world;
-  settings.vqaSamples = std::max(192, stage1.config.eval_samples);
+  settings.vqaSamples = spec.vqaSamples;
   if (!fashionMnistInstalled()) progress.onMessage("Fashion-MNIST is not installed (dataset-fashion-mnist): its probe is skipped");
   auto& rows = out.rows;
   auto add = [&rows](std::vector<ResultRow> more) { rows.insert(rows.end(), more.begin(), more.end()); };

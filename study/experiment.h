@@ -33,6 +33,7 @@ struct ExperimentSpec {
   int probeTrain = 0, probeVal = 0, probeTest = 0;  // 0: the preset's default
   int segmentationSeeds = 6;
   int localisationSamples = 0;          // 0: the preset's default
+  int vqaSamples = 0;                   // held-out questions per VQA measurement; 0: the preset's default
   std::string workspace;
   std::string out;                      // report folder; empty: <workspace>/experiments/<id>
 };
