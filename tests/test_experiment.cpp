@@ -160,7 +160,7 @@ class TestExperiment : public QObject {
     for (const char* f : {"results.csv", "report.md", "spec.json", "figures/probe_accuracy.png", "figures/probe_accuracy.pdf",
                           "figures/segmentation.png", "figures/vqa_by_category.pdf", "figures/transplant_vqa.png",
                           "figures/gradmap_triptychs.png", "figures/stage2_curves.pdf"})
-      QVERIFY2(fs::file_size(fs::path(outcome.reportDir) / f) > 500, f);
+      QVERIFY2(fs::file_size(fs::path(outcome.reportDir) / f) > 200, f);
     const auto rows = readResultsCsv((fs::path(outcome.reportDir) / "results.csv").string());
     std::set<std::tuple<int, std::string, std::string>> cells;  // (seed, encoder, probe)
     for (const auto& r : rows) {
