@@ -23,57 +23,6 @@ ResultRow row(const ResultRow& key, const std::string& probe, const std::string&
   return r;
 }
 
-struct SplitFeatures {
-  torch::Tensor patches;      // (B, N, D) frozen features
-  torch::Tensor pooled;       // (B, D) L2-normalised mean of the patches
-  torch::Tensor patchLabels;  // (B, N) majority class per patch
-  std::vector<Sample> samples;
-};
-
-SplitFeatures featuresOf(Mllm& model, const ShapesWorld& world, Split split, int count) {
-  const auto& v = model->config.vision;
-  const int grid = v.image_size / v.patch_size;
-  const auto device = model->parameters().front().device();
-  SplitFeatures f;
-  std::vector<torch::Tensor> parts;
-  std::vector<int64_t> cells;
-  for (int start = 0; start < count; start += 128) {
-    std::vector<const Scene*> scenes;
-    const size_t first = f.samples.size();
-    for (int i = start; i < std::min(count, start + 128); ++i) f.samples.push_back(world.sample(split, i));
-    for (size_t i = first; i < f.samples.size(); ++i) {
-      scenes.push_back(&f.samples[i].scene);
-      const auto p = patchLabels(f.samples[i].scene.classMask, v.image_size, grid);
-      cells.insert(cells.end(), p.begin(), p.end());
-    }
-    parts.push_back(patchFeatures(model, imageTensor(scenes).to(device), kFeatureLayer, false));
-  }
-  f.patches = torch::cat(parts);
-  f.pooled = pooledFeatures(f.patches);
-  f.patchLabels = torch::tensor(cells, torch::kInt64).view({count, grid * grid});
-  return f;
-}
-
-torch::Tensor labelsOf(const std::vector<Sample>& samples, const std::string& task) {
-  std::vector<int64_t> out;
-  for (const auto& s : samples) out.push_back(probeLabel(task, s));
-  return torch::tensor(out, torch::kInt64);
-}
-
-torch::Tensor pooledOfImages(Mllm& model, const torch::Tensor& pixels) {
-  const auto device = model->parameters().front().device();
-  std::vector<torch::Tensor> parts;
-  for (int64_t start = 0; start < pixels.size(0); start += 128)
-    parts.push_back(patchFeatures(model, pixels.narrow(0, start, std::min<int64_t>(128, pixels.size(0) - start)).to(device),
-                                  kFeatureLayer, false));
-  return pooledFeatures(torch::cat(parts));
-}
-
-std::vector<float> mapOf(const torch::Tensor& maps, int64_t b) {
-  auto m = maps[b].contiguous();
-  return std::vector<float>(m.data_ptr<float>(), m.data_ptr<float>() + m.numel());
-}
-
 }  // namespace
 
 bool fashionMnistInstalled() {
@@ -84,13 +33,13 @@ std::vector<ResultRow> probeEncoder(Mllm& model, const WorldConfig& worldConfig,
                                     const ResultRow& key) {
   model->eval();  // (no NoGradGuard here: the probes themselves train)
   const ShapesWorld world(worldConfig);
-  const auto train = featuresOf(model, world, Split::Train, s.probeTrain);
-  const auto val = featuresOf(model, world, Split::Val, s.probeVal);
-  const auto test = featuresOf(model, world, Split::Test, s.probeTest);
+  const auto train = shapesWorldFeatures(model, world, Split::Train, s.probeTrain, kFeatureLayer, false);
+  const auto val = shapesWorldFeatures(model, world, Split::Val, s.probeVal, kFeatureLayer, false);
+  const auto test = shapesWorldFeatures(model, world, Split::Test, s.probeTest, kFeatureLayer, false);
   std::vector<ResultRow> rows;
   for (const std::string task : {"shape", "colour", "conjunction", "count"}) {
-    const auto r = linearProbe(train.pooled, labelsOf(train.samples, task), val.pooled, labelsOf(val.samples, task),
-                               test.pooled, labelsOf(test.samples, task), probeTaskClasses(task, worldConfig));
+    const auto r = linearProbe(train.pooled, train.labels(task), val.pooled, val.labels(task), test.pooled,
+                               test.labels(task), probeTaskClasses(task, worldConfig));
     rows.push_back(row(key, "linear/" + task, "test_accuracy", r.testAccuracy));
   }
   if (s.fashionMnist && fashionMnistInstalled()) {
@@ -98,8 +47,9 @@ std::vector<ResultRow> probeEncoder(Mllm& model, const WorldConfig& worldConfig,
     const auto tr = fashionMnist(false, 0, s.probeTrain, size);
     const auto va = fashionMnist(false, s.probeTrain, s.probeVal, size);
     const auto te = fashionMnist(true, 0, s.probeTest, size);
-    const auto r = linearProbe(pooledOfImages(model, tr.pixels), tr.labels, pooledOfImages(model, va.pixels), va.labels,
-                               pooledOfImages(model, te.pixels), te.labels, 10);
+    const auto r = linearProbe(pooledImageFeatures(model, tr.pixels, kFeatureLayer, false), tr.labels,
+                               pooledImageFeatures(model, va.pixels, kFeatureLayer, false), va.labels,
+                               pooledImageFeatures(model, te.pixels, kFeatureLayer, false), te.labels, 10);
     rows.push_back(row(key, "linear/fashion-mnist", "test_accuracy", r.testAccuracy));
   }
   // The segmentation probe's seeds are probe seeds: the row holds their mean (and spread).
@@ -152,7 +102,7 @@ std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& worldCon
     for (size_t i = start; i < end; ++i) {
       const auto mask = targetMask(items[i].scene.instanceMask, items[i].targets);
       const auto fraction = cellMaskFraction(mask, S, S, g, g);
-      const auto map = mapOf(result.maps, static_cast<int64_t>(i - start));
+      const auto map = mapValues(result.maps, static_cast<int64_t>(i - start));
       masses.push_back(massInside(map, fraction));
       areas.push_back(static_cast<double>(std::count(mask.begin(), mask.end(), 1)) / mask.size());
       hits += pointingHit(map, fraction);

@@ -152,8 +152,7 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
       p.title = titles[k];
       p.gridH = static_cast<int>(maps.size(1));
       p.gridW = static_cast<int>(maps.size(2));
-      auto flat = maps[0].contiguous();
-      p.map.assign(flat.data_ptr<float>(), flat.data_ptr<float>() + flat.numel());
+      p.map = mapValues(maps, 0);
       panels.push_back(p);
     }
     rowsOut.push_back(renderFigure(sceneImage(s.scene), s.question, panels, s.answer, s.rejected, style));

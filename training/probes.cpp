@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "data/idx_reader.h"
+#include "training/batches.h"
 
 namespace pivot {
 
@@ -151,6 +152,46 @@ SegmentationProbeResult segmentationProbe(const torch::Tensor& trainFeatures, co
     ++present;
   }
   return {present ? recallSum / present : 0, present ? iouSum / present : 0};
+}
+
+torch::Tensor ShapesWorldFeatures::labels(const std::string& task) const {
+  std::vector<int64_t> out;
+  for (const auto& s : samples) out.push_back(probeLabel(task, s));
+  return torch::tensor(out, torch::kInt64);
+}
+
+ShapesWorldFeatures shapesWorldFeatures(Mllm& model, const ShapesWorld& world, Split split, int count, int layer,
+                                        bool afterProjector) {
+  const auto& v = model->config.vision;
+  const int grid = v.image_size / v.patch_size;
+  const auto device = model->parameters().front().device();
+  ShapesWorldFeatures f;
+  std::vector<torch::Tensor> parts;
+  std::vector<int64_t> cells;
+  for (int start = 0; start < count; start += 128) {
+    const size_t first = f.samples.size();
+    for (int i = start; i < std::min(count, start + 128); ++i) f.samples.push_back(world.sample(split, i));
+    std::vector<const Scene*> scenes;
+    for (size_t i = first; i < f.samples.size(); ++i) {
+      scenes.push_back(&f.samples[i].scene);
+      const auto p = patchLabels(f.samples[i].scene.classMask, v.image_size, grid);
+      cells.insert(cells.end(), p.begin(), p.end());
+    }
+    parts.push_back(patchFeatures(model, imageTensor(scenes).to(device), layer, afterProjector));
+  }
+  f.patches = torch::cat(parts);
+  f.pooled = pooledFeatures(f.patches);
+  f.patchLabels = torch::tensor(cells, torch::kInt64).view({count, grid * grid});
+  return f;
+}
+
+torch::Tensor pooledImageFeatures(Mllm& model, const torch::Tensor& pixels, int layer, bool afterProjector) {
+  const auto device = model->parameters().front().device();
+  std::vector<torch::Tensor> parts;
+  for (int64_t start = 0; start < pixels.size(0); start += 128)
+    parts.push_back(pooledFeatures(patchFeatures(
+        model, pixels.narrow(0, start, std::min<int64_t>(128, pixels.size(0) - start)).to(device), layer, afterProjector)));
+  return torch::cat(parts);
 }
 
 LabelledImages fashionMnist(bool testFile, int from, int count, int size) {

@@ -21,6 +21,20 @@ torch::Tensor patchFeatures(Mllm& model, const torch::Tensor& pixels, int layer,
 // Mean over patch tokens, L2-normalised: (B, N, D) -> (B, D).
 torch::Tensor pooledFeatures(const torch::Tensor& patches);
 
+// Frozen features of ShapesWorld samples [0, count) of a split, computed once and shared by every
+// probe task, every C and every segmentation seed.
+struct ShapesWorldFeatures {
+  std::vector<Sample> samples;
+  torch::Tensor patches;      // (B, N, D)
+  torch::Tensor pooled;       // (B, D) pooledFeatures(patches)
+  torch::Tensor patchLabels;  // (B, N) majority class per patch
+  torch::Tensor labels(const std::string& task) const;  // (B) probeLabel of each sample
+};
+ShapesWorldFeatures shapesWorldFeatures(Mllm& model, const ShapesWorld& world, Split split, int count, int layer,
+                                        bool afterProjector);
+// pooledFeatures of any images (B, 3, S, S) in [-1, 1], encoded in batches.
+torch::Tensor pooledImageFeatures(Mllm& model, const torch::Tensor& pixels, int layer, bool afterProjector);
+
 // Multinomial logistic regression, as scikit-learn's: minimises
 //   C * sum_i cross_entropy(W x_i + b, y_i) + 0.5 * ||W||^2   (bias not penalised), by L-BFGS.
 struct LogisticRegression {

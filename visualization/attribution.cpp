@@ -104,6 +104,11 @@ torch::Tensor normaliseMaps(const torch::Tensor& grids, bool suppressBorder, dou
   return normed.pow(gamma).view_as(m);
 }
 
+std::vector<float> mapValues(const torch::Tensor& maps, int64_t b) {
+  auto m = maps[b].to(torch::kFloat32).contiguous();
+  return std::vector<float>(m.data_ptr<float>(), m.data_ptr<float>() + m.numel());
+}
+
 AttributionResult explain(Mllm& model, const MllmInputs& in, const AttributionOptions& o,
                           const MllmInputs* rejected) {
   AttributionResult result;

@@ -58,6 +58,9 @@ AttributionResult explain(Mllm& model, const MllmInputs& in, const AttributionOp
 
 // (B, N) token scores -> (B, g, g); N must be g*g, or g*g plus leading special tokens (dropped).
 torch::Tensor tokensToGrid(const torch::Tensor& scores);
+// Map b of (B, gh, gw) maps as gh * gw floats, row-major (what overlays and scores take).
+std::vector<float> mapValues(const torch::Tensor& maps, int64_t b);
+
 // Sets the border ring to the interior's minimum (when asked and the grid is large enough),
 // min-max normalises each map, applies gamma.
 torch::Tensor normaliseMaps(const torch::Tensor& grids, bool suppressBorder, double gamma);

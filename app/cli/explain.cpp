@@ -32,11 +32,6 @@ Split splitFromName(const std::string& name) {
 
 std::vector<uint8_t> targetMask(const Sample& s) { return pivot::targetMask(s.scene.instanceMask, s.targets); }
 
-std::vector<float> mapOf(const torch::Tensor& maps, int64_t b) {
-  auto m = maps[b].contiguous();
-  return std::vector<float>(m.data_ptr<float>(), m.data_ptr<float>() + m.numel());
-}
-
 struct ScoredSample {
   Sample sample;
   std::string category;
@@ -151,7 +146,7 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
     const auto result = explain(m.model, in, options, rejected ? &*rejected : nullptr);
     for (const auto& w : result.warnings) std::cerr << "warning: " << m.label() << ": " << w << "\n";
     FigurePanel panel;
-    panel.map = mapOf(result.maps, 0);
+    panel.map = mapValues(result.maps, 0);
     panel.gridH = static_cast<int>(result.maps.size(1));
     panel.gridW = static_cast<int>(result.maps.size(2));
     panel.title = m.label();
@@ -222,7 +217,7 @@ int cmdLocalize(const std::string& workspace, const ExplainArgs& a) {
       const auto b = static_cast<int64_t>(i - start);
       const auto mask = targetMask(items[i].sample);
       const auto fraction = cellMaskFraction(mask, S, S, g, g);
-      const auto map = mapOf(result.maps, b);
+      const auto map = mapValues(result.maps, b);
       const double mass = massInside(map, fraction);
       const bool hit = pointingHit(map, fraction);
       const double area = static_cast<double>(std::count(mask.begin(), mask.end(), 1)) / mask.size();

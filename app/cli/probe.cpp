@@ -20,48 +20,6 @@
 #include "training/trainer.h"
 
 namespace pivot::cli {
-namespace {
-
-struct SplitData {
-  torch::Tensor patches;  // (B, N, D)
-  torch::Tensor labels;   // (B) probe task labels
-  torch::Tensor patchLabels;  // (B, N)
-};
-
-SplitData featuresOf(LoadedCheckpoint& m, const ShapesWorld& world, Split split, int count, const ProbeArgs& a) {
-  const int size = m.config.model.vision.image_size, grid = size / m.config.model.vision.patch_size;
-  const auto device = m.model->parameters().front().device();
-  std::vector<torch::Tensor> patches;
-  std::vector<int64_t> labels, cells;
-  for (int start = 0; start < count; start += 64) {
-    std::vector<Sample> samples;
-    std::vector<const Scene*> scenes;
-    for (int i = start; i < std::min(count, start + 64); ++i) samples.push_back(world.sample(split, i));
-    for (const auto& s : samples) {
-      scenes.push_back(&s.scene);
-      labels.push_back(probeLabel(a.task, s));
-      const auto p = patchLabels(s.scene.classMask, size, grid);
-      cells.insert(cells.end(), p.begin(), p.end());
-    }
-    patches.push_back(patchFeatures(m.model, imageTensor(scenes).to(device), a.layer, a.afterProjector));
-  }
-  SplitData d;
-  d.patches = torch::cat(patches);
-  d.labels = torch::tensor(labels, torch::kInt64);
-  d.patchLabels = torch::tensor(cells, torch::kInt64).view({count, grid * grid});
-  return d;
-}
-
-torch::Tensor encodeAll(LoadedCheckpoint& m, const torch::Tensor& pixels, const ProbeArgs& a) {
-  const auto device = m.model->parameters().front().device();
-  std::vector<torch::Tensor> parts;
-  for (int64_t start = 0; start < pixels.size(0); start += 128)
-    parts.push_back(patchFeatures(m.model, pixels.narrow(0, start, std::min<int64_t>(128, pixels.size(0) - start)).to(device),
-                                  a.layer, a.afterProjector));
-  return torch::cat(parts);
-}
-
-}  // namespace
 
 int cmdProbe(const std::string& workspace, const ProbeArgs& a) {
   if (a.checkpoints.empty()) throw std::runtime_error("give at least one --checkpoint RUN[@STEP]");
@@ -79,9 +37,9 @@ int cmdProbe(const std::string& workspace, const ProbeArgs& a) {
       const auto train = fashionMnist(false, 0, a.trainSamples, S);
       const auto val = fashionMnist(false, a.trainSamples, a.valSamples, S);
       const auto test = fashionMnist(true, 0, a.testSamples, S);
-      const auto linear = linearProbe(pooledFeatures(encodeAll(m, train.pixels, a)), train.labels,
-                                      pooledFeatures(encodeAll(m, val.pixels, a)), val.labels,
-                                      pooledFeatures(encodeAll(m, test.pixels, a)), test.labels, 10);
+      const auto linear = linearProbe(pooledImageFeatures(m.model, train.pixels, a.layer, a.afterProjector), train.labels,
+                                      pooledImageFeatures(m.model, val.pixels, a.layer, a.afterProjector), val.labels,
+                                      pooledImageFeatures(m.model, test.pixels, a.layer, a.afterProjector), test.labels, 10);
       std::cout << std::setw(26) << m.label() << std::setw(10) << linear.bestC << std::fixed << std::setprecision(4)
                 << std::setw(10) << linear.valAccuracy << std::setw(11) << linear.testAccuracy << "-\n";
       std::cout.unsetf(std::ios::fixed);
@@ -94,11 +52,11 @@ int cmdProbe(const std::string& workspace, const ProbeArgs& a) {
     }
     const ShapesWorld world(m.config.world);
     const int classes = probeTaskClasses(a.task, m.config.world);
-    const auto train = featuresOf(m, world, Split::Train, a.trainSamples, a);
-    const auto val = featuresOf(m, world, Split::Val, a.valSamples, a);
-    const auto test = featuresOf(m, world, Split::Test, a.testSamples, a);
-    const auto linear = linearProbe(pooledFeatures(train.patches), train.labels, pooledFeatures(val.patches), val.labels,
-                                    pooledFeatures(test.patches), test.labels, classes);
+    const auto train = shapesWorldFeatures(m.model, world, Split::Train, a.trainSamples, a.layer, a.afterProjector);
+    const auto val = shapesWorldFeatures(m.model, world, Split::Val, a.valSamples, a.layer, a.afterProjector);
+    const auto test = shapesWorldFeatures(m.model, world, Split::Test, a.testSamples, a.layer, a.afterProjector);
+    const auto linear = linearProbe(train.pooled, train.labels(a.task), val.pooled, val.labels(a.task), test.pooled,
+                                    test.labels(a.task), classes);
     std::vector<double> recalls, ious;
     for (int seed = 0; seed < a.segSeeds; ++seed) {
       const auto seg = segmentationProbe(train.patches, train.patchLabels, test.patches, test.patchLabels,
