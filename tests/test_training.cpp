@@ -51,6 +51,36 @@ class StopAt final : public MetricSink {
 
 class TestTraining : public QObject {
   Q_OBJECT
+
+  // Trains `cfg` uninterrupted, then again stopped after step 3 and resumed from its checkpoint;
+  // the resumed run must finish under its own id with the uninterrupted run's curves (1e-4).
+  void checkResumeMatchesUninterrupted(const TrainConfig& cfg, const TrainOptions& options,
+                                       std::initializer_list<const char*> keys, TrainResult* uninterrupted = nullptr) {
+    const auto whole = train(cfg, options);
+    QCOMPARE(whole.status, std::string("finished"));
+    if (uninterrupted) *uninterrupted = whole;
+    std::atomic<bool> stop{false};
+    StopAt stopper(stop, 3);
+    TrainOptions interrupted = options;
+    interrupted.sink = &stopper;
+    interrupted.stopRequested = &stop;
+    const auto first = train(cfg, interrupted);
+    QCOMPARE(first.status, std::string("stopped"));
+    QCOMPARE(first.step, int64_t(3));  // Stop takes effect within one step
+    TrainOptions resume;
+    resume.workspace = options.workspace;
+    resume.resumeRunId = first.runId;
+    const auto second = train(TrainConfig{}, resume);
+    QCOMPARE(second.status, std::string("finished"));
+    QCOMPARE(second.runId, first.runId);
+    for (const char* key : keys) {
+      auto a = series(options.workspace, whole.runId, key), b = series(options.workspace, first.runId, key);
+      QCOMPARE(b.size(), a.size());
+      for (const auto& [step, v] : a)
+        QVERIFY2(std::abs(v - b.at(step)) <= 1e-4 * std::max(1.0, std::abs(v)),
+                 qPrintable(QString("%1 at step %2: %3 vs %4").arg(key).arg(step).arg(v).arg(b.at(step))));
+    }
+  }
   QTemporaryDir m_dir;
   std::string m_ws;
   int64_t m_parent = 0;
@@ -102,33 +132,10 @@ class TestTraining : public QObject {
   void resumeReproducesTheUninterruptedRun() {
     TrainConfig cfg = tiny(Stage::Dpo, 8);
     cfg.checkpoint_every = 4;
-    TrainOptions straight;
-    straight.workspace = m_ws;
-    straight.parentRunId = m_parent;
-    auto whole = train(cfg, straight);
-
-    std::atomic<bool> stop{false};
-    StopAt stopper(stop, 3);
-    TrainOptions interrupted = straight;
-    interrupted.sink = &stopper;
-    interrupted.stopRequested = &stop;
-    auto first = train(cfg, interrupted);
-    QCOMPARE(first.status, std::string("stopped"));
-    QCOMPARE(first.step, int64_t(3));  // Stop takes effect within one step
-
-    TrainOptions resume;
-    resume.workspace = m_ws;
-    resume.resumeRunId = first.runId;
-    auto second = train(TrainConfig{}, resume);
-    QCOMPARE(second.status, std::string("finished"));
-    QCOMPARE(second.runId, first.runId);
-    for (const char* key : {"loss", "rewards/margins", "grad_norm"}) {
-      auto a = series(m_ws, whole.runId, key), b = series(m_ws, first.runId, key);
-      QCOMPARE(b.size(), a.size());
-      for (const auto& [step, v] : a)
-        QVERIFY2(std::abs(v - b.at(step)) <= 1e-4 * std::max(1.0, std::abs(v)),
-                 qPrintable(QString("%1 at step %2: %3 vs %4").arg(key).arg(step).arg(v).arg(b.at(step))));
-    }
+    TrainOptions options;
+    options.workspace = m_ws;
+    options.parentRunId = m_parent;
+    checkResumeMatchesUninterrupted(cfg, options, {"loss", "rewards/margins", "grad_norm"});
   }
 
   // Stage 0 keeps its text tower and heads beside the checkpoint, so a stopped pre-training resumes
@@ -137,33 +144,15 @@ class TestTraining : public QObject {
     TrainConfig cfg = tiny(Stage::Pretrain, 8);
     cfg.conjunction_weight = 0.5;
     cfg.checkpoint_every = 4;
-    TrainOptions straight;
-    straight.workspace = m_ws;
-    auto whole = train(cfg, straight);
-    QCOMPARE(whole.status, std::string("finished"));
+    TrainOptions options;
+    options.workspace = m_ws;
+    TrainResult whole;
+    checkResumeMatchesUninterrupted(cfg, options, {"loss", "siglip/loss", "conjunction/loss", "grad_norm"}, &whole);
+    if (QTest::currentTestFailed()) return;
     QVERIFY(QFileInfo::exists(QString::fromStdString(whole.checkpoint) + "/contrastive_heads.safetensors"));
     bool retrieval = false;
     for (const auto& [k, v] : whole.evaluation) retrieval |= k == "retrieval/image_to_text_accuracy" && v >= 0 && v <= 1;
     QVERIFY(retrieval);
-
-    std::atomic<bool> stop{false};
-    StopAt stopper(stop, 3);
-    TrainOptions interrupted = straight;
-    interrupted.sink = &stopper;
-    interrupted.stopRequested = &stop;
-    auto first = train(cfg, interrupted);
-    QCOMPARE(first.status, std::string("stopped"));
-    TrainOptions resume;
-    resume.workspace = m_ws;
-    resume.resumeRunId = first.runId;
-    QCOMPARE(train(TrainConfig{}, resume).status, std::string("finished"));
-    for (const char* key : {"loss", "siglip/loss", "conjunction/loss", "grad_norm"}) {
-      auto a = series(m_ws, whole.runId, key), b = series(m_ws, first.runId, key);
-      QCOMPARE(b.size(), a.size());
-      for (const auto& [step, v] : a)
-        QVERIFY2(std::abs(v - b.at(step)) <= 1e-4 * std::max(1.0, std::abs(v)),
-                 qPrintable(QString("%1 at step %2: %3 vs %4").arg(key).arg(step).arg(v).arg(b.at(step))));
-    }
 
     // Between steps 4 and 8 only the vision tower moved; the LM is still its initialisation.
     auto trained = loadRunCheckpoint(m_ws, std::to_string(whole.runId));
