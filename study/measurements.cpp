@@ -53,14 +53,8 @@ std::vector<ResultRow> probeEncoder(Mllm& model, const WorldConfig& worldConfig,
     rows.push_back(row(key, "linear/fashion-mnist", "test_accuracy", r.testAccuracy));
   }
   // The segmentation probe's seeds are probe seeds: the row holds their mean (and spread).
-  std::vector<double> recalls, ious;
-  for (int seed = 0; seed < s.segmentationSeeds; ++seed) {
-    const auto seg = segmentationProbe(train.patches, train.patchLabels, test.patches, test.patchLabels,
-                                       ShapesWorld::numClasses(), static_cast<uint64_t>(seed));
-    recalls.push_back(seg.macroRecall);
-    ious.push_back(seg.meanIoU);
-  }
-  const auto recall = summarise(recalls), iou = summarise(ious);
+  const auto seg = segmentationProbeOverSeeds(train, test, s.segmentationSeeds);
+  const auto &recall = seg.macroRecall, &iou = seg.meanIoU;
   rows.push_back(row(key, "segmentation", "macro_recall", recall.mean));
   rows.push_back(row(key, "segmentation", "macro_recall_probe_std", recall.std));
   rows.push_back(row(key, "segmentation", "miou", iou.mean));

@@ -21,12 +21,6 @@ namespace fs = std::filesystem;
 namespace pivot {
 namespace {
 
-std::vector<double> valuesOf(const std::vector<std::pair<int, double>>& cell) {
-  std::vector<double> v;
-  for (const auto& [seed, value] : cell) v.push_back(value);
-  return v;
-}
-
 RgbImage sceneImage(const Scene& s) {
   RgbImage im;
   im.width = im.height = s.size;
@@ -50,7 +44,7 @@ BarChart barsOf(const std::vector<ResultRow>& rows, const std::string& sweep, co
     g.label = probe.rfind("linear/", 0) == 0 ? probe.substr(7) : metric.rfind("accuracy/", 0) == 0 ? metric.substr(9) : metric;
     if (g.label == "accuracy") g.label = "overall";
     for (const auto& e : encoders) {
-      const auto s = summarise(valuesOf(cellValues(rows, sweep, e, probe, metric)));
+      const auto s = cellSummary(rows, sweep, e, probe, metric);
       g.values.push_back(s.n ? s.mean : NAN);
       g.errors.push_back(s.std);
     }
@@ -92,7 +86,7 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
                                    "PIVOT transplant: fresh MLLM around the frozen encoder" + where, "top-1")),
              figs + "/transplant_vqa" + suffix);
     auto locChart = barsOf(rows, sweep, encodersOf(rows, "localisation"), loc, "Gradient-map localisation" + where, "share");
-    const auto baseline = summarise(valuesOf(cellValues(rows, sweep, "stage1", "localisation", "uniform_baseline")));
+    const auto baseline = cellSummary(rows, sweep, "stage1", "localisation", "uniform_baseline");
     if (baseline.n) locChart.referenceLines.push_back(baseline.mean);
     saveBoth(renderBarChart(locChart, 640, 420), figs + "/localisation" + suffix);
   }
@@ -172,7 +166,7 @@ std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string
   md << "\n## Stage-1 model, held-out VQA by question category\n\n| metric | value |\n|---|---|\n";
   for (const auto& [p, m] : distinctProbeMetrics(rows))
     if (p == "vqa") {
-      const auto cell = summarise(valuesOf(cellValues(rows, "", "stage1", p, m)));
+      const auto cell = cellSummary(rows, "", "stage1", p, m);
       if (cell.n) md << "| " << m << " | " << formatSummary(cell) << " |\n";
     }
   for (const auto& sweep : distinctSweeps(rows)) {

@@ -194,6 +194,18 @@ torch::Tensor pooledImageFeatures(Mllm& model, const torch::Tensor& pixels, int 
   return torch::cat(parts);
 }
 
+SegmentationProbeSummary segmentationProbeOverSeeds(const ShapesWorldFeatures& train, const ShapesWorldFeatures& test,
+                                                    int seeds) {
+  std::vector<double> recalls, ious;
+  for (int seed = 0; seed < seeds; ++seed) {
+    const auto seg = segmentationProbe(train.patches, train.patchLabels, test.patches, test.patchLabels,
+                                       ShapesWorld::numClasses(), static_cast<uint64_t>(seed));
+    recalls.push_back(seg.macroRecall);
+    ious.push_back(seg.meanIoU);
+  }
+  return {summarise(recalls), summarise(ious)};
+}
+
 LabelledImages fashionMnist(bool testFile, int from, int count, int size) {
   const std::string dir = kFashionMnistDir;
   const std::string images = dir + (testFile ? "/t10k-images-idx3-ubyte.gz" : "/train-images-idx3-ubyte.gz");

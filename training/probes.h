@@ -12,6 +12,7 @@
 
 #include "data/shapes_world.h"
 #include "model/mllm.h"
+#include "store/results.h"
 
 namespace pivot {
 
@@ -69,6 +70,14 @@ SegmentationProbeResult segmentationProbe(const torch::Tensor& trainFeatures, co
                                           const torch::Tensor& testFeatures, const torch::Tensor& testLabels,
                                           int numClasses, uint64_t seed, int epochs = 5, double lr = 1e-3,
                                           int batchSize = 64);
+
+// The segmentation probe trained once per probe seed 0..seeds-1 on the same frozen features: macro
+// recall and mIoU summarised over the seeds (mean, sample std).
+struct SegmentationProbeSummary {
+  Summary macroRecall, meanIoU;
+};
+SegmentationProbeSummary segmentationProbeOverSeeds(const ShapesWorldFeatures& train, const ShapesWorldFeatures& test,
+                                                    int seeds);
 
 // Fashion-MNIST (Debian's dataset-fashion-mnist, kFashionMnistDir): 28 x 28 grey images resized
 // to the encoder's input and repeated over three channels, images [from, from + count) of the

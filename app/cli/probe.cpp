@@ -57,21 +57,9 @@ int cmdProbe(const std::string& workspace, const ProbeArgs& a) {
     const auto test = shapesWorldFeatures(m.model, world, Split::Test, a.testSamples, a.layer, a.afterProjector);
     const auto linear = linearProbe(train.pooled, train.labels(a.task), val.pooled, val.labels(a.task), test.pooled,
                                     test.labels(a.task), classes);
-    std::vector<double> recalls, ious;
-    for (int seed = 0; seed < a.segSeeds; ++seed) {
-      const auto seg = segmentationProbe(train.patches, train.patchLabels, test.patches, test.patchLabels,
-                                         ShapesWorld::numClasses(), static_cast<uint64_t>(seed));
-      recalls.push_back(seg.macroRecall);
-      ious.push_back(seg.meanIoU);
-    }
-    auto meanStd = [](const std::vector<double>& v) {
-      double mean = 0, ss = 0;
-      for (double x : v) mean += x / v.size();
-      for (double x : v) ss += (x - mean) * (x - mean);
-      return std::pair{mean, v.size() > 1 ? std::sqrt(ss / (v.size() - 1)) : 0.0};
-    };
-    const auto [recall, recallStd] = meanStd(recalls);
-    const auto [iou, iouStd] = meanStd(ious);
+    const auto seg = segmentationProbeOverSeeds(train, test, a.segSeeds);
+    const double recall = seg.macroRecall.mean, recallStd = seg.macroRecall.std;
+    const double iou = seg.meanIoU.mean, iouStd = seg.meanIoU.std;
     std::ostringstream segText, iouText;
     segText << std::fixed << std::setprecision(4) << recall << " +- " << recallStd;
     iouText << std::fixed << std::setprecision(4) << iou << " +- " << iouStd;

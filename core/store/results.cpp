@@ -186,12 +186,6 @@ std::string fixed(double v, int precision) {
   return s.str();
 }
 
-std::vector<double> valuesOnly(const std::vector<std::pair<int, double>>& cell) {
-  std::vector<double> v;
-  for (const auto& p : cell) v.push_back(p.second);
-  return v;
-}
-
 }  // namespace
 
 std::string formatSummary(const Summary& s, int precision) {
@@ -233,7 +227,7 @@ std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows, cons
     SummaryTable::Line line;
     line.probe = probe;
     line.metric = metric;
-    for (const auto& e : t.encoders) line.cells.push_back(summarise(valuesOnly(cellValues(rows, sweep, e, probe, metric))));
+    for (const auto& e : t.encoders) line.cells.push_back(cellSummary(rows, sweep, e, probe, metric));
     // DPO - SFT over the seeds both arms have.
     const auto sft = cellValues(rows, sweep, "sft", probe, metric), dpo = cellValues(rows, sweep, "dpo", probe, metric);
     std::vector<double> a, b;
@@ -244,6 +238,13 @@ std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows, cons
     t.lines.push_back(line);
   }
   return tables;
+}
+
+Summary cellSummary(const std::vector<ResultRow>& rows, const std::string& sweep, const std::string& encoder,
+                    const std::string& probe, const std::string& metric) {
+  std::vector<double> values;
+  for (const auto& [seed, v] : cellValues(rows, sweep, encoder, probe, metric)) values.push_back(v);
+  return summarise(values);
 }
 
 std::vector<std::string> distinctSweeps(const std::vector<ResultRow>& rows) {

@@ -79,6 +79,10 @@ std::array<uint8_t, 3> encoderColour(const std::string& encoder);
 std::string formatSummary(const Summary& s, int precision = 3);     // "0.812 ± 0.012", "" for n = 0
 std::string formatDifference(const Difference& d, int precision = 3);  // "+0.050 [-0.585, 0.685]"
 
+// summarise() of one cell's values (all seeds).
+Summary cellSummary(const std::vector<ResultRow>& rows, const std::string& sweep, const std::string& encoder,
+                    const std::string& probe, const std::string& metric);
+
 // Distinct values in first-seen order.
 std::vector<std::string> distinctSweeps(const std::vector<ResultRow>& rows);
 std::vector<std::string> distinctEncoders(const std::vector<ResultRow>& rows);
