@@ -64,10 +64,14 @@ inline float maskedValue(torch::ScalarType dtype) {
 }
 
 // CUDA when present, CPU otherwise; "cpu" or "cuda" forces one.
+// "cuda" on a machine (or a LibTorch build) without CUDA is a one-line error, not a stack trace
+// from the first tensor moved there.
 inline torch::Device pickDevice(const std::string& request = "auto") {
   if (request == "cpu") return torch::kCPU;
-  if (request == "cuda" || (request == "auto" && torch::cuda::is_available()))
-    return torch::Device(torch::kCUDA);
+  const bool haveCuda = torch::cuda::is_available();
+  if (request == "cuda" && !haveCuda)
+    throw std::runtime_error("device=cuda, but this LibTorch sees no CUDA device (use device=cpu or auto)");
+  if (haveCuda && (request == "cuda" || request == "auto")) return torch::Device(torch::kCUDA);
   return torch::kCPU;
 }
 

@@ -8,20 +8,22 @@
 #include <sstream>
 
 #include "store/run_store.h"
+#include "store/workspace.h"
 #include "study/measurements.h"
 #include "study/report.h"
 #include "training/run_checkpoint.h"
 #include "training/trainer.h"
 #include "io/state_dict.h"
+#include "torch_compat.h"
 
 namespace fs = std::filesystem;
 
 namespace pivot {
 namespace {
 
-// What makes two runs "the same stage": everything but where and how fast it ran.
+// What makes two runs "the same stage": everything but where, how fast and how often it saved.
 nlohmann::json comparable(nlohmann::json j) {
-  for (const char* k : {"device", "threads", "checkpoint_every"}) j.erase(k);
+  for (const char* k : {"device", "threads", "checkpoint_every", "checkpoint_minutes", "snapshots"}) j.erase(k);
   return j;
 }
 
@@ -116,8 +118,12 @@ class StageRunner {
     opt.parentRunId = parent;
     opt.runName = name;
     opt.sink = m_progress.stepSink(what);
+    opt.stopRequested = m_spec.stopRequested;
     if (unfinished) opt.resumeRunId = unfinished->id;
     const auto result = train(cfg, opt);
+    if (result.status == "stopped")
+      throw ExperimentStopped(what + " (run " + std::to_string(result.runId) + ") stopped at step " +
+                              std::to_string(result.step) + " with a checkpoint; the same command resumes it");
     if (result.status != "finished")
       throw std::runtime_error(what + " (run " + std::to_string(result.runId) + ") " + result.status + ": " + result.message);
     ++trained;
@@ -147,6 +153,7 @@ int64_t experimentRecord(const ExperimentSpec& spec) {
   const std::string config = specJson(spec).dump();
   for (const auto& r : store.runs())
     if (r.stage == "experiment" && r.configJson == config) {
+      store.claimRun(r.id, currentProcessOwner());
       store.setStatus(r.id, "running", "resumed");
       return r.id;
     }
@@ -156,6 +163,7 @@ int64_t experimentRecord(const ExperimentSpec& spec) {
   info.configJson = config;
   const int64_t id = store.createRun(info);
   store.rename(id, "experiment-" + std::to_string(id));
+  store.claimRun(id, currentProcessOwner());
   store.setStatus(id, "running", "started");
   return id;
 }
@@ -197,7 +205,7 @@ ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
   orDefault(s.localisationSamples, mini ? 128 : 64);
   orDefault(s.vqaSamples, mini ? 384 : 192);  // 64 (32) questions per category: +-6 (+-9) points
   // Every stage's configuration is checked before anything is written.
-  (void)makeConfig(s.preset, Stage::Pretrain, s.sets);
+  (void)pickDevice(makeConfig(s.preset, Stage::Pretrain, s.sets).device);  // device=cuda without CUDA
   for (const auto& sweep : sweepLabels(s))
     for (const auto& arm : armsOf(s)) {
       try {
@@ -227,6 +235,12 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   const auto fail = [&](const std::string& why) {
     RunStore(storePath(spec.workspace)).setStatus(out.experimentId, "failed", why);
     throw std::runtime_error(why);
+  };
+  const auto stopIfRequested = [&](const std::string& where) {
+    if (!spec.stopRequested || !spec.stopRequested->load()) return;
+    const std::string why = "stopped " + where + "; the same command resumes it";
+    RunStore(storePath(spec.workspace)).setStatus(out.experimentId, "stopped", why);
+    throw ExperimentStopped(why);
   };
 
   // --- training: the chain, each stage reused when it already ran ------------------------------------
@@ -258,6 +272,9 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
               transplant(runs.stageTwo.at({sweep, seed, arm.encoder}), false, seed, label);
         }
     }
+  } catch (const ExperimentStopped& e) {
+    RunStore(storePath(spec.workspace)).setStatus(out.experimentId, "stopped", e.what());
+    throw;
   } catch (const std::exception& e) {
     fail(e.what());
   }
@@ -290,6 +307,7 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   for (const auto& [key, id] : runs.stageTwo) {
     const auto& [sweep, seed, encoder] = key;
     const ResultRow k = resultKey(sweep, seed, encoder);
+    stopIfRequested("before measuring " + encoder + " seed " + std::to_string(seed));
     progress.onMessage("measuring " + encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed));
     auto m = load(id);
     add(probeEncoder(m.model, world, settings, k));
@@ -303,6 +321,7 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   }
   for (const auto& [key, id] : runs.transplants) {
     const auto& [sweep, seed, encoder] = key;
+    stopIfRequested("before measuring the transplants");
     auto m = load(id);
     add(vqaRows(m.model, world, settings.vqaSamples, "transplant_vqa", resultKey(sweep, seed, encoder)));
   }

@@ -10,7 +10,9 @@
 // parent match a finished run is reused instead of trained; one that matches an unfinished run (a
 // crash, a stop) is resumed from its last checkpoint.
 #pragma once
+#include <atomic>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,14 @@ struct ExperimentSpec {
   int vqaSamples = 0;                   // held-out questions per VQA measurement; 0: the preset's default
   std::string workspace;
   std::string out;                      // report folder; empty: <workspace>/experiments/<id>
+  const std::atomic<bool>* stopRequested = nullptr;  // a signal or the window's Stop: the stage in
+                                                     // progress stops with a checkpoint
+};
+
+// Thrown when a stop was requested: the stage in progress kept a checkpoint and the experiment is
+// marked "stopped"; running the same experiment again resumes it.
+struct ExperimentStopped : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 // Reads "--sweep key=v1,v2,..." into the spec; throws naming the key or the value.

@@ -1,5 +1,5 @@
 // The SQLite run store: schema version, runs, batched metrics, a second connection reading while
-// another writes, and clear errors.
+// another writes, and clear errors; workspaces that move, old schemas, damaged files, liveness.
 #include <QtTest/QtTest>
 
 #include <sqlite3.h>
@@ -9,7 +9,12 @@
 #include <chrono>
 #include <thread>
 
+#include <QProcess>
+#include <filesystem>
+#include <fstream>
+
 #include "store/run_store.h"
+#include "store/workspace.h"
 
 using namespace pivot;
 
@@ -127,6 +132,188 @@ class TestRunStore : public QObject {
       QVERIFY2(std::string(e.what()).find(path) != std::string::npos &&
                    std::string(e.what()).find("newer") != std::string::npos, e.what());
     }
+  }
+
+  // Issue 10.2: paths inside the workspace are stored relative to it, so a copied workspace loads its
+  // own checkpoints, never the original's.
+  void copiedWorkspaceUsesItsOwnFiles() {
+    QTemporaryDir dir;
+    namespace fs = std::filesystem;
+    const fs::path a = fs::path(dir.path().toStdString()) / "a", b = fs::path(dir.path().toStdString()) / "b";
+    fs::create_directories(a);
+    int64_t id = 0;
+    {
+      RunStore store(storePath(a.string()));
+      id = store.createRun(RunInfo{});
+      store.addCheckpoint(id, 4, (a / "checkpoints/run-1/step-0000004").string());
+      store.addArtifact(id, "report", (a / "experiments/experiment-1").string());
+      store.addArtifact(id, "export", "/elsewhere/export");  // outside: stays absolute
+    }
+    fs::copy(a, b, fs::copy_options::recursive);
+    fs::remove_all(a);
+    RunStore moved(storePath(b.string()));
+    QCOMPARE(moved.checkpoints(id).at(0).path, (b / "checkpoints/run-1/step-0000004").string());
+    QCOMPARE(moved.artifacts(id).at(0).path, (b / "experiments/experiment-1").string());
+    QCOMPARE(moved.artifacts(id).at(1).path, std::string("/elsewhere/export"));
+  }
+
+  // Schema 2 stored paths as given (absolute, or relative to where the command ran); opening such a
+  // workspace migrates them to workspace-relative ones.
+  void schemaTwoPathsMigrate() {
+    QTemporaryDir dir;
+    const std::string path = dir.filePath("runs.sqlite").toStdString();
+    sqlite3* db = nullptr;
+    QCOMPARE(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const char* v2 = R"sql(
+      CREATE TABLE runs(id INTEGER PRIMARY KEY, name TEXT NOT NULL, preset TEXT NOT NULL DEFAULT '',
+        stage TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT 'created',
+        parent_id INTEGER REFERENCES runs(id) ON DELETE SET NULL, config_json TEXT NOT NULL DEFAULT '{}',
+        git_commit TEXT NOT NULL DEFAULT '', message TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL,
+        updated_at REAL NOT NULL, tags TEXT NOT NULL DEFAULT '');
+      CREATE TABLE metrics(run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, key TEXT NOT NULL,
+        step INTEGER NOT NULL, value REAL NOT NULL, wall_time REAL NOT NULL, PRIMARY KEY(run_id, key, step)) WITHOUT ROWID;
+      CREATE TABLE checkpoints(run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, step INTEGER NOT NULL,
+        path TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY(run_id, step));
+      CREATE TABLE evaluations(id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        step INTEGER NOT NULL, name TEXT NOT NULL, key TEXT NOT NULL, value REAL NOT NULL, created_at REAL NOT NULL);
+      CREATE TABLE artifacts(id INTEGER PRIMARY KEY, run_id INTEGER REFERENCES runs(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL, path TEXT NOT NULL, created_at REAL NOT NULL);
+      INSERT INTO runs(id, name, status, created_at, updated_at) VALUES(1, 'old', 'finished', 0, 0);
+      INSERT INTO checkpoints VALUES(1, 4, '/old/machine/ws/checkpoints/run-1/step-0000004', 0);
+      INSERT INTO checkpoints VALUES(1, 8, 'ws/checkpoints/run-1/step-0000008', 0);
+      INSERT INTO artifacts(run_id, kind, path, created_at) VALUES(1, 'report', '/old/machine/ws/experiments/experiment-1', 0);
+      PRAGMA user_version = 2;
+    )sql";
+    QCOMPARE(sqlite3_exec(db, v2, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+    RunStore store(path);
+    QCOMPARE(store.schemaVersion(), 3);
+    const std::string root = std::filesystem::path(path).parent_path().string();
+    QCOMPARE(store.checkpoints(1).at(0).path, root + "/checkpoints/run-1/step-0000004");
+    QCOMPARE(store.checkpoints(1).at(1).path, root + "/checkpoints/run-1/step-0000008");
+    QCOMPARE(store.artifacts(1).at(0).path, root + "/experiments/experiment-1");
+    QCOMPARE(store.run(1)->owner.pid, int64_t(0));  // unknown owner: never shown as crashed
+    QCOMPARE(effectiveStatus(*store.run(1)), std::string("finished"));
+  }
+
+  // Issue 10.3: a damaged database is an error naming it, never a partial answer.
+  void damagedDatabaseIsAnErrorNamingIt() {
+    QTemporaryDir dir;
+    const std::string path = dir.filePath("runs.sqlite").toStdString();
+    int64_t id = 0;
+    {
+      RunStore store(path);
+      id = store.createRun(RunInfo{});
+      std::vector<MetricPoint> points;
+      for (int step = 1; step <= 20000; ++step) points.push_back({step, "loss", 1.0 / step, 0});
+      store.appendMetrics(id, points);
+    }
+    const auto size = std::filesystem::file_size(path);
+    QVERIFY(size > 64 * 4096);
+    {
+      std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(static_cast<std::streamoff>(size / 2 / 4096 * 4096));
+      const std::string garbage(3 * 4096, '\xA5');
+      f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+    }
+    RunStore store(path, RunStore::Access::ReadOnly);
+    try {
+      const auto points = store.metrics(id, "loss");
+      QFAIL(qPrintable(QString("expected an error, got %1 points").arg(points.size())));
+    } catch (const std::runtime_error& e) {
+      QVERIFY2(std::string(e.what()).find(path) != std::string::npos, e.what());
+      QVERIFY2(std::string(e.what()).find("pivot doctor") != std::string::npos, e.what());
+    }
+    QVERIFY(!store.integrityProblems().empty());
+  }
+
+  // Issue 10.4 at the store's edge: SQLite would turn NaN into NULL; the error names the metric.
+  void nonFiniteMetricIsRefusedByName() {
+    QTemporaryDir dir;
+    RunStore store(dir.filePath("runs.sqlite").toStdString());
+    const auto id = store.createRun(RunInfo{});
+    try {
+      store.appendMetrics(id, {{3, "rewards/margins", std::nan(""), 0}});
+      QFAIL("expected an error");
+    } catch (const std::runtime_error& e) {
+      QVERIFY2(std::string(e.what()).find("'rewards/margins' at step 3") != std::string::npos, e.what());
+    }
+    QVERIFY(store.metrics(id).empty());
+  }
+
+  // Issue 10.6: a running run whose owner is gone shows as crashed; a live owner, a finished run and
+  // a fresh heartbeat from another host do not.
+  void liveness() {
+    QTemporaryDir dir;
+    RunStore store(dir.filePath("runs.sqlite").toStdString());
+    const auto id = store.createRun(RunInfo{});
+    store.setStatus(id, "running");
+    store.claimRun(id, currentProcessOwner());
+    QCOMPARE(runLiveness(*store.run(id)), Liveness::Alive);
+    QCOMPARE(effectiveStatus(*store.run(id)), std::string("running"));
+
+    QProcess child;  // a process that owned the run and then ended
+    child.start("sleep", {"0.3"});
+    QVERIFY(child.waitForStarted());
+    const RunOwner gone = processOwner(child.processId());
+    QVERIFY(!gone.start.empty());
+    store.claimRun(id, gone);
+    QCOMPARE(runLiveness(*store.run(id)), Liveness::Alive);
+    QVERIFY(child.waitForFinished());
+    QCOMPARE(runLiveness(*store.run(id)), Liveness::Dead);
+    QCOMPARE(effectiveStatus(*store.run(id)), std::string("crashed"));
+
+    RunOwner recycled = currentProcessOwner();  // our pid, but another process's start
+    recycled.start += "0";
+    store.claimRun(id, recycled);
+    QCOMPARE(runLiveness(*store.run(id)), Liveness::Dead);
+
+    RunInfo remote = *store.run(id);
+    remote.owner.host = "another-host";
+    remote.owner.heartbeat = unixNow() - 5;
+    QCOMPARE(runLiveness(remote), Liveness::Alive);
+    remote.owner.heartbeat = unixNow() - 3600;
+    QCOMPARE(runLiveness(remote), Liveness::Dead);
+    remote.status = "finished";
+    QCOMPARE(runLiveness(remote), Liveness::NotRunning);
+  }
+
+  // Two trainers never share a run folder: the lock is exclusive and dies with its holder.
+  void runLockIsExclusive() {
+    QTemporaryDir dir;
+    const std::string runDir = dir.filePath("checkpoints/run-1").toStdString();
+    {
+      RunLock first(runDir, "sft-1", "pid 1 on here");
+      try {
+        RunLock second(runDir, "sft-1", "pid 1 on here");
+        QFAIL("expected an error");
+      } catch (const std::runtime_error& e) {
+        QVERIFY2(std::string(e.what()).find("run sft-1 is being trained by another process (pid 1 on here)") !=
+                     std::string::npos, e.what());
+      }
+    }
+    RunLock again(runDir, "sft-1", "");  // released with its holder
+  }
+
+  void readOnlyAccessNeverWrites() {
+    QTemporaryDir dir;
+    const std::string path = dir.filePath("runs.sqlite").toStdString();
+    { RunStore(path).createRun(RunInfo{}); }
+    RunStore reader(path, RunStore::Access::ReadOnly);
+    QCOMPARE(reader.runs().size(), size_t(1));
+    try {
+      reader.createRun(RunInfo{});
+      QFAIL("expected an error");
+    } catch (const std::runtime_error& e) {
+      QVERIFY2(std::string(e.what()).find(path) != std::string::npos, e.what());
+    }
+    try {
+      RunStore missing(dir.filePath("none.sqlite").toStdString(), RunStore::Access::ReadOnly);
+      QFAIL("expected an error");
+    } catch (const std::runtime_error& e) {
+      QVERIFY2(std::string(e.what()).find("no such run store") != std::string::npos, e.what());
+    }
+    QVERIFY(!QFileInfo::exists(dir.filePath("none.sqlite")));
   }
 };
 

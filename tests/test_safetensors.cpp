@@ -70,7 +70,56 @@ class TestSafetensors : public QObject {
     expectError("too short");
     saveSafetensors(path, {{"x", torch::randn({16})}});
     std::filesystem::resize_file(path, std::filesystem::file_size(path) - 4);  // truncated data
-    expectError("outside the file");
+    expectError("outside the data block");
+  }
+
+  // Issue 10.7: what the format's own reader enforces. Each file below is well-formed JSON whose
+  // tensors would load "successfully" from the wrong bytes without the checks.
+  void rangesMustBeContiguousAndCoverTheData() {
+    QTemporaryDir dir;
+    const std::string path = dir.filePath("raw.safetensors").toStdString();
+    auto write = [&](const std::string& header, size_t dataBytes) {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      unsigned char len[8];
+      for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>((header.size() >> (8 * i)) & 0xff);
+      out.write(reinterpret_cast<const char*>(len), 8);
+      out << header << std::string(dataBytes, '\x01');
+    };
+    auto expectError = [&](const std::string& contains) {
+      try {
+        loadSafetensors(path);
+        QFAIL(qPrintable(QString::fromStdString("expected an error containing: " + contains)));
+      } catch (const std::runtime_error& e) {
+        const std::string msg = e.what();
+        QVERIFY2(msg.find(path) != std::string::npos && msg.find(contains) != std::string::npos, e.what());
+      }
+    };
+    // Overlapping: b reads a's last 4 bytes.
+    write(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12);
+    expectError("tensor 'b' starts at byte 4 of the data block, expected 8 (it overlaps the tensor before it)");
+    // A gap between tensors.
+    write(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})", 12);
+    expectError("(a gap before it)");
+    // Bytes after the last tensor that nothing covers.
+    write(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 12);
+    expectError("the tensors cover 4 of the data block's 12 bytes");
+    // Shape and byte count disagree.
+    write(R"({"a":{"dtype":"F16","shape":[3],"data_offsets":[0,4]}})", 4);
+    expectError("has 4 bytes but its shape and dtype need 6");
+    // A dtype the format does not know; a negative dimension; metadata that is not text.
+    write(R"({"a":{"dtype":"F24","shape":[1],"data_offsets":[0,3]}})", 3);
+    expectError("unknown dtype 'F24'");
+    write(R"({"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}})", 1);
+    expectError("not a non-negative integer");
+    write(R"({"__metadata__":{"format":1},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})", 1);
+    expectError("__metadata__ value 'format' is not a string");
+    write(R"([1,2])", 0);
+    expectError("does not start with '{'");
+    // Sorted by offset, not by name: a valid file whose header lists z before a.
+    write(R"({"z":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"a":{"dtype":"U8","shape":[1],"data_offsets":[2,3]},"e":{"dtype":"U8","shape":[0],"data_offsets":[3,3]}})", 3);
+    const auto ok = loadSafetensors(path);
+    QCOMPARE(ok.size(), size_t(3));
+    QCOMPARE(ok.at("a").numel(), int64_t(1));
   }
 
   void checkpointFolderIsCompleteAndReplacesAtomically() {

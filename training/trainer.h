@@ -7,6 +7,7 @@
 #include <string>
 
 #include "config/train_config.h"
+#include "store/workspace.h"  // storePath, runDirectory: most callers of train() need them
 #include "training/metric_sink.h"
 
 namespace at { class Tensor; }
@@ -33,10 +34,9 @@ struct TrainResult {
   Scalars evaluation;       // held-out VQA scores at the end (finished runs)
 };
 
-// Throws std::runtime_error for bad configuration or inputs (nothing is written then).
+// Throws std::runtime_error for bad configuration or inputs, a run that another process trains, or
+// a parent without a checkpoint (nothing is written then). Once the run exists, whatever goes wrong
+// (a non-finite value, a full disk) returns status "failed" with the reason, recorded in the store.
 TrainResult train(const TrainConfig& config, const TrainOptions& options);
-
-std::string storePath(const std::string& workspace);
-std::string runDirectory(const std::string& workspace, int64_t runId);
 
 }  // namespace pivot

@@ -2,6 +2,8 @@
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <algorithm>
+#include <filesystem>
 #include <stdexcept>
 
 #include "visualization/image_pdf.h"
@@ -45,11 +47,23 @@ cv::Mat overlayMat(const RgbImage& image, const std::vector<float>& map, int gh,
   cv::Mat out;
   cv::addWeighted(base * s.darken, 1.0 - s.alpha, colours, s.alpha, 0, out);
   if (s.colourBar) {
+    // A ramp from 1 (top) to 0 (bottom) with tick labels at 0, 0.5 and 1 on a white strip: the map
+    // is min-max normalised, so these are shares of the map's range.
     cv::Mat ramp(s.panelSize, 12, CV_8U);
     for (int y = 0; y < s.panelSize; ++y) ramp.row(y).setTo(255 - y * 255 / std::max(1, s.panelSize - 1));
     cv::Mat bar;
     cv::applyColorMap(ramp, bar, colormapCode(s.colormap));
-    cv::hconcat(out, bar, out);
+    cv::Mat labels(s.panelSize, 30, CV_8UC3, cv::Scalar(255, 255, 255));
+    const double scale = 0.35;
+    for (const auto& [value, text] : {std::pair<double, const char*>{1.0, "1"}, {0.5, ".5"}, {0.0, "0"}}) {
+      const int y = static_cast<int>((1.0 - value) * (s.panelSize - 1));
+      cv::line(labels, cv::Point(0, y), cv::Point(4, y), cv::Scalar(40, 40, 40), 1);
+      int base = 0;
+      const auto size = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, 1, &base);
+      const int ty = std::clamp(y + size.height / 2, size.height + 1, s.panelSize - 2);
+      cv::putText(labels, text, cv::Point(7, ty), cv::FONT_HERSHEY_SIMPLEX, scale, cv::Scalar(40, 40, 40), 1, cv::LINE_AA);
+    }
+    cv::hconcat(std::vector<cv::Mat>{out, bar, labels}, out);
   }
   return out;
 }
@@ -107,9 +121,15 @@ void saveImage(const RgbImage& image, const std::string& path) {
   if (!cv::imwrite(path, toMat(image))) throw std::runtime_error(path + ": cannot write image");
 }
 
-RgbImage loadImage(const std::string& path, int size) {
+RgbImage loadImage(const std::string& path, int size, RgbImage* original) {
+  std::error_code ec;  // checked first: OpenCV would print a warning of its own before failing
+  if (!std::filesystem::is_regular_file(path, ec)) throw std::runtime_error(path + ": no such image file");
   cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
-  if (bgr.empty()) throw std::runtime_error(path + ": cannot read image");
+  if (bgr.empty()) throw std::runtime_error(path + ": cannot read image (not a format OpenCV decodes)");
+  if (original) {
+    original->width = bgr.cols;
+    original->height = bgr.rows;
+  }
   cv::Mat resized;
   cv::resize(bgr, resized, cv::Size(size, size), 0, 0, cv::INTER_AREA);
   return fromMat(resized);

@@ -37,7 +37,9 @@ RgbImage renderFigure(const RgbImage& image, const std::string& question, const 
 
 // PNG by extension .png, or a one-page PDF embedding the image (.pdf). Throws naming the file.
 void saveImage(const RgbImage& image, const std::string& path);
-RgbImage loadImage(const std::string& path, int size);  // any format OpenCV reads, resized square
+// Any format OpenCV reads, resized square; `original` (when given) receives the file's own size.
+// A missing or unreadable file is one error naming it.
+RgbImage loadImage(const std::string& path, int size, RgbImage* original = nullptr);
 
 bool renderingAvailable();  // false when built without OpenCV
 

@@ -20,7 +20,7 @@ void saveImage(const RgbImage& image, const std::string& path) {
   if (path.size() > 4 && path.substr(path.size() - 4) == ".pdf") return writeImagePdf(path, image.width, image.height, image.rgb);
   unavailable();
 }
-RgbImage loadImage(const std::string&, int) { unavailable(); }
+RgbImage loadImage(const std::string&, int, RgbImage*) { unavailable(); }
 std::array<uint8_t, 3> seriesColour(size_t) { return {128, 128, 128}; }
 RgbImage renderBarChart(const BarChart&, int, int) { unavailable(); }
 RgbImage renderLineChart(const LineChart&, int, int) { unavailable(); }

@@ -18,6 +18,10 @@
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "store/run_store.h"
+#include "stop_signals.h"
+#include "torch_compat.h"
+#include "store/workspace.h"
+#include "training/run_checkpoint.h"
 #include "training/trainer.h"
 
 namespace fs = std::filesystem;
@@ -25,17 +29,28 @@ namespace fs = std::filesystem;
 namespace pivot::cli {
 namespace {
 
-// Opens an existing workspace's store; never creates one (errors write nothing).
-std::unique_ptr<RunStore> openExisting(const std::string& workspace) {
+// Opens an existing workspace's store; never creates one (errors write nothing). Reading commands
+// open it read-only, so a read-only workspace can be listed.
+std::unique_ptr<RunStore> openExisting(const std::string& workspace,
+                                       RunStore::Access access = RunStore::Access::ReadOnly) {
   const auto path = storePath(workspace);
   if (!fs::exists(path)) throw std::runtime_error("workspace " + workspace + " has no runs.sqlite");
-  return std::make_unique<RunStore>(path);
+  return std::make_unique<RunStore>(path, access);
 }
 
 void printEvaluation(const TrainResult& r) {
   for (const auto& [k, v] : r.evaluation)
     std::cout << "  " << std::left << std::setw(34) << k << std::fixed << std::setprecision(4) << v << "\n";
   std::cout.unsetf(std::ios::fixed);
+}
+
+// Prints how a run ended; a failed run throws RunFailed (exit code 1), a stopped one RunStopped.
+void reportEnd(const std::string& stage, const TrainResult& r) {
+  std::cout << stage << " run " << r.runId << ": " << r.status << " (" << r.message << ")\n";
+  if (r.status == "failed") throw RunFailed("run " + std::to_string(r.runId) + " failed: " + r.message);
+  if (r.status == "stopped")
+    throw RunStopped("run " + std::to_string(r.runId) + " " + r.message +
+                     " with a checkpoint; continue it with: pivot train --resume " + std::to_string(r.runId));
 }
 
 TrainResult runStage(const std::string& workspace, const TrainConfig& cfg, std::optional<int64_t> parent,
@@ -47,9 +62,9 @@ TrainResult runStage(const std::string& workspace, const TrainConfig& cfg, std::
   opt.parentRunId = parent;
   opt.runName = name;
   opt.sink = quiet ? static_cast<MetricSink*>(&silent) : &progress;
+  opt.stopRequested = &installStopSignals();
   auto r = train(cfg, opt);
-  std::cout << stageName(cfg.stage) << " run " << r.runId << ": " << r.status << " (" << r.message << ")\n";
-  if (r.status == "failed") throw std::runtime_error(r.message);
+  reportEnd(stageName(cfg.stage), r);
   return r;
 }
 
@@ -65,6 +80,11 @@ std::string defaultWorkspace() {
 
 int cmdTrain(const std::string& workspace, const TrainArgs& a) {
   if (!a.resume.empty()) {
+    // A resumed run continues with its own configuration and parent; anything else given with
+    // --resume would be silently ignored, so it is refused.
+    if (!a.optionsBesideResume.empty())
+      throw std::runtime_error("--resume continues a run with its own configuration; it cannot be combined with " +
+                               a.optionsBesideResume);
     auto store = openExisting(workspace);
     const auto info = store->findRun(a.resume);
     store.reset();
@@ -72,14 +92,17 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     opt.workspace = workspace;
     opt.resumeRunId = info.id;
     ProgressSink progress("[" + info.stage + "]");
-    opt.sink = &progress;
+    NullSink silent;
+    opt.sink = a.quiet ? static_cast<MetricSink*>(&silent) : &progress;
+    opt.stopRequested = &installStopSignals();
     auto r = train(TrainConfig{}, opt);
-    std::cout << info.stage << " run " << r.runId << ": " << r.status << " (" << r.message << ")\n";
+    reportEnd(info.stage, r);
     printEvaluation(r);
-    return r.status == "failed" ? 1 : 0;
+    return 0;
   }
   const Stage stage = stageFromName(a.stage);
   const TrainConfig cfg = makeConfig(a.preset, stage, a.sets);  // all validation before any write
+  (void)pickDevice(cfg.device);                                  // device=cuda without CUDA
   std::optional<int64_t> parent;
   if (!a.from.empty()) {
     auto store = openExisting(workspace);
@@ -100,19 +123,28 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
 
 int cmdRuns(const std::string& workspace) {
   auto store = openExisting(workspace);
-  std::cout << std::left << std::setw(5) << "id" << std::setw(18) << "name" << std::setw(7) << "preset"
-            << std::setw(10) << "stage" << std::setw(10) << "status" << std::setw(8) << "parent"
-            << std::setw(8) << "steps" << std::setw(12) << "last loss" << "created\n";
+  // Columns as wide as their longest cell: long names and the experiment stage never run into the
+  // next column. Status is what a person should see: a dead owner's "running" run is "crashed".
+  std::vector<std::vector<std::string>> table = {
+      {"id", "name", "preset", "stage", "status", "parent", "steps", "last loss", "created"}};
   for (const auto& r : store->runs()) {
-    const auto loss = store->metrics(r.id, "loss");
+    const auto loss = store->lastMetric(r.id, "loss");
     std::time_t created = static_cast<std::time_t>(r.createdAt);
     char when[32];
     std::strftime(when, sizeof when, "%Y-%m-%d %H:%M", std::localtime(&created));
-    std::cout << std::setw(5) << r.id << std::setw(18) << r.name << std::setw(7) << r.preset
-              << std::setw(10) << r.stage << std::setw(10) << r.status << std::setw(8)
-              << (r.parentId ? std::to_string(*r.parentId) : "-") << std::setw(8)
-              << (loss.empty() ? 0 : loss.back().step) << std::setw(12)
-              << (loss.empty() ? std::string("-") : std::to_string(loss.back().value)) << when << "\n";
+    std::ostringstream lossText;
+    if (loss) lossText << std::setprecision(6) << loss->value;
+    table.push_back({std::to_string(r.id), r.name, r.preset, r.stage, effectiveStatus(r),
+                     r.parentId ? std::to_string(*r.parentId) : "-", loss ? std::to_string(loss->step) : "0",
+                     loss ? lossText.str() : "-", when});
+  }
+  std::vector<size_t> width(table.front().size(), 0);
+  for (const auto& row : table)
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  for (const auto& row : table) {
+    for (size_t c = 0; c < row.size(); ++c)
+      std::cout << std::left << std::setw(static_cast<int>(c + 1 < row.size() ? width[c] + 2 : 0)) << row[c];
+    std::cout << "\n";
   }
   return 0;
 }
@@ -156,9 +188,8 @@ int cmdMetrics(const std::string& workspace, const std::string& runName, bool cs
 int cmdExport(const std::string& workspace, const std::string& runName, const std::string& outDir) {
   auto store = openExisting(workspace);
   const auto run = store->findRun(runName);
-  const auto cps = store->checkpoints(run.id);
-  if (cps.empty()) throw std::runtime_error("run '" + runName + "' has no checkpoint to export");
-  const std::string ckpt = cps.back().path;
+  const auto ref = resolveCheckpoint(*store, runName);  // the last checkpoint whose files exist
+  const std::string ckpt = ref.path;
   auto weights = readCheckpointWeights(ckpt);  // validates the file before anything is written
   fs::create_directories(outDir);
   fs::copy_file(fs::path(ckpt) / "model.safetensors", fs::path(outDir) / "model.safetensors",
@@ -182,8 +213,12 @@ int cmdExport(const std::string& workspace, const std::string& runName, const st
     cmdMetrics(workspace, std::to_string(run.id), true, "");
     std::cout.rdbuf(old);
   }
-  store->addArtifact(run.id, "export", fs::absolute(outDir).string());
-  std::cout << "exported run " << run.name << " (step " << cps.back().step << ") to " << outDir
+  try {
+    RunStore(storePath(workspace)).addArtifact(run.id, "export", fs::absolute(outDir).string());
+  } catch (const std::exception& e) {  // a read-only workspace: the export itself is done
+    std::cerr << "warning: the export is not recorded in the run store: " << e.what() << "\n";
+  }
+  std::cout << "exported run " << run.name << " (step " << ref.step << ") to " << outDir
             << ": model.safetensors, config.json, vision_encoder/, metrics.csv\n";
   return 0;
 }

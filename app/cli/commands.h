@@ -1,7 +1,9 @@
 // The `pivot` command's sub-commands. Each returns the process exit code; errors are thrown as
-// std::runtime_error and main() turns them into one line and exit code 2.
+// std::runtime_error and main() turns them into one line and exit code 2 (bad input), 1 (a run
+// that failed) or 128 + the signal (a run stopped by SIGINT/SIGTERM).
 #pragma once
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,17 @@ struct TrainArgs {
   std::string name;
   std::vector<std::string> sets;  // key=value overrides
   bool quiet = false;
+  std::string optionsBesideResume;  // e.g. "--set, --from": refused with --resume
+};
+
+// A training run that ended "failed" (a non-finite value, a full disk): exit code 1, where bad
+// input is 2.
+struct RunFailed : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+// A run stopped by SIGINT/SIGTERM with a checkpoint: exit code 128 + the signal.
+struct RunStopped : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 struct ExplainArgs {
@@ -67,6 +80,7 @@ int cmdRuns(const std::string& workspace);
 int cmdMetrics(const std::string& workspace, const std::string& run, bool csv, const std::string& key);
 int cmdExport(const std::string& workspace, const std::string& run, const std::string& outDir);
 int cmdDemo(const std::string& workspace, const std::string& preset, const std::vector<std::string>& sets);
+int cmdDoctor(const std::string& workspace, bool fix);
 int cmdBench(const std::string& preset, int steps, const std::string& python);
 
 }  // namespace pivot::cli

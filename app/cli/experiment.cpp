@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "progress.h"
+#include "stop_signals.h"
 #include "study/experiment.h"
 
 namespace pivot::cli {
@@ -51,6 +52,7 @@ int cmdExperiment(const std::string& workspace, const ExperimentArgs& a) {
   spec.segmentationSeeds = a.segSeeds;
   spec.workspace = workspace;
   spec.out = a.out;
+  spec.stopRequested = &installStopSignals();
   spec = resolvedSpec(spec);  // every stage validated before anything is written
   std::cout << "PIVOT experiment: preset " << spec.preset << ", " << spec.seeds << " seed(s)"
             << (spec.sweepKey.empty() ? "" : ", sweep " + a.sweep) << (spec.mixedSftWeight > 0 ? ", third arm DPO+SFT" : "")

@@ -1,5 +1,6 @@
 // `pivot explain` (a figure of attribution maps for one sample under several checkpoints) and
 // `pivot localize` (localisation scores of a checkpoint's maps over a split).
+#include <cmath>
 #include <filesystem>
 #include <iomanip>
 #include <fstream>
@@ -42,7 +43,7 @@ struct ScoredSample {
 //   {"image": "a.png", "mask": "a-mask.png", "question": "...", "answer": "...",
 //    "rejected": "..." (optional), "category": "..." (optional)}
 // The mask's nonzero pixels are the target. Errors name the file and the line.
-std::vector<ScoredSample> loadMaskedRecords(const std::string& path, int size) {
+std::vector<ScoredSample> loadMaskedRecords(const std::string& path, int size, const WordTokenizer& tok) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path + ": cannot open");
   const auto dir = std::filesystem::path(path).parent_path();
@@ -61,11 +62,20 @@ std::vector<ScoredSample> loadMaskedRecords(const std::string& path, int size) {
       if (!j.contains(field) || !j[field].is_string()) throw std::runtime_error(where + ": missing text field '" + field + "'");
     ScoredSample item;
     item.index = lineNo;
-    item.category = j.value("category", std::string("all"));
+    item.category = j.contains("category") && j["category"].is_string() ? j["category"].get<std::string>() : "all";
     auto& s = item.sample;
     try {
-      const auto image = loadImage((dir / j["image"].get<std::string>()).string(), size);
-      const auto mask = loadImage((dir / j["mask"].get<std::string>()).string(), size);
+      RgbImage imageSize, maskSize;
+      const auto image = loadImage((dir / j["image"].get<std::string>()).string(), size, &imageSize);
+      const auto mask = loadImage((dir / j["mask"].get<std::string>()).string(), size, &maskSize);
+      // Both are resized to the model's square; a mask of another shape would be stretched onto
+      // other pixels than the image's, so it must have the image's aspect ratio.
+      if (std::abs(static_cast<double>(imageSize.width) * maskSize.height -
+                   static_cast<double>(maskSize.width) * imageSize.height) >
+          0.01 * static_cast<double>(imageSize.width) * maskSize.height)
+        throw std::runtime_error("the mask is " + std::to_string(maskSize.width) + "x" + std::to_string(maskSize.height) +
+                                 " but the image is " + std::to_string(imageSize.width) + "x" +
+                                 std::to_string(imageSize.height) + " (another aspect ratio)");
       s.scene.size = size;
       s.scene.rgb = image.rgb;
       s.scene.instanceMask.assign(static_cast<size_t>(size * size), 0);
@@ -77,7 +87,17 @@ std::vector<ScoredSample> loadMaskedRecords(const std::string& path, int size) {
     s.targets = {0};  // instance 1 = the mask
     s.question = j["question"].get<std::string>();
     s.answer = j["answer"].get<std::string>();
+    if (j.contains("rejected") && !j["rejected"].is_string()) throw std::runtime_error(where + ": 'rejected' is not text");
+    if (j.contains("category") && !j["category"].is_string()) throw std::runtime_error(where + ": 'category' is not text");
     s.rejected = j.value("rejected", std::string());
+    for (const auto& [field, text] : {std::pair<const char*, const std::string*>{"question", &s.question},
+                                      {"answer", &s.answer}, {"rejected", &s.rejected}}) {
+      try {
+        (void)tok.encode(*text);  // the miniature's word vocabulary, until a real tokenizer lands
+      } catch (const std::exception& e) {
+        throw std::runtime_error(where + ": field '" + field + "': " + e.what());
+      }
+    }
     if (std::count(s.scene.instanceMask.begin(), s.scene.instanceMask.end(), 1) == 0)
       throw std::runtime_error(where + ": the mask is empty at " + std::to_string(size) + " px");
     out.push_back(std::move(item));
@@ -101,6 +121,17 @@ AttributionOptions optionsFrom(const ExplainArgs& a) {
   return o;
 }
 
+// --layer must name one of the vision tower's hidden states (HF indexing: 0 = embeddings, negative
+// from the end), checked before any map is computed.
+void checkLayer(const ExplainArgs& a, const LoadedCheckpoint& m) {
+  const bool usesLayer = a.method == "gradcam" || a.method == "hirescam" || a.method == "layercam";
+  const int count = m.config.model.vision.num_hidden_layers + 1;
+  if (usesLayer && (a.layer < -count || a.layer >= count))
+    throw std::runtime_error("--layer " + std::to_string(a.layer) + " is outside " + m.label() + "'s vision tower (" +
+                             std::to_string(count) + " hidden states: " + std::to_string(-count) + ".." +
+                             std::to_string(count - 1) + ")");
+}
+
 }  // namespace
 
 int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
@@ -113,6 +144,7 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
     throw std::runtime_error("this build has no OpenCV, so it cannot render figures (pivot localize works)");
   std::vector<LoadedCheckpoint> models;
   for (const auto& spec : a.checkpoints) models.push_back(loadRunCheckpoint(workspace, spec));
+  for (const auto& m : models) checkLayer(a, m);
   const int imageSize = models.front().config.model.vision.image_size;
   for (const auto& m : models)
     if (m.config.model.vision.image_size != imageSize)
@@ -174,8 +206,10 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
 int cmdLocalize(const std::string& workspace, const ExplainArgs& a) {
   const AttributionOptions options = optionsFrom(a);
   if (a.checkpoints.size() != 1) throw std::runtime_error("give exactly one --checkpoint RUN[@STEP]");
+  if (a.data.empty() && a.samples < 1) throw std::runtime_error("--samples must be at least 1, got " + std::to_string(a.samples));
   const Split split = splitFromName(a.split);
   auto m = loadRunCheckpoint(workspace, a.checkpoints.front());
+  checkLayer(a, m);
   const ShapesWorld world(m.config.world);
   const WordTokenizer tok = WordTokenizer::shapesWorld();
   const int S = m.config.model.vision.image_size, g = S / m.config.model.vision.patch_size;
@@ -184,13 +218,16 @@ int cmdLocalize(const std::string& workspace, const ExplainArgs& a) {
   // name an object ("is there a ...?" -> "no" has nothing to point at).
   std::vector<ScoredSample> items;
   if (!a.data.empty()) {
-    items = loadMaskedRecords(a.data, S);
+    items = loadMaskedRecords(a.data, S, tok);
   } else {
     for (int i = 0; i < a.samples; ++i) {
       auto s = world.sample(split, i);
       if (!s.targets.empty()) items.push_back({std::move(s), "", i});
     }
     for (auto& it : items) it.category = categoryName(it.sample.category);
+    if (items.empty())
+      throw std::runtime_error("none of the first " + std::to_string(a.samples) + " " + a.split +
+                               " samples names an object to localise; give more --samples");
   }
   const bool allRejected = std::all_of(items.begin(), items.end(), [](const ScoredSample& it) { return !it.sample.rejected.empty(); });
   if (options.target == AttributionTarget::DpoLoss && !allRejected)

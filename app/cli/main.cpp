@@ -1,10 +1,14 @@
 // pivot: the headless command line of PIVOT Workbench.
 #include <malloc.h>
 
+#include <c10/util/Exception.h>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 
 #include "commands.h"
+#include "stop_signals.h"
+#include "study/experiment.h"
 
 int main(int argc, char** argv) {
   // glibc otherwise returns freed memory to the kernel after every training step; the page faults
@@ -14,6 +18,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"pivot: train, inspect and export PIVOT Workbench runs (SFT vs DPO on a multimodal LLM)"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options go before or after the subcommand
   std::string workspace = pivot::cli::defaultWorkspace();
   app.add_option("--workspace", workspace, "folder holding runs.sqlite and checkpoints/")->capture_default_str();
 
@@ -28,6 +33,10 @@ int main(int argc, char** argv) {
   train->add_flag("--quiet", t.quiet, "no progress line");
 
   app.add_subcommand("runs", "list the runs of the workspace");
+
+  bool doctorFix = false;
+  auto* doctor = app.add_subcommand("doctor", "check the workspace: database integrity, crashed runs, missing or stray checkpoint folders");
+  doctor->add_flag("--fix", doctorFix, "mark crashed runs as such and remove stray temporary folders");
 
   std::string run, key, out;
   bool csv = false;
@@ -120,7 +129,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    if (*train) return pivot::cli::cmdTrain(workspace, t);
+    if (*train) {
+      std::string beside;
+      for (const char* o : {"--preset", "--stage", "--from", "--set", "--name"})
+        if (train->count(o) > 0) beside += (beside.empty() ? "" : ", ") + std::string(o);
+      t.optionsBesideResume = beside;
+      return pivot::cli::cmdTrain(workspace, t);
+    }
+    if (*doctor) return pivot::cli::cmdDoctor(workspace, doctorFix);
     if (app.got_subcommand("runs")) return pivot::cli::cmdRuns(workspace);
     if (*metrics) return pivot::cli::cmdMetrics(workspace, run, csv, key);
     if (*exportCmd) return pivot::cli::cmdExport(workspace, run, out);
@@ -131,6 +147,20 @@ int main(int argc, char** argv) {
     if (*probe) return pivot::cli::cmdProbe(workspace, pr);
     if (*experiment) return pivot::cli::cmdExperiment(workspace, ex);
     if (*swap) return pivot::cli::cmdSwap(workspace, swapEncoder, swapInto, swapSamples);
+  } catch (const pivot::cli::RunStopped& e) {
+    std::cerr << "pivot: " << e.what() << "\n";
+    return pivot::cli::stoppedExitCode();
+  } catch (const pivot::ExperimentStopped& e) {
+    std::cerr << "pivot: " << e.what() << "\n";
+    return pivot::cli::stoppedExitCode();
+  } catch (const pivot::cli::RunFailed& e) {
+    std::cerr << "pivot: error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {  // a LibTorch check: its message, without the C++ backtrace
+    std::string what = e.what_without_backtrace();
+    what = what.substr(0, what.find('\n'));
+    std::cerr << "pivot: error: " << what << "\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "pivot: error: " << e.what() << "\n";
     return 2;

@@ -1,10 +1,12 @@
 #include "config/train_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "config/json_field.h"
 #include "data/tokenizer.h"
 
 namespace pivot {
@@ -27,13 +29,7 @@ nlohmann::json worldToJson(const WorldConfig& w) {
 
 template <typename T>
 void readField(const nlohmann::json& j, const char* key, T& out, const std::string& path) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return;
-  try {
-    out = it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw std::runtime_error("config field '" + path + key + "' has the wrong type: " + it->dump());
-  }
+  readJsonField(j, key, out, path);
 }
 
 WorldConfig worldFromJson(const nlohmann::json& j) {
@@ -74,6 +70,9 @@ TrainConfig tinyPreset(Stage stage) {
     case Stage::Sft: c.steps = 120; c.lr = 2e-4; c.vision_lr = 2e-4; break;
     case Stage::Dpo: c.steps = 120; c.lr = 1e-4; c.vision_lr = 1e-4; break;
   }
+  // Stage 2 keeps a few checkpoints along the way: the Inspect tab's step slider reads maps early
+  // in training, as the paper does (around step 20).
+  if (stage == Stage::Sft || stage == Stage::Dpo) c.snapshots = 4;
   return c;
 }
 
@@ -146,6 +145,97 @@ nlohmann::json parseLike(const nlohmann::json& like, const std::string& text, co
   throw bad("this key holds a structure, set one of its fields");
 }
 
+// The node a dotted key names in a config's JSON form; throws "unknown key" naming it.
+nlohmann::json& configNode(nlohmann::json& j, const std::string& key) {
+  nlohmann::json* node = &j;
+  size_t start = 0;
+  while (true) {
+    const auto dot = key.find('.', start);
+    const std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!node->is_object() || !node->contains(part)) throw std::runtime_error("unknown key '" + key + "'");
+    node = &(*node)[part];
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return *node;
+}
+
+// The one rule for setting a config value, from --set, a preset file, a sweep or the launch panel:
+// the key must exist and be settable, and the value must have the key's type (an integer key takes
+// only a whole number; a structure is set field by field).
+void assignConfigValue(nlohmann::json& j, const std::string& key, const nlohmann::json& value) {
+  if (key == "preset" || key == "stage" || key == "model.model_type" || key == "model.architectures" ||
+      key.rfind("model.vision_config.model_type", 0) == 0 || key.rfind("model.text_config.model_type", 0) == 0 ||
+      key == "model.projector_hidden_act" || key == "model.vision_config.hidden_act" || key == "model.text_config.hidden_act")
+    throw std::runtime_error("key '" + key + "' cannot be set" +
+                             (key == "preset" || key == "stage" ? std::string("; use --preset/--stage") : std::string()));
+  nlohmann::json& node = configNode(j, key);
+  const auto bad = [&](const std::string& why) {
+    return std::runtime_error("bad value for '" + key + "': " + value.dump() + " (" + why + ")");
+  };
+  if (node.is_object()) throw bad("this key holds a structure, set one of its fields");
+  if (node.is_boolean() && !value.is_boolean()) throw bad("expected true or false");
+  if (node.is_string() && !value.is_string()) throw bad("expected a string");
+  if (node.is_number_integer() || node.is_number_unsigned()) {
+    const bool whole = value.is_number_integer() || value.is_number_unsigned() ||
+                       (value.is_number_float() && std::isfinite(value.get<double>()) &&
+                        std::floor(value.get<double>()) == value.get<double>() &&
+                        std::fabs(value.get<double>()) < 9.0e15);
+    if (!whole) throw bad("expected an integer");
+    if (node.is_number_unsigned() && value.get<double>() < 0) throw bad("expected a non-negative integer");
+    node = value.is_number_float() ? nlohmann::json(static_cast<int64_t>(value.get<double>())) : value;
+    return;
+  }
+  if (node.is_number_float()) {
+    if (!value.is_number() || !std::isfinite(value.get<double>())) throw bad("expected a finite number");
+    node = value.get<double>();
+    return;
+  }
+  node = value;
+}
+
+// Converts an assigned JSON form back and checks it whole (one image size for model and data).
+TrainConfig fromAssignedJson(const nlohmann::json& j) {
+  TrainConfig updated = trainConfigFromJson(j);
+  updated.world.image_size = updated.model.vision.image_size;
+  validate(updated);
+  return updated;
+}
+
+// Every leaf of a preset file as "a.b.c" -> value.
+void flattenLeaves(const nlohmann::json& j, const std::string& prefix, std::vector<std::pair<std::string, nlohmann::json>>& out) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
+    if (it->is_object() && !it->empty()) flattenLeaves(*it, key, out);
+    else out.emplace_back(key, *it);
+  }
+}
+
+// A preset file: {"preset": "tiny" | "mini" (the base, default tiny), any config keys...}. Every key
+// goes through assignConfigValue, the rule --set uses; errors name the file.
+TrainConfig presetFromJsonFile(const std::string& path, Stage stage) {
+  const auto j = readJsonFile(path);
+  try {
+    if (!j.is_object()) throw std::runtime_error("a preset is a JSON object of config keys");
+    std::string base = "tiny";
+    if (j.contains("preset")) {
+      if (!j["preset"].is_string()) throw std::runtime_error("'preset' (the base preset) must be \"tiny\" or \"mini\"");
+      base = j["preset"].get<std::string>();
+    }
+    if (base != "tiny" && base != "mini")
+      throw std::runtime_error("unknown base preset '" + base + "' (expected tiny or mini)");
+    nlohmann::json merged = toJson(base == "mini" ? miniPreset(stage) : tinyPreset(stage));
+    std::vector<std::pair<std::string, nlohmann::json>> leaves;
+    flattenLeaves(j, "", leaves);
+    for (const auto& [key, value] : leaves)
+      if (key != "preset") assignConfigValue(merged, key, value);
+    merged["preset"] = path;
+    return fromAssignedJson(merged);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
+}
+
 }  // namespace
 
 const char* stageName(Stage s) { return kStageNames[static_cast<int>(s)]; }
@@ -165,17 +255,7 @@ TrainConfig presetConfig(const std::string& preset, Stage stage) {
   } else if (preset == "mini") {
     c = miniPreset(stage);
   } else if (preset.size() > 5 && preset.substr(preset.size() - 5) == ".json") {
-    auto j = readJsonFile(preset);
-    const std::string base = j.value("preset", std::string("tiny"));
-    j["preset"] = preset;
-    j["stage"] = stageName(stage);
-    nlohmann::json merged = toJson(base == "mini" ? miniPreset(stage) : tinyPreset(stage));
-    merged.merge_patch(j);
-    try {
-      c = trainConfigFromJson(merged);
-    } catch (const std::exception& e) {
-      throw std::runtime_error(preset + ": " + e.what());
-    }
+    c = presetFromJsonFile(preset, stage);
   } else {
     throw std::runtime_error("unknown preset '" + preset + "' (expected tiny, mini or a .json file)");
   }
@@ -210,6 +290,8 @@ nlohmann::json toJson(const TrainConfig& c) {
           {"freeze_vision", c.freeze_vision},
           {"projector_init", c.projector_init},
           {"checkpoint_every", c.checkpoint_every},
+          {"checkpoint_minutes", c.checkpoint_minutes},
+          {"snapshots", c.snapshots},
           {"eval_samples", c.eval_samples},
           {"device", c.device},
           {"threads", c.threads}};
@@ -247,6 +329,8 @@ TrainConfig trainConfigFromJson(const nlohmann::json& j) {
   readField(j, "freeze_vision", c.freeze_vision, "");
   readField(j, "projector_init", c.projector_init, "");
   readField(j, "checkpoint_every", c.checkpoint_every, "");
+  readField(j, "checkpoint_minutes", c.checkpoint_minutes, "");
+  readField(j, "snapshots", c.snapshots, "");
   readField(j, "eval_samples", c.eval_samples, "");
   readField(j, "device", c.device, "");
   readField(j, "threads", c.threads, "");
@@ -259,23 +343,9 @@ void applyOverride(TrainConfig& c, const std::string& assignment) {
     throw std::runtime_error("bad --set '" + assignment + "' (expected key=value)");
   const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
   nlohmann::json j = toJson(c);
-  nlohmann::json* node = &j;
-  size_t start = 0;
-  while (true) {
-    const auto dot = key.find('.', start);
-    const std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (!node->is_object() || !node->contains(part)) throw std::runtime_error("unknown key '" + key + "'");
-    node = &(*node)[part];
-    if (dot == std::string::npos) break;
-    start = dot + 1;
-  }
-  if (key == "preset" || key == "stage" || key == "model.model_type" || key == "model.architectures")
-    throw std::runtime_error("key '" + key + "' cannot be set; use --preset/--stage");
-  *node = parseLike(*node, text, key);
-  TrainConfig updated = trainConfigFromJson(j);
-  updated.world.image_size = updated.model.vision.image_size;  // one image size for model and data
-  validate(updated);
-  c = updated;
+  const nlohmann::json& node = configNode(j, key);
+  assignConfigValue(j, key, parseLike(node, text, key));
+  c = fromAssignedJson(j);
 }
 
 void validate(const TrainConfig& c) {
@@ -298,6 +368,8 @@ void validate(const TrainConfig& c) {
   require(c.sft_weight >= 0, "sft_weight must be >= 0");
   require(c.conjunction_weight >= 0, "conjunction_weight must be >= 0");
   require(c.checkpoint_every >= 0, "checkpoint_every must be >= 0");
+  require(c.checkpoint_minutes >= 0, "checkpoint_minutes must be >= 0");
+  require(c.snapshots >= 0 && c.snapshots <= 100, "snapshots must be in 0..100");
   require(c.projector_init == "new" || c.projector_init == "one_plus_one",
           "projector_init must be new or one_plus_one, got '" + c.projector_init + "'");
   require(c.projector_init == "new" || !c.vision_init.empty(), "projector_init=one_plus_one needs vision_init");
@@ -322,6 +394,19 @@ TrainConfig makeConfig(const std::string& preset, Stage stage, const std::vector
   for (const auto& o : overrides) applyOverride(cfg, o);
   validate(cfg);
   return cfg;
+}
+
+std::vector<int> snapshotSteps(const TrainConfig& c) {
+  std::vector<int> steps;
+  if (c.snapshots <= 0) return steps;
+  if (c.steps > 40) steps.push_back(20);
+  for (int k = 1; k <= c.snapshots; ++k) {
+    const int s = static_cast<int>(std::lround(static_cast<double>(k) * c.steps / (c.snapshots + 1)));
+    if (s > 0 && s < c.steps) steps.push_back(s);
+  }
+  std::sort(steps.begin(), steps.end());
+  steps.erase(std::unique(steps.begin(), steps.end()), steps.end());
+  return steps;
 }
 
 std::vector<Stage> prerequisiteStages(Stage stage) {

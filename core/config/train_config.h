@@ -43,6 +43,11 @@ struct TrainConfig {
   std::string projector_init = "new";  // new | one_plus_one: reuse the source's first projector
                                        // layer, frozen, plus a new second one (the paper's best)
   int checkpoint_every = 0;       // steps between checkpoints (0 = only at the end)
+  double checkpoint_minutes = 5;  // also a checkpoint once this much time has passed since the last,
+                                  // so a stop or crash loses at most this much work (0 = off); it
+                                  // replaces the previous timed one
+  int snapshots = 0;              // evenly spaced checkpoints kept besides the final one (plus step
+                                  // 20, where the paper reads its maps); stage 2 presets keep 4
   int eval_samples = 192;         // held-out samples scored at the end of the run
   std::string device = "auto";    // auto | cpu | cuda
   int threads = 0;                // CPU threads for torch (0 = all cores)
@@ -68,6 +73,9 @@ void validate(const TrainConfig& c);
 
 // A preset's config for a stage with "key=value" overrides applied, validated.
 TrainConfig makeConfig(const std::string& preset, Stage stage, const std::vector<std::string>& overrides);
+
+// The steps at which a run keeps a snapshot checkpoint (ascending, each in 1..steps-1).
+std::vector<int> snapshotSteps(const TrainConfig& c);
 
 // The stages a run of `stage` builds on when it has no parent run: the encoder's pre-training, then
 // align, then instruct, all before SFT and DPO.

@@ -26,16 +26,30 @@ std::string writeCheckpoint(const std::string& runDir, int64_t step, torch::nn::
   const fs::path tmpDir = fs::path(runDir) / (".tmp-" + checkpointDirName(step));
   fs::remove_all(tmpDir);
   fs::create_directories(tmpDir);
-  saveSafetensors((tmpDir / "model.safetensors").string(), stateDict(model),
-                  {{"format", "pt"}, {"producer", "pivot-workbench"}});
-  auto writeJson = [](const fs::path& p, const nlohmann::json& j) {
-    std::ofstream out(p);
-    out << j.dump(2) << '\n';
-    if (!out) throw std::runtime_error(p.string() + ": write failed");
-  };
-  writeJson(tmpDir / "config.json", config);
-  writeJson(tmpDir / "trainer_state.json", trainerState);
-  if (optimizer) torch::save(*optimizer, (tmpDir / "optimizer.pt").string());
+  try {
+    saveSafetensors((tmpDir / "model.safetensors").string(), stateDict(model),
+                    {{"format", "pt"}, {"producer", "pivot-workbench"}});
+    auto writeJson = [](const fs::path& p, const nlohmann::json& j) {
+      std::ofstream out(p);
+      out << j.dump(2) << '\n';
+      out.flush();
+      if (!out) throw std::runtime_error(p.string() + ": write failed (disk full?)");
+    };
+    writeJson(tmpDir / "config.json", config);
+    writeJson(tmpDir / "trainer_state.json", trainerState);
+    if (optimizer) {
+      try {
+        torch::save(*optimizer, (tmpDir / "optimizer.pt").string());
+      } catch (const c10::Error& e) {
+        throw std::runtime_error((tmpDir / "optimizer.pt").string() + ": write failed (disk full?): " +
+                                 e.what_without_backtrace());
+      }
+    }
+  } catch (...) {
+    std::error_code ec;  // a failed write leaves nothing behind; the previous checkpoint stays
+    fs::remove_all(tmpDir, ec);
+    throw;
+  }
   fs::remove_all(finalDir);  // a re-run of the same step replaces the old folder
   fs::rename(tmpDir, finalDir);
   return finalDir.string();

@@ -1,5 +1,7 @@
 #include "io/safetensors.h"
 
+#include "io/safetensors_header.h"
+
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -31,8 +33,6 @@ const char* nameFromDtype(torch::ScalarType t) {
   throw std::runtime_error(std::string("safetensors: cannot store dtype ") + c10::toString(t));
 }
 
-constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the format's own limit is 100 MB
-
 }  // namespace
 
 TensorMap loadSafetensors(const std::string& path, StringMap* metadata) {
@@ -43,48 +43,23 @@ TensorMap loadSafetensors(const std::string& path, StringMap* metadata) {
   unsigned char lenBytes[8];
   if (fileSize < 8 || !in.read(reinterpret_cast<char*>(lenBytes), 8))
     throw std::runtime_error(path + ": too short for a safetensors header");
-  uint64_t headerLen = 0;
-  for (int i = 7; i >= 0; --i) headerLen = (headerLen << 8) | lenBytes[i];
-  if (headerLen > kMaxHeaderBytes || 8 + headerLen > fileSize)
-    throw std::runtime_error(path + ": header length " + std::to_string(headerLen) +
-                             " exceeds the file");
-  std::string headerText(headerLen, '\0');
-  in.read(headerText.data(), static_cast<std::streamsize>(headerLen));
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(headerText);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error(path + ": header is not valid JSON: " + e.what());
-  }
-  const uint64_t dataStart = 8 + headerLen;
-  const uint64_t dataSize = fileSize - dataStart;
+  const uint64_t headerLen = safetensorsHeaderLength(lenBytes, fileSize, path);
+  std::string prefix(8 + headerLen, '\0');
+  std::copy(lenBytes, lenBytes + 8, prefix.begin());
+  in.read(prefix.data() + 8, static_cast<std::streamsize>(headerLen));
+  const SafetensorsHeader header = parseSafetensorsHeader(prefix, fileSize, path);
+  if (metadata)
+    for (const auto& [k, v] : header.metadata) (*metadata)[k] = v;
 
   TensorMap out;
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    if (it.key() == "__metadata__") {
-      if (metadata)
-        for (auto m = it->begin(); m != it->end(); ++m)
-          (*metadata)[m.key()] = m->is_string() ? m->get<std::string>() : m->dump();
-      continue;
-    }
-    const std::string where = path + ": tensor '" + it.key() + "'";
-    const auto& entry = *it;
-    if (!entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
-      throw std::runtime_error(where + " lacks dtype, shape or data_offsets");
-    const auto dtype = dtypeFromName(entry["dtype"].get<std::string>(), where);
-    std::vector<int64_t> shape = entry["shape"].get<std::vector<int64_t>>();
-    const auto offsets = entry["data_offsets"].get<std::vector<uint64_t>>();
-    if (offsets.size() != 2 || offsets[0] > offsets[1] || offsets[1] > dataSize)
-      throw std::runtime_error(where + " has data_offsets outside the file");
-    auto tensor = torch::empty(shape, torch::TensorOptions().dtype(dtype));
-    const uint64_t nbytes = static_cast<uint64_t>(tensor.numel()) * tensor.element_size();
-    if (nbytes != offsets[1] - offsets[0])
-      throw std::runtime_error(where + " has " + std::to_string(offsets[1] - offsets[0]) +
-                               " bytes but its shape needs " + std::to_string(nbytes));
-    in.seekg(static_cast<std::streamoff>(dataStart + offsets[0]));
+  for (const auto& entry : header.tensors) {
+    const std::string where = path + ": tensor '" + entry.name + "'";
+    auto tensor = torch::empty(entry.shape, torch::TensorOptions().dtype(dtypeFromName(entry.dtype, where)));
+    const uint64_t nbytes = entry.end - entry.begin;
+    in.seekg(static_cast<std::streamoff>(header.dataStart + entry.begin));
     if (nbytes > 0 && !in.read(static_cast<char*>(tensor.data_ptr()), static_cast<std::streamsize>(nbytes)))
       throw std::runtime_error(where + ": read failed");
-    out.emplace(it.key(), std::move(tensor));
+    out.emplace(entry.name, std::move(tensor));
   }
   return out;
 }
@@ -119,7 +94,11 @@ void saveSafetensors(const std::string& path, const TensorMap& tensors, const St
       out.write(static_cast<const char*>(b.data_ptr()),
                 static_cast<std::streamsize>(b.numel() * b.element_size()));
     out.flush();
-    if (!out) throw std::runtime_error(tmp + ": write failed (disk full?)");
+    if (!out) {
+      out.close();
+      std::remove(tmp.c_str());  // nothing half-written stays behind
+      throw std::runtime_error(tmp + ": write failed (disk full?)");
+    }
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
     throw std::runtime_error(path + ": cannot rename temporary file into place");

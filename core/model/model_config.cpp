@@ -1,5 +1,7 @@
 #include "model/model_config.h"
 
+#include "config/json_field.h"
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -9,14 +11,7 @@ namespace {
 
 template <typename T>
 void readField(const nlohmann::json& j, const char* key, T& out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return;  // missing keys keep their defaults (old files load)
-  try {
-    out = it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw std::runtime_error(std::string("config field '") + key + "' has the wrong type: " +
-                             it->dump());
-  }
+  readJsonField(j, key, out);
 }
 
 }  // namespace

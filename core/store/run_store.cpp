@@ -3,7 +3,11 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <cmath>
+#include <filesystem>
 #include <stdexcept>
+
+namespace fs = std::filesystem;
 
 namespace pivot {
 namespace {
@@ -53,6 +57,14 @@ const char* const kMigrations[] = {
     )sql",
     // 1 -> 2: free-form tags per run (the runs browser's "tag" action).
     "ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '';",
+    // 2 -> 3: the process that trains a run (liveness, the resume guard); stored paths become
+    // workspace-relative (RunStore::relativisePaths runs in the same transaction).
+    R"sql(
+    ALTER TABLE runs ADD COLUMN owner_host TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN owner_pid INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN owner_start TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN heartbeat_at REAL NOT NULL DEFAULT 0;
+    )sql",
 };
 
 struct StmtDeleter {
@@ -60,17 +72,37 @@ struct StmtDeleter {
 };
 using Stmt = std::unique_ptr<sqlite3_stmt, StmtDeleter>;
 
+std::string fileOf(sqlite3* db) {
+  const char* name = sqlite3_db_filename(db, "main");
+  return name && *name ? name : "run store";
+}
+
+// Every failure names the database and says how to look into it.
+[[noreturn]] void fail(sqlite3* db, const std::string& what) {
+  const int code = sqlite3_errcode(db);
+  std::string msg = fileOf(db) + ": " + what + ": " + sqlite3_errmsg(db);
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+    msg += " (the database is damaged; `pivot doctor` says what can still be read)";
+  throw std::runtime_error(msg);
+}
+
 Stmt prepare(sqlite3* db, const char* sql) {
   sqlite3_stmt* raw = nullptr;
-  if (sqlite3_prepare_v2(db, sql, -1, &raw, nullptr) != SQLITE_OK)
-    throw std::runtime_error(std::string("run store: ") + sqlite3_errmsg(db) + " in: " + sql);
+  if (sqlite3_prepare_v2(db, sql, -1, &raw, nullptr) != SQLITE_OK) fail(db, std::string("cannot prepare '") + sql + "'");
   return Stmt(raw);
+}
+
+// One step of a statement: true while it yields rows, false when done; any other result throws.
+bool next(sqlite3* db, sqlite3_stmt* s) {
+  const int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  fail(db, "cannot read");
 }
 
 void step(sqlite3* db, sqlite3_stmt* s) {
   const int rc = sqlite3_step(s);
-  if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-    throw std::runtime_error(std::string("run store: ") + sqlite3_errmsg(db));
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) fail(db, "cannot write");
 }
 
 void bindText(sqlite3_stmt* s, int i, const std::string& v) {
@@ -96,12 +128,38 @@ RunInfo readRun(sqlite3_stmt* s) {
   r.createdAt = sqlite3_column_double(s, 9);
   r.updatedAt = sqlite3_column_double(s, 10);
   r.tags = columnText(s, 11);
+  r.owner.host = columnText(s, 12);
+  r.owner.pid = sqlite3_column_int64(s, 13);
+  r.owner.start = columnText(s, 14);
+  r.owner.heartbeat = sqlite3_column_double(s, 15);
   return r;
 }
 
 constexpr const char* kRunColumns =
     "SELECT id, name, preset, stage, status, parent_id, config_json, git_commit, message, "
-    "created_at, updated_at, tags FROM runs";
+    "created_at, updated_at, tags, owner_host, owner_pid, owner_start, heartbeat_at FROM runs";
+
+// A URI for SQLite's immutable mode (a read-only folder without -wal/-shm files).
+std::string immutableUri(const std::string& path) {
+  std::string uri = "file:";
+  for (char c : fs::absolute(path).string()) {
+    if (c == '%') uri += "%25";
+    else if (c == '?') uri += "%3f";
+    else if (c == '#') uri += "%23";
+    else uri += c;
+  }
+  return uri + "?immutable=1";
+}
+
+// Where the part of an old stored path that lies inside a workspace starts ("checkpoints/run-" or
+// "experiments/"), or npos.
+size_t workspacePartOf(const std::string& path) {
+  for (const char* marker : {"checkpoints/run-", "experiments/"}) {
+    const auto at = path.rfind(marker);
+    if (at != std::string::npos && (at == 0 || path[at - 1] == '/')) return at;
+  }
+  return std::string::npos;
+}
 
 }  // namespace
 
@@ -112,20 +170,43 @@ double unixNow() {
 
 void RunStore::Closer::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
 
-RunStore::RunStore(const std::string& path) : m_path(path) {
+RunStore::RunStore(const std::string& path, Access access)
+    : m_path(path), m_root(fs::absolute(path).parent_path().lexically_normal().string()) {
+  if (access == Access::ReadOnly && !fs::exists(path)) throw std::runtime_error(path + ": no such run store");
+  try {
+    open(access, false);
+  } catch (const std::exception&) {
+    // A read-only folder where SQLite cannot create the -shm file: with no -wal file there is
+    // nothing unmerged, and the database can be read as immutable.
+    if (access != Access::ReadOnly || (fs::exists(path + "-wal") && fs::file_size(path + "-wal") > 0)) throw;
+    open(access, true);
+  }
+}
+
+void RunStore::open(Access access, bool immutable) {
+  m_readOnly = access == Access::ReadOnly;
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                                 nullptr);
+  const int flags = (m_readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                    SQLITE_OPEN_FULLMUTEX | (immutable ? SQLITE_OPEN_URI : 0);
+  const std::string name = immutable ? immutableUri(m_path) : m_path;
+  const int rc = sqlite3_open_v2(name.c_str(), &raw, flags, nullptr);
   m_db.reset(raw);
   if (rc != SQLITE_OK)
-    throw std::runtime_error(path + ": cannot open run store: " + (raw ? sqlite3_errmsg(raw) : "out of memory"));
+    throw std::runtime_error(m_path + ": cannot open run store: " + (raw ? sqlite3_errmsg(raw) : "out of memory"));
   sqlite3_busy_timeout(m_db.get(), 10000);  // readers and the writer wait on each other briefly
   try {
+    if (m_readOnly) {
+      const int have = schemaVersion();  // also the first read: a damaged file fails here
+      if (have != kSchemaVersion)
+        throw std::runtime_error("schema version " + std::to_string(have) + " (this program reads " +
+                                 std::to_string(kSchemaVersion) + "); open it once writable to upgrade it");
+      return;
+    }
     exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
     migrate();
   } catch (const std::exception& e) {
-    throw std::runtime_error(path + ": " + e.what());
+    const std::string what = e.what();
+    throw std::runtime_error(what.rfind(m_path, 0) == 0 ? what : m_path + ": " + what);
   }
 }
 
@@ -136,13 +217,13 @@ void RunStore::exec(const std::string& sql) const {
   if (sqlite3_exec(m_db.get(), sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
-    throw std::runtime_error("run store: " + msg);
+    throw std::runtime_error(m_path + ": " + msg);
   }
 }
 
 int RunStore::schemaVersion() const {
   auto s = prepare(m_db.get(), "PRAGMA user_version");
-  step(m_db.get(), s.get());
+  if (!next(m_db.get(), s.get())) return 0;
   return sqlite3_column_int(s.get(), 0);
 }
 
@@ -156,6 +237,7 @@ void RunStore::migrate() {
     exec("BEGIN IMMEDIATE");
     try {
       exec(kMigrations[v]);
+      if (v == 2) relativisePaths();
       exec("PRAGMA user_version = " + std::to_string(v + 1));
       exec("COMMIT");
     } catch (...) {
@@ -163,6 +245,41 @@ void RunStore::migrate() {
       throw;
     }
   }
+}
+
+// Schema 2 stored paths as given: absolute, or relative to wherever the command ran. The part from
+// "checkpoints/run-" (or "experiments/") on is what lies inside the workspace.
+void RunStore::relativisePaths() {
+  for (const char* table : {"checkpoints", "artifacts"}) {
+    std::vector<std::pair<std::string, std::string>> changes;
+    {
+      auto s = prepare(m_db.get(), (std::string("SELECT DISTINCT path FROM ") + table).c_str());
+      while (next(m_db.get(), s.get())) {
+        const std::string path = columnText(s.get(), 0);
+        const auto at = workspacePartOf(path);
+        if (at != std::string::npos && at > 0) changes.emplace_back(path, path.substr(at));
+      }
+    }
+    auto u = prepare(m_db.get(), (std::string("UPDATE ") + table + " SET path = ? WHERE path = ?").c_str());
+    for (const auto& [from, to] : changes) {
+      sqlite3_reset(u.get());
+      bindText(u.get(), 1, to);
+      bindText(u.get(), 2, from);
+      step(m_db.get(), u.get());
+    }
+  }
+}
+
+std::string RunStore::toStored(const std::string& path) const {
+  const fs::path abs = fs::absolute(path).lexically_normal();
+  const fs::path rel = abs.lexically_relative(m_root);
+  if (rel.empty() || *rel.begin() == "..") return abs.string();
+  return rel.string();
+}
+
+std::string RunStore::fromStored(const std::string& stored) const {
+  if (stored.empty() || fs::path(stored).is_absolute()) return stored;
+  return (fs::path(m_root) / stored).string();
 }
 
 int64_t RunStore::createRun(const RunInfo& info) {
@@ -196,6 +313,24 @@ void RunStore::setStatus(int64_t runId, const std::string& status, const std::st
   step(m_db.get(), s.get());
 }
 
+void RunStore::claimRun(int64_t runId, const RunOwner& owner) {
+  auto s = prepare(m_db.get(),
+                   "UPDATE runs SET owner_host = ?, owner_pid = ?, owner_start = ?, heartbeat_at = ? WHERE id = ?");
+  bindText(s.get(), 1, owner.host);
+  sqlite3_bind_int64(s.get(), 2, owner.pid);
+  bindText(s.get(), 3, owner.start);
+  sqlite3_bind_double(s.get(), 4, unixNow());
+  sqlite3_bind_int64(s.get(), 5, runId);
+  step(m_db.get(), s.get());
+}
+
+void RunStore::heartbeat(int64_t runId) {
+  auto s = prepare(m_db.get(), "UPDATE runs SET heartbeat_at = ? WHERE id = ?");
+  sqlite3_bind_double(s.get(), 1, unixNow());
+  sqlite3_bind_int64(s.get(), 2, runId);
+  step(m_db.get(), s.get());
+}
+
 void RunStore::rename(int64_t runId, const std::string& name) {
   auto s = prepare(m_db.get(), "UPDATE runs SET name = ? WHERE id = ?");
   bindText(s.get(), 1, name);
@@ -218,6 +353,10 @@ void RunStore::deleteRun(int64_t runId) {
 
 void RunStore::appendMetrics(int64_t runId, const std::vector<MetricPoint>& points) {
   if (points.empty()) return;
+  for (const auto& p : points)  // SQLite would store NaN as NULL; the trainer stops before this
+    if (!std::isfinite(p.value))
+      throw std::runtime_error(m_path + ": metric '" + p.key + "' at step " + std::to_string(p.step) +
+                               " is " + std::to_string(p.value) + ", not a finite number");
   exec("BEGIN IMMEDIATE");
   try {
     auto s = prepare(m_db.get(),
@@ -231,13 +370,14 @@ void RunStore::appendMetrics(int64_t runId, const std::vector<MetricPoint>& poin
       sqlite3_bind_double(s.get(), 5, p.wallTime);
       step(m_db.get(), s.get());
     }
-    auto touch = prepare(m_db.get(), "UPDATE runs SET updated_at = ? WHERE id = ?");
+    auto touch = prepare(m_db.get(), "UPDATE runs SET updated_at = ?, heartbeat_at = ? WHERE id = ?");
     sqlite3_bind_double(touch.get(), 1, unixNow());
-    sqlite3_bind_int64(touch.get(), 2, runId);
+    sqlite3_bind_double(touch.get(), 2, unixNow());
+    sqlite3_bind_int64(touch.get(), 3, runId);
     step(m_db.get(), touch.get());
     exec("COMMIT");
   } catch (...) {
-    exec("ROLLBACK");
+    sqlite3_exec(m_db.get(), "ROLLBACK", nullptr, nullptr, nullptr);  // keep the first error
     throw;
   }
 }
@@ -254,8 +394,15 @@ void RunStore::addCheckpoint(int64_t runId, int64_t stepNo, const std::string& p
                    "INSERT OR REPLACE INTO checkpoints(run_id, step, path, created_at) VALUES(?,?,?,?)");
   sqlite3_bind_int64(s.get(), 1, runId);
   sqlite3_bind_int64(s.get(), 2, stepNo);
-  bindText(s.get(), 3, path);
+  bindText(s.get(), 3, toStored(path));
   sqlite3_bind_double(s.get(), 4, unixNow());
+  step(m_db.get(), s.get());
+}
+
+void RunStore::deleteCheckpoint(int64_t runId, int64_t stepNo) {
+  auto s = prepare(m_db.get(), "DELETE FROM checkpoints WHERE run_id = ? AND step = ?");
+  sqlite3_bind_int64(s.get(), 1, runId);
+  sqlite3_bind_int64(s.get(), 2, stepNo);
   step(m_db.get(), s.get());
 }
 
@@ -276,7 +423,7 @@ void RunStore::addEvaluation(int64_t runId, const std::vector<EvaluationRow>& ro
     }
     exec("COMMIT");
   } catch (...) {
-    exec("ROLLBACK");
+    sqlite3_exec(m_db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
 }
@@ -285,7 +432,7 @@ void RunStore::addArtifact(int64_t runId, const std::string& kind, const std::st
   auto s = prepare(m_db.get(), "INSERT INTO artifacts(run_id, kind, path, created_at) VALUES(?,?,?,?)");
   sqlite3_bind_int64(s.get(), 1, runId);
   bindText(s.get(), 2, kind);
-  bindText(s.get(), 3, path);
+  bindText(s.get(), 3, toStored(path));
   sqlite3_bind_double(s.get(), 4, unixNow());
   step(m_db.get(), s.get());
 }
@@ -293,14 +440,14 @@ void RunStore::addArtifact(int64_t runId, const std::string& kind, const std::st
 std::vector<RunInfo> RunStore::runs() const {
   auto s = prepare(m_db.get(), (std::string(kRunColumns) + " ORDER BY id").c_str());
   std::vector<RunInfo> out;
-  while (sqlite3_step(s.get()) == SQLITE_ROW) out.push_back(readRun(s.get()));
+  while (next(m_db.get(), s.get())) out.push_back(readRun(s.get()));
   return out;
 }
 
 std::optional<RunInfo> RunStore::run(int64_t runId) const {
   auto s = prepare(m_db.get(), (std::string(kRunColumns) + " WHERE id = ?").c_str());
   sqlite3_bind_int64(s.get(), 1, runId);
-  if (sqlite3_step(s.get()) == SQLITE_ROW) return readRun(s.get());
+  if (next(m_db.get(), s.get())) return readRun(s.get());
   return std::nullopt;
 }
 
@@ -308,7 +455,7 @@ RunInfo RunStore::findRun(const std::string& idOrName) const {
   auto s = prepare(m_db.get(), (std::string(kRunColumns) + " WHERE name = ? OR CAST(id AS TEXT) = ? ORDER BY id DESC").c_str());
   bindText(s.get(), 1, idOrName);
   bindText(s.get(), 2, idOrName);
-  if (sqlite3_step(s.get()) == SQLITE_ROW) return readRun(s.get());
+  if (next(m_db.get(), s.get())) return readRun(s.get());
   throw std::runtime_error("no run '" + idOrName + "' in " + m_path);
 }
 
@@ -319,7 +466,7 @@ std::vector<MetricPoint> RunStore::metrics(int64_t runId, const std::string& key
   sqlite3_bind_int64(s.get(), 1, runId);
   if (!key.empty()) bindText(s.get(), 2, key);
   std::vector<MetricPoint> out;
-  while (sqlite3_step(s.get()) == SQLITE_ROW)
+  while (next(m_db.get(), s.get()))
     out.push_back({sqlite3_column_int64(s.get(), 0), columnText(s.get(), 1),
                    sqlite3_column_double(s.get(), 2), sqlite3_column_double(s.get(), 3)});
   return out;
@@ -330,7 +477,7 @@ std::vector<MetricPoint> RunStore::metricsAfter(int64_t runId, int64_t afterStep
   sqlite3_bind_int64(s.get(), 1, runId);
   sqlite3_bind_int64(s.get(), 2, afterStep);
   std::vector<MetricPoint> out;
-  while (sqlite3_step(s.get()) == SQLITE_ROW)
+  while (next(m_db.get(), s.get()))
     out.push_back({sqlite3_column_int64(s.get(), 0), columnText(s.get(), 1),
                    sqlite3_column_double(s.get(), 2), sqlite3_column_double(s.get(), 3)});
   return out;
@@ -340,7 +487,7 @@ std::optional<MetricPoint> RunStore::lastMetric(int64_t runId, const std::string
   auto s = prepare(m_db.get(), "SELECT step, value, wall_time FROM metrics WHERE run_id = ? AND key = ? ORDER BY step DESC LIMIT 1");
   sqlite3_bind_int64(s.get(), 1, runId);
   bindText(s.get(), 2, key);
-  if (sqlite3_step(s.get()) != SQLITE_ROW) return std::nullopt;
+  if (!next(m_db.get(), s.get())) return std::nullopt;
   return MetricPoint{sqlite3_column_int64(s.get(), 0), key, sqlite3_column_double(s.get(), 1), sqlite3_column_double(s.get(), 2)};
 }
 
@@ -348,7 +495,7 @@ std::vector<std::string> RunStore::metricKeys(int64_t runId) const {
   auto s = prepare(m_db.get(), "SELECT DISTINCT key FROM metrics WHERE run_id = ? ORDER BY key");
   sqlite3_bind_int64(s.get(), 1, runId);
   std::vector<std::string> out;
-  while (sqlite3_step(s.get()) == SQLITE_ROW) out.push_back(columnText(s.get(), 0));
+  while (next(m_db.get(), s.get())) out.push_back(columnText(s.get(), 0));
   return out;
 }
 
@@ -356,8 +503,8 @@ std::vector<CheckpointInfo> RunStore::checkpoints(int64_t runId) const {
   auto s = prepare(m_db.get(), "SELECT step, path, created_at FROM checkpoints WHERE run_id = ? ORDER BY step");
   sqlite3_bind_int64(s.get(), 1, runId);
   std::vector<CheckpointInfo> out;
-  while (sqlite3_step(s.get()) == SQLITE_ROW)
-    out.push_back({sqlite3_column_int64(s.get(), 0), columnText(s.get(), 1), sqlite3_column_double(s.get(), 2)});
+  while (next(m_db.get(), s.get()))
+    out.push_back({sqlite3_column_int64(s.get(), 0), fromStored(columnText(s.get(), 1)), sqlite3_column_double(s.get(), 2)});
   return out;
 }
 
@@ -365,8 +512,8 @@ std::vector<ArtifactInfo> RunStore::artifacts(int64_t runId) const {
   auto s = prepare(m_db.get(), "SELECT kind, path, created_at FROM artifacts WHERE run_id = ? ORDER BY id");
   sqlite3_bind_int64(s.get(), 1, runId);
   std::vector<ArtifactInfo> out;
-  while (sqlite3_step(s.get()) == SQLITE_ROW)
-    out.push_back({columnText(s.get(), 0), columnText(s.get(), 1), sqlite3_column_double(s.get(), 2)});
+  while (next(m_db.get(), s.get()))
+    out.push_back({columnText(s.get(), 0), fromStored(columnText(s.get(), 1)), sqlite3_column_double(s.get(), 2)});
   return out;
 }
 
@@ -374,9 +521,29 @@ std::vector<EvaluationRow> RunStore::evaluations(int64_t runId) const {
   auto s = prepare(m_db.get(), "SELECT step, name, key, value FROM evaluations WHERE run_id = ? ORDER BY id");
   sqlite3_bind_int64(s.get(), 1, runId);
   std::vector<EvaluationRow> out;
-  while (sqlite3_step(s.get()) == SQLITE_ROW)
+  while (next(m_db.get(), s.get()))
     out.push_back({sqlite3_column_int64(s.get(), 0), columnText(s.get(), 1), columnText(s.get(), 2),
                    sqlite3_column_double(s.get(), 3)});
+  return out;
+}
+
+std::vector<std::string> RunStore::integrityProblems() const {
+  std::vector<std::string> out;
+  for (const char* pragma : {"PRAGMA integrity_check", "PRAGMA foreign_key_check"}) {
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(m_db.get(), pragma, -1, &raw, nullptr) != SQLITE_OK) {
+      out.push_back(std::string(pragma) + ": " + sqlite3_errmsg(m_db.get()));
+      continue;
+    }
+    Stmt s(raw);
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      std::string line;
+      for (int c = 0; c < sqlite3_column_count(s.get()); ++c) line += (c ? " " : "") + columnText(s.get(), c);
+      if (line != "ok") out.push_back(line);
+    }
+    if (rc != SQLITE_DONE) out.push_back(std::string(pragma) + ": " + sqlite3_errmsg(m_db.get()));
+  }
   return out;
 }
 

@@ -1,6 +1,8 @@
 // The run store: one SQLite database (WAL mode) per workspace, the single source of truth for runs,
 // their configs, metrics, checkpoints, evaluations and exported artifacts. One writer per process
 // (the trainer, in batched transactions); readers open their own RunStore on the same file.
+// Paths inside the workspace are stored relative to it and handed out absolute, so a workspace can
+// be moved or copied. Every SQLite result is checked: a damaged database is an error naming it.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -11,6 +13,14 @@
 struct sqlite3;
 
 namespace pivot {
+
+// The process that trains a run (see workspace.h for the liveness rules).
+struct RunOwner {
+  std::string host;
+  int64_t pid = 0;
+  std::string start;     // "<boot id>/<process start ticks>": a recycled pid is not the owner
+  double heartbeat = 0;  // unix seconds of the owner's last sign of life
+};
 
 struct RunInfo {
   int64_t id = 0;
@@ -24,6 +34,7 @@ struct RunInfo {
   std::string message;  // last status message (e.g. why it failed)
   std::string tags;     // comma-separated labels
   double createdAt = 0, updatedAt = 0;  // unix seconds
+  RunOwner owner;       // who trains (or last trained) it
 };
 
 struct MetricPoint {
@@ -54,27 +65,34 @@ struct ArtifactInfo {
 
 class RunStore {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
+  enum class Access { ReadWrite, ReadOnly };
 
-  explicit RunStore(const std::string& path);  // creates or migrates; throws naming the file
+  // ReadWrite creates or migrates; ReadOnly never writes (a read-only workspace can be listed).
+  // Throws naming the file.
+  explicit RunStore(const std::string& path, Access access = Access::ReadWrite);
   ~RunStore();
   RunStore(const RunStore&) = delete;
   RunStore& operator=(const RunStore&) = delete;
 
   int schemaVersion() const;
   const std::string& path() const { return m_path; }
+  const std::string& workspaceRoot() const { return m_root; }  // absolute folder of the file
 
   int64_t createRun(const RunInfo& info);  // returns the new id; name defaults to "<stage>-<id>"
   void setStatus(int64_t runId, const std::string& status, const std::string& message = "");
   void rename(int64_t runId, const std::string& name);
   void setTags(int64_t runId, const std::string& tags);
-  void deleteRun(int64_t runId);  // rows only; the caller removes files
+  void deleteRun(int64_t runId);  // rows only; deleteRunWithFiles (workspace.h) removes the folder
+  void claimRun(int64_t runId, const RunOwner& owner);  // records the training process
+  void heartbeat(int64_t runId);                        // the owner is alive now
 
   // One transaction for the whole batch. A point for an existing (run, key, step) replaces it,
   // so a resumed run that repeats steps keeps one value per step.
   void appendMetrics(int64_t runId, const std::vector<MetricPoint>& points);
   void deleteMetricsAfter(int64_t runId, int64_t step);
   void addCheckpoint(int64_t runId, int64_t step, const std::string& path);
+  void deleteCheckpoint(int64_t runId, int64_t step);  // the row; the caller removes the folder
   void addEvaluation(int64_t runId, const std::vector<EvaluationRow>& rows);
   void addArtifact(int64_t runId, const std::string& kind, const std::string& path);
 
@@ -89,15 +107,26 @@ class RunStore {
   std::vector<EvaluationRow> evaluations(int64_t runId) const;
   std::vector<ArtifactInfo> artifacts(int64_t runId) const;  // oldest first
 
+  // SQLite's integrity and foreign-key checks: empty when the database is sound, else one line
+  // per problem found.
+  std::vector<std::string> integrityProblems() const;
+
+  // A stored path: relative to the workspace when inside it, absolute otherwise; and back.
+  std::string toStored(const std::string& path) const;
+  std::string fromStored(const std::string& stored) const;
+
  private:
+  void open(Access access, bool immutable);
   void exec(const std::string& sql) const;
   void migrate();
+  void relativisePaths();  // schema 2 -> 3: paths as given become workspace-relative
 
   struct Closer {
     void operator()(sqlite3* db) const;
   };
   std::unique_ptr<sqlite3, Closer> m_db;
-  std::string m_path;
+  std::string m_path, m_root;
+  bool m_readOnly = false;
 };
 
 double unixNow();

@@ -1,0 +1,98 @@
+// Run configuration: one validation for --set and preset files (unknown keys, an unknown base preset,
+// a fraction where an integer belongs are errors naming the file and key), strict JSON fields, and
+// which steps keep a snapshot checkpoint.
+#include <QtTest/QtTest>
+
+#include <QTemporaryDir>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "config/train_config.h"
+
+using namespace pivot;
+
+class TestConfig : public QObject {
+  Q_OBJECT
+
+  std::string preset(const QTemporaryDir& dir, const std::string& text) {
+    const std::string path = dir.filePath("p.json").toStdString();
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  void expectError(const std::function<void()>& f, const std::string& contains) {
+    try {
+      f();
+      QFAIL(qPrintable(QString::fromStdString("expected an error containing: " + contains)));
+    } catch (const std::runtime_error& e) {
+      QVERIFY2(std::string(e.what()).find(contains) != std::string::npos, e.what());
+    }
+  }
+
+ private Q_SLOTS:
+  void presetFileIsCheckedLikeSet() {
+    QTemporaryDir dir;
+    const auto p = preset(dir, R"({"preset": "mini", "beta": 0.2, "world": {"rejected_kind": "random"}, "steps": 7,
+                                   "model": {"text_config": {"num_hidden_layers": 3}}})");
+    const TrainConfig c = presetConfig(p, Stage::Dpo);
+    QCOMPARE(c.beta, 0.2);
+    QCOMPARE(c.steps, 7);
+    QCOMPARE(c.model.vision.image_size, 48);  // the mini base
+    QCOMPARE(c.model.text.num_hidden_layers, 3);
+    QVERIFY(c.world.rejected_kind == RejectedKind::Random);
+    QCOMPARE(c.preset, p);
+
+    expectError([&] { presetConfig(preset(dir, R"({"betta": 0.2})"), Stage::Dpo); }, "p.json: unknown key 'betta'");
+    expectError([&] { presetConfig(preset(dir, R"({"world": {"noize": 2}})"), Stage::Dpo); }, "unknown key 'world.noize'");
+    expectError([&] { presetConfig(preset(dir, R"({"preset": "huge"})"), Stage::Dpo); }, "p.json: unknown base preset 'huge'");
+    expectError([&] { presetConfig(preset(dir, R"({"steps": 2.5})"), Stage::Dpo); }, "bad value for 'steps': 2.5 (expected an integer)");
+    expectError([&] { presetConfig(preset(dir, R"({"steps": "10"})"), Stage::Dpo); }, "bad value for 'steps'");
+    expectError([&] { presetConfig(preset(dir, R"({"lr": true})"), Stage::Dpo); }, "bad value for 'lr'");
+    expectError([&] { presetConfig(preset(dir, R"({"loss_type": "ppo"})"), Stage::Dpo); }, "loss_type must be");
+    expectError([&] { presetConfig(preset(dir, R"({"stage": "sft"})"), Stage::Dpo); }, "key 'stage' cannot be set");
+    expectError([&] { presetConfig(preset(dir, R"({"world": 3})"), Stage::Dpo); }, "holds a structure");
+    expectError([&] { presetConfig(preset(dir, R"([1])"), Stage::Dpo); }, "a preset is a JSON object");
+    expectError([&] { presetConfig(preset(dir, R"({"steps": )"), Stage::Dpo); }, "invalid JSON");
+    // A whole number written as 7.0 is a whole number.
+    QCOMPARE(presetConfig(preset(dir, R"({"steps": 7.0})"), Stage::Dpo).steps, 7);
+  }
+
+  void setUsesTheSameRules() {
+    TrainConfig c = presetConfig("tiny", Stage::Sft);
+    applyOverride(c, "steps=9");
+    QCOMPARE(c.steps, 9);
+    expectError([&] { applyOverride(c, "steps=2.5"); }, "bad value for 'steps'");
+    expectError([&] { applyOverride(c, "nonsense=1"); }, "unknown key 'nonsense'");
+    expectError([&] { applyOverride(c, "preset=mini"); }, "cannot be set");
+  }
+
+  void storedConfigsAreReadStrictly() {
+    auto j = toJson(presetConfig("tiny", Stage::Sft));
+    j["batch_size"] = 2.5;
+    expectError([&] { trainConfigFromJson(j); }, "config field 'batch_size' must be an integer");
+    j["batch_size"] = 8;
+    j["world"]["seed"] = -1;
+    expectError([&] { trainConfigFromJson(j); }, "config field 'world.seed' must not be negative");
+    j["world"]["seed"] = 1;
+    j["model"]["text_config"]["hidden_size"] = "wide";
+    expectError([&] { trainConfigFromJson(j); }, "hidden_size' must be an integer");
+    j["model"]["text_config"]["hidden_size"] = 64;
+    QCOMPARE(trainConfigFromJson(j).batch_size, 8);
+  }
+
+  // Stage 2 keeps evenly spaced snapshots plus step 20 (where the paper reads its maps).
+  void snapshotSteps() {
+    TrainConfig c = presetConfig("mini", Stage::Dpo);
+    QCOMPARE(c.snapshots, 4);
+    QCOMPARE(pivot::snapshotSteps(c), (std::vector<int>{20, 60, 120, 180, 240}));  // 300 steps
+    c.steps = 10;
+    QCOMPARE(pivot::snapshotSteps(c), (std::vector<int>{2, 4, 6, 8}));
+    c.snapshots = 0;
+    QVERIFY(pivot::snapshotSteps(c).empty());
+    QCOMPARE(presetConfig("mini", Stage::Instruct).snapshots, 0);
+    QCOMPARE(presetConfig("mini", Stage::Instruct).checkpoint_minutes, 5.0);
+  }
+};
+
+QTEST_GUILESS_MAIN(TestConfig)
+#include "test_config.moc"
