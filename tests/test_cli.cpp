@@ -8,13 +8,21 @@
 #include <QImage>
 #include <QProcess>
 #include <QTemporaryDir>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "io/safetensors.h"
 #include "io/state_dict.h"
 #include "model/model_config.h"
 #include "model/vision_transformer.h"
+#include "store/run_store.h"
+#include "store/workspace.h"
 
 using namespace pivot;
 
@@ -25,11 +33,28 @@ struct Result {
   QString out, err;
 };
 
-Result pivotCmd(const QStringList& args) {
+Result pivotCmd(const QStringList& args, const QString& workingDir = QString()) {
   QProcess p;
+  if (!workingDir.isEmpty()) p.setWorkingDirectory(workingDir);
   p.start(PIVOT_BINARY_DIR "/app/pivot", args);
   p.waitForFinished(600000);
   return {p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
+}
+
+// The same through bash, for limits a user's shell can set (ulimit) and users (setpriv).
+Result shellCmd(const QString& script) {
+  QProcess p;
+  p.start("bash", {"-c", script});
+  p.waitForFinished(600000);
+  return {p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
+}
+
+const QString kPivot = PIVOT_BINARY_DIR "/app/pivot";
+
+void writeImage(const QString& path, int w, int h, QColor fill) {
+  QImage image(w, h, QImage::Format_RGB888);
+  image.fill(fill);
+  QVERIFY(image.save(path));
 }
 
 }  // namespace
@@ -66,6 +91,176 @@ class TestCli : public QObject {
       QCOMPARE(r.err.trimmed().count('\n'), 0);
       QVERIFY2(!QFileInfo::exists(ws), qPrintable(c.args.join(' ')));
     }
+  }
+
+  // Issue 10: each defect as a user meets it at the command line.
+  void reliabilityAtTheCommandLine() {
+    const QString ws = m_dir.filePath("rel");
+    const QStringList small = {"--set", "steps=4", "--set", "batch_size=8", "--set", "eval_samples=12"};
+    // 10.2: a workspace given relative to the current folder works from any other folder.
+    auto r = pivotCmd(QStringList{"train", "--workspace", "rel", "--stage", "align", "--name",
+                                  "a-run-with-a-rather-long-name-indeed"} + small, m_dir.path());
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "2", "--samples", "8"}, "/");
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    // ... and a copy of it uses its own checkpoints once the original is gone.
+    const QString copy = m_dir.filePath("rel-copy");
+    std::filesystem::copy(ws.toStdString(), copy.toStdString(), std::filesystem::copy_options::recursive);
+    std::filesystem::rename(ws.toStdString(), m_dir.filePath("rel-moved").toStdString());
+    r = pivotCmd({"--workspace", copy, "localize", "--checkpoint", "2", "--samples", "8"}, "/");
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    std::filesystem::rename(m_dir.filePath("rel-moved").toStdString(), ws.toStdString());
+
+    // 10.9: long names never run into the next column of `pivot runs`.
+    r = pivotCmd({"runs", "--workspace", ws});  // global options after the subcommand too
+    QCOMPARE(r.code, 0);
+    const auto lines = r.out.split('\n', Qt::SkipEmptyParts);
+    QCOMPARE(lines.size(), 3);
+    const auto statusAt = lines[0].indexOf("status");
+    for (const auto& line : lines.mid(1)) QCOMPARE(line.mid(statusAt, 8), QString("finished"));
+
+    // 10.9: bad input, each one line with exit code 2, the workspace unchanged.
+    QImage image(40, 20, QImage::Format_RGB888);
+    image.fill(QColor(200, 40, 40));
+    QVERIFY(image.save(m_dir.filePath("wide.png")));
+    QImage mask(20, 20, QImage::Format_RGB888);
+    mask.fill(Qt::white);
+    QVERIFY(mask.save(m_dir.filePath("square-mask.png")));
+    QFile records(m_dir.filePath("bad.jsonl"));
+    QVERIFY(records.open(QIODevice::WriteOnly));
+    records.write(R"({"image": "wide.png", "mask": "wide.png", "question": "what colour is the flamingo ?", "answer": "red"})" "\n");
+    records.close();
+    QFile aspect(m_dir.filePath("aspect.jsonl"));
+    QVERIFY(aspect.open(QIODevice::WriteOnly));
+    aspect.write(R"({"image": "wide.png", "mask": "square-mask.png", "question": "what colour is the square ?", "answer": "red"})" "\n");
+    aspect.close();
+    struct Case {
+      QStringList args;
+      QString message;
+    };
+    QList<Case> cases = {
+        {{"localize", "--checkpoint", "2", "--samples", "0"}, "--samples must be at least 1, got 0"},
+        {{"explain", "--checkpoint", "2", "--sample", "0", "--method", "gradcam", "--layer", "99", "--out", m_dir.filePath("x.png")},
+         "--layer 99 is outside"},
+        {{"explain", "--checkpoint", "2", "--image", m_dir.filePath("missing.png"), "--question", "what colour is it ?",
+          "--answer", "red", "--out", m_dir.filePath("x.png")}, "missing.png: no such image file"},
+        {{"localize", "--checkpoint", "2", "--data", m_dir.filePath("bad.jsonl")}, "bad.jsonl:1: field 'question': "},
+        {{"localize", "--checkpoint", "2", "--data", m_dir.filePath("aspect.jsonl")},
+         "aspect.jsonl:1: the mask is 20x20 but the image is 40x20 (another aspect ratio)"},
+        {{"train", "--resume", "2", "--set", "lr=0.1"}, "--resume continues a run with its own configuration; it cannot be combined with --set"},
+        {{"train", "--resume", "2", "--preset", "mini"}, "cannot be combined with --preset"},
+    };
+    if (!torch::cuda::is_available())
+      cases.append({{"train", "--stage", "sft", "--set", "device=cuda"}, "device=cuda, but this LibTorch sees no CUDA device"});
+    const auto before = pivotCmd({"--workspace", ws, "runs"}).out;
+    for (const auto& c : cases) {
+      r = pivotCmd(QStringList{"--workspace", ws} + c.args);
+      QVERIFY2(r.code == 2, qPrintable(c.args.join(' ') + " -> " + QString::number(r.code) + r.err));
+      QVERIFY2(r.err.contains(c.message), qPrintable(r.err));
+      QVERIFY2(r.err.trimmed().count('\n') == 0, qPrintable(r.err));
+    }
+    QCOMPARE(pivotCmd({"--workspace", ws, "runs"}).out, before);
+    r = pivotCmd({"--workspace", m_dir.filePath("cuda-ws"), "train", "--set", "device=cuda"});
+    if (!torch::cuda::is_available()) QVERIFY(!QFileInfo::exists(m_dir.filePath("cuda-ws")));
+
+    // 10.4 and 10.9: a run that fails (beta 1e38 overflows) exits 1, fresh or resumed, and is "failed".
+    r = pivotCmd(QStringList{"--workspace", ws, "train", "--stage", "dpo", "--from", "2", "--set", "beta=1e38"} + small);
+    QVERIFY2(r.code == 1, qPrintable(QString::number(r.code) + r.err + r.out));
+    QVERIFY2(r.err.contains("failed"), qPrintable(r.err));
+    r = pivotCmd({"--workspace", ws, "train", "--resume", "3"});
+    QVERIFY2(r.code == 1, qPrintable(QString::number(r.code) + r.err + r.out));
+    {
+      RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
+      QCOMPARE(store.run(3)->status, std::string("failed"));
+    }
+
+    // 10.9: a full disk (here: a file-size limit) while writing a checkpoint ends the run as
+    // "failed" with the reason, exit code 1, and leaves no .tmp-step-* folder; the store is intact.
+    r = shellCmd("ulimit -f 100; trap '' XFSZ; exec " + kPivot + " --workspace " + ws +
+                 " train --stage sft --from 2 --set steps=3 --set batch_size=8 --set eval_samples=12");
+    QVERIFY2(r.code == 1, qPrintable(QString::number(r.code) + r.err + r.out));
+    QVERIFY2(r.err.contains("write failed"), qPrintable(r.err));
+    {
+      RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
+      const auto runs = store.runs();
+      QCOMPARE(runs.back().status, std::string("failed"));
+      for (const auto& e : std::filesystem::recursive_directory_iterator(runDirectory(ws.toStdString(), runs.back().id)))
+        QVERIFY2(e.path().filename().string().rfind(".tmp", 0) != 0, e.path().c_str());
+      QVERIFY(store.integrityProblems().empty());
+    }
+    r = pivotCmd({"--workspace", ws, "doctor"});
+    QVERIFY2(r.code == 0, qPrintable(r.out + r.err));
+    QVERIFY(r.out.contains("no problems found"));
+
+    // 10.5: SIGTERM (and SIGINT) stop the run within a step, with a checkpoint and status "stopped";
+    // exit code 143; the same run then resumes to the end.
+    QProcess longRun;
+    longRun.start(kPivot, {"--workspace", ws, "train", "--stage", "sft", "--from", "2", "--set", "steps=100000",
+                           "--set", "batch_size=8", "--set", "eval_samples=12", "--quiet"});
+    QVERIFY(longRun.waitForStarted());
+    int64_t longId = 0, stepsDone = 0;
+    for (int i = 0; i < 600 && stepsDone < 20; ++i) {  // metrics reach the store every 20 steps
+      QTest::qWait(100);
+      RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
+      const auto runs = store.runs();
+      if (runs.back().stage != "sft" || runs.back().status != "running") continue;
+      longId = runs.back().id;
+      if (auto last = store.lastMetric(longId, "loss")) stepsDone = last->step;
+    }
+    QVERIFY(stepsDone >= 20);
+    {
+      // A live run is shown as running and cannot be resumed by a second process.
+      r = pivotCmd({"--workspace", ws, "train", "--resume", QString::number(longId)});
+      QCOMPARE(r.code, 2);
+      QVERIFY2(r.err.contains("is live (pid " + QString::number(longRun.processId())), qPrintable(r.err));
+    }
+    longRun.terminate();  // SIGTERM
+    QVERIFY(longRun.waitForFinished(60000));
+    QCOMPARE(longRun.exitCode(), 143);
+    {
+      RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
+      const auto run = *store.run(longId);
+      QCOMPARE(run.status, std::string("stopped"));
+      const auto cps = store.checkpoints(longId);
+      QVERIFY(!cps.empty());
+      QVERIFY(cps.back().step >= 20);
+      QVERIFY(std::filesystem::exists(cps.back().path + "/optimizer.pt"));
+    }
+
+    // 10.9: a read-only workspace can still be listed (as another user when we are root, whom
+    // file permissions do not stop).
+    const QString ro = m_dir.filePath("ro");
+    std::filesystem::copy(ws.toStdString(), ro.toStdString(), std::filesystem::copy_options::recursive);
+    for (const auto& side : {"-wal", "-shm"}) std::filesystem::remove(storePath(ro.toStdString()) + side);
+    QVERIFY(QProcess::execute("chmod", {"-R", "a+rX,a-w", ro}) == 0);
+    QVERIFY(QProcess::execute("chmod", {"a+rx", m_dir.path()}) == 0);
+    const QString asReader = geteuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
+    r = shellCmd(asReader + kPivot + " --workspace " + ro + " runs");
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QVERIFY(r.out.contains("a-run-with-a-rather-long-name-indeed"));
+    r = shellCmd(asReader + kPivot + " --workspace " + ro + " metrics 2 --csv");
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QVERIFY(!QFileInfo::exists(storePath(ro.toStdString()).c_str() + QString("-wal")));
+    QProcess::execute("chmod", {"-R", "u+w", ro});
+
+    // 10.3: a damaged database is reported by `pivot doctor` and by every reading command.
+    const QString broken = m_dir.filePath("broken");
+    std::filesystem::copy(ws.toStdString(), broken.toStdString(), std::filesystem::copy_options::recursive);
+    {
+      sqlite3* db = nullptr;  // fold the WAL into the file, then damage a page of it
+      QCOMPARE(sqlite3_open(storePath(broken.toStdString()).c_str(), &db), SQLITE_OK);
+      sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+      sqlite3_close(db);
+      const auto path = storePath(broken.toStdString());
+      const auto size = std::filesystem::file_size(path);
+      std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(static_cast<std::streamoff>(size - 4096));
+      const std::string garbage(4096, '\x5A');
+      f.write(garbage.data(), 4096);
+    }
+    r = pivotCmd({"--workspace", broken, "doctor"});
+    QVERIFY2(r.code == 1, qPrintable(r.out + r.err));
+    QVERIFY2(r.out.contains("problem:"), qPrintable(r.out));
   }
 
   void trainRunsMetricsExport() {

@@ -1,5 +1,5 @@
 // Outside check: tiny SigLIP and Qwen2 models written by Hugging Face transformers (random
-// weights, ../shared/reference/hf-tiny) load by parameter name and reproduce HF's recorded outputs.
+// weights, vendored in tests/data/hf-tiny) load by parameter name and reproduce HF's recorded outputs.
 #include <QtTest/QtTest>
 #include <torch/torch.h>
 
@@ -16,10 +16,10 @@ using namespace pivot;
 
 namespace {
 
+// Inside the repository (tests/data/README.md): a clean clone tests without ../shared.
 std::string referenceDir() {
-  for (const char* dir : {PIVOT_SOURCE_DIR "/../shared/reference/hf-tiny", PIVOT_SOURCE_DIR "/shared/reference/hf-tiny"})
-    if (std::filesystem::exists(dir)) return dir;
-  return "";
+  const char* dir = PIVOT_SOURCE_DIR "/tests/data/hf-tiny";
+  return std::filesystem::exists(dir) ? dir : "";
 }
 
 double maxAbsDiff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
@@ -30,7 +30,7 @@ class TestHfReference : public QObject {
   Q_OBJECT
  private Q_SLOTS:
   void initTestCase() {
-    if (referenceDir().empty()) QFAIL("../shared/reference/hf-tiny not found beside the project");
+    if (referenceDir().empty()) QFAIL(PIVOT_SOURCE_DIR "/tests/data/hf-tiny is missing from the checkout");
   }
 
   void siglipVisionTower() {

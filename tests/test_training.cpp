@@ -1,6 +1,8 @@
 // The training loop on the tiny preset: TRL-named metrics, DPO starting at log 2, resume that
 // reproduces the uninterrupted run, the NaN guard, and clear configuration errors.
 #include <QtTest/QtTest>
+
+#include <QProcess>
 #include <torch/torch.h>
 
 #include <QFileInfo>
@@ -168,6 +170,7 @@ class TestTraining : public QObject {
   void nanLossStopsTheRunAndKeepsTheLastGoodCheckpoint() {
     TrainConfig cfg = tiny(Stage::Sft, 10);
     cfg.checkpoint_every = 3;
+    cfg.snapshots = 0;
     TrainOptions opt;
     opt.workspace = m_ws;
     opt.parentRunId = m_parent;
@@ -182,6 +185,89 @@ class TestTraining : public QObject {
     RunStore store(storePath(m_ws));
     QCOMPARE(store.run(r.runId)->status, std::string("failed"));
     QCOMPARE(store.metrics(r.runId, "loss").size(), size_t(4));  // no value for the bad step
+  }
+
+  // Issue 10.4: a non-finite value anywhere in what is logged (here: DPO with beta = 1e38, whose
+  // rewards overflow and whose gradients become nan) stops the run like a nan loss: "failed", the
+  // reason recorded, the store intact and readable.
+  void nonFiniteMetricStopsTheRun() {
+    TrainConfig cfg = tiny(Stage::Dpo, 6);
+    cfg.beta = 1e38;
+    TrainOptions opt;
+    opt.workspace = m_ws;
+    opt.parentRunId = m_parent;
+    const auto r = train(cfg, opt);
+    QCOMPARE(r.status, std::string("failed"));
+    QVERIFY2(r.message.find("nan at step") != std::string::npos || r.message.find("non-finite") != std::string::npos,
+             r.message.c_str());
+    RunStore store(storePath(m_ws));
+    QCOMPARE(store.run(r.runId)->status, std::string("failed"));
+    QCOMPARE(store.run(r.runId)->message, r.message);
+    for (const auto& p : store.metrics(r.runId)) QVERIFY2(std::isfinite(p.value), p.key.c_str());
+  }
+
+  // Issue 10.5: stage 2 keeps evenly spaced snapshots for the Inspect tab's slider; timed
+  // checkpoints (checkpoint_minutes) replace each other; only the newest keeps the optimizer.
+  void checkpointsAlongTheWay() {
+    TrainConfig cfg = tiny(Stage::Sft, 10);
+    cfg.checkpoint_minutes = 1e-9;  // every step is due: each timed checkpoint replaces the last
+    TrainOptions opt;
+    opt.workspace = m_ws;
+    opt.parentRunId = m_parent;
+    const auto r = train(cfg, opt);
+    QCOMPARE(r.status, std::string("finished"));
+    RunStore store(storePath(m_ws));
+    std::vector<int64_t> steps;
+    for (const auto& c : store.checkpoints(r.runId)) {
+      steps.push_back(c.step);
+      QVERIFY2(std::filesystem::exists(c.path + "/model.safetensors"), c.path.c_str());
+      QCOMPARE(std::filesystem::exists(c.path + "/optimizer.pt"), c.step == 10);
+    }
+    QCOMPARE(steps, (std::vector<int64_t>{2, 4, 6, 8, 10}));
+    int folders = 0;
+    for (const auto& e : std::filesystem::directory_iterator(runDirectory(m_ws, r.runId)))
+      folders += e.is_directory();
+    QCOMPARE(folders, 5);  // the timed ones at odd steps are gone, and no .tmp-step-* folder
+    QCOMPARE(lastUsableCheckpoint(store, r.runId, /*resumable=*/true), r.checkpoint);
+  }
+
+  // Issue 10.6: a run that a live process trains cannot be resumed by another (two writers would
+  // share one run folder); once its owner is gone the same resume works.
+  void resumingALiveRunIsRefused() {
+    std::atomic<bool> stop{false};
+    StopAt stopper(stop, 2);
+    TrainOptions opt;
+    opt.workspace = m_ws;
+    opt.parentRunId = m_parent;
+    opt.sink = &stopper;
+    opt.stopRequested = &stop;
+    const auto first = train(tiny(Stage::Sft, 6), opt);
+    QCOMPARE(first.status, std::string("stopped"));
+    QProcess owner;  // stands in for another pivot process training the run
+    owner.start("sleep", {"30"});
+    QVERIFY(owner.waitForStarted());
+    {
+      RunStore store(storePath(m_ws));
+      store.claimRun(first.runId, processOwner(owner.processId()));
+      store.setStatus(first.runId, "running");
+    }
+    TrainOptions resume;
+    resume.workspace = m_ws;
+    resume.resumeRunId = first.runId;
+    try {
+      train(TrainConfig{}, resume);
+      QFAIL("expected an error");
+    } catch (const std::runtime_error& e) {
+      const std::string msg = e.what();
+      QVERIFY2(msg.find("is live (pid " + std::to_string(owner.processId())) != std::string::npos, e.what());
+    }
+    QCOMPARE(RunStore(storePath(m_ws)).run(first.runId)->status, std::string("running"));
+    owner.kill();
+    owner.waitForFinished();
+    QCOMPARE(effectiveStatus(*RunStore(storePath(m_ws)).run(first.runId)), std::string("crashed"));
+    const auto second = train(TrainConfig{}, resume);
+    QCOMPARE(second.status, std::string("finished"));
+    QCOMPARE(second.step, int64_t(6));
   }
 
   void parentOfAnotherArchitectureIsRefused() {
