@@ -204,6 +204,25 @@ class TestAttribution : public QObject {
     QVERIFY(px(253, 253, 0) > px(253, 253, 2));
     saveImage(fig, dir.filePath("f.png").toStdString());
     QVERIFY(QFileInfo(dir.filePath("f.png")).size() > 1000);
+
+    // Issue 10.9: the colour bar carries tick labels (1 at the top, .5, 0 at the bottom) on a white
+    // strip beside the ramp; dark label pixels sit near each tick's height.
+    style.colourBar = true;
+    const auto barred = renderOverlay(image, map, 8, 8, style);
+    QCOMPARE(barred.width, 256 + 12 + 30);
+    const auto dark = [&](int yFrom, int yTo) {
+      int n = 0;
+      for (int y = std::max(0, yFrom); y < std::min(256, yTo); ++y)
+        for (int x = 256 + 12 + 5; x < barred.width; ++x) {
+          const size_t i = static_cast<size_t>((y * barred.width + x) * 3);
+          n += barred.rgb[i] < 128 && barred.rgb[i + 1] < 128 && barred.rgb[i + 2] < 128;
+        }
+      return n;
+    };
+    QVERIFY(dark(0, 14) > 3);      // "1"
+    QVERIFY(dark(120, 136) > 3);   // ".5"
+    QVERIFY(dark(242, 256) > 3);   // "0"
+    QCOMPARE(dark(40, 100), 0);    // nothing between the ticks
   }
 };
 

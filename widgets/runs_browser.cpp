@@ -171,7 +171,7 @@ void RunsBrowser::rebuildTree() {
                                                  std::isfinite(r.lastLoss) ? QString::number(r.lastLoss, 'g', 4) : "-"});
     item->setData(0, Qt::UserRole, QVariant::fromValue<qlonglong>(r.info.id));
     item->setData(0, Qt::DecorationRole, runColour(r.info.id));
-    if (r.info.status == "failed") item->setForeground(3, QColor("#c0392b"));
+    if (r.info.status == "failed" || r.info.status == "crashed") item->setForeground(3, QColor("#c0392b"));
     return item;
   };
   // Children of `id` among `members` (all runs when members is empty), recursively.
@@ -252,7 +252,7 @@ void RunsBrowser::setRuns(const std::vector<RunSummary>& runs) {
       return item;
     };
     auto* status = text(s.info.status);
-    if (s.info.status == "failed") status->setForeground(QColor("#c0392b"));
+    if (s.info.status == "failed" || s.info.status == "crashed") status->setForeground(QColor("#c0392b"));
     if (s.info.status == "running") status->setForeground(QColor("#1e8449"));
     if (!s.info.message.empty()) status->setToolTip(QString::fromStdString(s.info.message));
     auto* parent = s.info.parentId ? numberItem(static_cast<double>(*s.info.parentId), 10) : text("-");
@@ -355,9 +355,10 @@ void RunsBrowser::showContextMenu(const QPoint& pos) {
     if (r.info.id == ids.front()) first = &r;
   rename->setEnabled(ids.size() == 1 && first);
   tag->setEnabled(ids.size() == 1 && first);
-  // "running" is resumable too: a run whose process crashed keeps that status. The window refuses
-  // to resume the run it is training itself.
-  resume->setEnabled(ids.size() == 1 && first && first->info.status != "finished");
+  // A run whose process is gone shows as "crashed" and is resumable; a live one (running or paused
+  // here or in another process) is not: the trainer would refuse it.
+  resume->setEnabled(ids.size() == 1 && first && first->info.status != "finished" && first->info.status != "running" &&
+                     first->info.status != "paused");
   auto* chosen = menu.exec(m_view->viewport()->mapToGlobal(pos));
   if (!chosen || !first) return;
   if (chosen == rename) {

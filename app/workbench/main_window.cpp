@@ -26,10 +26,11 @@ StorePoll readStore(const std::string& path, std::map<int64_t, int64_t> wanted) 
   StorePoll poll;
   try {
     if (!std::filesystem::exists(path)) return poll;
-    RunStore store(path);
+    RunStore store(path, RunStore::Access::ReadOnly);  // the poller never writes
     for (const auto& info : store.runs()) {
       RunSummary s;
       s.info = info;
+      s.info.status = effectiveStatus(info);  // a dead owner's "running" run shows as crashed
       if (auto loss = store.lastMetric(info.id, "loss")) {
         s.lastStep = loss->step;
         s.lastLoss = loss->value;
@@ -359,9 +360,7 @@ void MainWindow::deleteRuns(const QList<int64_t>& ids) {
   }
   runStoreAction([&](RunStore& s) {
     for (auto id : ids) {
-      s.deleteRun(id);  // rows and files go together
-      std::error_code ec;
-      std::filesystem::remove_all(runDirectory(m_workspace.toStdString(), id), ec);
+      deleteRunWithFiles(s, id);  // rows and files go together
       m_curves->removeRun(id);
       m_shownRuns.erase(id);
     }

@@ -197,9 +197,19 @@ void RunStore::open(Access access, bool immutable) {
   try {
     if (m_readOnly) {
       const int have = schemaVersion();  // also the first read: a damaged file fails here
-      if (have != kSchemaVersion)
-        throw std::runtime_error("schema version " + std::to_string(have) + " (this program reads " +
-                                 std::to_string(kSchemaVersion) + "); open it once writable to upgrade it");
+      if (have > kSchemaVersion)
+        throw std::runtime_error("schema version " + std::to_string(have) + " is newer than this program understands (" +
+                                 std::to_string(kSchemaVersion) + ")");
+      if (have < kSchemaVersion) {  // an old workspace: upgrade it once (that needs write access)
+        m_db.reset();
+        try {
+          RunStore upgrade(m_path);
+        } catch (const std::exception& e) {
+          throw std::runtime_error("schema version " + std::to_string(have) + " needs an upgrade to " +
+                                   std::to_string(kSchemaVersion) + ", which needs write access: " + e.what());
+        }
+        open(access, immutable);
+      }
       return;
     }
     exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
