@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "data/masked_records.h"
 #include "store/run_store.h"
 #include "training/batches.h"
 #include "training/run_checkpoint.h"
@@ -39,10 +40,8 @@ struct ScoredSample {
   int index = 0;
 };
 
-// Image+mask data for localisation: one JSON object per line, paths relative to the file,
-//   {"image": "a.png", "mask": "a-mask.png", "question": "...", "answer": "...",
-//    "rejected": "..." (optional), "category": "..." (optional)}
-// The mask's nonzero pixels are the target. Errors name the file and the line.
+// Image+mask data for localisation (data/masked_records.h), images read and resized to the model's
+// size; the mask's bright pixels are the target. Errors name the file and the line.
 std::vector<ScoredSample> loadMaskedRecords(const std::string& path, int size, const WordTokenizer& tok) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path + ": cannot open");
@@ -50,24 +49,17 @@ std::vector<ScoredSample> loadMaskedRecords(const std::string& path, int size, c
   std::vector<ScoredSample> out;
   std::string line;
   for (int lineNo = 1; std::getline(in, line); ++lineNo) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(lineNo);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw std::runtime_error(where + ": not JSON (" + e.what() + ")");
-    }
-    for (const char* field : {"image", "mask", "question", "answer"})
-      if (!j.contains(field) || !j[field].is_string()) throw std::runtime_error(where + ": missing text field '" + field + "'");
+    const auto record = parseMaskedRecordLine(line, where);
+    if (!record) continue;
     ScoredSample item;
     item.index = lineNo;
-    item.category = j.contains("category") && j["category"].is_string() ? j["category"].get<std::string>() : "all";
+    item.category = record->category;
     auto& s = item.sample;
     try {
       RgbImage imageSize, maskSize;
-      const auto image = loadImage((dir / j["image"].get<std::string>()).string(), size, &imageSize);
-      const auto mask = loadImage((dir / j["mask"].get<std::string>()).string(), size, &maskSize);
+      const auto image = loadImage((dir / record->image).string(), size, &imageSize);
+      const auto mask = loadImage((dir / record->mask).string(), size, &maskSize);
       // Both are resized to the model's square; a mask of another shape would be stretched onto
       // other pixels than the image's, so it must have the image's aspect ratio.
       if (std::abs(static_cast<double>(imageSize.width) * maskSize.height -
@@ -85,11 +77,9 @@ std::vector<ScoredSample> loadMaskedRecords(const std::string& path, int size, c
       throw std::runtime_error(where + ": " + e.what());
     }
     s.targets = {0};  // instance 1 = the mask
-    s.question = j["question"].get<std::string>();
-    s.answer = j["answer"].get<std::string>();
-    if (j.contains("rejected") && !j["rejected"].is_string()) throw std::runtime_error(where + ": 'rejected' is not text");
-    if (j.contains("category") && !j["category"].is_string()) throw std::runtime_error(where + ": 'category' is not text");
-    s.rejected = j.value("rejected", std::string());
+    s.question = record->question;
+    s.answer = record->answer;
+    s.rejected = record->rejected;
     for (const auto& [field, text] : {std::pair<const char*, const std::string*>{"question", &s.question},
                                       {"answer", &s.answer}, {"rejected", &s.rejected}}) {
       try {

@@ -211,26 +211,33 @@ void flattenLeaves(const nlohmann::json& j, const std::string& prefix, std::vect
   }
 }
 
-// A preset file: {"preset": "tiny" | "mini" (the base, default tiny), any config keys...}. Every key
-// goes through assignConfigValue, the rule --set uses; errors name the file.
+}  // namespace
+
+TrainConfig presetFromJson(const nlohmann::json& j, Stage stage, const std::string& name) {
+  if (!j.is_object()) throw std::runtime_error("a preset is a JSON object of config keys");
+  std::string base = "tiny";
+  if (j.contains("preset")) {
+    if (!j["preset"].is_string()) throw std::runtime_error("'preset' (the base preset) must be \"tiny\" or \"mini\"");
+    base = j["preset"].get<std::string>();
+  }
+  if (base != "tiny" && base != "mini")
+    throw std::runtime_error("unknown base preset '" + base + "' (expected tiny or mini)");
+  nlohmann::json merged = toJson(base == "mini" ? miniPreset(stage) : tinyPreset(stage));
+  std::vector<std::pair<std::string, nlohmann::json>> leaves;
+  flattenLeaves(j, "", leaves);
+  for (const auto& [key, value] : leaves)
+    if (key != "preset") assignConfigValue(merged, key, value);
+  merged["preset"] = name;
+  return fromAssignedJson(merged);
+}
+
+namespace {
+
+// A preset file; errors name it.
 TrainConfig presetFromJsonFile(const std::string& path, Stage stage) {
   const auto j = readJsonFile(path);
   try {
-    if (!j.is_object()) throw std::runtime_error("a preset is a JSON object of config keys");
-    std::string base = "tiny";
-    if (j.contains("preset")) {
-      if (!j["preset"].is_string()) throw std::runtime_error("'preset' (the base preset) must be \"tiny\" or \"mini\"");
-      base = j["preset"].get<std::string>();
-    }
-    if (base != "tiny" && base != "mini")
-      throw std::runtime_error("unknown base preset '" + base + "' (expected tiny or mini)");
-    nlohmann::json merged = toJson(base == "mini" ? miniPreset(stage) : tinyPreset(stage));
-    std::vector<std::pair<std::string, nlohmann::json>> leaves;
-    flattenLeaves(j, "", leaves);
-    for (const auto& [key, value] : leaves)
-      if (key != "preset") assignConfigValue(merged, key, value);
-    merged["preset"] = path;
-    return fromAssignedJson(merged);
+    return presetFromJson(j, stage, path);
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": " + e.what());
   }

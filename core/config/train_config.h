@@ -59,6 +59,10 @@ struct TrainConfig {
 // The built-in presets: "tiny" (seconds per stage, tests) and "mini" (the miniature study).
 // A preset is a name or a path to a JSON file holding a TrainConfig (any subset of keys).
 TrainConfig presetConfig(const std::string& preset, Stage stage);
+// A preset file's content: {"preset": "tiny" | "mini" (the base, default tiny), config keys...},
+// every key set by the rule --set uses (unknown keys, wrong types and fractions for integers are
+// errors). `name` is recorded as the run's preset.
+TrainConfig presetFromJson(const nlohmann::json& j, Stage stage, const std::string& name);
 std::vector<std::string> builtinPresets();
 
 nlohmann::json toJson(const TrainConfig& c);
