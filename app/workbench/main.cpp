@@ -60,6 +60,11 @@ int main(int argc, char** argv) {
         if (parser.isSet(quitWhenDone)) QApplication::quit();
       });
     });
+  } else if (parser.isSet(screenshot)) {  // the window as it opens, e.g. over an existing workspace
+    QTimer::singleShot(2500, &window, [&] {
+      window.grab().save(parser.value(screenshot));
+      if (parser.isSet(quitWhenDone)) QApplication::quit();
+    });
   }
   return QApplication::exec();
 }

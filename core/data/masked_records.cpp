@@ -10,7 +10,7 @@ std::optional<MaskedRecord> parseMaskedRecordLine(const std::string& line, const
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse errors, numbers too large
     throw std::runtime_error(where + ": not JSON (" + e.what() + ")");
   }
   if (!j.is_object()) throw std::runtime_error(where + ": a record is a JSON object");

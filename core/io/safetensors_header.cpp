@@ -45,7 +45,7 @@ SafetensorsHeader parseSafetensorsHeader(const std::string& prefix, uint64_t fil
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse errors, numbers too large
     throw std::runtime_error(where + ": header is not valid JSON: " + e.what());
   }
   if (!header.is_object()) throw std::runtime_error(where + ": header is not a JSON object");

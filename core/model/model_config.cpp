@@ -127,6 +127,8 @@ nlohmann::json readJsonFile(const std::string& path) {
   } catch (const nlohmann::json::parse_error& e) {
     throw std::runtime_error(path + ": invalid JSON at byte " + std::to_string(e.byte) + ": " +
                              e.what());
+  } catch (const nlohmann::json::exception& e) {  // e.g. a number too large for a double
+    throw std::runtime_error(path + ": invalid JSON: " + e.what());
   }
 }
 
