@@ -8,6 +8,7 @@
 #include "training/evaluate.h"
 #include "training/probes.h"
 #include "visualization/attribution.h"
+#include "study/localise.h"
 #include "visualization/localization.h"
 
 namespace pivot {
@@ -75,35 +76,16 @@ std::vector<ResultRow> vqaRows(Mllm& model, const WorldConfig& worldConfig, int 
 
 std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& worldConfig, int samples, const std::string& probe,
                                         const ResultRow& key) {
-  const ShapesWorld world(worldConfig);
-  const WordTokenizer tok = WordTokenizer::shapesWorld();
-  const auto& v = model->config.vision;
-  const int S = v.image_size, g = S / v.patch_size;
-  const auto device = model->parameters().front().device();
-  std::vector<Sample> items;  // questions about an object: there is something to point at
-  for (int i = 0; static_cast<int>(items.size()) < samples && i < samples * 4; ++i) {
-    auto s = world.sample(Split::Val, i);
-    if (!s.targets.empty()) items.push_back(std::move(s));
-  }
-  AttributionOptions options;  // the paper's gradient map of the SFT loss
+  // The paper's gradient map of the SFT loss, scored by the operation `pivot localize` runs.
+  const auto scored = localise(model, shapesWorldTargets(ShapesWorld(worldConfig), Split::Val, samples),
+                               AttributionOptions{}, /*deletion=*/false);
   std::vector<double> masses, areas;
-  int hits = 0;
-  for (size_t start = 0; start < items.size(); start += 32) {
-    const size_t end = std::min(items.size(), start + 32);
-    std::vector<BatchRow> rowsIn;
-    for (size_t i = start; i < end; ++i) rowsIn.push_back({&items[i], Response::Chosen});
-    const auto result = explain(model, buildBatch(rowsIn, tok, v.numPatches(), device), options);
-    for (size_t i = start; i < end; ++i) {
-      const auto mask = targetMask(items[i].scene.instanceMask, items[i].targets);
-      const auto fraction = cellMaskFraction(mask, S, S, g, g);
-      const auto map = mapValues(result.maps, static_cast<int64_t>(i - start));
-      masses.push_back(massInside(map, fraction));
-      areas.push_back(static_cast<double>(std::count(mask.begin(), mask.end(), 1)) / mask.size());
-      hits += pointingHit(map, fraction);
-    }
+  for (const auto& s : scored.samples) {
+    masses.push_back(s.massInside);
+    areas.push_back(s.targetArea);
   }
   return {row(key, probe, "mass_inside", summarise(masses).mean),
-          row(key, probe, "pointing_game", masses.empty() ? 0 : static_cast<double>(hits) / masses.size()),
+          row(key, probe, "pointing_game", scored.pointingGame.mean),
           row(key, probe, "uniform_baseline", summarise(areas).mean)};
 }
 

@@ -2,6 +2,9 @@
 // of report.md against hand-computed values, and the tiny experiment end to end: every stage runs,
 // the report is complete, and an interrupted experiment resumes without training finished stages.
 #include <QtTest/QtTest>
+
+#include <QProcess>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -179,6 +182,32 @@ class TestExperiment : public QObject {
           QVERIFY2(cells.count({seed, enc, probe}), probe);
       QVERIFY(cells.count({seed, "original", "transplant_vqa"}));
     }
+    // `pivot localize` reproduces the report's localisation number for the same checkpoint and
+    // samples (one sample rule, one implementation: study/localise.h).
+    {
+      int64_t sftSeed1 = 0;
+      for (const auto& r : store.runs())
+        if (r.stage == "sft" && nlohmann::json::parse(r.configJson).at("seed") == 1) sftSeed1 = r.id;
+      QVERIFY(sftSeed1 > 0);
+      double reported = -1, reportedPointing = -1;
+      for (const auto& r : rows)
+        if (r.seed == 1 && r.encoder == "sft" && r.probe == "localisation") {
+          if (r.metric == "mass_inside") reported = r.value;
+          if (r.metric == "pointing_game") reportedPointing = r.value;
+        }
+      QVERIFY(reported >= 0);
+      QProcess cli;
+      cli.start(PIVOT_BINARY_DIR "/app/pivot",
+                {"--workspace", QString::fromStdString(spec.workspace), "localize", "--checkpoint", QString::number(sftSeed1),
+                 "--samples", QString::number(resolvedSpec(spec).localisationSamples)});
+      QVERIFY(cli.waitForFinished(300000));
+      const QString out = QString::fromUtf8(cli.readAllStandardOutput());
+      QVERIFY2(cli.exitCode() == 0, qPrintable(out + cli.readAllStandardError()));
+      QVERIFY2(out.contains(QString("mass inside target   %1").arg(reported, 0, 'f', 3)), qPrintable(out + QString::number(reported)));
+      QVERIFY2(out.contains(QString("pointing game        %1").arg(reportedPointing, 0, 'f', 3)), qPrintable(out));
+      QVERIFY2(out.contains(QString("%1 samples with a target").arg(resolvedSpec(spec).localisationSamples)), qPrintable(out));
+    }
+
     std::ifstream md(fs::path(outcome.reportDir) / "report.md");
     const std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
     QVERIFY(text.find("accuracy/shape") != std::string::npos);  // stage 1 per category

@@ -20,6 +20,7 @@
 #include "training/losses.h"
 #include "training/run_checkpoint.h"
 #include "training/schedule.h"
+#include "training/steps.h"
 
 #ifndef PIVOT_GIT_COMMIT
 #define PIVOT_GIT_COMMIT "unknown"
@@ -194,55 +195,62 @@ RunInfo runToResume(const RunStore& store, int64_t runId) {
   return *info;
 }
 
-}  // namespace
-
-TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
-  NullSink nullSink;
-  MetricSink& sink = options.sink ? *options.sink : nullSink;
-
-  // --- checks before anything is written: the configuration, the device, the run to resume ---------
-  TrainConfig cfg = requested;
-  std::unique_ptr<RunStore> storeHandle;
+// What a run starts from, checked before anything is written: its configuration (a resumed run's
+// own), the device, the run to resume and its last resumable checkpoint, the parent's checkpoint.
+struct RunPlan {
+  TrainConfig config;
+  torch::Device device = torch::kCPU;
+  std::unique_ptr<RunStore> store;
   std::optional<RunInfo> resumed;
+  std::optional<int64_t> parentId;
+  std::string resumeFrom, parentCheckpoint;
+};
+
+RunPlan planRun(const TrainConfig& requested, const TrainOptions& options, MetricSink& sink) {
+  RunPlan plan;
+  plan.config = requested;
   if (options.resumeRunId) {
     if (!fs::exists(storePath(options.workspace)))
       throw std::runtime_error("workspace " + options.workspace + " has no runs.sqlite");
-    storeHandle = std::make_unique<RunStore>(storePath(options.workspace));
-    resumed = runToResume(*storeHandle, *options.resumeRunId);
-    cfg = trainConfigFromJson(nlohmann::json::parse(resumed->configJson));
+    plan.store = std::make_unique<RunStore>(storePath(options.workspace));
+    plan.resumed = runToResume(*plan.store, *options.resumeRunId);
+    plan.config = trainConfigFromJson(nlohmann::json::parse(plan.resumed->configJson));
   }
-  validate(cfg);
-  const torch::Device device = pickDevice(cfg.device);
-  if (!storeHandle) {
+  validate(plan.config);
+  plan.device = pickDevice(plan.config.device);  // device=cuda without CUDA: before any write
+  if (!plan.store) {
     fs::create_directories(options.workspace);
-    storeHandle = std::make_unique<RunStore>(storePath(options.workspace));
+    plan.store = std::make_unique<RunStore>(storePath(options.workspace));
   }
-  RunStore& store = *storeHandle;
-  int64_t runId = resumed ? resumed->id : 0;
-  std::optional<int64_t> parentId = resumed ? resumed->parentId : options.parentRunId;
-  std::unique_ptr<RunLock> lock;  // held while this process trains the run
-  if (resumed) lock = std::make_unique<RunLock>(runDirectory(options.workspace, runId), resumed->name, ownerText(resumed->owner));
-  const std::string resumeFrom = resumed ? lastUsableCheckpoint(store, runId, /*resumable=*/true) : "";
-  std::string parentCheckpoint;
-  if (parentId) {
-    auto parent = store.run(*parentId);
-    if (!parent) throw std::runtime_error("no parent run " + std::to_string(*parentId));
-    parentCheckpoint = lastUsableCheckpoint(store, *parentId);
-    if (parentCheckpoint.empty())
+  plan.parentId = plan.resumed ? plan.resumed->parentId : options.parentRunId;
+  if (plan.resumed) plan.resumeFrom = lastUsableCheckpoint(*plan.store, plan.resumed->id, /*resumable=*/true);
+  if (plan.parentId) {
+    auto parent = plan.store->run(*plan.parentId);
+    if (!parent) throw std::runtime_error("no parent run " + std::to_string(*plan.parentId));
+    plan.parentCheckpoint = lastUsableCheckpoint(*plan.store, *plan.parentId);
+    if (plan.parentCheckpoint.empty())
       throw std::runtime_error("parent run " + parent->name + " has no checkpoint to start from");
-  } else if (cfg.stage == Stage::Dpo) {
+  } else if (plan.config.stage == Stage::Dpo) {
     sink.onMessage("warning: DPO without a parent run: the reference is the random initial model");
   }
+  return plan;
+}
 
-  torch::set_num_threads(cfg.threads > 0 ? cfg.threads
-                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-  torch::manual_seed(cfg.seed);
+// The models of a run: the policy (from the parent's checkpoint, a transplanted encoder, or fresh),
+// DPO's frozen reference copy of it, stage 0's discarded text tower and heads.
+struct RunModels {
+  Mllm model{nullptr};
+  Mllm reference{nullptr};
+  ContrastiveHeads heads{nullptr};
+};
 
-  // --- models --------------------------------------------------------------------------------------
-  Mllm model(cfg.model);
-  initWeights(*model);
+RunModels buildModels(const TrainConfig& cfg, const RunStore& store, const std::string& parentCheckpoint,
+                      torch::Device device, MetricSink& sink) {
+  RunModels m;
+  m.model = Mllm(cfg.model);
+  initWeights(*m.model);
   if (!parentCheckpoint.empty()) {
-    loadWeights(model, parentCheckpoint, cfg.model);
+    loadWeights(m.model, parentCheckpoint, cfg.model);
   } else if (!cfg.vision_init.empty()) {  // PIVOT transplant: a trained encoder in a fresh model
     std::string source = cfg.vision_init;  // a checkpoint folder, or RUN[@STEP] in this workspace
     if (!fs::exists(fs::path(source) / "model.safetensors")) {
@@ -252,52 +260,124 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
         throw std::runtime_error(std::string("vision_init: ") + e.what());
       }
     }
-    transplantEncoder(model, source, cfg.projector_init == "one_plus_one");
+    transplantEncoder(m.model, source, cfg.projector_init == "one_plus_one");
     sink.onMessage("vision tower" + std::string(cfg.projector_init == "one_plus_one" ? " and first projector layer" : "") +
                    " from " + source);
   }
-  Mllm reference{nullptr};
   if (cfg.stage == Stage::Dpo) {  // frozen copy of the starting (stage-1) model
-    reference = Mllm(cfg.model);
-    loadStateDict(*reference, stateDict(*model), {""}, "policy");
-    reference->eval();
-    for (auto& p : reference->parameters()) p.set_requires_grad(false);
-    reference->to(device);
+    m.reference = Mllm(cfg.model);
+    loadStateDict(*m.reference, stateDict(*m.model), {""}, "policy");
+    m.reference->eval();
+    for (auto& p : m.reference->parameters()) p.set_requires_grad(false);
+    m.reference->to(device);
   }
-  model->to(device);
-  model->train();
+  m.model->to(device);
+  m.model->train();
   // Stage 0 only: the text tower and heads of the image-text loss, discarded after the run (their
   // weights sit beside the checkpoint so that a stopped pre-training resumes).
-  ContrastiveHeads heads{nullptr};
   if (cfg.stage == Stage::Pretrain) {
-    heads = ContrastiveHeads(cfg.model.vision, cfg.model.text.vocab_size);
-    initWeights(*heads);
-    heads->logit_scale.data().fill_(std::log(10.0));
-    heads->logit_bias.data().fill_(-10.0);
-    heads->to(device);
-    heads->train();
+    m.heads = ContrastiveHeads(cfg.model.vision, cfg.model.text.vocab_size);
+    initWeights(*m.heads);
+    m.heads->logit_scale.data().fill_(std::log(10.0));
+    m.heads->logit_bias.data().fill_(-10.0);
+    m.heads->to(device);
+    m.heads->train();
   }
+  return m;
+}
 
-  Groups groups = trainableGroups(model, cfg);
-  if (heads) for (auto& p : heads->parameters()) groups.rest.push_back(p);
-  std::vector<torch::optim::OptimizerParamGroup> paramGroups;
-  auto adamw = [&](double lr) {
+// AdamW over the trainable parameters: projector + LM (and stage 0's heads) at lr, the vision
+// tower as a second group at vision_lr.
+struct Optimisation {
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<torch::Tensor> parameters;  // everything that trains, for gradient clipping
+  bool visionGroup = false;
+};
+
+Optimisation makeOptimizer(RunModels& m, const TrainConfig& cfg) {
+  Groups groups = trainableGroups(m.model, cfg);
+  if (m.heads) for (auto& p : m.heads->parameters()) groups.rest.push_back(p);
+  const auto adamw = [&](double lr) {
     return std::make_unique<torch::optim::AdamWOptions>(
         torch::optim::AdamWOptions(lr).weight_decay(cfg.weight_decay).betas({0.9, 0.999}).eps(1e-8));
   };
+  std::vector<torch::optim::OptimizerParamGroup> paramGroups;
   paramGroups.emplace_back(groups.rest, adamw(cfg.lr));
   if (!groups.vision.empty()) paramGroups.emplace_back(groups.vision, adamw(cfg.vision_lr));
-  torch::optim::AdamW optimizer(paramGroups, *adamw(cfg.lr));
-  std::vector<torch::Tensor> trainable = groups.rest;
-  trainable.insert(trainable.end(), groups.vision.begin(), groups.vision.end());
+  Optimisation o;
+  o.optimizer = std::make_unique<torch::optim::AdamW>(paramGroups, *adamw(cfg.lr));
+  o.parameters = groups.rest;
+  o.parameters.insert(o.parameters.end(), groups.vision.begin(), groups.vision.end());
+  o.visionGroup = !groups.vision.empty();
+  return o;
+}
 
-  int64_t startStep = 0;
+// Weights, heads and optimizer state of a resumable checkpoint; returns the steps it had done.
+int64_t restore(const std::string& dir, RunModels& models, Optimisation& opt, const TrainConfig& cfg) {
+  loadWeights(models.model, dir, cfg.model);
+  if (models.heads) loadStateDict(*models.heads, loadSafetensors((fs::path(dir) / kHeadsFile).string()), {""}, dir);
+  readOptimizerState(dir, *opt.optimizer);
+  return readTrainerState(dir).at("step").get<int64_t>();
+}
+
+// Held-out scores of a finished run, stored as its evaluation: image-to-text retrieval for stage 0,
+// VQA by category for the MLLM stages.
+Scalars evaluateFinished(const TrainConfig& cfg, RunModels& models, const ShapesWorld& world, const WordTokenizer& tok,
+                         torch::Device device, RunStore& store, int64_t runId, int64_t step) {
+  const bool pretraining = cfg.stage == Stage::Pretrain;
+  const Scalars scores = pretraining ? evaluateRetrieval(models.model->vision_tower, models.heads, world, tok, Split::Val,
+                                                         std::max(64, cfg.eval_samples), device)
+                                     : evaluateVqa(models.model, world, tok, Split::Val, cfg.eval_samples, device);
+  std::vector<EvaluationRow> rows;
+  for (const auto& [k, v] : scores) rows.push_back({step, pretraining ? "retrieval/val" : "vqa/val", k, v});
+  store.addEvaluation(runId, rows);
+  return scores;
+}
+
+// Holds the loop while a pause is requested (flushing first, so whoever watches sees every step),
+// with a heartbeat every 30 s; returns whether a stop was requested meanwhile.
+bool waitWhilePaused(const TrainOptions& options, RunStore& store, int64_t runId, int64_t step, StoreWriter& writer,
+                     const std::string& runningMessage) {
+  const auto stopping = [&] { return options.stopRequested && options.stopRequested->load(); };
+  if (!options.pauseRequested || !options.pauseRequested->load() || stopping()) return stopping();
+  writer.flush();
+  store.setStatus(runId, "paused", "paused at step " + std::to_string(step));
+  for (int waited = 0; options.pauseRequested->load() && !stopping(); ++waited) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (waited % 1500 == 1499) store.heartbeat(runId);
+  }
+  store.setStatus(runId, "running", runningMessage);
+  return stopping();
+}
+
+}  // namespace
+
+TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
+  NullSink nullSink;
+  MetricSink& sink = options.sink ? *options.sink : nullSink;
+
+  RunPlan plan = planRun(requested, options, sink);
+  const TrainConfig& cfg = plan.config;
+  const torch::Device device = plan.device;
+  RunStore& store = *plan.store;
+  const std::optional<RunInfo>& resumed = plan.resumed;
+  const std::string& resumeFrom = plan.resumeFrom;
+  int64_t runId = resumed ? resumed->id : 0;
+  std::unique_ptr<RunLock> lock;  // held while this process trains the run
+  if (resumed) lock = std::make_unique<RunLock>(runDirectory(options.workspace, runId), resumed->name, ownerText(resumed->owner));
+
+  // --- models, optimiser, the step function of this run's method ------------------------------------
+  torch::set_num_threads(cfg.threads > 0 ? cfg.threads
+                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  torch::manual_seed(cfg.seed);
+  RunModels models = buildModels(cfg, store, plan.parentCheckpoint, device, sink);
+  Optimisation opt = makeOptimizer(models, cfg);
+  const WordTokenizer tok = WordTokenizer::shapesWorld();
+  const StepFunction step = stepForStage(cfg, models.model, models.reference, models.heads, tok, device);
+
+  const int64_t startStep = resumeFrom.empty() ? 0 : restore(resumeFrom, models, opt, cfg);
   if (!resumeFrom.empty()) {
-    loadWeights(model, resumeFrom, cfg.model);
-    if (heads) loadStateDict(*heads, loadSafetensors((fs::path(resumeFrom) / kHeadsFile).string()), {""}, resumeFrom);
-    readOptimizerState(resumeFrom, optimizer);
-    startStep = readTrainerState(resumeFrom).at("step").get<int64_t>();
-    store.deleteMetricsAfter(runId, startStep);
+    store.deleteMetricsAfter(runId, startStep);  // a resumed run repeats the steps after its checkpoint
     sink.onMessage("resuming " + std::to_string(runId) + " from " + resumeFrom);
   }
   if (runId == 0) {
@@ -305,14 +385,15 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     info.name = options.runName;
     info.preset = cfg.preset;
     info.stage = stageName(cfg.stage);
-    info.parentId = parentId;
+    info.parentId = plan.parentId;
     info.configJson = toJson(cfg).dump();
     info.gitCommit = PIVOT_GIT_COMMIT;
     runId = store.createRun(info);
     lock = std::make_unique<RunLock>(runDirectory(options.workspace, runId), info.name, "");
   }
+  const std::string runningMessage = "device " + device.str();
   store.claimRun(runId, currentProcessOwner());
-  store.setStatus(runId, "running", "device " + device.str());
+  store.setStatus(runId, "running", runningMessage);
 
   // From here on the run exists: whatever goes wrong (a full disk, a damaged store) ends it as
   // "failed" with the reason, never as a "running" run that nobody trains.
@@ -335,151 +416,80 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     const std::string runDir = runDirectory(options.workspace, runId);
     CheckpointKeeper keeper(store, runId, runDir, cfg);
     if (!resumeFrom.empty()) keeper.resumedFrom(startStep, resumeFrom);
-    const auto saveAt = [&](int64_t step) {
-      result.checkpoint = keeper.save(step, [&](int64_t done) {
-        nlohmann::json state = {{"step", done}, {"run_id", runId}, {"stage", stageName(cfg.stage)}};
-        const auto dir = writeCheckpoint(runDir, done, *model, checkpointConfig(cfg), &optimizer, state);
-        if (heads) saveSafetensors((fs::path(dir) / kHeadsFile).string(), stateDict(*heads), {{"format", "pt"}});
+    const auto saveAt = [&](int64_t done) {
+      result.checkpoint = keeper.save(done, [&](int64_t at) {
+        nlohmann::json state = {{"step", at}, {"run_id", runId}, {"stage", stageName(cfg.stage)}};
+        const auto dir = writeCheckpoint(runDir, at, *models.model, checkpointConfig(cfg), opt.optimizer.get(), state);
+        if (models.heads) saveSafetensors((fs::path(dir) / kHeadsFile).string(), stateDict(*models.heads), {{"format", "pt"}});
         return dir;
       });
     };
-
-    // --- data --------------------------------------------------------------------------------------
     const ShapesWorld world(cfg.world);
-    const WordTokenizer tok = WordTokenizer::shapesWorld();
-    const int imageTokens = cfg.model.vision.numPatches();
     DataOrder order(cfg.seed, cfg.dataset_size);
     StoreWriter writer(store, runId);
 
     // --- the loop: lr, forward, loss, backward, clip, step, report ---------------------------------
     sink.onMessage(std::string("run ") + std::to_string(runId) + ": " + stageName(cfg.stage) + ", " +
-                   std::to_string(cfg.steps) + " steps of " + std::to_string(cfg.batch_size) + " on " +
-                   device.str());
-    int64_t step = startStep;
-    for (; step < cfg.steps; ++step) {
-      const auto stopping = [&] { return options.stopRequested && options.stopRequested->load(); };
-      if (options.pauseRequested && options.pauseRequested->load() && !stopping()) {
-        writer.flush();  // whoever watches sees every step done so far
-        store.setStatus(runId, "paused", "paused at step " + std::to_string(step));
-        for (int waited = 0; options.pauseRequested->load() && !stopping(); ++waited) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(20));
-          if (waited % 1500 == 1499) store.heartbeat(runId);  // every 30 s
-        }
-        store.setStatus(runId, "running", "device " + device.str());
-      }
-      if (stopping()) break;
+                   std::to_string(cfg.steps) + " steps of " + std::to_string(cfg.batch_size) + " on " + device.str());
+    int64_t at = startStep;
+    for (; at < cfg.steps; ++at) {
+      if (waitWhilePaused(options, store, runId, at, writer, runningMessage) ||
+          (options.stopRequested && options.stopRequested->load()))
+        break;
       const auto t0 = std::chrono::steady_clock::now();
-      const double lr = learningRateAt(static_cast<int>(step), cfg.steps, cfg.lr, cfg.warmup_ratio, cfg.min_lr_ratio);
-      const double visionLr = learningRateAt(static_cast<int>(step), cfg.steps, cfg.vision_lr, cfg.warmup_ratio, cfg.min_lr_ratio);
-      optimizer.param_groups()[0].options().set_lr(lr);
-      if (optimizer.param_groups().size() > 1) optimizer.param_groups()[1].options().set_lr(visionLr);
+      const double lr = learningRateAt(static_cast<int>(at), cfg.steps, cfg.lr, cfg.warmup_ratio, cfg.min_lr_ratio);
+      const double visionLr = learningRateAt(static_cast<int>(at), cfg.steps, cfg.vision_lr, cfg.warmup_ratio, cfg.min_lr_ratio);
+      opt.optimizer->param_groups()[0].options().set_lr(lr);
+      if (opt.visionGroup) opt.optimizer->param_groups()[1].options().set_lr(visionLr);
 
       std::vector<Sample> samples;
-      for (auto index : order.indicesForStep(step, cfg.batch_size)) samples.push_back(world.sample(Split::Train, index));
-      Scalars scalars;
-      torch::Tensor loss;
-      const int64_t B = static_cast<int64_t>(samples.size());
-      double tokens = 0;
-      if (cfg.stage == Stage::Pretrain) {
-        auto pre = pretrainStep(model->vision_tower, heads, samples, tok, device, cfg.conjunction_weight);
-        loss = pre.loss;
-        scalars = pre.scalars;
-      } else {
-        std::vector<BatchRow> rows;
-        const Response kind = cfg.stage == Stage::Align ? Response::Caption : Response::Chosen;
-        for (const auto& s : samples) rows.push_back({&s, kind});
-        if (cfg.stage == Stage::Dpo)
-          for (const auto& s : samples) rows.push_back({&s, Response::Rejected});
-        auto in = buildBatch(rows, tok, imageTokens, device);
-        in.pixels = in.pixels.narrow(0, 0, static_cast<int64_t>(samples.size()));  // one image per pair
-        tokens = in.attentionMask.sum().item<double>();
-        auto logits = model->forward(in);  // (rows, T - logitsFrom, V)
-        const auto labels = in.targetLabels();
-        if (cfg.stage == Stage::Dpo) {
-          auto policy = sequenceLogProbs(logits, labels);  // (2B): chosen then rejected
-          torch::Tensor ref;
-          {
-            torch::NoGradGuard noGrad;
-            ref = sequenceLogProbs(reference->forward(in), labels);
-          }
-          auto pc = policy.narrow(0, 0, B), pr = policy.narrow(0, B, B);
-          auto rc = ref.narrow(0, 0, B), rr = ref.narrow(0, B, B);
-          auto dpo = dpoLoss(pc, pr, rc, rr, cfg.beta, cfg.loss_type, cfg.label_smoothing);
-          loss = dpo.loss;
-          if (cfg.sft_weight > 0)
-            loss = loss + cfg.sft_weight * sftLoss(logits.narrow(0, 0, B), labels.narrow(0, 0, B));
-          scalars = {{"rewards/chosen", dpo.chosenRewards.mean().item<double>()},
-                     {"rewards/rejected", dpo.rejectedRewards.mean().item<double>()},
-                     {"rewards/margins", (dpo.chosenRewards - dpo.rejectedRewards).mean().item<double>()},
-                     {"rewards/accuracies", (dpo.chosenRewards > dpo.rejectedRewards).to(torch::kFloat32).mean().item<double>()},
-                     {"logps/chosen", pc.mean().item<double>()},
-                     {"logps/rejected", pr.mean().item<double>()},
-                     {"logps/ref_chosen", rc.mean().item<double>()},
-                     {"logps/ref_rejected", rr.mean().item<double>()}};
-        } else {
-          loss = sftLoss(logits, labels);
-          scalars = {{"logps/chosen", sequenceLogProbs(logits.detach(), labels).mean().item<double>()}};
-        }
-      }
-      if (options.lossHook) options.lossHook(step, loss);
-      const double lossValue = loss.item<double>();
+      for (auto index : order.indicesForStep(at, cfg.batch_size)) samples.push_back(world.sample(Split::Train, index));
+      StepOutput out = step(samples);
+      if (options.lossHook) options.lossHook(at, out.loss);
+      const double lossValue = out.loss.item<double>();
+      Scalars scalars = out.scalars;
       scalars.insert(scalars.begin(), {"loss", lossValue});
       // The NaN guard covers every logged value, not only the loss: a run whose rewards overflow is
       // as broken as one whose loss does, and SQLite cannot store the value.
       if (const auto bad = nonFiniteScalars(scalars); !bad.empty()) {
         writer.flush();
-        result.step = step;
-        return fail((scalars.front().first == "loss" && !std::isfinite(lossValue)
-                         ? "loss became " + std::string(std::isnan(lossValue) ? "nan" : "inf")
-                         : "non-finite value (" + bad + ")") +
-                    " at step " + std::to_string(step + 1) + "; the run stopped before updating the weights");
+        result.step = at;
+        return fail((!std::isfinite(lossValue) ? "loss became " + std::string(std::isnan(lossValue) ? "nan" : "inf")
+                                               : "non-finite value (" + bad + ")") +
+                    " at step " + std::to_string(at + 1) + "; the run stopped before updating the weights");
       }
-      optimizer.zero_grad();
-      loss.backward();
-      const double gradNorm = torch::nn::utils::clip_grad_norm_(
-          trainable, cfg.grad_clip > 0 ? cfg.grad_clip : std::numeric_limits<double>::infinity());
+      const double gradNorm = applyUpdate(out.loss, *opt.optimizer, opt.parameters, cfg.grad_clip);
       if (!std::isfinite(gradNorm)) {
         writer.flush();
-        result.step = step;
+        result.step = at;
         return fail("grad_norm became " + std::string(std::isnan(gradNorm) ? "nan" : "inf") + " at step " +
-                    std::to_string(step + 1) + "; the run stopped before updating the weights");
+                    std::to_string(at + 1) + "; the run stopped before updating the weights");
       }
-      optimizer.step();
-
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       scalars.push_back({"learning_rate", lr});
-      if (!groups.vision.empty()) scalars.push_back({"vision_learning_rate", visionLr});
+      if (opt.visionGroup) scalars.push_back({"vision_learning_rate", visionLr});
       scalars.push_back({"grad_norm", gradNorm});
-      scalars.push_back({"throughput/samples_per_s", static_cast<double>(B) / seconds});
-      if (tokens > 0) scalars.push_back({"throughput/tokens_per_s", tokens / seconds});
-      writer.add(step + 1, scalars);
-      sink.onStep(step + 1, cfg.steps, scalars);
-      if (keeper.due(step + 1)) {
+      scalars.push_back({"throughput/samples_per_s", static_cast<double>(samples.size()) / seconds});
+      if (out.tokens > 0) scalars.push_back({"throughput/tokens_per_s", out.tokens / seconds});
+      writer.add(at + 1, scalars);
+      sink.onStep(at + 1, cfg.steps, scalars);
+      if (keeper.due(at + 1)) {
         writer.flush();
-        saveAt(step + 1);
+        saveAt(at + 1);
       }
     }
     writer.flush();
-    result.step = step;
-    if (step < cfg.steps) {  // stop requested: keep what was learned, resumable
-      saveAt(step);
+    result.step = at;
+    saveAt(at);
+    if (at < cfg.steps) {  // stop requested: keep what was learned, resumable
       result.status = "stopped";
-      result.message = "stopped at step " + std::to_string(step);
+      result.message = "stopped at step " + std::to_string(at);
       store.setStatus(runId, "stopped", result.message);
       return result;
     }
-    saveAt(step);
-    if (cfg.eval_samples > 0) {
-      const bool pretraining = cfg.stage == Stage::Pretrain;
-      result.evaluation = pretraining ? evaluateRetrieval(model->vision_tower, heads, world, tok, Split::Val,
-                                                          std::max(64, cfg.eval_samples), device)
-                                      : evaluateVqa(model, world, tok, Split::Val, cfg.eval_samples, device);
-      std::vector<EvaluationRow> rows;
-      for (const auto& [k, v] : result.evaluation) rows.push_back({step, pretraining ? "retrieval/val" : "vqa/val", k, v});
-      store.addEvaluation(runId, rows);
-    }
+    if (cfg.eval_samples > 0) result.evaluation = evaluateFinished(cfg, models, world, tok, device, store, runId, at);
     result.status = "finished";
-    result.message = "finished " + std::to_string(step) + " steps";
+    result.message = "finished " + std::to_string(at) + " steps";
     store.setStatus(runId, "finished", result.message);
     return result;
   } catch (const c10::Error& e) {

@@ -1,6 +1,7 @@
-// `pivot bench`: one stage-2 SFT step and one DPO step of a preset's model, timed in C++ and in
-// Python (bench/reference_step.py, the same model in PyTorch) within the same run, same threads,
-// same batch; prints milliseconds per step, the C++/Python ratio and peak memory.
+// `pivot bench`: one stage-2 SFT step and one DPO step of a preset's model, timed in C++ (the
+// trainer's own step functions, training/steps.h, from samples to the optimiser step) and in Python
+// (bench/reference_step.py, the same model in PyTorch, from prepared tensors) within the same run,
+// same threads, same batch; prints milliseconds per step, the C++/Python ratio and peak memory.
 #include <sys/resource.h>
 
 #include <chrono>
@@ -20,6 +21,7 @@
 #include "training/batches.h"
 #include "torch_compat.h"
 #include "training/losses.h"
+#include "training/steps.h"
 #include "visualization/attribution.h"
 
 namespace fs = std::filesystem;
@@ -69,26 +71,15 @@ int cmdBench(const std::string& preset, int steps, const std::string& python) {
   for (auto& p : reference->parameters()) p.set_requires_grad(false);
   reference->eval();
   torch::optim::AdamW opt(policy->parameters(), torch::optim::AdamWOptions(1e-5).weight_decay(0));
+  const auto trainable = policy->parameters();
 
+  // The trainer's own step functions (training/steps.h), batch building from the samples included.
+  const DpoSettings dpo;  // beta 0.1, sigmoid, as the reference script
   const double sftMs = timeSteps(steps, [&] {
-    auto loss = sftLoss(policy->forward(chosen), chosen.targetLabels());
-    opt.zero_grad();
-    loss.backward();
-    torch::nn::utils::clip_grad_norm_(policy->parameters(), 1.0);
-    opt.step();
+    applyUpdate(sftStep(policy, samples, Response::Chosen, tok, torch::kCPU).loss, opt, trainable, 1.0);
   });
   const double dpoMs = timeSteps(steps, [&] {
-    auto logp = sequenceLogProbs(policy->forward(pairs), pairs.targetLabels());
-    torch::Tensor ref;
-    {
-      torch::NoGradGuard g;
-      ref = sequenceLogProbs(reference->forward(pairs), pairs.targetLabels());
-    }
-    auto out = dpoLoss(logp.narrow(0, 0, B), logp.narrow(0, B, B), ref.narrow(0, 0, B), ref.narrow(0, B, B), 0.1, "sigmoid");
-    opt.zero_grad();
-    out.loss.backward();
-    torch::nn::utils::clip_grad_norm_(policy->parameters(), 1.0);
-    opt.step();
+    applyUpdate(dpoStep(policy, reference, samples, dpo, tok, torch::kCPU).loss, opt, trainable, 1.0);
   });
   // Attribution: one gradmap (target 30 ms) and a batch of 64 in one pass (not a loop of 64).
   AttributionOptions mapOptions;

@@ -1,0 +1,58 @@
+// One step function per training method: a batch of samples in, the loss to backpropagate and the
+// values to log out (TRL's names), no I/O. The trainer's driver (trainer.cpp) picks one per run,
+// once, and `pivot bench` times these very functions.
+//
+//   pretrain   stage 0: SigLIP's image-text loss (+ conjunction labels)    encoder_pretrain.h
+//   caption    stage 1a: next-token loss on the caption
+//   sft        stage 1b and stage-2 SFT: next-token loss on the chosen answer
+//   dpo        stage-2 DPO: the preference loss against the frozen reference (+ an optional SFT term)
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <vector>
+
+#include "config/train_config.h"
+#include "data/shapes_world.h"
+#include "data/tokenizer.h"
+#include "model/mllm.h"
+#include "training/batches.h"
+#include "training/encoder_pretrain.h"
+#include "training/metric_sink.h"
+
+namespace pivot {
+
+struct StepOutput {
+  torch::Tensor loss;
+  Scalars scalars;    // without "loss": the driver adds it, with learning rates and grad norm
+  double tokens = 0;  // non-padding tokens in the batch (throughput)
+};
+
+// Next-token loss on each sample's `response` (the caption in stage 1a, the chosen answer after).
+StepOutput sftStep(Mllm& model, const std::vector<Sample>& samples, Response response, const WordTokenizer& tok,
+                   torch::Device device);
+
+struct DpoSettings {
+  double beta = 0.1;
+  std::string lossType = "sigmoid";
+  double labelSmoothing = 0.0;
+  double sftWeight = 0.0;  // an SFT term on the chosen answer (0 = pure DPO)
+};
+
+// DPO over (chosen, rejected) pairs that share one image; the reference runs without gradients.
+StepOutput dpoStep(Mllm& policy, Mllm& reference, const std::vector<Sample>& samples, const DpoSettings& settings,
+                   const WordTokenizer& tok, torch::Device device);
+
+using StepFunction = std::function<StepOutput(const std::vector<Sample>&)>;
+
+// The step of `config`'s stage, bound to its models: chosen once per run. `reference` is used by
+// DPO only, `heads` by stage 0 only.
+StepFunction stepForStage(const TrainConfig& config, Mllm& model, Mllm& reference, ContrastiveHeads& heads,
+                          const WordTokenizer& tok, torch::Device device);
+
+// Backward, gradient clipping (max norm `clip`, 0 = none) and the optimiser step; returns the
+// gradient norm before clipping. When that norm is not finite the weights are left untouched.
+double applyUpdate(const torch::Tensor& loss, torch::optim::Optimizer& optimizer,
+                   const std::vector<torch::Tensor>& parameters, double clip);
+
+}  // namespace pivot
