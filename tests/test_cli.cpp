@@ -63,6 +63,14 @@ class TestCli : public QObject {
   Q_OBJECT
   QTemporaryDir m_dir;
 
+  // Every stage of a chain short: --set reaches only the requested stage, a preset every stage.
+  QString fastPreset() {
+    const QString path = m_dir.filePath("fast.json");
+    QFile f(path);
+    if (!f.exists() && f.open(QIODevice::WriteOnly)) f.write(R"({"steps": 4, "batch_size": 8, "eval_samples": 12})");
+    return path;
+  }
+
  private Q_SLOTS:
   void badInputIsOneLineExitTwoAndWritesNothing() {
     const QString ws = m_dir.filePath("untouched");
@@ -96,7 +104,7 @@ class TestCli : public QObject {
   // Issue 10: each defect as a user meets it at the command line.
   void reliabilityAtTheCommandLine() {
     const QString ws = m_dir.filePath("rel");
-    const QStringList small = {"--set", "steps=4", "--set", "batch_size=8", "--set", "eval_samples=12"};
+    const QStringList small = {"--preset", fastPreset()};
     // 10.2: a workspace given relative to the current folder works from any other folder.
     auto r = pivotCmd(QStringList{"train", "--workspace", "rel", "--stage", "align", "--name",
                                   "a-run-with-a-rather-long-name-indeed"} + small, m_dir.path());
@@ -265,7 +273,7 @@ class TestCli : public QObject {
 
   void trainRunsMetricsExport() {
     const QString ws = m_dir.filePath("ws");
-    const QStringList small = {"--set", "steps=4", "--set", "batch_size=8", "--set", "eval_samples=12"};
+    const QStringList small = {"--preset", fastPreset()};
     auto r = pivotCmd(QStringList{"--workspace", ws, "train", "--stage", "align", "--name", "first"} + small);
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
     QVERIFY2(r.out.contains("pretrain run 1: finished"), qPrintable(r.out));  // stage 0 runs first

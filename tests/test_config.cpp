@@ -80,6 +80,31 @@ class TestConfig : public QObject {
     QCOMPARE(trainConfigFromJson(j).batch_size, 8);
   }
 
+  // The chain's one rule: architecture, world and execution settings reach the earlier stages,
+  // training hyper-parameters only the requested stage (the window and the command line share it).
+  void chainOverridesReachEarlierStagesByRule() {
+    const auto chain = chainConfigs("tiny", Stage::Dpo,
+                                    {"lr=1e-6", "beta=0.3", "steps=7", "model.text_config.num_hidden_layers=3",
+                                     "world.noise=3", "device=cpu", "eval_samples=10"},
+                                    true);
+    QCOMPARE(chain.size(), size_t(4));
+    const TrainConfig pretrain = presetConfig("tiny", Stage::Pretrain);
+    for (size_t i = 0; i < 3; ++i) {
+      QCOMPARE(chain[i].model.text.num_hidden_layers, 3);
+      QCOMPARE(chain[i].world.noise, 3);
+      QCOMPARE(chain[i].device, std::string("cpu"));
+      QCOMPARE(chain[i].eval_samples, 10);
+      QCOMPARE(chain[i].steps, presetConfig("tiny", chain[i].stage).steps);  // not 7
+      QCOMPARE(chain[i].lr, presetConfig("tiny", chain[i].stage).lr);        // not 1e-6
+    }
+    QVERIFY(chain[0].stage == Stage::Pretrain && chain[1].stage == Stage::Align && chain[2].stage == Stage::Instruct);
+    QCOMPARE(chain[3].lr, 1e-6);
+    QCOMPARE(chain[3].steps, 7);
+    QCOMPARE(chain[3].beta, 0.3);
+    QCOMPARE(chainConfigs("tiny", Stage::Dpo, {"lr=1e-6"}, false).size(), size_t(1));
+    expectError([&] { chainConfigs("tiny", Stage::Dpo, {"lr=2"}, true); }, "lr must be in (0, 1)");
+  }
+
   // Stage 2 keeps evenly spaced snapshots plus step 20 (where the paper reads its maps).
   void snapshotSteps() {
     TrainConfig c = presetConfig("mini", Stage::Dpo);

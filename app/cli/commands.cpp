@@ -101,8 +101,11 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     return 0;
   }
   const Stage stage = stageFromName(a.stage);
-  const TrainConfig cfg = makeConfig(a.preset, stage, a.sets);  // all validation before any write
-  (void)pickDevice(cfg.device);                                  // device=cuda without CUDA
+  // Without --from the earlier stages run first, by the chain's rule: --set keys of the architecture,
+  // the world and the device reach them, hyper-parameters only the requested stage. Every stage is
+  // validated before anything is written.
+  const auto chain = chainConfigs(a.preset, stage, a.sets, a.from.empty() && stage != Stage::Pretrain);
+  (void)pickDevice(chain.back().device);  // device=cuda without CUDA
   std::optional<int64_t> parent;
   if (!a.from.empty()) {
     auto store = openExisting(workspace);
@@ -110,12 +113,10 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     if (info.status != "finished" && info.status != "stopped")
       throw std::runtime_error("run '" + a.from + "' is " + info.status + ", not finished");
     parent = info.id;
-  } else if (stage != Stage::Pretrain) {
-    // No parent: run the stages this one builds on first, with the same preset and overrides.
-    std::cout << "no --from given: running the earlier stages first\n";
-    for (Stage s : prerequisiteStages(stage)) parent = runStage(workspace, makeConfig(a.preset, s, a.sets), parent, "", a.quiet).runId;
   }
-  auto r = runStage(workspace, cfg, parent, a.name, a.quiet);
+  if (chain.size() > 1) std::cout << "no --from given: running the earlier stages first\n";
+  for (size_t i = 0; i + 1 < chain.size(); ++i) parent = runStage(workspace, chain[i], parent, "", a.quiet).runId;
+  auto r = runStage(workspace, chain.back(), parent, a.name, a.quiet);
   printEvaluation(r);
   std::cout << "results: " << storePath(workspace) << " (run " << r.runId << "), checkpoint " << r.checkpoint << "\n";
   return 0;

@@ -78,21 +78,15 @@ void TrainingWorker::start(const LaunchRequest& request) {
   stopFlag = false;
   pauseFlag = false;
   try {
-    const Stage stage = stageFromName(request.stage.toStdString());
     std::vector<std::string> overrides;
-    std::vector<std::string> device;  // earlier stages keep their preset values but use the same device
-    for (const auto& o : request.overrides) {
-      overrides.push_back(o.toStdString());
-      if (o.startsWith("device=")) device.push_back(o.toStdString());
-    }
-    const std::string preset = request.preset.toStdString();
-    std::vector<std::pair<Stage, TrainConfig>> plan;  // everything validated before anything runs
-    if (!request.parentRunId)
-      for (Stage s : prerequisiteStages(stage)) plan.emplace_back(s, makeConfig(preset, s, device));
-    plan.emplace_back(stage, makeConfig(preset, stage, overrides));
+    for (const auto& o : request.overrides) overrides.push_back(o.toStdString());
+    // The chain's rule (chainConfigs): architecture, world and device reach the earlier stages,
+    // hyper-parameters only the requested one; everything validated before anything runs.
+    const auto plan = chainConfigs(request.preset.toStdString(), stageFromName(request.stage.toStdString()), overrides,
+                                   !request.parentRunId);
     std::optional<int64_t> parent = request.parentRunId;
-    for (const auto& [s, cfg] : plan) {
-      BufferSink sink(this, m_buffer, stageName(s));
+    for (const auto& cfg : plan) {
+      BufferSink sink(this, m_buffer, stageName(cfg.stage));
       TrainOptions opt = optionsFor(&sink);
       opt.parentRunId = parent;
       const auto r = train(cfg, opt);

@@ -425,4 +425,25 @@ std::vector<Stage> prerequisiteStages(Stage stage) {
   }
 }
 
+bool overrideReachesEarlierStages(const std::string& assignment) {
+  const std::string key = assignment.substr(0, assignment.find('='));
+  if (key.rfind("model.", 0) == 0 || key.rfind("world.", 0) == 0) return true;
+  for (const char* shared : {"device", "threads", "checkpoint_minutes", "eval_samples"})
+    if (key == shared) return true;
+  return false;
+}
+
+std::vector<TrainConfig> chainConfigs(const std::string& preset, Stage stage, const std::vector<std::string>& overrides,
+                                      bool withPrerequisites) {
+  std::vector<TrainConfig> chain;
+  if (withPrerequisites) {
+    std::vector<std::string> shared;
+    for (const auto& o : overrides)
+      if (overrideReachesEarlierStages(o)) shared.push_back(o);
+    for (Stage s : prerequisiteStages(stage)) chain.push_back(makeConfig(preset, s, shared));
+  }
+  chain.push_back(makeConfig(preset, stage, overrides));
+  return chain;
+}
+
 }  // namespace pivot

@@ -85,4 +85,17 @@ std::vector<int> snapshotSteps(const TrainConfig& c);
 // align, then instruct, all before SFT and DPO.
 std::vector<Stage> prerequisiteStages(Stage stage);
 
+// The one rule for which "key=value" overrides given for a stage also reach the stages it builds
+// on: those that define what every stage of a chain shares, the architecture (model.*) and the data
+// world (world.*), and how runs execute and are measured (device, threads, checkpoint_minutes,
+// eval_samples). A training hyper-parameter (lr, steps, beta, seed, ...) belongs to the stage it was
+// given for: a DPO learning rate must not become stage 1's.
+bool overrideReachesEarlierStages(const std::string& assignment);
+
+// The configurations of a chain that ends in `stage`: its prerequisite stages first (when
+// `withPrerequisites`), then the stage itself; every one validated before anything runs. The
+// command line and the window both train a request through this.
+std::vector<TrainConfig> chainConfigs(const std::string& preset, Stage stage, const std::vector<std::string>& overrides,
+                                      bool withPrerequisites);
+
 }  // namespace pivot
