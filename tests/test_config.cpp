@@ -64,6 +64,10 @@ class TestConfig : public QObject {
     expectError([&] { applyOverride(c, "steps=2.5"); }, "bad value for 'steps'");
     expectError([&] { applyOverride(c, "nonsense=1"); }, "unknown key 'nonsense'");
     expectError([&] { applyOverride(c, "preset=mini"); }, "cannot be set");
+    // Found by fuzz_config_json: a zero head count divided by zero (undefined behaviour).
+    expectError([&] { applyOverride(c, "model.vision_config.num_attention_heads=0"); },
+                "config field 'num_attention_heads' must be positive, got 0");
+    expectError([&] { applyOverride(c, "model.text_config.num_key_value_heads=-2"); }, "must be positive");
   }
 
   void storedConfigsAreReadStrictly() {

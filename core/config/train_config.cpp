@@ -383,6 +383,14 @@ void validate(const TrainConfig& c) {
   require(c.eval_samples >= 0, "eval_samples must be >= 0");
   require(c.device == "auto" || c.device == "cpu" || c.device == "cuda", "device must be auto, cpu or cuda");
   require(c.threads >= 0, "threads must be >= 0");
+  const auto& v = c.model.vision;
+  const auto& t = c.model.text;
+  require(v.hidden_size > 0 && v.intermediate_size > 0 && v.num_hidden_layers > 0 && v.num_attention_heads > 0 &&
+              v.image_size > 0 && v.patch_size > 0 && v.num_channels > 0,
+          "model.vision_config sizes must be positive");
+  require(t.hidden_size > 0 && t.intermediate_size > 0 && t.num_hidden_layers > 0 && t.num_attention_heads > 0 &&
+              t.num_key_value_heads > 0 && t.vocab_size > 0 && t.max_position_embeddings > 0,
+          "model.text_config sizes must be positive");
   require(c.model.vision.image_size % c.model.vision.patch_size == 0,
           "model.vision_config.patch_size must divide image_size");
   require(c.model.vision.hidden_size % c.model.vision.num_attention_heads == 0,

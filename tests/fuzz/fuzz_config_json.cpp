@@ -12,8 +12,9 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   const auto newline = text.find('\n');
+  static const pivot::TrainConfig tiny = pivot::presetConfig("tiny", pivot::Stage::Sft);
   try {
-    pivot::TrainConfig c = pivot::presetConfig("tiny", pivot::Stage::Sft);
+    pivot::TrainConfig c = tiny;
     pivot::applyOverride(c, text.substr(0, newline));
   } catch (const std::exception&) {
   }
