@@ -224,32 +224,4 @@ int cmdExport(const std::string& workspace, const std::string& runName, const st
   return 0;
 }
 
-int cmdDemo(const std::string& workspace, const std::string& preset, const std::vector<std::string>& sets) {
-  std::cout << "PIVOT Workbench demo: the miniature SFT-vs-DPO study on ShapesWorld (preset " << preset
-            << ")\nworkspace: " << workspace << "\n";
-  const auto encoder = runStage(workspace, makeConfig(preset, Stage::Pretrain, sets), std::nullopt, "", false);
-  std::cout << "stage-0 encoder, held-out image-to-text retrieval:\n";
-  printEvaluation(encoder);
-  const auto align = runStage(workspace, makeConfig(preset, Stage::Align, sets), encoder.runId, "", false);
-  const auto instruct = runStage(workspace, makeConfig(preset, Stage::Instruct, sets), align.runId, "", false);
-  std::cout << "stage-1 model, held-out VQA:\n";
-  printEvaluation(instruct);
-  const auto sft = runStage(workspace, makeConfig(preset, Stage::Sft, sets), instruct.runId, "", false);
-  const auto dpo = runStage(workspace, makeConfig(preset, Stage::Dpo, sets), instruct.runId, "", false);
-  std::cout << "\nheld-out VQA after stage 2 (same stage-1 model, same samples):\n"
-            << std::left << std::setw(28) << "metric" << std::setw(12) << "stage 1" << std::setw(12) << "SFT"
-            << "DPO\n";
-  for (size_t i = 0; i < sft.evaluation.size(); ++i) {
-    std::cout << std::setw(28) << sft.evaluation[i].first << std::fixed << std::setprecision(4)
-              << std::setw(12) << instruct.evaluation[i].second << std::setw(12) << sft.evaluation[i].second
-              << dpo.evaluation[i].second << "\n";
-  }
-  std::cout.unsetf(std::ios::fixed);
-  std::cout << "\nresults: " << storePath(workspace) << "\n"
-            << "  runs:     build/app/pivot --workspace " << workspace << " runs\n"
-            << "  curves:   build/app/pivot --workspace " << workspace << " metrics " << dpo.runId << " --csv\n"
-            << "  export:   build/app/pivot --workspace " << workspace << " export " << dpo.runId << " --out DIR\n";
-  return 0;
-}
-
 }  // namespace pivot::cli

@@ -79,7 +79,6 @@ int cmdTrain(const std::string& workspace, const TrainArgs& args);
 int cmdRuns(const std::string& workspace);
 int cmdMetrics(const std::string& workspace, const std::string& run, bool csv, const std::string& key);
 int cmdExport(const std::string& workspace, const std::string& run, const std::string& outDir);
-int cmdDemo(const std::string& workspace, const std::string& preset, const std::vector<std::string>& sets);
 int cmdDoctor(const std::string& workspace, bool fix);
 int cmdBench(const std::string& preset, int steps, const std::string& python);
 

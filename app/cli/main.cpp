@@ -49,11 +49,6 @@ int main(int argc, char** argv) {
   exportCmd->add_option("RUN", run, "run id or name")->required();
   exportCmd->add_option("--out", out, "output folder")->required();
 
-  std::string preset = "tiny";
-  std::vector<std::string> sets;
-  auto* demo = app.add_subcommand("demo", "the miniature study: encoder pre-training, align, instruct, then SFT and DPO from the same model");
-  demo->add_option("--preset", preset, "tiny or mini")->capture_default_str();
-  demo->add_option("--set", sets, "override a config value in every stage, key=value");
 
   int benchSteps = 10;
   std::string python = "/usr/bin/python3";
@@ -140,7 +135,6 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("runs")) return pivot::cli::cmdRuns(workspace);
     if (*metrics) return pivot::cli::cmdMetrics(workspace, run, csv, key);
     if (*exportCmd) return pivot::cli::cmdExport(workspace, run, out);
-    if (*demo) return pivot::cli::cmdDemo(workspace, preset, sets);
     if (*bench) return pivot::cli::cmdBench(benchPreset, benchSteps, python);
     if (*explain) return pivot::cli::cmdExplain(workspace, x);
     if (*localize) return pivot::cli::cmdLocalize(workspace, x);
