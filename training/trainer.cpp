@@ -15,6 +15,7 @@
 #include "store/workspace.h"
 #include "torch_compat.h"
 #include "training/batches.h"
+#include "training/checkpoint_keeper.h"
 #include "training/encoder_pretrain.h"
 #include "training/evaluate.h"
 #include "training/losses.h"
@@ -115,59 +116,6 @@ Groups trainableGroups(Mllm& model, const TrainConfig& c) {
   }
   return g;
 }
-
-// Which checkpoints a run keeps: snapshots (evenly spaced, for the Inspect tab) and
-// checkpoint_every steps stay; a checkpoint written only because checkpoint_minutes passed is
-// replaced by the next one. Only the newest checkpoint keeps the optimizer state (what a resume
-// needs): the older ones keep their weights, at a third of the size.
-class CheckpointKeeper {
- public:
-  CheckpointKeeper(RunStore& store, int64_t runId, std::string runDir, const TrainConfig& cfg)
-      : m_store(store), m_runId(runId), m_runDir(std::move(runDir)), m_cfg(cfg),
-        m_snapshots(snapshotSteps(cfg)), m_lastSave(std::chrono::steady_clock::now()) {}
-
-  // Whether step `done` (optimiser steps done) should be saved now, before the final one.
-  bool due(int64_t done) const {
-    if (done >= m_cfg.steps) return false;
-    if (isKept(done)) return true;
-    return m_cfg.checkpoint_minutes > 0 &&
-           std::chrono::steady_clock::now() - m_lastSave >= std::chrono::duration<double>(60.0 * m_cfg.checkpoint_minutes);
-  }
-
-  // Writes the checkpoint (through `write`, which returns its folder) and prunes the previous one.
-  std::string save(int64_t done, const std::function<std::string(int64_t)>& write) {
-    const std::string path = write(done);
-    m_store.addCheckpoint(m_runId, done, path);
-    m_lastSave = std::chrono::steady_clock::now();
-    if (m_previous && m_previous->first != done) {
-      std::error_code ec;
-      if (isKept(m_previous->first)) {
-        fs::remove(fs::path(m_previous->second) / "optimizer.pt", ec);
-      } else {
-        m_store.deleteCheckpoint(m_runId, m_previous->first);
-        fs::remove_all(m_previous->second, ec);
-      }
-    }
-    m_previous = {done, path};
-    return path;
-  }
-
-  void resumedFrom(int64_t step, const std::string& path) { m_previous = {step, path}; }
-
- private:
-  bool isKept(int64_t step) const {
-    if (m_cfg.checkpoint_every > 0 && step % m_cfg.checkpoint_every == 0) return true;
-    return std::binary_search(m_snapshots.begin(), m_snapshots.end(), static_cast<int>(step));
-  }
-
-  RunStore& m_store;
-  int64_t m_runId;
-  std::string m_runDir;
-  const TrainConfig& m_cfg;
-  std::vector<int> m_snapshots;
-  std::chrono::steady_clock::time_point m_lastSave;
-  std::optional<std::pair<int64_t, std::string>> m_previous;
-};
 
 // The names of the scalars that are not finite numbers (empty when all are).
 std::string nonFiniteScalars(const Scalars& scalars) {
@@ -414,7 +362,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   try {
     sink.onRunStarted(runId, store.run(runId)->name, cfg.batch_size, device.str());
     const std::string runDir = runDirectory(options.workspace, runId);
-    CheckpointKeeper keeper(store, runId, runDir, cfg);
+    CheckpointKeeper keeper(store, runId, cfg);
     if (!resumeFrom.empty()) keeper.resumedFrom(startStep, resumeFrom);
     const auto saveAt = [&](int64_t done) {
       result.checkpoint = keeper.save(done, [&](int64_t at) {
