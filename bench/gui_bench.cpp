@@ -32,17 +32,20 @@ void replotBenchmark() {
     std::vector<MetricPoint> pts;
     pts.reserve(points);
     for (int i = 1; i <= points; ++i)
-      pts.push_back({i, "loss", std::exp(-i * 3e-6) + 0.05 * std::sin(i * 0.37 * r), 1.7e9 + i * 0.1});
+      pts.push_back(
+          {i, "loss", std::exp(-i * 3e-6) + 0.05 * std::sin(i * 0.37 * r), 1.7e9 + i * 0.1});
     grid.appendMetrics(r, QString("run-%1").arg(r), 32, pts);
   }
   QElapsedTimer clock;
   clock.start();
   grid.replotNow();  // first layout, smoothing of 8M points, downsampling
-  std::printf("first draw (layout + EMA of 8M points + downsampling): %.1f ms\n", clock.nsecsElapsed() / 1e6);
+  std::printf("first draw (layout + EMA of 8M points + downsampling): %.1f ms\n",
+              clock.nsecsElapsed() / 1e6);
   CurvePanel* panel = grid.panels().front();
   std::vector<double> full, zoom;
   for (int i = 0; i < 10; ++i) {  // new data arrived: rebuild the panel's graphs, replot
-    grid.appendMetrics(1 + i % runs, QString("run-%1").arg(1 + i % runs), 32, {{points + 1 + i, "loss", 0.5, 1.8e9}});
+    grid.appendMetrics(1 + i % runs, QString("run-%1").arg(1 + i % runs), 32,
+                       {{points + 1 + i, "loss", 0.5, 1.8e9}});
     clock.restart();
     grid.replotNow();
     panel->replotImmediately();
@@ -54,10 +57,14 @@ void replotBenchmark() {
     panel->replotImmediately();
     zoom.push_back(clock.nsecsElapsed() / 1e6);
   }
-  std::printf("replot of one panel, %d runs x %d points, after new data: median %.1f ms, max %.1f ms (target < 33 ms)\n",
-              runs, points, percentile(full, 0.5), percentile(full, 1.0));
-  std::printf("replot of one panel on zoom: median %.1f ms, max %.1f ms; %d points drawn after downsampling\n",
-              percentile(zoom, 0.5), percentile(zoom, 1.0), panel->drawnPointCount());
+  std::printf(
+      "replot of one panel, %d runs x %d points, after new data: median %.1f ms, max %.1f ms "
+      "(target < 33 ms)\n",
+      runs, points, percentile(full, 0.5), percentile(full, 1.0));
+  std::printf(
+      "replot of one panel on zoom: median %.1f ms, max %.1f ms; %d points drawn after "
+      "downsampling\n",
+      percentile(zoom, 0.5), percentile(zoom, 1.0), panel->drawnPointCount());
 }
 
 void latencyBenchmark() {
@@ -85,8 +92,10 @@ void latencyBenchmark() {
   QEventLoop loop;
   QObject::connect(&window, &MainWindow::jobEnded, &loop, &QEventLoop::quit);
   loop.exec();
-  std::printf("event-loop latency while training (%zu probes every 10 ms): p50 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 < 50 ms)\n",
-              late.size(), percentile(late, 0.5), percentile(late, 0.99), percentile(late, 1.0));
+  std::printf(
+      "event-loop latency while training (%zu probes every 10 ms): p50 %.1f ms, p99 %.1f ms, max "
+      "%.1f ms (target p99 < 50 ms)\n",
+      late.size(), percentile(late, 0.5), percentile(late, 0.99), percentile(late, 1.0));
 }
 
 }  // namespace

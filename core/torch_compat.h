@@ -13,18 +13,18 @@ inline constexpr bool kHasFusedAttention = false;
 #endif
 
 // softmax(q k^T / sqrt(d) + mask) v.  q: (B, nh, T, hs), k/v: (B, nh, S, hs),
-// additiveMask: broadcastable to (B, nh, T, S), 0 where allowed and a large negative value where not.
-// When probs is non-null the plain path runs and the attention probabilities (B, nh, T, S) are kept
-// (attention rollout needs them), since the fused kernel never materialises them.
+// additiveMask: broadcastable to (B, nh, T, S), 0 where allowed and a large negative value where
+// not. When probs is non-null the plain path runs and the attention probabilities (B, nh, T, S) are
+// kept (attention rollout needs them), since the fused kernel never materialises them.
 inline torch::Tensor scaledDotProductAttention(const torch::Tensor& q, const torch::Tensor& k,
                                                const torch::Tensor& v,
                                                const torch::Tensor& additiveMask,
                                                torch::Tensor* probs = nullptr) {
 #if TORCH_VERSION_MAJOR >= 2
   if (probs == nullptr) {
-    return at::scaled_dot_product_attention(q, k, v, additiveMask.defined()
-                                                         ? c10::optional<torch::Tensor>(additiveMask)
-                                                         : c10::nullopt);
+    return at::scaled_dot_product_attention(
+        q, k, v,
+        additiveMask.defined() ? c10::optional<torch::Tensor>(additiveMask) : c10::nullopt);
   }
 #endif
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
@@ -41,7 +41,8 @@ inline torch::Tensor scaledDotProductAttention(const torch::Tensor& q, const tor
 // query heads of a group into the rows of one larger matmul per kv head, which on CPU is both less
 // memory and fewer, larger GEMMs.
 inline torch::Tensor groupedQueryAttention(const torch::Tensor& q, const torch::Tensor& k,
-                                           const torch::Tensor& v, const torch::Tensor& additiveMask) {
+                                           const torch::Tensor& v,
+                                           const torch::Tensor& additiveMask) {
   const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), hs = q.size(3);
   const int64_t nkv = k.size(1), groups = nh / nkv, S = k.size(2);
   if (groups == 1) return scaledDotProductAttention(q, k, v, additiveMask);
@@ -50,15 +51,16 @@ inline torch::Tensor groupedQueryAttention(const torch::Tensor& q, const torch::
                                    v.repeat_interleave(groups, /*dim=*/1), additiveMask);
 #else
   const double scale = 1.0 / std::sqrt(static_cast<double>(hs));
-  auto qg = q.reshape({B, nkv, groups * T, hs});                               // (B, nkv, g*T, hs)
+  auto qg = q.reshape({B, nkv, groups * T, hs});  // (B, nkv, g*T, hs)
   auto scores = torch::matmul(qg, k.transpose(-2, -1)).view({B, nkv, groups, T, S}) * scale;
-  if (additiveMask.defined()) scores = scores + additiveMask.unsqueeze(2);      // (B, 1, 1, T, S)
+  if (additiveMask.defined()) scores = scores + additiveMask.unsqueeze(2);  // (B, 1, 1, T, S)
   auto p = torch::softmax(scores, /*dim=*/-1).view({B, nkv, groups * T, S});
-  return torch::matmul(p, v).view({B, nh, T, hs});                             // (B, nh, T, hs)
+  return torch::matmul(p, v).view({B, nh, T, hs});  // (B, nh, T, hs)
 #endif
 }
 
-// Large negative value instead of -inf, so fully masked rows (left padding) stay finite, as HF does.
+// Large negative value instead of -inf, so fully masked rows (left padding) stay finite, as HF
+// does.
 inline float maskedValue(torch::ScalarType dtype) {
   return dtype == torch::kFloat16 ? -65504.0f : -1e30f;  // finite for fp16, bf16 and fp32
 }
@@ -70,7 +72,8 @@ inline torch::Device pickDevice(const std::string& request = "auto") {
   if (request == "cpu") return torch::kCPU;
   const bool haveCuda = torch::cuda::is_available();
   if (request == "cuda" && !haveCuda)
-    throw std::runtime_error("device=cuda, but this LibTorch sees no CUDA device (use device=cpu or auto)");
+    throw std::runtime_error(
+        "device=cuda, but this LibTorch sees no CUDA device (use device=cpu or auto)");
   if (haveCuda && (request == "cuda" || request == "auto")) return torch::Device(torch::kCUDA);
   return torch::kCPU;
 }

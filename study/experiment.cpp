@@ -23,7 +23,8 @@ namespace {
 
 // What makes two runs "the same stage": everything but where, how fast and how often it saved.
 nlohmann::json comparable(nlohmann::json j) {
-  for (const char* k : {"device", "threads", "checkpoint_every", "checkpoint_minutes", "snapshots"}) j.erase(k);
+  for (const char* k : {"device", "threads", "checkpoint_every", "checkpoint_minutes", "snapshots"})
+    j.erase(k);
   return j;
 }
 
@@ -65,7 +66,8 @@ std::vector<std::string> sweepLabels(const ExperimentSpec& s) {
   return out;
 }
 
-TrainConfig stageTwoConfig(const ExperimentSpec& s, const Arm& arm, const std::string& sweep, int seed) {
+TrainConfig stageTwoConfig(const ExperimentSpec& s, const Arm& arm, const std::string& sweep,
+                           int seed) {
   TrainConfig c = makeConfig(s.preset, arm.stage, s.sets);
   if (!sweep.empty()) applyOverride(c, sweep);
   if (arm.sftWeight > 0) c.sft_weight = arm.sftWeight;
@@ -75,11 +77,13 @@ TrainConfig stageTwoConfig(const ExperimentSpec& s, const Arm& arm, const std::s
 }
 
 // The PIVOT transplant: a fresh MLLM (seeded) around the frozen encoder of run `encoderRun`.
-TrainConfig transplantConfig(const ExperimentSpec& s, Stage stage, int64_t encoderRun, bool original, int seed) {
+TrainConfig transplantConfig(const ExperimentSpec& s, Stage stage, int64_t encoderRun,
+                             bool original, int seed) {
   TrainConfig c = makeConfig(s.preset, stage, s.sets);
   c.vision_init = std::to_string(encoderRun);  // also on the instruct stage: it names the encoder
   c.freeze_vision = true;
-  c.projector_init = original ? "new" : s.transplantProjector;  // the original encoder has no trained projector
+  c.projector_init =
+      original ? "new" : s.transplantProjector;  // the original encoder has no trained projector
   c.seed = static_cast<uint64_t>(seed);
   c.steps = stage == Stage::Align ? s.transplantAlignSteps : s.transplantInstructSteps;
   validate(c);
@@ -89,10 +93,15 @@ TrainConfig transplantConfig(const ExperimentSpec& s, Stage stage, int64_t encod
 // Trains, resumes or reuses one stage and tags it with the experiment.
 class StageRunner {
  public:
-  StageRunner(const ExperimentSpec& spec, ExperimentProgress& progress, int64_t experimentId, int total)
-      : m_spec(spec), m_progress(progress), m_tag("exp-" + std::to_string(experimentId)), m_total(total) {}
+  StageRunner(const ExperimentSpec& spec, ExperimentProgress& progress, int64_t experimentId,
+              int total)
+      : m_spec(spec),
+        m_progress(progress),
+        m_tag("exp-" + std::to_string(experimentId)),
+        m_total(total) {}
 
-  int64_t run(const TrainConfig& cfg, std::optional<int64_t> parent, const std::string& what, const std::string& name) {
+  int64_t run(const TrainConfig& cfg, std::optional<int64_t> parent, const std::string& what,
+              const std::string& name) {
     ++m_index;
     std::optional<RunInfo> unfinished;
     {
@@ -102,17 +111,21 @@ class StageRunner {
         if (r.stage != stageName(cfg.stage) || r.parentId != parent) continue;
         if (comparable(nlohmann::json::parse(r.configJson)) != want) continue;
         const auto checkpoints = store.checkpoints(r.id);
-        const bool usable = !checkpoints.empty() && fs::exists(fs::path(checkpoints.back().path) / "model.safetensors");
+        const bool usable = !checkpoints.empty() &&
+                            fs::exists(fs::path(checkpoints.back().path) / "model.safetensors");
         if (r.status == "finished" && usable) {
           m_progress.onStage(m_index, m_total, what + " (run " + std::to_string(r.id) + ")", true);
           ++reused;
           tag(store, r);
           return r.id;
         }
-        if (r.status != "finished" && !unfinished) unfinished = r;  // a finished run without files is retrained
+        if (r.status != "finished" && !unfinished)
+          unfinished = r;  // a finished run without files is retrained
       }
     }
-    m_progress.onStage(m_index, m_total, what + (unfinished ? " (resuming run " + std::to_string(unfinished->id) + ")" : ""), false);
+    m_progress.onStage(
+        m_index, m_total,
+        what + (unfinished ? " (resuming run " + std::to_string(unfinished->id) + ")" : ""), false);
     TrainOptions opt;
     opt.workspace = m_spec.workspace;
     opt.parentRunId = parent;
@@ -122,10 +135,12 @@ class StageRunner {
     if (unfinished) opt.resumeRunId = unfinished->id;
     const auto result = train(cfg, opt);
     if (result.status == "stopped")
-      throw ExperimentStopped(what + " (run " + std::to_string(result.runId) + ") stopped at step " +
-                              std::to_string(result.step) + " with a checkpoint; the same command resumes it");
+      throw ExperimentStopped(what + " (run " + std::to_string(result.runId) +
+                              ") stopped at step " + std::to_string(result.step) +
+                              " with a checkpoint; the same command resumes it");
     if (result.status != "finished")
-      throw std::runtime_error(what + " (run " + std::to_string(result.runId) + ") " + result.status + ": " + result.message);
+      throw std::runtime_error(what + " (run " + std::to_string(result.runId) + ") " +
+                               result.status + ": " + result.message);
     ++trained;
     RunStore store(storePath(m_spec.workspace));
     tag(store, *store.run(result.runId));
@@ -179,7 +194,8 @@ void parseSweep(ExperimentSpec& spec, const std::string& text) {
   std::stringstream values(text.substr(eq + 1));
   for (std::string v; std::getline(values, v, ',');)
     if (!v.empty()) spec.sweepValues.push_back(v);
-  if (spec.sweepValues.empty()) throw std::runtime_error("--sweep " + spec.sweepKey + " has no values");
+  if (spec.sweepValues.empty())
+    throw std::runtime_error("--sweep " + spec.sweepKey + " has no values");
 }
 
 ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
@@ -187,13 +203,16 @@ ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
   if (s.seeds < 1 || s.seeds > 50) throw std::runtime_error("--seeds must be 1..50");
   if (s.workspace.empty()) throw std::runtime_error("no workspace given");
   if (s.transplantProjector != "new" && s.transplantProjector != "one_plus_one")
-    throw std::runtime_error("--transplant-projector must be new or one_plus_one, got '" + s.transplantProjector + "'");
+    throw std::runtime_error("--transplant-projector must be new or one_plus_one, got '" +
+                             s.transplantProjector + "'");
   if (s.mixedSftWeight < 0) throw std::runtime_error("--mixed-sft-weight must be >= 0");
   if (s.segmentationSeeds < 1) throw std::runtime_error("--seg-seeds must be at least 1");
   const TrainConfig align = makeConfig(s.preset, Stage::Align, s.sets);
   const TrainConfig instruct = makeConfig(s.preset, Stage::Instruct, s.sets);
   const bool mini = align.model.vision.image_size >= 48;  // larger encoders: larger probe sets
-  auto orDefault = [](int& v, int def) { if (v <= 0) v = def; };
+  auto orDefault = [](int& v, int def) {
+    if (v <= 0) v = def;
+  };
   // A transplant gets a third of stage 1a's steps and an eighth of stage 1b's: the study asks which
   // encoder gives the better MLLM for the same small budget, and transplants run once per seed and
   // encoder (9 of them for 3 seeds), so they dominate the experiment's time.
@@ -205,13 +224,15 @@ ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
   orDefault(s.localisationSamples, mini ? 128 : 64);
   orDefault(s.vqaSamples, mini ? 384 : 192);  // 64 (32) questions per category: +-6 (+-9) points
   // Every stage's configuration is checked before anything is written.
-  (void)pickDevice(makeConfig(s.preset, Stage::Pretrain, s.sets).device);  // device=cuda without CUDA
+  (void)pickDevice(
+      makeConfig(s.preset, Stage::Pretrain, s.sets).device);  // device=cuda without CUDA
   for (const auto& sweep : sweepLabels(s))
     for (const auto& arm : armsOf(s)) {
       try {
         (void)stageTwoConfig(s, arm, sweep, 1);
       } catch (const std::exception& e) {
-        throw std::runtime_error(std::string(sweep.empty() ? "" : "--sweep " + sweep + ": ") + e.what());
+        throw std::runtime_error(std::string(sweep.empty() ? "" : "--sweep " + sweep + ": ") +
+                                 e.what());
       }
     }
   (void)transplantConfig(s, Stage::Align, 1, false, 1);
@@ -229,7 +250,9 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
 
   ExperimentOutcome out;
   out.experimentId = experimentRecord(spec);
-  out.reportDir = spec.out.empty() ? (fs::path(spec.workspace) / "experiments" / ("experiment-" + std::to_string(out.experimentId))).string()
+  out.reportDir = spec.out.empty() ? (fs::path(spec.workspace) / "experiments" /
+                                      ("experiment-" + std::to_string(out.experimentId)))
+                                         .string()
                                    : spec.out;
   StageRunner runner(spec, progress, out.experimentId, total);
   const auto fail = [&](const std::string& why) {
@@ -243,31 +266,39 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
     throw ExperimentStopped(why);
   };
 
-  // --- training: the chain, each stage reused when it already ran ------------------------------------
+  // --- training: the chain, each stage reused when it already ran
+  // ------------------------------------
   StudyRuns runs;
   try {
-    runs.original = runner.run(makeConfig(spec.preset, Stage::Pretrain, spec.sets), std::nullopt, "stage 0: encoder pre-training", "");
-    const int64_t align = runner.run(makeConfig(spec.preset, Stage::Align, spec.sets), runs.original, "stage 1a: align", "");
-    runs.stage1 = runner.run(makeConfig(spec.preset, Stage::Instruct, spec.sets), align, "stage 1b: instruct", "");
+    runs.original = runner.run(makeConfig(spec.preset, Stage::Pretrain, spec.sets), std::nullopt,
+                               "stage 0: encoder pre-training", "");
+    const int64_t align = runner.run(makeConfig(spec.preset, Stage::Align, spec.sets),
+                                     runs.original, "stage 1a: align", "");
+    runs.stage1 = runner.run(makeConfig(spec.preset, Stage::Instruct, spec.sets), align,
+                             "stage 1b: instruct", "");
     for (const auto& sweep : sweeps)
       for (int seed = 1; seed <= S; ++seed)
         for (const auto& arm : arms) {
-          const std::string label = arm.encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed);
-          runs.stageTwo[{sweep, seed, arm.encoder}] =
-              runner.run(stageTwoConfig(spec, arm, sweep, seed), runs.stage1, "stage 2: " + label, "");
+          const std::string label =
+              arm.encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed);
+          runs.stageTwo[{sweep, seed, arm.encoder}] = runner.run(
+              stageTwoConfig(spec, arm, sweep, seed), runs.stage1, "stage 2: " + label, "");
         }
-    const auto transplant = [&](int64_t encoderRun, bool original, int seed, const std::string& label) {
-      const int64_t a = runner.run(transplantConfig(spec, Stage::Align, encoderRun, original, seed), std::nullopt,
-                                   "transplant " + label + ": align", "");
+    const auto transplant = [&](int64_t encoderRun, bool original, int seed,
+                                const std::string& label) {
+      const int64_t a = runner.run(transplantConfig(spec, Stage::Align, encoderRun, original, seed),
+                                   std::nullopt, "transplant " + label + ": align", "");
       return runner.run(transplantConfig(spec, Stage::Instruct, encoderRun, original, seed), a,
                         "transplant " + label + ": instruct", "");
     };
     for (int seed = 1; seed <= S; ++seed) {
-      const int64_t t = transplant(runs.original, true, seed, "original seed " + std::to_string(seed));
+      const int64_t t =
+          transplant(runs.original, true, seed, "original seed " + std::to_string(seed));
       for (const auto& sweep : sweeps) runs.transplants[{sweep, seed, "original"}] = t;
       for (const auto& sweep : sweeps)
         for (const auto& arm : arms) {
-          const std::string label = arm.encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed);
+          const std::string label =
+              arm.encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed);
           runs.transplants[{sweep, seed, arm.encoder}] =
               transplant(runs.stageTwo.at({sweep, seed, arm.encoder}), false, seed, label);
         }
@@ -281,7 +312,8 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   out.stagesTrained = runner.trained;
   out.stagesReused = runner.reused;
 
-  // --- measurements ------------------------------------------------------------------------------------
+  // --- measurements
+  // ------------------------------------------------------------------------------------
   progress.onMessage("measuring: probes, VQA by category, swap test, localisation, transplant VQA");
   MeasureSettings settings;
   settings.probeTrain = spec.probeTrain;
@@ -293,22 +325,28 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   auto stage1 = load(runs.stage1);
   const WorldConfig world = stage1.config.world;
   settings.vqaSamples = spec.vqaSamples;
-  if (!fashionMnistInstalled()) progress.onMessage("Fashion-MNIST is not installed (dataset-fashion-mnist): its probe is skipped");
+  if (!fashionMnistInstalled())
+    progress.onMessage(
+        "Fashion-MNIST is not installed (dataset-fashion-mnist): its probe is skipped");
   auto& rows = out.rows;
-  auto add = [&rows](std::vector<ResultRow> more) { rows.insert(rows.end(), more.begin(), more.end()); };
+  auto add = [&rows](std::vector<ResultRow> more) {
+    rows.insert(rows.end(), more.begin(), more.end());
+  };
   {
     auto original = load(runs.original);
     add(probeEncoder(original.model, world, settings, resultKey("", 0, "original")));
   }
   add(probeEncoder(stage1.model, world, settings, resultKey("", 0, "stage1")));
   add(vqaRows(stage1.model, world, settings.vqaSamples, "vqa", resultKey("", 0, "stage1")));
-  add(localisationRows(stage1.model, world, settings.localisationSamples, "localisation", resultKey("", 0, "stage1")));
+  add(localisationRows(stage1.model, world, settings.localisationSamples, "localisation",
+                       resultKey("", 0, "stage1")));
   const TensorMap stage1Vision = stateDict(*stage1.model->vision_tower);
   for (const auto& [key, id] : runs.stageTwo) {
     const auto& [sweep, seed, encoder] = key;
     const ResultRow k = resultKey(sweep, seed, encoder);
     stopIfRequested("before measuring " + encoder + " seed " + std::to_string(seed));
-    progress.onMessage("measuring " + encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed));
+    progress.onMessage("measuring " + encoder + (sweep.empty() ? "" : " " + sweep) + " seed " +
+                       std::to_string(seed));
     auto m = load(id);
     add(probeEncoder(m.model, world, settings, k));
     add(vqaRows(m.model, world, settings.vqaSamples, "vqa", k));
@@ -316,17 +354,20 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
     // Swap test: this encoder under the stage-1 projector and LM.
     loadStateDict(*stage1.model->vision_tower, stateDict(*m.model->vision_tower), {""}, m.path);
     add(vqaRows(stage1.model, world, settings.vqaSamples, "swap_vqa", k));
-    add(localisationRows(stage1.model, world, settings.localisationSamples, "swap_localisation", k));
+    add(localisationRows(stage1.model, world, settings.localisationSamples, "swap_localisation",
+                         k));
     loadStateDict(*stage1.model->vision_tower, stage1Vision, {""}, stage1.path);
   }
   for (const auto& [key, id] : runs.transplants) {
     const auto& [sweep, seed, encoder] = key;
     stopIfRequested("before measuring the transplants");
     auto m = load(id);
-    add(vqaRows(m.model, world, settings.vqaSamples, "transplant_vqa", resultKey(sweep, seed, encoder)));
+    add(vqaRows(m.model, world, settings.vqaSamples, "transplant_vqa",
+                resultKey(sweep, seed, encoder)));
   }
 
-  // --- report -----------------------------------------------------------------------------------------
+  // --- report
+  // -----------------------------------------------------------------------------------------
   fs::create_directories(out.reportDir);
   std::ofstream(fs::path(out.reportDir) / "spec.json") << specJson(spec).dump(2) << "\n";
   writeReport(out.reportDir, spec.workspace, runs, rows, progress);
@@ -334,7 +375,8 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
     RunStore store(storePath(spec.workspace));
     store.addArtifact(out.experimentId, "report", fs::absolute(out.reportDir).string());
     store.setStatus(out.experimentId, "finished",
-                    std::to_string(runner.trained) + " stages trained, " + std::to_string(runner.reused) + " reused; report " +
+                    std::to_string(runner.trained) + " stages trained, " +
+                        std::to_string(runner.reused) + " reused; report " +
                         fs::absolute(out.reportDir).string());
   }
   return out;

@@ -1,14 +1,15 @@
 // `pivot experiment`: the paper's study in miniature, as one resumable chain of runs.
 //
 //   stage 0 encoder pre-training -> 1a align -> 1b instruct           (once)
-//   -> per swept value and seed: 2 SFT, 2 DPO [, 2 DPO+SFT]           (same stage-1 model, same samples)
+//   -> per swept value and seed: 2 SFT, 2 DPO [, 2 DPO+SFT]           (same stage-1 model, same
+//   samples)
 //   -> per seed and encoder (original, SFT, DPO[, DPO+SFT]): the PIVOT transplant, a fresh MLLM
 //      around the frozen encoder: projector-only alignment, then projector + LM instruction tuning
 //   -> measurements of every encoder and MLLM (study/measurements.h) -> report (study/report.h)
 //
-// Every stage is a run in the workspace's run store with its parent. A stage whose configuration and
-// parent match a finished run is reused instead of trained; one that matches an unfinished run (a
-// crash, a stop) is resumed from its last checkpoint.
+// Every stage is a run in the workspace's run store with its parent. A stage whose configuration
+// and parent match a finished run is reused instead of trained; one that matches an unfinished run
+// (a crash, a stop) is resumed from its last checkpoint.
 #pragma once
 #include <atomic>
 #include <functional>
@@ -23,21 +24,22 @@
 namespace pivot {
 
 struct ExperimentSpec {
-  std::string preset = "tiny";          // tiny | mini | a preset .json file
-  int seeds = 3;                        // stage 2 and after run once per seed (1..seeds)
-  std::vector<std::string> sets;        // key=value overrides for every stage
-  std::string sweepKey;                 // a stage-2 key swept over sweepValues (e.g. vision_lr)
+  std::string preset = "tiny";    // tiny | mini | a preset .json file
+  int seeds = 3;                  // stage 2 and after run once per seed (1..seeds)
+  std::vector<std::string> sets;  // key=value overrides for every stage
+  std::string sweepKey;           // a stage-2 key swept over sweepValues (e.g. vision_lr)
   std::vector<std::string> sweepValues;
-  double mixedSftWeight = 0;            // > 0: a third arm, DPO with this SFT weight
-  std::string transplantProjector = "new";  // new | one_plus_one (the original encoder always gets a new one)
-  int transplantAlignSteps = 0;         // 0: a third of the preset's stage-1a steps
-  int transplantInstructSteps = 0;      // 0: an eighth of the preset's stage-1b steps
+  double mixedSftWeight = 0;  // > 0: a third arm, DPO with this SFT weight
+  std::string transplantProjector =
+      "new";                     // new | one_plus_one (the original encoder always gets a new one)
+  int transplantAlignSteps = 0;  // 0: a third of the preset's stage-1a steps
+  int transplantInstructSteps = 0;                  // 0: an eighth of the preset's stage-1b steps
   int probeTrain = 0, probeVal = 0, probeTest = 0;  // 0: the preset's default
   int segmentationSeeds = 6;
-  int localisationSamples = 0;          // 0: the preset's default
-  int vqaSamples = 0;                   // held-out questions per VQA measurement; 0: the preset's default
+  int localisationSamples = 0;  // 0: the preset's default
+  int vqaSamples = 0;           // held-out questions per VQA measurement; 0: the preset's default
   std::string workspace;
-  std::string out;                      // report folder; empty: <workspace>/experiments/<id>
+  std::string out;  // report folder; empty: <workspace>/experiments/<id>
   const std::atomic<bool>* stopRequested = nullptr;  // a signal or the window's Stop: the stage in
                                                      // progress stops with a checkpoint
 };
@@ -59,7 +61,8 @@ struct ExperimentProgress {
   // A stage starts (or is reused: reused = true); index counts from 1 up to total.
   virtual void onStage(int index, int total, const std::string& what, bool reused) = 0;
   virtual void onMessage(const std::string& message) = 0;
-  virtual MetricSink* stepSink(const std::string& what) = 0;  // per-step progress of a trained stage
+  virtual MetricSink* stepSink(
+      const std::string& what) = 0;  // per-step progress of a trained stage
 };
 
 struct ExperimentOutcome {

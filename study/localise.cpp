@@ -14,7 +14,8 @@
 namespace pivot {
 
 std::vector<LocalisationItem> shapesWorldTargets(const ShapesWorld& world, Split split, int count) {
-  if (count < 1) throw std::runtime_error("--samples must be at least 1, got " + std::to_string(count));
+  if (count < 1)
+    throw std::runtime_error("--samples must be at least 1, got " + std::to_string(count));
   std::vector<LocalisationItem> items;
   for (int i = 0; static_cast<int>(items.size()) < count && i < count * 4; ++i) {
     auto s = world.sample(split, i);
@@ -28,7 +29,8 @@ std::vector<LocalisationItem> shapesWorldTargets(const ShapesWorld& world, Split
   return items;
 }
 
-std::vector<LocalisationItem> maskedRecordItems(const std::string& path, int size, const WordTokenizer& tok) {
+std::vector<LocalisationItem> maskedRecordItems(const std::string& path, int size,
+                                                const WordTokenizer& tok) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path + ": cannot open");
   const auto dir = std::filesystem::path(path).parent_path();
@@ -51,14 +53,16 @@ std::vector<LocalisationItem> maskedRecordItems(const std::string& path, int siz
       if (std::abs(static_cast<double>(imageSize.width) * maskSize.height -
                    static_cast<double>(maskSize.width) * imageSize.height) >
           0.01 * static_cast<double>(imageSize.width) * maskSize.height)
-        throw std::runtime_error("the mask is " + std::to_string(maskSize.width) + "x" + std::to_string(maskSize.height) +
-                                 " but the image is " + std::to_string(imageSize.width) + "x" +
+        throw std::runtime_error("the mask is " + std::to_string(maskSize.width) + "x" +
+                                 std::to_string(maskSize.height) + " but the image is " +
+                                 std::to_string(imageSize.width) + "x" +
                                  std::to_string(imageSize.height) + " (another aspect ratio)");
       s.scene.size = size;
       s.scene.rgb = image.rgb;
       s.scene.instanceMask.assign(static_cast<size_t>(size * size), 0);
       for (size_t p = 0; p < s.scene.instanceMask.size(); ++p)
-        s.scene.instanceMask[p] = std::max({mask.rgb[p * 3], mask.rgb[p * 3 + 1], mask.rgb[p * 3 + 2]}) > 127;
+        s.scene.instanceMask[p] =
+            std::max({mask.rgb[p * 3], mask.rgb[p * 3 + 1], mask.rgb[p * 3 + 2]}) > 127;
     } catch (const std::exception& e) {
       throw std::runtime_error(where + ": " + e.what());
     }
@@ -66,8 +70,10 @@ std::vector<LocalisationItem> maskedRecordItems(const std::string& path, int siz
     s.question = record->question;
     s.answer = record->answer;
     s.rejected = record->rejected;
-    for (const auto& [field, text] : {std::pair<const char*, const std::string*>{"question", &s.question},
-                                      {"answer", &s.answer}, {"rejected", &s.rejected}}) {
+    for (const auto& [field, text] :
+         {std::pair<const char*, const std::string*>{"question", &s.question},
+          {"answer", &s.answer},
+          {"rejected", &s.rejected}}) {
       try {
         (void)tok.encode(*text);  // the miniature's word vocabulary, until a real tokenizer lands
       } catch (const std::exception& e) {
@@ -82,10 +88,11 @@ std::vector<LocalisationItem> maskedRecordItems(const std::string& path, int siz
   return out;
 }
 
-Localisation localise(Mllm& model, const std::vector<LocalisationItem>& items, const AttributionOptions& options,
-                      bool deletion) {
-  const bool allRejected = std::all_of(items.begin(), items.end(),
-                                       [](const LocalisationItem& it) { return !it.sample.rejected.empty(); });
+Localisation localise(Mllm& model, const std::vector<LocalisationItem>& items,
+                      const AttributionOptions& options, bool deletion) {
+  const bool allRejected = std::all_of(items.begin(), items.end(), [](const LocalisationItem& it) {
+    return !it.sample.rejected.empty();
+  });
   if (options.target == AttributionTarget::DpoLoss && !allRejected)
     throw std::runtime_error("--target dpo needs a rejected answer for every record");
   const WordTokenizer tok = WordTokenizer::shapesWorld();
@@ -142,7 +149,8 @@ Localisation localise(Mllm& model, const std::vector<LocalisationItem>& items, c
     out.deletionArea = meanInterval(deletionAreas);
     out.intactLogProb = meanInterval(intactLogps);
   }
-  for (const auto& [category, values] : massByCategory) out.massByCategory[category] = meanInterval(values);
+  for (const auto& [category, values] : massByCategory)
+    out.massByCategory[category] = meanInterval(values);
   return out;
 }
 

@@ -31,7 +31,8 @@ std::vector<LocalisationItem> shapesWorldTargets(const ShapesWorld& world, Split
 
 // Image+mask records (data/masked_records.h), images resized to `size`; the mask's bright pixels
 // are the target. Every word must be in `tok`. Errors name the file and the line.
-std::vector<LocalisationItem> maskedRecordItems(const std::string& path, int size, const WordTokenizer& tok);
+std::vector<LocalisationItem> maskedRecordItems(const std::string& path, int size,
+                                                const WordTokenizer& tok);
 
 struct LocalisationScore {
   int index = 0;
@@ -52,7 +53,7 @@ struct Localisation {
 // Maps for every item (in batches of 32) under `options`, scored against the targets. With
 // `deletion`, also the deletion curve of the same maps. A DPO target needs a rejected answer on
 // every item (throws otherwise).
-Localisation localise(Mllm& model, const std::vector<LocalisationItem>& items, const AttributionOptions& options,
-                      bool deletion);
+Localisation localise(Mllm& model, const std::vector<LocalisationItem>& items,
+                      const AttributionOptions& options, bool deletion);
 
 }  // namespace pivot

@@ -14,9 +14,11 @@
 namespace pivot {
 namespace {
 
-constexpr int kFeatureLayer = -2;  // the layer the MLLM reads (penultimate), as in the paper's probes
+constexpr int kFeatureLayer =
+    -2;  // the layer the MLLM reads (penultimate), as in the paper's probes
 
-ResultRow row(const ResultRow& key, const std::string& probe, const std::string& metric, double value) {
+ResultRow row(const ResultRow& key, const std::string& probe, const std::string& metric,
+              double value) {
   ResultRow r = key;
   r.probe = probe;
   r.metric = metric;
@@ -30,17 +32,19 @@ bool fashionMnistInstalled() {
   return std::filesystem::exists(std::string(kFashionMnistDir) + "/t10k-images-idx3-ubyte.gz");
 }
 
-std::vector<ResultRow> probeEncoder(Mllm& model, const WorldConfig& worldConfig, const MeasureSettings& s,
-                                    const ResultRow& key) {
+std::vector<ResultRow> probeEncoder(Mllm& model, const WorldConfig& worldConfig,
+                                    const MeasureSettings& s, const ResultRow& key) {
   model->eval();  // (no NoGradGuard here: the probes themselves train)
   const ShapesWorld world(worldConfig);
-  const auto train = shapesWorldFeatures(model, world, Split::Train, s.probeTrain, kFeatureLayer, false);
+  const auto train =
+      shapesWorldFeatures(model, world, Split::Train, s.probeTrain, kFeatureLayer, false);
   const auto val = shapesWorldFeatures(model, world, Split::Val, s.probeVal, kFeatureLayer, false);
-  const auto test = shapesWorldFeatures(model, world, Split::Test, s.probeTest, kFeatureLayer, false);
+  const auto test =
+      shapesWorldFeatures(model, world, Split::Test, s.probeTest, kFeatureLayer, false);
   std::vector<ResultRow> rows;
   for (const std::string task : {"shape", "colour", "conjunction", "count"}) {
-    const auto r = linearProbe(train.pooled, train.labels(task), val.pooled, val.labels(task), test.pooled,
-                               test.labels(task), probeTaskClasses(task, worldConfig));
+    const auto r = linearProbe(train.pooled, train.labels(task), val.pooled, val.labels(task),
+                               test.pooled, test.labels(task), probeTaskClasses(task, worldConfig));
     rows.push_back(row(key, "linear/" + task, "test_accuracy", r.testAccuracy));
   }
   if (s.fashionMnist && fashionMnistInstalled()) {
@@ -48,9 +52,10 @@ std::vector<ResultRow> probeEncoder(Mllm& model, const WorldConfig& worldConfig,
     const auto tr = fashionMnist(false, 0, s.probeTrain, size);
     const auto va = fashionMnist(false, s.probeTrain, s.probeVal, size);
     const auto te = fashionMnist(true, 0, s.probeTest, size);
-    const auto r = linearProbe(pooledImageFeatures(model, tr.pixels, kFeatureLayer, false), tr.labels,
-                               pooledImageFeatures(model, va.pixels, kFeatureLayer, false), va.labels,
-                               pooledImageFeatures(model, te.pixels, kFeatureLayer, false), te.labels, 10);
+    const auto r =
+        linearProbe(pooledImageFeatures(model, tr.pixels, kFeatureLayer, false), tr.labels,
+                    pooledImageFeatures(model, va.pixels, kFeatureLayer, false), va.labels,
+                    pooledImageFeatures(model, te.pixels, kFeatureLayer, false), te.labels, 10);
     rows.push_back(row(key, "linear/fashion-mnist", "test_accuracy", r.testAccuracy));
   }
   // The segmentation probe's seeds are probe seeds: the row holds their mean (and spread).
@@ -62,23 +67,25 @@ std::vector<ResultRow> probeEncoder(Mllm& model, const WorldConfig& worldConfig,
   return rows;
 }
 
-std::vector<ResultRow> vqaRows(Mllm& model, const WorldConfig& worldConfig, int samples, const std::string& probe,
-                               const ResultRow& key) {
+std::vector<ResultRow> vqaRows(Mllm& model, const WorldConfig& worldConfig, int samples,
+                               const std::string& probe, const ResultRow& key) {
   const ShapesWorld world(worldConfig);
   const auto device = model->parameters().front().device();
   std::vector<ResultRow> rows;
-  for (const auto& [k, v] : evaluateVqa(model, world, WordTokenizer::shapesWorld(), Split::Val, samples, device)) {
+  for (const auto& [k, v] :
+       evaluateVqa(model, world, WordTokenizer::shapesWorld(), Split::Val, samples, device)) {
     if (k == "vqa/samples") continue;
     rows.push_back(row(key, probe, k.substr(4), v));  // "vqa/accuracy/colour" -> "accuracy/colour"
   }
   return rows;
 }
 
-std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& worldConfig, int samples, const std::string& probe,
-                                        const ResultRow& key) {
+std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& worldConfig, int samples,
+                                        const std::string& probe, const ResultRow& key) {
   // The paper's gradient map of the SFT loss, scored by the operation `pivot localize` runs.
-  const auto scored = localise(model, shapesWorldTargets(ShapesWorld(worldConfig), Split::Val, samples),
-                               AttributionOptions{}, /*deletion=*/false);
+  const auto scored =
+      localise(model, shapesWorldTargets(ShapesWorld(worldConfig), Split::Val, samples),
+               AttributionOptions{}, /*deletion=*/false);
   std::vector<double> masses, areas;
   for (const auto& s : scored.samples) {
     masses.push_back(s.massInside);

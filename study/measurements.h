@@ -1,8 +1,9 @@
 // What an experiment measures on each encoder and each MLLM, as result rows (store/results.h):
-//   probes          linear probes (ShapesWorld shape, colour, conjunction, count; Fashion-MNIST when
-//                   installed) and the segmentation probe over several seeds, on frozen vision towers;
-//                   each encoder's features are computed once per split and reused across tasks, C
-//                   and probe seeds
+//   probes          linear probes (ShapesWorld shape, colour, conjunction, count; Fashion-MNIST
+//   when
+//                   installed) and the segmentation probe over several seeds, on frozen vision
+//                   towers; each encoder's features are computed once per split and reused across
+//                   tasks, C and probe seeds
 //   vqa             an MLLM's held-out VQA by category, chosen log-prob and pairwise accuracy
 //   swap_*          a stage-2 encoder under the stage-1 projector and LM (the swap test): VQA and
 //                   localisation again
@@ -26,12 +27,12 @@ struct MeasureSettings {
 };
 
 // `key` gives sweep, seed and encoder of every row returned.
-std::vector<ResultRow> probeEncoder(Mllm& model, const WorldConfig& world, const MeasureSettings& settings,
-                                    const ResultRow& key);
-std::vector<ResultRow> vqaRows(Mllm& model, const WorldConfig& world, int samples, const std::string& probe,
-                               const ResultRow& key);
-std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& world, int samples, const std::string& probe,
-                                        const ResultRow& key);
+std::vector<ResultRow> probeEncoder(Mllm& model, const WorldConfig& world,
+                                    const MeasureSettings& settings, const ResultRow& key);
+std::vector<ResultRow> vqaRows(Mllm& model, const WorldConfig& world, int samples,
+                               const std::string& probe, const ResultRow& key);
+std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& world, int samples,
+                                        const std::string& probe, const ResultRow& key);
 
 bool fashionMnistInstalled();
 

@@ -33,15 +33,20 @@ void saveBoth(const RgbImage& image, const std::string& stem) {
   saveImage(image, stem + ".pdf");
 }
 
-BarChart barsOf(const std::vector<ResultRow>& rows, const std::string& sweep, const std::vector<std::string>& encoders,
-                const std::vector<std::pair<std::string, std::string>>& groups, const std::string& title, const std::string& yLabel) {
+BarChart barsOf(const std::vector<ResultRow>& rows, const std::string& sweep,
+                const std::vector<std::string>& encoders,
+                const std::vector<std::pair<std::string, std::string>>& groups,
+                const std::string& title, const std::string& yLabel) {
   BarChart c;
   c.title = title;
   c.yLabel = yLabel;
-  for (const auto& e : encoders) c.series.push_back(encoderTitle(e)), c.colours.push_back(encoderColour(e));
+  for (const auto& e : encoders)
+    c.series.push_back(encoderTitle(e)), c.colours.push_back(encoderColour(e));
   for (const auto& [probe, metric] : groups) {
     BarGroup g;
-    g.label = probe.rfind("linear/", 0) == 0 ? probe.substr(7) : metric.rfind("accuracy/", 0) == 0 ? metric.substr(9) : metric;
+    g.label = probe.rfind("linear/", 0) == 0      ? probe.substr(7)
+              : metric.rfind("accuracy/", 0) == 0 ? metric.substr(9)
+                                                  : metric;
     if (g.label == "accuracy") g.label = "overall";
     for (const auto& e : encoders) {
       const auto s = cellSummary(rows, sweep, e, probe, metric);
@@ -61,8 +66,9 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
   for (const auto& sweep : distinctSweeps(rows)) {
     const std::string suffix = sweep.empty() ? "" : "_" + sweep;
     const std::string where = sweep.empty() ? "" : " (" + sweep + ")";
-    std::vector<std::pair<std::string, std::string>> linear, vqa, seg = {{"segmentation", "macro_recall"}, {"segmentation", "miou"}},
-                                                                 loc = {{"localisation", "mass_inside"}, {"localisation", "pointing_game"}};
+    std::vector<std::pair<std::string, std::string>> linear, vqa,
+        seg = {{"segmentation", "macro_recall"}, {"segmentation", "miou"}},
+        loc = {{"localisation", "mass_inside"}, {"localisation", "pointing_game"}};
     for (const auto& [p, m] : pm) {
       if (probeFamily(p) == "linear") linear.push_back({p, m});
       if (p == "vqa" && m.rfind("accuracy", 0) == 0) vqa.push_back({p, m});
@@ -73,19 +79,23 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
     saveBoth(renderBarChart(barsOf(rows, sweep, encodersOf(rows, "segmentation"), seg,
                                    "Segmentation probe" + where, "patch-level")),
              figs + "/segmentation" + suffix);
-    saveBoth(renderBarChart(barsOf(rows, sweep, encodersOf(rows, "vqa"), vqa, "VQA by question category" + where, "top-1")),
+    saveBoth(renderBarChart(barsOf(rows, sweep, encodersOf(rows, "vqa"), vqa,
+                                   "VQA by question category" + where, "top-1")),
              figs + "/vqa_by_category" + suffix);
     auto swap = vqa;
     for (auto& g : swap) g.first = "swap_vqa";
     saveBoth(renderBarChart(barsOf(rows, sweep, encodersOf(rows, "swap_vqa"), swap,
-                                   "Swap test: encoder under the stage-1 projector and LM" + where, "top-1")),
+                                   "Swap test: encoder under the stage-1 projector and LM" + where,
+                                   "top-1")),
              figs + "/swap_vqa" + suffix);
     auto transplant = vqa;
     for (auto& g : transplant) g.first = "transplant_vqa";
     saveBoth(renderBarChart(barsOf(rows, sweep, encodersOf(rows, "transplant_vqa"), transplant,
-                                   "PIVOT transplant: fresh MLLM around the frozen encoder" + where, "top-1")),
+                                   "PIVOT transplant: fresh MLLM around the frozen encoder" + where,
+                                   "top-1")),
              figs + "/transplant_vqa" + suffix);
-    auto locChart = barsOf(rows, sweep, encodersOf(rows, "localisation"), loc, "Gradient-map localisation" + where, "share");
+    auto locChart = barsOf(rows, sweep, encodersOf(rows, "localisation"), loc,
+                           "Gradient-map localisation" + where, "share");
     const auto baseline = cellSummary(rows, sweep, "stage1", "localisation", "uniform_baseline");
     if (baseline.n) locChart.referenceLines.push_back(baseline.mean);
     saveBoth(renderBarChart(locChart, 640, 420), figs + "/localisation" + suffix);
@@ -120,10 +130,12 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
   if (!curves.empty()) saveBoth(tileImages(curves, 2), figs + "/stage2_curves");
 
   // Gradient-map triptychs: image | stage 1 | SFT | DPO on held-out questions about an object.
-  auto sftRun = runs.stageTwo.find({firstSweep, 1, "sft"}), dpoRun = runs.stageTwo.find({firstSweep, 1, "dpo"});
+  auto sftRun = runs.stageTwo.find({firstSweep, 1, "sft"}),
+       dpoRun = runs.stageTwo.find({firstSweep, 1, "dpo"});
   if (sftRun == runs.stageTwo.end() || dpoRun == runs.stageTwo.end()) return;
   std::vector<LoadedCheckpoint> models;
-  for (int64_t id : {runs.stage1, sftRun->second, dpoRun->second}) models.push_back(loadRunCheckpoint(workspace, std::to_string(id)));
+  for (int64_t id : {runs.stage1, sftRun->second, dpoRun->second})
+    models.push_back(loadRunCheckpoint(workspace, std::to_string(id)));
   const ShapesWorld world(models.front().config.world);
   const WordTokenizer tok = WordTokenizer::shapesWorld();
   std::vector<Sample> samples;
@@ -149,7 +161,8 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
       p.map = mapValues(maps, 0);
       panels.push_back(p);
     }
-    rowsOut.push_back(renderFigure(sceneImage(s.scene), s.question, panels, s.answer, s.rejected, style));
+    rowsOut.push_back(
+        renderFigure(sceneImage(s.scene), s.question, panels, s.answer, s.rejected, style));
   }
   if (!rowsOut.empty()) saveBoth(tileImages(rowsOut, 1), figs + "/gradmap_triptychs");
   progress.onMessage("figures: " + figs);
@@ -160,7 +173,8 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
 std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string& title) {
   std::ostringstream md;
   md << "# " << title << "\n\n"
-     << "Mean ± standard deviation over seeds (stage-2 seeds; the original and stage-1 encoders are trained once). "
+     << "Mean ± standard deviation over seeds (stage-2 seeds; the original and stage-1 encoders "
+        "are trained once). "
         "DPO − SFT: paired over seeds, with a 95% Student-t interval.\n";
   // Stage 1 first: is it competent enough for stage-2 comparisons to mean anything?
   md << "\n## Stage-1 model, held-out VQA by question category\n\n| metric | value |\n|---|---|\n";
@@ -193,18 +207,21 @@ void writeReport(const std::string& dir, const std::string& workspace, const Stu
   writeResultsCsv((fs::path(dir) / "results.csv").string(), rows);
   std::ostringstream md;
   md << reportMarkdown(rows, "PIVOT Workbench experiment report");
-  md << "\n## Runs\n\n- stage 0 (original encoder): run " << runs.original << "\n- stage 1b (shared start of stage 2): run "
-     << runs.stage1 << "\n";
+  md << "\n## Runs\n\n- stage 0 (original encoder): run " << runs.original
+     << "\n- stage 1b (shared start of stage 2): run " << runs.stage1 << "\n";
   for (const auto& [key, id] : runs.stageTwo)
-    md << "- stage 2 " << std::get<2>(key) << (std::get<0>(key).empty() ? "" : " " + std::get<0>(key)) << " seed "
-       << std::get<1>(key) << ": run " << id << "\n";
+    md << "- stage 2 " << std::get<2>(key)
+       << (std::get<0>(key).empty() ? "" : " " + std::get<0>(key)) << " seed " << std::get<1>(key)
+       << ": run " << id << "\n";
   for (const auto& [key, id] : runs.transplants)
-    md << "- transplant of " << std::get<2>(key) << (std::get<0>(key).empty() ? "" : " " + std::get<0>(key)) << " seed "
-       << std::get<1>(key) << ": run " << id << "\n";
+    md << "- transplant of " << std::get<2>(key)
+       << (std::get<0>(key).empty() ? "" : " " + std::get<0>(key)) << " seed " << std::get<1>(key)
+       << ": run " << id << "\n";
   md << "\nFigures (PNG and PDF) are in figures/; every number above is in results.csv.\n";
   std::ofstream(fs::path(dir) / "report.md") << md.str();
   if (!renderingAvailable()) {
-    progress.onMessage("this build has no OpenCV: report.md and results.csv written, figures skipped");
+    progress.onMessage(
+        "this build has no OpenCV: report.md and results.csv written, figures skipped");
     return;
   }
   writeFigures(dir, workspace, runs, rows, progress);

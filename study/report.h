@@ -1,8 +1,8 @@
-// The report folder of an experiment: results.csv (one row per swept value x seed x encoder x probe x
-// metric), report.md (mean +- std over seeds, DPO - SFT with a 95% interval, stage 1 per category),
-// and figures/ as PNG and PDF: probe accuracy bars, segmentation recall bars, VQA by category and
-// transplant VQA (error bars: std over seeds), gradient-map triptychs (image | stage 1 | SFT | DPO),
-// and the training curves of the stage-2 runs.
+// The report folder of an experiment: results.csv (one row per swept value x seed x encoder x probe
+// x metric), report.md (mean +- std over seeds, DPO - SFT with a 95% interval, stage 1 per
+// category), and figures/ as PNG and PDF: probe accuracy bars, segmentation recall bars, VQA by
+// category and transplant VQA (error bars: std over seeds), gradient-map triptychs (image | stage 1
+// | SFT | DPO), and the training curves of the stage-2 runs.
 #pragma once
 #include <map>
 #include <optional>
@@ -19,10 +19,10 @@ struct ExperimentProgress;
 // The run ids of one experiment's chain.
 struct StudyRuns {
   using Key = std::tuple<std::string, int, std::string>;  // sweep, seed, encoder
-  int64_t original = 0;  // stage 0: the pre-trained ("off-the-shelf") encoder
-  int64_t stage1 = 0;    // stage 1b: the MLLM both stage-2 arms start from
-  std::map<Key, int64_t> stageTwo;    // the stage-2 runs (sft, dpo, dpo+sft)
-  std::map<Key, int64_t> transplants; // the transplant's instruct run, per encoder (original too)
+  int64_t original = 0;                // stage 0: the pre-trained ("off-the-shelf") encoder
+  int64_t stage1 = 0;                  // stage 1b: the MLLM both stage-2 arms start from
+  std::map<Key, int64_t> stageTwo;     // the stage-2 runs (sft, dpo, dpo+sft)
+  std::map<Key, int64_t> transplants;  // the transplant's instruct run, per encoder (original too)
 };
 
 void writeReport(const std::string& dir, const std::string& workspace, const StudyRuns& runs,

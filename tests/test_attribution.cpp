@@ -71,8 +71,8 @@ class TestAttribution : public QObject {
       for (int x = 0; x < 2; ++x) mask[static_cast<size_t>(y * 4 + x)] = 1;
     const auto fraction = cellMaskFraction(mask, 4, 4, 2, 2);
     QCOMPARE(fraction, (std::vector<double>{1, 0, 0, 0}));
-    QCOMPARE(massInside({1, 0, 0, 0}, fraction), 1.0);         // the map is the mask
-    QCOMPARE(massInside({1, 1, 1, 1}, fraction), 0.25);        // uniform: the mask's area share
+    QCOMPARE(massInside({1, 0, 0, 0}, fraction), 1.0);   // the map is the mask
+    QCOMPARE(massInside({1, 1, 1, 1}, fraction), 0.25);  // uniform: the mask's area share
     QVERIFY(pointingHit({0.9f, 0.1f, 0.2f, 0.3f}, fraction));
     QVERIFY(!pointingHit({0.1f, 0.9f, 0.2f, 0.3f}, fraction));
     QVERIFY(pointingHit({0.1f, 0.9f}, {0.0, 0.2}));  // any target pixel in the peak cell counts
@@ -120,7 +120,8 @@ class TestAttribution : public QObject {
     // Reference: autograd by hand on the same objective.
     torch::Tensor visual;
     auto logits = f.model->forward(f.chosen, &visual);
-    auto grad = torch::autograd::grad({sequenceLogProbs(logits, f.chosen.targetLabels()).sum()}, {visual})[0];
+    auto grad = torch::autograd::grad({sequenceLogProbs(logits, f.chosen.targetLabels()).sum()},
+                                      {visual})[0];
     auto expected = grad.abs().sum(-1).view({3, 8, 8});
     QVERIFY(torch::allclose(r.raw, expected, 1e-5, 1e-7));
     QVERIFY(r.maps.min().item<float>() >= 0 && r.maps.max().item<float>() <= 1.0f + 1e-6f);
@@ -130,7 +131,8 @@ class TestAttribution : public QObject {
 
   void camMethodsDpoTargetAndRollout() {
     Fixture f;
-    for (auto method : {AttributionMethod::GradCam, AttributionMethod::HiResCam, AttributionMethod::LayerCam}) {
+    for (auto method :
+         {AttributionMethod::GradCam, AttributionMethod::HiResCam, AttributionMethod::LayerCam}) {
       AttributionOptions o;
       o.method = method;
       o.layer = 1;
@@ -159,7 +161,8 @@ class TestAttribution : public QObject {
     o.layer = 3;  // the last layer: the features come from the penultimate one
     const auto r = explain(f.model, f.chosen, o);
     QCOMPARE(r.warnings.size(), size_t(1));
-    QVERIFY2(QString::fromStdString(r.warnings[0]).contains("above the feature layer"), r.warnings[0].c_str());
+    QVERIFY2(QString::fromStdString(r.warnings[0]).contains("above the feature layer"),
+             r.warnings[0].c_str());
   }
 
   void deletionCurveStartsAtTheIntactLogProb() {
@@ -177,7 +180,8 @@ class TestAttribution : public QObject {
     grey.pixels = torch::zeros_like(f.chosen.pixels);
     auto blank = sequenceLogProbs(f.model->forward(grey), grey.targetLabels());
     QVERIFY(torch::allclose(curve.logProbs.select(1, 10), blank, 1e-4, 1e-5));
-    auto expectedArea = (curve.logProbs.narrow(1, 0, 10) + curve.logProbs.narrow(1, 1, 10)).sum(1) * 0.05;
+    auto expectedArea =
+        (curve.logProbs.narrow(1, 0, 10) + curve.logProbs.narrow(1, 1, 10)).sum(1) * 0.05;
     QVERIFY(torch::allclose(curve.area, expectedArea, 1e-5, 1e-6));
   }
 
@@ -194,12 +198,15 @@ class TestAttribution : public QObject {
     QCOMPARE(head, std::string("%PDF-"));
     if (!renderingAvailable()) return;  // a build without OpenCV renders no PNG
     OverlayStyle style;
-    const auto fig = renderFigure(image, "what colour is the circle ?", {{"A", map, 8, 8}, {"B", map, 8, 8}}, "red", "blue", style);
+    const auto fig = renderFigure(image, "what colour is the circle ?",
+                                  {{"A", map, 8, 8}, {"B", map, 8, 8}}, "red", "blue", style);
     QCOMPARE(fig.width, 10 + 3 * (256 + 10));
     QCOMPARE(fig.rgb.size(), static_cast<size_t>(fig.width * fig.height * 3));
     const auto overlay = renderOverlay(image, map, 8, 8, style);
     // Jet maps 0 to blue and 1 to red: the top-left corner is bluish, the bottom-right reddish.
-    const auto px = [&](int x, int y, int c) { return overlay.rgb[static_cast<size_t>((y * overlay.width + x) * 3 + c)]; };
+    const auto px = [&](int x, int y, int c) {
+      return overlay.rgb[static_cast<size_t>((y * overlay.width + x) * 3 + c)];
+    };
     QVERIFY(px(2, 2, 2) > px(2, 2, 0));
     QVERIFY(px(253, 253, 0) > px(253, 253, 2));
     saveImage(fig, dir.filePath("f.png").toStdString());
@@ -219,10 +226,10 @@ class TestAttribution : public QObject {
         }
       return n;
     };
-    QVERIFY(dark(0, 14) > 3);      // "1"
-    QVERIFY(dark(120, 136) > 3);   // ".5"
-    QVERIFY(dark(242, 256) > 3);   // "0"
-    QCOMPARE(dark(40, 100), 0);    // nothing between the ticks
+    QVERIFY(dark(0, 14) > 3);     // "1"
+    QVERIFY(dark(120, 136) > 3);  // ".5"
+    QVERIFY(dark(242, 256) > 3);  // "0"
+    QCOMPARE(dark(40, 100), 0);   // nothing between the ticks
   }
 };
 

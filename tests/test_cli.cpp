@@ -38,7 +38,8 @@ Result pivotCmd(const QStringList& args, const QString& workingDir = QString()) 
   if (!workingDir.isEmpty()) p.setWorkingDirectory(workingDir);
   p.start(PIVOT_BINARY_DIR "/app/pivot", args);
   p.waitForFinished(600000);
-  return {p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
+  return {p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()),
+          QString::fromUtf8(p.readAllStandardError())};
 }
 
 // The same through bash, for limits a user's shell can set (ulimit) and users (setpriv).
@@ -46,7 +47,8 @@ Result shellCmd(const QString& script) {
   QProcess p;
   p.start("bash", {"-c", script});
   p.waitForFinished(600000);
-  return {p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
+  return {p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()),
+          QString::fromUtf8(p.readAllStandardError())};
 }
 
 const QString kPivot = PIVOT_BINARY_DIR "/app/pivot";
@@ -67,7 +69,8 @@ class TestCli : public QObject {
   QString fastPreset() {
     const QString path = m_dir.filePath("fast.json");
     QFile f(path);
-    if (!f.exists() && f.open(QIODevice::WriteOnly)) f.write(R"({"steps": 4, "batch_size": 8, "eval_samples": 12})");
+    if (!f.exists() && f.open(QIODevice::WriteOnly))
+      f.write(R"({"steps": 4, "batch_size": 8, "eval_samples": 12})");
     return path;
   }
 
@@ -90,11 +93,13 @@ class TestCli : public QObject {
         {{"experiment", "--sweep", "warp=1,2"}, "unknown key 'warp'"},
         {{"experiment", "--sweep", "lr=2,3"}, "--sweep lr=2: lr must be in (0, 1)"},
         {{"experiment", "--seeds", "0"}, "--seeds must be 1..50"},
-        {{"experiment", "--transplant-projector", "two"}, "--transplant-projector must be new or one_plus_one"},
+        {{"experiment", "--transplant-projector", "two"},
+         "--transplant-projector must be new or one_plus_one"},
     };
     for (const auto& c : cases) {
       auto r = pivotCmd(QStringList{"--workspace", ws} + c.args);
-      QVERIFY2(r.code == 2, qPrintable(c.args.join(' ') + " -> " + QString::number(r.code) + r.err));
+      QVERIFY2(r.code == 2,
+               qPrintable(c.args.join(' ') + " -> " + QString::number(r.code) + r.err));
       QVERIFY2(r.err.contains(c.message), qPrintable(r.err));
       QCOMPARE(r.err.trimmed().count('\n'), 0);
       QVERIFY2(!QFileInfo::exists(ws), qPrintable(c.args.join(' ')));
@@ -107,13 +112,16 @@ class TestCli : public QObject {
     const QStringList small = {"--preset", fastPreset()};
     // 10.2: a workspace given relative to the current folder works from any other folder.
     auto r = pivotCmd(QStringList{"train", "--workspace", "rel", "--stage", "align", "--name",
-                                  "a-run-with-a-rather-long-name-indeed"} + small, m_dir.path());
+                                  "a-run-with-a-rather-long-name-indeed"} +
+                          small,
+                      m_dir.path());
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
     r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "2", "--samples", "8"}, "/");
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
     // ... and a copy of it uses its own checkpoints once the original is gone.
     const QString copy = m_dir.filePath("rel-copy");
-    std::filesystem::copy(ws.toStdString(), copy.toStdString(), std::filesystem::copy_options::recursive);
+    std::filesystem::copy(ws.toStdString(), copy.toStdString(),
+                          std::filesystem::copy_options::recursive);
     std::filesystem::rename(ws.toStdString(), m_dir.filePath("rel-moved").toStdString());
     r = pivotCmd({"--workspace", copy, "localize", "--checkpoint", "2", "--samples", "8"}, "/");
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
@@ -136,34 +144,45 @@ class TestCli : public QObject {
     QVERIFY(mask.save(m_dir.filePath("square-mask.png")));
     QFile records(m_dir.filePath("bad.jsonl"));
     QVERIFY(records.open(QIODevice::WriteOnly));
-    records.write(R"({"image": "wide.png", "mask": "wide.png", "question": "what colour is the flamingo ?", "answer": "red"})" "\n");
+    records.write(
+        R"({"image": "wide.png", "mask": "wide.png", "question": "what colour is the flamingo ?", "answer": "red"})"
+        "\n");
     records.close();
     QFile aspect(m_dir.filePath("aspect.jsonl"));
     QVERIFY(aspect.open(QIODevice::WriteOnly));
-    aspect.write(R"({"image": "wide.png", "mask": "square-mask.png", "question": "what colour is the square ?", "answer": "red"})" "\n");
+    aspect.write(
+        R"({"image": "wide.png", "mask": "square-mask.png", "question": "what colour is the square ?", "answer": "red"})"
+        "\n");
     aspect.close();
     struct Case {
       QStringList args;
       QString message;
     };
     QList<Case> cases = {
-        {{"localize", "--checkpoint", "2", "--samples", "0"}, "--samples must be at least 1, got 0"},
-        {{"explain", "--checkpoint", "2", "--sample", "0", "--method", "gradcam", "--layer", "99", "--out", m_dir.filePath("x.png")},
+        {{"localize", "--checkpoint", "2", "--samples", "0"},
+         "--samples must be at least 1, got 0"},
+        {{"explain", "--checkpoint", "2", "--sample", "0", "--method", "gradcam", "--layer", "99",
+          "--out", m_dir.filePath("x.png")},
          "--layer 99 is outside"},
-        {{"explain", "--checkpoint", "2", "--image", m_dir.filePath("missing.png"), "--question", "what colour is it ?",
-          "--answer", "red", "--out", m_dir.filePath("x.png")}, "missing.png: no such image file"},
-        {{"localize", "--checkpoint", "2", "--data", m_dir.filePath("bad.jsonl")}, "bad.jsonl:1: field 'question': "},
+        {{"explain", "--checkpoint", "2", "--image", m_dir.filePath("missing.png"), "--question",
+          "what colour is it ?", "--answer", "red", "--out", m_dir.filePath("x.png")},
+         "missing.png: no such image file"},
+        {{"localize", "--checkpoint", "2", "--data", m_dir.filePath("bad.jsonl")},
+         "bad.jsonl:1: field 'question': "},
         {{"localize", "--checkpoint", "2", "--data", m_dir.filePath("aspect.jsonl")},
          "aspect.jsonl:1: the mask is 20x20 but the image is 40x20 (another aspect ratio)"},
-        {{"train", "--resume", "2", "--set", "lr=0.1"}, "--resume continues a run with its own configuration; it cannot be combined with --set"},
+        {{"train", "--resume", "2", "--set", "lr=0.1"},
+         "--resume continues a run with its own configuration; it cannot be combined with --set"},
         {{"train", "--resume", "2", "--preset", "mini"}, "cannot be combined with --preset"},
     };
     if (!torch::cuda::is_available())
-      cases.append({{"train", "--stage", "sft", "--set", "device=cuda"}, "device=cuda, but this LibTorch sees no CUDA device"});
+      cases.append({{"train", "--stage", "sft", "--set", "device=cuda"},
+                    "device=cuda, but this LibTorch sees no CUDA device"});
     const auto before = pivotCmd({"--workspace", ws, "runs"}).out;
     for (const auto& c : cases) {
       r = pivotCmd(QStringList{"--workspace", ws} + c.args);
-      QVERIFY2(r.code == 2, qPrintable(c.args.join(' ') + " -> " + QString::number(r.code) + r.err));
+      QVERIFY2(r.code == 2,
+               qPrintable(c.args.join(' ') + " -> " + QString::number(r.code) + r.err));
       QVERIFY2(r.err.contains(c.message), qPrintable(r.err));
       QVERIFY2(r.err.trimmed().count('\n') == 0, qPrintable(r.err));
     }
@@ -171,8 +190,11 @@ class TestCli : public QObject {
     r = pivotCmd({"--workspace", m_dir.filePath("cuda-ws"), "train", "--set", "device=cuda"});
     if (!torch::cuda::is_available()) QVERIFY(!QFileInfo::exists(m_dir.filePath("cuda-ws")));
 
-    // 10.4 and 10.9: a run that fails (beta 1e38 overflows) exits 1, fresh or resumed, and is "failed".
-    r = pivotCmd(QStringList{"--workspace", ws, "train", "--stage", "dpo", "--from", "2", "--set", "beta=1e38"} + small);
+    // 10.4 and 10.9: a run that fails (beta 1e38 overflows) exits 1, fresh or resumed, and is
+    // "failed".
+    r = pivotCmd(QStringList{"--workspace", ws, "train", "--stage", "dpo", "--from", "2", "--set",
+                             "beta=1e38"} +
+                 small);
     QVERIFY2(r.code == 1, qPrintable(QString::number(r.code) + r.err + r.out));
     QVERIFY2(r.err.contains("failed"), qPrintable(r.err));
     r = pivotCmd({"--workspace", ws, "train", "--resume", "3"});
@@ -184,15 +206,17 @@ class TestCli : public QObject {
 
     // 10.9: a full disk (here: a file-size limit) while writing a checkpoint ends the run as
     // "failed" with the reason, exit code 1, and leaves no .tmp-step-* folder; the store is intact.
-    r = shellCmd("ulimit -f 100; trap '' XFSZ; exec " + kPivot + " --workspace " + ws +
-                 " train --stage sft --from 2 --set steps=3 --set batch_size=8 --set eval_samples=12");
+    r = shellCmd(
+        "ulimit -f 100; trap '' XFSZ; exec " + kPivot + " --workspace " + ws +
+        " train --stage sft --from 2 --set steps=3 --set batch_size=8 --set eval_samples=12");
     QVERIFY2(r.code == 1, qPrintable(QString::number(r.code) + r.err + r.out));
     QVERIFY2(r.err.contains("write failed"), qPrintable(r.err));
     {
       RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
       const auto runs = store.runs();
       QCOMPARE(runs.back().status, std::string("failed"));
-      for (const auto& e : std::filesystem::recursive_directory_iterator(runDirectory(ws.toStdString(), runs.back().id)))
+      for (const auto& e : std::filesystem::recursive_directory_iterator(
+               runDirectory(ws.toStdString(), runs.back().id)))
         QVERIFY2(e.path().filename().string().rfind(".tmp", 0) != 0, e.path().c_str());
       QVERIFY(store.integrityProblems().empty());
     }
@@ -200,11 +224,12 @@ class TestCli : public QObject {
     QVERIFY2(r.code == 0, qPrintable(r.out + r.err));
     QVERIFY(r.out.contains("no problems found"));
 
-    // 10.5: SIGTERM (and SIGINT) stop the run within a step, with a checkpoint and status "stopped";
-    // exit code 143; the same run then resumes to the end.
+    // 10.5: SIGTERM (and SIGINT) stop the run within a step, with a checkpoint and status
+    // "stopped"; exit code 143; the same run then resumes to the end.
     QProcess longRun;
-    longRun.start(kPivot, {"--workspace", ws, "train", "--stage", "sft", "--from", "2", "--set", "steps=100000",
-                           "--set", "batch_size=8", "--set", "eval_samples=12", "--quiet"});
+    longRun.start(kPivot,
+                  {"--workspace", ws, "train", "--stage", "sft", "--from", "2", "--set",
+                   "steps=100000", "--set", "batch_size=8", "--set", "eval_samples=12", "--quiet"});
     QVERIFY(longRun.waitForStarted());
     int64_t longId = 0, stepsDone = 0;
     for (int i = 0; i < 600 && stepsDone < 20; ++i) {  // metrics reach the store every 20 steps
@@ -220,7 +245,8 @@ class TestCli : public QObject {
       // A live run is shown as running and cannot be resumed by a second process.
       r = pivotCmd({"--workspace", ws, "train", "--resume", QString::number(longId)});
       QCOMPARE(r.code, 2);
-      QVERIFY2(r.err.contains("is live (pid " + QString::number(longRun.processId())), qPrintable(r.err));
+      QVERIFY2(r.err.contains("is live (pid " + QString::number(longRun.processId())),
+               qPrintable(r.err));
     }
     longRun.terminate();  // SIGTERM
     QVERIFY(longRun.waitForFinished(60000));
@@ -238,11 +264,14 @@ class TestCli : public QObject {
     // 10.9: a read-only workspace can still be listed (as another user when we are root, whom
     // file permissions do not stop).
     const QString ro = m_dir.filePath("ro");
-    std::filesystem::copy(ws.toStdString(), ro.toStdString(), std::filesystem::copy_options::recursive);
-    for (const auto& side : {"-wal", "-shm"}) std::filesystem::remove(storePath(ro.toStdString()) + side);
+    std::filesystem::copy(ws.toStdString(), ro.toStdString(),
+                          std::filesystem::copy_options::recursive);
+    for (const auto& side : {"-wal", "-shm"})
+      std::filesystem::remove(storePath(ro.toStdString()) + side);
     QVERIFY(QProcess::execute("chmod", {"-R", "a+rX,a-w", ro}) == 0);
     QVERIFY(QProcess::execute("chmod", {"a+rx", m_dir.path()}) == 0);
-    const QString asReader = geteuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
+    const QString asReader =
+        geteuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
     r = shellCmd(asReader + kPivot + " --workspace " + ro + " runs");
     QVERIFY2(r.code == 0, qPrintable(r.err));
     QVERIFY(r.out.contains("a-run-with-a-rather-long-name-indeed"));
@@ -253,7 +282,8 @@ class TestCli : public QObject {
 
     // 10.3: a damaged database is reported by `pivot doctor` and by every reading command.
     const QString broken = m_dir.filePath("broken");
-    std::filesystem::copy(ws.toStdString(), broken.toStdString(), std::filesystem::copy_options::recursive);
+    std::filesystem::copy(ws.toStdString(), broken.toStdString(),
+                          std::filesystem::copy_options::recursive);
     {
       sqlite3* db = nullptr;  // fold the WAL into the file, then damage a page of it
       QCOMPARE(sqlite3_open(storePath(broken.toStdString()).c_str(), &db), SQLITE_OK);
@@ -274,7 +304,8 @@ class TestCli : public QObject {
   void trainRunsMetricsExport() {
     const QString ws = m_dir.filePath("ws");
     const QStringList small = {"--preset", fastPreset()};
-    auto r = pivotCmd(QStringList{"--workspace", ws, "train", "--stage", "align", "--name", "first"} + small);
+    auto r = pivotCmd(
+        QStringList{"--workspace", ws, "train", "--stage", "align", "--name", "first"} + small);
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
     QVERIFY2(r.out.contains("pretrain run 1: finished"), qPrintable(r.out));  // stage 0 runs first
     QVERIFY(r.out.contains("align run 2: finished"));
@@ -294,43 +325,50 @@ class TestCli : public QObject {
     QVERIFY(lines[4].startsWith("4,"));
 
     // A parent of another architecture is refused with exit code 2.
-    r = pivotCmd(QStringList{"--workspace", ws, "train", "--stage", "sft", "--from", "first", "--set",
-                             "model.text_config.hidden_size=32"} + small);
+    r = pivotCmd(QStringList{"--workspace", ws, "train", "--stage", "sft", "--from", "first",
+                             "--set", "model.text_config.hidden_size=32"} +
+                 small);
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains("another architecture"), qPrintable(r.err));
 
     // Attribution: a figure for one sample under the checkpoint, and localisation scores.
     const QString figure = m_dir.filePath("fig.pdf");
-    r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first", "--checkpoint", "first@4", "--sample", "0",
-                  "--method", "gradmap", "--out", figure});
+    r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first", "--checkpoint", "first@4",
+                  "--sample", "0", "--method", "gradmap", "--out", figure});
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
     QVERIFY(QFileInfo(figure).size() > 1000);
     QVERIFY(r.out.contains("first @ 4"));
     QVERIFY(r.out.contains("mass "));
-    r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first@99", "--sample", "0", "--out", figure});
+    r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first@99", "--sample", "0",
+                  "--out", figure});
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains("no checkpoint at step '99' (have: 4)"), qPrintable(r.err));
-    r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first", "--sample", "0", "--method", "saliency", "--out", figure});
+    r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first", "--sample", "0",
+                  "--method", "saliency", "--out", figure});
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains("unknown method 'saliency'"), qPrintable(r.err));
-    r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "first", "--samples", "24", "--method", "gradcam", "--layer", "1"});
+    r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "first", "--samples", "24",
+                  "--method", "gradcam", "--layer", "1"});
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
     QVERIFY(r.out.contains("mass inside target"));
     QVERIFY(r.out.contains("pointing game"));
     QVERIFY(r.out.contains("deletion-curve area"));
-    r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "first", "--samples", "12", "--csv"});
+    r = pivotCmd(
+        {"--workspace", ws, "localize", "--checkpoint", "first", "--samples", "12", "--csv"});
     QCOMPARE(r.code, 0);
     QVERIFY(r.out.startsWith("index,category,mass_inside,pointing_hit,target_area,deletion_area"));
 
     // Probes of the frozen encoder: a row per checkpoint, stored as evaluations.
-    r = pivotCmd({"--workspace", ws, "probe", "--checkpoint", "first", "--task", "shape", "--train", "64", "--val", "32",
-                  "--test", "32", "--seg-seeds", "2"});
+    r = pivotCmd({"--workspace", ws, "probe", "--checkpoint", "first", "--task", "shape", "--train",
+                  "64", "--val", "32", "--test", "32", "--seg-seeds", "2"});
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
     QVERIFY(r.out.contains("first @ 4"));
     QVERIFY(r.out.contains(" +- "));
-    r = pivotCmd({"--workspace", ws, "probe", "--checkpoint", "first", "--task", "fashion-mnist", "--train", "200",
-                  "--val", "100", "--test", "100"});
-    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));  // Debian's dataset-fashion-mnist, set up by scripts/setup.sh
+    r = pivotCmd({"--workspace", ws, "probe", "--checkpoint", "first", "--task", "fashion-mnist",
+                  "--train", "200", "--val", "100", "--test", "100"});
+    QVERIFY2(
+        r.code == 0,
+        qPrintable(r.err + r.out));  // Debian's dataset-fashion-mnist, set up by scripts/setup.sh
     QVERIFY(r.out.contains("first @ 4"));
     r = pivotCmd({"--workspace", ws, "probe", "--checkpoint", "first", "--task", "texture"});
     QCOMPARE(r.code, 2);
@@ -349,40 +387,51 @@ class TestCli : public QObject {
       QVERIFY(image.save(m_dir.filePath("red.png")) && mask.save(m_dir.filePath("red-mask.png")));
       QFile records(m_dir.filePath("records.jsonl"));
       QVERIFY(records.open(QIODevice::WriteOnly));
-      records.write(R"({"image": "red.png", "mask": "red-mask.png", "question": "what colour is the square ?", "answer": "red", "rejected": "blue", "category": "colour"})" "\n");
-      records.write(R"({"image": "red.png", "mask": "red-mask.png", "question": "what shape is the red object ?", "answer": "square"})" "\n");
+      records.write(
+          R"({"image": "red.png", "mask": "red-mask.png", "question": "what colour is the square ?", "answer": "red", "rejected": "blue", "category": "colour"})"
+          "\n");
+      records.write(
+          R"({"image": "red.png", "mask": "red-mask.png", "question": "what shape is the red object ?", "answer": "square"})"
+          "\n");
       records.close();
-      r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "first", "--data", m_dir.filePath("records.jsonl")});
+      r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "first", "--data",
+                    m_dir.filePath("records.jsonl")});
       QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
       QVERIFY2(r.out.contains("2 samples with a target"), qPrintable(r.out));
       QVERIFY(r.out.contains("uniform-map baseline 0.141"));  // 12 x 12 of 32 x 32 pixels
       QVERIFY(records.open(QIODevice::Append));
-      records.write(R"({"image": "red.png", "question": "what colour is it ?", "answer": "red"})" "\n");
+      records.write(R"({"image": "red.png", "question": "what colour is it ?", "answer": "red"})"
+                    "\n");
       records.close();
-      r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "first", "--data", m_dir.filePath("records.jsonl")});
+      r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "first", "--data",
+                    m_dir.filePath("records.jsonl")});
       QCOMPARE(r.code, 2);
       QVERIFY2(r.err.contains("records.jsonl:3: missing text field 'mask'"), qPrintable(r.err));
     }
 
     // Swap test: the result is a run of its own that the other commands can use.
-    r = pivotCmd({"--workspace", ws, "swap", "--encoder", "first", "--into", "first@4", "--samples", "12"});
+    r = pivotCmd(
+        {"--workspace", ws, "swap", "--encoder", "first", "--into", "first@4", "--samples", "12"});
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
     QVERIFY(r.out.contains("swapped encoder"));
     QVERIFY(r.out.contains("saved as run 3 (swap-first-into-first)"));
-    r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "swap-first-into-first", "--samples", "12"});
+    r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "swap-first-into-first",
+                  "--samples", "12"});
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
 
     const QString out = m_dir.filePath("export");
     r = pivotCmd({"--workspace", ws, "export", "first", "--out", out});
     QVERIFY2(r.code == 0, qPrintable(r.err));
-    for (const char* f : {"model.safetensors", "config.json", "metrics.csv", "vision_encoder/model.safetensors",
-                          "vision_encoder/config.json"})
+    for (const char* f : {"model.safetensors", "config.json", "metrics.csv",
+                          "vision_encoder/model.safetensors", "vision_encoder/config.json"})
       QVERIFY2(QFileInfo::exists(out + "/" + f), f);
     // The exported encoder loads as a SigLIP vision tower by HF names.
-    auto cfg = visionConfigFromJson(readJsonFile((out + "/vision_encoder/config.json").toStdString()));
+    auto cfg =
+        visionConfigFromJson(readJsonFile((out + "/vision_encoder/config.json").toStdString()));
     VisionTransformer vit(cfg);
-    auto report = loadStateDict(*vit, loadSafetensors((out + "/vision_encoder/model.safetensors").toStdString()),
-                                {"", "vision_model."}, "export");
+    auto report = loadStateDict(
+        *vit, loadSafetensors((out + "/vision_encoder/model.safetensors").toStdString()),
+        {"", "vision_model."}, "export");
     QCOMPARE(report.prefix, std::string("vision_model."));
     QCOMPARE(report.loaded, static_cast<int>(vit->parameters().size()));
   }

@@ -1,6 +1,6 @@
-// Run configuration: one validation for --set and preset files (unknown keys, an unknown base preset,
-// a fraction where an integer belongs are errors naming the file and key), strict JSON fields, and
-// which steps keep a snapshot checkpoint.
+// Run configuration: one validation for --set and preset files (unknown keys, an unknown base
+// preset, a fraction where an integer belongs are errors naming the file and key), strict JSON
+// fields, and which steps keep a snapshot checkpoint.
 #include <QtTest/QtTest>
 
 #include <QTemporaryDir>
@@ -32,7 +32,8 @@ class TestConfig : public QObject {
  private Q_SLOTS:
   void presetFileIsCheckedLikeSet() {
     QTemporaryDir dir;
-    const auto p = preset(dir, R"({"preset": "mini", "beta": 0.2, "world": {"rejected_kind": "random"}, "steps": 7,
+    const auto p = preset(
+        dir, R"({"preset": "mini", "beta": 0.2, "world": {"rejected_kind": "random"}, "steps": 7,
                                    "model": {"text_config": {"num_hidden_layers": 3}}})");
     const TrainConfig c = presetConfig(p, Stage::Dpo);
     QCOMPARE(c.beta, 0.2);
@@ -42,16 +43,26 @@ class TestConfig : public QObject {
     QVERIFY(c.world.rejected_kind == RejectedKind::Random);
     QCOMPARE(c.preset, p);
 
-    expectError([&] { presetConfig(preset(dir, R"({"betta": 0.2})"), Stage::Dpo); }, "p.json: unknown key 'betta'");
-    expectError([&] { presetConfig(preset(dir, R"({"world": {"noize": 2}})"), Stage::Dpo); }, "unknown key 'world.noize'");
-    expectError([&] { presetConfig(preset(dir, R"({"preset": "huge"})"), Stage::Dpo); }, "p.json: unknown base preset 'huge'");
-    expectError([&] { presetConfig(preset(dir, R"({"steps": 2.5})"), Stage::Dpo); }, "bad value for 'steps': 2.5 (expected an integer)");
-    expectError([&] { presetConfig(preset(dir, R"({"steps": "10"})"), Stage::Dpo); }, "bad value for 'steps'");
-    expectError([&] { presetConfig(preset(dir, R"({"lr": true})"), Stage::Dpo); }, "bad value for 'lr'");
-    expectError([&] { presetConfig(preset(dir, R"({"loss_type": "ppo"})"), Stage::Dpo); }, "loss_type must be");
-    expectError([&] { presetConfig(preset(dir, R"({"stage": "sft"})"), Stage::Dpo); }, "key 'stage' cannot be set");
-    expectError([&] { presetConfig(preset(dir, R"({"world": 3})"), Stage::Dpo); }, "holds a structure");
-    expectError([&] { presetConfig(preset(dir, R"([1])"), Stage::Dpo); }, "a preset is a JSON object");
+    expectError([&] { presetConfig(preset(dir, R"({"betta": 0.2})"), Stage::Dpo); },
+                "p.json: unknown key 'betta'");
+    expectError([&] { presetConfig(preset(dir, R"({"world": {"noize": 2}})"), Stage::Dpo); },
+                "unknown key 'world.noize'");
+    expectError([&] { presetConfig(preset(dir, R"({"preset": "huge"})"), Stage::Dpo); },
+                "p.json: unknown base preset 'huge'");
+    expectError([&] { presetConfig(preset(dir, R"({"steps": 2.5})"), Stage::Dpo); },
+                "bad value for 'steps': 2.5 (expected an integer)");
+    expectError([&] { presetConfig(preset(dir, R"({"steps": "10"})"), Stage::Dpo); },
+                "bad value for 'steps'");
+    expectError([&] { presetConfig(preset(dir, R"({"lr": true})"), Stage::Dpo); },
+                "bad value for 'lr'");
+    expectError([&] { presetConfig(preset(dir, R"({"loss_type": "ppo"})"), Stage::Dpo); },
+                "loss_type must be");
+    expectError([&] { presetConfig(preset(dir, R"({"stage": "sft"})"), Stage::Dpo); },
+                "key 'stage' cannot be set");
+    expectError([&] { presetConfig(preset(dir, R"({"world": 3})"), Stage::Dpo); },
+                "holds a structure");
+    expectError([&] { presetConfig(preset(dir, R"([1])"), Stage::Dpo); },
+                "a preset is a JSON object");
     expectError([&] { presetConfig(preset(dir, R"({"steps": )"), Stage::Dpo); }, "invalid JSON");
     // A whole number written as 7.0 is a whole number.
     QCOMPARE(presetConfig(preset(dir, R"({"steps": 7.0})"), Stage::Dpo).steps, 7);
@@ -67,7 +78,8 @@ class TestConfig : public QObject {
     // Found by fuzz_config_json: a zero head count divided by zero (undefined behaviour).
     expectError([&] { applyOverride(c, "model.vision_config.num_attention_heads=0"); },
                 "config field 'num_attention_heads' must be positive, got 0");
-    expectError([&] { applyOverride(c, "model.text_config.num_key_value_heads=-2"); }, "must be positive");
+    expectError([&] { applyOverride(c, "model.text_config.num_key_value_heads=-2"); },
+                "must be positive");
   }
 
   void storedConfigsAreReadStrictly() {
@@ -87,10 +99,11 @@ class TestConfig : public QObject {
   // The chain's one rule: architecture, world and execution settings reach the earlier stages,
   // training hyper-parameters only the requested stage (the window and the command line share it).
   void chainOverridesReachEarlierStagesByRule() {
-    const auto chain = chainConfigs("tiny", Stage::Dpo,
-                                    {"lr=1e-6", "beta=0.3", "steps=7", "model.text_config.num_hidden_layers=3",
-                                     "world.noise=3", "device=cpu", "eval_samples=10"},
-                                    true);
+    const auto chain =
+        chainConfigs("tiny", Stage::Dpo,
+                     {"lr=1e-6", "beta=0.3", "steps=7", "model.text_config.num_hidden_layers=3",
+                      "world.noise=3", "device=cpu", "eval_samples=10"},
+                     true);
     QCOMPARE(chain.size(), size_t(4));
     const TrainConfig pretrain = presetConfig("tiny", Stage::Pretrain);
     for (size_t i = 0; i < 3; ++i) {
@@ -101,7 +114,8 @@ class TestConfig : public QObject {
       QCOMPARE(chain[i].steps, presetConfig("tiny", chain[i].stage).steps);  // not 7
       QCOMPARE(chain[i].lr, presetConfig("tiny", chain[i].stage).lr);        // not 1e-6
     }
-    QVERIFY(chain[0].stage == Stage::Pretrain && chain[1].stage == Stage::Align && chain[2].stage == Stage::Instruct);
+    QVERIFY(chain[0].stage == Stage::Pretrain && chain[1].stage == Stage::Align &&
+            chain[2].stage == Stage::Instruct);
     QCOMPARE(chain[3].lr, 1e-6);
     QCOMPARE(chain[3].steps, 7);
     QCOMPARE(chain[3].beta, 0.3);

@@ -24,11 +24,12 @@ class TestCurves : public QObject {
     QVERIFY(std::abs(s[0] - 1.0) < 1e-12);
     QVERIFY(std::abs(s[1] - 1.25 / 0.75) < 1e-12);
     QVERIFY(std::abs(s[2] - 2.125 / 0.875) < 1e-12);
-    QCOMPARE(debiasedEma({4, 4, 4}, 0.9), (std::vector<double>{4, 4, 4}));   // constant stays constant
-    QCOMPARE(debiasedEma({1, 2, 3}, 0.0), (std::vector<double>{1, 2, 3}));   // no smoothing
+    QCOMPARE(debiasedEma({4, 4, 4}, 0.9),
+             (std::vector<double>{4, 4, 4}));  // constant stays constant
+    QCOMPARE(debiasedEma({1, 2, 3}, 0.0), (std::vector<double>{1, 2, 3}));  // no smoothing
     const auto withNan = debiasedEma({1, NAN, 3}, 0.5);
-    QVERIFY(std::isnan(withNan[1]));                                        // passes through...
-    QVERIFY(std::abs(withNan[2] - (0.5 * 0.5 + 1.5) / 0.75) < 1e-12);       // ...and is skipped
+    QVERIFY(std::isnan(withNan[1]));                                   // passes through...
+    QVERIFY(std::abs(withNan[2] - (0.5 * 0.5 + 1.5) / 0.75) < 1e-12);  // ...and is skipped
   }
 
   void incrementalSmoothingEqualsFullRecompute() {
@@ -60,7 +61,7 @@ class TestCurves : public QObject {
       xs[i] = static_cast<double>(i);
       ys[i] = std::sin(i * 1e-4) + 0.1 * noise(rng);
     }
-    ys[123457] = 50;    // isolated spikes must survive
+    ys[123457] = 50;  // isolated spikes must survive
     ys[777777] = -50;
     const int columns = 400;
     const auto d = downsampleMinMaxLast(xs, ys, 0, static_cast<double>(n - 1), columns);
@@ -73,10 +74,14 @@ class TestCurves : public QObject {
     // In every pixel column, the column's min and max are kept.
     const double width = (n - 1.0) / columns;
     for (int c = 0; c < columns; c += 37) {
-      const size_t a = static_cast<size_t>(std::ceil(c * width)), b = static_cast<size_t>(std::ceil((c + 1) * width));
-      const auto [mn, mx] = std::minmax_element(ys.begin() + static_cast<long>(a), ys.begin() + static_cast<long>(std::min(b, n)));
-      QVERIFY2(has(static_cast<double>(mn - ys.begin())), qPrintable(QString("column %1 min").arg(c)));
-      QVERIFY2(has(static_cast<double>(mx - ys.begin())), qPrintable(QString("column %1 max").arg(c)));
+      const size_t a = static_cast<size_t>(std::ceil(c * width)),
+                   b = static_cast<size_t>(std::ceil((c + 1) * width));
+      const auto [mn, mx] = std::minmax_element(ys.begin() + static_cast<long>(a),
+                                                ys.begin() + static_cast<long>(std::min(b, n)));
+      QVERIFY2(has(static_cast<double>(mn - ys.begin())),
+               qPrintable(QString("column %1 min").arg(c)));
+      QVERIFY2(has(static_cast<double>(mx - ys.begin())),
+               qPrintable(QString("column %1 max").arg(c)));
     }
     // Block extremes give the same result, reading far fewer points.
     BlockExtremes blocks;
@@ -103,10 +108,12 @@ class TestCurves : public QObject {
     CurveGrid grid;
     grid.resize(1000, 800);
     grid.show();
-    grid.appendMetrics(1, "sft-1", 32, {{1, "loss", 2.0, 100}, {2, "loss", 1.5, 101}, {1, "grad_norm", 0.4, 100}});
+    grid.appendMetrics(1, "sft-1", 32,
+                       {{1, "loss", 2.0, 100}, {2, "loss", 1.5, 101}, {1, "grad_norm", 0.4, 100}});
     grid.replotNow();
     QCOMPARE(grid.visiblePanelCount(), 2);
-    grid.appendMetrics(2, "dpo-2", 32, {{1, "rewards/margins", 0.1, 100}, {1, "rewards/chosen", -0.1, 100}});
+    grid.appendMetrics(2, "dpo-2", 32,
+                       {{1, "rewards/margins", 0.1, 100}, {1, "rewards/chosen", -0.1, 100}});
     grid.replotNow();
     QCOMPARE(grid.visiblePanelCount(), 4);
     QVERIFY(grid.panels().front()->drawnPointCount() > 0);
@@ -129,7 +136,8 @@ class TestCurves : public QObject {
     QTemporaryDir dir;
     CurveGrid grid;
     std::vector<MetricPoint> points;
-    for (int i = 1; i <= 50; ++i) points.push_back({i, "loss", 1.0 / (i + 0.123456789), 1700000000.0 + i * 0.25});
+    for (int i = 1; i <= 50; ++i)
+      points.push_back({i, "loss", 1.0 / (i + 0.123456789), 1700000000.0 + i * 0.25});
     grid.appendMetrics(4, "run, with \"quotes\"", 16, points);
     grid.appendMetrics(5, "other", 16, {{1, "rewards/margins", -0.5, 1700000001.5}});
     const QString file = dir.filePath("m.csv");
@@ -166,7 +174,9 @@ class TestCurves : public QObject {
     CurveGrid grid;
     grid.resize(1000, 700);
     grid.show();
-    grid.appendMetrics(1, "a", 8, {{1, "loss", 2, 0}, {2, "loss", 1, 1}, {1, "grad_norm", 1, 0}, {2, "grad_norm", 2, 1}});
+    grid.appendMetrics(
+        1, "a", 8,
+        {{1, "loss", 2, 0}, {2, "loss", 1, 1}, {1, "grad_norm", 1, 0}, {2, "grad_norm", 2, 1}});
     QVERIFY(grid.exportGrid(dir.filePath("g.png"), 192));
     QVERIFY(grid.exportGrid(dir.filePath("g.pdf")));
     QVERIFY(grid.exportGrid(dir.filePath("g.svg")));

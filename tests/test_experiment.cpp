@@ -57,9 +57,10 @@ class TestExperiment : public QObject {
 
  private Q_SLOTS:
   void resultsCsvRoundTrip() {
-    std::vector<ResultRow> rows = {{"vision_lr=1e-4", 2, "dpo", "linear/shape", "test_accuracy", 0.123456789012345678},
-                                   {"", 0, "original", "segmentation", "miou", -1.5e-7},
-                                   {"a=\"q\",b", 1, "sft", "vqa", "accuracy/colour", 1.0}};
+    std::vector<ResultRow> rows = {
+        {"vision_lr=1e-4", 2, "dpo", "linear/shape", "test_accuracy", 0.123456789012345678},
+        {"", 0, "original", "segmentation", "miou", -1.5e-7},
+        {"a=\"q\",b", 1, "sft", "vqa", "accuracy/colour", 1.0}};
     const std::string path = m_dir.filePath("results.csv").toStdString();
     writeResultsCsv(path, rows);
     const auto back = readResultsCsv(path);
@@ -93,7 +94,8 @@ class TestExperiment : public QObject {
   }
 
   void statisticsMatchHandComputedValues() {
-    const auto s = summarise({1.0, 2.0, 4.0});  // mean 7/3, var ((4/3)^2 + (1/3)^2 + (5/3)^2) / 2 = 7/3
+    const auto s =
+        summarise({1.0, 2.0, 4.0});  // mean 7/3, var ((4/3)^2 + (1/3)^2 + (5/3)^2) / 2 = 7/3
     QVERIFY(std::abs(s.mean - 7.0 / 3) < 1e-12);
     QVERIFY(std::abs(s.std - std::sqrt(7.0 / 3)) < 1e-12);
     QCOMPARE(summarise({5.0}).std, 0.0);
@@ -117,7 +119,8 @@ class TestExperiment : public QObject {
     const QString md = QString::fromStdString(reportMarkdown(rows, "t"));
     // SFT 0.7 +- 0.141; DPO 0.75 +- 0.071; DPO - SFT: 0.1, 0.0 -> mean 0.05, sd 0.0707,
     // half-width 12.706 * 0.0707 / sqrt(2) = 0.635.
-    QVERIFY2(md.contains("| linear/shape | test_accuracy | 0.500 | 0.700 ± 0.141 | 0.750 ± 0.071 | +0.050 [-0.585, 0.685] |"),
+    QVERIFY2(md.contains("| linear/shape | test_accuracy | 0.500 | 0.700 ± 0.141 | 0.750 ± 0.071 | "
+                         "+0.050 [-0.585, 0.685] |"),
              qPrintable(md));
   }
 
@@ -139,7 +142,8 @@ class TestExperiment : public QObject {
     const auto outcome = runExperiment(spec, again);
     QCOMPARE(again.reusedStages, 4);
     QCOMPARE(outcome.stagesReused, 4);
-    const int total = 3 + 2 * 2 + 2 * 2 + 2 * 2 * 2;  // stage 0/1a/1b, SFT+DPO x 2 seeds, transplants
+    const int total =
+        3 + 2 * 2 + 2 * 2 + 2 * 2 * 2;  // stage 0/1a/1b, SFT+DPO x 2 seeds, transplants
     QCOMPARE(again.trainedStages + again.reusedStages, total);
 
     RunStore store(storePath(spec.workspace));
@@ -154,14 +158,15 @@ class TestExperiment : public QObject {
       ++byStage[r.stage];
     }
     QCOMPARE(byStage["pretrain"], 1);
-    QCOMPARE(byStage["align"], 1 + 2 * 3);     // stage 1a + a transplant per seed and encoder
+    QCOMPARE(byStage["align"], 1 + 2 * 3);  // stage 1a + a transplant per seed and encoder
     QCOMPARE(byStage["instruct"], 1 + 2 * 3);
     QCOMPARE(byStage["sft"], 2);
-    QCOMPARE(byStage["dpo"], 2);               // the crashed DPO run was resumed, not duplicated
+    QCOMPARE(byStage["dpo"], 2);  // the crashed DPO run was resumed, not duplicated
 
     // The report folder.
-    for (const char* f : {"results.csv", "report.md", "spec.json", "figures/probe_accuracy.png", "figures/probe_accuracy.pdf",
-                          "figures/segmentation.png", "figures/vqa_by_category.pdf", "figures/transplant_vqa.png",
+    for (const char* f : {"results.csv", "report.md", "spec.json", "figures/probe_accuracy.png",
+                          "figures/probe_accuracy.pdf", "figures/segmentation.png",
+                          "figures/vqa_by_category.pdf", "figures/transplant_vqa.png",
                           "figures/gradmap_triptychs.png", "figures/stage2_curves.pdf"})
       QVERIFY2(fs::file_size(fs::path(outcome.reportDir) / f) > 200, f);
     const auto rows = readResultsCsv((fs::path(outcome.reportDir) / "results.csv").string());
@@ -170,7 +175,8 @@ class TestExperiment : public QObject {
       QVERIFY2(std::isfinite(r.value), (r.encoder + " " + r.probe + " " + r.metric).c_str());
       cells.insert({r.seed, r.encoder, r.probe});
     }
-    for (const char* probe : {"linear/shape", "linear/colour", "linear/conjunction", "linear/count", "segmentation"}) {
+    for (const char* probe :
+         {"linear/shape", "linear/colour", "linear/conjunction", "linear/count", "segmentation"}) {
       QVERIFY(cells.count({0, "original", probe}));
       QVERIFY(cells.count({0, "stage1", probe}));
       for (int seed : {1, 2})
@@ -178,7 +184,8 @@ class TestExperiment : public QObject {
     }
     for (int seed : {1, 2}) {
       for (const char* enc : {"sft", "dpo"})
-        for (const char* probe : {"vqa", "swap_vqa", "localisation", "swap_localisation", "transplant_vqa"})
+        for (const char* probe :
+             {"vqa", "swap_vqa", "localisation", "swap_localisation", "transplant_vqa"})
           QVERIFY2(cells.count({seed, enc, probe}), probe);
       QVERIFY(cells.count({seed, "original", "transplant_vqa"}));
     }
@@ -187,7 +194,8 @@ class TestExperiment : public QObject {
     {
       int64_t sftSeed1 = 0;
       for (const auto& r : store.runs())
-        if (r.stage == "sft" && nlohmann::json::parse(r.configJson).at("seed") == 1) sftSeed1 = r.id;
+        if (r.stage == "sft" && nlohmann::json::parse(r.configJson).at("seed") == 1)
+          sftSeed1 = r.id;
       QVERIFY(sftSeed1 > 0);
       double reported = -1, reportedPointing = -1;
       for (const auto& r : rows)
@@ -198,14 +206,19 @@ class TestExperiment : public QObject {
       QVERIFY(reported >= 0);
       QProcess cli;
       cli.start(PIVOT_BINARY_DIR "/app/pivot",
-                {"--workspace", QString::fromStdString(spec.workspace), "localize", "--checkpoint", QString::number(sftSeed1),
-                 "--samples", QString::number(resolvedSpec(spec).localisationSamples)});
+                {"--workspace", QString::fromStdString(spec.workspace), "localize", "--checkpoint",
+                 QString::number(sftSeed1), "--samples",
+                 QString::number(resolvedSpec(spec).localisationSamples)});
       QVERIFY(cli.waitForFinished(300000));
       const QString out = QString::fromUtf8(cli.readAllStandardOutput());
       QVERIFY2(cli.exitCode() == 0, qPrintable(out + cli.readAllStandardError()));
-      QVERIFY2(out.contains(QString("mass inside target   %1").arg(reported, 0, 'f', 3)), qPrintable(out + QString::number(reported)));
-      QVERIFY2(out.contains(QString("pointing game        %1").arg(reportedPointing, 0, 'f', 3)), qPrintable(out));
-      QVERIFY2(out.contains(QString("%1 samples with a target").arg(resolvedSpec(spec).localisationSamples)), qPrintable(out));
+      QVERIFY2(out.contains(QString("mass inside target   %1").arg(reported, 0, 'f', 3)),
+               qPrintable(out + QString::number(reported)));
+      QVERIFY2(out.contains(QString("pointing game        %1").arg(reportedPointing, 0, 'f', 3)),
+               qPrintable(out));
+      QVERIFY2(out.contains(
+                   QString("%1 samples with a target").arg(resolvedSpec(spec).localisationSamples)),
+               qPrintable(out));
     }
 
     std::ifstream md(fs::path(outcome.reportDir) / "report.md");

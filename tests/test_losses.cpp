@@ -46,10 +46,13 @@ class TestLosses : public QObject {
   }
 
   void dpoVariantsMatchHandComputedValues() {
-    auto pc = torch::tensor({-1.0}), pr = torch::tensor({-3.0}), rc = torch::tensor({-1.5}), rr = torch::tensor({-2.5});
+    auto pc = torch::tensor({-1.0}), pr = torch::tensor({-3.0}), rc = torch::tensor({-1.5}),
+         rr = torch::tensor({-2.5});
     const double h = 1.0, beta = 0.5, ls = 0.2;
-    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, "hinge").loss.item<double>(), std::max(0.0, 1 - beta * h)));
-    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, "ipo").loss.item<double>(), std::pow(h - 1 / (2 * beta), 2)));
+    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, "hinge").loss.item<double>(),
+                 std::max(0.0, 1 - beta * h)));
+    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, "ipo").loss.item<double>(),
+                 std::pow(h - 1 / (2 * beta), 2)));
     QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, "sigmoid", ls).loss.item<double>(),
                  -logSigmoid(beta * h) * (1 - ls) - logSigmoid(-beta * h) * ls));
     QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, "robust", ls).loss.item<double>(),
@@ -58,7 +61,8 @@ class TestLosses : public QObject {
   }
 
   void dpoGradientPushesChosenUpAndRejectedDown() {
-    auto pc = torch::tensor({-2.0}, torch::requires_grad()), pr = torch::tensor({-2.0}, torch::requires_grad());
+    auto pc = torch::tensor({-2.0}, torch::requires_grad()),
+         pr = torch::tensor({-2.0}, torch::requires_grad());
     dpoLoss(pc, pr, torch::tensor({-2.0}), torch::tensor({-2.0}), 0.1, "sigmoid").loss.backward();
     QVERIFY(near(pc.grad().item<double>(), -0.05));  // -beta * sigmoid(0) = -0.05
     QVERIFY(near(pr.grad().item<double>(), 0.05));
@@ -72,16 +76,21 @@ class TestLosses : public QObject {
     const double distinct = siglipLoss(eye, eye, scale, bias, eye.to(torch::kBool)).item<double>();
     QVERIFY(near(distinct, -(2 * logSigmoid(0) + 2 * logSigmoid(10)) / 2, 1e-5));
     // Identical captions count as matches: the off-diagonal -10 logits are now positives.
-    const double same = siglipLoss(eye, eye, scale, bias, torch::ones({2, 2}, torch::kBool)).item<double>();
+    const double same =
+        siglipLoss(eye, eye, scale, bias, torch::ones({2, 2}, torch::kBool)).item<double>();
     QVERIFY(near(same, -(2 * logSigmoid(0) + 2 * logSigmoid(-10)) / 2, 1e-4));
-    // A learned scale and bias enter through exp(t) and b: t = 0, b = 0, img = txt = (1, 0), (0.6, 0.8).
+    // A learned scale and bias enter through exp(t) and b: t = 0, b = 0, img = txt = (1, 0), (0.6,
+    // 0.8).
     const auto v = torch::tensor({{1.0f, 0.0f}, {0.6f, 0.8f}});
-    const double plain = siglipLoss(v, v, torch::zeros({1}), torch::zeros({1}), torch::eye(2).to(torch::kBool)).item<double>();
+    const double plain =
+        siglipLoss(v, v, torch::zeros({1}), torch::zeros({1}), torch::eye(2).to(torch::kBool))
+            .item<double>();
     QVERIFY(near(plain, -(logSigmoid(1) + logSigmoid(1) + 2 * logSigmoid(-0.6)) / 2, 1e-5));
   }
 
   void cosineScheduleWithWarmup() {
-    // 100 steps, 10% warmup: 0 at step 0, linear to the peak at step 10, half at the midpoint of the decay.
+    // 100 steps, 10% warmup: 0 at step 0, linear to the peak at step 10, half at the midpoint of
+    // the decay.
     QCOMPARE(warmupSteps(100, 0.1), 10);
     QVERIFY(near(learningRateAt(0, 100, 1.0, 0.1), 0.0));
     QVERIFY(near(learningRateAt(5, 100, 1.0, 0.1), 0.5));

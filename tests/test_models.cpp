@@ -1,5 +1,5 @@
-// Model invariants: shapes, causal masking, relative rotary embeddings, GQA vs MHA, prefix attention,
-// and gradients reaching the vision encoder through the projector.
+// Model invariants: shapes, causal masking, relative rotary embeddings, GQA vs MHA, prefix
+// attention, and gradients reaching the vision encoder through the projector.
 #include <QtTest/QtTest>
 #include <torch/torch.h>
 
@@ -56,8 +56,8 @@ class TestModels : public QObject {
     QCOMPARE(m->visualTokens(pixels).sizes().vec(), (std::vector<int64_t>{2, 16, 32}));
     auto ids = torch::randint(5, 40, {2, 22});
     ids.narrow(1, 2, 16).fill_(3);
-    MllmInputs in{pixels, ids, torch::ones({2, 22}, torch::kInt64), torch::full({2, 22}, -100, torch::kInt64),
-                  torch::full({2}, 18, torch::kInt64)};
+    MllmInputs in{pixels, ids, torch::ones({2, 22}, torch::kInt64),
+                  torch::full({2, 22}, -100, torch::kInt64), torch::full({2}, 18, torch::kInt64)};
     QCOMPARE(m->forward(in).sizes().vec(), (std::vector<int64_t>{2, 22, 40}));
   }
 
@@ -81,16 +81,19 @@ class TestModels : public QObject {
     auto prefix = torch::full({1}, 5, torch::kInt64);
     auto changed = embeds.clone();
     changed[0][4] += 1.0;  // last prefix token
-    auto a = lm->forwardEmbeds(embeds, {}, {}, prefix), b = lm->forwardEmbeds(changed, {}, {}, prefix);
+    auto a = lm->forwardEmbeds(embeds, {}, {}, prefix),
+         b = lm->forwardEmbeds(changed, {}, {}, prefix);
     QVERIFY(!torch::allclose(a[0][0], b[0][0], 1e-5, 1e-6));  // position 0 sees the whole prefix
     auto changedResponse = embeds.clone();
     changedResponse[0][7] += 1.0;
     auto d = lm->forwardEmbeds(changedResponse, {}, {}, prefix);
-    QVERIFY(torch::allclose(a.narrow(1, 0, 7), d.narrow(1, 0, 7), 1e-5, 1e-6));  // response stays causal
+    QVERIFY(torch::allclose(a.narrow(1, 0, 7), d.narrow(1, 0, 7), 1e-5,
+                            1e-6));  // response stays causal
   }
 
   void rotaryIsRelative() {
-    // Scores q_i . k_j after rotation depend only on i - j: shifting every position leaves them equal.
+    // Scores q_i . k_j after rotation depend only on i - j: shifting every position leaves them
+    // equal.
     auto q = torch::randn({1, 2, 6, 8}), k = torch::randn({1, 2, 6, 8});
     auto pos = torch::arange(6).unsqueeze(0);
     auto [c0, s0] = rotaryTables(pos, 8, 10000.0, torch::kFloat32);
@@ -98,7 +101,8 @@ class TestModels : public QObject {
     auto scores0 = torch::matmul(applyRotary(q, c0, s0), applyRotary(k, c0, s0).transpose(-2, -1));
     auto scores1 = torch::matmul(applyRotary(q, c1, s1), applyRotary(k, c1, s1).transpose(-2, -1));
     QVERIFY(torch::allclose(scores0, scores1, 1e-4, 1e-4));
-    QVERIFY(!torch::allclose(applyRotary(q, c0, s0), applyRotary(q, c1, s1), 1e-3, 1e-3));  // it does rotate
+    QVERIFY(!torch::allclose(applyRotary(q, c0, s0), applyRotary(q, c1, s1), 1e-3,
+                             1e-3));  // it does rotate
   }
 
   void gqaWithAllHeadsEqualsMultiHead() {
@@ -113,8 +117,12 @@ class TestModels : public QObject {
       torch::NoGradGuard g;
       for (auto& p : b->named_parameters()) {
         auto src = a->named_parameters()[p.key()];
-        const bool kv = p.key().find("k_proj") != std::string::npos || p.key().find("v_proj") != std::string::npos;
-        if (!kv) { p.value().copy_(src); continue; }
+        const bool kv = p.key().find("k_proj") != std::string::npos ||
+                        p.key().find("v_proj") != std::string::npos;
+        if (!kv) {
+          p.value().copy_(src);
+          continue;
+        }
         auto heads = src.view({2, 8, -1}).repeat_interleave(2, 0);  // (4, hs, ...)
         p.value().copy_(heads.reshape(p.value().sizes()));
       }

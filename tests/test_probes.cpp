@@ -19,11 +19,13 @@ class TestProbes : public QObject {
     const double C = 0.316;
     lr.fit(x, y, 3, C);
     auto xd = x.to(torch::kFloat64);
-    auto p = torch::softmax(torch::matmul(xd, lr.weight.to(torch::kFloat64).t()) + lr.bias.to(torch::kFloat64), 1);
+    auto p = torch::softmax(
+        torch::matmul(xd, lr.weight.to(torch::kFloat64).t()) + lr.bias.to(torch::kFloat64), 1);
     auto onehot = torch::one_hot(y, 3).to(torch::kFloat64);
     auto gradW = C * torch::matmul((p - onehot).t(), xd) + lr.weight.to(torch::kFloat64);
     auto gradB = C * (p - onehot).sum(0);
-    QVERIFY2(gradW.abs().max().item<double>() < 1e-3, qPrintable(QString::number(gradW.abs().max().item<double>())));
+    QVERIFY2(gradW.abs().max().item<double>() < 1e-3,
+             qPrintable(QString::number(gradW.abs().max().item<double>())));
     QVERIFY(gradB.abs().max().item<double>() < 1e-3);
     // Stronger regularisation (smaller C) gives a smaller weight norm.
     LogisticRegression strong;
@@ -44,8 +46,9 @@ class TestProbes : public QObject {
     const auto r = linearProbe(tx, ty, vx, vy, sx, sy, 3);
     QCOMPARE(r.valByC.size(), kProbeCGrid.size());
     QCOMPARE(r.testAccuracy, 1.0);
-    const auto best = std::max_element(r.valByC.begin(), r.valByC.end(),
-                                       [](const auto& a, const auto& b) { return a.second < b.second; });
+    const auto best =
+        std::max_element(r.valByC.begin(), r.valByC.end(),
+                         [](const auto& a, const auto& b) { return a.second < b.second; });
     QCOMPARE(r.bestC, best->first);  // the first C with the best validation accuracy
     QCOMPARE(r.valAccuracy, best->second);
   }
@@ -57,10 +60,7 @@ class TestProbes : public QObject {
 
   void patchLabelsTakeTheMajorityClass() {
     // 4 x 4 mask, 2 x 2 grid: cell 0 has three 5s and one 0; cell 1 a tie between 2 and 7.
-    std::vector<uint8_t> mask = {5, 5, 2, 7,
-                                 5, 0, 7, 2,
-                                 0, 0, 9, 9,
-                                 0, 1, 9, 0};
+    std::vector<uint8_t> mask = {5, 5, 2, 7, 5, 0, 7, 2, 0, 0, 9, 9, 0, 1, 9, 0};
     QCOMPARE(patchLabels(mask, 4, 2), (std::vector<int64_t>{5, 2, 0, 9}));
   }
 
@@ -68,9 +68,11 @@ class TestProbes : public QObject {
     torch::manual_seed(2);
     auto labels = torch::randint(0, 3, {40, 16});
     auto prototypes = torch::eye(3) * 5;
-    auto features = prototypes.index_select(0, labels.reshape(-1)).view({40, 16, 3}) + 0.1 * torch::randn({40, 16, 3});
-    const auto r = segmentationProbe(features.narrow(0, 0, 30), labels.narrow(0, 0, 30), features.narrow(0, 30, 10),
-                                     labels.narrow(0, 30, 10), 3, /*seed=*/0, /*epochs=*/40, /*lr=*/1e-2);
+    auto features = prototypes.index_select(0, labels.reshape(-1)).view({40, 16, 3}) +
+                    0.1 * torch::randn({40, 16, 3});
+    const auto r = segmentationProbe(features.narrow(0, 0, 30), labels.narrow(0, 0, 30),
+                                     features.narrow(0, 30, 10), labels.narrow(0, 30, 10), 3,
+                                     /*seed=*/0, /*epochs=*/40, /*lr=*/1e-2);
     QVERIFY2(r.macroRecall > 0.99, qPrintable(QString::number(r.macroRecall)));
     QVERIFY(r.meanIoU > 0.98);
     QVERIFY_EXCEPTION_THROWN(probeTaskClasses("texture", WorldConfig{}), std::runtime_error);

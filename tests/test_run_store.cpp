@@ -64,8 +64,10 @@ class TestRunStore : public QObject {
     QTemporaryDir dir;
     RunStore store(dir.filePath("runs.sqlite").toStdString());
     const auto id = store.createRun(RunInfo{});
-    store.appendMetrics(id, {{1, "loss", 2.0, 0}, {2, "loss", 1.5, 0}, {2, "grad_norm", 0.3, 0}, {3, "loss", 1.0, 0}});
-    store.deleteMetricsAfter(id, 2);  // a resume from step 2 drops later points...
+    store.appendMetrics(
+        id,
+        {{1, "loss", 2.0, 0}, {2, "loss", 1.5, 0}, {2, "grad_norm", 0.3, 0}, {3, "loss", 1.0, 0}});
+    store.deleteMetricsAfter(id, 2);                 // a resume from step 2 drops later points...
     store.appendMetrics(id, {{3, "loss", 0.9, 0}});  // ...and repeats them
     store.appendMetrics(id, {{2, "loss", 1.4, 0}});  // a repeated step replaces, never duplicates
     auto loss = store.metrics(id, "loss");
@@ -87,7 +89,8 @@ class TestRunStore : public QObject {
       auto writeBatches = [&](int from, int to) {
         for (int batch = from; batch < to; ++batch) {
           std::vector<MetricPoint> points;
-          for (int s = 0; s < 20; ++s) points.push_back({batch * 20 + s + 1, "loss", 1.0 / (batch + 1), unixNow()});
+          for (int s = 0; s < 20; ++s)
+            points.push_back({batch * 20 + s + 1, "loss", 1.0 / (batch + 1), unixNow()});
           writer.appendMetrics(id, points);
         }
       };
@@ -130,16 +133,18 @@ class TestRunStore : public QObject {
       QFAIL("expected an error");
     } catch (const std::runtime_error& e) {
       QVERIFY2(std::string(e.what()).find(path) != std::string::npos &&
-                   std::string(e.what()).find("newer") != std::string::npos, e.what());
+                   std::string(e.what()).find("newer") != std::string::npos,
+               e.what());
     }
   }
 
-  // Issue 10.2: paths inside the workspace are stored relative to it, so a copied workspace loads its
-  // own checkpoints, never the original's.
+  // Issue 10.2: paths inside the workspace are stored relative to it, so a copied workspace loads
+  // its own checkpoints, never the original's.
   void copiedWorkspaceUsesItsOwnFiles() {
     QTemporaryDir dir;
     namespace fs = std::filesystem;
-    const fs::path a = fs::path(dir.path().toStdString()) / "a", b = fs::path(dir.path().toStdString()) / "b";
+    const fs::path a = fs::path(dir.path().toStdString()) / "a",
+                   b = fs::path(dir.path().toStdString()) / "b";
     fs::create_directories(a);
     int64_t id = 0;
     {
@@ -236,13 +241,14 @@ class TestRunStore : public QObject {
       store.appendMetrics(id, {{3, "rewards/margins", std::nan(""), 0}});
       QFAIL("expected an error");
     } catch (const std::runtime_error& e) {
-      QVERIFY2(std::string(e.what()).find("'rewards/margins' at step 3") != std::string::npos, e.what());
+      QVERIFY2(std::string(e.what()).find("'rewards/margins' at step 3") != std::string::npos,
+               e.what());
     }
     QVERIFY(store.metrics(id).empty());
   }
 
-  // Issue 10.6: a running run whose owner is gone shows as crashed; a live owner, a finished run and
-  // a fresh heartbeat from another host do not.
+  // Issue 10.6: a running run whose owner is gone shows as crashed; a live owner, a finished run
+  // and a fresh heartbeat from another host do not.
   void liveness() {
     QTemporaryDir dir;
     RunStore store(dir.filePath("runs.sqlite").toStdString());
@@ -288,8 +294,10 @@ class TestRunStore : public QObject {
         RunLock second(runDir, "sft-1", "pid 1 on here");
         QFAIL("expected an error");
       } catch (const std::runtime_error& e) {
-        QVERIFY2(std::string(e.what()).find("run sft-1 is being trained by another process (pid 1 on here)") !=
-                     std::string::npos, e.what());
+        QVERIFY2(std::string(e.what()).find(
+                     "run sft-1 is being trained by another process (pid 1 on here)") !=
+                     std::string::npos,
+                 e.what());
       }
     }
     RunLock again(runDir, "sft-1", "");  // released with its holder

@@ -62,7 +62,8 @@ class TestSafetensors : public QObject {
         QFAIL("expected an error");
       } catch (const std::runtime_error& e) {
         const std::string msg = e.what();
-        QVERIFY2(msg.find(path) != std::string::npos && msg.find(contains) != std::string::npos, e.what());
+        QVERIFY2(msg.find(path) != std::string::npos && msg.find(contains) != std::string::npos,
+                 e.what());
       }
     };
     expectError("cannot open");
@@ -81,7 +82,8 @@ class TestSafetensors : public QObject {
     auto write = [&](const std::string& header, size_t dataBytes) {
       std::ofstream out(path, std::ios::binary | std::ios::trunc);
       unsigned char len[8];
-      for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>((header.size() >> (8 * i)) & 0xff);
+      for (int i = 0; i < 8; ++i)
+        len[i] = static_cast<unsigned char>((header.size() >> (8 * i)) & 0xff);
       out.write(reinterpret_cast<const char*>(len), 8);
       out << header << std::string(dataBytes, '\x01');
     };
@@ -91,14 +93,21 @@ class TestSafetensors : public QObject {
         QFAIL(qPrintable(QString::fromStdString("expected an error containing: " + contains)));
       } catch (const std::runtime_error& e) {
         const std::string msg = e.what();
-        QVERIFY2(msg.find(path) != std::string::npos && msg.find(contains) != std::string::npos, e.what());
+        QVERIFY2(msg.find(path) != std::string::npos && msg.find(contains) != std::string::npos,
+                 e.what());
       }
     };
     // Overlapping: b reads a's last 4 bytes.
-    write(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12);
-    expectError("tensor 'b' starts at byte 4 of the data block, expected 8 (it overlaps the tensor before it)");
+    write(
+        R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+        12);
+    expectError(
+        "tensor 'b' starts at byte 4 of the data block, expected 8 (it overlaps the tensor before "
+        "it)");
     // A gap between tensors.
-    write(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})", 12);
+    write(
+        R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+        12);
     expectError("(a gap before it)");
     // Bytes after the last tensor that nothing covers.
     write(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 12);
@@ -111,16 +120,19 @@ class TestSafetensors : public QObject {
     expectError("unknown dtype 'F24'");
     write(R"({"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}})", 1);
     expectError("not a non-negative integer");
-    write(R"({"__metadata__":{"format":1},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})", 1);
+    write(R"({"__metadata__":{"format":1},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})",
+          1);
     expectError("__metadata__ value 'format' is not a string");
     write(R"([1,2])", 0);
     expectError("does not start with '{'");
-    // Found by fuzz_safetensors_header: a number too large for a double is an error naming the file,
-    // not an exception of the JSON library escaping.
+    // Found by fuzz_safetensors_header: a number too large for a double is an error naming the
+    // file, not an exception of the JSON library escaping.
     write(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":1e999999}})", 0);
     expectError("header is not valid JSON");
     // Sorted by offset, not by name: a valid file whose header lists z before a.
-    write(R"({"z":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"a":{"dtype":"U8","shape":[1],"data_offsets":[2,3]},"e":{"dtype":"U8","shape":[0],"data_offsets":[3,3]}})", 3);
+    write(
+        R"({"z":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"a":{"dtype":"U8","shape":[1],"data_offsets":[2,3]},"e":{"dtype":"U8","shape":[0],"data_offsets":[3,3]}})",
+        3);
     const auto ok = loadSafetensors(path);
     QCOMPARE(ok.size(), size_t(3));
     QCOMPARE(ok.at("a").numel(), int64_t(1));
@@ -132,7 +144,8 @@ class TestSafetensors : public QObject {
     torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3));
     model(torch::randn({4, 3})).sum().backward();
     opt.step();
-    const auto path = writeCheckpoint(dir.path().toStdString(), 7, *model, {{"k", 1}}, &opt, {{"step", 7}});
+    const auto path =
+        writeCheckpoint(dir.path().toStdString(), 7, *model, {{"k", 1}}, &opt, {{"step", 7}});
     QVERIFY(path.find("step-0000007") != std::string::npos);
     for (const char* f : {"model.safetensors", "config.json", "optimizer.pt", "trainer_state.json"})
       QVERIFY2(std::filesystem::exists(std::filesystem::path(path) / f), f);

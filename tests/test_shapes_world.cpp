@@ -28,7 +28,8 @@ uint64_t hashSample(const Sample& s, uint64_t h = 0xcbf29ce484222325ull) {
   h = fnv1a(h, s.scene.rgb.data(), s.scene.rgb.size());
   h = fnv1a(h, s.scene.classMask.data(), s.scene.classMask.size());
   h = fnv1a(h, s.scene.instanceMask.data(), s.scene.instanceMask.size());
-  for (const auto* t : {&s.caption, &s.question, &s.answer, &s.rejected}) h = fnv1a(h, t->data(), t->size());
+  for (const auto* t : {&s.caption, &s.question, &s.answer, &s.rejected})
+    h = fnv1a(h, t->data(), t->size());
   return h;
 }
 
@@ -69,14 +70,18 @@ class TestShapesWorld : public QObject {
       std::vector<int> pixels(sc.objects.size(), 0);
       for (size_t p = 0; p < sc.instanceMask.size(); ++p) {
         const int inst = sc.instanceMask[p];
-        if (inst == 0) { QCOMPARE(int(sc.classMask[p]), 0); continue; }
+        if (inst == 0) {
+          QCOMPARE(int(sc.classMask[p]), 0);
+          continue;
+        }
         const auto& o = sc.objects[static_cast<size_t>(inst - 1)];
         QCOMPARE(int(sc.classMask[p]), 1 + o.shape * 6 + o.colour);
         ++pixels[static_cast<size_t>(inst - 1)];
       }
       for (int n : pixels) QVERIFY(n > 4);
       std::set<std::pair<int, int>> combos;
-      for (const auto& o : sc.objects) QVERIFY(combos.insert({o.shape, o.colour}).second);  // names are unique
+      for (const auto& o : sc.objects)
+        QVERIFY(combos.insert({o.shape, o.colour}).second);  // names are unique
     }
   }
 
@@ -96,12 +101,15 @@ class TestShapesWorld : public QObject {
           QCOMPARE(s.answer, colours[static_cast<size_t>(o.colour)]);
           QVERIFY(s.question.find(shapes[static_cast<size_t>(o.shape)]) != std::string::npos);
           ++colourQuestions;
-          if (std::any_of(objs.begin(), objs.end(), [&](const SceneObject& p) { return colours[static_cast<size_t>(p.colour)] == s.rejected; }))
+          if (std::any_of(objs.begin(), objs.end(), [&](const SceneObject& p) {
+                return colours[static_cast<size_t>(p.colour)] == s.rejected;
+              }))
             ++inSceneColourRejections;
           break;
         }
         case Category::Shape:
-          QCOMPARE(s.answer, shapes[static_cast<size_t>(objs[static_cast<size_t>(s.targets.at(0))].shape)]);
+          QCOMPARE(s.answer,
+                   shapes[static_cast<size_t>(objs[static_cast<size_t>(s.targets.at(0))].shape)]);
           break;
         case Category::Count: {
           static const std::vector<std::string> numbers = {"zero", "one", "two", "three", "four"};
@@ -141,7 +149,9 @@ class TestShapesWorld : public QObject {
   void tokenizerAndChatTemplate() {
     auto tok = WordTokenizer::shapesWorld();
     auto prompt = tok.encodePrompt("what colour is the circle ?", 4);
-    QCOMPARE(tok.decode(prompt), std::string("<|im_start|> user <image> <image> <image> <image> what colour is the circle ? <|im_end|> <|im_start|> assistant"));
+    QCOMPARE(tok.decode(prompt),
+             std::string("<|im_start|> user <image> <image> <image> <image> what colour is the "
+                         "circle ? <|im_end|> <|im_start|> assistant"));
     QCOMPARE(tok.decode(tok.encodeResponse("red")), std::string("red <|im_end|>"));
     try {
       tok.encode("what colour is the dodecahedron ?");
@@ -152,7 +162,8 @@ class TestShapesWorld : public QObject {
     ShapesWorld w(WorldConfig{});
     for (int i = 0; i < 120; ++i) {  // every text the world writes is in the vocabulary
       const auto s = w.sample(Split::Val, i);
-      for (const auto* t : {&s.caption, &s.question, &s.answer, &s.rejected}) QVERIFY(!tok.encode(*t).empty());
+      for (const auto* t : {&s.caption, &s.question, &s.answer, &s.rejected})
+        QVERIFY(!tok.encode(*t).empty());
     }
   }
 
@@ -174,7 +185,8 @@ class TestShapesWorld : public QObject {
       readIdx(path);
       QFAIL("expected an error");
     } catch (const std::runtime_error& e) {
-      QVERIFY2(std::string(e.what()).find(path + ": not an IDX file") != std::string::npos, e.what());
+      QVERIFY2(std::string(e.what()).find(path + ": not an IDX file") != std::string::npos,
+               e.what());
     }
     // Debian's Fashion-MNIST, which scripts/setup.sh installs: 60000 images of 28 x 28.
     const auto labels = readIdx(std::string(kFashionMnistDir) + "/train-labels-idx1-ubyte.gz");

@@ -24,12 +24,14 @@ namespace {
 
 TrainConfig tiny(Stage stage, int steps) {
   TrainConfig c = presetConfig("tiny", stage);
-  for (const char* s : {"batch_size=8", "eval_samples=24", "threads=2", "warmup_ratio=0"}) applyOverride(c, s);
+  for (const char* s : {"batch_size=8", "eval_samples=24", "threads=2", "warmup_ratio=0"})
+    applyOverride(c, s);
   c.steps = steps;
   return c;
 }
 
-std::map<int64_t, double> series(const std::string& workspace, int64_t run, const std::string& key) {
+std::map<int64_t, double> series(const std::string& workspace, int64_t run,
+                                 const std::string& key) {
   RunStore store(storePath(workspace));
   std::map<int64_t, double> out;
   for (const auto& p : store.metrics(run, key)) out[p.step] = p.value;
@@ -57,7 +59,8 @@ class TestTraining : public QObject {
   // Trains `cfg` uninterrupted, then again stopped after step 3 and resumed from its checkpoint;
   // the resumed run must finish under its own id with the uninterrupted run's curves (1e-4).
   void checkResumeMatchesUninterrupted(const TrainConfig& cfg, const TrainOptions& options,
-                                       std::initializer_list<const char*> keys, TrainResult* uninterrupted = nullptr) {
+                                       std::initializer_list<const char*> keys,
+                                       TrainResult* uninterrupted = nullptr) {
     const auto whole = train(cfg, options);
     QCOMPARE(whole.status, std::string("finished"));
     if (uninterrupted) *uninterrupted = whole;
@@ -76,11 +79,13 @@ class TestTraining : public QObject {
     QCOMPARE(second.status, std::string("finished"));
     QCOMPARE(second.runId, first.runId);
     for (const char* key : keys) {
-      auto a = series(options.workspace, whole.runId, key), b = series(options.workspace, first.runId, key);
+      auto a = series(options.workspace, whole.runId, key),
+           b = series(options.workspace, first.runId, key);
       QCOMPARE(b.size(), a.size());
       for (const auto& [step, v] : a)
         QVERIFY2(std::abs(v - b.at(step)) <= 1e-4 * std::max(1.0, std::abs(v)),
-                 qPrintable(QString("%1 at step %2: %3 vs %4").arg(key).arg(step).arg(v).arg(b.at(step))));
+                 qPrintable(
+                     QString("%1 at step %2: %3 vs %4").arg(key).arg(step).arg(v).arg(b.at(step))));
     }
   }
   QTemporaryDir m_dir;
@@ -100,7 +105,8 @@ class TestTraining : public QObject {
   void sftStageWritesMetricsCheckpointAndEvaluation() {
     RunStore store(storePath(m_ws));
     auto keys = store.metricKeys(m_parent);
-    for (const char* k : {"loss", "learning_rate", "grad_norm", "logps/chosen", "throughput/samples_per_s"})
+    for (const char* k :
+         {"loss", "learning_rate", "grad_norm", "logps/chosen", "throughput/samples_per_s"})
       QVERIFY2(std::find(keys.begin(), keys.end(), k) != keys.end(), k);
     QCOMPARE(store.metrics(m_parent, "loss").size(), size_t(10));
     auto cps = store.checkpoints(m_parent);
@@ -123,7 +129,8 @@ class TestTraining : public QObject {
     QVERIFY(std::abs(series(m_ws, r.runId, "loss").at(1) - std::log(2.0)) < 1e-5);
     QVERIFY(std::abs(series(m_ws, r.runId, "rewards/margins").at(1)) < 1e-6);
     QVERIFY(std::abs(series(m_ws, r.runId, "rewards/chosen").at(1)) < 1e-6);
-    for (const char* k : {"rewards/rejected", "rewards/accuracies", "logps/chosen", "logps/rejected"})
+    for (const char* k :
+         {"rewards/rejected", "rewards/accuracies", "logps/chosen", "logps/rejected"})
       QCOMPARE(series(m_ws, r.runId, k).size(), size_t(4));
     // After updates the policy has moved away from the reference.
     QVERIFY(std::abs(series(m_ws, r.runId, "rewards/margins").at(4)) > 1e-6);
@@ -149,19 +156,24 @@ class TestTraining : public QObject {
     TrainOptions options;
     options.workspace = m_ws;
     TrainResult whole;
-    checkResumeMatchesUninterrupted(cfg, options, {"loss", "siglip/loss", "conjunction/loss", "grad_norm"}, &whole);
+    checkResumeMatchesUninterrupted(
+        cfg, options, {"loss", "siglip/loss", "conjunction/loss", "grad_norm"}, &whole);
     if (QTest::currentTestFailed()) return;
-    QVERIFY(QFileInfo::exists(QString::fromStdString(whole.checkpoint) + "/contrastive_heads.safetensors"));
+    QVERIFY(QFileInfo::exists(QString::fromStdString(whole.checkpoint) +
+                              "/contrastive_heads.safetensors"));
     bool retrieval = false;
-    for (const auto& [k, v] : whole.evaluation) retrieval |= k == "retrieval/image_to_text_accuracy" && v >= 0 && v <= 1;
+    for (const auto& [k, v] : whole.evaluation)
+      retrieval |= k == "retrieval/image_to_text_accuracy" && v >= 0 && v <= 1;
     QVERIFY(retrieval);
 
     // Between steps 4 and 8 only the vision tower moved; the LM is still its initialisation.
     auto trained = loadRunCheckpoint(m_ws, std::to_string(whole.runId));
     auto early = loadRunCheckpoint(m_ws, std::to_string(whole.runId) + "@4");
-    const auto lmNow = stateDict(*trained.model->language_model), lmEarly = stateDict(*early.model->language_model);
+    const auto lmNow = stateDict(*trained.model->language_model),
+               lmEarly = stateDict(*early.model->language_model);
     for (const auto& [name, t] : lmNow) QVERIFY2(torch::equal(t, lmEarly.at(name)), name.c_str());
-    const auto vNow = stateDict(*trained.model->vision_tower), vEarly = stateDict(*early.model->vision_tower);
+    const auto vNow = stateDict(*trained.model->vision_tower),
+               vEarly = stateDict(*early.model->vision_tower);
     bool moved = false;
     for (const auto& [name, t] : vNow) moved |= !torch::equal(t, vEarly.at(name));
     QVERIFY(moved);
@@ -198,7 +210,8 @@ class TestTraining : public QObject {
     opt.parentRunId = m_parent;
     const auto r = train(cfg, opt);
     QCOMPARE(r.status, std::string("failed"));
-    QVERIFY2(r.message.find("nan at step") != std::string::npos || r.message.find("non-finite") != std::string::npos,
+    QVERIFY2(r.message.find("nan at step") != std::string::npos ||
+                 r.message.find("non-finite") != std::string::npos,
              r.message.c_str());
     RunStore store(storePath(m_ws));
     QCOMPARE(store.run(r.runId)->status, std::string("failed"));
@@ -259,7 +272,8 @@ class TestTraining : public QObject {
       QFAIL("expected an error");
     } catch (const std::runtime_error& e) {
       const std::string msg = e.what();
-      QVERIFY2(msg.find("is live (pid " + std::to_string(owner.processId())) != std::string::npos, e.what());
+      QVERIFY2(msg.find("is live (pid " + std::to_string(owner.processId())) != std::string::npos,
+               e.what());
     }
     QCOMPARE(RunStore(storePath(m_ws)).run(first.runId)->status, std::string("running"));
     owner.kill();
@@ -287,7 +301,8 @@ class TestTraining : public QObject {
   }
 
   void transplantKeepsTheEncoderAndTheFirstProjectorLayerFrozen() {
-    // PIVOT: the trained encoder of m_parent in a fresh model; "1+1" reuses its first projector layer.
+    // PIVOT: the trained encoder of m_parent in a fresh model; "1+1" reuses its first projector
+    // layer.
     TrainConfig cfg = tiny(Stage::Align, 3);
     applyOverride(cfg, "vision_init=" + std::to_string(m_parent));
     applyOverride(cfg, "freeze_vision=true");
@@ -301,9 +316,11 @@ class TestTraining : public QObject {
     auto source = loadSafetensors(store.checkpoints(m_parent).back().path + "/model.safetensors");
     auto moved = loadSafetensors(r.checkpoint + "/model.safetensors");
     for (const char* kept : {"vision_tower.encoder.layers.0.self_attn.q_proj.weight",
-                             "vision_tower.embeddings.patch_embedding.weight", "multi_modal_projector.linear_1.weight"})
+                             "vision_tower.embeddings.patch_embedding.weight",
+                             "multi_modal_projector.linear_1.weight"})
       QVERIFY2(torch::equal(source.at(kept), moved.at(kept)), kept);
-    for (const char* changed : {"multi_modal_projector.linear_2.weight", "language_model.model.embed_tokens.weight"})
+    for (const char* changed :
+         {"multi_modal_projector.linear_2.weight", "language_model.model.embed_tokens.weight"})
       QVERIFY2(!torch::equal(source.at(changed), moved.at(changed)), changed);
     // An instruct stage on top keeps the encoder frozen too (freeze_vision), while the LM trains.
     TrainConfig next = tiny(Stage::Instruct, 3);
@@ -314,8 +331,10 @@ class TestTraining : public QObject {
     nextOpt.parentRunId = r.runId;
     auto r2 = train(next, nextOpt);
     auto after = loadSafetensors(r2.checkpoint + "/model.safetensors");
-    QVERIFY(torch::equal(source.at("vision_tower.encoder.layers.1.mlp.fc1.weight"), after.at("vision_tower.encoder.layers.1.mlp.fc1.weight")));
-    QVERIFY(!torch::equal(moved.at("language_model.model.norm.weight"), after.at("language_model.model.norm.weight")));
+    QVERIFY(torch::equal(source.at("vision_tower.encoder.layers.1.mlp.fc1.weight"),
+                         after.at("vision_tower.encoder.layers.1.mlp.fc1.weight")));
+    QVERIFY(!torch::equal(moved.at("language_model.model.norm.weight"),
+                          after.at("language_model.model.norm.weight")));
   }
 
   void overridesAreCheckedByName() {
@@ -342,7 +361,8 @@ class TestTraining : public QObject {
     expectError("world.rejected_kind=odd", "world.rejected_kind");
     expectError("projector_init=two", "projector_init must be new or one_plus_one");
     expectError("projector_init=one_plus_one", "projector_init=one_plus_one needs vision_init");
-    expectError("model.vision_config.patch_size=5", "model.vision_config: config field 'patch_size' must divide");
+    expectError("model.vision_config.patch_size=5",
+                "model.vision_config: config field 'patch_size' must divide");
   }
 };
 

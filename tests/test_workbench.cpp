@@ -40,7 +40,8 @@ class TestWorkbench : public QObject {
     lr->selectAll();
     QTest::keyClicks(lr, "fast");
     QVERIFY(!panel->startButton()->isEnabled());
-    QVERIFY2(panel->validationMessage().contains("bad value for 'lr'"), qPrintable(panel->validationMessage()));
+    QVERIFY2(panel->validationMessage().contains("bad value for 'lr'"),
+             qPrintable(panel->validationMessage()));
     lr->selectAll();
     QTest::keyClicks(lr, "0.001");
     QVERIFY(panel->startButton()->isEnabled());
@@ -71,11 +72,14 @@ class TestWorkbench : public QObject {
     QVERIFY(w.isTraining());
     // Curves fill while the run trains (align first: no parent was chosen).
     QTRY_VERIFY_WITH_TIMEOUT(w.curves()->visiblePanelCount() >= 3, 60000);
-    QTRY_VERIFY_WITH_TIMEOUT(!w.curves()->runs().empty() && w.curves()->runs().begin()->second.series.count("loss") &&
-                                 w.curves()->runs().begin()->second.series.at("loss").steps.size() > 5, 60000);
+    QTRY_VERIFY_WITH_TIMEOUT(
+        !w.curves()->runs().empty() && w.curves()->runs().begin()->second.series.count("loss") &&
+            w.curves()->runs().begin()->second.series.at("loss").steps.size() > 5,
+        60000);
     QTRY_VERIFY_WITH_TIMEOUT(w.curves()->panels().front()->drawnPointCount() > 0, 10000);
 
-    // Wait for the instruct stage (after stage 0 and align), then pause: no new steps arrive while paused.
+    // Wait for the instruct stage (after stage 0 and align), then pause: no new steps arrive while
+    // paused.
     QTRY_VERIFY_WITH_TIMEOUT(w.curves()->runs().size() == 3, 120000);
     const int64_t instructRun = w.curves()->runs().rbegin()->first;
     QTRY_VERIFY_WITH_TIMEOUT(w.curves()->lastStep(instructRun) > 3, 60000);
@@ -83,7 +87,8 @@ class TestWorkbench : public QObject {
     QCOMPARE(panel->state(), LaunchPanel::State::Paused);
     // The step in flight finishes first (slow on a loaded machine); the trainer marks the run
     // paused when it actually waits, and from then on no step arrives.
-    QTRY_VERIFY_WITH_TIMEOUT(RunStore(storePath(ws.toStdString())).run(instructRun)->status == "paused", 30000);
+    QTRY_VERIFY_WITH_TIMEOUT(
+        RunStore(storePath(ws.toStdString())).run(instructRun)->status == "paused", 30000);
     QTest::qWait(300);  // the live buffer drains every 40 ms
     const int64_t pausedAt = w.curves()->lastStep(instructRun);
     QTest::qWait(800);
@@ -117,7 +122,8 @@ class TestWorkbench : public QObject {
     QCOMPARE(params->columnCount(), 3);
     QStringList differing;
     for (int r = 0; r < params->rowCount(); ++r) differing << params->item(r, 0)->text();
-    QVERIFY2(differing.contains("stage") && differing.contains("vision_lr") && differing.contains("steps"),
+    QVERIFY2(differing.contains("stage") && differing.contains("vision_lr") &&
+                 differing.contains("steps"),
              qPrintable(differing.join(',')));
     QVERIFY(!differing.contains("model.text_config.hidden_size"));  // equal values hidden
     if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR"))
@@ -196,7 +202,8 @@ class TestWorkbench : public QObject {
     bad.write(",1,sft,vqa,accuracy,lots\n");
     bad.close();
     QVERIFY(!view.loadReport(dir));
-    QVERIFY2(view.message().contains("results.csv:" + QString::number(rows.size() + 2) + ": value 'lots' is not a number"),
+    QVERIFY2(view.message().contains("results.csv:" + QString::number(rows.size() + 2) +
+                                     ": value 'lots' is not a number"),
              qPrintable(view.message()));
   }
 
@@ -217,7 +224,8 @@ class TestWorkbench : public QObject {
     panel->seedsBox()->setValue(1);
     QTest::keyClicks(panel->sweepEdit(), "vision_lr");  // incomplete: refused, and says why
     QVERIFY(!panel->experimentButton()->isEnabled());
-    QVERIFY2(panel->experimentMessage().contains("sweep: expected key=v1,v2"), qPrintable(panel->experimentMessage()));
+    QVERIFY2(panel->experimentMessage().contains("sweep: expected key=v1,v2"),
+             qPrintable(panel->experimentMessage()));
     panel->sweepEdit()->clear();
     QTest::keyClicks(panel->sweepEdit(), " ");
     QVERIFY(panel->experimentButton()->isEnabled());
@@ -260,7 +268,9 @@ class TestWorkbench : public QObject {
     request.stage = "pretrain";
     request.overrides = {"steps=100000"};
     w.startRun(request);
-    QTRY_VERIFY_WITH_TIMEOUT(!w.curves()->runs().empty() && w.curves()->lastStep(w.curves()->runs().begin()->first) > 2, 30000);
+    QTRY_VERIFY_WITH_TIMEOUT(
+        !w.curves()->runs().empty() && w.curves()->lastStep(w.curves()->runs().begin()->first) > 2,
+        30000);
     // First answer No: the window stays and the run goes on; then Yes: it stops and closes.
     auto answer = [](QMessageBox::StandardButton button) {
       QTimer::singleShot(200, [button] {

@@ -71,7 +71,8 @@ const std::vector<int64_t>& DataOrder::epochOrder(int64_t epoch) {
     for (int64_t i = 0; i < m_size; ++i) m_order[static_cast<size_t>(i)] = i;
     SplitMix64 rng(m_seed * 1000003ull + static_cast<uint64_t>(epoch));
     for (int64_t i = m_size - 1; i > 0; --i)  // Fisher-Yates
-      std::swap(m_order[static_cast<size_t>(i)], m_order[static_cast<size_t>(rng.uniform(static_cast<int>(i + 1)))]);
+      std::swap(m_order[static_cast<size_t>(i)],
+                m_order[static_cast<size_t>(rng.uniform(static_cast<int>(i + 1)))]);
     m_cachedEpoch = epoch;
   }
   return m_order;

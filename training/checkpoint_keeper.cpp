@@ -8,14 +8,18 @@ namespace fs = std::filesystem;
 namespace pivot {
 
 CheckpointKeeper::CheckpointKeeper(RunStore& store, int64_t runId, const TrainConfig& cfg)
-    : m_store(store), m_runId(runId), m_cfg(cfg), m_snapshots(snapshotSteps(cfg)),
+    : m_store(store),
+      m_runId(runId),
+      m_cfg(cfg),
+      m_snapshots(snapshotSteps(cfg)),
       m_lastSave(std::chrono::steady_clock::now()) {}
 
 bool CheckpointKeeper::due(int64_t done) const {
   if (done >= m_cfg.steps) return false;
   if (isKept(done)) return true;
   return m_cfg.checkpoint_minutes > 0 &&
-         std::chrono::steady_clock::now() - m_lastSave >= std::chrono::duration<double>(60.0 * m_cfg.checkpoint_minutes);
+         std::chrono::steady_clock::now() - m_lastSave >=
+             std::chrono::duration<double>(60.0 * m_cfg.checkpoint_minutes);
 }
 
 std::string CheckpointKeeper::save(int64_t done, const std::function<std::string(int64_t)>& write) {

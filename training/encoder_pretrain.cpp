@@ -11,7 +11,8 @@ struct TextBatch {
   torch::Tensor ids, mask, sameText;
 };
 
-TextBatch captionBatch(const std::vector<Sample>& samples, const WordTokenizer& tok, torch::Device device) {
+TextBatch captionBatch(const std::vector<Sample>& samples, const WordTokenizer& tok,
+                       torch::Device device) {
   const int64_t B = static_cast<int64_t>(samples.size());
   std::vector<std::vector<int64_t>> rows;
   int64_t T = 1;
@@ -29,41 +30,49 @@ TextBatch captionBatch(const std::vector<Sample>& samples, const WordTokenizer& 
       mask[b][static_cast<int64_t>(t)] = 1;
     }
     for (int64_t c = 0; c < B; ++c)
-      if (samples[static_cast<size_t>(b)].caption == samples[static_cast<size_t>(c)].caption) same[b][c] = true;
+      if (samples[static_cast<size_t>(b)].caption == samples[static_cast<size_t>(c)].caption)
+        same[b][c] = true;
   }
   return {ids.to(device), mask.to(device), same.to(device)};
 }
 
 }  // namespace
 
-ContrastiveHeadsImpl::ContrastiveHeadsImpl(const VisionConfig& vision, int64_t vocabSize, int64_t maxTextLength) {
+ContrastiveHeadsImpl::ContrastiveHeadsImpl(const VisionConfig& vision, int64_t vocabSize,
+                                           int64_t maxTextLength) {
   VisionConfig text = vision;  // same width, heads and MLP as the vision blocks
   const int64_t D = vision.hidden_size;
   token_embedding = register_module("token_embedding", torch::nn::Embedding(vocabSize, D));
-  position_embedding = register_module("position_embedding", torch::nn::Embedding(maxTextLength, D));
+  position_embedding =
+      register_module("position_embedding", torch::nn::Embedding(maxTextLength, D));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int i = 0; i < 2; ++i) layers->push_back(SiglipEncoderLayer(text));
   final_layer_norm = register_module(
-      "final_layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({D}).eps(vision.layer_norm_eps)));
+      "final_layer_norm",
+      torch::nn::LayerNorm(torch::nn::LayerNormOptions({D}).eps(vision.layer_norm_eps)));
   text_head = register_module("text_head", torch::nn::Linear(D, D));
   image_head = register_module("image_head", torch::nn::Linear(D, D));
-  conjunction_head = register_module("conjunction_head", torch::nn::Linear(D, ShapesWorld::numClasses() - 1));
+  conjunction_head =
+      register_module("conjunction_head", torch::nn::Linear(D, ShapesWorld::numClasses() - 1));
   logit_scale = register_parameter("logit_scale", torch::full({1}, std::log(10.0)));
   logit_bias = register_parameter("logit_bias", torch::full({1}, -10.0));
 }
 
-torch::Tensor ContrastiveHeadsImpl::encodeText(const torch::Tensor& ids, const torch::Tensor& mask) {
+torch::Tensor ContrastiveHeadsImpl::encodeText(const torch::Tensor& ids,
+                                               const torch::Tensor& mask) {
   const int64_t T = ids.size(1);
-  TORCH_CHECK(T <= position_embedding->weight.size(0), "caption of ", T, " tokens is longer than the text tower's ",
-              position_embedding->weight.size(0));
+  TORCH_CHECK(T <= position_embedding->weight.size(0), "caption of ", T,
+              " tokens is longer than the text tower's ", position_embedding->weight.size(0));
   auto x = token_embedding(ids) + position_embedding(torch::arange(T, ids.options())).unsqueeze(0);
   // Padded keys get a large negative score; padded queries are dropped by the pooling below.
   auto additive = (1.0 - mask.to(x.scalar_type())).mul(-1e9).view({ids.size(0), 1, 1, T});
-  for (size_t i = 0; i < layers->size(); ++i) x = layers->at<SiglipEncoderLayerImpl>(i).forward(x, additive);
+  for (size_t i = 0; i < layers->size(); ++i)
+    x = layers->at<SiglipEncoderLayerImpl>(i).forward(x, additive);
   x = final_layer_norm(x);
-  auto m = mask.to(x.scalar_type()).unsqueeze(-1);                       // (B, T, 1)
-  auto pooled = (x * m).sum(1) / m.sum(1).clamp_min(1.0);                // (B, D)
-  return torch::nn::functional::normalize(text_head(pooled), torch::nn::functional::NormalizeFuncOptions().dim(-1));
+  auto m = mask.to(x.scalar_type()).unsqueeze(-1);         // (B, T, 1)
+  auto pooled = (x * m).sum(1) / m.sum(1).clamp_min(1.0);  // (B, D)
+  return torch::nn::functional::normalize(text_head(pooled),
+                                          torch::nn::functional::NormalizeFuncOptions().dim(-1));
 }
 
 torch::Tensor ContrastiveHeadsImpl::encodeImage(const torch::Tensor& lastHidden) {
@@ -74,7 +83,8 @@ torch::Tensor ContrastiveHeadsImpl::encodeImage(const torch::Tensor& lastHidden)
 torch::Tensor siglipLoss(const torch::Tensor& imageEmbeds, const torch::Tensor& textEmbeds,
                          const torch::Tensor& logitScale, const torch::Tensor& logitBias,
                          const torch::Tensor& sameText) {
-  auto logits = torch::matmul(imageEmbeds, textEmbeds.t()) * logitScale.exp() + logitBias;  // (B, B)
+  auto logits =
+      torch::matmul(imageEmbeds, textEmbeds.t()) * logitScale.exp() + logitBias;  // (B, B)
   auto target = sameText.to(logits.scalar_type()) * 2.0 - 1.0;
   return -torch::nn::functional::logsigmoid(target * logits).sum() / imageEmbeds.size(0);
 }
@@ -84,12 +94,14 @@ torch::Tensor conjunctionTargets(const std::vector<Sample>& samples) {
   auto t = torch::zeros({static_cast<int64_t>(samples.size()), K});
   for (size_t b = 0; b < samples.size(); ++b)
     for (const auto& o : samples[b].scene.objects)
-      t[static_cast<int64_t>(b)][o.shape * static_cast<int64_t>(ShapesWorld::colours().size()) + o.colour] = 1.0;
+      t[static_cast<int64_t>(b)]
+       [o.shape * static_cast<int64_t>(ShapesWorld::colours().size()) + o.colour] = 1.0;
   return t;
 }
 
-PretrainStep pretrainStep(VisionTransformer& vision, ContrastiveHeads& heads, const std::vector<Sample>& samples,
-                          const WordTokenizer& tok, torch::Device device, double conjunctionWeight) {
+PretrainStep pretrainStep(VisionTransformer& vision, ContrastiveHeads& heads,
+                          const std::vector<Sample>& samples, const WordTokenizer& tok,
+                          torch::Device device, double conjunctionWeight) {
   std::vector<const Scene*> scenes;
   for (const auto& s : samples) scenes.push_back(&s.scene);
   const auto text = captionBatch(samples, tok, device);
@@ -107,7 +119,11 @@ PretrainStep pretrainStep(VisionTransformer& vision, ContrastiveHeads& heads, co
     out.loss = out.loss + conjunctionWeight * bce;
     torch::NoGradGuard noGrad;
     extra = {{"conjunction/loss", bce.item<double>()},
-             {"conjunction/accuracy", ((logits > 0).to(torch::kFloat32) == targets).all(1).to(torch::kFloat32).mean().item<double>()}};
+             {"conjunction/accuracy", ((logits > 0).to(torch::kFloat32) == targets)
+                                          .all(1)
+                                          .to(torch::kFloat32)
+                                          .mean()
+                                          .item<double>()}};
   }
   torch::NoGradGuard noGrad;
   // A retrieval is right when the best-scoring caption is the image's own (or an identical one).
@@ -121,8 +137,9 @@ PretrainStep pretrainStep(VisionTransformer& vision, ContrastiveHeads& heads, co
   return out;
 }
 
-Scalars evaluateRetrieval(VisionTransformer& vision, ContrastiveHeads& heads, const ShapesWorld& world,
-                          const WordTokenizer& tok, Split split, int numSamples, torch::Device device, int batchSize) {
+Scalars evaluateRetrieval(VisionTransformer& vision, ContrastiveHeads& heads,
+                          const ShapesWorld& world, const WordTokenizer& tok, Split split,
+                          int numSamples, torch::Device device, int batchSize) {
   torch::NoGradGuard noGrad;
   const bool wasTraining = vision->is_training();
   vision->eval();
@@ -134,7 +151,7 @@ Scalars evaluateRetrieval(VisionTransformer& vision, ContrastiveHeads& heads, co
     for (int i = start; i < start + batchSize; ++i) samples.push_back(world.sample(split, i));
     const auto step = pretrainStep(vision, heads, samples, tok, device);
     hits += step.scalars[1].second * batchSize;  // siglip/image_to_text_accuracy
-    lossSum += step.scalars[0].second;            // siglip/loss
+    lossSum += step.scalars[0].second;           // siglip/loss
     scored += batchSize;
     ++batches;
   }

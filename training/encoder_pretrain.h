@@ -3,8 +3,9 @@
 // their captions; the text tower and both projection heads are then discarded.
 //
 // Why the image-text loss and not a supervised one: a supervised objective on shape/colour labels
-// would hand the encoder exactly the labels its probes later measure, leaving nothing for SFT or DPO
-// to change; captions name shapes, colours, sizes and sides together, as web alt-text does for SigLIP.
+// would hand the encoder exactly the labels its probes later measure, leaving nothing for SFT or
+// DPO to change; captions name shapes, colours, sizes and sides together, as web alt-text does for
+// SigLIP.
 #pragma once
 #include <torch/torch.h>
 
@@ -34,22 +35,24 @@ struct ContrastiveHeadsImpl : torch::nn::Module {
   torch::nn::ModuleList layers{nullptr};
   torch::nn::LayerNorm final_layer_norm{nullptr};
   torch::nn::Linear text_head{nullptr}, image_head{nullptr};
-  torch::nn::Linear conjunction_head{nullptr};  // pooled image -> which shape x colour pairs are present
+  torch::nn::Linear conjunction_head{
+      nullptr};  // pooled image -> which shape x colour pairs are present
   torch::Tensor logit_scale, logit_bias;
 };
 TORCH_MODULE(ContrastiveHeads);
 
 // SigLIP's loss over a batch: logits = exp(t) * img . txt^T + b, target +1 for matching pairs and
-// -1 otherwise; loss = -sum_ij log sigmoid(target_ij * logits_ij) / B. `sameText` (B, B) marks pairs
-// whose captions are identical; they count as matches, not negatives.
+// -1 otherwise; loss = -sum_ij log sigmoid(target_ij * logits_ij) / B. `sameText` (B, B) marks
+// pairs whose captions are identical; they count as matches, not negatives.
 torch::Tensor siglipLoss(const torch::Tensor& imageEmbeds, const torch::Tensor& textEmbeds,
                          const torch::Tensor& logitScale, const torch::Tensor& logitBias,
                          const torch::Tensor& sameText);
 
 struct PretrainStep {
   torch::Tensor loss;
-  Scalars scalars;  // siglip/loss, siglip/image_to_text_accuracy, siglip/logit_scale, siglip/logit_bias,
-                    // and conjunction/loss, conjunction/accuracy when conjunctionWeight > 0
+  Scalars scalars;  // siglip/loss, siglip/image_to_text_accuracy, siglip/logit_scale,
+                    // siglip/logit_bias, and conjunction/loss, conjunction/accuracy when
+                    // conjunctionWeight > 0
 };
 
 // (B, shapes x colours) 1/0: which conjunctions each scene holds.
@@ -57,12 +60,14 @@ torch::Tensor conjunctionTargets(const std::vector<Sample>& samples);
 
 // One stage-0 forward pass over `samples` (images and captions): the SigLIP loss, plus
 // conjunctionWeight times a binary cross-entropy on which shape x colour pairs each scene holds.
-PretrainStep pretrainStep(VisionTransformer& vision, ContrastiveHeads& heads, const std::vector<Sample>& samples,
-                          const WordTokenizer& tok, torch::Device device, double conjunctionWeight = 0.0);
+PretrainStep pretrainStep(VisionTransformer& vision, ContrastiveHeads& heads,
+                          const std::vector<Sample>& samples, const WordTokenizer& tok,
+                          torch::Device device, double conjunctionWeight = 0.0);
 
-// Image-to-text retrieval top-1 within batches of `batchSize` held-out samples (chance: 1/batchSize).
-Scalars evaluateRetrieval(VisionTransformer& vision, ContrastiveHeads& heads, const ShapesWorld& world,
-                          const WordTokenizer& tok, Split split, int numSamples, torch::Device device,
-                          int batchSize = 64);
+// Image-to-text retrieval top-1 within batches of `batchSize` held-out samples (chance:
+// 1/batchSize).
+Scalars evaluateRetrieval(VisionTransformer& vision, ContrastiveHeads& heads,
+                          const ShapesWorld& world, const WordTokenizer& tok, Split split,
+                          int numSamples, torch::Device device, int batchSize = 64);
 
 }  // namespace pivot

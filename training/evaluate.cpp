@@ -23,17 +23,19 @@ Scalars evaluateVqa(Mllm& model, const ShapesWorld& world, const WordTokenizer& 
     for (const auto& s : samples) rows.push_back({&s, Response::Rejected});
     auto in = buildBatch(rows, tok, imageTokens, device);
     in.pixels = in.pixels.narrow(0, 0, n);  // chosen and rejected rows share their image
-    auto logits = model->forward(in);                                    // (2n, T, V)
+    auto logits = model->forward(in);       // (2n, T, V)
     auto labels = in.targetLabels();
-    auto seq = sequenceLogProbs(logits, labels).to(torch::kCPU);         // (2n)
-    auto firstPos = (in.prefixLen - 1 - in.logitsFrom).view({-1, 1, 1}); // predicts response token 0
+    auto seq = sequenceLogProbs(logits, labels).to(torch::kCPU);  // (2n)
+    auto firstPos =
+        (in.prefixLen - 1 - in.logitsFrom).view({-1, 1, 1});  // predicts response token 0
     auto firstLogits = logits.gather(1, firstPos.expand({-1, 1, logits.size(2)})).squeeze(1);
-    auto predicted = firstLogits.argmax(/*dim=*/-1).to(torch::kCPU);     // (2n)
+    auto predicted = firstLogits.argmax(/*dim=*/-1).to(torch::kCPU);  // (2n)
     auto target = labels.gather(1, firstPos.view({-1, 1})).squeeze(1).to(torch::kCPU);
     for (int i = 0; i < n; ++i) {
       const int c = static_cast<int>(samples[static_cast<size_t>(i)].category);
       ++total[static_cast<size_t>(c)];
-      if (predicted[i].item<int64_t>() == target[i].item<int64_t>()) ++correct[static_cast<size_t>(c)];
+      if (predicted[i].item<int64_t>() == target[i].item<int64_t>())
+        ++correct[static_cast<size_t>(c)];
       logpSum += seq[i].item<double>();
       if (seq[i].item<double>() > seq[n + i].item<double>()) pairwiseHits += 1;
     }
@@ -49,8 +51,9 @@ Scalars evaluateVqa(Mllm& model, const ShapesWorld& world, const WordTokenizer& 
   out.emplace_back("vqa/accuracy", static_cast<double>(allCorrect) / denom);
   for (int c = 0; c < kNumCategories; ++c)
     if (total[static_cast<size_t>(c)] > 0)
-      out.emplace_back(std::string("vqa/accuracy/") + categoryName(static_cast<Category>(c)),
-                       static_cast<double>(correct[static_cast<size_t>(c)]) / total[static_cast<size_t>(c)]);
+      out.emplace_back(
+          std::string("vqa/accuracy/") + categoryName(static_cast<Category>(c)),
+          static_cast<double>(correct[static_cast<size_t>(c)]) / total[static_cast<size_t>(c)]);
   out.emplace_back("vqa/logps_chosen", logpSum / denom);
   out.emplace_back("vqa/pairwise_accuracy", pairwiseHits / denom);
   out.emplace_back("vqa/samples", static_cast<double>(all));

@@ -8,7 +8,8 @@
 
 namespace pivot {
 
-using Scalars = std::vector<std::pair<std::string, double>>;  // TRL names: loss, rewards/margins, ...
+using Scalars =
+    std::vector<std::pair<std::string, double>>;  // TRL names: loss, rewards/margins, ...
 
 class MetricSink {
  public:

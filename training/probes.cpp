@@ -11,7 +11,8 @@ namespace pivot {
 
 const std::vector<double> kProbeCGrid = {0.01, 0.03, 0.1, 0.316, 1.0, 3.16};
 
-torch::Tensor patchFeatures(Mllm& model, const torch::Tensor& pixels, int layer, bool afterProjector) {
+torch::Tensor patchFeatures(Mllm& model, const torch::Tensor& pixels, int layer,
+                            bool afterProjector) {
   torch::NoGradGuard noGrad;
   model->eval();
   auto features = model->vision_tower->features(pixels, layer);  // (B, N, Dv)
@@ -24,8 +25,8 @@ torch::Tensor pooledFeatures(const torch::Tensor& patches) {
   return mean / mean.norm(2, /*dim=*/-1, /*keepdim=*/true).clamp_min(1e-12);
 }
 
-void LogisticRegression::fit(const torch::Tensor& x, const torch::Tensor& y, int numClasses, double C,
-                             int maxIterations) {
+void LogisticRegression::fit(const torch::Tensor& x, const torch::Tensor& y, int numClasses,
+                             double C, int maxIterations) {
   const int64_t D = x.size(1);
   auto xd = x.to(torch::kFloat64), yd = y.to(torch::kInt64);
   auto w = torch::zeros({numClasses, D}, torch::kFloat64).requires_grad_(true);
@@ -40,7 +41,8 @@ void LogisticRegression::fit(const torch::Tensor& x, const torch::Tensor& y, int
     optimizer.zero_grad();
     auto logits = torch::matmul(xd, w.t()) + b;
     auto loss = C * torch::nn::functional::cross_entropy(
-                        logits, yd, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) +
+                        logits, yd,
+                        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) +
                 0.5 * w.pow(2).sum();
     loss.backward();
     return loss;
@@ -58,8 +60,9 @@ double LogisticRegression::accuracy(const torch::Tensor& x, const torch::Tensor&
   return predict(x).eq(y.to(torch::kInt64)).to(torch::kFloat64).mean().item<double>();
 }
 
-LinearProbeResult linearProbe(const torch::Tensor& trainX, const torch::Tensor& trainY, const torch::Tensor& valX,
-                              const torch::Tensor& valY, const torch::Tensor& testX, const torch::Tensor& testY,
+LinearProbeResult linearProbe(const torch::Tensor& trainX, const torch::Tensor& trainY,
+                              const torch::Tensor& valX, const torch::Tensor& valY,
+                              const torch::Tensor& testX, const torch::Tensor& testY,
                               int numClasses, const std::vector<double>& grid) {
   LinearProbeResult r;
   LogisticRegression best;
@@ -80,19 +83,22 @@ LinearProbeResult linearProbe(const torch::Tensor& trainX, const torch::Tensor& 
 }
 
 int probeTaskClasses(const std::string& task, const WorldConfig& world) {
-  const int shapes = static_cast<int>(ShapesWorld::shapes().size()), colours = static_cast<int>(ShapesWorld::colours().size());
+  const int shapes = static_cast<int>(ShapesWorld::shapes().size()),
+            colours = static_cast<int>(ShapesWorld::colours().size());
   if (task == "shape") return shapes;
   if (task == "colour") return colours;
   if (task == "conjunction") return shapes * colours;
   if (task == "count") return world.max_objects + 1;
-  throw std::runtime_error("unknown probe task '" + task + "' (expected shape, colour, conjunction or count)");
+  throw std::runtime_error("unknown probe task '" + task +
+                           "' (expected shape, colour, conjunction or count)");
 }
 
 int64_t probeLabel(const std::string& task, const Sample& s) {
   const auto& objs = s.scene.objects;
-  const auto largest = std::max_element(objs.begin(), objs.end(), [](const SceneObject& a, const SceneObject& b) {
-    return a.radius < b.radius;  // ties: the first drawn
-  });
+  const auto largest =
+      std::max_element(objs.begin(), objs.end(), [](const SceneObject& a, const SceneObject& b) {
+        return a.radius < b.radius;  // ties: the first drawn
+      });
   if (task == "count") return static_cast<int64_t>(objs.size());
   if (task == "shape") return largest->shape;
   if (task == "colour") return largest->colour;
@@ -107,21 +113,28 @@ std::vector<int64_t> patchLabels(const std::vector<uint8_t>& classMask, int size
     for (int gx = 0; gx < grid; ++gx) {
       counts.clear();
       for (int y = gy * cell; y < (gy + 1) * cell; ++y)
-        for (int x = gx * cell; x < (gx + 1) * cell; ++x) ++counts[classMask[static_cast<size_t>(y * size + x)]];
+        for (int x = gx * cell; x < (gx + 1) * cell; ++x)
+          ++counts[classMask[static_cast<size_t>(y * size + x)]];
       int best = 0, bestCount = -1;
       for (const auto& [cls, n] : counts)  // ascending class: ties keep the smaller id
-        if (n > bestCount) { best = cls; bestCount = n; }
+        if (n > bestCount) {
+          best = cls;
+          bestCount = n;
+        }
       labels[static_cast<size_t>(gy * grid + gx)] = best;
     }
   return labels;
 }
 
-SegmentationProbeResult segmentationProbe(const torch::Tensor& trainFeatures, const torch::Tensor& trainLabels,
-                                          const torch::Tensor& testFeatures, const torch::Tensor& testLabels,
-                                          int numClasses, uint64_t seed, int epochs, double lr, int batchSize) {
+SegmentationProbeResult segmentationProbe(const torch::Tensor& trainFeatures,
+                                          const torch::Tensor& trainLabels,
+                                          const torch::Tensor& testFeatures,
+                                          const torch::Tensor& testLabels, int numClasses,
+                                          uint64_t seed, int epochs, double lr, int batchSize) {
   torch::manual_seed(seed);
   const int64_t D = trainFeatures.size(2);
-  torch::nn::Sequential mlp(torch::nn::Linear(D, D), torch::nn::GELU(), torch::nn::Linear(D, numClasses));
+  torch::nn::Sequential mlp(torch::nn::Linear(D, D), torch::nn::GELU(),
+                            torch::nn::Linear(D, numClasses));
   torch::optim::Adam optimizer(mlp->parameters(), torch::optim::AdamOptions(lr));
   auto x = trainFeatures.reshape({-1, D}), y = trainLabels.reshape({-1});
   const int64_t n = x.size(0);
@@ -129,7 +142,8 @@ SegmentationProbeResult segmentationProbe(const torch::Tensor& trainFeatures, co
     auto order = torch::randperm(n);
     for (int64_t start = 0; start < n; start += batchSize) {
       auto idx = order.narrow(0, start, std::min<int64_t>(batchSize, n - start));
-      auto loss = torch::nn::functional::cross_entropy(mlp->forward(x.index_select(0, idx)), y.index_select(0, idx));
+      auto loss = torch::nn::functional::cross_entropy(mlp->forward(x.index_select(0, idx)),
+                                                       y.index_select(0, idx));
       optimizer.zero_grad();
       loss.backward();
       optimizer.step();
@@ -160,8 +174,8 @@ torch::Tensor ShapesWorldFeatures::labels(const std::string& task) const {
   return torch::tensor(out, torch::kInt64);
 }
 
-ShapesWorldFeatures shapesWorldFeatures(Mllm& model, const ShapesWorld& world, Split split, int count, int layer,
-                                        bool afterProjector) {
+ShapesWorldFeatures shapesWorldFeatures(Mllm& model, const ShapesWorld& world, Split split,
+                                        int count, int layer, bool afterProjector) {
   const auto& v = model->config.vision;
   const int grid = v.image_size / v.patch_size;
   const auto device = model->parameters().front().device();
@@ -170,7 +184,8 @@ ShapesWorldFeatures shapesWorldFeatures(Mllm& model, const ShapesWorld& world, S
   std::vector<int64_t> cells;
   for (int start = 0; start < count; start += 128) {
     const size_t first = f.samples.size();
-    for (int i = start; i < std::min(count, start + 128); ++i) f.samples.push_back(world.sample(split, i));
+    for (int i = start; i < std::min(count, start + 128); ++i)
+      f.samples.push_back(world.sample(split, i));
     std::vector<const Scene*> scenes;
     for (size_t i = first; i < f.samples.size(); ++i) {
       scenes.push_back(&f.samples[i].scene);
@@ -185,21 +200,24 @@ ShapesWorldFeatures shapesWorldFeatures(Mllm& model, const ShapesWorld& world, S
   return f;
 }
 
-torch::Tensor pooledImageFeatures(Mllm& model, const torch::Tensor& pixels, int layer, bool afterProjector) {
+torch::Tensor pooledImageFeatures(Mllm& model, const torch::Tensor& pixels, int layer,
+                                  bool afterProjector) {
   const auto device = model->parameters().front().device();
   std::vector<torch::Tensor> parts;
   for (int64_t start = 0; start < pixels.size(0); start += 128)
     parts.push_back(pooledFeatures(patchFeatures(
-        model, pixels.narrow(0, start, std::min<int64_t>(128, pixels.size(0) - start)).to(device), layer, afterProjector)));
+        model, pixels.narrow(0, start, std::min<int64_t>(128, pixels.size(0) - start)).to(device),
+        layer, afterProjector)));
   return torch::cat(parts);
 }
 
-SegmentationProbeSummary segmentationProbeOverSeeds(const ShapesWorldFeatures& train, const ShapesWorldFeatures& test,
-                                                    int seeds) {
+SegmentationProbeSummary segmentationProbeOverSeeds(const ShapesWorldFeatures& train,
+                                                    const ShapesWorldFeatures& test, int seeds) {
   std::vector<double> recalls, ious;
   for (int seed = 0; seed < seeds; ++seed) {
-    const auto seg = segmentationProbe(train.patches, train.patchLabels, test.patches, test.patchLabels,
-                                       ShapesWorld::numClasses(), static_cast<uint64_t>(seed));
+    const auto seg =
+        segmentationProbe(train.patches, train.patchLabels, test.patches, test.patchLabels,
+                          ShapesWorld::numClasses(), static_cast<uint64_t>(seed));
     recalls.push_back(seg.macroRecall);
     ious.push_back(seg.meanIoU);
   }
@@ -208,22 +226,32 @@ SegmentationProbeSummary segmentationProbeOverSeeds(const ShapesWorldFeatures& t
 
 LabelledImages fashionMnist(bool testFile, int from, int count, int size) {
   const std::string dir = kFashionMnistDir;
-  const std::string images = dir + (testFile ? "/t10k-images-idx3-ubyte.gz" : "/train-images-idx3-ubyte.gz");
-  const std::string labels = dir + (testFile ? "/t10k-labels-idx1-ubyte.gz" : "/train-labels-idx1-ubyte.gz");
+  const std::string images =
+      dir + (testFile ? "/t10k-images-idx3-ubyte.gz" : "/train-images-idx3-ubyte.gz");
+  const std::string labels =
+      dir + (testFile ? "/t10k-labels-idx1-ubyte.gz" : "/train-labels-idx1-ubyte.gz");
   const auto x = readIdx(images), y = readIdx(labels);
   if (x.dims.size() != 3 || y.dims.size() != 1 || x.dims[0] != y.dims[0])
     throw std::runtime_error(images + ": expected N x 28 x 28 images with N labels");
-  if (from + count > x.dims[0]) throw std::runtime_error(images + ": has " + std::to_string(x.dims[0]) + " images, asked for " +
-                                                         std::to_string(from + count));
+  if (from + count > x.dims[0])
+    throw std::runtime_error(images + ": has " + std::to_string(x.dims[0]) + " images, asked for " +
+                             std::to_string(from + count));
   const int64_t h = x.dims[1], w = x.dims[2];
-  auto bytes = torch::from_blob(const_cast<uint8_t*>(x.data.data()) + static_cast<int64_t>(from) * h * w, {count, 1, h, w},
-                                torch::kUInt8).to(torch::kFloat32) / 255.0;
-  auto resized = torch::nn::functional::interpolate(
-      bytes, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{size, size})
-                 .mode(torch::kBilinear).align_corners(false));
+  auto bytes =
+      torch::from_blob(const_cast<uint8_t*>(x.data.data()) + static_cast<int64_t>(from) * h * w,
+                       {count, 1, h, w}, torch::kUInt8)
+          .to(torch::kFloat32) /
+      255.0;
+  auto resized =
+      torch::nn::functional::interpolate(bytes, torch::nn::functional::InterpolateFuncOptions()
+                                                    .size(std::vector<int64_t>{size, size})
+                                                    .mode(torch::kBilinear)
+                                                    .align_corners(false));
   LabelledImages out;
-  out.pixels = ((resized.repeat({1, 3, 1, 1}) - 0.5) / 0.5).contiguous();  // (count, 3, S, S) in [-1, 1]
-  out.labels = torch::from_blob(const_cast<uint8_t*>(y.data.data()) + from, {count}, torch::kUInt8).to(torch::kInt64);
+  out.pixels =
+      ((resized.repeat({1, 3, 1, 1}) - 0.5) / 0.5).contiguous();  // (count, 3, S, S) in [-1, 1]
+  out.labels = torch::from_blob(const_cast<uint8_t*>(y.data.data()) + from, {count}, torch::kUInt8)
+                   .to(torch::kInt64);
   return out;
 }
 

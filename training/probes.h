@@ -18,7 +18,8 @@ namespace pivot {
 
 // Features of frozen encoders. layer: HF hidden-state index (-2 = penultimate); afterProjector
 // takes the projector's output instead. Returns (B, N, D) on CPU.
-torch::Tensor patchFeatures(Mllm& model, const torch::Tensor& pixels, int layer, bool afterProjector);
+torch::Tensor patchFeatures(Mllm& model, const torch::Tensor& pixels, int layer,
+                            bool afterProjector);
 // Mean over patch tokens, L2-normalised: (B, N, D) -> (B, D).
 torch::Tensor pooledFeatures(const torch::Tensor& patches);
 
@@ -26,21 +27,23 @@ torch::Tensor pooledFeatures(const torch::Tensor& patches);
 // probe task, every C and every segmentation seed.
 struct ShapesWorldFeatures {
   std::vector<Sample> samples;
-  torch::Tensor patches;      // (B, N, D)
-  torch::Tensor pooled;       // (B, D) pooledFeatures(patches)
-  torch::Tensor patchLabels;  // (B, N) majority class per patch
+  torch::Tensor patches;                                // (B, N, D)
+  torch::Tensor pooled;                                 // (B, D) pooledFeatures(patches)
+  torch::Tensor patchLabels;                            // (B, N) majority class per patch
   torch::Tensor labels(const std::string& task) const;  // (B) probeLabel of each sample
 };
-ShapesWorldFeatures shapesWorldFeatures(Mllm& model, const ShapesWorld& world, Split split, int count, int layer,
-                                        bool afterProjector);
+ShapesWorldFeatures shapesWorldFeatures(Mllm& model, const ShapesWorld& world, Split split,
+                                        int count, int layer, bool afterProjector);
 // pooledFeatures of any images (B, 3, S, S) in [-1, 1], encoded in batches.
-torch::Tensor pooledImageFeatures(Mllm& model, const torch::Tensor& pixels, int layer, bool afterProjector);
+torch::Tensor pooledImageFeatures(Mllm& model, const torch::Tensor& pixels, int layer,
+                                  bool afterProjector);
 
 // Multinomial logistic regression, as scikit-learn's: minimises
 //   C * sum_i cross_entropy(W x_i + b, y_i) + 0.5 * ||W||^2   (bias not penalised), by L-BFGS.
 struct LogisticRegression {
   torch::Tensor weight, bias;  // (K, D), (K)
-  void fit(const torch::Tensor& x, const torch::Tensor& y, int numClasses, double C, int maxIterations = 200);
+  void fit(const torch::Tensor& x, const torch::Tensor& y, int numClasses, double C,
+           int maxIterations = 200);
   torch::Tensor predict(const torch::Tensor& x) const;
   double accuracy(const torch::Tensor& x, const torch::Tensor& y) const;
 };
@@ -51,12 +54,15 @@ struct LinearProbeResult {
   double bestC = 0, valAccuracy = 0, testAccuracy = 0;
   std::vector<std::pair<double, double>> valByC;  // (C, validation accuracy)
 };
-LinearProbeResult linearProbe(const torch::Tensor& trainX, const torch::Tensor& trainY, const torch::Tensor& valX,
-                              const torch::Tensor& valY, const torch::Tensor& testX, const torch::Tensor& testY,
+LinearProbeResult linearProbe(const torch::Tensor& trainX, const torch::Tensor& trainY,
+                              const torch::Tensor& valX, const torch::Tensor& valY,
+                              const torch::Tensor& testX, const torch::Tensor& testY,
                               int numClasses, const std::vector<double>& grid = kProbeCGrid);
 
-// ShapesWorld probe labels: "shape" / "colour" of the largest object, "conjunction" of both, "count".
-int probeTaskClasses(const std::string& task, const WorldConfig& world);  // throws for an unknown task
+// ShapesWorld probe labels: "shape" / "colour" of the largest object, "conjunction" of both,
+// "count".
+int probeTaskClasses(const std::string& task,
+                     const WorldConfig& world);  // throws for an unknown task
 int64_t probeLabel(const std::string& task, const Sample& s);
 
 // (g, g) patch labels: the majority class of each patch's pixels (ties: the smaller class id).
@@ -66,9 +72,11 @@ struct SegmentationProbeResult {
   double macroRecall = 0, meanIoU = 0;
 };
 // features (B, N, D), labels (B, N); trains on the first, scores on the second pair.
-SegmentationProbeResult segmentationProbe(const torch::Tensor& trainFeatures, const torch::Tensor& trainLabels,
-                                          const torch::Tensor& testFeatures, const torch::Tensor& testLabels,
-                                          int numClasses, uint64_t seed, int epochs = 5, double lr = 1e-3,
+SegmentationProbeResult segmentationProbe(const torch::Tensor& trainFeatures,
+                                          const torch::Tensor& trainLabels,
+                                          const torch::Tensor& testFeatures,
+                                          const torch::Tensor& testLabels, int numClasses,
+                                          uint64_t seed, int epochs = 5, double lr = 1e-3,
                                           int batchSize = 64);
 
 // The segmentation probe trained once per probe seed 0..seeds-1 on the same frozen features: macro
@@ -76,8 +84,8 @@ SegmentationProbeResult segmentationProbe(const torch::Tensor& trainFeatures, co
 struct SegmentationProbeSummary {
   Summary macroRecall, meanIoU;
 };
-SegmentationProbeSummary segmentationProbeOverSeeds(const ShapesWorldFeatures& train, const ShapesWorldFeatures& test,
-                                                    int seeds);
+SegmentationProbeSummary segmentationProbeOverSeeds(const ShapesWorldFeatures& train,
+                                                    const ShapesWorldFeatures& test, int seeds);
 
 // Fashion-MNIST (Debian's dataset-fashion-mnist, kFashionMnistDir): 28 x 28 grey images resized
 // to the encoder's input and repeated over three channels, images [from, from + count) of the

@@ -14,14 +14,16 @@ namespace pivot {
 LoadedCheckpoint loadCheckpointFolder(const std::string& path, const std::string& device) {
   LoadedCheckpoint out;
   const auto cfg = readCheckpointConfig(path);
-  out.config = cfg.contains("pivot_train_config") ? trainConfigFromJson(cfg["pivot_train_config"]) : TrainConfig{};
+  out.config = cfg.contains("pivot_train_config") ? trainConfigFromJson(cfg["pivot_train_config"])
+                                                  : TrainConfig{};
   out.config.model = mllmConfigFromJson(cfg);
   out.model = Mllm(out.config.model);
   loadStateDict(*out.model, readCheckpointWeights(path), {""}, path + "/model.safetensors");
   out.model->to(pickDevice(device));
   out.model->eval();
   out.path = path;
-  if (std::filesystem::exists(path + "/trainer_state.json")) out.step = readTrainerState(path).value("step", int64_t{0});
+  if (std::filesystem::exists(path + "/trainer_state.json"))
+    out.step = readTrainerState(path).value("step", int64_t{0});
   return out;
 }
 
@@ -33,7 +35,8 @@ CheckpointRef resolveCheckpoint(const RunStore& store, const std::string& spec) 
   const CheckpointInfo* chosen = nullptr;
   if (at == std::string::npos) {
     for (auto it = cps.rbegin(); it != cps.rend() && !chosen; ++it)
-      if (std::filesystem::exists(std::filesystem::path(it->path) / "model.safetensors")) chosen = &*it;
+      if (std::filesystem::exists(std::filesystem::path(it->path) / "model.safetensors"))
+        chosen = &*it;
     if (!chosen) throw std::runtime_error("run '" + runName + "' has no checkpoint");
   } else {
     const std::string stepText = spec.substr(at + 1);
@@ -42,7 +45,9 @@ CheckpointRef resolveCheckpoint(const RunStore& store, const std::string& spec) 
       have += (have.empty() ? "" : ", ") + std::to_string(c.step);
       if (std::to_string(c.step) == stepText) chosen = &c;
     }
-    if (!chosen) throw std::runtime_error("run '" + runName + "' has no checkpoint at step '" + stepText + "' (have: " + have + ")");
+    if (!chosen)
+      throw std::runtime_error("run '" + runName + "' has no checkpoint at step '" + stepText +
+                               "' (have: " + have + ")");
   }
   return {run.id, chosen->step, run.name, chosen->path};
 }
@@ -53,8 +58,10 @@ nlohmann::json checkpointConfig(const TrainConfig& config) {
   return j;
 }
 
-LoadedCheckpoint loadRunCheckpoint(const std::string& workspace, const std::string& spec, const std::string& device) {
-  if (!std::filesystem::exists(storePath(workspace))) throw std::runtime_error("workspace " + workspace + " has no runs.sqlite");
+LoadedCheckpoint loadRunCheckpoint(const std::string& workspace, const std::string& spec,
+                                   const std::string& device) {
+  if (!std::filesystem::exists(storePath(workspace)))
+    throw std::runtime_error("workspace " + workspace + " has no runs.sqlite");
   const auto ref = resolveCheckpoint(RunStore(storePath(workspace)), spec);
   LoadedCheckpoint out = loadCheckpointFolder(ref.path, device);
   out.runId = ref.runId;

@@ -35,6 +35,7 @@ nlohmann::json checkpointConfig(const TrainConfig& config);
 LoadedCheckpoint loadCheckpointFolder(const std::string& path, const std::string& device = "auto");
 
 // Throws naming the run, the step (listing those that exist) or the file.
-LoadedCheckpoint loadRunCheckpoint(const std::string& workspace, const std::string& spec, const std::string& device = "auto");
+LoadedCheckpoint loadRunCheckpoint(const std::string& workspace, const std::string& spec,
+                                   const std::string& device = "auto");
 
 }  // namespace pivot

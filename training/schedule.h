@@ -15,8 +15,7 @@ inline double learningRateAt(int step, int totalSteps, double peak, double warmu
                              double minRatio = 0.0) {
   const int warmup = warmupSteps(totalSteps, warmupRatio);
   if (step < warmup) return peak * static_cast<double>(step) / std::max(1, warmup);
-  const double progress =
-      static_cast<double>(step - warmup) / std::max(1, totalSteps - warmup);
+  const double progress = static_cast<double>(step - warmup) / std::max(1, totalSteps - warmup);
   const double cosine = 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
   return peak * (minRatio + (1.0 - minRatio) * cosine);
 }

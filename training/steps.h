@@ -5,7 +5,8 @@
 //   pretrain   stage 0: SigLIP's image-text loss (+ conjunction labels)    encoder_pretrain.h
 //   caption    stage 1a: next-token loss on the caption
 //   sft        stage 1b and stage-2 SFT: next-token loss on the chosen answer
-//   dpo        stage-2 DPO: the preference loss against the frozen reference (+ an optional SFT term)
+//   dpo        stage-2 DPO: the preference loss against the frozen reference (+ an optional SFT
+//   term)
 #pragma once
 #include <torch/torch.h>
 
@@ -29,8 +30,8 @@ struct StepOutput {
 };
 
 // Next-token loss on each sample's `response` (the caption in stage 1a, the chosen answer after).
-StepOutput sftStep(Mllm& model, const std::vector<Sample>& samples, Response response, const WordTokenizer& tok,
-                   torch::Device device);
+StepOutput sftStep(Mllm& model, const std::vector<Sample>& samples, Response response,
+                   const WordTokenizer& tok, torch::Device device);
 
 struct DpoSettings {
   double beta = 0.1;
@@ -40,15 +41,15 @@ struct DpoSettings {
 };
 
 // DPO over (chosen, rejected) pairs that share one image; the reference runs without gradients.
-StepOutput dpoStep(Mllm& policy, Mllm& reference, const std::vector<Sample>& samples, const DpoSettings& settings,
-                   const WordTokenizer& tok, torch::Device device);
+StepOutput dpoStep(Mllm& policy, Mllm& reference, const std::vector<Sample>& samples,
+                   const DpoSettings& settings, const WordTokenizer& tok, torch::Device device);
 
 using StepFunction = std::function<StepOutput(const std::vector<Sample>&)>;
 
 // The step of `config`'s stage, bound to its models: chosen once per run. `reference` is used by
 // DPO only, `heads` by stage 0 only.
-StepFunction stepForStage(const TrainConfig& config, Mllm& model, Mllm& reference, ContrastiveHeads& heads,
-                          const WordTokenizer& tok, torch::Device device);
+StepFunction stepForStage(const TrainConfig& config, Mllm& model, Mllm& reference,
+                          ContrastiveHeads& heads, const WordTokenizer& tok, torch::Device device);
 
 // Backward, gradient clipping (max norm `clip`, 0 = none) and the optimiser step; returns the
 // gradient norm before clipping. When that norm is not finite the weights are left untouched.

@@ -33,16 +33,20 @@ namespace pivot {
 namespace {
 
 constexpr int kStoreFlushSteps = 20;  // metrics reach the run store in batches of this many steps
-constexpr const char* kHeadsFile = "contrastive_heads.safetensors";  // stage 0's discarded text tower
+constexpr const char* kHeadsFile =
+    "contrastive_heads.safetensors";  // stage 0's discarded text tower
 
 // HF-style initialisation: N(0, 0.02) weights, zero biases, unit norms.
 void initWeights(torch::nn::Module& model) {
   torch::NoGradGuard noGrad;
   for (auto& p : model.named_parameters()) {
     const std::string& name = p.key();
-    if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0) p.value().zero_();
-    else if (name.find("norm") != std::string::npos) p.value().fill_(1.0);
-    else p.value().normal_(0.0, 0.02);
+    if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0)
+      p.value().zero_();
+    else if (name.find("norm") != std::string::npos)
+      p.value().fill_(1.0);
+    else
+      p.value().normal_(0.0, 0.02);
   }
 }
 
@@ -59,15 +63,17 @@ void loadWeights(Mllm& model, const std::string& dir, const MllmConfig& expected
 void transplantEncoder(Mllm& model, const std::string& dir, bool firstProjectorLayer) {
   const auto cfg = mllmConfigFromJson(readCheckpointConfig(dir));
   if (toJson(cfg.vision) != toJson(model->config.vision))
-    throw std::runtime_error(dir + ": its vision tower has another architecture (" + toJson(cfg.vision).dump() + ")");
+    throw std::runtime_error(dir + ": its vision tower has another architecture (" +
+                             toJson(cfg.vision).dump() + ")");
   const auto tensors = readCheckpointWeights(dir);
   loadStateDict(*model->vision_tower, tensors, {"vision_tower."}, dir + "/model.safetensors");
   if (firstProjectorLayer) {
     if (cfg.text.hidden_size != model->config.text.hidden_size)
-      throw std::runtime_error(dir + ": projector_init=one_plus_one needs the same LM width as the source (" +
-                               std::to_string(cfg.text.hidden_size) + ")");
-    loadStateDict(*model->multi_modal_projector->linear_1, tensors, {"multi_modal_projector.linear_1."},
-                  dir + "/model.safetensors");
+      throw std::runtime_error(
+          dir + ": projector_init=one_plus_one needs the same LM width as the source (" +
+          std::to_string(cfg.text.hidden_size) + ")");
+    loadStateDict(*model->multi_modal_projector->linear_1, tensors,
+                  {"multi_modal_projector.linear_1."}, dir + "/model.safetensors");
   }
 }
 
@@ -105,12 +111,13 @@ Groups trainableGroups(Mllm& model, const TrainConfig& c) {
   for (auto& p : model->named_parameters()) {
     const bool isVision = p.key().rfind("vision_tower.", 0) == 0;
     const bool isProjector = p.key().rfind("multi_modal_projector.", 0) == 0;
-    const bool frozenProjectorLayer =
-        c.projector_init == "one_plus_one" && p.key().rfind("multi_modal_projector.linear_1.", 0) == 0;
-    const bool trains = frozenProjectorLayer            ? false
+    const bool frozenProjectorLayer = c.projector_init == "one_plus_one" &&
+                                      p.key().rfind("multi_modal_projector.linear_1.", 0) == 0;
+    const bool trains = frozenProjectorLayer         ? false
                         : c.stage == Stage::Pretrain ? isVision
-                        : c.stage == Stage::Align    ? (isProjector || (c.align_trains_lm && !isVision))
-                                                     : (!isVision || c.trainsVision());
+                        : c.stage == Stage::Align
+                            ? (isProjector || (c.align_trains_lm && !isVision))
+                            : (!isVision || c.trainsVision());
     p.value().set_requires_grad(trains);
     if (trains) (isVision ? g.vision : g.rest).push_back(p.value());
   }
@@ -121,22 +128,29 @@ Groups trainableGroups(Mllm& model, const TrainConfig& c) {
 std::string nonFiniteScalars(const Scalars& scalars) {
   std::string out;
   for (const auto& [k, v] : scalars)
-    if (!std::isfinite(v)) out += (out.empty() ? "" : ", ") + k + " = " + (std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+    if (!std::isfinite(v))
+      out += (out.empty() ? "" : ", ") + k + " = " +
+             (std::isnan(v) ? "nan"
+              : v > 0       ? "inf"
+                            : "-inf");
   return out;
 }
 
 std::string ownerText(const RunOwner& o) {
   std::ostringstream t;
   t << "pid " << o.pid << " on " << o.host;
-  if (o.heartbeat > 0) t << ", last heartbeat " << static_cast<int64_t>(unixNow() - o.heartbeat) << " s ago";
+  if (o.heartbeat > 0)
+    t << ", last heartbeat " << static_cast<int64_t>(unixNow() - o.heartbeat) << " s ago";
   return t.str();
 }
 
 // The run to resume, checked: it exists, is not finished and no live process trains it.
 RunInfo runToResume(const RunStore& store, int64_t runId) {
   auto info = store.run(runId);
-  if (!info) throw std::runtime_error("no run " + std::to_string(runId) + " to resume in " + store.path());
-  if (info->status == "finished") throw std::runtime_error("run " + info->name + " already finished");
+  if (!info)
+    throw std::runtime_error("no run " + std::to_string(runId) + " to resume in " + store.path());
+  if (info->status == "finished")
+    throw std::runtime_error("run " + info->name + " already finished");
   if (runLiveness(*info) == Liveness::Alive && info->owner.pid != currentProcessOwner().pid)
     throw std::runtime_error("run " + info->name + " is live (" + ownerText(info->owner) +
                              "); stop it there before resuming it");
@@ -171,7 +185,8 @@ RunPlan planRun(const TrainConfig& requested, const TrainOptions& options, Metri
     plan.store = std::make_unique<RunStore>(storePath(options.workspace));
   }
   plan.parentId = plan.resumed ? plan.resumed->parentId : options.parentRunId;
-  if (plan.resumed) plan.resumeFrom = lastUsableCheckpoint(*plan.store, plan.resumed->id, /*resumable=*/true);
+  if (plan.resumed)
+    plan.resumeFrom = lastUsableCheckpoint(*plan.store, plan.resumed->id, /*resumable=*/true);
   if (plan.parentId) {
     auto parent = plan.store->run(*plan.parentId);
     if (!parent) throw std::runtime_error("no parent run " + std::to_string(*plan.parentId));
@@ -192,14 +207,14 @@ struct RunModels {
   ContrastiveHeads heads{nullptr};
 };
 
-RunModels buildModels(const TrainConfig& cfg, const RunStore& store, const std::string& parentCheckpoint,
-                      torch::Device device, MetricSink& sink) {
+RunModels buildModels(const TrainConfig& cfg, const RunStore& store,
+                      const std::string& parentCheckpoint, torch::Device device, MetricSink& sink) {
   RunModels m;
   m.model = Mllm(cfg.model);
   initWeights(*m.model);
   if (!parentCheckpoint.empty()) {
     loadWeights(m.model, parentCheckpoint, cfg.model);
-  } else if (!cfg.vision_init.empty()) {  // PIVOT transplant: a trained encoder in a fresh model
+  } else if (!cfg.vision_init.empty()) {   // PIVOT transplant: a trained encoder in a fresh model
     std::string source = cfg.vision_init;  // a checkpoint folder, or RUN[@STEP] in this workspace
     if (!fs::exists(fs::path(source) / "model.safetensors")) {
       try {
@@ -209,8 +224,10 @@ RunModels buildModels(const TrainConfig& cfg, const RunStore& store, const std::
       }
     }
     transplantEncoder(m.model, source, cfg.projector_init == "one_plus_one");
-    sink.onMessage("vision tower" + std::string(cfg.projector_init == "one_plus_one" ? " and first projector layer" : "") +
-                   " from " + source);
+    sink.onMessage(
+        "vision tower" +
+        std::string(cfg.projector_init == "one_plus_one" ? " and first projector layer" : "") +
+        " from " + source);
   }
   if (cfg.stage == Stage::Dpo) {  // frozen copy of the starting (stage-1) model
     m.reference = Mllm(cfg.model);
@@ -244,10 +261,13 @@ struct Optimisation {
 
 Optimisation makeOptimizer(RunModels& m, const TrainConfig& cfg) {
   Groups groups = trainableGroups(m.model, cfg);
-  if (m.heads) for (auto& p : m.heads->parameters()) groups.rest.push_back(p);
+  if (m.heads)
+    for (auto& p : m.heads->parameters()) groups.rest.push_back(p);
   const auto adamw = [&](double lr) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(lr).weight_decay(cfg.weight_decay).betas({0.9, 0.999}).eps(1e-8));
+    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(lr)
+                                                            .weight_decay(cfg.weight_decay)
+                                                            .betas({0.9, 0.999})
+                                                            .eps(1e-8));
   };
   std::vector<torch::optim::OptimizerParamGroup> paramGroups;
   paramGroups.emplace_back(groups.rest, adamw(cfg.lr));
@@ -261,31 +281,36 @@ Optimisation makeOptimizer(RunModels& m, const TrainConfig& cfg) {
 }
 
 // Weights, heads and optimizer state of a resumable checkpoint; returns the steps it had done.
-int64_t restore(const std::string& dir, RunModels& models, Optimisation& opt, const TrainConfig& cfg) {
+int64_t restore(const std::string& dir, RunModels& models, Optimisation& opt,
+                const TrainConfig& cfg) {
   loadWeights(models.model, dir, cfg.model);
-  if (models.heads) loadStateDict(*models.heads, loadSafetensors((fs::path(dir) / kHeadsFile).string()), {""}, dir);
+  if (models.heads)
+    loadStateDict(*models.heads, loadSafetensors((fs::path(dir) / kHeadsFile).string()), {""}, dir);
   readOptimizerState(dir, *opt.optimizer);
   return readTrainerState(dir).at("step").get<int64_t>();
 }
 
 // Held-out scores of a finished run, stored as its evaluation: image-to-text retrieval for stage 0,
 // VQA by category for the MLLM stages.
-Scalars evaluateFinished(const TrainConfig& cfg, RunModels& models, const ShapesWorld& world, const WordTokenizer& tok,
-                         torch::Device device, RunStore& store, int64_t runId, int64_t step) {
+Scalars evaluateFinished(const TrainConfig& cfg, RunModels& models, const ShapesWorld& world,
+                         const WordTokenizer& tok, torch::Device device, RunStore& store,
+                         int64_t runId, int64_t step) {
   const bool pretraining = cfg.stage == Stage::Pretrain;
-  const Scalars scores = pretraining ? evaluateRetrieval(models.model->vision_tower, models.heads, world, tok, Split::Val,
-                                                         std::max(64, cfg.eval_samples), device)
-                                     : evaluateVqa(models.model, world, tok, Split::Val, cfg.eval_samples, device);
+  const Scalars scores =
+      pretraining ? evaluateRetrieval(models.model->vision_tower, models.heads, world, tok,
+                                      Split::Val, std::max(64, cfg.eval_samples), device)
+                  : evaluateVqa(models.model, world, tok, Split::Val, cfg.eval_samples, device);
   std::vector<EvaluationRow> rows;
-  for (const auto& [k, v] : scores) rows.push_back({step, pretraining ? "retrieval/val" : "vqa/val", k, v});
+  for (const auto& [k, v] : scores)
+    rows.push_back({step, pretraining ? "retrieval/val" : "vqa/val", k, v});
   store.addEvaluation(runId, rows);
   return scores;
 }
 
 // Holds the loop while a pause is requested (flushing first, so whoever watches sees every step),
 // with a heartbeat every 30 s; returns whether a stop was requested meanwhile.
-bool waitWhilePaused(const TrainOptions& options, RunStore& store, int64_t runId, int64_t step, StoreWriter& writer,
-                     const std::string& runningMessage) {
+bool waitWhilePaused(const TrainOptions& options, RunStore& store, int64_t runId, int64_t step,
+                     StoreWriter& writer, const std::string& runningMessage) {
   const auto stopping = [&] { return options.stopRequested && options.stopRequested->load(); };
   if (!options.pauseRequested || !options.pauseRequested->load() || stopping()) return stopping();
   writer.flush();
@@ -312,20 +337,26 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   const std::string& resumeFrom = plan.resumeFrom;
   int64_t runId = resumed ? resumed->id : 0;
   std::unique_ptr<RunLock> lock;  // held while this process trains the run
-  if (resumed) lock = std::make_unique<RunLock>(runDirectory(options.workspace, runId), resumed->name, ownerText(resumed->owner));
+  if (resumed)
+    lock = std::make_unique<RunLock>(runDirectory(options.workspace, runId), resumed->name,
+                                     ownerText(resumed->owner));
 
-  // --- models, optimiser, the step function of this run's method ------------------------------------
-  torch::set_num_threads(cfg.threads > 0 ? cfg.threads
-                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  // --- models, optimiser, the step function of this run's method
+  // ------------------------------------
+  torch::set_num_threads(cfg.threads > 0
+                             ? cfg.threads
+                             : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   torch::manual_seed(cfg.seed);
   RunModels models = buildModels(cfg, store, plan.parentCheckpoint, device, sink);
   Optimisation opt = makeOptimizer(models, cfg);
   const WordTokenizer tok = WordTokenizer::shapesWorld();
-  const StepFunction step = stepForStage(cfg, models.model, models.reference, models.heads, tok, device);
+  const StepFunction step =
+      stepForStage(cfg, models.model, models.reference, models.heads, tok, device);
 
   const int64_t startStep = resumeFrom.empty() ? 0 : restore(resumeFrom, models, opt, cfg);
   if (!resumeFrom.empty()) {
-    store.deleteMetricsAfter(runId, startStep);  // a resumed run repeats the steps after its checkpoint
+    store.deleteMetricsAfter(runId,
+                             startStep);  // a resumed run repeats the steps after its checkpoint
     sink.onMessage("resuming " + std::to_string(runId) + " from " + resumeFrom);
   }
   if (runId == 0) {
@@ -350,7 +381,8 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   result.checkpoint = resumeFrom;
   const auto fail = [&](const std::string& message) {
     result.status = "failed";
-    result.message = message + (result.checkpoint.empty() ? "" : "; last good checkpoint: " + result.checkpoint);
+    result.message =
+        message + (result.checkpoint.empty() ? "" : "; last good checkpoint: " + result.checkpoint);
     try {
       store.setStatus(runId, "failed", result.message);
     } catch (const std::exception& e) {
@@ -367,8 +399,11 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     const auto saveAt = [&](int64_t done) {
       result.checkpoint = keeper.save(done, [&](int64_t at) {
         nlohmann::json state = {{"step", at}, {"run_id", runId}, {"stage", stageName(cfg.stage)}};
-        const auto dir = writeCheckpoint(runDir, at, *models.model, checkpointConfig(cfg), opt.optimizer.get(), state);
-        if (models.heads) saveSafetensors((fs::path(dir) / kHeadsFile).string(), stateDict(*models.heads), {{"format", "pt"}});
+        const auto dir = writeCheckpoint(runDir, at, *models.model, checkpointConfig(cfg),
+                                         opt.optimizer.get(), state);
+        if (models.heads)
+          saveSafetensors((fs::path(dir) / kHeadsFile).string(), stateDict(*models.heads),
+                          {{"format", "pt"}});
         return dir;
       });
     };
@@ -376,22 +411,27 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     DataOrder order(cfg.seed, cfg.dataset_size);
     StoreWriter writer(store, runId);
 
-    // --- the loop: lr, forward, loss, backward, clip, step, report ---------------------------------
-    sink.onMessage(std::string("run ") + std::to_string(runId) + ": " + stageName(cfg.stage) + ", " +
-                   std::to_string(cfg.steps) + " steps of " + std::to_string(cfg.batch_size) + " on " + device.str());
+    // --- the loop: lr, forward, loss, backward, clip, step, report
+    // ---------------------------------
+    sink.onMessage(std::string("run ") + std::to_string(runId) + ": " + stageName(cfg.stage) +
+                   ", " + std::to_string(cfg.steps) + " steps of " +
+                   std::to_string(cfg.batch_size) + " on " + device.str());
     int64_t at = startStep;
     for (; at < cfg.steps; ++at) {
       if (waitWhilePaused(options, store, runId, at, writer, runningMessage) ||
           (options.stopRequested && options.stopRequested->load()))
         break;
       const auto t0 = std::chrono::steady_clock::now();
-      const double lr = learningRateAt(static_cast<int>(at), cfg.steps, cfg.lr, cfg.warmup_ratio, cfg.min_lr_ratio);
-      const double visionLr = learningRateAt(static_cast<int>(at), cfg.steps, cfg.vision_lr, cfg.warmup_ratio, cfg.min_lr_ratio);
+      const double lr = learningRateAt(static_cast<int>(at), cfg.steps, cfg.lr, cfg.warmup_ratio,
+                                       cfg.min_lr_ratio);
+      const double visionLr = learningRateAt(static_cast<int>(at), cfg.steps, cfg.vision_lr,
+                                             cfg.warmup_ratio, cfg.min_lr_ratio);
       opt.optimizer->param_groups()[0].options().set_lr(lr);
       if (opt.visionGroup) opt.optimizer->param_groups()[1].options().set_lr(visionLr);
 
       std::vector<Sample> samples;
-      for (auto index : order.indicesForStep(at, cfg.batch_size)) samples.push_back(world.sample(Split::Train, index));
+      for (auto index : order.indicesForStep(at, cfg.batch_size))
+        samples.push_back(world.sample(Split::Train, index));
       StepOutput out = step(samples);
       if (options.lossHook) options.lossHook(at, out.loss);
       const double lossValue = out.loss.item<double>();
@@ -402,22 +442,27 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
       if (const auto bad = nonFiniteScalars(scalars); !bad.empty()) {
         writer.flush();
         result.step = at;
-        return fail((!std::isfinite(lossValue) ? "loss became " + std::string(std::isnan(lossValue) ? "nan" : "inf")
-                                               : "non-finite value (" + bad + ")") +
-                    " at step " + std::to_string(at + 1) + "; the run stopped before updating the weights");
+        return fail((!std::isfinite(lossValue)
+                         ? "loss became " + std::string(std::isnan(lossValue) ? "nan" : "inf")
+                         : "non-finite value (" + bad + ")") +
+                    " at step " + std::to_string(at + 1) +
+                    "; the run stopped before updating the weights");
       }
       const double gradNorm = applyUpdate(out.loss, *opt.optimizer, opt.parameters, cfg.grad_clip);
       if (!std::isfinite(gradNorm)) {
         writer.flush();
         result.step = at;
-        return fail("grad_norm became " + std::string(std::isnan(gradNorm) ? "nan" : "inf") + " at step " +
-                    std::to_string(at + 1) + "; the run stopped before updating the weights");
+        return fail("grad_norm became " + std::string(std::isnan(gradNorm) ? "nan" : "inf") +
+                    " at step " + std::to_string(at + 1) +
+                    "; the run stopped before updating the weights");
       }
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       scalars.push_back({"learning_rate", lr});
       if (opt.visionGroup) scalars.push_back({"vision_learning_rate", visionLr});
       scalars.push_back({"grad_norm", gradNorm});
-      scalars.push_back({"throughput/samples_per_s", static_cast<double>(samples.size()) / seconds});
+      scalars.push_back(
+          {"throughput/samples_per_s", static_cast<double>(samples.size()) / seconds});
       if (out.tokens > 0) scalars.push_back({"throughput/tokens_per_s", out.tokens / seconds});
       writer.add(at + 1, scalars);
       sink.onStep(at + 1, cfg.steps, scalars);
@@ -435,7 +480,8 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
       store.setStatus(runId, "stopped", result.message);
       return result;
     }
-    if (cfg.eval_samples > 0) result.evaluation = evaluateFinished(cfg, models, world, tok, device, store, runId, at);
+    if (cfg.eval_samples > 0)
+      result.evaluation = evaluateFinished(cfg, models, world, tok, device, store, runId, at);
     result.status = "finished";
     result.message = "finished " + std::to_string(at) + " steps";
     store.setStatus(runId, "finished", result.message);

@@ -10,28 +10,33 @@
 #include "store/workspace.h"  // storePath, runDirectory: most callers of train() need them
 #include "training/metric_sink.h"
 
-namespace at { class Tensor; }
+namespace at {
+class Tensor;
+}
 
 namespace pivot {
 
 struct TrainOptions {
-  std::string workspace;                 // folder holding runs.sqlite and checkpoints/
-  std::optional<int64_t> parentRunId;    // start from this run's last checkpoint (DPO: also the reference)
-  std::optional<int64_t> resumeRunId;    // continue this stopped or crashed run from its last checkpoint
-  std::string runName;                   // empty: "<stage>-<id>"
-  MetricSink* sink = nullptr;            // progress display, GUI buffer; the run store always gets metrics
-  const std::atomic<bool>* stopRequested = nullptr;  // polled once per step; stops with a checkpoint
-  const std::atomic<bool>* pauseRequested = nullptr; // polled once per step; waits while set
+  std::string workspace;  // folder holding runs.sqlite and checkpoints/
+  std::optional<int64_t>
+      parentRunId;  // start from this run's last checkpoint (DPO: also the reference)
+  std::optional<int64_t>
+      resumeRunId;             // continue this stopped or crashed run from its last checkpoint
+  std::string runName;         // empty: "<stage>-<id>"
+  MetricSink* sink = nullptr;  // progress display, GUI buffer; the run store always gets metrics
+  const std::atomic<bool>* stopRequested =
+      nullptr;  // polled once per step; stops with a checkpoint
+  const std::atomic<bool>* pauseRequested = nullptr;  // polled once per step; waits while set
   std::function<void(int64_t step, at::Tensor& loss)> lossHook;  // tests inject faults here
 };
 
 struct TrainResult {
   int64_t runId = 0;
-  std::string status;       // finished | stopped | failed
-  int64_t step = 0;         // optimiser steps done
-  std::string checkpoint;   // last checkpoint folder written (empty if none)
+  std::string status;      // finished | stopped | failed
+  int64_t step = 0;        // optimiser steps done
+  std::string checkpoint;  // last checkpoint folder written (empty if none)
   std::string message;
-  Scalars evaluation;       // held-out VQA scores at the end (finished runs)
+  Scalars evaluation;  // held-out VQA scores at the end (finished runs)
 };
 
 // Throws std::runtime_error for bad configuration or inputs, a run that another process trains, or

@@ -32,7 +32,8 @@ torch::Tensor rollout(Mllm& model, const torch::Tensor& pixels, const Attributio
   torch::NoGradGuard noGrad;
   auto& vt = model->vision_tower;
   const int used = vt->resolveLayer(model->config.vision_feature_layer);  // layers run
-  for (int i = 0; i < used; ++i) vt->encoder->layers->at<SiglipEncoderLayerImpl>(i).self_attn->keepAttention = true;
+  for (int i = 0; i < used; ++i)
+    vt->encoder->layers->at<SiglipEncoderLayerImpl>(i).self_attn->keepAttention = true;
   vt->features(pixels, model->config.vision_feature_layer);
   const int64_t B = pixels.size(0), N = vt->config.numPatches();
   auto eye = torch::eye(N, pixels.options()).unsqueeze(0);  // (1, N, N)
@@ -42,7 +43,7 @@ torch::Tensor rollout(Mllm& model, const torch::Tensor& pixels, const Attributio
     auto a = attn->lastAttention;  // (B, nh, N, N)
     attn->keepAttention = false;
     attn->lastAttention = torch::Tensor();
-    torch::Tensor fused = o.headFusion == "min" ? std::get<0>(a.min(1))
+    torch::Tensor fused = o.headFusion == "min"   ? std::get<0>(a.min(1))
                           : o.headFusion == "max" ? std::get<0>(a.max(1))
                                                   : a.mean(1);  // (B, N, N)
     if (o.discardRatio > 0) {  // drop the weakest entries, keep the diagonal
@@ -66,7 +67,8 @@ torch::Tensor rollout(Mllm& model, const torch::Tensor& pixels, const Attributio
 AttributionMethod attributionMethodFromName(const std::string& name) {
   for (int i = 0; i < 5; ++i)
     if (name == kMethodNames[i]) return static_cast<AttributionMethod>(i);
-  throw std::runtime_error("unknown method '" + name + "' (expected gradmap, gradcam, hirescam, layercam or rollout)");
+  throw std::runtime_error("unknown method '" + name +
+                           "' (expected gradmap, gradcam, hirescam, layercam or rollout)");
 }
 
 const char* attributionMethodName(AttributionMethod m) { return kMethodNames[static_cast<int>(m)]; }
@@ -100,7 +102,8 @@ torch::Tensor normaliseMaps(const torch::Tensor& grids, bool suppressBorder, dou
   auto flat = m.reshape({m.size(0), -1});
   auto lo = std::get<0>(flat.min(1, true)), hi = std::get<0>(flat.max(1, true));
   auto range = hi - lo;
-  auto normed = torch::where(range > 0, (flat - lo) / range.clamp_min(1e-12), torch::zeros_like(flat));
+  auto normed =
+      torch::where(range > 0, (flat - lo) / range.clamp_min(1e-12), torch::zeros_like(flat));
   return normed.pow(gamma).view_as(m);
 }
 
@@ -140,7 +143,8 @@ AttributionResult explain(Mllm& model, const MllmInputs& in, const AttributionOp
     const torch::Tensor wrt = cam ? vt->captured : visual;
     vt->captureLayer = -1;
     if (!wrt.defined()) {
-      result.warnings.push_back("layer " + std::to_string(o.layer) + " lies above the feature layer (" +
+      result.warnings.push_back("layer " + std::to_string(o.layer) +
+                                " lies above the feature layer (" +
                                 std::to_string(model->config.vision_feature_layer) +
                                 "): it never influences the answer, so its gradients are zero");
       scores = torch::zeros({in.pixels.size(0), vt->config.numPatches()});

@@ -35,19 +35,19 @@ AttributionTarget attributionTargetFromName(const std::string& name);
 struct AttributionOptions {
   AttributionMethod method = AttributionMethod::GradMap;
   AttributionTarget target = AttributionTarget::SftLoss;
-  int layer = -2;               // vision hidden-state index for the CAM methods (HF indexing)
-  bool l2 = false;              // gradmap: L2 instead of L1 norm over channels
-  bool suppressBorder = true;   // flatten the outermost ring of cells before normalising (grids of
-                                // at least kMinGridForBorderSuppression cells a side)
-  double gamma = 1.1;           // applied after min-max normalisation
+  int layer = -2;              // vision hidden-state index for the CAM methods (HF indexing)
+  bool l2 = false;             // gradmap: L2 instead of L1 norm over channels
+  bool suppressBorder = true;  // flatten the outermost ring of cells before normalising (grids of
+                               // at least kMinGridForBorderSuppression cells a side)
+  double gamma = 1.1;          // applied after min-max normalisation
   std::string headFusion = "mean";  // rollout: mean | min | max
-  double discardRatio = 0.9;    // rollout: share of the weakest attention entries dropped per layer
-  double beta = 0.1;            // DPO target
+  double discardRatio = 0.9;  // rollout: share of the weakest attention entries dropped per layer
+  double beta = 0.1;          // DPO target
 };
 
 struct AttributionResult {
-  torch::Tensor maps;  // (B, gh, gw) in [0, 1], on CPU
-  torch::Tensor raw;   // (B, gh, gw) before suppression and normalisation
+  torch::Tensor maps;                 // (B, gh, gw) in [0, 1], on CPU
+  torch::Tensor raw;                  // (B, gh, gw) before suppression and normalisation
   std::vector<std::string> warnings;  // e.g. all gradients zero (the layer is never used)
 };
 

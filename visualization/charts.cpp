@@ -13,17 +13,23 @@ const cv::Scalar kInk(40, 40, 40), kGrid(225, 225, 225), kWhite(255, 255, 255);
 
 cv::Scalar bgr(const std::array<uint8_t, 3>& rgb) { return cv::Scalar(rgb[2], rgb[1], rgb[0]); }
 
-void text(cv::Mat& m, const std::string& s, cv::Point at, double size, int align = 0, const cv::Scalar& colour = kInk,
-          int thickness = 1) {
+void text(cv::Mat& m, const std::string& s, cv::Point at, double size, int align = 0,
+          const cv::Scalar& colour = kInk, int thickness = 1) {
   int base = 0;
-  const auto box = cv::getTextSize(s, cv::FONT_HERSHEY_SIMPLEX, size * kScale, thickness * kScale, &base);
+  const auto box =
+      cv::getTextSize(s, cv::FONT_HERSHEY_SIMPLEX, size * kScale, thickness * kScale, &base);
   at.x -= align == 0 ? 0 : align == 1 ? box.width / 2 : box.width;  // 0 left, 1 centre, 2 right
-  cv::putText(m, s, at, cv::FONT_HERSHEY_SIMPLEX, size * kScale, colour, thickness * kScale, cv::LINE_AA);
+  cv::putText(m, s, at, cv::FONT_HERSHEY_SIMPLEX, size * kScale, colour, thickness * kScale,
+              cv::LINE_AA);
 }
 
 std::string tick(double v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, std::fabs(v) >= 100 || v == std::floor(v) ? "%.0f" : std::fabs(v) >= 1 ? "%.1f" : "%.2f", v);
+  std::snprintf(buf, sizeof buf,
+                std::fabs(v) >= 100 || v == std::floor(v) ? "%.0f"
+                : std::fabs(v) >= 1                       ? "%.1f"
+                                                          : "%.2f",
+                v);
   return buf;
 }
 
@@ -50,12 +56,17 @@ double tickStep(double span, int wanted) {
 struct Frame {
   cv::Rect plot;
   double y0, y1;
-  int toY(double v) const { return plot.y + plot.height - static_cast<int>(std::lround((v - y0) / (y1 - y0) * plot.height)); }
+  int toY(double v) const {
+    return plot.y + plot.height - static_cast<int>(std::lround((v - y0) / (y1 - y0) * plot.height));
+  }
 };
 
-Frame drawAxes(cv::Mat& m, const std::string& title, const std::string& yLabel, double y0, double y1, int legendRows) {
+Frame drawAxes(cv::Mat& m, const std::string& title, const std::string& yLabel, double y0,
+               double y1, int legendRows) {
   const int W = m.cols, H = m.rows;
-  Frame f{cv::Rect(80 * kScale, (44 + 22 * legendRows) * kScale, W - 100 * kScale, H - (110 + 22 * legendRows) * kScale), y0, y1};
+  Frame f{cv::Rect(80 * kScale, (44 + 22 * legendRows) * kScale, W - 100 * kScale,
+                   H - (110 + 22 * legendRows) * kScale),
+          y0, y1};
   text(m, title, {W / 2, 26 * kScale}, 0.6, 1, kInk, 1);
   const double step = tickStep(y1 - y0, 5);
   for (double v = std::ceil(y0 / step) * step; v <= y1 + 1e-9; v += step) {
@@ -64,7 +75,8 @@ Frame drawAxes(cv::Mat& m, const std::string& title, const std::string& yLabel, 
     text(m, tick(v), {f.plot.x - 8 * kScale, y + 5 * kScale}, 0.45, 2);
   }
   cv::line(m, {f.plot.x, f.plot.y}, {f.plot.x, f.plot.y + f.plot.height}, kInk, kScale);
-  cv::line(m, {f.plot.x, f.plot.y + f.plot.height}, {f.plot.x + f.plot.width, f.plot.y + f.plot.height}, kInk, kScale);
+  cv::line(m, {f.plot.x, f.plot.y + f.plot.height},
+           {f.plot.x + f.plot.width, f.plot.y + f.plot.height}, kInk, kScale);
   text(m, yLabel, {8 * kScale, f.plot.y - 10 * kScale}, 0.45, 0);
   return f;
 }
@@ -73,13 +85,16 @@ std::array<uint8_t, 3> colourOf(const std::vector<std::array<uint8_t, 3>>& colou
   return i < colours.size() ? colours[i] : seriesColour(i);
 }
 
-void drawLegend(cv::Mat& m, const std::vector<std::string>& labels, const std::vector<std::array<uint8_t, 3>>& colours, int top) {
+void drawLegend(cv::Mat& m, const std::vector<std::string>& labels,
+                const std::vector<std::array<uint8_t, 3>>& colours, int top) {
   int x = 80 * kScale;
   for (size_t i = 0; i < labels.size(); ++i) {
     int base = 0;
-    const int w = cv::getTextSize(labels[i], cv::FONT_HERSHEY_SIMPLEX, 0.45 * kScale, kScale, &base).width;
+    const int w =
+        cv::getTextSize(labels[i], cv::FONT_HERSHEY_SIMPLEX, 0.45 * kScale, kScale, &base).width;
     if (x + w + 40 * kScale > m.cols) break;
-    cv::rectangle(m, cv::Rect(x, top - 10 * kScale, 14 * kScale, 12 * kScale), bgr(colourOf(colours, i)), cv::FILLED);
+    cv::rectangle(m, cv::Rect(x, top - 10 * kScale, 14 * kScale, 12 * kScale),
+                  bgr(colourOf(colours, i)), cv::FILLED);
     text(m, labels[i], {x + 20 * kScale, top}, 0.45);
     x += w + 44 * kScale;
   }
@@ -88,8 +103,9 @@ void drawLegend(cv::Mat& m, const std::vector<std::string>& labels, const std::v
 }  // namespace
 
 std::array<uint8_t, 3> seriesColour(size_t index) {
-  static const std::array<uint8_t, 3> palette[] = {{153, 153, 153}, {86, 180, 233}, {230, 159, 0}, {0, 114, 178},
-                                                   {204, 121, 167}, {0, 158, 115}, {213, 94, 0},  {240, 228, 66}};
+  static const std::array<uint8_t, 3> palette[] = {{153, 153, 153}, {86, 180, 233},  {230, 159, 0},
+                                                   {0, 114, 178},   {204, 121, 167}, {0, 158, 115},
+                                                   {213, 94, 0},    {240, 228, 66}};
   return palette[index % 8];
 }
 
@@ -107,18 +123,24 @@ RgbImage renderBarChart(const BarChart& c, int width, int height) {
     for (int k = 0; k < K && k < static_cast<int>(group.values.size()); ++k) {
       const double v = group.values[static_cast<size_t>(k)];
       if (!std::isfinite(v)) continue;
-      const int x0 = static_cast<int>(left + k * barW), x1 = static_cast<int>(left + (k + 1) * barW) - kScale;
+      const int x0 = static_cast<int>(left + k * barW),
+                x1 = static_cast<int>(left + (k + 1) * barW) - kScale;
       const int y = f.toY(std::clamp(v, c.yMin, c.yMax)), base = f.toY(std::max(c.yMin, 0.0));
-      cv::rectangle(m, cv::Point(x0, std::min(y, base)), cv::Point(x1, std::max(y, base)), bgr(colourOf(c.colours, static_cast<size_t>(k))), cv::FILLED);
-      const double e = k < static_cast<int>(group.errors.size()) ? group.errors[static_cast<size_t>(k)] : 0;
+      cv::rectangle(m, cv::Point(x0, std::min(y, base)), cv::Point(x1, std::max(y, base)),
+                    bgr(colourOf(c.colours, static_cast<size_t>(k))), cv::FILLED);
+      const double e =
+          k < static_cast<int>(group.errors.size()) ? group.errors[static_cast<size_t>(k)] : 0;
       if (e > 0 && std::isfinite(e)) {
-        const int xc = (x0 + x1) / 2, ya = f.toY(std::clamp(v + e, c.yMin, c.yMax)), yb = f.toY(std::clamp(v - e, c.yMin, c.yMax));
+        const int xc = (x0 + x1) / 2, ya = f.toY(std::clamp(v + e, c.yMin, c.yMax)),
+                  yb = f.toY(std::clamp(v - e, c.yMin, c.yMax));
         cv::line(m, {xc, ya}, {xc, yb}, kInk, kScale, cv::LINE_AA);
         cv::line(m, {xc - 4 * kScale, ya}, {xc + 4 * kScale, ya}, kInk, kScale, cv::LINE_AA);
         cv::line(m, {xc - 4 * kScale, yb}, {xc + 4 * kScale, yb}, kInk, kScale, cv::LINE_AA);
       }
     }
-    text(m, group.label, {static_cast<int>(f.plot.x + (g + 0.5) * groupW), f.plot.y + f.plot.height + 22 * kScale}, 0.45, 1);
+    text(m, group.label,
+         {static_cast<int>(f.plot.x + (g + 0.5) * groupW), f.plot.y + f.plot.height + 22 * kScale},
+         0.45, 1);
   }
   for (double r : c.referenceLines) {
     if (r < c.yMin || r > c.yMax) continue;
@@ -133,7 +155,9 @@ RgbImage renderLineChart(const LineChart& c, int width, int height) {
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
   for (const auto& s : c.series)
     for (size_t i = 0; i < s.x.size(); ++i)
-      if (std::isfinite(s.y[i])) x0 = std::min(x0, s.x[i]), x1 = std::max(x1, s.x[i]), y0 = std::min(y0, s.y[i]), y1 = std::max(y1, s.y[i]);
+      if (std::isfinite(s.y[i]))
+        x0 = std::min(x0, s.x[i]), x1 = std::max(x1, s.x[i]), y0 = std::min(y0, s.y[i]),
+        y1 = std::max(y1, s.y[i]);
   if (!std::isfinite(x0)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
   if (x1 <= x0) x1 = x0 + 1;
   if (y1 <= y0) y1 = y0 + 1;
@@ -149,7 +173,9 @@ RgbImage renderLineChart(const LineChart& c, int width, int height) {
     colours.push_back(own == std::array<uint8_t, 3>{0, 0, 0} ? seriesColour(k) : own);
   }
   drawLegend(m, labels, colours, 52 * kScale);
-  auto toX = [&](double x) { return f.plot.x + static_cast<int>(std::lround((x - x0) / (x1 - x0) * f.plot.width)); };
+  auto toX = [&](double x) {
+    return f.plot.x + static_cast<int>(std::lround((x - x0) / (x1 - x0) * f.plot.width));
+  };
   const double step = tickStep(x1 - x0, 5);
   for (double v = std::ceil(x0 / step) * step; v <= x1 + 1e-9; v += step)
     text(m, tick(v), {toX(v), f.plot.y + f.plot.height + 20 * kScale}, 0.45, 1);
@@ -157,7 +183,8 @@ RgbImage renderLineChart(const LineChart& c, int width, int height) {
   for (size_t k = 0; k < c.series.size(); ++k) {
     std::vector<cv::Point> pts;
     for (size_t i = 0; i < c.series[k].x.size(); ++i)
-      if (std::isfinite(c.series[k].y[i])) pts.push_back({toX(c.series[k].x[i]), f.toY(c.series[k].y[i])});
+      if (std::isfinite(c.series[k].y[i]))
+        pts.push_back({toX(c.series[k].x[i]), f.toY(c.series[k].y[i])});
     if (pts.size() > 1) cv::polylines(m, pts, false, bgr(colours[k]), 2 * kScale, cv::LINE_AA);
   }
   return finish(m, width, height);
@@ -167,7 +194,8 @@ RgbImage tileImages(const std::vector<RgbImage>& images, int perRow) {
   if (images.empty()) return {};
   int cw = 0, ch = 0;
   for (const auto& im : images) cw = std::max(cw, im.width), ch = std::max(ch, im.height);
-  const int n = static_cast<int>(images.size()), cols = std::min(perRow, n), rows = (n + perRow - 1) / perRow;
+  const int n = static_cast<int>(images.size()), cols = std::min(perRow, n),
+            rows = (n + perRow - 1) / perRow;
   RgbImage out;
   out.width = cols * cw;
   out.height = rows * ch;

@@ -1,5 +1,6 @@
-// Report charts rendered with OpenCV (no Qt): grouped bars with error bars, and line charts, drawn at
-// twice the output resolution and downsampled for smooth edges. saveImage() writes them as PNG or PDF.
+// Report charts rendered with OpenCV (no Qt): grouped bars with error bars, and line charts, drawn
+// at twice the output resolution and downsampled for smooth edges. saveImage() writes them as PNG
+// or PDF.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -11,14 +12,14 @@
 namespace pivot {
 
 struct BarGroup {
-  std::string label;            // x-axis category, e.g. "shape"
-  std::vector<double> values;   // one per series; NaN = no bar
-  std::vector<double> errors;   // half-length of the error bar (std over seeds); empty or 0 = none
+  std::string label;           // x-axis category, e.g. "shape"
+  std::vector<double> values;  // one per series; NaN = no bar
+  std::vector<double> errors;  // half-length of the error bar (std over seeds); empty or 0 = none
 };
 
 struct BarChart {
   std::string title, yLabel;
-  std::vector<std::string> series;  // legend, e.g. original | SFT | DPO
+  std::vector<std::string> series;              // legend, e.g. original | SFT | DPO
   std::vector<std::array<uint8_t, 3>> colours;  // per series; empty: seriesColour(index)
   std::vector<BarGroup> groups;
   double yMin = 0, yMax = 1;

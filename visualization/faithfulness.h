@@ -15,6 +15,7 @@ struct DeletionCurve {
 };
 
 // maps (B, g, g) from explain(); `in` holds the rows whose answer is tracked.
-DeletionCurve deletionCurve(Mllm& model, const MllmInputs& in, const torch::Tensor& maps, int steps = 10);
+DeletionCurve deletionCurve(Mllm& model, const MllmInputs& in, const torch::Tensor& maps,
+                            int steps = 10);
 
 }  // namespace pivot

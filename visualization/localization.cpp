@@ -7,7 +7,8 @@
 
 namespace pivot {
 
-std::vector<uint8_t> targetMask(const std::vector<uint8_t>& instanceMask, const std::vector<int>& targets) {
+std::vector<uint8_t> targetMask(const std::vector<uint8_t>& instanceMask,
+                                const std::vector<int>& targets) {
   std::vector<uint8_t> mask(instanceMask.size(), 0);
   for (size_t p = 0; p < mask.size(); ++p)
     for (int t : targets)
@@ -15,10 +16,12 @@ std::vector<uint8_t> targetMask(const std::vector<uint8_t>& instanceMask, const 
   return mask;
 }
 
-std::vector<double> cellMaskFraction(const std::vector<uint8_t>& mask, int height, int width, int gh, int gw) {
+std::vector<double> cellMaskFraction(const std::vector<uint8_t>& mask, int height, int width,
+                                     int gh, int gw) {
   if (static_cast<int>(mask.size()) != height * width || gh <= 0 || gw <= 0)
     throw std::invalid_argument("cellMaskFraction: mask size does not match height x width");
-  std::vector<double> inside(static_cast<size_t>(gh * gw), 0), total(static_cast<size_t>(gh * gw), 0);
+  std::vector<double> inside(static_cast<size_t>(gh * gw), 0),
+      total(static_cast<size_t>(gh * gw), 0);
   for (int y = 0; y < height; ++y)
     for (int x = 0; x < width; ++x) {
       const size_t cell = static_cast<size_t>((y * gh / height) * gw + x * gw / width);

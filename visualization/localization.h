@@ -8,12 +8,15 @@
 namespace pivot {
 
 // The union of the target objects' instance masks (instance k + 1 is object k): 1 inside, else 0.
-std::vector<uint8_t> targetMask(const std::vector<uint8_t>& instanceMask, const std::vector<int>& targets);
+std::vector<uint8_t> targetMask(const std::vector<uint8_t>& instanceMask,
+                                const std::vector<int>& targets);
 
 // Share of each cell of a gh x gw grid over an H x W mask that lies inside the mask (nonzero).
-std::vector<double> cellMaskFraction(const std::vector<uint8_t>& mask, int height, int width, int gh, int gw);
+std::vector<double> cellMaskFraction(const std::vector<uint8_t>& mask, int height, int width,
+                                     int gh, int gw);
 
-// sum(map * fraction) / sum(map); a map that is the mask scores 1, a uniform map the mask's area share.
+// sum(map * fraction) / sum(map); a map that is the mask scores 1, a uniform map the mask's area
+// share.
 double massInside(const std::vector<float>& map, const std::vector<double>& fraction);
 
 // Pointing game at the token grid: the cell with the largest value contains target pixels. (On the
@@ -26,6 +29,6 @@ struct Interval {
   int n = 0;
 };
 Interval meanInterval(const std::vector<double>& values);  // mean +- 1.96 standard errors
-Interval wilsonInterval(int hits, int n);                   // for a rate, e.g. pointing-game hits
+Interval wilsonInterval(int hits, int n);                  // for a rate, e.g. pointing-game hits
 
 }  // namespace pivot

@@ -16,7 +16,8 @@ int colormapCode(const std::string& name) {
   if (name == "viridis") return cv::COLORMAP_VIRIDIS;
   if (name == "magma") return cv::COLORMAP_MAGMA;
   if (name == "turbo") return cv::COLORMAP_TURBO;
-  throw std::runtime_error("unknown colormap '" + name + "' (expected jet, viridis, magma or turbo)");
+  throw std::runtime_error("unknown colormap '" + name +
+                           "' (expected jet, viridis, magma or turbo)");
 }
 
 cv::Mat toMat(const RgbImage& image) {  // BGR copy
@@ -36,7 +37,8 @@ RgbImage fromMat(const cv::Mat& bgr) {
   return out;
 }
 
-cv::Mat overlayMat(const RgbImage& image, const std::vector<float>& map, int gh, int gw, const OverlayStyle& s) {
+cv::Mat overlayMat(const RgbImage& image, const std::vector<float>& map, int gh, int gw,
+                   const OverlayStyle& s) {
   cv::Mat base;
   cv::resize(toMat(image), base, cv::Size(s.panelSize, s.panelSize), 0, 0, cv::INTER_NEAREST);
   if (map.empty()) return base;
@@ -50,18 +52,21 @@ cv::Mat overlayMat(const RgbImage& image, const std::vector<float>& map, int gh,
     // A ramp from 1 (top) to 0 (bottom) with tick labels at 0, 0.5 and 1 on a white strip: the map
     // is min-max normalised, so these are shares of the map's range.
     cv::Mat ramp(s.panelSize, 12, CV_8U);
-    for (int y = 0; y < s.panelSize; ++y) ramp.row(y).setTo(255 - y * 255 / std::max(1, s.panelSize - 1));
+    for (int y = 0; y < s.panelSize; ++y)
+      ramp.row(y).setTo(255 - y * 255 / std::max(1, s.panelSize - 1));
     cv::Mat bar;
     cv::applyColorMap(ramp, bar, colormapCode(s.colormap));
     cv::Mat labels(s.panelSize, 30, CV_8UC3, cv::Scalar(255, 255, 255));
     const double scale = 0.35;
-    for (const auto& [value, text] : {std::pair<double, const char*>{1.0, "1"}, {0.5, ".5"}, {0.0, "0"}}) {
+    for (const auto& [value, text] :
+         {std::pair<double, const char*>{1.0, "1"}, {0.5, ".5"}, {0.0, "0"}}) {
       const int y = static_cast<int>((1.0 - value) * (s.panelSize - 1));
       cv::line(labels, cv::Point(0, y), cv::Point(4, y), cv::Scalar(40, 40, 40), 1);
       int base = 0;
       const auto size = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, 1, &base);
       const int ty = std::clamp(y + size.height / 2, size.height + 1, s.panelSize - 2);
-      cv::putText(labels, text, cv::Point(7, ty), cv::FONT_HERSHEY_SIMPLEX, scale, cv::Scalar(40, 40, 40), 1, cv::LINE_AA);
+      cv::putText(labels, text, cv::Point(7, ty), cv::FONT_HERSHEY_SIMPLEX, scale,
+                  cv::Scalar(40, 40, 40), 1, cv::LINE_AA);
     }
     cv::hconcat(std::vector<cv::Mat>{out, bar, labels}, out);
   }
@@ -71,20 +76,22 @@ cv::Mat overlayMat(const RgbImage& image, const std::vector<float>& map, int gh,
 void putCentred(cv::Mat& canvas, const std::string& text, int y, double scale, int width) {
   int base = 0;
   const auto size = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, 1, &base);
-  cv::putText(canvas, text, cv::Point(std::max(4, (width - size.width) / 2), y), cv::FONT_HERSHEY_SIMPLEX, scale,
-              cv::Scalar(20, 20, 20), 1, cv::LINE_AA);
+  cv::putText(canvas, text, cv::Point(std::max(4, (width - size.width) / 2), y),
+              cv::FONT_HERSHEY_SIMPLEX, scale, cv::Scalar(20, 20, 20), 1, cv::LINE_AA);
 }
 
 }  // namespace
 
 bool renderingAvailable() { return true; }
 
-RgbImage renderOverlay(const RgbImage& image, const std::vector<float>& map, int gh, int gw, const OverlayStyle& style) {
+RgbImage renderOverlay(const RgbImage& image, const std::vector<float>& map, int gh, int gw,
+                       const OverlayStyle& style) {
   return fromMat(overlayMat(image, map, gh, gw, style));
 }
 
-RgbImage renderFigure(const RgbImage& image, const std::string& question, const std::vector<FigurePanel>& panels,
-                      const std::string& chosen, const std::string& rejected, const OverlayStyle& style) {
+RgbImage renderFigure(const RgbImage& image, const std::string& question,
+                      const std::vector<FigurePanel>& panels, const std::string& chosen,
+                      const std::string& rejected, const OverlayStyle& style) {
   const int gap = 10, top = 44, bottom = 52, titleH = 22;
   OverlayStyle plain = style;
   plain.colourBar = false;
@@ -103,7 +110,8 @@ RgbImage renderFigure(const RgbImage& image, const std::string& question, const 
   for (size_t i = 0; i < tiles.size(); ++i) {
     int base = 0;
     const auto size = cv::getTextSize(titles[i], cv::FONT_HERSHEY_SIMPLEX, 0.42, 1, &base);
-    cv::putText(canvas, titles[i], cv::Point(x + std::max(0, (tiles[i].cols - size.width) / 2), top + 14),
+    cv::putText(canvas, titles[i],
+                cv::Point(x + std::max(0, (tiles[i].cols - size.width) / 2), top + 14),
                 cv::FONT_HERSHEY_SIMPLEX, 0.42, cv::Scalar(40, 40, 40), 1, cv::LINE_AA);
     tiles[i].copyTo(canvas(cv::Rect(x, top + titleH, tiles[i].cols, tiles[i].rows)));
     x += tiles[i].cols + gap;
@@ -123,9 +131,11 @@ void saveImage(const RgbImage& image, const std::string& path) {
 
 RgbImage loadImage(const std::string& path, int size, RgbImage* original) {
   std::error_code ec;  // checked first: OpenCV would print a warning of its own before failing
-  if (!std::filesystem::is_regular_file(path, ec)) throw std::runtime_error(path + ": no such image file");
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw std::runtime_error(path + ": no such image file");
   cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
-  if (bgr.empty()) throw std::runtime_error(path + ": cannot read image (not a format OpenCV decodes)");
+  if (bgr.empty())
+    throw std::runtime_error(path + ": cannot read image (not a format OpenCV decodes)");
   if (original) {
     original->width = bgr.cols;
     original->height = bgr.rows;

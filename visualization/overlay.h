@@ -19,21 +19,23 @@ struct OverlayStyle {
   double alpha = 0.6;            // map opacity (paper: 0.6)
   double darken = 0.5;           // background brightness factor under the map
   bool colourBar = false;
-  int panelSize = 256;           // output side of each panel, pixels
+  int panelSize = 256;  // output side of each panel, pixels
 };
 
 struct FigurePanel {
-  std::string title;             // e.g. "DPO @ step 600  mass 0.71"
-  std::vector<float> map;        // gh x gw in [0, 1]; empty = the plain image
+  std::string title;       // e.g. "DPO @ step 600  mass 0.71"
+  std::vector<float> map;  // gh x gw in [0, 1]; empty = the plain image
   int gridH = 0, gridW = 0;
 };
 
 // One map over one image, upsampled bilinearly to panelSize.
-RgbImage renderOverlay(const RgbImage& image, const std::vector<float>& map, int gh, int gw, const OverlayStyle& style);
+RgbImage renderOverlay(const RgbImage& image, const std::vector<float>& map, int gh, int gw,
+                       const OverlayStyle& style);
 
 // The figure: question on top, image then one panel per map, chosen and rejected answers below.
-RgbImage renderFigure(const RgbImage& image, const std::string& question, const std::vector<FigurePanel>& panels,
-                      const std::string& chosen, const std::string& rejected, const OverlayStyle& style);
+RgbImage renderFigure(const RgbImage& image, const std::string& question,
+                      const std::vector<FigurePanel>& panels, const std::string& chosen,
+                      const std::string& rejected, const OverlayStyle& style);
 
 // PNG by extension .png, or a one-page PDF embedding the image (.pdf). Throws naming the file.
 void saveImage(const RgbImage& image, const std::string& path);

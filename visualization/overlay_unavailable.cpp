@@ -9,15 +9,22 @@
 
 namespace pivot {
 namespace {
-[[noreturn]] void unavailable() { throw std::runtime_error("image rendering needs OpenCV; this build has none"); }
+[[noreturn]] void unavailable() {
+  throw std::runtime_error("image rendering needs OpenCV; this build has none");
+}
 }  // namespace
 
 bool renderingAvailable() { return false; }
-RgbImage renderOverlay(const RgbImage&, const std::vector<float>&, int, int, const OverlayStyle&) { unavailable(); }
-RgbImage renderFigure(const RgbImage&, const std::string&, const std::vector<FigurePanel>&, const std::string&,
-                      const std::string&, const OverlayStyle&) { unavailable(); }
+RgbImage renderOverlay(const RgbImage&, const std::vector<float>&, int, int, const OverlayStyle&) {
+  unavailable();
+}
+RgbImage renderFigure(const RgbImage&, const std::string&, const std::vector<FigurePanel>&,
+                      const std::string&, const std::string&, const OverlayStyle&) {
+  unavailable();
+}
 void saveImage(const RgbImage& image, const std::string& path) {
-  if (path.size() > 4 && path.substr(path.size() - 4) == ".pdf") return writeImagePdf(path, image.width, image.height, image.rgb);
+  if (path.size() > 4 && path.substr(path.size() - 4) == ".pdf")
+    return writeImagePdf(path, image.width, image.height, image.rgb);
   unavailable();
 }
 RgbImage loadImage(const std::string&, int, RgbImage*) { unavailable(); }

@@ -24,7 +24,8 @@ namespace pivot {
 namespace {
 
 constexpr int kReplotIntervalMs = 40;
-const QString kDpoNote = "DPO: falling chosen rewards with a growing margin are normal (likelihood displacement).";
+const QString kDpoNote =
+    "DPO: falling chosen rewards with a growing margin are normal (likelihood displacement).";
 
 struct PanelSpec {
   const char* title;
@@ -35,7 +36,9 @@ struct PanelSpec {
 const std::vector<PanelSpec>& panelSpecs() {
   static const std::vector<PanelSpec> specs = {
       {"loss", {"loss"}, ""},
-      {"rewards: chosen (solid), rejected (dashed)", {"rewards/chosen", "rewards/rejected"}, kDpoNote},
+      {"rewards: chosen (solid), rejected (dashed)",
+       {"rewards/chosen", "rewards/rejected"},
+       kDpoNote},
       {"rewards/margins", {"rewards/margins"}, kDpoNote},
       {"rewards/accuracies", {"rewards/accuracies"}, ""},
       {"log-probs: chosen (solid), rejected (dashed)", {"logps/chosen", "logps/rejected"}, ""},
@@ -76,7 +79,8 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
   auto* exportButton = new QPushButton("Export…");
   auto* menu = new QMenu(exportButton);
   menu->addAction("Grid as PNG/PDF/SVG…", this, [this] {
-    const auto file = QFileDialog::getSaveFileName(this, "Export grid", "curves.png", "Images (*.png *.pdf *.svg)");
+    const auto file = QFileDialog::getSaveFileName(this, "Export grid", "curves.png",
+                                                   "Images (*.png *.pdf *.svg)");
     if (file.isEmpty()) return;
     int dpi = 150;
     if (file.endsWith(".png", Qt::CaseInsensitive)) {
@@ -87,7 +91,8 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
     exportGrid(file, dpi);
   });
   menu->addAction("Visible runs as CSV…", this, [this] {
-    const auto file = QFileDialog::getSaveFileName(this, "Export CSV", "metrics.csv", "CSV (*.csv)");
+    const auto file =
+        QFileDialog::getSaveFileName(this, "Export CSV", "metrics.csv", "CSV (*.csv)");
     if (!file.isEmpty()) exportCsv(file);
   });
   exportButton->setMenu(menu);
@@ -106,15 +111,18 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
     auto addExport = [this, panel](const QString& label, const QString& suffix) {
       auto* action = new QAction(label, panel);
       connect(action, &QAction::triggered, this, [this, panel, suffix] {
-        const auto file = QFileDialog::getSaveFileName(this, "Export panel", QString(panel->keys().front()).replace('/', '_') + suffix);
+        const auto file = QFileDialog::getSaveFileName(
+            this, "Export panel", QString(panel->keys().front()).replace('/', '_') + suffix);
         if (file.isEmpty()) return;
         if (suffix == ".png") {
           bool ok = false;
-          const int dpi = QInputDialog::getInt(this, "PNG resolution", "Dots per inch:", 200, 72, 600, 1, &ok);
+          const int dpi =
+              QInputDialog::getInt(this, "PNG resolution", "Dots per inch:", 200, 72, 600, 1, &ok);
           if (ok) panel->savePng(file, dpi);
-        }
-        else if (suffix == ".pdf") panel->savePdf(file);
-        else panel->saveSvg(file);
+        } else if (suffix == ".pdf")
+          panel->savePdf(file);
+        else
+          panel->saveSvg(file);
       });
       panel->addAction(action);
     };
@@ -127,7 +135,8 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
   scroll->setWidget(canvas);
   outer->addWidget(scroll, 1);
 
-  connect(m_smoothingSlider, &QSlider::valueChanged, this, [this](int v) { setSmoothing(v / 1000.0); });
+  connect(m_smoothingSlider, &QSlider::valueChanged, this,
+          [this](int v) { setSmoothing(v / 1000.0); });
   connect(m_axisBox, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
           [this](int i) { setXAxis(static_cast<XAxisKind>(i)); });
   auto logChanged = [this] { setLogScale(m_logX->isChecked(), m_logY->isChecked()); };
@@ -194,7 +203,8 @@ void CurveGrid::setSmoothing(double weight) {
 
 void CurveGrid::setXAxis(XAxisKind kind) {
   m_axis = kind;
-  if (m_axisBox->currentIndex() != static_cast<int>(kind)) m_axisBox->setCurrentIndex(static_cast<int>(kind));
+  if (m_axisBox->currentIndex() != static_cast<int>(kind))
+    m_axisBox->setCurrentIndex(static_cast<int>(kind));
   markDirty();
 }
 
@@ -205,7 +215,8 @@ void CurveGrid::setLogScale(bool logX, bool logY) {
 }
 
 int CurveGrid::visiblePanelCount() const {
-  return static_cast<int>(std::count_if(m_panels.begin(), m_panels.end(), [](CurvePanel* p) { return !p->isHidden(); }));
+  return static_cast<int>(std::count_if(m_panels.begin(), m_panels.end(),
+                                        [](CurvePanel* p) { return !p->isHidden(); }));
 }
 
 void CurveGrid::relayout() {
@@ -232,8 +243,9 @@ void CurveGrid::replotNow() {
   relayout();
   for (auto* p : m_panels) {
     if (p->isHidden()) continue;
-    const bool changed = m_fullReplot || std::any_of(p->keys().begin(), p->keys().end(),
-                                                     [&](const QString& k) { return m_dirtyKeys.count(k) > 0; });
+    const bool changed =
+        m_fullReplot || std::any_of(p->keys().begin(), p->keys().end(),
+                                    [&](const QString& k) { return m_dirtyKeys.count(k) > 0; });
     if (changed) p->update(&m_runs, m_axis, m_smoothing);
   }
   m_dirty = m_fullReplot = false;
@@ -259,7 +271,8 @@ bool CurveGrid::exportGrid(const QString& file, int dpi) {
     painter.scale(scale, scale);
     for (size_t i = 0; i < shown.size(); ++i) {
       painter.save();
-      painter.translate(static_cast<double>(static_cast<int>(i) % cols * w), static_cast<double>(static_cast<int>(i) / cols * h));
+      painter.translate(static_cast<double>(static_cast<int>(i) % cols * w),
+                        static_cast<double>(static_cast<int>(i) / cols * h));
       shown[i]->plot()->toPainter(&painter, w, h);
       painter.restore();
     }

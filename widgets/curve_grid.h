@@ -41,7 +41,7 @@ class CurveGrid : public QWidget {
   void setLogScale(bool logX, bool logY);
 
   bool exportGrid(const QString& file, int dpi = 150);  // .png, .pdf or .svg by suffix
-  bool exportCsv(const QString& file) const;             // run_id,run,key,step,wall_time,value
+  bool exportCsv(const QString& file) const;            // run_id,run,key,step,wall_time,value
 
   const std::vector<CurvePanel*>& panels() const { return m_panels; }
   int visiblePanelCount() const;

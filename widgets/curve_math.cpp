@@ -9,7 +9,8 @@ namespace pivot {
 
 std::vector<double> debiasedEma(const std::vector<double>& ys, double weight) {
   std::vector<double> out(ys.size());
-  const bool constant = std::all_of(ys.begin(), ys.end(), [&](double v) { return v == ys.front(); });
+  const bool constant =
+      std::all_of(ys.begin(), ys.end(), [&](double v) { return v == ys.front(); });
   double last = 0;
   int accumulated = 0;
   for (size_t i = 0; i < ys.size(); ++i) {
@@ -27,11 +28,14 @@ std::vector<double> debiasedEma(const std::vector<double>& ys, double weight) {
 }
 
 const std::vector<double>& MetricSeries::smoothed(double weight) {
-  const bool constantSoFar = m_constant && std::all_of(values.begin() + static_cast<long>(std::min(m_smoothed.size(), values.size())),
-                                                       values.end(), [&](double v) { return v == values.front(); });
+  const bool constantSoFar =
+      m_constant &&
+      std::all_of(values.begin() + static_cast<long>(std::min(m_smoothed.size(), values.size())),
+                  values.end(), [&](double v) { return v == values.front(); });
   // Recompute from scratch when the weight changed, steps were replaced, or the series stopped
   // being constant (debiasedEma treats constant series specially); otherwise extend.
-  if (weight != m_weight || m_smoothed.size() > values.size() || constantSoFar != m_constant || constantSoFar) {
+  if (weight != m_weight || m_smoothed.size() > values.size() || constantSoFar != m_constant ||
+      constantSoFar) {
     m_smoothed = debiasedEma(values, weight);
     m_smoothedBlocks = BlockExtremes();  // every smoothed value changed
     m_weight = weight;
@@ -40,12 +44,18 @@ const std::vector<double>& MetricSeries::smoothed(double weight) {
     m_accumulated = 0;
     if (!m_constant)
       for (double y : values)
-        if (std::isfinite(y)) { m_last = m_last * weight + (1 - weight) * y; ++m_accumulated; }
+        if (std::isfinite(y)) {
+          m_last = m_last * weight + (1 - weight) * y;
+          ++m_accumulated;
+        }
     return m_smoothed;
   }
   for (size_t i = m_smoothed.size(); i < values.size(); ++i) {
     const double y = values[i];
-    if (!std::isfinite(y)) { m_smoothed.push_back(y); continue; }
+    if (!std::isfinite(y)) {
+      m_smoothed.push_back(y);
+      continue;
+    }
     m_last = m_last * weight + (1 - weight) * y;
     ++m_accumulated;
     m_smoothed.push_back(m_last / (weight == 1.0 ? 1.0 : 1.0 - std::pow(weight, m_accumulated)));
@@ -89,7 +99,7 @@ void MetricSeries::truncate(size_t n) {
   walls.resize(std::min(n, walls.size()));
   m_valueBlocks.coveredPoints = std::min(m_valueBlocks.coveredPoints, n);
   m_smoothedBlocks = BlockExtremes();
-  m_weight = -1;  // smoothing recomputes
+  m_weight = -1;                       // smoothing recomputes
   m_rangeCovered = values.size() + 1;  // range recomputes
 }
 
@@ -137,15 +147,20 @@ XYPoints downsampleMinMaxLast(const std::vector<double>& xs, const std::vector<d
   for (int b = 0; b < columns && start < hi; ++b) {
     const double edge = b + 1 == columns ? x1 : x0 + (b + 1) * width;
     size_t end = static_cast<size_t>(std::upper_bound(xs.begin() + static_cast<long>(start),
-                                                      xs.begin() + static_cast<long>(hi), edge) - xs.begin());
+                                                      xs.begin() + static_cast<long>(hi), edge) -
+                                     xs.begin());
     if (b + 1 == columns) end = std::min(end, hi);
     if (end == start) continue;
     size_t minI = start, maxI = start;
     constexpr size_t B = BlockExtremes::kBlock;
     size_t i = start + 1;
     if (blocks && end - start > 2 * B) {
-      const size_t firstFull = (start + B - 1) / B, lastFull = end / B;  // blocks inside [start, end)
-      for (; i < firstFull * B; ++i) { minI = lower(ys, minI, i); maxI = higher(ys, maxI, i); }
+      const size_t firstFull = (start + B - 1) / B,
+                   lastFull = end / B;  // blocks inside [start, end)
+      for (; i < firstFull * B; ++i) {
+        minI = lower(ys, minI, i);
+        maxI = higher(ys, maxI, i);
+      }
       for (size_t b = firstFull; b < lastFull; ++b) {
         minI = lower(ys, minI, blocks->minIndex[b]);
         maxI = higher(ys, maxI, blocks->maxIndex[b]);

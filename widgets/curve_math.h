@@ -19,7 +19,7 @@ struct XYPoints {
 struct BlockExtremes {
   static constexpr size_t kBlock = 256;
   std::vector<size_t> minIndex, maxIndex;
-  size_t coveredPoints = 0;           // points summarised so far (the last block may be partial)
+  size_t coveredPoints = 0;  // points summarised so far (the last block may be partial)
   void update(const std::vector<double>& ys);  // extends after appends, redoes after truncation
 };
 
@@ -29,6 +29,7 @@ struct BlockExtremes {
 // more than the budget anyway.
 // `blocks`, when given, must be up to date for ys; the result is the same, only faster.
 XYPoints downsampleMinMaxLast(const std::vector<double>& xs, const std::vector<double>& ys,
-                              double x0, double x1, int columns, const BlockExtremes* blocks = nullptr);
+                              double x0, double x1, int columns,
+                              const BlockExtremes* blocks = nullptr);
 
 }  // namespace pivot

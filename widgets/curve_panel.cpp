@@ -14,13 +14,15 @@ namespace pivot {
 
 std::vector<double> xValues(const RunCurves& run, const MetricSeries& s, XAxisKind kind) {
   switch (kind) {
-    case XAxisKind::Step: return s.steps;
+    case XAxisKind::Step:
+      return s.steps;
     case XAxisKind::Samples: {
       std::vector<double> x(s.steps);
       for (auto& v : x) v *= run.samplesPerStep;
       return x;
     }
-    case XAxisKind::WallTime: return s.walls;
+    case XAxisKind::WallTime:
+      return s.walls;
     case XAxisKind::RelativeTime: {
       double start = s.walls.empty() ? 0 : s.walls.front();
       for (const auto& [k, other] : run.series)
@@ -38,11 +40,14 @@ QColor runColour(int64_t runId) {
                                    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
   const auto i = static_cast<int>((runId - 1) % 10 + 10) % 10;
   QColor c = tableau[i];
-  if (runId > 10) c = QColor::fromHsv((c.hue() + 37 * static_cast<int>((runId - 1) / 10)) % 360, c.saturation(), c.value());
+  if (runId > 10)
+    c = QColor::fromHsv((c.hue() + 37 * static_cast<int>((runId - 1) / 10)) % 360, c.saturation(),
+                        c.value());
   return c;
 }
 
-CurvePanel::CurvePanel(const QString& title, const QStringList& keys, const QString& note, QWidget* parent)
+CurvePanel::CurvePanel(const QString& title, const QStringList& keys, const QString& note,
+                       QWidget* parent)
     : QWidget(parent), m_title(title), m_keys(keys) {
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(2, 2, 2, 2);
@@ -71,13 +76,15 @@ CurvePanel::CurvePanel(const QString& title, const QStringList& keys, const QStr
     m_plot->replot(QCustomPlot::rpQueuedReplot);
   });
   connect(m_plot, &QCustomPlot::mouseDoubleClick, this, [this] { resetView(); });
-  connect(m_plot, &QCustomPlot::mouseMove, this, [this](QMouseEvent* e) { showHover(static_cast<int>(e->position().x())); });
+  connect(m_plot, &QCustomPlot::mouseMove, this,
+          [this](QMouseEvent* e) { showHover(static_cast<int>(e->position().x())); });
 }
 
 bool CurvePanel::hasData(const std::map<int64_t, RunCurves>& runs) const {
   for (const auto& [id, run] : runs)
     for (const auto& key : m_keys)
-      if (auto it = run.series.find(key); it != run.series.end() && !it->second.values.empty()) return true;
+      if (auto it = run.series.find(key); it != run.series.end() && !it->second.values.empty())
+        return true;
   return false;
 }
 
@@ -128,8 +135,10 @@ void CurvePanel::update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, doub
   } else if (m_plot->xAxis->scaleType() == QCPAxis::stLinear) {
     m_plot->xAxis->setTicker(QSharedPointer<QCPAxisTicker>::create());
   }
-  m_plot->xAxis->setLabel(axis == XAxisKind::Step ? "step" : axis == XAxisKind::Samples ? "samples seen"
-                          : axis == XAxisKind::WallTime ? "wall time" : "seconds since start");
+  m_plot->xAxis->setLabel(axis == XAxisKind::Step       ? "step"
+                          : axis == XAxisKind::Samples  ? "samples seen"
+                          : axis == XAxisKind::WallTime ? "wall time"
+                                                        : "seconds since start");
   if (!m_userZoomed) {
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     const bool logY = m_plot->yAxis->scaleType() == QCPAxis::stLogarithmic;
@@ -143,7 +152,10 @@ void CurvePanel::update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, doub
         continue;
       }
       for (double v : *l.raw)  // log scale: the smallest positive value bounds the axis
-        if (std::isfinite(v) && v > 0) { y0 = std::min(y0, v); y1 = std::max(y1, v); }
+        if (std::isfinite(v) && v > 0) {
+          y0 = std::min(y0, v);
+          y1 = std::max(y1, v);
+        }
     }
     if (std::isfinite(x0)) {
       m_settingRange = true;
@@ -163,11 +175,14 @@ void CurvePanel::redrawData() {
   for (size_t i = 0; i < m_lines.size(); ++i) {
     const auto& l = m_lines[i];
     auto raw = downsampleMinMaxLast(*l.x, *l.raw, range.lower, range.upper, columns, l.rawBlocks);
-    auto smooth = downsampleMinMaxLast(*l.x, *l.smooth, range.lower, range.upper, columns, l.smoothBlocks);
-    m_plot->graph(static_cast<int>(2 * i))->setData(QVector<double>(raw.x.begin(), raw.x.end()),
-                                                    QVector<double>(raw.y.begin(), raw.y.end()), true);
-    m_plot->graph(static_cast<int>(2 * i + 1))->setData(QVector<double>(smooth.x.begin(), smooth.x.end()),
-                                                        QVector<double>(smooth.y.begin(), smooth.y.end()), true);
+    auto smooth =
+        downsampleMinMaxLast(*l.x, *l.smooth, range.lower, range.upper, columns, l.smoothBlocks);
+    m_plot->graph(static_cast<int>(2 * i))
+        ->setData(QVector<double>(raw.x.begin(), raw.x.end()),
+                  QVector<double>(raw.y.begin(), raw.y.end()), true);
+    m_plot->graph(static_cast<int>(2 * i + 1))
+        ->setData(QVector<double>(smooth.x.begin(), smooth.x.end()),
+                  QVector<double>(smooth.y.begin(), smooth.y.end()), true);
   }
 }
 
@@ -180,8 +195,10 @@ int CurvePanel::drawnPointCount() const {
 void CurvePanel::setLogScale(bool logX, bool logY) {
   auto apply = [](QCPAxis* axis, bool log) {
     axis->setScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
-    if (log) axis->setTicker(QSharedPointer<QCPAxisTickerLog>::create());
-    else axis->setTicker(QSharedPointer<QCPAxisTicker>::create());
+    if (log)
+      axis->setTicker(QSharedPointer<QCPAxisTickerLog>::create());
+    else
+      axis->setTicker(QSharedPointer<QCPAxisTicker>::create());
   };
   apply(m_plot->xAxis, logX);
   apply(m_plot->yAxis, logY);
@@ -207,7 +224,10 @@ void CurvePanel::showHover(int pixelX) {
     if (it == l.x->end()) --it;
     if (it != l.x->begin() && std::abs(*(it - 1) - x) < std::abs(*it - x)) --it;
     const auto i = static_cast<size_t>(it - l.x->begin());
-    text += QString("<br>%1: %2 (raw %3)").arg(l.label.toHtmlEscaped()).arg((*l.smooth)[i], 0, 'g', 5).arg((*l.raw)[i], 0, 'g', 5);
+    text += QString("<br>%1: %2 (raw %3)")
+                .arg(l.label.toHtmlEscaped())
+                .arg((*l.smooth)[i], 0, 'g', 5)
+                .arg((*l.raw)[i], 0, 'g', 5);
   }
   QToolTip::showText(m_plot->mapToGlobal(QPoint(pixelX + 12, 10)), text, m_plot);
 }

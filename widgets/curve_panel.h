@@ -15,7 +15,8 @@ namespace pivot {
 class CurvePanel : public QWidget {
   Q_OBJECT
  public:
-  CurvePanel(const QString& title, const QStringList& keys, const QString& note, QWidget* parent = nullptr);
+  CurvePanel(const QString& title, const QStringList& keys, const QString& note,
+             QWidget* parent = nullptr);
 
   const QStringList& keys() const { return m_keys; }
   QString title() const { return m_title; }

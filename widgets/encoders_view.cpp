@@ -24,7 +24,8 @@ QColor colourOf(const std::string& encoder) {
   return QColor(c[0], c[1], c[2]);
 }
 
-// What a chart of the family shows: shares in [0, 1] (log-probs have their own scale, in the table).
+// What a chart of the family shows: shares in [0, 1] (log-probs have their own scale, in the
+// table).
 bool charted(const SummaryTable::Line& line) {
   return line.metric != "logps_chosen" && line.metric != "uniform_baseline";
 }
@@ -64,7 +65,8 @@ EncodersView::EncodersView(QWidget* parent) : QWidget(parent) {
     bar->addWidget(button);
   }
   layout->addLayout(bar);
-  m_message = new QLabel("No experiment yet: launch one from the panel (Experiment) or run `pivot experiment`.");
+  m_message = new QLabel(
+      "No experiment yet: launch one from the panel (Experiment) or run `pivot experiment`.");
   m_message->setWordWrap(true);
   layout->addWidget(m_message);
 
@@ -78,7 +80,8 @@ EncodersView::EncodersView(QWidget* parent) : QWidget(parent) {
   m_chart->legend->setFont(QFont(font().family(), 8));
   m_chart->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
   m_chart->plotLayout()->insertRow(0);
-  m_chart->plotLayout()->addElement(0, 0, new QCPTextElement(m_chart, "", QFont(font().family(), 10, QFont::Bold)));
+  m_chart->plotLayout()->addElement(
+      0, 0, new QCPTextElement(m_chart, "", QFont(font().family(), 10, QFont::Bold)));
   auto* split = new QSplitter(Qt::Horizontal);
   split->addWidget(m_table);
   split->addWidget(m_chart);
@@ -95,13 +98,15 @@ QString EncodersView::message() const { return m_message->text(); }
 
 int EncodersView::barSeriesCount() const {
   int n = 0;
-  for (int i = 0; i < m_chart->plottableCount(); ++i) n += qobject_cast<QCPBars*>(m_chart->plottable(i)) != nullptr;
+  for (int i = 0; i < m_chart->plottableCount(); ++i)
+    n += qobject_cast<QCPBars*>(m_chart->plottable(i)) != nullptr;
   return n;
 }
 
 int EncodersView::errorBarSeriesCount() const {
   int n = 0;
-  for (int i = 0; i < m_chart->plottableCount(); ++i) n += qobject_cast<QCPErrorBars*>(m_chart->plottable(i)) != nullptr;
+  for (int i = 0; i < m_chart->plottableCount(); ++i)
+    n += qobject_cast<QCPErrorBars*>(m_chart->plottable(i)) != nullptr;
   return n;
 }
 
@@ -109,7 +114,8 @@ void EncodersView::setExperiments(const QList<ExperimentEntry>& experiments) {
   const qlonglong current = m_experiment->currentData().toLongLong();
   bool changed = experiments.size() != m_experiments.size();
   for (int i = 0; !changed && i < experiments.size(); ++i)
-    changed = experiments[i].id != m_experiments[i].id || experiments[i].reportDir != m_experiments[i].reportDir ||
+    changed = experiments[i].id != m_experiments[i].id ||
+              experiments[i].reportDir != m_experiments[i].reportDir ||
               experiments[i].status != m_experiments[i].status;
   if (!changed) return;
   m_experiments = experiments;
@@ -117,10 +123,12 @@ void EncodersView::setExperiments(const QList<ExperimentEntry>& experiments) {
   m_experiment->clear();
   int keep = -1;
   for (int i = 0; i < experiments.size(); ++i) {
-    m_experiment->addItem(experiments[i].name + " (" + experiments[i].status + ")", QVariant::fromValue<qlonglong>(experiments[i].id));
+    m_experiment->addItem(experiments[i].name + " (" + experiments[i].status + ")",
+                          QVariant::fromValue<qlonglong>(experiments[i].id));
     if (experiments[i].id == current) keep = i;
   }
-  if (keep < 0) keep = experiments.isEmpty() ? -1 : static_cast<int>(experiments.size()) - 1;  // the newest
+  if (keep < 0)
+    keep = experiments.isEmpty() ? -1 : static_cast<int>(experiments.size()) - 1;  // the newest
   m_experiment->setCurrentIndex(keep);
   onExperimentChosen();
 }
@@ -131,7 +139,8 @@ void EncodersView::onExperimentChosen() {
   const auto& e = m_experiments[i];
   if (e.reportDir.isEmpty()) {
     setResults({}, e.name);
-    m_message->setText(e.name + " is " + e.status + ": its report appears here when it has measured every encoder.");
+    m_message->setText(e.name + " is " + e.status +
+                       ": its report appears here when it has measured every encoder.");
     return;
   }
   loadReport(e.reportDir);
@@ -141,7 +150,9 @@ bool EncodersView::loadReport(const QString& reportDir) {
   const QString csv = reportDir + "/results.csv";
   try {
     setResults(readResultsCsv(csv.toStdString()), QFileInfo(reportDir).fileName());
-    m_message->setText("Report: " + reportDir + "/report.md — mean ± std over seeds; DPO − SFT paired over seeds, 95% interval.");
+    m_message->setText(
+        "Report: " + reportDir +
+        "/report.md — mean ± std over seeds; DPO − SFT paired over seeds, 95% interval.");
     return true;
   } catch (const std::exception& e) {
     setResults({}, "");
@@ -157,7 +168,9 @@ void EncodersView::setResults(const std::vector<ResultRow>& rows, const QString&
   {
     const QSignalBlocker block(m_sweep);
     m_sweep->clear();
-    for (const auto& s : distinctSweeps(rows)) m_sweep->addItem(s.empty() ? QString("(none)") : QString::fromStdString(s), QString::fromStdString(s));
+    for (const auto& s : distinctSweeps(rows))
+      m_sweep->addItem(s.empty() ? QString("(none)") : QString::fromStdString(s),
+                       QString::fromStdString(s));
     m_sweep->setCurrentIndex(std::max(0, m_sweep->findText(sweep)));
     m_sweep->setEnabled(m_sweep->count() > 1);
   }
@@ -171,7 +184,8 @@ void EncodersView::rebuild() {
   {
     const QSignalBlocker block(m_family);
     m_family->clear();
-    for (const auto& t : m_tables) m_family->addItem(QString::fromStdString(t.title), QString::fromStdString(t.family));
+    for (const auto& t : m_tables)
+      m_family->addItem(QString::fromStdString(t.title), QString::fromStdString(t.family));
     m_family->setCurrentIndex(std::max(0, m_family->findData(family)));
   }
   m_table->clear();
@@ -220,7 +234,8 @@ void EncodersView::drawChart(const SummaryTable& t) {
   for (const auto& l : t.lines)
     if (charted(l)) lines.push_back(&l);
   QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
-  for (size_t g = 0; g < lines.size(); ++g) ticker->addTick(static_cast<double>(g + 1), groupLabel(*lines[g]));
+  for (size_t g = 0; g < lines.size(); ++g)
+    ticker->addTick(static_cast<double>(g + 1), groupLabel(*lines[g]));
   m_chart->xAxis->setTicker(ticker);
   m_chart->xAxis->setTickLabelRotation(lines.size() > 6 ? 30 : 0);
   m_chart->xAxis->setRange(0.4, lines.size() + 0.6);
@@ -256,7 +271,8 @@ void EncodersView::drawChart(const SummaryTable& t) {
 
 bool EncodersView::exportChart(const QString& path) {
   const QString ext = QFileInfo(path).suffix().toLower();
-  if (ext == "png") return m_chart->savePng(path, m_chart->width(), m_chart->height(), 2.0, -1, 192);
+  if (ext == "png")
+    return m_chart->savePng(path, m_chart->width(), m_chart->height(), 2.0, -1, 192);
   if (ext == "pdf") return m_chart->savePdf(path);
   if (ext == "svg") {
     QSvgGenerator svg;
@@ -281,18 +297,24 @@ bool EncodersView::exportCsv(const QString& path) {
   QTextStream out(&file);
   out.setRealNumberPrecision(17);
   out << "probe,metric";
-  for (const auto& e : t.encoders) out << ',' << QString::fromStdString(e) << "_mean," << QString::fromStdString(e) << "_std," << QString::fromStdString(e) << "_n";
+  for (const auto& e : t.encoders)
+    out << ',' << QString::fromStdString(e) << "_mean," << QString::fromStdString(e) << "_std,"
+        << QString::fromStdString(e) << "_n";
   out << ",dpo_minus_sft,dpo_minus_sft_low,dpo_minus_sft_high\n";
   for (const auto& line : t.lines) {
     out << QString::fromStdString(line.probe) << ',' << QString::fromStdString(line.metric);
     for (const auto& c : line.cells) {
-      if (c.n) out << ',' << c.mean << ',' << c.std << ',' << c.n;
-      else out << ",,,0";
+      if (c.n)
+        out << ',' << c.mean << ',' << c.std << ',' << c.n;
+      else
+        out << ",,,0";
     }
     const auto& d = line.dpoMinusSft;
-    if (d.n) out << ',' << d.mean << ',' << (d.defined ? QString::number(d.low, 'g', 17) : "") << ','
-                 << (d.defined ? QString::number(d.high, 'g', 17) : "");
-    else out << ",,,";
+    if (d.n)
+      out << ',' << d.mean << ',' << (d.defined ? QString::number(d.low, 'g', 17) : "") << ','
+          << (d.defined ? QString::number(d.high, 'g', 17) : "");
+    else
+      out << ",,,";
     out << '\n';
   }
   return out.status() == QTextStream::Ok;
@@ -300,7 +322,8 @@ bool EncodersView::exportCsv(const QString& path) {
 
 void EncodersView::exportDialog(const QString& kind) {
   const QString ext = kind.toLower();
-  const QString path = QFileDialog::getSaveFileName(this, "Export " + kind, m_family->currentData().toString() + "." + ext,
+  const QString path = QFileDialog::getSaveFileName(this, "Export " + kind,
+                                                    m_family->currentData().toString() + "." + ext,
                                                     kind + " (*." + ext + ")");
   if (path.isEmpty()) return;
   const bool ok = kind == "CSV" ? exportCsv(path) : exportChart(path);

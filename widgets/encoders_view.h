@@ -1,6 +1,6 @@
-// The Encoders view: an experiment's measurements (its report folder's results.csv) as the tables of
-// report.md (mean ± std over seeds, DPO − SFT with a 95% interval) and as bar charts with error bars,
-// original vs stage 1 vs SFT vs DPO (vs DPO+SFT) side by side; exports PNG, PDF, SVG and CSV.
+// The Encoders view: an experiment's measurements (its report folder's results.csv) as the tables
+// of report.md (mean ± std over seeds, DPO − SFT with a 95% interval) and as bar charts with error
+// bars, original vs stage 1 vs SFT vs DPO (vs DPO+SFT) side by side; exports PNG, PDF, SVG and CSV.
 // Qt and QCustomPlot only; the numbers come from store/results.h, as report.md's do.
 #pragma once
 #include <QList>
@@ -29,7 +29,8 @@ class EncodersView : public QWidget {
 
   // The experiments of the workspace; keeps the current one, loads the first that has a report.
   void setExperiments(const QList<ExperimentEntry>& experiments);
-  // Loads <reportDir>/results.csv; on a bad file the error (naming file and line) shows in the view.
+  // Loads <reportDir>/results.csv; on a bad file the error (naming file and line) shows in the
+  // view.
   bool loadReport(const QString& reportDir);
   void setResults(const std::vector<ResultRow>& rows, const QString& title);
 
@@ -48,7 +49,7 @@ class EncodersView : public QWidget {
   QString message() const;
 
  private:
-  void rebuild();      // table + chart for the chosen sweep and family
+  void rebuild();  // table + chart for the chosen sweep and family
   void drawChart(const SummaryTable& t);
   void onExperimentChosen();
   void exportDialog(const QString& kind);

@@ -30,16 +30,22 @@ constexpr int kPanelSide = 224;
 
 QImage sceneImage(const Scene& s, int maskMode, const std::vector<int>& targets) {
   QImage img(s.size, s.size, QImage::Format_RGB888);
-  for (int y = 0; y < s.size; ++y) std::memcpy(img.scanLine(y), s.rgb.data() + static_cast<size_t>(y * s.size * 3), static_cast<size_t>(s.size * 3));
+  for (int y = 0; y < s.size; ++y)
+    std::memcpy(img.scanLine(y), s.rgb.data() + static_cast<size_t>(y * s.size * 3),
+                static_cast<size_t>(s.size * 3));
   if (maskMode == 0) return img;
   for (int y = 0; y < s.size; ++y)
     for (int x = 0; x < s.size; ++x) {
       const size_t p = static_cast<size_t>(y * s.size + x);
       const int inst = s.instanceMask[p];
       QColor c(20, 20, 20);
-      if (maskMode == 1 && s.classMask[p]) c = QColor::fromHsv((s.classMask[p] * 47) % 360, 200, 230);
+      if (maskMode == 1 && s.classMask[p])
+        c = QColor::fromHsv((s.classMask[p] * 47) % 360, 200, 230);
       if (maskMode == 2 && inst) c = runColour(inst);
-      if (maskMode == 3) c = std::find(targets.begin(), targets.end(), inst - 1) != targets.end() && inst ? QColor(255, 255, 255) : QColor(20, 20, 20);
+      if (maskMode == 3)
+        c = std::find(targets.begin(), targets.end(), inst - 1) != targets.end() && inst
+                ? QColor(255, 255, 255)
+                : QColor(20, 20, 20);
       img.setPixelColor(x, y, c);
     }
   return img;
@@ -49,7 +55,9 @@ QImage sceneImage(const Scene& s, int maskMode, const std::vector<int>& targets)
 
 QString ExplainJob::cacheKey() const {
   return QString("%1|%2|%3|%4|%5|%6|%7|%8|%9")
-      .arg(checkpointPath, fromWorld ? QString("w%1:%2:%3").arg(world.seed).arg(split).arg(index) : imageFile + "|" + question + "|" + answer,
+      .arg(checkpointPath,
+           fromWorld ? QString("w%1:%2:%3").arg(world.seed).arg(split).arg(index)
+                     : imageFile + "|" + question + "|" + answer,
            method, target)
       .arg(layer)
       .arg(colormap)
@@ -160,34 +168,49 @@ InspectView::InspectView(QWidget* parent) : QWidget(parent) {
   split->addWidget(right);
   split->setStretchFactor(1, 1);
 
-  auto sampleChanged = [this] { refreshSample(); refreshPanels(); };
+  auto sampleChanged = [this] {
+    refreshSample();
+    refreshPanels();
+  };
   connect(m_source, QOverload<int>::of(&QComboBox::currentIndexChanged), this, sampleChanged);
   connect(m_split, QOverload<int>::of(&QComboBox::currentIndexChanged), this, sampleChanged);
   connect(m_index, QOverload<int>::of(&QSpinBox::valueChanged), this, sampleChanged);
-  connect(prev, &QPushButton::clicked, this, [this] { m_index->setValue(std::max(0, m_index->value() - 1)); });
+  connect(prev, &QPushButton::clicked, this,
+          [this] { m_index->setValue(std::max(0, m_index->value() - 1)); });
   connect(next, &QPushButton::clicked, this, [this] { m_index->setValue(m_index->value() + 1); });
   connect(browse, &QPushButton::clicked, this, [this] {
-    const auto file = QFileDialog::getOpenFileName(this, "Open image", QString(), "Images (*.png *.jpg *.jpeg *.bmp)");
+    const auto file = QFileDialog::getOpenFileName(this, "Open image", QString(),
+                                                   "Images (*.png *.jpg *.jpeg *.bmp)");
     if (file.isEmpty()) return;
     m_imageFile->setText(file);
     m_source->setCurrentIndex(1);
     refreshSample();
     refreshPanels();
   });
-  for (auto* edit : {m_question, m_answer, m_imageFile}) connect(edit, &QLineEdit::editingFinished, this, sampleChanged);
-  connect(m_mask, QOverload<int>::of(&QComboBox::currentIndexChanged), this, [this] { refreshSample(); });
+  for (auto* edit : {m_question, m_answer, m_imageFile})
+    connect(edit, &QLineEdit::editingFinished, this, sampleChanged);
+  connect(m_mask, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
+          [this] { refreshSample(); });
   for (auto* box : {m_method, m_target, m_colormap})
-    connect(box, QOverload<int>::of(&QComboBox::currentIndexChanged), this, &InspectView::refreshPanels);
+    connect(box, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
+            &InspectView::refreshPanels);
   connect(m_layer, QOverload<int>::of(&QSpinBox::valueChanged), this, &InspectView::refreshPanels);
-  connect(m_runList, &QListWidget::itemChanged, this, [this] { refreshSteps(); refreshSample(); refreshPanels(); });
+  connect(m_runList, &QListWidget::itemChanged, this, [this] {
+    refreshSteps();
+    refreshSample();
+    refreshPanels();
+  });
   connect(m_stepSlider, &QSlider::valueChanged, this, [this](int i) {
-    if (i >= 0 && i < static_cast<int>(m_steps.size()) && m_stepBox->value() != m_steps[static_cast<size_t>(i)])
+    if (i >= 0 && i < static_cast<int>(m_steps.size()) &&
+        m_stepBox->value() != m_steps[static_cast<size_t>(i)])
       m_stepBox->setValue(m_steps[static_cast<size_t>(i)]);
     refreshPanels();
   });
   connect(m_stepBox, QOverload<int>::of(&QSpinBox::valueChanged), this, [this](int step) {
     if (m_steps.empty()) return;  // exact entry snaps to the nearest saved step
-    auto it = std::min_element(m_steps.begin(), m_steps.end(), [step](int a, int b) { return std::abs(a - step) < std::abs(b - step); });
+    auto it = std::min_element(m_steps.begin(), m_steps.end(), [step](int a, int b) {
+      return std::abs(a - step) < std::abs(b - step);
+    });
     m_stepSlider->setValue(static_cast<int>(it - m_steps.begin()));
   });
   refreshSample();
@@ -196,14 +219,18 @@ InspectView::InspectView(QWidget* parent) : QWidget(parent) {
 void InspectView::setRuns(const std::vector<RunSummary>& runs) {
   std::set<int64_t> checked;
   for (int i = 0; i < m_runList->count(); ++i)
-    if (m_runList->item(i)->checkState() == Qt::Checked) checked.insert(m_runList->item(i)->data(Qt::UserRole).toLongLong());
+    if (m_runList->item(i)->checkState() == Qt::Checked)
+      checked.insert(m_runList->item(i)->data(Qt::UserRole).toLongLong());
   m_runs.clear();
   for (const auto& r : runs)
     if (!r.checkpoints.empty()) m_runs.push_back(r);
   m_runList->blockSignals(true);
   m_runList->clear();
   for (const auto& r : m_runs) {
-    auto* item = new QListWidgetItem(QString("%1  (%2, %3 checkpoints)").arg(QString::fromStdString(r.info.name), QString::fromStdString(r.info.stage)).arg(r.checkpoints.size()));
+    auto* item = new QListWidgetItem(
+        QString("%1  (%2, %3 checkpoints)")
+            .arg(QString::fromStdString(r.info.name), QString::fromStdString(r.info.stage))
+            .arg(r.checkpoints.size()));
     item->setData(Qt::UserRole, QVariant::fromValue<qlonglong>(r.info.id));
     item->setData(Qt::DecorationRole, runColour(r.info.id));
     item->setFlags(item->flags() | Qt::ItemIsUserCheckable);
@@ -218,7 +245,9 @@ void InspectView::setRuns(const std::vector<RunSummary>& runs) {
 void InspectView::setCheckedRuns(const QList<int64_t>& ids) {
   m_runList->blockSignals(true);
   for (int i = 0; i < m_runList->count(); ++i)
-    m_runList->item(i)->setCheckState(ids.contains(m_runList->item(i)->data(Qt::UserRole).toLongLong()) ? Qt::Checked : Qt::Unchecked);
+    m_runList->item(i)->setCheckState(
+        ids.contains(m_runList->item(i)->data(Qt::UserRole).toLongLong()) ? Qt::Checked
+                                                                          : Qt::Unchecked);
   m_runList->blockSignals(false);
   refreshSteps();
   refreshSample();
@@ -241,7 +270,8 @@ void InspectView::refreshSteps() {
   std::set<int> steps;
   for (int i = 0; i < m_runList->count(); ++i) {
     if (m_runList->item(i)->checkState() != Qt::Checked) continue;
-    for (const auto& c : m_runs[static_cast<size_t>(i)].checkpoints) steps.insert(static_cast<int>(c.step));
+    for (const auto& c : m_runs[static_cast<size_t>(i)].checkpoints)
+      steps.insert(static_cast<int>(c.step));
   }
   const int current = m_stepBox->value();
   m_steps.assign(steps.begin(), steps.end());
@@ -249,7 +279,8 @@ void InspectView::refreshSteps() {
   m_stepSlider->setRange(0, std::max(0, static_cast<int>(m_steps.size()) - 1));
   // Keep the chosen step when it still exists, else go to the last one.
   auto it = std::find(m_steps.begin(), m_steps.end(), current);
-  m_stepSlider->setValue(it != m_steps.end() ? static_cast<int>(it - m_steps.begin()) : m_stepSlider->maximum());
+  m_stepSlider->setValue(it != m_steps.end() ? static_cast<int>(it - m_steps.begin())
+                                             : m_stepSlider->maximum());
   m_stepSlider->blockSignals(false);
   m_stepBox->blockSignals(true);
   m_stepBox->setValue(m_steps.empty() ? 0 : m_steps[static_cast<size_t>(m_stepSlider->value())]);
@@ -262,7 +293,9 @@ void InspectView::refreshSample() {
   for (int i = 0; i < m_runList->count(); ++i)
     if (m_runList->item(i)->checkState() == Qt::Checked) {
       try {
-        m_world = trainConfigFromJson(nlohmann::json::parse(m_runs[static_cast<size_t>(i)].info.configJson)).world;
+        m_world = trainConfigFromJson(
+                      nlohmann::json::parse(m_runs[static_cast<size_t>(i)].info.configJson))
+                      .world;
       } catch (const std::exception&) {
       }
       break;
@@ -271,18 +304,24 @@ void InspectView::refreshSample() {
   m_split->setEnabled(world);
   m_index->setEnabled(world);
   if (world) {
-    m_sample = ShapesWorld(m_world).sample(static_cast<Split>(m_split->currentIndex()), m_index->value());
+    m_sample =
+        ShapesWorld(m_world).sample(static_cast<Split>(m_split->currentIndex()), m_index->value());
     m_sampleImage = sceneImage(m_sample.scene, m_mask->currentIndex(), m_sample.targets);
-    m_texts->setText(QString("<b>%1</b> (%2)<br>chosen: <b>%3</b><br>rejected: %4<br><small>%5</small>")
-                         .arg(QString::fromStdString(m_sample.question).toHtmlEscaped(), categoryName(m_sample.category),
-                              QString::fromStdString(m_sample.answer).toHtmlEscaped(),
-                              QString::fromStdString(m_sample.rejected).toHtmlEscaped(),
-                              QString::fromStdString(m_sample.caption).toHtmlEscaped()));
+    m_texts->setText(
+        QString("<b>%1</b> (%2)<br>chosen: <b>%3</b><br>rejected: %4<br><small>%5</small>")
+            .arg(QString::fromStdString(m_sample.question).toHtmlEscaped(),
+                 categoryName(m_sample.category),
+                 QString::fromStdString(m_sample.answer).toHtmlEscaped(),
+                 QString::fromStdString(m_sample.rejected).toHtmlEscaped(),
+                 QString::fromStdString(m_sample.caption).toHtmlEscaped()));
   } else {
     m_sampleImage = QImage(m_imageFile->text());
-    m_texts->setText(QString("<b>%1</b><br>answer: <b>%2</b>").arg(m_question->text().toHtmlEscaped(), m_answer->text().toHtmlEscaped()));
+    m_texts->setText(
+        QString("<b>%1</b><br>answer: <b>%2</b>")
+            .arg(m_question->text().toHtmlEscaped(), m_answer->text().toHtmlEscaped()));
   }
-  m_preview->setPixmap(QPixmap::fromImage(m_sampleImage.scaled(kPanelSide, kPanelSide, Qt::KeepAspectRatio, Qt::FastTransformation)));
+  m_preview->setPixmap(QPixmap::fromImage(
+      m_sampleImage.scaled(kPanelSide, kPanelSide, Qt::KeepAspectRatio, Qt::FastTransformation)));
 }
 
 ExplainJob InspectView::jobFor(const RunSummary& run, const CheckpointInfo& checkpoint) const {
@@ -308,7 +347,8 @@ void InspectView::refreshPanels() {
     delete item->widget();
     delete item;
   }
-  if (m_source->currentIndex() == 1 && (m_imageFile->text().isEmpty() || m_question->text().isEmpty() || m_answer->text().isEmpty()))
+  if (m_source->currentIndex() == 1 &&
+      (m_imageFile->text().isEmpty() || m_question->text().isEmpty() || m_answer->text().isEmpty()))
     return;
   const int step = m_stepBox->value();
   int column = 0;
@@ -325,7 +365,8 @@ void InspectView::refreshPanels() {
     auto* layout = new QVBoxLayout(panel);
     layout->setContentsMargins(2, 2, 2, 2);
     auto* title = new QLabel(job.label);
-    title->setStyleSheet(QString("font-weight: bold; color: %1;").arg(runColour(run.info.id).darker(130).name()));
+    title->setStyleSheet(
+        QString("font-weight: bold; color: %1;").arg(runColour(run.info.id).darker(130).name()));
     auto* picture = new QLabel;
     picture->setFixedSize(kPanelSide, kPanelSide);
     picture->setAlignment(Qt::AlignCenter);
@@ -342,10 +383,14 @@ void InspectView::refreshPanels() {
         picture->setText("error");
         score->setText(o.error);
       } else {
-        picture->setPixmap(QPixmap::fromImage(o.overlay.scaled(kPanelSide, kPanelSide, Qt::KeepAspectRatio, Qt::SmoothTransformation)));
-        QString text = o.scored ? QString("mass inside target %1 · pointing %2").arg(o.mass, 0, 'f', 2).arg(o.hit ? "hit" : "miss")
+        picture->setPixmap(QPixmap::fromImage(o.overlay.scaled(
+            kPanelSide, kPanelSide, Qt::KeepAspectRatio, Qt::SmoothTransformation)));
+        QString text = o.scored ? QString("mass inside target %1 · pointing %2")
+                                      .arg(o.mass, 0, 'f', 2)
+                                      .arg(o.hit ? "hit" : "miss")
                                 : QString("no target mask");
-        if (!o.warning.isEmpty()) text += "<br><span style='color:#b9770e'>⚠ " + o.warning.toHtmlEscaped() + "</span>";
+        if (!o.warning.isEmpty())
+          text += "<br><span style='color:#b9770e'>⚠ " + o.warning.toHtmlEscaped() + "</span>";
         score->setText(text);
       }
     } else {

@@ -1,8 +1,8 @@
-// The Inspect view: where the vision encoder looks. Pick a ShapesWorld sample (browse the world with
-// its masks, question, chosen and rejected answers) or open an image and type a question and answer;
-// pick a method, target and layer; see the maps of several runs side by side, with localisation
-// scores, at the step one slider chooses. Maps are computed elsewhere (the window's explanation
-// worker) and cached here per (checkpoint, sample, method); the view never blocks.
+// The Inspect view: where the vision encoder looks. Pick a ShapesWorld sample (browse the world
+// with its masks, question, chosen and rejected answers) or open an image and type a question and
+// answer; pick a method, target and layer; see the maps of several runs side by side, with
+// localisation scores, at the step one slider chooses. Maps are computed elsewhere (the window's
+// explanation worker) and cached here per (checkpoint, sample, method); the view never blocks.
 #pragma once
 #include <QHash>
 #include <QImage>
@@ -28,9 +28,9 @@ namespace pivot {
 struct ExplainJob {
   quint64 id = 0;
   QString checkpointPath, label;
-  bool fromWorld = true;   // a ShapesWorld sample, else an image file
+  bool fromWorld = true;  // a ShapesWorld sample, else an image file
   WorldConfig world;
-  int split = 1;           // Split
+  int split = 1;  // Split
   qint64 index = 0;
   QString imageFile, question, answer;
   QString method = "gradmap", target = "sft", colormap = "jet";
@@ -41,8 +41,8 @@ struct ExplainJob {
 struct ExplainOutcome {
   quint64 id = 0;
   QString key, label;
-  QImage overlay;          // the map over the image
-  bool scored = false;     // the sample has a target mask
+  QImage overlay;       // the map over the image
+  bool scored = false;  // the sample has a target mask
   double mass = NAN;
   bool hit = false;
   QString warning, error;
@@ -79,7 +79,7 @@ class InspectView : public QWidget {
   QHash<QString, ExplainOutcome> m_cache;
   QHash<QString, quint64> m_pending;  // key -> job id
   quint64 m_nextJob = 1;
-  std::vector<int> m_steps;          // union of the checked runs' checkpoint steps
+  std::vector<int> m_steps;  // union of the checked runs' checkpoint steps
   WorldConfig m_world;
   Sample m_sample;
   QImage m_sampleImage;

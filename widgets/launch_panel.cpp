@@ -19,9 +19,10 @@ namespace {
 // The form's fields: config key and label. Values come from the chosen preset and stage.
 const std::vector<std::pair<QString, QString>>& formFields() {
   static const std::vector<std::pair<QString, QString>> fields = {
-      {"lr", "LM learning rate"},  {"vision_lr", "Vision learning rate"}, {"beta", "DPO beta"},
-      {"sft_weight", "SFT weight"}, {"steps", "Steps"},                    {"batch_size", "Batch size"},
-      {"seed", "Seed"},            {"warmup_ratio", "Warmup ratio"}};
+      {"lr", "LM learning rate"}, {"vision_lr", "Vision learning rate"},
+      {"beta", "DPO beta"},       {"sft_weight", "SFT weight"},
+      {"steps", "Steps"},         {"batch_size", "Batch size"},
+      {"seed", "Seed"},           {"warmup_ratio", "Warmup ratio"}};
   return fields;
 }
 
@@ -112,17 +113,22 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   expForm->addRow(expButtons);
   layout->addWidget(experiment);
   layout->addStretch(1);
-  connect(m_sweep, &QLineEdit::textEdited, this, [this] { setExperimentRunning(m_experimentRunning); });
-  connect(m_mixedWeight, &QLineEdit::textEdited, this, [this] { setExperimentRunning(m_experimentRunning); });
+  connect(m_sweep, &QLineEdit::textEdited, this,
+          [this] { setExperimentRunning(m_experimentRunning); });
+  connect(m_mixedWeight, &QLineEdit::textEdited, this,
+          [this] { setExperimentRunning(m_experimentRunning); });
   connect(m_runExperiment, &QPushButton::clicked, this, [this] {
     if (auto r = experimentRequest()) Q_EMIT experimentRequested(*r);
   });
   connect(m_stopExperiment, &QPushButton::clicked, this, &LaunchPanel::stopExperimentRequested);
   setExperimentRunning(false);
 
-  connect(m_preset, QOverload<int>::of(&QComboBox::currentIndexChanged), this, &LaunchPanel::loadPresetValues);
-  connect(m_stage, QOverload<int>::of(&QComboBox::currentIndexChanged), this, &LaunchPanel::loadPresetValues);
-  connect(m_lossType, QOverload<int>::of(&QComboBox::currentIndexChanged), this, &LaunchPanel::validate);
+  connect(m_preset, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
+          &LaunchPanel::loadPresetValues);
+  connect(m_stage, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
+          &LaunchPanel::loadPresetValues);
+  connect(m_lossType, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
+          &LaunchPanel::validate);
   connect(m_start, &QPushButton::clicked, this, [this] {
     if (auto r = request()) Q_EMIT startRequested(*r);
   });
@@ -157,8 +163,9 @@ void LaunchPanel::setParentCandidates(const std::vector<RunInfo>& runs) {
   while (m_parent->count() > 1) m_parent->removeItem(1);
   for (const auto& r : runs)
     if (r.status == "finished" || r.status == "stopped")
-      m_parent->addItem(QString("%1 (%2, %3)").arg(QString::fromStdString(r.name), QString::fromStdString(r.stage),
-                                                   QString::fromStdString(r.preset)),
+      m_parent->addItem(QString("%1 (%2, %3)")
+                            .arg(QString::fromStdString(r.name), QString::fromStdString(r.stage),
+                                 QString::fromStdString(r.preset)),
                         QVariant::fromValue<qlonglong>(r.id));
   const int index = m_parent->findData(current);
   m_parent->setCurrentIndex(index >= 0 ? index : 0);
@@ -167,9 +174,11 @@ void LaunchPanel::setParentCandidates(const std::vector<RunInfo>& runs) {
 
 void LaunchPanel::loadPresetValues() {
   try {
-    const auto cfg = toJson(presetConfig(m_preset->currentText().toStdString(),
-                                         stageFromName(m_stage->currentData().toString().toStdString())));
-    for (auto it = m_fields.begin(); it != m_fields.end(); ++it) it.value()->setText(jsonText(cfg.at(it.key().toStdString())));
+    const auto cfg =
+        toJson(presetConfig(m_preset->currentText().toStdString(),
+                            stageFromName(m_stage->currentData().toString().toStdString())));
+    for (auto it = m_fields.begin(); it != m_fields.end(); ++it)
+      it.value()->setText(jsonText(cfg.at(it.key().toStdString())));
     m_lossType->setCurrentText(QString::fromStdString(cfg.at("loss_type").get<std::string>()));
     m_device->setCurrentText(QString::fromStdString(cfg.at("device").get<std::string>()));
   } catch (const std::exception& e) {
@@ -184,7 +193,8 @@ std::optional<LaunchRequest> LaunchPanel::request() const {
   r.preset = m_preset->currentText();
   r.stage = m_stage->currentData().toString();
   if (m_parent->currentData().isValid()) r.parentRunId = m_parent->currentData().toLongLong();
-  for (auto it = m_fields.begin(); it != m_fields.end(); ++it) r.overrides << it.key() + "=" + it.value()->text().trimmed();
+  for (auto it = m_fields.begin(); it != m_fields.end(); ++it)
+    r.overrides << it.key() + "=" + it.value()->text().trimmed();
   r.overrides << "loss_type=" + m_lossType->currentText() << "device=" + m_device->currentText();
   return r;
 }
@@ -197,7 +207,8 @@ void LaunchPanel::validate() {
   QString message;
   TrainConfig cfg;
   try {
-    cfg = presetConfig(m_preset->currentText().toStdString(), stageFromName(m_stage->currentData().toString().toStdString()));
+    cfg = presetConfig(m_preset->currentText().toStdString(),
+                       stageFromName(m_stage->currentData().toString().toStdString()));
   } catch (const std::exception& e) {
     m_valid = false;
     message = e.what();
@@ -237,7 +248,9 @@ std::optional<ExperimentRequest> LaunchPanel::experimentRequest() const {
     if (!weight.isEmpty()) {
       bool ok = false;
       r.mixedSftWeight = weight.toDouble(&ok);
-      if (!ok || r.mixedSftWeight < 0) throw std::runtime_error("DPO+SFT arm: '" + weight.toStdString() + "' is not a weight >= 0");
+      if (!ok || r.mixedSftWeight < 0)
+        throw std::runtime_error("DPO+SFT arm: '" + weight.toStdString() +
+                                 "' is not a weight >= 0");
     }
     if (!r.sweep.isEmpty()) {
       const int eq = r.sweep.indexOf('=');
@@ -249,7 +262,8 @@ std::optional<ExperimentRequest> LaunchPanel::experimentRequest() const {
       }
     }
   } catch (const std::exception& e) {
-    m_experimentMessage->setText(QString("<span style='color:#c0392b'>%1</span>").arg(QString::fromUtf8(e.what()).toHtmlEscaped()));
+    m_experimentMessage->setText(QString("<span style='color:#c0392b'>%1</span>")
+                                     .arg(QString::fromUtf8(e.what()).toHtmlEscaped()));
     return std::nullopt;
   }
   return r;

@@ -27,8 +27,8 @@ struct LaunchRequest {
 struct ExperimentRequest {
   QString preset = "tiny";
   int seeds = 3;
-  QString sweep;            // key=v1,v2,... or empty
-  double mixedSftWeight = 0;  // > 0: the third arm
+  QString sweep;                  // key=v1,v2,... or empty
+  double mixedSftWeight = 0;      // > 0: the third arm
   QStringList arguments() const;  // the `pivot experiment` arguments
 };
 
@@ -38,7 +38,7 @@ class LaunchPanel : public QWidget {
   enum class State { Idle, Running, Paused };
   explicit LaunchPanel(QWidget* parent = nullptr);
 
-  void setPresets(const QStringList& presets);     // built-ins plus found .json files
+  void setPresets(const QStringList& presets);                 // built-ins plus found .json files
   void setParentCandidates(const std::vector<RunInfo>& runs);  // finished runs to start from
   void setState(State state);
   State state() const { return m_state; }

@@ -27,19 +27,36 @@
 namespace pivot {
 namespace {
 
-enum Column { ColId, ColName, ColStage, ColStatus, ColParent, ColSteps, ColLoss, ColMargin, ColTags, ColCreated, ColCount };
-const char* kHeaders[] = {"id", "name", "stage", "status", "parent", "steps", "last loss", "last margin", "tags", "created"};
+enum Column {
+  ColId,
+  ColName,
+  ColStage,
+  ColStatus,
+  ColParent,
+  ColSteps,
+  ColLoss,
+  ColMargin,
+  ColTags,
+  ColCreated,
+  ColCount
+};
+const char* kHeaders[] = {"id",    "name",      "stage",       "status", "parent",
+                          "steps", "last loss", "last margin", "tags",   "created"};
 
-void flatten(const nlohmann::json& j, const std::string& prefix, std::vector<std::pair<QString, QString>>& out) {
+void flatten(const nlohmann::json& j, const std::string& prefix,
+             std::vector<std::pair<QString, QString>>& out) {
   if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it) flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
+    for (auto it = j.begin(); it != j.end(); ++it)
+      flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
   } else {
-    out.emplace_back(QString::fromStdString(prefix), QString::fromStdString(j.is_string() ? j.get<std::string>() : j.dump()));
+    out.emplace_back(QString::fromStdString(prefix),
+                     QString::fromStdString(j.is_string() ? j.get<std::string>() : j.dump()));
   }
 }
 
 QStandardItem* numberItem(double v, int precision = 4) {
-  auto* item = new QStandardItem(std::isfinite(v) ? QString::number(v, 'g', precision) : QString("-"));
+  auto* item =
+      new QStandardItem(std::isfinite(v) ? QString::number(v, 'g', precision) : QString("-"));
   item->setData(std::isfinite(v) ? v : -1e300, Qt::UserRole);  // sort numerically
   item->setEditable(false);
   return item;
@@ -149,7 +166,8 @@ int64_t transplantSource(const std::string& configJson) {
 void RunsBrowser::rebuildTree() {
   // Keep what the user expanded or collapsed across rebuilds (keyed by the path of run ids).
   std::map<QString, bool> expanded;
-  std::function<void(QTreeWidgetItem*, const QString&)> remember = [&](QTreeWidgetItem* item, const QString& path) {
+  std::function<void(QTreeWidgetItem*, const QString&)> remember = [&](QTreeWidgetItem* item,
+                                                                       const QString& path) {
     const QString key = path + "/" + item->text(1);
     expanded[key] = item->isExpanded();
     for (int i = 0; i < item->childCount(); ++i) remember(item->child(i), key);
@@ -165,18 +183,21 @@ void RunsBrowser::rebuildTree() {
     return transplantSource(r.info.configJson);
   };
   auto makeItem = [](const RunSummary& r) {
-    auto* item = new QTreeWidgetItem(QStringList{QString::fromStdString(r.info.name), QString::number(r.info.id),
-                                                 QString::fromStdString(r.info.stage), QString::fromStdString(r.info.status),
-                                                 QString::number(r.lastStep),
-                                                 std::isfinite(r.lastLoss) ? QString::number(r.lastLoss, 'g', 4) : "-"});
+    auto* item = new QTreeWidgetItem(
+        QStringList{QString::fromStdString(r.info.name), QString::number(r.info.id),
+                    QString::fromStdString(r.info.stage), QString::fromStdString(r.info.status),
+                    QString::number(r.lastStep),
+                    std::isfinite(r.lastLoss) ? QString::number(r.lastLoss, 'g', 4) : "-"});
     item->setData(0, Qt::UserRole, QVariant::fromValue<qlonglong>(r.info.id));
     item->setData(0, Qt::DecorationRole, runColour(r.info.id));
-    if (r.info.status == "failed" || r.info.status == "crashed") item->setForeground(3, QColor("#c0392b"));
+    if (r.info.status == "failed" || r.info.status == "crashed")
+      item->setForeground(3, QColor("#c0392b"));
     return item;
   };
   // Children of `id` among `members` (all runs when members is empty), recursively.
-  std::function<void(QTreeWidgetItem*, int64_t, const std::set<int64_t>&, const QString&)> addChildren =
-      [&](QTreeWidgetItem* under, int64_t id, const std::set<int64_t>& members, const QString& path) {
+  std::function<void(QTreeWidgetItem*, int64_t, const std::set<int64_t>&, const QString&)>
+      addChildren = [&](QTreeWidgetItem* under, int64_t id, const std::set<int64_t>& members,
+                        const QString& path) {
         for (const auto& r : m_runs) {
           if (r.info.stage == "experiment" || upstream(r) != id) continue;
           if (!members.empty() && !members.count(r.info.id)) continue;
@@ -193,7 +214,8 @@ void RunsBrowser::rebuildTree() {
     const std::string tag = "exp-" + std::to_string(e.info.id);
     std::set<int64_t> members;
     for (const auto& r : m_runs)
-      if (("," + r.info.tags + ",").find("," + tag + ",") != std::string::npos) members.insert(r.info.id);
+      if (("," + r.info.tags + ",").find("," + tag + ",") != std::string::npos)
+        members.insert(r.info.id);
     inExperiment.insert(members.begin(), members.end());
     auto* root = makeItem(e);
     m_tree->addTopLevelItem(root);
@@ -203,7 +225,8 @@ void RunsBrowser::rebuildTree() {
       auto* item = makeItem(r);
       root->addChild(item);
       addChildren(item, r.info.id, members, key + "/" + item->text(1));
-      item->setExpanded(expanded.count(key + "/" + item->text(1)) ? expanded[key + "/" + item->text(1)] : true);
+      item->setExpanded(
+          expanded.count(key + "/" + item->text(1)) ? expanded[key + "/" + item->text(1)] : true);
     }
     root->setExpanded(expanded.count(key) ? expanded[key] : true);
   }
@@ -234,7 +257,8 @@ void RunsBrowser::setRuns(const std::vector<RunSummary>& runs) {
   m_runs = runs;
   // Update rows in place where the id already has one, so sorting and scrolling stay put.
   std::map<int64_t, int> rowOf;
-  for (int r = 0; r < m_model->rowCount(); ++r) rowOf[m_model->item(r, ColId)->data(Qt::UserRole).toLongLong()] = r;
+  for (int r = 0; r < m_model->rowCount(); ++r)
+    rowOf[m_model->item(r, ColId)->data(Qt::UserRole).toLongLong()] = r;
   std::map<int64_t, bool> present;
   for (const auto& s : runs) {
     present[s.info.id] = true;
@@ -252,27 +276,34 @@ void RunsBrowser::setRuns(const std::vector<RunSummary>& runs) {
       return item;
     };
     auto* status = text(s.info.status);
-    if (s.info.status == "failed" || s.info.status == "crashed") status->setForeground(QColor("#c0392b"));
+    if (s.info.status == "failed" || s.info.status == "crashed")
+      status->setForeground(QColor("#c0392b"));
     if (s.info.status == "running") status->setForeground(QColor("#1e8449"));
     if (!s.info.message.empty()) status->setToolTip(QString::fromStdString(s.info.message));
-    auto* parent = s.info.parentId ? numberItem(static_cast<double>(*s.info.parentId), 10) : text("-");
+    auto* parent =
+        s.info.parentId ? numberItem(static_cast<double>(*s.info.parentId), 10) : text("-");
     auto* steps = numberItem(static_cast<double>(s.lastStep), 10);
-    auto* created = text(QDateTime::fromSecsSinceEpoch(static_cast<qint64>(s.info.createdAt)).toString("yyyy-MM-dd hh:mm").toStdString());
+    auto* created = text(QDateTime::fromSecsSinceEpoch(static_cast<qint64>(s.info.createdAt))
+                             .toString("yyyy-MM-dd hh:mm")
+                             .toStdString());
     created->setData(s.info.createdAt, Qt::UserRole);
     items << id << name << text(s.info.stage) << status << parent << steps << numberItem(s.lastLoss)
           << numberItem(s.lastMargin) << text(s.info.tags) << created;
     if (auto it = rowOf.find(s.info.id); it != rowOf.end()) {
       for (int c = 0; c < ColCount; ++c) {
         auto* old = m_model->item(it->second, c);
-        if (old->text() != items[c]->text() || old->toolTip() != items[c]->toolTip()) m_model->setItem(it->second, c, items[c]);
-        else delete items[c];
+        if (old->text() != items[c]->text() || old->toolTip() != items[c]->toolTip())
+          m_model->setItem(it->second, c, items[c]);
+        else
+          delete items[c];
       }
     } else {
       m_model->appendRow(items);
     }
   }
   for (int r = m_model->rowCount() - 1; r >= 0; --r)
-    if (!present.count(m_model->item(r, ColId)->data(Qt::UserRole).toLongLong())) m_model->removeRow(r);
+    if (!present.count(m_model->item(r, ColId)->data(Qt::UserRole).toLongLong()))
+      m_model->removeRow(r);
   m_view->resizeColumnsToContents();
   rebuildTree();
   selectRuns(selected);  // restores the user's selection without announcing a change
@@ -326,7 +357,8 @@ void RunsBrowser::updateParameterTable() {
   m_params->setRowCount(static_cast<int>(table.size()));
   for (auto& [key, values] : table) {
     values.resize(chosen.size());
-    const bool differs = std::any_of(values.begin(), values.end(), [&](const QString& v) { return v != values.front(); });
+    const bool differs = std::any_of(values.begin(), values.end(),
+                                     [&](const QString& v) { return v != values.front(); });
     if (m_onlyDifferences->isChecked() && chosen.size() > 1 && !differs) continue;
     m_params->setItem(row, 0, new QTableWidgetItem(key));
     for (size_t c = 0; c < values.size(); ++c) {
@@ -349,7 +381,8 @@ void RunsBrowser::showContextMenu(const QPoint& pos) {
   auto* tag = menu.addAction("Edit tags…");
   auto* resume = menu.addAction("Resume from last checkpoint");
   menu.addSeparator();
-  auto* remove = menu.addAction(ids.size() == 1 ? "Delete run…" : QString("Delete %1 runs…").arg(ids.size()));
+  auto* remove =
+      menu.addAction(ids.size() == 1 ? "Delete run…" : QString("Delete %1 runs…").arg(ids.size()));
   const RunSummary* first = nullptr;
   for (const auto& r : m_runs)
     if (r.info.id == ids.front()) first = &r;
@@ -357,24 +390,28 @@ void RunsBrowser::showContextMenu(const QPoint& pos) {
   tag->setEnabled(ids.size() == 1 && first);
   // A run whose process is gone shows as "crashed" and is resumable; a live one (running or paused
   // here or in another process) is not: the trainer would refuse it.
-  resume->setEnabled(ids.size() == 1 && first && first->info.status != "finished" && first->info.status != "running" &&
-                     first->info.status != "paused");
+  resume->setEnabled(ids.size() == 1 && first && first->info.status != "finished" &&
+                     first->info.status != "running" && first->info.status != "paused");
   auto* chosen = menu.exec(m_view->viewport()->mapToGlobal(pos));
   if (!chosen || !first) return;
   if (chosen == rename) {
     bool ok = false;
-    const auto name = QInputDialog::getText(this, "Rename run", "Name:", QLineEdit::Normal, QString::fromStdString(first->info.name), &ok);
+    const auto name = QInputDialog::getText(this, "Rename run", "Name:", QLineEdit::Normal,
+                                            QString::fromStdString(first->info.name), &ok);
     if (ok && !name.trimmed().isEmpty()) Q_EMIT renameRequested(first->info.id, name.trimmed());
   } else if (chosen == tag) {
     bool ok = false;
-    const auto tags = QInputDialog::getText(this, "Tags", "Comma-separated tags:", QLineEdit::Normal, QString::fromStdString(first->info.tags), &ok);
+    const auto tags =
+        QInputDialog::getText(this, "Tags", "Comma-separated tags:", QLineEdit::Normal,
+                              QString::fromStdString(first->info.tags), &ok);
     if (ok) Q_EMIT tagsRequested(first->info.id, tags.trimmed());
   } else if (chosen == resume) {
     Q_EMIT resumeRequested(first->info.id);
   } else if (chosen == remove) {
     const auto answer = QMessageBox::question(
         this, "Delete runs",
-        QString("Delete %1 run(s) with their checkpoints and metrics? This cannot be undone.").arg(ids.size()));
+        QString("Delete %1 run(s) with their checkpoints and metrics? This cannot be undone.")
+            .arg(ids.size()));
     if (answer == QMessageBox::Yes) Q_EMIT deleteRequested(ids);
   }
 }

@@ -42,7 +42,8 @@ double timeSteps(int steps, Fn fn) {
   fn();
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < steps; ++i) fn();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / steps;
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+         steps;
 }
 
 }  // namespace
@@ -61,10 +62,11 @@ int cmdBench(const std::string& preset, int steps, const std::string& python) {
   for (const auto& s : samples) rows.push_back({&s, Response::Rejected});
   auto pairs = buildBatch(rows, tok, cfg.model.vision.numPatches(), torch::kCPU);
   const int64_t B = cfg.batch_size;
-  const auto allPixels = pairs.pixels;  // the Python reference encodes every row's image
+  const auto allPixels = pairs.pixels;          // the Python reference encodes every row's image
   pairs.pixels = pairs.pixels.narrow(0, 0, B);  // C++ encodes each pair's image once
-  MllmInputs chosen{pairs.pixels.narrow(0, 0, B), pairs.inputIds.narrow(0, 0, B), pairs.attentionMask.narrow(0, 0, B),
-                    pairs.labels.narrow(0, 0, B), pairs.prefixLen.narrow(0, 0, B), pairs.logitsFrom};
+  MllmInputs chosen{pairs.pixels.narrow(0, 0, B),        pairs.inputIds.narrow(0, 0, B),
+                    pairs.attentionMask.narrow(0, 0, B), pairs.labels.narrow(0, 0, B),
+                    pairs.prefixLen.narrow(0, 0, B),     pairs.logitsFrom};
 
   Mllm policy(cfg.model), reference(cfg.model);
   loadStateDict(*reference, stateDict(*policy), {""}, "policy");
@@ -76,32 +78,39 @@ int cmdBench(const std::string& preset, int steps, const std::string& python) {
   // The trainer's own step functions (training/steps.h), batch building from the samples included.
   const DpoSettings dpo;  // beta 0.1, sigmoid, as the reference script
   const double sftMs = timeSteps(steps, [&] {
-    applyUpdate(sftStep(policy, samples, Response::Chosen, tok, torch::kCPU).loss, opt, trainable, 1.0);
+    applyUpdate(sftStep(policy, samples, Response::Chosen, tok, torch::kCPU).loss, opt, trainable,
+                1.0);
   });
   const double dpoMs = timeSteps(steps, [&] {
-    applyUpdate(dpoStep(policy, reference, samples, dpo, tok, torch::kCPU).loss, opt, trainable, 1.0);
+    applyUpdate(dpoStep(policy, reference, samples, dpo, tok, torch::kCPU).loss, opt, trainable,
+                1.0);
   });
   // Attribution: one gradmap (target 30 ms) and a batch of 64 in one pass (not a loop of 64).
   AttributionOptions mapOptions;
-  const MllmInputs one{chosen.pixels.narrow(0, 0, 1), chosen.inputIds.narrow(0, 0, 1), chosen.attentionMask.narrow(0, 0, 1),
-                       chosen.labels.narrow(0, 0, 1), chosen.prefixLen.narrow(0, 0, 1), chosen.logitsFrom};
+  const MllmInputs one{chosen.pixels.narrow(0, 0, 1),        chosen.inputIds.narrow(0, 0, 1),
+                       chosen.attentionMask.narrow(0, 0, 1), chosen.labels.narrow(0, 0, 1),
+                       chosen.prefixLen.narrow(0, 0, 1),     chosen.logitsFrom};
   std::vector<BatchRow> many;
-  for (int i = 0; i < 64; ++i) many.push_back({&samples[static_cast<size_t>(i % B)], Response::Chosen});
+  for (int i = 0; i < 64; ++i)
+    many.push_back({&samples[static_cast<size_t>(i % B)], Response::Chosen});
   const auto batch64 = buildBatch(many, tok, cfg.model.vision.numPatches(), torch::kCPU);
   const double mapMs = timeSteps(steps, [&] { explain(policy, one, mapOptions); });
-  const double map64Ms = timeSteps(std::max(1, steps / 2), [&] { explain(policy, batch64, mapOptions); });
+  const double map64Ms =
+      timeSteps(std::max(1, steps / 2), [&] { explain(policy, batch64, mapOptions); });
   const double cppPeak = peakRssMiB();
 
   // The Python reference gets the same batch and config through a temporary folder.
   const fs::path tmp = fs::temp_directory_path() / ("pivot-bench-" + std::to_string(::getpid()));
   fs::create_directories(tmp);
-  saveSafetensors((tmp / "batch.safetensors").string(),
-                  {{"pixels", allPixels}, {"input_ids", pairs.inputIds}, {"attention_mask", pairs.attentionMask},
-                   {"labels", pairs.labels}, {"prefix_len", pairs.prefixLen}});
+  saveSafetensors((tmp / "batch.safetensors").string(), {{"pixels", allPixels},
+                                                         {"input_ids", pairs.inputIds},
+                                                         {"attention_mask", pairs.attentionMask},
+                                                         {"labels", pairs.labels},
+                                                         {"prefix_len", pairs.prefixLen}});
   std::ofstream(tmp / "config.json") << toJson(cfg.model).dump(2);
   const std::string script = std::string(PIVOT_SOURCE_DIR) + "/bench/reference_step.py";
-  const std::string cmd = python + " " + script + " " + tmp.string() + " " + std::to_string(steps) + " " +
-                          std::to_string(threads) + " 2>&1";
+  const std::string cmd = python + " " + script + " " + tmp.string() + " " + std::to_string(steps) +
+                          " " + std::to_string(threads) + " 2>&1";
   std::string output;
   if (FILE* pipe = popen(cmd.c_str(), "r")) {
     char buf[4096];
@@ -116,24 +125,34 @@ int cmdBench(const std::string& preset, int steps, const std::string& python) {
     std::cout << "python reference failed (" << cmd << "):\n" << output << "\n";
   }
 
-  const int64_t params = [&] { int64_t n = 0; for (auto& p : policy->parameters()) n += p.numel(); return n; }();
-  std::cout << std::fixed << std::setprecision(1) << "pivot bench: preset " << preset << ", " << params
-            << " parameters, batch " << B << " (DPO: " << B << " pairs), " << threads << " threads, "
-            << (kHasFusedAttention ? "fused" : "plain") << " attention\n"
-            << std::left << std::setw(14) << "step" << std::setw(12) << "C++ ms" << std::setw(12) << "Python ms"
+  const int64_t params = [&] {
+    int64_t n = 0;
+    for (auto& p : policy->parameters()) n += p.numel();
+    return n;
+  }();
+  std::cout << std::fixed << std::setprecision(1) << "pivot bench: preset " << preset << ", "
+            << params << " parameters, batch " << B << " (DPO: " << B << " pairs), " << threads
+            << " threads, " << (kHasFusedAttention ? "fused" : "plain") << " attention\n"
+            << std::left << std::setw(14) << "step" << std::setw(12) << "C++ ms" << std::setw(12)
+            << "Python ms"
             << "ratio C++/Python (target <= 0.8)\n";
   auto row = [&](const char* name, double cpp, const char* key) {
     std::cout << std::setw(14) << name << std::setw(12) << cpp;
-    if (py.contains(key)) std::cout << std::setw(12) << py[key].get<double>() << std::setprecision(2) << cpp / py[key].get<double>();
-    else std::cout << std::setw(12) << "-" << "-";
+    if (py.contains(key))
+      std::cout << std::setw(12) << py[key].get<double>() << std::setprecision(2)
+                << cpp / py[key].get<double>();
+    else
+      std::cout << std::setw(12) << "-"
+                << "-";
     std::cout << std::setprecision(1) << "\n";
   };
   row("SFT", sftMs, "sft_ms");
   row("DPO", dpoMs, "dpo_ms");
-  std::cout << "gradmap: one sample " << mapMs << " ms (target < 30 ms), a batch of 64 " << map64Ms << " ms ("
-            << map64Ms / 64 << " ms per map)\n";
+  std::cout << "gradmap: one sample " << mapMs << " ms (target < 30 ms), a batch of 64 " << map64Ms
+            << " ms (" << map64Ms / 64 << " ms per map)\n";
   std::cout << "peak memory: C++ " << cppPeak << " MiB";
-  if (py.contains("peak_rss_mib")) std::cout << ", Python " << py["peak_rss_mib"].get<double>() << " MiB";
+  if (py.contains("peak_rss_mib"))
+    std::cout << ", Python " << py["peak_rss_mib"].get<double>() << " MiB";
   std::cout << "\n";
   return 0;
 }

@@ -40,21 +40,24 @@ std::unique_ptr<RunStore> openExisting(const std::string& workspace,
 
 void printEvaluation(const TrainResult& r) {
   for (const auto& [k, v] : r.evaluation)
-    std::cout << "  " << std::left << std::setw(34) << k << std::fixed << std::setprecision(4) << v << "\n";
+    std::cout << "  " << std::left << std::setw(34) << k << std::fixed << std::setprecision(4) << v
+              << "\n";
   std::cout.unsetf(std::ios::fixed);
 }
 
 // Prints how a run ended; a failed run throws RunFailed (exit code 1), a stopped one RunStopped.
 void reportEnd(const std::string& stage, const TrainResult& r) {
   std::cout << stage << " run " << r.runId << ": " << r.status << " (" << r.message << ")\n";
-  if (r.status == "failed") throw RunFailed("run " + std::to_string(r.runId) + " failed: " + r.message);
+  if (r.status == "failed")
+    throw RunFailed("run " + std::to_string(r.runId) + " failed: " + r.message);
   if (r.status == "stopped")
     throw RunStopped("run " + std::to_string(r.runId) + " " + r.message +
-                     " with a checkpoint; continue it with: pivot train --resume " + std::to_string(r.runId));
+                     " with a checkpoint; continue it with: pivot train --resume " +
+                     std::to_string(r.runId));
 }
 
-TrainResult runStage(const std::string& workspace, const TrainConfig& cfg, std::optional<int64_t> parent,
-                     const std::string& name, bool quiet) {
+TrainResult runStage(const std::string& workspace, const TrainConfig& cfg,
+                     std::optional<int64_t> parent, const std::string& name, bool quiet) {
   ProgressSink progress(std::string("[") + stageName(cfg.stage) + "]");
   NullSink silent;
   TrainOptions opt;
@@ -83,8 +86,9 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     // A resumed run continues with its own configuration and parent; anything else given with
     // --resume would be silently ignored, so it is refused.
     if (!a.optionsBesideResume.empty())
-      throw std::runtime_error("--resume continues a run with its own configuration; it cannot be combined with " +
-                               a.optionsBesideResume);
+      throw std::runtime_error(
+          "--resume continues a run with its own configuration; it cannot be combined with " +
+          a.optionsBesideResume);
     auto store = openExisting(workspace);
     const auto info = store->findRun(a.resume);
     store.reset();
@@ -101,10 +105,11 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     return 0;
   }
   const Stage stage = stageFromName(a.stage);
-  // Without --from the earlier stages run first, by the chain's rule: --set keys of the architecture,
-  // the world and the device reach them, hyper-parameters only the requested stage. Every stage is
-  // validated before anything is written.
-  const auto chain = chainConfigs(a.preset, stage, a.sets, a.from.empty() && stage != Stage::Pretrain);
+  // Without --from the earlier stages run first, by the chain's rule: --set keys of the
+  // architecture, the world and the device reach them, hyper-parameters only the requested stage.
+  // Every stage is validated before anything is written.
+  const auto chain =
+      chainConfigs(a.preset, stage, a.sets, a.from.empty() && stage != Stage::Pretrain);
   (void)pickDevice(chain.back().device);  // device=cuda without CUDA
   std::optional<int64_t> parent;
   if (!a.from.empty()) {
@@ -115,10 +120,12 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     parent = info.id;
   }
   if (chain.size() > 1) std::cout << "no --from given: running the earlier stages first\n";
-  for (size_t i = 0; i + 1 < chain.size(); ++i) parent = runStage(workspace, chain[i], parent, "", a.quiet).runId;
+  for (size_t i = 0; i + 1 < chain.size(); ++i)
+    parent = runStage(workspace, chain[i], parent, "", a.quiet).runId;
   auto r = runStage(workspace, chain.back(), parent, a.name, a.quiet);
   printEvaluation(r);
-  std::cout << "results: " << storePath(workspace) << " (run " << r.runId << "), checkpoint " << r.checkpoint << "\n";
+  std::cout << "results: " << storePath(workspace) << " (run " << r.runId << "), checkpoint "
+            << r.checkpoint << "\n";
   return 0;
 }
 
@@ -136,26 +143,31 @@ int cmdRuns(const std::string& workspace) {
     std::ostringstream lossText;
     if (loss) lossText << std::setprecision(6) << loss->value;
     table.push_back({std::to_string(r.id), r.name, r.preset, r.stage, effectiveStatus(r),
-                     r.parentId ? std::to_string(*r.parentId) : "-", loss ? std::to_string(loss->step) : "0",
-                     loss ? lossText.str() : "-", when});
+                     r.parentId ? std::to_string(*r.parentId) : "-",
+                     loss ? std::to_string(loss->step) : "0", loss ? lossText.str() : "-", when});
   }
   std::vector<size_t> width(table.front().size(), 0);
   for (const auto& row : table)
     for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
   for (const auto& row : table) {
     for (size_t c = 0; c < row.size(); ++c)
-      std::cout << std::left << std::setw(static_cast<int>(c + 1 < row.size() ? width[c] + 2 : 0)) << row[c];
+      std::cout << std::left << std::setw(static_cast<int>(c + 1 < row.size() ? width[c] + 2 : 0))
+                << row[c];
     std::cout << "\n";
   }
   return 0;
 }
 
-int cmdMetrics(const std::string& workspace, const std::string& runName, bool csv, const std::string& key) {
+int cmdMetrics(const std::string& workspace, const std::string& runName, bool csv,
+               const std::string& key) {
   auto store = openExisting(workspace);
   const auto run = store->findRun(runName);
   const auto points = store->metrics(run.id, key);
-  if (points.empty()) throw std::runtime_error("run '" + runName + "' has no metrics" + (key.empty() ? "" : " named '" + key + "'"));
-  std::vector<std::string> keys = key.empty() ? store->metricKeys(run.id) : std::vector<std::string>{key};
+  if (points.empty())
+    throw std::runtime_error("run '" + runName + "' has no metrics" +
+                             (key.empty() ? "" : " named '" + key + "'"));
+  std::vector<std::string> keys =
+      key.empty() ? store->metricKeys(run.id) : std::vector<std::string>{key};
   std::map<int64_t, std::map<std::string, double>> rows;
   for (const auto& p : points) rows[p.step][p.key] = p.value;
   std::cout << std::setprecision(9);
@@ -173,11 +185,13 @@ int cmdMetrics(const std::string& workspace, const std::string& runName, bool cs
     }
     return 0;
   }
-  std::cout << run.name << " (" << run.stage << ", " << run.status << "), " << rows.size() << " steps; last values:\n";
+  std::cout << run.name << " (" << run.stage << ", " << run.status << "), " << rows.size()
+            << " steps; last values:\n";
   for (const auto& k : keys) {
     for (auto it = rows.rbegin(); it != rows.rend(); ++it)
       if (auto v = it->second.find(k); v != it->second.end()) {
-        std::cout << "  " << std::left << std::setw(28) << k << v->second << "  (step " << it->first << ")\n";
+        std::cout << "  " << std::left << std::setw(28) << k << v->second << "  (step " << it->first
+                  << ")\n";
         break;
       }
   }
@@ -195,7 +209,8 @@ int cmdExport(const std::string& workspace, const std::string& runName, const st
   fs::create_directories(outDir);
   fs::copy_file(fs::path(ckpt) / "model.safetensors", fs::path(outDir) / "model.safetensors",
                 fs::copy_options::overwrite_existing);
-  fs::copy_file(fs::path(ckpt) / "config.json", fs::path(outDir) / "config.json", fs::copy_options::overwrite_existing);
+  fs::copy_file(fs::path(ckpt) / "config.json", fs::path(outDir) / "config.json",
+                fs::copy_options::overwrite_existing);
   // The vision encoder alone, under SiglipVisionModel's names, with its own config.json.
   const std::string encoderDir = (fs::path(outDir) / "vision_encoder").string();
   fs::create_directories(encoderDir);
@@ -203,7 +218,8 @@ int cmdExport(const std::string& workspace, const std::string& runName, const st
   const std::string prefix = "vision_tower.";
   for (const auto& [name, t] : weights)
     if (name.rfind(prefix, 0) == 0) encoder["vision_model." + name.substr(prefix.size())] = t;
-  saveSafetensors((fs::path(encoderDir) / "model.safetensors").string(), encoder, {{"format", "pt"}});
+  saveSafetensors((fs::path(encoderDir) / "model.safetensors").string(), encoder,
+                  {{"format", "pt"}});
   auto config = readCheckpointConfig(ckpt);
   nlohmann::json visionConfig = config.at("vision_config");
   visionConfig["architectures"] = {"SiglipVisionModel"};

@@ -12,8 +12,8 @@ namespace pivot::cli {
 struct TrainArgs {
   std::string preset = "tiny";
   std::string stage = "dpo";
-  std::string from;      // parent run (id or name)
-  std::string resume;    // run to continue
+  std::string from;    // parent run (id or name)
+  std::string resume;  // run to continue
   std::string name;
   std::vector<std::string> sets;  // key=value overrides
   bool quiet = false;
@@ -32,25 +32,25 @@ struct RunStopped : std::runtime_error {
 
 struct ExplainArgs {
   std::vector<std::string> checkpoints;  // RUN[@STEP]
-  int sample = -1;                        // ShapesWorld sample index (with split)
+  int sample = -1;                       // ShapesWorld sample index (with split)
   std::string split = "val";
-  std::string image, question, answer;    // or an image file with a question and answer
-  std::string method = "gradmap";         // gradmap | gradcam | hirescam | layercam | rollout
-  std::string target = "sft";             // sft | dpo | logprob
-  int layer = -2;                         // CAM layer (HF hidden-state index)
+  std::string image, question, answer;  // or an image file with a question and answer
+  std::string method = "gradmap";       // gradmap | gradcam | hirescam | layercam | rollout
+  std::string target = "sft";           // sft | dpo | logprob
+  int layer = -2;                       // CAM layer (HF hidden-state index)
   bool l2 = false, keepBorder = false, colourBar = false, csv = false;
   std::string colormap = "jet";
-  std::string headFusion = "mean";        // rollout
-  double discardRatio = 0.9;              // rollout
+  std::string headFusion = "mean";  // rollout
+  double discardRatio = 0.9;        // rollout
   std::string out;
-  int samples = 192;                      // localize: samples of the split
-  std::string data;                       // localize: image+mask records (JSONL) instead
+  int samples = 192;  // localize: samples of the split
+  std::string data;   // localize: image+mask records (JSONL) instead
 };
 
 struct ProbeArgs {
   std::vector<std::string> checkpoints;  // RUN[@STEP]
-  std::string task = "conjunction";       // shape | colour | conjunction | count
-  int layer = -2;                         // HF hidden-state index (-2 = penultimate)
+  std::string task = "conjunction";      // shape | colour | conjunction | count
+  int layer = -2;                        // HF hidden-state index (-2 = penultimate)
   bool afterProjector = false;
   int trainSamples = 1024, valSamples = 256, testSamples = 512;
   int segSeeds = 6;
@@ -60,8 +60,8 @@ struct ExperimentArgs {
   std::string preset = "tiny";
   int seeds = 3;
   std::vector<std::string> sets;
-  std::string sweep;                      // key=v1,v2,...
-  double mixedSftWeight = 0;              // > 0: third arm DPO+SFT
+  std::string sweep;          // key=v1,v2,...
+  double mixedSftWeight = 0;  // > 0: third arm DPO+SFT
   std::string transplantProjector = "new";
   int transplantAlignSteps = 0, transplantInstructSteps = 0;
   int segSeeds = 6;
@@ -72,12 +72,14 @@ struct ExperimentArgs {
 std::string defaultWorkspace();
 int cmdExperiment(const std::string& workspace, const ExperimentArgs& args);
 int cmdProbe(const std::string& workspace, const ProbeArgs& args);
-int cmdSwap(const std::string& workspace, const std::string& encoder, const std::string& into, int samples);
+int cmdSwap(const std::string& workspace, const std::string& encoder, const std::string& into,
+            int samples);
 int cmdExplain(const std::string& workspace, const ExplainArgs& args);
 int cmdLocalize(const std::string& workspace, const ExplainArgs& args);
 int cmdTrain(const std::string& workspace, const TrainArgs& args);
 int cmdRuns(const std::string& workspace);
-int cmdMetrics(const std::string& workspace, const std::string& run, bool csv, const std::string& key);
+int cmdMetrics(const std::string& workspace, const std::string& run, bool csv,
+               const std::string& key);
 int cmdExport(const std::string& workspace, const std::string& run, const std::string& outDir);
 int cmdDoctor(const std::string& workspace, bool fix);
 int cmdBench(const std::string& preset, int steps, const std::string& python);

@@ -25,11 +25,14 @@ int cmdDoctor(const std::string& workspace, bool fix) {
 
   std::unique_ptr<RunStore> store;
   try {
-    store = std::make_unique<RunStore>(path, fix ? RunStore::Access::ReadWrite : RunStore::Access::ReadOnly);
+    store = std::make_unique<RunStore>(
+        path, fix ? RunStore::Access::ReadWrite : RunStore::Access::ReadOnly);
   } catch (const std::exception& e) {
     problem(std::string("the run store cannot be opened: ") + e.what());
-    std::cout << "nothing in it can be read; checkpoint folders under " << (fs::path(workspace) / "checkpoints").string()
-              << " are intact files (model.safetensors + config.json) that `pivot explain` and `probe` can still use\n";
+    std::cout << "nothing in it can be read; checkpoint folders under "
+              << (fs::path(workspace) / "checkpoints").string()
+              << " are intact files (model.safetensors + config.json) that `pivot explain` and "
+                 "`probe` can still use\n";
     return 1;
   }
   std::cout << "database: " << path << " (schema " << store->schemaVersion() << ")\n";
@@ -48,10 +51,15 @@ int cmdDoctor(const std::string& workspace, bool fix) {
     known.insert("run-" + std::to_string(r.id));
     const std::string label = "run " + std::to_string(r.id) + " (" + r.name + ")";
     if (effectiveStatus(r) == "crashed") {
-      problem(label + " is marked " + r.status + " but its process (pid " + std::to_string(r.owner.pid) + " on " +
-              r.owner.host + ") is gone: it crashed" +
-              (lastUsableCheckpoint(*store, r.id, true).empty() ? "" : "; `pivot train --resume " + std::to_string(r.id) + "` continues it"));
-      if (fix) store->setStatus(r.id, "crashed", "its process (pid " + std::to_string(r.owner.pid) + ") ended without a status");
+      problem(label + " is marked " + r.status + " but its process (pid " +
+              std::to_string(r.owner.pid) + " on " + r.owner.host + ") is gone: it crashed" +
+              (lastUsableCheckpoint(*store, r.id, true).empty()
+                   ? ""
+                   : "; `pivot train --resume " + std::to_string(r.id) + "` continues it"));
+      if (fix)
+        store->setStatus(
+            r.id, "crashed",
+            "its process (pid " + std::to_string(r.owner.pid) + ") ended without a status");
     }
     try {
       (void)store->metrics(r.id);
@@ -63,7 +71,8 @@ int cmdDoctor(const std::string& workspace, bool fix) {
     try {
       for (const auto& c : store->checkpoints(r.id))
         if (!fs::exists(fs::path(c.path) / "model.safetensors"))
-          problem(label + ": checkpoint at step " + std::to_string(c.step) + " is missing its folder " + c.path);
+          problem(label + ": checkpoint at step " + std::to_string(c.step) +
+                  " is missing its folder " + c.path);
       if (!lastUsableCheckpoint(*store, r.id).empty()) ++usable;
     } catch (const std::exception& e) {
       problem(label + ": its checkpoints cannot be read: " + e.what());
@@ -74,10 +83,12 @@ int cmdDoctor(const std::string& workspace, bool fix) {
     for (const auto& dir : fs::directory_iterator(checkpoints)) {
       if (!dir.is_directory()) continue;
       const std::string name = dir.path().filename().string();
-      if (!known.count(name)) problem("folder " + dir.path().string() + " belongs to no run in the store");
+      if (!known.count(name))
+        problem("folder " + dir.path().string() + " belongs to no run in the store");
       for (const auto& sub : fs::directory_iterator(dir.path())) {
         if (sub.path().filename().string().rfind(".tmp-", 0) != 0) continue;
-        problem("a half-written checkpoint " + sub.path().string() + " was left by an interrupted write");
+        problem("a half-written checkpoint " + sub.path().string() +
+                " was left by an interrupted write");
         if (fix) fs::remove_all(sub.path());
       }
     }
@@ -88,7 +99,10 @@ int cmdDoctor(const std::string& workspace, bool fix) {
     std::cout << "no problems found\n";
     return 0;
   }
-  std::cout << problems << " problem(s)" << (fix ? "; fixed what --fix can fix (crashed runs marked, temporary folders removed)" : "") << "\n";
+  std::cout << problems << " problem(s)"
+            << (fix ? "; fixed what --fix can fix (crashed runs marked, temporary folders removed)"
+                    : "")
+            << "\n";
   return 1;
 }
 

@@ -16,11 +16,15 @@ namespace {
 
 class ExperimentDisplay final : public ExperimentProgress {
  public:
-  explicit ExperimentDisplay(bool quiet) : m_quiet(quiet), m_start(std::chrono::steady_clock::now()) {}
+  explicit ExperimentDisplay(bool quiet)
+      : m_quiet(quiet), m_start(std::chrono::steady_clock::now()) {}
   void onStage(int index, int total, const std::string& what, bool reused) override {
-    std::cout << "[" << index << "/" << total << " " << elapsed() << "] " << what << (reused ? ": reused" : "") << std::endl;
+    std::cout << "[" << index << "/" << total << " " << elapsed() << "] " << what
+              << (reused ? ": reused" : "") << std::endl;
   }
-  void onMessage(const std::string& message) override { std::cout << "[" << elapsed() << "] " << message << std::endl; }
+  void onMessage(const std::string& message) override {
+    std::cout << "[" << elapsed() << "] " << message << std::endl;
+  }
   MetricSink* stepSink(const std::string& what) override {
     if (m_quiet) return &m_silent;
     m_sink = std::make_unique<ProgressSink>("  " + what);
@@ -29,7 +33,8 @@ class ExperimentDisplay final : public ExperimentProgress {
 
  private:
   std::string elapsed() const {
-    return formatDuration(std::chrono::duration<double>(std::chrono::steady_clock::now() - m_start).count());
+    return formatDuration(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - m_start).count());
   }
   bool m_quiet;
   std::chrono::steady_clock::time_point m_start;
@@ -55,13 +60,16 @@ int cmdExperiment(const std::string& workspace, const ExperimentArgs& a) {
   spec.stopRequested = &installStopSignals();
   spec = resolvedSpec(spec);  // every stage validated before anything is written
   std::cout << "PIVOT experiment: preset " << spec.preset << ", " << spec.seeds << " seed(s)"
-            << (spec.sweepKey.empty() ? "" : ", sweep " + a.sweep) << (spec.mixedSftWeight > 0 ? ", third arm DPO+SFT" : "")
+            << (spec.sweepKey.empty() ? "" : ", sweep " + a.sweep)
+            << (spec.mixedSftWeight > 0 ? ", third arm DPO+SFT" : "")
             << "\nworkspace: " << workspace << std::endl;
   ExperimentDisplay display(a.quiet);
   const auto outcome = runExperiment(spec, display);
-  std::cout << "experiment " << outcome.experimentId << " done: " << outcome.stagesTrained << " stages trained, "
-            << outcome.stagesReused << " reused, " << outcome.rows.size() << " result rows\n"
-            << "report: " << std::filesystem::absolute(outcome.reportDir).string() << "/report.md\n";
+  std::cout << "experiment " << outcome.experimentId << " done: " << outcome.stagesTrained
+            << " stages trained, " << outcome.stagesReused << " reused, " << outcome.rows.size()
+            << " result rows\n"
+            << "report: " << std::filesystem::absolute(outcome.reportDir).string()
+            << "/report.md\n";
   return 0;
 }
 

@@ -32,7 +32,9 @@ Split splitFromName(const std::string& name) {
   throw std::runtime_error("unknown split '" + name + "' (expected train, val or test)");
 }
 
-std::vector<uint8_t> targetMask(const Sample& s) { return pivot::targetMask(s.scene.instanceMask, s.targets); }
+std::vector<uint8_t> targetMask(const Sample& s) {
+  return pivot::targetMask(s.scene.instanceMask, s.targets);
+}
 
 AttributionOptions optionsFrom(const ExplainArgs& a) {
   AttributionOptions o;
@@ -42,8 +44,10 @@ AttributionOptions optionsFrom(const ExplainArgs& a) {
   o.l2 = a.l2;
   o.suppressBorder = !a.keepBorder;
   if (a.headFusion != "mean" && a.headFusion != "min" && a.headFusion != "max")
-    throw std::runtime_error("unknown head fusion '" + a.headFusion + "' (expected mean, min or max)");
-  if (a.discardRatio < 0 || a.discardRatio >= 1) throw std::runtime_error("--discard-ratio must be in [0, 1)");
+    throw std::runtime_error("unknown head fusion '" + a.headFusion +
+                             "' (expected mean, min or max)");
+  if (a.discardRatio < 0 || a.discardRatio >= 1)
+    throw std::runtime_error("--discard-ratio must be in [0, 1)");
   o.headFusion = a.headFusion;
   o.discardRatio = a.discardRatio;
   return o;
@@ -55,9 +59,9 @@ void checkLayer(const ExplainArgs& a, const LoadedCheckpoint& m) {
   const bool usesLayer = a.method == "gradcam" || a.method == "hirescam" || a.method == "layercam";
   const int count = m.config.model.vision.num_hidden_layers + 1;
   if (usesLayer && (a.layer < -count || a.layer >= count))
-    throw std::runtime_error("--layer " + std::to_string(a.layer) + " is outside " + m.label() + "'s vision tower (" +
-                             std::to_string(count) + " hidden states: " + std::to_string(-count) + ".." +
-                             std::to_string(count - 1) + ")");
+    throw std::runtime_error("--layer " + std::to_string(a.layer) + " is outside " + m.label() +
+                             "'s vision tower (" + std::to_string(count) + " hidden states: " +
+                             std::to_string(-count) + ".." + std::to_string(count - 1) + ")");
 }
 
 }  // namespace
@@ -65,18 +69,21 @@ void checkLayer(const ExplainArgs& a, const LoadedCheckpoint& m) {
 int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
   const AttributionOptions options = optionsFrom(a);  // bad names fail before anything loads
   if (a.checkpoints.empty()) throw std::runtime_error("give at least one --checkpoint RUN[@STEP]");
-  if ((a.sample < 0) == a.image.empty()) throw std::runtime_error("give either --sample N or --image FILE");
+  if ((a.sample < 0) == a.image.empty())
+    throw std::runtime_error("give either --sample N or --image FILE");
   if (!a.image.empty() && (a.question.empty() || a.answer.empty()))
     throw std::runtime_error("--image needs --question and --answer");
   if (!renderingAvailable())
-    throw std::runtime_error("this build has no OpenCV, so it cannot render figures (pivot localize works)");
+    throw std::runtime_error(
+        "this build has no OpenCV, so it cannot render figures (pivot localize works)");
   std::vector<LoadedCheckpoint> models;
   for (const auto& spec : a.checkpoints) models.push_back(loadRunCheckpoint(workspace, spec));
   for (const auto& m : models) checkLayer(a, m);
   const int imageSize = models.front().config.model.vision.image_size;
   for (const auto& m : models)
     if (m.config.model.vision.image_size != imageSize)
-      throw std::runtime_error("checkpoints " + models.front().label() + " and " + m.label() + " take different image sizes");
+      throw std::runtime_error("checkpoints " + models.front().label() + " and " + m.label() +
+                               " take different image sizes");
 
   Sample sample;
   if (a.sample >= 0) {
@@ -87,24 +94,30 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
     sample.scene.rgb = image.rgb;
     sample.question = a.question;
     sample.answer = a.answer;
-    if (options.target == AttributionTarget::DpoLoss) throw std::runtime_error("--target dpo needs a sample with a rejected answer");
+    if (options.target == AttributionTarget::DpoLoss)
+      throw std::runtime_error("--target dpo needs a sample with a rejected answer");
   }
   const WordTokenizer tok = WordTokenizer::shapesWorld();
   std::vector<FigurePanel> panels;
   const bool scored = !sample.targets.empty();
-  const auto fraction = scored ? cellMaskFraction(targetMask(sample), imageSize, imageSize,
-                                                  imageSize / models.front().config.model.vision.patch_size,
-                                                  imageSize / models.front().config.model.vision.patch_size)
-                               : std::vector<double>{};
+  const auto fraction =
+      scored ? cellMaskFraction(targetMask(sample), imageSize, imageSize,
+                                imageSize / models.front().config.model.vision.patch_size,
+                                imageSize / models.front().config.model.vision.patch_size)
+             : std::vector<double>{};
   std::cout << "Q: " << sample.question << "   chosen: " << sample.answer
             << (sample.rejected.empty() ? "" : "   rejected: " + sample.rejected) << "\n";
   for (auto& m : models) {
     const auto device = m.model->parameters().front().device();
-    auto in = buildBatch({{&sample, Response::Chosen}}, tok, m.config.model.vision.numPatches(), device);
+    auto in =
+        buildBatch({{&sample, Response::Chosen}}, tok, m.config.model.vision.numPatches(), device);
     std::optional<MllmInputs> rejected;
-    if (!sample.rejected.empty()) rejected = buildBatch({{&sample, Response::Rejected}}, tok, m.config.model.vision.numPatches(), device);
+    if (!sample.rejected.empty())
+      rejected = buildBatch({{&sample, Response::Rejected}}, tok,
+                            m.config.model.vision.numPatches(), device);
     const auto result = explain(m.model, in, options, rejected ? &*rejected : nullptr);
-    for (const auto& w : result.warnings) std::cerr << "warning: " << m.label() << ": " << w << "\n";
+    for (const auto& w : result.warnings)
+      std::cerr << "warning: " << m.label() << ": " << w << "\n";
     FigurePanel panel;
     panel.map = mapValues(result.maps, 0);
     panel.gridH = static_cast<int>(result.maps.size(1));
@@ -126,50 +139,62 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
   OverlayStyle style;
   style.colormap = a.colormap;
   style.colourBar = a.colourBar;
-  saveImage(renderFigure(image, sample.question, panels, sample.answer, sample.rejected, style), a.out);
+  saveImage(renderFigure(image, sample.question, panels, sample.answer, sample.rejected, style),
+            a.out);
   std::cout << "figure: " << a.out << "\n";
   return 0;
 }
 
 int cmdLocalize(const std::string& workspace, const ExplainArgs& a) {
   const AttributionOptions options = optionsFrom(a);
-  if (a.checkpoints.size() != 1) throw std::runtime_error("give exactly one --checkpoint RUN[@STEP]");
-  if (a.data.empty() && a.samples < 1) throw std::runtime_error("--samples must be at least 1, got " + std::to_string(a.samples));
+  if (a.checkpoints.size() != 1)
+    throw std::runtime_error("give exactly one --checkpoint RUN[@STEP]");
+  if (a.data.empty() && a.samples < 1)
+    throw std::runtime_error("--samples must be at least 1, got " + std::to_string(a.samples));
   const Split split = splitFromName(a.split);
   auto m = loadRunCheckpoint(workspace, a.checkpoints.front());
   checkLayer(a, m);
   // What to score: image+mask records, or the first --samples samples of the split that name an
   // object (the experiment's rule, so both give the same number for the same checkpoint).
-  const auto items = a.data.empty() ? shapesWorldTargets(ShapesWorld(m.config.world), split, a.samples)
-                                    : maskedRecordItems(a.data, m.config.model.vision.image_size,
-                                                        WordTokenizer::shapesWorld());
+  const auto items = a.data.empty()
+                         ? shapesWorldTargets(ShapesWorld(m.config.world), split, a.samples)
+                         : maskedRecordItems(a.data, m.config.model.vision.image_size,
+                                             WordTokenizer::shapesWorld());
   const Localisation result = localise(m.model, items, options, /*deletion=*/true);
   for (const auto& w : result.warnings) std::cerr << "warning: " << w << "\n";
   RunStore store(storePath(workspace));
-  const std::string name = std::string("localize/") + (a.data.empty() ? a.split : "data") + "/" + a.method + "/" + a.target;
-  store.addEvaluation(m.runId, {{m.step, name, "mass_inside", result.massInside.mean},
-                                {m.step, name, "pointing_game", result.pointingGame.mean},
-                                {m.step, name, "uniform_baseline", result.uniformBaseline.mean},
-                                {m.step, name, "deletion_area", result.deletionArea.mean},
-                                {m.step, name, "samples", static_cast<double>(result.massInside.n)}});
+  const std::string name = std::string("localize/") + (a.data.empty() ? a.split : "data") + "/" +
+                           a.method + "/" + a.target;
+  store.addEvaluation(m.runId,
+                      {{m.step, name, "mass_inside", result.massInside.mean},
+                       {m.step, name, "pointing_game", result.pointingGame.mean},
+                       {m.step, name, "uniform_baseline", result.uniformBaseline.mean},
+                       {m.step, name, "deletion_area", result.deletionArea.mean},
+                       {m.step, name, "samples", static_cast<double>(result.massInside.n)}});
   if (a.csv) {
     std::cout << "index,category,mass_inside,pointing_hit,target_area,deletion_area\n";
     for (const auto& s : result.samples)
-      std::cout << s.index << ',' << s.category << ',' << s.massInside << ',' << s.pointingHit << ',' << s.targetArea
-                << ',' << s.deletionArea << "\n";
+      std::cout << s.index << ',' << s.category << ',' << s.massInside << ',' << s.pointingHit
+                << ',' << s.targetArea << ',' << s.deletionArea << "\n";
     return 0;
   }
-  const auto &mass = result.massInside, &point = result.pointingGame, &area = result.uniformBaseline;
-  std::cout << std::fixed << std::setprecision(3) << m.label() << ", " << a.method << " (" << a.target << "), "
-            << (a.data.empty() ? a.split + " split" : a.data) << ", " << mass.n << " samples with a target\n"
-            << "  mass inside target   " << mass.mean << "  95% CI [" << mass.low << ", " << mass.high << "]\n"
-            << "  pointing game        " << point.mean << "  95% CI [" << point.low << ", " << point.high << "]\n"
+  const auto &mass = result.massInside, &point = result.pointingGame,
+             &area = result.uniformBaseline;
+  std::cout << std::fixed << std::setprecision(3) << m.label() << ", " << a.method << " ("
+            << a.target << "), " << (a.data.empty() ? a.split + " split" : a.data) << ", " << mass.n
+            << " samples with a target\n"
+            << "  mass inside target   " << mass.mean << "  95% CI [" << mass.low << ", "
+            << mass.high << "]\n"
+            << "  pointing game        " << point.mean << "  95% CI [" << point.low << ", "
+            << point.high << "]\n"
             << "  uniform-map baseline " << area.mean << "  (the target's area share)\n"
-            << "  deletion-curve area  " << result.deletionArea.mean << "  95% CI [" << result.deletionArea.low << ", "
-            << result.deletionArea.high << "]  (answer log-prob, most relevant patches greyed first; intact "
+            << "  deletion-curve area  " << result.deletionArea.mean << "  95% CI ["
+            << result.deletionArea.low << ", " << result.deletionArea.high
+            << "]  (answer log-prob, most relevant patches greyed first; intact "
             << result.intactLogProb.mean << ")\n";
   for (const auto& [cat, c] : result.massByCategory)
-    std::cout << "  mass, " << std::left << std::setw(13) << cat << c.mean << "  [" << c.low << ", " << c.high << "]  n=" << c.n << "\n";
+    std::cout << "  mass, " << std::left << std::setw(13) << cat << c.mean << "  [" << c.low << ", "
+              << c.high << "]  n=" << c.n << "\n";
   return 0;
 }
 

@@ -16,18 +16,25 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
-  CLI::App app{"pivot: train, inspect and export PIVOT Workbench runs (SFT vs DPO on a multimodal LLM)"};
+  CLI::App app{
+      "pivot: train, inspect and export PIVOT Workbench runs (SFT vs DPO on a multimodal LLM)"};
   app.require_subcommand(1);
   app.fallthrough();  // global options go before or after the subcommand
   std::string workspace = pivot::cli::defaultWorkspace();
-  app.add_option("--workspace", workspace, "folder holding runs.sqlite and checkpoints/")->capture_default_str();
+  app.add_option("--workspace", workspace, "folder holding runs.sqlite and checkpoints/")
+      ->capture_default_str();
 
   pivot::cli::TrainArgs t;
-  auto* train = app.add_subcommand("train", "train one stage (pretrain, align, instruct, sft, dpo) as a new run");
-  train->add_option("--preset", t.preset, "tiny, mini, or a preset .json file")->capture_default_str();
-  train->add_option("--stage", t.stage, "pretrain | align | instruct | sft | dpo")->capture_default_str();
-  train->add_option("--from", t.from, "parent run (id or name) to start from; without it earlier stages run first");
-  train->add_option("--resume", t.resume, "continue a stopped or crashed run from its last checkpoint");
+  auto* train = app.add_subcommand(
+      "train", "train one stage (pretrain, align, instruct, sft, dpo) as a new run");
+  train->add_option("--preset", t.preset, "tiny, mini, or a preset .json file")
+      ->capture_default_str();
+  train->add_option("--stage", t.stage, "pretrain | align | instruct | sft | dpo")
+      ->capture_default_str();
+  train->add_option("--from", t.from,
+                    "parent run (id or name) to start from; without it earlier stages run first");
+  train->add_option("--resume", t.resume,
+                    "continue a stopped or crashed run from its last checkpoint");
   train->add_option("--name", t.name, "run name");
   train->add_option("--set", t.sets, "override a config value, key=value (repeatable)");
   train->add_flag("--quiet", t.quiet, "no progress line");
@@ -35,8 +42,11 @@ int main(int argc, char** argv) {
   app.add_subcommand("runs", "list the runs of the workspace");
 
   bool doctorFix = false;
-  auto* doctor = app.add_subcommand("doctor", "check the workspace: database integrity, crashed runs, missing or stray checkpoint folders");
-  doctor->add_flag("--fix", doctorFix, "mark crashed runs as such and remove stray temporary folders");
+  auto* doctor = app.add_subcommand(
+      "doctor",
+      "check the workspace: database integrity, crashed runs, missing or stray checkpoint folders");
+  doctor->add_flag("--fix", doctorFix,
+                   "mark crashed runs as such and remove stray temporary folders");
 
   std::string run, key, out;
   bool csv = false;
@@ -45,48 +55,68 @@ int main(int argc, char** argv) {
   metrics->add_flag("--csv", csv, "all steps as CSV (step, one column per key)");
   metrics->add_option("--key", key, "only this metric");
 
-  auto* exportCmd = app.add_subcommand("export", "export a run's checkpoint, vision encoder and metrics");
+  auto* exportCmd =
+      app.add_subcommand("export", "export a run's checkpoint, vision encoder and metrics");
   exportCmd->add_option("RUN", run, "run id or name")->required();
   exportCmd->add_option("--out", out, "output folder")->required();
-
 
   int benchSteps = 10;
   std::string python = "/usr/bin/python3";
   std::string benchPreset = "mini";
-  auto* bench = app.add_subcommand("bench", "time SFT and DPO steps in C++ and in Python (same model, same run)");
+  auto* bench = app.add_subcommand(
+      "bench", "time SFT and DPO steps in C++ and in Python (same model, same run)");
   bench->add_option("--preset", benchPreset, "tiny or mini")->capture_default_str();
   bench->add_option("--steps", benchSteps, "timed steps per measurement")->capture_default_str();
-  bench->add_option("--python", python, "python with torch for the reference")->capture_default_str();
+  bench->add_option("--python", python, "python with torch for the reference")
+      ->capture_default_str();
 
   pivot::cli::ExplainArgs x;
-  auto* explain = app.add_subcommand("explain", "attribution maps of one sample under several checkpoints, as a figure");
-  auto* localize = app.add_subcommand("localize", "localisation scores of a checkpoint's attribution maps over a split");
+  auto* explain = app.add_subcommand(
+      "explain", "attribution maps of one sample under several checkpoints, as a figure");
+  auto* localize = app.add_subcommand(
+      "localize", "localisation scores of a checkpoint's attribution maps over a split");
   for (auto* cmd : {explain, localize}) {
-    cmd->add_option("--checkpoint", x.checkpoints, "RUN[@STEP] (repeatable for explain)")->required();
-    cmd->add_option("--method", x.method, "gradmap | gradcam | hirescam | layercam | rollout")->capture_default_str();
-    cmd->add_option("--target", x.target, "what the gradient methods differentiate: sft | dpo | logprob")->capture_default_str();
-    cmd->add_option("--layer", x.layer, "vision hidden-state index for the CAM methods")->capture_default_str();
+    cmd->add_option("--checkpoint", x.checkpoints, "RUN[@STEP] (repeatable for explain)")
+        ->required();
+    cmd->add_option("--method", x.method, "gradmap | gradcam | hirescam | layercam | rollout")
+        ->capture_default_str();
+    cmd->add_option("--target", x.target,
+                    "what the gradient methods differentiate: sft | dpo | logprob")
+        ->capture_default_str();
+    cmd->add_option("--layer", x.layer, "vision hidden-state index for the CAM methods")
+        ->capture_default_str();
     cmd->add_option("--split", x.split, "train | val | test")->capture_default_str();
     cmd->add_flag("--l2", x.l2, "gradmap: L2 instead of L1 norm over channels");
     cmd->add_flag("--keep-border", x.keepBorder, "do not suppress the border cells");
-    cmd->add_option("--head-fusion", x.headFusion, "rollout: mean | min | max")->capture_default_str();
-    cmd->add_option("--discard-ratio", x.discardRatio, "rollout: share of the weakest attention dropped per layer")->capture_default_str();
+    cmd->add_option("--head-fusion", x.headFusion, "rollout: mean | min | max")
+        ->capture_default_str();
+    cmd->add_option("--discard-ratio", x.discardRatio,
+                    "rollout: share of the weakest attention dropped per layer")
+        ->capture_default_str();
   }
   explain->add_option("--sample", x.sample, "ShapesWorld sample index");
   explain->add_option("--image", x.image, "an image file instead of a sample");
   explain->add_option("--question", x.question, "with --image");
   explain->add_option("--answer", x.answer, "with --image");
-  explain->add_option("--colormap", x.colormap, "jet | viridis | magma | turbo")->capture_default_str();
+  explain->add_option("--colormap", x.colormap, "jet | viridis | magma | turbo")
+      ->capture_default_str();
   explain->add_flag("--colour-bar", x.colourBar, "draw a colour bar beside each map");
   explain->add_option("--out", x.out, "figure file (.png or .pdf)")->required();
-  localize->add_option("--samples", x.samples, "samples of the split to score")->capture_default_str();
+  localize->add_option("--samples", x.samples, "samples of the split to score")
+      ->capture_default_str();
   localize->add_flag("--csv", x.csv, "one row per sample");
-  localize->add_option("--data", x.data, "image+mask records, one JSON object a line: image, mask, question, answer[, rejected, category]");
+  localize->add_option("--data", x.data,
+                       "image+mask records, one JSON object a line: image, mask, question, "
+                       "answer[, rejected, category]");
 
   pivot::cli::ProbeArgs pr;
-  auto* probe = app.add_subcommand("probe", "linear and segmentation probes of frozen vision encoders");
+  auto* probe =
+      app.add_subcommand("probe", "linear and segmentation probes of frozen vision encoders");
   probe->add_option("--checkpoint", pr.checkpoints, "RUN[@STEP] (repeatable)")->required();
-  probe->add_option("--task", pr.task, "shape | colour | conjunction | count (ShapesWorld) or fashion-mnist")->capture_default_str();
+  probe
+      ->add_option("--task", pr.task,
+                   "shape | colour | conjunction | count (ShapesWorld) or fashion-mnist")
+      ->capture_default_str();
   probe->add_option("--layer", pr.layer, "vision hidden-state index")->capture_default_str();
   probe->add_flag("--after-projector", pr.afterProjector, "features after the projector");
   probe->add_option("--train", pr.trainSamples, "training samples")->capture_default_str();
@@ -96,23 +126,45 @@ int main(int argc, char** argv) {
 
   std::string swapEncoder, swapInto;
   int swapSamples = 192;
-  auto* swap = app.add_subcommand("swap", "swap test: one run's vision encoder under another run's projector and LM");
-  swap->add_option("--encoder", swapEncoder, "RUN[@STEP] giving the vision encoder (e.g. the DPO run)")->required();
-  swap->add_option("--into", swapInto, "RUN[@STEP] giving projector and LM (e.g. the stage-1 run)")->required();
+  auto* swap = app.add_subcommand(
+      "swap", "swap test: one run's vision encoder under another run's projector and LM");
+  swap->add_option("--encoder", swapEncoder,
+                   "RUN[@STEP] giving the vision encoder (e.g. the DPO run)")
+      ->required();
+  swap->add_option("--into", swapInto, "RUN[@STEP] giving projector and LM (e.g. the stage-1 run)")
+      ->required();
   swap->add_option("--samples", swapSamples, "held-out samples for VQA")->capture_default_str();
 
   pivot::cli::ExperimentArgs ex;
-  auto* experiment = app.add_subcommand("experiment", "the whole study as a resumable chain of runs: stage 0, 1a, 1b, then SFT vs DPO per seed, transplants, probes and a report");
-  experiment->add_option("--preset", ex.preset, "tiny, mini, or a preset .json file")->capture_default_str();
-  experiment->add_option("--seeds", ex.seeds, "stage-2 seeds (and everything after stage 2)")->capture_default_str();
-  experiment->add_option("--sweep", ex.sweep, "a stage-2 key and its values, key=v1,v2,... (e.g. vision_lr=1e-5,1e-4)");
-  experiment->add_option("--set", ex.sets, "override a config value in every stage, key=value (repeatable)");
-  experiment->add_option("--mixed-sft-weight", ex.mixedSftWeight, "> 0: a third arm, DPO with this SFT weight")->capture_default_str();
-  experiment->add_option("--transplant-projector", ex.transplantProjector, "new | one_plus_one (the first projector layer of the source, frozen, plus a new one)")->capture_default_str();
-  experiment->add_option("--transplant-align-steps", ex.transplantAlignSteps, "projector-only alignment steps of each transplant (0: preset default)");
-  experiment->add_option("--transplant-instruct-steps", ex.transplantInstructSteps, "instruction-tuning steps of each transplant (0: preset default)");
-  experiment->add_option("--seg-seeds", ex.segSeeds, "segmentation probe seeds")->capture_default_str();
-  experiment->add_option("--out", ex.out, "report folder (default: <workspace>/experiments/experiment-<id>)");
+  auto* experiment =
+      app.add_subcommand("experiment",
+                         "the whole study as a resumable chain of runs: stage 0, 1a, 1b, then SFT "
+                         "vs DPO per seed, transplants, probes and a report");
+  experiment->add_option("--preset", ex.preset, "tiny, mini, or a preset .json file")
+      ->capture_default_str();
+  experiment->add_option("--seeds", ex.seeds, "stage-2 seeds (and everything after stage 2)")
+      ->capture_default_str();
+  experiment->add_option("--sweep", ex.sweep,
+                         "a stage-2 key and its values, key=v1,v2,... (e.g. vision_lr=1e-5,1e-4)");
+  experiment->add_option("--set", ex.sets,
+                         "override a config value in every stage, key=value (repeatable)");
+  experiment
+      ->add_option("--mixed-sft-weight", ex.mixedSftWeight,
+                   "> 0: a third arm, DPO with this SFT weight")
+      ->capture_default_str();
+  experiment
+      ->add_option(
+          "--transplant-projector", ex.transplantProjector,
+          "new | one_plus_one (the first projector layer of the source, frozen, plus a new one)")
+      ->capture_default_str();
+  experiment->add_option("--transplant-align-steps", ex.transplantAlignSteps,
+                         "projector-only alignment steps of each transplant (0: preset default)");
+  experiment->add_option("--transplant-instruct-steps", ex.transplantInstructSteps,
+                         "instruction-tuning steps of each transplant (0: preset default)");
+  experiment->add_option("--seg-seeds", ex.segSeeds, "segmentation probe seeds")
+      ->capture_default_str();
+  experiment->add_option("--out", ex.out,
+                         "report folder (default: <workspace>/experiments/experiment-<id>)");
   experiment->add_flag("--quiet", ex.quiet, "no per-step progress lines");
 
   try {

@@ -24,12 +24,17 @@ namespace pivot::cli {
 int cmdProbe(const std::string& workspace, const ProbeArgs& a) {
   if (a.checkpoints.empty()) throw std::runtime_error("give at least one --checkpoint RUN[@STEP]");
   if (a.trainSamples < 10 || a.valSamples < 10 || a.testSamples < 10 || a.segSeeds < 1)
-    throw std::runtime_error("--train, --val and --test need at least 10 samples, --seg-seeds at least 1");
-  std::cout << "probe task '" << a.task << "', features from layer " << a.layer << (a.afterProjector ? " after the projector" : "")
-            << "; linear probe C grid {0.01 .. 3.16} chosen on val, top-1 on test; segmentation probe "
-            << a.segSeeds << " seeds\n";
-  std::cout << std::left << std::setw(26) << "checkpoint" << std::setw(10) << "best C" << std::setw(10) << "val acc"
-            << std::setw(11) << "test acc" << std::setw(22) << "seg macro recall" << "seg mIoU\n";
+    throw std::runtime_error(
+        "--train, --val and --test need at least 10 samples, --seg-seeds at least 1");
+  std::cout
+      << "probe task '" << a.task << "', features from layer " << a.layer
+      << (a.afterProjector ? " after the projector" : "")
+      << "; linear probe C grid {0.01 .. 3.16} chosen on val, top-1 on test; segmentation probe "
+      << a.segSeeds << " seeds\n";
+  std::cout << std::left << std::setw(26) << "checkpoint" << std::setw(10) << "best C"
+            << std::setw(10) << "val acc" << std::setw(11) << "test acc" << std::setw(22)
+            << "seg macro recall"
+            << "seg mIoU\n";
   for (const auto& spec : a.checkpoints) {
     auto m = loadRunCheckpoint(workspace, spec);
     if (a.task == "fashion-mnist") {  // a real labelled dataset: linear probe only (no masks)
@@ -37,14 +42,17 @@ int cmdProbe(const std::string& workspace, const ProbeArgs& a) {
       const auto train = fashionMnist(false, 0, a.trainSamples, S);
       const auto val = fashionMnist(false, a.trainSamples, a.valSamples, S);
       const auto test = fashionMnist(true, 0, a.testSamples, S);
-      const auto linear = linearProbe(pooledImageFeatures(m.model, train.pixels, a.layer, a.afterProjector), train.labels,
-                                      pooledImageFeatures(m.model, val.pixels, a.layer, a.afterProjector), val.labels,
-                                      pooledImageFeatures(m.model, test.pixels, a.layer, a.afterProjector), test.labels, 10);
-      std::cout << std::setw(26) << m.label() << std::setw(10) << linear.bestC << std::fixed << std::setprecision(4)
-                << std::setw(10) << linear.valAccuracy << std::setw(11) << linear.testAccuracy << "-\n";
+      const auto linear = linearProbe(
+          pooledImageFeatures(m.model, train.pixels, a.layer, a.afterProjector), train.labels,
+          pooledImageFeatures(m.model, val.pixels, a.layer, a.afterProjector), val.labels,
+          pooledImageFeatures(m.model, test.pixels, a.layer, a.afterProjector), test.labels, 10);
+      std::cout << std::setw(26) << m.label() << std::setw(10) << linear.bestC << std::fixed
+                << std::setprecision(4) << std::setw(10) << linear.valAccuracy << std::setw(11)
+                << linear.testAccuracy << "-\n";
       std::cout.unsetf(std::ios::fixed);
       RunStore store(storePath(workspace));
-      const std::string name = "probe/fashion-mnist/layer" + std::to_string(a.layer) + (a.afterProjector ? "+projector" : "");
+      const std::string name = "probe/fashion-mnist/layer" + std::to_string(a.layer) +
+                               (a.afterProjector ? "+projector" : "");
       store.addEvaluation(m.runId, {{m.step, name, "linear/test_accuracy", linear.testAccuracy},
                                     {m.step, name, "linear/val_accuracy", linear.valAccuracy},
                                     {m.step, name, "linear/best_c", linear.bestC}});
@@ -52,23 +60,27 @@ int cmdProbe(const std::string& workspace, const ProbeArgs& a) {
     }
     const ShapesWorld world(m.config.world);
     const int classes = probeTaskClasses(a.task, m.config.world);
-    const auto train = shapesWorldFeatures(m.model, world, Split::Train, a.trainSamples, a.layer, a.afterProjector);
-    const auto val = shapesWorldFeatures(m.model, world, Split::Val, a.valSamples, a.layer, a.afterProjector);
-    const auto test = shapesWorldFeatures(m.model, world, Split::Test, a.testSamples, a.layer, a.afterProjector);
-    const auto linear = linearProbe(train.pooled, train.labels(a.task), val.pooled, val.labels(a.task), test.pooled,
-                                    test.labels(a.task), classes);
+    const auto train = shapesWorldFeatures(m.model, world, Split::Train, a.trainSamples, a.layer,
+                                           a.afterProjector);
+    const auto val =
+        shapesWorldFeatures(m.model, world, Split::Val, a.valSamples, a.layer, a.afterProjector);
+    const auto test =
+        shapesWorldFeatures(m.model, world, Split::Test, a.testSamples, a.layer, a.afterProjector);
+    const auto linear = linearProbe(train.pooled, train.labels(a.task), val.pooled,
+                                    val.labels(a.task), test.pooled, test.labels(a.task), classes);
     const auto seg = segmentationProbeOverSeeds(train, test, a.segSeeds);
     const double recall = seg.macroRecall.mean, recallStd = seg.macroRecall.std;
     const double iou = seg.meanIoU.mean, iouStd = seg.meanIoU.std;
     std::ostringstream segText, iouText;
     segText << std::fixed << std::setprecision(4) << recall << " +- " << recallStd;
     iouText << std::fixed << std::setprecision(4) << iou << " +- " << iouStd;
-    std::cout << std::setw(26) << m.label() << std::setw(10) << linear.bestC << std::fixed << std::setprecision(4)
-              << std::setw(10) << linear.valAccuracy << std::setw(11) << linear.testAccuracy << std::setw(22)
-              << segText.str() << iouText.str() << "\n";
+    std::cout << std::setw(26) << m.label() << std::setw(10) << linear.bestC << std::fixed
+              << std::setprecision(4) << std::setw(10) << linear.valAccuracy << std::setw(11)
+              << linear.testAccuracy << std::setw(22) << segText.str() << iouText.str() << "\n";
     std::cout.unsetf(std::ios::fixed);
     RunStore store(storePath(workspace));
-    const std::string name = "probe/" + a.task + "/layer" + std::to_string(a.layer) + (a.afterProjector ? "+projector" : "");
+    const std::string name = "probe/" + a.task + "/layer" + std::to_string(a.layer) +
+                             (a.afterProjector ? "+projector" : "");
     store.addEvaluation(m.runId, {{m.step, name, "linear/test_accuracy", linear.testAccuracy},
                                   {m.step, name, "linear/val_accuracy", linear.valAccuracy},
                                   {m.step, name, "linear/best_c", linear.bestC},
@@ -85,18 +97,22 @@ int cmdProbe(const std::string& workspace, const ProbeArgs& a) {
 namespace pivot::cli {
 
 // The swap test (SCIENCE.md): a stage-2 encoder under the stage-1 projector and LM. The result is a
-// run of its own (stage "swap", parent = the receiving run) with a checkpoint, so explain, localize,
-// probe and the Inspect tab work on it; its held-out VQA is printed beside the receiving model's.
-int cmdSwap(const std::string& workspace, const std::string& encoderSpec, const std::string& intoSpec, int samples) {
+// run of its own (stage "swap", parent = the receiving run) with a checkpoint, so explain,
+// localize, probe and the Inspect tab work on it; its held-out VQA is printed beside the receiving
+// model's.
+int cmdSwap(const std::string& workspace, const std::string& encoderSpec,
+            const std::string& intoSpec, int samples) {
   auto encoder = loadRunCheckpoint(workspace, encoderSpec);
   auto into = loadRunCheckpoint(workspace, intoSpec);
   if (toJson(encoder.config.model.vision) != toJson(into.config.model.vision))
-    throw std::runtime_error(encoder.label() + " and " + into.label() + " have vision towers of different architectures");
+    throw std::runtime_error(encoder.label() + " and " + into.label() +
+                             " have vision towers of different architectures");
   const ShapesWorld world(into.config.world);
   const WordTokenizer tok = WordTokenizer::shapesWorld();
   const auto device = into.model->parameters().front().device();
   const auto before = evaluateVqa(into.model, world, tok, Split::Val, samples, device);
-  loadStateDict(*into.model->vision_tower, stateDict(*encoder.model->vision_tower), {""}, encoder.path);
+  loadStateDict(*into.model->vision_tower, stateDict(*encoder.model->vision_tower), {""},
+                encoder.path);
   const auto after = evaluateVqa(into.model, world, tok, Split::Val, samples, device);
 
   RunStore store(storePath(workspace));
@@ -108,22 +124,29 @@ int cmdSwap(const std::string& workspace, const std::string& encoderSpec, const 
   info.configJson = toJson(into.config).dump();
   info.message = "vision tower from " + encoder.label();
   const int64_t id = store.createRun(info);
-  const auto path = writeCheckpoint(runDirectory(workspace, id), into.step, *into.model, checkpointConfig(into.config), nullptr,
-                                    {{"step", into.step}, {"run_id", id}, {"stage", "swap"},
-                                     {"encoder_checkpoint", encoder.path}, {"into_checkpoint", into.path}});
+  const auto path = writeCheckpoint(runDirectory(workspace, id), into.step, *into.model,
+                                    checkpointConfig(into.config), nullptr,
+                                    {{"step", into.step},
+                                     {"run_id", id},
+                                     {"stage", "swap"},
+                                     {"encoder_checkpoint", encoder.path},
+                                     {"into_checkpoint", into.path}});
   store.addCheckpoint(id, into.step, path);
   std::vector<EvaluationRow> rows;
   for (const auto& [k, v] : after) rows.push_back({into.step, "vqa/val", k, v});
   store.addEvaluation(id, rows);
   store.setStatus(id, "finished", info.message);
 
-  std::cout << "swap test: the encoder of " << encoder.label() << " under the projector and LM of " << into.label()
-            << "\n" << std::left << std::setw(28) << "metric" << std::setw(14) << "as trained" << "swapped encoder\n";
+  std::cout << "swap test: the encoder of " << encoder.label() << " under the projector and LM of "
+            << into.label() << "\n"
+            << std::left << std::setw(28) << "metric" << std::setw(14) << "as trained"
+            << "swapped encoder\n";
   for (size_t i = 0; i < before.size(); ++i)
-    std::cout << std::setw(28) << before[i].first << std::fixed << std::setprecision(4) << std::setw(14)
-              << before[i].second << after[i].second << "\n";
+    std::cout << std::setw(28) << before[i].first << std::fixed << std::setprecision(4)
+              << std::setw(14) << before[i].second << after[i].second << "\n";
   std::cout.unsetf(std::ios::fixed);
-  std::cout << "saved as run " << id << " (" << info.name << "): pivot localize --checkpoint " << id << "\n";
+  std::cout << "saved as run " << id << " (" << info.name << "): pivot localize --checkpoint " << id
+            << "\n";
   return 0;
 }
 

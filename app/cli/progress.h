@@ -24,10 +24,15 @@ inline std::string formatDuration(double seconds) {
 // A progress line: rewritten in place with an ETA on a terminal, a line per tenth otherwise.
 class ProgressSink final : public MetricSink {
  public:
-  explicit ProgressSink(std::string label) : m_label(std::move(label)), m_tty(isatty(STDOUT_FILENO)) {}
+  explicit ProgressSink(std::string label)
+      : m_label(std::move(label)), m_tty(isatty(STDOUT_FILENO)) {}
   void onStep(int64_t step, int64_t total, const Scalars& scalars) override {
     const auto now = std::chrono::steady_clock::now();
-    if (!m_started) { m_start = now; m_startStep = step - 1; m_started = true; }
+    if (!m_started) {
+      m_start = now;
+      m_startStep = step - 1;
+      m_started = true;
+    }
     const bool tick = m_tty || step == total || step % std::max<int64_t>(1, total / 10) == 0;
     if (!tick) return;
     const double elapsed = std::chrono::duration<double>(now - m_start).count();
@@ -35,11 +40,15 @@ class ProgressSink final : public MetricSink {
     std::ostringstream line;
     line << m_label << " step " << step << "/" << total;
     for (const auto& [k, v] : scalars)
-      if (k == "loss" || k == "rewards/margins" || k == "rewards/accuracies" || k == "throughput/samples_per_s")
-        line << "  " << (k == "throughput/samples_per_s" ? "samples/s" : k) << " " << std::setprecision(4) << v;
+      if (k == "loss" || k == "rewards/margins" || k == "rewards/accuracies" ||
+          k == "throughput/samples_per_s")
+        line << "  " << (k == "throughput/samples_per_s" ? "samples/s" : k) << " "
+             << std::setprecision(4) << v;
     line << "  ETA " << formatDuration(perStep * static_cast<double>(total - step));
-    if (m_tty) std::cout << "\r\033[K" << line.str() << (step == total ? "\n" : "") << std::flush;
-    else std::cout << line.str() << std::endl;
+    if (m_tty)
+      std::cout << "\r\033[K" << line.str() << (step == total ? "\n" : "") << std::flush;
+    else
+      std::cout << line.str() << std::endl;
   }
   void onMessage(const std::string& message) override {
     if (m_tty && m_started) std::cout << "\n";

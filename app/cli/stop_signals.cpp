@@ -14,7 +14,8 @@ void onSignal(int sig) {
   g_signal = sig;
   g_stop.store(true);
   static const char message[] =
-      "\npivot: stopping after the current step and keeping a checkpoint (signal again to quit at once)\n";
+      "\npivot: stopping after the current step and keeping a checkpoint (signal again to quit at "
+      "once)\n";
   const ssize_t ignored = write(STDERR_FILENO, message, sizeof message - 1);
   (void)ignored;
 }

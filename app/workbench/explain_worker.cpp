@@ -50,13 +50,15 @@ void ExplainWorker::run(const ExplainJob& job) {
     options.target = attributionTargetFromName(job.target.toStdString());
     options.layer = job.layer;
     if (options.target == AttributionTarget::DpoLoss && sample.rejected.empty())
-      throw std::runtime_error("the DPO target needs a rejected answer (ShapesWorld samples have one)");
+      throw std::runtime_error(
+          "the DPO target needs a rejected answer (ShapesWorld samples have one)");
     const WordTokenizer tok = WordTokenizer::shapesWorld();
     const auto device = m.model->parameters().front().device();
     const int tokens = m.config.model.vision.numPatches();
     auto in = buildBatch({{&sample, Response::Chosen}}, tok, tokens, device);
     std::optional<MllmInputs> rejected;
-    if (!sample.rejected.empty()) rejected = buildBatch({{&sample, Response::Rejected}}, tok, tokens, device);
+    if (!sample.rejected.empty())
+      rejected = buildBatch({{&sample, Response::Rejected}}, tok, tokens, device);
     const auto result = explain(m.model, in, options, rejected ? &*rejected : nullptr);
     if (!result.warnings.empty()) out.warning = QString::fromStdString(result.warnings.front());
     auto grid = result.maps[0].contiguous();
@@ -72,7 +74,9 @@ void ExplainWorker::run(const ExplainJob& job) {
     OverlayStyle style;
     style.colormap = job.colormap.toStdString();
     const auto overlay = renderOverlay(RgbImage{size, size, sample.scene.rgb}, map, g, g, style);
-    out.overlay = QImage(overlay.rgb.data(), overlay.width, overlay.height, overlay.width * 3, QImage::Format_RGB888).copy();
+    out.overlay = QImage(overlay.rgb.data(), overlay.width, overlay.height, overlay.width * 3,
+                         QImage::Format_RGB888)
+                      .copy();
   } catch (const std::exception& e) {
     out.error = QString::fromUtf8(e.what());
   }

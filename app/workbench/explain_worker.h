@@ -26,7 +26,8 @@ class ExplainWorker : public QObject {
 
  private:
   LoadedCheckpoint& model(const std::string& path);
-  std::list<std::pair<std::string, std::unique_ptr<LoadedCheckpoint>>> m_models;  // most recent first
+  std::list<std::pair<std::string, std::unique_ptr<LoadedCheckpoint>>>
+      m_models;  // most recent first
 };
 
 class ExplainThread {

@@ -1,5 +1,6 @@
 // pivot-workbench: the PIVOT Workbench window.
-//   pivot-workbench [--workspace DIR] [--start PRESET[:STAGE]] [--screenshot FILE] [--quit-when-done]
+//   pivot-workbench [--workspace DIR] [--start PRESET[:STAGE]] [--screenshot FILE]
+//   [--quit-when-done]
 #include <malloc.h>
 
 #include <QApplication>
@@ -21,12 +22,18 @@ int main(int argc, char** argv) {
   QCommandLineParser parser;
   parser.setApplicationDescription("PIVOT Workbench: SFT vs DPO and the vision encoder, live.");
   parser.addHelpOption();
-  const QString defaultWorkspace = QStandardPaths::writableLocation(QStandardPaths::GenericDataLocation) + "/pivot-workbench";
-  QCommandLineOption workspace("workspace", "Folder holding runs.sqlite and checkpoints/.", "DIR", defaultWorkspace);
-  QCommandLineOption start("start", "Start a run at once: PRESET[:STAGE] (e.g. tiny:dpo); earlier stages run first.", "PRESET[:STAGE]");
-  QCommandLineOption screenshot("screenshot", "Save a screenshot of the window when the started job ends.", "FILE");
+  const QString defaultWorkspace =
+      QStandardPaths::writableLocation(QStandardPaths::GenericDataLocation) + "/pivot-workbench";
+  QCommandLineOption workspace("workspace", "Folder holding runs.sqlite and checkpoints/.", "DIR",
+                               defaultWorkspace);
+  QCommandLineOption start(
+      "start", "Start a run at once: PRESET[:STAGE] (e.g. tiny:dpo); earlier stages run first.",
+      "PRESET[:STAGE]");
+  QCommandLineOption screenshot(
+      "screenshot", "Save a screenshot of the window when the started job ends.", "FILE");
   QCommandLineOption quitWhenDone("quit-when-done", "Quit when the started job ends.");
-  QCommandLineOption screenshotDuring("screenshot-during", "Save a screenshot SECONDS after the start.", "FILE:SECONDS");
+  QCommandLineOption screenshotDuring("screenshot-during",
+                                      "Save a screenshot SECONDS after the start.", "FILE:SECONDS");
   parser.addOptions({workspace, start, screenshot, quitWhenDone, screenshotDuring});
   parser.process(app);
 
@@ -42,7 +49,8 @@ int main(int argc, char** argv) {
     if (auto form = window.launchPanel()->request()) {
       request.overrides = form->overrides;
     } else {
-      std::fprintf(stderr, "pivot-workbench: %s\n", qPrintable(window.launchPanel()->validationMessage()));
+      std::fprintf(stderr, "pivot-workbench: %s\n",
+                   qPrintable(window.launchPanel()->validationMessage()));
       return 2;
     }
     QTimer::singleShot(0, &window, [&window, request] { window.startRun(request); });
@@ -51,15 +59,16 @@ int main(int argc, char** argv) {
       QTimer::singleShot(static_cast<int>(spec.value(1, "10").toDouble() * 1000), &window,
                          [&window, file = spec.value(0)] { window.grab().save(file); });
     }
-    QObject::connect(&window, &pivot::MainWindow::jobEnded, &window, [&](bool ok, const QString& message) {
-      std::printf("pivot-workbench: job %s (%s); runs in %s\n", ok ? "finished" : "ended", qPrintable(message),
-                  qPrintable(window.workspace() + "/runs.sqlite"));
-      std::fflush(stdout);
-      QTimer::singleShot(1600, &window, [&] {  // let the last poll and replot land
-        if (parser.isSet(screenshot)) window.grab().save(parser.value(screenshot));
-        if (parser.isSet(quitWhenDone)) QApplication::quit();
-      });
-    });
+    QObject::connect(
+        &window, &pivot::MainWindow::jobEnded, &window, [&](bool ok, const QString& message) {
+          std::printf("pivot-workbench: job %s (%s); runs in %s\n", ok ? "finished" : "ended",
+                      qPrintable(message), qPrintable(window.workspace() + "/runs.sqlite"));
+          std::fflush(stdout);
+          QTimer::singleShot(1600, &window, [&] {  // let the last poll and replot land
+            if (parser.isSet(screenshot)) window.grab().save(parser.value(screenshot));
+            if (parser.isSet(quitWhenDone)) QApplication::quit();
+          });
+        });
   } else if (parser.isSet(screenshot)) {  // the window as it opens, e.g. over an existing workspace
     QTimer::singleShot(2500, &window, [&] {
       window.grab().save(parser.value(screenshot));

@@ -43,7 +43,8 @@ StorePoll readStore(const std::string& path, std::map<int64_t, int64_t> wanted) 
         e.name = QString::fromStdString(info.name);
         e.status = QString::fromStdString(info.status);
         for (const auto& a : store.artifacts(info.id))
-          if (a.kind == "report" && info.status == "finished") e.reportDir = QString::fromStdString(a.path);
+          if (a.kind == "report" && info.status == "finished")
+            e.reportDir = QString::fromStdString(a.path);
         poll.experiments.push_back(e);
       }
       poll.runs.push_back(std::move(s));
@@ -65,12 +66,16 @@ double batchSizeOf(const RunInfo& info) {
 
 QString formatEta(double seconds) {
   const int s = static_cast<int>(seconds);
-  return QString("%1:%2:%3").arg(s / 3600).arg((s / 60) % 60, 2, 10, QChar('0')).arg(s % 60, 2, 10, QChar('0'));
+  return QString("%1:%2:%3")
+      .arg(s / 3600)
+      .arg((s / 60) % 60, 2, 10, QChar('0'))
+      .arg(s % 60, 2, 10, QChar('0'));
 }
 
 }  // namespace
 
-MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(parent), m_workspace(workspace) {
+MainWindow::MainWindow(const QString& workspace, QWidget* parent)
+    : QMainWindow(parent), m_workspace(workspace) {
   setWindowTitle(QString("PIVOT Workbench — %1").arg(QDir::toNativeSeparators(workspace)));
   QDir().mkpath(workspace);
   qRegisterMetaType<pivot::ExplainJob>();
@@ -84,8 +89,10 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   m_tabs->addTab(m_encoders, "Encoders");
   setCentralWidget(m_tabs);
   m_explainThread = std::make_unique<ExplainThread>();
-  connect(m_inspect, &InspectView::explainRequested, m_explainThread->worker(), &ExplainWorker::run, Qt::QueuedConnection);
-  connect(m_explainThread->worker(), &ExplainWorker::finished, m_inspect, &InspectView::showOutcome, Qt::QueuedConnection);
+  connect(m_inspect, &InspectView::explainRequested, m_explainThread->worker(), &ExplainWorker::run,
+          Qt::QueuedConnection);
+  connect(m_explainThread->worker(), &ExplainWorker::finished, m_inspect, &InspectView::showOutcome,
+          Qt::QueuedConnection);
 
   m_launch = new LaunchPanel;
   auto* launchDock = new QDockWidget("Launch", this);
@@ -110,19 +117,21 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
 
   m_thread = std::make_unique<TrainingThread>(workspace, &m_live);
   auto* worker = m_thread->worker();
-  connect(worker, &TrainingWorker::runStarted, this, [this](qint64 id, const QString& name, double batch) {
-    m_activeRun = id;
-    m_batchSizes[id] = batch;
-    m_shownRuns.insert(id);
-    m_curves->appendMetrics(id, name, batch, {});
-    statusBar()->showMessage(QString("run %1 (%2) started").arg(id).arg(name), 4000);
-    pollNow();
-  });
-  connect(worker, &TrainingWorker::runEnded, this, [this](qint64 id, const QString& status, const QString& message) {
-    drainLive();
-    statusBar()->showMessage(QString("run %1 %2: %3").arg(id).arg(status, message), 8000);
-    pollNow();
-  });
+  connect(worker, &TrainingWorker::runStarted, this,
+          [this](qint64 id, const QString& name, double batch) {
+            m_activeRun = id;
+            m_batchSizes[id] = batch;
+            m_shownRuns.insert(id);
+            m_curves->appendMetrics(id, name, batch, {});
+            statusBar()->showMessage(QString("run %1 (%2) started").arg(id).arg(name), 4000);
+            pollNow();
+          });
+  connect(worker, &TrainingWorker::runEnded, this,
+          [this](qint64 id, const QString& status, const QString& message) {
+            drainLive();
+            statusBar()->showMessage(QString("run %1 %2: %3").arg(id).arg(status, message), 8000);
+            pollNow();
+          });
   connect(worker, &TrainingWorker::jobEnded, this, &MainWindow::onJobEnded);
 
   connect(m_launch, &LaunchPanel::startRequested, this, &MainWindow::startRun);
@@ -138,8 +147,10 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
       return;
     }
     const auto ids = m_browser->selectedRunIds();  // idle: continue the selected stopped run
-    if (ids.size() == 1) resumeRun(ids.front());
-    else statusBar()->showMessage("Select one stopped or failed run to resume", 5000);
+    if (ids.size() == 1)
+      resumeRun(ids.front());
+    else
+      statusBar()->showMessage("Select one stopped or failed run to resume", 5000);
   });
   connect(m_launch, &LaunchPanel::stopRequested, this, [this] {
     m_thread->worker()->pauseFlag = false;
@@ -150,7 +161,8 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   connect(m_launch, &LaunchPanel::experimentRequested, this, &MainWindow::startExperiment);
   connect(m_launch, &LaunchPanel::stopExperimentRequested, this, [this] {
     m_experiment.terminate();  // the stage in progress is resumed by the next identical experiment
-    statusBar()->showMessage("stopping the experiment; running it again resumes where it stopped", 8000);
+    statusBar()->showMessage("stopping the experiment; running it again resumes where it stopped",
+                             8000);
   });
   connect(&m_experiment, &QProcess::readyReadStandardOutput, this, [this] {
     m_experimentOutput += QString::fromUtf8(m_experiment.readAllStandardOutput());
@@ -169,7 +181,9 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     const QStringList lines = m_experimentOutput.split('\n', Qt::SkipEmptyParts);
     const bool ok = status == QProcess::NormalExit && code == 0;
     const QString last = lines.isEmpty() ? QString("no output") : lines.back().trimmed();
-    const QString message = ok ? last : status == QProcess::CrashExit ? QString("stopped") : "failed: " + last;
+    const QString message = ok                              ? last
+                            : status == QProcess::CrashExit ? QString("stopped")
+                                                            : "failed: " + last;
     m_launch->setExperimentRunning(false, message);
     m_stepLabel->setText(ok ? "experiment finished" : "experiment " + message);
     pollNow();
@@ -198,7 +212,8 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   connect(m_browser, &RunsBrowser::deleteRequested, this, &MainWindow::deleteRuns);
   connect(m_browser, &RunsBrowser::resumeRequested, this, &MainWindow::resumeRun);
 
-  connect(&m_pollWatcher, &QFutureWatcher<StorePoll>::finished, this, [this] { applyPoll(m_pollWatcher.result()); });
+  connect(&m_pollWatcher, &QFutureWatcher<StorePoll>::finished, this,
+          [this] { applyPoll(m_pollWatcher.result()); });
   m_drainTimer.setInterval(kDrainIntervalMs);
   connect(&m_drainTimer, &QTimer::timeout, this, &MainWindow::drainLive);
   m_drainTimer.start();
@@ -233,7 +248,8 @@ void MainWindow::startExperiment(const ExperimentRequest& request) {
   QString pivot = QCoreApplication::applicationDirPath() + "/pivot";
   if (!QFileInfo::exists(pivot)) pivot = PIVOT_BINARY_DIR "/app/pivot";
   if (!QFileInfo::exists(pivot)) {
-    m_launch->setExperimentRunning(false, "cannot find the pivot command beside this program: " + pivot);
+    m_launch->setExperimentRunning(false,
+                                   "cannot find the pivot command beside this program: " + pivot);
     return;
   }
   m_experimentOutput.clear();
@@ -246,8 +262,10 @@ void MainWindow::startExperiment(const ExperimentRequest& request) {
 
 QStringList MainWindow::discoverPresets() const {
   QStringList presets{"tiny", "mini"};
-  for (const QString& dir : {QString(PIVOT_SOURCE_DIR "/resources/presets"), m_workspace + "/presets"})
-    for (const auto& info : QDir(dir).entryInfoList({"*.json"}, QDir::Files, QDir::Name)) presets << info.absoluteFilePath();
+  for (const QString& dir :
+       {QString(PIVOT_SOURCE_DIR "/resources/presets"), m_workspace + "/presets"})
+    for (const auto& info : QDir(dir).entryInfoList({"*.json"}, QDir::Files, QDir::Name))
+      presets << info.absoluteFilePath();
   return presets;
 }
 
@@ -261,7 +279,8 @@ void MainWindow::startRun(const LaunchRequest& request) {
   m_launch->setState(LaunchPanel::State::Running);
   m_stepLabel->setText("starting " + request.stage + "…");
   auto* worker = m_thread->worker();
-  QMetaObject::invokeMethod(worker, [worker, request] { worker->start(request); }, Qt::QueuedConnection);
+  QMetaObject::invokeMethod(
+      worker, [worker, request] { worker->start(request); }, Qt::QueuedConnection);
 }
 
 void MainWindow::resumeRun(int64_t runId) {
@@ -273,7 +292,8 @@ void MainWindow::resumeRun(int64_t runId) {
   m_launch->setState(LaunchPanel::State::Running);
   m_stepLabel->setText(QString("resuming run %1…").arg(runId));
   auto* worker = m_thread->worker();
-  QMetaObject::invokeMethod(worker, [worker, runId] { worker->resume(runId); }, Qt::QueuedConnection);
+  QMetaObject::invokeMethod(
+      worker, [worker, runId] { worker->resume(runId); }, Qt::QueuedConnection);
 }
 
 void MainWindow::onJobEnded(bool ok, const QString& message) {
@@ -295,14 +315,20 @@ void MainWindow::drainLive() {
     QString name = QString("run %1").arg(runId);
     for (const auto& r : m_browser->runs())
       if (r.info.id == runId) name = QString::fromStdString(r.info.name);
-    if (auto it = m_curves->runs().find(runId); it != m_curves->runs().end()) name = it->second.name;
-    m_curves->appendMetrics(runId, name, m_batchSizes.count(runId) ? m_batchSizes[runId] : 1.0, points);
+    if (auto it = m_curves->runs().find(runId); it != m_curves->runs().end())
+      name = it->second.name;
+    m_curves->appendMetrics(runId, name, m_batchSizes.count(runId) ? m_batchSizes[runId] : 1.0,
+                            points);
   }
   if (!m_training) return;
   const auto s = m_live.status();
   if (s.runId == 0) return;
   const bool paused = m_launch->state() == LaunchPanel::State::Paused;
-  m_stepLabel->setText(QString("run %1 · %2 · step %3/%4%5").arg(s.runId).arg(s.stage).arg(s.step).arg(s.totalSteps)
+  m_stepLabel->setText(QString("run %1 · %2 · step %3/%4%5")
+                           .arg(s.runId)
+                           .arg(s.stage)
+                           .arg(s.step)
+                           .arg(s.totalSteps)
                            .arg(paused ? " (paused)" : ""));
   m_speedLabel->setText(QString("%1 samples/s").arg(s.samplesPerSecond, 0, 'f', 0));
   m_etaLabel->setText("ETA " + formatEta(s.etaSeconds));
@@ -354,7 +380,8 @@ void MainWindow::runStoreAction(const std::function<void(RunStore&)>& action) {
 void MainWindow::deleteRuns(const QList<int64_t>& ids) {
   for (auto id : ids) {
     if (id == m_activeRun) {
-      QMessageBox::warning(this, "Delete runs", QString("Run %1 is training; stop it first.").arg(id));
+      QMessageBox::warning(this, "Delete runs",
+                           QString("Run %1 is training; stop it first.").arg(id));
       return;
     }
   }
@@ -369,9 +396,10 @@ void MainWindow::deleteRuns(const QList<int64_t>& ids) {
 
 void MainWindow::closeEvent(QCloseEvent* event) {
   if (isExperimentRunning()) {
-    const auto answer = QMessageBox::question(this, "Experiment in progress",
-                                              "An experiment is running. Stop it and quit? Running the same experiment again "
-                                              "reuses every finished stage and resumes the one in progress.");
+    const auto answer = QMessageBox::question(
+        this, "Experiment in progress",
+        "An experiment is running. Stop it and quit? Running the same experiment again "
+        "reuses every finished stage and resumes the one in progress.");
     if (answer != QMessageBox::Yes) {
       event->ignore();
       return;
@@ -380,8 +408,9 @@ void MainWindow::closeEvent(QCloseEvent* event) {
     if (!m_experiment.waitForFinished(5000)) m_experiment.kill();
   }
   if (m_training) {
-    const auto answer = QMessageBox::question(this, "Training in progress",
-                                              "A run is training. Stop it (a checkpoint is kept, it can be resumed) and quit?");
+    const auto answer = QMessageBox::question(
+        this, "Training in progress",
+        "A run is training. Stop it (a checkpoint is kept, it can be resumed) and quit?");
     if (answer != QMessageBox::Yes) {
       event->ignore();
       return;
@@ -410,7 +439,8 @@ void MainWindow::restoreSettings() {
   restoreState(s.value("window/state").toByteArray());
   m_curves->setSmoothing(s.value("curves/smoothing", 0.6).toDouble());
   if (s.contains("launch/preset"))
-    m_launch->selectPreset(s.value("launch/preset").toString(), s.value("launch/stage", "dpo").toString());
+    m_launch->selectPreset(s.value("launch/preset").toString(),
+                           s.value("launch/stage", "dpo").toString());
 }
 
 }  // namespace pivot

@@ -23,7 +23,7 @@ namespace pivot {
 struct StorePoll {
   std::vector<RunSummary> runs;
   std::map<int64_t, std::vector<MetricPoint>> newPoints;  // for the runs shown in the curves
-  QList<ExperimentEntry> experiments;                     // runs of stage "experiment", with their report
+  QList<ExperimentEntry> experiments;  // runs of stage "experiment", with their report
   QString error;
 };
 

@@ -17,14 +17,19 @@ class BufferSink final : public MetricSink {
                     const std::string& device) override {
     m_runId = runId;
     m_device = QString::fromStdString(device);
-    Q_EMIT m_worker->runStarted(runId, QString::fromStdString(name), static_cast<double>(batchSize));
+    Q_EMIT m_worker->runStarted(runId, QString::fromStdString(name),
+                                static_cast<double>(batchSize));
   }
   void onStep(int64_t step, int64_t total, const Scalars& scalars) override {
     const auto now = std::chrono::steady_clock::now();
-    if (m_firstStep < 0) { m_firstStep = step - 1; m_start = now; }
+    if (m_firstStep < 0) {
+      m_firstStep = step - 1;
+      m_start = now;
+    }
     const double elapsed = std::chrono::duration<double>(now - m_start).count();
     const double perStep = elapsed / std::max<int64_t>(1, step - m_firstStep);
-    LiveBuffer::Status status{m_runId, m_stage, step, total, 0, perStep * static_cast<double>(total - step), m_device};
+    LiveBuffer::Status status{
+        m_runId, m_stage, step, total, 0, perStep * static_cast<double>(total - step), m_device};
     std::vector<MetricPoint> points;
     const double wall = unixNow();
     for (const auto& [k, v] : scalars) {
@@ -82,8 +87,9 @@ void TrainingWorker::start(const LaunchRequest& request) {
     for (const auto& o : request.overrides) overrides.push_back(o.toStdString());
     // The chain's rule (chainConfigs): architecture, world and device reach the earlier stages,
     // hyper-parameters only the requested one; everything validated before anything runs.
-    const auto plan = chainConfigs(request.preset.toStdString(), stageFromName(request.stage.toStdString()), overrides,
-                                   !request.parentRunId);
+    const auto plan =
+        chainConfigs(request.preset.toStdString(), stageFromName(request.stage.toStdString()),
+                     overrides, !request.parentRunId);
     std::optional<int64_t> parent = request.parentRunId;
     for (const auto& cfg : plan) {
       BufferSink sink(this, m_buffer, stageName(cfg.stage));

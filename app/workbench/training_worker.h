@@ -38,7 +38,8 @@ class LiveBuffer {
 class TrainingWorker : public QObject {
   Q_OBJECT
  public:
-  TrainingWorker(QString workspace, LiveBuffer* buffer) : m_workspace(std::move(workspace)), m_buffer(buffer) {}
+  TrainingWorker(QString workspace, LiveBuffer* buffer)
+      : m_workspace(std::move(workspace)), m_buffer(buffer) {}
 
   std::atomic<bool> stopFlag{false};
   std::atomic<bool> pauseFlag{false};

@@ -13,7 +13,8 @@
 namespace pivot {
 
 template <typename T>
-void readJsonField(const nlohmann::json& j, const char* key, T& out, const std::string& prefix = "") {
+void readJsonField(const nlohmann::json& j, const char* key, T& out,
+                   const std::string& prefix = "") {
   if (!j.is_object()) return;
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return;
@@ -26,7 +27,8 @@ void readJsonField(const nlohmann::json& j, const char* key, T& out, const std::
   } else if constexpr (std::is_integral_v<T>) {
     if (!it->is_number()) throw bad("must be an integer");
     const double v = it->get<double>();
-    if (it->is_number_float() && (!std::isfinite(v) || std::floor(v) != v)) throw bad("must be an integer");
+    if (it->is_number_float() && (!std::isfinite(v) || std::floor(v) != v))
+      throw bad("must be an integer");
     if (it->is_number_unsigned()) {
       const auto u = it->get<uint64_t>();
       if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) throw bad("is out of range");
@@ -39,7 +41,8 @@ void readJsonField(const nlohmann::json& j, const char* key, T& out, const std::
         throw bad("is out of range");
       out = static_cast<T>(s);
     } else {
-      if (v < static_cast<double>(std::numeric_limits<T>::min()) || v > static_cast<double>(std::numeric_limits<T>::max()))
+      if (v < static_cast<double>(std::numeric_limits<T>::min()) ||
+          v > static_cast<double>(std::numeric_limits<T>::max()))
         throw bad("is out of range");
       out = static_cast<T>(v);
     }

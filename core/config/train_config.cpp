@@ -45,7 +45,8 @@ WorldConfig worldFromJson(const nlohmann::json& j) {
   std::string kind = "in_scene";
   readField(j, "rejected_kind", kind, "world.");
   if (kind != "in_scene" && kind != "random")
-    throw std::runtime_error("config field 'world.rejected_kind' must be in_scene or random, got '" + kind + "'");
+    throw std::runtime_error(
+        "config field 'world.rejected_kind' must be in_scene or random, got '" + kind + "'");
   w.rejected_kind = kind == "in_scene" ? RejectedKind::InScene : RejectedKind::Random;
   return w;
 }
@@ -64,11 +65,32 @@ TrainConfig tinyPreset(Stage stage) {
   c.world.max_objects = 2;
   c.batch_size = 32;
   switch (stage) {
-    case Stage::Pretrain: c.steps = 400; c.batch_size = 64; c.lr = 1e-3; c.vision_lr = 1e-3; break;
-    case Stage::Align: c.steps = 150; c.lr = 2e-3; c.vision_lr = 0; break;
-    case Stage::Instruct: c.steps = 400; c.lr = 2e-3; c.vision_lr = 1e-3; break;
-    case Stage::Sft: c.steps = 120; c.lr = 2e-4; c.vision_lr = 2e-4; break;
-    case Stage::Dpo: c.steps = 120; c.lr = 1e-4; c.vision_lr = 1e-4; break;
+    case Stage::Pretrain:
+      c.steps = 400;
+      c.batch_size = 64;
+      c.lr = 1e-3;
+      c.vision_lr = 1e-3;
+      break;
+    case Stage::Align:
+      c.steps = 150;
+      c.lr = 2e-3;
+      c.vision_lr = 0;
+      break;
+    case Stage::Instruct:
+      c.steps = 400;
+      c.lr = 2e-3;
+      c.vision_lr = 1e-3;
+      break;
+    case Stage::Sft:
+      c.steps = 120;
+      c.lr = 2e-4;
+      c.vision_lr = 2e-4;
+      break;
+    case Stage::Dpo:
+      c.steps = 120;
+      c.lr = 1e-4;
+      c.vision_lr = 1e-4;
+      break;
   }
   // Stage 2 keeps a few checkpoints along the way: the Inspect tab's step slider reads maps early
   // in training, as the paper does (around step 20).
@@ -97,19 +119,39 @@ TrainConfig miniPreset(Stage stage) {
   // stage 1b kept long: at 2000 steps stage 1 fell to 63% (shape 34%, position 59%).
   switch (stage) {
     case Stage::Pretrain:
-      c.steps = 1000; c.batch_size = 64; c.lr = 1e-3; c.vision_lr = 1e-3;
+      c.steps = 1000;
+      c.batch_size = 64;
+      c.lr = 1e-3;
+      c.vision_lr = 1e-3;
       c.conjunction_weight = 1.0;  // shape x colour labels beside the captions (SCIENCE.md)
       break;
-    case Stage::Align: c.steps = 300; c.lr = 1e-3; c.vision_lr = 0; break;
-    case Stage::Instruct: c.steps = 3000; c.lr = 1e-3; c.vision_lr = 5e-4; break;
-    case Stage::Sft: c.steps = 300; c.lr = 1e-4; c.vision_lr = 1e-4; break;
-    case Stage::Dpo: c.steps = 300; c.lr = 5e-5; c.vision_lr = 5e-5; break;
+    case Stage::Align:
+      c.steps = 300;
+      c.lr = 1e-3;
+      c.vision_lr = 0;
+      break;
+    case Stage::Instruct:
+      c.steps = 3000;
+      c.lr = 1e-3;
+      c.vision_lr = 5e-4;
+      break;
+    case Stage::Sft:
+      c.steps = 300;
+      c.lr = 1e-4;
+      c.vision_lr = 1e-4;
+      break;
+    case Stage::Dpo:
+      c.steps = 300;
+      c.lr = 5e-5;
+      c.vision_lr = 5e-5;
+      break;
   }
   return c;
 }
 
 // Parses `text` as the same JSON type as `like`; throws naming the key.
-nlohmann::json parseLike(const nlohmann::json& like, const std::string& text, const std::string& key) {
+nlohmann::json parseLike(const nlohmann::json& like, const std::string& text,
+                         const std::string& key) {
   auto bad = [&](const std::string& why) {
     return std::runtime_error("bad value for '" + key + "': '" + text + "' (" + why + ")");
   };
@@ -151,8 +193,10 @@ nlohmann::json& configNode(nlohmann::json& j, const std::string& key) {
   size_t start = 0;
   while (true) {
     const auto dot = key.find('.', start);
-    const std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (!node->is_object() || !node->contains(part)) throw std::runtime_error("unknown key '" + key + "'");
+    const std::string part =
+        key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!node->is_object() || !node->contains(part))
+      throw std::runtime_error("unknown key '" + key + "'");
     node = &(*node)[part];
     if (dot == std::string::npos) break;
     start = dot + 1;
@@ -164,11 +208,14 @@ nlohmann::json& configNode(nlohmann::json& j, const std::string& key) {
 // the key must exist and be settable, and the value must have the key's type (an integer key takes
 // only a whole number; a structure is set field by field).
 void assignConfigValue(nlohmann::json& j, const std::string& key, const nlohmann::json& value) {
-  if (key == "preset" || key == "stage" || key == "model.model_type" || key == "model.architectures" ||
-      key.rfind("model.vision_config.model_type", 0) == 0 || key.rfind("model.text_config.model_type", 0) == 0 ||
-      key == "model.projector_hidden_act" || key == "model.vision_config.hidden_act" || key == "model.text_config.hidden_act")
+  if (key == "preset" || key == "stage" || key == "model.model_type" ||
+      key == "model.architectures" || key.rfind("model.vision_config.model_type", 0) == 0 ||
+      key.rfind("model.text_config.model_type", 0) == 0 || key == "model.projector_hidden_act" ||
+      key == "model.vision_config.hidden_act" || key == "model.text_config.hidden_act")
     throw std::runtime_error("key '" + key + "' cannot be set" +
-                             (key == "preset" || key == "stage" ? std::string("; use --preset/--stage") : std::string()));
+                             (key == "preset" || key == "stage"
+                                  ? std::string("; use --preset/--stage")
+                                  : std::string()));
   nlohmann::json& node = configNode(j, key);
   const auto bad = [&](const std::string& why) {
     return std::runtime_error("bad value for '" + key + "': " + value.dump() + " (" + why + ")");
@@ -182,12 +229,15 @@ void assignConfigValue(nlohmann::json& j, const std::string& key, const nlohmann
                         std::floor(value.get<double>()) == value.get<double>() &&
                         std::fabs(value.get<double>()) < 9.0e15);
     if (!whole) throw bad("expected an integer");
-    if (node.is_number_unsigned() && value.get<double>() < 0) throw bad("expected a non-negative integer");
-    node = value.is_number_float() ? nlohmann::json(static_cast<int64_t>(value.get<double>())) : value;
+    if (node.is_number_unsigned() && value.get<double>() < 0)
+      throw bad("expected a non-negative integer");
+    node =
+        value.is_number_float() ? nlohmann::json(static_cast<int64_t>(value.get<double>())) : value;
     return;
   }
   if (node.is_number_float()) {
-    if (!value.is_number() || !std::isfinite(value.get<double>())) throw bad("expected a finite number");
+    if (!value.is_number() || !std::isfinite(value.get<double>()))
+      throw bad("expected a finite number");
     node = value.get<double>();
     return;
   }
@@ -203,11 +253,14 @@ TrainConfig fromAssignedJson(const nlohmann::json& j) {
 }
 
 // Every leaf of a preset file as "a.b.c" -> value.
-void flattenLeaves(const nlohmann::json& j, const std::string& prefix, std::vector<std::pair<std::string, nlohmann::json>>& out) {
+void flattenLeaves(const nlohmann::json& j, const std::string& prefix,
+                   std::vector<std::pair<std::string, nlohmann::json>>& out) {
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
-    if (it->is_object() && !it->empty()) flattenLeaves(*it, key, out);
-    else out.emplace_back(key, *it);
+    if (it->is_object() && !it->empty())
+      flattenLeaves(*it, key, out);
+    else
+      out.emplace_back(key, *it);
   }
 }
 
@@ -217,7 +270,8 @@ TrainConfig presetFromJson(const nlohmann::json& j, Stage stage, const std::stri
   if (!j.is_object()) throw std::runtime_error("a preset is a JSON object of config keys");
   std::string base = "tiny";
   if (j.contains("preset")) {
-    if (!j["preset"].is_string()) throw std::runtime_error("'preset' (the base preset) must be \"tiny\" or \"mini\"");
+    if (!j["preset"].is_string())
+      throw std::runtime_error("'preset' (the base preset) must be \"tiny\" or \"mini\"");
     base = j["preset"].get<std::string>();
   }
   if (base != "tiny" && base != "mini")
@@ -250,7 +304,8 @@ const char* stageName(Stage s) { return kStageNames[static_cast<int>(s)]; }
 Stage stageFromName(const std::string& name) {
   for (int i = 0; i < kNumStages; ++i)
     if (name == kStageNames[i]) return static_cast<Stage>(i);
-  throw std::runtime_error("unknown stage '" + name + "' (expected pretrain, align, instruct, sft or dpo)");
+  throw std::runtime_error("unknown stage '" + name +
+                           "' (expected pretrain, align, instruct, sft or dpo)");
 }
 
 std::vector<std::string> builtinPresets() { return {"tiny", "mini"}; }
@@ -264,7 +319,8 @@ TrainConfig presetConfig(const std::string& preset, Stage stage) {
   } else if (preset.size() > 5 && preset.substr(preset.size() - 5) == ".json") {
     c = presetFromJsonFile(preset, stage);
   } else {
-    throw std::runtime_error("unknown preset '" + preset + "' (expected tiny, mini or a .json file)");
+    throw std::runtime_error("unknown preset '" + preset +
+                             "' (expected tiny, mini or a .json file)");
   }
   c.model.text.vocab_size = static_cast<int>(WordTokenizer::shapesWorld().vocabSize());
   c.model.image_token_id = static_cast<int>(WordTokenizer::kImage);
@@ -369,7 +425,8 @@ void validate(const TrainConfig& c) {
   require(c.min_lr_ratio >= 0 && c.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]");
   require(c.grad_clip >= 0, "grad_clip must be >= 0");
   require(c.beta > 0, "beta must be positive");
-  require(c.loss_type == "sigmoid" || c.loss_type == "ipo" || c.loss_type == "hinge" || c.loss_type == "robust",
+  require(c.loss_type == "sigmoid" || c.loss_type == "ipo" || c.loss_type == "hinge" ||
+              c.loss_type == "robust",
           "loss_type must be sigmoid, ipo, hinge or robust, got '" + c.loss_type + "'");
   require(c.label_smoothing >= 0 && c.label_smoothing < 0.5, "label_smoothing must be in [0, 0.5)");
   require(c.sft_weight >= 0, "sft_weight must be >= 0");
@@ -379,17 +436,21 @@ void validate(const TrainConfig& c) {
   require(c.snapshots >= 0 && c.snapshots <= 100, "snapshots must be in 0..100");
   require(c.projector_init == "new" || c.projector_init == "one_plus_one",
           "projector_init must be new or one_plus_one, got '" + c.projector_init + "'");
-  require(c.projector_init == "new" || !c.vision_init.empty(), "projector_init=one_plus_one needs vision_init");
+  require(c.projector_init == "new" || !c.vision_init.empty(),
+          "projector_init=one_plus_one needs vision_init");
   require(c.eval_samples >= 0, "eval_samples must be >= 0");
-  require(c.device == "auto" || c.device == "cpu" || c.device == "cuda", "device must be auto, cpu or cuda");
+  require(c.device == "auto" || c.device == "cpu" || c.device == "cuda",
+          "device must be auto, cpu or cuda");
   require(c.threads >= 0, "threads must be >= 0");
   const auto& v = c.model.vision;
   const auto& t = c.model.text;
-  require(v.hidden_size > 0 && v.intermediate_size > 0 && v.num_hidden_layers > 0 && v.num_attention_heads > 0 &&
-              v.image_size > 0 && v.patch_size > 0 && v.num_channels > 0,
+  require(v.hidden_size > 0 && v.intermediate_size > 0 && v.num_hidden_layers > 0 &&
+              v.num_attention_heads > 0 && v.image_size > 0 && v.patch_size > 0 &&
+              v.num_channels > 0,
           "model.vision_config sizes must be positive");
-  require(t.hidden_size > 0 && t.intermediate_size > 0 && t.num_hidden_layers > 0 && t.num_attention_heads > 0 &&
-              t.num_key_value_heads > 0 && t.vocab_size > 0 && t.max_position_embeddings > 0,
+  require(t.hidden_size > 0 && t.intermediate_size > 0 && t.num_hidden_layers > 0 &&
+              t.num_attention_heads > 0 && t.num_key_value_heads > 0 && t.vocab_size > 0 &&
+              t.max_position_embeddings > 0,
           "model.text_config sizes must be positive");
   require(c.model.vision.image_size % c.model.vision.patch_size == 0,
           "model.vision_config.patch_size must divide image_size");
@@ -404,7 +465,8 @@ void validate(const TrainConfig& c) {
   (void)check;
 }
 
-TrainConfig makeConfig(const std::string& preset, Stage stage, const std::vector<std::string>& overrides) {
+TrainConfig makeConfig(const std::string& preset, Stage stage,
+                       const std::vector<std::string>& overrides) {
   TrainConfig cfg = presetConfig(preset, stage);
   for (const auto& o : overrides) applyOverride(cfg, o);
   validate(cfg);
@@ -416,7 +478,8 @@ std::vector<int> snapshotSteps(const TrainConfig& c) {
   if (c.snapshots <= 0) return steps;
   if (c.steps > 40) steps.push_back(20);
   for (int k = 1; k <= c.snapshots; ++k) {
-    const int s = static_cast<int>(std::lround(static_cast<double>(k) * c.steps / (c.snapshots + 1)));
+    const int s =
+        static_cast<int>(std::lround(static_cast<double>(k) * c.steps / (c.snapshots + 1)));
     if (s > 0 && s < c.steps) steps.push_back(s);
   }
   std::sort(steps.begin(), steps.end());
@@ -426,10 +489,14 @@ std::vector<int> snapshotSteps(const TrainConfig& c) {
 
 std::vector<Stage> prerequisiteStages(Stage stage) {
   switch (stage) {
-    case Stage::Pretrain: return {};
-    case Stage::Align: return {Stage::Pretrain};
-    case Stage::Instruct: return {Stage::Pretrain, Stage::Align};
-    default: return {Stage::Pretrain, Stage::Align, Stage::Instruct};
+    case Stage::Pretrain:
+      return {};
+    case Stage::Align:
+      return {Stage::Pretrain};
+    case Stage::Instruct:
+      return {Stage::Pretrain, Stage::Align};
+    default:
+      return {Stage::Pretrain, Stage::Align, Stage::Instruct};
   }
 }
 
@@ -441,7 +508,8 @@ bool overrideReachesEarlierStages(const std::string& assignment) {
   return false;
 }
 
-std::vector<TrainConfig> chainConfigs(const std::string& preset, Stage stage, const std::vector<std::string>& overrides,
+std::vector<TrainConfig> chainConfigs(const std::string& preset, Stage stage,
+                                      const std::vector<std::string>& overrides,
                                       bool withPrerequisites) {
   std::vector<TrainConfig> chain;
   if (withPrerequisites) {

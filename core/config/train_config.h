@@ -15,45 +15,49 @@ const char* stageName(Stage s);
 Stage stageFromName(const std::string& name);  // throws naming the value
 
 struct TrainConfig {
-  std::string preset = "tiny";    // the preset these values started from
-  Stage stage = Stage::Dpo;       // pretrain (0: encoder), align (1a), instruct (1b), sft (2), dpo (2)
-  MllmConfig model;               // architecture (HF names); text.vocab_size follows the tokenizer
-  WorldConfig world;              // the ShapesWorld the samples come from
-  int steps = 200;                // optimiser steps
-  int batch_size = 32;            // samples (SFT) or pairs (DPO) per step
-  int dataset_size = 20000;       // distinct training samples, cycled in seeded epochs (paper: 20K)
-  uint64_t seed = 1;              // model init and data order
-  double lr = 1e-3;               // peak learning rate of projector + LM
-  double vision_lr = 1e-4;        // peak learning rate of the vision tower (0 = frozen)
-  double weight_decay = 0.0;      // AdamW decoupled weight decay (paper: 0)
-  double warmup_ratio = 0.03;     // share of steps with linear warmup (paper: 3%)
-  double min_lr_ratio = 0.0;      // cosine decays to lr * min_lr_ratio
-  double grad_clip = 1.0;         // max global grad norm (0 = off)
-  double beta = 0.1;              // DPO temperature
+  std::string preset = "tiny";  // the preset these values started from
+  Stage stage = Stage::Dpo;    // pretrain (0: encoder), align (1a), instruct (1b), sft (2), dpo (2)
+  MllmConfig model;            // architecture (HF names); text.vocab_size follows the tokenizer
+  WorldConfig world;           // the ShapesWorld the samples come from
+  int steps = 200;             // optimiser steps
+  int batch_size = 32;         // samples (SFT) or pairs (DPO) per step
+  int dataset_size = 20000;    // distinct training samples, cycled in seeded epochs (paper: 20K)
+  uint64_t seed = 1;           // model init and data order
+  double lr = 1e-3;            // peak learning rate of projector + LM
+  double vision_lr = 1e-4;     // peak learning rate of the vision tower (0 = frozen)
+  double weight_decay = 0.0;   // AdamW decoupled weight decay (paper: 0)
+  double warmup_ratio = 0.03;  // share of steps with linear warmup (paper: 3%)
+  double min_lr_ratio = 0.0;   // cosine decays to lr * min_lr_ratio
+  double grad_clip = 1.0;      // max global grad norm (0 = off)
+  double beta = 0.1;           // DPO temperature
   std::string loss_type = "sigmoid";  // DPO loss: sigmoid | ipo | hinge | robust
-  double label_smoothing = 0.0;   // robust DPO: assumed share of flipped preference labels
-  double sft_weight = 0.0;        // DPO: weight of an SFT term on the chosen answer (0 = pure DPO)
-  double conjunction_weight = 0.0;  // stage 0: weight of an auxiliary multi-label loss on which
-                                    // shape x colour conjunctions a scene holds (SCIENCE.md: helped)
-  bool align_trains_lm = true;    // stage 1a also trains the LM: the miniature LM has no language
-                                  // pre-training of its own (false = the paper's projector-only 1a)
-  std::string vision_init;        // PIVOT transplant: "RUN[@STEP]" or a checkpoint folder whose vision
-                                  // tower starts this fresh model (runs without a parent only)
-  bool freeze_vision = false;     // the vision tower never trains (a transplanted encoder)
+  double label_smoothing = 0.0;       // robust DPO: assumed share of flipped preference labels
+  double sft_weight = 0.0;  // DPO: weight of an SFT term on the chosen answer (0 = pure DPO)
+  double conjunction_weight =
+      0.0;                      // stage 0: weight of an auxiliary multi-label loss on which
+                                // shape x colour conjunctions a scene holds (SCIENCE.md: helped)
+  bool align_trains_lm = true;  // stage 1a also trains the LM: the miniature LM has no language
+                                // pre-training of its own (false = the paper's projector-only 1a)
+  std::string vision_init;     // PIVOT transplant: "RUN[@STEP]" or a checkpoint folder whose vision
+                               // tower starts this fresh model (runs without a parent only)
+  bool freeze_vision = false;  // the vision tower never trains (a transplanted encoder)
   std::string projector_init = "new";  // new | one_plus_one: reuse the source's first projector
                                        // layer, frozen, plus a new second one (the paper's best)
-  int checkpoint_every = 0;       // steps between checkpoints (0 = only at the end)
-  double checkpoint_minutes = 5;  // also a checkpoint once this much time has passed since the last,
-                                  // so a stop or crash loses at most this much work (0 = off); it
-                                  // replaces the previous timed one
-  int snapshots = 0;              // evenly spaced checkpoints kept besides the final one (plus step
-                                  // 20, where the paper reads its maps); stage 2 presets keep 4
-  int eval_samples = 192;         // held-out samples scored at the end of the run
-  std::string device = "auto";    // auto | cpu | cuda
-  int threads = 0;                // CPU threads for torch (0 = all cores)
+  int checkpoint_every = 0;            // steps between checkpoints (0 = only at the end)
+  // A checkpoint also once this many minutes passed since the last, replacing the previous timed
+  // one, so a stop or crash loses at most this much work (0 = off).
+  double checkpoint_minutes = 5;
+  // Evenly spaced checkpoints kept besides the final one, plus step 20 where the paper reads its
+  // maps (the Inspect tab's step slider); stage 2 presets keep 4.
+  int snapshots = 0;
+  int eval_samples = 192;       // held-out samples scored at the end of the run
+  std::string device = "auto";  // auto | cpu | cuda
+  int threads = 0;              // CPU threads for torch (0 = all cores)
 
   bool trainsVision() const { return stage != Stage::Align && vision_lr > 0 && !freeze_vision; }
-  bool trainsLanguage() const { return stage != Stage::Pretrain; }  // stage 0 trains the encoder only
+  bool trainsLanguage() const {
+    return stage != Stage::Pretrain;
+  }  // stage 0 trains the encoder only
 };
 
 // The built-in presets: "tiny" (seconds per stage, tests) and "mini" (the miniature study).
@@ -76,7 +80,8 @@ void applyOverride(TrainConfig& c, const std::string& assignment);
 void validate(const TrainConfig& c);
 
 // A preset's config for a stage with "key=value" overrides applied, validated.
-TrainConfig makeConfig(const std::string& preset, Stage stage, const std::vector<std::string>& overrides);
+TrainConfig makeConfig(const std::string& preset, Stage stage,
+                       const std::vector<std::string>& overrides);
 
 // The steps at which a run keeps a snapshot checkpoint (ascending, each in 1..steps-1).
 std::vector<int> snapshotSteps(const TrainConfig& c);
@@ -88,14 +93,15 @@ std::vector<Stage> prerequisiteStages(Stage stage);
 // The one rule for which "key=value" overrides given for a stage also reach the stages it builds
 // on: those that define what every stage of a chain shares, the architecture (model.*) and the data
 // world (world.*), and how runs execute and are measured (device, threads, checkpoint_minutes,
-// eval_samples). A training hyper-parameter (lr, steps, beta, seed, ...) belongs to the stage it was
-// given for: a DPO learning rate must not become stage 1's.
+// eval_samples). A training hyper-parameter (lr, steps, beta, seed, ...) belongs to the stage it
+// was given for: a DPO learning rate must not become stage 1's.
 bool overrideReachesEarlierStages(const std::string& assignment);
 
 // The configurations of a chain that ends in `stage`: its prerequisite stages first (when
 // `withPrerequisites`), then the stage itself; every one validated before anything runs. The
 // command line and the window both train a request through this.
-std::vector<TrainConfig> chainConfigs(const std::string& preset, Stage stage, const std::vector<std::string>& overrides,
+std::vector<TrainConfig> chainConfigs(const std::string& preset, Stage stage,
+                                      const std::vector<std::string>& overrides,
                                       bool withPrerequisites);
 
 }  // namespace pivot

@@ -12,10 +12,13 @@
 using gzFile = FILE*;
 inline gzFile gzopen(const char* path, const char* mode) {
   const std::string p(path);
-  if (p.size() > 3 && p.substr(p.size() - 3) == ".gz") throw std::runtime_error(p + ": built without zlib, cannot read .gz");
+  if (p.size() > 3 && p.substr(p.size() - 3) == ".gz")
+    throw std::runtime_error(p + ": built without zlib, cannot read .gz");
   return std::fopen(path, mode);
 }
-inline int gzread(gzFile f, void* buf, unsigned n) { return static_cast<int>(std::fread(buf, 1, n, f)); }
+inline int gzread(gzFile f, void* buf, unsigned n) {
+  return static_cast<int>(std::fread(buf, 1, n, f));
+}
 inline int gzclose(gzFile f) { return std::fclose(f); }
 #endif
 
@@ -25,7 +28,8 @@ const char* const kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 
 IdxArray readIdx(const std::string& path) {
   // gzopen reads plain files too, so one path serves .gz and uncompressed IDX.
-  std::unique_ptr<std::remove_pointer_t<gzFile>, int (*)(gzFile)> file(gzopen(path.c_str(), "rb"), gzclose);
+  std::unique_ptr<std::remove_pointer_t<gzFile>, int (*)(gzFile)> file(gzopen(path.c_str(), "rb"),
+                                                                       gzclose);
   if (!file) throw std::runtime_error(path + ": cannot open (install dataset-fashion-mnist?)");
   unsigned char magic[4];
   if (gzread(file.get(), magic, 4) != 4 || magic[0] != 0 || magic[1] != 0)
@@ -43,10 +47,12 @@ IdxArray readIdx(const std::string& path) {
   out.data.resize(static_cast<size_t>(count));
   size_t done = 0;
   while (done < out.data.size()) {
-    const unsigned chunk = static_cast<unsigned>(std::min<size_t>(out.data.size() - done, 1u << 30));
+    const unsigned chunk =
+        static_cast<unsigned>(std::min<size_t>(out.data.size() - done, 1u << 30));
     const int got = gzread(file.get(), out.data.data() + done, chunk);
-    if (got <= 0) throw std::runtime_error(path + ": truncated data (" + std::to_string(done) + " of " +
-                                           std::to_string(out.data.size()) + " bytes)");
+    if (got <= 0)
+      throw std::runtime_error(path + ": truncated data (" + std::to_string(done) + " of " +
+                               std::to_string(out.data.size()) + " bytes)");
     done += static_cast<size_t>(got);
   }
   return out;

@@ -1,4 +1,5 @@
-// Image+mask records for localisation on any data (`pivot localize --data`): one JSON object a line,
+// Image+mask records for localisation on any data (`pivot localize --data`): one JSON object a
+// line,
 //   {"image": "a.png", "mask": "a-mask.png", "question": "...", "answer": "...",
 //    "rejected": "..." (optional), "category": "..." (optional)}
 // with paths relative to the records file. Parsing is torch- and OpenCV-free (fuzzed alone);
@@ -17,6 +18,7 @@ struct MaskedRecord {
 
 // One line of a records file: nullopt for a blank line; a bad record throws "<where>: why"
 // (where = "file:line").
-std::optional<MaskedRecord> parseMaskedRecordLine(const std::string& line, const std::string& where);
+std::optional<MaskedRecord> parseMaskedRecordLine(const std::string& line,
+                                                  const std::string& where);
 
 }  // namespace pivot

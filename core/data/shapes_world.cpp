@@ -6,7 +6,7 @@
 namespace pivot {
 namespace {
 
-const std::vector<std::string> kNumbers = {"zero", "one", "two", "three", "four",
+const std::vector<std::string> kNumbers = {"zero", "one", "two",   "three", "four",
                                            "five", "six", "seven", "eight", "nine"};
 constexpr uint8_t kBackground = 40;
 constexpr int kSideMargin = 2;      // object centres keep this far from the vertical midline
@@ -22,10 +22,14 @@ uint64_t mix(uint64_t a, uint64_t b) {
 bool insideShape(int shape, int dx, int dy, int r) {
   const int ax = std::abs(dx), ay = std::abs(dy);
   switch (shape) {
-    case 0: return dx * dx + dy * dy <= r * r;                         // circle
-    case 1: return ax * 5 <= r * 4 && ay * 5 <= r * 4;                 // square
-    case 2: return dy * 4 <= r * 3 && ax * 7 <= 4 * (dy + r);          // triangle, apex up
-    default: return ax + ay <= r;                                      // diamond
+    case 0:
+      return dx * dx + dy * dy <= r * r;  // circle
+    case 1:
+      return ax * 5 <= r * 4 && ay * 5 <= r * 4;  // square
+    case 2:
+      return dy * 4 <= r * 3 && ax * 7 <= 4 * (dy + r);  // triangle, apex up
+    default:
+      return ax + ay <= r;  // diamond
   }
 }
 
@@ -91,17 +95,20 @@ Scene makeScene(const WorldConfig& c, SplitMix64& rng) {
       for (int x = x0; x < std::min(S, x0 + side); ++x) {
         const size_t p = static_cast<size_t>(y * S + x);
         if (s.instanceMask[p] != 0) continue;
-        for (int ch = 0; ch < 3; ++ch) s.rgb[p * 3 + ch] = static_cast<uint8_t>(rgb[static_cast<size_t>(ch)] / 2);
+        for (int ch = 0; ch < 3; ++ch)
+          s.rgb[p * 3 + ch] = static_cast<uint8_t>(rgb[static_cast<size_t>(ch)] / 2);
       }
   }
   if (c.noise > 0)
-    for (auto& v : s.rgb) v = static_cast<uint8_t>(std::clamp(v + rng.range(-c.noise, c.noise), 0, 255));
+    for (auto& v : s.rgb)
+      v = static_cast<uint8_t>(std::clamp(v + rng.range(-c.noise, c.noise), 0, 255));
   return s;
 }
 
 std::string caption(const Scene& s) {
   std::vector<SceneObject> sorted = s.objects;
-  std::sort(sorted.begin(), sorted.end(), [](const SceneObject& a, const SceneObject& b) { return a.cx < b.cx; });
+  std::sort(sorted.begin(), sorted.end(),
+            [](const SceneObject& a, const SceneObject& b) { return a.cx < b.cx; });
   std::string out;
   for (const auto& o : sorted) {
     if (!out.empty()) out += " , ";
@@ -130,7 +137,9 @@ bool makeQuestion(Category category, const WorldConfig& c, SplitMix64& rng, Samp
   const int n = static_cast<int>(objs.size());
   const auto& shapeNames = ShapesWorld::shapes();
   const auto& colourNames = ShapesWorld::colours();
-  auto countIf = [&](auto pred) { return static_cast<int>(std::count_if(objs.begin(), objs.end(), pred)); };
+  auto countIf = [&](auto pred) {
+    return static_cast<int>(std::count_if(objs.begin(), objs.end(), pred));
+  };
   auto pickWhere = [&](auto pred) {
     std::vector<int> idx;
     for (int k = 0; k < n; ++k)
@@ -140,7 +149,9 @@ bool makeQuestion(Category category, const WorldConfig& c, SplitMix64& rng, Samp
   out.category = category;
   switch (category) {
     case Category::Colour: {
-      const int t = pickWhere([&](const SceneObject& o) { return countIf([&](const SceneObject& p) { return p.shape == o.shape; }) == 1; });
+      const int t = pickWhere([&](const SceneObject& o) {
+        return countIf([&](const SceneObject& p) { return p.shape == o.shape; }) == 1;
+      });
       if (t < 0) return false;
       const auto& o = objs[static_cast<size_t>(t)];
       out.question = "what colour is the " + shapeNames[o.shape] + " ?";
@@ -152,7 +163,9 @@ bool makeQuestion(Category category, const WorldConfig& c, SplitMix64& rng, Samp
       return true;
     }
     case Category::Shape: {
-      const int t = pickWhere([&](const SceneObject& o) { return countIf([&](const SceneObject& p) { return p.colour == o.colour; }) == 1; });
+      const int t = pickWhere([&](const SceneObject& o) {
+        return countIf([&](const SceneObject& p) { return p.colour == o.colour; }) == 1;
+      });
       if (t < 0) return false;
       const auto& o = objs[static_cast<size_t>(t)];
       out.question = "what shape is the " + colourNames[o.colour] + " object ?";
@@ -170,12 +183,16 @@ bool makeQuestion(Category category, const WorldConfig& c, SplitMix64& rng, Samp
         out.question = "how many objects are there ?";
         for (int k = 0; k < n; ++k) out.targets.push_back(k);
       } else {
-        const int colour = rng.uniform(2) == 0 && n > 0 ? objs[static_cast<size_t>(rng.uniform(n))].colour
-                                                        : rng.uniform(static_cast<int>(colourNames.size()));
+        const int colour = rng.uniform(2) == 0 && n > 0
+                               ? objs[static_cast<size_t>(rng.uniform(n))].colour
+                               : rng.uniform(static_cast<int>(colourNames.size()));
         out.question = "how many " + colourNames[colour] + " objects are there ?";
         count = 0;
         for (int k = 0; k < n; ++k)
-          if (objs[static_cast<size_t>(k)].colour == colour) { ++count; out.targets.push_back(k); }
+          if (objs[static_cast<size_t>(k)].colour == colour) {
+            ++count;
+            out.targets.push_back(k);
+          }
       }
       const int maxCount = std::min<int>(static_cast<int>(kNumbers.size()) - 1, c.max_objects);
       std::vector<std::string> all(kNumbers.begin(), kNumbers.begin() + maxCount + 1);
@@ -205,11 +222,19 @@ bool makeQuestion(Category category, const WorldConfig& c, SplitMix64& rng, Samp
       } else {  // a near-miss object: shares the colour or the shape of one that is present
         SceneObject ghost = anchor;
         for (int t = 0; t < 20; ++t) {
-          if (rng.uniform(2) == 0) ghost.shape = rng.uniform(static_cast<int>(shapeNames.size()));
-          else ghost.colour = rng.uniform(static_cast<int>(colourNames.size()));
-          if (countIf([&](const SceneObject& p) { return p.shape == ghost.shape && p.colour == ghost.colour; }) == 0) break;
+          if (rng.uniform(2) == 0)
+            ghost.shape = rng.uniform(static_cast<int>(shapeNames.size()));
+          else
+            ghost.colour = rng.uniform(static_cast<int>(colourNames.size()));
+          if (countIf([&](const SceneObject& p) {
+                return p.shape == ghost.shape && p.colour == ghost.colour;
+              }) == 0)
+            break;
         }
-        if (countIf([&](const SceneObject& p) { return p.shape == ghost.shape && p.colour == ghost.colour; }) != 0) return false;
+        if (countIf([&](const SceneObject& p) {
+              return p.shape == ghost.shape && p.colour == ghost.colour;
+            }) != 0)
+          return false;
         out.question = "is there a " + name(ghost) + " ?";
         out.answer = "no";
         out.targets = {};
@@ -231,7 +256,8 @@ bool makeQuestion(Category category, const WorldConfig& c, SplitMix64& rng, Samp
       const auto [a, b] = pairs[static_cast<size_t>(rng.uniform(static_cast<int>(pairs.size())))];
       const auto &oa = objs[static_cast<size_t>(a)], &ob = objs[static_cast<size_t>(b)];
       const bool holds = horizontal ? oa.cx < ob.cx : oa.cy < ob.cy;
-      out.question = "is the " + name(oa) + (horizontal ? " left of the " : " above the ") + name(ob) + " ?";
+      out.question =
+          "is the " + name(oa) + (horizontal ? " left of the " : " above the ") + name(ob) + " ?";
       out.answer = holds ? "yes" : "no";
       out.rejected = holds ? "no" : "yes";
       out.targets = {a, b};
@@ -268,14 +294,16 @@ ShapesWorld::ShapesWorld(WorldConfig config) : m_config(config) {
     throw std::runtime_error("world.min_objects/max_objects must satisfy 1 <= min <= max <= 6");
   if (config.min_radius_pct < 1 || config.max_radius_pct < config.min_radius_pct)
     throw std::runtime_error("world.min_radius_pct/max_radius_pct must satisfy 1 <= min <= max");
-  if (config.noise < 0 || config.noise > 128) throw std::runtime_error("world.noise must be in 0..128");
+  if (config.noise < 0 || config.noise > 128)
+    throw std::runtime_error("world.noise must be in 0..128");
   if (config.clutter < 0) throw std::runtime_error("world.clutter must be >= 0");
 }
 
 Sample ShapesWorld::sample(Split split, int64_t index) const {
   Sample s;
   const auto category = static_cast<Category>(index % kNumCategories);
-  const uint64_t base = mix(mix(m_config.seed, static_cast<uint64_t>(split) + 1), static_cast<uint64_t>(index));
+  const uint64_t base =
+      mix(mix(m_config.seed, static_cast<uint64_t>(split) + 1), static_cast<uint64_t>(index));
   for (uint64_t attempt = 0;; ++attempt) {
     SplitMix64 rng(mix(base, attempt));
     s.scene = makeScene(m_config, rng);
@@ -302,10 +330,11 @@ const std::vector<std::array<uint8_t, 3>>& ShapesWorld::palette() {
 int ShapesWorld::numClasses() { return 1 + static_cast<int>(shapes().size() * colours().size()); }
 
 std::vector<std::string> ShapesWorld::vocabulary() {
-  std::vector<std::string> v = {"user", "assistant", "a", "an", "empty", "small", "large", "on",
-                                "the", "left", "right", ",", "what", "colour", "is", "shape",
-                                "object", "how", "many", "objects", "are", "there", "?", "or",
-                                "yes", "no", "of", "above", "describe", "image", "."};
+  std::vector<std::string> v = {
+      "user",   "assistant", "a",     "an",      "empty",    "small",  "large", "on",
+      "the",    "left",      "right", ",",       "what",     "colour", "is",    "shape",
+      "object", "how",       "many",  "objects", "are",      "there",  "?",     "or",
+      "yes",    "no",        "of",    "above",   "describe", "image",  "."};
   for (const auto& w : kNumbers) v.push_back(w);
   for (const auto& w : colours()) v.push_back(w);
   for (const auto& w : shapes()) v.push_back(w);

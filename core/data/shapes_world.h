@@ -21,14 +21,14 @@ enum class RejectedKind {
 };
 
 struct WorldConfig {
-  uint64_t seed = 1234;      // world seed: same seed, same data
-  int image_size = 32;       // square image side, pixels
-  int min_objects = 1;       // objects per scene, inclusive range
+  uint64_t seed = 1234;  // world seed: same seed, same data
+  int image_size = 32;   // square image side, pixels
+  int min_objects = 1;   // objects per scene, inclusive range
   int max_objects = 3;
-  int min_radius_pct = 14;   // object radius range, percent of image side
+  int min_radius_pct = 14;  // object radius range, percent of image side
   int max_radius_pct = 24;
-  int clutter = 2;           // small distractor specks per scene (background class)
-  int noise = 8;             // uniform per-pixel noise amplitude, 0..255 scale
+  int clutter = 2;  // small distractor specks per scene (background class)
+  int noise = 8;    // uniform per-pixel noise amplitude, 0..255 scale
   RejectedKind rejected_kind = RejectedKind::InScene;
 };
 
@@ -41,19 +41,19 @@ struct SceneObject {
 
 struct Scene {
   int size = 0;
-  std::vector<uint8_t> rgb;            // (H, W, 3) row-major
-  std::vector<uint8_t> classMask;      // (H, W): 0 background, 1 + shape * numColours + colour
-  std::vector<uint8_t> instanceMask;   // (H, W): 0 background, k + 1 for objects[k]
+  std::vector<uint8_t> rgb;           // (H, W, 3) row-major
+  std::vector<uint8_t> classMask;     // (H, W): 0 background, 1 + shape * numColours + colour
+  std::vector<uint8_t> instanceMask;  // (H, W): 0 background, k + 1 for objects[k]
   std::vector<SceneObject> objects;
 };
 
 struct Sample {
   Scene scene;
-  std::string caption;   // e.g. "a large red circle on the left , a small blue square on the right"
+  std::string caption;  // e.g. "a large red circle on the left , a small blue square on the right"
   Category category = Category::Colour;
-  std::string question;  // e.g. "what colour is the circle ?"
-  std::string answer;    // the correct ("chosen") answer, e.g. "red"
-  std::string rejected;  // a wrong answer of the configured kind
+  std::string question;      // e.g. "what colour is the circle ?"
+  std::string answer;        // the correct ("chosen") answer, e.g. "red"
+  std::string rejected;      // a wrong answer of the configured kind
   std::vector<int> targets;  // indices of the objects the question is about (for localisation)
 };
 
@@ -68,7 +68,7 @@ class ShapesWorld {
   static const std::vector<std::string>& shapes();   // circle, square, triangle, diamond
   static const std::vector<std::string>& colours();  // red, green, blue, yellow, purple, cyan
   static const std::vector<std::array<uint8_t, 3>>& palette();
-  static int numClasses();  // background + shapes x colours
+  static int numClasses();                       // background + shapes x colours
   static std::vector<std::string> vocabulary();  // every word a sample can contain
 
  private:
@@ -80,8 +80,8 @@ class SplitMix64 {
  public:
   explicit SplitMix64(uint64_t seed) : m_state(seed) {}
   uint64_t next();
-  int uniform(int n);              // 0..n-1
-  int range(int lo, int hiIncl);   // lo..hiIncl
+  int uniform(int n);             // 0..n-1
+  int range(int lo, int hiIncl);  // lo..hiIncl
  private:
   uint64_t m_state;
 };

@@ -50,7 +50,8 @@ int64_t WordTokenizer::id(const std::string& word) const {
   return it->second;
 }
 
-std::vector<int64_t> WordTokenizer::encodePrompt(const std::string& question, int imageTokens) const {
+std::vector<int64_t> WordTokenizer::encodePrompt(const std::string& question,
+                                                 int imageTokens) const {
   std::vector<int64_t> ids = {kImStart, id("user")};
   ids.insert(ids.end(), static_cast<size_t>(imageTokens), kImage);
   auto q = encode(question);

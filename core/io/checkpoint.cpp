@@ -41,8 +41,8 @@ std::string writeCheckpoint(const std::string& runDir, int64_t step, torch::nn::
       try {
         torch::save(*optimizer, (tmpDir / "optimizer.pt").string());
       } catch (const c10::Error& e) {
-        throw std::runtime_error((tmpDir / "optimizer.pt").string() + ": write failed (disk full?): " +
-                                 e.what_without_backtrace());
+        throw std::runtime_error((tmpDir / "optimizer.pt").string() +
+                                 ": write failed (disk full?): " + e.what_without_backtrace());
       }
     }
   } catch (...) {

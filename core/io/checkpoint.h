@@ -16,7 +16,7 @@ std::string writeCheckpoint(const std::string& runDir, int64_t step, torch::nn::
                             const nlohmann::json& trainerState);
 
 std::string checkpointDirName(int64_t step);
-TensorMap readCheckpointWeights(const std::string& dir);          // throws naming the file
+TensorMap readCheckpointWeights(const std::string& dir);  // throws naming the file
 nlohmann::json readCheckpointConfig(const std::string& dir);
 nlohmann::json readTrainerState(const std::string& dir);
 void readOptimizerState(const std::string& dir, torch::optim::Optimizer& optimizer);

@@ -15,11 +15,11 @@ struct DtypeName {
   const char* name;
   torch::ScalarType type;
 };
-constexpr DtypeName kDtypes[] = {
-    {"F64", torch::kFloat64}, {"F32", torch::kFloat32}, {"F16", torch::kFloat16},
-    {"BF16", torch::kBFloat16}, {"I64", torch::kInt64}, {"I32", torch::kInt32},
-    {"I16", torch::kInt16},    {"I8", torch::kInt8},     {"U8", torch::kUInt8},
-    {"BOOL", torch::kBool}};
+constexpr DtypeName kDtypes[] = {{"F64", torch::kFloat64}, {"F32", torch::kFloat32},
+                                 {"F16", torch::kFloat16}, {"BF16", torch::kBFloat16},
+                                 {"I64", torch::kInt64},   {"I32", torch::kInt32},
+                                 {"I16", torch::kInt16},   {"I8", torch::kInt8},
+                                 {"U8", torch::kUInt8},    {"BOOL", torch::kBool}};
 
 torch::ScalarType dtypeFromName(const std::string& name, const std::string& where) {
   for (const auto& d : kDtypes)
@@ -54,10 +54,12 @@ TensorMap loadSafetensors(const std::string& path, StringMap* metadata) {
   TensorMap out;
   for (const auto& entry : header.tensors) {
     const std::string where = path + ": tensor '" + entry.name + "'";
-    auto tensor = torch::empty(entry.shape, torch::TensorOptions().dtype(dtypeFromName(entry.dtype, where)));
+    auto tensor =
+        torch::empty(entry.shape, torch::TensorOptions().dtype(dtypeFromName(entry.dtype, where)));
     const uint64_t nbytes = entry.end - entry.begin;
     in.seekg(static_cast<std::streamoff>(header.dataStart + entry.begin));
-    if (nbytes > 0 && !in.read(static_cast<char*>(tensor.data_ptr()), static_cast<std::streamsize>(nbytes)))
+    if (nbytes > 0 &&
+        !in.read(static_cast<char*>(tensor.data_ptr()), static_cast<std::streamsize>(nbytes)))
       throw std::runtime_error(where + ": read failed");
     out.emplace(entry.name, std::move(tensor));
   }

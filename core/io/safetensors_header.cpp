@@ -13,9 +13,10 @@ struct DtypeSize {
   size_t bytes;
 };
 // Every dtype the format defines (whether or not torch can hold it).
-constexpr DtypeSize kDtypeSizes[] = {{"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
-                                     {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
-                                     {"U32", 4},  {"F32", 4}, {"F64", 8}, {"I64", 8},     {"U64", 8}};
+constexpr DtypeSize kDtypeSizes[] = {{"BOOL", 1},    {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1},
+                                     {"F8_E4M3", 1}, {"I16", 2}, {"U16", 2}, {"F16", 2},
+                                     {"BF16", 2},    {"I32", 4}, {"U32", 4}, {"F32", 4},
+                                     {"F64", 8},     {"I64", 8}, {"U64", 8}};
 
 }  // namespace
 
@@ -25,23 +26,26 @@ size_t safetensorsDtypeSize(const std::string& dtype) {
   return 0;
 }
 
-uint64_t safetensorsHeaderLength(const unsigned char (&bytes)[8], uint64_t fileSize, const std::string& where) {
+uint64_t safetensorsHeaderLength(const unsigned char (&bytes)[8], uint64_t fileSize,
+                                 const std::string& where) {
   uint64_t len = 0;
   for (int i = 7; i >= 0; --i) len = (len << 8) | bytes[i];
   if (len > kMaxSafetensorsHeaderBytes || fileSize < 8 || len > fileSize - 8)
-    throw std::runtime_error(where + ": header length " + std::to_string(len) + " exceeds the file (" +
-                             std::to_string(fileSize) + " bytes)");
+    throw std::runtime_error(where + ": header length " + std::to_string(len) +
+                             " exceeds the file (" + std::to_string(fileSize) + " bytes)");
   return len;
 }
 
-SafetensorsHeader parseSafetensorsHeader(const std::string& prefix, uint64_t fileSize, const std::string& where) {
+SafetensorsHeader parseSafetensorsHeader(const std::string& prefix, uint64_t fileSize,
+                                         const std::string& where) {
   if (prefix.size() < 8) throw std::runtime_error(where + ": too short for a safetensors header");
   unsigned char lenBytes[8];
   std::copy(prefix.begin(), prefix.begin() + 8, lenBytes);
   const uint64_t headerLen = safetensorsHeaderLength(lenBytes, fileSize, where);
   if (prefix.size() < 8 + headerLen) throw std::runtime_error(where + ": header is cut short");
   const std::string text = prefix.substr(8, headerLen);
-  if (text.empty() || text[0] != '{') throw std::runtime_error(where + ": header does not start with '{'");
+  if (text.empty() || text[0] != '{')
+    throw std::runtime_error(where + ": header does not start with '{'");
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(text);
@@ -57,14 +61,17 @@ SafetensorsHeader parseSafetensorsHeader(const std::string& prefix, uint64_t fil
     if (it.key() == "__metadata__") {
       if (!it->is_object()) throw std::runtime_error(where + ": __metadata__ is not an object");
       for (auto m = it->begin(); m != it->end(); ++m) {
-        if (!m->is_string()) throw std::runtime_error(where + ": __metadata__ value '" + m.key() + "' is not a string");
+        if (!m->is_string())
+          throw std::runtime_error(where + ": __metadata__ value '" + m.key() +
+                                   "' is not a string");
         out.metadata[m.key()] = m->get<std::string>();
       }
       continue;
     }
     const std::string at = where + ": tensor '" + it.key() + "'";
     const auto& e = *it;
-    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
+    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") ||
+        !e.contains("data_offsets"))
       throw std::runtime_error(at + " lacks dtype, shape or data_offsets");
     if (!e["dtype"].is_string()) throw std::runtime_error(at + ": dtype is not a string");
     SafetensorsEntry entry;
@@ -84,7 +91,8 @@ SafetensorsHeader parseSafetensorsHeader(const std::string& prefix, uint64_t fil
       entry.shape.push_back(static_cast<int64_t>(dim));
     }
     const auto& off = e["data_offsets"];
-    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
+        !off[1].is_number_unsigned())
       throw std::runtime_error(at + ": data_offsets is not a pair of non-negative integers");
     entry.begin = off[0].get<uint64_t>();
     entry.end = off[1].get<uint64_t>();
@@ -94,27 +102,30 @@ SafetensorsHeader parseSafetensorsHeader(const std::string& prefix, uint64_t fil
                                std::to_string(dataSize) + " bytes");
     if (overflow || elements > std::numeric_limits<uint64_t>::max() / itemSize ||
         elements * itemSize != entry.end - entry.begin)
-      throw std::runtime_error(at + " has " + std::to_string(entry.end - entry.begin) +
-                               " bytes but its shape and dtype need " +
-                               (overflow ? std::string("more than 2^64") : std::to_string(elements * itemSize)));
+      throw std::runtime_error(
+          at + " has " + std::to_string(entry.end - entry.begin) +
+          " bytes but its shape and dtype need " +
+          (overflow ? std::string("more than 2^64") : std::to_string(elements * itemSize)));
     out.tensors.push_back(std::move(entry));
   }
   // Sorted by offset, each range must start where the previous one ended: no gap, no overlap,
   // and together they cover the data block.
-  std::sort(out.tensors.begin(), out.tensors.end(), [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
+  std::sort(out.tensors.begin(), out.tensors.end(),
+            [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
+              return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+            });
   uint64_t expected = 0;
   for (const auto& t : out.tensors) {
     if (t.begin != expected)
-      throw std::runtime_error(where + ": tensor '" + t.name + "' starts at byte " + std::to_string(t.begin) +
-                               " of the data block, expected " + std::to_string(expected) +
-                               (t.begin < expected ? " (it overlaps the tensor before it)" : " (a gap before it)"));
+      throw std::runtime_error(
+          where + ": tensor '" + t.name + "' starts at byte " + std::to_string(t.begin) +
+          " of the data block, expected " + std::to_string(expected) +
+          (t.begin < expected ? " (it overlaps the tensor before it)" : " (a gap before it)"));
     expected = t.end;
   }
   if (expected != dataSize)
-    throw std::runtime_error(where + ": the tensors cover " + std::to_string(expected) + " of the data block's " +
-                             std::to_string(dataSize) + " bytes");
+    throw std::runtime_error(where + ": the tensors cover " + std::to_string(expected) +
+                             " of the data block's " + std::to_string(dataSize) + " bytes");
   return out;
 }
 

@@ -13,7 +13,7 @@ namespace pivot {
 
 struct SafetensorsEntry {
   std::string name;
-  std::string dtype;           // "F32", "BF16", ...
+  std::string dtype;  // "F32", "BF16", ...
   std::vector<int64_t> shape;
   uint64_t begin = 0, end = 0;  // byte range within the data block
 };
@@ -21,7 +21,7 @@ struct SafetensorsEntry {
 struct SafetensorsHeader {
   std::vector<SafetensorsEntry> tensors;  // in data order
   std::map<std::string, std::string> metadata;
-  uint64_t dataStart = 0;                 // 8 + header length
+  uint64_t dataStart = 0;  // 8 + header length
 };
 
 constexpr uint64_t kMaxSafetensorsHeaderBytes = 100ull << 20;  // the format's own limit
@@ -30,9 +30,11 @@ size_t safetensorsDtypeSize(const std::string& dtype);  // 0 for a dtype the for
 
 // `prefix` holds at least the 8 length bytes and the header; `fileSize` is the whole file's size.
 // Throws naming `where` (the file) and the tensor at fault.
-SafetensorsHeader parseSafetensorsHeader(const std::string& prefix, uint64_t fileSize, const std::string& where);
+SafetensorsHeader parseSafetensorsHeader(const std::string& prefix, uint64_t fileSize,
+                                         const std::string& where);
 
 // The header length from the first 8 bytes; throws when it cannot fit the file.
-uint64_t safetensorsHeaderLength(const unsigned char (&bytes)[8], uint64_t fileSize, const std::string& where);
+uint64_t safetensorsHeaderLength(const unsigned char (&bytes)[8], uint64_t fileSize,
+                                 const std::string& where);
 
 }  // namespace pivot

@@ -34,17 +34,21 @@ torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& x, const torch::T
   auto v = v_proj(x).view({B, T, numKvHeads, headDim}).transpose(1, 2);  // (B, nkv, T, hs)
   q = applyRotary(q, cos.narrow(1, queriesFrom, Tq), sin.narrow(1, queriesFrom, Tq));
   k = applyRotary(k, cos, sin);
-  auto mask = queriesFrom > 0 ? additiveMask.narrow(2, queriesFrom, Tq) : additiveMask;  // (B, 1, Tq, T)
-  auto y = groupedQueryAttention(q, k, v, mask);  // (B, nh, Tq, hs); head h reads kv head h / groups
+  auto mask =
+      queriesFrom > 0 ? additiveMask.narrow(2, queriesFrom, Tq) : additiveMask;  // (B, 1, Tq, T)
+  auto y =
+      groupedQueryAttention(q, k, v, mask);  // (B, nh, Tq, hs); head h reads kv head h / groups
   y = y.transpose(1, 2).contiguous().view({B, Tq, numHeads * headDim});
   return o_proj(y);
 }
 
 Qwen2MlpImpl::Qwen2MlpImpl(const LmConfig& c) {
   auto lin = [](int64_t i, int64_t o) { return torch::nn::LinearOptions(i, o).bias(false); };
-  gate_proj = register_module("gate_proj", torch::nn::Linear(lin(c.hidden_size, c.intermediate_size)));
+  gate_proj =
+      register_module("gate_proj", torch::nn::Linear(lin(c.hidden_size, c.intermediate_size)));
   up_proj = register_module("up_proj", torch::nn::Linear(lin(c.hidden_size, c.intermediate_size)));
-  down_proj = register_module("down_proj", torch::nn::Linear(lin(c.intermediate_size, c.hidden_size)));
+  down_proj =
+      register_module("down_proj", torch::nn::Linear(lin(c.intermediate_size, c.hidden_size)));
 }
 
 torch::Tensor Qwen2MlpImpl::forward(const torch::Tensor& x) {
@@ -61,7 +65,8 @@ Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const LmConfig& c) {
 
 torch::Tensor Qwen2DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                              const torch::Tensor& sin,
-                                             const torch::Tensor& additiveMask, int64_t outputsFrom) {
+                                             const torch::Tensor& additiveMask,
+                                             int64_t outputsFrom) {
   auto residual = outputsFrom > 0 ? x.narrow(1, outputsFrom, x.size(1) - outputsFrom) : x;
   auto h = residual + self_attn(input_layernorm(x), cos, sin, additiveMask, outputsFrom);
   return h + mlp(post_attention_layernorm(h));
@@ -80,16 +85,17 @@ std::pair<torch::Tensor, torch::Tensor> rotaryTables(const torch::Tensor& positi
   auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(positions.device());
   auto exponent = torch::arange(0, headDim, 2, opts.dtype(torch::kInt64)).to(torch::kFloat32) /
                   static_cast<double>(headDim);
-  auto invFreq = 1.0 / torch::pow(theta, exponent);                        // (hs/2)
-  auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * invFreq;       // (B, T, hs/2)
-  auto emb = torch::cat({freqs, freqs}, /*dim=*/-1);                        // (B, T, hs)
+  auto invFreq = 1.0 / torch::pow(theta, exponent);                    // (hs/2)
+  auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * invFreq;  // (B, T, hs/2)
+  auto emb = torch::cat({freqs, freqs}, /*dim=*/-1);                   // (B, T, hs)
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
 
-torch::Tensor applyRotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+torch::Tensor applyRotary(const torch::Tensor& x, const torch::Tensor& cos,
+                          const torch::Tensor& sin) {
   const int64_t half = x.size(-1) / 2;
   auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
-  auto rotated = torch::cat({-x2, x1}, /*dim=*/-1);  // rotate_half
+  auto rotated = torch::cat({-x2, x1}, /*dim=*/-1);          // rotate_half
   return x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1);  // cos/sin (B, 1, T, hs)
 }
 
@@ -97,13 +103,15 @@ torch::Tensor buildAttentionMask(int64_t B, int64_t T, const torch::Tensor& atte
                                  const torch::Tensor& prefixLen, torch::ScalarType dtype,
                                  torch::Device device) {
   auto idx = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(device));
-  auto allowed = (idx.unsqueeze(0) <= idx.unsqueeze(1)).unsqueeze(0).expand({B, T, T});  // [b, i, j]
+  auto allowed =
+      (idx.unsqueeze(0) <= idx.unsqueeze(1)).unsqueeze(0).expand({B, T, T});  // [b, i, j]
   if (prefixLen.defined()) {
     auto p = prefixLen.to(device).view({B, 1, 1});
     auto bothInPrefix = (idx.view({1, T, 1}) < p) & (idx.view({1, 1, T}) < p);
     allowed = allowed | bothInPrefix;
   }
-  if (attentionMask.defined()) allowed = allowed & attentionMask.to(device).to(torch::kBool).view({B, 1, T});
+  if (attentionMask.defined())
+    allowed = allowed & attentionMask.to(device).to(torch::kBool).view({B, 1, T});
   auto zeros = torch::zeros({B, T, T}, torch::TensorOptions().dtype(dtype).device(device));
   return zeros.masked_fill(allowed.logical_not(), maskedValue(dtype)).unsqueeze(1);  // (B, 1, T, T)
 }
@@ -138,13 +146,15 @@ torch::Tensor CausalLMImpl::forwardEmbeds(const torch::Tensor& inputsEmbeds,
                       .unsqueeze(0)
                       .expand({B, T});
   }
-  auto [cos, sin] = rotaryTables(positions, config.headDim(), config.rope_theta,
-                                 inputsEmbeds.scalar_type());
-  auto mask = buildAttentionMask(B, T, attentionMask, prefixLen, inputsEmbeds.scalar_type(), device);
+  auto [cos, sin] =
+      rotaryTables(positions, config.headDim(), config.rope_theta, inputsEmbeds.scalar_type());
+  auto mask =
+      buildAttentionMask(B, T, attentionMask, prefixLen, inputsEmbeds.scalar_type(), device);
   auto h = inputsEmbeds;
   const size_t L = model->layers->size();
   for (size_t i = 0; i < L; ++i)
-    h = model->layers->at<Qwen2DecoderLayerImpl>(i).forward(h, cos, sin, mask, i + 1 == L ? logitsFrom : 0);
+    h = model->layers->at<Qwen2DecoderLayerImpl>(i).forward(h, cos, sin, mask,
+                                                            i + 1 == L ? logitsFrom : 0);
   h = model->norm(h);
   return torch::nn::functional::linear(h, outputWeight());  // (B, T, V)
 }

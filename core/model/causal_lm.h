@@ -37,7 +37,8 @@ TORCH_MODULE(Qwen2Mlp);
 
 struct Qwen2DecoderLayerImpl : torch::nn::Module {
   explicit Qwen2DecoderLayerImpl(const LmConfig& c);
-  // Output (B, T - outputsFrom, D): positions before outputsFrom are not computed (last layer only).
+  // Output (B, T - outputsFrom, D): positions before outputsFrom are not computed (last layer
+  // only).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& additiveMask, int64_t outputsFrom = 0);
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -55,14 +56,16 @@ struct Qwen2ModelImpl : torch::nn::Module {
 TORCH_MODULE(Qwen2Model);
 
 // Rotary tables in HF's rotate_half layout. positions (B, T) -> cos, sin (B, T, headDim).
-std::pair<torch::Tensor, torch::Tensor> rotaryTables(const torch::Tensor& positions, int64_t headDim,
-                                                     double theta, torch::ScalarType dtype);
+std::pair<torch::Tensor, torch::Tensor> rotaryTables(const torch::Tensor& positions,
+                                                     int64_t headDim, double theta,
+                                                     torch::ScalarType dtype);
 // x (B, nh, T, hs) rotated by position: x * cos + rotate_half(x) * sin.
-torch::Tensor applyRotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+torch::Tensor applyRotary(const torch::Tensor& x, const torch::Tensor& cos,
+                          const torch::Tensor& sin);
 
-// Additive attention mask (B, 1, T, T): key j is visible to query i when j <= i, or when both lie in
-// the first prefixLen[b] tokens (prefix LM), and the key is not padding (attentionMask[b, j] == 1).
-// attentionMask and prefixLen may be undefined (no padding, purely causal).
+// Additive attention mask (B, 1, T, T): key j is visible to query i when j <= i, or when both lie
+// in the first prefixLen[b] tokens (prefix LM), and the key is not padding (attentionMask[b, j] ==
+// 1). attentionMask and prefixLen may be undefined (no padding, purely causal).
 torch::Tensor buildAttentionMask(int64_t B, int64_t T, const torch::Tensor& attentionMask,
                                  const torch::Tensor& prefixLen, torch::ScalarType dtype,
                                  torch::Device device);

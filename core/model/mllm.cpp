@@ -13,8 +13,8 @@ torch::Tensor ProjectorImpl::forward(const torch::Tensor& x) {
 
 MllmImpl::MllmImpl(const MllmConfig& c) : config(c) {
   vision_tower = register_module("vision_tower", VisionTransformer(c.vision));
-  multi_modal_projector = register_module(
-      "multi_modal_projector", Projector(c.vision.hidden_size, c.text.hidden_size));
+  multi_modal_projector =
+      register_module("multi_modal_projector", Projector(c.vision.hidden_size, c.text.hidden_size));
   language_model = register_module("language_model", CausalLM(c.text));
 }
 
@@ -23,9 +23,10 @@ torch::Tensor MllmImpl::visualTokens(const torch::Tensor& pixels) {
   return multi_modal_projector(features);                                       // (B, N, Dt)
 }
 
-torch::Tensor MllmImpl::spliceEmbeddings(const torch::Tensor& inputIds, const torch::Tensor& visual) {
-  auto embeds = language_model->embed(inputIds);                              // (B, T, Dt)
-  auto isImage = (inputIds == config.image_token_id).unsqueeze(-1);           // (B, T, 1)
+torch::Tensor MllmImpl::spliceEmbeddings(const torch::Tensor& inputIds,
+                                         const torch::Tensor& visual) {
+  auto embeds = language_model->embed(inputIds);                     // (B, T, Dt)
+  auto isImage = (inputIds == config.image_token_id).unsqueeze(-1);  // (B, T, 1)
   const int64_t placeholders = isImage.sum().item<int64_t>();
   TORCH_CHECK(placeholders == visual.size(0) * visual.size(1), "input holds ", placeholders,
               " image tokens but the images give ", visual.size(0) * visual.size(1));
@@ -48,8 +49,8 @@ torch::Tensor MllmImpl::forward(const MllmInputs& in, torch::Tensor* visualOut) 
 torch::Tensor tokenLogProbs(const torch::Tensor& logits, const torch::Tensor& labels) {
   auto valid = labels != -100;
   auto safe = labels.masked_fill(valid.logical_not(), 0);
-  auto logp = torch::log_softmax(logits.to(torch::kFloat32), /*dim=*/-1);          // (B, T, V)
-  auto picked = logp.gather(/*dim=*/-1, safe.unsqueeze(-1)).squeeze(-1);          // (B, T)
+  auto logp = torch::log_softmax(logits.to(torch::kFloat32), /*dim=*/-1);  // (B, T, V)
+  auto picked = logp.gather(/*dim=*/-1, safe.unsqueeze(-1)).squeeze(-1);   // (B, T)
   return picked * valid.to(picked.scalar_type());
 }
 

@@ -1,6 +1,6 @@
 // The LLaVA-style multimodal model: vision tower -> mlp2x_gelu projector -> Qwen2 language model.
-// Names follow HF's LlavaForConditionalGeneration: vision_tower.*, multi_modal_projector.linear_{1,2}.*,
-// language_model.model.*, language_model.lm_head.*
+// Names follow HF's LlavaForConditionalGeneration: vision_tower.*,
+// multi_modal_projector.linear_{1,2}.*, language_model.model.*, language_model.lm_head.*
 #pragma once
 #include <torch/torch.h>
 
@@ -17,28 +17,33 @@ struct ProjectorImpl : torch::nn::Module {
 };
 TORCH_MODULE(Projector);
 
-// One batch of token sequences in which each row holds numPatches image-token ids where the image goes.
+// One batch of token sequences in which each row holds numPatches image-token ids where the image
+// goes.
 struct MllmInputs {
-  torch::Tensor pixels;         // (I, C, H, W) float; I divides B and row b shows image b % I, so a
-                                // DPO batch (chosen rows, then rejected rows) encodes each image once
-  torch::Tensor inputIds;       // (B, T) int64, image placeholder expanded to numPatches copies
+  torch::Tensor pixels;    // (I, C, H, W) float; I divides B and row b shows image b % I, so a
+                           // DPO batch (chosen rows, then rejected rows) encodes each image once
+  torch::Tensor inputIds;  // (B, T) int64, image placeholder expanded to numPatches copies
   torch::Tensor attentionMask;  // (B, T) int64, 1 = real token, 0 = padding (right padding)
   torch::Tensor labels;         // (B, T) int64, target of position t is labels[t]; -100 = ignored
   torch::Tensor prefixLen;      // (B) int64, tokens before the response (attend bidirectionally)
   int64_t logitsFrom = 0;       // logits only for positions >= this (the first labelled position)
 
   // The labels of the positions that get logits, (B, T - logitsFrom).
-  torch::Tensor targetLabels() const { return labels.narrow(1, logitsFrom, labels.size(1) - logitsFrom); }
+  torch::Tensor targetLabels() const {
+    return labels.narrow(1, logitsFrom, labels.size(1) - logitsFrom);
+  }
 };
 
 struct MllmImpl : torch::nn::Module {
   explicit MllmImpl(const MllmConfig& c);
 
-  // Image tokens after the projector, (B, N, Dt). The tensor the paper's gradient maps are taken on.
+  // Image tokens after the projector, (B, N, Dt). The tensor the paper's gradient maps are taken
+  // on.
   torch::Tensor visualTokens(const torch::Tensor& pixels);
   // Text embeddings with the visual tokens spliced in at the image-token positions. (B, T, Dt)
   torch::Tensor spliceEmbeddings(const torch::Tensor& inputIds, const torch::Tensor& visual);
-  // logits (B, T - in.logitsFrom, V), aligned with in.targetLabels(). When visualOut is given it receives the visual tokens (for attribution).
+  // logits (B, T - in.logitsFrom, V), aligned with in.targetLabels(). When visualOut is given it
+  // receives the visual tokens (for attribution).
   torch::Tensor forward(const MllmInputs& in, torch::Tensor* visualOut = nullptr);
 
   MllmConfig config;

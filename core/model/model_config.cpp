@@ -17,7 +17,8 @@ void readField(const nlohmann::json& j, const char* key, T& out) {
 // Sizes are counts: a zero or negative one would divide by zero or allocate nonsense later.
 void requirePositive(const char* key, int64_t value) {
   if (value <= 0)
-    throw std::runtime_error(std::string("config field '") + key + "' must be positive, got " + std::to_string(value));
+    throw std::runtime_error(std::string("config field '") + key + "' must be positive, got " +
+                             std::to_string(value));
 }
 
 }  // namespace
@@ -35,15 +36,16 @@ VisionConfig visionConfigFromJson(const nlohmann::json& jIn) {
   readField(j, "patch_size", c.patch_size);
   readField(j, "layer_norm_eps", c.layer_norm_eps);
   if (j.contains("hidden_act") && j["hidden_act"] != "gelu_pytorch_tanh")
-    throw std::runtime_error("config field 'hidden_act': only gelu_pytorch_tanh is supported, got " +
-                             j["hidden_act"].dump());
+    throw std::runtime_error(
+        "config field 'hidden_act': only gelu_pytorch_tanh is supported, got " +
+        j["hidden_act"].dump());
   for (const auto& [key, value] : {std::pair<const char*, int64_t>{"hidden_size", c.hidden_size},
-                                    {"intermediate_size", c.intermediate_size},
-                                    {"num_hidden_layers", c.num_hidden_layers},
-                                    {"num_attention_heads", c.num_attention_heads},
-                                    {"num_channels", c.num_channels},
-                                    {"image_size", c.image_size},
-                                    {"patch_size", c.patch_size}})
+                                   {"intermediate_size", c.intermediate_size},
+                                   {"num_hidden_layers", c.num_hidden_layers},
+                                   {"num_attention_heads", c.num_attention_heads},
+                                   {"num_channels", c.num_channels},
+                                   {"image_size", c.image_size},
+                                   {"patch_size", c.patch_size}})
     requirePositive(key, value);
   if (c.hidden_size % c.num_attention_heads != 0)
     throw std::runtime_error("config field 'num_attention_heads' must divide hidden_size");
@@ -70,12 +72,12 @@ LmConfig lmConfigFromJson(const nlohmann::json& jIn) {
   if (j.contains("rope_parameters") && j["rope_parameters"].is_object())
     readField(j["rope_parameters"], "rope_theta", c.rope_theta);
   for (const auto& [key, value] : {std::pair<const char*, int64_t>{"vocab_size", c.vocab_size},
-                                    {"hidden_size", c.hidden_size},
-                                    {"intermediate_size", c.intermediate_size},
-                                    {"num_hidden_layers", c.num_hidden_layers},
-                                    {"num_attention_heads", c.num_attention_heads},
-                                    {"num_key_value_heads", c.num_key_value_heads},
-                                    {"max_position_embeddings", c.max_position_embeddings}})
+                                   {"hidden_size", c.hidden_size},
+                                   {"intermediate_size", c.intermediate_size},
+                                   {"num_hidden_layers", c.num_hidden_layers},
+                                   {"num_attention_heads", c.num_attention_heads},
+                                   {"num_key_value_heads", c.num_key_value_heads},
+                                   {"max_position_embeddings", c.max_position_embeddings}})
     requirePositive(key, value);
   if (c.hidden_size % c.num_attention_heads != 0)
     throw std::runtime_error("config field 'num_attention_heads' must divide hidden_size");

@@ -22,10 +22,10 @@ struct VisionConfig {
 struct LmConfig {
   int vocab_size = 128;
   int hidden_size = 64;
-  int intermediate_size = 176;   // SwiGLU hidden width
+  int intermediate_size = 176;  // SwiGLU hidden width
   int num_hidden_layers = 2;
   int num_attention_heads = 4;
-  int num_key_value_heads = 2;   // grouped-query attention: heads share kv in groups
+  int num_key_value_heads = 2;  // grouped-query attention: heads share kv in groups
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   int max_position_embeddings = 256;
@@ -37,12 +37,13 @@ struct LmConfig {
 struct MllmConfig {
   VisionConfig vision;
   LmConfig text;
-  int vision_feature_layer = -2;  // hidden_states index fed to the projector (-2 = penultimate)
+  int vision_feature_layer = -2;     // hidden_states index fed to the projector (-2 = penultimate)
   bool prefix_bidirectional = true;  // image + question tokens attend both ways (prefix LM)
   int image_token_id = 3;            // id of the placeholder token replaced by image tokens
 };
 
-VisionConfig visionConfigFromJson(const nlohmann::json& j);  // throws std::runtime_error naming field
+VisionConfig visionConfigFromJson(
+    const nlohmann::json& j);  // throws std::runtime_error naming field
 LmConfig lmConfigFromJson(const nlohmann::json& j);
 MllmConfig mllmConfigFromJson(const nlohmann::json& j);
 nlohmann::json toJson(const VisionConfig& c);

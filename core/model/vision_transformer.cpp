@@ -12,13 +12,15 @@ SiglipAttentionImpl::SiglipAttentionImpl(const VisionConfig& c) : numHeads(c.num
   out_proj = register_module("out_proj", torch::nn::Linear(d, d));
 }
 
-torch::Tensor SiglipAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& additiveMask) {
+torch::Tensor SiglipAttentionImpl::forward(const torch::Tensor& x,
+                                           const torch::Tensor& additiveMask) {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2), hs = D / numHeads;
   auto split = [&](const torch::Tensor& t) { return t.view({B, T, numHeads, hs}).transpose(1, 2); };
   auto q = split(q_proj(x));  // (B, nh, T, hs)
   auto k = split(k_proj(x));
   auto v = split(v_proj(x));
-  auto y = scaledDotProductAttention(q, k, v, additiveMask, keepAttention ? &lastAttention : nullptr);
+  auto y =
+      scaledDotProductAttention(q, k, v, additiveMask, keepAttention ? &lastAttention : nullptr);
   y = y.transpose(1, 2).contiguous().view({B, T, D});  // (B, T, D)
   return out_proj(y);
 }
@@ -40,7 +42,8 @@ SiglipEncoderLayerImpl::SiglipEncoderLayerImpl(const VisionConfig& c) {
   mlp = register_module("mlp", SiglipMlp(c));
 }
 
-torch::Tensor SiglipEncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& additiveMask) {
+torch::Tensor SiglipEncoderLayerImpl::forward(const torch::Tensor& x,
+                                              const torch::Tensor& additiveMask) {
   auto h = x + self_attn(layer_norm1(x), additiveMask);
   return h + mlp(layer_norm2(h));
 }
@@ -55,7 +58,7 @@ SiglipEmbeddingsImpl::SiglipEmbeddingsImpl(const VisionConfig& c) {
 }
 
 torch::Tensor SiglipEmbeddingsImpl::forward(const torch::Tensor& pixels) {
-  auto patches = patch_embedding(pixels);                 // (B, D, H/p, W/p)
+  auto patches = patch_embedding(pixels);                      // (B, D, H/p, W/p)
   patches = patches.flatten(/*start_dim=*/2).transpose(1, 2);  // (B, N, D), row-major patch order
   return patches + position_embedding->weight.unsqueeze(0);    // learned position per patch
 }
@@ -76,8 +79,8 @@ VisionTransformerImpl::VisionTransformerImpl(const VisionConfig& c) : config(c) 
 int VisionTransformerImpl::resolveLayer(int featureLayer) const {
   const int count = config.num_hidden_layers + 1;  // embeddings + one per layer
   const int index = featureLayer < 0 ? count + featureLayer : featureLayer;
-  TORCH_CHECK(index >= 0 && index < count, "vision_feature_layer ", featureLayer,
-              " is outside 0..", count - 1);
+  TORCH_CHECK(index >= 0 && index < count, "vision_feature_layer ", featureLayer, " is outside 0..",
+              count - 1);
   return index;
 }
 
@@ -90,7 +93,8 @@ std::vector<torch::Tensor> VisionTransformerImpl::hiddenStates(const torch::Tens
   states.push_back(embeddings(pixels));  // (B, N, D)
   for (int i = 0; i < L; ++i)
     states.push_back(encoder->layers->at<SiglipEncoderLayerImpl>(i).forward(states.back()));
-  if (captureLayer >= 0 && captureLayer < static_cast<int>(states.size())) captured = states[static_cast<size_t>(captureLayer)];
+  if (captureLayer >= 0 && captureLayer < static_cast<int>(states.size()))
+    captured = states[static_cast<size_t>(captureLayer)];
   return states;
 }
 

@@ -1,4 +1,5 @@
-// SigLIP vision tower (transformers' SiglipVisionModel), parameter names as Hugging Face writes them:
+// SigLIP vision tower (transformers' SiglipVisionModel), parameter names as Hugging Face writes
+// them:
 //   embeddings.patch_embedding.{weight,bias}, embeddings.position_embedding.weight,
 //   encoder.layers.{i}.{layer_norm1,self_attn.{q,k,v,out}_proj,layer_norm2,mlp.fc1,mlp.fc2}.*,
 //   post_layernorm.*
@@ -30,7 +31,8 @@ TORCH_MODULE(SiglipMlp);
 
 struct SiglipEncoderLayerImpl : torch::nn::Module {
   explicit SiglipEncoderLayerImpl(const VisionConfig& c);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& additiveMask = {});  // pre-LN block
+  torch::Tensor forward(const torch::Tensor& x,
+                        const torch::Tensor& additiveMask = {});  // pre-LN block
   torch::nn::LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
   SiglipAttention self_attn{nullptr};
   SiglipMlp mlp{nullptr};

@@ -28,9 +28,12 @@ std::vector<std::string> splitCsvLine(const std::string& line) {
   for (size_t i = 0; i < line.size(); ++i) {
     const char c = line[i];
     if (inQuotes) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') fields.back() += '"', ++i;
-      else if (c == '"') inQuotes = false;
-      else fields.back() += c;
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"')
+        fields.back() += '"', ++i;
+      else if (c == '"')
+        inQuotes = false;
+      else
+        fields.back() += c;
     } else if (c == '"') {
       inQuotes = true;
     } else if (c == ',') {
@@ -54,8 +57,8 @@ void writeResultsCsv(const std::string& path, const std::vector<ResultRow>& rows
   if (!out) throw std::runtime_error("cannot write " + path);
   out << kResultsHeader << "\n" << std::setprecision(17);
   for (const auto& r : rows)
-    out << quoted(r.sweep) << ',' << r.seed << ',' << quoted(r.encoder) << ',' << quoted(r.probe) << ','
-        << quoted(r.metric) << ',' << r.value << "\n";
+    out << quoted(r.sweep) << ',' << r.seed << ',' << quoted(r.encoder) << ',' << quoted(r.probe)
+        << ',' << quoted(r.metric) << ',' << r.value << "\n";
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
@@ -64,13 +67,15 @@ std::vector<ResultRow> readResultsCsv(const std::string& path) {
   if (!in) throw std::runtime_error("cannot read " + path);
   std::string line;
   if (!std::getline(in, line) || line.rfind(kResultsHeader, 0) != 0)
-    throw std::runtime_error(path + ":1: expected the header '" + std::string(kResultsHeader) + "'");
+    throw std::runtime_error(path + ":1: expected the header '" + std::string(kResultsHeader) +
+                             "'");
   std::vector<ResultRow> rows;
   for (int number = 2; std::getline(in, line); ++number) {
     if (line.empty() || line == "\r") continue;
     const auto f = splitCsvLine(line);
     const auto where = path + ":" + std::to_string(number) + ": ";
-    if (f.size() != 6) throw std::runtime_error(where + "expected 6 fields, found " + std::to_string(f.size()));
+    if (f.size() != 6)
+      throw std::runtime_error(where + "expected 6 fields, found " + std::to_string(f.size()));
     ResultRow r;
     r.sweep = f[0];
     r.encoder = f[2];
@@ -109,9 +114,10 @@ Summary summarise(const std::vector<double>& values) {
 }
 
 double studentT975(int df) {
-  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-                                 2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-                                 2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306,
+                                 2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+                                 2.110,  2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+                                 2.060,  2.056, 2.052, 2.048, 2.045, 2.042};
   if (df < 1) return NAN;
   if (df <= 30) return table[df - 1];
   return 1.96 + 2.4 / df;  // within 0.002 of the exact quantile above 30
@@ -134,18 +140,22 @@ Difference pairedDifference(const std::vector<double>& a, const std::vector<doub
   return d;
 }
 
-std::vector<std::pair<int, double>> cellValues(const std::vector<ResultRow>& rows, const std::string& sweep,
-                                               const std::string& encoder, const std::string& probe,
+std::vector<std::pair<int, double>> cellValues(const std::vector<ResultRow>& rows,
+                                               const std::string& sweep, const std::string& encoder,
+                                               const std::string& probe,
                                                const std::string& metric) {
   std::vector<std::pair<int, double>> out;
   for (const auto& r : rows)
-    if (r.encoder == encoder && r.probe == probe && r.metric == metric && (r.sweep == sweep || r.seed == 0))
+    if (r.encoder == encoder && r.probe == probe && r.metric == metric &&
+        (r.sweep == sweep || r.seed == 0))
       out.emplace_back(r.seed, r.value);
   std::sort(out.begin(), out.end());
   return out;
 }
 
-std::string probeFamily(const std::string& probe) { return probe.rfind("linear/", 0) == 0 ? "linear" : probe; }
+std::string probeFamily(const std::string& probe) {
+  return probe.rfind("linear/", 0) == 0 ? "linear" : probe;
+}
 
 std::string encoderTitle(const std::string& e) {
   if (e == "original") return "original (stage 0)";
@@ -172,10 +182,13 @@ const std::vector<std::string> kEncoderOrder = {"original", "stage1", "sft", "dp
 std::string familyTitle(const std::string& family) {
   if (family == "vqa") return "VQA of the MLLM itself (held-out ShapesWorld questions)";
   if (family == "swap_vqa") return "Swap test: the encoder under the stage-1 projector and LM";
-  if (family == "swap_localisation") return "Swap test: localisation under the stage-1 projector and LM";
+  if (family == "swap_localisation")
+    return "Swap test: localisation under the stage-1 projector and LM";
   if (family == "transplant_vqa") return "PIVOT transplant: a fresh MLLM around the frozen encoder";
-  if (family == "localisation") return "Localisation of gradient maps (SFT loss) on the asked-about object";
-  if (family == "segmentation") return "Segmentation probe (2-layer MLP per patch; mean over probe seeds)";
+  if (family == "localisation")
+    return "Localisation of gradient maps (SFT loss) on the asked-about object";
+  if (family == "segmentation")
+    return "Segmentation probe (2-layer MLP per patch; mean over probe seeds)";
   if (family == "linear") return "Linear probes (top-1 on test, C chosen on validation)";
   return family;
 }
@@ -190,13 +203,15 @@ std::string fixed(double v, int precision) {
 
 std::string formatSummary(const Summary& s, int precision) {
   if (s.n == 0) return "";
-  return s.n > 1 ? fixed(s.mean, precision) + " ± " + fixed(s.std, precision) : fixed(s.mean, precision);
+  return s.n > 1 ? fixed(s.mean, precision) + " ± " + fixed(s.std, precision)
+                 : fixed(s.mean, precision);
 }
 
 std::string formatDifference(const Difference& d, int precision) {
   if (d.n == 0) return "";
   std::string out = (d.mean >= 0 ? "+" : "") + fixed(d.mean, precision);
-  return out + (d.defined ? " [" + fixed(d.low, precision) + ", " + fixed(d.high, precision) + "]" : " (one seed: no interval)");
+  return out + (d.defined ? " [" + fixed(d.low, precision) + ", " + fixed(d.high, precision) + "]"
+                          : " (one seed: no interval)");
 }
 
 std::vector<std::string> encodersOf(const std::vector<ResultRow>& rows, const std::string& family) {
@@ -207,14 +222,17 @@ std::vector<std::string> encodersOf(const std::vector<ResultRow>& rows, const st
   for (const auto& e : kEncoderOrder)
     if (present.count(e)) out.push_back(e);
   for (const auto& e : present)
-    if (std::find(kEncoderOrder.begin(), kEncoderOrder.end(), e) == kEncoderOrder.end()) out.push_back(e);
+    if (std::find(kEncoderOrder.begin(), kEncoderOrder.end(), e) == kEncoderOrder.end())
+      out.push_back(e);
   return out;
 }
 
-std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows, const std::string& sweep) {
+std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows,
+                                        const std::string& sweep) {
   std::vector<SummaryTable> tables;
   for (const auto& [probe, metric] : distinctProbeMetrics(rows)) {
-    if (metric == "macro_recall_probe_std") continue;  // in results.csv; the table shows the seed spread
+    if (metric == "macro_recall_probe_std")
+      continue;  // in results.csv; the table shows the seed spread
     const std::string family = probeFamily(probe);
     if (tables.empty() || tables.back().family != family) {
       SummaryTable t;
@@ -227,9 +245,11 @@ std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows, cons
     SummaryTable::Line line;
     line.probe = probe;
     line.metric = metric;
-    for (const auto& e : t.encoders) line.cells.push_back(cellSummary(rows, sweep, e, probe, metric));
+    for (const auto& e : t.encoders)
+      line.cells.push_back(cellSummary(rows, sweep, e, probe, metric));
     // DPO - SFT over the seeds both arms have.
-    const auto sft = cellValues(rows, sweep, "sft", probe, metric), dpo = cellValues(rows, sweep, "dpo", probe, metric);
+    const auto sft = cellValues(rows, sweep, "sft", probe, metric),
+               dpo = cellValues(rows, sweep, "dpo", probe, metric);
     std::vector<double> a, b;
     for (const auto& [seed, v] : dpo)
       for (const auto& [seed2, w] : sft)
@@ -240,8 +260,9 @@ std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows, cons
   return tables;
 }
 
-Summary cellSummary(const std::vector<ResultRow>& rows, const std::string& sweep, const std::string& encoder,
-                    const std::string& probe, const std::string& metric) {
+Summary cellSummary(const std::vector<ResultRow>& rows, const std::string& sweep,
+                    const std::string& encoder, const std::string& probe,
+                    const std::string& metric) {
   std::vector<double> values;
   for (const auto& [seed, v] : cellValues(rows, sweep, encoder, probe, metric)) values.push_back(v);
   return summarise(values);
@@ -261,7 +282,8 @@ std::vector<std::string> distinctEncoders(const std::vector<ResultRow>& rows) {
   return out;
 }
 
-std::vector<std::pair<std::string, std::string>> distinctProbeMetrics(const std::vector<ResultRow>& rows) {
+std::vector<std::pair<std::string, std::string>> distinctProbeMetrics(
+    const std::vector<ResultRow>& rows) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& r : rows) addDistinct(out, std::make_pair(r.probe, r.metric));
   return out;

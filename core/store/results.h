@@ -10,11 +10,12 @@
 namespace pivot {
 
 struct ResultRow {
-  std::string sweep;    // "key=value" of the swept stage-2 setting, or "" without a sweep
-  int seed = 0;         // stage-2 seed; 0 for what is trained once (the original and stage-1 encoders)
+  std::string sweep;  // "key=value" of the swept stage-2 setting, or "" without a sweep
+  int seed = 0;  // stage-2 seed; 0 for what is trained once (the original and stage-1 encoders)
   std::string encoder;  // original | stage1 | sft | dpo | dpo+sft
-  std::string probe;    // linear/shape, segmentation, vqa, swap_vqa, transplant_vqa, localisation, ...
-  std::string metric;   // test_accuracy, macro_recall, accuracy/colour, mass_inside, ...
+  std::string
+      probe;  // linear/shape, segmentation, vqa, swap_vqa, transplant_vqa, localisation, ...
+  std::string metric;  // test_accuracy, macro_recall, accuracy/colour, mass_inside, ...
   double value = 0;
 };
 
@@ -29,7 +30,8 @@ inline ResultRow resultKey(const std::string& sweep, int seed, const std::string
 
 extern const char* const kResultsHeader;  // "sweep,seed,encoder,probe,metric,value"
 
-void writeResultsCsv(const std::string& path, const std::vector<ResultRow>& rows);  // throws naming the file
+void writeResultsCsv(const std::string& path,
+                     const std::vector<ResultRow>& rows);  // throws naming the file
 // Throws naming the file and the line for a malformed row.
 std::vector<ResultRow> readResultsCsv(const std::string& path);
 
@@ -51,41 +53,45 @@ Difference pairedDifference(const std::vector<double>& a, const std::vector<doub
 double studentT975(int degreesOfFreedom);  // two-sided 95% quantile
 
 // The values of one (sweep, encoder, probe, metric) cell, ordered by seed.
-std::vector<std::pair<int, double>> cellValues(const std::vector<ResultRow>& rows, const std::string& sweep,
-                                               const std::string& encoder, const std::string& probe,
-                                               const std::string& metric);
+std::vector<std::pair<int, double>> cellValues(const std::vector<ResultRow>& rows,
+                                               const std::string& sweep, const std::string& encoder,
+                                               const std::string& probe, const std::string& metric);
 
 // One table of report.md and of the window's Encoders view: a probe family's (probe, metric) lines,
 // encoders as columns ("mean ± std" over seeds), and DPO - SFT paired over seeds with its interval.
 struct SummaryTable {
-  std::string family;                 // linear | segmentation | vqa | swap_vqa | transplant_vqa | localisation
-  std::string title;                  // a readable caption of the family
+  std::string family;  // linear | segmentation | vqa | swap_vqa | transplant_vqa | localisation
+  std::string title;   // a readable caption of the family
   std::vector<std::string> encoders;  // in the canonical order original, stage1, sft, dpo, dpo+sft
   struct Line {
     std::string probe, metric;
-    std::vector<Summary> cells;       // per encoder; n = 0 where the encoder has no value
-    Difference dpoMinusSft;           // n = 0 where either arm is missing
+    std::vector<Summary> cells;  // per encoder; n = 0 where the encoder has no value
+    Difference dpoMinusSft;      // n = 0 where either arm is missing
   };
   std::vector<Line> lines;
 };
-std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows, const std::string& sweep);
+std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows,
+                                        const std::string& sweep);
 std::string probeFamily(const std::string& probe);  // "linear/shape" -> "linear"
 // The encoders with a value in a probe family, in the order original, stage1, sft, dpo, dpo+sft.
 std::vector<std::string> encodersOf(const std::vector<ResultRow>& rows, const std::string& family);
-std::string encoderTitle(const std::string& encoder);  // "dpo" -> "DPO", "original" -> "original (stage 0)"
+std::string encoderTitle(
+    const std::string& encoder);  // "dpo" -> "DPO", "original" -> "original (stage 0)"
 // One colour per encoder in every chart (Okabe-Ito, colour-blind safe): original grey, stage 1 sky
 // blue, SFT orange, DPO blue, DPO+SFT pink; anything else green.
 std::array<uint8_t, 3> encoderColour(const std::string& encoder);
-std::string formatSummary(const Summary& s, int precision = 3);     // "0.812 ± 0.012", "" for n = 0
+std::string formatSummary(const Summary& s, int precision = 3);  // "0.812 ± 0.012", "" for n = 0
 std::string formatDifference(const Difference& d, int precision = 3);  // "+0.050 [-0.585, 0.685]"
 
 // summarise() of one cell's values (all seeds).
-Summary cellSummary(const std::vector<ResultRow>& rows, const std::string& sweep, const std::string& encoder,
-                    const std::string& probe, const std::string& metric);
+Summary cellSummary(const std::vector<ResultRow>& rows, const std::string& sweep,
+                    const std::string& encoder, const std::string& probe,
+                    const std::string& metric);
 
 // Distinct values in first-seen order.
 std::vector<std::string> distinctSweeps(const std::vector<ResultRow>& rows);
 std::vector<std::string> distinctEncoders(const std::vector<ResultRow>& rows);
-std::vector<std::pair<std::string, std::string>> distinctProbeMetrics(const std::vector<ResultRow>& rows);
+std::vector<std::pair<std::string, std::string>> distinctProbeMetrics(
+    const std::vector<ResultRow>& rows);
 
 }  // namespace pivot

@@ -88,7 +88,8 @@ std::string fileOf(sqlite3* db) {
 
 Stmt prepare(sqlite3* db, const char* sql) {
   sqlite3_stmt* raw = nullptr;
-  if (sqlite3_prepare_v2(db, sql, -1, &raw, nullptr) != SQLITE_OK) fail(db, std::string("cannot prepare '") + sql + "'");
+  if (sqlite3_prepare_v2(db, sql, -1, &raw, nullptr) != SQLITE_OK)
+    fail(db, std::string("cannot prepare '") + sql + "'");
   return Stmt(raw);
 }
 
@@ -143,10 +144,14 @@ constexpr const char* kRunColumns =
 std::string immutableUri(const std::string& path) {
   std::string uri = "file:";
   for (char c : fs::absolute(path).string()) {
-    if (c == '%') uri += "%25";
-    else if (c == '?') uri += "%3f";
-    else if (c == '#') uri += "%23";
-    else uri += c;
+    if (c == '%')
+      uri += "%25";
+    else if (c == '?')
+      uri += "%3f";
+    else if (c == '#')
+      uri += "%23";
+    else
+      uri += c;
   }
   return uri + "?immutable=1";
 }
@@ -172,13 +177,16 @@ void RunStore::Closer::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
 
 RunStore::RunStore(const std::string& path, Access access)
     : m_path(path), m_root(fs::absolute(path).parent_path().lexically_normal().string()) {
-  if (access == Access::ReadOnly && !fs::exists(path)) throw std::runtime_error(path + ": no such run store");
+  if (access == Access::ReadOnly && !fs::exists(path))
+    throw std::runtime_error(path + ": no such run store");
   try {
     open(access, false);
   } catch (const std::exception&) {
     // A read-only folder where SQLite cannot create the -shm file: with no -wal file there is
     // nothing unmerged, and the database can be read as immutable.
-    if (access != Access::ReadOnly || (fs::exists(path + "-wal") && fs::file_size(path + "-wal") > 0)) throw;
+    if (access != Access::ReadOnly ||
+        (fs::exists(path + "-wal") && fs::file_size(path + "-wal") > 0))
+      throw;
     open(access, true);
   }
 }
@@ -186,27 +194,31 @@ RunStore::RunStore(const std::string& path, Access access)
 void RunStore::open(Access access, bool immutable) {
   m_readOnly = access == Access::ReadOnly;
   sqlite3* raw = nullptr;
-  const int flags = (m_readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
-                    SQLITE_OPEN_FULLMUTEX | (immutable ? SQLITE_OPEN_URI : 0);
+  const int flags =
+      (m_readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+      SQLITE_OPEN_FULLMUTEX | (immutable ? SQLITE_OPEN_URI : 0);
   const std::string name = immutable ? immutableUri(m_path) : m_path;
   const int rc = sqlite3_open_v2(name.c_str(), &raw, flags, nullptr);
   m_db.reset(raw);
   if (rc != SQLITE_OK)
-    throw std::runtime_error(m_path + ": cannot open run store: " + (raw ? sqlite3_errmsg(raw) : "out of memory"));
+    throw std::runtime_error(
+        m_path + ": cannot open run store: " + (raw ? sqlite3_errmsg(raw) : "out of memory"));
   sqlite3_busy_timeout(m_db.get(), 10000);  // readers and the writer wait on each other briefly
   try {
     if (m_readOnly) {
       const int have = schemaVersion();  // also the first read: a damaged file fails here
       if (have > kSchemaVersion)
-        throw std::runtime_error("schema version " + std::to_string(have) + " is newer than this program understands (" +
+        throw std::runtime_error("schema version " + std::to_string(have) +
+                                 " is newer than this program understands (" +
                                  std::to_string(kSchemaVersion) + ")");
       if (have < kSchemaVersion) {  // an old workspace: upgrade it once (that needs write access)
         m_db.reset();
         try {
           RunStore upgrade(m_path);
         } catch (const std::exception& e) {
-          throw std::runtime_error("schema version " + std::to_string(have) + " needs an upgrade to " +
-                                   std::to_string(kSchemaVersion) + ", which needs write access: " + e.what());
+          throw std::runtime_error("schema version " + std::to_string(have) +
+                                   " needs an upgrade to " + std::to_string(kSchemaVersion) +
+                                   ", which needs write access: " + e.what());
         }
         open(access, immutable);
       }
@@ -270,7 +282,8 @@ void RunStore::relativisePaths() {
         if (at != std::string::npos && at > 0) changes.emplace_back(path, path.substr(at));
       }
     }
-    auto u = prepare(m_db.get(), (std::string("UPDATE ") + table + " SET path = ? WHERE path = ?").c_str());
+    auto u = prepare(m_db.get(),
+                     (std::string("UPDATE ") + table + " SET path = ? WHERE path = ?").c_str());
     for (const auto& [from, to] : changes) {
       sqlite3_reset(u.get());
       bindText(u.get(), 1, to);
@@ -293,16 +306,19 @@ std::string RunStore::fromStored(const std::string& stored) const {
 }
 
 int64_t RunStore::createRun(const RunInfo& info) {
-  auto s = prepare(m_db.get(),
-                   "INSERT INTO runs(name, preset, stage, status, parent_id, config_json, git_commit, "
-                   "message, created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?)");
+  auto s =
+      prepare(m_db.get(),
+              "INSERT INTO runs(name, preset, stage, status, parent_id, config_json, git_commit, "
+              "message, created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?)");
   const double now = unixNow();
   bindText(s.get(), 1, info.name);
   bindText(s.get(), 2, info.preset);
   bindText(s.get(), 3, info.stage);
   bindText(s.get(), 4, info.status);
-  if (info.parentId) sqlite3_bind_int64(s.get(), 5, *info.parentId);
-  else sqlite3_bind_null(s.get(), 5);
+  if (info.parentId)
+    sqlite3_bind_int64(s.get(), 5, *info.parentId);
+  else
+    sqlite3_bind_null(s.get(), 5);
   bindText(s.get(), 6, info.configJson.empty() ? "{}" : info.configJson);
   bindText(s.get(), 7, info.gitCommit);
   bindText(s.get(), 8, info.message);
@@ -310,12 +326,14 @@ int64_t RunStore::createRun(const RunInfo& info) {
   sqlite3_bind_double(s.get(), 10, now);
   step(m_db.get(), s.get());
   const int64_t id = sqlite3_last_insert_rowid(m_db.get());
-  if (info.name.empty()) rename(id, (info.stage.empty() ? "run" : info.stage) + "-" + std::to_string(id));
+  if (info.name.empty())
+    rename(id, (info.stage.empty() ? "run" : info.stage) + "-" + std::to_string(id));
   return id;
 }
 
 void RunStore::setStatus(int64_t runId, const std::string& status, const std::string& message) {
-  auto s = prepare(m_db.get(), "UPDATE runs SET status = ?, message = ?, updated_at = ? WHERE id = ?");
+  auto s =
+      prepare(m_db.get(), "UPDATE runs SET status = ?, message = ?, updated_at = ? WHERE id = ?");
   bindText(s.get(), 1, status);
   bindText(s.get(), 2, message);
   sqlite3_bind_double(s.get(), 3, unixNow());
@@ -325,7 +343,8 @@ void RunStore::setStatus(int64_t runId, const std::string& status, const std::st
 
 void RunStore::claimRun(int64_t runId, const RunOwner& owner) {
   auto s = prepare(m_db.get(),
-                   "UPDATE runs SET owner_host = ?, owner_pid = ?, owner_start = ?, heartbeat_at = ? WHERE id = ?");
+                   "UPDATE runs SET owner_host = ?, owner_pid = ?, owner_start = ?, heartbeat_at = "
+                   "? WHERE id = ?");
   bindText(s.get(), 1, owner.host);
   sqlite3_bind_int64(s.get(), 2, owner.pid);
   bindText(s.get(), 3, owner.start);
@@ -365,12 +384,14 @@ void RunStore::appendMetrics(int64_t runId, const std::vector<MetricPoint>& poin
   if (points.empty()) return;
   for (const auto& p : points)  // SQLite would store NaN as NULL; the trainer stops before this
     if (!std::isfinite(p.value))
-      throw std::runtime_error(m_path + ": metric '" + p.key + "' at step " + std::to_string(p.step) +
-                               " is " + std::to_string(p.value) + ", not a finite number");
+      throw std::runtime_error(m_path + ": metric '" + p.key + "' at step " +
+                               std::to_string(p.step) + " is " + std::to_string(p.value) +
+                               ", not a finite number");
   exec("BEGIN IMMEDIATE");
   try {
-    auto s = prepare(m_db.get(),
-                     "INSERT OR REPLACE INTO metrics(run_id, key, step, value, wall_time) VALUES(?,?,?,?,?)");
+    auto s = prepare(
+        m_db.get(),
+        "INSERT OR REPLACE INTO metrics(run_id, key, step, value, wall_time) VALUES(?,?,?,?,?)");
     for (const auto& p : points) {
       sqlite3_reset(s.get());
       sqlite3_bind_int64(s.get(), 1, runId);
@@ -380,7 +401,8 @@ void RunStore::appendMetrics(int64_t runId, const std::vector<MetricPoint>& poin
       sqlite3_bind_double(s.get(), 5, p.wallTime);
       step(m_db.get(), s.get());
     }
-    auto touch = prepare(m_db.get(), "UPDATE runs SET updated_at = ?, heartbeat_at = ? WHERE id = ?");
+    auto touch =
+        prepare(m_db.get(), "UPDATE runs SET updated_at = ?, heartbeat_at = ? WHERE id = ?");
     sqlite3_bind_double(touch.get(), 1, unixNow());
     sqlite3_bind_double(touch.get(), 2, unixNow());
     sqlite3_bind_int64(touch.get(), 3, runId);
@@ -400,8 +422,9 @@ void RunStore::deleteMetricsAfter(int64_t runId, int64_t afterStep) {
 }
 
 void RunStore::addCheckpoint(int64_t runId, int64_t stepNo, const std::string& path) {
-  auto s = prepare(m_db.get(),
-                   "INSERT OR REPLACE INTO checkpoints(run_id, step, path, created_at) VALUES(?,?,?,?)");
+  auto s =
+      prepare(m_db.get(),
+              "INSERT OR REPLACE INTO checkpoints(run_id, step, path, created_at) VALUES(?,?,?,?)");
   sqlite3_bind_int64(s.get(), 1, runId);
   sqlite3_bind_int64(s.get(), 2, stepNo);
   bindText(s.get(), 3, toStored(path));
@@ -419,8 +442,9 @@ void RunStore::deleteCheckpoint(int64_t runId, int64_t stepNo) {
 void RunStore::addEvaluation(int64_t runId, const std::vector<EvaluationRow>& rows) {
   exec("BEGIN IMMEDIATE");
   try {
-    auto s = prepare(m_db.get(),
-                     "INSERT INTO evaluations(run_id, step, name, key, value, created_at) VALUES(?,?,?,?,?,?)");
+    auto s = prepare(
+        m_db.get(),
+        "INSERT INTO evaluations(run_id, step, name, key, value, created_at) VALUES(?,?,?,?,?,?)");
     for (const auto& r : rows) {
       sqlite3_reset(s.get());
       sqlite3_bind_int64(s.get(), 1, runId);
@@ -439,7 +463,8 @@ void RunStore::addEvaluation(int64_t runId, const std::vector<EvaluationRow>& ro
 }
 
 void RunStore::addArtifact(int64_t runId, const std::string& kind, const std::string& path) {
-  auto s = prepare(m_db.get(), "INSERT INTO artifacts(run_id, kind, path, created_at) VALUES(?,?,?,?)");
+  auto s =
+      prepare(m_db.get(), "INSERT INTO artifacts(run_id, kind, path, created_at) VALUES(?,?,?,?)");
   sqlite3_bind_int64(s.get(), 1, runId);
   bindText(s.get(), 2, kind);
   bindText(s.get(), 3, toStored(path));
@@ -462,7 +487,9 @@ std::optional<RunInfo> RunStore::run(int64_t runId) const {
 }
 
 RunInfo RunStore::findRun(const std::string& idOrName) const {
-  auto s = prepare(m_db.get(), (std::string(kRunColumns) + " WHERE name = ? OR CAST(id AS TEXT) = ? ORDER BY id DESC").c_str());
+  auto s = prepare(m_db.get(), (std::string(kRunColumns) +
+                                " WHERE name = ? OR CAST(id AS TEXT) = ? ORDER BY id DESC")
+                                   .c_str());
   bindText(s.get(), 1, idOrName);
   bindText(s.get(), 2, idOrName);
   if (next(m_db.get(), s.get())) return readRun(s.get());
@@ -470,9 +497,12 @@ RunInfo RunStore::findRun(const std::string& idOrName) const {
 }
 
 std::vector<MetricPoint> RunStore::metrics(int64_t runId, const std::string& key) const {
-  auto s = prepare(m_db.get(), key.empty()
-                                   ? "SELECT step, key, value, wall_time FROM metrics WHERE run_id = ? ORDER BY step, key"
-                                   : "SELECT step, key, value, wall_time FROM metrics WHERE run_id = ? AND key = ? ORDER BY step");
+  auto s = prepare(
+      m_db.get(),
+      key.empty()
+          ? "SELECT step, key, value, wall_time FROM metrics WHERE run_id = ? ORDER BY step, key"
+          : "SELECT step, key, value, wall_time FROM metrics WHERE run_id = ? AND key = ? ORDER BY "
+            "step");
   sqlite3_bind_int64(s.get(), 1, runId);
   if (!key.empty()) bindText(s.get(), 2, key);
   std::vector<MetricPoint> out;
@@ -483,7 +513,9 @@ std::vector<MetricPoint> RunStore::metrics(int64_t runId, const std::string& key
 }
 
 std::vector<MetricPoint> RunStore::metricsAfter(int64_t runId, int64_t afterStep) const {
-  auto s = prepare(m_db.get(), "SELECT step, key, value, wall_time FROM metrics WHERE run_id = ? AND step > ? ORDER BY step, key");
+  auto s = prepare(m_db.get(),
+                   "SELECT step, key, value, wall_time FROM metrics WHERE run_id = ? AND step > ? "
+                   "ORDER BY step, key");
   sqlite3_bind_int64(s.get(), 1, runId);
   sqlite3_bind_int64(s.get(), 2, afterStep);
   std::vector<MetricPoint> out;
@@ -494,11 +526,14 @@ std::vector<MetricPoint> RunStore::metricsAfter(int64_t runId, int64_t afterStep
 }
 
 std::optional<MetricPoint> RunStore::lastMetric(int64_t runId, const std::string& key) const {
-  auto s = prepare(m_db.get(), "SELECT step, value, wall_time FROM metrics WHERE run_id = ? AND key = ? ORDER BY step DESC LIMIT 1");
+  auto s = prepare(m_db.get(),
+                   "SELECT step, value, wall_time FROM metrics WHERE run_id = ? AND key = ? ORDER "
+                   "BY step DESC LIMIT 1");
   sqlite3_bind_int64(s.get(), 1, runId);
   bindText(s.get(), 2, key);
   if (!next(m_db.get(), s.get())) return std::nullopt;
-  return MetricPoint{sqlite3_column_int64(s.get(), 0), key, sqlite3_column_double(s.get(), 1), sqlite3_column_double(s.get(), 2)};
+  return MetricPoint{sqlite3_column_int64(s.get(), 0), key, sqlite3_column_double(s.get(), 1),
+                     sqlite3_column_double(s.get(), 2)};
 }
 
 std::vector<std::string> RunStore::metricKeys(int64_t runId) const {
@@ -510,25 +545,30 @@ std::vector<std::string> RunStore::metricKeys(int64_t runId) const {
 }
 
 std::vector<CheckpointInfo> RunStore::checkpoints(int64_t runId) const {
-  auto s = prepare(m_db.get(), "SELECT step, path, created_at FROM checkpoints WHERE run_id = ? ORDER BY step");
+  auto s = prepare(m_db.get(),
+                   "SELECT step, path, created_at FROM checkpoints WHERE run_id = ? ORDER BY step");
   sqlite3_bind_int64(s.get(), 1, runId);
   std::vector<CheckpointInfo> out;
   while (next(m_db.get(), s.get()))
-    out.push_back({sqlite3_column_int64(s.get(), 0), fromStored(columnText(s.get(), 1)), sqlite3_column_double(s.get(), 2)});
+    out.push_back({sqlite3_column_int64(s.get(), 0), fromStored(columnText(s.get(), 1)),
+                   sqlite3_column_double(s.get(), 2)});
   return out;
 }
 
 std::vector<ArtifactInfo> RunStore::artifacts(int64_t runId) const {
-  auto s = prepare(m_db.get(), "SELECT kind, path, created_at FROM artifacts WHERE run_id = ? ORDER BY id");
+  auto s = prepare(m_db.get(),
+                   "SELECT kind, path, created_at FROM artifacts WHERE run_id = ? ORDER BY id");
   sqlite3_bind_int64(s.get(), 1, runId);
   std::vector<ArtifactInfo> out;
   while (next(m_db.get(), s.get()))
-    out.push_back({columnText(s.get(), 0), fromStored(columnText(s.get(), 1)), sqlite3_column_double(s.get(), 2)});
+    out.push_back({columnText(s.get(), 0), fromStored(columnText(s.get(), 1)),
+                   sqlite3_column_double(s.get(), 2)});
   return out;
 }
 
 std::vector<EvaluationRow> RunStore::evaluations(int64_t runId) const {
-  auto s = prepare(m_db.get(), "SELECT step, name, key, value FROM evaluations WHERE run_id = ? ORDER BY id");
+  auto s = prepare(m_db.get(),
+                   "SELECT step, name, key, value FROM evaluations WHERE run_id = ? ORDER BY id");
   sqlite3_bind_int64(s.get(), 1, runId);
   std::vector<EvaluationRow> out;
   while (next(m_db.get(), s.get()))
@@ -549,7 +589,8 @@ std::vector<std::string> RunStore::integrityProblems() const {
     int rc;
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
       std::string line;
-      for (int c = 0; c < sqlite3_column_count(s.get()); ++c) line += (c ? " " : "") + columnText(s.get(), c);
+      for (int c = 0; c < sqlite3_column_count(s.get()); ++c)
+        line += (c ? " " : "") + columnText(s.get(), c);
       if (line != "ok") out.push_back(line);
     }
     if (rc != SQLITE_DONE) out.push_back(std::string(pragma) + ": " + sqlite3_errmsg(m_db.get()));

@@ -31,10 +31,10 @@ struct RunInfo {
   std::optional<int64_t> parentId;
   std::string configJson;
   std::string gitCommit;
-  std::string message;  // last status message (e.g. why it failed)
-  std::string tags;     // comma-separated labels
+  std::string message;                  // last status message (e.g. why it failed)
+  std::string tags;                     // comma-separated labels
   double createdAt = 0, updatedAt = 0;  // unix seconds
-  RunOwner owner;       // who trains (or last trained) it
+  RunOwner owner;                       // who trains (or last trained) it
 };
 
 struct MetricPoint {
@@ -101,7 +101,8 @@ class RunStore {
   RunInfo findRun(const std::string& idOrName) const;  // throws "no run 'X' in <file>"
   std::vector<MetricPoint> metrics(int64_t runId, const std::string& key = "") const;
   std::vector<std::string> metricKeys(int64_t runId) const;
-  std::vector<MetricPoint> metricsAfter(int64_t runId, int64_t step) const;  // all keys, step > given
+  std::vector<MetricPoint> metricsAfter(int64_t runId,
+                                        int64_t step) const;  // all keys, step > given
   std::optional<MetricPoint> lastMetric(int64_t runId, const std::string& key) const;
   std::vector<CheckpointInfo> checkpoints(int64_t runId) const;
   std::vector<EvaluationRow> evaluations(int64_t runId) const;

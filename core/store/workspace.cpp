@@ -52,7 +52,9 @@ std::string hostName() {
 
 }  // namespace
 
-std::string storePath(const std::string& workspace) { return (fs::path(workspace) / "runs.sqlite").string(); }
+std::string storePath(const std::string& workspace) {
+  return (fs::path(workspace) / "runs.sqlite").string();
+}
 
 std::string runDirectory(const std::string& workspace, int64_t runId) {
   return (fs::path(workspace) / "checkpoints" / ("run-" + std::to_string(runId))).string();
@@ -63,7 +65,8 @@ std::string lastUsableCheckpoint(const RunStore& store, int64_t runId, bool resu
   for (auto it = cps.rbegin(); it != cps.rend(); ++it) {
     const fs::path dir(it->path);
     if (!fs::exists(dir / "model.safetensors")) continue;
-    if (resumable && (!fs::exists(dir / "optimizer.pt") || !fs::exists(dir / "trainer_state.json"))) continue;
+    if (resumable && (!fs::exists(dir / "optimizer.pt") || !fs::exists(dir / "trainer_state.json")))
+      continue;
     return it->path;
   }
   return "";
@@ -93,25 +96,28 @@ Liveness runLiveness(const RunInfo& run, double staleSeconds) {
     return unixNow() - run.owner.heartbeat > staleSeconds ? Liveness::Dead : Liveness::Alive;
   if (kill(static_cast<pid_t>(run.owner.pid), 0) != 0 && errno == ESRCH) return Liveness::Dead;
   const std::string ticks = processStartTicks(run.owner.pid);
-  return !ticks.empty() && bootId() + "/" + ticks == run.owner.start ? Liveness::Alive : Liveness::Dead;
+  return !ticks.empty() && bootId() + "/" + ticks == run.owner.start ? Liveness::Alive
+                                                                     : Liveness::Dead;
 }
 
 std::string effectiveStatus(const RunInfo& run) {
   return runLiveness(run) == Liveness::Dead ? "crashed" : run.status;
 }
 
-RunLock::RunLock(const std::string& runDir, const std::string& runLabel, const std::string& ownerText) {
+RunLock::RunLock(const std::string& runDir, const std::string& runLabel,
+                 const std::string& ownerText) {
   fs::create_directories(runDir);
   const std::string path = (fs::path(runDir) / ".lock").string();
   m_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (m_fd < 0) throw std::runtime_error(path + ": cannot open the run lock: " + std::strerror(errno));
+  if (m_fd < 0)
+    throw std::runtime_error(path + ": cannot open the run lock: " + std::strerror(errno));
   if (flock(m_fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     ::close(m_fd);
     m_fd = -1;
     if (err == EWOULDBLOCK)
-      throw std::runtime_error("run " + runLabel + " is being trained by another process (" + ownerText +
-                               "); stop it there first");
+      throw std::runtime_error("run " + runLabel + " is being trained by another process (" +
+                               ownerText + "); stop it there first");
     throw std::runtime_error(path + ": cannot lock: " + std::strerror(err));
   }
 }

@@ -11,8 +11,9 @@
 
 namespace pivot {
 
-std::string storePath(const std::string& workspace);                 // <workspace>/runs.sqlite
-std::string runDirectory(const std::string& workspace, int64_t runId);  // <workspace>/checkpoints/run-<id>
+std::string storePath(const std::string& workspace);  // <workspace>/runs.sqlite
+std::string runDirectory(const std::string& workspace,
+                         int64_t runId);  // <workspace>/checkpoints/run-<id>
 
 // The newest checkpoint of a run whose folder holds model.safetensors (what explain, export and a
 // child run start from); with `resumable`, also optimizer.pt and trainer_state.json (what --resume

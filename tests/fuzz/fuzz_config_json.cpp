@@ -19,11 +19,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const std::exception&) {
   }
   try {
-    const auto j = nlohmann::json::parse(newline == std::string::npos ? text : text.substr(newline + 1));
+    const auto j =
+        nlohmann::json::parse(newline == std::string::npos ? text : text.substr(newline + 1));
     (void)pivot::mllmConfigFromJson(j);
     (void)pivot::visionConfigFromJson(j);
     (void)pivot::lmConfigFromJson(j);
-    if (j.is_object() && j.contains("pivot_train_config")) (void)pivot::trainConfigFromJson(j["pivot_train_config"]);
+    if (j.is_object() && j.contains("pivot_train_config"))
+      (void)pivot::trainConfigFromJson(j["pivot_train_config"]);
     (void)pivot::trainConfigFromJson(j);
   } catch (const std::exception&) {
   }

@@ -12,7 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string line;
   for (int lineNo = 1; std::getline(in, line); ++lineNo) {
     try {
-      const auto record = pivot::parseMaskedRecordLine(line, "fuzz.jsonl:" + std::to_string(lineNo));
+      const auto record =
+          pivot::parseMaskedRecordLine(line, "fuzz.jsonl:" + std::to_string(lineNo));
       if (record && (record->image.empty() || record->mask.empty())) __builtin_trap();
     } catch (const std::runtime_error&) {
     }

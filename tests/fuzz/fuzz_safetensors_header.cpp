@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // What the parser promises: ranges inside the data block, sorted and contiguous.
     uint64_t expected = 0;
     for (const auto& t : header.tensors) {
-      if (t.begin != expected || t.end < t.begin || header.dataStart + t.end > size) __builtin_trap();
+      if (t.begin != expected || t.end < t.begin || header.dataStart + t.end > size)
+        __builtin_trap();
       expected = t.end;
     }
   } catch (const std::runtime_error&) {
