@@ -16,6 +16,8 @@
 
 #include "curve_panel.h"
 #include "main_window.h"
+#include "store/run_store.h"
+#include "store/workspace.h"
 #include "store/results.h"
 #include "store/run_store.h"
 #include "training/trainer.h"
@@ -235,6 +237,8 @@ class TestWorkbench : public QObject {
     QVERIFY(!panel->experimentButton()->isEnabled());
     QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, 400000);
     QVERIFY2(ended.front().at(0).toBool(), qPrintable(ended.front().at(1).toString()));
+    QVERIFY2(ended.front().at(1).toString().endsWith("report.md"),
+             qPrintable(ended.front().at(1).toString()));
     w.pollNow();
     QTRY_COMPARE_WITH_TIMEOUT(w.encodersView()->experimentBox()->count(), 1, 10000);
     QTRY_VERIFY_WITH_TIMEOUT(w.encodersView()->table()->rowCount() >= 4, 10000);
@@ -257,6 +261,76 @@ class TestWorkbench : public QObject {
       QTest::qWait(300);
       w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-encoders.png");
     }
+  }
+
+  // The window reads `pivot experiment --progress jsonl`, one JSON object a line.
+  void experimentProgressIsMachineReadable() {
+    auto stage = ExperimentProcess::parseLine(
+        R"({"event":"stage","index":3,"total":11,"what":"stage 1b: instruct","reused":true,"elapsed_s":8.5})");
+    QVERIFY(stage);
+    QVERIFY(stage->kind == ExperimentProcess::Event::Kind::Stage);
+    QCOMPARE(stage->index, 3);
+    QCOMPARE(stage->total, 11);
+    QCOMPARE(stage->what, QString("stage 1b: instruct"));
+    QVERIFY(stage->reused);
+    auto step = ExperimentProcess::parseLine(
+        R"({"event":"step","what":"stage 0","step":40,"total":400,"loss":1.5})");
+    QVERIFY(step && step->kind == ExperimentProcess::Event::Kind::Step);
+    QCOMPARE(step->index, 40);
+    QCOMPARE(step->loss, 1.5);
+    auto done = ExperimentProcess::parseLine(
+        R"({"event":"done","experiment":1,"report":"/w/r/report.md"})");
+    QVERIFY(done && done->kind == ExperimentProcess::Event::Kind::Done);
+    QCOMPARE(done->text, QString("/w/r/report.md"));
+    QVERIFY(!ExperimentProcess::parseLine("[1/11 0:00:00] stage 0: encoder pre-training"));
+    QVERIFY(!ExperimentProcess::parseLine(R"({"event":"party"})"));
+  }
+
+  // Stop experiment: SIGTERM, which the command turns into a stop with a checkpoint; the window
+  // says "stopped" (not "failed") and the run store has the stage stopped, resumable.
+  void stoppingAnExperimentKeepsACheckpoint() {
+    const QString ws = m_dir.filePath("experiment-stop");
+    QDir().mkpath(ws + "/presets");
+    QFile preset(ws + "/presets/long.json");
+    QVERIFY(preset.open(QIODevice::WriteOnly));
+    preset.write(R"({"preset": "tiny", "steps": 100000, "batch_size": 8})");
+    preset.close();
+    MainWindow w(ws);
+    w.show();
+    auto* panel = w.launchPanel();
+    panel->selectPreset(QFileInfo(preset).absoluteFilePath(), "dpo");
+    panel->seedsBox()->setValue(1);
+    QSignalSpy ended(&w, &MainWindow::experimentEnded);
+    QTest::mouseClick(panel->experimentButton(), Qt::LeftButton);
+    QVERIFY(w.isExperimentRunning());
+    QTRY_VERIFY_WITH_TIMEOUT(panel->experimentMessage().contains("[1/"),
+                             60000);  // from a stage event
+    const std::string store = storePath(ws.toStdString());
+    QTRY_VERIFY_WITH_TIMEOUT(
+        [&] {
+          if (!QFileInfo::exists(QString::fromStdString(store))) return false;
+          RunStore s(store, RunStore::Access::ReadOnly);
+          const auto runs = s.runs();
+          return runs.size() >= 2 && s.lastMetric(runs[1].id, "loss").has_value();
+        }(),
+        60000);
+    if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR")) {
+      QTest::qWait(1500);  // a step event or two in the status line
+      w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") +
+                    "/workbench-experiment-running.png");
+    }
+    QTest::mouseClick(panel->stopExperimentButton(), Qt::LeftButton);
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, 60000);
+    QVERIFY(!ended.front().at(0).toBool());
+    QVERIFY2(ended.front().at(1).toString().contains("stopped"),
+             qPrintable(ended.front().at(1).toString()));
+    RunStore s(store, RunStore::Access::ReadOnly);
+    const auto runs = s.runs();
+    QCOMPARE(runs[0].stage, std::string("experiment"));
+    QCOMPARE(runs[0].status, std::string("stopped"));
+    QCOMPARE(runs[1].stage, std::string("pretrain"));
+    QCOMPARE(runs[1].status, std::string("stopped"));
+    QVERIFY(!lastUsableCheckpoint(s, runs[1].id, /*resumable=*/true).empty());
   }
 
   void closingDuringARunAsksThenStopsCleanly() {

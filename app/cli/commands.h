@@ -67,6 +67,7 @@ struct ExperimentArgs {
   int segSeeds = 6;
   std::string out;
   bool quiet = false;
+  std::string progress = "human";  // human | jsonl (one JSON object a line, for the window)
 };
 
 std::string defaultWorkspace();

@@ -1,10 +1,19 @@
 // `pivot experiment`: the whole study (study/experiment.h) with a progress display: one line per
 // stage ("[k/N] what", marked "reused" when a finished identical stage was found), the stage's own
-// progress line while it trains, and where the report went.
+// progress line while it trains, and where the report went. With --progress jsonl the same events
+// are one JSON object a line (what the window reads):
+//   {"event":"stage","index":3,"total":11,"what":"stage 1b:
+//   instruct","reused":false,"elapsed_s":81.2}
+//   {"event":"step","what":"stage 1b: instruct","step":40,"total":400,"loss":1.93}
+//   {"event":"message","text":"measuring: ..."}
+//   {"event":"done","experiment":1,"report":"/ws/experiments/experiment-1/report.md",
+//    "trained":11,"reused":0}
+// Errors go to stderr as one line, as for every command.
 #include <chrono>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "progress.h"
@@ -42,6 +51,55 @@ class ExperimentDisplay final : public ExperimentProgress {
   NullSink m_silent;
 };
 
+double secondsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void emitJson(const nlohmann::json& event) { std::cout << event.dump() << std::endl; }
+
+// Step events at most twice a second, and the last step of a stage.
+class JsonStepSink final : public MetricSink {
+ public:
+  explicit JsonStepSink(std::string what) : m_what(std::move(what)) {}
+  void onStep(int64_t step, int64_t total, const Scalars& scalars) override {
+    const auto now = std::chrono::steady_clock::now();
+    if (step != total && now - m_last < std::chrono::milliseconds(500)) return;
+    m_last = now;
+    nlohmann::json event = {{"event", "step"}, {"what", m_what}, {"step", step}, {"total", total}};
+    for (const auto& [k, v] : scalars)
+      if (k == "loss") event["loss"] = v;
+    emitJson(event);
+  }
+
+ private:
+  std::string m_what;
+  std::chrono::steady_clock::time_point m_last{};
+};
+
+class JsonDisplay final : public ExperimentProgress {
+ public:
+  JsonDisplay() : m_start(std::chrono::steady_clock::now()) {}
+  void onStage(int index, int total, const std::string& what, bool reused) override {
+    emitJson({{"event", "stage"},
+              {"index", index},
+              {"total", total},
+              {"what", what},
+              {"reused", reused},
+              {"elapsed_s", secondsSince(m_start)}});
+  }
+  void onMessage(const std::string& message) override {
+    emitJson({{"event", "message"}, {"text", message}});
+  }
+  MetricSink* stepSink(const std::string& what) override {
+    m_sink = std::make_unique<JsonStepSink>(what);
+    return m_sink.get();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point m_start;
+  std::unique_ptr<JsonStepSink> m_sink;
+};
+
 }  // namespace
 
 int cmdExperiment(const std::string& workspace, const ExperimentArgs& a) {
@@ -59,17 +117,28 @@ int cmdExperiment(const std::string& workspace, const ExperimentArgs& a) {
   spec.out = a.out;
   spec.stopRequested = &installStopSignals();
   spec = resolvedSpec(spec);  // every stage validated before anything is written
-  std::cout << "PIVOT experiment: preset " << spec.preset << ", " << spec.seeds << " seed(s)"
-            << (spec.sweepKey.empty() ? "" : ", sweep " + a.sweep)
-            << (spec.mixedSftWeight > 0 ? ", third arm DPO+SFT" : "")
-            << "\nworkspace: " << workspace << std::endl;
-  ExperimentDisplay display(a.quiet);
-  const auto outcome = runExperiment(spec, display);
+  const bool json = a.progress == "jsonl";
+  if (!json)
+    std::cout << "PIVOT experiment: preset " << spec.preset << ", " << spec.seeds << " seed(s)"
+              << (spec.sweepKey.empty() ? "" : ", sweep " + a.sweep)
+              << (spec.mixedSftWeight > 0 ? ", third arm DPO+SFT" : "")
+              << "\nworkspace: " << workspace << std::endl;
+  ExperimentDisplay human(a.quiet);
+  JsonDisplay machine;
+  const auto outcome =
+      runExperiment(spec, json ? static_cast<ExperimentProgress&>(machine) : human);
+  const std::string report = (std::filesystem::absolute(outcome.reportDir) / "report.md").string();
+  if (json) {
+    emitJson({{"event", "done"},
+              {"experiment", outcome.experimentId},
+              {"report", report},
+              {"trained", outcome.stagesTrained},
+              {"reused", outcome.stagesReused}});
+    return 0;
+  }
   std::cout << "experiment " << outcome.experimentId << " done: " << outcome.stagesTrained
             << " stages trained, " << outcome.stagesReused << " reused, " << outcome.rows.size()
-            << " result rows\n"
-            << "report: " << std::filesystem::absolute(outcome.reportDir).string()
-            << "/report.md\n";
+            << " result rows\nreport: " << report << "\n";
   return 0;
 }
 

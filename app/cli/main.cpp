@@ -166,6 +166,11 @@ int main(int argc, char** argv) {
   experiment->add_option("--out", ex.out,
                          "report folder (default: <workspace>/experiments/experiment-<id>)");
   experiment->add_flag("--quiet", ex.quiet, "no per-step progress lines");
+  experiment
+      ->add_option("--progress", ex.progress,
+                   "human | jsonl: one JSON object a line (stage, step, message, done events)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"human", "jsonl"}));
 
   try {
     app.parse(argc, argv);

@@ -160,36 +160,28 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
 
   connect(m_launch, &LaunchPanel::experimentRequested, this, &MainWindow::startExperiment);
   connect(m_launch, &LaunchPanel::stopExperimentRequested, this, [this] {
-    m_experiment.terminate();  // the stage in progress is resumed by the next identical experiment
+    m_experiment.stop();  // the stage in progress stops with a checkpoint
     statusBar()->showMessage("stopping the experiment; running it again resumes where it stopped",
                              8000);
   });
-  connect(&m_experiment, &QProcess::readyReadStandardOutput, this, [this] {
-    m_experimentOutput += QString::fromUtf8(m_experiment.readAllStandardOutput());
-    const auto lines = m_experimentOutput.split('\n', Qt::SkipEmptyParts);
-    m_experimentOutput = lines.mid(std::max<qsizetype>(0, lines.size() - 20)).join('\n') + '\n';
-    // Stage lines ("[k/N time] what") become the panel's progress; step lines the status bar.
-    for (auto it = lines.rbegin(); it != lines.rend(); ++it)
-      if (it->startsWith('[')) {
-        m_launch->setExperimentRunning(true, it->trimmed());
-        break;
-      }
-    if (!lines.isEmpty()) m_stepLabel->setText("experiment: " + lines.back().trimmed().left(120));
-  });
-  connect(&m_experiment, &QProcess::finished, this, [this](int code, QProcess::ExitStatus status) {
-    m_experimentOutput += QString::fromUtf8(m_experiment.readAll());
-    const QStringList lines = m_experimentOutput.split('\n', Qt::SkipEmptyParts);
-    const bool ok = status == QProcess::NormalExit && code == 0;
-    const QString last = lines.isEmpty() ? QString("no output") : lines.back().trimmed();
-    const QString message = ok                              ? last
-                            : status == QProcess::CrashExit ? QString("stopped")
-                                                            : "failed: " + last;
-    m_launch->setExperimentRunning(false, message);
-    m_stepLabel->setText(ok ? "experiment finished" : "experiment " + message);
-    pollNow();
-    if (ok) showEncoders();
-    Q_EMIT experimentEnded(ok, message);
-  });
+  // The experiment's machine-readable progress: stages in the panel, steps in the status line.
+  connect(&m_experiment, &ExperimentProcess::stageStarted, this,
+          [this](int index, int total, const QString& what, bool reused) {
+            m_launch->setExperimentRunning(
+                true,
+                QString("[%1/%2] %3%4").arg(index).arg(total).arg(what, reused ? ": reused" : ""));
+          });
+  connect(&m_experiment, &ExperimentProcess::progressed, this,
+          [this](const QString& text) { m_stepLabel->setText("experiment: " + text.left(120)); });
+  connect(&m_experiment, &ExperimentProcess::ended, this,
+          [this](bool ok, bool, const QString& message, const QString& report) {
+            const QString shown = ok ? "finished: " + report : message;
+            m_launch->setExperimentRunning(false, shown);
+            m_stepLabel->setText("experiment " + (ok ? QString("finished") : message));
+            pollNow();
+            if (ok) showEncoders();
+            Q_EMIT experimentEnded(ok, shown);
+          });
 
   connect(m_browser, &RunsBrowser::selectionChanged, this, [this](const QList<int64_t>& ids) {
     for (auto it = m_shownRuns.begin(); it != m_shownRuns.end();) {
@@ -227,10 +219,6 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
 }
 
 MainWindow::~MainWindow() {
-  if (isExperimentRunning()) {  // a later identical experiment resumes it
-    m_experiment.terminate();
-    if (!m_experiment.waitForFinished(5000)) m_experiment.kill();
-  }
   m_pollWatcher.waitForFinished();
   m_thread.reset();         // stops a run in progress and joins the thread
   m_explainThread.reset();  // finishes the map in progress
@@ -252,12 +240,8 @@ void MainWindow::startExperiment(const ExperimentRequest& request) {
                                    "cannot find the pivot command beside this program: " + pivot);
     return;
   }
-  m_experimentOutput.clear();
   m_launch->setExperimentRunning(true, "starting…");
-  m_experiment.setProgram(pivot);
-  m_experiment.setArguments(QStringList{"--workspace", m_workspace} + request.arguments());
-  m_experiment.setProcessChannelMode(QProcess::MergedChannels);
-  m_experiment.start();
+  m_experiment.start(pivot, QStringList{"--workspace", m_workspace} + request.arguments());
 }
 
 QStringList MainWindow::discoverPresets() const {
@@ -404,8 +388,7 @@ void MainWindow::closeEvent(QCloseEvent* event) {
       event->ignore();
       return;
     }
-    m_experiment.terminate();
-    if (!m_experiment.waitForFinished(5000)) m_experiment.kill();
+    m_experiment.stopAndWait();  // the stage in progress keeps a checkpoint
   }
   if (m_training) {
     const auto answer = QMessageBox::question(

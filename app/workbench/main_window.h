@@ -4,13 +4,13 @@
 #include <QFutureWatcher>
 #include <QLabel>
 #include <QMainWindow>
-#include <QProcess>
 #include <QTimer>
 #include <memory>
 #include <set>
 
 #include "curve_grid.h"
 #include "encoders_view.h"
+#include "experiment_process.h"
 #include "explain_worker.h"
 #include "inspect_view.h"
 #include "launch_panel.h"
@@ -37,7 +37,7 @@ class MainWindow : public QMainWindow {
   // Runs `pivot experiment` (the sibling executable) as a child process; its runs appear in the
   // browser as the run store fills, its report in the Encoders view when it is done.
   void startExperiment(const ExperimentRequest& request);
-  bool isExperimentRunning() const { return m_experiment.state() != QProcess::NotRunning; }
+  bool isExperimentRunning() const { return m_experiment.isRunning(); }
   void resumeRun(int64_t runId);
   bool isTraining() const { return m_training; }
   void pollNow();  // ask the run store for news at once
@@ -74,8 +74,7 @@ class MainWindow : public QMainWindow {
   std::unique_ptr<ExplainThread> m_explainThread;
   InspectView* m_inspect = nullptr;
   EncodersView* m_encoders = nullptr;
-  QProcess m_experiment;
-  QString m_experimentOutput;  // the last lines the experiment printed
+  ExperimentProcess m_experiment;  // `pivot experiment --progress jsonl`
   class QTabWidget* m_tabs = nullptr;
   CurveGrid* m_curves = nullptr;
   LaunchPanel* m_launch = nullptr;

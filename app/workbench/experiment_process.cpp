@@ -1,0 +1,117 @@
+#include "experiment_process.h"
+
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <csignal>
+
+namespace pivot {
+
+std::optional<ExperimentProcess::Event> ExperimentProcess::parseLine(const QByteArray& line) {
+  const auto doc = QJsonDocument::fromJson(line.trimmed());
+  if (!doc.isObject()) return std::nullopt;
+  const QJsonObject o = doc.object();
+  const QString kind = o.value("event").toString();
+  Event e;
+  if (kind == "stage") {
+    e.kind = Event::Kind::Stage;
+    e.index = o.value("index").toInt();
+    e.total = o.value("total").toInt();
+    e.what = o.value("what").toString();
+    e.reused = o.value("reused").toBool();
+  } else if (kind == "step") {
+    e.kind = Event::Kind::Step;
+    e.index = o.value("step").toInt();
+    e.total = o.value("total").toInt();
+    e.what = o.value("what").toString();
+    e.loss = o.value("loss").toDouble();
+  } else if (kind == "message") {
+    e.kind = Event::Kind::Message;
+    e.text = o.value("text").toString();
+  } else if (kind == "done") {
+    e.kind = Event::Kind::Done;
+    e.text = o.value("report").toString();
+  } else {
+    return std::nullopt;
+  }
+  return e;
+}
+
+ExperimentProcess::ExperimentProcess(QObject* parent) : QObject(parent) {
+  connect(&m_process, &QProcess::readyReadStandardOutput, this, &ExperimentProcess::readEvents);
+  connect(&m_process, &QProcess::readyReadStandardError, this, [this] {
+    m_errors += QString::fromUtf8(m_process.readAllStandardError());
+    m_errors = m_errors.right(4000);
+  });
+  connect(&m_process, &QProcess::finished, this, [this](int code, QProcess::ExitStatus status) {
+    readEvents();
+    m_errors += QString::fromUtf8(m_process.readAllStandardError());
+    const bool ok = status == QProcess::NormalExit && code == 0;
+    // A stop: SIGTERM (128 + 15) or SIGINT (128 + 2) handled by the command, or a kill after the
+    // grace period (a crash exit).
+    const bool stopped =
+        !ok && (status == QProcess::CrashExit || code == 128 + SIGTERM || code == 128 + SIGINT);
+    QString why;
+    for (const auto& line : m_errors.split('\n', Qt::SkipEmptyParts))
+      if (line.startsWith("pivot")) why = line;  // the command's one-line error or stop notice
+    const QString message = ok        ? QString("finished")
+                            : stopped ? QString("stopped; running the same experiment resumes it")
+                                      : (why.isEmpty() ? QString("exit code %1").arg(code) : why);
+    Q_EMIT ended(ok, stopped, message, m_report);
+  });
+}
+
+ExperimentProcess::~ExperimentProcess() {
+  blockSignals(true);  // the window that listens is going away
+  stopAndWait();       // a later identical experiment resumes the stage in progress
+}
+
+void ExperimentProcess::stopAndWait() {
+  if (!isRunning()) return;
+  stop();
+  if (!m_process.waitForFinished(10000)) m_process.kill();
+  m_process.waitForFinished(2000);
+}
+
+void ExperimentProcess::start(const QString& program, const QStringList& arguments) {
+  m_pending.clear();
+  m_report.clear();
+  m_errors.clear();
+  m_process.setProgram(program);
+  m_process.setArguments(arguments + QStringList{"--progress", "jsonl"});
+  m_process.start();
+}
+
+void ExperimentProcess::stop() {
+  if (isRunning()) m_process.terminate();  // SIGTERM
+}
+
+void ExperimentProcess::readEvents() {
+  m_pending += m_process.readAllStandardOutput();
+  qsizetype newline;
+  while ((newline = m_pending.indexOf('\n')) >= 0) {
+    const QByteArray line = m_pending.left(newline);
+    m_pending.remove(0, newline + 1);
+    const auto event = parseLine(line);
+    if (!event) continue;
+    switch (event->kind) {
+      case Event::Kind::Stage:
+        Q_EMIT stageStarted(event->index, event->total, event->what, event->reused);
+        break;
+      case Event::Kind::Step:
+        Q_EMIT progressed(QString("%1: step %2/%3, loss %4")
+                              .arg(event->what)
+                              .arg(event->index)
+                              .arg(event->total)
+                              .arg(event->loss, 0, 'g', 4));
+        break;
+      case Event::Kind::Message:
+        Q_EMIT progressed(event->text);
+        break;
+      case Event::Kind::Done:
+        m_report = event->text;
+        break;
+    }
+  }
+}
+
+}  // namespace pivot
