@@ -1,14 +1,8 @@
 // `pivot explain` (a figure of attribution maps for one sample under several checkpoints) and
 // `pivot localize` (localisation scores of a checkpoint's maps over a split).
-#include <cmath>
-#include <filesystem>
 #include <iomanip>
-#include <fstream>
 #include <iostream>
-#include <nlohmann/json.hpp>
-#include <map>
 #include <optional>
-#include <set>
 #include <sstream>
 
 #include "commands.h"
@@ -18,7 +12,6 @@
 #include "training/run_checkpoint.h"
 #include "training/trainer.h"
 #include "visualization/attribution.h"
-#include "visualization/faithfulness.h"
 #include "visualization/localization.h"
 #include "visualization/overlay.h"
 
