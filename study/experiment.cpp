@@ -82,8 +82,8 @@ TrainConfig transplantConfig(const ExperimentSpec& s, Stage stage, int64_t encod
   TrainConfig c = makeConfig(s.preset, stage, s.sets);
   c.vision_init = std::to_string(encoderRun);  // also on the instruct stage: it names the encoder
   c.freeze_vision = true;
-  c.projector_init =
-      original ? "new" : s.transplantProjector;  // the original encoder has no trained projector
+  c.projector_init = original ? ProjectorInit::New  // the original encoder has no trained projector
+                              : projectorInitFromName(s.transplantProjector);
   c.seed = static_cast<uint64_t>(seed);
   c.steps = stage == Stage::Align ? s.transplantAlignSteps : s.transplantInstructSteps;
   validate(c);
@@ -202,9 +202,11 @@ ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
   ExperimentSpec s = in;
   if (s.seeds < 1 || s.seeds > 50) throw std::runtime_error("--seeds must be 1..50");
   if (s.workspace.empty()) throw std::runtime_error("no workspace given");
-  if (s.transplantProjector != "new" && s.transplantProjector != "one_plus_one")
-    throw std::runtime_error("--transplant-projector must be new or one_plus_one, got '" +
-                             s.transplantProjector + "'");
+  try {
+    (void)projectorInitFromName(s.transplantProjector);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("--transplant-projector: ") + e.what());
+  }
   if (s.mixedSftWeight < 0) throw std::runtime_error("--mixed-sft-weight must be >= 0");
   if (s.segmentationSeeds < 1) throw std::runtime_error("--seg-seeds must be at least 1");
   const TrainConfig align = makeConfig(s.preset, Stage::Align, s.sets);

@@ -94,7 +94,7 @@ class TestCli : public QObject {
         {{"experiment", "--sweep", "lr=2,3"}, "--sweep lr=2: lr must be in (0, 1)"},
         {{"experiment", "--seeds", "0"}, "--seeds must be 1..50"},
         {{"experiment", "--transplant-projector", "two"},
-         "--transplant-projector must be new or one_plus_one"},
+         "--transplant-projector: unknown projector init 'two' (expected new or one_plus_one)"},
     };
     for (const auto& c : cases) {
       auto r = pivotCmd(QStringList{"--workspace", ws} + c.args);

@@ -56,7 +56,7 @@ class TestConfig : public QObject {
     expectError([&] { presetConfig(preset(dir, R"({"lr": true})"), Stage::Dpo); },
                 "bad value for 'lr'");
     expectError([&] { presetConfig(preset(dir, R"({"loss_type": "ppo"})"), Stage::Dpo); },
-                "loss_type must be");
+                "unknown DPO loss 'ppo'");
     expectError([&] { presetConfig(preset(dir, R"({"stage": "sft"})"), Stage::Dpo); },
                 "key 'stage' cannot be set");
     expectError([&] { presetConfig(preset(dir, R"({"world": 3})"), Stage::Dpo); },

@@ -35,35 +35,37 @@ class TestLosses : public QObject {
     const double beta = 0.1;
     // h = (pc - rc) - (pr - rr) = (0.5 - (-0.5), 0 - 0.5) = (1.0, -0.5)
     const double expected = -(logSigmoid(0.1 * 1.0) + logSigmoid(0.1 * -0.5)) / 2;
-    auto out = dpoLoss(pc, pr, rc, rr, beta, "sigmoid");
+    auto out = dpoLoss(pc, pr, rc, rr, beta, DpoLoss::Sigmoid);
     QVERIFY(near(out.loss.item<double>(), expected));
     QVERIFY(near(out.chosenRewards[0].item<double>(), 0.05));
     QVERIFY(near(out.chosenRewards[1].item<double>(), 0.0));
     QVERIFY(near(out.rejectedRewards[0].item<double>(), -0.05));
     QVERIFY(near(out.rejectedRewards[1].item<double>(), 0.05));
     // At initialisation (policy == reference) the loss is log 2 whatever beta.
-    QVERIFY(near(dpoLoss(pc, pr, pc, pr, 0.7, "sigmoid").loss.item<double>(), std::log(2.0)));
+    QVERIFY(
+        near(dpoLoss(pc, pr, pc, pr, 0.7, DpoLoss::Sigmoid).loss.item<double>(), std::log(2.0)));
   }
 
   void dpoVariantsMatchHandComputedValues() {
     auto pc = torch::tensor({-1.0}), pr = torch::tensor({-3.0}), rc = torch::tensor({-1.5}),
          rr = torch::tensor({-2.5});
     const double h = 1.0, beta = 0.5, ls = 0.2;
-    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, "hinge").loss.item<double>(),
+    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, DpoLoss::Hinge).loss.item<double>(),
                  std::max(0.0, 1 - beta * h)));
-    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, "ipo").loss.item<double>(),
+    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, DpoLoss::Ipo).loss.item<double>(),
                  std::pow(h - 1 / (2 * beta), 2)));
-    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, "sigmoid", ls).loss.item<double>(),
+    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, DpoLoss::Sigmoid, ls).loss.item<double>(),
                  -logSigmoid(beta * h) * (1 - ls) - logSigmoid(-beta * h) * ls));
-    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, "robust", ls).loss.item<double>(),
+    QVERIFY(near(dpoLoss(pc, pr, rc, rr, beta, DpoLoss::Robust, ls).loss.item<double>(),
                  (-logSigmoid(beta * h) * (1 - ls) + logSigmoid(-beta * h) * ls) / (1 - 2 * ls)));
-    QVERIFY_EXCEPTION_THROWN(dpoLoss(pc, pr, rc, rr, beta, "kto"), std::runtime_error);
+    QVERIFY_EXCEPTION_THROWN(dpoLossFromName("kto"), std::runtime_error);
   }
 
   void dpoGradientPushesChosenUpAndRejectedDown() {
     auto pc = torch::tensor({-2.0}, torch::requires_grad()),
          pr = torch::tensor({-2.0}, torch::requires_grad());
-    dpoLoss(pc, pr, torch::tensor({-2.0}), torch::tensor({-2.0}), 0.1, "sigmoid").loss.backward();
+    dpoLoss(pc, pr, torch::tensor({-2.0}), torch::tensor({-2.0}), 0.1, DpoLoss::Sigmoid)
+        .loss.backward();
     QVERIFY(near(pc.grad().item<double>(), -0.05));  // -beta * sigmoid(0) = -0.05
     QVERIFY(near(pr.grad().item<double>(), 0.05));
   }

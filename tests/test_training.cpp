@@ -357,9 +357,10 @@ class TestTraining : public QObject {
     expectError("nonsense=1", "unknown key 'nonsense'");
     expectError("lr=fast", "bad value for 'lr'");
     expectError("steps=2.5", "bad value for 'steps'");
-    expectError("loss_type=kto", "loss_type must be");
+    expectError("loss_type=kto", "unknown DPO loss 'kto' (expected sigmoid, ipo, hinge or robust)");
     expectError("world.rejected_kind=odd", "world.rejected_kind");
-    expectError("projector_init=two", "projector_init must be new or one_plus_one");
+    expectError("projector_init=two",
+                "unknown projector init 'two' (expected new or one_plus_one)");
     expectError("projector_init=one_plus_one", "projector_init=one_plus_one needs vision_init");
     expectError("model.vision_config.patch_size=5",
                 "model.vision_config: config field 'patch_size' must divide");

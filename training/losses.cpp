@@ -13,20 +13,23 @@ torch::Tensor sftLoss(const torch::Tensor& logits, const torch::Tensor& labels) 
 
 DpoLossOutput dpoLoss(const torch::Tensor& policyChosen, const torch::Tensor& policyRejected,
                       const torch::Tensor& refChosen, const torch::Tensor& refRejected, double beta,
-                      const std::string& lossType, double ls) {
+                      DpoLoss lossType, double ls) {
   auto h = (policyChosen - refChosen) - (policyRejected - refRejected);  // (B)
   torch::Tensor losses;
-  if (lossType == "sigmoid") {
-    losses = -torch::log_sigmoid(beta * h) * (1 - ls) - torch::log_sigmoid(-beta * h) * ls;
-  } else if (lossType == "robust") {
-    losses = (-torch::log_sigmoid(beta * h) * (1 - ls) + torch::log_sigmoid(-beta * h) * ls) /
-             (1 - 2 * ls);
-  } else if (lossType == "hinge") {
-    losses = torch::relu(1 - beta * h);
-  } else if (lossType == "ipo") {
-    losses = (h - 1 / (2 * beta)).pow(2);
-  } else {
-    throw std::runtime_error("unknown DPO loss type '" + lossType + "'");
+  switch (lossType) {
+    case DpoLoss::Sigmoid:
+      losses = -torch::log_sigmoid(beta * h) * (1 - ls) - torch::log_sigmoid(-beta * h) * ls;
+      break;
+    case DpoLoss::Robust:
+      losses = (-torch::log_sigmoid(beta * h) * (1 - ls) + torch::log_sigmoid(-beta * h) * ls) /
+               (1 - 2 * ls);
+      break;
+    case DpoLoss::Hinge:
+      losses = torch::relu(1 - beta * h);
+      break;
+    case DpoLoss::Ipo:
+      losses = (h - 1 / (2 * beta)).pow(2);
+      break;
   }
   return {losses.mean(), (beta * (policyChosen - refChosen)).detach(),
           (beta * (policyRejected - refRejected)).detach()};

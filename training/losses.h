@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "config/vocabulary.h"
+
 namespace pivot {
 
 // Mean negative log-likelihood over all response tokens of the batch (labels != -100).
@@ -25,6 +27,6 @@ struct DpoLossOutput {
 // Throws for an unknown loss type.
 DpoLossOutput dpoLoss(const torch::Tensor& policyChosen, const torch::Tensor& policyRejected,
                       const torch::Tensor& refChosen, const torch::Tensor& refRejected, double beta,
-                      const std::string& lossType, double labelSmoothing = 0.0);
+                      DpoLoss lossType, double labelSmoothing = 0.0);
 
 }  // namespace pivot

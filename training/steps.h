@@ -35,7 +35,7 @@ StepOutput sftStep(Mllm& model, const std::vector<Sample>& samples, Response res
 
 struct DpoSettings {
   double beta = 0.1;
-  std::string lossType = "sigmoid";
+  DpoLoss lossType = DpoLoss::Sigmoid;
   double labelSmoothing = 0.0;
   double sftWeight = 0.0;  // an SFT term on the chosen answer (0 = pure DPO)
 };

@@ -111,7 +111,7 @@ Groups trainableGroups(Mllm& model, const TrainConfig& c) {
   for (auto& p : model->named_parameters()) {
     const bool isVision = p.key().rfind("vision_tower.", 0) == 0;
     const bool isProjector = p.key().rfind("multi_modal_projector.", 0) == 0;
-    const bool frozenProjectorLayer = c.projector_init == "one_plus_one" &&
+    const bool frozenProjectorLayer = c.projector_init == ProjectorInit::OnePlusOne &&
                                       p.key().rfind("multi_modal_projector.linear_1.", 0) == 0;
     const bool trains = frozenProjectorLayer         ? false
                         : c.stage == Stage::Pretrain ? isVision
@@ -223,11 +223,12 @@ RunModels buildModels(const TrainConfig& cfg, const RunStore& store,
         throw std::runtime_error(std::string("vision_init: ") + e.what());
       }
     }
-    transplantEncoder(m.model, source, cfg.projector_init == "one_plus_one");
-    sink.onMessage(
-        "vision tower" +
-        std::string(cfg.projector_init == "one_plus_one" ? " and first projector layer" : "") +
-        " from " + source);
+    transplantEncoder(m.model, source, cfg.projector_init == ProjectorInit::OnePlusOne);
+    sink.onMessage("vision tower" +
+                   std::string(cfg.projector_init == ProjectorInit::OnePlusOne
+                                   ? " and first projector layer"
+                                   : "") +
+                   " from " + source);
   }
   if (cfg.stage == Stage::Dpo) {  // frozen copy of the starting (stage-1) model
     m.reference = Mllm(cfg.model);

@@ -8,8 +8,6 @@
 namespace pivot {
 namespace {
 
-const char* kMethodNames[] = {"gradmap", "gradcam", "hirescam", "layercam", "rollout"};
-
 // Chosen rows then rejected rows, sharing one image per pair (as the trainer batches DPO).
 MllmInputs concatPairs(const MllmInputs& c, const MllmInputs& r) {
   const int64_t T = std::max(c.inputIds.size(1), r.inputIds.size(1));
@@ -63,15 +61,6 @@ torch::Tensor rollout(Mllm& model, const torch::Tensor& pixels, const Attributio
 }
 
 }  // namespace
-
-AttributionMethod attributionMethodFromName(const std::string& name) {
-  for (int i = 0; i < 5; ++i)
-    if (name == kMethodNames[i]) return static_cast<AttributionMethod>(i);
-  throw std::runtime_error("unknown method '" + name +
-                           "' (expected gradmap, gradcam, hirescam, layercam or rollout)");
-}
-
-const char* attributionMethodName(AttributionMethod m) { return kMethodNames[static_cast<int>(m)]; }
 
 AttributionTarget attributionTargetFromName(const std::string& name) {
   if (name == "logprob") return AttributionTarget::AnswerLogProb;
@@ -138,7 +127,7 @@ AttributionResult explain(Mllm& model, const MllmInputs& in, const AttributionOp
     } else {  // DPO at policy == reference: the reference log-probs are the policy's, detached
       const int64_t B = in.inputIds.size(0);
       auto pc = logp.narrow(0, 0, B), pr = logp.narrow(0, B, B);
-      score = -dpoLoss(pc, pr, pc.detach(), pr.detach(), o.beta, "sigmoid").loss;
+      score = -dpoLoss(pc, pr, pc.detach(), pr.detach(), o.beta, DpoLoss::Sigmoid).loss;
     }
     const torch::Tensor wrt = cam ? vt->captured : visual;
     vt->captureLayer = -1;

@@ -15,14 +15,15 @@
 
 #include "model/mllm.h"
 
+#include "config/vocabulary.h"
+
 namespace pivot {
 
 // On a 4 x 4 grid the border ring is 12 of 16 cells: suppressing it would erase the map.
 constexpr int64_t kMinGridForBorderSuppression = 6;
 
-enum class AttributionMethod { GradMap, GradCam, HiResCam, LayerCam, Rollout };
-AttributionMethod attributionMethodFromName(const std::string& name);  // throws naming the value
-const char* attributionMethodName(AttributionMethod m);
+// AttributionMethod and its name table live in config/vocabulary.h (the window lists them).
+inline const char* attributionMethodName(AttributionMethod m) { return name(m); }
 
 // What the gradient methods differentiate.
 enum class AttributionTarget {

@@ -6,18 +6,24 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "config/vocabulary.h"
 #include "visualization/image_pdf.h"
 
 namespace pivot {
 namespace {
 
-int colormapCode(const std::string& name) {
-  if (name == "jet") return cv::COLORMAP_JET;
-  if (name == "viridis") return cv::COLORMAP_VIRIDIS;
-  if (name == "magma") return cv::COLORMAP_MAGMA;
-  if (name == "turbo") return cv::COLORMAP_TURBO;
-  throw std::runtime_error("unknown colormap '" + name +
-                           "' (expected jet, viridis, magma or turbo)");
+int colormapCode(const std::string& colormap) {
+  switch (colormapFromName(colormap)) {  // throws naming the value and the choices
+    case Colormap::Jet:
+      return cv::COLORMAP_JET;
+    case Colormap::Viridis:
+      return cv::COLORMAP_VIRIDIS;
+    case Colormap::Magma:
+      return cv::COLORMAP_MAGMA;
+    case Colormap::Turbo:
+      return cv::COLORMAP_TURBO;
+  }
+  return cv::COLORMAP_JET;
 }
 
 cv::Mat toMat(const RgbImage& image) {  // BGR copy

@@ -1,5 +1,7 @@
 #include "inspect_view.h"
 
+#include "config/vocabulary.h"
+
 #include <QComboBox>
 #include <QFileDialog>
 #include <QFormLayout>
@@ -124,14 +126,16 @@ InspectView::InspectView(QWidget* parent) : QWidget(parent) {
   auto* methodForm = new QFormLayout(methodBox);
   m_method = new QComboBox;
   m_method->setObjectName("methodBox");
-  m_method->addItems({"gradmap", "gradcam", "hirescam", "layercam", "rollout"});
+  for (const auto& method : attributionMethodNames())
+    m_method->addItem(QString::fromStdString(method));
   m_target = new QComboBox;
   m_target->addItems({"sft", "dpo", "logprob"});
   m_layer = new QSpinBox;
   m_layer->setRange(-8, 64);
   m_layer->setValue(-2);
   m_colormap = new QComboBox;
-  m_colormap->addItems({"jet", "viridis", "magma", "turbo"});
+  for (const auto& colormap : colormapNames())
+    m_colormap->addItem(QString::fromStdString(colormap));
   methodForm->addRow("Method", m_method);
   methodForm->addRow("Target", m_target);
   methodForm->addRow("CAM layer", m_layer);

@@ -1,5 +1,7 @@
 #include "launch_panel.h"
 
+#include "config/vocabulary.h"
+
 #include <QComboBox>
 #include <QFormLayout>
 #include <QGroupBox>
@@ -65,7 +67,7 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
     connect(edit, &QLineEdit::textEdited, this, &LaunchPanel::validate);
   }
   m_lossType = new QComboBox;
-  m_lossType->addItems({"sigmoid", "ipo", "hinge", "robust"});
+  for (const auto& loss : dpoLossNames()) m_lossType->addItem(QString::fromStdString(loss));
   form->addRow("DPO loss", m_lossType);
   m_device = new QComboBox;
   m_device->addItems({"auto", "cpu", "cuda"});

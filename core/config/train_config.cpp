@@ -344,14 +344,14 @@ nlohmann::json toJson(const TrainConfig& c) {
           {"min_lr_ratio", c.min_lr_ratio},
           {"grad_clip", c.grad_clip},
           {"beta", c.beta},
-          {"loss_type", c.loss_type},
+          {"loss_type", name(c.loss_type)},
           {"label_smoothing", c.label_smoothing},
           {"sft_weight", c.sft_weight},
           {"conjunction_weight", c.conjunction_weight},
           {"align_trains_lm", c.align_trains_lm},
           {"vision_init", c.vision_init},
           {"freeze_vision", c.freeze_vision},
-          {"projector_init", c.projector_init},
+          {"projector_init", name(c.projector_init)},
           {"checkpoint_every", c.checkpoint_every},
           {"checkpoint_minutes", c.checkpoint_minutes},
           {"snapshots", c.snapshots},
@@ -383,14 +383,26 @@ TrainConfig trainConfigFromJson(const nlohmann::json& j) {
   readField(j, "min_lr_ratio", c.min_lr_ratio, "");
   readField(j, "grad_clip", c.grad_clip, "");
   readField(j, "beta", c.beta, "");
-  readField(j, "loss_type", c.loss_type, "");
+  std::string lossType = name(c.loss_type);
+  readField(j, "loss_type", lossType, "");
+  try {
+    c.loss_type = dpoLossFromName(lossType);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("config field 'loss_type': ") + e.what());
+  }
   readField(j, "label_smoothing", c.label_smoothing, "");
   readField(j, "sft_weight", c.sft_weight, "");
   readField(j, "conjunction_weight", c.conjunction_weight, "");
   readField(j, "align_trains_lm", c.align_trains_lm, "");
   readField(j, "vision_init", c.vision_init, "");
   readField(j, "freeze_vision", c.freeze_vision, "");
-  readField(j, "projector_init", c.projector_init, "");
+  std::string projectorInit = name(c.projector_init);
+  readField(j, "projector_init", projectorInit, "");
+  try {
+    c.projector_init = projectorInitFromName(projectorInit);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("config field 'projector_init': ") + e.what());
+  }
   readField(j, "checkpoint_every", c.checkpoint_every, "");
   readField(j, "checkpoint_minutes", c.checkpoint_minutes, "");
   readField(j, "snapshots", c.snapshots, "");
@@ -425,18 +437,13 @@ void validate(const TrainConfig& c) {
   require(c.min_lr_ratio >= 0 && c.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]");
   require(c.grad_clip >= 0, "grad_clip must be >= 0");
   require(c.beta > 0, "beta must be positive");
-  require(c.loss_type == "sigmoid" || c.loss_type == "ipo" || c.loss_type == "hinge" ||
-              c.loss_type == "robust",
-          "loss_type must be sigmoid, ipo, hinge or robust, got '" + c.loss_type + "'");
   require(c.label_smoothing >= 0 && c.label_smoothing < 0.5, "label_smoothing must be in [0, 0.5)");
   require(c.sft_weight >= 0, "sft_weight must be >= 0");
   require(c.conjunction_weight >= 0, "conjunction_weight must be >= 0");
   require(c.checkpoint_every >= 0, "checkpoint_every must be >= 0");
   require(c.checkpoint_minutes >= 0, "checkpoint_minutes must be >= 0");
   require(c.snapshots >= 0 && c.snapshots <= 100, "snapshots must be in 0..100");
-  require(c.projector_init == "new" || c.projector_init == "one_plus_one",
-          "projector_init must be new or one_plus_one, got '" + c.projector_init + "'");
-  require(c.projector_init == "new" || !c.vision_init.empty(),
+  require(c.projector_init == ProjectorInit::New || !c.vision_init.empty(),
           "projector_init=one_plus_one needs vision_init");
   require(c.eval_samples >= 0, "eval_samples must be >= 0");
   require(c.device == "auto" || c.device == "cpu" || c.device == "cuda",

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "config/vocabulary.h"
 #include "data/shapes_world.h"
 #include "model/model_config.h"
 
@@ -30,8 +31,8 @@ struct TrainConfig {
   double min_lr_ratio = 0.0;   // cosine decays to lr * min_lr_ratio
   double grad_clip = 1.0;      // max global grad norm (0 = off)
   double beta = 0.1;           // DPO temperature
-  std::string loss_type = "sigmoid";  // DPO loss: sigmoid | ipo | hinge | robust
-  double label_smoothing = 0.0;       // robust DPO: assumed share of flipped preference labels
+  DpoLoss loss_type = DpoLoss::Sigmoid;  // DPO loss: sigmoid | ipo | hinge | robust
+  double label_smoothing = 0.0;          // robust DPO: assumed share of flipped preference labels
   double sft_weight = 0.0;  // DPO: weight of an SFT term on the chosen answer (0 = pure DPO)
   double conjunction_weight =
       0.0;                      // stage 0: weight of an auxiliary multi-label loss on which
@@ -41,9 +42,10 @@ struct TrainConfig {
   std::string vision_init;     // PIVOT transplant: "RUN[@STEP]" or a checkpoint folder whose vision
                                // tower starts this fresh model (runs without a parent only)
   bool freeze_vision = false;  // the vision tower never trains (a transplanted encoder)
-  std::string projector_init = "new";  // new | one_plus_one: reuse the source's first projector
-                                       // layer, frozen, plus a new second one (the paper's best)
-  int checkpoint_every = 0;            // steps between checkpoints (0 = only at the end)
+  ProjectorInit projector_init =
+      ProjectorInit::New;    // new | one_plus_one: reuse the source's first projector
+                             // layer, frozen, plus a new second one (the paper's best)
+  int checkpoint_every = 0;  // steps between checkpoints (0 = only at the end)
   // A checkpoint also once this many minutes passed since the last, replacing the previous timed
   // one, so a stop or crash loses at most this much work (0 = off).
   double checkpoint_minutes = 5;

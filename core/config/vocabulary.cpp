@@ -1,0 +1,53 @@
+#include "config/vocabulary.h"
+
+#include <stdexcept>
+
+namespace pivot {
+namespace {
+
+const std::vector<std::string> kDpoLoss = {"sigmoid", "ipo", "hinge", "robust"};
+const std::vector<std::string> kProjectorInit = {"new", "one_plus_one"};
+const std::vector<std::string> kAttributionMethod = {"gradmap", "gradcam", "hirescam", "layercam",
+                                                     "rollout"};
+const std::vector<std::string> kColormap = {"jet", "viridis", "magma", "turbo"};
+
+// "a, b or c"
+std::string alternatives(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  return out;
+}
+
+template <typename E>
+E fromName(const std::vector<std::string>& names, const std::string& value, const char* what) {
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == value) return static_cast<E>(i);
+  throw std::runtime_error(std::string("unknown ") + what + " '" + value + "' (expected " +
+                           alternatives(names) + ")");
+}
+
+}  // namespace
+
+const char* name(DpoLoss v) { return kDpoLoss[static_cast<size_t>(v)].c_str(); }
+const char* name(ProjectorInit v) { return kProjectorInit[static_cast<size_t>(v)].c_str(); }
+const char* name(AttributionMethod v) { return kAttributionMethod[static_cast<size_t>(v)].c_str(); }
+const char* name(Colormap v) { return kColormap[static_cast<size_t>(v)].c_str(); }
+
+const std::vector<std::string>& dpoLossNames() { return kDpoLoss; }
+const std::vector<std::string>& projectorInitNames() { return kProjectorInit; }
+const std::vector<std::string>& attributionMethodNames() { return kAttributionMethod; }
+const std::vector<std::string>& colormapNames() { return kColormap; }
+
+DpoLoss dpoLossFromName(const std::string& n) { return fromName<DpoLoss>(kDpoLoss, n, "DPO loss"); }
+ProjectorInit projectorInitFromName(const std::string& n) {
+  return fromName<ProjectorInit>(kProjectorInit, n, "projector init");
+}
+AttributionMethod attributionMethodFromName(const std::string& n) {
+  return fromName<AttributionMethod>(kAttributionMethod, n, "method");
+}
+Colormap colormapFromName(const std::string& n) {
+  return fromName<Colormap>(kColormap, n, "colormap");
+}
+
+}  // namespace pivot

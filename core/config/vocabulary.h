@@ -1,0 +1,36 @@
+// The workbench's fixed vocabularies, each an enum with one name table (the pattern of Stage in
+// train_config.h): strings only at the JSON, SQLite and command-line edge, and the window fills its
+// combo boxes from the same tables. Torch- and Qt-free.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace pivot {
+
+// DPO's loss: sigmoid (the paper's), IPO, hinge (SLiC), robust (label smoothing as flipped labels).
+enum class DpoLoss { Sigmoid, Ipo, Hinge, Robust };
+// The PIVOT transplant's projector: a new one, or the source's first layer (frozen) plus a new one.
+enum class ProjectorInit { New, OnePlusOne };
+// Attribution maps: the paper's gradient map, three CAMs on a vision layer, attention rollout.
+enum class AttributionMethod { GradMap, GradCam, HiResCam, LayerCam, Rollout };
+// Colormaps of the overlays.
+enum class Colormap { Jet, Viridis, Magma, Turbo };
+
+const char* name(DpoLoss v);
+const char* name(ProjectorInit v);
+const char* name(AttributionMethod v);
+const char* name(Colormap v);
+
+// Every name of a vocabulary, in enum order (what a combo box lists).
+const std::vector<std::string>& dpoLossNames();
+const std::vector<std::string>& projectorInitNames();
+const std::vector<std::string>& attributionMethodNames();
+const std::vector<std::string>& colormapNames();
+
+// From a name; throws "unknown <what> 'x' (expected a, b or c)".
+DpoLoss dpoLossFromName(const std::string& name);
+ProjectorInit projectorInitFromName(const std::string& name);
+AttributionMethod attributionMethodFromName(const std::string& name);
+Colormap colormapFromName(const std::string& name);
+
+}  // namespace pivot
