@@ -6,6 +6,7 @@
 #include "io/checkpoint.h"
 #include "io/state_dict.h"
 #include "store/run_store.h"
+#include "store/workspace.h"
 #include "torch_compat.h"
 #include "training/trainer.h"
 
@@ -34,9 +35,9 @@ CheckpointRef resolveCheckpoint(const RunStore& store, const std::string& spec) 
   const auto cps = store.checkpoints(run.id);
   const CheckpointInfo* chosen = nullptr;
   if (at == std::string::npos) {
-    for (auto it = cps.rbegin(); it != cps.rend() && !chosen; ++it)
-      if (std::filesystem::exists(std::filesystem::path(it->path) / "model.safetensors"))
-        chosen = &*it;
+    const std::string usable = lastUsableCheckpoint(store, run.id);  // its folder exists
+    for (const auto& c : cps)
+      if (c.path == usable) chosen = &c;
     if (!chosen) throw std::runtime_error("run '" + runName + "' has no checkpoint");
   } else {
     const std::string stepText = spec.substr(at + 1);
@@ -62,7 +63,9 @@ LoadedCheckpoint loadRunCheckpoint(const std::string& workspace, const std::stri
                                    const std::string& device) {
   if (!std::filesystem::exists(storePath(workspace)))
     throw std::runtime_error("workspace " + workspace + " has no runs.sqlite");
-  const auto ref = resolveCheckpoint(RunStore(storePath(workspace)), spec);
+  // Reading only: a read-only workspace can be explained and probed.
+  const auto ref =
+      resolveCheckpoint(RunStore(storePath(workspace), RunStore::Access::ReadOnly), spec);
   LoadedCheckpoint out = loadCheckpointFolder(ref.path, device);
   out.runId = ref.runId;
   out.step = ref.step;
