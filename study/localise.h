@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "data/shapes_world.h"
-#include "data/tokenizer.h"
+#include "text/word_tokenizer.h"
 #include "model/mllm.h"
 #include "visualization/attribution.h"
 #include "visualization/localization.h"

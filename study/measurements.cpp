@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "data/idx_reader.h"
-#include "data/tokenizer.h"
+#include "text/word_tokenizer.h"
 #include "training/batches.h"
 #include "training/evaluate.h"
 #include "training/probes.h"

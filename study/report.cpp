@@ -7,7 +7,7 @@
 #include <set>
 #include <sstream>
 
-#include "data/tokenizer.h"
+#include "text/word_tokenizer.h"
 #include "store/run_store.h"
 #include "study/experiment.h"
 #include "training/batches.h"

@@ -10,7 +10,7 @@
 #include "config/train_config.h"
 #include "data/shapes_world.h"
 #include "data/idx_reader.h"
-#include "data/tokenizer.h"
+#include "text/word_tokenizer.h"
 
 using namespace pivot;
 

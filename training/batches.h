@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "data/shapes_world.h"
-#include "data/tokenizer.h"
+#include "text/word_tokenizer.h"
 #include "model/mllm.h"
 
 namespace pivot {

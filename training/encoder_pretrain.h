@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "data/shapes_world.h"
-#include "data/tokenizer.h"
+#include "text/word_tokenizer.h"
 #include "model/model_config.h"
 #include "model/vision_transformer.h"
 #include "training/metric_sink.h"

@@ -5,7 +5,7 @@
 #include <torch/torch.h>
 
 #include "data/shapes_world.h"
-#include "data/tokenizer.h"
+#include "text/word_tokenizer.h"
 #include "model/mllm.h"
 #include "training/metric_sink.h"
 

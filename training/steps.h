@@ -15,7 +15,7 @@
 
 #include "config/train_config.h"
 #include "data/shapes_world.h"
-#include "data/tokenizer.h"
+#include "text/word_tokenizer.h"
 #include "model/mllm.h"
 #include "training/batches.h"
 #include "training/encoder_pretrain.h"

@@ -7,7 +7,7 @@
 #include <stdexcept>
 
 #include "config/json_field.h"
-#include "data/tokenizer.h"
+#include "text/word_tokenizer.h"
 
 namespace pivot {
 namespace {

@@ -1,4 +1,4 @@
-#include "data/tokenizer.h"
+#include "text/word_tokenizer.h"
 
 #include <sstream>
 #include <stdexcept>
@@ -18,30 +18,33 @@ WordTokenizer::WordTokenizer(const std::vector<std::string>& words) {
 
 WordTokenizer WordTokenizer::shapesWorld() { return WordTokenizer(ShapesWorld::vocabulary()); }
 
-std::vector<int64_t> WordTokenizer::encode(const std::string& text, bool allowUnknown) const {
+std::vector<int64_t> WordTokenizer::encode(const std::string& text) const {
   std::vector<int64_t> ids;
   std::istringstream in(text);
   std::string w;
   while (in >> w) {
     auto it = m_ids.find(w);
-    if (it != m_ids.end()) {
-      ids.push_back(it->second);
-    } else if (allowUnknown) {
-      ids.push_back(kUnk);
-    } else {
+    if (it == m_ids.end())
       throw std::runtime_error("tokenizer: unknown word '" + w + "' in \"" + text + "\"");
-    }
+    ids.push_back(it->second);
   }
   return ids;
 }
 
-std::string WordTokenizer::decode(const std::vector<int64_t>& ids) const {
+std::string WordTokenizer::decode(const std::vector<int64_t>& ids, bool skipSpecialTokens) const {
   std::string out;
   for (auto id : ids) {
+    if (skipSpecialTokens && id >= 0 && id < kUnk) continue;
     if (!out.empty()) out += ' ';
     out += (id >= 0 && id < vocabSize()) ? m_words[static_cast<size_t>(id)] : "<unk>";
   }
   return out;
+}
+
+std::optional<int64_t> WordTokenizer::tokenId(const std::string& token) const {
+  auto it = m_ids.find(token);
+  if (it == m_ids.end()) return std::nullopt;
+  return it->second;
 }
 
 int64_t WordTokenizer::id(const std::string& word) const {

@@ -5,9 +5,11 @@
 #include <string>
 #include <vector>
 
+#include "text/tokenizer.h"
+
 namespace pivot {
 
-class WordTokenizer {
+class WordTokenizer : public Tokenizer {
  public:
   static constexpr int64_t kPad = 0, kImStart = 1, kImEnd = 2, kImage = 3, kUnk = 4;
 
@@ -16,10 +18,14 @@ class WordTokenizer {
   // The tokenizer over every word ShapesWorld can write.
   static WordTokenizer shapesWorld();
 
-  int64_t vocabSize() const { return static_cast<int64_t>(m_words.size()); }
-  // Splits on spaces. Unknown words: throws naming the word, unless allowUnknown (then <unk>).
-  std::vector<int64_t> encode(const std::string& text, bool allowUnknown = false) const;
-  std::string decode(const std::vector<int64_t>& ids) const;
+  int64_t vocabSize() const override { return static_cast<int64_t>(m_words.size()); }
+  // Splits on spaces; an unknown word throws naming it.
+  std::vector<int64_t> encode(const std::string& text) const override;
+  // Words joined by single spaces; the special tokens above are dropped with skipSpecialTokens.
+  std::string decode(const std::vector<int64_t>& ids,
+                     bool skipSpecialTokens = false) const override;
+  std::string token(int64_t id) const override { return word(id); }
+  std::optional<int64_t> tokenId(const std::string& token) const override;
   int64_t id(const std::string& word) const;  // throws for an unknown word
   const std::string& word(int64_t id) const { return m_words.at(static_cast<size_t>(id)); }
 
