@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "text/chat_template.h"
 #include "text/hf_tokenizer.h"
 #include "text/unicode.h"
 #include "text/word_tokenizer.h"
@@ -19,6 +20,7 @@ namespace {
 const std::string kQwenDir = PIVOT_SOURCE_DIR "/tests/data/qwen2.5-tokenizer";
 const std::string kReference = PIVOT_SOURCE_DIR "/tests/data/tokenizer/reference.json";
 const std::string kCorpus = PIVOT_SOURCE_DIR "/tests/data/tokenizer/corpus.json";
+const std::string kTemplates = PIVOT_SOURCE_DIR "/tests/data/chat-templates/";
 
 std::string readText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -217,6 +219,126 @@ class TestText : public QObject {
     QVERIFY(errorOf([] {
               tiny(tinyTokenizer(), R"({"eos_token": "<nope>"})");
             }).contains("tiny/tokenizer_config.json: field 'eos_token' names \"<nope>\""));
+  }
+
+  // Every conversation rendered by every verified template equals the Jinja engine's rendering
+  // byte for byte (tests/data/chat-templates/renderings.json, made by python3-jinja2).
+  void chatTemplatesMatchJinja() {
+    const json conversations = json::parse(readText(kTemplates + "conversations.json"));
+    const json renderings = json::parse(readText(kTemplates + "renderings.json"))["renderings"];
+    QVERIFY(renderings.size() >= 18);
+    for (const auto& r : renderings) {
+      const std::string conversation = r["conversation"], templ = r["template"];
+      const auto it = std::find_if(conversations.begin(), conversations.end(),
+                                   [&](const json& c) { return c["name"] == conversation; });
+      QVERIFY(it != conversations.end());
+      const ChatFormat format = recogniseChatTemplate(readText(kTemplates + templ + ".jinja"));
+      ChatOptions options;
+      options.addGenerationPrompt = it->value("add_generation_prompt", false);
+      if (it->contains("kwargs") && (*it)["kwargs"].contains("enable_thinking"))
+        options.enableThinking = (*it)["kwargs"]["enable_thinking"].get<bool>();
+      const auto messages = parseChatMessages((*it)["messages"].dump(), conversation);
+      const std::string label = conversation + " / " + templ;
+      QVERIFY2(renderChat(format, messages, options).text == r["text"].get<std::string>(),
+               (label + ": rendering differs from Jinja's").c_str());
+    }
+  }
+
+  void chatTemplatesAreRecognisedOrRefused() {
+    QCOMPARE(recogniseChatTemplate(readText(kTemplates + "qwen2.5.jinja")), ChatFormat::Qwen25);
+    QCOMPARE(recogniseChatTemplate(readText(kTemplates + "qwen3.jinja")), ChatFormat::Qwen3);
+    QCOMPARE(recogniseChatTemplate(readText(kTemplates + "llava-onevision.jinja")),
+             ChatFormat::LlavaOneVision);
+    QCOMPARE(recogniseChatTemplate(qwen().chatTemplate()), ChatFormat::Qwen25);
+    // Re-indented: still the same template.
+    std::string reindented = readText(kTemplates + "qwen3.jinja");
+    reindented.insert(reindented.find("{%- for message in messages %}"), "\n\n   ");
+    QCOMPARE(recogniseChatTemplate(reindented), ChatFormat::Qwen3);
+    // One changed word: refused, naming the override.
+    std::string changed = readText(kTemplates + "qwen2.5.jinja");
+    changed.replace(changed.find("helpful"), 7, "careful");
+    const QString error = errorOf([&] { recogniseChatTemplate(changed); });
+    QVERIFY2(error.contains("--chat-format") &&
+                 error.contains("qwen2.5, qwen3, llava-onevision, chatml"),
+             qPrintable(error));
+    QVERIFY(errorOf([] { recogniseChatTemplate(""); }).contains("no chat_template"));
+    QCOMPARE(chatFormatFromName("qwen3"), ChatFormat::Qwen3);
+    QVERIFY(errorOf([] { chatFormatFromName("llama"); }).contains("unknown chat format 'llama'"));
+  }
+
+  // Only the assistant's answers and their <|im_end|> are trained; the image placeholder becomes
+  // the image token repeated, never trained.
+  void chatLabelsMaskThePrompt() {
+    const auto messages = parseChatMessages(
+        R"([{"role": "user", "content": "<image>\nWhat colour is the square?"},
+            {"role": "assistant", "content": "The square is red."},
+            {"role": "user", "content": "And the circle?"},
+            {"role": "assistant", "content": "Blue."}])",
+        "pair.json");
+    const ChatRendering r = renderChat(ChatFormat::Qwen25, messages);
+    ImageExpansion images;
+    images.tokenId = 151655;  // <|image_pad|>, standing in for a LLaVA image token
+    images.imageTokens = 16;
+    const TokenizedChat t = tokenizeChat(qwen(), r, images);
+    QCOMPARE(t.ids.size(), t.trained.size());
+    std::vector<int64_t> trained, prompt;
+    for (size_t k = 0; k < t.ids.size(); ++k) (t.trained[k] ? trained : prompt).push_back(t.ids[k]);
+    QCOMPARE(qwen().decode(trained), std::string("The square is red.<|im_end|>Blue.<|im_end|>"));
+    QCOMPARE(std::count(t.ids.begin(), t.ids.end(), int64_t{151655}), 16L);
+    // Prompt + trained, in order, is the whole rendering with the placeholder expanded.
+    std::string expanded = r.text;
+    std::string pads;
+    for (int k = 0; k < 16; ++k) pads += "<|image_pad|>";
+    expanded.replace(expanded.find("<image>"), 7, pads);
+    QCOMPARE(qwen().decode(t.ids), expanded);
+    // Without expansion the placeholder stays text (Qwen has no <image> token).
+    const TokenizedChat plain = tokenizeChat(qwen(), r);
+    QCOMPARE(qwen().decode(plain.ids), r.text);
+
+    // Qwen3: the empty think block before the last answer is scaffolding; real reasoning trains.
+    const auto reasoning = parseChatMessages(
+        R"([{"role": "user", "content": "2 + 2?"},
+            {"role": "assistant", "content": "<think>\nadd\n</think>\n\n4"},
+            {"role": "user", "content": "times 3?"},
+            {"role": "assistant", "content": "12"}])",
+        "reasoning.json");
+    const ChatRendering q3 = renderChat(ChatFormat::Qwen3, reasoning);
+    std::string q3Trained;
+    for (const auto& [b, e] : q3.trained) q3Trained += q3.text.substr(b, e - b) + "|";
+    QCOMPARE(q3Trained, std::string("4<|im_end|>|12<|im_end|>|"));
+    QVERIFY(q3.text.find("<think>\n\n</think>\n\n12") != std::string::npos);
+  }
+
+  void chatMessagesThatDoNotFitAreErrors() {
+    const auto list = parseChatMessages(
+        R"([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Hi"}]}])",
+        "l.json");
+    QVERIFY(errorOf([&] {
+              renderChat(ChatFormat::Qwen25, list);
+            }).contains("message 0 (user): the qwen2.5 template takes text content"));
+    const auto text = parseChatMessages(R"([{"role": "user", "content": "Hi"}])", "t.json");
+    QVERIFY(
+        errorOf([&] { renderChat(ChatFormat::LlavaOneVision, text); }).contains("content lists"));
+    const auto role = parseChatMessages(R"([{"role": "robot", "content": "Hi"}])", "r.json");
+    QVERIFY(errorOf([&] { renderChat(ChatFormat::ChatMl, role); }).contains("unknown role"));
+    QVERIFY(errorOf([] {
+              parseChatMessages(R"([{"content": "Hi"}])", "x.json");
+            }).contains("x.json: message 0: needs a \"role\""));
+    QVERIFY(errorOf([] {
+              parseChatMessages(R"([{"role": "user", "content": [{"type": "audio"}]}])", "y.json");
+            }).contains("y.json: message 0: content[0]"));
+  }
+
+  // Offsets: each token's first byte in the text (exact for NFC text).
+  void offsetsPointAtTheTokens() {
+    const std::string text = "Hello <|im_end|> wörld  42";
+    std::vector<size_t> starts;
+    const auto got = qwen().encodeWithOffsets(text, &starts);
+    QCOMPARE(starts.size(), got.size());
+    for (size_t k = 0; k < got.size(); ++k) {
+      const size_t end = k + 1 < got.size() ? starts[k + 1] : text.size();
+      QCOMPARE(qwen().decode({got[k]}), text.substr(starts[k], end - starts[k]));
+    }
   }
 
   // The ShapesWorld tokenizer behind the same interface.

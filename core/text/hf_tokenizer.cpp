@@ -145,6 +145,13 @@ class OnigPattern {
 struct Segment {
   std::string text;
   int64_t addedId = -1;
+  size_t offset = 0;  // where it starts in the text it was cut from
+};
+
+// A pre-tokenized piece and where it starts in its segment.
+struct Piece {
+  size_t offset;
+  std::string text;
 };
 
 }  // namespace
@@ -175,7 +182,7 @@ struct HfTokenizer::Impl {
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache;  // piece bytes -> ids
 
   std::vector<Segment> splitOnAdded(std::string text, bool normalizedPass) const;
-  std::vector<std::string> preTokenize(const std::string& text) const;
+  std::vector<Piece> preTokenize(const std::string& text) const;
   void bpe(const std::string& bytes, std::vector<int64_t>& out) const;
   std::vector<int32_t> mergePiece(const std::string& bytes) const;
 };
@@ -187,7 +194,7 @@ std::vector<Segment> cutAddedTokens(const std::string& text,
                                     const std::vector<const AddedToken*>& tokens) {
   std::vector<Segment> out;
   if (tokens.empty()) {
-    out.push_back({text, -1});
+    out.push_back({text, -1, 0});
     return out;
   }
   size_t gapStart = 0, i = 0;
@@ -219,11 +226,11 @@ std::vector<Segment> cutAddedTokens(const std::string& text,
       while (end < text.size() && isWhitespace(unicode::codePointAt(text, end, &length)) && length)
         end += length;
     }
-    if (start > gapStart) out.push_back({text.substr(gapStart, start - gapStart), -1});
-    out.push_back({"", best->id});
+    if (start > gapStart) out.push_back({text.substr(gapStart, start - gapStart), -1, gapStart});
+    out.push_back({"", best->id, i});
     gapStart = i = end;
   }
-  if (gapStart < text.size()) out.push_back({text.substr(gapStart), -1});
+  if (gapStart < text.size()) out.push_back({text.substr(gapStart), -1, gapStart});
   return out;
 }
 
@@ -236,9 +243,9 @@ std::vector<Segment> HfTokenizer::Impl::splitOnAdded(std::string text, bool norm
   return cutAddedTokens(text, tokens);
 }
 
-std::vector<std::string> HfTokenizer::Impl::preTokenize(const std::string& text) const {
+std::vector<Piece> HfTokenizer::Impl::preTokenize(const std::string& text) const {
   // The Split pre-tokenizer ...
-  std::vector<std::string> splits;
+  std::vector<Piece> splits;
   if (splitPattern || !splitLiteral.empty()) {
     std::vector<std::pair<size_t, size_t>> matches;
     if (splitPattern) {
@@ -250,30 +257,36 @@ std::vector<std::string> HfTokenizer::Impl::preTokenize(const std::string& text)
     }
     size_t last = 0;
     for (const auto& [b, e] : matches) {
-      if (b > last) splits.push_back(text.substr(last, b - last));
-      if (!splitRemovesMatches) splits.push_back(text.substr(b, e - b));
+      if (b > last) splits.push_back({last, text.substr(last, b - last)});
+      if (!splitRemovesMatches) splits.push_back({b, text.substr(b, e - b)});
       last = e;
     }
-    if (last < text.size()) splits.push_back(text.substr(last));
+    if (last < text.size()) splits.push_back({last, text.substr(last)});
   } else if (!text.empty()) {
-    splits.push_back(text);
+    splits.push_back({0, text});
   }
   // ... then ByteLevel, which may add a prefix space to each split and split it again.
   if (!addPrefixSpace && !byteLevelPattern) return splits;
-  std::vector<std::string> pieces;
-  for (auto& s : splits) {
-    if (addPrefixSpace && (s.empty() || s[0] != ' ')) s.insert(s.begin(), ' ');
+  std::vector<Piece> pieces;
+  for (auto& split : splits) {
+    std::string& s = split.text;
+    size_t shift = 0;  // an added prefix space has no place in the text: it starts at the split
+    if (addPrefixSpace && (s.empty() || s[0] != ' ')) {
+      s.insert(s.begin(), ' ');
+      shift = 1;
+    }
+    auto at = [&](size_t b) { return split.offset + (b > shift ? b - shift : 0); };
     if (!byteLevelPattern) {
-      pieces.push_back(std::move(s));
+      pieces.push_back({split.offset, std::move(s)});
       continue;
     }
     size_t last = 0;
     for (const auto& [b, e] : byteLevelPattern->findAll(s)) {
-      if (b > last) pieces.push_back(s.substr(last, b - last));
-      pieces.push_back(s.substr(b, e - b));
+      if (b > last) pieces.push_back({at(last), s.substr(last, b - last)});
+      pieces.push_back({at(b), s.substr(b, e - b)});
       last = e;
     }
-    if (last < s.size()) pieces.push_back(s.substr(last));
+    if (last < s.size()) pieces.push_back({at(last), s.substr(last)});
   }
   return pieces;
 }
@@ -663,23 +676,43 @@ HfTokenizer HfTokenizer::fromJson(const std::string& tokenizerJson, const std::s
 
 int64_t HfTokenizer::vocabSize() const { return static_cast<int64_t>(m->spelling.size()); }
 
-std::vector<int64_t> HfTokenizer::encode(const std::string& text) const {
+std::vector<int64_t> HfTokenizer::encodeWithOffsets(const std::string& text,
+                                                    std::vector<size_t>* tokenStarts) const {
   const size_t bad = unicode::firstInvalidUtf8(text);
   if (bad != std::string::npos)
     throw std::runtime_error("tokenizer: text is not valid UTF-8 at byte " + std::to_string(bad));
   std::vector<int64_t> ids;
+  // Offsets: a token starts where its piece starts plus the bytes of the tokens before it in
+  // the piece (one byte per byte-level character). Inside a segment the normaliser changed,
+  // positions are clamped to the segment.
+  auto recordStarts = [&](size_t from, size_t pieceStart, size_t limit) {
+    if (!tokenStarts) return;
+    size_t at = pieceStart;
+    for (size_t k = from; k < ids.size(); ++k) {
+      tokenStarts->push_back(std::min(at, limit));
+      for (unsigned char c : m->spelling[static_cast<size_t>(ids[k])]) at += (c & 0xC0) != 0x80;
+    }
+  };
   for (auto& raw : m->splitOnAdded(text, /*normalizedPass=*/false)) {
     if (raw.addedId >= 0) {
       ids.push_back(raw.addedId);
+      if (tokenStarts) tokenStarts->push_back(raw.offset);
       continue;
     }
-    std::string normalized = m->nfcNormalizer ? unicode::nfc(raw.text) : std::move(raw.text);
+    const size_t rawEnd = raw.offset + raw.text.size();
+    std::string normalized = m->nfcNormalizer ? unicode::nfc(raw.text) : raw.text;
     for (auto& part : m->splitOnAdded(std::move(normalized), /*normalizedPass=*/true)) {
+      const size_t partStart = raw.offset + part.offset;
       if (part.addedId >= 0) {
         ids.push_back(part.addedId);
+        if (tokenStarts) tokenStarts->push_back(std::min(partStart, rawEnd));
         continue;
       }
-      for (const auto& piece : m->preTokenize(part.text)) m->bpe(piece, ids);
+      for (const auto& piece : m->preTokenize(part.text)) {
+        const size_t from = ids.size();
+        m->bpe(piece.text, ids);
+        recordStarts(from, partStart + piece.offset, rawEnd);
+      }
     }
   }
   return ids;

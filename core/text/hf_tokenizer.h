@@ -36,7 +36,8 @@ class HfTokenizer : public Tokenizer {
                               const std::string& source);
 
   int64_t vocabSize() const override;
-  std::vector<int64_t> encode(const std::string& text) const override;
+  std::vector<int64_t> encodeWithOffsets(const std::string& text,
+                                         std::vector<size_t>* tokenStarts) const override;
   std::string decode(const std::vector<int64_t>& ids,
                      bool skipSpecialTokens = false) const override;
   std::string token(int64_t id) const override;

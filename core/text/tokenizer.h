@@ -14,7 +14,13 @@ class Tokenizer {
 
   virtual int64_t vocabSize() const = 0;  // the largest id + 1, added tokens included
   // Text to ids. No BOS or EOS is added; special tokens written in the text become their ids.
-  virtual std::vector<int64_t> encode(const std::string& text) const = 0;
+  std::vector<int64_t> encode(const std::string& text) const {
+    return encodeWithOffsets(text, nullptr);
+  }
+  // The same, and (when tokenStarts is given) the byte offset in `text` where each token starts.
+  // Offsets are exact for text the tokenizer's normaliser leaves unchanged (NFC text for Qwen).
+  virtual std::vector<int64_t> encodeWithOffsets(const std::string& text,
+                                                 std::vector<size_t>* tokenStarts) const = 0;
   // Ids to text; skipSpecialTokens drops the special tokens only (not other added tokens).
   virtual std::string decode(const std::vector<int64_t>& ids,
                              bool skipSpecialTokens = false) const = 0;

@@ -1,6 +1,6 @@
 #include "text/word_tokenizer.h"
 
-#include <sstream>
+#include <algorithm>
 #include <stdexcept>
 
 #include "data/shapes_world.h"
@@ -18,15 +18,21 @@ WordTokenizer::WordTokenizer(const std::vector<std::string>& words) {
 
 WordTokenizer WordTokenizer::shapesWorld() { return WordTokenizer(ShapesWorld::vocabulary()); }
 
-std::vector<int64_t> WordTokenizer::encode(const std::string& text) const {
+std::vector<int64_t> WordTokenizer::encodeWithOffsets(const std::string& text,
+                                                      std::vector<size_t>* tokenStarts) const {
   std::vector<int64_t> ids;
-  std::istringstream in(text);
-  std::string w;
-  while (in >> w) {
+  size_t at = 0;
+  while (true) {
+    at = text.find_first_not_of(" \t\n\r\v\f", at);
+    if (at == std::string::npos) break;
+    const size_t end = std::min(text.find_first_of(" \t\n\r\v\f", at), text.size());
+    const std::string w = text.substr(at, end - at);
     auto it = m_ids.find(w);
     if (it == m_ids.end())
       throw std::runtime_error("tokenizer: unknown word '" + w + "' in \"" + text + "\"");
     ids.push_back(it->second);
+    if (tokenStarts) tokenStarts->push_back(at);
+    at = end;
   }
   return ids;
 }

@@ -20,7 +20,8 @@ class WordTokenizer : public Tokenizer {
 
   int64_t vocabSize() const override { return static_cast<int64_t>(m_words.size()); }
   // Splits on spaces; an unknown word throws naming it.
-  std::vector<int64_t> encode(const std::string& text) const override;
+  std::vector<int64_t> encodeWithOffsets(const std::string& text,
+                                         std::vector<size_t>* tokenStarts) const override;
   // Words joined by single spaces; the special tokens above are dropped with skipSpecialTokens.
   std::string decode(const std::vector<int64_t>& ids,
                      bool skipSpecialTokens = false) const override;
