@@ -6,6 +6,9 @@
 #include <QColor>
 #include <QFile>
 #include <QImage>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QProcess>
 #include <QTemporaryDir>
 #include <fstream>
@@ -52,6 +55,7 @@ Result shellCmd(const QString& script) {
 }
 
 const QString kPivot = PIVOT_BINARY_DIR "/app/pivot";
+const QString kQwenTokenizer = PIVOT_SOURCE_DIR "/tests/data/qwen2.5-tokenizer";
 
 void writeImage(const QString& path, int w, int h, QColor fill) {
   QImage image(w, h, QImage::Format_RGB888);
@@ -95,6 +99,14 @@ class TestCli : public QObject {
         {{"experiment", "--seeds", "0"}, "--seeds must be 1..50"},
         {{"experiment", "--transplant-projector", "two"},
          "--transplant-projector: unknown projector init 'two' (expected new or one_plus_one)"},
+        {{"tokenize", "--tokenizer", "/no/such/dir", "hi"},
+         "/no/such/dir/tokenizer.json: cannot be read"},
+        {{"tokenize", "--tokenizer", kQwenTokenizer, "--chat", "/no/chat.json"},
+         "/no/chat.json: cannot be read"},
+        {{"tokenize", "--tokenizer", kQwenTokenizer, "--chat-format", "llama", "--chat",
+          kQwenTokenizer + "/tokenizer_config.json"},
+         "unknown chat format 'llama'"},
+        {{"tokenize", "--tokenizer", kQwenTokenizer}, "give a TEXT"},
     };
     for (const auto& c : cases) {
       auto r = pivotCmd(QStringList{"--workspace", ws} + c.args);
@@ -104,6 +116,32 @@ class TestCli : public QObject {
       QCOMPARE(r.err.trimmed().count('\n'), 0);
       QVERIFY2(!QFileInfo::exists(ws), qPrintable(c.args.join(' ')));
     }
+  }
+
+  // pivot tokenize: ids as the tokenizer test checks them, JSON lines, a conversation's labels.
+  void tokenizeTextAndConversation() {
+    auto r =
+        pivotCmd({"tokenize", "--tokenizer", kQwenTokenizer, "--ids", "Hello, world<|im_end|>"});
+    QCOMPARE(r.code, 0);
+    QCOMPARE(r.out.trimmed(), QString("9707 11 1879 151645"));
+    r = pivotCmd({"tokenize", "--tokenizer", kQwenTokenizer, "--json", " world"});
+    QCOMPARE(r.out.trimmed(), QString(R"({"id":1879,"text":" world","token":"Ġworld"})"));
+    const QString chat = m_dir.filePath("chat.json");
+    QFile f(chat);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write(R"([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Red."}])");
+    f.close();
+    r = pivotCmd({"tokenize", "--tokenizer", kQwenTokenizer, "--chat", chat, "--json"});
+    QCOMPARE(r.code, 0);
+    const auto j = QJsonDocument::fromJson(r.out.toUtf8()).object();
+    QCOMPARE(j["format"].toString(), QString("qwen2.5"));
+    QVERIFY(j["text"].toString().endsWith("<|im_start|>assistant\nRed.<|im_end|>\n"));
+    int trained = 0;
+    for (const auto v : j["trained"].toArray()) trained += v.toInt();
+    QCOMPARE(trained, 3);  // "Red", ".", "<|im_end|>"
+    r = pivotCmd({"tokenize", "--tokenizer", kQwenTokenizer, "--chat", chat, "--chat-format",
+                  "qwen3", "--add-generation-prompt"});
+    QVERIFY2(r.out.contains("format: qwen3") && r.out.contains("<think>"), qPrintable(r.out));
   }
 
   // Issue 10: each defect as a user meets it at the command line.

@@ -70,7 +70,25 @@ struct ExperimentArgs {
   std::string progress = "human";  // human | jsonl (one JSON object a line, for the window)
 };
 
+struct TokenizeArgs {
+  std::string tokenizer;   // folder with tokenizer.json (+ tokenizer_config.json)
+  std::string text;        // the text, or "-" for standard input
+  std::string chat;        // a JSON list of {role, content} to render with the chat template
+  std::string chatFormat;  // override the recognised template: qwen2.5 | qwen3 | ...
+  bool addGenerationPrompt = false;
+  bool idsOnly = false, json = false;
+};
+
+struct TokenizerBenchArgs {
+  std::string tokenizer = PIVOT_SOURCE_DIR "/tests/data/qwen2.5-tokenizer";
+  double megabytes = 4;
+  std::string node = "node";
+  std::string jsModule;  // @huggingface/tokenizers' dist/tokenizers.mjs (default: tests/data)
+};
+
 std::string defaultWorkspace();
+int cmdTokenize(const TokenizeArgs& args);
+int cmdBenchTokenizer(const TokenizerBenchArgs& args);
 int cmdExperiment(const std::string& workspace, const ExperimentArgs& args);
 int cmdProbe(const std::string& workspace, const ProbeArgs& args);
 int cmdSwap(const std::string& workspace, const std::string& encoder, const std::string& into,

@@ -70,6 +70,30 @@ int main(int argc, char** argv) {
   bench->add_option("--python", python, "python with torch for the reference")
       ->capture_default_str();
 
+  pivot::cli::TokenizerBenchArgs tb;
+  auto* benchTokenizer = bench->add_subcommand(
+      "tokenizer", "encode MB/s of the HF tokenizer vs @huggingface/tokenizers (JS), same text");
+  benchTokenizer->add_option("--tokenizer", tb.tokenizer, "tokenizer folder")
+      ->capture_default_str();
+  benchTokenizer->add_option("--megabytes", tb.megabytes, "text size")->capture_default_str();
+  benchTokenizer->add_option("--node", tb.node, "node executable")->capture_default_str();
+  benchTokenizer->add_option("--js-module", tb.jsModule,
+                             "@huggingface/tokenizers dist/tokenizers.mjs (default: tests/data)");
+
+  pivot::cli::TokenizeArgs tk;
+  auto* tokenize = app.add_subcommand(
+      "tokenize", "pieces and ids of a text, or a conversation rendered with the chat template");
+  tokenize->add_option("--tokenizer", tk.tokenizer, "folder with tokenizer.json")->required();
+  tokenize->add_option("TEXT", tk.text, "the text, or - to read standard input");
+  tokenize->add_option("--chat", tk.chat, "a JSON list of {role, content} to render and encode");
+  tokenize->add_option("--chat-format", tk.chatFormat,
+                       "render as qwen2.5 | qwen3 | llava-onevision | chatml instead of the "
+                       "recognised template");
+  tokenize->add_flag("--add-generation-prompt", tk.addGenerationPrompt,
+                     "end with the assistant header (--chat)");
+  tokenize->add_flag("--ids", tk.idsOnly, "only the ids, on one line");
+  tokenize->add_flag("--json", tk.json, "one JSON object a line");
+
   pivot::cli::ExplainArgs x;
   auto* explain = app.add_subcommand(
       "explain", "attribution maps of one sample under several checkpoints, as a figure");
@@ -192,7 +216,9 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("runs")) return pivot::cli::cmdRuns(workspace);
     if (*metrics) return pivot::cli::cmdMetrics(workspace, run, csv, key);
     if (*exportCmd) return pivot::cli::cmdExport(workspace, run, out);
+    if (*benchTokenizer) return pivot::cli::cmdBenchTokenizer(tb);
     if (*bench) return pivot::cli::cmdBench(benchPreset, benchSteps, python);
+    if (*tokenize) return pivot::cli::cmdTokenize(tk);
     if (*explain) return pivot::cli::cmdExplain(workspace, x);
     if (*localize) return pivot::cli::cmdLocalize(workspace, x);
     if (*probe) return pivot::cli::cmdProbe(workspace, pr);

@@ -40,7 +40,8 @@ struct KnownTemplate {
 constexpr KnownTemplate kKnownTemplates[] = {
     {0x2bfa7d4e9336df4dull, ChatFormat::Qwen25, "Qwen2.5 Instruct tokenizer_config.json"},
     {0x2eaba2124ec0fa42ull, ChatFormat::Qwen3, "Qwen3 tokenizer_config.json"},
-    {0x0a7f09d9ead1dfdfull, ChatFormat::LlavaOneVision, "llava-hf LLaVA-OneVision chat_template.json"},
+    {0x0a7f09d9ead1dfdfull, ChatFormat::LlavaOneVision,
+     "llava-hf LLaVA-OneVision chat_template.json"},
 };
 
 const std::string kQwen25DefaultSystem =
@@ -234,8 +235,8 @@ ChatFormat chatFormatFromName(const std::string& s) {
 
 ChatFormat recogniseChatTemplate(const std::string& jinja) {
   if (jinja.empty())
-    throw std::runtime_error(
-        "the tokenizer has no chat_template; pass --chat-format (" + joinFormatNames() + ")");
+    throw std::runtime_error("the tokenizer has no chat_template; pass --chat-format (" +
+                             joinFormatNames() + ")");
   const uint64_t f = fingerprint(jinja);
   for (const auto& k : kKnownTemplates)
     if (k.fingerprint == f) return k.format;

@@ -39,9 +39,9 @@ struct ContentPart {
 };
 
 struct ChatMessage {
-  std::string role;                // system | user | assistant | tool
-  std::vector<ContentPart> parts;  // a plain string content is one Text part
-  bool contentIsList = false;      // the JSON gave a list of {type, ...} parts
+  std::string role;                      // system | user | assistant | tool
+  std::vector<ContentPart> parts;        // a plain string content is one Text part
+  bool contentIsList = false;            // the JSON gave a list of {type, ...} parts
   std::optional<std::string> reasoning;  // Qwen3's reasoning_content, when given
 };
 

@@ -141,6 +141,12 @@ class OnigPattern {
   regex_t* m_regex = nullptr;
 };
 
+// The added tokens matched in one pass, and which bytes can start one of them.
+struct AddedTokenMatcher {
+  std::vector<const AddedToken*> tokens;
+  std::array<bool, 256> startsToken{};
+};
+
 // A piece of text on its way through the pipeline: either an added token's id, or text.
 struct Segment {
   std::string text;
@@ -175,6 +181,7 @@ struct HfTokenizer::Impl {
 
   std::vector<AddedToken> added;
   std::unordered_map<int64_t, size_t> addedIndex;  // id -> index in `added`
+  AddedTokenMatcher rawAdded, normalizedAdded;     // matched before / after normalisation
   std::string chatTemplate;
   std::optional<int64_t> eos, pad, bos;
 
@@ -190,17 +197,20 @@ struct HfTokenizer::Impl {
 namespace {
 
 // Leftmost-longest search for added tokens in `text`, honouring lstrip / rstrip / single_word.
-std::vector<Segment> cutAddedTokens(const std::string& text,
-                                    const std::vector<const AddedToken*>& tokens) {
+std::vector<Segment> cutAddedTokens(const std::string& text, const AddedTokenMatcher& matcher) {
   std::vector<Segment> out;
-  if (tokens.empty()) {
+  if (matcher.tokens.empty()) {
     out.push_back({text, -1, 0});
     return out;
   }
   size_t gapStart = 0, i = 0;
   while (i < text.size()) {
+    if (!matcher.startsToken[static_cast<unsigned char>(text[i])]) {  // most bytes: one lookup
+      ++i;
+      continue;
+    }
     const AddedToken* best = nullptr;
-    for (const AddedToken* t : tokens) {
+    for (const AddedToken* t : matcher.tokens) {
       if (t->content.size() <= (best ? best->content.size() : 0)) continue;
       if (text.compare(i, t->content.size(), t->content) != 0) continue;
       if (t->singleWord) {
@@ -237,10 +247,7 @@ std::vector<Segment> cutAddedTokens(const std::string& text,
 }  // namespace
 
 std::vector<Segment> HfTokenizer::Impl::splitOnAdded(std::string text, bool normalizedPass) const {
-  std::vector<const AddedToken*> tokens;
-  for (const auto& t : added)
-    if (t.normalized == normalizedPass) tokens.push_back(&t);
-  return cutAddedTokens(text, tokens);
+  return cutAddedTokens(text, normalizedPass ? normalizedAdded : rawAdded);
 }
 
 std::vector<Piece> HfTokenizer::Impl::preTokenize(const std::string& text) const {
@@ -671,6 +678,11 @@ HfTokenizer HfTokenizer::fromJson(const std::string& tokenizerJson, const std::s
             [](const AddedToken& a, const AddedToken& b) { return a.id < b.id; });
   impl->addedIndex.clear();
   for (size_t i = 0; i < impl->added.size(); ++i) impl->addedIndex[impl->added[i].id] = i;
+  for (const auto& t : impl->added) {
+    AddedTokenMatcher& m = t.normalized ? impl->normalizedAdded : impl->rawAdded;
+    m.tokens.push_back(&t);
+    m.startsToken[static_cast<unsigned char>(t.content[0])] = true;
+  }
   return HfTokenizer(std::move(impl));
 }
 
