@@ -250,7 +250,7 @@ std::vector<ChatMessage> parseChatMessages(const std::string& jsonText, const st
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(jsonText);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // a syntax error, a number out of range
     throw std::runtime_error(source + ": not valid JSON (" + e.what() + ")");
   }
   if (!j.is_array()) throw std::runtime_error(source + ": must be a JSON list of {role, content}");

@@ -37,6 +37,8 @@ json parseJson(const std::string& text, const std::string& source) {
     const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<long>(at), '\n');
     throw std::runtime_error(source + ": line " + std::to_string(line) + ": not valid JSON (" +
                              e.what() + ")");
+  } catch (const json::exception& e) {  // e.g. a number too large for a double
+    throw std::runtime_error(source + ": not valid JSON (" + e.what() + ")");
   }
 }
 
@@ -420,6 +422,15 @@ HfTokenizer HfTokenizer::load(const std::string& directory) {
 
 HfTokenizer HfTokenizer::fromJson(const std::string& tokenizerJson, const std::string& configJson,
                                   const std::string& source) {
+  try {
+    return HfTokenizer(readTokenizer(tokenizerJson, configJson, source));
+  } catch (const json::exception& e) {  // a value of the wrong type where a field is read loosely
+    throw std::runtime_error(source + ": a field has the wrong type (" + e.what() + ")");
+  }
+}
+
+std::shared_ptr<const HfTokenizer::Impl> HfTokenizer::readTokenizer(
+    const std::string& tokenizerJson, const std::string& configJson, const std::string& source) {
   auto impl = std::make_shared<Impl>();
   impl->source = source;
   const json root = parseJson(tokenizerJson, source);
@@ -683,7 +694,7 @@ HfTokenizer HfTokenizer::fromJson(const std::string& tokenizerJson, const std::s
     m.tokens.push_back(&t);
     m.startsToken[static_cast<unsigned char>(t.content[0])] = true;
   }
-  return HfTokenizer(std::move(impl));
+  return impl;
 }
 
 int64_t HfTokenizer::vocabSize() const { return static_cast<int64_t>(m->spelling.size()); }

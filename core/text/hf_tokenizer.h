@@ -54,6 +54,9 @@ class HfTokenizer : public Tokenizer {
  private:
   struct Impl;
   explicit HfTokenizer(std::shared_ptr<const Impl> impl);
+  static std::shared_ptr<const Impl> readTokenizer(const std::string& tokenizerJson,
+                                                   const std::string& configJson,
+                                                   const std::string& source);
   std::shared_ptr<const Impl> m;  // immutable once loaded, so copies share it
 };
 
