@@ -20,7 +20,9 @@ const pivot::HfTokenizer& tokenizer() {
     for (int b = 0; b < 256; ++b) vocab[alphabet[static_cast<size_t>(b)]] = b;
     vocab["ab"] = 256;
     vocab["abc"] = 257;
-    vocab["\xC4\xA0" "a"] = 258;
+    vocab
+        ["\xC4\xA0"
+         "a"] = 258;
     const nlohmann::json j = {
         {"added_tokens",
          {{{"id", 300}, {"content", "<|im_end|>"}, {"special", true}},

@@ -1,0 +1,94 @@
+// Real datasets as conversations: LLaVA instruction files, MMPR / PIVOT preference files (and
+// MMPR's meta.json over many of them), and TRL's conversational vision preference records. Files
+// are indexed (data/record_index.h), never loaded whole; a record is parsed when asked for, and a
+// bad one is an error naming file and line. Torch- and Qt-free.
+//
+//   llava       a JSON array (or JSONL) of {"id", "image", "conversations": [{"from": "human" |
+//               "gpt", "value": "<image>\nWhat ..."}]}
+//   preference  JSONL of {"image", "question" or "prompt", "chosen", "rejected"} (MMPR, PIVOT)
+//   trl         JSONL of {"images": [...], "prompt": [messages], "chosen": [messages],
+//               "rejected": [messages]} with content lists ({"type": "image"}, {"type": "text"})
+//   mmpr-meta   MMPR's meta.json: {"source": {"root": IMAGE_DIR, "annotation": FILE.jsonl}, ...}
+// Image paths resolve against the image root (default: the data file's folder; for meta.json each
+// source's root, itself relative to meta.json's folder).
+#pragma once
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/record_index.h"
+#include "text/chat_template.h"
+
+namespace pivot {
+
+class Tokenizer;
+
+enum class DatasetFormat { Llava, Preference, Trl, MmprMeta };
+const char* name(DatasetFormat f);
+DatasetFormat datasetFormatFromName(const std::string& name);  // throws naming the choices
+
+struct DatasetRecord {
+  std::string where;                // FILE:LINE (record I)
+  std::string id;
+  std::vector<std::string> images;  // resolved paths
+  // llava: the whole dialogue (every assistant turn is trained); preference / trl: the prompt.
+  std::vector<ChatMessage> conversation;
+  std::vector<ChatMessage> chosen, rejected;  // preference / trl: the two answers
+  bool isPreference() const { return !chosen.empty(); }
+};
+
+struct DatasetOptions {
+  std::optional<DatasetFormat> format;  // none: recognised from the file
+  std::string imageRoot;                // empty: the data file's folder
+  bool checkImages = true;              // a missing or unreadable image is a bad record
+};
+
+class ConversationDataset {
+ public:
+  // Throws naming the file for one that cannot be read or is not a dataset of a known format.
+  static ConversationDataset open(const std::string& path, const DatasetOptions& options = {});
+
+  DatasetFormat format() const { return m_format; }
+  size_t size() const { return m_size; }
+  bool indexFromCache() const;  // every file's index came from its cache
+  // Record i, parsed and checked; throws "FILE:LINE (record I): why" for a bad one.
+  DatasetRecord record(size_t i) const;
+
+ private:
+  struct Source {
+    RecordIndex index;
+    std::string imageRoot;
+  };
+  DatasetFormat m_format = DatasetFormat::Llava;
+  std::vector<Source> m_sources;
+  std::vector<size_t> m_firstRecord;  // of each source, in the global numbering
+  size_t m_size = 0;
+  bool m_checkImages = true;
+};
+
+// The conversation a chat template renders for a record: its dialogue (llava) or its prompt
+// followed by the chosen (or rejected) answer. LLaVA-OneVision's template takes content lists,
+// so there each "<image>" placeholder becomes an image part.
+std::vector<ChatMessage> recordConversation(const DatasetRecord& record, ChatFormat format,
+                                            bool rejected = false);
+
+// One pass over a dataset with the paper's filters: records with several images (not yet
+// supported), answers containing "<image>", and (given a tokenizer) prompt + chosen longer than
+// maxLength tokens are skipped and counted. A bad record throws, or with skipBad is counted.
+struct ScanOptions {
+  const Tokenizer* tokenizer = nullptr;
+  ChatFormat chatFormat = ChatFormat::ChatMl;
+  int maxLength = 1500;
+  bool skipBad = false;
+};
+struct ScanResult {
+  std::vector<size_t> kept;
+  std::map<std::string, size_t> skipped;  // reason -> count
+  std::vector<int> lengths;               // tokens of prompt + chosen, per kept record (tokenizer)
+  std::string firstBad;                   // the first bad record's error, with skipBad
+};
+ScanResult scanDataset(const ConversationDataset& data, const ScanOptions& options);
+
+}  // namespace pivot

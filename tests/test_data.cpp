@@ -1,0 +1,259 @@
+// core/data datasets: LLaVA, preference (MMPR / PIVOT), TRL and MMPR meta.json files written by the
+// test, broken ones (the error names file and line), the paper's filters, and the record index of
+// a large generated file against a full parse.
+#include <QTemporaryDir>
+#include <QtTest/QtTest>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "data/datasets.h"
+#include "data/record_index.h"
+#include "text/chat_template.h"
+#include "text/hf_tokenizer.h"
+
+using namespace pivot;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+void writeText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+QString errorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return QString::fromStdString(e.what());
+  }
+  return {};
+}
+
+const HfTokenizer& qwen() {
+  static const HfTokenizer t = HfTokenizer::load(PIVOT_SOURCE_DIR "/tests/data/qwen2.5-tokenizer");
+  return t;
+}
+
+std::string textOf(const ChatMessage& m) { return m.parts.empty() ? "" : m.parts[0].text; }
+
+}  // namespace
+
+class TestData : public QObject {
+  Q_OBJECT
+  QTemporaryDir m_dir;
+  std::string path(const char* name) { return m_dir.filePath(name).toStdString(); }
+
+ private Q_SLOTS:
+  void initTestCase() {
+    QVERIFY(m_dir.isValid());
+    fs::create_directories(path("images/coco"));
+    for (const char* image : {"images/coco/1.jpg", "images/coco/2.jpg", "a.png", "b.png"})
+      writeText(path(image), "not really an image, but a readable file");
+  }
+
+  void llavaInstructionFile() {
+    const std::string file = path("llava.json");
+    writeText(file, R"([
+  {"id": "000001", "image": "images/coco/1.jpg",
+   "conversations": [{"from": "human", "value": "<image>\nWhat is on the table?"},
+                     {"from": "gpt", "value": "A red cup."},
+                     {"from": "human", "value": "And beside it?"},
+                     {"from": "gpt", "value": "A spoon, 'silver' [shiny]."}]},
+  {"id": 2, "conversations": [{"from": "human", "value": "Text only {no image}"},
+                              {"from": "gpt", "value": "Fine."}]}
+])");
+    const auto data = ConversationDataset::open(file);
+    QCOMPARE(data.format(), DatasetFormat::Llava);
+    QCOMPARE(data.size(), size_t{2});
+    const DatasetRecord r = data.record(0);
+    QCOMPARE(r.id, std::string("000001"));
+    QCOMPARE(r.images.size(), size_t{1});
+    QCOMPARE(r.images[0], path("images/coco/1.jpg"));
+    QCOMPARE(r.conversation.size(), size_t{4});
+    QCOMPARE(r.conversation[1].role, std::string("assistant"));
+    QCOMPARE(textOf(r.conversation[3]), std::string("A spoon, 'silver' [shiny]."));
+    QVERIFY(!r.isPreference());
+    QCOMPARE(data.record(1).id, std::string("2"));
+    QVERIFY2(QString::fromStdString(data.record(1).where).endsWith("llava.json:7 (record 1)"),
+             data.record(1).where.c_str());
+    // SFT trains every assistant turn, and only those.
+    const auto rendering = renderChat(ChatFormat::Qwen25, recordConversation(r, ChatFormat::Qwen25));
+    std::string trained;
+    for (const auto& [b, e] : rendering.trained) trained += rendering.text.substr(b, e - b);
+    QCOMPARE(trained, std::string("A red cup.<|im_end|>A spoon, 'silver' [shiny].<|im_end|>"));
+    // LLaVA-OneVision takes content lists: the placeholder becomes an image part.
+    const auto ov = renderChat(ChatFormat::LlavaOneVision,
+                               recordConversation(r, ChatFormat::LlavaOneVision));
+    QVERIFY2(ov.text.rfind("<|im_start|>user\n<image>\nWhat is on the table?<|im_end|>\n", 0) == 0,
+             ov.text.c_str());
+  }
+
+  void preferenceTrlAndMetaFiles() {
+    writeText(path("pref.jsonl"),
+              R"({"image": "a.png", "question": "Which colour?", "chosen": "Red.", "rejected": "Blue."}
+{"image": "b.png", "prompt": "<image>\nHow many?", "chosen": "Two.", "rejected": "Three."}
+
+{"question": "No image here?", "chosen": "Yes.", "rejected": "No."}
+)");
+    auto data = ConversationDataset::open(path("pref.jsonl"));
+    QCOMPARE(data.format(), DatasetFormat::Preference);
+    QCOMPARE(data.size(), size_t{3});  // the blank line is not a record
+    auto r = data.record(0);
+    QVERIFY(r.isPreference());
+    QCOMPARE(textOf(r.conversation[0]), std::string("<image>\nWhich colour?"));
+    QCOMPARE(textOf(r.chosen[0]), std::string("Red."));
+    QCOMPARE(textOf(r.rejected[0]), std::string("Blue."));
+    QCOMPARE(textOf(data.record(1).conversation[0]), std::string("<image>\nHow many?"));
+    QCOMPARE(textOf(data.record(2).conversation[0]), std::string("No image here?"));
+    QVERIFY(QString::fromStdString(data.record(2).where).endsWith("pref.jsonl:4 (record 2)"));
+
+    writeText(path("trl.jsonl"), R"({"images": ["a.png"], "prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Colour?"}]}], "chosen": [{"role": "assistant", "content": [{"type": "text", "text": "Red."}]}], "rejected": [{"role": "assistant", "content": [{"type": "text", "text": "Blue."}]}]}
+)");
+    data = ConversationDataset::open(path("trl.jsonl"));
+    QCOMPARE(data.format(), DatasetFormat::Trl);
+    r = data.record(0);
+    QCOMPARE(r.images[0], path("a.png"));
+    const auto rendering = renderChat(ChatFormat::LlavaOneVision,
+                                      recordConversation(r, ChatFormat::LlavaOneVision, true));
+    QCOMPARE(rendering.text, std::string("<|im_start|>user\n<image>\nColour?<|im_end|>\n"
+                                         "<|im_start|>assistant\nBlue.<|im_end|>\n"));
+
+    // MMPR: meta.json names each source's annotation file and image root.
+    fs::create_directories(path("mmpr/annotations"));
+    writeText(path("mmpr/annotations/coco.jsonl"),
+              R"({"image": "1.jpg", "question": "Q1", "chosen": "C1", "rejected": "R1"}
+{"image": "2.jpg", "question": "Q2", "chosen": "C2", "rejected": "R2"}
+)");
+    writeText(path("mmpr/annotations/text.jsonl"),
+              R"({"question": "Q3", "chosen": "C3", "rejected": "R3"}
+)");
+    writeText(path("mmpr/meta.json"), R"({
+  "coco": {"root": "../images/coco", "annotation": "annotations/coco.jsonl", "repeat_time": 1},
+  "text": {"root": ".", "annotation": "annotations/text.jsonl"}
+})");
+    data = ConversationDataset::open(path("mmpr/meta.json"));
+    QCOMPARE(data.format(), DatasetFormat::MmprMeta);
+    QCOMPARE(data.size(), size_t{3});
+    QCOMPARE(data.record(1).images[0], path("images/coco/2.jpg"));
+    QCOMPARE(textOf(data.record(2).chosen[0]), std::string("C3"));
+    QVERIFY(QString::fromStdString(data.record(2).where).contains("text.jsonl:1 (record 0)"));
+  }
+
+  // Each broken record is an error naming file and line; with skipBad a counted skip.
+  void brokenRecordsNameFileAndLine() {
+    writeText(path("broken.jsonl"),
+              R"({"image": "a.png", "question": "Fine", "chosen": "Yes.", "rejected": "No."}
+{"image": "a.png", "question": "Broken", "chosen": "Yes.",
+{"image": "a.png", "question": "No rejected", "chosen": "Yes."}
+{"image": "gone.png", "question": "Q", "chosen": "Yes.", "rejected": "No."}
+{"images": ["a.png", "b.png"], "question": "Two images", "chosen": "Yes.", "rejected": "No."}
+{"question": "Q", "chosen": "Look: <image>", "rejected": "No."}
+)");
+    const auto data = ConversationDataset::open(path("broken.jsonl"));
+    QCOMPARE(data.size(), size_t{6});
+    QVERIFY(errorOf([&] { data.record(1); }).contains("broken.jsonl:2 (record 1): not valid JSON"));
+    QVERIFY(errorOf([&] { data.record(2); })
+                .contains("broken.jsonl:3 (record 2): missing text field 'rejected'"));
+    QVERIFY(errorOf([&] { data.record(3); }).contains("broken.jsonl:4 (record 3): image "));
+    QVERIFY(errorOf([&] { data.record(3); }).contains("gone.png is missing"));
+
+    ScanOptions options;
+    QVERIFY(errorOf([&] { scanDataset(data, options); }).contains("broken.jsonl:2 (record 1)"));
+    options.skipBad = true;
+    const ScanResult scan = scanDataset(data, options);
+    QCOMPARE(scan.kept, std::vector<size_t>({0}));
+    QCOMPARE(scan.skipped.at("malformed record"), size_t{2});
+    QCOMPARE(scan.skipped.at("missing or unreadable image"), size_t{1});
+    QCOMPARE(scan.skipped.at("several images (not yet supported)"), size_t{1});
+    QCOMPARE(scan.skipped.at("<image> in an answer"), size_t{1});
+    QVERIFY(QString::fromStdString(scan.firstBad).contains("broken.jsonl:2"));
+
+    // Not a dataset at all, or a truncated array: the error names the file and line.
+    writeText(path("truncated.json"), "[\n {\"id\": 1, \"conversations\": []},\n {\"id\": 2,");
+    QVERIFY(errorOf([&] { ConversationDataset::open(path("truncated.json")); })
+                .contains("truncated.json:3: the file ends inside a record"));
+    writeText(path("numbers.json"), "[1, 2, 3]");
+    QVERIFY(errorOf([&] { ConversationDataset::open(path("numbers.json")); })
+                .contains("numbers.json:1: a record of the top-level array is not a JSON object"));
+    writeText(path("other.jsonl"), "{\"text\": \"a plain corpus\"}\n");
+    QVERIFY(errorOf([&] { ConversationDataset::open(path("other.jsonl")); })
+                .contains("other.jsonl:1 (record 0): not a dataset this workbench reads"));
+    QVERIFY(errorOf([&] { datasetFormatFromName("csv"); }).contains("unknown dataset format 'csv'"));
+  }
+
+  // The paper's max_length filter counts prompt + chosen tokens of the rendered conversation.
+  void maxLengthFilterCountsTokens() {
+    std::string longAnswer;
+    for (int k = 0; k < 300; ++k) longAnswer += "word ";
+    writeText(path("lengths.jsonl"),
+              json({{"question", "Short?"}, {"chosen", "Yes."}, {"rejected", "No."}}).dump() + "\n" +
+                  json({{"question", "Long?"}, {"chosen", longAnswer}, {"rejected", "No."}}).dump() +
+                  "\n");
+    const auto data = ConversationDataset::open(path("lengths.jsonl"));
+    ScanOptions options;
+    options.tokenizer = &qwen();
+    options.chatFormat = ChatFormat::Qwen25;
+    options.maxLength = 100;
+    const ScanResult scan = scanDataset(data, options);
+    QCOMPARE(scan.kept, std::vector<size_t>({0}));
+    QCOMPARE(scan.skipped.at("longer than 100 tokens"), size_t{1});
+    // The kept record's length is its rendered prompt + chosen, tokenised.
+    const auto rendering = renderChat(ChatFormat::Qwen25, recordConversation(data.record(0), ChatFormat::Qwen25));
+    QCOMPARE(scan.lengths, std::vector<int>({static_cast<int>(qwen().encode(rendering.text).size())}));
+  }
+
+  // A large generated file: the index finds every record a full parse finds, at the same bytes,
+  // and a second open reads the cached index; a changed file is indexed again.
+  void indexOfALargeFileAgreesWithAFullParse() {
+    std::mt19937 rng(7);
+    const char* pieces[] = {"plain", "quote \" inside", "brackets ] } [ {", "back\\slash", "中文",
+                            "emoji 👍", "newline\nin string", "comma, colon: yes"};
+    json all = json::array();
+    for (int i = 0; i < 20000; ++i) {
+      json conversations = json::array();
+      for (unsigned k = 0; k < 1 + rng() % 3; ++k) {
+        conversations.push_back({{"from", "human"}, {"value", pieces[rng() % 8]}});
+        conversations.push_back({{"from", "gpt"}, {"value", pieces[rng() % 8]}});
+      }
+      all.push_back({{"id", i}, {"conversations", conversations}, {"nested", {{"a", {1, 2, {3}}}}}});
+    }
+    // Mixed layout: some records pretty-printed over many lines, some compact.
+    std::string text = "[\n";
+    for (size_t i = 0; i < all.size(); ++i)
+      text += (i % 7 == 0 ? all[i].dump(2) : all[i].dump()) + (i + 1 < all.size() ? ",\n" : "\n");
+    text += "]\n";
+    const std::string file = path("large.json");
+    writeText(file, text);
+    fs::remove(RecordIndex::cachePath(file));
+
+    const RecordIndex index = RecordIndex::open(file);
+    QVERIFY(!index.fromCache());
+    QCOMPARE(index.size(), all.size());
+    const json parsed = json::parse(text);
+    size_t line = 2;
+    for (size_t i = 0; i < index.size(); ++i) {
+      QCOMPARE(json::parse(index.read(i)), parsed[i]);
+      QCOMPARE(index.entry(i).line, static_cast<uint32_t>(line));
+      line += std::count(text.begin() + static_cast<long>(index.entry(i).offset),
+                         text.begin() + static_cast<long>(index.entry(i).offset + index.entry(i).length),
+                         '\n') + 1;
+    }
+    const RecordIndex again = RecordIndex::open(file);
+    QVERIFY(again.fromCache());
+    QCOMPARE(again.size(), index.size());
+    QCOMPARE(again.entry(12345).offset, index.entry(12345).offset);
+    // The file changes: the cache no longer matches and the index is rebuilt.
+    writeText(file, "[" + all[0].dump() + "]");
+    const RecordIndex changed = RecordIndex::open(file);
+    QVERIFY(!changed.fromCache());
+    QCOMPARE(changed.size(), size_t{1});
+  }
+};
+
+QTEST_GUILESS_MAIN(TestData)
+#include "test_data.moc"
