@@ -107,6 +107,8 @@ class TestCli : public QObject {
           kQwenTokenizer + "/tokenizer_config.json"},
          "unknown chat format 'llama'"},
         {{"tokenize", "--tokenizer", kQwenTokenizer}, "give a TEXT"},
+        {{"data", "check", "/no/data.jsonl"}, "/no/data.jsonl: cannot be read"},
+        {{"data", "check", "/no/data.jsonl", "--format", "csv"}, "unknown dataset format 'csv'"},
     };
     for (const auto& c : cases) {
       auto r = pivotCmd(QStringList{"--workspace", ws} + c.args);
@@ -142,6 +144,29 @@ class TestCli : public QObject {
     r = pivotCmd({"tokenize", "--tokenizer", kQwenTokenizer, "--chat", chat, "--chat-format",
                   "qwen3", "--add-generation-prompt"});
     QVERIFY2(r.out.contains("format: qwen3") && r.out.contains("<think>"), qPrintable(r.out));
+  }
+
+  // pivot data check: a bad record stops it with file and line (exit 2); --skip-bad counts it,
+  // and the summary, the lengths and the first example with its trained text follow.
+  void dataCheckSummarisesAndNamesBadRecords() {
+    const QString file = m_dir.filePath("prefs.jsonl");
+    QFile f(file);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write(R"({"question": "Which colour?", "chosen": "Red.", "rejected": "Blue."}
+{"question": "Broken", "chosen":
+{"question": "Look", "chosen": "At <image>", "rejected": "No."}
+)");
+    f.close();
+    auto r = pivotCmd({"data", "check", file});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("prefs.jsonl:2 (record 1): not valid JSON"), qPrintable(r.err));
+    r = pivotCmd({"data", "check", file, "--skip-bad", "--tokenizer", kQwenTokenizer});
+    QCOMPARE(r.code, 0);
+    QVERIFY2(r.out.contains("loaded 1, skipped 2: 1 <image> in an answer, 1 malformed record"),
+             qPrintable(r.out));
+    QVERIFY(r.out.contains("as qwen2.5"));
+    QVERIFY(r.out.contains(QString::fromUtf8("\u27e6Red.<|im_end|>\u27e7")));
+    QVERIFY(r.out.contains(QString::fromUtf8("rejected answer: \u27e6Blue.<|im_end|>\u27e7")));
   }
 
   // Issue 10: each defect as a user meets it at the command line.

@@ -82,20 +82,22 @@ class TestData : public QObject {
     QVERIFY2(QString::fromStdString(data.record(1).where).endsWith("llava.json:7 (record 1)"),
              data.record(1).where.c_str());
     // SFT trains every assistant turn, and only those.
-    const auto rendering = renderChat(ChatFormat::Qwen25, recordConversation(r, ChatFormat::Qwen25));
+    const auto rendering =
+        renderChat(ChatFormat::Qwen25, recordConversation(r, ChatFormat::Qwen25));
     std::string trained;
     for (const auto& [b, e] : rendering.trained) trained += rendering.text.substr(b, e - b);
     QCOMPARE(trained, std::string("A red cup.<|im_end|>A spoon, 'silver' [shiny].<|im_end|>"));
     // LLaVA-OneVision takes content lists: the placeholder becomes an image part.
-    const auto ov = renderChat(ChatFormat::LlavaOneVision,
-                               recordConversation(r, ChatFormat::LlavaOneVision));
+    const auto ov =
+        renderChat(ChatFormat::LlavaOneVision, recordConversation(r, ChatFormat::LlavaOneVision));
     QVERIFY2(ov.text.rfind("<|im_start|>user\n<image>\nWhat is on the table?<|im_end|>\n", 0) == 0,
              ov.text.c_str());
   }
 
   void preferenceTrlAndMetaFiles() {
-    writeText(path("pref.jsonl"),
-              R"({"image": "a.png", "question": "Which colour?", "chosen": "Red.", "rejected": "Blue."}
+    writeText(
+        path("pref.jsonl"),
+        R"({"image": "a.png", "question": "Which colour?", "chosen": "Red.", "rejected": "Blue."}
 {"image": "b.png", "prompt": "<image>\nHow many?", "chosen": "Two.", "rejected": "Three."}
 
 {"question": "No image here?", "chosen": "Yes.", "rejected": "No."}
@@ -112,7 +114,9 @@ class TestData : public QObject {
     QCOMPARE(textOf(data.record(2).conversation[0]), std::string("No image here?"));
     QVERIFY(QString::fromStdString(data.record(2).where).endsWith("pref.jsonl:4 (record 2)"));
 
-    writeText(path("trl.jsonl"), R"({"images": ["a.png"], "prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Colour?"}]}], "chosen": [{"role": "assistant", "content": [{"type": "text", "text": "Red."}]}], "rejected": [{"role": "assistant", "content": [{"type": "text", "text": "Blue."}]}]}
+    writeText(
+        path("trl.jsonl"),
+        R"({"images": ["a.png"], "prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Colour?"}]}], "chosen": [{"role": "assistant", "content": [{"type": "text", "text": "Red."}]}], "rejected": [{"role": "assistant", "content": [{"type": "text", "text": "Blue."}]}]}
 )");
     data = ConversationDataset::open(path("trl.jsonl"));
     QCOMPARE(data.format(), DatasetFormat::Trl);
@@ -157,8 +161,9 @@ class TestData : public QObject {
     const auto data = ConversationDataset::open(path("broken.jsonl"));
     QCOMPARE(data.size(), size_t{6});
     QVERIFY(errorOf([&] { data.record(1); }).contains("broken.jsonl:2 (record 1): not valid JSON"));
-    QVERIFY(errorOf([&] { data.record(2); })
-                .contains("broken.jsonl:3 (record 2): missing text field 'rejected'"));
+    QVERIFY(errorOf([&] {
+              data.record(2);
+            }).contains("broken.jsonl:3 (record 2): missing text field 'rejected'"));
     QVERIFY(errorOf([&] { data.record(3); }).contains("broken.jsonl:4 (record 3): image "));
     QVERIFY(errorOf([&] { data.record(3); }).contains("gone.png is missing"));
 
@@ -175,25 +180,30 @@ class TestData : public QObject {
 
     // Not a dataset at all, or a truncated array: the error names the file and line.
     writeText(path("truncated.json"), "[\n {\"id\": 1, \"conversations\": []},\n {\"id\": 2,");
-    QVERIFY(errorOf([&] { ConversationDataset::open(path("truncated.json")); })
-                .contains("truncated.json:3: the file ends inside a record"));
+    QVERIFY(errorOf([&] {
+              ConversationDataset::open(path("truncated.json"));
+            }).contains("truncated.json:3: the file ends inside a record"));
     writeText(path("numbers.json"), "[1, 2, 3]");
-    QVERIFY(errorOf([&] { ConversationDataset::open(path("numbers.json")); })
-                .contains("numbers.json:1: a record of the top-level array is not a JSON object"));
+    QVERIFY(errorOf([&] {
+              ConversationDataset::open(path("numbers.json"));
+            }).contains("numbers.json:1: a record of the top-level array is not a JSON object"));
     writeText(path("other.jsonl"), "{\"text\": \"a plain corpus\"}\n");
-    QVERIFY(errorOf([&] { ConversationDataset::open(path("other.jsonl")); })
-                .contains("other.jsonl:1 (record 0): not a dataset this workbench reads"));
-    QVERIFY(errorOf([&] { datasetFormatFromName("csv"); }).contains("unknown dataset format 'csv'"));
+    QVERIFY(errorOf([&] {
+              ConversationDataset::open(path("other.jsonl"));
+            }).contains("other.jsonl:1 (record 0): not a dataset this workbench reads"));
+    QVERIFY(
+        errorOf([&] { datasetFormatFromName("csv"); }).contains("unknown dataset format 'csv'"));
   }
 
   // The paper's max_length filter counts prompt + chosen tokens of the rendered conversation.
   void maxLengthFilterCountsTokens() {
     std::string longAnswer;
     for (int k = 0; k < 300; ++k) longAnswer += "word ";
-    writeText(path("lengths.jsonl"),
-              json({{"question", "Short?"}, {"chosen", "Yes."}, {"rejected", "No."}}).dump() + "\n" +
-                  json({{"question", "Long?"}, {"chosen", longAnswer}, {"rejected", "No."}}).dump() +
-                  "\n");
+    writeText(
+        path("lengths.jsonl"),
+        json({{"question", "Short?"}, {"chosen", "Yes."}, {"rejected", "No."}}).dump() + "\n" +
+            json({{"question", "Long?"}, {"chosen", longAnswer}, {"rejected", "No."}}).dump() +
+            "\n");
     const auto data = ConversationDataset::open(path("lengths.jsonl"));
     ScanOptions options;
     options.tokenizer = &qwen();
@@ -203,16 +213,18 @@ class TestData : public QObject {
     QCOMPARE(scan.kept, std::vector<size_t>({0}));
     QCOMPARE(scan.skipped.at("longer than 100 tokens"), size_t{1});
     // The kept record's length is its rendered prompt + chosen, tokenised.
-    const auto rendering = renderChat(ChatFormat::Qwen25, recordConversation(data.record(0), ChatFormat::Qwen25));
-    QCOMPARE(scan.lengths, std::vector<int>({static_cast<int>(qwen().encode(rendering.text).size())}));
+    const auto rendering =
+        renderChat(ChatFormat::Qwen25, recordConversation(data.record(0), ChatFormat::Qwen25));
+    QCOMPARE(scan.lengths,
+             std::vector<int>({static_cast<int>(qwen().encode(rendering.text).size())}));
   }
 
   // A large generated file: the index finds every record a full parse finds, at the same bytes,
   // and a second open reads the cached index; a changed file is indexed again.
   void indexOfALargeFileAgreesWithAFullParse() {
     std::mt19937 rng(7);
-    const char* pieces[] = {"plain", "quote \" inside", "brackets ] } [ {", "back\\slash", "中文",
-                            "emoji 👍", "newline\nin string", "comma, colon: yes"};
+    const char* pieces[] = {"plain", "quote \" inside", "brackets ] } [ {",   "back\\slash",
+                            "中文",  "emoji 👍",         "newline\nin string", "comma, colon: yes"};
     json all = json::array();
     for (int i = 0; i < 20000; ++i) {
       json conversations = json::array();
@@ -220,7 +232,8 @@ class TestData : public QObject {
         conversations.push_back({{"from", "human"}, {"value", pieces[rng() % 8]}});
         conversations.push_back({{"from", "gpt"}, {"value", pieces[rng() % 8]}});
       }
-      all.push_back({{"id", i}, {"conversations", conversations}, {"nested", {{"a", {1, 2, {3}}}}}});
+      all.push_back(
+          {{"id", i}, {"conversations", conversations}, {"nested", {{"a", {1, 2, {3}}}}}});
     }
     // Mixed layout: some records pretty-printed over many lines, some compact.
     std::string text = "[\n";
@@ -239,9 +252,11 @@ class TestData : public QObject {
     for (size_t i = 0; i < index.size(); ++i) {
       QCOMPARE(json::parse(index.read(i)), parsed[i]);
       QCOMPARE(index.entry(i).line, static_cast<uint32_t>(line));
-      line += std::count(text.begin() + static_cast<long>(index.entry(i).offset),
-                         text.begin() + static_cast<long>(index.entry(i).offset + index.entry(i).length),
-                         '\n') + 1;
+      line += std::count(
+                  text.begin() + static_cast<long>(index.entry(i).offset),
+                  text.begin() + static_cast<long>(index.entry(i).offset + index.entry(i).length),
+                  '\n') +
+              1;
     }
     const RecordIndex again = RecordIndex::open(file);
     QVERIFY(again.fromCache());

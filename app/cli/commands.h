@@ -86,7 +86,26 @@ struct TokenizerBenchArgs {
   std::string jsModule;  // @huggingface/tokenizers' dist/tokenizers.mjs (default: tests/data)
 };
 
+struct DataCheckArgs {
+  std::string file;
+  std::string format;  // empty: recognised from the file
+  std::string imageRoot;
+  std::string tokenizer;   // token lengths, the max_length filter, the rendered example's ids
+  std::string chatFormat;  // override the tokenizer's recognised template
+  int maxLength = 1500;
+  bool skipBad = false;
+  bool noImageCheck = false;
+};
+
+struct DataBenchArgs {
+  double megabytes = 1000;
+  std::string folder;  // where the generated file goes (default: the temporary folder)
+  bool keep = false;
+};
+
 std::string defaultWorkspace();
+int cmdDataCheck(const DataCheckArgs& args);
+int cmdBenchData(const DataBenchArgs& args);
 int cmdTokenize(const TokenizeArgs& args);
 int cmdBenchTokenizer(const TokenizerBenchArgs& args);
 int cmdExperiment(const std::string& workspace, const ExperimentArgs& args);

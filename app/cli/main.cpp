@@ -80,6 +80,33 @@ int main(int argc, char** argv) {
   benchTokenizer->add_option("--js-module", tb.jsModule,
                              "@huggingface/tokenizers dist/tokenizers.mjs (default: tests/data)");
 
+  pivot::cli::DataBenchArgs db;
+  auto* benchData = bench->add_subcommand(
+      "data", "index a generated LLaVA-style JSON file: records/s, peak RSS, second open");
+  benchData->add_option("--megabytes", db.megabytes, "size of the generated file")
+      ->capture_default_str();
+  benchData->add_option("--folder", db.folder, "where to write it (default: temporary folder)");
+  benchData->add_flag("--keep", db.keep, "keep the file and its index");
+
+  pivot::cli::DataCheckArgs dc;
+  auto* data = app.add_subcommand("data", "datasets: LLaVA, preference (MMPR/PIVOT), TRL");
+  data->require_subcommand(1);
+  auto* dataCheck = data->add_subcommand(
+      "check", "validate a dataset: summary, skips by reason, token lengths, a rendered example");
+  dataCheck->add_option("FILE", dc.file, "a .json / .jsonl data file or an MMPR meta.json")
+      ->required();
+  dataCheck->add_option("--format", dc.format,
+                        "llava | preference | trl | mmpr-meta (default: recognised)");
+  dataCheck->add_option("--image-root", dc.imageRoot, "folder image paths are relative to");
+  dataCheck->add_option("--tokenizer", dc.tokenizer,
+                        "tokenizer folder (token lengths, max_length)");
+  dataCheck->add_option("--chat-format", dc.chatFormat,
+                        "qwen2.5 | qwen3 | llava-onevision | chatml (default: the tokenizer's)");
+  dataCheck->add_option("--max-length", dc.maxLength, "drop prompt + chosen longer than this")
+      ->capture_default_str();
+  dataCheck->add_flag("--skip-bad", dc.skipBad, "count bad records instead of stopping at one");
+  dataCheck->add_flag("--no-image-check", dc.noImageCheck, "do not require the images to exist");
+
   pivot::cli::TokenizeArgs tk;
   auto* tokenize = app.add_subcommand(
       "tokenize", "pieces and ids of a text, or a conversation rendered with the chat template");
@@ -217,6 +244,8 @@ int main(int argc, char** argv) {
     if (*metrics) return pivot::cli::cmdMetrics(workspace, run, csv, key);
     if (*exportCmd) return pivot::cli::cmdExport(workspace, run, out);
     if (*benchTokenizer) return pivot::cli::cmdBenchTokenizer(tb);
+    if (*benchData) return pivot::cli::cmdBenchData(db);
+    if (*dataCheck) return pivot::cli::cmdDataCheck(dc);
     if (*bench) return pivot::cli::cmdBench(benchPreset, benchSteps, python);
     if (*tokenize) return pivot::cli::cmdTokenize(tk);
     if (*explain) return pivot::cli::cmdExplain(workspace, x);
