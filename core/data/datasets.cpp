@@ -61,7 +61,8 @@ std::vector<ChatMessage> messagesField(const json& j, const char* key, const std
   return parseChatMessages(it->dump(), where + ": '" + std::string(key) + "'");
 }
 
-std::vector<std::string> imagesOf(const json& j, const std::string& root, const std::string& where) {
+std::vector<std::string> imagesOf(const json& j, const std::string& root,
+                                  const std::string& where) {
   std::vector<std::string> images;
   auto add = [&](const json& v) {
     if (v.is_string())
@@ -126,10 +127,10 @@ DatasetRecord llavaRecord(const json& j, const std::string& root, const std::str
     const std::string at = where + ": conversations[" + std::to_string(k) + "]";
     if (!turn.is_object()) throw std::runtime_error(at + ": must be {from, value}");
     const std::string from = stringField(turn, "from", at);
-    const std::string role = from == "human" || from == "user"        ? "user"
-                             : from == "gpt" || from == "assistant"   ? "assistant"
-                             : from == "system"                       ? "system"
-                                                                      : "";
+    const std::string role = from == "human" || from == "user"      ? "user"
+                             : from == "gpt" || from == "assistant" ? "assistant"
+                             : from == "system"                     ? "system"
+                                                                    : "";
     if (role.empty())
       throw std::runtime_error(at + ": 'from' is \"" + from + "\" (expected human, gpt or system)");
     r.conversation.push_back(textMessage(role, stringField(turn, "value", at)));
@@ -205,9 +206,9 @@ ConversationDataset ConversationDataset::open(const std::string& path,
   const std::string root = options.imageRoot.empty() ? folderOf(path) : options.imageRoot;
   // A meta.json is one small object; a LLaVA file (an array, maybe 1 GB) must not be parsed
   // whole, so only a small file that starts with '{' is tried as one.
-  const bool looksLikeMeta = options.format.value_or(DatasetFormat::MmprMeta) ==
-                                 DatasetFormat::MmprMeta &&
-                             firstByte(path) == '{' && fs::file_size(path) < (16u << 20);
+  const bool looksLikeMeta =
+      options.format.value_or(DatasetFormat::MmprMeta) == DatasetFormat::MmprMeta &&
+      firstByte(path) == '{' && fs::file_size(path) < (16u << 20);
   if (looksLikeMeta || options.format == DatasetFormat::MmprMeta) {
     // meta.json is one small object: read whole, then index each annotation file.
     std::ifstream in(path);
@@ -325,7 +326,7 @@ ScanResult scanDataset(const ConversationDataset& data, const ScanOptions& optio
       if (!options.skipBad) throw;
       const std::string why = e.what();
       ++result.skipped[why.find(": image ") != std::string::npos ? "missing or unreadable image"
-                                                                  : "malformed record"];
+                                                                 : "malformed record"];
       if (result.firstBad.empty()) result.firstBad = why;
       continue;
     }

@@ -30,7 +30,7 @@ const char* name(DatasetFormat f);
 DatasetFormat datasetFormatFromName(const std::string& name);  // throws naming the choices
 
 struct DatasetRecord {
-  std::string where;                // FILE:LINE (record I)
+  std::string where;  // FILE:LINE (record I)
   std::string id;
   std::vector<std::string> images;  // resolved paths
   // llava: the whole dialogue (every assistant turn is trained); preference / trl: the prompt.
