@@ -23,8 +23,9 @@ void printLengths(std::vector<int> lengths, int maxLength) {
   if (lengths.empty()) return;
   std::sort(lengths.begin(), lengths.end());
   auto at = [&](double q) { return lengths[static_cast<size_t>(q * (lengths.size() - 1))]; };
-  std::printf("token lengths (prompt + chosen): min %d, median %d, p95 %d, max %d (max_length %d)\n",
-              lengths.front(), at(0.5), at(0.95), lengths.back(), maxLength);
+  std::printf(
+      "token lengths (prompt + chosen): min %d, median %d, p95 %d, max %d (max_length %d)\n",
+      lengths.front(), at(0.5), at(0.95), lengths.back(), maxLength);
   const int bins = 8, low = lengths.front(), span = lengths.back() - low + 1;
   const int width = std::max(1, (span + bins - 1) / bins);
   std::vector<size_t> counts(bins, 0);
@@ -33,8 +34,7 @@ void printLengths(std::vector<int> lengths, int maxLength) {
   for (int b = 0; b < bins; ++b) {
     const size_t bar = most ? counts[static_cast<size_t>(b)] * 40 / most : 0;
     std::printf("  %6d-%-6d %s %zu\n", low + b * width, low + (b + 1) * width - 1,
-                std::string(bar, '#').c_str(),
-                counts[static_cast<size_t>(b)]);
+                std::string(bar, '#').c_str(), counts[static_cast<size_t>(b)]);
   }
 }
 
@@ -82,14 +82,15 @@ int cmdDataCheck(const DataCheckArgs& args) {
   }
   std::printf("loaded %zu, skipped %zu%s\n", result.kept.size(), skipped, reasons.c_str());
   if (!result.firstBad.empty()) std::printf("first bad record: %s\n", result.firstBad.c_str());
-  if (!tokenizer) std::printf("(no --tokenizer: token lengths and the max_length filter skipped)\n");
+  if (!tokenizer)
+    std::printf("(no --tokenizer: token lengths and the max_length filter skipped)\n");
   printLengths(result.lengths, args.maxLength);
   if (result.kept.empty()) return 0;
 
   const DatasetRecord first = data.record(result.kept[0]);
   const ChatRendering rendering = renderChat(chatFormat, recordConversation(first, chatFormat));
-  std::printf("\nfirst example, %s, as %s; trained text between \u27e6 \u27e7:\n", first.where.c_str(),
-              name(chatFormat));
+  std::printf("\nfirst example, %s, as %s; trained text between \u27e6 \u27e7:\n",
+              first.where.c_str(), name(chatFormat));
   for (const auto& image : first.images) std::printf("image: %s\n", image.c_str());
   std::cout << marked(rendering);
   if (first.isPreference()) {
@@ -114,8 +115,10 @@ long peakRssKb() {
   std::string key;
   long value = 0;
   while (status >> key)
-    if (key == "VmHWM:" && status >> value) return value;
-    else status.ignore(1 << 10, '\n');
+    if (key == "VmHWM:" && status >> value)
+      return value;
+    else
+      status.ignore(1 << 10, '\n');
   return -1;
 }
 
@@ -141,7 +144,8 @@ int cmdBenchData(const DataBenchArgs& args) {
                       ".jpg\", \"conversations\": [{\"from\": \"human\", \"value\": "
                       "\"<image>\\nWhat is on the counter?\"}";
       for (size_t turn = 0; turn < 1 + records % 4; ++turn)
-        r += ", {\"from\": \"gpt\", \"value\": \"" + answer + "\"}, {\"from\": \"human\", "
+        r += ", {\"from\": \"gpt\", \"value\": \"" + answer +
+             "\"}, {\"from\": \"human\", "
              "\"value\": \"And then?\"}";
       r += ", {\"from\": \"gpt\", \"value\": \"" + answer + "\"}]}";
       r += ",\n";
@@ -165,9 +169,10 @@ int cmdBenchData(const DataBenchArgs& args) {
   std::printf("data bench: %.0f MB LLaVA-style JSON array, %zu records\n", mb, index.size());
   std::printf("  index pass    %.2f s  %.0f records/s  %.0f MB/s\n", build,
               static_cast<double>(index.size()) / build, mb / build);
-  std::printf("  peak RSS      %.1f MB during the pass (%.1f MB before; the index itself %.1f MB)\n",
-              static_cast<double>(rssPeak) / 1024, static_cast<double>(rssBefore) / 1024,
-              static_cast<double>(index.size() * sizeof(RecordIndex::Entry)) / 1e6);
+  std::printf(
+      "  peak RSS      %.1f MB during the pass (%.1f MB before; the index itself %.1f MB)\n",
+      static_cast<double>(rssPeak) / 1024, static_cast<double>(rssBefore) / 1024,
+      static_cast<double>(index.size() * sizeof(RecordIndex::Entry)) / 1e6);
   std::printf("  second open   %.3f s (index %s)\n", reopen,
               cached.fromCache() ? "read from the cache" : "rebuilt: the cache was not written");
   // One record in the middle, to show random access works on the big file.
