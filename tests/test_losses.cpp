@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "text/hf_tokenizer.h"
+#include "training/batches.h"
 #include "training/encoder_pretrain.h"
 #include "training/losses.h"
 #include "training/schedule.h"
@@ -101,6 +103,45 @@ class TestLosses : public QObject {
     QVERIFY(near(learningRateAt(100, 100, 1.0, 0.1), 0.0));
     QVERIFY(near(learningRateAt(100, 100, 2.0, 0.1, 0.1), 0.2));
     QVERIFY(near(learningRateAt(0, 10, 3.0, 0.0), 3.0));  // no warmup starts at the peak
+  }
+
+  // A real tokenizer's conversation as model input: labels only on the assistant's tokens (each
+  // the target of the position before it), padding ignored, the image token expanded in place.
+  void chatBatchLabelsOnlyTheAnswer() {
+    const HfTokenizer qwen = HfTokenizer::load(PIVOT_SOURCE_DIR "/tests/data/qwen2.5-tokenizer");
+    const auto conversation = [](const std::string& answer) {
+      return parseChatMessages(R"([{"role": "user", "content": "<image>\nColour?"},
+                                   {"role": "assistant", "content": ")" +
+                                   answer + R"("}])",
+                               "t");
+    };
+    ImageExpansion images;
+    images.tokenId = 151655;
+    images.imageTokens = 4;
+    std::vector<TokenizedChat> rows;
+    for (const char* answer : {"Red.", "It is a dark blue."})
+      rows.push_back(
+          tokenizeChat(qwen, renderChat(ChatFormat::Qwen25, conversation(answer)), images));
+    const auto in = chatBatch(rows, torch::zeros({1, 3, 8, 8}), 151643, torch::kCPU);
+    QCOMPARE(in.inputIds.size(0), int64_t{2});
+    QCOMPARE(in.inputIds.size(1), static_cast<int64_t>(rows[1].ids.size()));
+    for (int64_t b = 0; b < 2; ++b) {
+      std::vector<int64_t> targets;
+      auto labels = in.labels[b];
+      for (int64_t t = 0; t < labels.size(0); ++t)
+        if (labels[t].item<int64_t>() != -100) targets.push_back(labels[t].item<int64_t>());
+      QCOMPARE(qwen.decode(targets),
+               std::string(b == 0 ? "Red.<|im_end|>" : "It is a dark blue.<|im_end|>"));
+      QCOMPARE((in.inputIds[b] == 151655).sum().item<int64_t>(), int64_t{4});
+    }
+    const int64_t shortLength = static_cast<int64_t>(rows[0].ids.size());
+    QCOMPARE(in.attentionMask[0].sum().item<int64_t>(), shortLength);
+    QCOMPARE(in.inputIds[0][shortLength].item<int64_t>(), int64_t{151643});  // right padding
+    QCOMPARE(in.logitsFrom, in.prefixLen.min().item<int64_t>() - 1);
+    // The first target sits right after "<|im_start|>assistant\n".
+    const int64_t p0 = in.prefixLen[0].item<int64_t>();
+    QCOMPARE(qwen.decode({in.inputIds[0][p0 - 1].item<int64_t>()}), std::string("\n"));
+    QCOMPARE(in.labels[0][p0 - 1].item<int64_t>(), in.inputIds[0][p0].item<int64_t>());
   }
 };
 

@@ -63,6 +63,47 @@ MllmInputs buildBatch(const std::vector<BatchRow>& rows, const WordTokenizer& to
   return in;
 }
 
+MllmInputs chatBatch(const std::vector<TokenizedChat>& rows, const torch::Tensor& pixels,
+                     int64_t padId, torch::Device device) {
+  const int64_t B = static_cast<int64_t>(rows.size());
+  int64_t T = 0;
+  for (const auto& r : rows) {
+    if (r.ids.size() != r.trained.size())
+      throw std::invalid_argument("chatBatch: ids and trained flags differ in length");
+    if (std::find(r.trained.begin(), r.trained.end(), 1) == r.trained.end())
+      throw std::invalid_argument("chatBatch: a conversation has no trained token (no answer)");
+    T = std::max<int64_t>(T, static_cast<int64_t>(r.ids.size()));
+  }
+  auto ids = torch::full({B, T}, padId, torch::kInt64);
+  auto mask = torch::zeros({B, T}, torch::kInt64);
+  auto labels = torch::full({B, T}, -100, torch::kInt64);
+  auto prefix = torch::empty({B}, torch::kInt64);
+  auto idsA = ids.accessor<int64_t, 2>();
+  auto maskA = mask.accessor<int64_t, 2>();
+  auto labelsA = labels.accessor<int64_t, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& r = rows[static_cast<size_t>(b)];
+    int64_t firstTrained = -1;
+    for (size_t t = 0; t < r.ids.size(); ++t) {
+      idsA[b][static_cast<int64_t>(t)] = r.ids[t];
+      maskA[b][static_cast<int64_t>(t)] = 1;
+      if (!r.trained[t]) continue;
+      if (t == 0) throw std::invalid_argument("chatBatch: the first token cannot be a target");
+      labelsA[b][static_cast<int64_t>(t) - 1] = r.ids[t];
+      if (firstTrained < 0) firstTrained = static_cast<int64_t>(t);
+    }
+    prefix[b] = firstTrained;
+  }
+  MllmInputs in;
+  in.pixels = pixels.to(device);
+  in.inputIds = ids.to(device);
+  in.attentionMask = mask.to(device);
+  in.labels = labels.to(device);
+  in.prefixLen = prefix.to(device);
+  in.logitsFrom = prefix.min().item<int64_t>() - 1;
+  return in;
+}
+
 DataOrder::DataOrder(uint64_t seed, int64_t datasetSize) : m_seed(seed), m_size(datasetSize) {}
 
 const std::vector<int64_t>& DataOrder::epochOrder(int64_t epoch) {

@@ -8,6 +8,7 @@
 #include "data/shapes_world.h"
 #include "text/word_tokenizer.h"
 #include "model/mllm.h"
+#include "text/chat_template.h"
 
 namespace pivot {
 
@@ -27,6 +28,13 @@ torch::Tensor imageTensor(const std::vector<const Scene*>& scenes);
 
 MllmInputs buildBatch(const std::vector<BatchRow>& rows, const WordTokenizer& tok, int imageTokens,
                       torch::Device device);
+
+// Rendered conversations (text/chat_template: ids with the image placeholder already expanded,
+// and which ids are trained) as model inputs for any tokenizer: right padding with padId, labels
+// only where a token is trained (position t - 1 predicts a trained token t), the prefix up to the
+// first trained token. pixels: (I, C, H, W) with I dividing the number of rows.
+MllmInputs chatBatch(const std::vector<TokenizedChat>& rows, const torch::Tensor& pixels,
+                     int64_t padId, torch::Device device);
 
 // Sample indices of training step `step` (0-based): epochs of a seeded permutation of the dataset.
 class DataOrder {
