@@ -109,7 +109,15 @@ class StageRunner {
       const auto want = comparable(toJson(cfg));
       for (const auto& r : store.runs()) {
         if (r.stage != stageName(cfg.stage) || r.parentId != parent) continue;
-        if (comparable(nlohmann::json::parse(r.configJson)) != want) continue;
+        // Through the current reader and writer, so a run stored before a config field existed
+        // compares with that field's default.
+        nlohmann::json stored;
+        try {
+          stored = comparable(toJson(trainConfigFromJson(nlohmann::json::parse(r.configJson))));
+        } catch (const std::exception&) {
+          continue;  // a run this version cannot read is not the stage asked for
+        }
+        if (stored != want) continue;
         const auto checkpoints = store.checkpoints(r.id);
         const bool usable = !checkpoints.empty() &&
                             fs::exists(fs::path(checkpoints.back().path) / "model.safetensors");

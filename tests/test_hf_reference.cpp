@@ -4,10 +4,13 @@
 #include <QtTest/QtTest>
 #include <torch/torch.h>
 
+#include <QTemporaryDir>
 #include <filesystem>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
+#include "io/hf_llava.h"
 #include "io/safetensors.h"
 #include "io/state_dict.h"
 #include "model/causal_lm.h"
@@ -102,6 +105,130 @@ class TestHfReference : public QObject {
                    QString(e.what()).contains("model.embed_tokens.weight"),
                e.what());
     }
+  }
+
+  // hf-llava-tiny (BF16, two shards, hub layout): image features and logits as recorded.
+  void llavaTinyReproducesRecordedOutputs() {
+    const std::string dir = PIVOT_SOURCE_DIR "/tests/data/hf-llava-tiny";
+    HfLlava llava = loadHfLlava(dir);
+    QCOMPARE(llava.report.layout, std::string("hub"));
+    QCOMPARE(llava.report.files.size(), size_t{2});
+    QCOMPARE(llava.report.dtypes.at("BFloat16"), 84);
+    QVERIFY(llava.report.unused.empty());
+    QCOMPARE(llava.config.image_token_id, 127);
+    QVERIFY(!llava.config.prefix_bidirectional);
+    const auto diff =
+        compareWithRecorded(llava.model, loadSafetensors(dir + "/io.safetensors"), "io");
+    QVERIFY(diff.imageFeatures && diff.logits);
+    QVERIFY2(*diff.imageFeatures < 1e-4, qPrintable(QString::number(*diff.imageFeatures)));
+    QVERIFY2(*diff.logits < 1e-4, qPrintable(QString::number(*diff.logits)));
+  }
+
+  // The same weights under every name layout, unsharded, in F32 or F16 (the head tied or not):
+  // the same logits.
+  void everyNameLayoutLoads() {
+    const std::string dir = PIVOT_SOURCE_DIR "/tests/data/hf-llava-tiny";
+    TensorMap hub;
+    for (const auto* shard :
+         {"/model-00001-of-00002.safetensors", "/model-00002-of-00002.safetensors"})
+      for (auto& [k, v] : loadSafetensors(dir + shard)) hub[k] = v;
+    const auto io = loadSafetensors(dir + "/io.safetensors");
+    auto rename = [](const std::string& name, const std::string& layout) -> std::string {
+      auto swap = [&](const std::string& from, const std::string& to) {
+        return name.rfind(from, 0) == 0 ? to + name.substr(from.size()) : std::string();
+      };
+      if (layout == "transformers") {
+        for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+                 {"vision_tower.vision_model.", "model.vision_tower."},
+                 {"multi_modal_projector.", "model.multi_modal_projector."},
+                 {"language_model.model.", "model.language_model."},
+                 {"language_model.lm_head.", "lm_head."}})
+          if (auto r = swap(from, to); !r.empty()) return r;
+      } else {  // llava-next
+        for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+                 {"vision_tower.vision_model.", "model.vision_tower.vision_tower.vision_model."},
+                 {"multi_modal_projector.linear_1.", "model.mm_projector.0."},
+                 {"multi_modal_projector.linear_2.", "model.mm_projector.2."},
+                 {"language_model.model.", "model."},
+                 {"language_model.lm_head.", "lm_head."}})
+          if (auto r = swap(from, to); !r.empty()) return r;
+      }
+      return name;
+    };
+    for (const std::string layout : {"transformers", "llava-next"}) {
+      for (const auto dtype : {torch::kFloat32, torch::kFloat16}) {
+        QTemporaryDir tmp;
+        const std::string out = tmp.path().toStdString();
+        std::filesystem::copy_file(dir + "/config.json", out + "/config.json");
+        TensorMap renamed;
+        for (const auto& [k, v] : hub) renamed[rename(k, layout)] = v.to(dtype);
+        renamed["vision_tower_head_probe.weight"] = torch::zeros({2});  // unknown: listed as unused
+        saveSafetensors(out + "/model.safetensors", renamed);
+        HfLlava llava = loadHfLlava(out);
+        QCOMPARE(llava.report.layout, layout);
+        QCOMPARE(llava.report.unused, std::vector<std::string>({"vision_tower_head_probe.weight"}));
+        const auto diff = compareWithRecorded(llava.model, io, "io");
+        // F16 rounds the BF16 weights exactly (8-bit mantissa fits in 11); F32 too.
+        QVERIFY2(*diff.logits < 1e-4,
+                 qPrintable(QString::fromStdString(layout) + " " + QString::number(*diff.logits)));
+      }
+    }
+    // A tied head: no lm_head in the file, the embeddings serve.
+    QTemporaryDir tmp;
+    const std::string out = tmp.path().toStdString();
+    auto config = readJsonFile(dir + "/config.json");
+    config["tie_word_embeddings"] = true;
+    config["text_config"]["tie_word_embeddings"] = true;
+    std::ofstream(out + "/config.json") << config.dump();
+    TensorMap tied = hub;
+    tied.erase("language_model.lm_head.weight");
+    saveSafetensors(out + "/model.safetensors", tied);
+    HfLlava llava = loadHfLlava(out);
+    QVERIFY(llava.report.tiedHead);
+    QVERIFY(torch::equal(llava.model->language_model->outputWeight(),
+                         llava.model->language_model->model->embed_tokens->weight));
+  }
+
+  // A missing or misshapen tensor names the file and the tensor; an unsupported config the field.
+  void brokenModelFoldersNameTheTensor() {
+    const std::string dir = PIVOT_SOURCE_DIR "/tests/data/hf-llava-tiny";
+    TensorMap hub;
+    for (const auto* shard :
+         {"/model-00001-of-00002.safetensors", "/model-00002-of-00002.safetensors"})
+      for (auto& [k, v] : loadSafetensors(dir + shard)) hub[k] = v;
+    auto errorOf = [](const std::string& folder) {
+      try {
+        loadHfLlava(folder);
+      } catch (const std::exception& e) {
+        return QString(e.what());
+      }
+      return QString();
+    };
+    QTemporaryDir tmp;
+    const std::string out = tmp.path().toStdString();
+    std::filesystem::copy_file(dir + "/config.json", out + "/config.json");
+    TensorMap wrong = hub;
+    wrong["multi_modal_projector.linear_1.weight"] = torch::zeros({64, 32});
+    saveSafetensors(out + "/model.safetensors", wrong);
+    QString e = errorOf(out);
+    QVERIFY2(
+        e.contains(
+            "model.safetensors: tensor 'multi_modal_projector.linear_1.weight' has shape [64, 32]"),
+        qPrintable(e));
+    TensorMap missing = hub;
+    missing.erase("language_model.model.norm.weight");
+    saveSafetensors(out + "/model.safetensors", missing);
+    e = errorOf(out);
+    QVERIFY2(e.contains("tensor for 'language_model.model.norm.weight' is missing"), qPrintable(e));
+    auto config = readJsonFile(dir + "/config.json");
+    config["vision_feature_layer"] = {-2, -5};
+    std::ofstream(out + "/config.json") << config.dump();
+    e = errorOf(out);
+    QVERIFY2(e.contains("config.json: field 'vision_feature_layer'"), qPrintable(e));
+    config = readJsonFile(dir + "/config.json");
+    config["image_seq_length"] = 729;
+    std::ofstream(out + "/config.json") << config.dump();
+    QVERIFY(errorOf(out).contains("field 'image_seq_length' is 729 but the vision tower gives 16"));
   }
 };
 

@@ -103,7 +103,13 @@ struct DataBenchArgs {
   bool keep = false;
 };
 
+struct ModelCheckArgs {
+  std::string folder;
+  std::string inputs;  // a safetensors file of recorded inputs (and outputs to compare)
+};
+
 std::string defaultWorkspace();
+int cmdModelCheck(const ModelCheckArgs& args);
 int cmdDataCheck(const DataCheckArgs& args);
 int cmdBenchData(const DataBenchArgs& args);
 int cmdTokenize(const TokenizeArgs& args);

@@ -107,6 +107,19 @@ int main(int argc, char** argv) {
   dataCheck->add_flag("--skip-bad", dc.skipBad, "count bad records instead of stopping at one");
   dataCheck->add_flag("--no-image-check", dc.noImageCheck, "do not require the images to exist");
 
+  pivot::cli::ModelCheckArgs mc;
+  auto* model = app.add_subcommand("model", "Hugging Face model folders (LLaVA: SigLIP + Qwen2)");
+  model->require_subcommand(1);
+  auto* modelCheck = model->add_subcommand(
+      "check",
+      "architecture, name layout, dtypes, parameter counts, unused tensors; with "
+      "--inputs, the max abs difference from recorded outputs");
+  modelCheck->add_option("DIR", mc.folder, "model folder (config.json + safetensors)")->required();
+  modelCheck->add_option(
+      "--inputs", mc.inputs,
+      "safetensors with pixel_values, input_ids, attention_mask [, position_ids, "
+      "image_features, logits]");
+
   pivot::cli::TokenizeArgs tk;
   auto* tokenize = app.add_subcommand(
       "tokenize", "pieces and ids of a text, or a conversation rendered with the chat template");
@@ -246,6 +259,7 @@ int main(int argc, char** argv) {
     if (*benchTokenizer) return pivot::cli::cmdBenchTokenizer(tb);
     if (*benchData) return pivot::cli::cmdBenchData(db);
     if (*dataCheck) return pivot::cli::cmdDataCheck(dc);
+    if (*modelCheck) return pivot::cli::cmdModelCheck(mc);
     if (*bench) return pivot::cli::cmdBench(benchPreset, benchSteps, python);
     if (*tokenize) return pivot::cli::cmdTokenize(tk);
     if (*explain) return pivot::cli::cmdExplain(workspace, x);

@@ -2,9 +2,11 @@
 
 namespace pivot {
 
-ProjectorImpl::ProjectorImpl(int64_t visionDim, int64_t textDim) {
-  linear_1 = register_module("linear_1", torch::nn::Linear(visionDim, textDim));
-  linear_2 = register_module("linear_2", torch::nn::Linear(textDim, textDim));
+ProjectorImpl::ProjectorImpl(int64_t visionDim, int64_t textDim, bool bias) {
+  linear_1 = register_module(
+      "linear_1", torch::nn::Linear(torch::nn::LinearOptions(visionDim, textDim).bias(bias)));
+  linear_2 = register_module(
+      "linear_2", torch::nn::Linear(torch::nn::LinearOptions(textDim, textDim).bias(bias)));
 }
 
 torch::Tensor ProjectorImpl::forward(const torch::Tensor& x) {
@@ -13,14 +15,17 @@ torch::Tensor ProjectorImpl::forward(const torch::Tensor& x) {
 
 MllmImpl::MllmImpl(const MllmConfig& c) : config(c) {
   vision_tower = register_module("vision_tower", VisionTransformer(c.vision));
-  multi_modal_projector =
-      register_module("multi_modal_projector", Projector(c.vision.hidden_size, c.text.hidden_size));
+  multi_modal_projector = register_module(
+      "multi_modal_projector",
+      Projector(c.vision.hidden_size, c.text.hidden_size, c.multimodal_projector_bias));
   language_model = register_module("language_model", CausalLM(c.text));
 }
 
 torch::Tensor MllmImpl::visualTokens(const torch::Tensor& pixels) {
   auto features = vision_tower->features(pixels, config.vision_feature_layer);  // (B, N, Dv)
-  return multi_modal_projector(features);                                       // (B, N, Dt)
+  if (config.vision_feature_select_strategy == "default")  // drop a CLIP-style class token
+    features = features.narrow(1, 1, features.size(1) - 1);
+  return multi_modal_projector(features);  // (B, N, Dt)
 }
 
 torch::Tensor MllmImpl::spliceEmbeddings(const torch::Tensor& inputIds,

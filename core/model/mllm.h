@@ -11,7 +11,7 @@
 namespace pivot {
 
 struct ProjectorImpl : torch::nn::Module {
-  ProjectorImpl(int64_t visionDim, int64_t textDim);
+  ProjectorImpl(int64_t visionDim, int64_t textDim, bool bias = true);
   torch::Tensor forward(const torch::Tensor& x);  // Linear-GELU-Linear, (B, N, Dv) -> (B, N, Dt)
   torch::nn::Linear linear_1{nullptr}, linear_2{nullptr};
 };

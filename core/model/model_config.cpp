@@ -101,6 +101,15 @@ MllmConfig mllmConfigFromJson(const nlohmann::json& j) {
   readField(j, "vision_feature_layer", c.vision_feature_layer);
   readField(j, "prefix_bidirectional", c.prefix_bidirectional);
   readField(j, "image_token_index", c.image_token_id);
+  readField(j, "image_token_id", c.image_token_id);  // transformers 5 spells it so
+  readField(j, "vision_feature_select_strategy", c.vision_feature_select_strategy);
+  if (c.vision_feature_select_strategy != "full" && c.vision_feature_select_strategy != "default")
+    throw std::runtime_error(
+        "config field 'vision_feature_select_strategy' must be \"full\" or "
+        "\"default\"");
+  readField(j, "multimodal_projector_bias", c.multimodal_projector_bias);
+  // LlavaConfig may state the head's tying at the top, for the whole model.
+  readField(j, "tie_word_embeddings", c.text.tie_word_embeddings);
   return c;
 }
 
@@ -139,6 +148,9 @@ nlohmann::json toJson(const MllmConfig& c) {
           {"vision_config", toJson(c.vision)},
           {"text_config", toJson(c.text)},
           {"vision_feature_layer", c.vision_feature_layer},
+          {"vision_feature_select_strategy", c.vision_feature_select_strategy},
+          {"multimodal_projector_bias", c.multimodal_projector_bias},
+          {"image_seq_length", c.imageTokens()},
           {"prefix_bidirectional", c.prefix_bidirectional},
           {"image_token_index", c.image_token_id}};
 }

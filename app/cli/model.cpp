@@ -1,0 +1,48 @@
+// `pivot model check`: what a user needs to trust a Hugging Face model folder before training it.
+#include <cstdio>
+
+#include "commands.h"
+#include "io/hf_llava.h"
+
+namespace pivot::cli {
+
+int cmdModelCheck(const ModelCheckArgs& args) {
+  HfLlava llava = loadHfLlava(args.folder);
+  const HfModelReport& r = llava.report;
+  const MllmConfig& c = llava.config;
+  std::printf("model: %s\n", args.folder.c_str());
+  std::printf("architecture: LLaVA (SigLIP %d layers, D %d, %d px / patch %d -> %d image tokens; "
+              "Qwen2 %d layers, D %d, %d heads / %d kv, vocab %d%s)\n",
+              c.vision.num_hidden_layers, c.vision.hidden_size, c.vision.image_size,
+              c.vision.patch_size, c.imageTokens(), c.text.num_hidden_layers, c.text.hidden_size,
+              c.text.num_attention_heads, c.text.num_key_value_heads, c.text.vocab_size,
+              r.tiedHead ? ", tied head" : "");
+  std::printf("features: hidden state %d, strategy %s; image token id %d; projector bias %s\n",
+              c.vision_feature_layer, c.vision_feature_select_strategy.c_str(), c.image_token_id,
+              c.multimodal_projector_bias ? "yes" : "no");
+  std::printf("name layout: %s; %zu file%s\n", r.layout.c_str(), r.files.size(),
+              r.files.size() == 1 ? "" : "s");
+  std::string dtypes;
+  for (const auto& [dtype, n] : r.dtypes)
+    dtypes += (dtypes.empty() ? "" : ", ") + std::to_string(n) + " " + dtype;
+  std::printf("stored dtypes: %s (loaded as float32)\n", dtypes.c_str());
+  std::printf("parameters: vision %.3f M, projector %.3f M, language model %.3f M, total %.3f M\n",
+              static_cast<double>(r.visionParameters) / 1e6,
+              static_cast<double>(r.projectorParameters) / 1e6,
+              static_cast<double>(r.lmParameters) / 1e6,
+              static_cast<double>(r.visionParameters + r.projectorParameters + r.lmParameters) /
+                  1e6);
+  std::printf("missing tensors: none (a missing one is an error)\n");
+  std::printf("unused tensors: %s\n", r.unused.empty() ? "none" : "");
+  for (const auto& name : r.unused) std::printf("  %s\n", name.c_str());
+  if (args.inputs.empty()) return 0;
+  const auto d = compareWithRecorded(llava.model, loadSafetensors(args.inputs), args.inputs);
+  std::printf("recorded outputs (%s):\n", args.inputs.c_str());
+  if (d.imageFeatures) std::printf("  image_features max abs diff %.3g\n", *d.imageFeatures);
+  if (d.logits) std::printf("  logits max abs diff %.3g (where attention_mask is 1)\n", *d.logits);
+  if (!d.imageFeatures && !d.logits)
+    std::printf("  the file holds neither image_features nor logits: ran the model only\n");
+  return 0;
+}
+
+}  // namespace pivot::cli

@@ -1,0 +1,233 @@
+#include "io/hf_llava.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+namespace pivot {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Prefix rules, most specific first: {prefix in the file, our prefix, layout it reveals}.
+struct PrefixRule {
+  const char* from;
+  const char* to;
+  const char* layout;
+};
+constexpr PrefixRule kRules[] = {
+    {"model.vision_tower.vision_tower.vision_model.", "vision_tower.", "llava-next"},
+    {"model.mm_projector.0.", "multi_modal_projector.linear_1.", "llava-next"},
+    {"model.mm_projector.2.", "multi_modal_projector.linear_2.", "llava-next"},
+    {"vision_tower.vision_model.", "vision_tower.", "hub"},
+    {"multi_modal_projector.", "multi_modal_projector.", "hub"},
+    {"language_model.model.", "language_model.model.", "hub"},
+    {"language_model.lm_head.", "language_model.lm_head.", "hub"},
+    {"model.vision_tower.vision_model.", "vision_tower.", "transformers"},
+    {"model.vision_tower.", "vision_tower.", "transformers"},
+    {"model.multi_modal_projector.", "multi_modal_projector.", "transformers"},
+    {"model.language_model.", "language_model.model.", "transformers"},
+    {"model.", "language_model.model.", "llava-next"},  // model.layers.*, model.embed_tokens.*
+    {"lm_head.", "language_model.lm_head.", ""},        // transformers and llava-next alike
+};
+
+bool startsWith(const std::string& s, const char* prefix) {
+  return s.compare(0, std::char_traits<char>::length(prefix), prefix) == 0;
+}
+
+std::runtime_error fieldError(const std::string& source, const std::string& field,
+                              const std::string& why) {
+  return std::runtime_error(source + ": field '" + field + "' " + why);
+}
+
+// The weight files of a folder: the index's shards, or the one model.safetensors.
+std::vector<std::string> weightFiles(const std::string& folder,
+                                     std::map<std::string, std::string>* weightMap) {
+  const fs::path index = fs::path(folder) / "model.safetensors.index.json";
+  if (fs::exists(index)) {
+    const auto j = readJsonFile(index.string());
+    if (!j.contains("weight_map") || !j["weight_map"].is_object())
+      throw fieldError(index.string(), "weight_map", "is missing");
+    std::set<std::string> shards;
+    for (const auto& [name, file] : j["weight_map"].items()) {
+      if (!file.is_string())
+        throw fieldError(index.string(), "weight_map." + name, "must name a file");
+      (*weightMap)[name] = file.get<std::string>();
+      shards.insert(file.get<std::string>());
+    }
+    std::vector<std::string> files;
+    for (const auto& s : shards) files.push_back((fs::path(folder) / s).string());
+    return files;
+  }
+  const fs::path single = fs::path(folder) / "model.safetensors";
+  if (!fs::exists(single))
+    throw std::runtime_error(folder + ": no model.safetensors or model.safetensors.index.json");
+  return {single.string()};
+}
+
+}  // namespace
+
+MllmConfig llavaConfigFromHf(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) throw std::runtime_error(source + ": not a JSON object");
+  const std::string type = j.value("model_type", std::string());
+  if (type != "llava")
+    throw fieldError(source, "model_type",
+                     "is \"" + type + "\"; supported: \"llava\" (SigLIP + Qwen2 LLaVA models)");
+  const auto vision = j.value("vision_config", nlohmann::json::object());
+  const auto text = j.value("text_config", nlohmann::json::object());
+  if (vision.value("model_type", std::string("siglip_vision_model")) != "siglip_vision_model")
+    throw fieldError(source, "vision_config.model_type", "must be \"siglip_vision_model\"");
+  if (vision.value("hidden_act", std::string("gelu_pytorch_tanh")) != "gelu_pytorch_tanh")
+    throw fieldError(source, "vision_config.hidden_act", "must be \"gelu_pytorch_tanh\"");
+  for (const char* textType : {"qwen2"})
+    if (text.value("model_type", std::string(textType)) != textType)
+      throw fieldError(source, "text_config.model_type", "must be \"qwen2\"");
+  if (text.value("hidden_act", std::string("silu")) != "silu")
+    throw fieldError(source, "text_config.hidden_act", "must be \"silu\"");
+  if (j.value("projector_hidden_act", std::string("gelu")) != "gelu")
+    throw fieldError(source, "projector_hidden_act", "must be \"gelu\" (exact GELU)");
+  if (j.contains("vision_feature_layer") && !j["vision_feature_layer"].is_number_integer())
+    throw fieldError(source, "vision_feature_layer",
+                     "is a list; features concatenated from several layers are not supported yet");
+  MllmConfig c;
+  try {
+    c = mllmConfigFromJson(j);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(source + ": " + e.what());
+  }
+  c.prefix_bidirectional = false;  // HF LLaVA attends causally throughout
+  if (j.contains("image_seq_length") && j["image_seq_length"].is_number_integer() &&
+      j["image_seq_length"].get<int>() != c.imageTokens())
+    throw fieldError(source, "image_seq_length",
+                     "is " + j["image_seq_length"].dump() + " but the vision tower gives " +
+                         std::to_string(c.imageTokens()) + " tokens per image");
+  if (c.image_token_id < 0 || c.image_token_id >= c.text.vocab_size)
+    throw fieldError(source, "image_token_index", "is outside the vocabulary");
+  return c;
+}
+
+std::string canonicalLlavaName(const std::string& name, std::string* layout) {
+  for (const auto& rule : kRules) {
+    if (!startsWith(name, rule.from)) continue;
+    if (layout) *layout = rule.layout;
+    return rule.to + name.substr(std::char_traits<char>::length(rule.from));
+  }
+  if (layout) layout->clear();
+  return "";
+}
+
+HfLlava loadHfLlava(const std::string& folder) {
+  HfLlava out;
+  out.report.folder = folder;
+  const std::string configPath = (fs::path(folder) / "config.json").string();
+  out.config = llavaConfigFromHf(readJsonFile(configPath), configPath);
+  out.model = Mllm(out.config);
+  out.model->eval();
+
+  // Every tensor of every file under our name, remembering where it came from.
+  std::map<std::string, std::string> weightMap;
+  out.report.files = weightFiles(folder, &weightMap);
+  struct Found {
+    torch::Tensor tensor;
+    std::string file, original;
+  };
+  std::map<std::string, Found> tensors;
+  std::map<std::string, int> layoutVotes;
+  for (const auto& file : out.report.files) {
+    for (auto& [name, tensor] : loadSafetensors(file)) {
+      if (!weightMap.empty() && !weightMap.count(name))
+        throw std::runtime_error(file + ": tensor '" + name +
+                                 "' is not listed in model.safetensors.index.json");
+      ++out.report.dtypes[c10::toString(tensor.scalar_type())];
+      std::string layout;
+      const std::string ours = canonicalLlavaName(name, &layout);
+      if (!layout.empty()) ++layoutVotes[layout];
+      if (ours.empty() || tensors.count(ours)) {
+        out.report.unused.push_back(name);
+        continue;
+      }
+      tensors[ours] = {tensor, fs::path(file).filename().string(), name};
+    }
+  }
+  for (const auto& [name, file] : weightMap)
+    if (std::none_of(out.report.files.begin(), out.report.files.end(), [&](const std::string& f) {
+          return fs::path(f).filename() == file;
+        }))
+      throw std::runtime_error(folder + ": the index lists '" + name + "' in missing file " + file);
+  out.report.layout = "hub";
+  int most = 0;
+  for (const auto& [layout, votes] : layoutVotes)
+    if (votes > most) {
+      most = votes;
+      out.report.layout = layout;
+    }
+
+  // Copy into every parameter; what is left over is unused.
+  torch::NoGradGuard noGrad;
+  std::set<std::string> taken;
+  for (auto& item : out.model->named_parameters()) {
+    const std::string& name = item.key();
+    auto it = tensors.find(name);
+    if (it == tensors.end())
+      throw std::runtime_error(folder + ": tensor for '" + name +
+                               "' is missing (no name in any layout maps to it)");
+    const Found& f = it->second;
+    if (f.tensor.sizes() != item.value().sizes()) {
+      std::ostringstream why;
+      why << f.file << ": tensor '" << f.original << "' has shape " << f.tensor.sizes()
+          << " but the config makes '" << name << "' " << item.value().sizes();
+      throw std::runtime_error(why.str());
+    }
+    item.value().copy_(f.tensor.to(torch::kFloat32));
+    taken.insert(name);
+    const int64_t n = item.value().numel();
+    if (startsWith(name, "vision_tower."))
+      out.report.visionParameters += n;
+    else if (startsWith(name, "multi_modal_projector."))
+      out.report.projectorParameters += n;
+    else
+      out.report.lmParameters += n;
+  }
+  for (const auto& [name, f] : tensors)
+    if (!taken.count(name)) out.report.unused.push_back(f.original);
+  out.report.tiedHead = out.config.text.tie_word_embeddings;
+  if (out.report.tiedHead && tensors.count("language_model.lm_head.weight"))
+    out.report.unused.push_back(tensors["language_model.lm_head.weight"].original);
+  std::sort(out.report.unused.begin(), out.report.unused.end());
+  out.report.unused.erase(std::unique(out.report.unused.begin(), out.report.unused.end()),
+                          out.report.unused.end());
+  return out;
+}
+
+RecordedComparison compareWithRecorded(Mllm& model, const TensorMap& io,
+                                       const std::string& source) {
+  auto need = [&](const char* name) {
+    auto it = io.find(name);
+    if (it == io.end()) throw std::runtime_error(source + ": tensor '" + name + "' is missing");
+    return it->second;
+  };
+  torch::NoGradGuard noGrad;
+  model->eval();
+  const auto pixels = need("pixel_values").to(torch::kFloat32);
+  const auto ids = need("input_ids").to(torch::kInt64);
+  const auto mask = need("attention_mask").to(torch::kInt64);
+  const auto positions = io.count("position_ids") ? io.at("position_ids").to(torch::kInt64)
+                                                  : torch::Tensor();
+  RecordedComparison out;
+  const auto visual = model->visualTokens(pixels);
+  if (io.count("image_features"))
+    out.imageFeatures =
+        (visual - io.at("image_features").to(torch::kFloat32)).abs().max().item<double>();
+  const auto embeds = model->spliceEmbeddings(ids, visual);
+  const auto logits = model->language_model->forwardEmbeds(embeds, mask, positions);
+  if (io.count("logits")) {
+    const auto real = mask.to(torch::kBool).unsqueeze(-1);  // padding positions are arbitrary
+    const auto diff = (logits - io.at("logits").to(torch::kFloat32)).abs().masked_fill(~real, 0);
+    out.logits = diff.max().item<double>();
+  }
+  return out;
+}
+
+}  // namespace pivot

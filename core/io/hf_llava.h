@@ -1,0 +1,59 @@
+// A Hugging Face LLaVA model folder (SigLIP vision tower, mlp2x_gelu projector, Qwen2 LM) into our
+// Mllm: config.json as LlavaConfig, weights in one model.safetensors or shards listed by
+// model.safetensors.index.json, BF16 / F16 / F32 converted to float32, and parameter names in any
+// of the layouts seen in the wild normalised by prefix rules:
+//   hub           vision_tower.vision_model.*, multi_modal_projector.linear_1|2.*,
+//                 language_model.model.*, language_model.lm_head.*
+//   transformers  model.vision_tower.[vision_model.]*, model.multi_modal_projector.*,
+//                 model.language_model.*, lm_head.*   (the in-memory names some trainers save)
+//   llava-next    model.vision_tower.vision_tower.vision_model.*, model.mm_projector.0|2.*,
+//                 model.layers.* / model.embed_tokens.* / model.norm.*, lm_head.*
+// A missing or misshapen tensor is an error naming the file and the tensor; tensors no module
+// uses (a SigLIP pooling head) are listed in the report.
+#pragma once
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "model/mllm.h"
+
+namespace pivot {
+
+struct HfModelReport {
+  std::string folder;
+  std::string layout;                    // hub | transformers | llava-next
+  std::vector<std::string> files;        // the safetensors files read
+  std::map<std::string, int> dtypes;     // dtype as stored -> number of tensors
+  int64_t visionParameters = 0, projectorParameters = 0, lmParameters = 0;
+  std::vector<std::string> unused;       // names in the files that no parameter takes
+  bool tiedHead = false;                 // no lm_head: the embedding matrix is the head
+};
+
+struct HfLlava {
+  MllmConfig config;
+  Mllm model{nullptr};
+  HfModelReport report;
+};
+
+// The LlavaConfig of a config.json as our MllmConfig (causal attention, as HF computes it).
+// Throws naming `source` and the field for anything this model does not implement.
+MllmConfig llavaConfigFromHf(const nlohmann::json& config, const std::string& source);
+
+// Our name for a tensor of any layout ("" when it belongs to no part we know), and the layout the
+// name reveals ("" when the name is the same in several).
+std::string canonicalLlavaName(const std::string& name, std::string* layout = nullptr);
+
+// Reads the folder into a float32 model on the CPU, in eval mode.
+HfLlava loadHfLlava(const std::string& folder);
+
+// Runs the model on recorded inputs (pixel_values, input_ids, attention_mask, optional
+// position_ids; a missing tensor is an error naming `source`) and, where the file holds them,
+// gives the max abs difference of image_features and of logits (compared where the mask is 1).
+struct RecordedComparison {
+  std::optional<double> imageFeatures, logits;
+};
+RecordedComparison compareWithRecorded(Mllm& model, const TensorMap& io, const std::string& source);
+
+}  // namespace pivot
