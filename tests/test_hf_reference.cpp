@@ -10,11 +10,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/image_processor.h"
 #include "io/hf_llava.h"
 #include "io/safetensors.h"
 #include "io/state_dict.h"
 #include "model/causal_lm.h"
 #include "model/vision_transformer.h"
+#include "visualization/overlay.h"
 
 using namespace pivot;
 
@@ -24,6 +26,15 @@ namespace {
 std::string referenceDir() {
   const char* dir = PIVOT_SOURCE_DIR "/tests/data/hf-tiny";
   return std::filesystem::exists(dir) ? dir : "";
+}
+
+QString errorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return QString(e.what());
+  }
+  return {};
 }
 
 double maxAbsDiff(const torch::Tensor& a, const torch::Tensor& b) {
@@ -229,6 +240,37 @@ class TestHfReference : public QObject {
     config["image_seq_length"] = 729;
     std::ofstream(out + "/config.json") << config.dump();
     QVERIFY(errorOf(out).contains("field 'image_seq_length' is 729 but the vision tower gives 16"));
+  }
+
+  // The SigLIP processor on the real photo: row 0 of the recorded pixel_values was made by
+  // transformers with Pillow's antialiased bicubic resize (535x426 -> 32x32).
+  void siglipProcessorMatchesPillow() {
+    const std::string dir = PIVOT_SOURCE_DIR "/tests/data/hf-llava-tiny";
+    const auto config = imageProcessorConfigFromFile(dir + "/preprocessor_config.json");
+    QCOMPARE(config.width, 32);
+    QCOMPARE(config.resample, Resample::Bicubic);
+    const Rgb8 photo = readRgb8(dir + "/photo.png");
+    QCOMPARE(photo.width, 535);
+    QCOMPARE(photo.height, 426);
+    const auto values = pixelValues(photo, config);
+    const auto recorded =
+        loadSafetensors(dir + "/io.safetensors").at("pixel_values")[0].contiguous();
+    const auto ours = torch::from_blob(const_cast<float*>(values.data()), {3, 32, 32}).clone();
+    // In 0..255 units before normalisation: (v * 0.5 + 0.5) * 255.
+    const double worst = ((ours - recorded) * 0.5 * 255).abs().max().item<double>();
+    QVERIFY2(worst < 2.0 + 1e-3, qPrintable(QString("max difference %1 / 255").arg(worst)));
+    qInfo("SigLIP processor vs Pillow on photo.png: max difference %.4f / 255", worst);
+    // A plain (non-antialiased) bicubic would be far off: the filter must widen when shrinking.
+    Rgb8 tiny{2, 1, {0, 0, 0, 255, 255, 255}};
+    const Rgb8 one = resizeLikePillow(tiny, 1, 1, Resample::Bicubic);
+    QCOMPARE(int(one.rgb[0]), 128);  // the mean of both pixels, as Pillow gives
+    QTemporaryDir tmp;
+    const std::string clip = tmp.filePath("preprocessor_config.json").toStdString();
+    std::ofstream(clip)
+        << R"({"image_processor_type": "CLIPImageProcessor", "do_center_crop": true})";
+    QVERIFY(errorOf([&] { imageProcessorConfigFromFile(clip); })
+                .contains("preprocessor_config.json: field 'image_processor_type' is "
+                          "\"CLIPImageProcessor\""));
   }
 };
 

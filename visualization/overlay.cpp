@@ -151,4 +151,29 @@ RgbImage loadImage(const std::string& path, int size, RgbImage* original) {
   return fromMat(resized);
 }
 
+Rgb8 readRgb8(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw std::runtime_error(path + ": no such image file");
+  cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR | cv::IMREAD_ANYDEPTH);  // applies EXIF
+  if (bgr.empty())
+    throw std::runtime_error(path + ": cannot read image (not a format OpenCV decodes)");
+  if (bgr.depth() == CV_16U) {
+    cv::Mat eight(bgr.size(), CV_8UC3);
+    for (int y = 0; y < bgr.rows; ++y)
+      for (int x = 0; x < bgr.cols * 3; ++x)
+        eight.ptr<uint8_t>(y)[x] = static_cast<uint8_t>(bgr.ptr<uint16_t>(y)[x] >> 8);
+    bgr = eight;
+  } else if (bgr.depth() != CV_8U) {
+    throw std::runtime_error(path + ": unsupported sample depth (8 or 16 bits per channel)");
+  }
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  Rgb8 out;
+  out.width = rgb.cols;
+  out.height = rgb.rows;
+  out.rgb.assign(rgb.data, rgb.data + rgb.total() * 3);
+  return out;
+}
+
 }  // namespace pivot

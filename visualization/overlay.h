@@ -7,12 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "data/image_processor.h"
+
 namespace pivot {
 
-struct RgbImage {
-  int width = 0, height = 0;
-  std::vector<uint8_t> rgb;  // (H, W, 3) row-major
-};
+using RgbImage = Rgb8;  // (H, W, 3) row-major, core/data/image_processor.h
 
 struct OverlayStyle {
   std::string colormap = "jet";  // jet | viridis | magma | turbo
@@ -42,6 +41,10 @@ void saveImage(const RgbImage& image, const std::string& path);
 // Any format OpenCV reads, resized square; `original` (when given) receives the file's own size.
 // A missing or unreadable file is one error naming it.
 RgbImage loadImage(const std::string& path, int size, RgbImage* original = nullptr);
+// A file as Pillow-then-convert("RGB") sees it, for the SigLIP processor: EXIF orientation applied
+// (transformers' load_image does), grayscale replicated, alpha dropped, 16-bit samples reduced to
+// their high byte. Errors name the file.
+Rgb8 readRgb8(const std::string& path);
 
 bool renderingAvailable();  // false when built without OpenCV
 

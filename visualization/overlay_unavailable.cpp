@@ -28,6 +28,7 @@ void saveImage(const RgbImage& image, const std::string& path) {
   unavailable();
 }
 RgbImage loadImage(const std::string&, int, RgbImage*) { unavailable(); }
+Rgb8 readRgb8(const std::string&) { unavailable(); }
 std::array<uint8_t, 3> seriesColour(size_t) { return {128, 128, 128}; }
 RgbImage renderBarChart(const BarChart&, int, int) { unavailable(); }
 RgbImage renderLineChart(const LineChart&, int, int) { unavailable(); }

@@ -152,9 +152,8 @@ HfLlava loadHfLlava(const std::string& folder) {
     }
   }
   for (const auto& [name, file] : weightMap)
-    if (std::none_of(out.report.files.begin(), out.report.files.end(), [&](const std::string& f) {
-          return fs::path(f).filename() == file;
-        }))
+    if (std::none_of(out.report.files.begin(), out.report.files.end(),
+                     [&](const std::string& f) { return fs::path(f).filename() == file; }))
       throw std::runtime_error(folder + ": the index lists '" + name + "' in missing file " + file);
   out.report.layout = "hub";
   int most = 0;
@@ -213,8 +212,8 @@ RecordedComparison compareWithRecorded(Mllm& model, const TensorMap& io,
   const auto pixels = need("pixel_values").to(torch::kFloat32);
   const auto ids = need("input_ids").to(torch::kInt64);
   const auto mask = need("attention_mask").to(torch::kInt64);
-  const auto positions = io.count("position_ids") ? io.at("position_ids").to(torch::kInt64)
-                                                  : torch::Tensor();
+  const auto positions =
+      io.count("position_ids") ? io.at("position_ids").to(torch::kInt64) : torch::Tensor();
   RecordedComparison out;
   const auto visual = model->visualTokens(pixels);
   if (io.count("image_features"))

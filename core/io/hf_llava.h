@@ -23,12 +23,12 @@ namespace pivot {
 
 struct HfModelReport {
   std::string folder;
-  std::string layout;                    // hub | transformers | llava-next
-  std::vector<std::string> files;        // the safetensors files read
-  std::map<std::string, int> dtypes;     // dtype as stored -> number of tensors
+  std::string layout;                 // hub | transformers | llava-next
+  std::vector<std::string> files;     // the safetensors files read
+  std::map<std::string, int> dtypes;  // dtype as stored -> number of tensors
   int64_t visionParameters = 0, projectorParameters = 0, lmParameters = 0;
-  std::vector<std::string> unused;       // names in the files that no parameter takes
-  bool tiedHead = false;                 // no lm_head: the embedding matrix is the head
+  std::vector<std::string> unused;  // names in the files that no parameter takes
+  bool tiedHead = false;            // no lm_head: the embedding matrix is the head
 };
 
 struct HfLlava {
