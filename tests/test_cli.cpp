@@ -497,6 +497,19 @@ class TestCli : public QObject {
         {"", "vision_model."}, "export");
     QCOMPARE(report.prefix, std::string("vision_model."));
     QCOMPARE(report.loaded, static_cast<int>(vit->parameters().size()));
+
+    // As a Hugging Face LLaVA folder, which `pivot model check` then reads (hub layout, bf16).
+    const QString hf = m_dir.filePath("export-hf");
+    r = pivotCmd({"--workspace", ws, "export", "first", "--format", "hf", "--out", hf});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QVERIFY2(r.out.contains("prefix_bidirectional"), qPrintable(r.out));  // said, not hidden
+    r = pivotCmd({"model", "check", hf});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QVERIFY2(r.out.contains("name layout: hub; 1 file") && r.out.contains("BFloat16"),
+             qPrintable(r.out));
+    r = pivotCmd({"model", "check", m_dir.filePath("nothing-here")});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("config.json: cannot open"), qPrintable(r.err));
   }
 };
 

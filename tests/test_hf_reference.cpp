@@ -272,6 +272,45 @@ class TestHfReference : public QObject {
                 .contains("preprocessor_config.json: field 'image_processor_type' is "
                           "\"CLIPImageProcessor\""));
   }
+
+  // Export as a hub-layout folder (sharded bf16, single f32) and read it back: the same weights
+  // bit for bit, the same logits; the encoder alone loads as a SiglipVisionModel.
+  void exportReadsBackBitExactly() {
+    const std::string dir = PIVOT_SOURCE_DIR "/tests/data/hf-llava-tiny";
+    HfLlava original = loadHfLlava(dir);
+    const auto io = loadSafetensors(dir + "/io.safetensors");
+    for (const auto dtype : {torch::kBFloat16, torch::kFloat32}) {
+      QTemporaryDir tmp;
+      const std::string out = tmp.path().toStdString();
+      HfExportOptions options;
+      options.dtype = dtype;
+      options.shardBytes = dtype == torch::kBFloat16 ? 100000 : int64_t{1} << 30;
+      saveHfLlava(original.model, out, options);
+      HfLlava back = loadHfLlava(out);
+      QCOMPARE(back.report.layout, std::string("hub"));
+      // 0.23 M parameters in bf16 (462 KB) over 100 KB shards; f32 in one file.
+      QCOMPARE(back.report.files.size(), dtype == torch::kBFloat16 ? size_t{6} : size_t{1});
+      auto a = original.model->named_parameters(), b = back.model->named_parameters();
+      QCOMPARE(a.size(), b.size());
+      for (const auto& item : a)
+        QVERIFY2(torch::equal(item.value(), b[item.key()]), item.key().c_str());
+      QVERIFY(*compareWithRecorded(back.model, io, "io").logits < 1e-4);
+      QVERIFY(!back.config.prefix_bidirectional);
+      const auto pre = readJsonFile(out + "/preprocessor_config.json");
+      QCOMPARE(pre["size"]["height"].get<int>(), 32);
+
+      saveSiglipVision(original.model, out + "/vision_encoder", dtype);
+      VisionTransformer vit(
+          visionConfigFromJson(readJsonFile(out + "/vision_encoder/config.json")));
+      const auto report =
+          loadStateDict(*vit, loadSafetensors(out + "/vision_encoder/model.safetensors"),
+                        {"vision_model."}, "vision_encoder");
+      QCOMPARE(report.loaded, static_cast<int>(vit->parameters().size()));
+      torch::NoGradGuard g;
+      QVERIFY(torch::equal(vit->features(io.at("pixel_values"), -2),
+                           original.model->vision_tower->features(io.at("pixel_values"), -2)));
+    }
+  }
 };
 
 QTEST_GUILESS_MAIN(TestHfReference)

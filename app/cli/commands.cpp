@@ -16,6 +16,7 @@
 
 #include "config/train_config.h"
 #include "io/checkpoint.h"
+#include "io/hf_llava.h"
 #include "io/safetensors.h"
 #include "store/run_store.h"
 #include "stop_signals.h"
@@ -200,7 +201,43 @@ int cmdMetrics(const std::string& workspace, const std::string& runName, bool cs
   return 0;
 }
 
-int cmdExport(const std::string& workspace, const std::string& runName, const std::string& outDir) {
+namespace {
+
+// `pivot export --format hf`: a LLaVA folder transformers loads, and the encoder on its own.
+int exportHf(const std::string& workspace, const ExportArgs& args) {
+  auto store = openExisting(workspace);
+  const auto run = store->findRun(args.run);
+  const auto ref = resolveCheckpoint(*store, args.run);
+  auto loaded = loadCheckpointFolder(ref.path, "cpu");
+  HfExportOptions options;
+  options.dtype = args.dtype == "f32"   ? torch::kFloat32
+                  : args.dtype == "f16" ? torch::kFloat16
+                                        : torch::kBFloat16;
+  if (args.shardMb <= 0) throw std::runtime_error("--shard-mb must be positive");
+  options.shardBytes = int64_t{args.shardMb} << 20;
+  saveHfLlava(loaded.model, args.out, options);
+  saveSiglipVision(loaded.model, (fs::path(args.out) / "vision_encoder").string(), options.dtype);
+  try {
+    RunStore(storePath(workspace))
+        .addArtifact(run.id, "export-hf", fs::absolute(args.out).string());
+  } catch (const std::exception& e) {
+    std::cerr << "warning: the export is not recorded in the run store: " << e.what() << "\n";
+  }
+  std::cout << "exported run " << run.name << " (step " << ref.step << ") to " << args.out
+            << " as a Hugging Face LLaVA folder (" << args.dtype << ") and vision_encoder/\n";
+  if (loaded.model->config.prefix_bidirectional)
+    std::cout << "note: this model lets image and question tokens attend both ways "
+                 "(prefix_bidirectional); pivot loads the export that way, transformers' LLaVA "
+                 "attends causally and will compute different outputs\n";
+  return 0;
+}
+
+}  // namespace
+
+int cmdExport(const std::string& workspace, const ExportArgs& args) {
+  if (args.format == "hf") return exportHf(workspace, args);
+  const std::string& runName = args.run;
+  const std::string& outDir = args.out;
   auto store = openExisting(workspace);
   const auto run = store->findRun(runName);
   const auto ref = resolveCheckpoint(*store, runName);  // the last checkpoint whose files exist

@@ -124,7 +124,13 @@ int cmdTrain(const std::string& workspace, const TrainArgs& args);
 int cmdRuns(const std::string& workspace);
 int cmdMetrics(const std::string& workspace, const std::string& run, bool csv,
                const std::string& key);
-int cmdExport(const std::string& workspace, const std::string& run, const std::string& outDir);
+struct ExportArgs {
+  std::string run, out;
+  std::string format = "pivot";  // pivot (checkpoint + vision_encoder/ + metrics.csv) | hf
+  std::string dtype = "bf16";    // hf: bf16 | f16 | f32
+  int shardMb = 2048;            // hf: largest shard
+};
+int cmdExport(const std::string& workspace, const ExportArgs& args);
 int cmdDoctor(const std::string& workspace, bool fix);
 int cmdBench(const std::string& preset, int steps, const std::string& python);
 

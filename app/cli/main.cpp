@@ -55,10 +55,21 @@ int main(int argc, char** argv) {
   metrics->add_flag("--csv", csv, "all steps as CSV (step, one column per key)");
   metrics->add_option("--key", key, "only this metric");
 
+  pivot::cli::ExportArgs ea;
   auto* exportCmd =
       app.add_subcommand("export", "export a run's checkpoint, vision encoder and metrics");
-  exportCmd->add_option("RUN", run, "run id or name")->required();
-  exportCmd->add_option("--out", out, "output folder")->required();
+  exportCmd->add_option("RUN", ea.run, "run id or name")->required();
+  exportCmd->add_option("--out", ea.out, "output folder")->required();
+  exportCmd
+      ->add_option("--format", ea.format,
+                   "pivot (checkpoint, vision_encoder/, metrics.csv) | hf (a LLaVA folder in the "
+                   "hub layout, sharded, with vision_encoder/ as a SiglipVisionModel)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"pivot", "hf"}));
+  exportCmd->add_option("--dtype", ea.dtype, "hf: bf16 | f16 | f32")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"bf16", "f16", "f32"}));
+  exportCmd->add_option("--shard-mb", ea.shardMb, "hf: largest shard in MB")->capture_default_str();
 
   int benchSteps = 10;
   std::string python = "/usr/bin/python3";
@@ -255,7 +266,7 @@ int main(int argc, char** argv) {
     if (*doctor) return pivot::cli::cmdDoctor(workspace, doctorFix);
     if (app.got_subcommand("runs")) return pivot::cli::cmdRuns(workspace);
     if (*metrics) return pivot::cli::cmdMetrics(workspace, run, csv, key);
-    if (*exportCmd) return pivot::cli::cmdExport(workspace, run, out);
+    if (*exportCmd) return pivot::cli::cmdExport(workspace, ea);
     if (*benchTokenizer) return pivot::cli::cmdBenchTokenizer(tb);
     if (*benchData) return pivot::cli::cmdBenchData(db);
     if (*dataCheck) return pivot::cli::cmdDataCheck(dc);

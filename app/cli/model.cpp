@@ -11,12 +11,12 @@ int cmdModelCheck(const ModelCheckArgs& args) {
   const HfModelReport& r = llava.report;
   const MllmConfig& c = llava.config;
   std::printf("model: %s\n", args.folder.c_str());
-  std::printf("architecture: LLaVA (SigLIP %d layers, D %d, %d px / patch %d -> %d image tokens; "
-              "Qwen2 %d layers, D %d, %d heads / %d kv, vocab %d%s)\n",
-              c.vision.num_hidden_layers, c.vision.hidden_size, c.vision.image_size,
-              c.vision.patch_size, c.imageTokens(), c.text.num_hidden_layers, c.text.hidden_size,
-              c.text.num_attention_heads, c.text.num_key_value_heads, c.text.vocab_size,
-              r.tiedHead ? ", tied head" : "");
+  std::printf(
+      "architecture: LLaVA (SigLIP %d layers, D %d, %d px / patch %d -> %d image tokens; "
+      "Qwen2 %d layers, D %d, %d heads / %d kv, vocab %d%s)\n",
+      c.vision.num_hidden_layers, c.vision.hidden_size, c.vision.image_size, c.vision.patch_size,
+      c.imageTokens(), c.text.num_hidden_layers, c.text.hidden_size, c.text.num_attention_heads,
+      c.text.num_key_value_heads, c.text.vocab_size, r.tiedHead ? ", tied head" : "");
   std::printf("features: hidden state %d, strategy %s; image token id %d; projector bias %s\n",
               c.vision_feature_layer, c.vision_feature_select_strategy.c_str(), c.image_token_id,
               c.multimodal_projector_bias ? "yes" : "no");
@@ -26,12 +26,11 @@ int cmdModelCheck(const ModelCheckArgs& args) {
   for (const auto& [dtype, n] : r.dtypes)
     dtypes += (dtypes.empty() ? "" : ", ") + std::to_string(n) + " " + dtype;
   std::printf("stored dtypes: %s (loaded as float32)\n", dtypes.c_str());
-  std::printf("parameters: vision %.3f M, projector %.3f M, language model %.3f M, total %.3f M\n",
-              static_cast<double>(r.visionParameters) / 1e6,
-              static_cast<double>(r.projectorParameters) / 1e6,
-              static_cast<double>(r.lmParameters) / 1e6,
-              static_cast<double>(r.visionParameters + r.projectorParameters + r.lmParameters) /
-                  1e6);
+  std::printf(
+      "parameters: vision %.3f M, projector %.3f M, language model %.3f M, total %.3f M\n",
+      static_cast<double>(r.visionParameters) / 1e6,
+      static_cast<double>(r.projectorParameters) / 1e6, static_cast<double>(r.lmParameters) / 1e6,
+      static_cast<double>(r.visionParameters + r.projectorParameters + r.lmParameters) / 1e6);
   std::printf("missing tensors: none (a missing one is an error)\n");
   std::printf("unused tensors: %s\n", r.unused.empty() ? "none" : "");
   for (const auto& name : r.unused) std::printf("  %s\n", name.c_str());

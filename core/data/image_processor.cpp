@@ -90,9 +90,8 @@ Coefficients coefficients(int inSize, int outSize, const Filter& filter) {
     for (int x = 0; x < xmax; ++x) {
       const double k = total != 0.0 ? w[static_cast<size_t>(x)] / total : w[static_cast<size_t>(x)];
       // Rounded half away from zero, as Pillow's normalize_coeffs_8bpc.
-      c.weights[static_cast<size_t>(xx * c.taps + x)] =
-          static_cast<int32_t>(k < 0 ? -0.5 + k * (1 << kPrecisionBits)
-                                     : 0.5 + k * (1 << kPrecisionBits));
+      c.weights[static_cast<size_t>(xx * c.taps + x)] = static_cast<int32_t>(
+          k < 0 ? -0.5 + k * (1 << kPrecisionBits) : 0.5 + k * (1 << kPrecisionBits));
     }
     c.first[static_cast<size_t>(xx)] = xmin;
     c.count[static_cast<size_t>(xx)] = xmax;
@@ -122,13 +121,16 @@ Rgb8 resamplePass(const Rgb8& in, int outSize, const Filter& filter, bool horizo
         for (int t = 0; t < c.count[static_cast<size_t>(o)]; ++t) {
           const int src = c.first[static_cast<size_t>(o)] + t;
           const int sx = horizontal ? src : x, sy = horizontal ? y : src;
-          sum += static_cast<int64_t>(
-                     in.rgb[(static_cast<size_t>(sy) * static_cast<size_t>(in.width) +
-                             static_cast<size_t>(sx)) * 3 + static_cast<size_t>(ch)]) *
-                 k[t];
+          sum +=
+              static_cast<int64_t>(in.rgb[(static_cast<size_t>(sy) * static_cast<size_t>(in.width) +
+                                           static_cast<size_t>(sx)) *
+                                              3 +
+                                          static_cast<size_t>(ch)]) *
+              k[t];
         }
-        out.rgb[(static_cast<size_t>(y) * static_cast<size_t>(out.width) +
-                 static_cast<size_t>(x)) * 3 + static_cast<size_t>(ch)] = clip8(sum);
+        out.rgb[(static_cast<size_t>(y) * static_cast<size_t>(out.width) + static_cast<size_t>(x)) *
+                    3 +
+                static_cast<size_t>(ch)] = clip8(sum);
       }
     }
   return out;
@@ -141,10 +143,13 @@ Rgb8 resizeNearest(const Rgb8& in, int width, int height) {
       // Pillow samples the source pixel under the output pixel's centre.
       const int sx = std::min(static_cast<int>((x + 0.5) * in.width / width), in.width - 1);
       const int sy = std::min(static_cast<int>((y + 0.5) * in.height / height), in.height - 1);
-      std::copy_n(&in.rgb[(static_cast<size_t>(sy) * static_cast<size_t>(in.width) +
-                           static_cast<size_t>(sx)) * 3],
-                  3, &out.rgb[(static_cast<size_t>(y) * static_cast<size_t>(width) +
-                               static_cast<size_t>(x)) * 3]);
+      std::copy_n(
+          &in.rgb[(static_cast<size_t>(sy) * static_cast<size_t>(in.width) +
+                   static_cast<size_t>(sx)) *
+                  3],
+          3,
+          &out.rgb[(static_cast<size_t>(y) * static_cast<size_t>(width) + static_cast<size_t>(x)) *
+                   3]);
     }
   return out;
 }
@@ -181,7 +186,8 @@ ImageProcessorConfig imageProcessorConfigFromFile(const std::string& path) {
   if (type != "SiglipImageProcessor" && type != "SiglipImageProcessorFast")
     throw bad("image_processor_type",
               "is \"" + type + "\"; supported: SiglipImageProcessor (resize, rescale, normalise)");
-  if (j.value("do_center_crop", false)) throw bad("do_center_crop", "is true; crops are not supported");
+  if (j.value("do_center_crop", false))
+    throw bad("do_center_crop", "is true; crops are not supported");
   ImageProcessorConfig c;
   try {
     c.doResize = j.value("do_resize", true);

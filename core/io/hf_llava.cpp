@@ -1,6 +1,8 @@
 #include "io/hf_llava.h"
 
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -97,7 +99,8 @@ MllmConfig llavaConfigFromHf(const nlohmann::json& j, const std::string& source)
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(source + ": " + e.what());
   }
-  c.prefix_bidirectional = false;  // HF LLaVA attends causally throughout
+  // HF LLaVA attends causally throughout; only our own exports of ShapesWorld models say otherwise.
+  if (!j.contains("prefix_bidirectional")) c.prefix_bidirectional = false;
   if (j.contains("image_seq_length") && j["image_seq_length"].is_number_integer() &&
       j["image_seq_length"].get<int>() != c.imageTokens())
     throw fieldError(source, "image_seq_length",
@@ -227,6 +230,107 @@ RecordedComparison compareWithRecorded(Mllm& model, const TensorMap& io,
     out.logits = diff.max().item<double>();
   }
   return out;
+}
+
+namespace {
+
+void writeJson(const fs::path& path, const nlohmann::json& j) {
+  std::ofstream out(path);
+  out << j.dump(2) << "\n";
+  if (!out) throw std::runtime_error(path.string() + ": cannot be written");
+}
+
+nlohmann::json preprocessorConfig(const VisionConfig& v) {
+  return {{"image_processor_type", "SiglipImageProcessor"},
+          {"processor_class", "LlavaProcessor"},
+          {"do_resize", true},
+          {"size", {{"height", v.image_size}, {"width", v.image_size}}},
+          {"resample", 3},
+          {"do_rescale", true},
+          {"rescale_factor", 1.0 / 255.0},
+          {"do_normalize", true},
+          {"image_mean", {0.5, 0.5, 0.5}},
+          {"image_std", {0.5, 0.5, 0.5}}};
+}
+
+const char* dtypeConfigName(torch::ScalarType t) {
+  switch (t) {
+    case torch::kBFloat16:
+      return "bfloat16";
+    case torch::kFloat16:
+      return "float16";
+    case torch::kFloat32:
+      return "float32";
+    default:
+      throw std::invalid_argument("export: dtype must be bf16, f16 or f32");
+  }
+}
+
+}  // namespace
+
+void saveHfLlava(Mllm& model, const std::string& folder, const HfExportOptions& options) {
+  fs::create_directories(folder);
+  nlohmann::json config = toJson(model->config);
+  config["torch_dtype"] = dtypeConfigName(options.dtype);
+  config["tie_word_embeddings"] = model->config.text.tie_word_embeddings;
+  writeJson(fs::path(folder) / "config.json", config);
+  writeJson(fs::path(folder) / "preprocessor_config.json",
+            preprocessorConfig(model->config.vision));
+
+  // Hub names: the vision tower's under "vision_model.", the rest as our modules name them.
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  torch::NoGradGuard noGrad;
+  for (const auto& item : model->named_parameters()) {
+    std::string name = item.key();
+    if (startsWith(name, "vision_tower."))
+      name = "vision_tower.vision_model." + name.substr(std::strlen("vision_tower."));
+    tensors.emplace_back(name, item.value().detach().to(torch::kCPU, options.dtype).contiguous());
+  }
+  std::sort(tensors.begin(), tensors.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  // Shards in name order, each at most shardBytes (a larger single tensor gets one of its own).
+  std::vector<TensorMap> shards(1);
+  int64_t shardSize = 0, total = 0;
+  for (auto& [name, t] : tensors) {
+    const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+    if (shardSize > 0 && shardSize + bytes > options.shardBytes) {
+      shards.emplace_back();
+      shardSize = 0;
+    }
+    shards.back()[name] = t;
+    shardSize += bytes;
+    total += bytes;
+  }
+  const StringMap metadata = {{"format", "pt"}};
+  if (shards.size() == 1) {
+    saveSafetensors((fs::path(folder) / "model.safetensors").string(), shards[0], metadata);
+    return;
+  }
+  nlohmann::json weightMap = nlohmann::json::object();
+  char file[64];
+  for (size_t k = 0; k < shards.size(); ++k) {
+    std::snprintf(file, sizeof file, "model-%05zu-of-%05zu.safetensors", k + 1, shards.size());
+    saveSafetensors((fs::path(folder) / file).string(), shards[k], metadata);
+    for (const auto& [name, t] : shards[k]) weightMap[name] = file;
+  }
+  writeJson(fs::path(folder) / "model.safetensors.index.json",
+            {{"metadata", {{"total_size", total}}}, {"weight_map", weightMap}});
+}
+
+void saveSiglipVision(Mllm& model, const std::string& folder, torch::ScalarType dtype) {
+  fs::create_directories(folder);
+  nlohmann::json config = toJson(model->config.vision);
+  config["architectures"] = {"SiglipVisionModel"};
+  config["torch_dtype"] = dtypeConfigName(dtype);
+  writeJson(fs::path(folder) / "config.json", config);
+  writeJson(fs::path(folder) / "preprocessor_config.json",
+            preprocessorConfig(model->config.vision));
+  TensorMap tensors;
+  torch::NoGradGuard noGrad;
+  for (const auto& item : model->vision_tower->named_parameters())
+    tensors["vision_model." + item.key()] =
+        item.value().detach().to(torch::kCPU, dtype).contiguous();
+  saveSafetensors((fs::path(folder) / "model.safetensors").string(), tensors, {{"format", "pt"}});
 }
 
 }  // namespace pivot

@@ -48,6 +48,21 @@ std::string canonicalLlavaName(const std::string& name, std::string* layout = nu
 // Reads the folder into a float32 model on the CPU, in eval mode.
 HfLlava loadHfLlava(const std::string& folder);
 
+// Writes `model` as a LLaVA folder in the hub layout, as transformers' save_pretrained does:
+// config.json (LlavaConfig), preprocessor_config.json (SigLIP: resize to the image size, bicubic,
+// mean = std = 0.5), and the weights in `dtype`, in one model.safetensors or, past shardBytes,
+// shards model-0000k-of-0000n.safetensors with model.safetensors.index.json. loadHfLlava reads it
+// back bit-exactly (for float32; for bf16 exactly what the rounding kept).
+struct HfExportOptions {
+  torch::ScalarType dtype = torch::kBFloat16;
+  int64_t shardBytes = int64_t{2} << 30;
+};
+void saveHfLlava(Mllm& model, const std::string& folder, const HfExportOptions& options = {});
+// The vision encoder alone as a SiglipVisionModel folder (config.json, model.safetensors with
+// "vision_model.*" names): what PIVOT users take away.
+void saveSiglipVision(Mllm& model, const std::string& folder,
+                      torch::ScalarType dtype = torch::kFloat32);
+
 // Runs the model on recorded inputs (pixel_values, input_ids, attention_mask, optional
 // position_ids; a missing tensor is an error naming `source`) and, where the file holds them,
 // gives the max abs difference of image_features and of logits (compared where the mask is 1).
