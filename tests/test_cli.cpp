@@ -6,6 +6,7 @@
 #include <QColor>
 #include <QFile>
 #include <QImage>
+#include <QDir>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -26,6 +27,8 @@
 #include "model/vision_transformer.h"
 #include "store/run_store.h"
 #include "store/workspace.h"
+#include "training/run_checkpoint.h"
+#include "io/hf_llava.h"
 
 using namespace pivot;
 
@@ -510,6 +513,76 @@ class TestCli : public QObject {
     r = pivotCmd({"model", "check", m_dir.filePath("nothing-here")});
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains("config.json: cannot open"), qPrintable(r.err));
+  }
+
+  // A real-format model end to end: a random LLaVA folder with the Qwen2.5 vocabulary, LLaVA and
+  // preference records whose images are files on disk, SFT then DPO from it, export as a Hugging
+  // Face folder, check it, and read it back with the same weights as the run's checkpoint.
+  void realModelTrainsAndExports() {
+    const QString dir = m_dir.filePath("real");
+    QVERIFY(QDir().mkpath(dir + "/img"));
+    auto config = readJsonFile(PIVOT_SOURCE_DIR "/tests/data/hf-llava-tiny/config.json");
+    config["text_config"]["vocab_size"] = 151665;
+    config["image_token_index"] = 151655;  // <|image_pad|>
+    std::ofstream((dir + "/config.json").toStdString()) << config.dump();
+    nlohmann::json llava = nlohmann::json::array();
+    std::string prefs;
+    const std::vector<std::pair<QString, QColor>> colours = {{"red", QColor(220, 30, 30)},
+                                                             {"blue", QColor(30, 30, 220)},
+                                                             {"green", QColor(30, 200, 30)}};
+    for (const auto& [name, colour] : colours) {
+      writeImage(dir + "/img/" + name + ".png", 48, 40, colour);
+      const std::string n = name.toStdString();
+      llava.push_back({{"id", n},
+                       {"image", "img/" + n + ".png"},
+                       {"conversations",
+                        {{{"from", "human"}, {"value", "<image>\nWhat colour is the square?"}},
+                         {{"from", "gpt"}, {"value", "The square is " + n + "."}}}}});
+      prefs += nlohmann::json({{"image", "img/" + n + ".png"},
+                               {"question", "What colour is it?"},
+                               {"chosen", "It is " + n + "."},
+                               {"rejected", "It is grey."}})
+                   .dump() +
+               "\n";
+    }
+    std::ofstream((dir + "/llava.json").toStdString()) << llava.dump(1);
+    std::ofstream((dir + "/prefs.jsonl").toStdString()) << prefs;
+    const QString model = dir + "/model", ws = dir + "/ws";
+    auto r = pivotCmd(
+        {"model", "init", dir + "/config.json", "--out", model, "--tokenizer", kQwenTokenizer});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    r = pivotCmd({"--workspace", ws, "train", "--model", model, "--data", dir + "/llava.json",
+                  "--stage", "sft", "--set", "steps=3", "--set", "batch_size=2", "--name", "rsft"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    QVERIFY2(r.out.contains("data: 3 of 3 records") && r.out.contains("qwen2.5 template"),
+             qPrintable(r.out));
+    r = pivotCmd({"--workspace", ws, "train", "--model", model, "--data", dir + "/prefs.jsonl",
+                  "--stage", "dpo", "--from", "rsft", "--set", "steps=2", "--set", "batch_size=2",
+                  "--name", "rdpo"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    QVERIFY2(r.out.contains("rewards/margins"), qPrintable(r.out));
+    // Instruction records are not preference pairs: DPO on them is refused before anything runs.
+    r = pivotCmd({"--workspace", ws, "train", "--model", model, "--data", dir + "/llava.json",
+                  "--stage", "dpo", "--set", "steps=1"});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("no usable record") && r.err.contains("without a rejected answer"),
+             qPrintable(r.err));
+
+    const QString hf = dir + "/exported";
+    r = pivotCmd(
+        {"--workspace", ws, "export", "rdpo", "--format", "hf", "--dtype", "f32", "--out", hf});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QVERIFY(!r.out.contains("prefix_bidirectional"));  // a real model attends causally already
+    r = pivotCmd({"model", "check", hf});
+    QVERIFY2(r.code == 0 && r.out.contains("vocab 151665"), qPrintable(r.err + r.out));
+    RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
+    const auto run = store.findRun("rdpo");
+    auto trained = loadCheckpointFolder(lastUsableCheckpoint(store, run.id), "cpu");
+    HfLlava back = loadHfLlava(hf.toStdString());
+    auto a = trained.model->named_parameters(), b = back.model->named_parameters();
+    QCOMPARE(a.size(), b.size());
+    for (const auto& item : a)
+      QVERIFY2(torch::equal(item.value(), b[item.key()]), item.key().c_str());
   }
 };
 

@@ -7,11 +7,7 @@
 
 namespace pivot {
 
-StepOutput sftStep(Mllm& model, const std::vector<Sample>& samples, Response response,
-                   const WordTokenizer& tok, torch::Device device) {
-  std::vector<BatchRow> rows;
-  for (const auto& s : samples) rows.push_back({&s, response});
-  const auto in = buildBatch(rows, tok, model->config.vision.numPatches(), device);
+StepOutput sftStepOn(Mllm& model, const MllmInputs& in) {
   const auto logits = model->forward(in);  // (B, T - logitsFrom, V)
   const auto labels = in.targetLabels();
   StepOutput out;
@@ -21,14 +17,16 @@ StepOutput sftStep(Mllm& model, const std::vector<Sample>& samples, Response res
   return out;
 }
 
-StepOutput dpoStep(Mllm& policy, Mllm& reference, const std::vector<Sample>& samples,
-                   const DpoSettings& settings, const WordTokenizer& tok, torch::Device device) {
-  const auto B = static_cast<int64_t>(samples.size());
-  std::vector<BatchRow> rows;  // chosen rows, then rejected rows
-  for (const auto& s : samples) rows.push_back({&s, Response::Chosen});
-  for (const auto& s : samples) rows.push_back({&s, Response::Rejected});
-  auto in = buildBatch(rows, tok, policy->config.vision.numPatches(), device);
-  in.pixels = in.pixels.narrow(0, 0, B);    // one image per pair, encoded once
+StepOutput sftStep(Mllm& model, const std::vector<Sample>& samples, Response response,
+                   const WordTokenizer& tok, torch::Device device) {
+  std::vector<BatchRow> rows;
+  for (const auto& s : samples) rows.push_back({&s, response});
+  return sftStepOn(model, buildBatch(rows, tok, model->config.vision.numPatches(), device));
+}
+
+StepOutput dpoStepOn(Mllm& policy, Mllm& reference, const MllmInputs& in,
+                     const DpoSettings& settings) {
+  const int64_t B = in.inputIds.size(0) / 2;
   const auto logits = policy->forward(in);  // (2B, T - logitsFrom, V)
   const auto labels = in.targetLabels();
   const auto logps = sequenceLogProbs(logits, labels);  // (2B)
@@ -58,6 +56,17 @@ StepOutput dpoStep(Mllm& policy, Mllm& reference, const std::vector<Sample>& sam
       {"logps/ref_rejected", rr.mean().item<double>()}};
   out.tokens = in.attentionMask.sum().item<double>();
   return out;
+}
+
+StepOutput dpoStep(Mllm& policy, Mllm& reference, const std::vector<Sample>& samples,
+                   const DpoSettings& settings, const WordTokenizer& tok, torch::Device device) {
+  const auto B = static_cast<int64_t>(samples.size());
+  std::vector<BatchRow> rows;  // chosen rows, then rejected rows
+  for (const auto& s : samples) rows.push_back({&s, Response::Chosen});
+  for (const auto& s : samples) rows.push_back({&s, Response::Rejected});
+  auto in = buildBatch(rows, tok, policy->config.vision.numPatches(), device);
+  in.pixels = in.pixels.narrow(0, 0, B);  // one image per pair, encoded once
+  return dpoStepOn(policy, reference, in, settings);
 }
 
 StepFunction stepForStage(const TrainConfig& c, Mllm& model, Mllm& reference,

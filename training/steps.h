@@ -29,6 +29,14 @@ struct StepOutput {
   double tokens = 0;  // non-padding tokens in the batch (throughput)
 };
 
+// The methods on ready model inputs, whatever made them (ShapesWorld samples, a real dataset):
+// SFT's next-token loss on the labelled tokens; DPO on 2B rows, the B chosen then the B
+// rejected, sharing B images.
+StepOutput sftStepOn(Mllm& model, const MllmInputs& in);
+struct DpoSettings;
+StepOutput dpoStepOn(Mllm& policy, Mllm& reference, const MllmInputs& in,
+                     const DpoSettings& settings);
+
 // Next-token loss on each sample's `response` (the caption in stage 1a, the chosen answer after).
 StepOutput sftStep(Mllm& model, const std::vector<Sample>& samples, Response response,
                    const WordTokenizer& tok, torch::Device device);

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "io/checkpoint.h"
+#include "io/hf_llava.h"
 #include "io/state_dict.h"
 #include "store/run_store.h"
 #include "store/workspace.h"
@@ -19,6 +20,7 @@
 #include "training/encoder_pretrain.h"
 #include "training/evaluate.h"
 #include "training/losses.h"
+#include "training/real_data.h"
 #include "training/run_checkpoint.h"
 #include "training/schedule.h"
 #include "training/steps.h"
@@ -166,6 +168,7 @@ struct RunPlan {
   std::optional<RunInfo> resumed;
   std::optional<int64_t> parentId;
   std::string resumeFrom, parentCheckpoint;
+  std::unique_ptr<RealData> realData;  // a real model's data, opened before anything is written
 };
 
 RunPlan planRun(const TrainConfig& requested, const TrainOptions& options, MetricSink& sink) {
@@ -178,8 +181,21 @@ RunPlan planRun(const TrainConfig& requested, const TrainOptions& options, Metri
     plan.resumed = runToResume(*plan.store, *options.resumeRunId);
     plan.config = trainConfigFromJson(nlohmann::json::parse(plan.resumed->configJson));
   }
+  // Checked here, not per --set: model_dir and data are given one after the other.
+  if (plan.config.realModel() && plan.config.data.empty())
+    throw std::runtime_error("model_dir needs data (a data file)");
+  if (!plan.config.realModel() && !plan.config.data.empty())
+    throw std::runtime_error("data needs model_dir (a real model)");
+  if (plan.config.realModel()) {  // the architecture is the folder's, whatever the preset says
+    const std::string configPath = (fs::path(plan.config.model_dir) / "config.json").string();
+    plan.config.model = llavaConfigFromHf(readJsonFile(configPath), configPath);
+  }
   validate(plan.config);
   plan.device = pickDevice(plan.config.device);  // device=cuda without CUDA: before any write
+  if (plan.config.realModel()) {  // a bad record is bad input: reported before any write
+    plan.realData = std::make_unique<RealData>(plan.config, options.decodeImage);
+    sink.onMessage("data: " + plan.realData->summary());
+  }
   if (!plan.store) {
     fs::create_directories(options.workspace);
     plan.store = std::make_unique<RunStore>(storePath(options.workspace));
@@ -214,6 +230,10 @@ RunModels buildModels(const TrainConfig& cfg, const RunStore& store,
   initWeights(*m.model);
   if (!parentCheckpoint.empty()) {
     loadWeights(m.model, parentCheckpoint, cfg.model);
+  } else if (cfg.realModel()) {  // a Hugging Face LLaVA folder's weights
+    HfLlava folder = loadHfLlava(cfg.model_dir);
+    m.model = folder.model;
+    sink.onMessage("model " + cfg.model_dir + " (" + folder.report.layout + " layout)");
   } else if (!cfg.vision_init.empty()) {   // PIVOT transplant: a trained encoder in a fresh model
     std::string source = cfg.vision_init;  // a checkpoint folder, or RUN[@STEP] in this workspace
     if (!fs::exists(fs::path(source) / "model.safetensors")) {
@@ -353,6 +373,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   const WordTokenizer tok = WordTokenizer::shapesWorld();
   const StepFunction step =
       stepForStage(cfg, models.model, models.reference, models.heads, tok, device);
+  const std::unique_ptr<RealData>& realData = plan.realData;
 
   const int64_t startStep = resumeFrom.empty() ? 0 : restore(resumeFrom, models, opt, cfg);
   if (!resumeFrom.empty()) {
@@ -409,7 +430,19 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
       });
     };
     const ShapesWorld world(cfg.world);
-    DataOrder order(cfg.seed, cfg.dataset_size);
+    DataOrder order(cfg.seed, realData ? realData->size() : cfg.dataset_size);
+    // The method's step on the batch of dataset indices a step visits.
+    const DpoSettings dpo{cfg.beta, cfg.loss_type, cfg.label_smoothing, cfg.sft_weight};
+    const auto stepAt = [&](const std::vector<int64_t>& indices) {
+      if (realData)
+        return cfg.stage == Stage::Dpo
+                   ? dpoStepOn(models.model, models.reference, realData->dpoBatch(indices, device),
+                               dpo)
+                   : sftStepOn(models.model, realData->sftBatch(indices, device));
+      std::vector<Sample> samples;
+      for (auto index : indices) samples.push_back(world.sample(Split::Train, index));
+      return step(samples);
+    };
     StoreWriter writer(store, runId);
 
     // --- the loop: lr, forward, loss, backward, clip, step, report
@@ -430,10 +463,8 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
       opt.optimizer->param_groups()[0].options().set_lr(lr);
       if (opt.visionGroup) opt.optimizer->param_groups()[1].options().set_lr(visionLr);
 
-      std::vector<Sample> samples;
-      for (auto index : order.indicesForStep(at, cfg.batch_size))
-        samples.push_back(world.sample(Split::Train, index));
-      StepOutput out = step(samples);
+      const auto indices = order.indicesForStep(at, cfg.batch_size);
+      StepOutput out = stepAt(indices);
       if (options.lossHook) options.lossHook(at, out.loss);
       const double lossValue = out.loss.item<double>();
       Scalars scalars = out.scalars;
@@ -463,7 +494,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
       if (opt.visionGroup) scalars.push_back({"vision_learning_rate", visionLr});
       scalars.push_back({"grad_norm", gradNorm});
       scalars.push_back(
-          {"throughput/samples_per_s", static_cast<double>(samples.size()) / seconds});
+          {"throughput/samples_per_s", static_cast<double>(indices.size()) / seconds});
       if (out.tokens > 0) scalars.push_back({"throughput/tokens_per_s", out.tokens / seconds});
       writer.add(at + 1, scalars);
       sink.onStep(at + 1, cfg.steps, scalars);
@@ -481,7 +512,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
       store.setStatus(runId, "stopped", result.message);
       return result;
     }
-    if (cfg.eval_samples > 0)
+    if (cfg.eval_samples > 0 && !realData)  // held-out VQA is ShapesWorld's
       result.evaluation = evaluateFinished(cfg, models, world, tok, device, store, runId, at);
     result.status = "finished";
     result.message = "finished " + std::to_string(at) + " steps";

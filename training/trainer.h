@@ -7,6 +7,7 @@
 #include <string>
 
 #include "config/train_config.h"
+#include "data/image_processor.h"
 #include "store/workspace.h"  // storePath, runDirectory: most callers of train() need them
 #include "training/metric_sink.h"
 
@@ -28,6 +29,9 @@ struct TrainOptions {
       nullptr;  // polled once per step; stops with a checkpoint
   const std::atomic<bool>* pauseRequested = nullptr;  // polled once per step; waits while set
   std::function<void(int64_t step, at::Tensor& loss)> lossHook;  // tests inject faults here
+  // Decodes an image file for runs on a real model and dataset (visualization's readRgb8); the
+  // front end passes it so that training needs no image library.
+  std::function<Rgb8(const std::string& path)> decodeImage;
 };
 
 struct TrainResult {

@@ -21,6 +21,7 @@
 #include "store/run_store.h"
 #include "stop_signals.h"
 #include "torch_compat.h"
+#include "visualization/overlay.h"
 #include "store/workspace.h"
 #include "training/run_checkpoint.h"
 #include "training/trainer.h"
@@ -67,6 +68,7 @@ TrainResult runStage(const std::string& workspace, const TrainConfig& cfg,
   opt.runName = name;
   opt.sink = quiet ? static_cast<MetricSink*>(&silent) : &progress;
   opt.stopRequested = &installStopSignals();
+  opt.decodeImage = readRgb8;  // real data's images
   auto r = train(cfg, opt);
   reportEnd(stageName(cfg.stage), r);
   return r;
@@ -100,17 +102,27 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     NullSink silent;
     opt.sink = a.quiet ? static_cast<MetricSink*>(&silent) : &progress;
     opt.stopRequested = &installStopSignals();
+    opt.decodeImage = readRgb8;
     auto r = train(TrainConfig{}, opt);
     reportEnd(info.stage, r);
     printEvaluation(r);
     return 0;
   }
   const Stage stage = stageFromName(a.stage);
+  // A real model: its folder and data become config keys, so a resume finds them again.
+  std::vector<std::string> sets = a.sets;
+  if (!a.model.empty()) sets.push_back("model_dir=" + fs::absolute(a.model).string());
+  if (!a.data.empty()) sets.push_back("data=" + fs::absolute(a.data).string());
+  if (!a.imageRoot.empty()) sets.push_back("image_root=" + fs::absolute(a.imageRoot).string());
+  if (!a.chatFormat.empty()) sets.push_back("chat_format=" + a.chatFormat);
+  if (a.model.empty() && (!a.data.empty() || !a.imageRoot.empty() || !a.chatFormat.empty()))
+    throw std::runtime_error("--data, --image-root and --chat-format need --model");
   // Without --from the earlier stages run first, by the chain's rule: --set keys of the
   // architecture, the world and the device reach them, hyper-parameters only the requested stage.
-  // Every stage is validated before anything is written.
-  const auto chain =
-      chainConfigs(a.preset, stage, a.sets, a.from.empty() && stage != Stage::Pretrain);
+  // A real model starts from its own weights: no earlier stages. Every stage is validated before
+  // anything is written.
+  const auto chain = chainConfigs(a.preset, stage, sets,
+                                  a.from.empty() && stage != Stage::Pretrain && a.model.empty());
   (void)pickDevice(chain.back().device);  // device=cuda without CUDA
   std::optional<int64_t> parent;
   if (!a.from.empty()) {

@@ -2,6 +2,7 @@
 // std::runtime_error and main() turns them into one line and exit code 2 (bad input), 1 (a run
 // that failed) or 128 + the signal (a run stopped by SIGINT/SIGTERM).
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -15,7 +16,8 @@ struct TrainArgs {
   std::string from;    // parent run (id or name)
   std::string resume;  // run to continue
   std::string name;
-  std::vector<std::string> sets;  // key=value overrides
+  std::vector<std::string> sets;                   // key=value overrides
+  std::string model, data, imageRoot, chatFormat;  // a real model (HF LLaVA folder) and its data
   bool quiet = false;
   std::string optionsBesideResume;  // e.g. "--set, --from": refused with --resume
 };
@@ -110,6 +112,13 @@ struct ModelCheckArgs {
 
 std::string defaultWorkspace();
 int cmdModelCheck(const ModelCheckArgs& args);
+struct ModelInitArgs {
+  std::string config;     // a LLaVA config.json
+  std::string out;        // the model folder to write
+  std::string tokenizer;  // a folder whose tokenizer.json and tokenizer_config.json are copied
+  uint64_t seed = 1;
+};
+int cmdModelInit(const ModelInitArgs& args);
 int cmdDataCheck(const DataCheckArgs& args);
 int cmdBenchData(const DataBenchArgs& args);
 int cmdTokenize(const TokenizeArgs& args);

@@ -37,6 +37,14 @@ int main(int argc, char** argv) {
                     "continue a stopped or crashed run from its last checkpoint");
   train->add_option("--name", t.name, "run name");
   train->add_option("--set", t.sets, "override a config value, key=value (repeatable)");
+  train->add_option("--model", t.model,
+                    "a Hugging Face LLaVA folder to train instead of the miniature (sft, dpo)");
+  train->add_option("--data", t.data,
+                    "with --model: LLaVA instructions (sft) or preference records (dpo)");
+  train->add_option("--image-root", t.imageRoot, "with --data: folder image paths are relative to");
+  train->add_option("--chat-format", t.chatFormat,
+                    "with --model: qwen2.5 | qwen3 | llava-onevision | chatml instead of the "
+                    "tokenizer's recognised template");
   train->add_flag("--quiet", t.quiet, "no progress line");
 
   app.add_subcommand("runs", "list the runs of the workspace");
@@ -130,6 +138,14 @@ int main(int argc, char** argv) {
       "--inputs", mc.inputs,
       "safetensors with pixel_values, input_ids, attention_mask [, position_ids, "
       "image_features, logits]");
+
+  pivot::cli::ModelInitArgs mi;
+  auto* modelInit = model->add_subcommand(
+      "init", "a randomly initialised LLaVA folder from a config.json, for tests and demos");
+  modelInit->add_option("CONFIG", mi.config, "a LLaVA config.json (SigLIP + Qwen2)")->required();
+  modelInit->add_option("--out", mi.out, "the model folder to write")->required();
+  modelInit->add_option("--tokenizer", mi.tokenizer, "copy this folder's tokenizer files");
+  modelInit->add_option("--seed", mi.seed, "initialisation seed")->capture_default_str();
 
   pivot::cli::TokenizeArgs tk;
   auto* tokenize = app.add_subcommand(
@@ -258,7 +274,8 @@ int main(int argc, char** argv) {
   try {
     if (*train) {
       std::string beside;
-      for (const char* o : {"--preset", "--stage", "--from", "--set", "--name"})
+      for (const char* o :
+           {"--preset", "--stage", "--from", "--set", "--name", "--model", "--data"})
         if (train->count(o) > 0) beside += (beside.empty() ? "" : ", ") + std::string(o);
       t.optionsBesideResume = beside;
       return pivot::cli::cmdTrain(workspace, t);
@@ -271,6 +288,7 @@ int main(int argc, char** argv) {
     if (*benchData) return pivot::cli::cmdBenchData(db);
     if (*dataCheck) return pivot::cli::cmdDataCheck(dc);
     if (*modelCheck) return pivot::cli::cmdModelCheck(mc);
+    if (*modelInit) return pivot::cli::cmdModelInit(mi);
     if (*bench) return pivot::cli::cmdBench(benchPreset, benchSteps, python);
     if (*tokenize) return pivot::cli::cmdTokenize(tk);
     if (*explain) return pivot::cli::cmdExplain(workspace, x);

@@ -1,5 +1,7 @@
 // `pivot model check`: what a user needs to trust a Hugging Face model folder before training it.
 #include <cstdio>
+#include <filesystem>
+#include <iostream>
 
 #include "commands.h"
 #include "io/hf_llava.h"
@@ -41,6 +43,26 @@ int cmdModelCheck(const ModelCheckArgs& args) {
   if (d.logits) std::printf("  logits max abs diff %.3g (where attention_mask is 1)\n", *d.logits);
   if (!d.imageFeatures && !d.logits)
     std::printf("  the file holds neither image_features nor logits: ran the model only\n");
+  return 0;
+}
+
+int cmdModelInit(const ModelInitArgs& args) {
+  namespace fs = std::filesystem;
+  const MllmConfig config = llavaConfigFromHf(readJsonFile(args.config), args.config);
+  torch::manual_seed(args.seed);
+  Mllm model(config);  // LibTorch's default initialisation: random, seeded
+  HfExportOptions options;
+  options.dtype = torch::kFloat32;
+  saveHfLlava(model, args.out, options);
+  if (!args.tokenizer.empty())
+    for (const char* file : {"tokenizer.json", "tokenizer_config.json"}) {
+      const fs::path from = fs::path(args.tokenizer) / file;
+      if (!fs::exists(from)) throw std::runtime_error(from.string() + ": cannot be read");
+      fs::copy_file(from, fs::path(args.out) / file, fs::copy_options::overwrite_existing);
+    }
+  std::cout << "random LLaVA model (seed " << args.seed << ") from " << args.config << " in "
+            << args.out
+            << (args.tokenizer.empty() ? "" : ", with the tokenizer of " + args.tokenizer) << "\n";
   return 0;
 }
 

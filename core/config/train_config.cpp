@@ -352,6 +352,11 @@ nlohmann::json toJson(const TrainConfig& c) {
           {"vision_init", c.vision_init},
           {"freeze_vision", c.freeze_vision},
           {"projector_init", name(c.projector_init)},
+          {"model_dir", c.model_dir},
+          {"data", c.data},
+          {"image_root", c.image_root},
+          {"chat_format", c.chat_format},
+          {"max_length", c.max_length},
           {"checkpoint_every", c.checkpoint_every},
           {"checkpoint_minutes", c.checkpoint_minutes},
           {"snapshots", c.snapshots},
@@ -403,6 +408,11 @@ TrainConfig trainConfigFromJson(const nlohmann::json& j) {
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(std::string("config field 'projector_init': ") + e.what());
   }
+  readField(j, "model_dir", c.model_dir, "");
+  readField(j, "data", c.data, "");
+  readField(j, "image_root", c.image_root, "");
+  readField(j, "chat_format", c.chat_format, "");
+  readField(j, "max_length", c.max_length, "");
   readField(j, "checkpoint_every", c.checkpoint_every, "");
   readField(j, "checkpoint_minutes", c.checkpoint_minutes, "");
   readField(j, "snapshots", c.snapshots, "");
@@ -446,6 +456,9 @@ void validate(const TrainConfig& c) {
   require(c.projector_init == ProjectorInit::New || !c.vision_init.empty(),
           "projector_init=one_plus_one needs vision_init");
   require(c.eval_samples >= 0, "eval_samples must be >= 0");
+  require(!c.realModel() || c.stage == Stage::Sft || c.stage == Stage::Dpo,
+          "model_dir (a real model) trains stage sft or dpo only");
+  require(c.max_length > 0, "max_length must be positive");
   require(c.device == "auto" || c.device == "cpu" || c.device == "cuda",
           "device must be auto, cpu or cuda");
   require(c.threads >= 0, "threads must be >= 0");

@@ -43,8 +43,16 @@ struct TrainConfig {
                                // tower starts this fresh model (runs without a parent only)
   bool freeze_vision = false;  // the vision tower never trains (a transplanted encoder)
   ProjectorInit projector_init =
-      ProjectorInit::New;    // new | one_plus_one: reuse the source's first projector
-                             // layer, frozen, plus a new second one (the paper's best)
+      ProjectorInit::New;  // new | one_plus_one: reuse the source's first projector
+                           // layer, frozen, plus a new second one (the paper's best)
+  // A real model instead of ShapesWorld (stage 2 only): a Hugging Face LLaVA folder whose weights
+  // start the run (without a parent) and whose tokenizer, chat template and image processor make
+  // the batches, and a data file: LLaVA instructions for sft, preference records for dpo.
+  std::string model_dir;
+  std::string data;
+  std::string image_root;    // image paths of `data` are relative to it (default: its folder)
+  std::string chat_format;   // "" = the tokenizer's recognised template
+  int max_length = 1500;     // records whose prompt + chosen exceed it are skipped (the paper's)
   int checkpoint_every = 0;  // steps between checkpoints (0 = only at the end)
   // A checkpoint also once this many minutes passed since the last, replacing the previous timed
   // one, so a stop or crash loses at most this much work (0 = off).
@@ -56,6 +64,7 @@ struct TrainConfig {
   std::string device = "auto";  // auto | cpu | cuda
   int threads = 0;              // CPU threads for torch (0 = all cores)
 
+  bool realModel() const { return !model_dir.empty(); }
   bool trainsVision() const { return stage != Stage::Align && vision_lr > 0 && !freeze_vision; }
   bool trainsLanguage() const {
     return stage != Stage::Pretrain;
