@@ -568,6 +568,18 @@ class TestCli : public QObject {
     QVERIFY2(r.err.contains("no usable record") && r.err.contains("without a rejected answer"),
              qPrintable(r.err));
 
+    // Gradient maps on a photo with a typed question, under the run and under the folder itself.
+    const QString figure = dir + "/maps.png";
+    r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "rdpo", "--model", model, "--image",
+                  dir + "/img/red.png", "--question", "What colour?", "--answer", "Red.", "--out",
+                  figure});
+    QVERIFY2(r.code == 0 && QFileInfo::exists(figure), qPrintable(r.err + r.out));
+    QVERIFY2(r.out.contains("rdpo @ 2") && r.out.contains("model @ 0"), qPrintable(r.out));
+    r = pivotCmd(
+        {"--workspace", ws, "explain", "--checkpoint", "rdpo", "--sample", "1", "--out", figure});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("is a real model: explain it on --image"), qPrintable(r.err));
+
     const QString hf = dir + "/exported";
     r = pivotCmd(
         {"--workspace", ws, "export", "rdpo", "--format", "hf", "--dtype", "f32", "--out", hf});

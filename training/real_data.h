@@ -21,6 +21,36 @@ namespace pivot {
 
 using ImageDecoder = std::function<Rgb8(const std::string& path)>;
 
+// Conversations to model inputs for one real model: its tokenizer, chat template and image
+// processor (from its folder), and a decoder for the image files. Shared by training (RealData)
+// and by attribution on a photo with a typed question (`pivot explain`).
+class ConversationBatcher {
+ public:
+  ConversationBatcher(const MllmConfig& model, const std::string& modelDir,
+                      const std::string& chatFormat, ImageDecoder decode);
+
+  ChatFormat format() const { return m_format; }
+  const HfTokenizer& tokenizer() const { return *m_tokenizer; }
+  // Why a record cannot be batched ("" when it can): not exactly one image, or not exactly one
+  // <image> placeholder in its rendered conversation.
+  std::string unusable(const DatasetRecord& record) const;
+  // SFT rows: the chosen answer (or every assistant turn of an instruction record) trained.
+  MllmInputs sft(const std::vector<DatasetRecord>& records, torch::Device device) const;
+  // DPO rows: the chosen conversations, then the rejected ones, one image per pair.
+  MllmInputs dpo(const std::vector<DatasetRecord>& records, torch::Device device) const;
+
+ private:
+  torch::Tensor images(const std::vector<DatasetRecord>& records) const;
+  MllmInputs batch(const std::vector<DatasetRecord>& records, bool withRejected,
+                   torch::Device device) const;
+
+  MllmConfig m_model;
+  std::shared_ptr<HfTokenizer> m_tokenizer;
+  ChatFormat m_format = ChatFormat::ChatMl;
+  ImageProcessorConfig m_processor;
+  ImageDecoder m_decode;
+};
+
 class RealData {
  public:
   // Opens cfg.data with the tokenizer and processor of cfg.model_dir; throws naming the file for
@@ -30,21 +60,14 @@ class RealData {
 
   int64_t size() const { return static_cast<int64_t>(m_kept.size()); }
   const std::string& summary() const { return m_summary; }
-  // SFT rows: the chosen answer (or every assistant turn of an instruction record) trained.
   MllmInputs sftBatch(const std::vector<int64_t>& indices, torch::Device device) const;
-  // DPO rows: the chosen conversations, then the rejected ones, one image per pair.
   MllmInputs dpoBatch(const std::vector<int64_t>& indices, torch::Device device) const;
 
  private:
-  torch::Tensor images(const std::vector<DatasetRecord>& records) const;
   std::vector<DatasetRecord> records(const std::vector<int64_t>& indices) const;
 
-  MllmConfig m_model;
+  ConversationBatcher m_batcher;
   std::unique_ptr<ConversationDataset> m_data;
-  std::unique_ptr<HfTokenizer> m_tokenizer;
-  ChatFormat m_format = ChatFormat::ChatMl;
-  ImageProcessorConfig m_processor;
-  ImageDecoder m_decode;
   std::vector<size_t> m_kept;
   std::string m_summary;
 };

@@ -34,6 +34,7 @@ struct RunStopped : std::runtime_error {
 
 struct ExplainArgs {
   std::vector<std::string> checkpoints;  // RUN[@STEP]
+  std::vector<std::string> models;       // Hugging Face LLaVA folders (explain, with --image)
   int sample = -1;                       // ShapesWorld sample index (with split)
   std::string split = "val";
   std::string image, question, answer;  // or an image file with a question and answer

@@ -1,5 +1,6 @@
 // `pivot explain` (a figure of attribution maps for one sample under several checkpoints) and
 // `pivot localize` (localisation scores of a checkpoint's maps over a split).
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <optional>
@@ -8,7 +9,9 @@
 #include "commands.h"
 #include "study/localise.h"
 #include "store/run_store.h"
+#include "io/hf_llava.h"
 #include "training/batches.h"
+#include "training/real_data.h"
 #include "training/run_checkpoint.h"
 #include "training/trainer.h"
 #include "visualization/attribution.h"
@@ -57,11 +60,41 @@ void checkLayer(const ExplainArgs& a, const LoadedCheckpoint& m) {
                              std::to_string(-count) + ".." + std::to_string(count - 1) + ")");
 }
 
+// A Hugging Face LLaVA folder as a checkpoint to explain.
+LoadedCheckpoint hfModel(const std::string& dir) {
+  HfLlava folder = loadHfLlava(dir);
+  LoadedCheckpoint m;
+  m.model = folder.model;
+  m.config.model = folder.config;
+  m.config.model_dir = dir;
+  m.runName = std::filesystem::path(dir).filename().string();
+  return m;
+}
+
+// The photo and typed question as a real model reads them: its chat template, tokenizer and
+// SigLIP processor, the answer as the trained (explained) tokens.
+MllmInputs realModelInputs(const LoadedCheckpoint& m, const ExplainArgs& a, torch::Device device) {
+  const ConversationBatcher batcher(m.config.model, m.config.model_dir, m.config.chat_format,
+                                    readRgb8);
+  DatasetRecord record;
+  record.where = a.image;
+  record.images = {a.image};
+  ChatMessage user, assistant;
+  user.role = "user";
+  user.parts.push_back({ContentPart::Kind::Text, "<image>\n" + a.question});
+  assistant.role = "assistant";
+  assistant.parts.push_back({ContentPart::Kind::Text, a.answer});
+  record.conversation = {user};
+  record.chosen = {assistant};
+  return batcher.sft({record}, device);
+}
+
 }  // namespace
 
 int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
   const AttributionOptions options = optionsFrom(a);  // bad names fail before anything loads
-  if (a.checkpoints.empty()) throw std::runtime_error("give at least one --checkpoint RUN[@STEP]");
+  if (a.checkpoints.empty() && a.models.empty())
+    throw std::runtime_error("give at least one --checkpoint RUN[@STEP] or --model DIR");
   if ((a.sample < 0) == a.image.empty())
     throw std::runtime_error("give either --sample N or --image FILE");
   if (!a.image.empty() && (a.question.empty() || a.answer.empty()))
@@ -71,6 +104,12 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
         "this build has no OpenCV, so it cannot render figures (pivot localize works)");
   std::vector<LoadedCheckpoint> models;
   for (const auto& spec : a.checkpoints) models.push_back(loadRunCheckpoint(workspace, spec));
+  for (const auto& dir : a.models) models.push_back(hfModel(dir));
+  for (const auto& m : models)
+    if (m.config.realModel() && a.image.empty())
+      throw std::runtime_error(m.label() +
+                               " is a real model: explain it on --image with --question and "
+                               "--answer (ShapesWorld samples are the miniature's)");
   for (const auto& m : models) checkLayer(a, m);
   const int imageSize = models.front().config.model.vision.image_size;
   for (const auto& m : models)
@@ -102,10 +141,15 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
             << (sample.rejected.empty() ? "" : "   rejected: " + sample.rejected) << "\n";
   for (auto& m : models) {
     const auto device = m.model->parameters().front().device();
-    auto in =
-        buildBatch({{&sample, Response::Chosen}}, tok, m.config.model.vision.numPatches(), device);
     std::optional<MllmInputs> rejected;
-    if (!sample.rejected.empty())
+    MllmInputs in;
+    if (m.config.realModel()) {  // the model's own tokenizer, template and image processor
+      in = realModelInputs(m, a, device);
+    } else {
+      in = buildBatch({{&sample, Response::Chosen}}, tok, m.config.model.vision.numPatches(),
+                      device);
+    }
+    if (!sample.rejected.empty() && !m.config.realModel())
       rejected = buildBatch({{&sample, Response::Rejected}}, tok,
                             m.config.model.vision.numPatches(), device);
     const auto result = explain(m.model, in, options, rejected ? &*rejected : nullptr);

@@ -166,9 +166,12 @@ int main(int argc, char** argv) {
       "explain", "attribution maps of one sample under several checkpoints, as a figure");
   auto* localize = app.add_subcommand(
       "localize", "localisation scores of a checkpoint's attribution maps over a split");
+  explain->add_option("--model", x.models,
+                      "a Hugging Face LLaVA folder (repeatable; with --image, --question, "
+                      "--answer)");
+  localize->add_option("--checkpoint", x.checkpoints, "RUN[@STEP]")->required();
+  explain->add_option("--checkpoint", x.checkpoints, "RUN[@STEP] (repeatable)");
   for (auto* cmd : {explain, localize}) {
-    cmd->add_option("--checkpoint", x.checkpoints, "RUN[@STEP] (repeatable for explain)")
-        ->required();
     cmd->add_option("--method", x.method, "gradmap | gradcam | hirescam | layercam | rollout")
         ->capture_default_str();
     cmd->add_option("--target", x.target,
