@@ -23,7 +23,7 @@ MllmImpl::MllmImpl(const MllmConfig& c) : config(c) {
 
 torch::Tensor MllmImpl::visualTokens(const torch::Tensor& pixels) {
   auto features = vision_tower->features(pixels, config.vision_feature_layer);  // (B, N, Dv)
-  if (config.vision_feature_select_strategy == "default")  // drop a CLIP-style class token
+  if (config.drop_first_vision_token)  // LLaVA's "default" strategy: a CLIP-style class token
     features = features.narrow(1, 1, features.size(1) - 1);
   return multi_modal_projector(features);  // (B, N, Dt)
 }

@@ -102,8 +102,10 @@ MllmConfig mllmConfigFromJson(const nlohmann::json& j) {
   readField(j, "prefix_bidirectional", c.prefix_bidirectional);
   readField(j, "image_token_index", c.image_token_id);
   readField(j, "image_token_id", c.image_token_id);  // transformers 5 spells it so
-  readField(j, "vision_feature_select_strategy", c.vision_feature_select_strategy);
-  if (c.vision_feature_select_strategy != "full" && c.vision_feature_select_strategy != "default")
+  std::string strategy = c.drop_first_vision_token ? "default" : "full";
+  readField(j, "vision_feature_select_strategy", strategy);
+  c.drop_first_vision_token = strategy == "default";
+  if (strategy != "full" && strategy != "default")
     throw std::runtime_error(
         "config field 'vision_feature_select_strategy' must be \"full\" or "
         "\"default\"");
@@ -148,7 +150,7 @@ nlohmann::json toJson(const MllmConfig& c) {
           {"vision_config", toJson(c.vision)},
           {"text_config", toJson(c.text)},
           {"vision_feature_layer", c.vision_feature_layer},
-          {"vision_feature_select_strategy", c.vision_feature_select_strategy},
+          {"vision_feature_select_strategy", c.drop_first_vision_token ? "default" : "full"},
           {"multimodal_projector_bias", c.multimodal_projector_bias},
           {"image_seq_length", c.imageTokens()},
           {"prefix_bidirectional", c.prefix_bidirectional},

@@ -40,11 +40,12 @@ struct MllmConfig {
   int vision_feature_layer = -2;     // hidden_states index fed to the projector (-2 = penultimate)
   bool prefix_bidirectional = true;  // image + question tokens attend both ways (prefix LM)
   int image_token_id = 3;            // id of the placeholder token replaced by image tokens
-  // LLaVA's "default" drops the first vision token (a CLIP class token); "full" keeps all (SigLIP).
-  std::string vision_feature_select_strategy = "full";
+  // LLaVA's vision_feature_select_strategy: "default" drops the first vision token (a CLIP class
+  // token), "full" keeps all (SigLIP has no class token).
+  bool drop_first_vision_token = false;
   bool multimodal_projector_bias = true;
   int imageTokens() const {
-    return vision.numPatches() - (vision_feature_select_strategy == "default" ? 1 : 0);
+    return vision.numPatches() - (drop_first_vision_token ? 1 : 0);
   }
 };
 
