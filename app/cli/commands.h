@@ -120,6 +120,14 @@ struct ModelInitArgs {
   uint64_t seed = 1;
 };
 int cmdModelInit(const ModelInitArgs& args);
+struct ModelBenchArgs {
+  std::string config;  // a LLaVA config.json: the model is built from it with random weights
+  std::string tokenizer = PIVOT_SOURCE_DIR "/tests/data/qwen2.5-tokenizer";
+  std::string image = PIVOT_SOURCE_DIR "/tests/data/hf-llava-tiny/photo.png";
+  std::string chatFormat;
+  int questionTokens = 32;
+};
+int cmdBenchModel(const ModelBenchArgs& args);
 int cmdDataCheck(const DataCheckArgs& args);
 int cmdBenchData(const DataBenchArgs& args);
 int cmdTokenize(const TokenizeArgs& args);

@@ -99,6 +99,18 @@ int main(int argc, char** argv) {
   benchTokenizer->add_option("--js-module", tb.jsModule,
                              "@huggingface/tokenizers dist/tokenizers.mjs (default: tests/data)");
 
+  pivot::cli::ModelBenchArgs mb;
+  auto* benchModel = bench->add_subcommand(
+      "model",
+      "one gradient map and one SFT step on a model built from a LLaVA config "
+      "(random weights): seconds and peak memory");
+  benchModel->add_option("--config", mb.config, "LLaVA config.json")->required();
+  benchModel->add_option("--tokenizer", mb.tokenizer, "tokenizer folder")->capture_default_str();
+  benchModel->add_option("--image", mb.image, "the photo")->capture_default_str();
+  benchModel->add_option("--chat-format", mb.chatFormat, "override the tokenizer's template");
+  benchModel->add_option("--question-tokens", mb.questionTokens, "question length")
+      ->capture_default_str();
+
   pivot::cli::DataBenchArgs db;
   auto* benchData = bench->add_subcommand(
       "data", "index a generated LLaVA-style JSON file: records/s, peak RSS, second open");
@@ -289,6 +301,7 @@ int main(int argc, char** argv) {
     if (*exportCmd) return pivot::cli::cmdExport(workspace, ea);
     if (*benchTokenizer) return pivot::cli::cmdBenchTokenizer(tb);
     if (*benchData) return pivot::cli::cmdBenchData(db);
+    if (*benchModel) return pivot::cli::cmdBenchModel(mb);
     if (*dataCheck) return pivot::cli::cmdDataCheck(dc);
     if (*modelCheck) return pivot::cli::cmdModelCheck(mc);
     if (*modelInit) return pivot::cli::cmdModelInit(mi);

@@ -20,8 +20,8 @@ int cmdModelCheck(const ModelCheckArgs& args) {
       c.imageTokens(), c.text.num_hidden_layers, c.text.hidden_size, c.text.num_attention_heads,
       c.text.num_key_value_heads, c.text.vocab_size, r.tiedHead ? ", tied head" : "");
   std::printf("features: hidden state %d, strategy %s; image token id %d; projector bias %s\n",
-              c.vision_feature_layer, c.drop_first_vision_token ? "default" : "full", c.image_token_id,
-              c.multimodal_projector_bias ? "yes" : "no");
+              c.vision_feature_layer, c.drop_first_vision_token ? "default" : "full",
+              c.image_token_id, c.multimodal_projector_bias ? "yes" : "no");
   std::printf("name layout: %s; %zu file%s\n", r.layout.c_str(), r.files.size(),
               r.files.size() == 1 ? "" : "s");
   std::string dtypes;

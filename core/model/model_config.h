@@ -44,9 +44,7 @@ struct MllmConfig {
   // token), "full" keeps all (SigLIP has no class token).
   bool drop_first_vision_token = false;
   bool multimodal_projector_bias = true;
-  int imageTokens() const {
-    return vision.numPatches() - (drop_first_vision_token ? 1 : 0);
-  }
+  int imageTokens() const { return vision.numPatches() - (drop_first_vision_token ? 1 : 0); }
 };
 
 VisionConfig visionConfigFromJson(
