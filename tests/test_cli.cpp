@@ -584,7 +584,8 @@ class TestCli : public QObject {
     r = pivotCmd(
         {"--workspace", ws, "export", "rdpo", "--format", "hf", "--dtype", "f32", "--out", hf});
     QVERIFY2(r.code == 0, qPrintable(r.err));
-    QVERIFY(!r.out.contains("prefix_bidirectional"));  // a real model attends causally already
+    QVERIFY(!r.out.contains("prefix_bidirectional"));    // a real model attends causally already
+    QVERIFY(QFileInfo::exists(hf + "/tokenizer.json"));  // the model's tokenizer travels with it
     r = pivotCmd({"model", "check", hf});
     QVERIFY2(r.code == 0 && r.out.contains("vocab 151665"), qPrintable(r.err + r.out));
     RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);

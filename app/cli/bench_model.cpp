@@ -26,8 +26,10 @@ double peakRssMb() {
   std::string key;
   long kb = 0;
   while (status >> key)
-    if (key == "VmHWM:" && status >> kb) return static_cast<double>(kb) / 1024;
-    else status.ignore(1 << 10, '\n');
+    if (key == "VmHWM:" && status >> kb)
+      return static_cast<double>(kb) / 1024;
+    else
+      status.ignore(1 << 10, '\n');
   return -1;
 }
 void resetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
@@ -46,16 +48,17 @@ int cmdBenchModel(const ModelBenchArgs& args) {
   using Clock = std::chrono::steady_clock;
   const MllmConfig config = llavaConfigFromHf(readJsonFile(args.config), args.config);
   // The batcher reads a folder: the tokenizer's files and a SigLIP processor for the image size.
-  const fs::path folder = fs::temp_directory_path() / ("pivot-bench-model-" + std::to_string(::getpid()));
+  const fs::path folder =
+      fs::temp_directory_path() / ("pivot-bench-model-" + std::to_string(::getpid()));
   fs::create_directories(folder);
   for (const char* file : {"tokenizer.json", "tokenizer_config.json"})
     fs::copy_file(fs::path(args.tokenizer) / file, folder / file,
                   fs::copy_options::overwrite_existing);
   std::ofstream(folder / "preprocessor_config.json")
-      << nlohmann::json({{"image_processor_type", "SiglipImageProcessor"},
-                         {"size", {{"height", config.vision.image_size},
-                                   {"width", config.vision.image_size}}},
-                         {"resample", 3}})
+      << nlohmann::json(
+             {{"image_processor_type", "SiglipImageProcessor"},
+              {"size", {{"height", config.vision.image_size}, {"width", config.vision.image_size}}},
+              {"resample", 3}})
              .dump();
   torch::manual_seed(1);
   resetPeakRss();
@@ -64,12 +67,13 @@ int cmdBenchModel(const ModelBenchArgs& args) {
   const double buildSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
   int64_t parameters = 0;
   for (const auto& p : model->parameters()) parameters += p.numel();
-  std::printf("model bench: %.0f M parameters (vision %d x %d, %d px -> %d tokens; LM %d x %d, "
-              "vocab %d), float32, %d threads\n",
-              static_cast<double>(parameters) / 1e6, config.vision.num_hidden_layers,
-              config.vision.hidden_size, config.vision.image_size, config.imageTokens(),
-              config.text.num_hidden_layers, config.text.hidden_size, config.text.vocab_size,
-              torch::get_num_threads());
+  std::printf(
+      "model bench: %.0f M parameters (vision %d x %d, %d px -> %d tokens; LM %d x %d, "
+      "vocab %d), float32, %d threads\n",
+      static_cast<double>(parameters) / 1e6, config.vision.num_hidden_layers,
+      config.vision.hidden_size, config.vision.image_size, config.imageTokens(),
+      config.text.num_hidden_layers, config.text.hidden_size, config.text.vocab_size,
+      torch::get_num_threads());
   std::printf("  built in %.1f s, %.0f MB resident\n", buildSeconds, peakRssMb());
 
   const ConversationBatcher batcher(config, folder.string(), args.chatFormat, readRgb8);
@@ -105,9 +109,10 @@ int cmdBenchModel(const ModelBenchArgs& args) {
   const StepOutput out = sftStepOn(model, in);
   const double gradNorm = applyUpdate(out.loss, optimizer, parameterList, 1.0);
   const double stepSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::printf("  SFT step at batch 1 (forward, backward, AdamW): %.1f s, peak %.0f MB; loss %.3f, "
-              "grad norm %.3g\n",
-              stepSeconds, peakRssMb(), out.loss.item<double>(), gradNorm);
+  std::printf(
+      "  SFT step at batch 1 (forward, backward, AdamW): %.1f s, peak %.0f MB; loss %.3f, "
+      "grad norm %.3g\n",
+      stepSeconds, peakRssMb(), out.loss.item<double>(), gradNorm);
   fs::remove_all(folder);
   return 0;
 }

@@ -229,6 +229,12 @@ int exportHf(const std::string& workspace, const ExportArgs& args) {
   options.shardBytes = int64_t{args.shardMb} << 20;
   saveHfLlava(loaded.model, args.out, options);
   saveSiglipVision(loaded.model, (fs::path(args.out) / "vision_encoder").string(), options.dtype);
+  // A real model's run carries its folder's tokenizer along, so the export is a complete model.
+  if (loaded.config.realModel())
+    for (const char* file : {"tokenizer.json", "tokenizer_config.json"})
+      if (fs::exists(fs::path(loaded.config.model_dir) / file))
+        fs::copy_file(fs::path(loaded.config.model_dir) / file, fs::path(args.out) / file,
+                      fs::copy_options::overwrite_existing);
   try {
     RunStore(storePath(workspace))
         .addArtifact(run.id, "export-hf", fs::absolute(args.out).string());
