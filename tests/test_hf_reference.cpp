@@ -311,6 +311,18 @@ class TestHfReference : public QObject {
                            original.model->vision_tower->features(io.at("pixel_values"), -2)));
     }
   }
+
+  // so400m-patch14-384 takes floor(384 / 14) = 27 patches a side: a side the patch does not divide
+  // is the strided convolution's, edge pixels unused, as in transformers.
+  void patchSizeNeedNotDivideTheImage() {
+    auto j = readJsonFile(PIVOT_SOURCE_DIR "/tests/data/hf-tiny/siglip/config.json");
+    j["image_size"] = 36;  // patch 8: 4 patches a side, 4 edge pixels unused
+    const VisionConfig cfg = visionConfigFromJson(j);
+    QCOMPARE(cfg.numPatches(), 16);
+    VisionTransformer vit(cfg);
+    torch::NoGradGuard g;
+    QCOMPARE(vit->forward(torch::zeros({1, 3, 36, 36})).sizes(), (torch::IntArrayRef{1, 16, 64}));
+  }
 };
 
 QTEST_GUILESS_MAIN(TestHfReference)

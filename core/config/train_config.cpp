@@ -472,8 +472,8 @@ void validate(const TrainConfig& c) {
               t.num_attention_heads > 0 && t.num_key_value_heads > 0 && t.vocab_size > 0 &&
               t.max_position_embeddings > 0,
           "model.text_config sizes must be positive");
-  require(c.model.vision.image_size % c.model.vision.patch_size == 0,
-          "model.vision_config.patch_size must divide image_size");
+  require(c.model.vision.patch_size <= c.model.vision.image_size,
+          "model.vision_config.patch_size must not exceed image_size");
   require(c.model.vision.hidden_size % c.model.vision.num_attention_heads == 0,
           "model.vision_config.num_attention_heads must divide hidden_size");
   require(c.model.text.hidden_size % c.model.text.num_attention_heads == 0,

@@ -49,8 +49,10 @@ VisionConfig visionConfigFromJson(const nlohmann::json& jIn) {
     requirePositive(key, value);
   if (c.hidden_size % c.num_attention_heads != 0)
     throw std::runtime_error("config field 'num_attention_heads' must divide hidden_size");
-  if (c.image_size % c.patch_size != 0)
-    throw std::runtime_error("config field 'patch_size' must divide image_size");
+  // SigLIP's patch embedding is a strided convolution without padding: floor(384 / 14) = 27
+  // patches a side for so400m-patch14-384, the edge pixels unused.
+  if (c.patch_size > c.image_size)
+    throw std::runtime_error("config field 'patch_size' must not exceed image_size");
   return c;
 }
 
