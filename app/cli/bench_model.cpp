@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "commands.h"
 #include "io/hf_llava.h"
@@ -47,6 +48,9 @@ std::string question(int tokens) {
 int cmdBenchModel(const ModelBenchArgs& args) {
   using Clock = std::chrono::steady_clock;
   const MllmConfig config = llavaConfigFromHf(readJsonFile(args.config), args.config);
+  torch::set_num_threads(args.threads > 0
+                             ? args.threads
+                             : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   // The batcher reads a folder: the tokenizer's files and a SigLIP processor for the image size.
   const fs::path folder =
       fs::temp_directory_path() / ("pivot-bench-model-" + std::to_string(::getpid()));

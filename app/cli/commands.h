@@ -126,6 +126,7 @@ struct ModelBenchArgs {
   std::string image = PIVOT_SOURCE_DIR "/tests/data/hf-llava-tiny/photo.png";
   std::string chatFormat;
   int questionTokens = 32;
+  int threads = 0;  // 0: every core, as training uses
 };
 int cmdBenchModel(const ModelBenchArgs& args);
 int cmdDataCheck(const DataCheckArgs& args);

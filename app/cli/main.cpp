@@ -110,6 +110,8 @@ int main(int argc, char** argv) {
   benchModel->add_option("--chat-format", mb.chatFormat, "override the tokenizer's template");
   benchModel->add_option("--question-tokens", mb.questionTokens, "question length")
       ->capture_default_str();
+  benchModel->add_option("--threads", mb.threads, "CPU threads (0: every core, as training)")
+      ->capture_default_str();
 
   pivot::cli::DataBenchArgs db;
   auto* benchData = bench->add_subcommand(
