@@ -362,8 +362,9 @@ class TestTraining : public QObject {
     expectError("projector_init=two",
                 "unknown projector init 'two' (expected new or one_plus_one)");
     expectError("projector_init=one_plus_one", "projector_init=one_plus_one needs vision_init");
-    expectError("model.vision_config.patch_size=5",
-                "model.vision_config: config field 'patch_size' must divide");
+    // A patch that does not divide the image is legal (so400m-patch14-384); one larger is not.
+    expectError("model.vision_config.patch_size=40",
+                "model.vision_config: config field 'patch_size' must not exceed image_size");
   }
 };
 
