@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Checks that every C++ file follows .clang-format (clang-format 14, Debian 12's). With --fix,
-# formats them in place instead.
+# formats them in place instead. New files count before they are added to git (an untracked file
+# that --fix skipped used to fail CI once committed); ignored ones (build folders) do not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(git ls-files '*.cpp' '*.h')
+files=()
+while IFS= read -r f; do
+  [ -f "$f" ] && files+=("$f")
+done < <(git ls-files --cached --others --exclude-standard '*.cpp' '*.h' | sort -u)
 if [ "${1:-}" = "--fix" ]; then
   clang-format -i "${files[@]}"
   exit 0
