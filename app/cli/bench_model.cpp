@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "io/hf_llava.h"
+#include "peak_memory.h"
 #include "training/real_data.h"
 #include "training/steps.h"
 #include "visualization/attribution.h"
@@ -20,20 +21,6 @@ namespace pivot::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Peak resident memory since the last reset, MB (VmHWM; writing "5" to clear_refs resets it).
-double peakRssMb() {
-  std::ifstream status("/proc/self/status");
-  std::string key;
-  long kb = 0;
-  while (status >> key)
-    if (key == "VmHWM:" && status >> kb)
-      return static_cast<double>(kb) / 1024;
-    else
-      status.ignore(1 << 10, '\n');
-  return -1;
-}
-void resetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 // A question of about `tokens` tokens.
 std::string question(int tokens) {

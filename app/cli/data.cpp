@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "data/datasets.h"
+#include "peak_memory.h"
 #include "text/chat_template.h"
 #include "text/hf_tokenizer.h"
 
@@ -107,23 +108,6 @@ int cmdDataCheck(const DataCheckArgs& args) {
   return 0;
 }
 
-namespace {
-
-// Peak resident memory since the last reset (VmHWM); resetting writes "5" to clear_refs.
-long peakRssKb() {
-  std::ifstream status("/proc/self/status");
-  std::string key;
-  long value = 0;
-  while (status >> key)
-    if (key == "VmHWM:" && status >> value)
-      return value;
-    else
-      status.ignore(1 << 10, '\n');
-  return -1;
-}
-
-}  // namespace
-
 int cmdBenchData(const DataBenchArgs& args) {
   using Clock = std::chrono::steady_clock;
   const fs::path folder = args.folder.empty() ? fs::temp_directory_path() : fs::path(args.folder);
@@ -157,12 +141,12 @@ int cmdBenchData(const DataBenchArgs& args) {
   }
   const double mb = static_cast<double>(fs::file_size(file)) / 1e6;
   fs::remove(RecordIndex::cachePath(file.string()));
-  std::ofstream("/proc/self/clear_refs") << "5";
-  const long rssBefore = peakRssKb();
+  resetPeakRss();
+  const double rssBefore = peakRssMb();
   auto t0 = Clock::now();
   const RecordIndex index = RecordIndex::open(file.string());
   const double build = std::chrono::duration<double>(Clock::now() - t0).count();
-  const long rssPeak = peakRssKb();
+  const double rssPeak = peakRssMb();
   t0 = Clock::now();
   const RecordIndex cached = RecordIndex::open(file.string());
   const double reopen = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -171,8 +155,7 @@ int cmdBenchData(const DataBenchArgs& args) {
               static_cast<double>(index.size()) / build, mb / build);
   std::printf(
       "  peak RSS      %.1f MB during the pass (%.1f MB before; the index itself %.1f MB)\n",
-      static_cast<double>(rssPeak) / 1024, static_cast<double>(rssBefore) / 1024,
-      static_cast<double>(index.size() * sizeof(RecordIndex::Entry)) / 1e6);
+      rssPeak, rssBefore, static_cast<double>(index.size() * sizeof(RecordIndex::Entry)) / 1e6);
   std::printf("  second open   %.3f s (index %s)\n", reopen,
               cached.fromCache() ? "read from the cache" : "rebuilt: the cache was not written");
   // One record in the middle, to show random access works on the big file.

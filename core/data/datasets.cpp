@@ -83,6 +83,13 @@ std::vector<std::string> imagesOf(const json& j, const std::string& root,
   return images;
 }
 
+// A record's "id", string or number, as text ("" when it has none).
+std::string recordId(const json& j) {
+  auto it = j.find("id");
+  if (it == j.end() || !(it->is_string() || it->is_number())) return "";
+  return it->is_string() ? it->get<std::string>() : it->dump();
+}
+
 ChatMessage textMessage(const std::string& role, const std::string& text) {
   ChatMessage m;
   m.role = role;
@@ -95,8 +102,7 @@ ChatMessage textMessage(const std::string& role, const std::string& text) {
 DatasetRecord preferenceRecord(const json& j, const std::string& root, const std::string& where) {
   DatasetRecord r;
   r.where = where;
-  if (j.contains("id") && (j["id"].is_string() || j["id"].is_number()))
-    r.id = j["id"].is_string() ? j["id"].get<std::string>() : j["id"].dump();
+  r.id = recordId(j);
   r.images = imagesOf(j, root, where);
   std::string question;
   if (j.contains("question"))
@@ -116,8 +122,7 @@ DatasetRecord preferenceRecord(const json& j, const std::string& root, const std
 DatasetRecord llavaRecord(const json& j, const std::string& root, const std::string& where) {
   DatasetRecord r;
   r.where = where;
-  if (j.contains("id") && (j["id"].is_string() || j["id"].is_number()))
-    r.id = j["id"].is_string() ? j["id"].get<std::string>() : j["id"].dump();
+  r.id = recordId(j);
   r.images = imagesOf(j, root, where);
   auto it = j.find("conversations");
   if (it == j.end() || !it->is_array() || it->empty())
