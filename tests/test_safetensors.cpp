@@ -35,6 +35,46 @@ class TestSafetensors : public QObject {
     }
   }
 
+  // The mapped reader gives the file's values without copying, survives its own destruction,
+  // never writes through to the file, and copes with a tensor the format left unaligned.
+  void mappedViewsAreTheFileAndNeverChangeIt() {
+    QTemporaryDir dir;
+    const std::string path = dir.filePath("m.safetensors").toStdString();
+    const auto weight = torch::randn({64, 1024});  // 256 KiB: several whole pages to release
+    saveSafetensors(path, {{"w", weight}, {"h", weight.to(torch::kBFloat16)}});
+    torch::Tensor view;
+    {
+      const MappedSafetensors file(path);
+      QCOMPARE(file.entries().size(), size_t(2));
+      for (const auto& entry : file.entries()) {
+        if (entry.name != "w") continue;
+        view = file.view(entry);
+        QVERIFY(torch::equal(view, weight));
+        file.release(entry);  // pages dropped from this process: read again from the file
+        QVERIFY(torch::equal(view, weight));
+      }
+    }
+    QVERIFY(torch::equal(view, weight));  // the view keeps the mapping alive
+    view.fill_(7.0f);                     // copy-on-write: this process's own pages
+    QVERIFY(torch::equal(loadSafetensors(path).at("w"), weight));
+
+    // An F32 tensor at byte 1 of the data block (after one U8): the format allows it.
+    const std::string raw = dir.filePath("odd.safetensors").toStdString();
+    const std::string header =
+        R"({"b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"f":{"dtype":"F32","shape":[2],"data_offsets":[1,9]}})";
+    {
+      std::ofstream out(raw, std::ios::binary);
+      unsigned char len[8] = {static_cast<unsigned char>(header.size())};
+      out.write(reinterpret_cast<const char*>(len), 8);
+      const float values[2] = {1.5f, -2.25f};
+      out << header << '\x09';
+      out.write(reinterpret_cast<const char*>(values), sizeof values);
+    }
+    const auto odd = loadSafetensors(raw);
+    QCOMPARE(odd.at("b").item<int>(), 9);
+    QVERIFY(torch::equal(odd.at("f"), torch::tensor({1.5f, -2.25f})));
+  }
+
   void headerLayoutFollowsTheFormat() {
     QTemporaryDir dir;
     const std::string path = dir.filePath("t.safetensors").toStdString();

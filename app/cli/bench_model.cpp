@@ -1,5 +1,7 @@
 // `pivot bench model`: what one gradient map and one SFT step cost on a real-size model (random
 // weights from a LLaVA config, e.g. llava-interleave-qwen-0.5b's shape), on this machine.
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -105,6 +107,80 @@ int cmdBenchModel(const ModelBenchArgs& args) {
       "grad norm %.3g\n",
       stepSeconds, peakRssMb(), out.loss.item<double>(), gradNorm);
   fs::remove_all(folder);
+  return 0;
+}
+
+}  // namespace pivot::cli
+
+namespace pivot::cli {
+
+int cmdBenchLoad(const LoadBenchArgs& args) {
+  using Clock = std::chrono::steady_clock;
+  const MllmConfig config = llavaConfigFromHf(readJsonFile(args.config), args.config);
+  const bool keep = !args.folder.empty();
+  const fs::path folder =
+      keep ? fs::path(args.folder)
+           : fs::temp_directory_path() / ("pivot-bench-load-" + std::to_string(::getpid()));
+  HfExportOptions options;
+  options.dtype = args.dtype == "f32"   ? torch::kFloat32
+                  : args.dtype == "f16" ? torch::kFloat16
+                                        : torch::kBFloat16;
+  // Generated in a child process, so that the measuring process starts with a clean heap (memory
+  // freed after generating would otherwise be reused by the load and hide its cost). The parent
+  // has not touched torch's thread pools yet, so forking is safe.
+  const pid_t child = ::fork();
+  if (child == 0) {
+    try {
+      torch::manual_seed(1);
+      Mllm model(config);
+      saveHfLlava(model, folder.string(), options);
+      ::_exit(0);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "pivot bench load: %s\n", e.what());
+      ::_exit(1);
+    }
+  }
+  int status = 0;
+  if (child < 0 || ::waitpid(child, &status, 0) != child || !WIFEXITED(status) ||
+      WEXITSTATUS(status) != 0)
+    throw std::runtime_error("pivot bench load: generating the checkpoint in " + folder.string() +
+                             " failed");
+  int64_t fileBytes = 0;
+  for (const auto& entry : fs::directory_iterator(folder))
+    if (entry.path().extension() == ".safetensors") {
+      fileBytes += static_cast<int64_t>(entry.file_size());
+      // Out of the page cache, so that the figure includes reading the disk.
+      const int fd = ::open(entry.path().c_str(), O_RDONLY);
+      if (fd >= 0) {
+        ::fdatasync(fd);
+        ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        ::close(fd);
+      }
+    }
+
+  resetPeakRss();
+  const double before = peakRssMb();
+  auto t0 = Clock::now();
+  const HfLlava loaded = loadHfLlava(folder.string());
+  const double loadSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double peak = peakRssMb() - before;
+  int64_t parameterBytes = 0;
+  for (const auto& p : loaded.model->parameters()) parameterBytes += p.numel() * p.element_size();
+  const double parameterMb = static_cast<double>(parameterBytes) / (1 << 20);
+  std::printf(
+      "load bench: %s, %zu file(s), %.0f MB of %s weights on disk (evicted from the page "
+      "cache first)\n",
+      args.config.c_str(), loaded.report.files.size(), static_cast<double>(fileBytes) / (1 << 20),
+      args.dtype.c_str());
+  std::printf(
+      "  loaded: %.0f MB of float32 parameters in %.1f s (%.0f MB/s of checkpoint, "
+      "building and initialising the model included)\n",
+      parameterMb, loadSeconds, static_cast<double>(fileBytes) / (1 << 20) / loadSeconds);
+  std::printf(
+      "  peak resident memory while loading: %.0f MB = %.2fx the loaded parameters "
+      "(goal <= 1.3x; %.0f MB resident before)\n",
+      peak, peak / parameterMb, before);
+  if (!keep) fs::remove_all(folder);
   return 0;
 }
 

@@ -129,6 +129,12 @@ struct ModelBenchArgs {
   int threads = 0;  // 0: every core, as training uses
 };
 int cmdBenchModel(const ModelBenchArgs& args);
+struct LoadBenchArgs {
+  std::string config;          // a LLaVA config.json: the checkpoint is generated from it
+  std::string dtype = "bf16";  // how the generated checkpoint stores its weights
+  std::string folder;          // where to write it (default: a temporary folder, removed after)
+};
+int cmdBenchLoad(const LoadBenchArgs& args);
 int cmdDataCheck(const DataCheckArgs& args);
 int cmdBenchData(const DataBenchArgs& args);
 int cmdTokenize(const TokenizeArgs& args);

@@ -113,6 +113,17 @@ int main(int argc, char** argv) {
   benchModel->add_option("--threads", mb.threads, "CPU threads (0: every core, as training)")
       ->capture_default_str();
 
+  pivot::cli::LoadBenchArgs lb;
+  auto* benchLoad = bench->add_subcommand(
+      "load",
+      "load a generated LLaVA checkpoint (random weights from a config): seconds, and peak "
+      "memory against the loaded parameters' bytes");
+  benchLoad->add_option("--config", lb.config, "LLaVA config.json")->required();
+  benchLoad->add_option("--dtype", lb.dtype, "dtype the checkpoint stores")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"bf16", "f16", "f32"}));
+  benchLoad->add_option("--folder", lb.folder, "write the checkpoint here and keep it");
+
   pivot::cli::DataBenchArgs db;
   auto* benchData = bench->add_subcommand(
       "data", "index a generated LLaVA-style JSON file: records/s, peak RSS, second open");
@@ -304,6 +315,7 @@ int main(int argc, char** argv) {
     if (*benchTokenizer) return pivot::cli::cmdBenchTokenizer(tb);
     if (*benchData) return pivot::cli::cmdBenchData(db);
     if (*benchModel) return pivot::cli::cmdBenchModel(mb);
+    if (*benchLoad) return pivot::cli::cmdBenchLoad(lb);
     if (*dataCheck) return pivot::cli::cmdDataCheck(dc);
     if (*modelCheck) return pivot::cli::cmdModelCheck(mc);
     if (*modelInit) return pivot::cli::cmdModelInit(mi);

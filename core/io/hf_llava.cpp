@@ -132,18 +132,24 @@ HfLlava loadHfLlava(const std::string& folder) {
   // Every tensor of every file under our name, remembering where it came from.
   std::map<std::string, std::string> weightMap;
   out.report.files = weightFiles(folder, &weightMap);
+  // Mapped, not read: each tensor is converted straight into its parameter and its pages released,
+  // so loading needs the model's memory and little more.
+  std::vector<MappedSafetensors> mapped;
   struct Found {
-    torch::Tensor tensor;
-    std::string file, original;
+    const MappedSafetensors* file;
+    const SafetensorsEntry* entry;
   };
   std::map<std::string, Found> tensors;
   std::map<std::string, int> layoutVotes;
-  for (const auto& file : out.report.files) {
-    for (auto& [name, tensor] : loadSafetensors(file)) {
+  mapped.reserve(out.report.files.size());
+  for (const auto& file : out.report.files) mapped.emplace_back(file);
+  for (const auto& file : mapped) {
+    for (const auto& entry : file.entries()) {
+      const std::string& name = entry.name;
       if (!weightMap.empty() && !weightMap.count(name))
-        throw std::runtime_error(file + ": tensor '" + name +
+        throw std::runtime_error(file.path() + ": tensor '" + name +
                                  "' is not listed in model.safetensors.index.json");
-      ++out.report.dtypes[c10::toString(tensor.scalar_type())];
+      ++out.report.dtypes[c10::toString(file.dtype(entry))];
       std::string layout;
       const std::string ours = canonicalLlavaName(name, &layout);
       if (!layout.empty()) ++layoutVotes[layout];
@@ -151,13 +157,9 @@ HfLlava loadHfLlava(const std::string& folder) {
         out.report.unused.push_back(name);
         continue;
       }
-      tensors[ours] = {tensor, fs::path(file).filename().string(), name};
+      tensors[ours] = {&file, &entry};
     }
   }
-  for (const auto& [name, file] : weightMap)
-    if (std::none_of(out.report.files.begin(), out.report.files.end(),
-                     [&](const std::string& f) { return fs::path(f).filename() == file; }))
-      throw std::runtime_error(folder + ": the index lists '" + name + "' in missing file " + file);
   out.report.layout = "hub";
   int most = 0;
   for (const auto& [layout, votes] : layoutVotes)
@@ -176,13 +178,15 @@ HfLlava loadHfLlava(const std::string& folder) {
       throw std::runtime_error(folder + ": tensor for '" + name +
                                "' is missing (no name in any layout maps to it)");
     const Found& f = it->second;
-    if (f.tensor.sizes() != item.value().sizes()) {
+    if (c10::IntArrayRef(f.entry->shape) != item.value().sizes()) {
       std::ostringstream why;
-      why << f.file << ": tensor '" << f.original << "' has shape " << f.tensor.sizes()
-          << " but the config makes '" << name << "' " << item.value().sizes();
+      why << fs::path(f.file->path()).filename().string() << ": tensor '" << f.entry->name
+          << "' has shape " << c10::IntArrayRef(f.entry->shape) << " but the config makes '" << name
+          << "' " << item.value().sizes();
       throw std::runtime_error(why.str());
     }
-    item.value().copy_(f.tensor.to(torch::kFloat32));
+    item.value().copy_(f.file->view(*f.entry));  // converts BF16 / F16 on the way
+    f.file->release(*f.entry);
     taken.insert(name);
     const int64_t n = item.value().numel();
     if (startsWith(name, "vision_tower."))
@@ -193,10 +197,10 @@ HfLlava loadHfLlava(const std::string& folder) {
       out.report.lmParameters += n;
   }
   for (const auto& [name, f] : tensors)
-    if (!taken.count(name)) out.report.unused.push_back(f.original);
+    if (!taken.count(name)) out.report.unused.push_back(f.entry->name);
   out.report.tiedHead = out.config.text.tie_word_embeddings;
   if (out.report.tiedHead && tensors.count("language_model.lm_head.weight"))
-    out.report.unused.push_back(tensors["language_model.lm_head.weight"].original);
+    out.report.unused.push_back(tensors["language_model.lm_head.weight"].entry->name);
   std::sort(out.report.unused.begin(), out.report.unused.end());
   out.report.unused.erase(std::unique(out.report.unused.begin(), out.report.unused.end()),
                           out.report.unused.end());

@@ -1,6 +1,9 @@
 #include "io/safetensors.h"
 
-#include "io/safetensors_header.h"
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -35,33 +38,83 @@ const char* nameFromDtype(torch::ScalarType t) {
 
 }  // namespace
 
-TensorMap loadSafetensors(const std::string& path, StringMap* metadata) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw std::runtime_error(path + ": cannot open");
-  const uint64_t fileSize = static_cast<uint64_t>(in.tellg());
-  in.seekg(0);
-  unsigned char lenBytes[8];
-  if (fileSize < 8 || !in.read(reinterpret_cast<char*>(lenBytes), 8))
-    throw std::runtime_error(path + ": too short for a safetensors header");
-  const uint64_t headerLen = safetensorsHeaderLength(lenBytes, fileSize, path);
-  std::string prefix(8 + headerLen, '\0');
-  std::copy(lenBytes, lenBytes + 8, prefix.begin());
-  in.read(prefix.data() + 8, static_cast<std::streamsize>(headerLen));
-  const SafetensorsHeader header = parseSafetensorsHeader(prefix, fileSize, path);
-  if (metadata)
-    for (const auto& [k, v] : header.metadata) (*metadata)[k] = v;
+struct MappedSafetensors::Mapping {
+  void* base = nullptr;
+  size_t size = 0;
+  ~Mapping() {
+    if (base) ::munmap(base, size);
+  }
+};
 
+MappedSafetensors::MappedSafetensors(const std::string& path) : path_(path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error(path + ": cannot open");
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    ::close(fd);
+    throw std::runtime_error(path + ": cannot stat");
+  }
+  const uint64_t fileSize = static_cast<uint64_t>(info.st_size);
+  mapping_ = std::make_shared<Mapping>();
+  if (fileSize > 0) {
+    // Private and writable so that a caller who writes into a view gets its own page, never a
+    // crash and never a change to the file.
+    void* base = ::mmap(nullptr, fileSize, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (base == MAP_FAILED) {
+      ::close(fd);
+      throw std::runtime_error(path + ": cannot be mapped into memory");
+    }
+    mapping_->base = base;
+    mapping_->size = fileSize;
+  }
+  ::close(fd);  // the mapping keeps the file
+  if (fileSize < 8) throw std::runtime_error(path + ": too short for a safetensors header");
+  const auto* bytes = static_cast<const unsigned char*>(mapping_->base);
+  unsigned char lenBytes[8];
+  std::copy(bytes, bytes + 8, lenBytes);
+  const uint64_t headerLen = safetensorsHeaderLength(lenBytes, fileSize, path);
+  header_ = parseSafetensorsHeader(std::string(reinterpret_cast<const char*>(bytes), 8 + headerLen),
+                                   fileSize, path);
+}
+
+torch::ScalarType MappedSafetensors::dtype(const SafetensorsEntry& entry) const {
+  return dtypeFromName(entry.dtype, path_ + ": tensor '" + entry.name + "'");
+}
+
+torch::Tensor MappedSafetensors::view(const SafetensorsEntry& entry) const {
+  const auto options = torch::TensorOptions().dtype(dtype(entry));
+  if (entry.end == entry.begin) return torch::empty(entry.shape, options);
+  char* data = static_cast<char*>(mapping_->base) + header_.dataStart + entry.begin;
+  const auto elementSize = static_cast<uintptr_t>(safetensorsDtypeSize(entry.dtype));
+  if (reinterpret_cast<uintptr_t>(data) % elementSize != 0) {
+    // The format does not promise alignment; kernels may assume it. Copy this one.
+    auto copy = torch::empty(entry.shape, options);
+    std::memcpy(copy.data_ptr(), data, entry.end - entry.begin);
+    return copy;
+  }
+  std::shared_ptr<Mapping> keepAlive = mapping_;
+  return torch::from_blob(
+      data, entry.shape, [keepAlive](void*) mutable { keepAlive.reset(); }, options);
+}
+
+void MappedSafetensors::release(const SafetensorsEntry& entry) const {
+  // Whole pages inside the tensor's bytes only: a neighbour's pages stay where they are.
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin =
+      reinterpret_cast<uintptr_t>(mapping_->base) + header_.dataStart + entry.begin;
+  const uintptr_t end = reinterpret_cast<uintptr_t>(mapping_->base) + header_.dataStart + entry.end;
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
+TensorMap loadSafetensors(const std::string& path, StringMap* metadata) {
+  const MappedSafetensors file(path);
+  if (metadata)
+    for (const auto& [k, v] : file.metadata()) (*metadata)[k] = v;
   TensorMap out;
-  for (const auto& entry : header.tensors) {
-    const std::string where = path + ": tensor '" + entry.name + "'";
-    auto tensor =
-        torch::empty(entry.shape, torch::TensorOptions().dtype(dtypeFromName(entry.dtype, where)));
-    const uint64_t nbytes = entry.end - entry.begin;
-    in.seekg(static_cast<std::streamoff>(header.dataStart + entry.begin));
-    if (nbytes > 0 &&
-        !in.read(static_cast<char*>(tensor.data_ptr()), static_cast<std::streamsize>(nbytes)))
-      throw std::runtime_error(where + ": read failed");
-    out.emplace(entry.name, std::move(tensor));
+  for (const auto& entry : file.entries()) {
+    out.emplace(entry.name, file.view(entry).clone());
+    file.release(entry);
   }
   return out;
 }
