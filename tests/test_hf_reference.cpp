@@ -72,6 +72,12 @@ class TestHfReference : public QObject {
     }
     QVERIFY(maxAbsDiff(vit->forward(io.at("pixel_values")), io.at("last_hidden_state")) < 1e-4);
     QVERIFY(maxAbsDiff(vit->features(io.at("pixel_values"), -2), io.at("hidden_states.2")) < 1e-4);
+    // A vision_feature_layer list concatenates, in the list's order, along the feature axis.
+    const auto several = vit->features(io.at("pixel_values"), std::vector<int>{-2, 0, 3});
+    QCOMPARE(several.size(-1), 3 * vit->config.hidden_size);
+    QVERIFY(maxAbsDiff(several, torch::cat({io.at("hidden_states.2"), io.at("hidden_states.0"),
+                                            io.at("hidden_states.3")},
+                                           -1)) < 1e-4);
   }
 
   void qwen2CausalLm() {
@@ -232,10 +238,20 @@ class TestHfReference : public QObject {
     e = errorOf(out);
     QVERIFY2(e.contains("tensor for 'language_model.model.norm.weight' is missing"), qPrintable(e));
     auto config = readJsonFile(dir + "/config.json");
-    config["vision_feature_layer"] = {-2, -5};
+    config["vision_feature_layer"] = {"-2"};
     std::ofstream(out + "/config.json") << config.dump();
     e = errorOf(out);
-    QVERIFY2(e.contains("config.json: field 'vision_feature_layer'"), qPrintable(e));
+    QVERIFY2(e.contains("config.json: config field 'vision_feature_layer' must be an integer or a "
+                        "non-empty list of integers"),
+             qPrintable(e));
+    // A list of two layers doubles the projector's input, as transformers' LlavaMultiModalProjector
+    // does: the reference's single-layer projector no longer fits, and the error says so.
+    config["vision_feature_layer"] = {-2, -1};
+    std::ofstream(out + "/config.json") << config.dump();
+    e = errorOf(out);
+    QVERIFY2(e.contains("'multi_modal_projector.linear_1.weight' has shape [64, 64] but the config "
+                        "makes 'multi_modal_projector.linear_1.weight' [64, 128]"),
+             qPrintable(e));
     config = readJsonFile(dir + "/config.json");
     config["image_seq_length"] = 729;
     std::ofstream(out + "/config.json") << config.dump();

@@ -29,10 +29,10 @@ MllmInputs concatPairs(const MllmInputs& c, const MllmInputs& r) {
 torch::Tensor rollout(Mllm& model, const torch::Tensor& pixels, const AttributionOptions& o) {
   torch::NoGradGuard noGrad;
   auto& vt = model->vision_tower;
-  const int used = vt->resolveLayer(model->config.vision_feature_layer);  // layers run
+  const int used = vt->resolveLayer(model->config.deepestFeatureLayer());  // layers run
   for (int i = 0; i < used; ++i)
     vt->encoder->layers->at<SiglipEncoderLayerImpl>(i).self_attn->keepAttention = true;
-  vt->features(pixels, model->config.vision_feature_layer);
+  vt->features(pixels, model->config.vision_feature_layers);
   const int64_t B = pixels.size(0), N = vt->config.numPatches();
   auto eye = torch::eye(N, pixels.options()).unsqueeze(0);  // (1, N, N)
   auto result = eye.expand({B, N, N}).clone();
@@ -134,7 +134,7 @@ AttributionResult explain(Mllm& model, const MllmInputs& in, const AttributionOp
     if (!wrt.defined()) {
       result.warnings.push_back("layer " + std::to_string(o.layer) +
                                 " lies above the feature layer (" +
-                                std::to_string(model->config.vision_feature_layer) +
+                                std::to_string(model->config.deepestFeatureLayer()) +
                                 "): it never influences the answer, so its gradients are zero");
       scores = torch::zeros({in.pixels.size(0), vt->config.numPatches()});
     } else {

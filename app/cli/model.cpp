@@ -19,9 +19,13 @@ int cmdModelCheck(const ModelCheckArgs& args) {
       c.vision.num_hidden_layers, c.vision.hidden_size, c.vision.image_size, c.vision.patch_size,
       c.imageTokens(), c.text.num_hidden_layers, c.text.hidden_size, c.text.num_attention_heads,
       c.text.num_key_value_heads, c.text.vocab_size, r.tiedHead ? ", tied head" : "");
-  std::printf("features: hidden state %d, strategy %s; image token id %d; projector bias %s\n",
-              c.vision_feature_layer, c.drop_first_vision_token ? "default" : "full",
-              c.image_token_id, c.multimodal_projector_bias ? "yes" : "no");
+  std::string layers;
+  for (int layer : c.vision_feature_layers)
+    layers += (layers.empty() ? "" : " + ") + std::to_string(layer);
+  std::printf("features: hidden state%s %s, strategy %s; image token id %d; projector bias %s\n",
+              c.vision_feature_layers.size() == 1 ? "" : "s (concatenated)", layers.c_str(),
+              c.drop_first_vision_token ? "default" : "full", c.image_token_id,
+              c.multimodal_projector_bias ? "yes" : "no");
   std::printf("name layout: %s; %zu file%s\n", r.layout.c_str(), r.files.size(),
               r.files.size() == 1 ? "" : "s");
   std::string dtypes;

@@ -90,9 +90,6 @@ MllmConfig llavaConfigFromHf(const nlohmann::json& j, const std::string& source)
     throw fieldError(source, "text_config.hidden_act", "must be \"silu\"");
   if (j.value("projector_hidden_act", std::string("gelu")) != "gelu")
     throw fieldError(source, "projector_hidden_act", "must be \"gelu\" (exact GELU)");
-  if (j.contains("vision_feature_layer") && !j["vision_feature_layer"].is_number_integer())
-    throw fieldError(source, "vision_feature_layer",
-                     "is a list; features concatenated from several layers are not supported yet");
   MllmConfig c;
   try {
     c = mllmConfigFromJson(j);

@@ -17,12 +17,13 @@ MllmImpl::MllmImpl(const MllmConfig& c) : config(c) {
   vision_tower = register_module("vision_tower", VisionTransformer(c.vision));
   multi_modal_projector = register_module(
       "multi_modal_projector",
-      Projector(c.vision.hidden_size, c.text.hidden_size, c.multimodal_projector_bias));
+      Projector(c.vision.hidden_size * static_cast<int64_t>(c.vision_feature_layers.size()),
+                c.text.hidden_size, c.multimodal_projector_bias));
   language_model = register_module("language_model", CausalLM(c.text));
 }
 
 torch::Tensor MllmImpl::visualTokens(const torch::Tensor& pixels) {
-  auto features = vision_tower->features(pixels, config.vision_feature_layer);  // (B, N, Dv)
+  auto features = vision_tower->features(pixels, config.vision_feature_layers);  // (B, N, Dv*k)
   if (config.drop_first_vision_token)  // LLaVA's "default" strategy: a CLIP-style class token
     features = features.narrow(1, 1, features.size(1) - 1);
   return multi_modal_projector(features);  // (B, N, Dt)

@@ -2,6 +2,7 @@
 
 #include "config/json_field.h"
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -100,7 +101,20 @@ MllmConfig mllmConfigFromJson(const nlohmann::json& j) {
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(std::string("text_config: ") + e.what());
   }
-  readField(j, "vision_feature_layer", c.vision_feature_layer);
+  if (j.contains("vision_feature_layer")) {
+    const auto& layers = j.at("vision_feature_layer");
+    const bool valid = layers.is_number_integer() ||
+                       (layers.is_array() && !layers.empty() &&
+                        std::all_of(layers.begin(), layers.end(),
+                                    [](const nlohmann::json& v) { return v.is_number_integer(); }));
+    if (!valid)
+      throw std::runtime_error(
+          "config field 'vision_feature_layer' must be an integer or a non-empty list of "
+          "integers, got " +
+          layers.dump());
+    c.vision_feature_layers =
+        layers.is_array() ? layers.get<std::vector<int>>() : std::vector<int>{layers.get<int>()};
+  }
   readField(j, "prefix_bidirectional", c.prefix_bidirectional);
   readField(j, "image_token_index", c.image_token_id);
   readField(j, "image_token_id", c.image_token_id);  // transformers 5 spells it so
@@ -115,6 +129,14 @@ MllmConfig mllmConfigFromJson(const nlohmann::json& j) {
   // LlavaConfig may state the head's tying at the top, for the whole model.
   readField(j, "tie_word_embeddings", c.text.tie_word_embeddings);
   return c;
+}
+
+int MllmConfig::deepestFeatureLayer() const {
+  // Negative indices count from the end (-1 = the last layer), so compare resolved positions.
+  const int count = vision.num_hidden_layers + 1;
+  auto resolved = [count](int layer) { return layer < 0 ? count + layer : layer; };
+  return *std::max_element(vision_feature_layers.begin(), vision_feature_layers.end(),
+                           [&](int a, int b) { return resolved(a) < resolved(b); });
 }
 
 nlohmann::json toJson(const VisionConfig& c) {
@@ -151,7 +173,9 @@ nlohmann::json toJson(const MllmConfig& c) {
           {"projector_hidden_act", "gelu"},
           {"vision_config", toJson(c.vision)},
           {"text_config", toJson(c.text)},
-          {"vision_feature_layer", c.vision_feature_layer},
+          {"vision_feature_layer", c.vision_feature_layers.size() == 1
+                                       ? nlohmann::json(c.vision_feature_layers[0])
+                                       : nlohmann::json(c.vision_feature_layers)},
           {"vision_feature_select_strategy", c.drop_first_vision_token ? "default" : "full"},
           {"multimodal_projector_bias", c.multimodal_projector_bias},
           {"image_seq_length", c.imageTokens()},

@@ -2,6 +2,7 @@
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
 
 namespace pivot {
 
@@ -37,7 +38,9 @@ struct LmConfig {
 struct MllmConfig {
   VisionConfig vision;
   LmConfig text;
-  int vision_feature_layer = -2;     // hidden_states index fed to the projector (-2 = penultimate)
+  // LLaVA's vision_feature_layer: the hidden_states indices fed to the projector (-2 = the
+  // penultimate layer); several are concatenated along the feature axis, as transformers does.
+  std::vector<int> vision_feature_layers = {-2};
   bool prefix_bidirectional = true;  // image + question tokens attend both ways (prefix LM)
   int image_token_id = 3;            // id of the placeholder token replaced by image tokens
   // LLaVA's vision_feature_select_strategy: "default" drops the first vision token (a CLIP class
@@ -45,6 +48,8 @@ struct MllmConfig {
   bool drop_first_vision_token = false;
   bool multimodal_projector_bias = true;
   int imageTokens() const { return vision.numPatches() - (drop_first_vision_token ? 1 : 0); }
+  // The deepest layer the features need (HF-style index, resolved by the vision tower).
+  int deepestFeatureLayer() const;
 };
 
 VisionConfig visionConfigFromJson(

@@ -1,5 +1,7 @@
 #include "model/vision_transformer.h"
 
+#include <algorithm>
+
 #include "torch_compat.h"
 
 namespace pivot {
@@ -105,6 +107,18 @@ torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& pixels) {
 torch::Tensor VisionTransformerImpl::features(const torch::Tensor& pixels, int featureLayer) {
   const int index = resolveLayer(featureLayer);
   return hiddenStates(pixels, index).back();  // (B, N, D)
+}
+
+torch::Tensor VisionTransformerImpl::features(const torch::Tensor& pixels,
+                                              const std::vector<int>& featureLayers) {
+  TORCH_CHECK(!featureLayers.empty(), "vision_feature_layer lists no layer");
+  if (featureLayers.size() == 1) return features(pixels, featureLayers[0]);
+  std::vector<int> indices;
+  for (int layer : featureLayers) indices.push_back(resolveLayer(layer));
+  const auto states = hiddenStates(pixels, *std::max_element(indices.begin(), indices.end()));
+  std::vector<torch::Tensor> picked;
+  for (int index : indices) picked.push_back(states[static_cast<size_t>(index)]);
+  return torch::cat(picked, /*dim=*/-1);
 }
 
 }  // namespace pivot

@@ -63,6 +63,8 @@ struct VisionTransformerImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& pixels);
   // HF-style index into hiddenStates (negative counts from the end, -2 = penultimate layer).
   torch::Tensor features(const torch::Tensor& pixels, int featureLayer);
+  // Several of them concatenated along the feature axis, (B, N, D * layers.size()), from one pass.
+  torch::Tensor features(const torch::Tensor& pixels, const std::vector<int>& featureLayers);
   int resolveLayer(int featureLayer) const;
 
   // Hook for attribution: when captureLayer >= 0, hiddenStates() keeps hidden state number
