@@ -464,7 +464,11 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
       if (opt.visionGroup) opt.optimizer->param_groups()[1].options().set_lr(visionLr);
 
       const auto indices = order.indicesForStep(at, cfg.batch_size);
-      StepOutput out = stepAt(indices);
+      StepOutput out;
+      {
+        AutocastScope autocast(cfg.dtype == Precision::Bf16, device);  // forward passes only
+        out = stepAt(indices);
+      }
       if (options.lossHook) options.lossHook(at, out.loss);
       const double lossValue = out.loss.item<double>();
       Scalars scalars = out.scalars;

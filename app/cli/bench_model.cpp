@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "io/hf_llava.h"
 #include "peak_memory.h"
+#include "torch_compat.h"
 #include "training/real_data.h"
 #include "training/steps.h"
 #include "visualization/attribution.h"
@@ -62,10 +63,11 @@ int cmdBenchModel(const ModelBenchArgs& args) {
   for (const auto& p : model->parameters()) parameters += p.numel();
   std::printf(
       "model bench: %.0f M parameters (vision %d x %d, %d px -> %d tokens; LM %d x %d, "
-      "vocab %d), float32, %d threads\n",
+      "vocab %d), %s, %d threads\n",
       static_cast<double>(parameters) / 1e6, config.vision.num_hidden_layers,
       config.vision.hidden_size, config.vision.image_size, config.imageTokens(),
       config.text.num_hidden_layers, config.text.hidden_size, config.text.vocab_size,
+      args.dtype == "bf16" ? "bf16 autocast over float32 weights" : "float32",
       torch::get_num_threads());
   std::printf("  built in %.1f s, %.0f MB resident\n", buildSeconds, peakRssMb());
 
@@ -88,18 +90,27 @@ int cmdBenchModel(const ModelBenchArgs& args) {
   AttributionOptions gradmap;  // the paper's map: gradient of the SFT loss at the visual tokens
   resetPeakRss();
   t0 = Clock::now();
-  const auto maps = explain(model, in, gradmap);
+  const bool bf16 = args.dtype == "bf16";
+  torch::Tensor mapsTensor;
+  {
+    AutocastScope autocast(bf16, torch::kCPU);
+    mapsTensor = explain(model, in, gradmap).maps;
+  }
   const double mapSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
   std::printf("  gradient map (forward + backward): %.1f s, peak %.0f MB; map %lld x %lld\n",
-              mapSeconds, peakRssMb(), static_cast<long long>(maps.maps.size(1)),
-              static_cast<long long>(maps.maps.size(2)));
+              mapSeconds, peakRssMb(), static_cast<long long>(mapsTensor.size(1)),
+              static_cast<long long>(mapsTensor.size(2)));
 
   model->train();
   torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(1e-5));
   std::vector<torch::Tensor> parameterList = model->parameters();
   resetPeakRss();
   t0 = Clock::now();
-  const StepOutput out = sftStepOn(model, in);
+  StepOutput out;
+  {
+    AutocastScope autocast(bf16, torch::kCPU);  // forward only, as the trainer does
+    out = sftStepOn(model, in);
+  }
   const double gradNorm = applyUpdate(out.loss, optimizer, parameterList, 1.0);
   const double stepSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
   std::printf(

@@ -126,7 +126,8 @@ struct ModelBenchArgs {
   std::string image = PIVOT_SOURCE_DIR "/tests/data/hf-llava-tiny/photo.png";
   std::string chatFormat;
   int questionTokens = 32;
-  int threads = 0;  // 0: every core, as training uses
+  int threads = 0;             // 0: every core, as training uses
+  std::string dtype = "fp32";  // fp32 | bf16 (autocast over float32 weights, as training)
 };
 int cmdBenchModel(const ModelBenchArgs& args);
 struct LoadBenchArgs {

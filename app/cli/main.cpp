@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "config/vocabulary.h"
 #include "stop_signals.h"
 #include "study/experiment.h"
 
@@ -112,6 +113,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   benchModel->add_option("--threads", mb.threads, "CPU threads (0: every core, as training)")
       ->capture_default_str();
+  benchModel->add_option("--dtype", mb.dtype, "fp32 | bf16 (autocast, float32 master weights)")
+      ->capture_default_str()
+      ->check(CLI::IsMember(pivot::precisionNames()));
 
   pivot::cli::LoadBenchArgs lb;
   auto* benchLoad = bench->add_subcommand(

@@ -362,6 +362,7 @@ nlohmann::json toJson(const TrainConfig& c) {
           {"snapshots", c.snapshots},
           {"eval_samples", c.eval_samples},
           {"device", c.device},
+          {"dtype", name(c.dtype)},
           {"threads", c.threads}};
 }
 
@@ -418,6 +419,13 @@ TrainConfig trainConfigFromJson(const nlohmann::json& j) {
   readField(j, "snapshots", c.snapshots, "");
   readField(j, "eval_samples", c.eval_samples, "");
   readField(j, "device", c.device, "");
+  std::string dtype = name(c.dtype);
+  readField(j, "dtype", dtype, "");
+  try {
+    c.dtype = precisionFromName(dtype);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("config field 'dtype': ") + e.what());
+  }
   readField(j, "threads", c.threads, "");
   return c;
 }
@@ -523,7 +531,7 @@ std::vector<Stage> prerequisiteStages(Stage stage) {
 bool overrideReachesEarlierStages(const std::string& assignment) {
   const std::string key = assignment.substr(0, assignment.find('='));
   if (key.rfind("model.", 0) == 0 || key.rfind("world.", 0) == 0) return true;
-  for (const char* shared : {"device", "threads", "checkpoint_minutes", "eval_samples"})
+  for (const char* shared : {"device", "dtype", "threads", "checkpoint_minutes", "eval_samples"})
     if (key == shared) return true;
   return false;
 }

@@ -62,7 +62,10 @@ struct TrainConfig {
   int snapshots = 0;
   int eval_samples = 192;       // held-out samples scored at the end of the run
   std::string device = "auto";  // auto | cpu | cuda
-  int threads = 0;              // CPU threads for torch (0 = all cores)
+  // fp32, or bf16: forward passes under autocast (matrix products in bfloat16), float32 master
+  // weights, gradients and optimizer state; the same code path on CPU and CUDA.
+  Precision dtype = Precision::Fp32;
+  int threads = 0;  // CPU threads for torch (0 = all cores)
 
   bool realModel() const { return !model_dir.empty(); }
   bool trainsVision() const { return stage != Stage::Align && vision_lr > 0 && !freeze_vision; }
@@ -103,9 +106,9 @@ std::vector<Stage> prerequisiteStages(Stage stage);
 
 // The one rule for which "key=value" overrides given for a stage also reach the stages it builds
 // on: those that define what every stage of a chain shares, the architecture (model.*) and the data
-// world (world.*), and how runs execute and are measured (device, threads, checkpoint_minutes,
-// eval_samples). A training hyper-parameter (lr, steps, beta, seed, ...) belongs to the stage it
-// was given for: a DPO learning rate must not become stage 1's.
+// world (world.*), and how runs execute and are measured (device, dtype, threads,
+// checkpoint_minutes, eval_samples). A training hyper-parameter (lr, steps, beta, seed, ...)
+// belongs to the stage it was given for: a DPO learning rate must not become stage 1's.
 bool overrideReachesEarlierStages(const std::string& assignment);
 
 // The configurations of a chain that ends in `stage`: its prerequisite stages first (when

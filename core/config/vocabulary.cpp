@@ -10,6 +10,7 @@ const std::vector<std::string> kProjectorInit = {"new", "one_plus_one"};
 const std::vector<std::string> kAttributionMethod = {"gradmap", "gradcam", "hirescam", "layercam",
                                                      "rollout"};
 const std::vector<std::string> kColormap = {"jet", "viridis", "magma", "turbo"};
+const std::vector<std::string> kPrecision = {"fp32", "bf16"};
 
 // "a, b or c"
 std::string alternatives(const std::vector<std::string>& names) {
@@ -33,11 +34,13 @@ const char* name(DpoLoss v) { return kDpoLoss[static_cast<size_t>(v)].c_str(); }
 const char* name(ProjectorInit v) { return kProjectorInit[static_cast<size_t>(v)].c_str(); }
 const char* name(AttributionMethod v) { return kAttributionMethod[static_cast<size_t>(v)].c_str(); }
 const char* name(Colormap v) { return kColormap[static_cast<size_t>(v)].c_str(); }
+const char* name(Precision v) { return kPrecision[static_cast<size_t>(v)].c_str(); }
 
 const std::vector<std::string>& dpoLossNames() { return kDpoLoss; }
 const std::vector<std::string>& projectorInitNames() { return kProjectorInit; }
 const std::vector<std::string>& attributionMethodNames() { return kAttributionMethod; }
 const std::vector<std::string>& colormapNames() { return kColormap; }
+const std::vector<std::string>& precisionNames() { return kPrecision; }
 
 DpoLoss dpoLossFromName(const std::string& n) { return fromName<DpoLoss>(kDpoLoss, n, "DPO loss"); }
 ProjectorInit projectorInitFromName(const std::string& n) {
@@ -48,6 +51,9 @@ AttributionMethod attributionMethodFromName(const std::string& n) {
 }
 Colormap colormapFromName(const std::string& n) {
   return fromName<Colormap>(kColormap, n, "colormap");
+}
+Precision precisionFromName(const std::string& n) {
+  return fromName<Precision>(kPrecision, n, "dtype");
 }
 
 }  // namespace pivot

@@ -15,22 +15,27 @@ enum class ProjectorInit { New, OnePlusOne };
 enum class AttributionMethod { GradMap, GradCam, HiResCam, LayerCam, Rollout };
 // Colormaps of the overlays.
 enum class Colormap { Jet, Viridis, Magma, Turbo };
+// Training precision: float32 throughout, or bf16 autocast over float32 master weights.
+enum class Precision { Fp32, Bf16 };
 
 const char* name(DpoLoss v);
 const char* name(ProjectorInit v);
 const char* name(AttributionMethod v);
 const char* name(Colormap v);
+const char* name(Precision v);
 
 // Every name of a vocabulary, in enum order (what a combo box lists).
 const std::vector<std::string>& dpoLossNames();
 const std::vector<std::string>& projectorInitNames();
 const std::vector<std::string>& attributionMethodNames();
 const std::vector<std::string>& colormapNames();
+const std::vector<std::string>& precisionNames();
 
 // From a name; throws "unknown <what> 'x' (expected a, b or c)".
 DpoLoss dpoLossFromName(const std::string& name);
 ProjectorInit projectorInitFromName(const std::string& name);
 AttributionMethod attributionMethodFromName(const std::string& name);
 Colormap colormapFromName(const std::string& name);
+Precision precisionFromName(const std::string& name);
 
 }  // namespace pivot
