@@ -545,6 +545,16 @@ class TestCli : public QObject {
                    .dump() +
                "\n";
     }
+    // Real instruction data mixes text-only records and records with several images.
+    llava.push_back({{"id", "text"},
+                     {"conversations",
+                      {{{"from", "human"}, {"value", "Name a primary colour."}},
+                       {{"from", "gpt"}, {"value", "Red."}}}}});
+    llava.push_back({{"id", "two"},
+                     {"image", {"img/red.png", "img/blue.png"}},
+                     {"conversations",
+                      {{{"from", "human"}, {"value", "<image>\n<image>\nWhich is red, 1 or 2?"}},
+                       {{"from", "gpt"}, {"value", "The first."}}}}});
     std::ofstream((dir + "/llava.json").toStdString()) << llava.dump(1);
     std::ofstream((dir + "/prefs.jsonl").toStdString()) << prefs;
     const QString model = dir + "/model", ws = dir + "/ws";
@@ -552,9 +562,9 @@ class TestCli : public QObject {
         {"model", "init", dir + "/config.json", "--out", model, "--tokenizer", kQwenTokenizer});
     QVERIFY2(r.code == 0, qPrintable(r.err));
     r = pivotCmd({"--workspace", ws, "train", "--model", model, "--data", dir + "/llava.json",
-                  "--stage", "sft", "--set", "steps=3", "--set", "batch_size=2", "--name", "rsft"});
+                  "--stage", "sft", "--set", "steps=3", "--set", "batch_size=3", "--name", "rsft"});
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
-    QVERIFY2(r.out.contains("data: 3 of 3 records") && r.out.contains("qwen2.5 template"),
+    QVERIFY2(r.out.contains("data: 5 of 5 records") && r.out.contains("qwen2.5 template"),
              qPrintable(r.out));
     r = pivotCmd({"--workspace", ws, "train", "--model", model, "--data", dir + "/prefs.jsonl",
                   "--stage", "dpo", "--from", "rsft", "--set", "steps=2", "--set", "batch_size=2",

@@ -170,13 +170,16 @@ class TestData : public QObject {
     ScanOptions options;
     QVERIFY(errorOf([&] { scanDataset(data, options); }).contains("broken.jsonl:2 (record 1)"));
     options.skipBad = true;
+    options.maxImages = 1;  // the paper's single-image filter
     const ScanResult scan = scanDataset(data, options);
     QCOMPARE(scan.kept, std::vector<size_t>({0}));
     QCOMPARE(scan.skipped.at("malformed record"), size_t{2});
     QCOMPARE(scan.skipped.at("missing or unreadable image"), size_t{1});
-    QCOMPARE(scan.skipped.at("several images (not yet supported)"), size_t{1});
+    QCOMPARE(scan.skipped.at("more than 1 image"), size_t{1});
     QCOMPARE(scan.skipped.at("<image> in an answer"), size_t{1});
     QVERIFY(QString::fromStdString(scan.firstBad).contains("broken.jsonl:2"));
+    options.maxImages = 0;  // any number: the two-image record is kept
+    QCOMPARE(scanDataset(data, options).kept.size(), size_t{2});
 
     // Not a dataset at all, or a truncated array: the error names the file and line.
     writeText(path("truncated.json"), "[\n {\"id\": 1, \"conversations\": []},\n {\"id\": 2,");

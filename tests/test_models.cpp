@@ -154,6 +154,58 @@ class TestModels : public QObject {
     QVERIFY(!params["vision_tower.encoder.layers.2.mlp.fc2.weight"].grad().defined());
   }
 
+  // Rows may hold no image or several: the images fill the placeholder runs in order, a text-only
+  // batch never runs the vision tower, and rows that repeat the images (DPO) share one encoding.
+  void rowsWithNoImageOrSeveralImages() {
+    auto c = tinyConfig();
+    c.prefix_bidirectional = false;
+    Mllm m(c);
+    randomise(*m);
+    m->eval();
+    torch::NoGradGuard g;
+    const int64_t T = 40, N = 16;
+    auto ones = [&](int64_t rows) { return torch::ones({rows, T}, torch::kInt64); };
+    auto none = [&](int64_t rows) { return torch::full({rows, T}, -100, torch::kInt64); };
+    auto prefix = [&](int64_t rows) { return torch::full({rows}, 0, torch::kInt64); };
+
+    // Text only: the language model on the token embeddings, whatever the vision tower holds.
+    const auto text = torch::randint(5, 40, {1, T});
+    const auto plain =
+        m->forward({torch::empty({0, 3, 16, 16}), text, ones(1), none(1), prefix(1)});
+    QVERIFY(torch::allclose(
+        plain, m->language_model->forwardEmbeds(m->language_model->embed(text), ones(1), {})));
+
+    // Row 0 shows images A then B, row 1 image C.
+    auto ids = torch::randint(5, 40, {2, T});
+    ids[0].narrow(0, 2, N).fill_(3);
+    ids[0].narrow(0, 20, N).fill_(3);
+    ids[1].narrow(0, 5, N).fill_(3);
+    const auto A = torch::randn({1, 3, 16, 16}), B = torch::randn({1, 3, 16, 16}),
+               C = torch::randn({1, 3, 16, 16});
+    const auto abc = torch::cat({A, B, C});
+    const auto logits = m->forward({abc, ids, ones(2), none(2), prefix(2)});
+    // Image order matters: B at the first placeholder run changes row 0 from there on only.
+    const auto bac = m->forward({torch::cat({B, A, C}), ids, ones(2), none(2), prefix(2)});
+    QVERIFY(torch::allclose(logits.narrow(1, 0, 2), bac.narrow(1, 0, 2)));
+    QVERIFY(!torch::allclose(logits[0], bac[0]));
+    QVERIFY(torch::allclose(logits[1], bac[1]));
+    // The same rows twice over (chosen, then rejected) with the images once: tiled, as if given
+    // twice.
+    const auto twice = torch::cat({ids, ids});
+    const auto shared = m->forward({abc, twice, ones(4), none(4), prefix(4)});
+    const auto given = m->forward({torch::cat({abc, abc}), twice, ones(4), none(4), prefix(4)});
+    QVERIFY(torch::allclose(shared, given));
+    QVERIFY(torch::allclose(shared.narrow(0, 0, 2), logits, 1e-5, 1e-5));
+    // Placeholders that no whole number of copies of the images fills are an error.
+    bool threw = false;
+    try {
+      m->forward({torch::cat({A, B}), ids, ones(2), none(2), prefix(2)});
+    } catch (const c10::Error& e) {
+      threw = QString(e.what()).contains("not a whole number of copies");
+    }
+    QVERIFY(threw);
+  }
+
   void logitsFromSkipsOnlyUnreadPositions() {
     // The last layer computes only positions >= logitsFrom; those logits must equal the full pass.
     LmConfig c = tinyConfig().text;

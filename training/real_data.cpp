@@ -29,22 +29,26 @@ ConversationBatcher::ConversationBatcher(const MllmConfig& model, const std::str
 }
 
 std::string ConversationBatcher::unusable(const DatasetRecord& record) const {
-  if (record.images.size() != 1) return "without one image";
+  // Each image fills one <image> placeholder, in order; a text-only record has neither.
   const std::string text = renderChat(m_format, recordConversation(record, m_format)).text;
   size_t placeholders = 0;
   for (size_t at = text.find("<image>"); at != std::string::npos; at = text.find("<image>", at + 1))
     ++placeholders;
-  return placeholders == 1 ? "" : "without exactly one <image> placeholder";
+  if (placeholders == record.images.size()) return "";
+  return "whose <image> placeholders do not match their images one to one";
 }
 
 torch::Tensor ConversationBatcher::images(const std::vector<DatasetRecord>& records) const {
   const int64_t side = m_model.vision.image_size;
-  auto pixels = torch::empty({static_cast<int64_t>(records.size()), 3, side, side});
-  for (size_t k = 0; k < records.size(); ++k) {
-    const auto values = pixelValues(m_decode(records[k].images.at(0)), m_processor);
-    pixels[static_cast<int64_t>(k)].copy_(
-        torch::from_blob(const_cast<float*>(values.data()), {3, side, side}));
-  }
+  int64_t count = 0;
+  for (const auto& r : records) count += static_cast<int64_t>(r.images.size());
+  auto pixels = torch::empty({count, 3, side, side});
+  int64_t k = 0;
+  for (const auto& r : records)
+    for (const auto& path : r.images) {
+      const auto values = pixelValues(m_decode(path), m_processor);
+      pixels[k++].copy_(torch::from_blob(const_cast<float*>(values.data()), {3, side, side}));
+    }
   return pixels;
 }
 
@@ -82,6 +86,7 @@ RealData::RealData(const TrainConfig& cfg, ImageDecoder decode)
   scan.tokenizer = &m_batcher.tokenizer();
   scan.chatFormat = m_batcher.format();
   scan.maxLength = cfg.max_length;
+  scan.maxImages = cfg.max_images;
   scan.skipBad = false;  // a bad record stops the run before it starts, naming file and line
   const ScanResult result = scanDataset(*m_data, scan);
   std::map<std::string, size_t> unusable;

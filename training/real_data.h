@@ -1,7 +1,7 @@
 // A real model's training data: a dataset file (core/data/datasets) turned into batches with the
 // model folder's tokenizer, chat template and image processor. The same filters as `pivot data
-// check`; records the miniature trainer cannot use yet (no image, several images) are skipped and
-// counted. Image decoding is passed in, so training stays free of OpenCV.
+// check`; records whose <image> placeholders do not match their images are skipped and counted.
+// Image decoding is passed in, so training stays free of OpenCV.
 #pragma once
 #include <torch/torch.h>
 
@@ -31,8 +31,9 @@ class ConversationBatcher {
 
   ChatFormat format() const { return m_format; }
   const HfTokenizer& tokenizer() const { return *m_tokenizer; }
-  // Why a record cannot be batched ("" when it can): not exactly one image, or not exactly one
-  // <image> placeholder in its rendered conversation.
+  // Why a record cannot be batched ("" when it can): its rendered conversation's <image>
+  // placeholders do not match its images one to one. Text-only records and records with several
+  // images are batched (their images in order, each filling its placeholder).
   std::string unusable(const DatasetRecord& record) const;
   // SFT rows: the chosen answer (or every assistant turn of an instruction record) trained.
   MllmInputs sft(const std::vector<DatasetRecord>& records, torch::Device device) const;

@@ -96,6 +96,7 @@ struct DataCheckArgs {
   std::string tokenizer;   // token lengths, the max_length filter, the rendered example's ids
   std::string chatFormat;  // override the tokenizer's recognised template
   int maxLength = 1500;
+  int maxImages = 0;  // 0 = any number of images per record
   bool skipBad = false;
   bool noImageCheck = false;
 };

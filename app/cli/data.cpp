@@ -73,6 +73,7 @@ int cmdDataCheck(const DataCheckArgs& args) {
   scan.tokenizer = tokenizer ? &*tokenizer : nullptr;
   scan.chatFormat = chatFormat;
   scan.maxLength = args.maxLength;
+  scan.maxImages = args.maxImages;
   scan.skipBad = args.skipBad;
   const ScanResult result = scanDataset(data, scan);
   size_t skipped = 0;

@@ -150,6 +150,10 @@ int main(int argc, char** argv) {
                         "tokenizer folder (token lengths, max_length)");
   dataCheck->add_option("--chat-format", dc.chatFormat,
                         "qwen2.5 | qwen3 | llava-onevision | chatml (default: the tokenizer's)");
+  dataCheck
+      ->add_option("--max-images", dc.maxImages,
+                   "drop records with more images (the paper's stage 1b: 1; 0 = any)")
+      ->capture_default_str();
   dataCheck->add_option("--max-length", dc.maxLength, "drop prompt + chosen longer than this")
       ->capture_default_str();
   dataCheck->add_flag("--skip-bad", dc.skipBad, "count bad records instead of stopping at one");

@@ -357,6 +357,7 @@ nlohmann::json toJson(const TrainConfig& c) {
           {"image_root", c.image_root},
           {"chat_format", c.chat_format},
           {"max_length", c.max_length},
+          {"max_images", c.max_images},
           {"checkpoint_every", c.checkpoint_every},
           {"checkpoint_minutes", c.checkpoint_minutes},
           {"snapshots", c.snapshots},
@@ -414,6 +415,7 @@ TrainConfig trainConfigFromJson(const nlohmann::json& j) {
   readField(j, "image_root", c.image_root, "");
   readField(j, "chat_format", c.chat_format, "");
   readField(j, "max_length", c.max_length, "");
+  readField(j, "max_images", c.max_images, "");
   readField(j, "checkpoint_every", c.checkpoint_every, "");
   readField(j, "checkpoint_minutes", c.checkpoint_minutes, "");
   readField(j, "snapshots", c.snapshots, "");
@@ -467,6 +469,7 @@ void validate(const TrainConfig& c) {
   require(!c.realModel() || c.stage == Stage::Sft || c.stage == Stage::Dpo,
           "model_dir (a real model) trains stage sft or dpo only");
   require(c.max_length > 0, "max_length must be positive");
+  require(c.max_images >= 0, "max_images must be 0 (any) or positive");
   require(c.device == "auto" || c.device == "cpu" || c.device == "cuda",
           "device must be auto, cpu or cuda");
   require(c.threads >= 0, "threads must be >= 0");

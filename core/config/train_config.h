@@ -53,6 +53,7 @@ struct TrainConfig {
   std::string image_root;    // image paths of `data` are relative to it (default: its folder)
   std::string chat_format;   // "" = the tokenizer's recognised template
   int max_length = 1500;     // records whose prompt + chosen exceed it are skipped (the paper's)
+  int max_images = 0;        // records with more images are skipped (0 = any; the paper's 1b: 1)
   int checkpoint_every = 0;  // steps between checkpoints (0 = only at the end)
   // A checkpoint also once this many minutes passed since the last, replacing the previous timed
   // one, so a stop or crash loses at most this much work (0 = off).

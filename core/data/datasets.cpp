@@ -335,8 +335,9 @@ ScanResult scanDataset(const ConversationDataset& data, const ScanOptions& optio
       if (result.firstBad.empty()) result.firstBad = why;
       continue;
     }
-    if (r.images.size() > 1) {
-      ++result.skipped["several images (not yet supported)"];
+    if (options.maxImages > 0 && r.images.size() > static_cast<size_t>(options.maxImages)) {
+      ++result.skipped["more than " + std::to_string(options.maxImages) + " image" +
+                       (options.maxImages == 1 ? "" : "s")];
       continue;
     }
     std::vector<ChatMessage> answers = r.chosen;

@@ -74,13 +74,15 @@ class ConversationDataset {
 std::vector<ChatMessage> recordConversation(const DatasetRecord& record, ChatFormat format,
                                             bool rejected = false);
 
-// One pass over a dataset with the paper's filters: records with several images (not yet
-// supported), answers containing "<image>", and (given a tokenizer) prompt + chosen longer than
-// maxLength tokens are skipped and counted. A bad record throws, or with skipBad is counted.
+// One pass over a dataset with the paper's filters: records with more than maxImages images (the
+// paper's stage 1b used single-image instructions: maxImages 1; 0 keeps every count), answers
+// containing "<image>", and (given a tokenizer) prompt + chosen longer than maxLength tokens are
+// skipped and counted. A bad record throws, or with skipBad is counted.
 struct ScanOptions {
   const Tokenizer* tokenizer = nullptr;
   ChatFormat chatFormat = ChatFormat::ChatMl;
   int maxLength = 1500;
+  int maxImages = 0;
   bool skipBad = false;
 };
 struct ScanResult {

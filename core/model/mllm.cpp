@@ -41,12 +41,23 @@ torch::Tensor MllmImpl::spliceEmbeddings(const torch::Tensor& inputIds,
 }
 
 torch::Tensor MllmImpl::forward(const MllmInputs& in, torch::Tensor* visualOut) {
-  auto visual = visualTokens(in.pixels);  // (I, N, Dt)
-  if (visualOut) *visualOut = visual;
-  const int64_t rows = in.inputIds.size(0), images = visual.size(0);
-  TORCH_CHECK(rows % images == 0, rows, " token rows cannot share ", images, " images");
-  if (rows != images) visual = visual.repeat({rows / images, 1, 1});  // (B, N, Dt)
-  auto embeds = spliceEmbeddings(in.inputIds, visual);
+  const int64_t images = in.pixels.defined() ? in.pixels.size(0) : 0;
+  const int64_t perImage = config.imageTokens();
+  const int64_t placeholders = (in.inputIds == config.image_token_id).sum().item<int64_t>();
+  torch::Tensor embeds;
+  if (images == 0) {  // text only
+    TORCH_CHECK(placeholders == 0, "the input holds ", placeholders, " image tokens but no image");
+    embeds = language_model->embed(in.inputIds);
+  } else {
+    auto visual = visualTokens(in.pixels);  // (I, N, Dt)
+    if (visualOut) *visualOut = visual;
+    const int64_t copies = placeholders / (images * perImage);
+    TORCH_CHECK(copies >= 1 && copies * images * perImage == placeholders, "the input holds ",
+                placeholders, " image tokens, not a whole number of copies of the ", images,
+                " images' ", images * perImage);
+    if (copies > 1) visual = visual.repeat({copies, 1, 1});  // (k I, N, Dt)
+    embeds = spliceEmbeddings(in.inputIds, visual);
+  }
   return language_model->forwardEmbeds(embeds, in.attentionMask, /*positionIds=*/{},
                                        config.prefix_bidirectional ? in.prefixLen : torch::Tensor(),
                                        in.logitsFrom);

@@ -20,9 +20,12 @@ TORCH_MODULE(Projector);
 // One batch of token sequences in which each row holds numPatches image-token ids where the image
 // goes.
 struct MllmInputs {
-  torch::Tensor pixels;    // (I, C, H, W) float; I divides B and row b shows image b % I, so a
-                           // DPO batch (chosen rows, then rejected rows) encodes each image once
-  torch::Tensor inputIds;  // (B, T) int64, image placeholder expanded to numPatches copies
+  // (I, C, H, W) float: the images of the rows in order, one per run of image placeholders (a row
+  // may have none or several; I = 0 for text only). When the rows show the same images k times
+  // in turn (DPO: the chosen rows, then the rejected rows), I holds them once: each image is
+  // encoded once and its tokens are spliced into all k.
+  torch::Tensor pixels;
+  torch::Tensor inputIds;       // (B, T) int64, image placeholder expanded to numPatches copies
   torch::Tensor attentionMask;  // (B, T) int64, 1 = real token, 0 = padding (right padding)
   torch::Tensor labels;         // (B, T) int64, target of position t is labels[t]; -100 = ignored
   torch::Tensor prefixLen;      // (B) int64, tokens before the response (attend bidirectionally)
