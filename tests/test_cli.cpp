@@ -606,6 +606,35 @@ class TestCli : public QObject {
     QCOMPARE(a.size(), b.size());
     for (const auto& item : a)
       QVERIFY2(torch::equal(item.value(), b[item.key()]), item.key().c_str());
+
+    // A linear probe of the real encoder on an ImageFolder (two classes of 20 photos), the
+    // folder's own SigLIP processor preparing the images; the run's result is stored with it.
+    const QString folder = dir + "/imagefolder";
+    for (const auto& [name, colour] : {std::make_pair(QString("warm"), QColor(230, 120, 20)),
+                                       std::make_pair(QString("cold"), QColor(20, 110, 230))}) {
+      QVERIFY(QDir().mkpath(folder + "/" + name));
+      for (int k = 0; k < 20; ++k)
+        writeImage(QString("%1/%2/%3.png").arg(folder, name).arg(k), 24 + k, 30 - k / 2,
+                   colour.lighter(80 + 3 * k));
+    }
+    r = pivotCmd(
+        {"--workspace", ws, "probe", "--checkpoint", "rdpo", "--model", hf, "--images", folder});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    QVERIFY2(r.out.contains("ImageFolder") && r.out.contains("2 classes") &&
+                 r.out.contains("probe task 'imagefolder'"),
+             qPrintable(r.out));
+    const auto evaluations =
+        RunStore(storePath(ws.toStdString()), RunStore::Access::ReadOnly).evaluations(run.id);
+    double accuracy = -1;
+    for (const auto& e : evaluations)
+      if (e.name == "probe/imagefolder/layer-2" && e.key == "linear/test_accuracy")
+        accuracy = e.value;
+    QVERIFY2(accuracy >= 0.75,
+             qPrintable(QString("test accuracy %1\n%2").arg(accuracy).arg(r.out)));
+    r = pivotCmd({"probe", "--model", hf, "--images", dir + "/img"});  // files, not class folders
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("a probe needs at least two class folders, found 0"),
+             qPrintable(r.err));
   }
 };
 

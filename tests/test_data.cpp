@@ -10,6 +10,7 @@
 #include <random>
 
 #include "data/datasets.h"
+#include "data/image_folder.h"
 #include "data/record_index.h"
 #include "text/chat_template.h"
 #include "text/hf_tokenizer.h"
@@ -21,6 +22,7 @@ namespace fs = std::filesystem;
 namespace {
 
 void writeText(const std::string& path, const std::string& text) {
+  fs::create_directories(fs::path(path).parent_path());
   std::ofstream out(path, std::ios::binary);
   out << text;
 }
@@ -54,6 +56,51 @@ class TestData : public QObject {
     fs::create_directories(path("images/coco"));
     for (const char* image : {"images/coco/1.jpg", "images/coco/2.jpg", "a.png", "b.png"})
       writeText(path(image), "not really an image, but a readable file");
+  }
+
+  // ImageFolder: classes in sorted order, images by extension, a 3:1:1 split by path hash that
+  // adding images never reshuffles, the three-folder layout, balanced caps and clear errors.
+  void imageFolderLayouts() {
+    const std::string root = path("folder");
+    for (const char* cls : {"zebra", "ant", "cat"})
+      for (int k = 0; k < 25; ++k)
+        writeText(root + "/" + cls + "/" + std::to_string(k) + (k % 2 ? ".JPG" : ".png"), "x");
+    writeText(root + "/ant/notes.txt", "not an image");
+    const ImageFolder folder = openImageFolder(root);
+    QCOMPARE(folder.classes, std::vector<std::string>({"ant", "cat", "zebra"}));
+    QCOMPARE(folder.train.size() + folder.val.size() + folder.test.size(), size_t{75});
+    QVERIFY(folder.train.size() > folder.val.size() && folder.train.size() > folder.test.size());
+    for (size_t i = 0; i < folder.val.size(); ++i) {  // labels follow the class folder
+      const auto& cls = folder.classes[static_cast<size_t>(folder.val.labels[i])];
+      QVERIFY(folder.val.paths[i].find("/" + cls + "/") != std::string::npos);
+    }
+    writeText(root + "/cat/new.png", "x");  // one more image: every other stays in its split
+    const ImageFolder grown = openImageFolder(root);
+    for (const auto* split : {&folder.test})
+      for (const auto& p : split->paths)
+        QVERIFY(std::find(grown.test.paths.begin(), grown.test.paths.end(), p) !=
+                grown.test.paths.end());
+    const auto capped = firstImages(folder.train, 6);  // two per class, round-robin
+    QCOMPARE(capped.labels, std::vector<int64_t>({0, 1, 2, 0, 1, 2}));
+
+    const std::string split = path("presplit");
+    for (const char* s : {"train", "val", "test"})
+      for (const char* cls : {"a", "b"}) writeText(split + "/" + s + "/" + cls + "/1.jpg", "x");
+    const ImageFolder given = openImageFolder(split);
+    QCOMPARE(given.train.size(), size_t{2});
+    QVERIFY(given.test.paths[1].find("presplit/test/b/1.jpg") != std::string::npos);
+    fs::create_directories(split + "/val/c");
+    QVERIFY(errorOf([&] {
+              openImageFolder(split);
+            }).contains("presplit/val: its class folders differ from train/'s"));
+    fs::remove_all(split + "/test");
+    QVERIFY(errorOf([&] { openImageFolder(split); }).contains("has train/ but no test/"));
+    fs::create_directories(path("empty/a"));
+    fs::create_directories(path("empty/b"));
+    QVERIFY(errorOf([&] {
+              openImageFolder(path("empty"));
+            }).contains("empty/a: class folder without images"));
+    QVERIFY(errorOf([&] { openImageFolder(path("nowhere")); }).contains("nowhere: no such folder"));
   }
 
   void llavaInstructionFile() {

@@ -256,3 +256,28 @@ LabelledImages fashionMnist(bool testFile, int from, int count, int size) {
 }
 
 }  // namespace pivot
+
+namespace pivot {
+
+torch::Tensor pooledFileFeatures(Mllm& model, const std::vector<std::string>& paths,
+                                 const ImageProcessorConfig& processor,
+                                 const std::function<Rgb8(const std::string&)>& decode, int layer,
+                                 bool afterProjector) {
+  const auto device = model->parameters().front().device();
+  const int64_t batch = 32;
+  std::vector<torch::Tensor> parts;
+  for (size_t start = 0; start < paths.size(); start += batch) {
+    const size_t end = std::min(paths.size(), start + batch);
+    auto pixels =
+        torch::empty({static_cast<int64_t>(end - start), 3, processor.height, processor.width});
+    for (size_t i = start; i < end; ++i) {
+      const auto values = pixelValues(decode(paths[i]), processor);
+      pixels[static_cast<int64_t>(i - start)].copy_(torch::from_blob(
+          const_cast<float*>(values.data()), {3, processor.height, processor.width}));
+    }
+    parts.push_back(pooledFeatures(patchFeatures(model, pixels.to(device), layer, afterProjector)));
+  }
+  return torch::cat(parts);
+}
+
+}  // namespace pivot

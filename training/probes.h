@@ -7,9 +7,11 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "data/image_processor.h"
 #include "data/shapes_world.h"
 #include "model/mllm.h"
 #include "store/results.h"
@@ -95,5 +97,12 @@ struct LabelledImages {
   torch::Tensor pixels, labels;  // (count, 3, size, size) in [-1, 1], (count) int64
 };
 LabelledImages fashionMnist(bool testFile, int from, int count, int size);
+
+// Pooled features of image files (an ImageFolder split): each decoded by `decode`, preprocessed by
+// `processor` (the model's SigLIP processor), encoded in batches of 32. Throws naming the file.
+torch::Tensor pooledFileFeatures(Mllm& model, const std::vector<std::string>& paths,
+                                 const ImageProcessorConfig& processor,
+                                 const std::function<Rgb8(const std::string&)>& decode, int layer,
+                                 bool afterProjector);
 
 }  // namespace pivot

@@ -52,6 +52,8 @@ struct ExplainArgs {
 
 struct ProbeArgs {
   std::vector<std::string> checkpoints;  // RUN[@STEP]
+  std::vector<std::string> models;       // Hugging Face LLaVA folders, probed without a run
+  std::string images;                    // an ImageFolder (DIR/class/*.jpg): the task "imagefolder"
   std::string task = "conjunction";      // shape | colour | conjunction | count
   int layer = -2;                        // HF hidden-state index (-2 = penultimate)
   bool afterProjector = false;

@@ -239,11 +239,16 @@ int main(int argc, char** argv) {
   pivot::cli::ProbeArgs pr;
   auto* probe =
       app.add_subcommand("probe", "linear and segmentation probes of frozen vision encoders");
-  probe->add_option("--checkpoint", pr.checkpoints, "RUN[@STEP] (repeatable)")->required();
+  probe->add_option("--checkpoint", pr.checkpoints, "RUN[@STEP] (repeatable)");
+  probe->add_option("--model", pr.models, "a Hugging Face LLaVA folder (repeatable)");
   probe
       ->add_option("--task", pr.task,
-                   "shape | colour | conjunction | count (ShapesWorld) or fashion-mnist")
+                   "shape | colour | conjunction | count (ShapesWorld), fashion-mnist, or "
+                   "imagefolder (with --images)")
       ->capture_default_str();
+  probe->add_option("--images", pr.images,
+                    "an ImageFolder: DIR/class/* (split 3:1:1 by path hash) or "
+                    "DIR/train|val|test/class/*");
   probe->add_option("--layer", pr.layer, "vision hidden-state index")->capture_default_str();
   probe->add_flag("--after-projector", pr.afterProjector, "features after the projector");
   probe->add_option("--train", pr.trainSamples, "training samples")->capture_default_str();
