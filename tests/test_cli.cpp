@@ -607,6 +607,72 @@ class TestCli : public QObject {
     for (const auto& item : a)
       QVERIFY2(torch::equal(item.value(), b[item.key()]), item.key().c_str());
 
+    // The PIVOT transplant around a real encoder: the trained tower (as exported, a
+    // SiglipVisionModel folder; and as the LLaVA folder, with its first projector layer) in a
+    // model whose LM is new (`pivot model init` from the config, another seed), then stage 1 on
+    // LLaVA data with the encoder frozen.
+    const QString fresh = dir + "/fresh";
+    r = pivotCmd({"model", "init", dir + "/config.json", "--out", fresh, "--tokenizer",
+                  kQwenTokenizer, "--seed", "9"});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    r = pivotCmd({"--workspace", ws, "train", "--model", fresh, "--data", dir + "/llava.json",
+                  "--stage", "align", "--set", "steps=2", "--set", "batch_size=2", "--set",
+                  "vision_init=" + hf + "/vision_encoder", "--name", "transplant"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    QVERIFY2(r.out.contains("vision tower from " + hf + "/vision_encoder"), qPrintable(r.out));
+    r = pivotCmd({"--workspace",
+                  ws,
+                  "train",
+                  "--model",
+                  fresh,
+                  "--data",
+                  dir + "/llava.json",
+                  "--stage",
+                  "instruct",
+                  "--set",
+                  "steps=2",
+                  "--set",
+                  "batch_size=2",
+                  "--set",
+                  "vision_init=" + hf,
+                  "--set",
+                  "projector_init=one_plus_one",
+                  "--set",
+                  "freeze_vision=true",
+                  "--name",
+                  "transplant11"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    {
+      RunStore runs(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
+      const auto source = loadHfLlava(hf.toStdString());
+      const auto freshModel = loadHfLlava(fresh.toStdString());
+      for (const char* name : {"transplant", "transplant11"}) {
+        auto moved = loadCheckpointFolder(lastUsableCheckpoint(runs, runs.findRun(name).id), "cpu");
+        auto mine = moved.model->named_parameters(), theirs = source.model->named_parameters(),
+             init = freshModel.model->named_parameters();
+        for (const auto& item : mine) {
+          const std::string& key = item.key();
+          if (key.rfind("vision_tower.", 0) == 0)  // the encoder arrived and stayed frozen
+            QVERIFY2(torch::equal(item.value(), theirs[key]), key.c_str());
+          if (key.rfind("language_model.model.layers.0.mlp", 0) == 0)  // the LM is the new one...
+            QVERIFY2(!torch::equal(item.value(), theirs[key]), key.c_str());
+        }
+        QVERIFY(
+            !torch::equal(mine["language_model.model.layers.0.mlp.up_proj.weight"],
+                          init["language_model.model.layers.0.mlp.up_proj.weight"]));  // ...trained
+        const bool onePlusOne = std::string(name) == "transplant11";
+        QCOMPARE(torch::equal(mine["multi_modal_projector.linear_1.weight"],
+                              theirs["multi_modal_projector.linear_1.weight"]),
+                 onePlusOne);
+      }
+    }
+    r = pivotCmd({"--workspace", ws, "train", "--model", fresh, "--data", dir + "/llava.json",
+                  "--stage", "align", "--set", "steps=1", "--set",
+                  "vision_init=" + hf + "/vision_encoder", "--set", "projector_init=one_plus_one"});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("projector_init=one_plus_one needs a source with a projector"),
+             qPrintable(r.err));
+
     // A linear probe of the real encoder on an ImageFolder (two classes of 20 photos), the
     // folder's own SigLIP processor preparing the images; the run's result is stored with it.
     const QString folder = dir + "/imagefolder";

@@ -63,19 +63,23 @@ void loadWeights(Mllm& model, const std::string& dir, const MllmConfig& expected
 
 // Copies the vision tower (and, for "1+1", the first projector layer) of a checkpoint into `model`.
 void transplantEncoder(Mllm& model, const std::string& dir, bool firstProjectorLayer) {
-  const auto cfg = mllmConfigFromJson(readCheckpointConfig(dir));
-  if (toJson(cfg.vision) != toJson(model->config.vision))
+  const VisionEncoderSource source = readVisionEncoder(dir);
+  if (toJson(source.vision) != toJson(model->config.vision))
     throw std::runtime_error(dir + ": its vision tower has another architecture (" +
-                             toJson(cfg.vision).dump() + ")");
-  const auto tensors = readCheckpointWeights(dir);
-  loadStateDict(*model->vision_tower, tensors, {"vision_tower."}, dir + "/model.safetensors");
+                             toJson(source.vision).dump() + ")");
+  loadStateDict(*model->vision_tower, source.tower, {""}, dir);
   if (firstProjectorLayer) {
-    if (cfg.text.hidden_size != model->config.text.hidden_size)
-      throw std::runtime_error(
-          dir + ": projector_init=one_plus_one needs the same LM width as the source (" +
-          std::to_string(cfg.text.hidden_size) + ")");
-    loadStateDict(*model->multi_modal_projector->linear_1, tensors,
-                  {"multi_modal_projector.linear_1."}, dir + "/model.safetensors");
+    if (source.projectorFirstLayer.empty())
+      throw std::runtime_error(dir +
+                               ": projector_init=one_plus_one needs a source with a "
+                               "projector (a LLaVA folder or a run), this is a " +
+                               source.kind + " encoder");
+    if (source.textHiddenSize != model->config.text.hidden_size ||
+        source.featureLayers != model->config.vision_feature_layers)
+      throw std::runtime_error(dir + ": projector_init=one_plus_one needs the source's LM width (" +
+                               std::to_string(source.textHiddenSize) +
+                               ") and vision_feature_layer");
+    loadStateDict(*model->multi_modal_projector->linear_1, source.projectorFirstLayer, {""}, dir);
   }
 }
 
@@ -234,9 +238,13 @@ RunModels buildModels(const TrainConfig& cfg, const RunStore& store,
     HfLlava folder = loadHfLlava(cfg.model_dir);
     m.model = folder.model;
     sink.onMessage("model " + cfg.model_dir + " (" + folder.report.layout + " layout)");
-  } else if (!cfg.vision_init.empty()) {   // PIVOT transplant: a trained encoder in a fresh model
-    std::string source = cfg.vision_init;  // a checkpoint folder, or RUN[@STEP] in this workspace
-    if (!fs::exists(fs::path(source) / "model.safetensors")) {
+  }
+  // PIVOT transplant: a trained encoder in a fresh model (ShapesWorld's, or a real model folder
+  // whose LM is new, e.g. one `pivot model init` wrote from a config).
+  if (parentCheckpoint.empty() && !cfg.vision_init.empty()) {
+    std::string source = cfg.vision_init;  // a model folder, or RUN[@STEP] in this workspace
+    if (!fs::exists(fs::path(source) / "model.safetensors") &&
+        !fs::exists(fs::path(source) / "model.safetensors.index.json")) {
       try {
         source = resolveCheckpoint(store, cfg.vision_init).path;
       } catch (const std::exception& e) {

@@ -466,8 +466,9 @@ void validate(const TrainConfig& c) {
   require(c.projector_init == ProjectorInit::New || !c.vision_init.empty(),
           "projector_init=one_plus_one needs vision_init");
   require(c.eval_samples >= 0, "eval_samples must be >= 0");
-  require(!c.realModel() || c.stage == Stage::Sft || c.stage == Stage::Dpo,
-          "model_dir (a real model) trains stage sft or dpo only");
+  require(!c.realModel() || c.stage != Stage::Pretrain,
+          "model_dir (a real model) trains stages align, instruct, sft and dpo (stage 0 "
+          "pre-trains ShapesWorld encoders only)");
   require(c.max_length > 0, "max_length must be positive");
   require(c.max_images >= 0, "max_images must be 0 (any) or positive");
   require(c.device == "auto" || c.device == "cpu" || c.device == "cuda",

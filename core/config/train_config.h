@@ -39,15 +39,17 @@ struct TrainConfig {
                                 // shape x colour conjunctions a scene holds (SCIENCE.md: helped)
   bool align_trains_lm = true;  // stage 1a also trains the LM: the miniature LM has no language
                                 // pre-training of its own (false = the paper's projector-only 1a)
-  std::string vision_init;     // PIVOT transplant: "RUN[@STEP]" or a checkpoint folder whose vision
-                               // tower starts this fresh model (runs without a parent only)
+  // PIVOT transplant: "RUN[@STEP]", a checkpoint folder, a Hugging Face LLaVA folder or a
+  // SiglipVisionModel folder whose vision tower starts this fresh model (runs without a parent).
+  std::string vision_init;
   bool freeze_vision = false;  // the vision tower never trains (a transplanted encoder)
   ProjectorInit projector_init =
       ProjectorInit::New;  // new | one_plus_one: reuse the source's first projector
                            // layer, frozen, plus a new second one (the paper's best)
-  // A real model instead of ShapesWorld (stage 2 only): a Hugging Face LLaVA folder whose weights
-  // start the run (without a parent) and whose tokenizer, chat template and image processor make
-  // the batches, and a data file: LLaVA instructions for sft, preference records for dpo.
+  // A real model instead of ShapesWorld (stages align, instruct, sft, dpo): a Hugging Face LLaVA
+  // folder whose weights start the run (without a parent) and whose tokenizer, chat template and
+  // image processor make the batches, and a data file: LLaVA instructions (every stage but dpo)
+  // or preference records.
   std::string model_dir;
   std::string data;
   std::string image_root;    // image paths of `data` are relative to it (default: its folder)

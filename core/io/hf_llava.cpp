@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -201,6 +202,66 @@ HfLlava loadHfLlava(const std::string& folder) {
   std::sort(out.report.unused.begin(), out.report.unused.end());
   out.report.unused.erase(std::unique(out.report.unused.begin(), out.report.unused.end()),
                           out.report.unused.end());
+  return out;
+}
+
+VisionEncoderSource readVisionEncoder(const std::string& folder) {
+  const std::string configPath = (fs::path(folder) / "config.json").string();
+  if (!fs::exists(configPath))
+    throw std::runtime_error(folder + ": no config.json (not a model folder)");
+  const auto config = readJsonFile(configPath);
+  const std::string type = config.value("model_type", std::string());
+  VisionEncoderSource out;
+  std::map<std::string, std::string> weightMap;
+  std::vector<MappedSafetensors> files;
+  for (const auto& file : weightFiles(folder, &weightMap)) files.emplace_back(file);
+  auto anyName = [&](const char* prefix) {
+    for (const auto& file : files)
+      for (const auto& entry : file.entries())
+        if (startsWith(entry.name, prefix)) return true;
+    return false;
+  };
+  // Every tensor under a name of ours: the tower's without its prefix, the projector's first layer.
+  std::function<std::string(const std::string&)> rename;
+  if (type == "siglip_vision_model" || type == "siglip") {
+    out.kind = "siglip";
+    out.vision = visionConfigFromJson(config);
+    rename = [](const std::string& name) {
+      return startsWith(name, "vision_model.") ? "vision_tower." + name.substr(13) : std::string();
+    };
+  } else if (type == "llava") {
+    MllmConfig c;
+    if (anyName("vision_tower.embeddings.")) {  // the workbench's own checkpoint
+      out.kind = "checkpoint";
+      c = mllmConfigFromJson(config);
+      rename = [](const std::string& name) { return name; };
+    } else {
+      out.kind = "llava";
+      c = llavaConfigFromHf(config, configPath);
+      rename = [](const std::string& name) { return canonicalLlavaName(name); };
+    }
+    out.vision = c.vision;
+    out.textHiddenSize = c.text.hidden_size;
+    out.featureLayers = c.vision_feature_layers;
+  } else {
+    throw std::runtime_error(configPath + ": model_type '" + type +
+                             "' holds no SigLIP vision tower (expected llava, siglip or "
+                             "siglip_vision_model)");
+  }
+  const std::string tower = "vision_tower.", projector = "multi_modal_projector.linear_1.";
+  for (const auto& file : files)
+    for (const auto& entry : file.entries()) {
+      const std::string ours = rename(entry.name);
+      if (startsWith(ours, tower.c_str()))
+        out.tower[ours.substr(tower.size())] = file.view(entry).clone();
+      else if (startsWith(ours, projector.c_str()))
+        out.projectorFirstLayer[ours.substr(projector.size())] = file.view(entry).clone();
+      else
+        continue;
+      file.release(entry);
+    }
+  if (out.tower.empty())
+    throw std::runtime_error(folder + ": no vision tower tensors in its weights");
   return out;
 }
 

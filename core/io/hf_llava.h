@@ -63,6 +63,25 @@ void saveHfLlava(Mllm& model, const std::string& folder, const HfExportOptions& 
 void saveSiglipVision(Mllm& model, const std::string& folder,
                       torch::ScalarType dtype = torch::kFloat32);
 
+// A trained vision encoder to transplant (PIVOT), from any folder that holds one:
+//   a workbench checkpoint (our names, vision_tower.*),
+//   a Hugging Face LLaVA folder (any name layout above; sharded or not),
+//   a SiglipVisionModel or full SiglipModel folder (vision_model.*; what `pivot export` writes as
+//   vision_encoder/ and what google/siglip-* checkpoints are).
+// Only the encoder's tensors (and a LLaVA source's first projector layer) are read, through the
+// mapped reader: the source's language model never enters memory.
+struct VisionEncoderSource {
+  std::string kind;  // "checkpoint" | "llava" | "siglip"
+  VisionConfig vision;
+  TensorMap tower;  // names inside the tower: embeddings.*, encoder.*, post_layernorm.*
+  TensorMap
+      projectorFirstLayer;  // weight[, bias] of multi_modal_projector.linear_1 (LLaVA sources)
+  int textHiddenSize = 0;   // the source LM's width (0 without one)
+  std::vector<int> featureLayers;  // the source's vision_feature_layer (empty without one)
+};
+// Throws naming the folder: no config.json, a model type that holds no SigLIP tower, no weights.
+VisionEncoderSource readVisionEncoder(const std::string& folder);
+
 // Runs the model on recorded inputs (pixel_values, input_ids, attention_mask, optional
 // position_ids; a missing tensor is an error naming `source`) and, where the file holds them,
 // gives the max abs difference of image_features and of logits (compared where the mask is 1).
