@@ -13,6 +13,8 @@
 #include <QTableWidget>
 #include <QTemporaryDir>
 #include <QTreeWidget>
+#include <QProcess>
+#include <nlohmann/json.hpp>
 
 #include "curve_panel.h"
 #include "main_window.h"
@@ -20,9 +22,25 @@
 #include "store/workspace.h"
 #include "store/results.h"
 #include "store/run_store.h"
+#include "config/train_config.h"
 #include "training/trainer.h"
 
 using namespace pivot;
+
+namespace {
+
+QByteArray readAll(const QString& path) {
+  QFile f(path);
+  return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+}
+
+void writeAll(const QString& path, const QByteArray& bytes) {
+  QFile f(path);
+  QVERIFY(f.open(QIODevice::WriteOnly));
+  f.write(bytes);
+}
+
+}  // namespace
 
 class TestWorkbench : public QObject {
   Q_OBJECT
@@ -48,6 +66,97 @@ class TestWorkbench : public QObject {
     QTest::keyClicks(lr, "0.001");
     QVERIFY(panel->startButton()->isEnabled());
     QVERIFY(panel->validationMessage().isEmpty());
+  }
+
+  // A real model from the launch panel: a LLaVA folder (random weights, the Qwen2.5 tokenizer) and
+  // a LLaVA data file instead of a preset's miniature; the fields are checked as you type, and the
+  // run trains through the same worker, store and curves.
+  void realModelFromTheLaunchPanel() {
+    const QString dir = m_dir.filePath("real"), model = dir + "/model", ws = dir + "/ws";
+    QVERIFY(QDir().mkpath(dir + "/img"));
+    auto config = nlohmann::json::parse(
+        readAll(PIVOT_SOURCE_DIR "/tests/data/hf-llava-tiny/config.json").toStdString());
+    config["text_config"]["vocab_size"] = 151665;
+    config["image_token_index"] = 151655;
+    writeAll(dir + "/config.json", QByteArray::fromStdString(config.dump()));
+    QProcess init;
+    init.start(PIVOT_BINARY_DIR "/app/pivot",
+               {"model", "init", dir + "/config.json", "--out", model, "--tokenizer",
+                PIVOT_SOURCE_DIR "/tests/data/qwen2.5-tokenizer"});
+    QVERIFY(init.waitForFinished(60000) && init.exitCode() == 0);
+    nlohmann::json records = nlohmann::json::array();
+    for (const char* colour : {"red", "blue"}) {
+      QImage image(32, 32, QImage::Format_RGB888);
+      image.fill(QColor(colour));
+      QVERIFY(image.save(dir + "/img/" + colour + ".png"));
+      records.push_back({{"image", std::string("img/") + colour + ".png"},
+                         {"conversations",
+                          {{{"from", "human"}, {"value", "<image>\nWhat colour is it?"}},
+                           {{"from", "gpt"}, {"value", std::string("It is ") + colour + "."}}}}});
+    }
+    writeAll(dir + "/llava.json", QByteArray::fromStdString(records.dump()));
+
+    MainWindow w(ws);
+    w.resize(1400, 900);
+    w.show();
+    auto* panel = w.launchPanel();
+    panel->sourceBox()->setCurrentIndex(panel->sourceBox()->findData("hf"));
+    QVERIFY(panel->modelFolderEdit()->isVisible());
+    QVERIFY(!panel->startButton()->isEnabled());
+    QVERIFY2(panel->validationMessage().contains("Model folder: choose"),
+             qPrintable(panel->validationMessage()));
+    QTest::keyClicks(panel->modelFolderEdit(), dir + "/img");  // not a model folder
+    QVERIFY2(panel->validationMessage().contains("has no config.json"),
+             qPrintable(panel->validationMessage()));
+    panel->modelFolderEdit()->setText(model);
+    QVERIFY2(panel->validationMessage().contains("Data file: choose"),
+             qPrintable(panel->validationMessage()));
+    QTest::keyClicks(panel->dataFileEdit(), dir + "/llava.json");
+    panel->stageBox()->setCurrentIndex(panel->stageBox()->findData("pretrain"));
+    QVERIFY(!panel->startButton()->isEnabled());  // stage 0 is ShapesWorld's
+    panel->stageBox()->setCurrentIndex(panel->stageBox()->findData("sft"));
+    for (auto [key, value] : {std::pair{"steps", "3"}, {"batch_size", "2"}}) {
+      panel->field(key)->selectAll();
+      QTest::keyClicks(panel->field(key), value);
+    }
+    QVERIFY2(panel->startButton()->isEnabled(), qPrintable(panel->validationMessage()));
+    QSignalSpy ended(&w, &MainWindow::jobEnded);
+    QTest::mouseClick(panel->startButton(), Qt::LeftButton);
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, 120000);
+    QVERIFY2(ended.at(0).at(0).toBool(), qPrintable(ended.at(0).at(1).toString()));
+    RunStore store(storePath(ws.toStdString()));
+    const auto runs = store.runs();
+    QCOMPARE(runs.size(), size_t(1));  // a real model runs no earlier stages
+    const auto cfg = trainConfigFromJson(nlohmann::json::parse(runs[0].configJson));
+    QCOMPARE(QString::fromStdString(cfg.model_dir), QFileInfo(model).absoluteFilePath());
+    QCOMPARE(store.metrics(runs[0].id, "loss").size(), size_t(3));
+    w.pollNow();
+    QTRY_VERIFY_WITH_TIMEOUT(!w.curves()->runs().empty(), 5000);
+    if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR")) {
+      QTest::qWait(300);
+      w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-real-model.png");
+    }
+
+    // Inspect: the gradient map of the real run on a photo with a typed question, read with the
+    // model's own tokenizer, chat template and processor; a ShapesWorld sample is refused by name.
+    w.showInspect();
+    auto* inspect = w.inspectView();
+    inspect->setCheckedRuns({runs[0].id});
+    inspect->setSample(1, 0);
+    QTRY_COMPARE_WITH_TIMEOUT(inspect->cache().size(), 1, 60000);
+    QVERIFY2(inspect->cache().begin()->error.contains("is a real model: choose a photo"),
+             qPrintable(inspect->cache().begin()->error));
+    inspect->setPhoto(dir + "/img/red.png", "What colour is it?", "It is red.");
+    QTRY_COMPARE_WITH_TIMEOUT(inspect->cache().size(), 2, 60000);
+    for (const auto& o : inspect->cache())
+      if (!o.error.contains("is a real model")) {
+        QVERIFY2(o.error.isEmpty(), qPrintable(o.error));
+        QVERIFY(!o.overlay.isNull());
+      }
+    if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR")) {
+      QTest::qWait(300);
+      w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-real-inspect.png");
+    }
   }
 
   void startPauseResumeStopFromThePanel() {

@@ -76,6 +76,22 @@ MllmInputs ConversationBatcher::dpo(const std::vector<DatasetRecord>& records,
   return batch(records, true, device);
 }
 
+MllmInputs ConversationBatcher::photoQuestion(const std::string& image, const std::string& question,
+                                              const std::string& answer,
+                                              torch::Device device) const {
+  DatasetRecord record;
+  record.where = image;
+  record.images = {image};
+  ChatMessage user, assistant;
+  user.role = "user";
+  user.parts.push_back({ContentPart::Kind::Text, "<image>\n" + question});
+  assistant.role = "assistant";
+  assistant.parts.push_back({ContentPart::Kind::Text, answer});
+  record.conversation = {user};
+  record.chosen = {assistant};
+  return sft({record}, device);
+}
+
 RealData::RealData(const TrainConfig& cfg, ImageDecoder decode)
     : m_batcher(cfg.model, cfg.model_dir, cfg.chat_format, std::move(decode)) {
   DatasetOptions options;

@@ -39,6 +39,10 @@ class ConversationBatcher {
   MllmInputs sft(const std::vector<DatasetRecord>& records, torch::Device device) const;
   // DPO rows: the chosen conversations, then the rejected ones, one image per pair.
   MllmInputs dpo(const std::vector<DatasetRecord>& records, torch::Device device) const;
+  // One photo with a typed question and answer, as the model reads them (the answer's tokens
+  // trained): what a gradient map of a real model explains (`pivot explain`, the Inspect tab).
+  MllmInputs photoQuestion(const std::string& image, const std::string& question,
+                           const std::string& answer, torch::Device device) const;
 
  private:
   torch::Tensor images(const std::vector<DatasetRecord>& records) const;

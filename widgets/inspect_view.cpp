@@ -264,6 +264,15 @@ void InspectView::setSample(int splitIndex, qint64 index) {
   m_index->setValue(static_cast<int>(index));
 }
 
+void InspectView::setPhoto(const QString& file, const QString& question, const QString& answer) {
+  m_imageFile->setText(file);
+  m_question->setText(question);
+  m_answer->setText(answer);
+  m_source->setCurrentIndex(1);
+  refreshSample();
+  refreshPanels();
+}
+
 void InspectView::setMethod(const QString& method) { m_method->setCurrentText(method); }
 
 int InspectView::chosenStep() const { return m_stepBox->value(); }

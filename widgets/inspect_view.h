@@ -56,6 +56,8 @@ class InspectView : public QWidget {
   void setRuns(const std::vector<RunSummary>& runs);  // runs with checkpoints become choosable
   void setCheckedRuns(const QList<int64_t>& ids);
   void setSample(int split, qint64 index);
+  // A photo with a typed question and answer (what a real model is explained on).
+  void setPhoto(const QString& file, const QString& question, const QString& answer);
   void setMethod(const QString& method);
   int chosenStep() const;
   int panelCount() const;

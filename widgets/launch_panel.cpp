@@ -3,6 +3,8 @@
 #include "config/vocabulary.h"
 
 #include <QComboBox>
+#include <QFileDialog>
+#include <QFileInfo>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
@@ -37,6 +39,41 @@ QString jsonText(const nlohmann::json& v) {
 
 LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   auto* layout = new QVBoxLayout(this);
+  // What trains: the built-in miniature, or a real LLaVA folder on a dataset file.
+  auto* model = new QGroupBox("Model");
+  auto* modelForm = new QFormLayout(model);
+  m_source = new QComboBox;
+  m_source->setObjectName("sourceBox");
+  m_source->addItem("ShapesWorld miniature (the preset's model)", "shapesworld");
+  m_source->addItem("Hugging Face LLaVA folder + data file", "hf");
+  modelForm->addRow("Source", m_source);
+  m_modelFolder = new QLineEdit;
+  m_modelFolder->setObjectName("modelFolderEdit");
+  m_modelFolder->setPlaceholderText("folder with config.json, weights, tokenizer");
+  m_dataFile = new QLineEdit;
+  m_dataFile->setObjectName("dataFileEdit");
+  m_dataFile->setPlaceholderText("LLaVA .json / preference .jsonl / MMPR meta.json");
+  m_imageRoot = new QLineEdit;
+  m_imageRoot->setObjectName("imageRootEdit");
+  m_imageRoot->setPlaceholderText("optional: default the data file's folder");
+  m_realRows = new QWidget;
+  auto* realForm = new QFormLayout(m_realRows);
+  realForm->setContentsMargins(0, 0, 0, 0);
+  realForm->addRow("Model folder", pathRow(m_modelFolder, true, "Model folder"));
+  realForm->addRow("Data file", pathRow(m_dataFile, false, "Data file"));
+  realForm->addRow("Image root", pathRow(m_imageRoot, true, "Image root"));
+  modelForm->addRow(m_realRows);
+  m_realRows->setVisible(false);
+  layout->addWidget(model);
+  connect(m_source, QOverload<int>::of(&QComboBox::currentIndexChanged), this, [this] {
+    m_realRows->setVisible(realModel());
+    m_parent->setItemText(0, realModel() ? "none: the model folder's own weights"
+                                         : "none: run the earlier stages first");
+    validate();
+  });
+  for (auto* edit : {m_modelFolder, m_dataFile, m_imageRoot})
+    connect(edit, &QLineEdit::textChanged, this, &LaunchPanel::validate);
+
   auto* what = new QGroupBox("Run");
   auto* whatForm = new QFormLayout(what);
   m_preset = new QComboBox;
@@ -198,7 +235,32 @@ std::optional<LaunchRequest> LaunchPanel::request() const {
   for (auto it = m_fields.begin(); it != m_fields.end(); ++it)
     r.overrides << it.key() + "=" + it.value()->text().trimmed();
   r.overrides << "loss_type=" + m_lossType->currentText() << "device=" + m_device->currentText();
+  if (realModel()) {  // absolute, so that a resume finds them from anywhere
+    r.overrides << "model_dir=" + QFileInfo(m_modelFolder->text().trimmed()).absoluteFilePath()
+                << "data=" + QFileInfo(m_dataFile->text().trimmed()).absoluteFilePath();
+    if (!m_imageRoot->text().trimmed().isEmpty())
+      r.overrides << "image_root=" + QFileInfo(m_imageRoot->text().trimmed()).absoluteFilePath();
+  }
   return r;
+}
+
+bool LaunchPanel::realModel() const { return m_source->currentData().toString() == "hf"; }
+
+QWidget* LaunchPanel::pathRow(QLineEdit* edit, bool folder, const QString& title) {
+  auto* row = new QWidget;
+  auto* h = new QHBoxLayout(row);
+  h->setContentsMargins(0, 0, 0, 0);
+  h->addWidget(edit, 1);
+  auto* browse = new QPushButton("Browse…");
+  h->addWidget(browse);
+  connect(browse, &QPushButton::clicked, this, [this, edit, folder, title] {
+    const QString chosen =
+        folder ? QFileDialog::getExistingDirectory(this, title, edit->text())
+               : QFileDialog::getOpenFileName(this, title, edit->text(),
+                                              "Datasets (*.json *.jsonl);;All files (*)");
+    if (!chosen.isEmpty()) edit->setText(chosen);
+  });
+  return row;
 }
 
 QString LaunchPanel::validationMessage() const { return m_message->text(); }
@@ -228,6 +290,31 @@ void LaunchPanel::validate() {
   }
   for (auto* edit : m_fields)
     if (m_valid) edit->setStyleSheet("");
+  // A real model: what the trainer needs before it opens anything, named as the field.
+  for (auto* edit : {m_modelFolder, m_dataFile, m_imageRoot}) edit->setStyleSheet("");
+  if (m_valid && realModel()) {
+    const QString folder = m_modelFolder->text().trimmed(), data = m_dataFile->text().trimmed(),
+                  root = m_imageRoot->text().trimmed();
+    auto refuse = [&](QLineEdit* edit, const QString& why) {
+      edit->setStyleSheet("border: 1px solid #c0392b; background: #fdecea;");
+      message = why;
+      m_valid = false;
+    };
+    if (!QFileInfo(folder + "/config.json").isFile())
+      refuse(m_modelFolder, folder.isEmpty() ? "Model folder: choose a Hugging Face LLaVA folder"
+                                             : "Model folder: " + folder + " has no config.json");
+    else if (!QFileInfo(folder + "/tokenizer.json").isFile())
+      refuse(m_modelFolder, "Model folder: " + folder + " has no tokenizer.json");
+    else if (!QFileInfo(data).isFile())
+      refuse(m_dataFile, data.isEmpty() ? "Data file: choose a dataset file"
+                                        : "Data file: " + data + " does not exist");
+    else if (!root.isEmpty() && !QFileInfo(root).isDir())
+      refuse(m_imageRoot, "Image root: " + root + " is not a folder");
+    else if (m_stage->currentData().toString() == "pretrain")
+      refuse(m_modelFolder,
+             "a real model trains stages align, instruct, sft and dpo (stage 0 "
+             "pre-trains ShapesWorld encoders only)");
+  }
   m_message->setText(message);
   setState(m_state);
 }
@@ -292,6 +379,8 @@ void LaunchPanel::setState(State state) {
   m_stop->setEnabled(state != State::Idle);
   m_preset->setEnabled(state == State::Idle);
   m_stage->setEnabled(state == State::Idle);
+  if (m_source) m_source->setEnabled(state == State::Idle);
+  if (m_realRows) m_realRows->setEnabled(state == State::Idle);
   if (m_runExperiment) m_runExperiment->setEnabled(state == State::Idle && !m_experimentRunning);
 }
 

@@ -1,5 +1,6 @@
-// The launch panel: preset, stage, parent run, and a form over the preset's main values, each
-// validated as you type by the same rules the `pivot` command applies; Start, Pause, Resume, Stop.
+// The launch panel: what trains (ShapesWorld, or a Hugging Face LLaVA folder with a data file),
+// preset, stage, parent run, and a form over the preset's main values, each validated as you type
+// by the same rules the `pivot` command applies; Start, Pause, Resume, Stop.
 #pragma once
 #include <QMap>
 #include <QStringList>
@@ -20,7 +21,8 @@ struct LaunchRequest {
   QString preset = "tiny";             // tiny, mini or a preset .json path
   QString stage = "dpo";               // align | instruct | sft | dpo
   std::optional<int64_t> parentRunId;  // none: the stages this one needs run first
-  QStringList overrides;               // key=value, as `pivot train --set`
+  QStringList overrides;               // key=value, as `pivot train --set` (a real model's folder
+                                       // and data among them: model_dir=, data=, image_root=)
 };
 
 // `pivot experiment` from the window: the whole study for the chosen preset.
@@ -49,6 +51,11 @@ class LaunchPanel : public QWidget {
   QLineEdit* field(const QString& key) const { return m_fields.value(key); }
   QComboBox* presetBox() const { return m_preset; }
   QComboBox* stageBox() const { return m_stage; }
+  // The model source: ShapesWorld (the preset's miniature) or a real model folder and its data.
+  QComboBox* sourceBox() const { return m_source; }
+  QLineEdit* modelFolderEdit() const { return m_modelFolder; }
+  QLineEdit* dataFileEdit() const { return m_dataFile; }
+  QLineEdit* imageRootEdit() const { return m_imageRoot; }
   QPushButton* startButton() const { return m_start; }
   QPushButton* pauseButton() const { return m_pause; }
   QPushButton* resumeButton() const { return m_resume; }
@@ -77,6 +84,12 @@ class LaunchPanel : public QWidget {
   void loadPresetValues();
   void validate();
 
+  QWidget* pathRow(QLineEdit* edit, bool folder, const QString& title);
+  bool realModel() const;
+
+  QComboBox* m_source = nullptr;
+  QLineEdit *m_modelFolder = nullptr, *m_dataFile = nullptr, *m_imageRoot = nullptr;
+  QWidget* m_realRows = nullptr;
   QComboBox* m_preset = nullptr;
   QComboBox* m_stage = nullptr;
   QComboBox* m_parent = nullptr;

@@ -72,16 +72,8 @@ int cmdBenchModel(const ModelBenchArgs& args) {
   std::printf("  built in %.1f s, %.0f MB resident\n", buildSeconds, peakRssMb());
 
   const ConversationBatcher batcher(config, folder.string(), args.chatFormat, readRgb8);
-  DatasetRecord record;
-  record.images = {args.image};
-  ChatMessage user, assistant;
-  user.role = "user";
-  user.parts.push_back({ContentPart::Kind::Text, "<image>\n" + question(args.questionTokens)});
-  assistant.role = "assistant";
-  assistant.parts.push_back({ContentPart::Kind::Text, "The nearest object is a red cup."});
-  record.conversation = {user};
-  record.chosen = {assistant};
-  const MllmInputs in = batcher.sft({record}, torch::kCPU);
+  const MllmInputs in = batcher.photoQuestion(args.image, question(args.questionTokens),
+                                              "The nearest object is a red cup.", torch::kCPU);
   std::printf("  input: %lld tokens (%d image tokens), photo %s\n",
               static_cast<long long>(in.inputIds.size(1)), config.imageTokens(),
               args.image.c_str());

@@ -119,10 +119,8 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     throw std::runtime_error("--data, --image-root and --chat-format need --model");
   // Without --from the earlier stages run first, by the chain's rule: --set keys of the
   // architecture, the world and the device reach them, hyper-parameters only the requested stage.
-  // A real model starts from its own weights: no earlier stages. Every stage is validated before
-  // anything is written.
-  const auto chain = chainConfigs(a.preset, stage, sets,
-                                  a.from.empty() && stage != Stage::Pretrain && a.model.empty());
+  // Every stage is validated before anything is written.
+  const auto chain = chainConfigs(a.preset, stage, sets, a.from.empty());
   (void)pickDevice(chain.back().device);  // device=cuda without CUDA
   std::optional<int64_t> parent;
   if (!a.from.empty()) {

@@ -74,19 +74,8 @@ LoadedCheckpoint hfModel(const std::string& dir) {
 // The photo and typed question as a real model reads them: its chat template, tokenizer and
 // SigLIP processor, the answer as the trained (explained) tokens.
 MllmInputs realModelInputs(const LoadedCheckpoint& m, const ExplainArgs& a, torch::Device device) {
-  const ConversationBatcher batcher(m.config.model, m.config.model_dir, m.config.chat_format,
-                                    readRgb8);
-  DatasetRecord record;
-  record.where = a.image;
-  record.images = {a.image};
-  ChatMessage user, assistant;
-  user.role = "user";
-  user.parts.push_back({ContentPart::Kind::Text, "<image>\n" + a.question});
-  assistant.role = "assistant";
-  assistant.parts.push_back({ContentPart::Kind::Text, a.answer});
-  record.conversation = {user};
-  record.chosen = {assistant};
-  return batcher.sft({record}, device);
+  return ConversationBatcher(m.config.model, m.config.model_dir, m.config.chat_format, readRgb8)
+      .photoQuestion(a.image, a.question, a.answer, device);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "explain_worker.h"
 
 #include "training/batches.h"
+#include "training/real_data.h"
 #include "training/run_checkpoint.h"
 #include "visualization/attribution.h"
 #include "visualization/localization.h"
@@ -23,6 +24,14 @@ LoadedCheckpoint& ExplainWorker::model(const std::string& path) {
   m_models.emplace_front(path, std::make_unique<LoadedCheckpoint>(loadCheckpointFolder(path)));
   if (m_models.size() > kModelsKept) m_models.pop_back();
   return *m_models.front().second;
+}
+
+const ConversationBatcher& ExplainWorker::batcher(const LoadedCheckpoint& m) {
+  auto& slot = m_batchers[m.config.model_dir + "\n" + m.config.chat_format];
+  if (!slot)
+    slot = std::make_unique<ConversationBatcher>(m.config.model, m.config.model_dir,
+                                                 m.config.chat_format, readRgb8);
+  return *slot;
 }
 
 void ExplainWorker::run(const ExplainJob& job) {
@@ -52,13 +61,23 @@ void ExplainWorker::run(const ExplainJob& job) {
     if (options.target == AttributionTarget::DpoLoss && sample.rejected.empty())
       throw std::runtime_error(
           "the DPO target needs a rejected answer (ShapesWorld samples have one)");
-    const WordTokenizer tok = WordTokenizer::shapesWorld();
     const auto device = m.model->parameters().front().device();
-    const int tokens = m.config.model.vision.numPatches();
-    auto in = buildBatch({{&sample, Response::Chosen}}, tok, tokens, device);
+    MllmInputs in;
     std::optional<MllmInputs> rejected;
-    if (!sample.rejected.empty())
-      rejected = buildBatch({{&sample, Response::Rejected}}, tok, tokens, device);
+    if (m.config.realModel()) {  // its own tokenizer, chat template and SigLIP processor
+      if (job.fromWorld)
+        throw std::runtime_error(m.label() +
+                                 " is a real model: choose a photo and type a question and answer "
+                                 "(ShapesWorld samples are the miniature's)");
+      in = batcher(m).photoQuestion(job.imageFile.toStdString(), sample.question, sample.answer,
+                                    device);
+    } else {
+      const WordTokenizer tok = WordTokenizer::shapesWorld();
+      const int tokens = m.config.model.vision.numPatches();
+      in = buildBatch({{&sample, Response::Chosen}}, tok, tokens, device);
+      if (!sample.rejected.empty())
+        rejected = buildBatch({{&sample, Response::Rejected}}, tok, tokens, device);
+    }
     const auto result = explain(m.model, in, options, rejected ? &*rejected : nullptr);
     if (!result.warnings.empty()) out.warning = QString::fromStdString(result.warnings.front());
     auto grid = result.maps[0].contiguous();

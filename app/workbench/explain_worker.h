@@ -4,6 +4,8 @@
 #include <QObject>
 #include <QThread>
 #include <list>
+#include <map>
+#include <string>
 #include <memory>
 
 #include "inspect_view.h"
@@ -11,6 +13,7 @@
 namespace pivot {
 
 struct LoadedCheckpoint;
+class ConversationBatcher;
 
 class ExplainWorker : public QObject {
   Q_OBJECT
@@ -26,6 +29,9 @@ class ExplainWorker : public QObject {
 
  private:
   LoadedCheckpoint& model(const std::string& path);
+  // A real model's tokenizer, template and processor, loaded once per model folder.
+  const ConversationBatcher& batcher(const LoadedCheckpoint& m);
+  std::map<std::string, std::unique_ptr<ConversationBatcher>> m_batchers;
   std::list<std::pair<std::string, std::unique_ptr<LoadedCheckpoint>>>
       m_models;  // most recent first
 };

@@ -4,6 +4,7 @@
 
 #include "config/train_config.h"
 #include "training/trainer.h"
+#include "visualization/overlay.h"
 
 namespace pivot {
 namespace {
@@ -76,6 +77,7 @@ TrainOptions TrainingWorker::optionsFor(MetricSink* sink) {
   opt.sink = sink;
   opt.stopRequested = &stopFlag;
   opt.pauseRequested = &pauseFlag;
+  opt.decodeImage = readRgb8;  // a real model's data
   return opt;
 }
 

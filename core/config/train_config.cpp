@@ -544,13 +544,15 @@ std::vector<TrainConfig> chainConfigs(const std::string& preset, Stage stage,
                                       const std::vector<std::string>& overrides,
                                       bool withPrerequisites) {
   std::vector<TrainConfig> chain;
-  if (withPrerequisites) {
+  const TrainConfig requested = makeConfig(preset, stage, overrides);
+  // A real model starts from its own weights: nothing to run before it.
+  if (withPrerequisites && !requested.realModel()) {
     std::vector<std::string> shared;
     for (const auto& o : overrides)
       if (overrideReachesEarlierStages(o)) shared.push_back(o);
     for (Stage s : prerequisiteStages(stage)) chain.push_back(makeConfig(preset, s, shared));
   }
-  chain.push_back(makeConfig(preset, stage, overrides));
+  chain.push_back(requested);
   return chain;
 }
 

@@ -115,8 +115,9 @@ std::vector<Stage> prerequisiteStages(Stage stage);
 bool overrideReachesEarlierStages(const std::string& assignment);
 
 // The configurations of a chain that ends in `stage`: its prerequisite stages first (when
-// `withPrerequisites`), then the stage itself; every one validated before anything runs. The
-// command line and the window both train a request through this.
+// `withPrerequisites`, i.e. the request has no parent run, and the request is not a real model,
+// which starts from its own weights), then the stage itself; every one validated before anything
+// runs. The command line and the window both train a request through this.
 std::vector<TrainConfig> chainConfigs(const std::string& preset, Stage stage,
                                       const std::vector<std::string>& overrides,
                                       bool withPrerequisites);
