@@ -506,6 +506,8 @@ class TestCli : public QObject {
     r = pivotCmd({"--workspace", ws, "export", "first", "--format", "hf", "--out", hf});
     QVERIFY2(r.code == 0, qPrintable(r.err));
     QVERIFY2(r.out.contains("prefix_bidirectional"), qPrintable(r.out));  // said, not hidden
+    for (const char* file : {"tokenizer.json", "tokenizer_config.json"})  // a complete model
+      QVERIFY2(QFileInfo::exists(hf + "/" + file), file);
     r = pivotCmd({"model", "check", hf});
     QVERIFY2(r.code == 0, qPrintable(r.err));
     QVERIFY2(r.out.contains("name layout: hub; 1 file") && r.out.contains("BFloat16"),

@@ -85,6 +85,37 @@ class TestText : public QObject {
   Q_OBJECT
 
  private Q_SLOTS:
+  // A ShapesWorld model's exported tokenizer files: the WordLevel vocabulary is the word
+  // tokenizer's, id for id; the chat template is the one python3-jinja2 rendered into the
+  // fixture, and every rendering reads back as the trainer's own prompt and response ids.
+  void shapesWorldTokenizerExportsAsHuggingFaceFiles() {
+    const WordTokenizer words = WordTokenizer::shapesWorld();
+    const json tokenizer = json::parse(words.hfTokenizerJson());
+    QCOMPARE(tokenizer["model"]["type"].get<std::string>(), std::string("WordLevel"));
+    QCOMPARE(tokenizer["pre_tokenizer"]["type"].get<std::string>(), std::string("WhitespaceSplit"));
+    QCOMPARE(static_cast<int64_t>(tokenizer["model"]["vocab"].size()), words.vocabSize());
+    for (const auto& [word, id] : tokenizer["model"]["vocab"].items())
+      QCOMPARE(id.get<int64_t>(), words.id(word));
+    QCOMPARE(tokenizer["added_tokens"].size(), size_t{5});
+    for (const auto& added : tokenizer["added_tokens"])
+      QCOMPARE(added["id"].get<int64_t>(), words.id(added["content"].get<std::string>()));
+
+    const std::string dir = PIVOT_SOURCE_DIR "/tests/data/shapesworld-tokenizer/";
+    const json config = json::parse(words.hfTokenizerConfigJson());
+    QCOMPARE(config["chat_template"].get<std::string>(), readText(dir + "chat_template.jinja"));
+    const json renderings = json::parse(readText(dir + "renderings.json"));
+    QCOMPARE(renderings.size(), size_t{3});
+    for (const auto& r : renderings) {
+      const auto question = r["question"].get<std::string>(),
+                 answer = r["answer"].get<std::string>();
+      auto expected = words.encodePrompt(question, /*imageTokens=*/1);
+      QCOMPARE(words.encode(r["generation_prompt"].get<std::string>()), expected);
+      const auto response = words.encodeResponse(answer);
+      expected.insert(expected.end(), response.begin(), response.end());
+      QCOMPARE(words.encode(r["conversation"].get<std::string>()), expected);
+    }
+  }
+
   // Every text of the corpus: the ids, the tokens, the decodings (whole, without special tokens,
   // and id by id, where a split character must become U+FFFD) equal the JS implementation's, and
   // decode(encode(x)) is NFC(x).

@@ -23,6 +23,7 @@
 #include "torch_compat.h"
 #include "visualization/overlay.h"
 #include "store/workspace.h"
+#include "text/word_tokenizer.h"
 #include "training/run_checkpoint.h"
 #include "training/trainer.h"
 
@@ -227,12 +228,18 @@ int exportHf(const std::string& workspace, const ExportArgs& args) {
   options.shardBytes = int64_t{args.shardMb} << 20;
   saveHfLlava(loaded.model, args.out, options);
   saveSiglipVision(loaded.model, (fs::path(args.out) / "vision_encoder").string(), options.dtype);
-  // A real model's run carries its folder's tokenizer along, so the export is a complete model.
-  if (loaded.config.realModel())
+  // The tokenizer travels with the weights, so the export is a complete model: a real model's
+  // run carries its folder's files, a ShapesWorld run its word vocabulary as a WordLevel one.
+  if (loaded.config.realModel()) {
     for (const char* file : {"tokenizer.json", "tokenizer_config.json"})
       if (fs::exists(fs::path(loaded.config.model_dir) / file))
         fs::copy_file(fs::path(loaded.config.model_dir) / file, fs::path(args.out) / file,
                       fs::copy_options::overwrite_existing);
+  } else {
+    const WordTokenizer words = WordTokenizer::shapesWorld();
+    std::ofstream(fs::path(args.out) / "tokenizer.json") << words.hfTokenizerJson();
+    std::ofstream(fs::path(args.out) / "tokenizer_config.json") << words.hfTokenizerConfigJson();
+  }
   try {
     RunStore(storePath(workspace))
         .addArtifact(run.id, "export-hf", fs::absolute(args.out).string());

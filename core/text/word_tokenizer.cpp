@@ -1,6 +1,7 @@
 #include "text/word_tokenizer.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "data/shapes_world.h"
@@ -73,6 +74,65 @@ std::vector<int64_t> WordTokenizer::encodeResponse(const std::string& answer) co
   auto ids = encode(answer);
   ids.push_back(kImEnd);
   return ids;
+}
+
+namespace {
+
+nlohmann::json addedToken(int64_t id, const std::string& content) {
+  return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
+          {"rstrip", false}, {"normalized", false}, {"special", true}};
+}
+
+}  // namespace
+
+std::string WordTokenizer::hfTokenizerJson() const {
+  nlohmann::json vocab = nlohmann::json::object(), added = nlohmann::json::array();
+  for (size_t i = 0; i < m_words.size(); ++i) {
+    vocab[m_words[i]] = static_cast<int64_t>(i);
+    if (static_cast<int64_t>(i) <= kUnk)
+      added.push_back(addedToken(static_cast<int64_t>(i), m_words[i]));
+  }
+  const nlohmann::json j = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", added},
+      {"normalizer", nullptr},
+      {"pre_tokenizer", {{"type", "WhitespaceSplit"}}},
+      {"post_processor", nullptr},
+      {"decoder", nullptr},
+      {"model", {{"type", "WordLevel"}, {"vocab", vocab}, {"unk_token", "<unk>"}}}};
+  return j.dump(2) + "\n";
+}
+
+std::string WordTokenizer::hfTokenizerConfigJson() const {
+  // The tokens in order, separated by spaces (WhitespaceSplit ignores how many):
+  // <|im_start|> user <image> question <|im_end|> <|im_start|> assistant answer <|im_end|>.
+  // tests/data/shapesworld-tokenizer holds python3-jinja2's renderings of it.
+  const std::string chatTemplate =
+      "{%- for message in messages -%}"
+      "<|im_start|> {{ message['role'] }} "
+      "{%- if message['content'] is string %} {{ message['content'] }}"
+      "{%- else %}{%- for part in message['content'] %}"
+      "{%- if part['type'] == 'image' %} <image>{%- elif part['type'] == 'text' %} "
+      "{{ part['text'] }}{%- endif %}{%- endfor %}{%- endif %} <|im_end|> "
+      "{% endfor %}"
+      "{%- if add_generation_prompt %}<|im_start|> assistant{%- endif %}";
+  nlohmann::json decoder = nlohmann::json::object();
+  for (int64_t id = 0; id <= kUnk; ++id) {
+    auto token = addedToken(id, m_words[static_cast<size_t>(id)]);
+    token.erase("id");
+    decoder[std::to_string(id)] = token;
+  }
+  const nlohmann::json j = {{"tokenizer_class", "PreTrainedTokenizerFast"},
+                            {"pad_token", "<pad>"},
+                            {"unk_token", "<unk>"},
+                            {"eos_token", "<|im_end|>"},
+                            {"added_tokens_decoder", decoder},
+                            {"chat_template", chatTemplate},
+                            {"clean_up_tokenization_spaces", false},
+                            {"model_max_length", 4096}};
+  return j.dump(2) + "\n";
 }
 
 }  // namespace pivot

@@ -35,6 +35,14 @@ class WordTokenizer : public Tokenizer {
   std::vector<int64_t> encodePrompt(const std::string& question, int imageTokens) const;
   std::vector<int64_t> encodeResponse(const std::string& answer) const;
 
+  // The same tokenizer in Hugging Face's files, for a ShapesWorld model exported as a LLaVA folder:
+  // tokenizer.json (a WordLevel model over this vocabulary, the WhitespaceSplit pre-tokenizer,
+  // the five special tokens as added tokens; no decoder, so tokens decode joined by spaces, as
+  // decode() does) and tokenizer_config.json (PreTrainedTokenizerFast, with a chat template that
+  // renders the prompt and response above). As JSON text, so that core/text stays JSON-free.
+  std::string hfTokenizerJson() const;
+  std::string hfTokenizerConfigJson() const;
+
  private:
   std::vector<std::string> m_words;
   std::map<std::string, int64_t> m_ids;
