@@ -29,21 +29,31 @@ nlohmann::json comparable(nlohmann::json j) {
 }
 
 nlohmann::json specJson(const ExperimentSpec& s) {
-  return {{"preset", s.preset},
-          {"seeds", s.seeds},
-          {"sets", s.sets},
-          {"sweep_key", s.sweepKey},
-          {"sweep_values", s.sweepValues},
-          {"mixed_sft_weight", s.mixedSftWeight},
-          {"transplant_projector", s.transplantProjector},
-          {"transplant_align_steps", s.transplantAlignSteps},
-          {"transplant_instruct_steps", s.transplantInstructSteps},
-          {"probe_train", s.probeTrain},
-          {"probe_val", s.probeVal},
-          {"probe_test", s.probeTest},
-          {"segmentation_seeds", s.segmentationSeeds},
-          {"localisation_samples", s.localisationSamples},
-          {"vqa_samples", s.vqaSamples}};
+  nlohmann::json j = {{"preset", s.preset},
+                      {"seeds", s.seeds},
+                      {"sets", s.sets},
+                      {"sweep_key", s.sweepKey},
+                      {"sweep_values", s.sweepValues},
+                      {"mixed_sft_weight", s.mixedSftWeight},
+                      {"transplant_projector", s.transplantProjector},
+                      {"transplant_align_steps", s.transplantAlignSteps},
+                      {"transplant_instruct_steps", s.transplantInstructSteps},
+                      {"probe_train", s.probeTrain},
+                      {"probe_val", s.probeVal},
+                      {"probe_test", s.probeTest},
+                      {"segmentation_seeds", s.segmentationSeeds},
+                      {"localisation_samples", s.localisationSamples},
+                      {"vqa_samples", s.vqaSamples}};
+  if (s.bases != 1) j["bases"] = s.bases;  // absent for one base: older experiments stay found
+  return j;
+}
+
+// A stage of base b's chain: base 1 is the preset's own seed; base b > 1 adds 1000 (b - 1), so
+// every base starts from other initial weights and sees its data in another order.
+TrainConfig baseConfig(const ExperimentSpec& s, Stage stage, int base) {
+  TrainConfig c = makeConfig(s.preset, stage, s.sets);
+  c.seed += static_cast<uint64_t>(1000 * (base - 1));
+  return c;
 }
 
 // The stage-2 arms of the study: name, stage, SFT weight.
@@ -209,6 +219,7 @@ void parseSweep(ExperimentSpec& spec, const std::string& text) {
 ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
   ExperimentSpec s = in;
   if (s.seeds < 1 || s.seeds > 50) throw std::runtime_error("--seeds must be 1..50");
+  if (s.bases < 1 || s.bases > 20) throw std::runtime_error("--bases must be 1..20");
   if (s.workspace.empty()) throw std::runtime_error("no workspace given");
   try {
     (void)projectorInitFromName(s.transplantProjector);
@@ -255,7 +266,8 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   const auto sweeps = sweepLabels(spec);
   const auto arms = armsOf(spec);
   const int S = spec.seeds, V = static_cast<int>(sweeps.size()), A = static_cast<int>(arms.size());
-  const int total = 3 + V * S * A + 2 * S + 2 * V * S * A;
+  const int K = spec.bases;
+  const int total = K * (3 + V * S * A + 2 * S + 2 * V * S * A);
   fs::create_directories(spec.workspace);
 
   ExperimentOutcome out;
@@ -280,38 +292,43 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   // ------------------------------------
   StudyRuns runs;
   try {
-    runs.original = runner.run(makeConfig(spec.preset, Stage::Pretrain, spec.sets), std::nullopt,
-                               "stage 0: encoder pre-training", "");
-    const int64_t align = runner.run(makeConfig(spec.preset, Stage::Align, spec.sets),
-                                     runs.original, "stage 1a: align", "");
-    runs.stage1 = runner.run(makeConfig(spec.preset, Stage::Instruct, spec.sets), align,
-                             "stage 1b: instruct", "");
-    for (const auto& sweep : sweeps)
-      for (int seed = 1; seed <= S; ++seed)
-        for (const auto& arm : arms) {
-          const std::string label =
-              arm.encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed);
-          runs.stageTwo[{sweep, seed, arm.encoder}] = runner.run(
-              stageTwoConfig(spec, arm, sweep, seed), runs.stage1, "stage 2: " + label, "");
-        }
-    const auto transplant = [&](int64_t encoderRun, bool original, int seed,
-                                const std::string& label) {
-      const int64_t a = runner.run(transplantConfig(spec, Stage::Align, encoderRun, original, seed),
-                                   std::nullopt, "transplant " + label + ": align", "");
-      return runner.run(transplantConfig(spec, Stage::Instruct, encoderRun, original, seed), a,
-                        "transplant " + label + ": instruct", "");
-    };
-    for (int seed = 1; seed <= S; ++seed) {
-      const int64_t t =
-          transplant(runs.original, true, seed, "original seed " + std::to_string(seed));
-      for (const auto& sweep : sweeps) runs.transplants[{sweep, seed, "original"}] = t;
+    for (int b = 1; b <= K; ++b) {
+      StudyRuns::Base& base = runs.bases[b];
+      const std::string of = K > 1 ? "base " + std::to_string(b) + ", " : "";
+      base.original = runner.run(baseConfig(spec, Stage::Pretrain, b), std::nullopt,
+                                 of + "stage 0: encoder pre-training", "");
+      const int64_t align =
+          runner.run(baseConfig(spec, Stage::Align, b), base.original, of + "stage 1a: align", "");
+      base.stage1 =
+          runner.run(baseConfig(spec, Stage::Instruct, b), align, of + "stage 1b: instruct", "");
       for (const auto& sweep : sweeps)
-        for (const auto& arm : arms) {
-          const std::string label =
-              arm.encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed);
-          runs.transplants[{sweep, seed, arm.encoder}] =
-              transplant(runs.stageTwo.at({sweep, seed, arm.encoder}), false, seed, label);
-        }
+        for (int seed = 1; seed <= S; ++seed)
+          for (const auto& arm : arms) {
+            const std::string label =
+                arm.encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed);
+            base.stageTwo[{sweep, seed, arm.encoder}] = runner.run(
+                stageTwoConfig(spec, arm, sweep, seed), base.stage1, of + "stage 2: " + label, "");
+          }
+      const auto transplant = [&](int64_t encoderRun, bool original, int seed,
+                                  const std::string& label) {
+        const int64_t a =
+            runner.run(transplantConfig(spec, Stage::Align, encoderRun, original, seed),
+                       std::nullopt, of + "transplant " + label + ": align", "");
+        return runner.run(transplantConfig(spec, Stage::Instruct, encoderRun, original, seed), a,
+                          of + "transplant " + label + ": instruct", "");
+      };
+      for (int seed = 1; seed <= S; ++seed) {
+        const int64_t t =
+            transplant(base.original, true, seed, "original seed " + std::to_string(seed));
+        for (const auto& sweep : sweeps) base.transplants[{sweep, seed, "original"}] = t;
+        for (const auto& sweep : sweeps)
+          for (const auto& arm : arms) {
+            const std::string label =
+                arm.encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed);
+            base.transplants[{sweep, seed, arm.encoder}] =
+                transplant(base.stageTwo.at({sweep, seed, arm.encoder}), false, seed, label);
+          }
+      }
     }
   } catch (const ExperimentStopped& e) {
     RunStore(storePath(spec.workspace)).setStatus(out.experimentId, "stopped", e.what());
@@ -332,8 +349,6 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   settings.segmentationSeeds = spec.segmentationSeeds;
   settings.localisationSamples = spec.localisationSamples;
   auto load = [&](int64_t id) { return loadRunCheckpoint(spec.workspace, std::to_string(id)); };
-  auto stage1 = load(runs.stage1);
-  const WorldConfig world = stage1.config.world;
   settings.vqaSamples = spec.vqaSamples;
   if (!fashionMnistInstalled())
     progress.onMessage(
@@ -342,38 +357,43 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   auto add = [&rows](std::vector<ResultRow> more) {
     rows.insert(rows.end(), more.begin(), more.end());
   };
-  {
-    auto original = load(runs.original);
-    add(probeEncoder(original.model, world, settings, resultKey("", 0, "original")));
-  }
-  add(probeEncoder(stage1.model, world, settings, resultKey("", 0, "stage1")));
-  add(vqaRows(stage1.model, world, settings.vqaSamples, "vqa", resultKey("", 0, "stage1")));
-  add(localisationRows(stage1.model, world, settings.localisationSamples, "localisation",
-                       resultKey("", 0, "stage1")));
-  const TensorMap stage1Vision = stateDict(*stage1.model->vision_tower);
-  for (const auto& [key, id] : runs.stageTwo) {
-    const auto& [sweep, seed, encoder] = key;
-    const ResultRow k = resultKey(sweep, seed, encoder);
-    stopIfRequested("before measuring " + encoder + " seed " + std::to_string(seed));
-    progress.onMessage("measuring " + encoder + (sweep.empty() ? "" : " " + sweep) + " seed " +
-                       std::to_string(seed));
-    auto m = load(id);
-    add(probeEncoder(m.model, world, settings, k));
-    add(vqaRows(m.model, world, settings.vqaSamples, "vqa", k));
-    add(localisationRows(m.model, world, settings.localisationSamples, "localisation", k));
-    // Swap test: this encoder under the stage-1 projector and LM.
-    loadStateDict(*stage1.model->vision_tower, stateDict(*m.model->vision_tower), {""}, m.path);
-    add(vqaRows(stage1.model, world, settings.vqaSamples, "swap_vqa", k));
-    add(localisationRows(stage1.model, world, settings.localisationSamples, "swap_localisation",
-                         k));
-    loadStateDict(*stage1.model->vision_tower, stage1Vision, {""}, stage1.path);
-  }
-  for (const auto& [key, id] : runs.transplants) {
-    const auto& [sweep, seed, encoder] = key;
-    stopIfRequested("before measuring the transplants");
-    auto m = load(id);
-    add(vqaRows(m.model, world, settings.vqaSamples, "transplant_vqa",
-                resultKey(sweep, seed, encoder)));
+  for (const auto& [b, base] : runs.bases) {
+    const std::string of = K > 1 ? " (base " + std::to_string(b) + ")" : "";
+    auto stage1 = load(base.stage1);
+    const WorldConfig world = stage1.config.world;
+    {
+      auto original = load(base.original);
+      add(probeEncoder(original.model, world, settings, resultKey("", 0, "original", b)));
+    }
+    add(probeEncoder(stage1.model, world, settings, resultKey("", 0, "stage1", b)));
+    add(vqaRows(stage1.model, world, settings.vqaSamples, "vqa", resultKey("", 0, "stage1", b)));
+    add(localisationRows(stage1.model, world, settings.localisationSamples, "localisation",
+                         resultKey("", 0, "stage1", b)));
+    const TensorMap stage1Vision = stateDict(*stage1.model->vision_tower);
+    for (const auto& [key, id] : base.stageTwo) {
+      const auto& [sweep, seed, encoder] = key;
+      const ResultRow k = resultKey(sweep, seed, encoder, b);
+      stopIfRequested("before measuring " + encoder + " seed " + std::to_string(seed) + of);
+      progress.onMessage("measuring " + encoder + (sweep.empty() ? "" : " " + sweep) + " seed " +
+                         std::to_string(seed) + of);
+      auto m = load(id);
+      add(probeEncoder(m.model, world, settings, k));
+      add(vqaRows(m.model, world, settings.vqaSamples, "vqa", k));
+      add(localisationRows(m.model, world, settings.localisationSamples, "localisation", k));
+      // Swap test: this encoder under the base's stage-1 projector and LM.
+      loadStateDict(*stage1.model->vision_tower, stateDict(*m.model->vision_tower), {""}, m.path);
+      add(vqaRows(stage1.model, world, settings.vqaSamples, "swap_vqa", k));
+      add(localisationRows(stage1.model, world, settings.localisationSamples, "swap_localisation",
+                           k));
+      loadStateDict(*stage1.model->vision_tower, stage1Vision, {""}, stage1.path);
+    }
+    for (const auto& [key, id] : base.transplants) {
+      const auto& [sweep, seed, encoder] = key;
+      stopIfRequested("before measuring the transplants" + of);
+      auto m = load(id);
+      add(vqaRows(m.model, world, settings.vqaSamples, "transplant_vqa",
+                  resultKey(sweep, seed, encoder, b)));
+    }
   }
 
   // --- report

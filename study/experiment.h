@@ -1,6 +1,7 @@
 // `pivot experiment`: the paper's study in miniature, as one resumable chain of runs.
 //
-//   stage 0 encoder pre-training -> 1a align -> 1b instruct           (once)
+//   per base (an independently seeded chain; --bases K, default 1):
+//   stage 0 encoder pre-training -> 1a align -> 1b instruct
 //   -> per swept value and seed: 2 SFT, 2 DPO [, 2 DPO+SFT]           (same stage-1 model, same
 //   samples)
 //   -> per seed and encoder (original, SFT, DPO[, DPO+SFT]): the PIVOT transplant, a fresh MLLM
@@ -24,8 +25,9 @@
 namespace pivot {
 
 struct ExperimentSpec {
-  std::string preset = "tiny";    // tiny | mini | a preset .json file
-  int seeds = 3;                  // stage 2 and after run once per seed (1..seeds)
+  std::string preset = "tiny";  // tiny | mini | a preset .json file
+  int bases = 1;  // independent stage-0/1 chains; base b > 1 seeds them with seed + 1000 (b - 1)
+  int seeds = 3;  // stage 2 and after run once per seed (1..seeds) on every base
   std::vector<std::string> sets;  // key=value overrides for every stage
   std::string sweepKey;           // a stage-2 key swept over sweepValues (e.g. vision_lr)
   std::vector<std::string> sweepValues;

@@ -1,11 +1,14 @@
 #include "study/report.h"
 
+#include <torch/version.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "text/word_tokenizer.h"
 #include "store/run_store.h"
@@ -101,7 +104,8 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
     saveBoth(renderBarChart(locChart, 640, 420), figs + "/localisation" + suffix);
   }
 
-  // Training curves of the stage-2 runs of seed 1 (first swept value).
+  // Training curves of the stage-2 runs of base 1, seed 1 (first swept value).
+  const StudyRuns::Base& first = runs.bases.begin()->second;
   RunStore store(storePath(workspace));
   const std::string firstSweep = distinctSweeps(rows).front();
   std::vector<RgbImage> curves;
@@ -110,8 +114,8 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
     chart.title = std::string(key) + " (EMA 0.6)";
     chart.xLabel = "step";
     for (const std::string arm : {"sft", "dpo", "dpo+sft"}) {
-      auto it = runs.stageTwo.find({firstSweep, 1, arm});
-      if (it == runs.stageTwo.end()) continue;
+      auto it = first.stageTwo.find({firstSweep, 1, arm});
+      if (it == first.stageTwo.end()) continue;
       LineSeries s;
       s.label = encoderTitle(arm);
       s.colour = encoderColour(arm);
@@ -130,11 +134,11 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
   if (!curves.empty()) saveBoth(tileImages(curves, 2), figs + "/stage2_curves");
 
   // Gradient-map triptychs: image | stage 1 | SFT | DPO on held-out questions about an object.
-  auto sftRun = runs.stageTwo.find({firstSweep, 1, "sft"}),
-       dpoRun = runs.stageTwo.find({firstSweep, 1, "dpo"});
-  if (sftRun == runs.stageTwo.end() || dpoRun == runs.stageTwo.end()) return;
+  auto sftRun = first.stageTwo.find({firstSweep, 1, "sft"}),
+       dpoRun = first.stageTwo.find({firstSweep, 1, "dpo"});
+  if (sftRun == first.stageTwo.end() || dpoRun == first.stageTwo.end()) return;
   std::vector<LoadedCheckpoint> models;
-  for (int64_t id : {runs.stage1, sftRun->second, dpoRun->second})
+  for (int64_t id : {first.stage1, sftRun->second, dpoRun->second})
     models.push_back(loadRunCheckpoint(workspace, std::to_string(id)));
   const ShapesWorld world(models.front().config.world);
   const WordTokenizer tok = WordTokenizer::shapesWorld();
@@ -168,14 +172,50 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
   progress.onMessage("figures: " + figs);
 }
 
+// Where the numbers were computed: CPU kernels round differently from machine to machine and
+// training amplifies it, so two reports can only be compared knowing this.
+std::string machineMarkdown() {
+  std::string cpu = "unknown";
+  std::ifstream info("/proc/cpuinfo");
+  for (std::string line; std::getline(info, line);)
+    if (line.rfind("model name", 0) == 0) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  std::string blas = "not stated by this LibTorch";
+  std::istringstream config(torch::show_config());
+  for (std::string line; std::getline(config, line);)
+    if (line.find("BLAS_INFO=") != std::string::npos) {
+      blas = line.substr(line.find("BLAS_INFO=") + 10);
+      blas = blas.substr(0, blas.find(','));
+    }
+  std::ostringstream md;
+  md << "## Machine\n\n- CPU: " << cpu << " (" << std::thread::hardware_concurrency()
+     << " logical cores)\n- torch threads: " << torch::get_num_threads() << "\n- LibTorch "
+     << TORCH_VERSION << ", BLAS: " << blas
+     << "\n- CUDA: " << (torch::cuda::is_available() ? "available" : "not available") << "\n";
+  return md.str();
+}
+
 }  // namespace
 
 std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string& title) {
   std::ostringstream md;
-  md << "# " << title << "\n\n"
-     << "Mean ± standard deviation over seeds (stage-2 seeds; the original and stage-1 encoders "
-        "are trained once). "
-        "DPO − SFT: paired over seeds, with a 95% Student-t interval.\n";
+  md << "# " << title << "\n\n";
+  // What an interval covers, first: the statistics differ with the design.
+  const int bases = distinctBases(rows);
+  if (bases > 1)
+    md << "Nested design: " << bases
+       << " bases (independently seeded stage-0/1 chains), the stage-2 seeds within each. Mean ± "
+          "standard deviation over every base and seed (the original and stage-1 encoders: over "
+          "bases). DPO − SFT: per base the mean of the differences paired by seed, then the mean "
+          "over bases with a 95% Student-t interval over the base means (so it covers the "
+          "variance between stage-0/1 chains), and in how many bases DPO is ahead.\n";
+  else
+    md << "One base: every stage-2 seed starts from the same stage-0/1 chain. Mean ± standard "
+          "deviation over seeds (the original and stage-1 encoders are trained once). DPO − SFT: "
+          "paired over seeds, with a 95% Student-t interval; it covers the stage-2 seeds only, "
+          "not the variance between stage-0/1 chains (`--bases K` measures that).\n";
   // Stage 1 first: is it competent enough for stage-2 comparisons to mean anything?
   md << "\n## Stage-1 model, held-out VQA by question category\n\n| metric | value |\n|---|---|\n";
   for (const auto& [p, m] : distinctProbeMetrics(rows))
@@ -207,17 +247,23 @@ void writeReport(const std::string& dir, const std::string& workspace, const Stu
   writeResultsCsv((fs::path(dir) / "results.csv").string(), rows);
   std::ostringstream md;
   md << reportMarkdown(rows, "PIVOT Workbench experiment report");
-  md << "\n## Runs\n\n- stage 0 (original encoder): run " << runs.original
-     << "\n- stage 1b (shared start of stage 2): run " << runs.stage1 << "\n";
-  for (const auto& [key, id] : runs.stageTwo)
-    md << "- stage 2 " << std::get<2>(key)
-       << (std::get<0>(key).empty() ? "" : " " + std::get<0>(key)) << " seed " << std::get<1>(key)
-       << ": run " << id << "\n";
-  for (const auto& [key, id] : runs.transplants)
-    md << "- transplant of " << std::get<2>(key)
-       << (std::get<0>(key).empty() ? "" : " " + std::get<0>(key)) << " seed " << std::get<1>(key)
-       << ": run " << id << "\n";
-  md << "\nFigures (PNG and PDF) are in figures/; every number above is in results.csv.\n";
+  md << "\n## Runs\n";
+  for (const auto& [b, base] : runs.bases) {
+    if (runs.bases.size() > 1) md << "\n### Base " << b << "\n";
+    md << "\n- stage 0 (original encoder): run " << base.original
+       << "\n- stage 1b (shared start of stage 2): run " << base.stage1 << "\n";
+    for (const auto& [key, id] : base.stageTwo)
+      md << "- stage 2 " << std::get<2>(key)
+         << (std::get<0>(key).empty() ? "" : " " + std::get<0>(key)) << " seed " << std::get<1>(key)
+         << ": run " << id << "\n";
+    for (const auto& [key, id] : base.transplants)
+      md << "- transplant of " << std::get<2>(key)
+         << (std::get<0>(key).empty() ? "" : " " + std::get<0>(key)) << " seed " << std::get<1>(key)
+         << ": run " << id << "\n";
+  }
+  md << "\n" << machineMarkdown();
+  md << "\nFigures (PNG and PDF) are in figures/; every number above is in results.csv; the exact "
+        "configuration of the experiment is spec.json, of every stage its run's config.\n";
   std::ofstream(fs::path(dir) / "report.md") << md.str();
   if (!renderingAvailable()) {
     progress.onMessage(

@@ -16,13 +16,16 @@ namespace pivot {
 
 struct ExperimentProgress;
 
-// The run ids of one experiment's chain.
+// The run ids of one experiment: per base (an independently seeded stage-0/1 chain) its chain.
 struct StudyRuns {
   using Key = std::tuple<std::string, int, std::string>;  // sweep, seed, encoder
-  int64_t original = 0;                // stage 0: the pre-trained ("off-the-shelf") encoder
-  int64_t stage1 = 0;                  // stage 1b: the MLLM both stage-2 arms start from
-  std::map<Key, int64_t> stageTwo;     // the stage-2 runs (sft, dpo, dpo+sft)
-  std::map<Key, int64_t> transplants;  // the transplant's instruct run, per encoder (original too)
+  struct Base {
+    int64_t original = 0;                // stage 0: the pre-trained ("off-the-shelf") encoder
+    int64_t stage1 = 0;                  // stage 1b: the MLLM both stage-2 arms start from
+    std::map<Key, int64_t> stageTwo;     // the stage-2 runs (sft, dpo, dpo+sft)
+    std::map<Key, int64_t> transplants;  // the transplant's instruct run, per encoder
+  };
+  std::map<int, Base> bases;  // 1..K
 };
 
 void writeReport(const std::string& dir, const std::string& workspace, const StudyRuns& runs,

@@ -61,12 +61,13 @@ class TestExperiment : public QObject {
     std::vector<ResultRow> rows = {
         {"vision_lr=1e-4", 2, "dpo", "linear/shape", "test_accuracy", 0.123456789012345678},
         {"", 0, "original", "segmentation", "miou", -1.5e-7},
-        {"a=\"q\",b", 1, "sft", "vqa", "accuracy/colour", 1.0}};
+        {"a=\"q\",b", 1, "sft", "vqa", "accuracy/colour", 1.0, 3}};
     const std::string path = m_dir.filePath("results.csv").toStdString();
     writeResultsCsv(path, rows);
     const auto back = readResultsCsv(path);
     QCOMPARE(back.size(), rows.size());
     for (size_t i = 0; i < rows.size(); ++i) {
+      QCOMPARE(back[i].base, rows[i].base);
       QCOMPARE(back[i].sweep, rows[i].sweep);
       QCOMPARE(back[i].seed, rows[i].seed);
       QCOMPARE(back[i].encoder, rows[i].encoder);
@@ -74,23 +75,39 @@ class TestExperiment : public QObject {
       QCOMPARE(back[i].metric, rows[i].metric);
       QCOMPARE(back[i].value, rows[i].value);  // 17 significant digits: exact
     }
+    // A file written before bases existed reads as base 1.
+    std::ofstream(path) << kResultsHeaderWithoutBase << "\n,2,dpo,vqa,accuracy,0.25\n";
+    const auto old = readResultsCsv(path);
+    QCOMPARE(old.size(), size_t{1});
+    QCOMPARE(old[0].base, 1);
+    QCOMPARE(old[0].seed, 2);
+    QCOMPARE(old[0].value, 0.25);
   }
 
   void malformedResultsNameFileAndLine() {
     const std::string path = m_dir.filePath("bad.csv").toStdString();
-    std::ofstream(path) << kResultsHeader << "\n,1,sft,vqa,accuracy,0.5\n,x,sft,vqa,accuracy,0.5\n";
+    std::ofstream(path) << kResultsHeader
+                        << "\n1,,1,sft,vqa,accuracy,0.5\n1,,x,sft,vqa,accuracy,0.5\n";
     try {
       readResultsCsv(path);
       QFAIL("no error");
     } catch (const std::runtime_error& e) {
       QCOMPARE(QString(e.what()), QString::fromStdString(path + ":3: seed 'x' is not an integer"));
     }
-    std::ofstream(path) << kResultsHeader << "\n,1,sft,vqa,0.5\n";
+    std::ofstream(path) << kResultsHeader << "\n1,,1,sft,vqa,0.5\n";
     try {
       readResultsCsv(path);
       QFAIL("no error");
     } catch (const std::runtime_error& e) {
-      QCOMPARE(QString(e.what()), QString::fromStdString(path + ":2: expected 6 fields, found 5"));
+      QCOMPARE(QString(e.what()), QString::fromStdString(path + ":2: expected 7 fields, found 6"));
+    }
+    std::ofstream(path) << kResultsHeader << "\n0,,1,sft,vqa,accuracy,0.5\n";
+    try {
+      readResultsCsv(path);
+      QFAIL("no error");
+    } catch (const std::runtime_error& e) {
+      QCOMPARE(QString(e.what()),
+               QString::fromStdString(path + ":2: base '0' is not a positive integer"));
     }
   }
 
@@ -108,6 +125,44 @@ class TestExperiment : public QObject {
     QVERIFY(std::abs(d.mean - d.low - 4.303 / std::sqrt(3.0)) < 1e-9);
     QVERIFY(!pairedDifference({1}, {0}).defined);
     QCOMPARE(studentT975(1), 12.706);
+
+    // The nested design: 3 bases x 3 seeds. DPO - SFT per (base, seed): base 1 +0.10 +0.11 +0.12,
+    // base 2 -0.05 -0.04 -0.03, base 3 +0.02 +0.03 +0.04. Within base 1 alone the seed interval
+    // excludes zero: 0.11 +- t(2) 0.01 / sqrt(3) = [0.0852, 0.1348]. Over bases the means are
+    // 0.11, -0.04, 0.03: mean 0.1 / 3, sd 0.0750555, half-width t(2) sd / sqrt(3) = 0.186463:
+    // [-0.15313, 0.21980], which does not; DPO ahead in 2 of 3 bases.
+    std::vector<CellValue> dpo, sft;
+    const double diffs[3][3] = {{0.10, 0.11, 0.12}, {-0.05, -0.04, -0.03}, {0.02, 0.03, 0.04}};
+    for (int base = 1; base <= 3; ++base)
+      for (int seed = 1; seed <= 3; ++seed) {
+        const double sftValue = 0.5 + 0.01 * base - 0.02 * seed;  // arbitrary, cancels
+        sft.push_back({base, seed, sftValue});
+        dpo.push_back({base, seed, sftValue + diffs[base - 1][seed - 1]});
+      }
+    std::vector<CellValue> firstBaseDpo(dpo.begin(), dpo.begin() + 3),
+        firstBaseSft(sft.begin(), sft.begin() + 3);
+    const auto within = nestedDifference(firstBaseDpo, firstBaseSft);
+    QVERIFY(!within.overBases && within.defined && within.n == 3);
+    QVERIFY(std::abs(within.low - (0.11 - 4.303 * 0.01 / std::sqrt(3.0))) < 1e-9);
+    QVERIFY(within.low > 0);  // "significant" on one base
+    const auto between = nestedDifference(dpo, sft);
+    QVERIFY(between.overBases && between.defined);
+    QCOMPARE(between.n, 3);
+    QCOMPARE(between.basesAbove, 2);
+    QCOMPARE(between.perBase.size(), size_t{3});
+    QVERIFY(std::abs(between.mean - 0.1 / 3) < 1e-12);
+    const double sd = std::sqrt(
+        (std::pow(0.11 - 0.1 / 3, 2) + std::pow(-0.04 - 0.1 / 3, 2) + std::pow(0.03 - 0.1 / 3, 2)) /
+        2);
+    QVERIFY(std::abs(sd - 0.0750555) < 1e-6);
+    QVERIFY(std::abs(between.high - (0.1 / 3 + 4.303 * sd / std::sqrt(3.0))) < 1e-9);
+    QVERIFY(std::abs(between.low - (-0.15313)) < 1e-4 && between.low < 0 && between.high > 0);
+    QVERIFY2(QString::fromStdString(formatDifference(between)).endsWith("(DPO ahead in 2/3 bases)"),
+             formatDifference(between).c_str());
+    // Seeds are paired within a base only: a seed missing from one arm drops that pair alone.
+    sft.erase(sft.begin() + 4);  // base 2, seed 2
+    const auto partial = nestedDifference(dpo, sft);
+    QVERIFY(std::abs(partial.perBase[1] - (-0.04)) < 1e-12);  // (-0.05 - 0.03) / 2
     QVERIFY(std::abs(studentT975(200) - 1.972) < 0.002);
   }
 
@@ -238,6 +293,58 @@ class TestExperiment : public QObject {
     Recorder third;
     runExperiment(spec, third);
     QCOMPARE(third.trainedStages, 0);
+  }
+
+  // --bases 2 on the same workspace: base 1 is the chain above, reused stage for stage; base 2 is
+  // a second, independently seeded stage-0/1 chain with its own seeds, transplants and rows; the
+  // report's intervals are over the bases, and say so.
+  void secondBaseNestsItsOwnSeeds() {
+    ExperimentSpec spec;
+    spec.preset = "tiny";
+    spec.bases = 2;
+    spec.seeds = 2;
+    spec.segmentationSeeds = 2;
+    spec.workspace = m_dir.filePath("ws").toStdString();
+    Recorder recorder;
+    const auto outcome = runExperiment(spec, recorder);
+    const int perBase = 3 + 2 * 2 + 2 * 2 + 2 * 2 * 2;
+    QCOMPARE(recorder.reusedStages, perBase);  // base 1: every stage of the one-base experiment
+    QCOMPARE(recorder.trainedStages, perBase);
+
+    RunStore store(storePath(spec.workspace));
+    std::set<uint64_t> pretrainSeeds;
+    for (const auto& r : store.runs())
+      if (r.stage == "pretrain")
+        pretrainSeeds.insert(nlohmann::json::parse(r.configJson).at("seed").get<uint64_t>());
+    QCOMPARE(pretrainSeeds.size(), size_t{2});  // the preset's seed and seed + 1000
+    QVERIFY(pretrainSeeds.count(*pretrainSeeds.begin() + 1000));
+
+    const auto rows = readResultsCsv((fs::path(outcome.reportDir) / "results.csv").string());
+    std::set<std::tuple<int, int, std::string, std::string>> cells;  // base, seed, encoder, probe
+    for (const auto& r : rows) cells.insert({r.base, r.seed, r.encoder, r.probe});
+    for (int base : {1, 2}) {
+      QVERIFY(cells.count({base, 0, "original", "linear/shape"}));
+      QVERIFY(cells.count({base, 0, "stage1", "vqa"}));
+      for (int seed : {1, 2}) {
+        for (const char* enc : {"sft", "dpo"})
+          for (const char* probe : {"linear/conjunction", "segmentation", "vqa", "swap_vqa",
+                                    "localisation", "swap_localisation", "transplant_vqa"})
+            QVERIFY2(cells.count({base, seed, enc, probe}), probe);
+        QVERIFY(cells.count({base, seed, "original", "transplant_vqa"}));
+      }
+    }
+    std::ifstream md(fs::path(outcome.reportDir) / "report.md");
+    const std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+    QVERIFY(text.find("Nested design: 2 bases") != std::string::npos);
+    QVERIFY(text.find("bases)") != std::string::npos);  // "(DPO ahead in k/2 bases)"
+    QVERIFY(text.find("### Base 2") != std::string::npos);
+    // Where it ran: two reports can only be compared knowing the machine.
+    QVERIFY(text.find("## Machine") != std::string::npos &&
+            text.find("- CPU: ") != std::string::npos && text.find("BLAS: ") != std::string::npos);
+
+    Recorder again;
+    runExperiment(spec, again);
+    QCOMPARE(again.trainedStages, 0);
   }
 };
 

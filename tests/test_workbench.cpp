@@ -66,6 +66,10 @@ class TestWorkbench : public QObject {
     QTest::keyClicks(lr, "0.001");
     QVERIFY(panel->startButton()->isEnabled());
     QVERIFY(panel->validationMessage().isEmpty());
+    // The experiment group: bases nest the seeds (`pivot experiment --bases K`).
+    panel->basesBox()->setValue(3);
+    const QStringList args = panel->experimentRequest()->arguments();
+    QVERIFY2(args.join(' ').contains("--seeds 3 --bases 3"), qPrintable(args.join(' ')));
   }
 
   // A real model from the launch panel: a LLaVA folder (random weights, the Qwen2.5 tokenizer) and
@@ -310,12 +314,29 @@ class TestWorkbench : public QObject {
     }
     QFile bad(dir + "/results.csv");
     QVERIFY(bad.open(QIODevice::Append));
-    bad.write(",1,sft,vqa,accuracy,lots\n");
+    bad.write("1,,1,sft,vqa,accuracy,lots\n");
     bad.close();
     QVERIFY(!view.loadReport(dir));
     QVERIFY2(view.message().contains("results.csv:" + QString::number(rows.size() + 2) +
                                      ": value 'lots' is not a number"),
              qPrintable(view.message()));
+
+    // A second base (another stage-0/1 chain): each base's mean is a point on its bar, and DPO -
+    // SFT is over the two bases (0.1 in base 1, 0.05 in base 2), saying how many DPO wins.
+    for (auto row : std::vector<ResultRow>(rows)) {
+      row.base = 2;
+      if (row.encoder == "dpo") row.value -= 0.05;
+      rows.push_back(row);
+    }
+    writeResultsCsv((dir + "/results.csv").toStdString(), rows);
+    QVERIFY(view.loadReport(dir));
+    view.familyBox()->setCurrentIndex(0);
+    QCOMPARE(view.basePointCount(), 2 * 4 * 2);  // 2 probes x 4 encoders x 2 bases
+    QVERIFY2(view.table()->item(0, 6)->text().startsWith("+0.075 [") &&
+                 view.table()->item(0, 6)->text().endsWith("(DPO ahead in 2/2 bases)"),
+             qPrintable(view.table()->item(0, 6)->text()));
+    if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR"))
+      view.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/encoders-bases.png");
   }
 
   // The whole study from the launch panel: the window runs `pivot experiment`, the runs browser

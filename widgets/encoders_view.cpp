@@ -96,6 +96,12 @@ EncodersView::EncodersView(QWidget* parent) : QWidget(parent) {
 
 QString EncodersView::message() const { return m_message->text(); }
 
+int EncodersView::basePointCount() const {
+  int n = 0;
+  for (int i = 0; i < m_chart->graphCount(); ++i) n += m_chart->graph(i)->dataCount();
+  return n;
+}
+
 int EncodersView::barSeriesCount() const {
   int n = 0;
   for (int i = 0; i < m_chart->plottableCount(); ++i)
@@ -149,10 +155,17 @@ void EncodersView::onExperimentChosen() {
 bool EncodersView::loadReport(const QString& reportDir) {
   const QString csv = reportDir + "/results.csv";
   try {
-    setResults(readResultsCsv(csv.toStdString()), QFileInfo(reportDir).fileName());
+    const auto rows = readResultsCsv(csv.toStdString());
+    setResults(rows, QFileInfo(reportDir).fileName());
+    const int bases = distinctBases(rows);
     m_message->setText(
-        "Report: " + reportDir +
-        "/report.md — mean ± std over seeds; DPO − SFT paired over seeds, 95% interval.");
+        "Report: " + reportDir + "/report.md — " +
+        (bases > 1 ? QString("%1 bases (stage-0/1 chains) x seeds: mean ± std over all; DPO − SFT: "
+                             "95% interval over the bases' paired means")
+                         .arg(bases)
+                   : QString("one base: mean ± std over seeds; DPO − SFT paired over seeds, 95% "
+                             "interval (stage-2 seeds only)")) +
+        ".");
     return true;
   } catch (const std::exception& e) {
     setResults({}, "");
@@ -239,7 +252,12 @@ void EncodersView::drawChart(const SummaryTable& t) {
   m_chart->xAxis->setTicker(ticker);
   m_chart->xAxis->setTickLabelRotation(lines.size() > 6 ? 30 : 0);
   m_chart->xAxis->setRange(0.4, lines.size() + 0.6);
-  m_chart->yAxis->setLabel("mean over seeds (error bar: std)");
+  bool severalBases = false;
+  for (const auto* l : lines)
+    for (const auto& means : l->baseMeans) severalBases |= means.size() > 1;
+  m_chart->yAxis->setLabel(severalBases
+                               ? "mean over bases and seeds (error bar: std; points: bases)"
+                               : "mean over seeds (error bar: std)");
   const double K = static_cast<double>(t.encoders.size());
   double top = 1.0, bottom = 0.0;
   for (size_t k = 0; k < t.encoders.size(); ++k) {
@@ -264,6 +282,28 @@ void EncodersView::drawChart(const SummaryTable& t) {
     bars->setData(keys, values, true);
     errors->setDataPlottable(bars);
     errors->setData(spreads);
+    // With several bases (independent stage-0/1 chains), each base's mean as a point on its bar:
+    // the spread the between-base interval is made of.
+    auto* points = new QCPGraph(m_chart->xAxis, m_chart->yAxis);
+    points->removeFromLegend();
+    points->setLineStyle(QCPGraph::lsNone);
+    points->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, QColor(30, 30, 30),
+                                            colourOf(t.encoders[k]).lighter(130), 6));
+    QVector<double> pointKeys, pointValues;
+    for (size_t g = 0; g < lines.size(); ++g) {
+      const auto& means = lines[g]->baseMeans[k];
+      if (means.size() < 2) continue;
+      for (size_t b = 0; b < means.size(); ++b) {
+        const double spread = 0.5 * 0.8 / K;  // points spread across the bar, in base order
+        pointKeys << g + 1 - 0.4 + (k + 0.5) * 0.8 / K +
+                         spread * (static_cast<double>(b) / (means.size() - 1) - 0.5);
+        pointValues << means[b];
+        top = std::max(top, means[b]);
+        bottom = std::min(bottom, means[b]);
+      }
+    }
+    points->setData(pointKeys, pointValues);
+    if (pointKeys.isEmpty()) m_chart->removeGraph(points);
   }
   m_chart->yAxis->setRange(bottom, top * 1.05);
   m_chart->replot();

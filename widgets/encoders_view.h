@@ -44,6 +44,7 @@ class EncodersView : public QWidget {
   QComboBox* familyBox() const { return m_family; }
   QComboBox* sweepBox() const { return m_sweep; }
   QComboBox* experimentBox() const { return m_experiment; }
+  int basePointCount() const;  // per-base means drawn as points (several bases only)
   int barSeriesCount() const;
   int errorBarSeriesCount() const;
   QString message() const;

@@ -138,7 +138,15 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   m_mixedWeight = new QLineEdit;
   m_mixedWeight->setObjectName("mixedWeightEdit");
   m_mixedWeight->setPlaceholderText("optional: SFT weight of a DPO+SFT arm");
-  expForm->addRow("Seeds", m_seeds);
+  m_bases = new QSpinBox;
+  m_bases->setObjectName("basesBox");
+  m_bases->setRange(1, 20);
+  m_bases->setValue(1);
+  m_bases->setToolTip(
+      "independent stage-0/1 chains, the seeds nested in each: DPO − SFT intervals then cover "
+      "the variance between chains");
+  expForm->addRow("Bases", m_bases);
+  expForm->addRow("Seeds per base", m_seeds);
   expForm->addRow("Sweep", m_sweep);
   expForm->addRow("DPO+SFT arm", m_mixedWeight);
   m_experimentMessage = new QLabel;
@@ -321,6 +329,7 @@ void LaunchPanel::validate() {
 
 QStringList ExperimentRequest::arguments() const {
   QStringList args = {"experiment", "--preset", preset, "--seeds", QString::number(seeds)};
+  if (bases > 1) args << "--bases" << QString::number(bases);
   if (!sweep.isEmpty()) args << "--sweep" << sweep;
   if (mixedSftWeight > 0) args << "--mixed-sft-weight" << QString::number(mixedSftWeight, 'g', 17);
   return args;
@@ -330,6 +339,7 @@ std::optional<ExperimentRequest> LaunchPanel::experimentRequest() const {
   ExperimentRequest r;
   r.preset = m_preset->currentText();
   r.seeds = m_seeds->value();
+  r.bases = m_bases->value();
   r.sweep = m_sweep->text().trimmed();
   const QString weight = m_mixedWeight->text().trimmed();
   // The same rules as `pivot experiment`: every swept value must make a valid stage-2 config.
@@ -367,6 +377,7 @@ void LaunchPanel::setExperimentRunning(bool running, const QString& progress) {
   m_runExperiment->setEnabled(!running && valid && m_state == State::Idle);
   m_stopExperiment->setEnabled(running);
   m_seeds->setEnabled(!running);
+  m_bases->setEnabled(!running);
   m_sweep->setEnabled(!running);
   m_mixedWeight->setEnabled(!running);
 }

@@ -28,6 +28,7 @@ struct LaunchRequest {
 // `pivot experiment` from the window: the whole study for the chosen preset.
 struct ExperimentRequest {
   QString preset = "tiny";
+  int bases = 1;  // independent stage-0/1 chains (intervals over bases when > 1)
   int seeds = 3;
   QString sweep;                  // key=v1,v2,... or empty
   double mixedSftWeight = 0;      // > 0: the third arm
@@ -66,6 +67,7 @@ class LaunchPanel : public QWidget {
   std::optional<ExperimentRequest> experimentRequest() const;  // empty when the sweep is invalid
   void setExperimentRunning(bool running, const QString& progress = {});
   QSpinBox* seedsBox() const { return m_seeds; }
+  QSpinBox* basesBox() const { return m_bases; }
   QLineEdit* sweepEdit() const { return m_sweep; }
   QLineEdit* mixedWeightEdit() const { return m_mixedWeight; }
   QPushButton* experimentButton() const { return m_runExperiment; }
@@ -99,6 +101,7 @@ class LaunchPanel : public QWidget {
   QLabel* m_message = nullptr;
   QPushButton *m_start = nullptr, *m_pause = nullptr, *m_resume = nullptr, *m_stop = nullptr;
   QSpinBox* m_seeds = nullptr;
+  QSpinBox* m_bases = nullptr;
   QLineEdit* m_sweep = nullptr;
   QLineEdit* m_mixedWeight = nullptr;
   QLabel* m_experimentMessage = nullptr;

@@ -63,6 +63,7 @@ struct ProbeArgs {
 
 struct ExperimentArgs {
   std::string preset = "tiny";
+  int bases = 1;
   int seeds = 3;
   std::vector<std::string> sets;
   std::string sweep;          // key=v1,v2,...

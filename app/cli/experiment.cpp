@@ -105,6 +105,7 @@ class JsonDisplay final : public ExperimentProgress {
 int cmdExperiment(const std::string& workspace, const ExperimentArgs& a) {
   ExperimentSpec spec;
   spec.preset = a.preset;
+  spec.bases = a.bases;
   spec.seeds = a.seeds;
   spec.sets = a.sets;
   if (!a.sweep.empty()) parseSweep(spec, a.sweep);
@@ -119,8 +120,9 @@ int cmdExperiment(const std::string& workspace, const ExperimentArgs& a) {
   spec = resolvedSpec(spec);  // every stage validated before anything is written
   const bool json = a.progress == "jsonl";
   if (!json)
-    std::cout << "PIVOT experiment: preset " << spec.preset << ", " << spec.seeds << " seed(s)"
-              << (spec.sweepKey.empty() ? "" : ", sweep " + a.sweep)
+    std::cout << "PIVOT experiment: preset " << spec.preset << ", "
+              << (spec.bases > 1 ? std::to_string(spec.bases) + " bases x " : "") << spec.seeds
+              << " seed(s)" << (spec.sweepKey.empty() ? "" : ", sweep " + a.sweep)
               << (spec.mixedSftWeight > 0 ? ", third arm DPO+SFT" : "")
               << "\nworkspace: " << workspace << std::endl;
   ExperimentDisplay human(a.quiet);

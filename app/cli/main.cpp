@@ -274,6 +274,10 @@ int main(int argc, char** argv) {
                          "vs DPO per seed, transplants, probes and a report");
   experiment->add_option("--preset", ex.preset, "tiny, mini, or a preset .json file")
       ->capture_default_str();
+  experiment
+      ->add_option("--bases", ex.bases,
+                   "independent stage-0/1 chains, the seeds nested in each (intervals over bases)")
+      ->capture_default_str();
   experiment->add_option("--seeds", ex.seeds, "stage-2 seeds (and everything after stage 2)")
       ->capture_default_str();
   experiment->add_option("--sweep", ex.sweep,

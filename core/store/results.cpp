@@ -4,13 +4,15 @@
 #include <cmath>
 #include <fstream>
 #include <iomanip>
+#include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 
 namespace pivot {
 
-const char* const kResultsHeader = "sweep,seed,encoder,probe,metric,value";
+const char* const kResultsHeader = "base,sweep,seed,encoder,probe,metric,value";
+const char* const kResultsHeaderWithoutBase = "sweep,seed,encoder,probe,metric,value";
 
 namespace {
 
@@ -57,8 +59,8 @@ void writeResultsCsv(const std::string& path, const std::vector<ResultRow>& rows
   if (!out) throw std::runtime_error("cannot write " + path);
   out << kResultsHeader << "\n" << std::setprecision(17);
   for (const auto& r : rows)
-    out << quoted(r.sweep) << ',' << r.seed << ',' << quoted(r.encoder) << ',' << quoted(r.probe)
-        << ',' << quoted(r.metric) << ',' << r.value << "\n";
+    out << r.base << ',' << quoted(r.sweep) << ',' << r.seed << ',' << quoted(r.encoder) << ','
+        << quoted(r.probe) << ',' << quoted(r.metric) << ',' << r.value << "\n";
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
@@ -66,17 +68,31 @@ std::vector<ResultRow> readResultsCsv(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot read " + path);
   std::string line;
-  if (!std::getline(in, line) || line.rfind(kResultsHeader, 0) != 0)
+  if (!std::getline(in, line) ||
+      (line.rfind(kResultsHeader, 0) != 0 && line.rfind(kResultsHeaderWithoutBase, 0) != 0))
     throw std::runtime_error(path + ":1: expected the header '" + std::string(kResultsHeader) +
                              "'");
+  const bool withBase = line.rfind(kResultsHeader, 0) == 0;
+  const size_t fields = withBase ? 7 : 6;
   std::vector<ResultRow> rows;
   for (int number = 2; std::getline(in, line); ++number) {
     if (line.empty() || line == "\r") continue;
-    const auto f = splitCsvLine(line);
+    auto f = splitCsvLine(line);
     const auto where = path + ":" + std::to_string(number) + ": ";
-    if (f.size() != 6)
-      throw std::runtime_error(where + "expected 6 fields, found " + std::to_string(f.size()));
+    if (f.size() != fields)
+      throw std::runtime_error(where + "expected " + std::to_string(fields) + " fields, found " +
+                               std::to_string(f.size()));
     ResultRow r;
+    if (withBase) {
+      try {
+        size_t used = 0;
+        r.base = std::stoi(f[0], &used);
+        if (used != f[0].size() || r.base < 1) throw std::invalid_argument("base");
+      } catch (const std::exception&) {
+        throw std::runtime_error(where + "base '" + f[0] + "' is not a positive integer");
+      }
+      f.erase(f.begin());
+    }
     r.sweep = f[0];
     r.encoder = f[2];
     r.probe = f[3];
@@ -140,17 +156,43 @@ Difference pairedDifference(const std::vector<double>& a, const std::vector<doub
   return d;
 }
 
-std::vector<std::pair<int, double>> cellValues(const std::vector<ResultRow>& rows,
-                                               const std::string& sweep, const std::string& encoder,
-                                               const std::string& probe,
-                                               const std::string& metric) {
-  std::vector<std::pair<int, double>> out;
+Difference nestedDifference(const std::vector<CellValue>& a, const std::vector<CellValue>& b) {
+  std::map<int, std::vector<double>> diffs;  // base -> paired differences over its seeds
+  for (const auto& x : a)
+    for (const auto& y : b)
+      if (x.base == y.base && x.seed == y.seed) diffs[x.base].push_back(x.value - y.value);
+  if (diffs.size() <= 1) {
+    std::vector<double> d = diffs.empty() ? std::vector<double>{} : diffs.begin()->second;
+    return pairedDifference(d, std::vector<double>(d.size(), 0.0));
+  }
+  std::vector<double> means;
+  for (const auto& [base, d] : diffs) means.push_back(summarise(d).mean);
+  Difference out = pairedDifference(means, std::vector<double>(means.size(), 0.0));
+  out.overBases = true;
+  out.perBase = means;
+  out.basesAbove =
+      static_cast<int>(std::count_if(means.begin(), means.end(), [](double m) { return m > 0; }));
+  return out;
+}
+
+std::vector<CellValue> cellValues(const std::vector<ResultRow>& rows, const std::string& sweep,
+                                  const std::string& encoder, const std::string& probe,
+                                  const std::string& metric) {
+  std::vector<CellValue> out;
   for (const auto& r : rows)
     if (r.encoder == encoder && r.probe == probe && r.metric == metric &&
         (r.sweep == sweep || r.seed == 0))
-      out.emplace_back(r.seed, r.value);
-  std::sort(out.begin(), out.end());
+      out.push_back({r.base, r.seed, r.value});
+  std::sort(out.begin(), out.end(), [](const CellValue& x, const CellValue& y) {
+    return std::make_pair(x.base, x.seed) < std::make_pair(y.base, y.seed);
+  });
   return out;
+}
+
+int distinctBases(const std::vector<ResultRow>& rows) {
+  std::set<int> bases;
+  for (const auto& r : rows) bases.insert(r.base);
+  return static_cast<int>(bases.size());
 }
 
 std::string probeFamily(const std::string& probe) {
@@ -210,8 +252,11 @@ std::string formatSummary(const Summary& s, int precision) {
 std::string formatDifference(const Difference& d, int precision) {
   if (d.n == 0) return "";
   std::string out = (d.mean >= 0 ? "+" : "") + fixed(d.mean, precision);
-  return out + (d.defined ? " [" + fixed(d.low, precision) + ", " + fixed(d.high, precision) + "]"
-                          : " (one seed: no interval)");
+  out += d.defined ? " [" + fixed(d.low, precision) + ", " + fixed(d.high, precision) + "]"
+                   : " (one seed: no interval)";
+  if (d.overBases)
+    out += " (DPO ahead in " + std::to_string(d.basesAbove) + "/" + std::to_string(d.n) + " bases)";
+  return out;
 }
 
 std::vector<std::string> encodersOf(const std::vector<ResultRow>& rows, const std::string& family) {
@@ -245,16 +290,18 @@ std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows,
     SummaryTable::Line line;
     line.probe = probe;
     line.metric = metric;
-    for (const auto& e : t.encoders)
+    for (const auto& e : t.encoders) {
       line.cells.push_back(cellSummary(rows, sweep, e, probe, metric));
-    // DPO - SFT over the seeds both arms have.
-    const auto sft = cellValues(rows, sweep, "sft", probe, metric),
-               dpo = cellValues(rows, sweep, "dpo", probe, metric);
-    std::vector<double> a, b;
-    for (const auto& [seed, v] : dpo)
-      for (const auto& [seed2, w] : sft)
-        if (seed == seed2) a.push_back(v), b.push_back(w);
-    line.dpoMinusSft = pairedDifference(a, b);
+      std::map<int, std::vector<double>> byBase;
+      for (const auto& v : cellValues(rows, sweep, e, probe, metric))
+        byBase[v.base].push_back(v.value);
+      std::vector<double> means;
+      for (const auto& [base, values] : byBase) means.push_back(summarise(values).mean);
+      line.baseMeans.push_back(means);
+    }
+    // DPO - SFT over the (base, seed) pairs both arms have, nested over bases.
+    line.dpoMinusSft = nestedDifference(cellValues(rows, sweep, "dpo", probe, metric),
+                                        cellValues(rows, sweep, "sft", probe, metric));
     t.lines.push_back(line);
   }
   return tables;
@@ -264,7 +311,7 @@ Summary cellSummary(const std::vector<ResultRow>& rows, const std::string& sweep
                     const std::string& encoder, const std::string& probe,
                     const std::string& metric) {
   std::vector<double> values;
-  for (const auto& [seed, v] : cellValues(rows, sweep, encoder, probe, metric)) values.push_back(v);
+  for (const auto& v : cellValues(rows, sweep, encoder, probe, metric)) values.push_back(v.value);
   return summarise(values);
 }
 

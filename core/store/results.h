@@ -1,5 +1,6 @@
-// An experiment's measurements as a flat table, one row per (swept value, seed, encoder, probe,
-// metric): what results.csv holds, what report.md and the window's Encoders view summarise.
+// An experiment's measurements as a flat table, one row per (base, swept value, seed, encoder,
+// probe, metric): what results.csv holds, what report.md and the window's Encoders view summarise.
+// A base is one independently seeded stage-0/1 chain; the stage-2 seeds are nested in it.
 // Plain C++ (no torch, no Qt), so the widgets read it too.
 #pragma once
 #include <array>
@@ -17,18 +18,23 @@ struct ResultRow {
       probe;  // linear/shape, segmentation, vqa, swap_vqa, transplant_vqa, localisation, ...
   std::string metric;  // test_accuracy, macro_recall, accuracy/colour, mass_inside, ...
   double value = 0;
+  int base = 1;  // the stage-0/1 chain (1..K) the row's models descend from (first in the CSV)
 };
 
-// The (sweep, seed, encoder) part of a row; probes fill in the rest.
-inline ResultRow resultKey(const std::string& sweep, int seed, const std::string& encoder) {
+// The (sweep, seed, encoder[, base]) part of a row; probes fill in the rest.
+inline ResultRow resultKey(const std::string& sweep, int seed, const std::string& encoder,
+                           int base = 1) {
   ResultRow r;
+  r.base = base;
   r.sweep = sweep;
   r.seed = seed;
   r.encoder = encoder;
   return r;
 }
 
-extern const char* const kResultsHeader;  // "sweep,seed,encoder,probe,metric,value"
+extern const char* const kResultsHeader;  // "base,sweep,seed,encoder,probe,metric,value"
+// Files written before bases existed ("sweep,seed,...") read as base 1.
+extern const char* const kResultsHeaderWithoutBase;
 
 void writeResultsCsv(const std::string& path,
                      const std::vector<ResultRow>& rows);  // throws naming the file
@@ -46,16 +52,32 @@ Summary summarise(const std::vector<double>& values);
 // defined = false for fewer than two pairs).
 struct Difference {
   double mean = 0, low = 0, high = 0;
-  int n = 0;
+  int n = 0;  // pairs, or bases when overBases
   bool defined = false;
+  // The nested design (several bases): the interval is over the bases' mean differences, so it
+  // covers the variance between stage-0/1 chains, not only between stage-2 seeds.
+  bool overBases = false;
+  std::vector<double> perBase;  // each base's mean paired difference, by base
+  int basesAbove = 0;           // bases whose mean difference is > 0 (e.g. DPO ahead)
 };
 Difference pairedDifference(const std::vector<double>& a, const std::vector<double>& b);
 double studentT975(int degreesOfFreedom);  // two-sided 95% quantile
 
-// The values of one (sweep, encoder, probe, metric) cell, ordered by seed.
-std::vector<std::pair<int, double>> cellValues(const std::vector<ResultRow>& rows,
-                                               const std::string& sweep, const std::string& encoder,
-                                               const std::string& probe, const std::string& metric);
+// One value of a cell.
+struct CellValue {
+  int base = 1, seed = 0;
+  double value = 0;
+};
+// a - b paired by (base, seed). One base: pairedDifference over its seeds. Several: per base the
+// mean of its paired differences, then their mean with a Student-t interval over the K base means
+// (K - 1 degrees of freedom) and the count of bases above zero.
+Difference nestedDifference(const std::vector<CellValue>& a, const std::vector<CellValue>& b);
+
+// The values of one (sweep, encoder, probe, metric) cell, ordered by base and seed.
+std::vector<CellValue> cellValues(const std::vector<ResultRow>& rows, const std::string& sweep,
+                                  const std::string& encoder, const std::string& probe,
+                                  const std::string& metric);
+int distinctBases(const std::vector<ResultRow>& rows);  // how many bases the rows hold
 
 // One table of report.md and of the window's Encoders view: a probe family's (probe, metric) lines,
 // encoders as columns ("mean ± std" over seeds), and DPO - SFT paired over seeds with its interval.
@@ -66,7 +88,10 @@ struct SummaryTable {
   struct Line {
     std::string probe, metric;
     std::vector<Summary> cells;  // per encoder; n = 0 where the encoder has no value
-    Difference dpoMinusSft;      // n = 0 where either arm is missing
+    // Per encoder, each base's mean over its seeds (what the charts draw as points beside the
+    // bar); one entry per encoder with a value when there is one base.
+    std::vector<std::vector<double>> baseMeans;
+    Difference dpoMinusSft;  // n = 0 where either arm is missing; nested over bases
   };
   std::vector<Line> lines;
 };
@@ -81,9 +106,10 @@ std::string encoderTitle(
 // blue, SFT orange, DPO blue, DPO+SFT pink; anything else green.
 std::array<uint8_t, 3> encoderColour(const std::string& encoder);
 std::string formatSummary(const Summary& s, int precision = 3);  // "0.812 ± 0.012", "" for n = 0
-std::string formatDifference(const Difference& d, int precision = 3);  // "+0.050 [-0.585, 0.685]"
+// "+0.050 [-0.585, 0.685]"; over bases "+0.050 [-0.585, 0.685] (DPO ahead in 2/3 bases)"
+std::string formatDifference(const Difference& d, int precision = 3);
 
-// summarise() of one cell's values (all seeds).
+// summarise() of one cell's values (all bases and seeds).
 Summary cellSummary(const std::vector<ResultRow>& rows, const std::string& sweep,
                     const std::string& encoder, const std::string& probe,
                     const std::string& metric);
