@@ -397,6 +397,33 @@ class TestCli : public QObject {
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains("another architecture"), qPrintable(r.err));
 
+    // Generation: greedy answers reproduce; sampled ones reproduce under the same seed.
+    r = pivotCmd({"--workspace", ws, "generate", "--checkpoint", "first", "--sample", "3"});
+    QVERIFY2(r.code == 0 && r.out.contains("Q: ") && r.out.contains("A: "),
+             qPrintable(r.err + r.out));
+    QCOMPARE(
+        pivotCmd({"--workspace", ws, "generate", "--checkpoint", "first", "--sample", "3"}).out,
+        r.out);
+    const QStringList sampled = {"--workspace",
+                                 ws,
+                                 "generate",
+                                 "--checkpoint",
+                                 "first",
+                                 "--sample",
+                                 "3",
+                                 "--temperature",
+                                 "1.0",
+                                 "--samples",
+                                 "3",
+                                 "--seed",
+                                 "5"};
+    r = pivotCmd(sampled);
+    QVERIFY2(r.code == 0 && r.out.contains("A3: "), qPrintable(r.err + r.out));
+    QCOMPARE(pivotCmd(sampled).out, r.out);
+    r = pivotCmd({"--workspace", ws, "generate", "--checkpoint", "first"});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("give either --sample N or --image FILE"), qPrintable(r.err));
+
     // Attribution: a figure for one sample under the checkpoint, and localisation scores.
     const QString figure = m_dir.filePath("fig.pdf");
     r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first", "--checkpoint", "first@4",
@@ -579,6 +606,12 @@ class TestCli : public QObject {
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains("no usable record") && r.err.contains("without a rejected answer"),
              qPrintable(r.err));
+
+    // The trained model answers a photo with the Qwen2.5 template's generation prompt.
+    r = pivotCmd({"--workspace", ws, "generate", "--checkpoint", "rdpo", "--image",
+                  dir + "/img/red.png", "--question", "What colour is it?", "--max-new-tokens",
+                  "4"});
+    QVERIFY2(r.code == 0 && r.out.contains("A: "), qPrintable(r.err + r.out));
 
     // Gradient maps on a photo with a typed question, under the run and under the folder itself.
     const QString figure = dir + "/maps.png";

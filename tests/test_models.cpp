@@ -1,8 +1,12 @@
 // Model invariants: shapes, causal masking, relative rotary embeddings, GQA vs MHA, prefix
 // attention, and gradients reaching the vision encoder through the projector.
 #include <QtTest/QtTest>
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <set>
+
+#include "model/generate.h"
 #include "model/mllm.h"
 
 using namespace pivot;
@@ -204,6 +208,72 @@ class TestModels : public QObject {
       threw = QString(e.what()).contains("not a whole number of copies");
     }
     QVERIFY(threw);
+  }
+
+  // Decoding with the key/value cache gives, token for token, what recomputing the whole sequence
+  // every step gives: greedy, a batch of left-padded prompts of different lengths with an image
+  // each, causal and prefix-bidirectional models; rows stop at their stop token.
+  void cachedDecodingEqualsRecomputation() {
+    for (bool prefix : {false, true}) {
+      auto c = tinyConfig();
+      c.prefix_bidirectional = prefix;
+      Mllm m(c);
+      randomise(*m);
+      const int64_t N = 16, T = 24;
+      auto ids = torch::randint(5, 40, {2, T});
+      auto mask = torch::ones({2, T}, torch::kInt64);
+      mask[1].narrow(0, 0, 3).fill_(0);  // row 1 is 3 tokens shorter: left padding
+      ids[1].narrow(0, 0, 3).fill_(0);
+      ids[0].narrow(0, 2, N).fill_(3);
+      ids[1].narrow(0, 5, N).fill_(3);
+      MllmInputs prompt{torch::randn({2, 3, 16, 16}), ids, mask, torch::Tensor(), torch::Tensor()};
+      GenerationOptions o;
+      o.maxNewTokens = 12;
+      const auto cached = generate(m, prompt, o);
+      o.useCache = false;
+      const auto recomputed = generate(m, prompt, o);
+      QVERIFY2(torch::equal(cached.ids, recomputed.ids),
+               qPrintable(QString("prefix %1").arg(prefix)));
+      QCOMPARE(cached.ids.sizes().vec(), (std::vector<int64_t>{2, 12}));
+      // A stop token ends its row: the rest of the row is padding, the other row goes on.
+      o.useCache = true;
+      o.stopIds = {cached.ids[0][4].item<int64_t>()};
+      o.padId = 1;
+      const auto stopped = generate(m, prompt, o);
+      QVERIFY(stopped.stopped[0]);
+      const int64_t firstStop = stopped.lengths[0];
+      QVERIFY(firstStop <= 5);
+      QCOMPARE(stopped.ids[0][firstStop - 1].item<int64_t>(), o.stopIds[0]);
+      if (firstStop < stopped.ids.size(1))
+        QCOMPARE(stopped.ids[0][firstStop].item<int64_t>(), int64_t{1});
+    }
+  }
+
+  // Sampling: seeded (the same seed, the same tokens), top-k 1 and a tiny top-p are greedy, and
+  // top-k never picks outside the k best.
+  void samplingIsSeededAndTruncated() {
+    const auto logits = torch::tensor({{0.1f, 2.0f, 1.9f, -1.0f, 0.5f}});
+    GenerationOptions o;
+    o.temperature = 1.0;
+    auto g1 = at::detail::createCPUGenerator(7), g2 = at::detail::createCPUGenerator(7);
+    std::vector<int64_t> a, b;
+    for (int i = 0; i < 50; ++i) {
+      a.push_back(pickNextTokens(logits, o, g1).item<int64_t>());
+      b.push_back(pickNextTokens(logits, o, g2).item<int64_t>());
+    }
+    QCOMPARE(a, b);
+    QVERIFY(std::set<int64_t>(a.begin(), a.end()).size() > 1);  // it does sample
+    o.topK = 2;
+    for (int i = 0; i < 50; ++i) {
+      const auto t = pickNextTokens(logits, o, g1).item<int64_t>();
+      QVERIFY(t == 1 || t == 2);
+    }
+    o.topK = 1;
+    QCOMPARE(pickNextTokens(logits, o, g1).item<int64_t>(), int64_t{1});
+    o.topK = 0;
+    o.topP = 0.01;
+    for (int i = 0; i < 10; ++i)
+      QCOMPARE(pickNextTokens(logits, o, g1).item<int64_t>(), int64_t{1});
   }
 
   void logitsFromSkipsOnlyUnreadPositions() {

@@ -19,6 +19,34 @@ torch::Tensor imageTensor(const std::vector<const Scene*>& scenes) {
   return (x - 0.5) / 0.5;
 }
 
+MllmInputs promptBatch(const std::vector<const Sample*>& samples, const WordTokenizer& tok,
+                       int imageTokens, torch::Device device) {
+  std::vector<std::vector<int64_t>> prompts;
+  std::vector<const Scene*> scenes;
+  size_t T = 0;
+  for (const Sample* s : samples) {
+    prompts.push_back(tok.encodePrompt(promptText(*s, Response::Chosen), imageTokens));
+    scenes.push_back(&s->scene);
+    T = std::max(T, prompts.back().size());
+  }
+  const auto B = static_cast<int64_t>(samples.size());
+  auto ids = torch::full({B, static_cast<int64_t>(T)}, WordTokenizer::kPad, torch::kInt64);
+  auto mask = torch::zeros({B, static_cast<int64_t>(T)}, torch::kInt64);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& p = prompts[static_cast<size_t>(b)];
+    const auto from = static_cast<int64_t>(T - p.size());  // left padding
+    for (size_t t = 0; t < p.size(); ++t) {
+      ids[b][from + static_cast<int64_t>(t)] = p[t];
+      mask[b][from + static_cast<int64_t>(t)] = 1;
+    }
+  }
+  MllmInputs in;
+  in.pixels = imageTensor(scenes).to(device);
+  in.inputIds = ids.to(device);
+  in.attentionMask = mask.to(device);
+  return in;
+}
+
 MllmInputs buildBatch(const std::vector<BatchRow>& rows, const WordTokenizer& tok, int imageTokens,
                       torch::Device device) {
   const int64_t B = static_cast<int64_t>(rows.size());

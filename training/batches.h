@@ -29,6 +29,12 @@ torch::Tensor imageTensor(const std::vector<const Scene*>& scenes);
 MllmInputs buildBatch(const std::vector<BatchRow>& rows, const WordTokenizer& tok, int imageTokens,
                       torch::Device device);
 
+// The questions alone, ready to be answered by generation (model/generate.h): each row the prompt
+// up to "<|im_start|> assistant", LEFT-padded with <pad> so that every row's answer starts at the
+// same position; no labels.
+MllmInputs promptBatch(const std::vector<const Sample*>& samples, const WordTokenizer& tok,
+                       int imageTokens, torch::Device device);
+
 // Rendered conversations (text/chat_template: ids with the image placeholder already expanded,
 // and which ids are trained) as model inputs for any tokenizer: right padding with padId, labels
 // only where a token is trained (position t - 1 predicts a trained token t), the prefix up to the

@@ -92,6 +92,36 @@ MllmInputs ConversationBatcher::photoQuestion(const std::string& image, const st
   return sft({record}, device);
 }
 
+MllmInputs ConversationBatcher::photoPrompt(const std::string& image, const std::string& question,
+                                            torch::Device device) const {
+  DatasetRecord record;
+  record.where = image;
+  record.images = {image};
+  ChatMessage user;
+  user.role = "user";
+  user.parts.push_back({ContentPart::Kind::Text, "<image>\n" + question});
+  record.conversation = {user};
+  ChatOptions options;
+  options.addGenerationPrompt = true;
+  const ImageExpansion expansion{"<image>", m_model.image_token_id, m_model.imageTokens()};
+  const auto row = tokenizeChat(
+      *m_tokenizer, renderChat(m_format, recordConversation(record, m_format), options), expansion);
+  const auto T = static_cast<int64_t>(row.ids.size());
+  MllmInputs in;
+  in.pixels = images({record}).to(device);
+  in.inputIds = torch::tensor(row.ids, torch::kInt64).view({1, T}).to(device);
+  in.attentionMask = torch::ones({1, T}, torch::kInt64).to(device);
+  return in;
+}
+
+std::vector<int64_t> ConversationBatcher::stopIds() const {
+  std::vector<int64_t> out;
+  if (const auto eos = m_tokenizer->eosId()) out.push_back(*eos);
+  for (const char* end : {"<|im_end|>", "<|endoftext|>"})
+    if (const auto id = m_tokenizer->tokenId(end)) out.push_back(*id);
+  return out;
+}
+
 RealData::RealData(const TrainConfig& cfg, ImageDecoder decode)
     : m_batcher(cfg.model, cfg.model_dir, cfg.chat_format, std::move(decode)) {
   DatasetOptions options;

@@ -43,6 +43,12 @@ class ConversationBatcher {
   // trained): what a gradient map of a real model explains (`pivot explain`, the Inspect tab).
   MllmInputs photoQuestion(const std::string& image, const std::string& question,
                            const std::string& answer, torch::Device device) const;
+  // The photo and question alone, ending in the template's generation prompt: what a model answers
+  // (model/generate.h). One row, no padding, no labels.
+  MllmInputs photoPrompt(const std::string& image, const std::string& question,
+                         torch::Device device) const;
+  // The tokens that end an answer: the tokenizer's end of sequence and the template's turn end.
+  std::vector<int64_t> stopIds() const;
 
  private:
   torch::Tensor images(const std::vector<DatasetRecord>& records) const;

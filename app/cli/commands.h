@@ -50,6 +50,19 @@ struct ExplainArgs {
   std::string data;   // localize: image+mask records (JSONL) instead
 };
 
+struct GenerateArgs {
+  std::string checkpoint;  // RUN[@STEP], or a Hugging Face LLaVA folder with --model
+  std::string model;
+  int sample = -1;  // a ShapesWorld sample of `split`
+  std::string split = "val";
+  std::string image, question;  // or a photo with a typed question
+  int samples = 1;              // answers to draw (sampling: each with its own seed)
+  int maxNewTokens = 32, topK = 0;
+  double temperature = 0, topP = 1.0;
+  uint64_t seed = 0;
+};
+int cmdGenerate(const std::string& workspace, const GenerateArgs& args);
+
 struct ProbeArgs {
   std::vector<std::string> checkpoints;  // RUN[@STEP]
   std::vector<std::string> models;       // Hugging Face LLaVA folders, probed without a run
@@ -140,6 +153,11 @@ struct LoadBenchArgs {
   std::string folder;          // where to write it (default: a temporary folder, removed after)
 };
 int cmdBenchLoad(const LoadBenchArgs& args);
+struct GenerateBenchArgs {
+  std::string preset = "mini";  // the preset's model, random weights
+  int batch = 8, tokens = 32;
+};
+int cmdBenchGenerate(const GenerateBenchArgs& args);
 int cmdDataCheck(const DataCheckArgs& args);
 int cmdBenchData(const DataBenchArgs& args);
 int cmdTokenize(const TokenizeArgs& args);

@@ -128,6 +128,13 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"bf16", "f16", "f32"}));
   benchLoad->add_option("--folder", lb.folder, "write the checkpoint here and keep it");
 
+  pivot::cli::GenerateBenchArgs gb;
+  auto* benchGenerate = bench->add_subcommand(
+      "generate", "decoding tokens/s with the key/value cache vs recomputing every step");
+  benchGenerate->add_option("--preset", gb.preset, "the preset's model")->capture_default_str();
+  benchGenerate->add_option("--batch", gb.batch, "prompts")->capture_default_str();
+  benchGenerate->add_option("--tokens", gb.tokens, "new tokens per prompt")->capture_default_str();
+
   pivot::cli::DataBenchArgs db;
   auto* benchData = bench->add_subcommand(
       "data", "index a generated LLaVA-style JSON file: records/s, peak RSS, second open");
@@ -236,6 +243,26 @@ int main(int argc, char** argv) {
                        "image+mask records, one JSON object a line: image, mask, question, "
                        "answer[, rejected, category]");
 
+  pivot::cli::GenerateArgs gen;
+  auto* generateCmd = app.add_subcommand(
+      "generate", "answer a ShapesWorld sample or a photo with a question (greedy or sampled)");
+  generateCmd->add_option("--checkpoint", gen.checkpoint, "RUN[@STEP]");
+  generateCmd->add_option("--model", gen.model, "a Hugging Face LLaVA folder");
+  generateCmd->add_option("--sample", gen.sample, "ShapesWorld sample index");
+  generateCmd->add_option("--split", gen.split, "train | val | test")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"train", "val", "test"}));
+  generateCmd->add_option("--image", gen.image, "a photo instead of a sample");
+  generateCmd->add_option("--question", gen.question, "the question about --image");
+  generateCmd->add_option("--samples", gen.samples, "answers to draw")->capture_default_str();
+  generateCmd->add_option("--max-new-tokens", gen.maxNewTokens, "token budget")
+      ->capture_default_str();
+  generateCmd->add_option("--temperature", gen.temperature, "0 = greedy")->capture_default_str();
+  generateCmd->add_option("--top-k", gen.topK, "0 = all tokens")->capture_default_str();
+  generateCmd->add_option("--top-p", gen.topP, "nucleus sampling")->capture_default_str();
+  generateCmd->add_option("--seed", gen.seed, "sampling seed (answer k uses seed + k)")
+      ->capture_default_str();
+
   pivot::cli::ProbeArgs pr;
   auto* probe =
       app.add_subcommand("probe", "linear and segmentation probes of frozen vision encoders");
@@ -333,6 +360,7 @@ int main(int argc, char** argv) {
     if (*benchData) return pivot::cli::cmdBenchData(db);
     if (*benchModel) return pivot::cli::cmdBenchModel(mb);
     if (*benchLoad) return pivot::cli::cmdBenchLoad(lb);
+    if (*benchGenerate) return pivot::cli::cmdBenchGenerate(gb);
     if (*dataCheck) return pivot::cli::cmdDataCheck(dc);
     if (*modelCheck) return pivot::cli::cmdModelCheck(mc);
     if (*modelInit) return pivot::cli::cmdModelInit(mi);
@@ -341,6 +369,7 @@ int main(int argc, char** argv) {
     if (*explain) return pivot::cli::cmdExplain(workspace, x);
     if (*localize) return pivot::cli::cmdLocalize(workspace, x);
     if (*probe) return pivot::cli::cmdProbe(workspace, pr);
+    if (*generateCmd) return pivot::cli::cmdGenerate(workspace, gen);
     if (*experiment) return pivot::cli::cmdExperiment(workspace, ex);
     if (*swap) return pivot::cli::cmdSwap(workspace, swapEncoder, swapInto, swapSamples);
   } catch (const pivot::cli::RunStopped& e) {

@@ -26,7 +26,8 @@ Qwen2AttentionImpl::Qwen2AttentionImpl(const LmConfig& c)
 
 torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                           const torch::Tensor& sin,
-                                          const torch::Tensor& additiveMask, int64_t queriesFrom) {
+                                          const torch::Tensor& additiveMask, int64_t queriesFrom,
+                                          LayerKv* cache) {
   const int64_t B = x.size(0), T = x.size(1), Tq = T - queriesFrom;
   auto xq = queriesFrom > 0 ? x.narrow(1, queriesFrom, Tq) : x;
   auto q = q_proj(xq).view({B, Tq, numHeads, headDim}).transpose(1, 2);  // (B, nh, Tq, hs)
@@ -34,6 +35,14 @@ torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& x, const torch::T
   auto v = v_proj(x).view({B, T, numKvHeads, headDim}).transpose(1, 2);  // (B, nkv, T, hs)
   q = applyRotary(q, cos.narrow(1, queriesFrom, Tq), sin.narrow(1, queriesFrom, Tq));
   k = applyRotary(k, cos, sin);
+  if (cache) {  // the new positions' keys and values join those already decoded
+    if (cache->keys.defined()) {
+      k = torch::cat({cache->keys, k}, /*dim=*/2);
+      v = torch::cat({cache->values, v}, /*dim=*/2);
+    }
+    cache->keys = k;
+    cache->values = v;
+  }
   auto mask =
       queriesFrom > 0 ? additiveMask.narrow(2, queriesFrom, Tq) : additiveMask;  // (B, 1, Tq, T)
   auto y =
@@ -65,10 +74,10 @@ Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const LmConfig& c) {
 
 torch::Tensor Qwen2DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                              const torch::Tensor& sin,
-                                             const torch::Tensor& additiveMask,
-                                             int64_t outputsFrom) {
+                                             const torch::Tensor& additiveMask, int64_t outputsFrom,
+                                             LayerKv* cache) {
   auto residual = outputsFrom > 0 ? x.narrow(1, outputsFrom, x.size(1) - outputsFrom) : x;
-  auto h = residual + self_attn(input_layernorm(x), cos, sin, additiveMask, outputsFrom);
+  auto h = residual + self_attn(input_layernorm(x), cos, sin, additiveMask, outputsFrom, cache);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -157,6 +166,23 @@ torch::Tensor CausalLMImpl::forwardEmbeds(const torch::Tensor& inputsEmbeds,
                                                             i + 1 == L ? logitsFrom : 0);
   h = model->norm(h);
   return torch::nn::functional::linear(h, outputWeight());  // (B, T, V)
+}
+
+torch::Tensor CausalLMImpl::forwardCached(const torch::Tensor& inputsEmbeds,
+                                          const torch::Tensor& positions,
+                                          const torch::Tensor& additiveMask,
+                                          std::vector<LayerKv>& cache) {
+  const size_t L = model->layers->size();
+  cache.resize(L);
+  auto [cos, sin] =
+      rotaryTables(positions, config.headDim(), config.rope_theta, inputsEmbeds.scalar_type());
+  const int64_t T = inputsEmbeds.size(1);
+  auto h = inputsEmbeds;
+  for (size_t i = 0; i < L; ++i)  // the last layer computes only the last position's output
+    h = model->layers->at<Qwen2DecoderLayerImpl>(i).forward(h, cos, sin, additiveMask,
+                                                            i + 1 == L ? T - 1 : 0, &cache[i]);
+  h = model->norm(h);
+  return torch::nn::functional::linear(h, outputWeight()).select(1, 0);  // (B, V)
 }
 
 torch::Tensor CausalLMImpl::forward(const torch::Tensor& ids, const torch::Tensor& attentionMask,

@@ -17,12 +17,20 @@ struct RMSNormImpl : torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
+// One layer's keys and values of the positions decoded so far, for incremental decoding:
+// (B, nkv, S, hs) each, rotary already applied; undefined before the first call.
+struct LayerKv {
+  torch::Tensor keys, values;
+};
+
 struct Qwen2AttentionImpl : torch::nn::Module {
   explicit Qwen2AttentionImpl(const LmConfig& c);
-  // x (B, T, D); cos/sin (B, T, hs); additiveMask (B, 1, T, T). Queries only for positions
-  // >= queriesFrom (keys and values for all): output (B, T - queriesFrom, D).
+  // x (B, T, D); cos/sin (B, T, hs); additiveMask (B, 1, T, S). Queries only for positions
+  // >= queriesFrom (keys and values for all): output (B, T - queriesFrom, D). With a cache, the
+  // keys and values of x are appended to it and the queries attend to all S = cached + T of them.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& additiveMask, int64_t queriesFrom = 0);
+                        const torch::Tensor& additiveMask, int64_t queriesFrom = 0,
+                        LayerKv* cache = nullptr);
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t numHeads, numKvHeads, headDim;
 };
@@ -40,7 +48,8 @@ struct Qwen2DecoderLayerImpl : torch::nn::Module {
   // Output (B, T - outputsFrom, D): positions before outputsFrom are not computed (last layer
   // only).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& additiveMask, int64_t outputsFrom = 0);
+                        const torch::Tensor& additiveMask, int64_t outputsFrom = 0,
+                        LayerKv* cache = nullptr);
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Qwen2Attention self_attn{nullptr};
   Qwen2Mlp mlp{nullptr};
@@ -84,6 +93,11 @@ struct CausalLMImpl : torch::nn::Module {
                               const torch::Tensor& prefixLen = {}, int64_t logitsFrom = 0);
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& attentionMask = {},
                         const torch::Tensor& positionIds = {});
+  // Incremental decoding: the logits of the last of T new positions, (B, V), their keys and
+  // values appended to `cache` (one LayerKv per layer, filled on the first call).
+  // positions (B, T); additiveMask (B, 1, T, cached + T).
+  torch::Tensor forwardCached(const torch::Tensor& inputsEmbeds, const torch::Tensor& positions,
+                              const torch::Tensor& additiveMask, std::vector<LayerKv>& cache);
   torch::Tensor outputWeight();  // lm_head weight, or the embedding when tied
 
   LmConfig config;

@@ -41,6 +41,13 @@ torch::Tensor MllmImpl::spliceEmbeddings(const torch::Tensor& inputIds,
 }
 
 torch::Tensor MllmImpl::forward(const MllmInputs& in, torch::Tensor* visualOut) {
+  return language_model->forwardEmbeds(embedInputs(in, visualOut), in.attentionMask,
+                                       /*positionIds=*/{},
+                                       config.prefix_bidirectional ? in.prefixLen : torch::Tensor(),
+                                       in.logitsFrom);
+}
+
+torch::Tensor MllmImpl::embedInputs(const MllmInputs& in, torch::Tensor* visualOut) {
   const int64_t images = in.pixels.defined() ? in.pixels.size(0) : 0;
   const int64_t perImage = config.imageTokens();
   const int64_t placeholders = (in.inputIds == config.image_token_id).sum().item<int64_t>();
@@ -58,9 +65,7 @@ torch::Tensor MllmImpl::forward(const MllmInputs& in, torch::Tensor* visualOut) 
     if (copies > 1) visual = visual.repeat({copies, 1, 1});  // (k I, N, Dt)
     embeds = spliceEmbeddings(in.inputIds, visual);
   }
-  return language_model->forwardEmbeds(embeds, in.attentionMask, /*positionIds=*/{},
-                                       config.prefix_bidirectional ? in.prefixLen : torch::Tensor(),
-                                       in.logitsFrom);
+  return embeds;
 }
 
 torch::Tensor tokenLogProbs(const torch::Tensor& logits, const torch::Tensor& labels) {

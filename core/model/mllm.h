@@ -45,6 +45,9 @@ struct MllmImpl : torch::nn::Module {
   torch::Tensor visualTokens(const torch::Tensor& pixels);
   // Text embeddings with the visual tokens spliced in at the image-token positions. (B, T, Dt)
   torch::Tensor spliceEmbeddings(const torch::Tensor& inputIds, const torch::Tensor& visual);
+  // The language model's input: token embeddings with the images' visual tokens spliced in at
+  // their placeholders, (B, T, Dt). When visualOut is given it receives the visual tokens.
+  torch::Tensor embedInputs(const MllmInputs& in, torch::Tensor* visualOut = nullptr);
   // logits (B, T - in.logitsFrom, V), aligned with in.targetLabels(). When visualOut is given it
   // receives the visual tokens (for attribution).
   torch::Tensor forward(const MllmInputs& in, torch::Tensor* visualOut = nullptr);
