@@ -20,6 +20,83 @@ bool near(double a, double b, double tol = 1e-6) { return std::abs(a - b) < tol;
 class TestLosses : public QObject {
   Q_OBJECT
  private Q_SLOTS:
+  // GRPO's group-relative advantages, by hand: rewards (1, 0, 0, 1 | 2, 2, 2, 2), G = 4. Group 1:
+  // mean 0.5, sample std sqrt(1/3); group 2 has std 0 and teaches nothing. Batch std: mean 1.25,
+  // sum of squares 5.5, std sqrt(5.5 / 7).
+  void grpoAdvantagesByHand() {
+    const auto rewards = torch::tensor({1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0}, torch::kFloat64);
+    const double g = std::sqrt(1.0 / 3), b = std::sqrt(5.5 / 7);
+    const auto group = groupAdvantages(rewards, 4, RewardScaling::Group);
+    const auto expectGroup = torch::tensor({0.5 / (g + 1e-4), -0.5 / (g + 1e-4), -0.5 / (g + 1e-4),
+                                            0.5 / (g + 1e-4), 0.0, 0.0, 0.0, 0.0},
+                                           torch::kFloat64);
+    QVERIFY(torch::allclose(group.advantages, expectGroup, 0, 1e-12));
+    QCOMPARE(group.fracZeroStd, 0.5);
+    QVERIFY(std::abs(group.groupStd[0].item<double>() - g) < 1e-12);
+    const auto batch = groupAdvantages(rewards, 4, RewardScaling::Batch);
+    QVERIFY(std::abs(batch.advantages[0].item<double>() - 0.5 / (b + 1e-4)) < 1e-12);
+    QCOMPARE(batch.advantages[5].item<double>(), 0.0);
+    QCOMPARE(batch.fracZeroStd, 0.0);
+    const auto none = groupAdvantages(rewards, 4, RewardScaling::None);
+    QVERIFY(torch::allclose(
+        none.advantages,
+        torch::tensor({0.5, -0.5, -0.5, 0.5, 0.0, 0.0, 0.0, 0.0}, torch::kFloat64)));
+  }
+
+  // The clipped surrogate, clip ratios, k3 KL and the four aggregations, by hand. Two completions,
+  // A = +1 and -1, mask (1 1 1 | 1 1 0), ratios (1.0 1.3 0.7 | 0.7 1.1 5.0), epsilon 0.2:
+  //   row 0: -min(r, clip r) = -1, -1.2, -0.7        (1.3 clipped high; 0.7 not: A > 0)
+  //   row 1: -min(-r, -clip r) = 0.8, 1.1, (masked)  (0.7 clipped low)
+  // grpo ((-2.9 / 3) + (1.9 / 2)) / 2, bnpo -1.0 / 5, dr_grpo -1.0 / (2 x 4), dapo -1.0 / 10;
+  // clipped low 1/5, high 1/5, region 2/5.
+  void grpoLossByHand() {
+    const auto old = torch::zeros({2, 3}, torch::kFloat64);
+    const auto logps =
+        torch::log(torch::tensor({{1.0, 1.3, 0.7}, {0.7, 1.1, 5.0}}, torch::kFloat64));
+    const auto advantages = torch::tensor({1.0, -1.0}, torch::kFloat64);
+    const auto mask = torch::tensor({{1, 1, 1}, {1, 1, 0}});
+    GrpoSettings s;
+    s.maxCompletionLength = 4;
+    auto lossOf = [&](GrpoLoss type, double items = 0) {
+      s.lossType = type;
+      s.itemsInBatch = items;
+      return grpoLoss(logps, old, torch::Tensor(), advantages, mask, s);
+    };
+    QVERIFY(std::abs(lossOf(GrpoLoss::Grpo).loss.item<double>() - (-2.9 / 3 + 1.9 / 2) / 2) <
+            1e-12);
+    QVERIFY(std::abs(lossOf(GrpoLoss::Bnpo).loss.item<double>() - (-0.2)) < 1e-12);
+    QVERIFY(std::abs(lossOf(GrpoLoss::DrGrpo).loss.item<double>() - (-0.125)) < 1e-12);
+    QVERIFY(std::abs(lossOf(GrpoLoss::Dapo, 10).loss.item<double>() - (-0.1)) < 1e-12);
+    QVERIFY(std::abs(lossOf(GrpoLoss::Dapo).loss.item<double>() - (-0.2)) < 1e-12);  // = bnpo
+    const auto out = lossOf(GrpoLoss::Bnpo);
+    QVERIFY(std::abs(out.clipLow - 0.2) < 1e-12);
+    QVERIFY(std::abs(out.clipHigh - 0.2) < 1e-12);
+    QVERIFY(std::abs(out.clipRegion - 0.4) < 1e-12);
+    // k3 KL: the reference differs only at row 0, token 0 by ln 2: 2 - ln 2 - 1 = 0.306853.
+    auto ref = logps.clone();
+    ref[0][0] += std::log(2.0);
+    s.beta = 0.1;
+    s.lossType = GrpoLoss::Bnpo;
+    s.itemsInBatch = 0;
+    const auto withKl = grpoLoss(logps, old, ref, advantages, mask, s);
+    const double k3 = 2 - std::log(2.0) - 1;
+    QVERIFY(std::abs(withKl.kl - k3 / 5) < 1e-12);
+    QVERIFY(std::abs(withKl.loss.item<double>() - (-1.0 + 0.1 * k3) / 5) < 1e-12);
+    // One update per generation batch: the old log-probs are the current ones, every ratio 1.
+    s.beta = 0;
+    s.lossType = GrpoLoss::Grpo;
+    QVERIFY(std::abs(grpoLoss(logps, torch::Tensor(), torch::Tensor(), advantages, mask, s)
+                         .loss.item<double>()) < 1e-12);
+    // The gradient flows through the unclipped tokens only.
+    auto trainable = logps.clone().requires_grad_(true);
+    s.lossType = GrpoLoss::Bnpo;
+    grpoLoss(trainable, old, torch::Tensor(), advantages, mask, s).loss.backward();
+    const auto grad = trainable.grad();
+    QCOMPARE(grad[0][1].item<double>(), 0.0);                           // clipped high
+    QCOMPARE(grad[1][0].item<double>(), 0.0);                           // clipped low
+    QVERIFY(std::abs(grad[0][0].item<double>() - (-1.0 / 5)) < 1e-12);  // d(-r A)/dlogp = -r A / 5
+  }
+
   void sftLossAveragesResponseTokensOnly() {
     // Uniform logits over 4 classes: every labelled token costs log 4; ignored ones cost nothing.
     auto logits = torch::zeros({1, 3, 4});

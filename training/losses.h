@@ -29,4 +29,37 @@ DpoLossOutput dpoLoss(const torch::Tensor& policyChosen, const torch::Tensor& po
                       const torch::Tensor& refChosen, const torch::Tensor& refRejected, double beta,
                       DpoLoss lossType, double labelSmoothing = 0.0);
 
+// GRPO (as TRL computes it). Rewards (P G) of P prompts' G completions each, in prompt order:
+// advantage = reward - its group's mean, divided by (std + 1e-4) where std is the group's
+// (sample std), the batch's, or not at all. frac_reward_zero_std: the share of completions whose
+// group (or batch) std is zero, i.e. that teach nothing.
+struct GroupAdvantages {
+  torch::Tensor advantages;  // (P G)
+  torch::Tensor groupStd;    // (P) each group's reward std
+  double fracZeroStd = 0;
+};
+GroupAdvantages groupAdvantages(const torch::Tensor& rewards, int64_t groupSize,
+                                RewardScaling scaling);
+
+struct GrpoSettings {
+  double epsilonLow = 0.2, epsilonHigh = 0.2;  // clip range [1 - low, 1 + high] (clip-higher)
+  double beta = 0.0;                           // KL weight; 0 skips the reference
+  GrpoLoss lossType = GrpoLoss::Dapo;
+  int64_t maxCompletionLength = 0;  // dr_grpo's constant normaliser
+  double itemsInBatch = 0;          // dapo: completion tokens of the whole accumulated batch
+                                    // (0 = this batch's)
+};
+struct GrpoLossOutput {
+  torch::Tensor loss;                                // scalar
+  double kl = 0;                                     // masked mean of the k3 estimator (beta > 0)
+  double clipLow = 0, clipHigh = 0, clipRegion = 0;  // shares of tokens clipped
+};
+// Per token: ratio r = exp(logp - old), loss = -min(r A, clip(r, 1 - low, 1 + high) A)
+// + beta (exp(ref - logp) - (ref - logp) - 1); aggregated over the mask by lossType.
+// logps, oldLogps, refLogps, mask: (N, L); advantages (N). oldLogps undefined = logps detached
+// (one update per generation batch); refLogps may be undefined when beta = 0.
+GrpoLossOutput grpoLoss(const torch::Tensor& logps, const torch::Tensor& oldLogps,
+                        const torch::Tensor& refLogps, const torch::Tensor& advantages,
+                        const torch::Tensor& mask, const GrpoSettings& settings);
+
 }  // namespace pivot

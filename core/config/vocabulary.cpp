@@ -11,6 +11,8 @@ const std::vector<std::string> kAttributionMethod = {"gradmap", "gradcam", "hire
                                                      "rollout"};
 const std::vector<std::string> kColormap = {"jet", "viridis", "magma", "turbo"};
 const std::vector<std::string> kPrecision = {"fp32", "bf16"};
+const std::vector<std::string> kGrpoLoss = {"grpo", "bnpo", "dr_grpo", "dapo"};
+const std::vector<std::string> kRewardScaling = {"group", "batch", "none"};
 
 // "a, b or c"
 std::string alternatives(const std::vector<std::string>& names) {
@@ -35,12 +37,16 @@ const char* name(ProjectorInit v) { return kProjectorInit[static_cast<size_t>(v)
 const char* name(AttributionMethod v) { return kAttributionMethod[static_cast<size_t>(v)].c_str(); }
 const char* name(Colormap v) { return kColormap[static_cast<size_t>(v)].c_str(); }
 const char* name(Precision v) { return kPrecision[static_cast<size_t>(v)].c_str(); }
+const char* name(GrpoLoss v) { return kGrpoLoss[static_cast<size_t>(v)].c_str(); }
+const char* name(RewardScaling v) { return kRewardScaling[static_cast<size_t>(v)].c_str(); }
 
 const std::vector<std::string>& dpoLossNames() { return kDpoLoss; }
 const std::vector<std::string>& projectorInitNames() { return kProjectorInit; }
 const std::vector<std::string>& attributionMethodNames() { return kAttributionMethod; }
 const std::vector<std::string>& colormapNames() { return kColormap; }
 const std::vector<std::string>& precisionNames() { return kPrecision; }
+const std::vector<std::string>& grpoLossNames() { return kGrpoLoss; }
+const std::vector<std::string>& rewardScalingNames() { return kRewardScaling; }
 
 DpoLoss dpoLossFromName(const std::string& n) { return fromName<DpoLoss>(kDpoLoss, n, "DPO loss"); }
 ProjectorInit projectorInitFromName(const std::string& n) {
@@ -54,6 +60,12 @@ Colormap colormapFromName(const std::string& n) {
 }
 Precision precisionFromName(const std::string& n) {
   return fromName<Precision>(kPrecision, n, "dtype");
+}
+GrpoLoss grpoLossFromName(const std::string& n) {
+  return fromName<GrpoLoss>(kGrpoLoss, n, "GRPO loss type");
+}
+RewardScaling rewardScalingFromName(const std::string& n) {
+  return fromName<RewardScaling>(kRewardScaling, n, "reward scaling");
 }
 
 }  // namespace pivot

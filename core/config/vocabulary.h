@@ -17,12 +17,20 @@ enum class AttributionMethod { GradMap, GradCam, HiResCam, LayerCam, Rollout };
 enum class Colormap { Jet, Viridis, Magma, Turbo };
 // Training precision: float32 throughout, or bf16 autocast over float32 master weights.
 enum class Precision { Fp32, Bf16 };
+// GRPO's loss aggregation over completion tokens, as TRL names them: grpo (per sequence, then
+// mean), bnpo (over the batch's tokens), dr_grpo (over B x max_completion_length), dapo (over the
+// tokens of the whole accumulated batch).
+enum class GrpoLoss { Grpo, Bnpo, DrGrpo, Dapo };
+// GRPO's advantage scaling: by the group's reward std, by the batch's, or none (Dr. GRPO).
+enum class RewardScaling { Group, Batch, None };
 
 const char* name(DpoLoss v);
 const char* name(ProjectorInit v);
 const char* name(AttributionMethod v);
 const char* name(Colormap v);
 const char* name(Precision v);
+const char* name(GrpoLoss v);
+const char* name(RewardScaling v);
 
 // Every name of a vocabulary, in enum order (what a combo box lists).
 const std::vector<std::string>& dpoLossNames();
@@ -30,6 +38,8 @@ const std::vector<std::string>& projectorInitNames();
 const std::vector<std::string>& attributionMethodNames();
 const std::vector<std::string>& colormapNames();
 const std::vector<std::string>& precisionNames();
+const std::vector<std::string>& grpoLossNames();
+const std::vector<std::string>& rewardScalingNames();
 
 // From a name; throws "unknown <what> 'x' (expected a, b or c)".
 DpoLoss dpoLossFromName(const std::string& name);
@@ -37,5 +47,7 @@ ProjectorInit projectorInitFromName(const std::string& name);
 AttributionMethod attributionMethodFromName(const std::string& name);
 Colormap colormapFromName(const std::string& name);
 Precision precisionFromName(const std::string& name);
+GrpoLoss grpoLossFromName(const std::string& name);
+RewardScaling rewardScalingFromName(const std::string& name);
 
 }  // namespace pivot
