@@ -8,6 +8,7 @@
 #include "training/batches.h"
 #include "training/encoder_pretrain.h"
 #include "training/losses.h"
+#include "training/rewards.h"
 #include "training/schedule.h"
 
 using namespace pivot;
@@ -20,6 +21,44 @@ bool near(double a, double b, double tol = 1e-6) { return std::abs(a - b) < tol;
 class TestLosses : public QObject {
   Q_OBJECT
  private Q_SLOTS:
+  // GRPO's verifiable rewards on ShapesWorld's answer kinds and on real data's, by hand.
+  void verifiableRewards() {
+    QCOMPARE(accuracyReward("red", "red"), 1.0);
+    QCOMPARE(accuracyReward(" Red. ", "red"), 1.0);
+    QCOMPARE(accuracyReward("blue", "red"), 0.0);
+    QCOMPARE(accuracyReward("2", "two"), 1.0);  // counts as words or digits
+    QCOMPARE(accuracyReward("three", "3"), 1.0);
+    QCOMPARE(accuracyReward("Yes!", "yes"), 1.0);
+    QCOMPARE(accuracyReward("left of it", "left"), 0.0);  // the answer, not a sentence with it
+    QCOMPARE(accuracyReward("<think>two circles, one square</think><answer>three</answer>", "3"),
+             1.0);
+    QCOMPARE(accuracyReward("The answer is B.", "B"), 1.0);
+    QCOMPARE(accuracyReward("(c)", "C"), 0.0);  // a lower-case letter in parentheses is no choice
+    QCOMPARE(accuracyReward("(C) a red circle", "C"), 1.0);
+    QCOMPARE(accuracyReward("B", "b"), 1.0);
+    QCOMPARE(accuracyReward("I think A or B", "B"), 0.0);
+    QCOMPARE(extractChoiceLetter("I think so"), std::string(""));  // "I" is a word, not a choice
+    QCOMPARE(extractChoiceLetter("B) a red circle"), std::string("B"));
+    QCOMPARE(extractChoiceLetter("the answer is: (d)"), std::string("D"));
+    QCOMPARE(extractChoiceLetter("no idea"), std::string(""));
+
+    QCOMPARE(formatReward("red", FormatRule::AnswerAlone), 1.0);
+    QCOMPARE(formatReward("a small red circle on the left", FormatRule::AnswerAlone), 0.0);
+    QCOMPARE(formatReward("<answer>red</answer>", FormatRule::AnswerAlone), 0.0);
+    QCOMPARE(
+        formatReward("<think>it is red</think>\n<answer>red</answer>", FormatRule::ThinkAnswer),
+        1.0);
+    QCOMPARE(formatReward("<answer>red</answer>", FormatRule::ThinkAnswer), 0.0);
+    QCOMPARE(formatReward("<think>x</think><answer>red</answer> and more", FormatRule::ThinkAnswer),
+             0.0);
+
+    // DAPO's soft overlong punishment, max 20 tokens with a 4-token cache: free up to 16.
+    QCOMPARE(lengthPenalty(16, 20, 4), 0.0);
+    QCOMPARE(lengthPenalty(18, 20, 4), -0.5);
+    QCOMPARE(lengthPenalty(20, 20, 4), -1.0);
+    QCOMPARE(lengthPenalty(25, 20, 4), -1.0);
+  }
+
   // GRPO's group-relative advantages, by hand: rewards (1, 0, 0, 1 | 2, 2, 2, 2), G = 4. Group 1:
   // mean 0.5, sample std sqrt(1/3); group 2 has std 0 and teaches nothing. Batch std: mean 1.25,
   // sum of squares 5.5, std sqrt(5.5 / 7).
