@@ -127,9 +127,7 @@ int cmdBenchLoad(const LoadBenchArgs& args) {
       keep ? fs::path(args.folder)
            : fs::temp_directory_path() / ("pivot-bench-load-" + std::to_string(::getpid()));
   HfExportOptions options;
-  options.dtype = args.dtype == "f32"   ? torch::kFloat32
-                  : args.dtype == "f16" ? torch::kFloat16
-                                        : torch::kBFloat16;
+  options.dtype = storedDtypeFromName(args.dtype);
   // Generated in a child process, so that the measuring process starts with a clean heap (memory
   // freed after generating would otherwise be reused by the load and hide its cost). The parent
   // has not touched torch's thread pools yet, so forking is safe.

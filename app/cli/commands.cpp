@@ -221,9 +221,7 @@ int exportHf(const std::string& workspace, const ExportArgs& args) {
   const auto ref = resolveCheckpoint(*store, args.run);
   auto loaded = loadCheckpointFolder(ref.path, "cpu");
   HfExportOptions options;
-  options.dtype = args.dtype == "f32"   ? torch::kFloat32
-                  : args.dtype == "f16" ? torch::kFloat16
-                                        : torch::kBFloat16;
+  options.dtype = storedDtypeFromName(args.dtype);
   if (args.shardMb <= 0) throw std::runtime_error("--shard-mb must be positive");
   options.shardBytes = int64_t{args.shardMb} << 20;
   saveHfLlava(loaded.model, args.out, options);

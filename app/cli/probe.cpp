@@ -51,6 +51,16 @@ void printLinearRow(const std::string& label, const LinearProbeResult& linear) {
   std::cout.unsetf(std::ios::fixed);
 }
 
+// A linear probe's row, printed and stored with the run's evaluations.
+void reportLinear(const std::string& workspace, const LoadedCheckpoint& m,
+                  const std::string& evaluation, const LinearProbeResult& linear) {
+  printLinearRow(m.label(), linear);
+  RunStore(storePath(workspace))
+      .addEvaluation(m.runId, {{m.step, evaluation, "linear/test_accuracy", linear.testAccuracy},
+                               {m.step, evaluation, "linear/val_accuracy", linear.valAccuracy},
+                               {m.step, evaluation, "linear/best_c", linear.bestC}});
+}
+
 }  // namespace
 
 int cmdProbe(const std::string& workspace, const ProbeArgs& args) {
@@ -106,12 +116,7 @@ int cmdProbe(const std::string& workspace, const ProbeArgs& args) {
         processor = imageProcessorConfigFromFile(
             (std::filesystem::path(m.config.model_dir) / "preprocessor_config.json").string());
       const auto linear = imageFolderProbe(m.model, processor, folder, a);
-      printLinearRow(m.label(), linear);
-      RunStore store(storePath(workspace));
-      store.addEvaluation(m.runId,
-                          {{m.step, evaluation, "linear/test_accuracy", linear.testAccuracy},
-                           {m.step, evaluation, "linear/val_accuracy", linear.valAccuracy},
-                           {m.step, evaluation, "linear/best_c", linear.bestC}});
+      reportLinear(workspace, m, evaluation, linear);
       continue;
     }
     if (a.task == "fashion-mnist") {  // a real labelled dataset: linear probe only (no masks)
@@ -123,12 +128,7 @@ int cmdProbe(const std::string& workspace, const ProbeArgs& args) {
           pooledImageFeatures(m.model, train.pixels, a.layer, a.afterProjector), train.labels,
           pooledImageFeatures(m.model, val.pixels, a.layer, a.afterProjector), val.labels,
           pooledImageFeatures(m.model, test.pixels, a.layer, a.afterProjector), test.labels, 10);
-      printLinearRow(m.label(), linear);
-      RunStore store(storePath(workspace));
-      store.addEvaluation(m.runId,
-                          {{m.step, evaluation, "linear/test_accuracy", linear.testAccuracy},
-                           {m.step, evaluation, "linear/val_accuracy", linear.valAccuracy},
-                           {m.step, evaluation, "linear/best_c", linear.bestC}});
+      reportLinear(workspace, m, evaluation, linear);
       continue;
     }
     const ShapesWorld world(m.config.world);

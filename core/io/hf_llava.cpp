@@ -205,6 +205,13 @@ HfLlava loadHfLlava(const std::string& folder) {
   return out;
 }
 
+torch::ScalarType storedDtypeFromName(const std::string& name) {
+  if (name == "bf16") return torch::kBFloat16;
+  if (name == "f16") return torch::kFloat16;
+  if (name == "f32") return torch::kFloat32;
+  throw std::runtime_error("unknown dtype '" + name + "' (expected bf16, f16 or f32)");
+}
+
 VisionEncoderSource readVisionEncoder(const std::string& folder) {
   const std::string configPath = (fs::path(folder) / "config.json").string();
   if (!fs::exists(configPath))

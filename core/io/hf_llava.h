@@ -53,6 +53,9 @@ HfLlava loadHfLlava(const std::string& folder);
 // mean = std = 0.5), and the weights in `dtype`, in one model.safetensors or, past shardBytes,
 // shards model-0000k-of-0000n.safetensors with model.safetensors.index.json. loadHfLlava reads it
 // back bit-exactly (for float32; for bf16 exactly what the rounding kept).
+// "bf16" | "f16" | "f32" (the command line's names for a stored dtype); throws for another.
+torch::ScalarType storedDtypeFromName(const std::string& name);
+
 struct HfExportOptions {
   torch::ScalarType dtype = torch::kBFloat16;
   int64_t shardBytes = int64_t{2} << 30;
