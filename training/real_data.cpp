@@ -76,24 +76,11 @@ MllmInputs ConversationBatcher::dpo(const std::vector<DatasetRecord>& records,
   return batch(records, true, device);
 }
 
-MllmInputs ConversationBatcher::photoQuestion(const std::string& image, const std::string& question,
-                                              const std::string& answer,
-                                              torch::Device device) const {
-  DatasetRecord record;
-  record.where = image;
-  record.images = {image};
-  ChatMessage user, assistant;
-  user.role = "user";
-  user.parts.push_back({ContentPart::Kind::Text, "<image>\n" + question});
-  assistant.role = "assistant";
-  assistant.parts.push_back({ContentPart::Kind::Text, answer});
-  record.conversation = {user};
-  record.chosen = {assistant};
-  return sft({record}, device);
-}
+namespace {
 
-MllmInputs ConversationBatcher::photoPrompt(const std::string& image, const std::string& question,
-                                            torch::Device device) const {
+// A photo with a typed question, and the answer when there is one, as a dataset record.
+DatasetRecord photoRecord(const std::string& image, const std::string& question,
+                          const std::string* answer) {
   DatasetRecord record;
   record.where = image;
   record.images = {image};
@@ -101,6 +88,26 @@ MllmInputs ConversationBatcher::photoPrompt(const std::string& image, const std:
   user.role = "user";
   user.parts.push_back({ContentPart::Kind::Text, "<image>\n" + question});
   record.conversation = {user};
+  if (answer) {
+    ChatMessage assistant;
+    assistant.role = "assistant";
+    assistant.parts.push_back({ContentPart::Kind::Text, *answer});
+    record.chosen = {assistant};
+  }
+  return record;
+}
+
+}  // namespace
+
+MllmInputs ConversationBatcher::photoQuestion(const std::string& image, const std::string& question,
+                                              const std::string& answer,
+                                              torch::Device device) const {
+  return sft({photoRecord(image, question, &answer)}, device);
+}
+
+MllmInputs ConversationBatcher::photoPrompt(const std::string& image, const std::string& question,
+                                            torch::Device device) const {
+  const DatasetRecord record = photoRecord(image, question, nullptr);
   ChatOptions options;
   options.addGenerationPrompt = true;
   const ImageExpansion expansion{"<image>", m_model.image_token_id, m_model.imageTokens()};

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/checkpoint.h"
+#include "io/hf_llava.h"
 #include "io/state_dict.h"
 #include "store/run_store.h"
 #include "store/workspace.h"
@@ -71,6 +72,16 @@ LoadedCheckpoint loadRunCheckpoint(const std::string& workspace, const std::stri
   out.step = ref.step;
   out.runName = ref.runName;
   return out;
+}
+
+LoadedCheckpoint loadModelFolder(const std::string& dir) {
+  HfLlava folder = loadHfLlava(dir);
+  LoadedCheckpoint m;
+  m.model = folder.model;
+  m.config.model = folder.config;
+  m.config.model_dir = dir;
+  m.runName = std::filesystem::path(dir).filename().string();
+  return m;
 }
 
 }  // namespace pivot

@@ -34,6 +34,10 @@ nlohmann::json checkpointConfig(const TrainConfig& config);
 // A checkpoint folder (model.safetensors + config.json) on its own. Throws naming the file.
 LoadedCheckpoint loadCheckpointFolder(const std::string& path, const std::string& device = "auto");
 
+// A Hugging Face LLaVA folder as a checkpoint (step 0, named after the folder, model_dir set so
+// that its tokenizer, template and processor come with it). Throws naming the file.
+LoadedCheckpoint loadModelFolder(const std::string& dir);
+
 // Throws naming the run, the step (listing those that exist) or the file.
 LoadedCheckpoint loadRunCheckpoint(const std::string& workspace, const std::string& spec,
                                    const std::string& device = "auto");

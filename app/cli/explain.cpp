@@ -21,13 +21,6 @@
 namespace pivot::cli {
 namespace {
 
-Split splitFromName(const std::string& name) {
-  if (name == "train") return Split::Train;
-  if (name == "val") return Split::Val;
-  if (name == "test") return Split::Test;
-  throw std::runtime_error("unknown split '" + name + "' (expected train, val or test)");
-}
-
 std::vector<uint8_t> targetMask(const Sample& s) {
   return pivot::targetMask(s.scene.instanceMask, s.targets);
 }
@@ -60,17 +53,6 @@ void checkLayer(const ExplainArgs& a, const LoadedCheckpoint& m) {
                              std::to_string(-count) + ".." + std::to_string(count - 1) + ")");
 }
 
-// A Hugging Face LLaVA folder as a checkpoint to explain.
-LoadedCheckpoint hfModel(const std::string& dir) {
-  HfLlava folder = loadHfLlava(dir);
-  LoadedCheckpoint m;
-  m.model = folder.model;
-  m.config.model = folder.config;
-  m.config.model_dir = dir;
-  m.runName = std::filesystem::path(dir).filename().string();
-  return m;
-}
-
 // The photo and typed question as a real model reads them: its chat template, tokenizer and
 // SigLIP processor, the answer as the trained (explained) tokens.
 MllmInputs realModelInputs(const LoadedCheckpoint& m, const ExplainArgs& a, torch::Device device) {
@@ -93,7 +75,7 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
         "this build has no OpenCV, so it cannot render figures (pivot localize works)");
   std::vector<LoadedCheckpoint> models;
   for (const auto& spec : a.checkpoints) models.push_back(loadRunCheckpoint(workspace, spec));
-  for (const auto& dir : a.models) models.push_back(hfModel(dir));
+  for (const auto& dir : a.models) models.push_back(loadModelFolder(dir));
   for (const auto& m : models)
     if (m.config.realModel() && a.image.empty())
       throw std::runtime_error(m.label() +

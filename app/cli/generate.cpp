@@ -21,16 +21,8 @@ int cmdGenerate(const std::string& workspace, const GenerateArgs& a) {
   if (!a.image.empty() && a.question.empty()) throw std::runtime_error("--image needs --question");
   if (a.samples < 1 || a.maxNewTokens < 1)
     throw std::runtime_error("--samples and --max-new-tokens must be at least 1");
-  LoadedCheckpoint m;
-  if (!a.model.empty()) {
-    HfLlava folder = loadHfLlava(a.model);
-    m.model = folder.model;
-    m.config.model = folder.config;
-    m.config.model_dir = a.model;
-    m.runName = std::filesystem::path(a.model).filename().string();
-  } else {
-    m = loadRunCheckpoint(workspace, a.checkpoint);
-  }
+  LoadedCheckpoint m =
+      a.model.empty() ? loadRunCheckpoint(workspace, a.checkpoint) : loadModelFolder(a.model);
   const auto device = m.model->parameters().front().device();
   GenerationOptions options;
   options.maxNewTokens = a.maxNewTokens;
@@ -54,10 +46,7 @@ int cmdGenerate(const std::string& workspace, const GenerateArgs& a) {
     };
   } else {
     if (a.sample >= 0) {
-      const Split split = a.split == "train"  ? Split::Train
-                          : a.split == "test" ? Split::Test
-                                              : Split::Val;
-      sample = ShapesWorld(m.config.world).sample(split, a.sample);
+      sample = ShapesWorld(m.config.world).sample(splitFromName(a.split), a.sample);
     } else {
       const int size = m.config.model.vision.image_size;
       const auto image = loadImage(a.image, size);

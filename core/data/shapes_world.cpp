@@ -269,6 +269,13 @@ bool makeQuestion(Category category, const WorldConfig& c, SplitMix64& rng, Samp
 
 }  // namespace
 
+Split splitFromName(const std::string& name) {
+  if (name == "train") return Split::Train;
+  if (name == "val") return Split::Val;
+  if (name == "test") return Split::Test;
+  throw std::runtime_error("unknown split '" + name + "' (expected train, val or test)");
+}
+
 const char* categoryName(Category c) {
   static const char* names[] = {"colour", "shape", "count", "position", "existence", "relation"};
   return names[static_cast<int>(c)];

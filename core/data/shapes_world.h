@@ -10,6 +10,7 @@
 namespace pivot {
 
 enum class Split { Train = 0, Val = 1, Test = 2 };
+Split splitFromName(const std::string& name);  // train | val | test; throws naming the value
 enum class Category { Colour = 0, Shape, Count, Position, Existence, Relation };
 constexpr int kNumCategories = 6;
 const char* categoryName(Category c);

@@ -19,9 +19,9 @@ torch::Tensor pickNextTokens(const torch::Tensor& logits, const GenerationOption
   }
   if (o.topP < 1.0) {
     auto [sorted, order] = scores.sort(/*dim=*/-1, /*descending=*/true);
-    const auto cumulative = sorted.softmax(-1).cumsum(-1);
+    const auto probabilities = sorted.softmax(-1);
     // Drop a token when the tokens ranked above it already reach topP (the first always stays).
-    auto drop = (cumulative - sorted.softmax(-1)) >= o.topP;
+    auto drop = (probabilities.cumsum(-1) - probabilities) >= o.topP;
     scores = scores.scatter(-1, order, sorted.masked_fill(drop, minusInf));
   }
   return torch::multinomial(scores.softmax(-1), /*num_samples=*/1, /*replacement=*/false, generator)
@@ -83,13 +83,13 @@ Generation generate(Mllm& model, const MllmInputs& prompt, const GenerationOptio
     const auto nextPositions = positions.select(1, positions.size(1) - 1).unsqueeze(1) + 1;
     positions = torch::cat({positions, nextPositions}, 1);
     keyMask = torch::cat({keyMask, torch::ones({B, 1}, keyMask.options())}, 1);
-    embeds = torch::cat({embeds, nextEmbeds}, 1);
-    if (o.useCache) {
+    if (o.useCache) {  // the cache holds the past: only the new token goes in
       const int64_t S = keyMask.size(1);
       auto mask = torch::zeros({B, 1, 1, S}, torch::TensorOptions().dtype(dtype).device(device))
                       .masked_fill(keyMask.view({B, 1, 1, S}) == 0, maskedValue(dtype));
       logits = lm->forwardCached(nextEmbeds, nextPositions, mask, cache);
-    } else {
+    } else {  // the reference path keeps and recomputes the whole sequence
+      embeds = torch::cat({embeds, nextEmbeds}, 1);
       logits = lm->forwardEmbeds(embeds, keyMask, positions, prefix).select(1, embeds.size(1) - 1);
     }
   }
