@@ -96,6 +96,51 @@ class TestConfig : public QObject {
     QCOMPARE(trainConfigFromJson(j).batch_size, 8);
   }
 
+  // MPO's and GRPO's lists: TRL's list form or "a,b,c" (what --set gives), written back as the
+  // latter; a count or name that does not fit is an error naming the field.
+  void methodListsAndGrpoSettings() {
+    const TrainConfig mpo = presetConfig("tiny", Stage::Mpo);
+    QCOMPARE(mpo.loss_type,
+             (std::vector<DpoLoss>{DpoLoss::Sigmoid, DpoLoss::BcoPair, DpoLoss::Sft}));
+    QCOMPARE(mpo.loss_weights, (std::vector<double>{0.8, 0.2, 1.0}));
+    auto j = toJson(mpo);
+    QCOMPARE(j["loss_type"].get<std::string>(), std::string("sigmoid,bco_pair,sft"));
+    QCOMPARE(j["loss_weights"].get<std::string>(), std::string("0.8,0.2,1"));
+    QCOMPARE(toJson(trainConfigFromJson(j)), j);
+    j["loss_type"] = {"sigmoid", "sft"};  // TRL's form
+    j["loss_weights"] = {1.0, 0.5};
+    QCOMPARE(trainConfigFromJson(j).loss_weights, (std::vector<double>{1.0, 0.5}));
+    TrainConfig c = presetConfig("tiny", Stage::Dpo);
+    applyOverride(c, "loss_type=sigmoid, sft");
+    QCOMPARE(c.loss_type, (std::vector<DpoLoss>{DpoLoss::Sigmoid, DpoLoss::Sft}));
+    expectError([&] { applyOverride(c, "loss_weights=1,2,3"); },
+                "loss_weights needs one weight per loss_type (2), got 3");
+    expectError([&] { applyOverride(c, "loss_weights=1,x"); },
+                "config field 'loss_weights': 'x' is not a number");
+    expectError([&] { applyOverride(c, "loss_type=sigmoid,kto"); },
+                "config field 'loss_type': unknown DPO loss 'kto'");
+    expectError([&] { applyOverride(c, "loss_type=sft,sft"); }, "loss_type lists sft twice");
+
+    TrainConfig g = presetConfig("tiny", Stage::Grpo);
+    QCOMPARE(std::string(stageName(g.stage)), std::string("grpo"));
+    QCOMPARE(g.batch_size % g.num_generations, 0);
+    QVERIFY(g.needsReference());  // beta 0.04: the KL needs the stage-1 model
+    applyOverride(g, "beta=0");
+    QVERIFY(!g.needsReference());  // beta 0 skips the reference forward
+    applyOverride(g, "reward_funcs=accuracy,format,length");
+    QCOMPARE(g.reward_funcs.size(), size_t(3));
+    expectError([&] { applyOverride(g, "reward_funcs=accuracy,speed"); },
+                "config field 'reward_funcs': unknown reward function 'speed'");
+    expectError([&] { applyOverride(g, "num_generations=7"); },
+                "batch_size (completions per step) must be a multiple of num_generations");
+    expectError([&] { applyOverride(g, "grpo_loss_type=ppo"); },
+                "config field 'grpo_loss_type': unknown GRPO loss type 'ppo'");
+    expectError([&] { applyOverride(g, "scale_rewards=median"); }, "scale_rewards");
+    expectError([&] { applyOverride(g, "beta=-1"); }, "beta (GRPO's KL weight) must be >= 0");
+    expectError([&] { stageFromName("ppo"); },
+                "expected pretrain, align, instruct, sft, dpo, grpo or mpo");
+  }
+
   // The chain's one rule: architecture, world and execution settings reach the earlier stages,
   // training hyper-parameters only the requested stage (the window and the command line share it).
   void chainOverridesReachEarlierStagesByRule() {

@@ -179,6 +179,25 @@ class TestLosses : public QObject {
     QVERIFY_EXCEPTION_THROWN(dpoLossFromName("kto"), std::runtime_error);
   }
 
+  // MPO's BCO pair term, by hand: chosen reward beta (pc - rc) = 0.5 * 0.5 = 0.25, rejected
+  // 0.5 * (-0.5) = -0.25, shifted by the running mean of the batches' mean reward.
+  void bcoPairAndItsRunningMeanByHand() {
+    RunningMean running;
+    QVERIFY(near(running.update(0.3), 0.3, 1e-12));  // the first batch sets it (count 1e-24)
+    QVERIFY(near(running.update(0.1), 0.2, 1e-12));
+    QVERIFY(near(running.update(0.5), 0.3, 1e-12));
+    auto pc = torch::tensor({-1.0}), pr = torch::tensor({-3.0}), rc = torch::tensor({-1.5}),
+         rr = torch::tensor({-2.5});
+    const double shift = 0.1;
+    QVERIFY(near(dpoLoss(pc, pr, rc, rr, 0.5, DpoLoss::BcoPair, 0, shift).loss.item<double>(),
+                 -logSigmoid(0.25 - shift) - logSigmoid(-(-0.25 - shift))));
+    QVERIFY(near(dpoLoss(pc, pr, rc, rr, 0.5, DpoLoss::BcoPair).loss.item<double>(),
+                 -2 * logSigmoid(0.25)));
+    QVERIFY_EXCEPTION_THROWN(dpoLoss(pc, pr, rc, rr, 0.5, DpoLoss::Sft), std::invalid_argument);
+    QCOMPARE(dpoLossFromName("bco_pair"), DpoLoss::BcoPair);
+    QCOMPARE(std::string(name(DpoLoss::Sft)), std::string("sft"));
+  }
+
   void dpoGradientPushesChosenUpAndRejectedDown() {
     auto pc = torch::tensor({-2.0}, torch::requires_grad()),
          pr = torch::tensor({-2.0}, torch::requires_grad());

@@ -192,7 +192,7 @@ class TestRunStore : public QObject {
     QCOMPARE(sqlite3_exec(db, v2, nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_close(db);
     RunStore store(path);
-    QCOMPARE(store.schemaVersion(), 3);
+    QCOMPARE(store.schemaVersion(), RunStore::kSchemaVersion);
     const std::string root = std::filesystem::path(path).parent_path().string();
     QCOMPARE(store.checkpoints(1).at(0).path, root + "/checkpoints/run-1/step-0000004");
     QCOMPARE(store.checkpoints(1).at(1).path, root + "/checkpoints/run-1/step-0000008");
@@ -202,6 +202,27 @@ class TestRunStore : public QObject {
   }
 
   // Issue 10.3: a damaged database is an error naming it, never a partial answer.
+  void completionsLogRoundTripsAndResumeDropsLaterSteps() {
+    QTemporaryDir dir;
+    RunStore store(dir.filePath("runs.sqlite").toStdString());
+    const int64_t id = store.createRun(RunInfo{});
+    std::vector<CompletionRow> rows;
+    for (int64_t step : {1, 11})
+      for (int64_t g = 0; g < 2; ++g)
+        rows.push_back({step, 0, g, "train:7", "what colour is the circle ?", "red",
+                        g == 0 ? "red" : "blue", R"({"accuracy": 1})", 1.0 - g,
+                        g == 0 ? 0.7 : -0.7});
+    store.addCompletions(id, rows);
+    QCOMPARE(store.completionSteps(id), (std::vector<int64_t>{1, 11}));
+    const auto back = store.completions(id, 11);
+    QCOMPARE(back.size(), size_t(2));
+    QCOMPARE(back[1].completion, std::string("blue"));
+    QCOMPARE(back[1].advantage, -0.7);
+    QCOMPARE(back[0].sample, std::string("train:7"));
+    store.deleteMetricsAfter(id, 5);  // a run resumed from step 5 logs step 11 again
+    QCOMPARE(store.completionSteps(id), (std::vector<int64_t>{1}));
+  }
+
   void damagedDatabaseIsAnErrorNamingIt() {
     QTemporaryDir dir;
     const std::string path = dir.filePath("runs.sqlite").toStdString();

@@ -13,7 +13,7 @@ torch::Tensor sftLoss(const torch::Tensor& logits, const torch::Tensor& labels) 
 
 DpoLossOutput dpoLoss(const torch::Tensor& policyChosen, const torch::Tensor& policyRejected,
                       const torch::Tensor& refChosen, const torch::Tensor& refRejected, double beta,
-                      DpoLoss lossType, double ls) {
+                      DpoLoss lossType, double ls, double bcoShift) {
   auto h = (policyChosen - refChosen) - (policyRejected - refRejected);  // (B)
   torch::Tensor losses;
   switch (lossType) {
@@ -30,9 +30,24 @@ DpoLossOutput dpoLoss(const torch::Tensor& policyChosen, const torch::Tensor& po
     case DpoLoss::Ipo:
       losses = (h - 1 / (2 * beta)).pow(2);
       break;
+    case DpoLoss::BcoPair:
+      losses = -torch::log_sigmoid(beta * (policyChosen - refChosen) - bcoShift) -
+               torch::log_sigmoid(-(beta * (policyRejected - refRejected) - bcoShift));
+      break;
+    case DpoLoss::Sft:
+      throw std::invalid_argument(
+          "dpoLoss: sft is the chosen answer's NLL (sftLoss), not a "
+          "function of the log-probs");
   }
   return {losses.mean(), (beta * (policyChosen - refChosen)).detach(),
           (beta * (policyRejected - refRejected)).detach()};
+}
+
+double RunningMean::update(double batchMean) {
+  const double total = count + 1.0;  // TRL's RunningMoments: one scalar per update
+  mean += (batchMean - mean) / total;
+  count = total;
+  return mean;
 }
 
 GroupAdvantages groupAdvantages(const torch::Tensor& rewards, int64_t G, RewardScaling scaling) {

@@ -24,10 +24,21 @@ struct DpoLossOutput {
 //   robust:  (-logsigmoid(beta h)(1 - ls) + logsigmoid(-beta h) ls) / (1 - 2 ls)
 //   hinge:   relu(1 - beta h)
 //   ipo:     (h - 1 / (2 beta))^2
-// Throws for an unknown loss type.
+//   bco_pair: -logsigmoid(beta (pc - rc) - shift) - logsigmoid(-(beta (pr - rr) - shift)), shift
+//            the running mean of the batches' mean reward (RunningMean, updated before the loss)
+// sft is not a function of these (the step takes the chosen answer's NLL): it throws.
 DpoLossOutput dpoLoss(const torch::Tensor& policyChosen, const torch::Tensor& policyRejected,
                       const torch::Tensor& refChosen, const torch::Tensor& refRejected, double beta,
-                      DpoLoss lossType, double labelSmoothing = 0.0);
+                      DpoLoss lossType, double labelSmoothing = 0.0, double bcoShift = 0.0);
+
+// BCO's reward shift, as TRL's RunningMoments keeps it: each update adds one batch's mean reward
+// (the mean of beta-scaled chosen and rejected log-ratios) to a running mean; count starts at
+// 1e-24, so the first update sets the mean to that batch's. Saved with checkpoints (resume).
+struct RunningMean {
+  double mean = 0.0;
+  double count = 1e-24;
+  double update(double batchMean);  // returns the new mean
+};
 
 // GRPO (as TRL computes it). Rewards (P G) of P prompts' G completions each, in prompt order:
 // advantage = reward - its group's mean, divided by (std + 1e-4) where std is the group's

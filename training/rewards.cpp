@@ -90,4 +90,19 @@ double lengthPenalty(int tokens, int maxTokens, int cacheTokens) {
   return static_cast<double>(free - tokens) / cacheTokens;
 }
 
+double rewardOf(RewardFunction f, const std::string& completion, int completionTokens,
+                const std::string& reference, int maxTokens) {
+  switch (f) {
+    case RewardFunction::Accuracy:
+      return accuracyReward(completion, reference);
+    case RewardFunction::Format:
+      return formatReward(completion, FormatRule::AnswerAlone);
+    case RewardFunction::FormatThink:
+      return formatReward(completion, FormatRule::ThinkAnswer);
+    case RewardFunction::Length:
+      return lengthPenalty(completionTokens, maxTokens, std::max(1, maxTokens / 4));
+  }
+  return 0.0;
+}
+
 }  // namespace pivot

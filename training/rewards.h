@@ -13,6 +13,8 @@
 #pragma once
 #include <string>
 
+#include "config/vocabulary.h"
+
 namespace pivot {
 
 std::string normaliseAnswer(const std::string& text);
@@ -27,5 +29,10 @@ enum class FormatRule { AnswerAlone, ThinkAnswer };
 double formatReward(const std::string& completion, FormatRule rule, int maxWords = 3);
 
 double lengthPenalty(int completionTokens, int maxTokens, int cacheTokens);
+
+// One reward function of a config's reward_funcs on a completion of `completionTokens` tokens
+// (its stop token included); `length` gives the last quarter of maxTokens as DAPO's soft cache.
+double rewardOf(RewardFunction f, const std::string& completion, int completionTokens,
+                const std::string& reference, int maxTokens);
 
 }  // namespace pivot

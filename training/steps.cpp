@@ -3,9 +3,20 @@
 #include <cmath>
 #include <limits>
 
+#include <filesystem>
+#include <memory>
+
+#include "io/safetensors.h"
+#include "training/grpo.h"
 #include "training/losses.h"
+#include "training/real_data.h"
+
+namespace fs = std::filesystem;
 
 namespace pivot {
+namespace {
+constexpr const char* kMethodStateFile = "method_state.safetensors";  // beside a checkpoint
+}  // namespace
 
 StepOutput sftStepOn(Mllm& model, const MllmInputs& in) {
   const auto logits = model->forward(in);  // (B, T - logitsFrom, V)
@@ -37,23 +48,44 @@ StepOutput dpoStepOn(Mllm& policy, Mllm& reference, const MllmInputs& in,
   }
   const auto pc = logps.narrow(0, 0, B), pr = logps.narrow(0, B, B);
   const auto rc = refLogps.narrow(0, 0, B), rr = refLogps.narrow(0, B, B);
-  const auto dpo =
-      dpoLoss(pc, pr, rc, rr, settings.beta, settings.lossType, settings.labelSmoothing);
+  const double beta = settings.beta;
+  const auto chosenRewards = (beta * (pc - rc)).detach();
+  const auto rejectedRewards = (beta * (pr - rr)).detach();
   StepOutput out;
-  out.loss = dpo.loss;
-  if (settings.sftWeight > 0)
-    out.loss =
-        out.loss + settings.sftWeight * sftLoss(logits.narrow(0, 0, B), labels.narrow(0, 0, B));
-  out.scalars = {
-      {"rewards/chosen", dpo.chosenRewards.mean().item<double>()},
-      {"rewards/rejected", dpo.rejectedRewards.mean().item<double>()},
-      {"rewards/margins", (dpo.chosenRewards - dpo.rejectedRewards).mean().item<double>()},
+  const auto chosenNll = [&] { return sftLoss(logits.narrow(0, 0, B), labels.narrow(0, 0, B)); };
+  // TRL's DPOTrainer with a list of loss types: each term computed alone, summed with its weight.
+  for (size_t i = 0; i < settings.lossTypes.size(); ++i) {
+    const DpoLoss type = settings.lossTypes[i];
+    torch::Tensor term;
+    if (type == DpoLoss::Sft) {
+      term = chosenNll();
+    } else {
+      double shift = 0.0;
+      if (type == DpoLoss::BcoPair) {
+        TORCH_CHECK(settings.bco, "bco_pair needs its running reward mean");
+        shift = settings.bco->update(
+            torch::cat({chosenRewards, rejectedRewards}).mean().item<double>());
+        out.scalars.push_back({"bco/reward_shift", shift});
+      }
+      term = dpoLoss(pc, pr, rc, rr, beta, type, settings.labelSmoothing, shift).loss;
+    }
+    const double weight = settings.lossWeights.empty() ? 1.0 : settings.lossWeights[i];
+    out.loss = out.loss.defined() ? out.loss + weight * term : weight * term;
+    if (settings.lossTypes.size() > 1)
+      out.scalars.push_back({std::string("loss/") + name(type), term.item<double>()});
+  }
+  if (settings.sftWeight > 0) out.loss = out.loss + settings.sftWeight * chosenNll();
+  const Scalars rewards = {
+      {"rewards/chosen", chosenRewards.mean().item<double>()},
+      {"rewards/rejected", rejectedRewards.mean().item<double>()},
+      {"rewards/margins", (chosenRewards - rejectedRewards).mean().item<double>()},
       {"rewards/accuracies",
-       (dpo.chosenRewards > dpo.rejectedRewards).to(torch::kFloat32).mean().item<double>()},
+       (chosenRewards > rejectedRewards).to(torch::kFloat32).mean().item<double>()},
       {"logps/chosen", pc.mean().item<double>()},
       {"logps/rejected", pr.mean().item<double>()},
       {"logps/ref_chosen", rc.mean().item<double>()},
       {"logps/ref_rejected", rr.mean().item<double>()}};
+  out.scalars.insert(out.scalars.begin(), rewards.begin(), rewards.end());
   out.tokens = in.attentionMask.sum().item<double>();
   return out;
 }
@@ -69,32 +101,79 @@ StepOutput dpoStep(Mllm& policy, Mllm& reference, const std::vector<Sample>& sam
   return dpoStepOn(policy, reference, in, settings);
 }
 
-StepFunction stepForStage(const TrainConfig& c, Mllm& model, Mllm& reference,
-                          ContrastiveHeads& heads, const WordTokenizer& tok, torch::Device device) {
+namespace {
+
+std::vector<Sample> trainingSamples(const ShapesWorld& world, const std::vector<int64_t>& indices) {
+  std::vector<Sample> samples;
+  for (auto index : indices) samples.push_back(world.sample(Split::Train, index));
+  return samples;
+}
+
+// DPO and MPO: bco_pair's running mean lives beside each checkpoint, so a resumed run shifts as
+// the uninterrupted one would.
+TrainingMethod preferenceMethod(const TrainConfig& c, Mllm& model, Mllm& reference,
+                                const ShapesWorld& world, const RealData* realData,
+                                const WordTokenizer& tok, torch::Device device) {
+  auto bco = std::make_shared<RunningMean>();
+  DpoSettings settings{c.beta,       c.loss_type, c.loss_weights, c.label_smoothing,
+                       c.sft_weight, bco.get()};
+  TrainingMethod m;
+  m.samplesPerStep = c.batch_size;
+  m.step = [&model, &reference, &world, realData, &tok, device, settings, bco](
+               int64_t, const std::vector<int64_t>& indices) {
+    if (realData) return dpoStepOn(model, reference, realData->dpoBatch(indices, device), settings);
+    return dpoStep(model, reference, trainingSamples(world, indices), settings, tok, device);
+  };
+  m.saveState = [bco](const std::string& dir) {
+    saveSafetensors(
+        (fs::path(dir) / kMethodStateFile).string(),
+        {{"bco_running_mean", torch::tensor({bco->mean, bco->count}, torch::kFloat64)}});
+  };
+  m.restoreState = [bco](const std::string& dir) {
+    const auto path = fs::path(dir) / kMethodStateFile;
+    if (!fs::exists(path)) return;  // a checkpoint from before bco_pair kept its mean
+    const auto state = loadSafetensors(path.string()).at("bco_running_mean");
+    bco->mean = state[0].item<double>();
+    bco->count = state[1].item<double>();
+  };
+  return m;
+}
+
+}  // namespace
+
+TrainingMethod methodForRun(const TrainConfig& c, Mllm& model, Mllm& reference,
+                            ContrastiveHeads& heads, const ShapesWorld& world,
+                            const RealData* realData, const WordTokenizer& tok,
+                            torch::Device device) {
+  TrainingMethod m;
+  m.samplesPerStep = c.batch_size;
   switch (c.stage) {
     case Stage::Pretrain:
-      return [&model, &heads, &tok, device,
-              weight = c.conjunction_weight](const std::vector<Sample>& samples) {
-        auto pre = pretrainStep(model->vision_tower, heads, samples, tok, device, weight);
-        return StepOutput{pre.loss, pre.scalars, 0};
+      m.step = [&model, &heads, &world, &tok, device, weight = c.conjunction_weight](
+                   int64_t, const std::vector<int64_t>& indices) {
+        auto pre = pretrainStep(model->vision_tower, heads, trainingSamples(world, indices), tok,
+                                device, weight);
+        return StepOutput{pre.loss, pre.scalars, 0, {}};
       };
+      return m;
     case Stage::Align:
-      return [&model, &tok, device](const std::vector<Sample>& samples) {
-        return sftStep(model, samples, Response::Caption, tok, device);
-      };
     case Stage::Instruct:
-    case Stage::Sft:
-      return [&model, &tok, device](const std::vector<Sample>& samples) {
-        return sftStep(model, samples, Response::Chosen, tok, device);
+    case Stage::Sft: {
+      const Response response = c.stage == Stage::Align ? Response::Caption : Response::Chosen;
+      m.step = [&model, &world, realData, &tok, device, response](
+                   int64_t, const std::vector<int64_t>& indices) {
+        if (realData) return sftStepOn(model, realData->sftBatch(indices, device));
+        return sftStep(model, trainingSamples(world, indices), response, tok, device);
       };
+      return m;
+    }
     case Stage::Dpo:
-      return [&model, &reference, &tok, device,
-              settings = DpoSettings{c.beta, c.loss_type, c.label_smoothing, c.sft_weight}](
-                 const std::vector<Sample>& samples) {
-        return dpoStep(model, reference, samples, settings, tok, device);
-      };
+    case Stage::Mpo:
+      return preferenceMethod(c, model, reference, world, realData, tok, device);
+    case Stage::Grpo:
+      return grpoMethod(c, model, reference, world, tok, device);
   }
-  throw std::logic_error("no step function for this stage");
+  throw std::logic_error("no training method for this stage");
 }
 
 double applyUpdate(const torch::Tensor& loss, torch::optim::Optimizer& optimizer,

@@ -5,8 +5,9 @@
 //   pretrain   stage 0: SigLIP's image-text loss (+ conjunction labels)    encoder_pretrain.h
 //   caption    stage 1a: next-token loss on the caption
 //   sft        stage 1b and stage-2 SFT: next-token loss on the chosen answer
-//   dpo        stage-2 DPO: the preference loss against the frozen reference (+ an optional SFT
-//   term)
+//   dpo, mpo   stage-2 DPO: the preference losses against the frozen reference, weighted (MPO:
+//              sigmoid + bco_pair + sft), plus an optional SFT term
+//   grpo       stage-2 GRPO: sampled completions, verifiable rewards, the clipped surrogate  grpo.h
 #pragma once
 #include <torch/torch.h>
 
@@ -19,14 +20,19 @@
 #include "model/mllm.h"
 #include "training/batches.h"
 #include "training/encoder_pretrain.h"
+#include "store/run_store.h"
+#include "training/losses.h"
 #include "training/metric_sink.h"
 
 namespace pivot {
+
+class RealData;
 
 struct StepOutput {
   torch::Tensor loss;
   Scalars scalars;    // without "loss": the driver adds it, with learning rates and grad norm
   double tokens = 0;  // non-padding tokens in the batch (throughput)
+  std::vector<CompletionRow> completions;  // GRPO's completions log at a logging step
 };
 
 // The methods on ready model inputs, whatever made them (ShapesWorld samples, a real dataset):
@@ -43,21 +49,35 @@ StepOutput sftStep(Mllm& model, const std::vector<Sample>& samples, Response res
 
 struct DpoSettings {
   double beta = 0.1;
-  DpoLoss lossType = DpoLoss::Sigmoid;
+  std::vector<DpoLoss> lossTypes = {DpoLoss::Sigmoid};  // summed, each times its weight
+  std::vector<double> lossWeights;                      // empty = 1 each
   double labelSmoothing = 0.0;
-  double sftWeight = 0.0;  // an SFT term on the chosen answer (0 = pure DPO)
+  double sftWeight = 0.0;      // an SFT term on the chosen answer (0 = pure DPO)
+  RunningMean* bco = nullptr;  // bco_pair's reward shift, updated each step (needed by bco_pair)
 };
 
 // DPO over (chosen, rejected) pairs that share one image; the reference runs without gradients.
 StepOutput dpoStep(Mllm& policy, Mllm& reference, const std::vector<Sample>& samples,
                    const DpoSettings& settings, const WordTokenizer& tok, torch::Device device);
 
-using StepFunction = std::function<StepOutput(const std::vector<Sample>&)>;
+// A run's method, chosen once: the step the driver calls with the dataset indices a step visits,
+// how many indices that is, and the state beyond weights and optimiser that a resumed run needs
+// (bco_pair's running mean, GRPO's generation batch), kept beside each checkpoint.
+struct TrainingMethod {
+  int64_t samplesPerStep = 0;  // dataset samples a step draws (GRPO: prompts)
+  int64_t stepsPerBatch = 1;   // consecutive steps that share one batch (GRPO's num_iterations)
+  std::function<StepOutput(int64_t step, const std::vector<int64_t>& indices)> step;
+  std::function<void(const std::string& checkpointDir)> saveState = [](const std::string&) {};
+  std::function<void(const std::string& checkpointDir)> restoreState = [](const std::string&) {};
+};
 
-// The step of `config`'s stage, bound to its models: chosen once per run. `reference` is used by
-// DPO only, `heads` by stage 0 only.
-StepFunction stepForStage(const TrainConfig& config, Mllm& model, Mllm& reference,
-                          ContrastiveHeads& heads, const WordTokenizer& tok, torch::Device device);
+// The method of `config`'s stage bound to its models and data (ShapesWorld's training split, or
+// `realData` for a real model). `reference` is used by DPO, MPO and GRPO with beta > 0, `heads`
+// by stage 0 only.
+TrainingMethod methodForRun(const TrainConfig& config, Mllm& model, Mllm& reference,
+                            ContrastiveHeads& heads, const ShapesWorld& world,
+                            const RealData* realData, const WordTokenizer& tok,
+                            torch::Device device);
 
 // Backward, gradient clipping (max norm `clip`, 0 = none) and the optimiser step; returns the
 // gradient norm before clipping. When that norm is not finite the weights are left untouched.

@@ -213,14 +213,15 @@ RunPlan planRun(const TrainConfig& requested, const TrainOptions& options, Metri
     plan.parentCheckpoint = lastUsableCheckpoint(*plan.store, *plan.parentId);
     if (plan.parentCheckpoint.empty())
       throw std::runtime_error("parent run " + parent->name + " has no checkpoint to start from");
-  } else if (plan.config.stage == Stage::Dpo) {
-    sink.onMessage("warning: DPO without a parent run: the reference is the random initial model");
+  } else if (plan.config.needsReference() && !plan.config.realModel()) {
+    sink.onMessage(std::string("warning: ") + stageName(plan.config.stage) +
+                   " without a parent run: the reference is the random initial model");
   }
   return plan;
 }
 
 // The models of a run: the policy (from the parent's checkpoint, a transplanted encoder, or fresh),
-// DPO's frozen reference copy of it, stage 0's discarded text tower and heads.
+// the frozen reference copy of it (DPO, MPO, GRPO's KL), stage 0's discarded text tower and heads.
 struct RunModels {
   Mllm model{nullptr};
   Mllm reference{nullptr};
@@ -258,7 +259,7 @@ RunModels buildModels(const TrainConfig& cfg, const RunStore& store,
                                    : "") +
                    " from " + source);
   }
-  if (cfg.stage == Stage::Dpo) {  // frozen copy of the starting (stage-1) model
+  if (cfg.needsReference()) {  // frozen copy of the starting (stage-1) model
     m.reference = Mllm(cfg.model);
     loadStateDict(*m.reference, stateDict(*m.model), {""}, "policy");
     m.reference->eval();
@@ -309,13 +310,15 @@ Optimisation makeOptimizer(RunModels& m, const TrainConfig& cfg) {
   return o;
 }
 
-// Weights, heads and optimizer state of a resumable checkpoint; returns the steps it had done.
+// Weights, heads, optimizer and method state of a resumable checkpoint; returns the steps it had
+// done.
 int64_t restore(const std::string& dir, RunModels& models, Optimisation& opt,
-                const TrainConfig& cfg) {
+                const TrainingMethod& method, const TrainConfig& cfg) {
   loadWeights(models.model, dir, cfg.model);
   if (models.heads)
     loadStateDict(*models.heads, loadSafetensors((fs::path(dir) / kHeadsFile).string()), {""}, dir);
   readOptimizerState(dir, *opt.optimizer);
+  method.restoreState(dir);
   return readTrainerState(dir).at("step").get<int64_t>();
 }
 
@@ -379,11 +382,12 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   RunModels models = buildModels(cfg, store, plan.parentCheckpoint, device, sink);
   Optimisation opt = makeOptimizer(models, cfg);
   const WordTokenizer tok = WordTokenizer::shapesWorld();
-  const StepFunction step =
-      stepForStage(cfg, models.model, models.reference, models.heads, tok, device);
+  const ShapesWorld world(cfg.world);
   const std::unique_ptr<RealData>& realData = plan.realData;
+  const TrainingMethod method = methodForRun(cfg, models.model, models.reference, models.heads,
+                                             world, realData.get(), tok, device);
 
-  const int64_t startStep = resumeFrom.empty() ? 0 : restore(resumeFrom, models, opt, cfg);
+  const int64_t startStep = resumeFrom.empty() ? 0 : restore(resumeFrom, models, opt, method, cfg);
   if (!resumeFrom.empty()) {
     store.deleteMetricsAfter(runId,
                              startStep);  // a resumed run repeats the steps after its checkpoint
@@ -434,23 +438,11 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
         if (models.heads)
           saveSafetensors((fs::path(dir) / kHeadsFile).string(), stateDict(*models.heads),
                           {{"format", "pt"}});
+        method.saveState(dir);
         return dir;
       });
     };
-    const ShapesWorld world(cfg.world);
     DataOrder order(cfg.seed, realData ? realData->size() : cfg.dataset_size);
-    // The method's step on the batch of dataset indices a step visits.
-    const DpoSettings dpo{cfg.beta, cfg.loss_type, cfg.label_smoothing, cfg.sft_weight};
-    const auto stepAt = [&](const std::vector<int64_t>& indices) {
-      if (realData)
-        return cfg.stage == Stage::Dpo
-                   ? dpoStepOn(models.model, models.reference, realData->dpoBatch(indices, device),
-                               dpo)
-                   : sftStepOn(models.model, realData->sftBatch(indices, device));
-      std::vector<Sample> samples;
-      for (auto index : indices) samples.push_back(world.sample(Split::Train, index));
-      return step(samples);
-    };
     StoreWriter writer(store, runId);
 
     // --- the loop: lr, forward, loss, backward, clip, step, report
@@ -471,12 +463,13 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
       opt.optimizer->param_groups()[0].options().set_lr(lr);
       if (opt.visionGroup) opt.optimizer->param_groups()[1].options().set_lr(visionLr);
 
-      const auto indices = order.indicesForStep(at, cfg.batch_size);
+      const auto indices = order.indicesForStep(at / method.stepsPerBatch, method.samplesPerStep);
       StepOutput out;
       {
         AutocastScope autocast(cfg.dtype == Precision::Bf16, device);  // forward passes only
-        out = stepAt(indices);
+        out = method.step(at, indices);
       }
+      if (!out.completions.empty()) store.addCompletions(runId, out.completions);
       if (options.lossHook) options.lossHook(at, out.loss);
       const double lossValue = out.loss.item<double>();
       Scalars scalars = out.scalars;

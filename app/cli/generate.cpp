@@ -41,6 +41,7 @@ int cmdGenerate(const std::string& workspace, const GenerateArgs& a) {
     batcher.emplace(m.config.model, m.config.model_dir, m.config.chat_format, readRgb8);
     prompt = batcher->photoPrompt(a.image, a.question, device);
     options.stopIds = batcher->stopIds();
+    options.suppressIds = {m.config.model.image_token_id};
     decode = [&](const std::vector<int64_t>& ids) {
       return batcher->tokenizer().decode(ids, /*skipSpecialTokens=*/true);
     };
@@ -56,6 +57,7 @@ int cmdGenerate(const std::string& workspace, const GenerateArgs& a) {
     }
     prompt = promptBatch({&sample}, words, m.config.model.imageTokens(), device);
     options.stopIds = {WordTokenizer::kImEnd};
+    options.suppressIds = {WordTokenizer::kPad, WordTokenizer::kImStart, WordTokenizer::kImage};
     decode = [&](const std::vector<int64_t>& ids) { return words.decode(ids, true); };
   }
   std::cout << m.label() << "\nQ: " << (a.image.empty() ? sample.question : a.question) << "\n";

@@ -27,10 +27,10 @@ int main(int argc, char** argv) {
 
   pivot::cli::TrainArgs t;
   auto* train = app.add_subcommand(
-      "train", "train one stage (pretrain, align, instruct, sft, dpo) as a new run");
+      "train", "train one stage (pretrain, align, instruct, sft, dpo, grpo, mpo) as a new run");
   train->add_option("--preset", t.preset, "tiny, mini, or a preset .json file")
       ->capture_default_str();
-  train->add_option("--stage", t.stage, "pretrain | align | instruct | sft | dpo")
+  train->add_option("--stage", t.stage, "pretrain | align | instruct | sft | dpo | grpo | mpo")
       ->capture_default_str();
   train->add_option("--from", t.from,
                     "parent run (id or name) to start from; without it earlier stages run first");
@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   train->add_option("--name", t.name, "run name");
   train->add_option("--set", t.sets, "override a config value, key=value (repeatable)");
   train->add_option("--model", t.model,
-                    "a Hugging Face LLaVA folder to train instead of the miniature (sft, dpo)");
+                    "a Hugging Face LLaVA folder to train instead of the miniature (align, instruct, sft, dpo, mpo)");
   train->add_option("--data", t.data,
                     "with --model: LLaVA instructions (sft) or preference records (dpo)");
   train->add_option("--image-root", t.imageRoot, "with --data: folder image paths are relative to");

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <stdexcept>
 
 #include "config/json_field.h"
@@ -12,8 +13,8 @@
 namespace pivot {
 namespace {
 
-const char* kStageNames[] = {"pretrain", "align", "instruct", "sft", "dpo"};
-constexpr int kNumStages = 5;
+const char* kStageNames[] = {"pretrain", "align", "instruct", "sft", "dpo", "grpo", "mpo"};
+constexpr int kNumStages = 7;
 
 nlohmann::json worldToJson(const WorldConfig& w) {
   return {{"seed", w.seed},
@@ -30,6 +31,91 @@ nlohmann::json worldToJson(const WorldConfig& w) {
 template <typename T>
 void readField(const nlohmann::json& j, const char* key, T& out, const std::string& path) {
   readJsonField(j, key, out, path);
+}
+
+// A list field: "a,b,c" (what --set and the launch panel give) or a JSON list (TRL's form).
+std::vector<std::string> listField(const nlohmann::json& j, const char* key) {
+  std::vector<std::string> out;
+  const auto& v = j.at(key);
+  const auto bad = [&] {
+    return std::runtime_error(std::string("config field '") + key +
+                              "' must be a list or a comma-separated string, got " + v.dump());
+  };
+  if (v.is_array()) {
+    for (const auto& e : v) {
+      if (e.is_string())
+        out.push_back(e.get<std::string>());
+      else if (e.is_number())
+        out.push_back(e.dump());
+      else
+        throw bad();
+    }
+    return out;
+  }
+  if (!v.is_string()) throw bad();
+  const std::string text = v.get<std::string>();
+  size_t start = 0;
+  while (start <= text.size() && !text.empty()) {
+    const auto comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? comma : comma - start);
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+template <typename E>
+std::vector<E> namesField(const nlohmann::json& j, const char* key, std::vector<E> fallback,
+                          E (*fromName)(const std::string&)) {
+  if (!j.contains(key)) return fallback;
+  std::vector<E> out;
+  for (const auto& n : listField(j, key)) {
+    try {
+      out.push_back(fromName(n));
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(std::string("config field '") + key + "': " + e.what());
+    }
+  }
+  return out;
+}
+
+std::vector<double> numbersField(const nlohmann::json& j, const char* key) {
+  std::vector<double> out;
+  if (!j.contains(key)) return out;
+  for (const auto& n : listField(j, key)) {
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(n, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (n.empty() || used != n.size() || !std::isfinite(v))
+      throw std::runtime_error(std::string("config field '") + key + "': '" + n +
+                               "' is not a number");
+    out.push_back(v);
+  }
+  return out;
+}
+
+template <typename E>
+std::string joinNames(const std::vector<E>& values) {
+  std::string out;
+  for (const auto& v : values) out += (out.empty() ? "" : ",") + std::string(name(v));
+  return out;
+}
+
+std::string joinNumbers(const std::vector<double>& values) {
+  std::string out;
+  for (double v : values) {
+    std::ostringstream t;
+    t << v;
+    out += (out.empty() ? "" : ",") + t.str();
+  }
+  return out;
 }
 
 WorldConfig worldFromJson(const nlohmann::json& j) {
@@ -87,14 +173,25 @@ TrainConfig tinyPreset(Stage stage) {
       c.vision_lr = 2e-4;
       break;
     case Stage::Dpo:
+    case Stage::Mpo:
       c.steps = 120;
       c.lr = 1e-4;
       c.vision_lr = 1e-4;
       break;
+    case Stage::Grpo:  // 32 completions a step: 4 prompts x 8
+      c.steps = 60;
+      c.lr = 1e-4;
+      c.vision_lr = 1e-4;
+      c.beta = 0.04;  // VLM-R1's KL weight
+      break;
+  }
+  if (stage == Stage::Mpo) {  // InternVL's MPO, as TRL's DPOTrainer spells it
+    c.loss_type = {DpoLoss::Sigmoid, DpoLoss::BcoPair, DpoLoss::Sft};
+    c.loss_weights = {0.8, 0.2, 1.0};
   }
   // Stage 2 keeps a few checkpoints along the way: the Inspect tab's step slider reads maps early
   // in training, as the paper does (around step 20).
-  if (stage == Stage::Sft || stage == Stage::Dpo) c.snapshots = 4;
+  if (c.isStageTwo()) c.snapshots = 4;
   return c;
 }
 
@@ -141,7 +238,13 @@ TrainConfig miniPreset(Stage stage) {
       c.vision_lr = 1e-4;
       break;
     case Stage::Dpo:
+    case Stage::Mpo:
       c.steps = 300;
+      c.lr = 5e-5;
+      c.vision_lr = 5e-5;
+      break;
+    case Stage::Grpo:
+      c.steps = 150;
       c.lr = 5e-5;
       c.vision_lr = 5e-5;
       break;
@@ -305,8 +408,19 @@ Stage stageFromName(const std::string& name) {
   for (int i = 0; i < kNumStages; ++i)
     if (name == kStageNames[i]) return static_cast<Stage>(i);
   throw std::runtime_error("unknown stage '" + name +
-                           "' (expected pretrain, align, instruct, sft or dpo)");
+                           "' (expected pretrain, align, instruct, sft, dpo, grpo or mpo)");
 }
+
+const std::vector<Stage>& allStages() {
+  static const std::vector<Stage> stages = [] {
+    std::vector<Stage> s;
+    for (int i = 0; i < kNumStages; ++i) s.push_back(static_cast<Stage>(i));
+    return s;
+  }();
+  return stages;
+}
+
+std::vector<Stage> stageTwoMethods() { return {Stage::Sft, Stage::Dpo, Stage::Grpo, Stage::Mpo}; }
 
 std::vector<std::string> builtinPresets() { return {"tiny", "mini"}; }
 
@@ -344,9 +458,23 @@ nlohmann::json toJson(const TrainConfig& c) {
           {"min_lr_ratio", c.min_lr_ratio},
           {"grad_clip", c.grad_clip},
           {"beta", c.beta},
-          {"loss_type", name(c.loss_type)},
+          {"loss_type", joinNames(c.loss_type)},
+          {"loss_weights", joinNumbers(c.loss_weights)},
           {"label_smoothing", c.label_smoothing},
           {"sft_weight", c.sft_weight},
+          {"num_generations", c.num_generations},
+          {"max_completion_length", c.max_completion_length},
+          {"temperature", c.temperature},
+          {"top_p", c.top_p},
+          {"top_k", c.top_k},
+          {"epsilon", c.epsilon},
+          {"epsilon_high", c.epsilon_high},
+          {"num_iterations", c.num_iterations},
+          {"grpo_loss_type", name(c.grpo_loss_type)},
+          {"scale_rewards", name(c.scale_rewards)},
+          {"reward_funcs", joinNames(c.reward_funcs)},
+          {"reward_weights", joinNumbers(c.reward_weights)},
+          {"log_completions_steps", c.log_completions_steps},
           {"conjunction_weight", c.conjunction_weight},
           {"align_trains_lm", c.align_trains_lm},
           {"vision_init", c.vision_init},
@@ -390,15 +518,25 @@ TrainConfig trainConfigFromJson(const nlohmann::json& j) {
   readField(j, "min_lr_ratio", c.min_lr_ratio, "");
   readField(j, "grad_clip", c.grad_clip, "");
   readField(j, "beta", c.beta, "");
-  std::string lossType = name(c.loss_type);
-  readField(j, "loss_type", lossType, "");
-  try {
-    c.loss_type = dpoLossFromName(lossType);
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error(std::string("config field 'loss_type': ") + e.what());
-  }
+  c.loss_type = namesField(j, "loss_type", c.loss_type, dpoLossFromName);
+  c.loss_weights = numbersField(j, "loss_weights");
   readField(j, "label_smoothing", c.label_smoothing, "");
   readField(j, "sft_weight", c.sft_weight, "");
+  readField(j, "num_generations", c.num_generations, "");
+  readField(j, "max_completion_length", c.max_completion_length, "");
+  readField(j, "temperature", c.temperature, "");
+  readField(j, "top_p", c.top_p, "");
+  readField(j, "top_k", c.top_k, "");
+  readField(j, "epsilon", c.epsilon, "");
+  readField(j, "epsilon_high", c.epsilon_high, "");
+  readField(j, "num_iterations", c.num_iterations, "");
+  c.grpo_loss_type =
+      namesField<GrpoLoss>(j, "grpo_loss_type", {c.grpo_loss_type}, grpoLossFromName).at(0);
+  c.scale_rewards =
+      namesField<RewardScaling>(j, "scale_rewards", {c.scale_rewards}, rewardScalingFromName).at(0);
+  c.reward_funcs = namesField(j, "reward_funcs", c.reward_funcs, rewardFunctionFromName);
+  c.reward_weights = numbersField(j, "reward_weights");
+  readField(j, "log_completions_steps", c.log_completions_steps, "");
   readField(j, "conjunction_weight", c.conjunction_weight, "");
   readField(j, "align_trains_lm", c.align_trains_lm, "");
   readField(j, "vision_init", c.vision_init, "");
@@ -456,7 +594,38 @@ void validate(const TrainConfig& c) {
   require(c.warmup_ratio >= 0 && c.warmup_ratio < 1, "warmup_ratio must be in [0, 1)");
   require(c.min_lr_ratio >= 0 && c.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]");
   require(c.grad_clip >= 0, "grad_clip must be >= 0");
-  require(c.beta > 0, "beta must be positive");
+  require(
+      c.stage == Stage::Grpo ? c.beta >= 0 : c.beta > 0,
+      c.stage == Stage::Grpo ? "beta (GRPO's KL weight) must be >= 0" : "beta must be positive");
+  require(!c.loss_type.empty(), "loss_type needs at least one loss");
+  for (size_t i = 0; i < c.loss_type.size(); ++i)
+    for (size_t k = i + 1; k < c.loss_type.size(); ++k)
+      require(c.loss_type[i] != c.loss_type[k],
+              std::string("loss_type lists ") + name(c.loss_type[i]) + " twice");
+  require(c.loss_weights.empty() || c.loss_weights.size() == c.loss_type.size(),
+          "loss_weights needs one weight per loss_type (" + std::to_string(c.loss_type.size()) +
+              "), got " + std::to_string(c.loss_weights.size()));
+  for (double w : c.loss_weights) require(w >= 0, "loss_weights must be >= 0");
+  require(c.num_generations >= 2,
+          "num_generations must be at least 2 (advantages compare a group)");
+  require(c.stage != Stage::Grpo || c.batch_size % c.num_generations == 0,
+          "batch_size (completions per step) must be a multiple of num_generations");
+  require(c.max_completion_length > 0, "max_completion_length must be positive");
+  require(c.temperature > 0, "temperature must be positive (GRPO samples its completions)");
+  require(c.top_p > 0 && c.top_p <= 1, "top_p must be in (0, 1]");
+  require(c.top_k >= 0, "top_k must be >= 0 (0 = every token)");
+  require(c.epsilon > 0 && c.epsilon < 1, "epsilon must be in (0, 1)");
+  require(c.epsilon_high > 0, "epsilon_high must be positive");
+  require(c.num_iterations >= 1, "num_iterations must be at least 1");
+  require(!c.reward_funcs.empty(), "reward_funcs needs at least one reward function");
+  require(c.reward_weights.empty() || c.reward_weights.size() == c.reward_funcs.size(),
+          "reward_weights needs one weight per reward function (" +
+              std::to_string(c.reward_funcs.size()) + "), got " +
+              std::to_string(c.reward_weights.size()));
+  require(c.log_completions_steps >= 0, "log_completions_steps must be >= 0");
+  require(!c.realModel() || c.stage != Stage::Grpo,
+          "grpo trains ShapesWorld models: its verifiable rewards check ShapesWorld's answers "
+          "(real data's GRPO is not built yet)");
   require(c.label_smoothing >= 0 && c.label_smoothing < 0.5, "label_smoothing must be in [0, 0.5)");
   require(c.sft_weight >= 0, "sft_weight must be >= 0");
   require(c.conjunction_weight >= 0, "conjunction_weight must be >= 0");

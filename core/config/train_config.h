@@ -11,7 +11,10 @@
 
 namespace pivot {
 
-enum class Stage { Pretrain, Align, Instruct, Sft, Dpo };
+// The training stages: 0 pretrain (the encoder), 1a align, 1b instruct, then the stage-2 methods
+// whose effect on the encoder the study compares: SFT, DPO, GRPO (online RL with verifiable
+// rewards) and MPO (DPO's trainer with the weighted losses sigmoid + bco_pair + sft).
+enum class Stage { Pretrain, Align, Instruct, Sft, Dpo, Grpo, Mpo };
 const char* stageName(Stage s);
 Stage stageFromName(const std::string& name);  // throws naming the value
 
@@ -30,10 +33,34 @@ struct TrainConfig {
   double warmup_ratio = 0.03;  // share of steps with linear warmup (paper: 3%)
   double min_lr_ratio = 0.0;   // cosine decays to lr * min_lr_ratio
   double grad_clip = 1.0;      // max global grad norm (0 = off)
-  double beta = 0.1;           // DPO temperature
-  DpoLoss loss_type = DpoLoss::Sigmoid;  // DPO loss: sigmoid | ipo | hinge | robust
-  double label_smoothing = 0.0;          // robust DPO: assumed share of flipped preference labels
-  double sft_weight = 0.0;  // DPO: weight of an SFT term on the chosen answer (0 = pure DPO)
+  // DPO / MPO: the temperature of the implicit reward; GRPO: the weight of the k3 KL to the frozen
+  // stage-1 reference (0 = no KL and no reference forward), as TRL names both.
+  double beta = 0.1;
+  // DPO's loss terms (TRL's loss_type list; JSON "sigmoid" or "sigmoid,bco_pair,sft") with one
+  // weight each (loss_weights; empty = 1 each). MPO's preset: sigmoid, bco_pair, sft at 0.8,
+  // 0.2, 1.
+  std::vector<DpoLoss> loss_type = {DpoLoss::Sigmoid};
+  std::vector<double> loss_weights;
+  double label_smoothing = 0.0;  // robust DPO: assumed share of flipped preference labels
+  double sft_weight = 0.0;       // DPO: weight of an SFT term on the chosen answer (0 = pure DPO)
+  // GRPO (TRL's GRPOConfig names): per prompt num_generations completions sampled from the policy
+  // (batch_size counts completions, so batch_size / num_generations prompts a step), scored by
+  // reward_funcs with reward_weights (empty = 1 each); advantages scaled by scale_rewards; the
+  // clipped surrogate in [1 - epsilon, 1 + epsilon_high]; each generation batch reused for
+  // num_iterations updates; grpo_loss_type (TRL's GRPO loss_type) aggregates the tokens.
+  int num_generations = 8;
+  int max_completion_length = 8;  // tokens a completion may take (ShapesWorld answers take 2-4)
+  double temperature = 1.0;
+  double top_p = 1.0;
+  int top_k = 0;
+  double epsilon = 0.2;
+  double epsilon_high = 0.2;
+  int num_iterations = 1;
+  GrpoLoss grpo_loss_type = GrpoLoss::Dapo;
+  RewardScaling scale_rewards = RewardScaling::Group;
+  std::vector<RewardFunction> reward_funcs = {RewardFunction::Accuracy, RewardFunction::Format};
+  std::vector<double> reward_weights;
+  int log_completions_steps = 10;  // completions log every this many steps (0 = never)
   double conjunction_weight =
       0.0;                      // stage 0: weight of an auxiliary multi-label loss on which
                                 // shape x colour conjunctions a scene holds (SCIENCE.md: helped)
@@ -71,6 +98,10 @@ struct TrainConfig {
   int threads = 0;  // CPU threads for torch (0 = all cores)
 
   bool realModel() const { return !model_dir.empty(); }
+  bool isPreference() const { return stage == Stage::Dpo || stage == Stage::Mpo; }  // pairs
+  bool isStageTwo() const { return stage >= Stage::Sft; }
+  // A frozen copy of the starting model scores every step: DPO's and MPO's reference, GRPO's KL.
+  bool needsReference() const { return isPreference() || (stage == Stage::Grpo && beta > 0); }
   bool trainsVision() const { return stage != Stage::Align && vision_lr > 0 && !freeze_vision; }
   bool trainsLanguage() const {
     return stage != Stage::Pretrain;
@@ -92,6 +123,10 @@ TrainConfig trainConfigFromJson(const nlohmann::json& j);  // throws naming the 
 // Applies "key=value" with a dotted key into the JSON form ("lr=1e-4", "model.text_config.
 // hidden_size=96", "world.noise=4"). Throws "unknown key" / "bad value" naming the key.
 void applyOverride(TrainConfig& c, const std::string& assignment);
+
+// Every stage, in enum order, and the stage-2 methods the study compares.
+const std::vector<Stage>& allStages();
+std::vector<Stage> stageTwoMethods();
 
 // Checks ranges and consistency; throws naming the first bad field.
 void validate(const TrainConfig& c);

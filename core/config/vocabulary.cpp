@@ -5,7 +5,7 @@
 namespace pivot {
 namespace {
 
-const std::vector<std::string> kDpoLoss = {"sigmoid", "ipo", "hinge", "robust"};
+const std::vector<std::string> kDpoLoss = {"sigmoid", "ipo", "hinge", "robust", "bco_pair", "sft"};
 const std::vector<std::string> kProjectorInit = {"new", "one_plus_one"};
 const std::vector<std::string> kAttributionMethod = {"gradmap", "gradcam", "hirescam", "layercam",
                                                      "rollout"};
@@ -13,6 +13,7 @@ const std::vector<std::string> kColormap = {"jet", "viridis", "magma", "turbo"};
 const std::vector<std::string> kPrecision = {"fp32", "bf16"};
 const std::vector<std::string> kGrpoLoss = {"grpo", "bnpo", "dr_grpo", "dapo"};
 const std::vector<std::string> kRewardScaling = {"group", "batch", "none"};
+const std::vector<std::string> kRewardFunction = {"accuracy", "format", "format_think", "length"};
 
 // "a, b or c"
 std::string alternatives(const std::vector<std::string>& names) {
@@ -39,6 +40,7 @@ const char* name(Colormap v) { return kColormap[static_cast<size_t>(v)].c_str();
 const char* name(Precision v) { return kPrecision[static_cast<size_t>(v)].c_str(); }
 const char* name(GrpoLoss v) { return kGrpoLoss[static_cast<size_t>(v)].c_str(); }
 const char* name(RewardScaling v) { return kRewardScaling[static_cast<size_t>(v)].c_str(); }
+const char* name(RewardFunction v) { return kRewardFunction[static_cast<size_t>(v)].c_str(); }
 
 const std::vector<std::string>& dpoLossNames() { return kDpoLoss; }
 const std::vector<std::string>& projectorInitNames() { return kProjectorInit; }
@@ -47,6 +49,7 @@ const std::vector<std::string>& colormapNames() { return kColormap; }
 const std::vector<std::string>& precisionNames() { return kPrecision; }
 const std::vector<std::string>& grpoLossNames() { return kGrpoLoss; }
 const std::vector<std::string>& rewardScalingNames() { return kRewardScaling; }
+const std::vector<std::string>& rewardFunctionNames() { return kRewardFunction; }
 
 DpoLoss dpoLossFromName(const std::string& n) { return fromName<DpoLoss>(kDpoLoss, n, "DPO loss"); }
 ProjectorInit projectorInitFromName(const std::string& n) {
@@ -66,6 +69,10 @@ GrpoLoss grpoLossFromName(const std::string& n) {
 }
 RewardScaling rewardScalingFromName(const std::string& n) {
   return fromName<RewardScaling>(kRewardScaling, n, "reward scaling");
+}
+
+RewardFunction rewardFunctionFromName(const std::string& n) {
+  return fromName<RewardFunction>(kRewardFunction, n, "reward function");
 }
 
 }  // namespace pivot

@@ -7,8 +7,10 @@
 
 namespace pivot {
 
-// DPO's loss: sigmoid (the paper's), IPO, hinge (SLiC), robust (label smoothing as flipped labels).
-enum class DpoLoss { Sigmoid, Ipo, Hinge, Robust };
+// DPO's loss terms, as TRL's DPOTrainer names them: sigmoid (the paper's), IPO, hinge (SLiC),
+// robust (label smoothing as flipped labels), bco_pair (BCO on pairs, with a running reward-mean
+// shift) and sft (the chosen answer's NLL). MPO is the weighted list sigmoid, bco_pair, sft.
+enum class DpoLoss { Sigmoid, Ipo, Hinge, Robust, BcoPair, Sft };
 // The PIVOT transplant's projector: a new one, or the source's first layer (frozen) plus a new one.
 enum class ProjectorInit { New, OnePlusOne };
 // Attribution maps: the paper's gradient map, three CAMs on a vision layer, attention rollout.
@@ -23,6 +25,10 @@ enum class Precision { Fp32, Bf16 };
 enum class GrpoLoss { Grpo, Bnpo, DrGrpo, Dapo };
 // GRPO's advantage scaling: by the group's reward std, by the batch's, or none (Dr. GRPO).
 enum class RewardScaling { Group, Batch, None };
+// GRPO's verifiable reward functions (training/rewards.h): accuracy (the checker), format (the
+// answer alone), format_think (R1's <think>...</think><answer>...</answer>), length (DAPO's soft
+// overlong penalty).
+enum class RewardFunction { Accuracy, Format, FormatThink, Length };
 
 const char* name(DpoLoss v);
 const char* name(ProjectorInit v);
@@ -31,6 +37,7 @@ const char* name(Colormap v);
 const char* name(Precision v);
 const char* name(GrpoLoss v);
 const char* name(RewardScaling v);
+const char* name(RewardFunction v);
 
 // Every name of a vocabulary, in enum order (what a combo box lists).
 const std::vector<std::string>& dpoLossNames();
@@ -40,6 +47,7 @@ const std::vector<std::string>& colormapNames();
 const std::vector<std::string>& precisionNames();
 const std::vector<std::string>& grpoLossNames();
 const std::vector<std::string>& rewardScalingNames();
+const std::vector<std::string>& rewardFunctionNames();
 
 // From a name; throws "unknown <what> 'x' (expected a, b or c)".
 DpoLoss dpoLossFromName(const std::string& name);
@@ -49,5 +57,6 @@ Colormap colormapFromName(const std::string& name);
 Precision precisionFromName(const std::string& name);
 GrpoLoss grpoLossFromName(const std::string& name);
 RewardScaling rewardScalingFromName(const std::string& name);
+RewardFunction rewardFunctionFromName(const std::string& name);
 
 }  // namespace pivot

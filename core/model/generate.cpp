@@ -10,9 +10,12 @@ namespace pivot {
 
 torch::Tensor pickNextTokens(const torch::Tensor& logits, const GenerationOptions& o,
                              torch::Generator& generator) {
-  if (o.temperature <= 0) return logits.argmax(/*dim=*/-1);
-  auto scores = logits.to(torch::kFloat32) / o.temperature;  // (B, V)
   const double minusInf = -std::numeric_limits<double>::infinity();
+  auto scores = logits.to(torch::kFloat32);  // (B, V)
+  if (!o.suppressIds.empty())
+    scores = scores.index_fill(-1, torch::tensor(o.suppressIds, torch::kInt64), minusInf);
+  if (o.temperature <= 0) return scores.argmax(/*dim=*/-1);
+  scores = scores / o.temperature;
   if (o.topK > 0 && o.topK < scores.size(-1)) {
     const auto kth = std::get<0>(scores.topk(o.topK, /*dim=*/-1)).narrow(-1, o.topK - 1, 1);
     scores = scores.masked_fill(scores < kth, minusInf);

@@ -18,9 +18,12 @@ struct GenerationOptions {
   int topK = 0;            // 0 = every token
   double topP = 1.0;       // nucleus: the smallest set of tokens whose probability reaches topP
   std::vector<int64_t> stopIds;  // a row ends after producing one of these (kept in its output)
-  int64_t padId = 0;             // fills a row's output after it ended
-  uint64_t seed = 0;             // the sampler's generator (greedy ignores it)
-  bool useCache = true;          // false: recompute the whole sequence every step (the reference)
+  // Never produced (HF's suppress_tokens): the image placeholder, padding, a turn's start; a
+  // sampled image token would read as an image that is not there.
+  std::vector<int64_t> suppressIds;
+  int64_t padId = 0;     // fills a row's output after it ended
+  uint64_t seed = 0;     // the sampler's generator (greedy ignores it)
+  bool useCache = true;  // false: recompute the whole sequence every step (the reference)
 };
 
 struct Generation {

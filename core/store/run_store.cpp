@@ -65,6 +65,23 @@ const char* const kMigrations[] = {
     ALTER TABLE runs ADD COLUMN owner_start TEXT NOT NULL DEFAULT '';
     ALTER TABLE runs ADD COLUMN heartbeat_at REAL NOT NULL DEFAULT 0;
     )sql",
+    // 3 -> 4: GRPO's completions log (TRL's log_completions table): at a logging step, a sample of
+    // prompts with each of their G completions, every reward function's value and the advantage.
+    R"sql(
+    CREATE TABLE completions(
+      run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+      step INTEGER NOT NULL,
+      prompt INTEGER NOT NULL,
+      generation INTEGER NOT NULL,
+      sample TEXT NOT NULL,
+      question TEXT NOT NULL,
+      reference TEXT NOT NULL,
+      completion TEXT NOT NULL,
+      rewards_json TEXT NOT NULL,
+      reward REAL NOT NULL,
+      advantage REAL NOT NULL,
+      PRIMARY KEY(run_id, step, prompt, generation));
+    )sql",
 };
 
 struct StmtDeleter {
@@ -415,10 +432,77 @@ void RunStore::appendMetrics(int64_t runId, const std::vector<MetricPoint>& poin
 }
 
 void RunStore::deleteMetricsAfter(int64_t runId, int64_t afterStep) {
-  auto s = prepare(m_db.get(), "DELETE FROM metrics WHERE run_id = ? AND step > ?");
+  // A resumed run repeats the steps after its checkpoint: their metrics and completions go.
+  for (const char* sql : {"DELETE FROM metrics WHERE run_id = ? AND step > ?",
+                          "DELETE FROM completions WHERE run_id = ? AND step > ?"}) {
+    auto s = prepare(m_db.get(), sql);
+    sqlite3_bind_int64(s.get(), 1, runId);
+    sqlite3_bind_int64(s.get(), 2, afterStep);
+    step(m_db.get(), s.get());
+  }
+}
+
+void RunStore::addCompletions(int64_t runId, const std::vector<CompletionRow>& rows) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    auto s = prepare(m_db.get(),
+                     "INSERT OR REPLACE INTO completions(run_id, step, prompt, generation, sample, "
+                     "question, reference, completion, rewards_json, reward, advantage) "
+                     "VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+    for (const auto& r : rows) {
+      sqlite3_reset(s.get());
+      sqlite3_bind_int64(s.get(), 1, runId);
+      sqlite3_bind_int64(s.get(), 2, r.step);
+      sqlite3_bind_int64(s.get(), 3, r.prompt);
+      sqlite3_bind_int64(s.get(), 4, r.generation);
+      bindText(s.get(), 5, r.sample);
+      bindText(s.get(), 6, r.question);
+      bindText(s.get(), 7, r.reference);
+      bindText(s.get(), 8, r.completion);
+      bindText(s.get(), 9, r.rewardsJson);
+      sqlite3_bind_double(s.get(), 10, r.reward);
+      sqlite3_bind_double(s.get(), 11, r.advantage);
+      step(m_db.get(), s.get());
+    }
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(m_db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+std::vector<int64_t> RunStore::completionSteps(int64_t runId) const {
+  auto s =
+      prepare(m_db.get(), "SELECT DISTINCT step FROM completions WHERE run_id = ? ORDER BY step");
   sqlite3_bind_int64(s.get(), 1, runId);
-  sqlite3_bind_int64(s.get(), 2, afterStep);
-  step(m_db.get(), s.get());
+  std::vector<int64_t> out;
+  while (next(m_db.get(), s.get())) out.push_back(sqlite3_column_int64(s.get(), 0));
+  return out;
+}
+
+std::vector<CompletionRow> RunStore::completions(int64_t runId, int64_t stepNo) const {
+  auto s = prepare(m_db.get(),
+                   "SELECT step, prompt, generation, sample, question, reference, completion, "
+                   "rewards_json, reward, advantage FROM completions WHERE run_id = ? AND step = ? "
+                   "ORDER BY prompt, generation");
+  sqlite3_bind_int64(s.get(), 1, runId);
+  sqlite3_bind_int64(s.get(), 2, stepNo);
+  std::vector<CompletionRow> out;
+  while (next(m_db.get(), s.get())) {
+    CompletionRow r;
+    r.step = sqlite3_column_int64(s.get(), 0);
+    r.prompt = sqlite3_column_int64(s.get(), 1);
+    r.generation = sqlite3_column_int64(s.get(), 2);
+    r.sample = columnText(s.get(), 3);
+    r.question = columnText(s.get(), 4);
+    r.reference = columnText(s.get(), 5);
+    r.completion = columnText(s.get(), 6);
+    r.rewardsJson = columnText(s.get(), 7);
+    r.reward = sqlite3_column_double(s.get(), 8);
+    r.advantage = sqlite3_column_double(s.get(), 9);
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 void RunStore::addCheckpoint(int64_t runId, int64_t stepNo, const std::string& path) {

@@ -57,6 +57,20 @@ struct EvaluationRow {
   double value = 0;
 };
 
+// One of GRPO's logged completions (TRL's log_completions table): prompt `prompt` of the step's
+// sample, its completion `generation` of G, each reward function's value, the weighted reward and
+// the group-relative advantage.
+struct CompletionRow {
+  int64_t step = 0;
+  int64_t prompt = 0, generation = 0;
+  std::string sample;     // where the prompt came from, e.g. "train:1234" (ShapesWorld split:index)
+  std::string question;   // the prompt's question
+  std::string reference;  // the answer the accuracy reward checks against
+  std::string completion;
+  std::string rewardsJson;  // {"accuracy": 1, "format": 1, ...}
+  double reward = 0, advantage = 0;
+};
+
 struct ArtifactInfo {
   std::string kind;  // e.g. "export", "report"
   std::string path;
@@ -65,7 +79,7 @@ struct ArtifactInfo {
 
 class RunStore {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
   enum class Access { ReadWrite, ReadOnly };
 
   // ReadWrite creates or migrates; ReadOnly never writes (a read-only workspace can be listed).
@@ -94,6 +108,7 @@ class RunStore {
   void addCheckpoint(int64_t runId, int64_t step, const std::string& path);
   void deleteCheckpoint(int64_t runId, int64_t step);  // the row; the caller removes the folder
   void addEvaluation(int64_t runId, const std::vector<EvaluationRow>& rows);
+  void addCompletions(int64_t runId, const std::vector<CompletionRow>& rows);  // one transaction
   void addArtifact(int64_t runId, const std::string& kind, const std::string& path);
 
   std::vector<RunInfo> runs() const;
@@ -106,6 +121,8 @@ class RunStore {
   std::optional<MetricPoint> lastMetric(int64_t runId, const std::string& key) const;
   std::vector<CheckpointInfo> checkpoints(int64_t runId) const;
   std::vector<EvaluationRow> evaluations(int64_t runId) const;
+  std::vector<int64_t> completionSteps(int64_t runId) const;  // steps with logged completions
+  std::vector<CompletionRow> completions(int64_t runId, int64_t step) const;
   std::vector<ArtifactInfo> artifacts(int64_t runId) const;  // oldest first
 
   // SQLite's integrity and foreign-key checks: empty when the database is sound, else one line

@@ -1,0 +1,319 @@
+#include "training/grpo.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "model/generate.h"
+#include "training/batches.h"
+#include "training/losses.h"
+#include "training/rewards.h"
+
+namespace fs = std::filesystem;
+
+namespace pivot {
+
+MllmInputs completionBatch(const MllmInputs& prompts, const torch::Tensor& completionIds,
+                           const std::vector<int64_t>& lengths, int64_t padId) {
+  const int64_t N = prompts.inputIds.size(0), T = prompts.inputIds.size(1);
+  const int64_t L = completionIds.size(1);
+  const auto device = prompts.inputIds.device();
+  auto lengthTensor = torch::tensor(lengths, torch::kInt64).to(device).unsqueeze(1);  // (N, 1)
+  const auto completionMask =
+      (torch::arange(L, torch::TensorOptions().dtype(torch::kInt64).device(device)).unsqueeze(0) <
+       lengthTensor)
+          .to(torch::kInt64);  // (N, L)
+  MllmInputs in;
+  in.pixels = prompts.pixels;
+  in.inputIds =
+      torch::cat({prompts.inputIds, completionIds.masked_fill(completionMask == 0, padId)}, 1);
+  in.attentionMask = torch::cat({prompts.attentionMask.to(torch::kInt64), completionMask}, 1);
+  // Position t predicts token t + 1: the completion's tokens are the targets of T - 1 .. T + L - 2.
+  in.labels = torch::full({N, T + L}, -100, in.inputIds.options());
+  in.labels.narrow(1, T - 1, L).copy_(completionIds.masked_fill(completionMask == 0, -100));
+  in.prefixLen = torch::full({N}, T, in.inputIds.options());  // the prompt attends both ways
+  in.logitsFrom = T - 1;
+  return in;
+}
+
+namespace {
+
+constexpr const char* kRolloutFile = "grpo_rollout.safetensors";  // beside a checkpoint
+constexpr int kLoggedPrompts = 4;  // prompts (each with all G completions) per completions log
+
+// One generation batch: P prompts x G completions in generation-major order (row g P + p is
+// completion g of prompt p, so the P images serve every generation in turn), what the policy and
+// the reference gave them when sampled, and what the rewards made of them.
+struct Rollout {
+  int64_t round = -1;
+  MllmInputs inputs;
+  torch::Tensor oldLogps;                  // (N, L + 1), num_iterations > 1 only
+  torch::Tensor refLogps;                  // (N, L + 1), beta > 0 only
+  torch::Tensor advantages;                // (N)
+  Scalars scalars;                         // the round's reward and completion metrics
+  std::vector<CompletionRow> completions;  // logged at the round's first step (may be empty)
+};
+
+double maskedMean(const torch::Tensor& values, const torch::Tensor& mask) {
+  const auto m = mask.to(values.scalar_type());
+  return ((values * m).sum() / m.sum().clamp_min(1.0)).item<double>();
+}
+
+class Grpo {
+ public:
+  Grpo(const TrainConfig& c, Mllm& policy, Mllm& reference, const ShapesWorld& world,
+       const WordTokenizer& tok, torch::Device device)
+      : m_cfg(c),
+        m_policy(policy),
+        m_reference(reference),
+        m_world(world),
+        m_tok(tok),
+        m_device(device) {}
+
+  StepOutput step(int64_t step, const std::vector<int64_t>& promptIndices) {
+    const int64_t round = step / m_cfg.num_iterations;
+    const bool fresh = !m_rollout || m_rollout->round != round;
+    if (fresh) m_rollout = sample(round, promptIndices, step);
+    const Rollout& r = *m_rollout;
+
+    const auto logits = m_policy->forward(r.inputs);  // (N, L + 1, V)
+    const auto labels = r.inputs.targetLabels();
+    const auto mask = labels != -100;
+    const auto logps = tokenLogProbs(logits, labels);
+    GrpoSettings settings;
+    settings.epsilonLow = m_cfg.epsilon;
+    settings.epsilonHigh = m_cfg.epsilon_high;
+    settings.beta = m_cfg.beta;
+    settings.lossType = m_cfg.grpo_loss_type;
+    settings.maxCompletionLength = m_cfg.max_completion_length;
+    const auto loss = grpoLoss(logps, r.oldLogps, r.refLogps, r.advantages, mask, settings);
+
+    StepOutput out;
+    out.loss = loss.loss;
+    out.scalars = r.scalars;
+    if (m_cfg.beta > 0) out.scalars.push_back({"kl", loss.kl});
+    {
+      torch::NoGradGuard noGrad;
+      const auto logp = torch::log_softmax(logits.detach().to(torch::kFloat32), -1);
+      out.scalars.push_back({"entropy", maskedMean(-(logp.exp() * logp).sum(-1), mask)});
+    }
+    out.scalars.push_back({"clip_ratio/low_mean", loss.clipLow});
+    out.scalars.push_back({"clip_ratio/high_mean", loss.clipHigh});
+    out.scalars.push_back({"clip_ratio/region_mean", loss.clipRegion});
+    out.scalars.push_back({"num_tokens", m_tokensSeen});
+    out.tokens = r.inputs.attentionMask.sum().item<double>();
+    if (fresh) out.completions = r.completions;
+    return out;
+  }
+
+  // The rollout (and the token count) beside a checkpoint: a run resumed inside a round reuses
+  // the very completions, old log-probs and advantages the uninterrupted run did.
+  void save(const std::string& dir) const {
+    TensorMap tensors = {{"tokens_seen", torch::tensor({m_tokensSeen}, torch::kFloat64)}};
+    StringMap meta;
+    if (m_rollout) {
+      const Rollout& r = *m_rollout;
+      tensors["pixels"] = r.inputs.pixels;
+      tensors["input_ids"] = r.inputs.inputIds;
+      tensors["attention_mask"] = r.inputs.attentionMask;
+      tensors["labels"] = r.inputs.labels;
+      tensors["prefix_len"] = r.inputs.prefixLen;
+      tensors["advantages"] = r.advantages;
+      if (r.oldLogps.defined()) tensors["old_logps"] = r.oldLogps;
+      if (r.refLogps.defined()) tensors["ref_logps"] = r.refLogps;
+      nlohmann::json scalars = nlohmann::json::array();
+      for (const auto& [k, v] : r.scalars) scalars.push_back({k, v});
+      meta = {{"round", std::to_string(r.round)},
+              {"logits_from", std::to_string(r.inputs.logitsFrom)},
+              {"scalars", scalars.dump()}};
+    }
+    saveSafetensors((fs::path(dir) / kRolloutFile).string(), tensors, meta);
+  }
+
+  void restore(const std::string& dir) {
+    const auto path = (fs::path(dir) / kRolloutFile).string();
+    if (!fs::exists(path)) return;
+    StringMap meta;
+    TensorMap t = loadSafetensors(path, &meta);
+    m_tokensSeen = t.at("tokens_seen")[0].item<double>();
+    if (!t.count("input_ids")) return;
+    auto r = std::make_shared<Rollout>();
+    const auto get = [&](const char* key) { return t.at(key).to(m_device); };
+    r->round = std::stoll(meta.at("round"));
+    r->inputs.pixels = get("pixels");
+    r->inputs.inputIds = get("input_ids");
+    r->inputs.attentionMask = get("attention_mask");
+    r->inputs.labels = get("labels");
+    r->inputs.prefixLen = get("prefix_len");
+    r->inputs.logitsFrom = std::stoll(meta.at("logits_from"));
+    r->advantages = get("advantages");
+    if (t.count("old_logps")) r->oldLogps = get("old_logps");
+    if (t.count("ref_logps")) r->refLogps = get("ref_logps");
+    for (const auto& kv : nlohmann::json::parse(meta.at("scalars")))
+      r->scalars.push_back({kv.at(0).get<std::string>(), kv.at(1).get<double>()});
+    m_rollout = r;
+  }
+
+ private:
+  // Samples the round's completions, scores them and computes what every update of the round
+  // needs.
+  std::shared_ptr<Rollout> sample(int64_t round, const std::vector<int64_t>& indices,
+                                  int64_t step) {
+    const int64_t P = static_cast<int64_t>(indices.size()), G = m_cfg.num_generations;
+    std::vector<Sample> samples;
+    for (auto index : indices) samples.push_back(m_world.sample(Split::Train, index));
+    std::vector<const Sample*> rows;  // generation-major
+    for (int64_t g = 0; g < G; ++g)
+      for (const auto& s : samples) rows.push_back(&s);
+    MllmInputs prompts = promptBatch(rows, m_tok, m_policy->config.vision.numPatches(), m_device);
+    prompts.pixels = prompts.pixels.narrow(0, 0, P);  // each image encoded once, reused G times
+
+    GenerationOptions gen;
+    gen.maxNewTokens = m_cfg.max_completion_length;
+    gen.temperature = m_cfg.temperature;
+    gen.topK = m_cfg.top_k;
+    gen.topP = m_cfg.top_p;
+    gen.stopIds = {WordTokenizer::kImEnd};
+    gen.padId = WordTokenizer::kPad;
+    gen.suppressIds = {WordTokenizer::kPad, WordTokenizer::kImStart, WordTokenizer::kImage};
+    gen.seed = m_cfg.seed * 1000003ULL + static_cast<uint64_t>(round);  // reproducible rounds
+    const Generation completions = generate(m_policy, prompts, gen);
+    m_policy->train();  // generate() evaluates
+
+    auto r = std::make_shared<Rollout>();
+    r->round = round;
+    r->inputs = completionBatch(prompts, completions.ids, completions.lengths, WordTokenizer::kPad);
+    m_tokensSeen += r->inputs.attentionMask.sum().item<double>();
+
+    // Rewards: each function on each completion's text (its stop token not part of the text).
+    const int64_t N = P * G;
+    const size_t F = m_cfg.reward_funcs.size();
+    std::vector<std::string> texts(static_cast<size_t>(N));
+    std::vector<std::vector<double>> perFunction(F, std::vector<double>(static_cast<size_t>(N)));
+    std::vector<double> accuracy(static_cast<size_t>(N));
+    const auto ids = completions.ids.to(torch::kCPU);
+    for (int64_t n = 0; n < N; ++n) {
+      const auto i = static_cast<size_t>(n);
+      const int64_t length = completions.lengths[i];
+      std::vector<int64_t> tokens;
+      for (int64_t t = 0; t < length; ++t) tokens.push_back(ids[n][t].item<int64_t>());
+      if (completions.stopped[i] && !tokens.empty()) tokens.pop_back();
+      texts[i] = m_tok.decode(tokens, /*skipSpecialTokens=*/true);
+      const std::string& reference = rows[i]->answer;
+      for (size_t f = 0; f < F; ++f)
+        perFunction[f][i] = rewardOf(m_cfg.reward_funcs[f], texts[i], static_cast<int>(length),
+                                     reference, m_cfg.max_completion_length);
+      accuracy[i] = accuracyReward(texts[i], reference);
+    }
+    auto rewards = torch::zeros({N}, torch::kFloat64);
+    for (size_t f = 0; f < F; ++f)
+      rewards += (m_cfg.reward_weights.empty() ? 1.0 : m_cfg.reward_weights[f]) *
+                 torch::tensor(perFunction[f], torch::kFloat64);
+    // Groups are prompt-major for the advantages: row g P + p is element p G + g there.
+    const auto byPrompt = rewards.view({G, P}).t().reshape({-1});
+    const GroupAdvantages adv = groupAdvantages(byPrompt, G, m_cfg.scale_rewards);
+    r->advantages = adv.advantages.view({P, G}).t().reshape({-1}).to(torch::kFloat32).to(m_device);
+
+    {
+      torch::NoGradGuard noGrad;
+      const auto labels = r->inputs.targetLabels();
+      if (m_cfg.num_iterations > 1)
+        r->oldLogps = tokenLogProbs(m_policy->forward(r->inputs), labels);
+      if (m_cfg.beta > 0) r->refLogps = tokenLogProbs(m_reference->forward(r->inputs), labels);
+    }
+
+    // The round's metrics, with TRL's names.
+    const auto stdOf = [](const torch::Tensor& x) {
+      return x.numel() > 1 ? x.std().item<double>() : 0.0;
+    };
+    Scalars& s = r->scalars;
+    s.push_back({"reward", rewards.mean().item<double>()});
+    s.push_back({"reward_std", adv.groupStd.mean().item<double>()});
+    for (size_t f = 0; f < F; ++f) {
+      const auto values = torch::tensor(perFunction[f], torch::kFloat64);
+      const std::string key = std::string("rewards/") + name(m_cfg.reward_funcs[f]);
+      s.push_back({key + "/mean", values.mean().item<double>()});
+      s.push_back({key + "/std", stdOf(values)});
+    }
+    s.push_back({"frac_reward_zero_std", adv.fracZeroStd});
+    std::vector<double> lengths(completions.lengths.begin(), completions.lengths.end());
+    const auto lengthTensor = torch::tensor(lengths, torch::kFloat64);
+    s.push_back({"completions/mean_length", lengthTensor.mean().item<double>()});
+    s.push_back({"completions/min_length", lengthTensor.min().item<double>()});
+    s.push_back({"completions/max_length", lengthTensor.max().item<double>()});
+    const auto clipped = std::count(completions.stopped.begin(), completions.stopped.end(), false);
+    s.push_back({"completions/clipped_ratio", static_cast<double>(clipped) / N});
+    std::map<std::string, std::pair<double, int>> byCategory;  // accuracy per question category
+    for (int64_t n = 0; n < N; ++n) {
+      auto& [sum, count] = byCategory[categoryName(rows[static_cast<size_t>(n)]->category)];
+      sum += accuracy[static_cast<size_t>(n)];
+      ++count;
+    }
+    for (const auto& [category, sc] : byCategory)
+      s.push_back({"accuracy/" + category, sc.first / sc.second});
+
+    if (logsCompletions(step)) {
+      const auto advantages = r->advantages.to(torch::kCPU);
+      for (int64_t p = 0; p < std::min<int64_t>(P, kLoggedPrompts); ++p)
+        for (int64_t g = 0; g < G; ++g) {
+          const int64_t n = g * P + p;
+          const auto i = static_cast<size_t>(n);
+          CompletionRow row;
+          row.step = step + 1;  // the step whose metrics these are
+          row.prompt = p;
+          row.generation = g;
+          row.sample = "train:" + std::to_string(indices[static_cast<size_t>(p)]);
+          row.question = rows[i]->question;
+          row.reference = rows[i]->answer;
+          row.completion = texts[i];
+          nlohmann::json each = nlohmann::json::object();
+          for (size_t f = 0; f < F; ++f) each[name(m_cfg.reward_funcs[f])] = perFunction[f][i];
+          row.rewardsJson = each.dump();
+          row.reward = rewards[n].item<double>();
+          row.advantage = advantages[n].item<double>();
+          r->completions.push_back(std::move(row));
+        }
+    }
+    return r;
+  }
+
+  // The first round, and every round whose steps reach a multiple of log_completions_steps.
+  bool logsCompletions(int64_t step) const {
+    const int64_t every = m_cfg.log_completions_steps;
+    if (every <= 0) return false;
+    if (step == 0) return true;
+    const int64_t last = step + m_cfg.num_iterations;  // the round covers steps step+1 .. last
+    return last / every > step / every;
+  }
+
+  const TrainConfig m_cfg;
+  Mllm& m_policy;
+  Mllm& m_reference;
+  const ShapesWorld& m_world;
+  const WordTokenizer& m_tok;
+  torch::Device m_device;
+  std::shared_ptr<Rollout> m_rollout;
+  double m_tokensSeen = 0;  // prompt + completion tokens sampled so far (TRL's num_tokens)
+};
+
+}  // namespace
+
+TrainingMethod grpoMethod(const TrainConfig& config, Mllm& policy, Mllm& reference,
+                          const ShapesWorld& world, const WordTokenizer& tok,
+                          torch::Device device) {
+  auto grpo = std::make_shared<Grpo>(config, policy, reference, world, tok, device);
+  TrainingMethod m;
+  m.samplesPerStep = config.batch_size / config.num_generations;
+  m.stepsPerBatch = config.num_iterations;
+  m.step = [grpo](int64_t step, const std::vector<int64_t>& indices) {
+    return grpo->step(step, indices);
+  };
+  m.saveState = [grpo](const std::string& dir) { grpo->save(dir); };
+  m.restoreState = [grpo](const std::string& dir) { grpo->restore(dir); };
+  return m;
+}
+
+}  // namespace pivot
