@@ -1,5 +1,6 @@
 #include "study/experiment.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -34,6 +35,7 @@ nlohmann::json specJson(const ExperimentSpec& s) {
                       {"sets", s.sets},
                       {"sweep_key", s.sweepKey},
                       {"sweep_values", s.sweepValues},
+                      {"arms", s.arms},
                       {"mixed_sft_weight", s.mixedSftWeight},
                       {"transplant_projector", s.transplantProjector},
                       {"transplant_align_steps", s.transplantAlignSteps},
@@ -58,13 +60,14 @@ TrainConfig baseConfig(const ExperimentSpec& s, Stage stage, int base) {
 
 // The stage-2 arms of the study: name, stage, SFT weight.
 struct Arm {
-  std::string encoder;  // sft | dpo | dpo+sft
+  std::string encoder;  // sft | dpo | grpo | mpo | dpo+sft
   Stage stage;
   double sftWeight;
 };
 
 std::vector<Arm> armsOf(const ExperimentSpec& s) {
-  std::vector<Arm> arms = {{"sft", Stage::Sft, 0.0}, {"dpo", Stage::Dpo, 0.0}};
+  std::vector<Arm> arms;
+  for (const auto& name : s.arms) arms.push_back({name, stageFromName(name), 0.0});
   if (s.mixedSftWeight > 0) arms.push_back({"dpo+sft", Stage::Dpo, s.mixedSftWeight});
   return arms;
 }
@@ -216,6 +219,16 @@ void parseSweep(ExperimentSpec& spec, const std::string& text) {
     throw std::runtime_error("--sweep " + spec.sweepKey + " has no values");
 }
 
+void parseArms(ExperimentSpec& spec, const std::string& text) {
+  spec.arms.clear();
+  std::stringstream names(text);
+  for (std::string name; std::getline(names, name, ',');) {
+    name.erase(0, name.find_first_not_of(' '));
+    name.erase(name.find_last_not_of(' ') + 1);
+    if (!name.empty()) spec.arms.push_back(name);
+  }
+}
+
 ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
   ExperimentSpec s = in;
   if (s.seeds < 1 || s.seeds > 50) throw std::runtime_error("--seeds must be 1..50");
@@ -227,6 +240,19 @@ ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
     throw std::runtime_error(std::string("--transplant-projector: ") + e.what());
   }
   if (s.mixedSftWeight < 0) throw std::runtime_error("--mixed-sft-weight must be >= 0");
+  for (size_t i = 0; i < s.arms.size(); ++i) {
+    const auto& arm = s.arms[i];
+    if (arm != "sft" && arm != "dpo" && arm != "grpo" && arm != "mpo")
+      throw std::runtime_error("--arms: unknown arm '" + arm +
+                               "' (expected sft, dpo, grpo or mpo)");
+    if (std::find(s.arms.begin(), s.arms.begin() + static_cast<long>(i), arm) !=
+        s.arms.begin() + static_cast<long>(i))
+      throw std::runtime_error("--arms lists " + arm + " twice");
+  }
+  if (std::find(s.arms.begin(), s.arms.end(), "sft") == s.arms.end())
+    throw std::runtime_error("--arms must include sft: every method is compared with it");
+  if (s.arms.size() + (s.mixedSftWeight > 0 ? 1 : 0) < 2)
+    throw std::runtime_error("--arms needs a method besides sft to compare with it");
   if (s.segmentationSeeds < 1) throw std::runtime_error("--seg-seeds must be at least 1");
   const TrainConfig align = makeConfig(s.preset, Stage::Align, s.sets);
   const TrainConfig instruct = makeConfig(s.preset, Stage::Instruct, s.sets);

@@ -2,9 +2,9 @@
 //
 //   per base (an independently seeded chain; --bases K, default 1):
 //   stage 0 encoder pre-training -> 1a align -> 1b instruct
-//   -> per swept value and seed: 2 SFT, 2 DPO [, 2 DPO+SFT]           (same stage-1 model, same
-//   samples)
-//   -> per seed and encoder (original, SFT, DPO[, DPO+SFT]): the PIVOT transplant, a fresh MLLM
+//   -> per swept value and seed, one run per arm (--arms, default sft,dpo,grpo; mpo too) [and
+//      DPO+SFT]: the same stage-1 model, the same samples, the same seeds
+//   -> per seed and encoder (original and every arm's): the PIVOT transplant, a fresh MLLM
 //      around the frozen encoder: projector-only alignment, then projector + LM instruction tuning
 //   -> measurements of every encoder and MLLM (study/measurements.h) -> report (study/report.h)
 //
@@ -31,7 +31,10 @@ struct ExperimentSpec {
   std::vector<std::string> sets;  // key=value overrides for every stage
   std::string sweepKey;           // a stage-2 key swept over sweepValues (e.g. vision_lr)
   std::vector<std::string> sweepValues;
-  double mixedSftWeight = 0;  // > 0: a third arm, DPO with this SFT weight
+  // The stage-2 methods compared, each run from the same stage-1 model (sft is the baseline every
+  // difference is taken to, so it is always one of them).
+  std::vector<std::string> arms = {"sft", "dpo", "grpo"};
+  double mixedSftWeight = 0;  // > 0: one more arm, DPO with this SFT weight
   std::string transplantProjector =
       "new";                     // new | one_plus_one (the original encoder always gets a new one)
   int transplantAlignSteps = 0;  // 0: a third of the preset's stage-1a steps
@@ -54,6 +57,8 @@ struct ExperimentStopped : std::runtime_error {
 
 // Reads "--sweep key=v1,v2,..." into the spec; throws naming the key or the value.
 void parseSweep(ExperimentSpec& spec, const std::string& text);
+// Reads "--arms sft,dpo,grpo,mpo" into the spec; throws naming an unknown arm.
+void parseArms(ExperimentSpec& spec, const std::string& text);
 // Fills the preset-dependent zeros and validates every stage's configuration before anything runs.
 ExperimentSpec resolvedSpec(const ExperimentSpec& spec);
 

@@ -109,11 +109,12 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
   RunStore store(storePath(workspace));
   const std::string firstSweep = distinctSweeps(rows).front();
   std::vector<RgbImage> curves;
-  for (const std::string key : {"loss", "logps/chosen", "rewards/margins", "rewards/accuracies"}) {
+  for (const std::string key :
+       {"loss", "logps/chosen", "rewards/margins", "rewards/accuracies", "reward", "kl"}) {
     LineChart chart;
     chart.title = std::string(key) + " (EMA 0.6)";
     chart.xLabel = "step";
-    for (const std::string arm : {"sft", "dpo", "dpo+sft"}) {
+    for (const std::string arm : {"sft", "dpo", "grpo", "mpo", "dpo+sft"}) {
       auto it = first.stageTwo.find({firstSweep, 1, arm});
       if (it == first.stageTwo.end()) continue;
       LineSeries s;
@@ -133,13 +134,18 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
   }
   if (!curves.empty()) saveBoth(tileImages(curves, 2), figs + "/stage2_curves");
 
-  // Gradient-map triptychs: image | stage 1 | SFT | DPO on held-out questions about an object.
-  auto sftRun = first.stageTwo.find({firstSweep, 1, "sft"}),
-       dpoRun = first.stageTwo.find({firstSweep, 1, "dpo"});
-  if (sftRun == first.stageTwo.end() || dpoRun == first.stageTwo.end()) return;
-  std::vector<LoadedCheckpoint> models;
-  for (int64_t id : {first.stage1, sftRun->second, dpoRun->second})
-    models.push_back(loadRunCheckpoint(workspace, std::to_string(id)));
+  // Gradient-map panels: image | stage 1 | SFT | DPO | GRPO | MPO (the arms the study ran) on
+  // held-out questions about an object.
+  std::vector<LoadedCheckpoint> models = {
+      loadRunCheckpoint(workspace, std::to_string(first.stage1))};
+  std::vector<std::string> titles = {"stage 1"};
+  for (const std::string arm : {"sft", "dpo", "grpo", "mpo"}) {
+    const auto it = first.stageTwo.find({firstSweep, 1, arm});
+    if (it == first.stageTwo.end()) continue;
+    models.push_back(loadRunCheckpoint(workspace, std::to_string(it->second)));
+    titles.push_back(encoderTitle(arm));
+  }
+  if (models.size() < 3) return;
   const ShapesWorld world(models.front().config.world);
   const WordTokenizer tok = WordTokenizer::shapesWorld();
   std::vector<Sample> samples;
@@ -150,7 +156,6 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
   std::vector<RgbImage> rowsOut;
   OverlayStyle style;
   style.panelSize = 192;
-  const char* titles[] = {"stage 1", "SFT", "DPO"};
   for (const auto& s : samples) {
     std::vector<FigurePanel> panels;
     for (size_t k = 0; k < models.size(); ++k) {
@@ -208,13 +213,14 @@ std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string
     md << "Nested design: " << bases
        << " bases (independently seeded stage-0/1 chains), the stage-2 seeds within each. Mean ± "
           "standard deviation over every base and seed (the original and stage-1 encoders: over "
-          "bases). DPO − SFT: per base the mean of the differences paired by seed, then the mean "
-          "over bases with a 95% Student-t interval over the base means (so it covers the "
-          "variance between stage-0/1 chains), and in how many bases DPO is ahead.\n";
+          "bases). Each method − SFT: per base the mean of the differences paired by seed, then "
+          "the mean over bases with a 95% Student-t interval over the base means (so it covers "
+          "the variance between stage-0/1 chains), and in how many bases the method is ahead.\n";
   else
     md << "One base: every stage-2 seed starts from the same stage-0/1 chain. Mean ± standard "
-          "deviation over seeds (the original and stage-1 encoders are trained once). DPO − SFT: "
-          "paired over seeds, with a 95% Student-t interval; it covers the stage-2 seeds only, "
+          "deviation over seeds (the original and stage-1 encoders are trained once). Each method "
+          "− SFT: paired over seeds, with a 95% Student-t interval; it covers the stage-2 seeds "
+          "only, "
           "not the variance between stage-0/1 chains (`--bases K` measures that).\n";
   // Stage 1 first: is it competent enough for stage-2 comparisons to mean anything?
   md << "\n## Stage-1 model, held-out VQA by question category\n\n| metric | value |\n|---|---|\n";
@@ -228,13 +234,16 @@ std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string
     for (const auto& t : summaryTables(rows, sweep)) {
       md << "\n### " << t.title << "\n\n| probe | metric |";
       for (const auto& e : t.encoders) md << " " << encoderTitle(e) << " |";
-      md << " DPO − SFT [95% CI] |\n|---|---|";
-      for (size_t i = 0; i < t.encoders.size(); ++i) md << "---|";
-      md << "---|\n";
+      const auto arms = t.armsVsSft();
+      for (const auto& arm : arms) md << " " << encoderTitle(arm) << " − SFT [95% CI] |";
+      md << "\n|---|---|";
+      for (size_t i = 0; i < t.encoders.size() + arms.size(); ++i) md << "---|";
+      md << "\n";
       for (const auto& line : t.lines) {
         md << "| " << line.probe << " | " << line.metric << " |";
         for (const auto& c : line.cells) md << " " << formatSummary(c) << " |";
-        md << " " << formatDifference(line.dpoMinusSft) << " |\n";
+        for (const auto& [arm, d] : line.minusSft) md << " " << formatDifference(d) << " |";
+        md << "\n";
       }
     }
   }

@@ -157,7 +157,7 @@ class TestExperiment : public QObject {
     QVERIFY(std::abs(sd - 0.0750555) < 1e-6);
     QVERIFY(std::abs(between.high - (0.1 / 3 + 4.303 * sd / std::sqrt(3.0))) < 1e-9);
     QVERIFY(std::abs(between.low - (-0.15313)) < 1e-4 && between.low < 0 && between.high > 0);
-    QVERIFY2(QString::fromStdString(formatDifference(between)).endsWith("(DPO ahead in 2/3 bases)"),
+    QVERIFY2(QString::fromStdString(formatDifference(between)).endsWith("(ahead in 2/3 bases)"),
              formatDifference(between).c_str());
     // Seeds are paired within a base only: a seed missing from one arm drops that pair alone.
     sft.erase(sft.begin() + 4);  // base 2, seed 2
@@ -180,6 +180,29 @@ class TestExperiment : public QObject {
              qPrintable(md));
   }
 
+  // --arms: the methods compared with SFT, checked before anything runs.
+  void armsAreCheckedBeforeAnythingRuns() {
+    ExperimentSpec spec;
+    spec.workspace = m_dir.filePath("arms").toStdString();
+    const auto refused = [&](const std::string& arms, const std::string& why) {
+      ExperimentSpec s = spec;
+      parseArms(s, arms);
+      try {
+        resolvedSpec(s);
+        QFAIL(("--arms " + arms + " was accepted").c_str());
+      } catch (const std::runtime_error& e) {
+        QVERIFY2(std::string(e.what()).find(why) != std::string::npos, e.what());
+      }
+    };
+    refused("dpo,grpo", "--arms must include sft");
+    refused("sft,ppo", "unknown arm 'ppo' (expected sft, dpo, grpo or mpo)");
+    refused("sft,dpo,dpo", "--arms lists dpo twice");
+    refused("sft", "a method besides sft");
+    parseArms(spec, "sft, dpo,grpo,mpo");
+    QCOMPARE(resolvedSpec(spec).arms, (std::vector<std::string>{"sft", "dpo", "grpo", "mpo"}));
+    QVERIFY(!fs::exists(spec.workspace));  // nothing written
+  }
+
   void tinyExperimentEndToEndAndResume() {
     ExperimentSpec spec;
     spec.preset = "tiny";
@@ -198,8 +221,9 @@ class TestExperiment : public QObject {
     const auto outcome = runExperiment(spec, again);
     QCOMPARE(again.reusedStages, 4);
     QCOMPARE(outcome.stagesReused, 4);
-    const int total =
-        3 + 2 * 2 + 2 * 2 + 2 * 2 * 2;  // stage 0/1a/1b, SFT+DPO x 2 seeds, transplants
+    // stage 0/1a/1b; SFT, DPO, GRPO (the default arms) x 2 seeds; transplants of the original
+    // encoder and the three arms' x 2 seeds, align + instruct each
+    const int total = 3 + 3 * 2 + 4 * 2 * 2;
     QCOMPARE(again.trainedStages + again.reusedStages, total);
 
     RunStore store(storePath(spec.workspace));
@@ -214,10 +238,11 @@ class TestExperiment : public QObject {
       ++byStage[r.stage];
     }
     QCOMPARE(byStage["pretrain"], 1);
-    QCOMPARE(byStage["align"], 1 + 2 * 3);  // stage 1a + a transplant per seed and encoder
-    QCOMPARE(byStage["instruct"], 1 + 2 * 3);
+    QCOMPARE(byStage["align"], 1 + 2 * 4);  // stage 1a + a transplant per seed and encoder
+    QCOMPARE(byStage["instruct"], 1 + 2 * 4);
     QCOMPARE(byStage["sft"], 2);
     QCOMPARE(byStage["dpo"], 2);  // the crashed DPO run was resumed, not duplicated
+    QCOMPARE(byStage["grpo"], 2);
 
     // The report folder.
     for (const char* f : {"results.csv", "report.md", "spec.json", "figures/probe_accuracy.png",
@@ -236,10 +261,11 @@ class TestExperiment : public QObject {
       QVERIFY(cells.count({0, "original", probe}));
       QVERIFY(cells.count({0, "stage1", probe}));
       for (int seed : {1, 2})
-        for (const char* enc : {"sft", "dpo"}) QVERIFY2(cells.count({seed, enc, probe}), probe);
+        for (const char* enc : {"sft", "dpo", "grpo"})
+          QVERIFY2(cells.count({seed, enc, probe}), probe);
     }
     for (int seed : {1, 2}) {
-      for (const char* enc : {"sft", "dpo"})
+      for (const char* enc : {"sft", "dpo", "grpo"})
         for (const char* probe :
              {"vqa", "swap_vqa", "localisation", "swap_localisation", "transplant_vqa"})
           QVERIFY2(cells.count({seed, enc, probe}), probe);
@@ -288,6 +314,7 @@ class TestExperiment : public QObject {
     const std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
     QVERIFY(text.find("accuracy/shape") != std::string::npos);  // stage 1 per category
     QVERIFY(text.find("DPO − SFT") != std::string::npos);
+    QVERIFY(text.find("GRPO − SFT") != std::string::npos);  // one difference column per arm
 
     // A third run trains nothing.
     Recorder third;
@@ -307,7 +334,7 @@ class TestExperiment : public QObject {
     spec.workspace = m_dir.filePath("ws").toStdString();
     Recorder recorder;
     const auto outcome = runExperiment(spec, recorder);
-    const int perBase = 3 + 2 * 2 + 2 * 2 + 2 * 2 * 2;
+    const int perBase = 3 + 3 * 2 + 4 * 2 * 2;
     QCOMPARE(recorder.reusedStages, perBase);  // base 1: every stage of the one-base experiment
     QCOMPARE(recorder.trainedStages, perBase);
 

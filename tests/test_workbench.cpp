@@ -278,6 +278,7 @@ class TestWorkbench : public QObject {
       for (int seed : {1, 2, 3}) {
         rows.push_back({"", seed, "sft", probe, "test_accuracy", 0.6 + 0.01 * seed});
         rows.push_back({"", seed, "dpo", probe, "test_accuracy", 0.7 + 0.01 * seed});
+        rows.push_back({"", seed, "grpo", probe, "test_accuracy", 0.65 + 0.01 * seed});
       }
     }
     for (int seed : {1, 2, 3}) {
@@ -291,13 +292,16 @@ class TestWorkbench : public QObject {
     QVERIFY(view.loadReport(dir));
     QCOMPARE(view.familyBox()->count(), 2);  // linear probes, VQA
     QCOMPARE(view.table()->rowCount(), 2);
-    QCOMPARE(view.table()->columnCount(), 2 + 4 + 1);
+    // probe, metric, five encoders, then one difference to SFT per arm (DPO, GRPO)
+    QCOMPARE(view.table()->columnCount(), 2 + 5 + 2);
+    QCOMPARE(view.table()->horizontalHeaderItem(8)->text(), QString("GRPO − SFT [95% CI]"));
     QCOMPARE(view.table()->item(0, 4)->text(), QString("0.620 ± 0.010"));  // SFT, shape
     // DPO - SFT = 0.1 on every seed: a zero-width interval that excludes 0, shown in bold.
-    QCOMPARE(view.table()->item(0, 6)->text(), QString("+0.100 [0.100, 0.100]"));
-    QVERIFY(view.table()->item(0, 6)->font().bold());
-    QCOMPARE(view.barSeriesCount(), 4);
-    QCOMPARE(view.errorBarSeriesCount(), 4);
+    QCOMPARE(view.table()->item(0, 7)->text(), QString("+0.100 [0.100, 0.100]"));
+    QVERIFY(view.table()->item(0, 7)->font().bold());
+    QCOMPARE(view.table()->item(0, 8)->text(), QString("+0.050 [0.050, 0.050]"));
+    QCOMPARE(view.barSeriesCount(), 5);
+    QCOMPARE(view.errorBarSeriesCount(), 5);
     view.familyBox()->setCurrentIndex(1);
     QCOMPARE(view.barSeriesCount(), 2);  // VQA: only SFT and DPO have values
     for (const QString ext : {"png", "pdf", "svg", "csv"}) {
@@ -331,10 +335,10 @@ class TestWorkbench : public QObject {
     writeResultsCsv((dir + "/results.csv").toStdString(), rows);
     QVERIFY(view.loadReport(dir));
     view.familyBox()->setCurrentIndex(0);
-    QCOMPARE(view.basePointCount(), 2 * 4 * 2);  // 2 probes x 4 encoders x 2 bases
-    QVERIFY2(view.table()->item(0, 6)->text().startsWith("+0.075 [") &&
-                 view.table()->item(0, 6)->text().endsWith("(DPO ahead in 2/2 bases)"),
-             qPrintable(view.table()->item(0, 6)->text()));
+    QCOMPARE(view.basePointCount(), 2 * 5 * 2);  // 2 probes x 5 encoders x 2 bases
+    QVERIFY2(view.table()->item(0, 7)->text().startsWith("+0.075 [") &&
+                 view.table()->item(0, 7)->text().endsWith("(ahead in 2/2 bases)"),
+             qPrintable(view.table()->item(0, 7)->text()));
     if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR"))
       view.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/encoders-bases.png");
   }

@@ -160,11 +160,12 @@ bool EncodersView::loadReport(const QString& reportDir) {
     const int bases = distinctBases(rows);
     m_message->setText(
         "Report: " + reportDir + "/report.md — " +
-        (bases > 1 ? QString("%1 bases (stage-0/1 chains) x seeds: mean ± std over all; DPO − SFT: "
-                             "95% interval over the bases' paired means")
-                         .arg(bases)
-                   : QString("one base: mean ± std over seeds; DPO − SFT paired over seeds, 95% "
-                             "interval (stage-2 seeds only)")) +
+        (bases > 1
+             ? QString("%1 bases (stage-0/1 chains) x seeds: mean ± std over all; each − SFT: "
+                       "95% interval over the bases' paired means")
+                   .arg(bases)
+             : QString("one base: mean ± std over seeds; each − SFT paired over seeds, 95% "
+                       "interval (stage-2 seeds only)")) +
         ".");
     return true;
   } catch (const std::exception& e) {
@@ -212,7 +213,9 @@ void EncodersView::rebuild() {
   const auto& t = m_tables[static_cast<size_t>(f)];
   QStringList headers = {"probe", "metric"};
   for (const auto& e : t.encoders) headers << QString::fromStdString(encoderTitle(e));
-  headers << "DPO − SFT [95% CI]";
+  const auto arms = t.armsVsSft();
+  for (const auto& arm : arms)
+    headers << QString::fromStdString(encoderTitle(arm)) + " − SFT [95% CI]";
   m_table->setColumnCount(headers.size());
   m_table->setHorizontalHeaderLabels(headers);
   m_table->setRowCount(static_cast<int>(t.lines.size()));
@@ -225,15 +228,18 @@ void EncodersView::rebuild() {
       item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
       m_table->setItem(r, 2 + static_cast<int>(k), item);
     }
-    auto* diff = new QTableWidgetItem(QString::fromStdString(formatDifference(line.dpoMinusSft)));
-    // An interval that excludes zero is a difference the seeds support: bold, coloured by sign.
-    if (line.dpoMinusSft.defined && (line.dpoMinusSft.low > 0 || line.dpoMinusSft.high < 0)) {
-      QFont bold = diff->font();
-      bold.setBold(true);
-      diff->setFont(bold);
-      diff->setForeground(line.dpoMinusSft.low > 0 ? colourOf("dpo") : colourOf("sft"));
+    int column = 2 + static_cast<int>(line.cells.size());
+    for (const auto& [arm, d] : line.minusSft) {
+      auto* diff = new QTableWidgetItem(QString::fromStdString(formatDifference(d)));
+      // An interval that excludes zero is a difference the seeds support: bold, coloured by sign.
+      if (d.defined && (d.low > 0 || d.high < 0)) {
+        QFont bold = diff->font();
+        bold.setBold(true);
+        diff->setFont(bold);
+        diff->setForeground(d.low > 0 ? colourOf(arm) : colourOf("sft"));
+      }
+      m_table->setItem(r, column++, diff);
     }
-    m_table->setItem(r, headers.size() - 1, diff);
   }
   m_table->resizeColumnsToContents();
   drawChart(t);
@@ -340,7 +346,11 @@ bool EncodersView::exportCsv(const QString& path) {
   for (const auto& e : t.encoders)
     out << ',' << QString::fromStdString(e) << "_mean," << QString::fromStdString(e) << "_std,"
         << QString::fromStdString(e) << "_n";
-  out << ",dpo_minus_sft,dpo_minus_sft_low,dpo_minus_sft_high\n";
+  for (const auto& arm : t.armsVsSft()) {
+    const QString a = QString::fromStdString(arm);
+    out << ',' << a << "_minus_sft," << a << "_minus_sft_low," << a << "_minus_sft_high";
+  }
+  out << '\n';
   for (const auto& line : t.lines) {
     out << QString::fromStdString(line.probe) << ',' << QString::fromStdString(line.metric);
     for (const auto& c : line.cells) {
@@ -349,12 +359,13 @@ bool EncodersView::exportCsv(const QString& path) {
       else
         out << ",,,0";
     }
-    const auto& d = line.dpoMinusSft;
-    if (d.n)
-      out << ',' << d.mean << ',' << (d.defined ? QString::number(d.low, 'g', 17) : "") << ','
-          << (d.defined ? QString::number(d.high, 'g', 17) : "");
-    else
-      out << ",,,";
+    for (const auto& [arm, d] : line.minusSft) {
+      if (d.n)
+        out << ',' << d.mean << ',' << (d.defined ? QString::number(d.low, 'g', 17) : "") << ','
+            << (d.defined ? QString::number(d.high, 'g', 17) : "");
+      else
+        out << ",,,";
+    }
     out << '\n';
   }
   return out.status() == QTextStream::Ok;

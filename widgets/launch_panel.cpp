@@ -2,6 +2,7 @@
 
 #include "config/vocabulary.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -20,13 +21,46 @@
 namespace pivot {
 namespace {
 
-// The form's fields: config key and label. Values come from the chosen preset and stage.
-const std::vector<std::pair<QString, QString>>& formFields() {
-  static const std::vector<std::pair<QString, QString>> fields = {
-      {"lr", "LM learning rate"}, {"vision_lr", "Vision learning rate"},
-      {"beta", "DPO beta"},       {"sft_weight", "SFT weight"},
-      {"steps", "Steps"},         {"batch_size", "Batch size"},
-      {"seed", "Seed"},           {"warmup_ratio", "Warmup ratio"}};
+// The form's fields: config key, label, and the stages that show it (empty: every stage). Values
+// come from the chosen preset and stage; a hidden field is not sent.
+struct FormField {
+  QString key, label;
+  QStringList stages;
+};
+const std::vector<FormField>& formFields() {
+  static const QStringList preference = {"dpo", "mpo"}, grpo = {"grpo"};
+  static const std::vector<FormField> fields = {
+      {"lr", "LM learning rate", {}},
+      {"vision_lr", "Vision learning rate", {}},
+      {"steps", "Steps", {}},
+      {"batch_size", "Batch size", {}},
+      {"seed", "Seed", {}},
+      {"warmup_ratio", "Warmup ratio", {}},
+      {"beta", "Beta", {"dpo", "mpo", "grpo"}},
+      {"loss_type", "DPO losses", preference},
+      {"loss_weights", "Loss weights", preference},
+      {"sft_weight", "SFT weight", preference},
+      {"num_generations", "Completions per prompt", grpo},
+      {"max_completion_length", "Max completion tokens", grpo},
+      {"temperature", "Temperature", grpo},
+      {"epsilon", "Clip epsilon", grpo},
+      {"epsilon_high", "Clip epsilon high", grpo},
+      {"num_iterations", "Iterations per batch", grpo},
+      {"reward_funcs", "Reward functions", grpo},
+      {"reward_weights", "Reward weights", grpo}};
+  return fields;
+}
+
+// Fields chosen from a vocabulary: config key, label, names, the stages that show it.
+struct ChoiceField {
+  QString key, label;
+  const std::vector<std::string>& (*names)();
+  QStringList stages;
+};
+const std::vector<ChoiceField>& choiceFields() {
+  static const std::vector<ChoiceField> fields = {
+      {"grpo_loss_type", "GRPO loss", grpoLossNames, {"grpo"}},
+      {"scale_rewards", "Advantage scaling", rewardScalingNames, {"grpo"}}};
   return fields;
 }
 
@@ -85,6 +119,8 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   m_stage->addItem("instruct (1b: instructions)", "instruct");
   m_stage->addItem("SFT (2: chosen answers)", "sft");
   m_stage->addItem("DPO (2: preference pairs)", "dpo");
+  m_stage->addItem("GRPO (2: sampled answers, verifiable rewards)", "grpo");
+  m_stage->addItem("MPO (2: DPO + BCO + SFT losses)", "mpo");
   m_stage->setCurrentIndex(4);  // DPO
   m_parent = new QComboBox;
   m_parent->setObjectName("parentBox");
@@ -95,20 +131,35 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   layout->addWidget(what);
 
   auto* values = new QGroupBox("Values");
-  auto* form = new QFormLayout(values);
-  for (const auto& [key, label] : formFields()) {
+  m_form = new QFormLayout(values);
+  for (const auto& f : formFields()) {
     auto* edit = new QLineEdit;
-    edit->setObjectName(key);
-    m_fields[key] = edit;
-    form->addRow(label, edit);
+    edit->setObjectName(f.key);
+    m_fields[f.key] = edit;
+    m_form->addRow(f.label, edit);
     connect(edit, &QLineEdit::textEdited, this, &LaunchPanel::validate);
   }
-  m_lossType = new QComboBox;
-  for (const auto& loss : dpoLossNames()) m_lossType->addItem(QString::fromStdString(loss));
-  form->addRow("DPO loss", m_lossType);
+  m_fields["loss_type"]->setToolTip("TRL's loss_type list: " + QString::fromStdString([] {
+                                      std::string all;
+                                      for (const auto& n : dpoLossNames())
+                                        all += (all.empty() ? "" : ", ") + n;
+                                      return all;
+                                    }()) +
+                                    " (MPO: sigmoid,bco_pair,sft)");
+  m_fields["reward_funcs"]->setToolTip("accuracy, format, format_think, length");
+  for (const auto& f : choiceFields()) {
+    auto* box = new QComboBox;
+    box->setObjectName(f.key);
+    for (const auto& n : f.names()) box->addItem(QString::fromStdString(n));
+    m_choices[f.key] = box;
+    m_form->addRow(f.label, box);
+    connect(box, QOverload<int>::of(&QComboBox::currentIndexChanged), this, &LaunchPanel::validate);
+  }
   m_device = new QComboBox;
+  m_device->setObjectName("device");
   m_device->addItems({"auto", "cpu", "cuda"});
-  form->addRow("Device", m_device);
+  m_choices["device"] = m_device;
+  m_form->addRow("Device", m_device);
   layout->addWidget(values);
 
   m_message = new QLabel;
@@ -145,6 +196,22 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   m_bases->setToolTip(
       "independent stage-0/1 chains, the seeds nested in each: DPO − SFT intervals then cover "
       "the variance between chains");
+  // The stage-2 methods compared with SFT, each from the same stage-1 model (`--arms`).
+  auto* armsRow = new QWidget;
+  auto* armsLayout = new QHBoxLayout(armsRow);
+  armsLayout->setContentsMargins(0, 0, 0, 0);
+  armsLayout->addWidget(new QLabel("SFT +"));
+  for (const auto& [arm, title] :
+       std::vector<std::pair<QString, QString>>{{"dpo", "DPO"}, {"grpo", "GRPO"}, {"mpo", "MPO"}}) {
+    auto* box = new QCheckBox(title);
+    box->setObjectName(arm + "ArmBox");
+    box->setChecked(arm != "mpo");  // `pivot experiment`'s default: sft,dpo,grpo
+    m_armBoxes[arm] = box;
+    armsLayout->addWidget(box);
+    connect(box, &QCheckBox::toggled, this, [this] { setExperimentRunning(m_experimentRunning); });
+  }
+  armsLayout->addStretch(1);
+  expForm->addRow("Arms", armsRow);
   expForm->addRow("Bases", m_bases);
   expForm->addRow("Seeds per base", m_seeds);
   expForm->addRow("Sweep", m_sweep);
@@ -174,8 +241,6 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
           &LaunchPanel::loadPresetValues);
   connect(m_stage, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
           &LaunchPanel::loadPresetValues);
-  connect(m_lossType, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
-          &LaunchPanel::validate);
   connect(m_start, &QPushButton::clicked, this, [this] {
     if (auto r = request()) Q_EMIT startRequested(*r);
   });
@@ -226,8 +291,17 @@ void LaunchPanel::loadPresetValues() {
                             stageFromName(m_stage->currentData().toString().toStdString())));
     for (auto it = m_fields.begin(); it != m_fields.end(); ++it)
       it.value()->setText(jsonText(cfg.at(it.key().toStdString())));
-    m_lossType->setCurrentText(QString::fromStdString(cfg.at("loss_type").get<std::string>()));
-    m_device->setCurrentText(QString::fromStdString(cfg.at("device").get<std::string>()));
+    for (auto it = m_choices.begin(); it != m_choices.end(); ++it)
+      it.value()->setCurrentText(jsonText(cfg.at(it.key().toStdString())));
+    // Only the stage's own settings show (and are sent); beta says which meaning it has.
+    const QString stage = m_stage->currentData().toString();
+    const auto shows = [&](const QStringList& stages) {
+      return stages.isEmpty() || stages.contains(stage);
+    };
+    for (const auto& f : formFields()) m_form->setRowVisible(m_fields[f.key], shows(f.stages));
+    for (const auto& f : choiceFields()) m_form->setRowVisible(m_choices[f.key], shows(f.stages));
+    if (auto* label = qobject_cast<QLabel*>(m_form->labelForField(m_fields["beta"])))
+      label->setText(stage == "grpo" ? "KL beta (0: no reference)" : "DPO beta");
   } catch (const std::exception& e) {
     m_message->setText(e.what());
   }
@@ -241,8 +315,9 @@ std::optional<LaunchRequest> LaunchPanel::request() const {
   r.stage = m_stage->currentData().toString();
   if (m_parent->currentData().isValid()) r.parentRunId = m_parent->currentData().toLongLong();
   for (auto it = m_fields.begin(); it != m_fields.end(); ++it)
-    r.overrides << it.key() + "=" + it.value()->text().trimmed();
-  r.overrides << "loss_type=" + m_lossType->currentText() << "device=" + m_device->currentText();
+    if (fieldShown(it.key())) r.overrides << it.key() + "=" + it.value()->text().trimmed();
+  for (auto it = m_choices.begin(); it != m_choices.end(); ++it)
+    if (fieldShown(it.key())) r.overrides << it.key() + "=" + it.value()->currentText();
   if (realModel()) {  // absolute, so that a resume finds them from anywhere
     r.overrides << "model_dir=" + QFileInfo(m_modelFolder->text().trimmed()).absoluteFilePath()
                 << "data=" + QFileInfo(m_dataFile->text().trimmed()).absoluteFilePath();
@@ -253,6 +328,15 @@ std::optional<LaunchRequest> LaunchPanel::request() const {
 }
 
 bool LaunchPanel::realModel() const { return m_source->currentData().toString() == "hf"; }
+
+bool LaunchPanel::fieldShown(const QString& key) const {
+  const QString stage = m_stage->currentData().toString();
+  for (const auto& f : formFields())
+    if (f.key == key) return f.stages.isEmpty() || f.stages.contains(stage);
+  for (const auto& f : choiceFields())
+    if (f.key == key) return f.stages.isEmpty() || f.stages.contains(stage);
+  return true;  // device
+}
 
 QWidget* LaunchPanel::pathRow(QLineEdit* edit, bool folder, const QString& title) {
   auto* row = new QWidget;
@@ -285,8 +369,18 @@ void LaunchPanel::validate() {
     m_valid = false;
     message = e.what();
   }
+  for (auto it = m_choices.begin(); it != m_choices.end() && m_valid; ++it)
+    if (fieldShown(it.key())) {
+      try {
+        applyOverride(cfg, (it.key() + "=" + it.value()->currentText()).toStdString());
+      } catch (const std::exception& e) {
+        message = e.what();
+        m_valid = false;
+      }
+    }
   for (auto it = m_fields.begin(); it != m_fields.end() && m_valid; ++it) {
     QLineEdit* edit = it.value();
+    if (!fieldShown(it.key())) continue;
     try {
       applyOverride(cfg, (it.key() + "=" + edit->text().trimmed()).toStdString());
       edit->setStyleSheet("");
@@ -320,8 +414,12 @@ void LaunchPanel::validate() {
       refuse(m_imageRoot, "Image root: " + root + " is not a folder");
     else if (m_stage->currentData().toString() == "pretrain")
       refuse(m_modelFolder,
-             "a real model trains stages align, instruct, sft and dpo (stage 0 "
+             "a real model trains stages align, instruct, sft, dpo and mpo (stage 0 "
              "pre-trains ShapesWorld encoders only)");
+    else if (m_stage->currentData().toString() == "grpo")
+      refuse(m_modelFolder,
+             "GRPO's verifiable rewards check ShapesWorld's answers: choose the miniature (real "
+             "data's GRPO is not built yet)");
   }
   m_message->setText(message);
   setState(m_state);
@@ -330,6 +428,7 @@ void LaunchPanel::validate() {
 QStringList ExperimentRequest::arguments() const {
   QStringList args = {"experiment", "--preset", preset, "--seeds", QString::number(seeds)};
   if (bases > 1) args << "--bases" << QString::number(bases);
+  args << "--arms" << arms.join(',');
   if (!sweep.isEmpty()) args << "--sweep" << sweep;
   if (mixedSftWeight > 0) args << "--mixed-sft-weight" << QString::number(mixedSftWeight, 'g', 17);
   return args;
@@ -341,6 +440,9 @@ std::optional<ExperimentRequest> LaunchPanel::experimentRequest() const {
   r.seeds = m_seeds->value();
   r.bases = m_bases->value();
   r.sweep = m_sweep->text().trimmed();
+  r.arms = QStringList{"sft"};
+  for (auto it = m_armBoxes.begin(); it != m_armBoxes.end(); ++it)
+    if (it.value()->isChecked()) r.arms << it.key();
   const QString weight = m_mixedWeight->text().trimmed();
   // The same rules as `pivot experiment`: every swept value must make a valid stage-2 config.
   try {
@@ -351,6 +453,8 @@ std::optional<ExperimentRequest> LaunchPanel::experimentRequest() const {
         throw std::runtime_error("DPO+SFT arm: '" + weight.toStdString() +
                                  "' is not a weight >= 0");
     }
+    if (r.arms.size() < 2 && r.mixedSftWeight <= 0)
+      throw std::runtime_error("Arms: choose a method to compare with SFT");
     if (!r.sweep.isEmpty()) {
       const int eq = r.sweep.indexOf('=');
       const QStringList values = r.sweep.mid(eq + 1).split(',', Qt::SkipEmptyParts);
@@ -380,6 +484,7 @@ void LaunchPanel::setExperimentRunning(bool running, const QString& progress) {
   m_bases->setEnabled(!running);
   m_sweep->setEnabled(!running);
   m_mixedWeight->setEnabled(!running);
+  for (auto* box : m_armBoxes) box->setEnabled(!running);
 }
 
 void LaunchPanel::setState(State state) {

@@ -9,7 +9,9 @@
 
 #include "store/run_store.h"
 
+class QCheckBox;
 class QComboBox;
+class QFormLayout;
 class QSpinBox;
 class QLabel;
 class QLineEdit;
@@ -19,7 +21,7 @@ namespace pivot {
 
 struct LaunchRequest {
   QString preset = "tiny";             // tiny, mini or a preset .json path
-  QString stage = "dpo";               // align | instruct | sft | dpo
+  QString stage = "dpo";               // pretrain | align | instruct | sft | dpo | grpo | mpo
   std::optional<int64_t> parentRunId;  // none: the stages this one needs run first
   QStringList overrides;               // key=value, as `pivot train --set` (a real model's folder
                                        // and data among them: model_dir=, data=, image_root=)
@@ -30,9 +32,10 @@ struct ExperimentRequest {
   QString preset = "tiny";
   int bases = 1;  // independent stage-0/1 chains (intervals over bases when > 1)
   int seeds = 3;
-  QString sweep;                  // key=v1,v2,... or empty
-  double mixedSftWeight = 0;      // > 0: the third arm
-  QStringList arguments() const;  // the `pivot experiment` arguments
+  QString sweep;                              // key=v1,v2,... or empty
+  QStringList arms = {"sft", "dpo", "grpo"};  // the stage-2 methods compared
+  double mixedSftWeight = 0;                  // > 0: the third arm
+  QStringList arguments() const;              // the `pivot experiment` arguments
 };
 
 class LaunchPanel : public QWidget {
@@ -50,6 +53,8 @@ class LaunchPanel : public QWidget {
   std::optional<LaunchRequest> request() const;
   QString validationMessage() const;
   QLineEdit* field(const QString& key) const { return m_fields.value(key); }
+  QComboBox* choice(const QString& key) const { return m_choices.value(key); }  // device, ...
+  bool fieldShown(const QString& key) const;  // the chosen stage's own settings show
   QComboBox* presetBox() const { return m_preset; }
   QComboBox* stageBox() const { return m_stage; }
   // The model source: ShapesWorld (the preset's miniature) or a real model folder and its data.
@@ -70,6 +75,7 @@ class LaunchPanel : public QWidget {
   QSpinBox* basesBox() const { return m_bases; }
   QLineEdit* sweepEdit() const { return m_sweep; }
   QLineEdit* mixedWeightEdit() const { return m_mixedWeight; }
+  QCheckBox* armBox(const QString& arm) const { return m_armBoxes.value(arm); }
   QPushButton* experimentButton() const { return m_runExperiment; }
   QPushButton* stopExperimentButton() const { return m_stopExperiment; }
   QString experimentMessage() const;
@@ -95,15 +101,17 @@ class LaunchPanel : public QWidget {
   QComboBox* m_preset = nullptr;
   QComboBox* m_stage = nullptr;
   QComboBox* m_parent = nullptr;
-  QComboBox* m_lossType = nullptr;
   QComboBox* m_device = nullptr;
-  QMap<QString, QLineEdit*> m_fields;  // config key -> editor
+  QFormLayout* m_form = nullptr;
+  QMap<QString, QLineEdit*> m_fields;   // config key -> editor
+  QMap<QString, QComboBox*> m_choices;  // config key -> a vocabulary's names
   QLabel* m_message = nullptr;
   QPushButton *m_start = nullptr, *m_pause = nullptr, *m_resume = nullptr, *m_stop = nullptr;
   QSpinBox* m_seeds = nullptr;
   QSpinBox* m_bases = nullptr;
   QLineEdit* m_sweep = nullptr;
   QLineEdit* m_mixedWeight = nullptr;
+  QMap<QString, QCheckBox*> m_armBoxes;  // dpo, grpo, mpo (sft always runs)
   QLabel* m_experimentMessage = nullptr;
   QPushButton *m_runExperiment = nullptr, *m_stopExperiment = nullptr;
   bool m_experimentRunning = false;

@@ -79,8 +79,9 @@ struct ExperimentArgs {
   int bases = 1;
   int seeds = 3;
   std::vector<std::string> sets;
-  std::string sweep;          // key=v1,v2,...
-  double mixedSftWeight = 0;  // > 0: third arm DPO+SFT
+  std::string sweep;                  // key=v1,v2,...
+  std::string arms = "sft,dpo,grpo";  // the stage-2 methods compared
+  double mixedSftWeight = 0;          // > 0: one more arm, DPO+SFT
   std::string transplantProjector = "new";
   int transplantAlignSteps = 0, transplantInstructSteps = 0;
   int segSeeds = 6;

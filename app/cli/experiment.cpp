@@ -109,6 +109,7 @@ int cmdExperiment(const std::string& workspace, const ExperimentArgs& a) {
   spec.seeds = a.seeds;
   spec.sets = a.sets;
   if (!a.sweep.empty()) parseSweep(spec, a.sweep);
+  parseArms(spec, a.arms);
   spec.mixedSftWeight = a.mixedSftWeight;
   spec.transplantProjector = a.transplantProjector;
   spec.transplantAlignSteps = a.transplantAlignSteps;
@@ -122,8 +123,8 @@ int cmdExperiment(const std::string& workspace, const ExperimentArgs& a) {
   if (!json)
     std::cout << "PIVOT experiment: preset " << spec.preset << ", "
               << (spec.bases > 1 ? std::to_string(spec.bases) + " bases x " : "") << spec.seeds
-              << " seed(s)" << (spec.sweepKey.empty() ? "" : ", sweep " + a.sweep)
-              << (spec.mixedSftWeight > 0 ? ", third arm DPO+SFT" : "")
+              << " seed(s)" << (spec.sweepKey.empty() ? "" : ", sweep " + a.sweep) << ", arms "
+              << a.arms << (spec.mixedSftWeight > 0 ? ",dpo+sft" : "")
               << "\nworkspace: " << workspace << std::endl;
   ExperimentDisplay human(a.quiet);
   JsonDisplay machine;

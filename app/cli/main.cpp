@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
   train->add_option("--name", t.name, "run name");
   train->add_option("--set", t.sets, "override a config value, key=value (repeatable)");
   train->add_option("--model", t.model,
-                    "a Hugging Face LLaVA folder to train instead of the miniature (align, instruct, sft, dpo, mpo)");
+                    "a Hugging Face LLaVA folder to train instead of the miniature (align, "
+                    "instruct, sft, dpo, mpo)");
   train->add_option("--data", t.data,
                     "with --model: LLaVA instructions (sft) or preference records (dpo)");
   train->add_option("--image-root", t.imageRoot, "with --data: folder image paths are relative to");
@@ -298,7 +299,7 @@ int main(int argc, char** argv) {
   auto* experiment =
       app.add_subcommand("experiment",
                          "the whole study as a resumable chain of runs: stage 0, 1a, 1b, then SFT "
-                         "vs DPO per seed, transplants, probes and a report");
+                         "vs DPO, GRPO (and MPO) per seed, transplants, probes and a report");
   experiment->add_option("--preset", ex.preset, "tiny, mini, or a preset .json file")
       ->capture_default_str();
   experiment
@@ -312,8 +313,13 @@ int main(int argc, char** argv) {
   experiment->add_option("--set", ex.sets,
                          "override a config value in every stage, key=value (repeatable)");
   experiment
+      ->add_option("--arms", ex.arms,
+                   "the stage-2 methods compared, from the same stage-1 model: sft (always), dpo, "
+                   "grpo, mpo")
+      ->capture_default_str();
+  experiment
       ->add_option("--mixed-sft-weight", ex.mixedSftWeight,
-                   "> 0: a third arm, DPO with this SFT weight")
+                   "> 0: one more arm, DPO with this SFT weight")
       ->capture_default_str();
   experiment
       ->add_option(

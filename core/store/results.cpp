@@ -204,6 +204,8 @@ std::string encoderTitle(const std::string& e) {
   if (e == "stage1") return "stage 1";
   if (e == "sft") return "SFT";
   if (e == "dpo") return "DPO";
+  if (e == "grpo") return "GRPO";
+  if (e == "mpo") return "MPO";
   if (e == "dpo+sft") return "DPO+SFT";
   return e;
 }
@@ -213,13 +215,16 @@ std::array<uint8_t, 3> encoderColour(const std::string& e) {
   if (e == "stage1") return {86, 180, 233};
   if (e == "sft") return {230, 159, 0};
   if (e == "dpo") return {0, 114, 178};
+  if (e == "grpo") return {213, 94, 0};
+  if (e == "mpo") return {0, 158, 115};
   if (e == "dpo+sft") return {204, 121, 167};
-  return {0, 158, 115};
+  return {240, 228, 66};
 }
 
 namespace {
 
-const std::vector<std::string> kEncoderOrder = {"original", "stage1", "sft", "dpo", "dpo+sft"};
+const std::vector<std::string> kEncoderOrder = {"original", "stage1", "sft",    "dpo",
+                                                "grpo",     "mpo",    "dpo+sft"};
 
 std::string familyTitle(const std::string& family) {
   if (family == "vqa") return "VQA of the MLLM itself (held-out ShapesWorld questions)";
@@ -255,7 +260,7 @@ std::string formatDifference(const Difference& d, int precision) {
   out += d.defined ? " [" + fixed(d.low, precision) + ", " + fixed(d.high, precision) + "]"
                    : " (one seed: no interval)";
   if (d.overBases)
-    out += " (DPO ahead in " + std::to_string(d.basesAbove) + "/" + std::to_string(d.n) + " bases)";
+    out += " (ahead in " + std::to_string(d.basesAbove) + "/" + std::to_string(d.n) + " bases)";
   return out;
 }
 
@@ -270,6 +275,19 @@ std::vector<std::string> encodersOf(const std::vector<ResultRow>& rows, const st
     if (std::find(kEncoderOrder.begin(), kEncoderOrder.end(), e) == kEncoderOrder.end())
       out.push_back(e);
   return out;
+}
+
+std::vector<std::string> SummaryTable::armsVsSft() const {
+  std::vector<std::string> arms;
+  for (const auto& e : encoders)
+    if (e != "original" && e != "stage1" && e != "sft") arms.push_back(e);
+  return arms;
+}
+
+const Difference* SummaryTable::Line::differenceFor(const std::string& arm) const {
+  for (const auto& [name, d] : minusSft)
+    if (name == arm) return &d;
+  return nullptr;
 }
 
 std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows,
@@ -299,9 +317,11 @@ std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows,
       for (const auto& [base, values] : byBase) means.push_back(summarise(values).mean);
       line.baseMeans.push_back(means);
     }
-    // DPO - SFT over the (base, seed) pairs both arms have, nested over bases.
-    line.dpoMinusSft = nestedDifference(cellValues(rows, sweep, "dpo", probe, metric),
-                                        cellValues(rows, sweep, "sft", probe, metric));
+    // Each arm - SFT over the (base, seed) pairs both arms have, nested over bases.
+    const auto sft = cellValues(rows, sweep, "sft", probe, metric);
+    for (const auto& arm : t.armsVsSft())
+      line.minusSft.push_back(
+          {arm, nestedDifference(cellValues(rows, sweep, arm, probe, metric), sft)});
     t.lines.push_back(line);
   }
   return tables;

@@ -84,26 +84,32 @@ int distinctBases(const std::vector<ResultRow>& rows);  // how many bases the ro
 struct SummaryTable {
   std::string family;  // linear | segmentation | vqa | swap_vqa | transplant_vqa | localisation
   std::string title;   // a readable caption of the family
-  std::vector<std::string> encoders;  // in the canonical order original, stage1, sft, dpo, dpo+sft
+  std::vector<std::string> encoders;  // canonical order: original, stage1, sft, dpo, grpo, mpo, ...
+  std::vector<std::string> armsVsSft() const;  // the encoders with a difference column
   struct Line {
     std::string probe, metric;
     std::vector<Summary> cells;  // per encoder; n = 0 where the encoder has no value
     // Per encoder, each base's mean over its seeds (what the charts draw as points beside the
     // bar); one entry per encoder with a value when there is one base.
     std::vector<std::vector<double>> baseMeans;
-    Difference dpoMinusSft;  // n = 0 where either arm is missing; nested over bases
+    // Each RL arm (DPO, GRPO, MPO, DPO+SFT: every encoder of the table after SFT) minus SFT,
+    // paired by (base, seed) and nested over bases; n = 0 where either arm is missing.
+    std::vector<std::pair<std::string, Difference>> minusSft;
+    const Difference* differenceFor(const std::string& arm) const;  // nullptr when not an arm
   };
   std::vector<Line> lines;
 };
 std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows,
                                         const std::string& sweep);
 std::string probeFamily(const std::string& probe);  // "linear/shape" -> "linear"
-// The encoders with a value in a probe family, in the order original, stage1, sft, dpo, dpo+sft.
+// The encoders with a value in a probe family, in the order original, stage1, sft, dpo, grpo, mpo,
+// dpo+sft.
 std::vector<std::string> encodersOf(const std::vector<ResultRow>& rows, const std::string& family);
 std::string encoderTitle(
     const std::string& encoder);  // "dpo" -> "DPO", "original" -> "original (stage 0)"
 // One colour per encoder in every chart (Okabe-Ito, colour-blind safe): original grey, stage 1 sky
-// blue, SFT orange, DPO blue, DPO+SFT pink; anything else green.
+// blue, SFT orange, DPO blue, GRPO vermillion, MPO bluish green, DPO+SFT pink; anything else
+// yellow.
 std::array<uint8_t, 3> encoderColour(const std::string& encoder);
 std::string formatSummary(const Summary& s, int precision = 3);  // "0.812 ± 0.012", "" for n = 0
 // "+0.050 [-0.585, 0.685]"; over bases "+0.050 [-0.585, 0.685] (DPO ahead in 2/3 bases)"
