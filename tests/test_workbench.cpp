@@ -268,6 +268,129 @@ class TestWorkbench : public QObject {
 
   // The Encoders view on a hand-made results table: tables, bars with error bars, exports; a bad
   // file is named with its line and loses nothing.
+  // GRPO in the window: the Rewards panel family (the reward with its ± std band, per function,
+  // KL, lengths, clip ratios) beside a DPO run's panels, and the Completions view: each logged
+  // prompt's image, its completions with rewards and coloured advantages, opened in Inspect.
+  void grpoRewardsAndCompletions() {
+    const std::string ws = m_dir.filePath("grpo").toStdString();
+    TrainOptions opt;
+    opt.workspace = ws;
+    TrainConfig instruct = presetConfig("tiny", Stage::Instruct);
+    for (const char* s : {"steps=20", "batch_size=8", "eval_samples=0", "threads=2"})
+      applyOverride(instruct, s);
+    const auto parent = train(instruct, opt);
+    QCOMPARE(parent.status, std::string("finished"));
+    opt.parentRunId = parent.runId;
+    TrainConfig grpo = presetConfig("tiny", Stage::Grpo);
+    for (const char* s : {"steps=12", "batch_size=16", "num_generations=4", "eval_samples=0",
+                          "threads=2", "log_completions_steps=5"})
+      applyOverride(grpo, s);
+    const auto g = train(grpo, opt);
+    QCOMPARE(g.status, std::string("finished"));
+    TrainConfig dpo = presetConfig("tiny", Stage::Dpo);
+    for (const char* s : {"steps=6", "batch_size=8", "eval_samples=0", "threads=2"})
+      applyOverride(dpo, s);
+    const auto d = train(dpo, opt);
+
+    MainWindow w(QString::fromStdString(ws));
+    w.resize(1500, 950);
+    w.show();
+    w.pollNow();
+    QTRY_COMPARE_WITH_TIMEOUT(w.runsBrowser()->rowCount(), 3, 10000);
+    w.runsBrowser()->selectRuns({g.runId, d.runId});  // two methods overlaid
+    QTRY_VERIFY_WITH_TIMEOUT(w.curves()->runs().size() == 2 &&
+                                 w.curves()->lastStep(g.runId) == 12 &&
+                                 w.curves()->lastStep(d.runId) == 6,
+                             20000);
+    w.curves()->replotNow();
+    CurvePanel* reward = nullptr;
+    for (auto* p : w.curves()->panels())
+      if (p->keys().front() == "reward") reward = p;
+    QVERIFY(reward && !reward->isHidden());
+    QCOMPARE(reward->bandCount(), 1);     // GRPO's ± reward_std; the DPO run has no reward
+    for (auto* p : w.curves()->panels())  // the title names the lines this run has
+      if (p->keys().front() == "rewards/accuracy/mean")
+        QCOMPARE(p->shownTitle(),
+                 QString::fromUtf8("rewards per function: accuracy —, format - -"));
+    w.curves()->setPanelFamily(PanelFamily::Rewards);
+    for (auto* p : w.curves()->panels())
+      if (!p->isHidden()) QVERIFY2(!p->keys().contains("rewards/margins"), qPrintable(p->title()));
+    const int rewardPanels = w.curves()->visiblePanelCount();
+    QVERIFY2(rewardPanels >= 6, qPrintable(QString::number(rewardPanels)));
+    if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR")) {
+      QTest::qWait(300);
+      w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-grpo-rewards.png");
+    }
+    w.curves()->setPanelFamily(PanelFamily::Preference);
+    QVERIFY(w.curves()->visiblePanelCount() >= 3);  // the DPO run's
+    w.curves()->setPanelFamily(PanelFamily::All);
+
+    // The launch panel offers GRPO with its own settings (and only those), checked as you type.
+    auto* panel = w.launchPanel();
+    panel->stageBox()->setCurrentIndex(panel->stageBox()->findData("grpo"));
+    QVERIFY(panel->fieldShown("num_generations") && panel->fieldShown("grpo_loss_type"));
+    QVERIFY(!panel->fieldShown("loss_type") && !panel->fieldShown("sft_weight"));
+    const QStringList sent = panel->request()->overrides;
+    QVERIFY2(sent.contains("num_generations=8") && sent.contains("grpo_loss_type=dapo") &&
+                 sent.contains("reward_funcs=accuracy,format") &&
+                 !sent.join(' ').contains("loss_type=sigmoid"),
+             qPrintable(sent.join(' ')));
+    auto* generations = panel->field("num_generations");
+    generations->selectAll();
+    QTest::keyClicks(generations, "5");
+    QVERIFY2(panel->validationMessage().contains("multiple of num_generations"),
+             qPrintable(panel->validationMessage()));
+    QVERIFY(!panel->startButton()->isEnabled());
+    if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR"))
+      panel->grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/launch-grpo.png");
+    panel->stageBox()->setCurrentIndex(panel->stageBox()->findData("mpo"));
+    QCOMPARE(panel->field("loss_type")->text(), QString("sigmoid,bco_pair,sft"));
+    QCOMPARE(panel->field("loss_weights")->text(), QString("0.8,0.2,1"));
+    QVERIFY(panel->startButton()->isEnabled());
+
+    auto* view = w.completionsView();
+    QTRY_COMPARE_WITH_TIMEOUT(view->runBox()->count(), 1, 10000);  // the GRPO run only
+    QCOMPARE(view->stepBox()->count(), 3);                         // steps 1, 5, 10
+    view->stepBox()->setCurrentIndex(0);
+    QCOMPARE(view->promptCount(), 4);
+    QCOMPARE(view->table()->rowCount(), 16);  // 4 prompts x 4 completions
+    const int columns = view->table()->columnCount();
+    QCOMPARE(view->table()->horizontalHeaderItem(columns - 1)->text(), QString("advantage"));
+    QCOMPARE(view->table()->horizontalHeaderItem(3)->text(), QString("accuracy"));
+    QVERIFY(!view->table()->item(0, 0)->data(Qt::DecorationRole).value<QPixmap>().isNull());
+    RunStore store(storePath(ws));
+    const auto rows = store.completions(g.runId, 1);
+    for (int i = 0; i < 16; ++i) {
+      const auto& text = rows[static_cast<size_t>(i)].completion;
+      QCOMPARE(view->table()->item(i, 2)->text(),
+               text.empty() ? QString("(empty: stopped at once)") : QString::fromStdString(text));
+      const QColor shade = view->table()->item(i, columns - 1)->background().color();
+      const double a = rows[static_cast<size_t>(i)].advantage;
+      if (a > 0.1) QVERIFY(shade.green() > shade.red());  // above the group's mean: green
+      if (a < -0.1) QVERIFY(shade.red() > shade.green());
+    }
+    if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR")) {
+      w.showCompletions();
+      QTest::qWait(300);
+      w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-completions.png");
+    }
+    view->table()->selectRow(5);  // prompt 2
+    QSignalSpy inspected(view, &CompletionsView::inspectRequested);
+    QTest::mouseClick(view->findChild<QPushButton*>("completionsInspectButton"), Qt::LeftButton);
+    QCOMPARE(inspected.size(), 1);
+    QCOMPARE(inspected.at(0).at(0).toLongLong(), static_cast<qlonglong>(g.runId));
+    QCOMPARE(inspected.at(0).at(2).toLongLong(),
+             QString::fromStdString(rows[4].sample).section(':', 1).toLongLong());
+    // Inspect shows that sample (train split) under the run's checkpoints, maps computed.
+    const QString wanted = QString(":0:%1|").arg(inspected.at(0).at(2).toLongLong());
+    const auto computed = [&] {
+      for (const auto& key : w.inspectView()->cache().keys())
+        if (key.contains(wanted)) return true;
+      return false;
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(computed(), 60000);
+  }
+
   void encodersViewShowsTablesChartsAndExports() {
     const QString dir = m_dir.filePath("report");
     QDir().mkpath(dir);

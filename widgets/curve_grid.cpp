@@ -27,24 +27,87 @@ constexpr int kReplotIntervalMs = 40;
 const QString kDpoNote =
     "DPO: falling chosen rewards with a growing margin are normal (likelihood displacement).";
 
+const QString kGrpoNote =
+    "GRPO: rewards of the sampled completions; a group whose rewards are all equal teaches "
+    "nothing (frac_reward_zero_std).";
+
+// A panel: its family (the grid's Panels filter), title, metric keys (drawn solid, dashed,
+// dotted, dash-dotted) with a short label each when there are several (the title lists those some
+// run has), a note, and the key of a standard deviation drawn as a band around the first key.
 struct PanelSpec {
+  PanelFamily family;
   const char* title;
   QStringList keys;
+  QStringList labels;
   QString note;
+  QString band;
 };
 
 const std::vector<PanelSpec>& panelSpecs() {
+  using F = PanelFamily;
   static const std::vector<PanelSpec> specs = {
-      {"loss", {"loss"}, ""},
-      {"rewards: chosen (solid), rejected (dashed)",
+      {F::Training, "loss", {"loss"}, {}, "", ""},
+      {F::Preference,
+       "rewards",
        {"rewards/chosen", "rewards/rejected"},
-       kDpoNote},
-      {"rewards/margins", {"rewards/margins"}, kDpoNote},
-      {"rewards/accuracies", {"rewards/accuracies"}, ""},
-      {"log-probs: chosen (solid), rejected (dashed)", {"logps/chosen", "logps/rejected"}, ""},
-      {"learning rate: LM (solid), vision (dashed)", {"learning_rate", "vision_learning_rate"}, ""},
-      {"grad_norm", {"grad_norm"}, ""},
-      {"throughput (samples/s)", {"throughput/samples_per_s"}, ""},
+       {"chosen", "rejected"},
+       kDpoNote,
+       ""},
+      {F::Preference, "rewards/margins", {"rewards/margins"}, {}, kDpoNote, ""},
+      {F::Preference, "rewards/accuracies", {"rewards/accuracies"}, {}, "", ""},
+      {F::Preference,
+       "log-probs",
+       {"logps/chosen", "logps/rejected"},
+       {"chosen", "rejected"},
+       "",
+       ""},
+      {F::Preference,
+       "MPO terms",
+       {"loss/sigmoid", "loss/bco_pair", "loss/sft"},
+       {"sigmoid", "bco_pair", "sft"},
+       "",
+       ""},
+      {F::Rewards, "reward (band: ± reward_std)", {"reward"}, {}, kGrpoNote, "reward_std"},
+      {F::Rewards,
+       "rewards per function",
+       {"rewards/accuracy/mean", "rewards/format/mean", "rewards/format_think/mean",
+        "rewards/length/mean"},
+       {"accuracy", "format", "format_think", "length"},
+       "",
+       ""},
+      {F::Rewards,
+       "accuracy by category",
+       {"accuracy/colour", "accuracy/shape", "accuracy/count", "accuracy/position"},
+       {"colour", "shape", "count", "position"},
+       "",
+       ""},
+      {F::Rewards, "kl (to the stage-1 reference)", {"kl"}, {}, "", ""},
+      {F::Rewards,
+       "completion length",
+       {"completions/mean_length", "completions/min_length", "completions/max_length"},
+       {"mean", "min", "max"},
+       "",
+       ""},
+      {F::Rewards,
+       "clip ratios",
+       {"clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean"},
+       {"region", "low", "high"},
+       "",
+       ""},
+      {F::Rewards,
+       "GRPO",
+       {"entropy", "frac_reward_zero_std"},
+       {"entropy", "frac_reward_zero_std"},
+       "",
+       ""},
+      {F::Training,
+       "learning rate",
+       {"learning_rate", "vision_learning_rate"},
+       {"LM", "vision"},
+       "",
+       ""},
+      {F::Training, "grad_norm", {"grad_norm"}, {}, "", ""},
+      {F::Training, "throughput (samples/s)", {"throughput/samples_per_s"}, {}, "", ""},
   };
   return specs;
 }
@@ -71,6 +134,15 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
   m_axisBox->setObjectName("xAxisBox");
   m_axisBox->addItems({"step", "samples seen", "wall time", "relative time"});
   bar->addWidget(m_axisBox);
+  bar->addSpacing(12);
+  bar->addWidget(new QLabel("Panels"));
+  m_familyBox = new QComboBox;
+  m_familyBox->setObjectName("panelFamilyBox");
+  m_familyBox->addItem("all", static_cast<int>(PanelFamily::All));
+  m_familyBox->addItem("training", static_cast<int>(PanelFamily::Training));
+  m_familyBox->addItem("preference (DPO, MPO)", static_cast<int>(PanelFamily::Preference));
+  m_familyBox->addItem("rewards (GRPO)", static_cast<int>(PanelFamily::Rewards));
+  bar->addWidget(m_familyBox);
   m_logX = new QCheckBox("log x");
   m_logY = new QCheckBox("log y");
   bar->addWidget(m_logX);
@@ -107,6 +179,9 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
   m_grid->setSpacing(6);
   for (const auto& spec : panelSpecs()) {
     auto* panel = new CurvePanel(spec.title, spec.keys, spec.note, canvas);
+    panel->setBandKey(spec.band);
+    panel->setKeyLabels(spec.labels);
+    m_panelFamilies.push_back(spec.family);
     panel->setContextMenuPolicy(Qt::ActionsContextMenu);
     auto addExport = [this, panel](const QString& label, const QString& suffix) {
       auto* action = new QAction(label, panel);
@@ -137,6 +212,8 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
 
   connect(m_smoothingSlider, &QSlider::valueChanged, this,
           [this](int v) { setSmoothing(v / 1000.0); });
+  connect(m_familyBox, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
+          [this] { setPanelFamily(static_cast<PanelFamily>(m_familyBox->currentData().toInt())); });
   connect(m_axisBox, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
           [this](int i) { setXAxis(static_cast<XAxisKind>(i)); });
   auto logChanged = [this] { setLogScale(m_logX->isChecked(), m_logY->isChecked()); };
@@ -219,16 +296,31 @@ int CurveGrid::visiblePanelCount() const {
                                         [](CurvePanel* p) { return !p->isHidden(); }));
 }
 
+void CurveGrid::setPanelFamily(PanelFamily family) {
+  m_family = family;
+  const int index = m_familyBox->findData(static_cast<int>(family));
+  if (index != m_familyBox->currentIndex()) m_familyBox->setCurrentIndex(index);
+  markDirty();
+  replotNow();
+}
+
+bool CurveGrid::panelShown(size_t i) const {
+  return (m_family == PanelFamily::All || m_panelFamilies[i] == m_family) &&
+         m_panels[i]->hasData(m_runs);
+}
+
 void CurveGrid::relayout() {
-  // Panels for metrics no run has stay hidden; the rest flow into two columns.
+  // Panels of the chosen family for metrics some run has show; they flow into two columns.
   bool same = true;
-  for (auto* p : m_panels) same = same && (p->hasData(m_runs) == !p->isHidden());
+  for (size_t i = 0; i < m_panels.size(); ++i)
+    same = same && (panelShown(i) == !m_panels[i]->isHidden());
   if (same) return;
   m_fullReplot = true;
   for (auto* p : m_panels) m_grid->removeWidget(p);
   int index = 0;
-  for (auto* p : m_panels) {
-    const bool show = p->hasData(m_runs);
+  for (size_t i = 0; i < m_panels.size(); ++i) {
+    auto* p = m_panels[i];
+    const bool show = panelShown(i);
     p->setVisible(show);
     if (show) {
       m_grid->addWidget(p, index / 2, index % 2);

@@ -1,5 +1,6 @@
-// The live curve grid: one panel per metric group (loss, rewards, margins, accuracies, log-probs,
-// learning rate, grad norm, throughput), several runs overlaid with one colour per run, a smoothing
+// The live curve grid: one panel per metric group (loss, DPO's rewards, margins, accuracies and
+// log-probs, MPO's terms, GRPO's rewards, KL, lengths and clip ratios, learning rate, grad norm,
+// throughput) in families, several runs overlaid with one colour per run, a smoothing
 // slider, x-axis choice, log scales, export of panels, the grid (PNG/PDF/SVG) and CSV.
 // New points are buffered and the grid replots at most once per 40 ms tick (coalesced updates).
 #pragma once
@@ -22,6 +23,10 @@ namespace pivot {
 
 class CurvePanel;
 
+// The grid's panel families: the training loop's own values, DPO's and MPO's preference metrics,
+// GRPO's rewards (reward with its std band, per function, KL, completion lengths, clip ratios).
+enum class PanelFamily { All, Training, Preference, Rewards };
+
 class CurveGrid : public QWidget {
   Q_OBJECT
  public:
@@ -39,6 +44,7 @@ class CurveGrid : public QWidget {
   double smoothing() const { return m_smoothing; }
   void setXAxis(XAxisKind kind);
   void setLogScale(bool logX, bool logY);
+  void setPanelFamily(PanelFamily family);  // the Panels box
 
   bool exportGrid(const QString& file, int dpi = 150);  // .png, .pdf or .svg by suffix
   bool exportCsv(const QString& file) const;            // run_id,run,key,step,wall_time,value
@@ -58,9 +64,13 @@ class CurveGrid : public QWidget {
     m_dirtyKeys.insert(key);
   }
   void relayout();
+  bool panelShown(size_t i) const;  // of the chosen family, with data
 
   std::map<int64_t, RunCurves> m_runs;
   std::vector<CurvePanel*> m_panels;
+  std::vector<PanelFamily> m_panelFamilies;  // per panel
+  PanelFamily m_family = PanelFamily::All;
+  QComboBox* m_familyBox = nullptr;
   QGridLayout* m_grid = nullptr;
   QSlider* m_smoothingSlider = nullptr;
   QLabel* m_smoothingLabel = nullptr;

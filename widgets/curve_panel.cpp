@@ -56,8 +56,8 @@ CurvePanel::CurvePanel(const QString& title, const QStringList& keys, const QStr
   m_plot->setMinimumSize(260, 180);
   m_plot->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
   m_plot->plotLayout()->insertRow(0);
-  auto* titleElement = new QCPTextElement(m_plot, title, QFont(font().family(), 10, QFont::Bold));
-  m_plot->plotLayout()->addElement(0, 0, titleElement);
+  m_titleElement = new QCPTextElement(m_plot, title, QFont(font().family(), 10, QFont::Bold));
+  m_plot->plotLayout()->addElement(0, 0, m_titleElement);
   m_plot->legend->setVisible(false);
   m_plot->xAxis->setTickLabelFont(QFont(font().family(), 8));
   m_plot->yAxis->setTickLabelFont(QFont(font().family(), 8));
@@ -95,9 +95,11 @@ void CurvePanel::update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, doub
   m_smoothing = smoothing;
   m_lines.clear();
   m_plot->clearGraphs();
-  const Qt::PenStyle styles[] = {Qt::SolidLine, Qt::DashLine, Qt::DotLine};
+  m_bands.clear();
+  const Qt::PenStyle styles[] = {Qt::SolidLine, Qt::DashLine, Qt::DotLine, Qt::DashDotLine};
   for (auto& [id, run] : *runs) {
     if (!run.visible) continue;
+    addBand(run, axis, smoothing);  // first, so that the lines draw over it
     for (int k = 0; k < m_keys.size(); ++k) {
       auto it = run.series.find(m_keys[k]);
       if (it == run.series.end() || it->second.values.empty()) continue;
@@ -116,15 +118,27 @@ void CurvePanel::update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, doub
       line.yRange = series.valueRange();
       QColor faint = run.colour;
       faint.setAlpha(55);
-      auto* raw = m_plot->addGraph();
-      raw->setPen(QPen(faint, 1, styles[k % 3]));
-      raw->setAdaptiveSampling(false);
-      auto* smooth = m_plot->addGraph();
-      smooth->setPen(QPen(run.colour, 1.8, styles[k % 3]));
-      smooth->setName(line.label);
-      smooth->setAdaptiveSampling(false);
+      line.rawGraph = m_plot->addGraph();
+      line.rawGraph->setPen(QPen(faint, 1, styles[k % 4]));
+      line.rawGraph->setAdaptiveSampling(false);
+      line.smoothGraph = m_plot->addGraph();
+      line.smoothGraph->setPen(QPen(run.colour, 1.8, styles[k % 4]));
+      line.smoothGraph->setName(line.label);
+      line.smoothGraph->setAdaptiveSampling(false);
       m_lines.push_back(std::move(line));
     }
+  }
+  if (m_keyLabels.size() == m_keys.size()) {  // say which line is which, for the keys shown
+    static const char* styleNames[] = {"—", "- -", "···", "-·-"};  // the pens, drawn in words
+    QStringList parts;
+    for (int k = 0; k < m_keys.size(); ++k)
+      for (const auto& [id, run] : *runs)
+        if (auto it = run.series.find(m_keys[k]);
+            run.visible && it != run.series.end() && !it->second.values.empty()) {
+          parts << QString("%1 %2").arg(m_keyLabels[k], QString::fromUtf8(styleNames[k % 4]));
+          break;
+        }
+    m_titleElement->setText(parts.isEmpty() ? m_title : m_title + ": " + parts.join(", "));
   }
   for (auto& l : m_lines)  // computed x values live in the line itself: point at them once placed
     if (axis != XAxisKind::Step) l.x = &l.ownX;
@@ -157,6 +171,12 @@ void CurvePanel::update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, doub
           y1 = std::max(y1, v);
         }
     }
+    for (const auto& b : m_bands)  // the band shows whole
+      for (size_t i = 0; i < b.upper.size() && !logY; ++i)
+        if (std::isfinite(b.upper[i]) && std::isfinite(b.lower[i])) {
+          y0 = std::min(y0, b.lower[i]);
+          y1 = std::max(y1, b.upper[i]);
+        }
     if (std::isfinite(x0)) {
       m_settingRange = true;
       m_plot->xAxis->setRange(x0, x1 > x0 ? x1 : x0 + 1);
@@ -177,14 +197,50 @@ void CurvePanel::redrawData() {
     auto raw = downsampleMinMaxLast(*l.x, *l.raw, range.lower, range.upper, columns, l.rawBlocks);
     auto smooth =
         downsampleMinMaxLast(*l.x, *l.smooth, range.lower, range.upper, columns, l.smoothBlocks);
-    m_plot->graph(static_cast<int>(2 * i))
-        ->setData(QVector<double>(raw.x.begin(), raw.x.end()),
-                  QVector<double>(raw.y.begin(), raw.y.end()), true);
-    m_plot->graph(static_cast<int>(2 * i + 1))
-        ->setData(QVector<double>(smooth.x.begin(), smooth.x.end()),
-                  QVector<double>(smooth.y.begin(), smooth.y.end()), true);
+    l.rawGraph->setData(QVector<double>(raw.x.begin(), raw.x.end()),
+                        QVector<double>(raw.y.begin(), raw.y.end()), true);
+    l.smoothGraph->setData(QVector<double>(smooth.x.begin(), smooth.x.end()),
+                           QVector<double>(smooth.y.begin(), smooth.y.end()), true);
+  }
+  for (const auto& b : m_bands) {
+    const auto upper = downsampleMinMaxLast(b.x, b.upper, range.lower, range.upper, columns);
+    const auto lower = downsampleMinMaxLast(b.x, b.lower, range.lower, range.upper, columns);
+    b.upperGraph->setData(QVector<double>(upper.x.begin(), upper.x.end()),
+                          QVector<double>(upper.y.begin(), upper.y.end()), true);
+    b.lowerGraph->setData(QVector<double>(lower.x.begin(), lower.x.end()),
+                          QVector<double>(lower.y.begin(), lower.y.end()), true);
   }
 }
+
+void CurvePanel::addBand(RunCurves& run, XAxisKind axis, double smoothing) {
+  if (m_bandKey.isEmpty() || m_keys.isEmpty()) return;
+  const auto mean = run.series.find(m_keys.front()), spread = run.series.find(m_bandKey);
+  if (mean == run.series.end() || spread == run.series.end() ||
+      mean->second.steps != spread->second.steps || mean->second.values.empty())
+    return;
+  // mean ± std, both smoothed alike, so the band follows the line it surrounds.
+  const auto& m = smoothing > 0 ? mean->second.smoothed(smoothing) : mean->second.values;
+  const auto& sd = smoothing > 0 ? spread->second.smoothed(smoothing) : spread->second.values;
+  Band band;
+  band.x = axis == XAxisKind::Step ? mean->second.steps : xValues(run, mean->second, axis);
+  for (size_t i = 0; i < m.size(); ++i) {
+    band.upper.push_back(m[i] + sd[i]);
+    band.lower.push_back(m[i] - sd[i]);
+  }
+  QColor fill = run.colour;
+  fill.setAlpha(45);
+  band.upperGraph = m_plot->addGraph();
+  band.upperGraph->setPen(Qt::NoPen);
+  band.lowerGraph = m_plot->addGraph();
+  band.lowerGraph->setPen(Qt::NoPen);
+  band.lowerGraph->setBrush(fill);
+  band.lowerGraph->setChannelFillGraph(band.upperGraph);
+  m_bands.push_back(std::move(band));
+}
+
+QString CurvePanel::shownTitle() const { return m_titleElement->text(); }
+
+int CurvePanel::bandCount() const { return static_cast<int>(m_bands.size()); }
 
 int CurvePanel::drawnPointCount() const {
   int n = 0;

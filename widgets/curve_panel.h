@@ -7,6 +7,8 @@
 
 #include "run_curves.h"
 
+class QCPGraph;
+class QCPTextElement;
 class QCustomPlot;
 class QLabel;
 
@@ -19,6 +21,14 @@ class CurvePanel : public QWidget {
              QWidget* parent = nullptr);
 
   const QStringList& keys() const { return m_keys; }
+  // A standard deviation drawn as a shaded band (mean ± std) around the first key's line, for
+  // every run that logs both (GRPO's reward and reward_std).
+  void setBandKey(const QString& key) { m_bandKey = key; }
+  // Short names of the keys: the title then says which line is which, for the keys some shown
+  // run has ("rewards per function: accuracy —, format - -", the pens in words).
+  void setKeyLabels(const QStringList& labels) { m_keyLabels = labels; }
+  QString shownTitle() const;  // the title as drawn
+  int bandCount() const;       // bands drawn at the last update
   QString title() const { return m_title; }
   bool hasData(const std::map<int64_t, RunCurves>& runs) const;
 
@@ -41,9 +51,13 @@ class CurvePanel : public QWidget {
  private:
   void redrawData();
   void showHover(int pixelX);
+  void addBand(RunCurves& run, XAxisKind axis, double smoothing);
 
   QString m_title;
   QStringList m_keys;
+  QString m_bandKey;
+  QStringList m_keyLabels;
+  QCPTextElement* m_titleElement = nullptr;
   QCustomPlot* m_plot = nullptr;
   QLabel* m_note = nullptr;
   std::map<int64_t, RunCurves>* m_runs = nullptr;
@@ -62,8 +76,14 @@ class CurvePanel : public QWidget {
     const BlockExtremes* smoothBlocks = nullptr;
     std::pair<double, double> yRange;
     std::vector<double> ownX;
+    QCPGraph *rawGraph = nullptr, *smoothGraph = nullptr;
   };
   std::vector<Line> m_lines;
+  struct Band {
+    std::vector<double> x, upper, lower;
+    QCPGraph *upperGraph = nullptr, *lowerGraph = nullptr;
+  };
+  std::vector<Band> m_bands;
 };
 
 }  // namespace pivot

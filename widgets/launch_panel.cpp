@@ -301,7 +301,11 @@ void LaunchPanel::loadPresetValues() {
     for (const auto& f : formFields()) m_form->setRowVisible(m_fields[f.key], shows(f.stages));
     for (const auto& f : choiceFields()) m_form->setRowVisible(m_choices[f.key], shows(f.stages));
     if (auto* label = qobject_cast<QLabel*>(m_form->labelForField(m_fields["beta"])))
-      label->setText(stage == "grpo" ? "KL beta (0: no reference)" : "DPO beta");
+      label->setText(stage == "grpo" ? "KL beta" : "DPO beta");
+    m_fields["beta"]->setToolTip(stage == "grpo"
+                                     ? "weight of the k3 KL to the stage-1 reference (0: no KL, "
+                                       "no reference forward)"
+                                     : "temperature of DPO's implicit reward");
   } catch (const std::exception& e) {
     m_message->setText(e.what());
   }

@@ -9,6 +9,7 @@
 #include <QMessageBox>
 #include <QSettings>
 #include <QStatusBar>
+#include <QScrollArea>
 #include <QTabWidget>
 #include <QtConcurrent/QtConcurrent>
 #include <filesystem>
@@ -87,6 +88,16 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
   m_tabs->addTab(m_inspect, "Inspect");
   m_encoders = new EncodersView;
   m_tabs->addTab(m_encoders, "Encoders");
+  m_completions = new CompletionsView;
+  m_completions->setStorePath(QString::fromStdString(storePath(workspace.toStdString())));
+  m_tabs->addTab(m_completions, "Completions");
+  // A GRPO prompt opens in Inspect: where that run's encoder looks on the very sample.
+  connect(m_completions, &CompletionsView::inspectRequested, this,
+          [this](qint64 runId, int split, qint64 index) {
+            m_inspect->setCheckedRuns({runId});
+            m_inspect->setSample(split, index);
+            showInspect();
+          });
   setCentralWidget(m_tabs);
   m_explainThread = std::make_unique<ExplainThread>();
   connect(m_inspect, &InspectView::explainRequested, m_explainThread->worker(), &ExplainWorker::run,
@@ -97,7 +108,13 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
   m_launch = new LaunchPanel;
   auto* launchDock = new QDockWidget("Launch", this);
   launchDock->setObjectName("launchDock");
-  launchDock->setWidget(m_launch);
+  auto* launchScroll = new QScrollArea;  // GRPO's settings make the form taller than a laptop
+  launchScroll->setWidgetResizable(true);
+  launchScroll->setFrameShape(QFrame::NoFrame);
+  launchScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+  launchScroll->setWidget(m_launch);
+  launchScroll->setMinimumWidth(m_launch->sizeHint().width() + 16);
+  launchDock->setWidget(launchScroll);
   launchDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
   addDockWidget(Qt::LeftDockWidgetArea, launchDock);
 
@@ -225,6 +242,8 @@ MainWindow::~MainWindow() {
 }
 
 void MainWindow::showInspect() { m_tabs->setCurrentWidget(m_inspect); }
+
+void MainWindow::showCompletions() { m_tabs->setCurrentWidget(m_completions); }
 void MainWindow::showEncoders() { m_tabs->setCurrentWidget(m_encoders); }
 
 void MainWindow::startExperiment(const ExperimentRequest& request) {
@@ -335,6 +354,7 @@ void MainWindow::applyPoll(const StorePoll& poll) {
   }
   m_browser->setRuns(poll.runs);
   m_inspect->setRuns(poll.runs);
+  m_completions->setRuns(poll.runs);
   m_encoders->setExperiments(poll.experiments);
   std::vector<RunInfo> infos;
   for (const auto& r : poll.runs) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <set>
 
+#include "completions_view.h"
 #include "curve_grid.h"
 #include "encoders_view.h"
 #include "experiment_process.h"
@@ -47,8 +48,10 @@ class MainWindow : public QMainWindow {
   RunsBrowser* runsBrowser() const { return m_browser; }
   InspectView* inspectView() const { return m_inspect; }
   EncodersView* encodersView() const { return m_encoders; }
+  CompletionsView* completionsView() const { return m_completions; }
   void showEncoders();
   void showInspect();
+  void showCompletions();
   const QString& workspace() const { return m_workspace; }
 
  Q_SIGNALS:
@@ -74,6 +77,7 @@ class MainWindow : public QMainWindow {
   std::unique_ptr<ExplainThread> m_explainThread;
   InspectView* m_inspect = nullptr;
   EncodersView* m_encoders = nullptr;
+  CompletionsView* m_completions = nullptr;
   ExperimentProcess m_experiment;  // `pivot experiment --progress jsonl`
   class QTabWidget* m_tabs = nullptr;
   CurveGrid* m_curves = nullptr;

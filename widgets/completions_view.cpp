@@ -1,0 +1,261 @@
+#include "completions_view.h"
+
+#include <QComboBox>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QPixmap>
+#include <QPushButton>
+#include <QTableWidget>
+#include <QVBoxLayout>
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "config/train_config.h"
+#include "data/shapes_world.h"
+
+namespace pivot {
+namespace {
+
+constexpr int kThumbnail = 96;
+
+// An advantage as a colour: green above the group's mean, red below, stronger the larger
+// (saturating at |A| = 2 group standard deviations).
+QColor advantageColour(double a) {
+  const double t = std::min(1.0, std::abs(a) / 2.0);
+  const QColor base = a >= 0 ? QColor(46, 160, 67) : QColor(214, 39, 40);
+  return QColor::fromRgbF(1.0 - t * (1.0 - base.redF()), 1.0 - t * (1.0 - base.greenF()),
+                          1.0 - t * (1.0 - base.blueF()));
+}
+
+QTableWidgetItem* cell(const QString& text, Qt::Alignment align = Qt::AlignLeft) {
+  auto* item = new QTableWidgetItem(text);
+  item->setTextAlignment(align | Qt::AlignVCenter);
+  item->setFlags(item->flags() & ~Qt::ItemIsEditable);
+  return item;
+}
+
+}  // namespace
+
+CompletionsView::CompletionsView(QWidget* parent) : QWidget(parent) {
+  auto* layout = new QVBoxLayout(this);
+  auto* bar = new QHBoxLayout;
+  bar->addWidget(new QLabel("GRPO run"));
+  m_run = new QComboBox;
+  m_run->setObjectName("completionsRunBox");
+  m_run->setMinimumWidth(220);
+  bar->addWidget(m_run);
+  bar->addSpacing(12);
+  bar->addWidget(new QLabel("Logged step"));
+  m_step = new QComboBox;
+  m_step->setObjectName("completionsStepBox");
+  bar->addWidget(m_step);
+  bar->addSpacing(12);
+  m_inspect = new QPushButton("Open prompt in Inspect");
+  m_inspect->setObjectName("completionsInspectButton");
+  bar->addWidget(m_inspect);
+  bar->addStretch(1);
+  layout->addLayout(bar);
+  m_message = new QLabel;
+  m_message->setWordWrap(true);
+  layout->addWidget(m_message);
+  m_table = new QTableWidget;
+  m_table->setObjectName("completionsTable");
+  m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
+  m_table->setSelectionMode(QAbstractItemView::SingleSelection);
+  m_table->verticalHeader()->setVisible(false);
+  layout->addWidget(m_table, 1);
+
+  connect(m_run, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
+          &CompletionsView::refreshSteps);
+  connect(m_step, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
+          &CompletionsView::refreshTable);
+  connect(m_inspect, &QPushButton::clicked, this, &CompletionsView::openSelectedInInspect);
+  connect(m_table, &QTableWidget::cellDoubleClicked, this, [this] { openSelectedInInspect(); });
+  m_message->setText("No GRPO run yet: train stage grpo and its completions show here.");
+}
+
+QString CompletionsView::message() const { return m_message->text(); }
+
+void CompletionsView::setStorePath(const QString& storePath) { m_storePath = storePath; }
+
+void CompletionsView::setRuns(const std::vector<RunSummary>& runs) {
+  std::vector<RunSummary> grpo;
+  for (const auto& r : runs)
+    if (r.info.stage == "grpo") grpo.push_back(r);
+  const bool same = grpo.size() == m_runs.size() &&
+                    std::equal(grpo.begin(), grpo.end(), m_runs.begin(),
+                               [](const RunSummary& a, const RunSummary& b) {
+                                 return a.info.id == b.info.id && a.lastStep == b.lastStep;
+                               });
+  m_runs = grpo;
+  if (same) return;
+  const QVariant current = m_run->currentData();
+  {
+    const QSignalBlocker block(m_run);
+    m_run->clear();
+    for (const auto& r : m_runs)
+      m_run->addItem(QString("%1 (%2)").arg(QString::fromStdString(r.info.name),
+                                            QString::fromStdString(r.info.status)),
+                     QVariant::fromValue<qlonglong>(r.info.id));
+    const int index = m_run->findData(current);
+    m_run->setCurrentIndex(index >= 0 ? index : m_run->count() - 1);  // the newest by default
+  }
+  refreshSteps();  // a live run logs new steps
+}
+
+void CompletionsView::showRun(int64_t runId) {
+  const int index = m_run->findData(QVariant::fromValue<qlonglong>(runId));
+  if (index >= 0) m_run->setCurrentIndex(index);
+}
+
+void CompletionsView::refreshSteps() {
+  const QVariant current = m_step->currentData();
+  const bool wasLast = m_step->currentIndex() == m_step->count() - 1;
+  std::vector<int64_t> steps;
+  if (m_run->currentIndex() >= 0 && !m_storePath.isEmpty()) {
+    try {
+      RunStore store(m_storePath.toStdString(), RunStore::Access::ReadOnly);
+      steps = store.completionSteps(m_run->currentData().toLongLong());
+    } catch (const std::exception& e) {
+      m_message->setText(QString("Cannot read completions: ") + e.what());
+    }
+  }
+  {
+    const QSignalBlocker block(m_step);
+    m_step->clear();
+    for (auto s : steps) m_step->addItem(QString::number(s), QVariant::fromValue<qlonglong>(s));
+    const int index = m_step->findData(current);
+    // Follows a live run: on the last step, it moves on to the newest.
+    m_step->setCurrentIndex(index >= 0 && !wasLast ? index : m_step->count() - 1);
+  }
+  refreshTable();
+}
+
+void CompletionsView::refreshTable() {
+  m_table->clear();
+  m_table->setRowCount(0);
+  m_prompts.clear();
+  if (m_run->currentIndex() < 0 || m_step->currentIndex() < 0) {
+    m_table->setColumnCount(0);
+    if (m_run->currentIndex() >= 0)
+      m_message->setText("This run has logged no completions yet (log_completions_steps).");
+    return;
+  }
+  const int64_t runId = m_run->currentData().toLongLong();
+  const int64_t step = m_step->currentData().toLongLong();
+  std::vector<CompletionRow> rows;
+  WorldConfig world;
+  try {
+    RunStore store(m_storePath.toStdString(), RunStore::Access::ReadOnly);
+    rows = store.completions(runId, step);
+    const auto info = store.run(runId);
+    if (info) world = trainConfigFromJson(nlohmann::json::parse(info->configJson)).world;
+  } catch (const std::exception& e) {
+    m_message->setText(QString("Cannot read completions: ") + e.what());
+    return;
+  }
+  // The reward functions logged, in first-seen order: one column each.
+  std::vector<std::string> functions;
+  for (const auto& r : rows) {
+    const auto rewards = nlohmann::json::parse(r.rewardsJson, nullptr, false);
+    if (!rewards.is_object()) continue;
+    for (auto it = rewards.begin(); it != rewards.end(); ++it)
+      if (std::find(functions.begin(), functions.end(), it.key()) == functions.end())
+        functions.push_back(it.key());
+  }
+  QStringList headers = {"image", "prompt", "completion"};
+  for (const auto& f : functions) headers << QString::fromStdString(f);
+  headers << "reward"
+          << "advantage";
+  m_table->setColumnCount(headers.size());
+  m_table->setHorizontalHeaderLabels(headers);
+  m_table->setRowCount(static_cast<int>(rows.size()));
+  const ShapesWorld shapes(world);
+  int shownPrompts = 0;
+  for (int i = 0; i < static_cast<int>(rows.size()); ++i) {
+    const auto& r = rows[static_cast<size_t>(i)];
+    const bool firstOfPrompt = i == 0 || rows[static_cast<size_t>(i - 1)].prompt != r.prompt;
+    if (firstOfPrompt) {
+      m_prompts.push_back({i, QString::fromStdString(r.sample)});
+      ++shownPrompts;
+      int span = 1;
+      while (i + span < static_cast<int>(rows.size()) &&
+             rows[static_cast<size_t>(i + span)].prompt == r.prompt)
+        ++span;
+      auto* image = cell("");
+      const auto colon = r.sample.find(':');
+      try {
+        const Split split = splitFromName(r.sample.substr(0, colon));
+        const auto sample = shapes.sample(split, std::stoll(r.sample.substr(colon + 1)));
+        const QImage picture(sample.scene.rgb.data(), sample.scene.size, sample.scene.size,
+                             3 * sample.scene.size, QImage::Format_RGB888);
+        image->setData(Qt::DecorationRole,
+                       QPixmap::fromImage(picture.scaled(
+                           kThumbnail, kThumbnail, Qt::KeepAspectRatio, Qt::FastTransformation)));
+      } catch (const std::exception&) {
+        image->setText(QString::fromStdString(r.sample));  // not a ShapesWorld sample
+      }
+      image->setToolTip(QString::fromStdString(r.sample));
+      m_table->setItem(i, 0, image);
+      m_table->setItem(i, 1,
+                       cell(QString::fromStdString(r.question) +
+                            "\nreference: " + QString::fromStdString(r.reference)));
+      if (span > 1) {
+        m_table->setSpan(i, 0, span, 1);
+        m_table->setSpan(i, 1, span, 1);
+      }
+    }
+    auto* completion = cell(r.completion.empty() ? QString("(empty: stopped at once)")
+                                                 : QString::fromStdString(r.completion));
+    if (r.completion.empty()) completion->setForeground(QColor(140, 140, 140));
+    m_table->setItem(i, 2, completion);
+    const auto rewards = nlohmann::json::parse(r.rewardsJson, nullptr, false);
+    for (size_t f = 0; f < functions.size(); ++f) {
+      const bool has = rewards.is_object() && rewards.contains(functions[f]) &&
+                       rewards[functions[f]].is_number();
+      m_table->setItem(i, 3 + static_cast<int>(f),
+                       cell(has ? QString::number(rewards[functions[f]].get<double>(), 'g', 3) : "",
+                            Qt::AlignRight));
+    }
+    const int rewardColumn = 3 + static_cast<int>(functions.size());
+    m_table->setItem(i, rewardColumn, cell(QString::number(r.reward, 'g', 3), Qt::AlignRight));
+    auto* advantage = cell(QString::asprintf("%+.3f", r.advantage), Qt::AlignRight);
+    advantage->setBackground(advantageColour(r.advantage));
+    m_table->setItem(i, rewardColumn + 1, advantage);
+  }
+  m_table->resizeColumnsToContents();
+  m_table->setColumnWidth(0, kThumbnail + 8);
+  m_table->setColumnWidth(1, 300);  // the question and reference wrap within it
+  m_table->setColumnWidth(2, std::max(300, m_table->columnWidth(2)));
+  m_table->setWordWrap(true);
+  const int rowsPerPrompt = rows.empty() ? 1 : static_cast<int>(rows.size()) / shownPrompts;
+  for (int i = 0; i < m_table->rowCount(); ++i)
+    m_table->setRowHeight(i, std::max(22, (kThumbnail + 8 + rowsPerPrompt - 1) / rowsPerPrompt));
+  m_message->setText(QString("Step %1: %2 prompts, %3 completions each (advantage: green above "
+                             "the group's mean reward, red below).")
+                         .arg(step)
+                         .arg(shownPrompts)
+                         .arg(rowsPerPrompt));
+}
+
+void CompletionsView::openSelectedInInspect() {
+  if (m_prompts.empty() || m_run->currentIndex() < 0) return;
+  const int row = std::max(0, m_table->currentRow());
+  const Prompt* chosen = &m_prompts.front();
+  for (const auto& p : m_prompts)
+    if (p.firstRow <= row) chosen = &p;
+  const QString sample = chosen->sample;
+  const int colon = sample.indexOf(':');
+  try {
+    const Split split = splitFromName(sample.left(colon).toStdString());
+    Q_EMIT inspectRequested(m_run->currentData().toLongLong(), static_cast<int>(split),
+                            sample.mid(colon + 1).toLongLong());
+  } catch (const std::exception& e) {
+    m_message->setText(QString("Cannot open in Inspect: ") + e.what());
+  }
+}
+
+}  // namespace pivot

@@ -1,0 +1,59 @@
+// The Completions view: what a GRPO run actually sampled. Pick a run and one of its logged steps;
+// each logged prompt shows its image, question and reference answer, then its G completions with
+// every reward function's value, the reward and the group-relative advantage (green above the
+// group's mean, red below, stronger the larger). A prompt opens in Inspect (where the run's
+// encoder looks on that very sample). Reads the run store's completions table, TRL's
+// log_completions; the view never trains or computes.
+#pragma once
+#include <QWidget>
+#include <vector>
+
+#include "runs_browser.h"
+#include "store/run_store.h"
+
+class QComboBox;
+class QLabel;
+class QPushButton;
+class QTableWidget;
+
+namespace pivot {
+
+class CompletionsView : public QWidget {
+  Q_OBJECT
+ public:
+  explicit CompletionsView(QWidget* parent = nullptr);
+
+  void setStorePath(const QString& storePath);        // the workspace's runs.sqlite
+  void setRuns(const std::vector<RunSummary>& runs);  // GRPO runs become choosable
+  void showRun(int64_t runId);                        // selects it (and its last logged step)
+
+  QComboBox* runBox() const { return m_run; }
+  QComboBox* stepBox() const { return m_step; }
+  QTableWidget* table() const { return m_table; }
+  int promptCount() const { return static_cast<int>(m_prompts.size()); }
+  QString message() const;
+
+ Q_SIGNALS:
+  // Open prompt `index` of `split` (ShapesWorld's) in Inspect with this run's checkpoints.
+  void inspectRequested(qint64 runId, int split, qint64 index);
+
+ private:
+  void refreshSteps();
+  void refreshTable();
+  void openSelectedInInspect();
+
+  QString m_storePath;
+  std::vector<RunSummary> m_runs;  // the GRPO runs
+  QComboBox* m_run = nullptr;
+  QComboBox* m_step = nullptr;
+  QTableWidget* m_table = nullptr;
+  QPushButton* m_inspect = nullptr;
+  QLabel* m_message = nullptr;
+  struct Prompt {
+    int firstRow = 0;
+    QString sample;  // "train:1234"
+  };
+  std::vector<Prompt> m_prompts;
+};
+
+}  // namespace pivot
