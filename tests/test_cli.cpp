@@ -13,6 +13,7 @@
 #include <QProcess>
 #include <QTemporaryDir>
 #include <fstream>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -600,6 +601,60 @@ class TestCli : public QObject {
                   "--name", "rdpo"});
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
     QVERIFY2(r.out.contains("rewards/margins"), qPrintable(r.out));
+    // GRPO on real data: the dataset's prompts (text-only and two-image records among them), G
+    // completions each in the Qwen2.5 template, the accuracy reward against each record's answer.
+    r = pivotCmd({"--workspace",
+                  ws,
+                  "train",
+                  "--model",
+                  model,
+                  "--data",
+                  dir + "/llava.json",
+                  "--stage",
+                  "grpo",
+                  "--from",
+                  "rsft",
+                  "--set",
+                  "steps=3",
+                  "--set",
+                  "batch_size=10",
+                  "--set",
+                  "num_generations=2",
+                  "--set",
+                  "max_completion_length=4",
+                  "--set",
+                  "log_completions_steps=1",
+                  "--name",
+                  "rgrpo"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    {
+      RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
+      const auto run = store.findRun("rgrpo");
+      QCOMPARE(store.metrics(run.id, "rewards/accuracy/mean").size(), size_t(3));
+      QCOMPARE(store.completionSteps(run.id), (std::vector<int64_t>{1, 2, 3}));
+      const std::set<std::string> answers = {"The square is red.", "The square is blue.",
+                                             "The square is green.", "Red.", "The first."};
+      const auto rows = store.completions(run.id, 1);
+      QCOMPARE(rows.size(), size_t(4 * 2));  // the first four prompts, two completions each
+      for (const auto& row : rows) {
+        QVERIFY2(answers.count(row.reference), row.reference.c_str());
+        QVERIFY2(row.question.find("<image>") == std::string::npos, row.question.c_str());
+        if (row.reference.rfind("The square", 0) == 0)  // a photo record: its image file
+          QVERIFY2(QFileInfo(QString::fromStdString(row.sample)).isFile(), row.sample.c_str());
+      }
+    }
+    // MPO on the preference records: DPO's trainer with its three weighted terms.
+    r = pivotCmd({"--workspace", ws, "train", "--model", model, "--data", dir + "/prefs.jsonl",
+                  "--stage", "mpo", "--from", "rsft", "--set", "steps=2", "--set", "batch_size=2",
+                  "--name", "rmpo"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    {
+      RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
+      const auto run = store.findRun("rmpo");
+      QCOMPARE(run.stage, std::string("mpo"));
+      for (const char* key : {"loss/sigmoid", "loss/bco_pair", "loss/sft", "rewards/margins"})
+        QVERIFY2(store.metrics(run.id, key).size() == 2, key);
+    }
     // Instruction records are not preference pairs: DPO on them is refused before anything runs.
     r = pivotCmd({"--workspace", ws, "train", "--model", model, "--data", dir + "/llava.json",
                   "--stage", "dpo", "--set", "steps=1"});

@@ -133,6 +133,12 @@ class TestConfig : public QObject {
                 "config field 'reward_funcs': unknown reward function 'speed'");
     expectError([&] { applyOverride(g, "num_generations=7"); },
                 "batch_size (completions per step) must be a multiple of num_generations");
+    // Settings that constrain each other are checked together, in any order (as --set gives them).
+    TrainConfig both = g;
+    applyOverrides(both, {"batch_size=10", "num_generations=2"});
+    QCOMPARE(both.batch_size, 10);
+    QCOMPARE(both.num_generations, 2);
+    expectError([&] { applyOverrides(both, {"batch_size=9", "lr=fast"}); }, "bad value for 'lr'");
     expectError([&] { applyOverride(g, "grpo_loss_type=ppo"); },
                 "config field 'grpo_loss_type': unknown GRPO loss type 'ppo'");
     expectError([&] { applyOverride(g, "scale_rewards=median"); }, "scale_rewards");

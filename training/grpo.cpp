@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include "model/generate.h"
 #include "training/batches.h"
 #include "training/losses.h"
+#include "training/real_data.h"
 #include "training/rewards.h"
 
 namespace fs = std::filesystem;
@@ -62,15 +64,67 @@ double maskedMean(const torch::Tensor& values, const torch::Tensor& mask) {
   return ((values * m).sum() / m.sum().clamp_min(1.0)).item<double>();
 }
 
+// Where a run's prompts come from and how its completions read: ShapesWorld's questions with the
+// word tokenizer, or a real dataset's with the model folder's tokenizer and chat template.
+struct PromptSource {
+  std::function<GrpoPrompts(const std::vector<int64_t>& indices, int64_t generations)> prompts;
+  std::function<std::string(const std::vector<int64_t>& ids)> decode;
+  std::vector<int64_t> stopIds, suppressIds;
+  int64_t padId = 0;
+};
+
+PromptSource shapesWorldPrompts(const ShapesWorld& world, const WordTokenizer& tok, int imageTokens,
+                                torch::Device device) {
+  PromptSource source;
+  source.prompts = [&world, &tok, imageTokens, device](const std::vector<int64_t>& indices,
+                                                       int64_t G) {
+    std::vector<Sample> samples;
+    for (auto index : indices) samples.push_back(world.sample(Split::Train, index));
+    std::vector<const Sample*> rows;  // generation-major
+    for (int64_t g = 0; g < G; ++g)
+      for (const auto& s : samples) rows.push_back(&s);
+    GrpoPrompts out;
+    out.prompts = promptBatch(rows, tok, imageTokens, device);
+    out.prompts.pixels = out.prompts.pixels.narrow(0, 0, static_cast<int64_t>(samples.size()));
+    for (size_t p = 0; p < samples.size(); ++p) {
+      out.references.push_back(samples[p].answer);
+      out.questions.push_back(samples[p].question);
+      out.categories.push_back(categoryName(samples[p].category));
+      out.samples.push_back("train:" + std::to_string(indices[p]));
+    }
+    return out;
+  };
+  source.decode = [&tok](const std::vector<int64_t>& ids) {
+    return tok.decode(ids, /*skipSpecialTokens=*/true);
+  };
+  source.stopIds = {WordTokenizer::kImEnd};
+  source.suppressIds = {WordTokenizer::kPad, WordTokenizer::kImStart, WordTokenizer::kImage};
+  source.padId = WordTokenizer::kPad;
+  return source;
+}
+
+PromptSource realDataPrompts(const RealData& data, const MllmConfig& model, torch::Device device) {
+  PromptSource source;
+  source.prompts = [&data, device](const std::vector<int64_t>& indices, int64_t G) {
+    return data.grpoPrompts(indices, G, device);
+  };
+  source.decode = [&data](const std::vector<int64_t>& ids) {
+    return data.batcher().tokenizer().decode(ids, /*skipSpecialTokens=*/true);
+  };
+  source.stopIds = data.batcher().stopIds();
+  source.padId = data.batcher().tokenizer().padId().value_or(0);
+  source.suppressIds = {model.image_token_id};
+  return source;
+}
+
 class Grpo {
  public:
-  Grpo(const TrainConfig& c, Mllm& policy, Mllm& reference, const ShapesWorld& world,
-       const WordTokenizer& tok, torch::Device device)
+  Grpo(const TrainConfig& c, Mllm& policy, Mllm& reference, PromptSource source,
+       torch::Device device)
       : m_cfg(c),
         m_policy(policy),
         m_reference(reference),
-        m_world(world),
-        m_tok(tok),
+        m_source(std::move(source)),
         m_device(device) {}
 
   StepOutput step(int64_t step, const std::vector<int64_t>& promptIndices) {
@@ -163,29 +217,24 @@ class Grpo {
   std::shared_ptr<Rollout> sample(int64_t round, const std::vector<int64_t>& indices,
                                   int64_t step) {
     const int64_t P = static_cast<int64_t>(indices.size()), G = m_cfg.num_generations;
-    std::vector<Sample> samples;
-    for (auto index : indices) samples.push_back(m_world.sample(Split::Train, index));
-    std::vector<const Sample*> rows;  // generation-major
-    for (int64_t g = 0; g < G; ++g)
-      for (const auto& s : samples) rows.push_back(&s);
-    MllmInputs prompts = promptBatch(rows, m_tok, m_policy->config.vision.numPatches(), m_device);
-    prompts.pixels = prompts.pixels.narrow(0, 0, P);  // each image encoded once, reused G times
+    const GrpoPrompts batch = m_source.prompts(indices, G);
+    const MllmInputs& prompts = batch.prompts;  // row g P + p: prompt p; its P images once
 
     GenerationOptions gen;
     gen.maxNewTokens = m_cfg.max_completion_length;
     gen.temperature = m_cfg.temperature;
     gen.topK = m_cfg.top_k;
     gen.topP = m_cfg.top_p;
-    gen.stopIds = {WordTokenizer::kImEnd};
-    gen.padId = WordTokenizer::kPad;
-    gen.suppressIds = {WordTokenizer::kPad, WordTokenizer::kImStart, WordTokenizer::kImage};
+    gen.stopIds = m_source.stopIds;
+    gen.padId = m_source.padId;
+    gen.suppressIds = m_source.suppressIds;
     gen.seed = m_cfg.seed * 1000003ULL + static_cast<uint64_t>(round);  // reproducible rounds
     const Generation completions = generate(m_policy, prompts, gen);
     m_policy->train();  // generate() evaluates
 
     auto r = std::make_shared<Rollout>();
     r->round = round;
-    r->inputs = completionBatch(prompts, completions.ids, completions.lengths, WordTokenizer::kPad);
+    r->inputs = completionBatch(prompts, completions.ids, completions.lengths, m_source.padId);
     m_tokensSeen += r->inputs.attentionMask.sum().item<double>();
 
     // Rewards: each function on each completion's text (its stop token not part of the text).
@@ -201,8 +250,8 @@ class Grpo {
       std::vector<int64_t> tokens;
       for (int64_t t = 0; t < length; ++t) tokens.push_back(ids[n][t].item<int64_t>());
       if (completions.stopped[i] && !tokens.empty()) tokens.pop_back();
-      texts[i] = m_tok.decode(tokens, /*skipSpecialTokens=*/true);
-      const std::string& reference = rows[i]->answer;
+      texts[i] = m_source.decode(tokens);
+      const std::string& reference = batch.references[static_cast<size_t>(n % P)];
       for (size_t f = 0; f < F; ++f)
         perFunction[f][i] = rewardOf(m_cfg.reward_funcs[f], texts[i], static_cast<int>(length),
                                      reference, m_cfg.max_completion_length);
@@ -247,8 +296,8 @@ class Grpo {
     const auto clipped = std::count(completions.stopped.begin(), completions.stopped.end(), false);
     s.push_back({"completions/clipped_ratio", static_cast<double>(clipped) / N});
     std::map<std::string, std::pair<double, int>> byCategory;  // accuracy per question category
-    for (int64_t n = 0; n < N; ++n) {
-      auto& [sum, count] = byCategory[categoryName(rows[static_cast<size_t>(n)]->category)];
+    for (int64_t n = 0; n < N && !batch.categories.empty(); ++n) {
+      auto& [sum, count] = byCategory[batch.categories[static_cast<size_t>(n % P)]];
       sum += accuracy[static_cast<size_t>(n)];
       ++count;
     }
@@ -265,9 +314,9 @@ class Grpo {
           row.step = step + 1;  // the step whose metrics these are
           row.prompt = p;
           row.generation = g;
-          row.sample = "train:" + std::to_string(indices[static_cast<size_t>(p)]);
-          row.question = rows[i]->question;
-          row.reference = rows[i]->answer;
+          row.sample = batch.samples[static_cast<size_t>(p)];
+          row.question = batch.questions[static_cast<size_t>(p)];
+          row.reference = batch.references[static_cast<size_t>(p)];
           row.completion = texts[i];
           nlohmann::json each = nlohmann::json::object();
           for (size_t f = 0; f < F; ++f) each[name(m_cfg.reward_funcs[f])] = perFunction[f][i];
@@ -292,8 +341,7 @@ class Grpo {
   const TrainConfig m_cfg;
   Mllm& m_policy;
   Mllm& m_reference;
-  const ShapesWorld& m_world;
-  const WordTokenizer& m_tok;
+  const PromptSource m_source;
   torch::Device m_device;
   std::shared_ptr<Rollout> m_rollout;
   double m_tokensSeen = 0;  // prompt + completion tokens sampled so far (TRL's num_tokens)
@@ -302,9 +350,12 @@ class Grpo {
 }  // namespace
 
 TrainingMethod grpoMethod(const TrainConfig& config, Mllm& policy, Mllm& reference,
-                          const ShapesWorld& world, const WordTokenizer& tok,
-                          torch::Device device) {
-  auto grpo = std::make_shared<Grpo>(config, policy, reference, world, tok, device);
+                          const ShapesWorld& world, const RealData* realData,
+                          const WordTokenizer& tok, torch::Device device) {
+  PromptSource source =
+      realData ? realDataPrompts(*realData, config.model, device)
+               : shapesWorldPrompts(world, tok, policy->config.vision.numPatches(), device);
+  auto grpo = std::make_shared<Grpo>(config, policy, reference, std::move(source), device);
   TrainingMethod m;
   m.samplesPerStep = config.batch_size / config.num_generations;
   m.stepsPerBatch = config.num_iterations;

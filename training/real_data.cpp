@@ -121,6 +121,86 @@ MllmInputs ConversationBatcher::photoPrompt(const std::string& image, const std:
   return in;
 }
 
+namespace {
+
+std::string messageText(const ChatMessage& m) {
+  std::string out;
+  for (const auto& part : m.parts)
+    if (part.kind == ContentPart::Kind::Text) out += part.text;
+  return out;
+}
+
+}  // namespace
+
+RecordPrompt recordPrompt(const DatasetRecord& record) {
+  RecordPrompt out;
+  out.prompt = record;
+  out.prompt.chosen.clear();
+  out.prompt.rejected.clear();
+  auto& conversation = out.prompt.conversation;
+  if (record.isPreference()) {
+    out.reference = messageText(record.chosen.back());
+  } else {  // an instruction dialogue: the prompt ends before its last answer
+    while (!conversation.empty() && conversation.back().role == "assistant") {
+      if (out.reference.empty()) out.reference = messageText(conversation.back());
+      conversation.pop_back();
+    }
+  }
+  for (auto it = conversation.rbegin(); it != conversation.rend(); ++it)
+    if (it->role == "user") {
+      out.question = messageText(*it);
+      const std::string image = "<image>";
+      for (size_t at; (at = out.question.find(image)) != std::string::npos;)
+        out.question.erase(at, image.size() + (at + image.size() < out.question.size() &&
+                                                       out.question[at + image.size()] == '\n'
+                                                   ? 1
+                                                   : 0));
+      break;
+    }
+  return out;
+}
+
+GrpoPrompts ConversationBatcher::grpoPrompts(const std::vector<DatasetRecord>& records,
+                                             int64_t repeats, torch::Device device) const {
+  ChatOptions options;
+  options.addGenerationPrompt = true;
+  const ImageExpansion expansion{"<image>", m_model.image_token_id, m_model.imageTokens()};
+  GrpoPrompts out;
+  std::vector<DatasetRecord> prompts;
+  std::vector<std::vector<int64_t>> rows;
+  size_t T = 0;
+  for (const auto& r : records) {
+    RecordPrompt p = recordPrompt(r);
+    rows.push_back(
+        tokenizeChat(*m_tokenizer,
+                     renderChat(m_format, recordConversation(p.prompt, m_format), options),
+                     expansion)
+            .ids);
+    T = std::max(T, rows.back().size());
+    out.references.push_back(p.reference);
+    out.questions.push_back(p.question);
+    out.categories.push_back("");
+    out.samples.push_back(r.images.empty() ? r.where : r.images.front());
+    prompts.push_back(std::move(p.prompt));
+  }
+  const auto P = static_cast<int64_t>(records.size());
+  const int64_t pad = m_tokenizer->padId().value_or(0);
+  auto ids = torch::full({repeats * P, static_cast<int64_t>(T)}, pad, torch::kInt64);
+  auto mask = torch::zeros({repeats * P, static_cast<int64_t>(T)}, torch::kInt64);
+  for (int64_t g = 0; g < repeats; ++g)
+    for (int64_t p = 0; p < P; ++p) {
+      const auto& row = rows[static_cast<size_t>(p)];
+      const auto from = static_cast<int64_t>(T - row.size());  // left padding
+      const auto n = static_cast<int64_t>(row.size());
+      ids[g * P + p].narrow(0, from, n).copy_(torch::tensor(row, torch::kInt64));
+      mask[g * P + p].narrow(0, from, n).fill_(1);
+    }
+  out.prompts.pixels = images(prompts).to(device);
+  out.prompts.inputIds = ids.to(device);
+  out.prompts.attentionMask = mask.to(device);
+  return out;
+}
+
 std::vector<int64_t> ConversationBatcher::stopIds() const {
   std::vector<int64_t> out;
   if (const auto eos = m_tokenizer->eosId()) out.push_back(*eos);
@@ -146,8 +226,14 @@ RealData::RealData(const TrainConfig& cfg, ImageDecoder decode)
   for (size_t i : result.kept) {
     const DatasetRecord r = m_data->record(i);
     std::string why = m_batcher.unusable(r);
-    if (why.empty() && cfg.stage == Stage::Dpo && !r.isPreference())
-      why = "without a rejected answer";
+    if (why.empty() && cfg.isPreference() && !r.isPreference()) why = "without a rejected answer";
+    if (why.empty() && cfg.stage == Stage::Grpo) {  // a prompt with an answer to check against
+      const RecordPrompt p = recordPrompt(r);
+      if (p.reference.empty())
+        why = "without an answer to check completions against";
+      else if (!m_batcher.unusable(p.prompt).empty())
+        why = "whose images are not all in the prompt";
+    }
     if (!why.empty()) {
       ++unusable[why];
       continue;
@@ -174,6 +260,11 @@ MllmInputs RealData::sftBatch(const std::vector<int64_t>& indices, torch::Device
 
 MllmInputs RealData::dpoBatch(const std::vector<int64_t>& indices, torch::Device device) const {
   return m_batcher.dpo(records(indices), device);
+}
+
+GrpoPrompts RealData::grpoPrompts(const std::vector<int64_t>& indices, int64_t generations,
+                                  torch::Device device) const {
+  return m_batcher.grpoPrompts(records(indices), generations, device);
 }
 
 }  // namespace pivot

@@ -21,6 +21,24 @@ namespace pivot {
 
 using ImageDecoder = std::function<Rgb8(const std::string& path)>;
 
+// GRPO's prompts for P records (or ShapesWorld samples), each repeated for G generations in turn:
+// row g P + p is prompt p, LEFT-padded, ending in the generation prompt; the P prompts' images
+// once. Per prompt: the reference answer the accuracy reward checks against, the question, its
+// category ("" where there is none: real data) and where it came from (a ShapesWorld
+// "split:index", or a record's image file).
+struct GrpoPrompts {
+  MllmInputs prompts;
+  std::vector<std::string> references, questions, categories, samples;
+};
+
+// A record as a GRPO prompt: its conversation up to its last answer, and that answer (the chosen
+// one of a preference record, else the last assistant turn) as the reference.
+struct RecordPrompt {
+  DatasetRecord prompt;
+  std::string reference, question;  // the question: the last user turn's text
+};
+RecordPrompt recordPrompt(const DatasetRecord& record);
+
 // Conversations to model inputs for one real model: its tokenizer, chat template and image
 // processor (from its folder), and a decoder for the image files. Shared by training (RealData)
 // and by attribution on a photo with a typed question (`pivot explain`).
@@ -49,6 +67,9 @@ class ConversationBatcher {
                          torch::Device device) const;
   // The tokens that end an answer: the tokenizer's end of sequence and the template's turn end.
   std::vector<int64_t> stopIds() const;
+  // GRPO's prompts (see GrpoPrompts): each record up to its last answer, `repeats` times in turn.
+  GrpoPrompts grpoPrompts(const std::vector<DatasetRecord>& records, int64_t repeats,
+                          torch::Device device) const;
 
  private:
   torch::Tensor images(const std::vector<DatasetRecord>& records) const;
@@ -73,6 +94,9 @@ class RealData {
   const std::string& summary() const { return m_summary; }
   MllmInputs sftBatch(const std::vector<int64_t>& indices, torch::Device device) const;
   MllmInputs dpoBatch(const std::vector<int64_t>& indices, torch::Device device) const;
+  GrpoPrompts grpoPrompts(const std::vector<int64_t>& indices, int64_t generations,
+                          torch::Device device) const;
+  const ConversationBatcher& batcher() const { return m_batcher; }
 
  private:
   std::vector<DatasetRecord> records(const std::vector<int64_t>& indices) const;

@@ -171,7 +171,7 @@ TrainingMethod methodForRun(const TrainConfig& c, Mllm& model, Mllm& reference,
     case Stage::Mpo:
       return preferenceMethod(c, model, reference, world, realData, tok, device);
     case Stage::Grpo:
-      return grpoMethod(c, model, reference, world, tok, device);
+      return grpoMethod(c, model, reference, world, realData, tok, device);
   }
   throw std::logic_error("no training method for this stage");
 }

@@ -1,6 +1,7 @@
 #include "completions_view.h"
 
 #include <QComboBox>
+#include <QFileInfo>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
@@ -28,6 +29,28 @@ QColor advantageColour(double a) {
   const QColor base = a >= 0 ? QColor(46, 160, 67) : QColor(214, 39, 40);
   return QColor::fromRgbF(1.0 - t * (1.0 - base.redF()), 1.0 - t * (1.0 - base.greenF()),
                           1.0 - t * (1.0 - base.blueF()));
+}
+
+// A prompt's picture: a ShapesWorld sample ("split:index") rendered from the run's world, or a
+// real record's image file; an empty image when neither.
+QImage thumbnail(const ShapesWorld& world, const std::string& sample) {
+  QImage picture;
+  if (QFileInfo(QString::fromStdString(sample)).isFile()) {
+    picture.load(QString::fromStdString(sample));
+  } else if (const auto colon = sample.find(':'); colon != std::string::npos) {
+    try {
+      const Split split = splitFromName(sample.substr(0, colon));
+      const auto s = world.sample(split, std::stoll(sample.substr(colon + 1)));
+      picture = QImage(s.scene.rgb.data(), s.scene.size, s.scene.size, 3 * s.scene.size,
+                       QImage::Format_RGB888)
+                    .copy();
+    } catch (const std::exception&) {
+      // not a ShapesWorld sample either
+    }
+  }
+  return picture.isNull()
+             ? picture
+             : picture.scaled(kThumbnail, kThumbnail, Qt::KeepAspectRatio, Qt::FastTransformation);
 }
 
 QTableWidgetItem* cell(const QString& text, Qt::Alignment align = Qt::AlignLeft) {
@@ -179,25 +202,15 @@ void CompletionsView::refreshTable() {
     const auto& r = rows[static_cast<size_t>(i)];
     const bool firstOfPrompt = i == 0 || rows[static_cast<size_t>(i - 1)].prompt != r.prompt;
     if (firstOfPrompt) {
-      m_prompts.push_back({i, QString::fromStdString(r.sample)});
+      m_prompts.push_back({i, QString::fromStdString(r.sample), QString::fromStdString(r.question),
+                           QString::fromStdString(r.reference)});
       ++shownPrompts;
       int span = 1;
       while (i + span < static_cast<int>(rows.size()) &&
              rows[static_cast<size_t>(i + span)].prompt == r.prompt)
         ++span;
       auto* image = cell("");
-      const auto colon = r.sample.find(':');
-      try {
-        const Split split = splitFromName(r.sample.substr(0, colon));
-        const auto sample = shapes.sample(split, std::stoll(r.sample.substr(colon + 1)));
-        const QImage picture(sample.scene.rgb.data(), sample.scene.size, sample.scene.size,
-                             3 * sample.scene.size, QImage::Format_RGB888);
-        image->setData(Qt::DecorationRole,
-                       QPixmap::fromImage(picture.scaled(
-                           kThumbnail, kThumbnail, Qt::KeepAspectRatio, Qt::FastTransformation)));
-      } catch (const std::exception&) {
-        image->setText(QString::fromStdString(r.sample));  // not a ShapesWorld sample
-      }
+      image->setData(Qt::DecorationRole, QPixmap::fromImage(thumbnail(shapes, r.sample)));
       image->setToolTip(QString::fromStdString(r.sample));
       m_table->setItem(i, 0, image);
       m_table->setItem(i, 1,
@@ -247,12 +260,16 @@ void CompletionsView::openSelectedInInspect() {
   const Prompt* chosen = &m_prompts.front();
   for (const auto& p : m_prompts)
     if (p.firstRow <= row) chosen = &p;
-  const QString sample = chosen->sample;
-  const int colon = sample.indexOf(':');
+  const qint64 runId = m_run->currentData().toLongLong();
+  if (QFileInfo(chosen->sample).isFile()) {  // a real record's image, with its question
+    Q_EMIT photoInspectRequested(runId, chosen->sample, chosen->question, chosen->reference);
+    return;
+  }
+  const int colon = chosen->sample.indexOf(':');
   try {
-    const Split split = splitFromName(sample.left(colon).toStdString());
-    Q_EMIT inspectRequested(m_run->currentData().toLongLong(), static_cast<int>(split),
-                            sample.mid(colon + 1).toLongLong());
+    const Split split = splitFromName(chosen->sample.left(colon).toStdString());
+    Q_EMIT inspectRequested(runId, static_cast<int>(split),
+                            chosen->sample.mid(colon + 1).toLongLong());
   } catch (const std::exception& e) {
     m_message->setText(QString("Cannot open in Inspect: ") + e.what());
   }

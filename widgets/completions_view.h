@@ -36,6 +36,9 @@ class CompletionsView : public QWidget {
  Q_SIGNALS:
   // Open prompt `index` of `split` (ShapesWorld's) in Inspect with this run's checkpoints.
   void inspectRequested(qint64 runId, int split, qint64 index);
+  // A real record's prompt: its image file with the question and reference answer.
+  void photoInspectRequested(qint64 runId, const QString& image, const QString& question,
+                             const QString& answer);
 
  private:
   void refreshSteps();
@@ -51,7 +54,8 @@ class CompletionsView : public QWidget {
   QLabel* m_message = nullptr;
   struct Prompt {
     int firstRow = 0;
-    QString sample;  // "train:1234"
+    QString sample;  // "train:1234", or a real record's image file
+    QString question, reference;
   };
   std::vector<Prompt> m_prompts;
 };

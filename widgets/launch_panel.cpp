@@ -362,7 +362,6 @@ QWidget* LaunchPanel::pathRow(QLineEdit* edit, bool folder, const QString& title
 QString LaunchPanel::validationMessage() const { return m_message->text(); }
 
 void LaunchPanel::validate() {
-  // The same checks `pivot train --set` applies, field by field, so the message names the field.
   m_valid = true;
   QString message;
   TrainConfig cfg;
@@ -373,29 +372,30 @@ void LaunchPanel::validate() {
     m_valid = false;
     message = e.what();
   }
-  for (auto it = m_choices.begin(); it != m_choices.end() && m_valid; ++it)
-    if (fieldShown(it.key())) {
-      try {
-        applyOverride(cfg, (it.key() + "=" + it.value()->currentText()).toStdString());
-      } catch (const std::exception& e) {
-        message = e.what();
-        m_valid = false;
-      }
-    }
-  for (auto it = m_fields.begin(); it != m_fields.end() && m_valid; ++it) {
-    QLineEdit* edit = it.value();
-    if (!fieldShown(it.key())) continue;
+  // The whole form at once, as `pivot train --set ...` applies it (settings that constrain each
+  // other, such as batch_size and num_generations, in any order); the field the error names is
+  // marked.
+  std::vector<std::string> assignments;
+  for (auto it = m_choices.begin(); it != m_choices.end(); ++it)
+    if (fieldShown(it.key()))
+      assignments.push_back((it.key() + "=" + it.value()->currentText()).toStdString());
+  for (auto it = m_fields.begin(); it != m_fields.end(); ++it)
+    if (fieldShown(it.key()))
+      assignments.push_back((it.key() + "=" + it.value()->text().trimmed()).toStdString());
+  for (auto* edit : m_fields) edit->setStyleSheet("");
+  if (m_valid) {
     try {
-      applyOverride(cfg, (it.key() + "=" + edit->text().trimmed()).toStdString());
-      edit->setStyleSheet("");
+      applyOverrides(cfg, assignments);
     } catch (const std::exception& e) {
-      edit->setStyleSheet("border: 1px solid #c0392b; background: #fdecea;");
       message = e.what();
       m_valid = false;
+      for (auto it = m_fields.begin(); it != m_fields.end(); ++it)
+        if (fieldShown(it.key()) &&
+            (message.contains("'" + it.key() + "'") || message.startsWith(it.key() + " ")))
+          it.value()->setStyleSheet("border: 1px solid #c0392b; background: #fdecea;");
     }
   }
-  for (auto* edit : m_fields)
-    if (m_valid) edit->setStyleSheet("");
+
   // A real model: what the trainer needs before it opens anything, named as the field.
   for (auto* edit : {m_modelFolder, m_dataFile, m_imageRoot}) edit->setStyleSheet("");
   if (m_valid && realModel()) {
@@ -418,12 +418,8 @@ void LaunchPanel::validate() {
       refuse(m_imageRoot, "Image root: " + root + " is not a folder");
     else if (m_stage->currentData().toString() == "pretrain")
       refuse(m_modelFolder,
-             "a real model trains stages align, instruct, sft, dpo and mpo (stage 0 "
+             "a real model trains stages align, instruct, sft, dpo, grpo and mpo (stage 0 "
              "pre-trains ShapesWorld encoders only)");
-    else if (m_stage->currentData().toString() == "grpo")
-      refuse(m_modelFolder,
-             "GRPO's verifiable rewards check ShapesWorld's answers: choose the miniature (real "
-             "data's GRPO is not built yet)");
   }
   m_message->setText(message);
   setState(m_state);

@@ -98,6 +98,13 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
             m_inspect->setSample(split, index);
             showInspect();
           });
+  connect(
+      m_completions, &CompletionsView::photoInspectRequested, this,
+      [this](qint64 runId, const QString& image, const QString& question, const QString& answer) {
+        m_inspect->setCheckedRuns({runId});
+        m_inspect->setPhoto(image, question, answer);
+        showInspect();
+      });
   setCentralWidget(m_tabs);
   m_explainThread = std::make_unique<ExplainThread>();
   connect(m_inspect, &InspectView::explainRequested, m_explainThread->worker(), &ExplainWorker::run,

@@ -571,14 +571,20 @@ TrainConfig trainConfigFromJson(const nlohmann::json& j) {
 }
 
 void applyOverride(TrainConfig& c, const std::string& assignment) {
-  const auto eq = assignment.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw std::runtime_error("bad --set '" + assignment + "' (expected key=value)");
-  const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  applyOverrides(c, {assignment});
+}
+
+void applyOverrides(TrainConfig& c, const std::vector<std::string>& assignments) {
   nlohmann::json j = toJson(c);
-  const nlohmann::json& node = configNode(j, key);
-  assignConfigValue(j, key, parseLike(node, text, key));
-  c = fromAssignedJson(j);
+  for (const auto& assignment : assignments) {  // each key and value checked on its own
+    const auto eq = assignment.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw std::runtime_error("bad --set '" + assignment + "' (expected key=value)");
+    const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+    const nlohmann::json& node = configNode(j, key);
+    assignConfigValue(j, key, parseLike(node, text, key));
+  }
+  c = fromAssignedJson(j);  // the whole checked once: batch_size=10 num_generations=2 in any order
 }
 
 void validate(const TrainConfig& c) {
@@ -623,9 +629,7 @@ void validate(const TrainConfig& c) {
               std::to_string(c.reward_funcs.size()) + "), got " +
               std::to_string(c.reward_weights.size()));
   require(c.log_completions_steps >= 0, "log_completions_steps must be >= 0");
-  require(!c.realModel() || c.stage != Stage::Grpo,
-          "grpo trains ShapesWorld models: its verifiable rewards check ShapesWorld's answers "
-          "(real data's GRPO is not built yet)");
+
   require(c.label_smoothing >= 0 && c.label_smoothing < 0.5, "label_smoothing must be in [0, 0.5)");
   require(c.sft_weight >= 0, "sft_weight must be >= 0");
   require(c.conjunction_weight >= 0, "conjunction_weight must be >= 0");
@@ -636,7 +640,7 @@ void validate(const TrainConfig& c) {
           "projector_init=one_plus_one needs vision_init");
   require(c.eval_samples >= 0, "eval_samples must be >= 0");
   require(!c.realModel() || c.stage != Stage::Pretrain,
-          "model_dir (a real model) trains stages align, instruct, sft and dpo (stage 0 "
+          "model_dir (a real model) trains stages align, instruct, sft, dpo, grpo and mpo (stage 0 "
           "pre-trains ShapesWorld encoders only)");
   require(c.max_length > 0, "max_length must be positive");
   require(c.max_images >= 0, "max_images must be 0 (any) or positive");
@@ -669,7 +673,7 @@ void validate(const TrainConfig& c) {
 TrainConfig makeConfig(const std::string& preset, Stage stage,
                        const std::vector<std::string>& overrides) {
   TrainConfig cfg = presetConfig(preset, stage);
-  for (const auto& o : overrides) applyOverride(cfg, o);
+  applyOverrides(cfg, overrides);
   validate(cfg);
   return cfg;
 }

@@ -123,6 +123,9 @@ TrainConfig trainConfigFromJson(const nlohmann::json& j);  // throws naming the 
 // Applies "key=value" with a dotted key into the JSON form ("lr=1e-4", "model.text_config.
 // hidden_size=96", "world.noise=4"). Throws "unknown key" / "bad value" naming the key.
 void applyOverride(TrainConfig& c, const std::string& assignment);
+// Several at once: each key and value checked as applyOverride does, then the resulting config
+// validated once, so that settings that constrain each other can be given in any order.
+void applyOverrides(TrainConfig& c, const std::vector<std::string>& assignments);
 
 // Every stage, in enum order, and the stage-2 methods the study compares.
 const std::vector<Stage>& allStages();
