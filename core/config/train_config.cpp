@@ -243,10 +243,10 @@ TrainConfig miniPreset(Stage stage) {
       c.lr = 5e-5;
       c.vision_lr = 5e-5;
       break;
-    case Stage::Grpo:
-      c.steps = 150;
-      c.lr = 5e-5;
-      c.vision_lr = 5e-5;
+    case Stage::Grpo:  // SFT's steps, sequences per step (4 prompts x 8) and learning rates
+      c.steps = 300;
+      c.lr = 1e-4;
+      c.vision_lr = 1e-4;
       break;
   }
   return c;
