@@ -72,6 +72,11 @@ std::vector<Arm> armsOf(const ExperimentSpec& s) {
   return arms;
 }
 
+// "dpo vision_lr=1e-4 seed 2": how progress names a stage-2 run and its transplant.
+std::string armLabel(const Arm& arm, const std::string& sweep, int seed) {
+  return arm.encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed);
+}
+
 std::vector<std::string> sweepLabels(const ExperimentSpec& s) {
   if (s.sweepKey.empty()) return {""};
   std::vector<std::string> out;
@@ -330,8 +335,7 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
       for (const auto& sweep : sweeps)
         for (int seed = 1; seed <= S; ++seed)
           for (const auto& arm : arms) {
-            const std::string label =
-                arm.encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed);
+            const std::string label = armLabel(arm, sweep, seed);
             base.stageTwo[{sweep, seed, arm.encoder}] = runner.run(
                 stageTwoConfig(spec, arm, sweep, seed), base.stage1, of + "stage 2: " + label, "");
           }
@@ -349,8 +353,7 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
         for (const auto& sweep : sweeps) base.transplants[{sweep, seed, "original"}] = t;
         for (const auto& sweep : sweeps)
           for (const auto& arm : arms) {
-            const std::string label =
-                arm.encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed);
+            const std::string label = armLabel(arm, sweep, seed);
             base.transplants[{sweep, seed, arm.encoder}] =
                 transplant(base.stageTwo.at({sweep, seed, arm.encoder}), false, seed, label);
           }

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <iomanip>
 #include <set>
@@ -41,7 +42,8 @@ BarChart barsOf(const std::vector<ResultRow>& rows, const std::string& sweep,
                 const std::vector<std::pair<std::string, std::string>>& groups,
                 const std::string& title, const std::string& yLabel) {
   BarChart c;
-  c.title = title;
+  const bool nested = distinctBases(rows) > 1;
+  c.title = title + (nested ? " (points: each base's mean)" : "");
   c.yLabel = yLabel;
   for (const auto& e : encoders)
     c.series.push_back(encoderTitle(e)), c.colours.push_back(encoderColour(e));
@@ -55,6 +57,14 @@ BarChart barsOf(const std::vector<ResultRow>& rows, const std::string& sweep,
       const auto s = cellSummary(rows, sweep, e, probe, metric);
       g.values.push_back(s.n ? s.mean : NAN);
       g.errors.push_back(s.std);
+      if (nested) {  // each base's mean over its seeds, a point on the bar
+        std::map<int, std::vector<double>> byBase;
+        for (const auto& v : cellValues(rows, sweep, e, probe, metric))
+          byBase[v.base].push_back(v.value);
+        std::vector<double> means;
+        for (const auto& [base, values] : byBase) means.push_back(summarise(values).mean);
+        g.points.push_back(means);
+      }
     }
     c.groups.push_back(g);
   }

@@ -8,6 +8,7 @@
 #include "model/mllm.h"
 #include "training/batches.h"
 #include "visualization/attribution.h"
+#include "visualization/charts.h"
 #include "visualization/faithfulness.h"
 #include "visualization/image_pdf.h"
 #include "visualization/localization.h"
@@ -64,6 +65,32 @@ struct Fixture {
 class TestAttribution : public QObject {
   Q_OBJECT
  private Q_SLOTS:
+  // A nested study's bar chart draws each base's mean as a ring on its bar (issue 15): the same
+  // chart with points differs from it without them only on the bars, where white rings appear.
+  void barChartDrawsEachBasesMeanOnItsBar() {
+    BarChart chart;
+    chart.series = {"SFT", "DPO"};
+    BarGroup g;
+    g.label = "shape";
+    g.values = {0.6, 0.7};
+    chart.groups = {g};
+    const RgbImage plain = renderBarChart(chart, 480, 320);
+    chart.groups[0].points = {{0.5, 0.6, 0.7}, {0.65, 0.75}};
+    const RgbImage nested = renderBarChart(chart, 480, 320);
+    QCOMPARE(nested.width, plain.width);
+    int changed = 0, whiteNow = 0;
+    for (size_t i = 0; i + 2 < plain.rgb.size(); i += 3) {
+      const bool differs = plain.rgb[i] != nested.rgb[i] || plain.rgb[i + 1] != nested.rgb[i + 1] ||
+                           plain.rgb[i + 2] != nested.rgb[i + 2];
+      changed += differs;
+      whiteNow +=
+          differs && nested.rgb[i] >= 230 && nested.rgb[i + 1] >= 230 && nested.rgb[i + 2] >= 230;
+    }
+    QVERIFY2(changed > 5 * 20, qPrintable(QString::number(changed)));  // five rings drawn
+    QVERIFY2(whiteNow > 5 * 4,  // filled white on the coloured bars
+             qPrintable(QString("%1 of %2").arg(whiteNow).arg(changed)));
+  }
+
   void localisationScoresOfKnownMaps() {
     // A 4 x 4 mask covering the top-left 2 x 2 cells of a 2 x 2 grid.
     std::vector<uint8_t> mask(16, 0);

@@ -14,6 +14,7 @@
 #include "data/record_index.h"
 #include "text/chat_template.h"
 #include "text/hf_tokenizer.h"
+#include "test_util.h"
 
 using namespace pivot;
 using json = nlohmann::json;
@@ -25,15 +26,6 @@ void writeText(const std::string& path, const std::string& text) {
   fs::create_directories(fs::path(path).parent_path());
   std::ofstream out(path, std::ios::binary);
   out << text;
-}
-
-QString errorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return QString::fromStdString(e.what());
-  }
-  return {};
 }
 
 const HfTokenizer& qwen() {

@@ -17,6 +17,7 @@
 #include "model/causal_lm.h"
 #include "model/vision_transformer.h"
 #include "visualization/overlay.h"
+#include "test_util.h"
 
 using namespace pivot;
 
@@ -26,15 +27,6 @@ namespace {
 std::string referenceDir() {
   const char* dir = PIVOT_SOURCE_DIR "/tests/data/hf-tiny";
   return std::filesystem::exists(dir) ? dir : "";
-}
-
-QString errorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return QString(e.what());
-  }
-  return {};
 }
 
 double maxAbsDiff(const torch::Tensor& a, const torch::Tensor& b) {

@@ -11,6 +11,7 @@
 #include "text/hf_tokenizer.h"
 #include "text/unicode.h"
 #include "text/word_tokenizer.h"
+#include "test_util.h"
 
 using namespace pivot;
 using json = nlohmann::json;
@@ -69,15 +70,6 @@ HfTokenizer tiny(const json& j = tinyTokenizer(), const std::string& config = ""
 }
 
 std::vector<int64_t> ids(std::initializer_list<int64_t> l) { return l; }
-
-QString errorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return QString::fromStdString(e.what());
-  }
-  return {};
-}
 
 }  // namespace
 

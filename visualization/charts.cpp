@@ -137,6 +137,20 @@ RgbImage renderBarChart(const BarChart& c, int width, int height) {
         cv::line(m, {xc - 4 * kScale, ya}, {xc + 4 * kScale, ya}, kInk, kScale, cv::LINE_AA);
         cv::line(m, {xc - 4 * kScale, yb}, {xc + 4 * kScale, yb}, kInk, kScale, cv::LINE_AA);
       }
+      // Each base's mean: a ring on the bar, spread across it so that equal values stay apart.
+      if (k < static_cast<int>(group.points.size())) {
+        const auto& pts = group.points[static_cast<size_t>(k)];
+        for (size_t i = 0; i < pts.size(); ++i) {
+          if (!std::isfinite(pts[i])) continue;
+          const int xp =
+              pts.size() == 1
+                  ? (x0 + x1) / 2
+                  : x0 + static_cast<int>((x1 - x0) * (i + 0.5) / static_cast<double>(pts.size()));
+          const cv::Point at(xp, f.toY(std::clamp(pts[i], c.yMin, c.yMax)));
+          cv::circle(m, at, 3 * kScale, cv::Scalar(255, 255, 255), cv::FILLED, cv::LINE_AA);
+          cv::circle(m, at, 3 * kScale, kInk, kScale, cv::LINE_AA);
+        }
+      }
     }
     text(m, group.label,
          {static_cast<int>(f.plot.x + (g + 0.5) * groupW), f.plot.y + f.plot.height + 22 * kScale},

@@ -15,6 +15,8 @@ struct BarGroup {
   std::string label;           // x-axis category, e.g. "shape"
   std::vector<double> values;  // one per series; NaN = no bar
   std::vector<double> errors;  // half-length of the error bar (std over seeds); empty or 0 = none
+  // Per series, points drawn on its bar (each base's mean in a nested study); empty = none.
+  std::vector<std::vector<double>> points;
 };
 
 struct BarChart {

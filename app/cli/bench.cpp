@@ -85,6 +85,18 @@ int cmdBench(const std::string& preset, int steps, const std::string& python) {
     applyUpdate(dpoStep(policy, reference, samples, dpo, tok, torch::kCPU).loss, opt, trainable,
                 1.0);
   });
+  // GRPO through the trainer's own method (training/grpo.h): batch_size completions a step
+  // (batch_size / G prompts), sampling, rewards, the reference's KL and the update; no Python
+  // reference (TRL's GRPOTrainer needs a GPU-sized setup), so timed alone.
+  TrainConfig grpoCfg = presetConfig(preset, Stage::Grpo);
+  ContrastiveHeads noHeads{nullptr};
+  const TrainingMethod grpo =
+      methodForRun(grpoCfg, policy, reference, noHeads, world, nullptr, tok, torch::kCPU);
+  int64_t grpoStep = 0;
+  std::vector<int64_t> prompts;
+  for (int64_t i = 0; i < grpo.samplesPerStep; ++i) prompts.push_back(i);
+  const double grpoMs = timeSteps(
+      steps, [&] { applyUpdate(grpo.step(grpoStep++, prompts).loss, opt, trainable, 1.0); });
   // Attribution: one gradmap (target 30 ms) and a batch of 64 in one pass (not a loop of 64).
   AttributionOptions mapOptions;
   const MllmInputs one{chosen.pixels.narrow(0, 0, 1),        chosen.inputIds.narrow(0, 0, 1),
@@ -148,6 +160,9 @@ int cmdBench(const std::string& preset, int steps, const std::string& python) {
   };
   row("SFT", sftMs, "sft_ms");
   row("DPO", dpoMs, "dpo_ms");
+  std::cout << std::setw(14) << "GRPO" << std::setw(12) << grpoMs << std::setw(12) << "-"
+            << "- (" << grpoCfg.batch_size << " completions: " << grpo.samplesPerStep
+            << " prompts x " << grpoCfg.num_generations << ", sampling included)\n";
   std::cout << "gradmap: one sample " << mapMs << " ms (target < 30 ms), a batch of 64 " << map64Ms
             << " ms (" << map64Ms / 64 << " ms per map)\n";
   std::cout << "peak memory: C++ " << cppPeak << " MiB";

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "config/text_file.h"
 #include "commands.h"
 #include "text/chat_template.h"
 #include "text/hf_tokenizer.h"
@@ -22,12 +23,6 @@ std::string readAll(std::istream& in) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-std::string readFileOrThrow(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot be read");
-  return readAll(in);
 }
 
 // A token's text for a terminal: JSON string escaping makes newlines and tabs visible.
@@ -62,7 +57,7 @@ int cmdTokenize(const TokenizeArgs& args) {
     const ChatFormat format = args.chatFormat.empty()
                                   ? recogniseChatTemplate(tokenizer.chatTemplate())
                                   : chatFormatFromName(args.chatFormat);
-    const auto messages = parseChatMessages(readFileOrThrow(args.chat), args.chat);
+    const auto messages = parseChatMessages(readTextFile(args.chat), args.chat);
     ChatOptions options;
     options.addGenerationPrompt = args.addGenerationPrompt;
     const ChatRendering rendering = renderChat(format, messages, options);
@@ -96,7 +91,7 @@ namespace {
 // with numbered variations until it reaches `bytes`, so caches see new pieces throughout.
 std::string benchmarkText(size_t bytes) {
   const json corpus = json::parse(
-      readFileOrThrow(std::string(PIVOT_SOURCE_DIR) + "/tests/data/tokenizer/corpus.json"));
+      readTextFile(std::string(PIVOT_SOURCE_DIR) + "/tests/data/tokenizer/corpus.json"));
   std::string text;
   for (size_t round = 0; text.size() < bytes; ++round)
     for (const auto& entry : corpus) {

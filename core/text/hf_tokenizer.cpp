@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "config/text_file.h"
 #include "text/unicode.h"
 
 namespace pivot {
@@ -40,14 +41,6 @@ json parseJson(const std::string& text, const std::string& source) {
   } catch (const json::exception& e) {  // e.g. a number too large for a double
     throw std::runtime_error(source + ": not valid JSON (" + e.what() + ")");
   }
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot be read");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 // Rust's char::is_whitespace (Unicode White_Space).
@@ -416,7 +409,7 @@ HfTokenizer HfTokenizer::load(const std::string& directory) {
   const std::string tokenizerPath = directory + "/tokenizer.json";
   const std::string configPath = directory + "/tokenizer_config.json";
   std::ifstream probe(configPath);
-  return fromJson(readFile(tokenizerPath), probe ? readFile(configPath) : std::string(),
+  return fromJson(readTextFile(tokenizerPath), probe ? readTextFile(configPath) : std::string(),
                   tokenizerPath);
 }
 
