@@ -1,6 +1,7 @@
 // The SQLite run store: schema version, runs, batched metrics, a second connection reading while
 // another writes, and clear errors; workspaces that move, old schemas, damaged files, liveness.
 #include <QtTest/QtTest>
+#include <mutex>
 
 #include <sqlite3.h>
 
@@ -202,6 +203,32 @@ class TestRunStore : public QObject {
   }
 
   // Issue 10.3: a damaged database is an error naming it, never a partial answer.
+  // Two openers of a new workspace at once (the window's poller and its trainer): each migration
+  // runs once, under the write lock, and neither opener fails.
+  void concurrentOpenersOfANewStoreBothSucceed() {
+    for (int round = 0; round < 20; ++round) {
+      QTemporaryDir dir;
+      const std::string path = dir.filePath("runs.sqlite").toStdString();
+      std::atomic<int> failures{0};
+      std::string why;
+      std::mutex whyLock;
+      const auto open = [&] {
+        try {
+          RunStore store(path);
+        } catch (const std::exception& e) {
+          ++failures;
+          std::lock_guard<std::mutex> lock(whyLock);
+          why = e.what();
+        }
+      };
+      std::thread a(open), b(open);
+      a.join();
+      b.join();
+      QVERIFY2(failures == 0, why.c_str());
+      QCOMPARE(RunStore(path).schemaVersion(), RunStore::kSchemaVersion);
+    }
+  }
+
   void completionsLogRoundTripsAndResumeDropsLaterSteps() {
     QTemporaryDir dir;
     RunStore store(dir.filePath("runs.sqlite").toStdString());

@@ -267,17 +267,23 @@ int RunStore::schemaVersion() const {
 }
 
 void RunStore::migrate() {
-  const int have = schemaVersion();
-  if (have > kSchemaVersion)
-    throw std::runtime_error("schema version " + std::to_string(have) +
-                             " is newer than this program understands (" +
-                             std::to_string(kSchemaVersion) + ")");
-  for (int v = have; v < kSchemaVersion; ++v) {
+  // The version is read under the write lock: two openers of a new workspace (the window's poller
+  // and its trainer) must not both apply the same migration.
+  while (true) {
     exec("BEGIN IMMEDIATE");
+    const int have = schemaVersion();
+    if (have >= kSchemaVersion) {
+      exec("COMMIT");
+      if (have > kSchemaVersion)
+        throw std::runtime_error("schema version " + std::to_string(have) +
+                                 " is newer than this program understands (" +
+                                 std::to_string(kSchemaVersion) + ")");
+      return;
+    }
     try {
-      exec(kMigrations[v]);
-      if (v == 2) relativisePaths();
-      exec("PRAGMA user_version = " + std::to_string(v + 1));
+      exec(kMigrations[have]);
+      if (have == 2) relativisePaths();
+      exec("PRAGMA user_version = " + std::to_string(have + 1));
       exec("COMMIT");
     } catch (...) {
       exec("ROLLBACK");
