@@ -57,14 +57,7 @@ BarChart barsOf(const std::vector<ResultRow>& rows, const std::string& sweep,
       const auto s = cellSummary(rows, sweep, e, probe, metric);
       g.values.push_back(s.n ? s.mean : NAN);
       g.errors.push_back(s.std);
-      if (nested) {  // each base's mean over its seeds, a point on the bar
-        std::map<int, std::vector<double>> byBase;
-        for (const auto& v : cellValues(rows, sweep, e, probe, metric))
-          byBase[v.base].push_back(v.value);
-        std::vector<double> means;
-        for (const auto& [base, values] : byBase) means.push_back(summarise(values).mean);
-        g.points.push_back(means);
-      }
+      if (nested) g.points.push_back(cellBaseMeans(rows, sweep, e, probe, metric));
     }
     c.groups.push_back(g);
   }

@@ -310,12 +310,7 @@ std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows,
     line.metric = metric;
     for (const auto& e : t.encoders) {
       line.cells.push_back(cellSummary(rows, sweep, e, probe, metric));
-      std::map<int, std::vector<double>> byBase;
-      for (const auto& v : cellValues(rows, sweep, e, probe, metric))
-        byBase[v.base].push_back(v.value);
-      std::vector<double> means;
-      for (const auto& [base, values] : byBase) means.push_back(summarise(values).mean);
-      line.baseMeans.push_back(means);
+      line.baseMeans.push_back(cellBaseMeans(rows, sweep, e, probe, metric));
     }
     // Each arm - SFT over the (base, seed) pairs both arms have, nested over bases.
     const auto sft = cellValues(rows, sweep, "sft", probe, metric);
@@ -325,6 +320,17 @@ std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows,
     t.lines.push_back(line);
   }
   return tables;
+}
+
+std::vector<double> cellBaseMeans(const std::vector<ResultRow>& rows, const std::string& sweep,
+                                  const std::string& encoder, const std::string& probe,
+                                  const std::string& metric) {
+  std::map<int, std::vector<double>> byBase;
+  for (const auto& v : cellValues(rows, sweep, encoder, probe, metric))
+    byBase[v.base].push_back(v.value);
+  std::vector<double> means;
+  for (const auto& [base, values] : byBase) means.push_back(summarise(values).mean);
+  return means;
 }
 
 Summary cellSummary(const std::vector<ResultRow>& rows, const std::string& sweep,

@@ -112,13 +112,18 @@ std::string encoderTitle(
 // yellow.
 std::array<uint8_t, 3> encoderColour(const std::string& encoder);
 std::string formatSummary(const Summary& s, int precision = 3);  // "0.812 ± 0.012", "" for n = 0
-// "+0.050 [-0.585, 0.685]"; over bases "+0.050 [-0.585, 0.685] (DPO ahead in 2/3 bases)"
+// "+0.050 [-0.585, 0.685]"; over bases "+0.050 [-0.585, 0.685] (ahead in 2/3 bases)"
 std::string formatDifference(const Difference& d, int precision = 3);
 
 // summarise() of one cell's values (all bases and seeds).
 Summary cellSummary(const std::vector<ResultRow>& rows, const std::string& sweep,
                     const std::string& encoder, const std::string& probe,
                     const std::string& metric);
+// Each base's mean over its seeds for one cell, in base order: the points the charts draw beside
+// a bar in a nested study (one value when there is one base).
+std::vector<double> cellBaseMeans(const std::vector<ResultRow>& rows, const std::string& sweep,
+                                  const std::string& encoder, const std::string& probe,
+                                  const std::string& metric);
 
 // Distinct values in first-seen order.
 std::vector<std::string> distinctSweeps(const std::vector<ResultRow>& rows);
