@@ -98,7 +98,7 @@ PromptSource shapesWorldPrompts(const ShapesWorld& world, const WordTokenizer& t
     return tok.decode(ids, /*skipSpecialTokens=*/true);
   };
   source.stopIds = {WordTokenizer::kImEnd};
-  source.suppressIds = {WordTokenizer::kPad, WordTokenizer::kImStart, WordTokenizer::kImage};
+  source.suppressIds = WordTokenizer::neverGenerated();
   source.padId = WordTokenizer::kPad;
   return source;
 }
@@ -243,12 +243,13 @@ class Grpo {
     std::vector<std::string> texts(static_cast<size_t>(N));
     std::vector<std::vector<double>> perFunction(F, std::vector<double>(static_cast<size_t>(N)));
     std::vector<double> accuracy(static_cast<size_t>(N));
-    const auto ids = completions.ids.to(torch::kCPU);
+    const auto idsCpu = completions.ids.to(torch::kCPU).contiguous();
+    const auto ids = idsCpu.accessor<int64_t, 2>();  // read token by token: no tensor per element
     for (int64_t n = 0; n < N; ++n) {
       const auto i = static_cast<size_t>(n);
       const int64_t length = completions.lengths[i];
       std::vector<int64_t> tokens;
-      for (int64_t t = 0; t < length; ++t) tokens.push_back(ids[n][t].item<int64_t>());
+      for (int64_t t = 0; t < length; ++t) tokens.push_back(ids[n][t]);
       if (completions.stopped[i] && !tokens.empty()) tokens.pop_back();
       texts[i] = m_source.decode(tokens);
       const std::string& reference = batch.references[static_cast<size_t>(n % P)];

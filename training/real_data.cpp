@@ -121,17 +121,6 @@ MllmInputs ConversationBatcher::photoPrompt(const std::string& image, const std:
   return in;
 }
 
-namespace {
-
-std::string messageText(const ChatMessage& m) {
-  std::string out;
-  for (const auto& part : m.parts)
-    if (part.kind == ContentPart::Kind::Text) out += part.text;
-  return out;
-}
-
-}  // namespace
-
 RecordPrompt recordPrompt(const DatasetRecord& record) {
   RecordPrompt out;
   out.prompt = record;

@@ -57,7 +57,7 @@ int cmdGenerate(const std::string& workspace, const GenerateArgs& a) {
     }
     prompt = promptBatch({&sample}, words, m.config.model.imageTokens(), device);
     options.stopIds = {WordTokenizer::kImEnd};
-    options.suppressIds = {WordTokenizer::kPad, WordTokenizer::kImStart, WordTokenizer::kImage};
+    options.suppressIds = WordTokenizer::neverGenerated();
     decode = [&](const std::vector<int64_t>& ids) { return words.decode(ids, true); };
   }
   std::cout << m.label() << "\nQ: " << (a.image.empty() ? sample.question : a.question) << "\n";

@@ -8,6 +8,13 @@
 #include "text/unicode.h"
 
 namespace pivot {
+
+std::string messageText(const ChatMessage& m) {
+  std::string text;
+  for (const auto& p : m.parts)
+    if (p.kind == ContentPart::Kind::Text) text += p.text;
+  return text;
+}
 namespace {
 
 struct FormatName {
@@ -196,9 +203,7 @@ ChatRendering renderLlavaOneVision(const std::vector<ChatMessage>& messages,
       if (p.kind == ContentPart::Kind::Image) w.prompt("<image>\n");
     for (const auto& p : m.parts)
       if (p.kind == ContentPart::Kind::Video) w.prompt("<video>\n");
-    std::string text;
-    for (const auto& p : m.parts)
-      if (p.kind == ContentPart::Kind::Text) text += p.text;
+    const std::string text = messageText(m);
     if (m.role == "assistant") {
       w.trained(text + "<|im_end|>");
     } else {

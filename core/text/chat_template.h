@@ -45,6 +45,9 @@ struct ChatMessage {
   std::optional<std::string> reasoning;  // Qwen3's reasoning_content, when given
 };
 
+// The text of a message: its text parts joined (images and videos left out).
+std::string messageText(const ChatMessage& m);
+
 // A JSON list of {role, content}; content a string or a list of {"type": "text", "text": ...} /
 // {"type": "image"} / {"type": "video"}. Errors name `source` and the message index.
 std::vector<ChatMessage> parseChatMessages(const std::string& jsonText, const std::string& source);

@@ -12,6 +12,9 @@ namespace pivot {
 class WordTokenizer : public Tokenizer {
  public:
   static constexpr int64_t kPad = 0, kImStart = 1, kImEnd = 2, kImage = 3, kUnk = 4;
+  // What an answer never contains (generation suppresses them): padding, a turn's start, and the
+  // image placeholder, which would read as an image that is not there.
+  static std::vector<int64_t> neverGenerated() { return {kPad, kImStart, kImage}; }
 
   // Vocabulary: the special tokens above, then `words` in the given order.
   explicit WordTokenizer(const std::vector<std::string>& words);
