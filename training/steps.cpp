@@ -25,6 +25,7 @@ StepOutput sftStepOn(Mllm& model, const MllmInputs& in) {
   out.loss = sftLoss(logits, labels);
   out.scalars = {{"logps/chosen", sequenceLogProbs(logits.detach(), labels).mean().item<double>()}};
   out.tokens = in.attentionMask.sum().item<double>();
+  out.lossUnits = labels.ne(-100).sum().item<double>();  // sftLoss's mean is over these
   return out;
 }
 
@@ -177,9 +178,11 @@ TrainingMethod methodForRun(const TrainConfig& c, Mllm& model, Mllm& reference,
 }
 
 double applyUpdate(const torch::Tensor& loss, torch::optim::Optimizer& optimizer,
-                   const std::vector<torch::Tensor>& parameters, double clip) {
+                   const std::vector<torch::Tensor>& parameters, double clip,
+                   const std::function<void()>& afterBackward) {
   optimizer.zero_grad();
   loss.backward();
+  if (afterBackward) afterBackward();
   const double gradNorm = torch::nn::utils::clip_grad_norm_(
       parameters, clip > 0 ? clip : std::numeric_limits<double>::infinity());
   if (std::isfinite(gradNorm)) optimizer.step();

@@ -32,6 +32,9 @@ struct StepOutput {
   torch::Tensor loss;
   Scalars scalars;    // without "loss": the driver adds it, with learning rates and grad norm
   double tokens = 0;  // non-padding tokens in the batch (throughput)
+  // What `loss` is a mean over (labelled tokens for SFT); 0: the samples of the step. Data-parallel
+  // ranks weight their gradients by it, so that their sum is the gradient of the global batch.
+  double lossUnits = 0;
   std::vector<CompletionRow> completions;  // GRPO's completions log at a logging step
 };
 
@@ -79,9 +82,11 @@ TrainingMethod methodForRun(const TrainConfig& config, Mllm& model, Mllm& refere
                             const RealData* realData, const WordTokenizer& tok,
                             torch::Device device);
 
-// Backward, gradient clipping (max norm `clip`, 0 = none) and the optimiser step; returns the
-// gradient norm before clipping. When that norm is not finite the weights are left untouched.
+// Backward, `afterBackward` (data-parallel: the gradients' all-reduce), gradient clipping (max norm
+// `clip`, 0 = none) and the optimiser step; returns the gradient norm before clipping. When that
+// norm is not finite the weights are left untouched.
 double applyUpdate(const torch::Tensor& loss, torch::optim::Optimizer& optimizer,
-                   const std::vector<torch::Tensor>& parameters, double clip);
+                   const std::vector<torch::Tensor>& parameters, double clip,
+                   const std::function<void()>& afterBackward = {});
 
 }  // namespace pivot

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "torch_compat.h"
 #include "training/batches.h"
 #include "training/checkpoint_keeper.h"
+#include "training/distributed.h"
 #include "training/encoder_pretrain.h"
 #include "training/evaluate.h"
 #include "training/losses.h"
@@ -313,12 +315,14 @@ Optimisation makeOptimizer(RunModels& m, const TrainConfig& cfg) {
 // Weights, heads, optimizer and method state of a resumable checkpoint; returns the steps it had
 // done.
 int64_t restore(const std::string& dir, RunModels& models, Optimisation& opt,
-                const TrainingMethod& method, const TrainConfig& cfg) {
+                const TrainingMethod& method, const TrainConfig& cfg, ProcessGroup* group) {
   loadWeights(models.model, dir, cfg.model);
   if (models.heads)
     loadStateDict(*models.heads, loadSafetensors((fs::path(dir) / kHeadsFile).string()), {""}, dir);
   readOptimizerState(dir, *opt.optimizer);
-  method.restoreState(dir);
+  method.restoreState(group && !group->leader()
+                          ? (fs::path(dir) / ("rank-" + std::to_string(group->rank()))).string()
+                          : dir);
   return readTrainerState(dir).at("step").get<int64_t>();
 }
 
@@ -355,29 +359,157 @@ bool waitWhilePaused(const TrainOptions& options, RunStore& store, int64_t runId
   return stopping();
 }
 
+// --- data parallel (training/distributed.h) --------------------------------------------------
+
+// A run trained on K processes resumes on K: each rank's slice and method state depend on it.
+void checkWorldSize(const RunPlan& plan, int worldSize) {
+  if (plan.resumeFrom.empty()) return;
+  const int was = readTrainerState(plan.resumeFrom).value("world_size", 1);
+  if (was != worldSize)
+    throw std::runtime_error(
+        "run " + plan.resumed->name + " was trained on " + std::to_string(was) + " process" +
+        (was == 1 ? "" : "es") + "; resume it on as many (" +
+        (was == 1 ? std::string("without --nproc") : "--nproc " + std::to_string(was)) + "), not " +
+        std::to_string(worldSize));
+}
+
+// What rank 0 tells the others once the run exists: its id and what it starts from.
+void shareLeaderPlan(ProcessGroup& group, const RunPlan& plan, int64_t runId) {
+  group.shareFromLeader(nlohmann::json{{"run_id", runId},
+                                       {"config", toJson(plan.config)},
+                                       {"resume_from", plan.resumeFrom},
+                                       {"parent_checkpoint", plan.parentCheckpoint}}
+                            .dump());
+}
+
+// A rank > 0 takes rank 0's plan; it reads the store (a transplant's encoder) but never writes it.
+RunPlan followLeader(ProcessGroup& group, const TrainOptions& options, int64_t& runId) {
+  // Rank 0 may still be evaluating the previous stage of a chain, or building a large model.
+  const auto j = nlohmann::json::parse(group.shareFromLeader("", std::chrono::hours(6)));
+  RunPlan plan;
+  runId = j.at("run_id").get<int64_t>();
+  plan.config = trainConfigFromJson(j.at("config"));
+  plan.device = pickDevice(plan.config.device);
+  plan.resumeFrom = j.at("resume_from").get<std::string>();
+  plan.parentCheckpoint = j.at("parent_checkpoint").get<std::string>();
+  plan.store = std::make_unique<RunStore>(storePath(options.workspace), RunStore::Access::ReadOnly);
+  if (plan.config.realModel())
+    plan.realData = std::make_unique<RealData>(plan.config, options.decodeImage);
+  return plan;
+}
+
+// Every rank starts from rank 0's weights (they were loaded from the same files; this makes it
+// so), and ranks > 0 draw their own random numbers (GRPO's sampling).
+void startFromLeader(ProcessGroup& group, RunModels& models, uint64_t seed) {
+  torch::NoGradGuard noGrad;
+  std::vector<torch::Tensor> tensors;
+  for (auto& t : models.model->parameters()) tensors.push_back(t);
+  for (auto& t : models.model->buffers()) tensors.push_back(t);
+  if (models.heads)
+    for (auto& t : models.heads->parameters()) tensors.push_back(t);
+  for (auto& t : tensors) {
+    std::vector<torch::Tensor> one{t.data()};
+    group.broadcast(one, 0);
+  }
+  if (!group.leader()) torch::manual_seed(seed + 1000003ULL * static_cast<uint64_t>(group.rank()));
+}
+
+// One step's numbers over all ranks: the loss of the global batch, whether any rank saw a
+// non-finite value, this rank's share of the loss units (its gradient's weight), and on rank 0
+// the logged scalars averaged over ranks with those shares as weights.
+struct ReducedStep {
+  double loss = 0, share = 1, tokens = 0;
+  bool nonFinite = false;
+  Scalars scalars;
+};
+
+ReducedStep reduceStep(ProcessGroup* group, double loss, const StepOutput& out, double units) {
+  ReducedStep r{loss, 1.0, out.tokens,
+                !std::isfinite(loss) || !nonFiniteScalars(out.scalars).empty(), out.scalars};
+  if (!group) return r;
+  const auto sums = group->allReduceSum({loss * units, units, r.nonFinite ? 1.0 : 0.0, out.tokens});
+  r.loss = sums[0] / sums[1];
+  r.share = units / sums[1];
+  r.nonFinite = sums[2] > 0 || !std::isfinite(r.loss);
+  r.tokens = sums[3];
+  std::ostringstream line;
+  line.precision(17);
+  line << units << "\n";
+  for (const auto& [k, v] : out.scalars) line << k << "\t" << v << "\n";
+  const auto lines = group->gatherToLeader(line.str());
+  if (!group->leader()) return r;
+  std::vector<std::string> order;
+  std::map<std::string, std::pair<double, double>> sum;  // name -> (sum of w v, sum of w)
+  for (const auto& text : lines) {
+    std::istringstream in(text);
+    std::string row;
+    std::getline(in, row);
+    const double w = std::stod(row);
+    while (std::getline(in, row)) {
+      const auto tab = row.find('\t');
+      const std::string name = row.substr(0, tab);
+      if (!sum.count(name)) order.push_back(name);
+      sum[name].first += w * std::stod(row.substr(tab + 1));
+      sum[name].second += w;
+    }
+  }
+  r.scalars.clear();
+  for (const auto& name : order) r.scalars.push_back({name, sum[name].first / sum[name].second});
+  return r;
+}
+
+// Where rank > 0 keeps its method state in a checkpoint folder (GRPO's rollout is per rank).
+std::string rankStateDir(const std::string& checkpointDir, ProcessGroup* group) {
+  if (!group || group->leader()) return checkpointDir;
+  const auto dir = fs::path(checkpointDir) / ("rank-" + std::to_string(group->rank()));
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+// Whether any rank's flag is set: stops and checkpoints are decided together.
+bool anyRank(ProcessGroup* group, bool flag) {
+  if (!group) return flag;
+  return group->allReduceSum({flag ? 1.0 : 0.0})[0] > 0;
+}
+
 }  // namespace
 
 TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   NullSink nullSink;
   MetricSink& sink = options.sink ? *options.sink : nullSink;
+  ProcessGroup* group = options.group;  // null: one process
+  const bool leader = !group || group->leader();
 
-  RunPlan plan = planRun(requested, options, sink);
+  // Rank 0 plans the run (every check, the run to resume, the parent's checkpoint); the other ranks
+  // take its plan once it has created the run.
+  int64_t runId = 0;
+  RunPlan plan = leader ? planRun(requested, options, sink) : RunPlan{};
+  if (leader) {
+    checkWorldSize(plan, group ? group->size() : 1);
+    runId = plan.resumed ? plan.resumed->id : 0;
+  } else {
+    validate(requested);  // bad input fails on every rank alike
+    plan = followLeader(*group, options, runId);
+  }
   const TrainConfig& cfg = plan.config;
+  if (group && plan.device.is_cuda())  // one GPU per process on a machine
+    plan.device =
+        torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(group->env().localRank));
   const torch::Device device = plan.device;
   RunStore& store = *plan.store;
-  const std::optional<RunInfo>& resumed = plan.resumed;
   const std::string& resumeFrom = plan.resumeFrom;
-  int64_t runId = resumed ? resumed->id : 0;
   std::unique_ptr<RunLock> lock;  // held while this process trains the run
-  if (resumed)
-    lock = std::make_unique<RunLock>(runDirectory(options.workspace, runId), resumed->name,
-                                     ownerText(resumed->owner));
+  if (plan.resumed)
+    lock = std::make_unique<RunLock>(runDirectory(options.workspace, runId), plan.resumed->name,
+                                     ownerText(plan.resumed->owner));
 
   // --- models, optimiser, the step function of this run's method
   // ------------------------------------
+  // Processes on one machine share its cores.
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(cfg.threads > 0
                              ? cfg.threads
-                             : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+                             : std::max(1, cores / (group ? group->env().localWorldSize : 1)));
   torch::manual_seed(cfg.seed);
   RunModels models = buildModels(cfg, store, plan.parentCheckpoint, device, sink);
   Optimisation opt = makeOptimizer(models, cfg);
@@ -387,8 +519,9 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   const TrainingMethod method = methodForRun(cfg, models.model, models.reference, models.heads,
                                              world, realData.get(), tok, device);
 
-  const int64_t startStep = resumeFrom.empty() ? 0 : restore(resumeFrom, models, opt, method, cfg);
-  if (!resumeFrom.empty()) {
+  const int64_t startStep =
+      resumeFrom.empty() ? 0 : restore(resumeFrom, models, opt, method, cfg, group);
+  if (leader && !resumeFrom.empty()) {
     store.deleteMetricsAfter(runId,
                              startStep);  // a resumed run repeats the steps after its checkpoint
     sink.onMessage("resuming " + std::to_string(runId) + " from " + resumeFrom);
@@ -404,12 +537,20 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     runId = store.createRun(info);
     lock = std::make_unique<RunLock>(runDirectory(options.workspace, runId), info.name, "");
   }
-  const std::string runningMessage = "device " + device.str();
-  store.claimRun(runId, currentProcessOwner());
-  store.setStatus(runId, "running", runningMessage);
+  if (group) {
+    if (leader) shareLeaderPlan(*group, plan, runId);
+    startFromLeader(*group, models, cfg.seed);
+  }
+  const std::string runningMessage =
+      "device " + device.str() +
+      (group ? ", " + std::to_string(group->size()) + " processes (" + group->backend() + ")" : "");
+  if (leader) {
+    store.claimRun(runId, currentProcessOwner());
+    store.setStatus(runId, "running", runningMessage);
+  }
 
-  // From here on the run exists: whatever goes wrong (a full disk, a damaged store) ends it as
-  // "failed" with the reason, never as a "running" run that nobody trains.
+  // From here on the run exists: whatever goes wrong (a full disk, a damaged store, a lost peer)
+  // ends it as "failed" with the reason, never as a "running" run that nobody trains.
   TrainResult result;
   result.runId = runId;
   result.checkpoint = resumeFrom;
@@ -418,7 +559,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     result.message =
         message + (result.checkpoint.empty() ? "" : "; last good checkpoint: " + result.checkpoint);
     try {
-      store.setStatus(runId, "failed", result.message);
+      if (leader) store.setStatus(runId, "failed", result.message);
     } catch (const std::exception& e) {
       result.message += " (the run store could not record it: " + std::string(e.what()) + ")";
     }
@@ -426,20 +567,36 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     return result;
   };
   try {
-    sink.onRunStarted(runId, store.run(runId)->name, cfg.batch_size, device.str());
+    if (leader) sink.onRunStarted(runId, store.run(runId)->name, cfg.batch_size, device.str());
     const std::string runDir = runDirectory(options.workspace, runId);
-    CheckpointKeeper keeper(store, runId, cfg);
-    if (!resumeFrom.empty()) keeper.resumedFrom(startStep, resumeFrom);
+    std::optional<CheckpointKeeper> keeper;
+    if (leader) keeper.emplace(store, runId, cfg);
+    if (keeper && !resumeFrom.empty()) keeper->resumedFrom(startStep, resumeFrom);
+    // Rank 0 writes the checkpoint; then every other rank adds its method state to the folder.
     const auto saveAt = [&](int64_t done) {
-      result.checkpoint = keeper.save(done, [&](int64_t at) {
-        nlohmann::json state = {{"step", at}, {"run_id", runId}, {"stage", stageName(cfg.stage)}};
+      const auto writeRankStates = [&](const std::string& dir) {
+        if (!group) return dir;
+        const std::string shared = group->shareFromLeader(dir);
+        if (!leader) method.saveState(rankStateDir(shared, group));
+        group->barrier();
+        return shared;
+      };
+      if (!leader) {
+        result.checkpoint = writeRankStates("");
+        return;
+      }
+      result.checkpoint = keeper->save(done, [&](int64_t at) {
+        nlohmann::json state = {{"step", at},
+                                {"run_id", runId},
+                                {"stage", stageName(cfg.stage)},
+                                {"world_size", group ? group->size() : 1}};
         const auto dir = writeCheckpoint(runDir, at, *models.model, checkpointConfig(cfg),
                                          opt.optimizer.get(), state);
         if (models.heads)
           saveSafetensors((fs::path(dir) / kHeadsFile).string(), stateDict(*models.heads),
                           {{"format", "pt"}});
         method.saveState(dir);
-        return dir;
+        return writeRankStates(dir);
       });
     };
     DataOrder order(cfg.seed, realData ? realData->size() : cfg.dataset_size);
@@ -449,12 +606,15 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     // ---------------------------------
     sink.onMessage(std::string("run ") + std::to_string(runId) + ": " + stageName(cfg.stage) +
                    ", " + std::to_string(cfg.steps) + " steps of " +
-                   std::to_string(cfg.batch_size) + " on " + device.str());
+                   std::to_string(cfg.batch_size) + " on " + device.str() +
+                   (group ? " x " + std::to_string(group->size()) + " processes" : ""));
     int64_t at = startStep;
     for (; at < cfg.steps; ++at) {
-      if (waitWhilePaused(options, store, runId, at, writer, runningMessage) ||
-          (options.stopRequested && options.stopRequested->load()))
-        break;
+      const bool stopHere =
+          (leader && waitWhilePaused(options, store, runId, at, writer, runningMessage)) ||
+          (options.stopRequested && options.stopRequested->load());
+      if (anyRank(group, stopHere)) break;
+      if (group) group->markProgress(at);
       const auto t0 = std::chrono::steady_clock::now();
       const double lr = learningRateAt(static_cast<int>(at), cfg.steps, cfg.lr, cfg.warmup_ratio,
                                        cfg.min_lr_ratio);
@@ -463,31 +623,45 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
       opt.optimizer->param_groups()[0].options().set_lr(lr);
       if (opt.visionGroup) opt.optimizer->param_groups()[1].options().set_lr(visionLr);
 
-      const auto indices = order.indicesForStep(at / method.stepsPerBatch, method.samplesPerStep);
+      // Every rank draws the single-process run's global batch and trains on its slice of it.
+      const auto global = order.indicesForStep(at / method.stepsPerBatch, method.samplesPerStep);
+      const auto indices = group ? rankSlice(global, group->rank(), group->size()) : global;
       StepOutput out;
       {
         AutocastScope autocast(cfg.dtype == Precision::Bf16, device);  // forward passes only
         out = method.step(at, indices);
       }
-      if (!out.completions.empty()) store.addCompletions(runId, out.completions);
+      if (leader && !out.completions.empty()) store.addCompletions(runId, out.completions);
       if (options.lossHook) options.lossHook(at, out.loss);
-      const double lossValue = out.loss.item<double>();
-      Scalars scalars = out.scalars;
-      scalars.insert(scalars.begin(), {"loss", lossValue});
+      const auto reduced = reduceStep(group, out.loss.item<double>(), out,
+                                      out.lossUnits > 0 ? out.lossUnits : indices.size());
+      Scalars scalars = reduced.scalars;
+      scalars.insert(scalars.begin(), {"loss", reduced.loss});
       // The NaN guard covers every logged value, not only the loss: a run whose rewards overflow is
       // as broken as one whose loss does, and SQLite cannot store the value.
-      if (const auto bad = nonFiniteScalars(scalars); !bad.empty()) {
-        writer.flush();
+      if (reduced.nonFinite) {
+        if (leader) writer.flush();
         result.step = at;
-        return fail((!std::isfinite(lossValue)
-                         ? "loss became " + std::string(std::isnan(lossValue) ? "nan" : "inf")
-                         : "non-finite value (" + bad + ")") +
+        const auto bad = nonFiniteScalars(scalars);
+        return fail((!std::isfinite(reduced.loss)
+                         ? "loss became " + std::string(std::isnan(reduced.loss) ? "nan" : "inf")
+                         : "non-finite value (" + (bad.empty() ? "on another rank" : bad) + ")") +
                     " at step " + std::to_string(at + 1) +
                     "; the run stopped before updating the weights");
       }
-      const double gradNorm = applyUpdate(out.loss, *opt.optimizer, opt.parameters, cfg.grad_clip);
+      double allReduceSeconds = 0;
+      const auto sumGradients = [&] {
+        const auto a0 = std::chrono::steady_clock::now();
+        allReduceGradients(*group, opt.parameters);
+        allReduceSeconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - a0).count();
+      };
+      const double gradNorm =
+          group ? applyUpdate(out.loss * reduced.share, *opt.optimizer, opt.parameters,
+                              cfg.grad_clip, sumGradients)
+                : applyUpdate(out.loss, *opt.optimizer, opt.parameters, cfg.grad_clip);
       if (!std::isfinite(gradNorm)) {
-        writer.flush();
+        if (leader) writer.flush();
         result.step = at;
         return fail("grad_norm became " + std::string(std::isnan(gradNorm) ? "nan" : "inf") +
                     " at step " + std::to_string(at + 1) +
@@ -498,30 +672,33 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
       scalars.push_back({"learning_rate", lr});
       if (opt.visionGroup) scalars.push_back({"vision_learning_rate", visionLr});
       scalars.push_back({"grad_norm", gradNorm});
-      scalars.push_back(
-          {"throughput/samples_per_s", static_cast<double>(indices.size()) / seconds});
-      if (out.tokens > 0) scalars.push_back({"throughput/tokens_per_s", out.tokens / seconds});
-      writer.add(at + 1, scalars);
-      sink.onStep(at + 1, cfg.steps, scalars);
-      if (keeper.due(at + 1)) {
-        writer.flush();
+      scalars.push_back({"throughput/samples_per_s", static_cast<double>(global.size()) / seconds});
+      if (reduced.tokens > 0)
+        scalars.push_back({"throughput/tokens_per_s", reduced.tokens / seconds});
+      if (group) scalars.push_back({"ddp/allreduce_ms", 1000 * allReduceSeconds});
+      if (leader) {
+        writer.add(at + 1, scalars);
+        sink.onStep(at + 1, cfg.steps, scalars);
+      }
+      if (anyRank(group, keeper && keeper->due(at + 1))) {
+        if (leader) writer.flush();
         saveAt(at + 1);
       }
     }
-    writer.flush();
+    if (leader) writer.flush();
     result.step = at;
     saveAt(at);
     if (at < cfg.steps) {  // stop requested: keep what was learned, resumable
       result.status = "stopped";
       result.message = "stopped at step " + std::to_string(at);
-      store.setStatus(runId, "stopped", result.message);
+      if (leader) store.setStatus(runId, "stopped", result.message);
       return result;
     }
-    if (cfg.eval_samples > 0 && !realData)  // held-out VQA is ShapesWorld's
+    if (leader && cfg.eval_samples > 0 && !realData)  // held-out VQA is ShapesWorld's
       result.evaluation = evaluateFinished(cfg, models, world, tok, device, store, runId, at);
     result.status = "finished";
     result.message = "finished " + std::to_string(at) + " steps";
-    store.setStatus(runId, "finished", result.message);
+    if (leader) store.setStatus(runId, "finished", result.message);
     return result;
   } catch (const c10::Error& e) {
     return fail(e.what_without_backtrace());

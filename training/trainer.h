@@ -1,5 +1,6 @@
-// Runs one training stage (align, instruct, SFT or DPO) of the miniature MLLM as a run in the
-// workspace's run store: one readable loop, checkpoints, resume, a NaN guard, held-out scoring.
+// Runs one training stage (pretrain, align, instruct, SFT, DPO, GRPO, MPO) as a run in the
+// workspace's run store: one readable loop, checkpoints, resume, a NaN guard, held-out scoring,
+// on one process or data-parallel over several (training/distributed.h).
 #pragma once
 #include <atomic>
 #include <functional>
@@ -17,6 +18,8 @@ class Tensor;
 
 namespace pivot {
 
+class ProcessGroup;
+
 struct TrainOptions {
   std::string workspace;  // folder holding runs.sqlite and checkpoints/
   std::optional<int64_t>
@@ -32,6 +35,10 @@ struct TrainOptions {
   // Decodes an image file for runs on a real model and dataset (visualization's readRgb8); the
   // front end passes it so that training needs no image library.
   std::function<Rgb8(const std::string& path)> decodeImage;
+  // Data-parallel training (training/distributed.h): every rank calls train() with the same
+  // arguments; rank 0 writes the run store and checkpoints, the others only compute. Null: one
+  // process.
+  ProcessGroup* group = nullptr;
 };
 
 struct TrainResult {

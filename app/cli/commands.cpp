@@ -1,4 +1,5 @@
 #include "commands.h"
+#include "launch.h"
 #include "progress.h"
 
 #include <unistd.h>
@@ -70,6 +71,7 @@ TrainResult runStage(const std::string& workspace, const TrainConfig& cfg,
   opt.sink = quiet ? static_cast<MetricSink*>(&silent) : &progress;
   opt.stopRequested = &installStopSignals();
   opt.decodeImage = readRgb8;  // real data's images
+  opt.group = workerGroup(pickDevice(cfg.device).is_cuda());
   auto r = train(cfg, opt);
   reportEnd(stageName(cfg.stage), r);
   return r;
@@ -104,6 +106,8 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     opt.sink = a.quiet ? static_cast<MetricSink*>(&silent) : &progress;
     opt.stopRequested = &installStopSignals();
     opt.decodeImage = readRgb8;
+    opt.group = workerGroup(
+        pickDevice(trainConfigFromJson(nlohmann::json::parse(info.configJson)).device).is_cuda());
     auto r = train(TrainConfig{}, opt);
     reportEnd(info.stage, r);
     printEvaluation(r);

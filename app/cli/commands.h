@@ -19,6 +19,7 @@ struct TrainArgs {
   std::vector<std::string> sets;                   // key=value overrides
   std::string model, data, imageRoot, chatFormat;  // a real model (HF LLaVA folder) and its data
   bool quiet = false;
+  int nproc = 1;                    // data-parallel processes (app/cli/launch.h)
   std::string optionsBesideResume;  // e.g. "--set, --from": refused with --resume
 };
 

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "launch.h"
 #include "config/vocabulary.h"
 #include "stop_signals.h"
 #include "study/experiment.h"
@@ -48,6 +49,12 @@ int main(int argc, char** argv) {
                     "with --model: qwen2.5 | qwen3 | llava-onevision | chatml instead of the "
                     "tokenizer's recognised template");
   train->add_flag("--quiet", t.quiet, "no progress line");
+  train
+      ->add_option(
+          "--nproc", t.nproc,
+          "data-parallel processes on this machine (Gloo on CPU, NCCL on CUDA); a worker "
+          "started by torchrun or a cluster launcher reads RANK, WORLD_SIZE, MASTER_ADDR...")
+      ->check(CLI::Range(1, 256));
 
   app.add_subcommand("runs", "list the runs of the workspace");
 
@@ -350,6 +357,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    if (*train && t.nproc > 1) {
+      int nproc = 1;
+      return pivot::cli::launchWorkers(t.nproc, pivot::cli::withoutNproc(argc, argv, nproc));
+    }
     if (*train) {
       std::string beside;
       for (const char* o :
