@@ -12,12 +12,13 @@ cd "$(dirname "$0")/.."
 # encoder probe on a real labelled dataset; clang with its sanitizer and libFuzzer runtimes for the
 # parser fuzz targets (scripts/fuzz.sh); clang-format for the format check (scripts/check-format.sh);
 # Oniguruma (the regex engine HF tokenizers run tokenizer.json's patterns with) and utf8proc (NFC)
-# for Hugging Face tokenizers.
+# for Hugging Face tokenizers; Gloo's headers (libgloo-dev: libtorch has its symbols) for
+# data-parallel training on torch.distributed.
 PACKAGES=(build-essential cmake ninja-build ccache pkg-config
   qt6-base-dev libqt6sql6-sqlite qt6-svg-dev libqcustomplot-dev
   libtorch-dev libopenblas0-openmp libsqlite3-dev nlohmann-json3-dev libcli11-dev
   libopencv-dev xvfb xauth python3-torch zlib1g-dev dataset-fashion-mnist
-  clang libclang-rt-14-dev clang-format libonig-dev libutf8proc-dev)
+  clang libclang-rt-14-dev clang-format libonig-dev libutf8proc-dev libgloo-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -159,6 +159,10 @@ class Grpo {
     out.scalars.push_back({"clip_ratio/region_mean", loss.clipRegion});
     out.scalars.push_back({"num_tokens", m_tokensSeen});
     out.tokens = r.inputs.attentionMask.sum().item<double>();
+    // Token-level losses average over the batch's completion tokens: data-parallel ranks weight
+    // their gradients by them (the others average over sequences, equal on every rank).
+    if (m_cfg.grpo_loss_type == GrpoLoss::Bnpo || m_cfg.grpo_loss_type == GrpoLoss::Dapo)
+      out.lossUnits = mask.sum().item<double>();
     if (fresh) out.completions = r.completions;
     return out;
   }

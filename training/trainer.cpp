@@ -518,6 +518,11 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   const std::unique_ptr<RealData>& realData = plan.realData;
   const TrainingMethod method = methodForRun(cfg, models.model, models.reference, models.heads,
                                              world, realData.get(), tok, device);
+  if (group && method.samplesPerStep % group->size() != 0)  // before the run exists
+    throw std::runtime_error("a global batch of " + std::to_string(method.samplesPerStep) +
+                             (cfg.stage == Stage::Grpo ? " prompts" : "") +
+                             " does not split evenly over " + std::to_string(group->size()) +
+                             " processes (batch_size " + std::to_string(cfg.batch_size) + ")");
 
   const int64_t startStep =
       resumeFrom.empty() ? 0 : restore(resumeFrom, models, opt, method, cfg, group);

@@ -42,16 +42,27 @@ std::unique_ptr<RunStore> openExisting(const std::string& workspace,
   return std::make_unique<RunStore>(path, access);
 }
 
+bool followerRank();
+
 void printEvaluation(const TrainResult& r) {
+  if (followerRank()) return;
   for (const auto& [k, v] : r.evaluation)
     std::cout << "  " << std::left << std::setw(34) << k << std::fixed << std::setprecision(4) << v
               << "\n";
   std::cout.unsetf(std::ios::fixed);
 }
 
+// Data-parallel ranks > 0 print nothing but errors: rank 0 speaks for the run.
+bool followerRank() {
+  const char* rank = std::getenv("RANK");
+  const char* world = std::getenv("WORLD_SIZE");
+  return rank && world && std::string(rank) != "0" && std::string(world) != "1";
+}
+
 // Prints how a run ended; a failed run throws RunFailed (exit code 1), a stopped one RunStopped.
 void reportEnd(const std::string& stage, const TrainResult& r) {
-  std::cout << stage << " run " << r.runId << ": " << r.status << " (" << r.message << ")\n";
+  if (!followerRank())
+    std::cout << stage << " run " << r.runId << ": " << r.status << " (" << r.message << ")\n";
   if (r.status == "failed")
     throw RunFailed("run " + std::to_string(r.runId) + " failed: " + r.message);
   if (r.status == "stopped")
@@ -135,13 +146,15 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
       throw std::runtime_error("run '" + a.from + "' is " + info.status + ", not finished");
     parent = info.id;
   }
-  if (chain.size() > 1) std::cout << "no --from given: running the earlier stages first\n";
+  if (chain.size() > 1 && !followerRank())
+    std::cout << "no --from given: running the earlier stages first\n";
   for (size_t i = 0; i + 1 < chain.size(); ++i)
     parent = runStage(workspace, chain[i], parent, "", a.quiet).runId;
   auto r = runStage(workspace, chain.back(), parent, a.name, a.quiet);
   printEvaluation(r);
-  std::cout << "results: " << storePath(workspace) << " (run " << r.runId << "), checkpoint "
-            << r.checkpoint << "\n";
+  if (!followerRank())
+    std::cout << "results: " << storePath(workspace) << " (run " << r.runId << "), checkpoint "
+              << r.checkpoint << "\n";
   return 0;
 }
 

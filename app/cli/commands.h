@@ -160,6 +160,12 @@ struct GenerateBenchArgs {
   int batch = 8, tokens = 32;
 };
 int cmdBenchGenerate(const GenerateBenchArgs& args);
+struct DdpBenchArgs {
+  std::string preset = "mini";
+  int nproc = 2, steps = 40;
+  bool keep = false;  // keep the temporary workspace
+};
+int cmdBenchDdp(const DdpBenchArgs& args);
 int cmdDataCheck(const DataCheckArgs& args);
 int cmdBenchData(const DataBenchArgs& args);
 int cmdTokenize(const TokenizeArgs& args);

@@ -155,7 +155,7 @@ int launchWorkers(int nproc, const std::vector<std::string>& args) {
             std::cerr << "pivot: rank " << r << " (pid " << pid << ") " << describeExit(st) << "\n";
             if (firstFailure < 0) {
               firstFailure = r;
-              deadline = std::chrono::steady_clock::now() + timeout + std::chrono::seconds(10);
+              deadline = std::chrono::steady_clock::now() + timeout + std::chrono::seconds(5);
             }
           }
         }
@@ -170,7 +170,7 @@ int launchWorkers(int nproc, const std::vector<std::string>& args) {
           kill(p, terminated ? SIGKILL : SIGTERM);
         }
       terminated = true;
-      deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

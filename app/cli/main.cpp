@@ -142,6 +142,13 @@ int main(int argc, char** argv) {
   benchGenerate->add_option("--preset", gb.preset, "the preset's model")->capture_default_str();
   benchGenerate->add_option("--batch", gb.batch, "prompts")->capture_default_str();
   benchGenerate->add_option("--tokens", gb.tokens, "new tokens per prompt")->capture_default_str();
+  pivot::cli::DdpBenchArgs ddpb;
+  auto* benchDdp = bench->add_subcommand(
+      "ddp", "data-parallel overhead: N processes vs 1 on the same global batch (SFT and DPO)");
+  benchDdp->add_option("--preset", ddpb.preset, "tiny or mini")->capture_default_str();
+  benchDdp->add_option("--nproc", ddpb.nproc, "data-parallel processes")->capture_default_str();
+  benchDdp->add_option("--steps", ddpb.steps, "steps per measurement")->capture_default_str();
+  benchDdp->add_flag("--keep", ddpb.keep, "keep the temporary workspace");
 
   pivot::cli::DataBenchArgs db;
   auto* benchData = bench->add_subcommand(
@@ -378,6 +385,7 @@ int main(int argc, char** argv) {
     if (*benchModel) return pivot::cli::cmdBenchModel(mb);
     if (*benchLoad) return pivot::cli::cmdBenchLoad(lb);
     if (*benchGenerate) return pivot::cli::cmdBenchGenerate(gb);
+    if (*benchDdp) return pivot::cli::cmdBenchDdp(ddpb);
     if (*dataCheck) return pivot::cli::cmdDataCheck(dc);
     if (*modelCheck) return pivot::cli::cmdModelCheck(mc);
     if (*modelInit) return pivot::cli::cmdModelInit(mi);
