@@ -181,6 +181,20 @@ class TestDistributed : public QObject {
 
   void sftOnTwoRanksMatchesOneProcess() { compareWithOneProcess("sft"); }
   void dpoOnTwoRanksMatchesOneProcess() { compareWithOneProcess("dpo"); }
+  void pretrainOnTwoRanksMatchesOneProcess() { compareWithOneProcess("pretrain"); }
+
+  // GRPO: each rank samples its prompts' groups; the run logs rewards and rank 0's completions.
+  void grpoRunsOnTwoRanks() {
+    const auto r = pivotCmd({"--workspace", m_ws, "train", "--preset", "tiny", "--stage", "grpo",
+                             "--from", m_stage1, "--set", "steps=4", "--set", "eval_samples=0",
+                             "--set", "log_completions_steps=1", "--quiet", "--nproc", "2"});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    RunStore store(storePath(m_ws.toStdString()), RunStore::Access::ReadOnly);
+    const int64_t id = store.runs().back().id;
+    QCOMPARE(store.metrics(id, "reward").size(), size_t(4));
+    QCOMPARE(store.metrics(id, "ddp/allreduce_ms").size(), size_t(4));
+    QVERIFY(!store.completionSteps(id).empty());
+  }
 
   // Kill rank 1 mid-run: rank 0 fails the run naming it, keeps the store intact and the last
   // checkpoint; `--resume --nproc 2` finishes the run; resuming on another world size is refused.

@@ -86,6 +86,9 @@ struct ProcessGroup::Impl {
   std::function<c10::intrusive_ptr<c10d::Work>(std::vector<at::Tensor>&)> allreduce;
   std::function<c10::intrusive_ptr<c10d::Work>(std::vector<at::Tensor>&, int)> broadcast;
   std::function<c10::intrusive_ptr<c10d::Work>()> barrier;
+  std::function<c10::intrusive_ptr<c10d::Work>(std::vector<std::vector<at::Tensor>>&,
+                                               std::vector<at::Tensor>&)>
+      allgather;
 
   // Binds the three collectives of a concrete c10d process group (its base class differs between
   // LibTorch versions, the calls do not).
@@ -98,6 +101,9 @@ struct ProcessGroup::Impl {
       return group->broadcast(t, o);
     };
     barrier = [group]() { return group->barrier(); };
+    allgather = [group](std::vector<std::vector<at::Tensor>>& out, std::vector<at::Tensor>& in) {
+      return group->allgather(out, in);
+    };
   }
 };
 
@@ -163,6 +169,14 @@ std::vector<double> ProcessGroup::allReduceSum(const std::vector<double>& values
 
 void ProcessGroup::broadcast(std::vector<at::Tensor>& tensors, int root) {
   guarded(*this, [&] { return m_impl->broadcast(tensors, root)->wait(); });
+}
+
+at::Tensor ProcessGroup::allGather(const at::Tensor& tensor) {
+  std::vector<at::Tensor> in{tensor.contiguous()};
+  std::vector<std::vector<at::Tensor>> out(1);
+  for (int r = 0; r < size(); ++r) out[0].push_back(torch::empty_like(in[0]));
+  guarded(*this, [&] { return m_impl->allgather(out, in)->wait(); });
+  return torch::cat(out[0]);
 }
 
 void ProcessGroup::barrier() {

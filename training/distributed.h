@@ -69,6 +69,8 @@ class ProcessGroup {
   void allReduceSum(std::vector<at::Tensor>& tensors);
   std::vector<double> allReduceSum(const std::vector<double>& values);
   void broadcast(std::vector<at::Tensor>& tensors, int root = 0);
+  // Every rank's `tensor` (the same shape everywhere) concatenated along dim 0 in rank order.
+  at::Tensor allGather(const at::Tensor& tensor);
   void barrier();
   // Rank 0's value of `text` on every rank (run ids, checkpoint folders). The others wait up to
   // `patience` (0: the timeout) for it: rank 0 may still be evaluating the previous stage.

@@ -80,14 +80,60 @@ torch::Tensor ContrastiveHeadsImpl::encodeImage(const torch::Tensor& lastHidden)
                                           torch::nn::functional::NormalizeFuncOptions().dim(-1));
 }
 
+torch::Tensor siglipPairSum(const torch::Tensor& imageEmbeds, const torch::Tensor& textEmbeds,
+                            const torch::Tensor& logitScale, const torch::Tensor& logitBias,
+                            const torch::Tensor& sameText) {
+  auto logits =
+      torch::matmul(imageEmbeds, textEmbeds.t()) * logitScale.exp() + logitBias;  // (B, B')
+  auto target = sameText.to(logits.scalar_type()) * 2.0 - 1.0;
+  return -torch::nn::functional::logsigmoid(target * logits).sum();
+}
+
 torch::Tensor siglipLoss(const torch::Tensor& imageEmbeds, const torch::Tensor& textEmbeds,
                          const torch::Tensor& logitScale, const torch::Tensor& logitBias,
                          const torch::Tensor& sameText) {
-  auto logits =
-      torch::matmul(imageEmbeds, textEmbeds.t()) * logitScale.exp() + logitBias;  // (B, B)
-  auto target = sameText.to(logits.scalar_type()) * 2.0 - 1.0;
-  return -torch::nn::functional::logsigmoid(target * logits).sum() / imageEmbeds.size(0);
+  return siglipPairSum(imageEmbeds, textEmbeds, logitScale, logitBias, sameText) /
+         imageEmbeds.size(0);
 }
+
+namespace {
+
+// A number per caption, equal for equal captions: which pairs across ranks are matches.
+torch::Tensor captionKeys(const std::vector<Sample>& samples) {
+  std::vector<int64_t> keys;
+  for (const auto& s : samples)
+    keys.push_back(static_cast<int64_t>(std::hash<std::string>{}(s.caption) >> 1));
+  return torch::tensor(keys, torch::kInt64);
+}
+
+// This rank's share of the global batch's SigLIP loss (pretrainStep's comment).
+torch::Tensor dataParallelSiglip(const torch::Tensor& img, const torch::Tensor& txt,
+                                 ContrastiveHeads& heads, const std::vector<Sample>& samples,
+                                 const BatchPeers& peers) {
+  const int64_t b = img.size(0);
+  const auto allImg = peers.allGather(img.detach());
+  const auto allTxt = peers.allGather(txt.detach());
+  const auto myKeys = captionKeys(samples).to(img.device());
+  const auto allKeys = peers.allGather(myKeys);
+  const int64_t n = allImg.size(0), from = peers.rank * b;
+  const auto others = [&](const torch::Tensor& t) {
+    return torch::cat({t.narrow(0, 0, from), t.narrow(0, from + b, n - from - b)});
+  };
+  // Rows: this rank's images against every caption, this rank's own ones live. Over the ranks the
+  // rows hold every pair once: the loss's value, and the gradient of the images, t and b.
+  const auto texts =
+      torch::cat({allTxt.narrow(0, 0, from), txt, allTxt.narrow(0, from + b, n - from - b)});
+  const auto rows = siglipPairSum(img, texts, heads->logit_scale, heads->logit_bias,
+                                  myKeys.unsqueeze(1) == allKeys.unsqueeze(0));
+  // Columns: the other ranks' images against this rank's captions, for the gradient of these
+  // captions alone (their pairs' values are in the other ranks' rows; t and b are constants here).
+  const auto cols =
+      siglipPairSum(others(allImg), txt, heads->logit_scale.detach(), heads->logit_bias.detach(),
+                    others(allKeys).unsqueeze(1) == myKeys.unsqueeze(0));
+  return (rows + (cols - cols.detach())) / static_cast<double>(n) * static_cast<double>(peers.size);
+}
+
+}  // namespace
 
 torch::Tensor conjunctionTargets(const std::vector<Sample>& samples) {
   const int64_t K = ShapesWorld::numClasses() - 1;  // class 0 is the background
@@ -101,7 +147,7 @@ torch::Tensor conjunctionTargets(const std::vector<Sample>& samples) {
 
 PretrainStep pretrainStep(VisionTransformer& vision, ContrastiveHeads& heads,
                           const std::vector<Sample>& samples, const WordTokenizer& tok,
-                          torch::Device device, double conjunctionWeight) {
+                          torch::Device device, double conjunctionWeight, const BatchPeers* peers) {
   std::vector<const Scene*> scenes;
   for (const auto& s : samples) scenes.push_back(&s.scene);
   const auto text = captionBatch(samples, tok, device);
@@ -109,7 +155,9 @@ PretrainStep pretrainStep(VisionTransformer& vision, ContrastiveHeads& heads,
   auto img = heads->encodeImage(hidden);
   auto txt = heads->encodeText(text.ids, text.mask);
   PretrainStep out;
-  auto siglip = siglipLoss(img, txt, heads->logit_scale, heads->logit_bias, text.sameText);
+  auto siglip = peers && peers->size > 1
+                    ? dataParallelSiglip(img, txt, heads, samples, *peers)
+                    : siglipLoss(img, txt, heads->logit_scale, heads->logit_bias, text.sameText);
   out.loss = siglip;
   Scalars extra;
   if (conjunctionWeight > 0) {

@@ -7,6 +7,7 @@
 // DPO to change; captions name shapes, colours, sizes and sides together, as web alt-text does for
 // SigLIP.
 #pragma once
+#include <functional>
 #include <torch/torch.h>
 
 #include <string>
@@ -47,6 +48,10 @@ TORCH_MODULE(ContrastiveHeads);
 torch::Tensor siglipLoss(const torch::Tensor& imageEmbeds, const torch::Tensor& textEmbeds,
                          const torch::Tensor& logitScale, const torch::Tensor& logitBias,
                          const torch::Tensor& sameText);
+// The sum over pairs, before the division by B: the data-parallel loss adds blocks of it.
+torch::Tensor siglipPairSum(const torch::Tensor& imageEmbeds, const torch::Tensor& textEmbeds,
+                            const torch::Tensor& logitScale, const torch::Tensor& logitBias,
+                            const torch::Tensor& sameText);
 
 struct PretrainStep {
   torch::Tensor loss;
@@ -58,11 +63,24 @@ struct PretrainStep {
 // (B, shapes x colours) 1/0: which conjunctions each scene holds.
 torch::Tensor conjunctionTargets(const std::vector<Sample>& samples);
 
+// The data-parallel ranks of a SigLIP step: SigLIP's loss couples every image with every caption of
+// the global batch, so each rank sees the others' embeddings.
+struct BatchPeers {
+  int rank = 0, size = 1;
+  // Every rank's tensor (equal shapes) concatenated along dim 0 in rank order; no gradient.
+  std::function<torch::Tensor(const torch::Tensor&)> allGather;
+};
+
 // One stage-0 forward pass over `samples` (images and captions): the SigLIP loss, plus
 // conjunctionWeight times a binary cross-entropy on which shape x colour pairs each scene holds.
+// With `peers` (data parallel, `samples` this rank's slice of the global batch of N): this rank's
+// images against all N captions, plus (for the gradient only) the other ranks' images against this
+// rank's captions, over N, times the number of ranks. The ranks' mean of that is the
+// single-process loss of the global batch, and the sum of their gradients its gradient.
 PretrainStep pretrainStep(VisionTransformer& vision, ContrastiveHeads& heads,
                           const std::vector<Sample>& samples, const WordTokenizer& tok,
-                          torch::Device device, double conjunctionWeight = 0.0);
+                          torch::Device device, double conjunctionWeight = 0.0,
+                          const BatchPeers* peers = nullptr);
 
 // Image-to-text retrieval top-1 within batches of `batchSize` held-out samples (chance:
 // 1/batchSize).

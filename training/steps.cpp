@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "io/safetensors.h"
+#include "training/distributed.h"
 #include "training/grpo.h"
 #include "training/losses.h"
 #include "training/real_data.h"
@@ -145,18 +146,27 @@ TrainingMethod preferenceMethod(const TrainConfig& c, Mllm& model, Mllm& referen
 TrainingMethod methodForRun(const TrainConfig& c, Mllm& model, Mllm& reference,
                             ContrastiveHeads& heads, const ShapesWorld& world,
                             const RealData* realData, const WordTokenizer& tok,
-                            torch::Device device) {
+                            torch::Device device, ProcessGroup* group) {
   TrainingMethod m;
   m.samplesPerStep = c.batch_size;
   switch (c.stage) {
-    case Stage::Pretrain:
-      m.step = [&model, &heads, &world, &tok, device, weight = c.conjunction_weight](
+    case Stage::Pretrain: {
+      std::shared_ptr<BatchPeers> peers;
+      if (group)
+        peers = std::make_shared<BatchPeers>(
+            BatchPeers{group->rank(), group->size(),
+                       [group](const torch::Tensor& t) { return group->allGather(t); }});
+      m.step = [&model, &heads, &world, &tok, device, weight = c.conjunction_weight, peers](
                    int64_t, const std::vector<int64_t>& indices) {
         auto pre = pretrainStep(model->vision_tower, heads, trainingSamples(world, indices), tok,
-                                device, weight);
-        return StepOutput{pre.loss, pre.scalars, 0, {}};
+                                device, weight, peers.get());
+        StepOutput out;
+        out.loss = pre.loss;
+        out.scalars = pre.scalars;
+        return out;
       };
       return m;
+    }
     case Stage::Align:
     case Stage::Instruct:
     case Stage::Sft: {

@@ -27,6 +27,7 @@
 namespace pivot {
 
 class RealData;
+class ProcessGroup;
 
 struct StepOutput {
   torch::Tensor loss;
@@ -77,10 +78,11 @@ struct TrainingMethod {
 // The method of `config`'s stage bound to its models and data (ShapesWorld's training split, or
 // `realData` for a real model). `reference` is used by DPO, MPO and GRPO with beta > 0, `heads`
 // by stage 0 only.
+// `group` (data parallel): stage 0's SigLIP loss spans the ranks' slices (encoder_pretrain.h).
 TrainingMethod methodForRun(const TrainConfig& config, Mllm& model, Mllm& reference,
                             ContrastiveHeads& heads, const ShapesWorld& world,
                             const RealData* realData, const WordTokenizer& tok,
-                            torch::Device device);
+                            torch::Device device, ProcessGroup* group = nullptr);
 
 // Backward, `afterBackward` (data-parallel: the gradients' all-reduce), gradient clipping (max norm
 // `clip`, 0 = none) and the optimiser step; returns the gradient norm before clipping. When that

@@ -517,7 +517,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   const ShapesWorld world(cfg.world);
   const std::unique_ptr<RealData>& realData = plan.realData;
   const TrainingMethod method = methodForRun(cfg, models.model, models.reference, models.heads,
-                                             world, realData.get(), tok, device);
+                                             world, realData.get(), tok, device, group);
   if (group && method.samplesPerStep % group->size() != 0)  // before the run exists
     throw std::runtime_error("a global batch of " + std::to_string(method.samplesPerStep) +
                              (cfg.stage == Stage::Grpo ? " prompts" : "") +
