@@ -266,6 +266,54 @@ class TestWorkbench : public QObject {
     }
   }
 
+  // A data-parallel run from the window: Processes 2 runs `pivot train --nproc 2` as a child
+  // process; it shows as one run whose curves fill from the store; Stop ends it with a checkpoint.
+  void dataParallelRunFromThePanel() {
+    const QString ws = m_dir.filePath("ddp");
+    QDir().mkpath(ws + "/presets");
+    QFile preset(ws + "/presets/fast.json");
+    QVERIFY(preset.open(QIODevice::WriteOnly));
+    preset.write(R"({"preset": "tiny", "steps": 20, "batch_size": 8, "eval_samples": 0})");
+    preset.close();
+    MainWindow w(ws);
+    w.resize(1400, 900);
+    w.show();
+    auto* panel = w.launchPanel();
+    panel->selectPreset(QFileInfo(preset).absoluteFilePath(), "align");
+    panel->field("steps")->selectAll();
+    QTest::keyClicks(panel->field("steps"), "50000");
+    panel->processesBox()->setValue(3);  // 8 samples do not split over 3: refused as you type
+    QVERIFY(!panel->startButton()->isEnabled());
+    panel->processesBox()->setValue(2);
+    QVERIFY(panel->startButton()->isEnabled());
+    QSignalSpy ended(&w, &MainWindow::jobEnded);
+    QTest::mouseClick(panel->startButton(), Qt::LeftButton);
+    QVERIFY(w.isTraining());
+    QVERIFY(!panel->pauseButton()->isEnabled());  // a child process stops, it does not pause
+    // Stage 0 then align, each one run trained by two processes.
+    QTRY_VERIFY_WITH_TIMEOUT(w.curves()->runs().size() == 2, 120000);
+    const int64_t alignRun = w.curves()->runs().rbegin()->first;
+    QTRY_VERIFY_WITH_TIMEOUT(w.curves()->lastStep(alignRun) > 20, 60000);
+    {
+      RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
+      QCOMPARE(store.runs().size(), size_t(2));  // one run per stage, not one per process
+      QVERIFY(QString::fromStdString(store.run(alignRun)->message).contains("2 processes (gloo)"));
+    }
+    QVERIFY2(w.stepText().contains("step"), qPrintable(w.stepText()));
+    QTRY_VERIFY_WITH_TIMEOUT(w.curves()->visiblePanelCount() >= 2, 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(w.curves()->panels().front()->drawnPointCount() > 0, 10000);
+    if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR")) {
+      QTest::qWait(300);
+      w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-ddp.png");
+    }
+    QTest::mouseClick(panel->stopButton(), Qt::LeftButton);
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, 60000);
+    QVERIFY(!w.isTraining());
+    RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
+    QCOMPARE(store.run(alignRun)->status, std::string("stopped"));
+    QVERIFY(!store.checkpoints(alignRun).empty());
+  }
+
   // The Encoders view on a hand-made results table: tables, bars with error bars, exports; a bad
   // file is named with its line and loses nothing.
   // GRPO in the window: the Rewards panel family (the reward with its ± std band, per function,

@@ -160,6 +160,16 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   m_device->addItems({"auto", "cpu", "cuda"});
   m_choices["device"] = m_device;
   m_form->addRow("Device", m_device);
+  // Data-parallel processes (torch.distributed: Gloo on CPU, NCCL on GPUs); the global batch is
+  // the one above, split over them.
+  m_processes = new QSpinBox;
+  m_processes->setObjectName("processesBox");
+  m_processes->setRange(1, 64);
+  m_processes->setToolTip(
+      "Data-parallel processes on this machine: the batch is split over them and their gradients "
+      "summed, so the run takes the same steps as one process; it appears as one run");
+  m_form->addRow("Processes", m_processes);
+  connect(m_processes, QOverload<int>::of(&QSpinBox::valueChanged), this, &LaunchPanel::validate);
   layout->addWidget(values);
 
   m_message = new QLabel;
@@ -322,6 +332,7 @@ std::optional<LaunchRequest> LaunchPanel::request() const {
     if (fieldShown(it.key())) r.overrides << it.key() + "=" + it.value()->text().trimmed();
   for (auto it = m_choices.begin(); it != m_choices.end(); ++it)
     if (fieldShown(it.key())) r.overrides << it.key() + "=" + it.value()->currentText();
+  r.processes = m_processes->value();
   if (realModel()) {  // absolute, so that a resume finds them from anywhere
     r.overrides << "model_dir=" + QFileInfo(m_modelFolder->text().trimmed()).absoluteFilePath()
                 << "data=" + QFileInfo(m_dataFile->text().trimmed()).absoluteFilePath();
@@ -329,6 +340,14 @@ std::optional<LaunchRequest> LaunchPanel::request() const {
       r.overrides << "image_root=" + QFileInfo(m_imageRoot->text().trimmed()).absoluteFilePath();
   }
   return r;
+}
+
+QStringList LaunchRequest::trainArguments() const {
+  QStringList args = {"train", "--preset", preset, "--stage", stage};
+  if (parentRunId) args << "--from" << QString::number(*parentRunId);
+  for (const auto& o : overrides) args << "--set" << o;
+  if (processes > 1) args << "--nproc" << QString::number(processes);
+  return args;
 }
 
 bool LaunchPanel::realModel() const { return m_source->currentData().toString() == "hf"; }
@@ -393,6 +412,18 @@ void LaunchPanel::validate() {
         if (fieldShown(it.key()) &&
             (message.contains("'" + it.key() + "'") || message.startsWith(it.key() + " ")))
           it.value()->setStyleSheet("border: 1px solid #c0392b; background: #fdecea;");
+    }
+  }
+  // Data parallel: every process takes an equal slice of each step's samples (GRPO: prompts).
+  if (m_valid && m_processes && m_processes->value() > 1) {
+    const bool grpo = cfg.stage == Stage::Grpo;
+    const int perStep = grpo ? cfg.batch_size / std::max(1, cfg.num_generations) : cfg.batch_size;
+    if (perStep % m_processes->value() != 0) {
+      m_valid = false;
+      message = QString("a global batch of %1%2 does not split evenly over %3 processes")
+                    .arg(perStep)
+                    .arg(grpo ? " prompts" : "")
+                    .arg(m_processes->value());
     }
   }
 
@@ -495,6 +526,9 @@ void LaunchPanel::setState(State state) {
   m_stop->setEnabled(state != State::Idle);
   m_preset->setEnabled(state == State::Idle);
   m_stage->setEnabled(state == State::Idle);
+  m_processes->setEnabled(state == State::Idle);
+  // A data-parallel run is a child process: it stops with a checkpoint but does not pause.
+  if (state == State::Running && m_processes->value() > 1) m_pause->setEnabled(false);
   if (m_source) m_source->setEnabled(state == State::Idle);
   if (m_realRows) m_realRows->setEnabled(state == State::Idle);
   if (m_runExperiment) m_runExperiment->setEnabled(state == State::Idle && !m_experimentRunning);

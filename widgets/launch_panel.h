@@ -25,6 +25,8 @@ struct LaunchRequest {
   std::optional<int64_t> parentRunId;  // none: the stages this one needs run first
   QStringList overrides;               // key=value, as `pivot train --set` (a real model's folder
                                        // and data among them: model_dir=, data=, image_root=)
+  int processes = 1;  // > 1: data-parallel, `pivot train --nproc N` as a child process
+  QStringList trainArguments() const;  // `pivot train` arguments of this request (no workspace)
 };
 
 // `pivot experiment` from the window: the whole study for the chosen preset.
@@ -72,6 +74,7 @@ class LaunchPanel : public QWidget {
   std::optional<ExperimentRequest> experimentRequest() const;  // empty when the sweep is invalid
   void setExperimentRunning(bool running, const QString& progress = {});
   QSpinBox* seedsBox() const { return m_seeds; }
+  QSpinBox* processesBox() const { return m_processes; }
   QSpinBox* basesBox() const { return m_bases; }
   QLineEdit* sweepEdit() const { return m_sweep; }
   QLineEdit* mixedWeightEdit() const { return m_mixedWeight; }
@@ -108,6 +111,7 @@ class LaunchPanel : public QWidget {
   QLabel* m_message = nullptr;
   QPushButton *m_start = nullptr, *m_pause = nullptr, *m_resume = nullptr, *m_stop = nullptr;
   QSpinBox* m_seeds = nullptr;
+  QSpinBox* m_processes = nullptr;
   QSpinBox* m_bases = nullptr;
   QLineEdit* m_sweep = nullptr;
   QLineEdit* m_mixedWeight = nullptr;

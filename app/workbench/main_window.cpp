@@ -176,7 +176,17 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
     else
       statusBar()->showMessage("Select one stopped or failed run to resume", 5000);
   });
+  connect(&m_trainProcess, QOverload<int, QProcess::ExitStatus>::of(&QProcess::finished), this,
+          [this](int code, QProcess::ExitStatus) { onProcessRunEnded(code); });
+  connect(&m_trainProcess, &QProcess::errorOccurred, this, [this](QProcess::ProcessError e) {
+    if (e == QProcess::FailedToStart) onJobEnded(false, "cannot start " + pivotCommand());
+  });
   connect(m_launch, &LaunchPanel::stopRequested, this, [this] {
+    if (m_trainProcess.state() != QProcess::NotRunning) {
+      m_trainProcess.terminate();  // SIGTERM reaches every rank: a checkpoint, then exit
+      statusBar()->showMessage("stopping after the current step…");
+      return;
+    }
     m_thread->worker()->pauseFlag = false;
     m_thread->worker()->stopFlag = true;
     statusBar()->showMessage("stopping after the current step…");
@@ -244,9 +254,15 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
 
 MainWindow::~MainWindow() {
   m_pollWatcher.waitForFinished();
+  if (m_trainProcess.state() != QProcess::NotRunning) {  // a data-parallel run: stop it cleanly
+    m_trainProcess.terminate();
+    if (!m_trainProcess.waitForFinished(30000)) m_trainProcess.kill();
+  }
   m_thread.reset();         // stops a run in progress and joins the thread
   m_explainThread.reset();  // finishes the map in progress
 }
+
+QString MainWindow::stepText() const { return m_stepLabel->text(); }
 
 void MainWindow::showInspect() { m_tabs->setCurrentWidget(m_inspect); }
 
@@ -258,9 +274,7 @@ void MainWindow::startExperiment(const ExperimentRequest& request) {
     statusBar()->showMessage("A run or an experiment is in progress; one at a time", 5000);
     return;
   }
-  // Installed side by side; in the build tree (tests) the command lives in app/.
-  QString pivot = QCoreApplication::applicationDirPath() + "/pivot";
-  if (!QFileInfo::exists(pivot)) pivot = PIVOT_BINARY_DIR "/app/pivot";
+  const QString pivot = pivotCommand();
   if (!QFileInfo::exists(pivot)) {
     m_launch->setExperimentRunning(false,
                                    "cannot find the pivot command beside this program: " + pivot);
@@ -268,6 +282,12 @@ void MainWindow::startExperiment(const ExperimentRequest& request) {
   }
   m_launch->setExperimentRunning(true, "starting…");
   m_experiment.start(pivot, QStringList{"--workspace", m_workspace} + request.arguments());
+}
+
+QString MainWindow::pivotCommand() const {
+  // Installed side by side; in the build tree (tests) the command lives in app/.
+  const QString beside = QCoreApplication::applicationDirPath() + "/pivot";
+  return QFileInfo::exists(beside) ? beside : QString(PIVOT_BINARY_DIR "/app/pivot");
 }
 
 QStringList MainWindow::discoverPresets() const {
@@ -285,6 +305,7 @@ void MainWindow::startRun(const LaunchRequest& request) {
     statusBar()->showMessage("An experiment is running; start single runs when it is done", 5000);
     return;
   }
+  if (request.processes > 1) return startProcessRun(request);
   m_training = true;
   m_launch->setState(LaunchPanel::State::Running);
   m_stepLabel->setText("starting " + request.stage + "…");
@@ -304,6 +325,28 @@ void MainWindow::resumeRun(int64_t runId) {
   auto* worker = m_thread->worker();
   QMetaObject::invokeMethod(
       worker, [worker, runId] { worker->resume(runId); }, Qt::QueuedConnection);
+}
+
+void MainWindow::startProcessRun(const LaunchRequest& request) {
+  m_training = true;
+  m_launch->setState(LaunchPanel::State::Running);
+  m_processBaseline = m_newestRunId;
+  m_processRun = 0;
+  m_stepLabel->setText(
+      QString("starting %1 on %2 processes…").arg(request.stage).arg(request.processes));
+  m_trainProcess.start(pivotCommand(), QStringList{"--workspace", m_workspace} +
+                                           request.trainArguments() + QStringList{"--quiet"});
+}
+
+void MainWindow::onProcessRunEnded(int exitCode) {
+  // Its last error line says why (rank and cause); a stop (SIGTERM) exits with 143.
+  const QStringList lines =
+      QString::fromUtf8(m_trainProcess.readAllStandardError()).split('\n', Qt::SkipEmptyParts);
+  QString why = lines.isEmpty() ? QString("exit code %1").arg(exitCode) : lines.last();
+  if (why.startsWith("pivot: ")) why = why.mid(7);
+  const bool stopped = exitCode == 143 || exitCode == 130;
+  m_processRun = 0;
+  onJobEnded(exitCode == 0, exitCode == 0 ? "finished" : stopped ? "stopped: " + why : why);
 }
 
 void MainWindow::onJobEnded(bool ok, const QString& message) {
@@ -367,7 +410,9 @@ void MainWindow::applyPoll(const StorePoll& poll) {
   for (const auto& r : poll.runs) {
     infos.push_back(r.info);
     m_batchSizes[r.info.id] = batchSizeOf(r.info);
+    m_newestRunId = std::max(m_newestRunId, r.info.id);
   }
+  if (m_trainProcess.state() != QProcess::NotRunning) showProcessRun(poll);
   m_launch->setParentCandidates(infos);
   for (const auto& [id, points] : poll.newPoints) {
     if (!m_shownRuns.count(id) || id == m_activeRun) continue;
@@ -375,6 +420,32 @@ void MainWindow::applyPoll(const StorePoll& poll) {
     for (const auto& r : poll.runs)
       if (r.info.id == id) name = QString::fromStdString(r.info.name);
     m_curves->appendMetrics(id, name, m_batchSizes[id], points);
+  }
+}
+
+void MainWindow::showProcessRun(const StorePoll& poll) {
+  // The child's runs are those created after it started (a chain's stages one after the other);
+  // the newest is the one training.
+  for (const auto& r : poll.runs)
+    if (r.info.id > m_processBaseline && r.info.id > m_processRun) {
+      m_processRun = r.info.id;
+      m_shownRuns.insert(r.info.id);
+      pollNow();
+    }
+  if (m_processRun == 0) return;
+  for (const auto& r : poll.runs) {
+    if (r.info.id != m_processRun) continue;
+    int64_t step = m_curves->lastStep(m_processRun);
+    if (auto it = poll.newPoints.find(m_processRun); it != poll.newPoints.end())
+      for (const auto& p : it->second) step = std::max(step, p.step);
+    const auto cfg = nlohmann::json::parse(r.info.configJson, nullptr, false);
+    const int steps = cfg.is_object() ? cfg.value("steps", 0) : 0;
+    m_stepLabel->setText(QString("run %1 · %2 · step %3/%4 · %5")
+                             .arg(r.info.id)
+                             .arg(QString::fromStdString(r.info.stage))
+                             .arg(step)
+                             .arg(steps)
+                             .arg(QString::fromStdString(r.info.message)));
   }
 }
 

@@ -4,6 +4,7 @@
 #include <QFutureWatcher>
 #include <QLabel>
 #include <QMainWindow>
+#include <QProcess>
 #include <QTimer>
 #include <memory>
 #include <set>
@@ -41,7 +42,8 @@ class MainWindow : public QMainWindow {
   bool isExperimentRunning() const { return m_experiment.isRunning(); }
   void resumeRun(int64_t runId);
   bool isTraining() const { return m_training; }
-  void pollNow();  // ask the run store for news at once
+  QString stepText() const;  // the status bar's run and step
+  void pollNow();            // ask the run store for news at once
 
   CurveGrid* curves() const { return m_curves; }
   LaunchPanel* launchPanel() const { return m_launch; }
@@ -65,6 +67,11 @@ class MainWindow : public QMainWindow {
   void drainLive();
   void applyPoll(const StorePoll& poll);
   void onJobEnded(bool ok, const QString& message);
+  // A data-parallel run: `pivot train --nproc N` as a child process, watched through the store.
+  void startProcessRun(const LaunchRequest& request);
+  void onProcessRunEnded(int exitCode);
+  QString pivotCommand() const;                // beside this program, or the build tree's
+  void showProcessRun(const StorePoll& poll);  // finds the child's run, shows its step
   void deleteRuns(const QList<int64_t>& ids);
   void runStoreAction(const std::function<void(RunStore&)>& action);
   void saveSettings();
@@ -78,7 +85,10 @@ class MainWindow : public QMainWindow {
   InspectView* m_inspect = nullptr;
   EncodersView* m_encoders = nullptr;
   CompletionsView* m_completions = nullptr;
-  ExperimentProcess m_experiment;  // `pivot experiment --progress jsonl`
+  ExperimentProcess m_experiment;                   // `pivot experiment --progress jsonl`
+  QProcess m_trainProcess;                          // `pivot train --nproc N` (data parallel)
+  int64_t m_newestRunId = 0;                        // the newest run the last poll saw
+  int64_t m_processBaseline = 0, m_processRun = 0;  // the child's run: newer than the baseline
   class QTabWidget* m_tabs = nullptr;
   CurveGrid* m_curves = nullptr;
   LaunchPanel* m_launch = nullptr;
