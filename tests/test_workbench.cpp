@@ -279,6 +279,12 @@ class TestWorkbench : public QObject {
     w.resize(1400, 900);
     w.show();
     auto* panel = w.launchPanel();
+    // The shipped presets come from beside the executables (build/share/...), not the sources.
+    QStringList listed;
+    for (int i = 0; i < panel->presetBox()->count(); ++i) listed << panel->presetBox()->itemText(i);
+    QVERIFY2(listed.filter("share/pivot-workbench/presets/tiny-random-rejected.json").size() == 1,
+             qPrintable(listed.join(", ")));
+    QVERIFY(listed.filter(PIVOT_SOURCE_DIR "/resources").isEmpty());
     panel->selectPreset(QFileInfo(preset).absoluteFilePath(), "align");
     panel->field("steps")->selectAll();
     QTest::keyClicks(panel->field("steps"), "50000");

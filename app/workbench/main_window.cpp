@@ -292,8 +292,11 @@ QString MainWindow::pivotCommand() const {
 
 QStringList MainWindow::discoverPresets() const {
   QStringList presets{"tiny", "mini"};
-  for (const QString& dir :
-       {QString(PIVOT_SOURCE_DIR "/resources/presets"), m_workspace + "/presets"})
+  // The shipped presets live in share/pivot-workbench/presets beside bin/ (installed) or app/ and
+  // tests/ (the build tree, app/CMakeLists.txt copies them); the user's own in the workspace.
+  const QString shipped =
+      QCoreApplication::applicationDirPath() + "/../share/pivot-workbench/presets";
+  for (const QString& dir : {QDir::cleanPath(shipped), m_workspace + "/presets"})
     for (const auto& info : QDir(dir).entryInfoList({"*.json"}, QDir::Files, QDir::Name))
       presets << info.absoluteFilePath();
   return presets;
