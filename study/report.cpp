@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "text/word_tokenizer.h"
+#include "metrics/curve_math.h"
 #include "store/run_store.h"
 #include "study/experiment.h"
 #include "training/batches.h"
@@ -124,13 +125,12 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
       s.label = encoderTitle(arm);
       s.colour = encoderColour(arm);
       // TensorBoard's debiased EMA (weight 0.6), as the window's curves show them by default.
-      double ema = 0, weight = 0;
+      std::vector<double> values;
       for (const auto& p : store.metrics(it->second, key)) {
-        ema = 0.6 * ema + 0.4 * p.value;
-        weight = 0.6 * weight + 0.4;
         s.x.push_back(static_cast<double>(p.step));
-        s.y.push_back(ema / weight);
+        values.push_back(p.value);
       }
+      s.y = debiasedEma(values, 0.6);
       if (!s.x.empty()) chart.series.push_back(s);
     }
     if (!chart.series.empty()) curves.push_back(renderLineChart(chart));

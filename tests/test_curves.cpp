@@ -9,7 +9,7 @@
 #include <random>
 
 #include "curve_grid.h"
-#include "curve_math.h"
+#include "metrics/curve_math.h"
 #include "curve_panel.h"
 
 using namespace pivot;

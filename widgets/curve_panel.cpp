@@ -8,7 +8,7 @@
 #include <cmath>
 #include <qcustomplot.h>
 
-#include "curve_math.h"
+#include "metrics/curve_math.h"
 
 namespace pivot {
 

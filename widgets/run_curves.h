@@ -4,7 +4,7 @@
 #include <cmath>
 #include <QString>
 
-#include "curve_math.h"
+#include "metrics/curve_math.h"
 #include <cstdint>
 #include <map>
 #include <vector>

@@ -1,5 +1,6 @@
-// Pure functions behind the live curves: TensorBoard's debiased EMA and a downsampler that never
-// hides data (per pixel column: min, max and last, as W&B's full-fidelity plots do).
+// Pure functions behind the live curves and the report's figures (no Qt): TensorBoard's debiased
+// EMA and a downsampler that never hides data (per pixel column: min, max and last, as W&B's
+// full-fidelity plots do).
 #pragma once
 #include <cstddef>
 #include <vector>
