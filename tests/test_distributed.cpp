@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include <cmath>
+#include <functional>
 #include <map>
 
 #include "io/safetensors.h"
@@ -72,6 +73,21 @@ QList<qint64> childrenOf(qint64 parent) {
   }
   std::sort(pids.begin(), pids.end());
   return pids;
+}
+
+// The newest (stage-2 SFT) run once it is running and `ready` holds for it (polled for up to a
+// minute); 0 if never.
+int64_t waitForRunningRun(const std::function<bool(const RunStore&, int64_t)>& ready,
+                          const QString& workspace) {
+  for (int i = 0; i < 600; ++i) {
+    QTest::qWait(100);
+    RunStore store(storePath(workspace.toStdString()), RunStore::Access::ReadOnly);
+    const auto runs = store.runs();
+    if (runs.back().stage == "sft" && runs.back().status == "running" &&
+        ready(store, runs.back().id))
+      return runs.back().id;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -205,15 +221,8 @@ class TestDistributed : public QObject {
                             "checkpoint_every=20", "--set", "eval_samples=0", "--nproc", "2"});
     QVERIFY(launcher.waitForStarted());
     // Wait for a checkpoint past step 20, then kill rank 1.
-    int64_t runId = 0;
-    for (int i = 0; i < 600 && runId == 0; ++i) {
-      QTest::qWait(100);
-      RunStore store(storePath(m_ws.toStdString()), RunStore::Access::ReadOnly);
-      const auto runs = store.runs();
-      if (runs.back().stage == "sft" && runs.back().status == "running" &&
-          !store.checkpoints(runs.back().id).empty())
-        runId = runs.back().id;
-    }
+    const int64_t runId = waitForRunningRun(
+        [](const RunStore& store, int64_t id) { return !store.checkpoints(id).empty(); }, m_ws);
     QVERIFY(runId > 0);
     const auto workers = childrenOf(launcher.processId());
     QCOMPARE(workers.size(), 2);
@@ -273,14 +282,12 @@ class TestDistributed : public QObject {
                    {"--workspace", m_ws, "train", "--preset", "tiny", "--stage", "sft", "--from",
                     m_stage1, "--set", "steps=4000", "--set", "eval_samples=0", "--nproc", "2"});
     QVERIFY(launcher.waitForStarted());
-    int64_t runId = 0;
-    for (int i = 0; i < 600 && runId == 0; ++i) {
-      QTest::qWait(100);
-      RunStore store(storePath(m_ws.toStdString()), RunStore::Access::ReadOnly);
-      const auto runs = store.runs();
-      const auto loss = store.lastMetric(runs.back().id, "loss");
-      if (runs.back().status == "running" && loss && loss->step > 20) runId = runs.back().id;
-    }
+    const int64_t runId = waitForRunningRun(
+        [](const RunStore& store, int64_t id) {
+          const auto loss = store.lastMetric(id, "loss");
+          return loss && loss->step > 20;
+        },
+        m_ws);
     QVERIFY(runId > 0);
     const auto workers = childrenOf(launcher.processId());
     QCOMPARE(workers.size(), 2);

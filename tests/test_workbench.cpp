@@ -34,6 +34,15 @@ QByteArray readAll(const QString& path) {
   return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
 }
 
+// A preset in the workspace's presets/ folder (found by the window); returns its absolute path.
+QString writeWorkspacePreset(const QString& ws, const QString& name, const char* json) {
+  QDir().mkpath(ws + "/presets");
+  const QString path = QFileInfo(ws + "/presets/" + name + ".json").absoluteFilePath();
+  QFile f(path);
+  if (f.open(QIODevice::WriteOnly)) f.write(json);
+  return path;
+}
+
 void writeAll(const QString& path, const QByteArray& bytes) {
   QFile f(path);
   QVERIFY(f.open(QIODevice::WriteOnly));
@@ -167,17 +176,14 @@ class TestWorkbench : public QObject {
     const QString ws = m_dir.filePath("live");
     // A workspace preset (found by the window) keeps the align stage that runs first short, so the
     // test does not depend on how busy the machine is.
-    QDir().mkpath(ws + "/presets");
-    QFile preset(ws + "/presets/fast.json");
-    QVERIFY(preset.open(QIODevice::WriteOnly));
-    preset.write(R"({"preset": "tiny", "steps": 30, "batch_size": 8})");
-    preset.close();
+    const QString preset =
+        writeWorkspacePreset(ws, "fast", R"({"preset": "tiny", "steps": 30, "batch_size": 8})");
     MainWindow w(ws);
     w.resize(1400, 900);
     w.show();
     auto* panel = w.launchPanel();
-    QVERIFY(panel->presetBox()->findText(QFileInfo(preset).absoluteFilePath()) >= 0);
-    panel->selectPreset(QFileInfo(preset).absoluteFilePath(), "instruct");
+    QVERIFY(panel->presetBox()->findText(preset) >= 0);
+    panel->selectPreset(preset, "instruct");
     for (auto [key, value] : {std::pair{"steps", "400"}, {"batch_size", "8"}}) {
       panel->field(key)->selectAll();
       QTest::keyClicks(panel->field(key), value);
@@ -270,11 +276,8 @@ class TestWorkbench : public QObject {
   // process; it shows as one run whose curves fill from the store; Stop ends it with a checkpoint.
   void dataParallelRunFromThePanel() {
     const QString ws = m_dir.filePath("ddp");
-    QDir().mkpath(ws + "/presets");
-    QFile preset(ws + "/presets/fast.json");
-    QVERIFY(preset.open(QIODevice::WriteOnly));
-    preset.write(R"({"preset": "tiny", "steps": 20, "batch_size": 8, "eval_samples": 0})");
-    preset.close();
+    const QString preset = writeWorkspacePreset(
+        ws, "fast", R"({"preset": "tiny", "steps": 20, "batch_size": 8, "eval_samples": 0})");
     MainWindow w(ws);
     w.resize(1400, 900);
     w.show();
@@ -285,7 +288,7 @@ class TestWorkbench : public QObject {
     QVERIFY2(listed.filter("share/pivot-workbench/presets/tiny-random-rejected.json").size() == 1,
              qPrintable(listed.join(", ")));
     QVERIFY(listed.filter(PIVOT_SOURCE_DIR "/resources").isEmpty());
-    panel->selectPreset(QFileInfo(preset).absoluteFilePath(), "align");
+    panel->selectPreset(preset, "align");
     panel->field("steps")->selectAll();
     QTest::keyClicks(panel->field("steps"), "50000");
     panel->processesBox()->setValue(3);  // 8 samples do not split over 3: refused as you type
@@ -524,16 +527,13 @@ class TestWorkbench : public QObject {
   // shows its chain as a tree, and the Encoders view shows its report.
   void experimentFromTheLaunchPanel() {
     const QString ws = m_dir.filePath("experiment");
-    QDir().mkpath(ws + "/presets");
-    QFile preset(ws + "/presets/quick.json");
-    QVERIFY(preset.open(QIODevice::WriteOnly));
-    preset.write(R"({"preset": "tiny", "steps": 6, "batch_size": 8, "eval_samples": 16})");
-    preset.close();
+    const QString preset = writeWorkspacePreset(
+        ws, "quick", R"({"preset": "tiny", "steps": 6, "batch_size": 8, "eval_samples": 16})");
     MainWindow w(ws);
     w.resize(1400, 900);
     w.show();
     auto* panel = w.launchPanel();
-    panel->selectPreset(QFileInfo(preset).absoluteFilePath(), "dpo");
+    panel->selectPreset(preset, "dpo");
     panel->seedsBox()->setValue(1);
     QTest::keyClicks(panel->sweepEdit(), "vision_lr");  // incomplete: refused, and says why
     QVERIFY(!panel->experimentButton()->isEnabled());
@@ -601,15 +601,12 @@ class TestWorkbench : public QObject {
   // says "stopped" (not "failed") and the run store has the stage stopped, resumable.
   void stoppingAnExperimentKeepsACheckpoint() {
     const QString ws = m_dir.filePath("experiment-stop");
-    QDir().mkpath(ws + "/presets");
-    QFile preset(ws + "/presets/long.json");
-    QVERIFY(preset.open(QIODevice::WriteOnly));
-    preset.write(R"({"preset": "tiny", "steps": 100000, "batch_size": 8})");
-    preset.close();
+    const QString preset =
+        writeWorkspacePreset(ws, "long", R"({"preset": "tiny", "steps": 100000, "batch_size": 8})");
     MainWindow w(ws);
     w.show();
     auto* panel = w.launchPanel();
-    panel->selectPreset(QFileInfo(preset).absoluteFilePath(), "dpo");
+    panel->selectPreset(preset, "dpo");
     panel->seedsBox()->setValue(1);
     QSignalSpy ended(&w, &MainWindow::experimentEnded);
     QTest::mouseClick(panel->experimentButton(), Qt::LeftButton);
