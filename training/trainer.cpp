@@ -472,6 +472,150 @@ bool anyRank(ProcessGroup* group, bool flag) {
   return group->allReduceSum({flag ? 1.0 : 0.0})[0] > 0;
 }
 
+// The run's row in the store: its configuration, parent and the commit that trains it.
+int64_t createRunRecord(RunStore& store, const TrainConfig& cfg, std::optional<int64_t> parentId,
+                        const std::string& name) {
+  RunInfo info;
+  info.name = name;
+  info.preset = cfg.preset;
+  info.stage = stageName(cfg.stage);
+  info.parentId = parentId;
+  info.configJson = toJson(cfg).dump();
+  info.gitCommit = PIVOT_GIT_COMMIT;
+  return store.createRun(info);
+}
+
+// Threads: `threads`, else every core, shared by the processes of this machine.
+void useCores(const TrainConfig& cfg, ProcessGroup* group) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(cfg.threads > 0
+                             ? cfg.threads
+                             : std::max(1, cores / (group ? group->env().localWorldSize : 1)));
+}
+
+// Every rank takes an equal slice of a step's samples (GRPO: prompts, so whole groups).
+void checkBatchSplits(const TrainingMethod& method, const TrainConfig& cfg, ProcessGroup* group) {
+  if (!group || method.samplesPerStep % group->size() == 0) return;
+  throw std::runtime_error("a global batch of " + std::to_string(method.samplesPerStep) +
+                           (cfg.stage == Stage::Grpo ? " prompts" : "") +
+                           " does not split evenly over " + std::to_string(group->size()) +
+                           " processes (batch_size " + std::to_string(cfg.batch_size) + ")");
+}
+
+// What one run's steps and checkpoints work with, once the run exists.
+struct RunContext {
+  const TrainConfig& cfg;
+  torch::Device device;
+  RunStore& store;
+  int64_t runId;
+  RunModels& models;
+  Optimisation& opt;
+  const TrainingMethod& method;
+  ProcessGroup* group;  // null: one process
+  bool leader;          // rank 0 (or the only process): writes the store and checkpoints
+};
+
+// Rank 0 writes the checkpoint (weights, optimiser, heads, method state) through the keeper; then
+// every other rank adds its method state to the folder. Returns the folder.
+std::string saveRunCheckpoint(const RunContext& c, CheckpointKeeper* keeper,
+                              const std::string& runDir, int64_t done) {
+  const auto writeRankStates = [&](const std::string& dir) {
+    if (!c.group) return dir;
+    const std::string shared = c.group->shareFromLeader(dir);
+    if (!c.leader) c.method.saveState(rankStateDir(shared, c.group));
+    c.group->barrier();
+    return shared;
+  };
+  if (!c.leader) return writeRankStates("");
+  return keeper->save(done, [&](int64_t at) {
+    nlohmann::json state = {{"step", at},
+                            {"run_id", c.runId},
+                            {"stage", stageName(c.cfg.stage)},
+                            {"world_size", c.group ? c.group->size() : 1}};
+    const auto dir = writeCheckpoint(runDir, at, *c.models.model, checkpointConfig(c.cfg),
+                                     c.opt.optimizer.get(), state);
+    if (c.models.heads)
+      saveSafetensors((fs::path(dir) / kHeadsFile).string(), stateDict(*c.models.heads),
+                      {{"format", "pt"}});
+    c.method.saveState(dir);
+    return writeRankStates(dir);
+  });
+}
+
+// One optimiser step: learning rates, this rank's slice of the global batch, the method's step,
+// the values reduced over ranks, backward with the gradients summed over ranks, clip, update.
+// `failure` says why the run must stop before updating (a non-finite value), else it is empty.
+struct StepRecord {
+  Scalars scalars;
+  std::string failure;
+};
+
+StepRecord trainOneStep(const RunContext& c, int64_t at, DataOrder& order,
+                        const TrainOptions& options) {
+  const TrainConfig& cfg = c.cfg;
+  const auto t0 = std::chrono::steady_clock::now();
+  const double lr =
+      learningRateAt(static_cast<int>(at), cfg.steps, cfg.lr, cfg.warmup_ratio, cfg.min_lr_ratio);
+  const double visionLr = learningRateAt(static_cast<int>(at), cfg.steps, cfg.vision_lr,
+                                         cfg.warmup_ratio, cfg.min_lr_ratio);
+  c.opt.optimizer->param_groups()[0].options().set_lr(lr);
+  if (c.opt.visionGroup) c.opt.optimizer->param_groups()[1].options().set_lr(visionLr);
+
+  // Every rank draws the single-process run's global batch and trains on its slice of it.
+  const auto global = order.indicesForStep(at / c.method.stepsPerBatch, c.method.samplesPerStep);
+  const auto indices = c.group ? rankSlice(global, c.group->rank(), c.group->size()) : global;
+  StepOutput out;
+  {
+    AutocastScope autocast(cfg.dtype == Precision::Bf16, c.device);  // forward passes only
+    out = c.method.step(at, indices);
+  }
+  if (c.leader && !out.completions.empty()) c.store.addCompletions(c.runId, out.completions);
+  if (options.lossHook) options.lossHook(at, out.loss);
+  const auto reduced = reduceStep(c.group, out.loss.item<double>(), out,
+                                  out.lossUnits > 0 ? out.lossUnits : indices.size());
+  StepRecord record;
+  Scalars& scalars = record.scalars;
+  scalars = reduced.scalars;
+  scalars.insert(scalars.begin(), {"loss", reduced.loss});
+  const std::string where =
+      " at step " + std::to_string(at + 1) + "; the run stopped before updating the weights";
+  // The NaN guard covers every logged value, not only the loss: a run whose rewards overflow is
+  // as broken as one whose loss does, and SQLite cannot store the value.
+  if (reduced.nonFinite) {
+    const auto bad = nonFiniteScalars(scalars);
+    record.failure = (!std::isfinite(reduced.loss)
+                          ? "loss became " + std::string(std::isnan(reduced.loss) ? "nan" : "inf")
+                          : "non-finite value (" + (bad.empty() ? "on another rank" : bad) + ")") +
+                     where;
+    return record;
+  }
+  double allReduceSeconds = 0;
+  const auto sumGradients = [&] {
+    const auto a0 = std::chrono::steady_clock::now();
+    allReduceGradients(*c.group, c.opt.parameters);
+    allReduceSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - a0).count();
+  };
+  // Data parallel: each rank's loss weighted by its share of the units, gradients summed.
+  const double gradNorm =
+      c.group ? applyUpdate(out.loss * reduced.share, *c.opt.optimizer, c.opt.parameters,
+                            cfg.grad_clip, sumGradients)
+              : applyUpdate(out.loss, *c.opt.optimizer, c.opt.parameters, cfg.grad_clip);
+  if (!std::isfinite(gradNorm)) {
+    record.failure =
+        "grad_norm became " + std::string(std::isnan(gradNorm) ? "nan" : "inf") + where;
+    return record;
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  scalars.push_back({"learning_rate", lr});
+  if (c.opt.visionGroup) scalars.push_back({"vision_learning_rate", visionLr});
+  scalars.push_back({"grad_norm", gradNorm});
+  scalars.push_back({"throughput/samples_per_s", static_cast<double>(global.size()) / seconds});
+  if (reduced.tokens > 0) scalars.push_back({"throughput/tokens_per_s", reduced.tokens / seconds});
+  if (c.group) scalars.push_back({"ddp/allreduce_ms", 1000 * allReduceSeconds});
+  return record;
+}
+
 }  // namespace
 
 TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
@@ -483,8 +627,9 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   // Rank 0 plans the run (every check, the run to resume, the parent's checkpoint); the other ranks
   // take its plan once it has created the run.
   int64_t runId = 0;
-  RunPlan plan = leader ? planRun(requested, options, sink) : RunPlan{};
+  RunPlan plan;
   if (leader) {
+    plan = planRun(requested, options, sink);
     checkWorldSize(plan, group ? group->size() : 1);
     runId = plan.resumed ? plan.resumed->id : 0;
   } else {
@@ -505,11 +650,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
 
   // --- models, optimiser, the step function of this run's method
   // ------------------------------------
-  // Processes on one machine share its cores.
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(cfg.threads > 0
-                             ? cfg.threads
-                             : std::max(1, cores / (group ? group->env().localWorldSize : 1)));
+  useCores(cfg, group);
   torch::manual_seed(cfg.seed);
   RunModels models = buildModels(cfg, store, plan.parentCheckpoint, device, sink);
   Optimisation opt = makeOptimizer(models, cfg);
@@ -518,11 +659,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   const std::unique_ptr<RealData>& realData = plan.realData;
   const TrainingMethod method = methodForRun(cfg, models.model, models.reference, models.heads,
                                              world, realData.get(), tok, device, group);
-  if (group && method.samplesPerStep % group->size() != 0)  // before the run exists
-    throw std::runtime_error("a global batch of " + std::to_string(method.samplesPerStep) +
-                             (cfg.stage == Stage::Grpo ? " prompts" : "") +
-                             " does not split evenly over " + std::to_string(group->size()) +
-                             " processes (batch_size " + std::to_string(cfg.batch_size) + ")");
+  checkBatchSplits(method, cfg, group);  // before the run exists
 
   const int64_t startStep =
       resumeFrom.empty() ? 0 : restore(resumeFrom, models, opt, method, cfg, group);
@@ -532,15 +669,8 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     sink.onMessage("resuming " + std::to_string(runId) + " from " + resumeFrom);
   }
   if (runId == 0) {
-    RunInfo info;
-    info.name = options.runName;
-    info.preset = cfg.preset;
-    info.stage = stageName(cfg.stage);
-    info.parentId = plan.parentId;
-    info.configJson = toJson(cfg).dump();
-    info.gitCommit = PIVOT_GIT_COMMIT;
-    runId = store.createRun(info);
-    lock = std::make_unique<RunLock>(runDirectory(options.workspace, runId), info.name, "");
+    runId = createRunRecord(store, cfg, plan.parentId, options.runName);
+    lock = std::make_unique<RunLock>(runDirectory(options.workspace, runId), options.runName, "");
   }
   if (group) {
     if (leader) shareLeaderPlan(*group, plan, runId);
@@ -577,32 +707,9 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     std::optional<CheckpointKeeper> keeper;
     if (leader) keeper.emplace(store, runId, cfg);
     if (keeper && !resumeFrom.empty()) keeper->resumedFrom(startStep, resumeFrom);
-    // Rank 0 writes the checkpoint; then every other rank adds its method state to the folder.
+    const RunContext ctx{cfg, device, store, runId, models, opt, method, group, leader};
     const auto saveAt = [&](int64_t done) {
-      const auto writeRankStates = [&](const std::string& dir) {
-        if (!group) return dir;
-        const std::string shared = group->shareFromLeader(dir);
-        if (!leader) method.saveState(rankStateDir(shared, group));
-        group->barrier();
-        return shared;
-      };
-      if (!leader) {
-        result.checkpoint = writeRankStates("");
-        return;
-      }
-      result.checkpoint = keeper->save(done, [&](int64_t at) {
-        nlohmann::json state = {{"step", at},
-                                {"run_id", runId},
-                                {"stage", stageName(cfg.stage)},
-                                {"world_size", group ? group->size() : 1}};
-        const auto dir = writeCheckpoint(runDir, at, *models.model, checkpointConfig(cfg),
-                                         opt.optimizer.get(), state);
-        if (models.heads)
-          saveSafetensors((fs::path(dir) / kHeadsFile).string(), stateDict(*models.heads),
-                          {{"format", "pt"}});
-        method.saveState(dir);
-        return writeRankStates(dir);
-      });
+      result.checkpoint = saveRunCheckpoint(ctx, keeper ? &*keeper : nullptr, runDir, done);
     };
     DataOrder order(cfg.seed, realData ? realData->size() : cfg.dataset_size);
     StoreWriter writer(store, runId);
@@ -620,70 +727,15 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
           (options.stopRequested && options.stopRequested->load());
       if (anyRank(group, stopHere)) break;
       if (group) group->markProgress(at);
-      const auto t0 = std::chrono::steady_clock::now();
-      const double lr = learningRateAt(static_cast<int>(at), cfg.steps, cfg.lr, cfg.warmup_ratio,
-                                       cfg.min_lr_ratio);
-      const double visionLr = learningRateAt(static_cast<int>(at), cfg.steps, cfg.vision_lr,
-                                             cfg.warmup_ratio, cfg.min_lr_ratio);
-      opt.optimizer->param_groups()[0].options().set_lr(lr);
-      if (opt.visionGroup) opt.optimizer->param_groups()[1].options().set_lr(visionLr);
-
-      // Every rank draws the single-process run's global batch and trains on its slice of it.
-      const auto global = order.indicesForStep(at / method.stepsPerBatch, method.samplesPerStep);
-      const auto indices = group ? rankSlice(global, group->rank(), group->size()) : global;
-      StepOutput out;
-      {
-        AutocastScope autocast(cfg.dtype == Precision::Bf16, device);  // forward passes only
-        out = method.step(at, indices);
-      }
-      if (leader && !out.completions.empty()) store.addCompletions(runId, out.completions);
-      if (options.lossHook) options.lossHook(at, out.loss);
-      const auto reduced = reduceStep(group, out.loss.item<double>(), out,
-                                      out.lossUnits > 0 ? out.lossUnits : indices.size());
-      Scalars scalars = reduced.scalars;
-      scalars.insert(scalars.begin(), {"loss", reduced.loss});
-      // The NaN guard covers every logged value, not only the loss: a run whose rewards overflow is
-      // as broken as one whose loss does, and SQLite cannot store the value.
-      if (reduced.nonFinite) {
+      const StepRecord step = trainOneStep(ctx, at, order, options);
+      if (!step.failure.empty()) {
         if (leader) writer.flush();
         result.step = at;
-        const auto bad = nonFiniteScalars(scalars);
-        return fail((!std::isfinite(reduced.loss)
-                         ? "loss became " + std::string(std::isnan(reduced.loss) ? "nan" : "inf")
-                         : "non-finite value (" + (bad.empty() ? "on another rank" : bad) + ")") +
-                    " at step " + std::to_string(at + 1) +
-                    "; the run stopped before updating the weights");
+        return fail(step.failure);
       }
-      double allReduceSeconds = 0;
-      const auto sumGradients = [&] {
-        const auto a0 = std::chrono::steady_clock::now();
-        allReduceGradients(*group, opt.parameters);
-        allReduceSeconds =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - a0).count();
-      };
-      const double gradNorm =
-          group ? applyUpdate(out.loss * reduced.share, *opt.optimizer, opt.parameters,
-                              cfg.grad_clip, sumGradients)
-                : applyUpdate(out.loss, *opt.optimizer, opt.parameters, cfg.grad_clip);
-      if (!std::isfinite(gradNorm)) {
-        if (leader) writer.flush();
-        result.step = at;
-        return fail("grad_norm became " + std::string(std::isnan(gradNorm) ? "nan" : "inf") +
-                    " at step " + std::to_string(at + 1) +
-                    "; the run stopped before updating the weights");
-      }
-      const double seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      scalars.push_back({"learning_rate", lr});
-      if (opt.visionGroup) scalars.push_back({"vision_learning_rate", visionLr});
-      scalars.push_back({"grad_norm", gradNorm});
-      scalars.push_back({"throughput/samples_per_s", static_cast<double>(global.size()) / seconds});
-      if (reduced.tokens > 0)
-        scalars.push_back({"throughput/tokens_per_s", reduced.tokens / seconds});
-      if (group) scalars.push_back({"ddp/allreduce_ms", 1000 * allReduceSeconds});
       if (leader) {
-        writer.add(at + 1, scalars);
-        sink.onStep(at + 1, cfg.steps, scalars);
+        writer.add(at + 1, step.scalars);
+        sink.onStep(at + 1, cfg.steps, step.scalars);
       }
       if (anyRank(group, keeper && keeper->due(at + 1))) {
         if (leader) writer.flush();

@@ -81,6 +81,28 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
   QDir().mkpath(workspace);
   qRegisterMetaType<pivot::ExplainJob>();
   qRegisterMetaType<pivot::ExplainOutcome>();
+  buildViews();
+  buildDocks();
+  connectTraining();
+  connectExperiment();
+  connectRunsBrowser();
+
+  connect(&m_pollWatcher, &QFutureWatcher<StorePoll>::finished, this,
+          [this] { applyPoll(m_pollWatcher.result()); });
+  m_drainTimer.setInterval(kDrainIntervalMs);
+  connect(&m_drainTimer, &QTimer::timeout, this, &MainWindow::drainLive);
+  m_drainTimer.start();
+  m_pollTimer.setInterval(kPollIntervalMs);
+  connect(&m_pollTimer, &QTimer::timeout, this, &MainWindow::pollNow);
+  m_pollTimer.start();
+
+  m_launch->setPresets(discoverPresets());
+  restoreSettings();
+  pollNow();
+}
+
+// The central tabs: curves, Inspect (maps computed on the explain thread), Encoders, Completions.
+void MainWindow::buildViews() {
   m_curves = new CurveGrid;
   m_inspect = new InspectView;
   m_tabs = new QTabWidget;
@@ -89,7 +111,7 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
   m_encoders = new EncodersView;
   m_tabs->addTab(m_encoders, "Encoders");
   m_completions = new CompletionsView;
-  m_completions->setStorePath(QString::fromStdString(storePath(workspace.toStdString())));
+  m_completions->setStorePath(QString::fromStdString(storePath(m_workspace.toStdString())));
   m_tabs->addTab(m_completions, "Completions");
   // A GRPO prompt opens in Inspect: where that run's encoder looks on the very sample.
   connect(m_completions, &CompletionsView::inspectRequested, this,
@@ -111,7 +133,10 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
           Qt::QueuedConnection);
   connect(m_explainThread->worker(), &ExplainWorker::finished, m_inspect, &InspectView::showOutcome,
           Qt::QueuedConnection);
+}
 
+// The launch panel (scrolling), the runs browser and the status bar.
+void MainWindow::buildDocks() {
   m_launch = new LaunchPanel;
   auto* launchDock = new QDockWidget("Launch", this);
   launchDock->setObjectName("launchDock");
@@ -138,8 +163,11 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
   m_deviceLabel = new QLabel("device: chosen at start (CUDA when present, else CPU)");
   for (auto* l : {m_stepLabel, m_speedLabel, m_etaLabel}) statusBar()->addWidget(l);
   statusBar()->addPermanentWidget(m_deviceLabel);
+}
 
-  m_thread = std::make_unique<TrainingThread>(workspace, &m_live);
+// Single runs: the in-process worker (live curves through the buffer) and the panel's buttons.
+void MainWindow::connectTraining() {
+  m_thread = std::make_unique<TrainingThread>(m_workspace, &m_live);
   auto* worker = m_thread->worker();
   connect(worker, &TrainingWorker::runStarted, this,
           [this](qint64 id, const QString& name, double batch) {
@@ -191,7 +219,10 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
     m_thread->worker()->stopFlag = true;
     statusBar()->showMessage("stopping after the current step…");
   });
+}
 
+// `pivot experiment` as a child process, its machine-readable progress in the panel.
+void MainWindow::connectExperiment() {
   connect(m_launch, &LaunchPanel::experimentRequested, this, &MainWindow::startExperiment);
   connect(m_launch, &LaunchPanel::stopExperimentRequested, this, [this] {
     m_experiment.stop();  // the stage in progress stops with a checkpoint
@@ -216,7 +247,10 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
             if (ok) showEncoders();
             Q_EMIT experimentEnded(ok, shown);
           });
+}
 
+// The runs browser: selection drives the curves; rename, tags, delete and resume act on the store.
+void MainWindow::connectRunsBrowser() {
   connect(m_browser, &RunsBrowser::selectionChanged, this, [this](const QList<int64_t>& ids) {
     for (auto it = m_shownRuns.begin(); it != m_shownRuns.end();) {
       if (!ids.contains(*it) && *it != m_activeRun) {
@@ -237,19 +271,6 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
   });
   connect(m_browser, &RunsBrowser::deleteRequested, this, &MainWindow::deleteRuns);
   connect(m_browser, &RunsBrowser::resumeRequested, this, &MainWindow::resumeRun);
-
-  connect(&m_pollWatcher, &QFutureWatcher<StorePoll>::finished, this,
-          [this] { applyPoll(m_pollWatcher.result()); });
-  m_drainTimer.setInterval(kDrainIntervalMs);
-  connect(&m_drainTimer, &QTimer::timeout, this, &MainWindow::drainLive);
-  m_drainTimer.start();
-  m_pollTimer.setInterval(kPollIntervalMs);
-  connect(&m_pollTimer, &QTimer::timeout, this, &MainWindow::pollNow);
-  m_pollTimer.start();
-
-  m_launch->setPresets(discoverPresets());
-  restoreSettings();
-  pollNow();
 }
 
 MainWindow::~MainWindow() {

@@ -64,6 +64,12 @@ class MainWindow : public QMainWindow {
   void closeEvent(QCloseEvent* event) override;
 
  private:
+  // The constructor's parts: widgets, docks, and the connections of each job.
+  void buildViews();
+  void buildDocks();
+  void connectTraining();
+  void connectExperiment();
+  void connectRunsBrowser();
   void drainLive();
   void applyPoll(const StorePoll& poll);
   void onJobEnded(bool ok, const QString& message);
