@@ -83,6 +83,8 @@ DistributedEnv distributedEnvFromEnvironment(
 
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::TCPStore> store;
+  // Where small host values travel: NCCL reduces CUDA tensors only.
+  torch::Device scalarDevice = torch::kCPU;
   std::function<c10::intrusive_ptr<c10d::Work>(std::vector<at::Tensor>&)> allreduce;
   std::function<c10::intrusive_ptr<c10d::Work>(std::vector<at::Tensor>&, int)> broadcast;
   std::function<c10::intrusive_ptr<c10d::Work>()> barrier;
@@ -90,7 +92,7 @@ struct ProcessGroup::Impl {
                                                std::vector<at::Tensor>&)>
       allgather;
 
-  // Binds the three collectives of a concrete c10d process group (its base class differs between
+  // Binds the collectives of a concrete c10d process group (its base class differs between
   // LibTorch versions, the calls do not).
   template <typename Group>
   void bind(c10::intrusive_ptr<Group> group) {
@@ -131,6 +133,8 @@ ProcessGroup::ProcessGroup(const DistributedEnv& env, bool cuda)
     m_impl->bind(
         c10::make_intrusive<c10d::ProcessGroupNCCL>(m_impl->store, env.rank, env.worldSize, opts));
     m_backend = "nccl";
+    m_impl->scalarDevice =
+        torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.localRank));
     return;
   }
 #endif
@@ -159,9 +163,10 @@ void ProcessGroup::allReduceSum(std::vector<at::Tensor>& tensors) {
 }
 
 std::vector<double> ProcessGroup::allReduceSum(const std::vector<double>& values) {
-  std::vector<at::Tensor> t{torch::tensor(values, torch::kFloat64)};
+  std::vector<at::Tensor> t{torch::tensor(values, torch::kFloat64).to(m_impl->scalarDevice)};
   allReduceSum(t);
-  const auto a = t[0].accessor<double, 1>();
+  const auto host = t[0].cpu();
+  const auto a = host.accessor<double, 1>();
   std::vector<double> out(values.size());
   for (size_t i = 0; i < out.size(); ++i) out[i] = a[static_cast<int64_t>(i)];
   return out;
