@@ -339,6 +339,12 @@ class TestText : public QObject {
     QVERIFY(errorOf([&] {
               renderChat(ChatFormat::Qwen25, list);
             }).contains("message 0 (user): the qwen2.5 template takes text content"));
+    // Found by fuzz_chat_messages: a part whose "type" is a number is the same clear error as an
+    // unknown type, not nlohmann's type_error.
+    QVERIFY(errorOf([] {
+              parseChatMessages(R"([{"role": "user", "content": [{"type": 6666666666666666666}]}])",
+                                "n.json");
+            }).contains("n.json: message 0: content[0] must be"));
     const auto text = parseChatMessages(R"([{"role": "user", "content": "Hi"}])", "t.json");
     QVERIFY(
         errorOf([&] { renderChat(ChatFormat::LlavaOneVision, text); }).contains("content lists"));

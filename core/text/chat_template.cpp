@@ -274,7 +274,10 @@ std::vector<ChatMessage> parseChatMessages(const std::string& jsonText, const st
       msg.contentIsList = true;
       for (size_t k = 0; k < content.size(); ++k) {
         const auto& p = content[k];
-        const std::string type = p.is_object() ? p.value("type", std::string()) : std::string();
+        // A "type" that is not a string is no known part (json::value would throw type_error).
+        const std::string type = p.is_object() && p.contains("type") && p["type"].is_string()
+                                     ? p["type"].get<std::string>()
+                                     : std::string();
         if (type == "text" && p.contains("text") && p["text"].is_string())
           msg.parts.push_back({ContentPart::Kind::Text, p["text"].get<std::string>()});
         else if (type == "image")

@@ -654,9 +654,15 @@ std::shared_ptr<const HfTokenizer::Impl> HfTokenizer::readTokenizer(
       if (tmpl->is_string()) {
         impl->chatTemplate = tmpl->get<std::string>();
       } else if (tmpl->is_array()) {  // named templates: take "default"
-        for (const auto& named : *tmpl)
-          if (named.value("name", std::string()) == "default")
-            impl->chatTemplate = named.value("template", std::string());
+        for (const auto& named : *tmpl) {
+          // Only string fields count (json::value would throw type_error on anything else).
+          const auto text = [&](const char* key) {
+            return named.is_object() && named.contains(key) && named[key].is_string()
+                       ? named[key].get<std::string>()
+                       : std::string();
+          };
+          if (text("name") == "default") impl->chatTemplate = text("template");
+        }
       } else {
         throw fieldError(configSource, "chat_template",
                          "must be a string or a list of {name, template}");
