@@ -26,6 +26,7 @@
 #include "store/workspace.h"
 #include "text/word_tokenizer.h"
 #include "training/run_checkpoint.h"
+#include "training/distributed.h"
 #include "training/trainer.h"
 
 namespace fs = std::filesystem;
@@ -54,9 +55,14 @@ void printEvaluation(const TrainResult& r) {
 
 // Data-parallel ranks > 0 print nothing but errors: rank 0 speaks for the run.
 bool followerRank() {
-  const char* rank = std::getenv("RANK");
-  const char* world = std::getenv("WORLD_SIZE");
-  return rank && world && std::string(rank) != "0" && std::string(world) != "1";
+  // torchrun's variables, read by the one reader the process group uses; malformed ones fail
+  // there, with their name, before anything prints.
+  try {
+    const DistributedEnv env = distributedEnvFromEnvironment();
+    return env.active() && !env.leader();
+  } catch (const std::exception&) {
+    return false;
+  }
 }
 
 // Prints how a run ended; a failed run throws RunFailed (exit code 1), a stopped one RunStopped.
