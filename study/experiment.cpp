@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -12,6 +13,7 @@
 #include "store/workspace.h"
 #include "study/measurements.h"
 #include "study/report.h"
+#include "study/task_graph.h"
 #include "training/run_checkpoint.h"
 #include "training/trainer.h"
 #include "io/state_dict.h"
@@ -108,19 +110,69 @@ TrainConfig transplantConfig(const ExperimentSpec& s, Stage stage, int64_t encod
   return c;
 }
 
-// Trains, resumes or reuses one stage and tags it with the experiment.
+// The caller's progress display, called from one thread at a time: stages run side by side.
+class SerialProgress final : public ExperimentProgress {
+ public:
+  explicit SerialProgress(ExperimentProgress& inner) : m_inner(inner) {}
+  void onStage(int index, int total, const std::string& what, bool reused) override {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_inner.onStage(index, total, what, reused);
+  }
+  void onMessage(const std::string& message) override {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_inner.onMessage(message);
+  }
+  std::unique_ptr<MetricSink> stepSink(int index, const std::string& what) override {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return std::make_unique<LockedSink>(m_inner.stepSink(index, what), m_mutex);
+  }
+
+ private:
+  struct LockedSink final : MetricSink {
+    LockedSink(std::unique_ptr<MetricSink> inner, std::mutex& mutex)
+        : inner(std::move(inner)), mutex(mutex) {}
+    void onRunStarted(int64_t runId, const std::string& name, int64_t batchSize,
+                      const std::string& device) override {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (inner) inner->onRunStarted(runId, name, batchSize, device);
+    }
+    void onStep(int64_t step, int64_t total, const Scalars& scalars) override {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (inner) inner->onStep(step, total, scalars);
+    }
+    void onMessage(const std::string& message) override {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (inner) inner->onMessage(message);
+    }
+    std::unique_ptr<MetricSink> inner;
+    std::mutex& mutex;
+  };
+  ExperimentProgress& m_inner;
+  std::mutex m_mutex;
+};
+
+// This worker thread's CPU threads. ATen sets a new thread's OpenMP team size from the last value
+// any thread chose, lazily at its first parallel operation; reading it first settles that, so the
+// value set here stays this thread's.
+void useThreads(int threads) {
+  (void)at::get_num_threads();
+  at::set_num_threads(threads);
+}
+
+// Trains, resumes or reuses one stage and tags it with the experiment. Called from several worker
+// threads at once, for different stages.
 class StageRunner {
  public:
   StageRunner(const ExperimentSpec& spec, ExperimentProgress& progress, int64_t experimentId,
-              int total)
+              int total, const std::atomic<bool>* halt)
       : m_spec(spec),
         m_progress(progress),
         m_tag("exp-" + std::to_string(experimentId)),
-        m_total(total) {}
+        m_total(total),
+        m_halt(halt) {}
 
-  int64_t run(const TrainConfig& cfg, std::optional<int64_t> parent, const std::string& what,
-              const std::string& name) {
-    ++m_index;
+  int64_t run(const TrainConfig& cfg, std::optional<int64_t> parent, int index,
+              const std::string& what) {
     std::optional<RunInfo> unfinished;
     {
       RunStore store(storePath(m_spec.workspace));
@@ -140,7 +192,7 @@ class StageRunner {
         const bool usable = !checkpoints.empty() &&
                             fs::exists(fs::path(checkpoints.back().path) / "model.safetensors");
         if (r.status == "finished" && usable) {
-          m_progress.onStage(m_index, m_total, what + " (run " + std::to_string(r.id) + ")", true);
+          m_progress.onStage(index, m_total, what + " (run " + std::to_string(r.id) + ")", true);
           ++reused;
           tag(store, r);
           return r.id;
@@ -150,14 +202,14 @@ class StageRunner {
       }
     }
     m_progress.onStage(
-        m_index, m_total,
+        index, m_total,
         what + (unfinished ? " (resuming run " + std::to_string(unfinished->id) + ")" : ""), false);
+    const auto sink = m_progress.stepSink(index, what);
     TrainOptions opt;
     opt.workspace = m_spec.workspace;
     opt.parentRunId = parent;
-    opt.runName = name;
-    opt.sink = m_progress.stepSink(what);
-    opt.stopRequested = m_spec.stopRequested;
+    opt.sink = sink.get();
+    opt.stopRequested = m_halt;
     if (unfinished) opt.resumeRunId = unfinished->id;
     const auto result = train(cfg, opt);
     if (result.status == "stopped")
@@ -173,7 +225,7 @@ class StageRunner {
     return result.runId;
   }
 
-  int trained = 0, reused = 0;
+  std::atomic<int> trained{0}, reused{0};
 
  private:
   void tag(RunStore& store, const RunInfo& r) {
@@ -186,8 +238,83 @@ class StageRunner {
   ExperimentProgress& m_progress;
   std::string m_tag;
   int m_total;
-  int m_index = 0;
+  const std::atomic<bool>* m_halt;
 };
+
+// The study's stages as a graph: each waits for the run it starts from, a transplant also for the
+// stage-2 run whose encoder it takes. A stage's configuration is made when it starts, as it names
+// runs (the transplant's vision_init) that exist only then.
+struct StageGraph {
+  struct Node {
+    std::function<TrainConfig()> config;
+    int parent = -1;  // the stage whose run this one starts from; -1: none
+    std::vector<int> after;
+    std::string what;
+  };
+  std::vector<Node> stages;
+  std::vector<int64_t> runIds;  // filled as stages finish
+
+  int add(std::function<TrainConfig()> config, int parent, std::vector<int> after,
+          std::string what) {
+    if (parent >= 0) after.push_back(parent);
+    stages.push_back({std::move(config), parent, std::move(after), std::move(what)});
+    runIds.push_back(0);
+    return static_cast<int>(stages.size()) - 1;
+  }
+};
+
+// Which stage of the graph holds each run of the study, per base.
+struct StudyStages {
+  struct Base {
+    int original = -1, stage1 = -1;
+    std::map<StudyRuns::Key, int> stageTwo, transplants;
+  };
+  std::map<int, Base> bases;
+};
+
+void buildStudyGraph(const ExperimentSpec& spec, StageGraph& g, StudyStages& where) {
+  const auto sweeps = sweepLabels(spec);
+  const auto arms = armsOf(spec);
+  const auto& runIds = g.runIds;  // read when a stage starts, after the ones it waits for
+  for (int b = 1; b <= spec.bases; ++b) {
+    StudyStages::Base& base = where.bases[b];
+    const std::string of = spec.bases > 1 ? "base " + std::to_string(b) + ", " : "";
+    const auto chainStage = [&spec, b](Stage stage) {
+      return [&spec, b, stage] { return baseConfig(spec, stage, b); };
+    };
+    base.original =
+        g.add(chainStage(Stage::Pretrain), -1, {}, of + "stage 0: encoder pre-training");
+    const int align = g.add(chainStage(Stage::Align), base.original, {}, of + "stage 1a: align");
+    base.stage1 = g.add(chainStage(Stage::Instruct), align, {}, of + "stage 1b: instruct");
+    for (const auto& sweep : sweeps)
+      for (int seed = 1; seed <= spec.seeds; ++seed)
+        for (const auto& arm : arms)
+          base.stageTwo[{sweep, seed, arm.encoder}] =
+              g.add([&spec, arm, sweep, seed] { return stageTwoConfig(spec, arm, sweep, seed); },
+                    base.stage1, {}, of + "stage 2: " + armLabel(arm, sweep, seed));
+    const auto transplant = [&](int encoder, bool original, int seed, const std::string& label) {
+      const auto config = [&spec, &runIds, encoder, original, seed](Stage stage) {
+        return [&spec, &runIds, encoder, original, seed, stage] {
+          return transplantConfig(spec, stage, runIds[static_cast<size_t>(encoder)], original,
+                                  seed);
+        };
+      };
+      const int a =
+          g.add(config(Stage::Align), -1, {encoder}, of + "transplant " + label + ": align");
+      return g.add(config(Stage::Instruct), a, {encoder},
+                   of + "transplant " + label + ": instruct");
+    };
+    for (int seed = 1; seed <= spec.seeds; ++seed) {
+      const int t = transplant(base.original, true, seed, "original seed " + std::to_string(seed));
+      for (const auto& sweep : sweeps) base.transplants[{sweep, seed, "original"}] = t;
+      for (const auto& sweep : sweeps)
+        for (const auto& arm : arms)
+          base.transplants[{sweep, seed, arm.encoder}] =
+              transplant(base.stageTwo.at({sweep, seed, arm.encoder}), false, seed,
+                         armLabel(arm, sweep, seed));
+    }
+  }
+}
 
 int64_t experimentRecord(const ExperimentSpec& spec) {
   RunStore store(storePath(spec.workspace));
@@ -239,6 +366,8 @@ ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
   if (s.seeds < 1 || s.seeds > 50) throw std::runtime_error("--seeds must be 1..50");
   if (s.bases < 1 || s.bases > 20) throw std::runtime_error("--bases must be 1..20");
   if (s.workspace.empty()) throw std::runtime_error("no workspace given");
+  if (s.jobs < 0 || s.jobs > 64) throw std::runtime_error("--jobs must be 1..64 (0: automatic)");
+  if (s.jobs == 0) s.jobs = defaultStudyJobs();
   try {
     (void)projectorInitFromName(s.transplantProjector);
   } catch (const std::runtime_error& e) {
@@ -294,12 +423,11 @@ ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
 
 ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgress& progress) {
   const ExperimentSpec spec = resolvedSpec(requested);
-  const auto sweeps = sweepLabels(spec);
-  const auto arms = armsOf(spec);
-  const int S = spec.seeds, V = static_cast<int>(sweeps.size()), A = static_cast<int>(arms.size());
-  const int K = spec.bases;
-  const int total = K * (3 + V * S * A + 2 * S + 2 * V * S * A);
   fs::create_directories(spec.workspace);
+  StageGraph graph;
+  StudyStages where;
+  buildStudyGraph(spec, graph, where);
+  const int K = spec.bases;
 
   ExperimentOutcome out;
   out.experimentId = experimentRecord(spec);
@@ -307,129 +435,161 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
                                       ("experiment-" + std::to_string(out.experimentId)))
                                          .string()
                                    : spec.out;
-  StageRunner runner(spec, progress, out.experimentId, total);
-  const auto fail = [&](const std::string& why) {
-    RunStore(storePath(spec.workspace)).setStatus(out.experimentId, "failed", why);
-    throw std::runtime_error(why);
+  SerialProgress serial(progress);
+  // Stops every stage in progress: the caller's stop, or a stage that failed.
+  std::atomic<bool> halt{false};
+  TaskGraphOptions sideBySide;
+  sideBySide.workers = spec.jobs;
+  sideBySide.cores = machineCores();
+  sideBySide.halt = &halt;
+  sideBySide.stop = spec.stopRequested;
+  // threads=N among the overrides fixes every stage's and measurement's threads.
+  const int fixedThreads = makeConfig(spec.preset, Stage::Pretrain, spec.sets).threads;
+  const auto threadsFor = [fixedThreads](int offered) {
+    return fixedThreads > 0 ? fixedThreads : offered;
   };
-  const auto stopIfRequested = [&](const std::string& where) {
-    if (!spec.stopRequested || !spec.stopRequested->load()) return;
-    const std::string why = "stopped " + where + "; the same command resumes it";
-    RunStore(storePath(spec.workspace)).setStatus(out.experimentId, "stopped", why);
-    throw ExperimentStopped(why);
+  const auto markExperiment = [&](const std::string& status, const std::string& why) {
+    RunStore(storePath(spec.workspace)).setStatus(out.experimentId, status, why);
+  };
+  // Runs a graph of tasks; a stop (or a stage that stopped) marks the experiment stopped, any
+  // other failure marks it failed, naming the stage.
+  const auto runAll = [&](const std::vector<Task>& tasks, const std::string& phase) {
+    try {
+      if (!runTaskGraph(tasks, sideBySide))
+        throw ExperimentStopped("stopped " + phase + "; the same command resumes it");
+    } catch (const ExperimentStopped& e) {
+      markExperiment("stopped", e.what());
+      throw;
+    } catch (const std::exception& e) {
+      markExperiment("failed", e.what());
+      throw std::runtime_error(e.what());
+    }
   };
 
-  // --- training: the chain, each stage reused when it already ran
-  // ------------------------------------
-  StudyRuns runs;
-  try {
-    for (int b = 1; b <= K; ++b) {
-      StudyRuns::Base& base = runs.bases[b];
-      const std::string of = K > 1 ? "base " + std::to_string(b) + ", " : "";
-      base.original = runner.run(baseConfig(spec, Stage::Pretrain, b), std::nullopt,
-                                 of + "stage 0: encoder pre-training", "");
-      const int64_t align =
-          runner.run(baseConfig(spec, Stage::Align, b), base.original, of + "stage 1a: align", "");
-      base.stage1 =
-          runner.run(baseConfig(spec, Stage::Instruct, b), align, of + "stage 1b: instruct", "");
-      for (const auto& sweep : sweeps)
-        for (int seed = 1; seed <= S; ++seed)
-          for (const auto& arm : arms) {
-            const std::string label = armLabel(arm, sweep, seed);
-            base.stageTwo[{sweep, seed, arm.encoder}] = runner.run(
-                stageTwoConfig(spec, arm, sweep, seed), base.stage1, of + "stage 2: " + label, "");
-          }
-      const auto transplant = [&](int64_t encoderRun, bool original, int seed,
-                                  const std::string& label) {
-        const int64_t a =
-            runner.run(transplantConfig(spec, Stage::Align, encoderRun, original, seed),
-                       std::nullopt, of + "transplant " + label + ": align", "");
-        return runner.run(transplantConfig(spec, Stage::Instruct, encoderRun, original, seed), a,
-                          of + "transplant " + label + ": instruct", "");
-      };
-      for (int seed = 1; seed <= S; ++seed) {
-        const int64_t t =
-            transplant(base.original, true, seed, "original seed " + std::to_string(seed));
-        for (const auto& sweep : sweeps) base.transplants[{sweep, seed, "original"}] = t;
-        for (const auto& sweep : sweeps)
-          for (const auto& arm : arms) {
-            const std::string label = armLabel(arm, sweep, seed);
-            base.transplants[{sweep, seed, arm.encoder}] =
-                transplant(base.stageTwo.at({sweep, seed, arm.encoder}), false, seed, label);
-          }
-      }
-    }
-  } catch (const ExperimentStopped& e) {
-    RunStore(storePath(spec.workspace)).setStatus(out.experimentId, "stopped", e.what());
-    throw;
-  } catch (const std::exception& e) {
-    fail(e.what());
+  // --- training: every stage once the runs it starts from exist, reused when it already ran
+  // ------------------------------------------------------------------------------------------
+  StageRunner runner(spec, serial, out.experimentId, static_cast<int>(graph.stages.size()), &halt);
+  {
+    std::vector<Task> tasks;
+    for (size_t i = 0; i < graph.stages.size(); ++i)
+      tasks.push_back(
+          {graph.stages[i].after, [&, i](int threads) {
+             const auto& node = graph.stages[i];
+             useThreads(threadsFor(threads));
+             TrainConfig cfg = node.config();
+             if (cfg.threads <= 0) cfg.threads = threads;
+             const auto parent =
+                 node.parent >= 0
+                     ? std::optional<int64_t>(graph.runIds[static_cast<size_t>(node.parent)])
+                     : std::nullopt;
+             graph.runIds[i] = runner.run(cfg, parent, static_cast<int>(i) + 1, node.what);
+           }});
+    runAll(tasks, "before every stage was trained");
   }
   out.stagesTrained = runner.trained;
   out.stagesReused = runner.reused;
+  StudyRuns runs;
+  for (const auto& [b, stages] : where.bases) {
+    const auto run = [&](int stage) { return graph.runIds[static_cast<size_t>(stage)]; };
+    StudyRuns::Base& base = runs.bases[b];
+    base.original = run(stages.original);
+    base.stage1 = run(stages.stage1);
+    for (const auto& [key, stage] : stages.stageTwo) base.stageTwo[key] = run(stage);
+    for (const auto& [key, stage] : stages.transplants) base.transplants[key] = run(stage);
+  }
 
-  // --- measurements
-  // ------------------------------------------------------------------------------------
-  progress.onMessage("measuring: probes, VQA by category, swap test, localisation, transplant VQA");
+  // --- measurements: one task per model (or per base's original and stage-1 models), side by
+  // side; their rows are joined in the tasks' order, so results.csv does not depend on timing
+  // ------------------------------------------------------------------------------------------
+  serial.onMessage("measuring: probes, VQA by category, swap test, localisation, transplant VQA");
   MeasureSettings settings;
   settings.probeTrain = spec.probeTrain;
   settings.probeVal = spec.probeVal;
   settings.probeTest = spec.probeTest;
   settings.segmentationSeeds = spec.segmentationSeeds;
   settings.localisationSamples = spec.localisationSamples;
-  auto load = [&](int64_t id) { return loadRunCheckpoint(spec.workspace, std::to_string(id)); };
   settings.vqaSamples = spec.vqaSamples;
+  auto load = [&](int64_t id) { return loadRunCheckpoint(spec.workspace, std::to_string(id)); };
   if (!fashionMnistInstalled())
-    progress.onMessage(
+    serial.onMessage(
         "Fashion-MNIST is not installed (dataset-fashion-mnist): its probe is skipped");
-  auto& rows = out.rows;
-  auto add = [&rows](std::vector<ResultRow> more) {
-    rows.insert(rows.end(), more.begin(), more.end());
-  };
+  std::vector<std::function<std::vector<ResultRow>()>> measures;
   for (const auto& [b, base] : runs.bases) {
     const std::string of = K > 1 ? " (base " + std::to_string(b) + ")" : "";
-    auto stage1 = load(base.stage1);
-    const WorldConfig world = stage1.config.world;
-    {
-      auto original = load(base.original);
-      add(probeEncoder(original.model, world, settings, resultKey("", 0, "original", b)));
-    }
-    add(probeEncoder(stage1.model, world, settings, resultKey("", 0, "stage1", b)));
-    add(vqaRows(stage1.model, world, settings.vqaSamples, "vqa", resultKey("", 0, "stage1", b)));
-    add(localisationRows(stage1.model, world, settings.localisationSamples, "localisation",
-                         resultKey("", 0, "stage1", b)));
-    const TensorMap stage1Vision = stateDict(*stage1.model->vision_tower);
+    const int bb = b;
+    const StudyRuns::Base* pb = &base;
+    measures.push_back([&, bb, pb] {
+      serial.onMessage("measuring the original and stage-1 models" +
+                       (K > 1 ? " (base " + std::to_string(bb) + ")" : std::string()));
+      std::vector<ResultRow> rows;
+      const auto add = [&rows](std::vector<ResultRow> more) {
+        rows.insert(rows.end(), more.begin(), more.end());
+      };
+      auto stage1 = load(pb->stage1);
+      const WorldConfig world = stage1.config.world;
+      {
+        auto original = load(pb->original);
+        add(probeEncoder(original.model, world, settings, resultKey("", 0, "original", bb)));
+      }
+      const ResultRow k = resultKey("", 0, "stage1", bb);
+      add(probeEncoder(stage1.model, world, settings, k));
+      add(vqaRows(stage1.model, world, settings.vqaSamples, "vqa", k));
+      add(localisationRows(stage1.model, world, settings.localisationSamples, "localisation", k));
+      return rows;
+    });
     for (const auto& [key, id] : base.stageTwo) {
       const auto& [sweep, seed, encoder] = key;
       const ResultRow k = resultKey(sweep, seed, encoder, b);
-      stopIfRequested("before measuring " + encoder + " seed " + std::to_string(seed) + of);
-      progress.onMessage("measuring " + encoder + (sweep.empty() ? "" : " " + sweep) + " seed " +
-                         std::to_string(seed) + of);
-      auto m = load(id);
-      add(probeEncoder(m.model, world, settings, k));
-      add(vqaRows(m.model, world, settings.vqaSamples, "vqa", k));
-      add(localisationRows(m.model, world, settings.localisationSamples, "localisation", k));
-      // Swap test: this encoder under the base's stage-1 projector and LM.
-      loadStateDict(*stage1.model->vision_tower, stateDict(*m.model->vision_tower), {""}, m.path);
-      add(vqaRows(stage1.model, world, settings.vqaSamples, "swap_vqa", k));
-      add(localisationRows(stage1.model, world, settings.localisationSamples, "swap_localisation",
-                           k));
-      loadStateDict(*stage1.model->vision_tower, stage1Vision, {""}, stage1.path);
+      const std::string label =
+          encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed) + of;
+      const int64_t run = id, stage1Run = base.stage1;
+      measures.push_back([&, k, label, run, stage1Run] {
+        serial.onMessage("measuring " + label);
+        std::vector<ResultRow> rows;
+        const auto add = [&rows](std::vector<ResultRow> more) {
+          rows.insert(rows.end(), more.begin(), more.end());
+        };
+        auto m = load(run);
+        const WorldConfig world = m.config.world;
+        add(probeEncoder(m.model, world, settings, k));
+        add(vqaRows(m.model, world, settings.vqaSamples, "vqa", k));
+        add(localisationRows(m.model, world, settings.localisationSamples, "localisation", k));
+        // Swap test: this encoder under the base's stage-1 projector and LM.
+        auto stage1 = load(stage1Run);
+        loadStateDict(*stage1.model->vision_tower, stateDict(*m.model->vision_tower), {""}, m.path);
+        add(vqaRows(stage1.model, world, settings.vqaSamples, "swap_vqa", k));
+        add(localisationRows(stage1.model, world, settings.localisationSamples, "swap_localisation",
+                             k));
+        return rows;
+      });
     }
     for (const auto& [key, id] : base.transplants) {
       const auto& [sweep, seed, encoder] = key;
-      stopIfRequested("before measuring the transplants" + of);
-      auto m = load(id);
-      add(vqaRows(m.model, world, settings.vqaSamples, "transplant_vqa",
-                  resultKey(sweep, seed, encoder, b)));
+      const ResultRow k = resultKey(sweep, seed, encoder, b);
+      const int64_t run = id;
+      measures.push_back([&, k, run] {
+        auto m = load(run);
+        return vqaRows(m.model, m.config.world, settings.vqaSamples, "transplant_vqa", k);
+      });
     }
+  }
+  {
+    std::vector<std::vector<ResultRow>> measured(measures.size());
+    std::vector<Task> tasks;
+    for (size_t i = 0; i < measures.size(); ++i)
+      tasks.push_back({{}, [&, i](int threads) {
+                         useThreads(threadsFor(threads));
+                         measured[i] = measures[i]();
+                       }});
+    runAll(tasks, "while measuring");
+    for (auto& rows : measured) out.rows.insert(out.rows.end(), rows.begin(), rows.end());
   }
 
   // --- report
   // -----------------------------------------------------------------------------------------
   fs::create_directories(out.reportDir);
   std::ofstream(fs::path(out.reportDir) / "spec.json") << specJson(spec).dump(2) << "\n";
-  writeReport(out.reportDir, spec.workspace, runs, rows, progress);
+  writeReport(out.reportDir, spec.workspace, runs, out.rows, serial);
   {
     RunStore store(storePath(spec.workspace));
     store.addArtifact(out.experimentId, "report", fs::absolute(out.reportDir).string());

@@ -14,6 +14,7 @@
 #pragma once
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -43,6 +44,10 @@ struct ExperimentSpec {
   int segmentationSeeds = 6;
   int localisationSamples = 0;  // 0: the preset's default
   int vqaSamples = 0;           // held-out questions per VQA measurement; 0: the preset's default
+  // Stages (and measurements) run side by side when neither needs the other's result, each with
+  // cores / jobs CPU threads (study/task_graph.h); 0: two from two cores up. The numbers do not
+  // depend on it beyond the threads' rounding (`threads=N` in `sets` fixes the threads too).
+  int jobs = 0;
   std::string workspace;
   std::string out;  // report folder; empty: <workspace>/experiments/<id>
   const std::atomic<bool>* stopRequested = nullptr;  // a signal or the window's Stop: the stage in
@@ -68,8 +73,9 @@ struct ExperimentProgress {
   // A stage starts (or is reused: reused = true); index counts from 1 up to total.
   virtual void onStage(int index, int total, const std::string& what, bool reused) = 0;
   virtual void onMessage(const std::string& message) = 0;
-  virtual MetricSink* stepSink(
-      const std::string& what) = 0;  // per-step progress of a trained stage
+  // Per-step progress of a trained stage; stages running side by side each get their own. The
+  // runner calls every method here from one thread at a time.
+  virtual std::unique_ptr<MetricSink> stepSink(int index, const std::string& what) = 0;
 };
 
 struct ExperimentOutcome {

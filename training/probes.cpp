@@ -1,11 +1,14 @@
 #include "training/probes.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <algorithm>
 #include <map>
 #include <stdexcept>
 
 #include "data/idx_reader.h"
 #include "training/batches.h"
+#include "training/global_rng.h"
 
 namespace pivot {
 
@@ -131,15 +134,24 @@ SegmentationProbeResult segmentationProbe(const torch::Tensor& trainFeatures,
                                           const torch::Tensor& testFeatures,
                                           const torch::Tensor& testLabels, int numClasses,
                                           uint64_t seed, int epochs, double lr, int batchSize) {
-  torch::manual_seed(seed);
   const int64_t D = trainFeatures.size(2);
-  torch::nn::Sequential mlp(torch::nn::Linear(D, D), torch::nn::GELU(),
-                            torch::nn::Linear(D, numClasses));
+  // The MLP's initial weights and then its own copy of the seeded stream for the epochs' order:
+  // the same numbers as seeding the global generator and drawing from it throughout, without
+  // holding it while training.
+  torch::nn::Sequential mlp;
+  at::Generator shuffle;
+  {
+    std::lock_guard<std::mutex> rng(globalRngMutex());
+    torch::manual_seed(seed);
+    mlp = torch::nn::Sequential(torch::nn::Linear(D, D), torch::nn::GELU(),
+                                torch::nn::Linear(D, numClasses));
+    shuffle = at::detail::getDefaultCPUGenerator().clone();
+  }
   torch::optim::Adam optimizer(mlp->parameters(), torch::optim::AdamOptions(lr));
   auto x = trainFeatures.reshape({-1, D}), y = trainLabels.reshape({-1});
   const int64_t n = x.size(0);
   for (int e = 0; e < epochs; ++e) {
-    auto order = torch::randperm(n);
+    auto order = torch::randperm(n, shuffle);
     for (int64_t start = 0; start < n; start += batchSize) {
       auto idx = order.narrow(0, start, std::min<int64_t>(batchSize, n - start));
       auto loss = torch::nn::functional::cross_entropy(mlp->forward(x.index_select(0, idx)),

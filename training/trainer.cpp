@@ -21,6 +21,7 @@
 #include "training/distributed.h"
 #include "training/encoder_pretrain.h"
 #include "training/evaluate.h"
+#include "training/global_rng.h"
 #include "training/losses.h"
 #include "training/real_data.h"
 #include "training/run_checkpoint.h"
@@ -651,8 +652,11 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   // --- models, optimiser, the step function of this run's method
   // ------------------------------------
   useCores(cfg, group);
-  torch::manual_seed(cfg.seed);
-  RunModels models = buildModels(cfg, store, plan.parentCheckpoint, device, sink);
+  RunModels models = [&] {
+    std::lock_guard<std::mutex> rng(globalRngMutex());  // the initial weights: this run's seed
+    torch::manual_seed(cfg.seed);
+    return buildModels(cfg, store, plan.parentCheckpoint, device, sink);
+  }();
   Optimisation opt = makeOptimizer(models, cfg);
   const WordTokenizer tok = WordTokenizer::shapesWorld();
   const ShapesWorld world(cfg.world);

@@ -86,6 +86,7 @@ struct ExperimentArgs {
   std::string transplantProjector = "new";
   int transplantAlignSteps = 0, transplantInstructSteps = 0;
   int segSeeds = 6;
+  int jobs = 0;  // stages side by side; 0: two from two cores up
   std::string out;
   bool quiet = false;
   std::string progress = "human";  // human | jsonl (one JSON object a line, for the window)

@@ -34,10 +34,9 @@ class ExperimentDisplay final : public ExperimentProgress {
   void onMessage(const std::string& message) override {
     std::cout << "[" << elapsed() << "] " << message << std::endl;
   }
-  MetricSink* stepSink(const std::string& what) override {
-    if (m_quiet) return &m_silent;
-    m_sink = std::make_unique<ProgressSink>("  " + what);
-    return m_sink.get();
+  std::unique_ptr<MetricSink> stepSink(int, const std::string& what) override {
+    if (m_quiet) return std::make_unique<NullSink>();
+    return std::make_unique<ProgressSink>("  " + what);
   }
 
  private:
@@ -47,8 +46,6 @@ class ExperimentDisplay final : public ExperimentProgress {
   }
   bool m_quiet;
   std::chrono::steady_clock::time_point m_start;
-  std::unique_ptr<ProgressSink> m_sink;
-  NullSink m_silent;
 };
 
 double secondsSince(std::chrono::steady_clock::time_point t0) {
@@ -90,14 +87,12 @@ class JsonDisplay final : public ExperimentProgress {
   void onMessage(const std::string& message) override {
     emitJson({{"event", "message"}, {"text", message}});
   }
-  MetricSink* stepSink(const std::string& what) override {
-    m_sink = std::make_unique<JsonStepSink>(what);
-    return m_sink.get();
+  std::unique_ptr<MetricSink> stepSink(int, const std::string& what) override {
+    return std::make_unique<JsonStepSink>(what);
   }
 
  private:
   std::chrono::steady_clock::time_point m_start;
-  std::unique_ptr<JsonStepSink> m_sink;
 };
 
 }  // namespace
@@ -115,6 +110,7 @@ int cmdExperiment(const std::string& workspace, const ExperimentArgs& a) {
   spec.transplantAlignSteps = a.transplantAlignSteps;
   spec.transplantInstructSteps = a.transplantInstructSteps;
   spec.segmentationSeeds = a.segSeeds;
+  spec.jobs = a.jobs;
   spec.workspace = workspace;
   spec.out = a.out;
   spec.stopRequested = &installStopSignals();
@@ -124,7 +120,8 @@ int cmdExperiment(const std::string& workspace, const ExperimentArgs& a) {
     std::cout << "PIVOT experiment: preset " << spec.preset << ", "
               << (spec.bases > 1 ? std::to_string(spec.bases) + " bases x " : "") << spec.seeds
               << " seed(s)" << (spec.sweepKey.empty() ? "" : ", sweep " + a.sweep) << ", arms "
-              << a.arms << (spec.mixedSftWeight > 0 ? ",dpo+sft" : "")
+              << a.arms << (spec.mixedSftWeight > 0 ? ",dpo+sft" : "") << ", " << spec.jobs
+              << (spec.jobs > 1 ? " stages side by side" : " stage at a time")
               << "\nworkspace: " << workspace << std::endl;
   ExperimentDisplay human(a.quiet);
   JsonDisplay machine;

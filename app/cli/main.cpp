@@ -346,6 +346,12 @@ int main(int argc, char** argv) {
                          "instruction-tuning steps of each transplant (0: preset default)");
   experiment->add_option("--seg-seeds", ex.segSeeds, "segmentation probe seeds")
       ->capture_default_str();
+  experiment
+      ->add_option("--jobs", ex.jobs,
+                   "stages trained side by side, each with cores/jobs threads (0: 2 from two "
+                   "cores up); results do not depend on it")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
   experiment->add_option("--out", ex.out,
                          "report folder (default: <workspace>/experiments/experiment-<id>)");
   experiment->add_flag("--quiet", ex.quiet, "no per-step progress lines");

@@ -1,0 +1,39 @@
+// Independent pieces of work side by side: the study's stages (a stage waits for the run it starts
+// from, a transplant for its encoder) and its measurements.
+//
+// Why: on a few CPU cores a small model's step uses two intra-op threads poorly (the mini stage 1b
+// runs ~250 samples/s on one process with 2 threads, two 1-thread processes run ~195 each), so the
+// study trains two independent stages at a time, one thread each, instead of one with two.
+#pragma once
+#include <atomic>
+#include <functional>
+#include <vector>
+
+namespace pivot {
+
+struct Task {
+  std::vector<int> after;  // indices of the tasks that must finish first (lower than this one's)
+  std::function<void(int threads)> run;  // the CPU threads it may use
+};
+
+struct TaskGraphOptions {
+  int workers = 1;  // tasks at most at once
+  int cores = 1;    // CPU threads shared among them: cores / workers each, and all of them to a
+                  // task that starts alone (nothing else running or ready), e.g. a stage-0/1 chain
+  // Set when a task throws, or copied from `stop` while waiting: running tasks poll it (the trainer
+  // stops with a checkpoint) and no task starts after it.
+  std::atomic<bool>* halt = nullptr;
+  const std::atomic<bool>* stop = nullptr;  // a signal or the window's Stop
+};
+
+// Runs every task once its predecessors finished, the lowest-numbered ready task first (so one
+// worker runs them in index order, as a plain loop would). The first exception a task throws is
+// rethrown after the running tasks returned; tasks not started by then never start. Returns false
+// when a stop or halt left tasks unstarted without any task throwing.
+bool runTaskGraph(const std::vector<Task>& tasks, const TaskGraphOptions& options);
+
+// How many stages the study trains at once by default on this machine, and the cores it has.
+int defaultStudyJobs();
+int machineCores();
+
+}  // namespace pivot
