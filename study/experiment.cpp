@@ -172,7 +172,7 @@ class StageRunner {
         m_halt(halt) {}
 
   int64_t run(const TrainConfig& cfg, std::optional<int64_t> parent, int index,
-              const std::string& what) {
+              const std::string& what, int threads) {
     std::optional<RunInfo> unfinished;
     {
       RunStore store(storePath(m_spec.workspace));
@@ -210,6 +210,7 @@ class StageRunner {
     opt.parentRunId = parent;
     opt.sink = sink.get();
     opt.stopRequested = m_halt;
+    opt.threads = threads;
     if (unfinished) opt.resumeRunId = unfinished->id;
     const auto result = train(cfg, opt);
     if (result.status == "stopped")
@@ -472,18 +473,17 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   {
     std::vector<Task> tasks;
     for (size_t i = 0; i < graph.stages.size(); ++i)
-      tasks.push_back(
-          {graph.stages[i].after, [&, i](int threads) {
-             const auto& node = graph.stages[i];
-             useThreads(threadsFor(threads));
-             TrainConfig cfg = node.config();
-             if (cfg.threads <= 0) cfg.threads = threads;
-             const auto parent =
-                 node.parent >= 0
-                     ? std::optional<int64_t>(graph.runIds[static_cast<size_t>(node.parent)])
-                     : std::nullopt;
-             graph.runIds[i] = runner.run(cfg, parent, static_cast<int>(i) + 1, node.what);
-           }});
+      tasks.push_back({graph.stages[i].after, [&, i](int threads) {
+                         const auto& node = graph.stages[i];
+                         useThreads(threadsFor(threads));
+                         const TrainConfig cfg = node.config();
+                         const auto parent =
+                             node.parent >= 0 ? std::optional<int64_t>(
+                                                    graph.runIds[static_cast<size_t>(node.parent)])
+                                              : std::nullopt;
+                         graph.runIds[i] = runner.run(cfg, parent, static_cast<int>(i) + 1,
+                                                      node.what, threadsFor(threads));
+                       }});
     runAll(tasks, "before every stage was trained");
   }
   out.stagesTrained = runner.trained;

@@ -487,11 +487,12 @@ int64_t createRunRecord(RunStore& store, const TrainConfig& cfg, std::optional<i
 }
 
 // Threads: `threads`, else every core, shared by the processes of this machine.
-void useCores(const TrainConfig& cfg, ProcessGroup* group) {
+void useCores(const TrainConfig& cfg, const TrainOptions& options) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(cfg.threads > 0
-                             ? cfg.threads
-                             : std::max(1, cores / (group ? group->env().localWorldSize : 1)));
+  const int local = options.group ? options.group->env().localWorldSize : 1;
+  torch::set_num_threads(options.threads > 0 ? options.threads
+                         : cfg.threads > 0   ? cfg.threads
+                                             : std::max(1, cores / local));
 }
 
 // Every rank takes an equal slice of a step's samples (GRPO: prompts, so whole groups).
@@ -651,7 +652,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
 
   // --- models, optimiser, the step function of this run's method
   // ------------------------------------
-  useCores(cfg, group);
+  useCores(cfg, options);
   RunModels models = [&] {
     std::lock_guard<std::mutex> rng(globalRngMutex());  // the initial weights: this run's seed
     torch::manual_seed(cfg.seed);

@@ -39,6 +39,9 @@ struct TrainOptions {
   // arguments; rank 0 writes the run store and checkpoints, the others only compute. Null: one
   // process.
   ProcessGroup* group = nullptr;
+  // CPU threads for this call, over the config's `threads` (a resumed run's stored config too);
+  // 0: the config's. The study sets it when it trains stages side by side.
+  int threads = 0;
 };
 
 struct TrainResult {
