@@ -589,7 +589,16 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   // -----------------------------------------------------------------------------------------
   fs::create_directories(out.reportDir);
   std::ofstream(fs::path(out.reportDir) / "spec.json") << specJson(spec).dump(2) << "\n";
-  writeReport(out.reportDir, spec.workspace, runs, out.rows, serial);
+  const std::string threads =
+      fixedThreads > 0
+          ? std::to_string(fixedThreads) + " per stage (threads=" + std::to_string(fixedThreads) +
+                "), " + std::to_string(spec.jobs) + " stage(s) at a time"
+      : spec.jobs > 1
+          ? std::to_string(spec.jobs) + " stages side by side, " +
+                std::to_string(std::max(1, sideBySide.cores / spec.jobs)) +
+                " each (a stage with nothing beside it: " + std::to_string(sideBySide.cores) + ")"
+          : std::to_string(sideBySide.cores) + ", one stage at a time";
+  writeReport(out.reportDir, spec.workspace, runs, out.rows, threads, serial);
   {
     RunStore store(storePath(spec.workspace));
     store.addArtifact(out.experimentId, "report", fs::absolute(out.reportDir).string());

@@ -182,7 +182,7 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
 
 // Where the numbers were computed: CPU kernels round differently from machine to machine and
 // training amplifies it, so two reports can only be compared knowing this.
-std::string machineMarkdown() {
+std::string machineMarkdown(const std::string& threads) {
   std::string cpu = "unknown";
   std::ifstream info("/proc/cpuinfo");
   for (std::string line; std::getline(info, line);)
@@ -199,8 +199,8 @@ std::string machineMarkdown() {
     }
   std::ostringstream md;
   md << "## Machine\n\n- CPU: " << cpu << " (" << std::thread::hardware_concurrency()
-     << " logical cores)\n- torch threads: " << torch::get_num_threads() << "\n- LibTorch "
-     << TORCH_VERSION << ", BLAS: " << blas
+     << " logical cores)\n- threads: " << threads << "\n- LibTorch " << TORCH_VERSION
+     << ", BLAS: " << blas
      << "\n- CUDA: " << (torch::cuda::is_available() ? "available" : "not available") << "\n";
   return md.str();
 }
@@ -254,7 +254,8 @@ std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string
 }
 
 void writeReport(const std::string& dir, const std::string& workspace, const StudyRuns& runs,
-                 const std::vector<ResultRow>& rows, ExperimentProgress& progress) {
+                 const std::vector<ResultRow>& rows, const std::string& threads,
+                 ExperimentProgress& progress) {
   fs::create_directories(dir);
   writeResultsCsv((fs::path(dir) / "results.csv").string(), rows);
   std::ostringstream md;
@@ -273,7 +274,7 @@ void writeReport(const std::string& dir, const std::string& workspace, const Stu
          << (std::get<0>(key).empty() ? "" : " " + std::get<0>(key)) << " seed " << std::get<1>(key)
          << ": run " << id << "\n";
   }
-  md << "\n" << machineMarkdown();
+  md << "\n" << machineMarkdown(threads);
   md << "\nFigures (PNG and PDF) are in figures/; every number above is in results.csv; the exact "
         "configuration of the experiment is spec.json, of every stage its run's config.\n";
   std::ofstream(fs::path(dir) / "report.md") << md.str();

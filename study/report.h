@@ -28,8 +28,11 @@ struct StudyRuns {
   std::map<int, Base> bases;  // 1..K
 };
 
+// `threads` says how the stages used the CPU (the Machine section), e.g. "2 stages side by side, 1
+// each (a stage with nothing beside it: 2)".
 void writeReport(const std::string& dir, const std::string& workspace, const StudyRuns& runs,
-                 const std::vector<ResultRow>& rows, ExperimentProgress& progress);
+                 const std::vector<ResultRow>& rows, const std::string& threads,
+                 ExperimentProgress& progress);
 
 // report.md's tables alone (tested): one table per probe family, encoders as columns.
 std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string& title);

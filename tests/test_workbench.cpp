@@ -563,7 +563,15 @@ class TestWorkbench : public QObject {
     QCOMPARE(experiment->childCount(), 1);
     auto* stage0 = experiment->child(0);
     QCOMPARE(stage0->text(2), QString("pretrain"));
-    auto* instruct = stage0->child(0)->child(0);
+    // Stage 0's children: stage 1a and the original encoder's transplants (trained side by side,
+    // so in either order); stage 1a is the align with an instruct child that has stage-2 children.
+    QTreeWidgetItem* instruct = nullptr;
+    for (int i = 0; i < stage0->childCount(); ++i) {
+      auto* align = stage0->child(i);
+      if (align->text(2) == "align" && align->childCount() > 0 && align->child(0)->childCount() > 0)
+        instruct = align->child(0);
+    }
+    QVERIFY(instruct);
     QCOMPARE(instruct->text(2), QString("instruct"));
     QStringList stageTwo;
     for (int i = 0; i < instruct->childCount(); ++i) stageTwo << instruct->child(i)->text(2);

@@ -11,7 +11,6 @@
 #include <QStatusBar>
 #include <QScrollArea>
 #include <QTabWidget>
-#include <QtConcurrent/QtConcurrent>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -20,42 +19,7 @@
 namespace pivot {
 namespace {
 
-constexpr int kDrainIntervalMs = 40;   // live curves: at most 25 updates a second
-constexpr int kPollIntervalMs = 1500;  // run store: runs started elsewhere, other runs' points
-
-StorePoll readStore(const std::string& path, std::map<int64_t, int64_t> wanted) {
-  StorePoll poll;
-  try {
-    if (!std::filesystem::exists(path)) return poll;
-    RunStore store(path, RunStore::Access::ReadOnly);  // the poller never writes
-    for (const auto& info : store.runs()) {
-      RunSummary s;
-      s.info = info;
-      s.info.status = effectiveStatus(info);  // a dead owner's "running" run shows as crashed
-      if (auto loss = store.lastMetric(info.id, "loss")) {
-        s.lastStep = loss->step;
-        s.lastLoss = loss->value;
-      }
-      if (auto margin = store.lastMetric(info.id, "rewards/margins")) s.lastMargin = margin->value;
-      s.checkpoints = store.checkpoints(info.id);
-      if (info.stage == "experiment") {
-        ExperimentEntry e;
-        e.id = info.id;
-        e.name = QString::fromStdString(info.name);
-        e.status = QString::fromStdString(info.status);
-        for (const auto& a : store.artifacts(info.id))
-          if (a.kind == "report" && info.status == "finished")
-            e.reportDir = QString::fromStdString(a.path);
-        poll.experiments.push_back(e);
-      }
-      poll.runs.push_back(std::move(s));
-    }
-    for (const auto& [id, after] : wanted) poll.newPoints[id] = store.metricsAfter(id, after);
-  } catch (const std::exception& e) {
-    poll.error = QString::fromUtf8(e.what());
-  }
-  return poll;
-}
+constexpr int kDrainIntervalMs = 40;  // live curves: at most 25 updates a second
 
 double batchSizeOf(const RunInfo& info) {
   try {
@@ -87,14 +51,17 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
   connectExperiment();
   connectRunsBrowser();
 
-  connect(&m_pollWatcher, &QFutureWatcher<StorePoll>::finished, this,
-          [this] { applyPoll(m_pollWatcher.result()); });
+  // The curves of the runs shown, except the one this process trains (its points come live).
+  m_poller = std::make_unique<StorePoller>(storePath(m_workspace.toStdString()), [this] {
+    std::map<int64_t, int64_t> wanted;
+    for (auto id : m_shownRuns)
+      if (id != m_activeRun) wanted[id] = m_curves->lastStep(id);
+    return wanted;
+  });
+  connect(m_poller.get(), &StorePoller::polled, this, &MainWindow::applyPoll);
   m_drainTimer.setInterval(kDrainIntervalMs);
   connect(&m_drainTimer, &QTimer::timeout, this, &MainWindow::drainLive);
   m_drainTimer.start();
-  m_pollTimer.setInterval(kPollIntervalMs);
-  connect(&m_pollTimer, &QTimer::timeout, this, &MainWindow::pollNow);
-  m_pollTimer.start();
 
   m_launch->setPresets(discoverPresets());
   restoreSettings();
@@ -274,7 +241,7 @@ void MainWindow::connectRunsBrowser() {
 }
 
 MainWindow::~MainWindow() {
-  m_pollWatcher.waitForFinished();
+  m_poller.reset();                                      // waits for a poll in flight
   if (m_trainProcess.state() != QProcess::NotRunning) {  // a data-parallel run: stop it cleanly
     m_trainProcess.terminate();
     if (!m_trainProcess.waitForFinished(30000)) m_trainProcess.kill();
@@ -413,12 +380,7 @@ void MainWindow::drainLive() {
 }
 
 void MainWindow::pollNow() {
-  if (m_pollWatcher.isRunning()) return;
-  std::map<int64_t, int64_t> wanted;
-  for (auto id : m_shownRuns)
-    if (id != m_activeRun) wanted[id] = m_curves->lastStep(id);
-  const std::string path = storePath(m_workspace.toStdString());
-  m_pollWatcher.setFuture(QtConcurrent::run([path, wanted] { return readStore(path, wanted); }));
+  if (m_poller) m_poller->pollNow();
 }
 
 void MainWindow::applyPoll(const StorePoll& poll) {

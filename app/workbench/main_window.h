@@ -1,7 +1,6 @@
 // The workbench window: launch panel (left), live curves (centre), runs browser (bottom), status
 // bar (step, samples/s, ETA, device). Composition root of the widgets and the training worker.
 #pragma once
-#include <QFutureWatcher>
 #include <QLabel>
 #include <QMainWindow>
 #include <QProcess>
@@ -17,17 +16,10 @@
 #include "inspect_view.h"
 #include "launch_panel.h"
 #include "runs_browser.h"
+#include "store_poller.h"
 #include "training_worker.h"
 
 namespace pivot {
-
-// What one poll of the run store brings back (read on a worker thread with its own connection).
-struct StorePoll {
-  std::vector<RunSummary> runs;
-  std::map<int64_t, std::vector<MetricPoint>> newPoints;  // for the runs shown in the curves
-  QList<ExperimentEntry> experiments;  // runs of stage "experiment", with their report
-  QString error;
-};
 
 class MainWindow : public QMainWindow {
   Q_OBJECT
@@ -103,8 +95,8 @@ class MainWindow : public QMainWindow {
   QLabel* m_speedLabel = nullptr;
   QLabel* m_etaLabel = nullptr;
   QLabel* m_deviceLabel = nullptr;
-  QTimer m_drainTimer, m_pollTimer;
-  QFutureWatcher<StorePoll> m_pollWatcher;
+  QTimer m_drainTimer;
+  std::unique_ptr<StorePoller> m_poller;
   bool m_training = false;
   bool m_closing = false;
   int64_t m_activeRun = 0;
