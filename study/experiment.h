@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "config/train_config.h"
-#include "store/results.h"
+#include "results/results_table.h"
 #include "training/metric_sink.h"
 
 namespace pivot {

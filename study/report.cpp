@@ -13,6 +13,7 @@
 
 #include "text/word_tokenizer.h"
 #include "metrics/curve_math.h"
+#include "results/encoder_style.h"
 #include "store/run_store.h"
 #include "study/experiment.h"
 #include "training/batches.h"

@@ -10,7 +10,7 @@
 #include <tuple>
 #include <vector>
 
-#include "store/results.h"
+#include "results/results_table.h"
 
 namespace pivot {
 

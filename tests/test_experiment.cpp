@@ -14,7 +14,7 @@
 #include <map>
 #include <set>
 
-#include "store/results.h"
+#include "results/results_table.h"
 #include "store/run_store.h"
 #include "study/experiment.h"
 #include "study/report.h"

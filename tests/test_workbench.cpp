@@ -20,7 +20,7 @@
 #include "main_window.h"
 #include "store/run_store.h"
 #include "store/workspace.h"
-#include "store/results.h"
+#include "results/results_table.h"
 #include "store/run_store.h"
 #include "config/train_config.h"
 #include "training/trainer.h"

@@ -14,7 +14,7 @@
 #include "data/image_processor.h"
 #include "data/shapes_world.h"
 #include "model/mllm.h"
-#include "store/results.h"
+#include "results/results_table.h"
 
 namespace pivot {
 

@@ -16,6 +16,8 @@
 #include <cmath>
 #include <qcustomplot.h>
 
+#include "results/encoder_style.h"
+
 namespace pivot {
 namespace {
 

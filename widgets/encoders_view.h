@@ -8,7 +8,7 @@
 #include <QWidget>
 #include <vector>
 
-#include "store/results.h"
+#include "results/results_table.h"
 
 class QComboBox;
 class QCustomPlot;

@@ -1,12 +1,14 @@
 // An experiment's measurements as a flat table, one row per (base, swept value, seed, encoder,
 // probe, metric): what results.csv holds, what report.md and the window's Encoders view summarise.
 // A base is one independently seeded stage-0/1 chain; the stage-2 seeds are nested in it.
-// Plain C++ (no torch, no Qt), so the widgets read it too.
+// Plain C++ (no torch, no Qt), so the widgets read it too. Its statistics are metrics/statistics.h,
+// the encoders' names and colours results/encoder_style.h.
 #pragma once
-#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "metrics/statistics.h"
 
 namespace pivot {
 
@@ -41,38 +43,6 @@ void writeResultsCsv(const std::string& path,
 // Throws naming the file and the line for a malformed row.
 std::vector<ResultRow> readResultsCsv(const std::string& path);
 
-// Summary statistics of a handful of values (seeds).
-struct Summary {
-  double mean = 0, std = 0;  // sample standard deviation (n - 1); 0 for one value
-  int n = 0;
-};
-Summary summarise(const std::vector<double>& values);
-
-// Paired difference a - b over matched seeds with a 95% Student-t interval (half-width 0 and
-// defined = false for fewer than two pairs).
-struct Difference {
-  double mean = 0, low = 0, high = 0;
-  int n = 0;  // pairs, or bases when overBases
-  bool defined = false;
-  // The nested design (several bases): the interval is over the bases' mean differences, so it
-  // covers the variance between stage-0/1 chains, not only between stage-2 seeds.
-  bool overBases = false;
-  std::vector<double> perBase;  // each base's mean paired difference, by base
-  int basesAbove = 0;           // bases whose mean difference is > 0 (e.g. DPO ahead)
-};
-Difference pairedDifference(const std::vector<double>& a, const std::vector<double>& b);
-double studentT975(int degreesOfFreedom);  // two-sided 95% quantile
-
-// One value of a cell.
-struct CellValue {
-  int base = 1, seed = 0;
-  double value = 0;
-};
-// a - b paired by (base, seed). One base: pairedDifference over its seeds. Several: per base the
-// mean of its paired differences, then their mean with a Student-t interval over the K base means
-// (K - 1 degrees of freedom) and the count of bases above zero.
-Difference nestedDifference(const std::vector<CellValue>& a, const std::vector<CellValue>& b);
-
 // The values of one (sweep, encoder, probe, metric) cell, ordered by base and seed.
 std::vector<CellValue> cellValues(const std::vector<ResultRow>& rows, const std::string& sweep,
                                   const std::string& encoder, const std::string& probe,
@@ -105,15 +75,6 @@ std::string probeFamily(const std::string& probe);  // "linear/shape" -> "linear
 // The encoders with a value in a probe family, in the order original, stage1, sft, dpo, grpo, mpo,
 // dpo+sft.
 std::vector<std::string> encodersOf(const std::vector<ResultRow>& rows, const std::string& family);
-std::string encoderTitle(
-    const std::string& encoder);  // "dpo" -> "DPO", "original" -> "original (stage 0)"
-// One colour per encoder in every chart (Okabe-Ito, colour-blind safe): original grey, stage 1 sky
-// blue, SFT orange, DPO blue, GRPO vermillion, MPO bluish green, DPO+SFT pink; anything else
-// yellow.
-std::array<uint8_t, 3> encoderColour(const std::string& encoder);
-std::string formatSummary(const Summary& s, int precision = 3);  // "0.812 ± 0.012", "" for n = 0
-// "+0.050 [-0.585, 0.685]"; over bases "+0.050 [-0.585, 0.685] (ahead in 2/3 bases)"
-std::string formatDifference(const Difference& d, int precision = 3);
 
 // summarise() of one cell's values (all bases and seeds).
 Summary cellSummary(const std::vector<ResultRow>& rows, const std::string& sweep,

@@ -1,4 +1,6 @@
-#include "store/results.h"
+#include "results/results_table.h"
+
+#include "results/encoder_style.h"
 
 #include <algorithm>
 #include <cmath>
@@ -116,65 +118,6 @@ std::vector<ResultRow> readResultsCsv(const std::string& path) {
   return rows;
 }
 
-Summary summarise(const std::vector<double>& values) {
-  Summary s;
-  s.n = static_cast<int>(values.size());
-  if (s.n == 0) return s;
-  for (double v : values) s.mean += v / s.n;
-  if (s.n > 1) {
-    double ss = 0;
-    for (double v : values) ss += (v - s.mean) * (v - s.mean);
-    s.std = std::sqrt(ss / (s.n - 1));
-  }
-  return s;
-}
-
-double studentT975(int df) {
-  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306,
-                                 2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
-                                 2.110,  2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-                                 2.060,  2.056, 2.052, 2.048, 2.045, 2.042};
-  if (df < 1) return NAN;
-  if (df <= 30) return table[df - 1];
-  return 1.96 + 2.4 / df;  // within 0.002 of the exact quantile above 30
-}
-
-Difference pairedDifference(const std::vector<double>& a, const std::vector<double>& b) {
-  Difference d;
-  const size_t n = std::min(a.size(), b.size());
-  std::vector<double> diffs;
-  for (size_t i = 0; i < n; ++i) diffs.push_back(a[i] - b[i]);
-  const auto s = summarise(diffs);
-  d.n = s.n;
-  d.mean = d.low = d.high = s.mean;
-  if (s.n >= 2) {
-    const double half = studentT975(s.n - 1) * s.std / std::sqrt(static_cast<double>(s.n));
-    d.low = s.mean - half;
-    d.high = s.mean + half;
-    d.defined = true;
-  }
-  return d;
-}
-
-Difference nestedDifference(const std::vector<CellValue>& a, const std::vector<CellValue>& b) {
-  std::map<int, std::vector<double>> diffs;  // base -> paired differences over its seeds
-  for (const auto& x : a)
-    for (const auto& y : b)
-      if (x.base == y.base && x.seed == y.seed) diffs[x.base].push_back(x.value - y.value);
-  if (diffs.size() <= 1) {
-    std::vector<double> d = diffs.empty() ? std::vector<double>{} : diffs.begin()->second;
-    return pairedDifference(d, std::vector<double>(d.size(), 0.0));
-  }
-  std::vector<double> means;
-  for (const auto& [base, d] : diffs) means.push_back(summarise(d).mean);
-  Difference out = pairedDifference(means, std::vector<double>(means.size(), 0.0));
-  out.overBases = true;
-  out.perBase = means;
-  out.basesAbove =
-      static_cast<int>(std::count_if(means.begin(), means.end(), [](double m) { return m > 0; }));
-  return out;
-}
-
 std::vector<CellValue> cellValues(const std::vector<ResultRow>& rows, const std::string& sweep,
                                   const std::string& encoder, const std::string& probe,
                                   const std::string& metric) {
@@ -199,32 +142,7 @@ std::string probeFamily(const std::string& probe) {
   return probe.rfind("linear/", 0) == 0 ? "linear" : probe;
 }
 
-std::string encoderTitle(const std::string& e) {
-  if (e == "original") return "original (stage 0)";
-  if (e == "stage1") return "stage 1";
-  if (e == "sft") return "SFT";
-  if (e == "dpo") return "DPO";
-  if (e == "grpo") return "GRPO";
-  if (e == "mpo") return "MPO";
-  if (e == "dpo+sft") return "DPO+SFT";
-  return e;
-}
-
-std::array<uint8_t, 3> encoderColour(const std::string& e) {
-  if (e == "original") return {153, 153, 153};
-  if (e == "stage1") return {86, 180, 233};
-  if (e == "sft") return {230, 159, 0};
-  if (e == "dpo") return {0, 114, 178};
-  if (e == "grpo") return {213, 94, 0};
-  if (e == "mpo") return {0, 158, 115};
-  if (e == "dpo+sft") return {204, 121, 167};
-  return {240, 228, 66};
-}
-
 namespace {
-
-const std::vector<std::string> kEncoderOrder = {"original", "stage1", "sft",    "dpo",
-                                                "grpo",     "mpo",    "dpo+sft"};
 
 std::string familyTitle(const std::string& family) {
   if (family == "vqa") return "VQA of the MLLM itself (held-out ShapesWorld questions)";
@@ -240,39 +158,17 @@ std::string familyTitle(const std::string& family) {
   return family;
 }
 
-std::string fixed(double v, int precision) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(precision) << v;
-  return s.str();
-}
-
 }  // namespace
-
-std::string formatSummary(const Summary& s, int precision) {
-  if (s.n == 0) return "";
-  return s.n > 1 ? fixed(s.mean, precision) + " ± " + fixed(s.std, precision)
-                 : fixed(s.mean, precision);
-}
-
-std::string formatDifference(const Difference& d, int precision) {
-  if (d.n == 0) return "";
-  std::string out = (d.mean >= 0 ? "+" : "") + fixed(d.mean, precision);
-  out += d.defined ? " [" + fixed(d.low, precision) + ", " + fixed(d.high, precision) + "]"
-                   : " (one seed: no interval)";
-  if (d.overBases)
-    out += " (ahead in " + std::to_string(d.basesAbove) + "/" + std::to_string(d.n) + " bases)";
-  return out;
-}
 
 std::vector<std::string> encodersOf(const std::vector<ResultRow>& rows, const std::string& family) {
   std::set<std::string> present;
   for (const auto& r : rows)
     if (probeFamily(r.probe) == family) present.insert(r.encoder);
   std::vector<std::string> out;
-  for (const auto& e : kEncoderOrder)
+  for (const auto& e : encoderOrder())
     if (present.count(e)) out.push_back(e);
   for (const auto& e : present)
-    if (std::find(kEncoderOrder.begin(), kEncoderOrder.end(), e) == kEncoderOrder.end())
+    if (std::find(encoderOrder().begin(), encoderOrder().end(), e) == encoderOrder().end())
       out.push_back(e);
   return out;
 }

@@ -1,0 +1,46 @@
+// Statistics of a study's few values: mean and spread over seeds, a paired difference with its
+// Student-t interval, and the nested design's difference over bases. Plain C++.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace pivot {
+
+// Summary statistics of a handful of values (seeds).
+struct Summary {
+  double mean = 0, std = 0;  // sample standard deviation (n - 1); 0 for one value
+  int n = 0;
+};
+Summary summarise(const std::vector<double>& values);
+
+// Paired difference a - b over matched seeds with a 95% Student-t interval (half-width 0 and
+// defined = false for fewer than two pairs).
+struct Difference {
+  double mean = 0, low = 0, high = 0;
+  int n = 0;  // pairs, or bases when overBases
+  bool defined = false;
+  // The nested design (several bases): the interval is over the bases' mean differences, so it
+  // covers the variance between stage-0/1 chains, not only between stage-2 seeds.
+  bool overBases = false;
+  std::vector<double> perBase;  // each base's mean paired difference, by base
+  int basesAbove = 0;           // bases whose mean difference is > 0 (e.g. DPO ahead)
+};
+Difference pairedDifference(const std::vector<double>& a, const std::vector<double>& b);
+double studentT975(int degreesOfFreedom);  // two-sided 95% quantile
+
+// One value of a cell.
+struct CellValue {
+  int base = 1, seed = 0;
+  double value = 0;
+};
+// a - b paired by (base, seed). One base: pairedDifference over its seeds. Several: per base the
+// mean of its paired differences, then their mean with a Student-t interval over the K base means
+// (K - 1 degrees of freedom) and the count of bases above zero.
+Difference nestedDifference(const std::vector<CellValue>& a, const std::vector<CellValue>& b);
+
+// "0.812 ± 0.012", "" for n = 0
+std::string formatSummary(const Summary& s, int precision = 3);
+// "+0.050 [-0.585, 0.685]"; over bases "+0.050 [-0.585, 0.685] (ahead in 2/3 bases)"
+std::string formatDifference(const Difference& d, int precision = 3);
+
+}  // namespace pivot
