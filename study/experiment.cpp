@@ -191,13 +191,13 @@ class StageRunner {
         const auto checkpoints = store.checkpoints(r.id);
         const bool usable = !checkpoints.empty() &&
                             fs::exists(fs::path(checkpoints.back().path) / "model.safetensors");
-        if (r.status == "finished" && usable) {
+        if (r.status == RunStatus::Finished && usable) {
           m_progress.onStage(index, m_total, what + " (run " + std::to_string(r.id) + ")", true);
           ++reused;
           tag(store, r);
           return r.id;
         }
-        if (r.status != "finished" && !unfinished)
+        if (r.status != RunStatus::Finished && !unfinished)
           unfinished = r;  // a finished run without files is retrained
       }
     }
@@ -213,13 +213,13 @@ class StageRunner {
     opt.threads = threads;
     if (unfinished) opt.resumeRunId = unfinished->id;
     const auto result = train(cfg, opt);
-    if (result.status == "stopped")
+    if (result.status == RunStatus::Stopped)
       throw ExperimentStopped(what + " (run " + std::to_string(result.runId) +
                               ") stopped at step " + std::to_string(result.step) +
                               " with a checkpoint; the same command resumes it");
-    if (result.status != "finished")
+    if (result.status != RunStatus::Finished)
       throw std::runtime_error(what + " (run " + std::to_string(result.runId) + ") " +
-                               result.status + ": " + result.message);
+                               name(result.status) + ": " + result.message);
     ++trained;
     RunStore store(storePath(m_spec.workspace));
     tag(store, *store.run(result.runId));
@@ -323,7 +323,7 @@ int64_t experimentRecord(const ExperimentSpec& spec) {
   for (const auto& r : store.runs())
     if (r.stage == "experiment" && r.configJson == config) {
       store.claimRun(r.id, currentProcessOwner());
-      store.setStatus(r.id, "running", "resumed");
+      store.setStatus(r.id, RunStatus::Running, "resumed");
       return r.id;
     }
   RunInfo info;
@@ -333,7 +333,7 @@ int64_t experimentRecord(const ExperimentSpec& spec) {
   const int64_t id = store.createRun(info);
   store.rename(id, "experiment-" + std::to_string(id));
   store.claimRun(id, currentProcessOwner());
-  store.setStatus(id, "running", "started");
+  store.setStatus(id, RunStatus::Running, "started");
   return id;
 }
 
@@ -449,7 +449,7 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   const auto threadsFor = [fixedThreads](int offered) {
     return fixedThreads > 0 ? fixedThreads : offered;
   };
-  const auto markExperiment = [&](const std::string& status, const std::string& why) {
+  const auto markExperiment = [&](RunStatus status, const std::string& why) {
     RunStore(storePath(spec.workspace)).setStatus(out.experimentId, status, why);
   };
   // Runs a graph of tasks; a stop (or a stage that stopped) marks the experiment stopped, any
@@ -459,10 +459,10 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
       if (!runTaskGraph(tasks, sideBySide))
         throw ExperimentStopped("stopped " + phase + "; the same command resumes it");
     } catch (const ExperimentStopped& e) {
-      markExperiment("stopped", e.what());
+      markExperiment(RunStatus::Stopped, e.what());
       throw;
     } catch (const std::exception& e) {
-      markExperiment("failed", e.what());
+      markExperiment(RunStatus::Failed, e.what());
       throw std::runtime_error(e.what());
     }
   };
@@ -602,7 +602,7 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   {
     RunStore store(storePath(spec.workspace));
     store.addArtifact(out.experimentId, "report", fs::absolute(out.reportDir).string());
-    store.setStatus(out.experimentId, "finished",
+    store.setStatus(out.experimentId, RunStatus::Finished,
                     std::to_string(runner.trained) + " stages trained, " +
                         std::to_string(runner.reused) + " reused; report " +
                         fs::absolute(out.reportDir).string());

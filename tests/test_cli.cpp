@@ -268,7 +268,7 @@ class TestCli : public QObject {
     QVERIFY2(r.code == 1, qPrintable(QString::number(r.code) + r.err + r.out));
     {
       RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
-      QCOMPARE(store.run(3)->status, std::string("failed"));
+      QCOMPARE(std::string(name(store.run(3)->status)), std::string("failed"));
     }
 
     // 10.9: a full disk (here: a file-size limit) while writing a checkpoint ends the run as
@@ -281,7 +281,7 @@ class TestCli : public QObject {
     {
       RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
       const auto runs = store.runs();
-      QCOMPARE(runs.back().status, std::string("failed"));
+      QCOMPARE(std::string(name(runs.back().status)), std::string("failed"));
       for (const auto& e : std::filesystem::recursive_directory_iterator(
                runDirectory(ws.toStdString(), runs.back().id)))
         QVERIFY2(e.path().filename().string().rfind(".tmp", 0) != 0, e.path().c_str());
@@ -303,7 +303,7 @@ class TestCli : public QObject {
       QTest::qWait(100);
       RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
       const auto runs = store.runs();
-      if (runs.back().stage != "sft" || runs.back().status != "running") continue;
+      if (runs.back().stage != "sft" || runs.back().status != RunStatus::Running) continue;
       longId = runs.back().id;
       if (auto last = store.lastMetric(longId, "loss")) stepsDone = last->step;
     }
@@ -321,7 +321,7 @@ class TestCli : public QObject {
     {
       RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
       const auto run = *store.run(longId);
-      QCOMPARE(run.status, std::string("stopped"));
+      QCOMPARE(std::string(name(run.status)), std::string("stopped"));
       const auto cps = store.checkpoints(longId);
       QVERIFY(!cps.empty());
       QVERIFY(cps.back().step >= 20);

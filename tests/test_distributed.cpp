@@ -83,7 +83,7 @@ int64_t waitForRunningRun(const std::function<bool(const RunStore&, int64_t)>& r
     QTest::qWait(100);
     RunStore store(storePath(workspace.toStdString()), RunStore::Access::ReadOnly);
     const auto runs = store.runs();
-    if (runs.back().stage == "sft" && runs.back().status == "running" &&
+    if (runs.back().stage == "sft" && runs.back().status == RunStatus::Running &&
         ready(store, runs.back().id))
       return runs.back().id;
   }
@@ -236,7 +236,7 @@ class TestDistributed : public QObject {
     RunStore store(storePath(m_ws.toStdString()), RunStore::Access::ReadOnly);
     QVERIFY(store.integrityProblems().empty());
     const auto failed = *store.run(runId);
-    QCOMPARE(QString::fromStdString(failed.status), QString("failed"));
+    QCOMPARE(QString(name(failed.status)), QString("failed"));
     QVERIFY2(QString::fromStdString(failed.message).contains("last good checkpoint"),
              failed.message.c_str());
     const int64_t saved = store.checkpoints(runId).back().step;
@@ -262,7 +262,7 @@ class TestDistributed : public QObject {
     QVERIFY(resume.waitForFinished(120000));
     QCOMPARE(resume.exitCode(), 128 + SIGINT);
     const auto stopped = *store.run(runId);
-    QCOMPARE(QString::fromStdString(stopped.status), QString("stopped"));
+    QCOMPARE(QString(name(stopped.status)), QString("stopped"));
     const int64_t stoppedAt = store.checkpoints(runId).back().step;
     QVERIFY(stoppedAt > saved);
     // Every step from 1 to the stop is logged once: the resumed steps replaced nothing twice.
@@ -301,7 +301,7 @@ class TestDistributed : public QObject {
              qPrintable(err));
     QVERIFY2(clock.elapsed() < 60000, qPrintable(QString::number(clock.elapsed())));
     RunStore store(storePath(m_ws.toStdString()), RunStore::Access::ReadOnly);
-    QCOMPARE(QString::fromStdString(store.run(runId)->status), QString("failed"));
+    QCOMPARE(QString(name(store.run(runId)->status)), QString("failed"));
   }
 };
 

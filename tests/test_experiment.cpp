@@ -233,10 +233,10 @@ class TestExperiment : public QObject {
     std::map<std::string, int> byStage;
     for (const auto& r : store.runs()) {
       if (r.stage == "experiment") {
-        QCOMPARE(r.status, std::string("finished"));
+        QCOMPARE(std::string(name(r.status)), std::string("finished"));
         continue;
       }
-      QCOMPARE(r.status, std::string("finished"));
+      QCOMPARE(std::string(name(r.status)), std::string("finished"));
       QVERIFY2(r.tags.find("exp-") != std::string::npos, r.name.c_str());
       ++byStage[r.stage];
     }
@@ -351,7 +351,8 @@ class TestExperiment : public QObject {
       const auto sft = store.runs();
       bool siblingStopped = false;
       for (const auto& r : sft)
-        if (r.stage == "sft") siblingStopped = r.status == "stopped" || r.status == "finished";
+        if (r.stage == "sft")
+          siblingStopped = r.status == RunStatus::Stopped || r.status == RunStatus::Finished;
       QVERIFY(siblingStopped);
     }
     Recorder again;

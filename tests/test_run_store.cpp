@@ -39,8 +39,8 @@ class TestRunStore : public QObject {
     QCOMPARE(*store.run(c)->parentId, p);
     QCOMPARE(store.findRun("my-dpo").id, c);
     QCOMPARE(store.findRun(std::to_string(p)).id, p);
-    store.setStatus(c, "failed", "loss became nan");
-    QCOMPARE(store.run(c)->status, std::string("failed"));
+    store.setStatus(c, RunStatus::Failed, "loss became nan");
+    QCOMPARE(std::string(name(store.run(c)->status)), std::string("failed"));
     QCOMPARE(store.run(c)->message, std::string("loss became nan"));
     try {
       store.findRun("nope");
@@ -163,6 +163,38 @@ class TestRunStore : public QObject {
     QCOMPARE(moved.artifacts(id).at(1).path, std::string("/elsewhere/export"));
   }
 
+  // Run status is an enum with one name table; the database holds the names. Every name round
+  // trips, and a status this version does not know is one error naming the run and the value.
+  void runStatusNamesRoundTripAndUnknownOnesAreNamed() {
+    QTemporaryDir dir;
+    const std::string path = dir.filePath("runs.sqlite").toStdString();
+    int64_t id = 0;
+    {
+      RunStore store(path);
+      RunInfo info;
+      info.name = "r";
+      id = store.createRun(info);
+      for (const auto& n : runStatusNames()) {
+        store.setStatus(id, runStatusFromName(n), "m");
+        QCOMPARE(std::string(name(store.run(id)->status)), n);
+      }
+    }
+    sqlite3* db = nullptr;
+    QCOMPARE(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    QCOMPARE(sqlite3_exec(db, "UPDATE runs SET status = 'exploded'", nullptr, nullptr, nullptr),
+             SQLITE_OK);
+    sqlite3_close(db);
+    RunStore store(path);
+    try {
+      store.runs();
+      QFAIL("an unknown status was read");
+    } catch (const std::runtime_error& e) {
+      const std::string what = e.what();
+      QVERIFY2(what.find("run " + std::to_string(id)) != std::string::npos, e.what());
+      QVERIFY2(what.find("unknown run status 'exploded'") != std::string::npos, e.what());
+    }
+  }
+
   // Schema 2 stored paths as given (absolute, or relative to where the command ran); opening such a
   // workspace migrates them to workspace-relative ones.
   void schemaTwoPathsMigrate() {
@@ -199,7 +231,7 @@ class TestRunStore : public QObject {
     QCOMPARE(store.checkpoints(1).at(1).path, root + "/checkpoints/run-1/step-0000008");
     QCOMPARE(store.artifacts(1).at(0).path, root + "/experiments/experiment-1");
     QCOMPARE(store.run(1)->owner.pid, int64_t(0));  // unknown owner: never shown as crashed
-    QCOMPARE(effectiveStatus(*store.run(1)), std::string("finished"));
+    QCOMPARE(effectiveStatus(*store.run(1)), RunStatus::Finished);
   }
 
   // Issue 10.3: a damaged database is an error naming it, never a partial answer.
@@ -301,10 +333,10 @@ class TestRunStore : public QObject {
     QTemporaryDir dir;
     RunStore store(dir.filePath("runs.sqlite").toStdString());
     const auto id = store.createRun(RunInfo{});
-    store.setStatus(id, "running");
+    store.setStatus(id, RunStatus::Running);
     store.claimRun(id, currentProcessOwner());
     QCOMPARE(runLiveness(*store.run(id)), Liveness::Alive);
-    QCOMPARE(effectiveStatus(*store.run(id)), std::string("running"));
+    QCOMPARE(std::string(name(effectiveStatus(*store.run(id)))), std::string("running"));
 
     QProcess child;  // a process that owned the run and then ended
     child.start("sleep", {"0.3"});
@@ -315,7 +347,7 @@ class TestRunStore : public QObject {
     QCOMPARE(runLiveness(*store.run(id)), Liveness::Alive);
     QVERIFY(child.waitForFinished());
     QCOMPARE(runLiveness(*store.run(id)), Liveness::Dead);
-    QCOMPARE(effectiveStatus(*store.run(id)), std::string("crashed"));
+    QCOMPARE(std::string(name(effectiveStatus(*store.run(id)))), std::string("crashed"));
 
     RunOwner recycled = currentProcessOwner();  // our pid, but another process's start
     recycled.start += "0";
@@ -328,7 +360,7 @@ class TestRunStore : public QObject {
     QCOMPARE(runLiveness(remote), Liveness::Alive);
     remote.owner.heartbeat = unixNow() - 3600;
     QCOMPARE(runLiveness(remote), Liveness::Dead);
-    remote.status = "finished";
+    remote.status = RunStatus::Finished;
     QCOMPARE(runLiveness(remote), Liveness::NotRunning);
   }
 

@@ -68,7 +68,7 @@ class TestTraining : public QObject {
                                        std::initializer_list<const char*> keys,
                                        TrainResult* uninterrupted = nullptr) {
     const auto whole = train(cfg, options);
-    QCOMPARE(whole.status, std::string("finished"));
+    QCOMPARE(std::string(name(whole.status)), std::string("finished"));
     if (uninterrupted) *uninterrupted = whole;
     std::atomic<bool> stop{false};
     StopAt stopper(stop, 3);
@@ -76,13 +76,13 @@ class TestTraining : public QObject {
     interrupted.sink = &stopper;
     interrupted.stopRequested = &stop;
     const auto first = train(cfg, interrupted);
-    QCOMPARE(first.status, std::string("stopped"));
+    QCOMPARE(std::string(name(first.status)), std::string("stopped"));
     QCOMPARE(first.step, int64_t(3));  // Stop takes effect within one step
     TrainOptions resume;
     resume.workspace = options.workspace;
     resume.resumeRunId = first.runId;
     const auto second = train(TrainConfig{}, resume);
-    QCOMPARE(second.status, std::string("finished"));
+    QCOMPARE(std::string(name(second.status)), std::string("finished"));
     QCOMPARE(second.runId, first.runId);
     for (const char* key : keys) {
       auto a = series(options.workspace, whole.runId, key),
@@ -104,7 +104,7 @@ class TestTraining : public QObject {
     TrainOptions opt;
     opt.workspace = m_ws;
     auto r = train(tiny(Stage::Instruct, 10), opt);
-    QCOMPARE(r.status, std::string("finished"));
+    QCOMPARE(std::string(name(r.status)), std::string("finished"));
     m_parent = r.runId;
   }
 
@@ -122,7 +122,7 @@ class TestTraining : public QObject {
     bool hasAccuracy = false;
     for (const auto& e : store.evaluations(m_parent)) hasAccuracy |= e.key == "vqa/accuracy/colour";
     QVERIFY(hasAccuracy);
-    QCOMPARE(store.run(m_parent)->status, std::string("finished"));
+    QCOMPARE(std::string(name(store.run(m_parent)->status)), std::string("finished"));
   }
 
   void dpoStartsAtLogTwoWithZeroRewards() {
@@ -130,7 +130,7 @@ class TestTraining : public QObject {
     opt.workspace = m_ws;
     opt.parentRunId = m_parent;
     auto r = train(tiny(Stage::Dpo, 4), opt);
-    QCOMPARE(r.status, std::string("finished"));
+    QCOMPARE(std::string(name(r.status)), std::string("finished"));
     // Step 1 runs before any update: policy == reference, so every reward is 0 and the loss log 2.
     QVERIFY(std::abs(series(m_ws, r.runId, "loss").at(1) - std::log(2.0)) < 1e-5);
     QVERIFY(std::abs(series(m_ws, r.runId, "rewards/margins").at(1)) < 1e-6);
@@ -162,7 +162,7 @@ class TestTraining : public QObject {
       TrainConfig fp32 = tiny(stage, 4), bf16 = fp32;
       bf16.dtype = Precision::Bf16;
       const auto a = train(fp32, opt), b = train(bf16, opt);
-      QCOMPARE(b.status, std::string("finished"));
+      QCOMPARE(std::string(name(b.status)), std::string("finished"));
       const auto la = series(m_ws, a.runId, "loss"), lb = series(m_ws, b.runId, "loss");
       QCOMPARE(lb.size(), la.size());
       double largest = 0;
@@ -195,7 +195,7 @@ class TestTraining : public QObject {
     opt.workspace = m_ws;
     opt.parentRunId = m_parent;
     const auto r = train(tiny(Stage::Mpo, 4), opt);
-    QCOMPARE(r.status, std::string("finished"));
+    QCOMPARE(std::string(name(r.status)), std::string("finished"));
     const auto loss = series(m_ws, r.runId, "loss"),
                sigmoid = series(m_ws, r.runId, "loss/sigmoid"),
                bco = series(m_ws, r.runId, "loss/bco_pair"),
@@ -313,7 +313,7 @@ class TestTraining : public QObject {
       c.eval_samples = stage == Stage::Instruct ? 192 : 0;
       if (parent) opt.parentRunId = parent;
       const auto r = train(c, opt);
-      QCOMPARE(r.status, std::string("finished"));
+      QCOMPARE(std::string(name(r.status)), std::string("finished"));
       parent = r.runId;
     }
     RunStore store(storePath(opt.workspace));
@@ -326,7 +326,7 @@ class TestTraining : public QObject {
       applyOverride(c, s);
     opt.parentRunId = parent;
     const auto r = train(c, opt);
-    QCOMPARE(r.status, std::string("finished"));
+    QCOMPARE(std::string(name(r.status)), std::string("finished"));
     const auto accuracy = series(opt.workspace, r.runId, "rewards/accuracy/mean");
     double first = 0, last = 0;
     for (int step = 1; step <= 20; ++step) first += accuracy.at(step) / 20;
@@ -392,12 +392,12 @@ class TestTraining : public QObject {
       if (step == 4) loss = loss * std::numeric_limits<double>::quiet_NaN();
     };
     auto r = train(cfg, opt);
-    QCOMPARE(r.status, std::string("failed"));
+    QCOMPARE(std::string(name(r.status)), std::string("failed"));
     QVERIFY2(r.message.find("nan at step 5") != std::string::npos, r.message.c_str());
     QVERIFY2(r.message.find("step-0000003") != std::string::npos, r.message.c_str());
     QVERIFY(std::filesystem::exists(r.checkpoint + "/model.safetensors"));
     RunStore store(storePath(m_ws));
-    QCOMPARE(store.run(r.runId)->status, std::string("failed"));
+    QCOMPARE(std::string(name(store.run(r.runId)->status)), std::string("failed"));
     QCOMPARE(store.metrics(r.runId, "loss").size(), size_t(4));  // no value for the bad step
   }
 
@@ -411,12 +411,12 @@ class TestTraining : public QObject {
     opt.workspace = m_ws;
     opt.parentRunId = m_parent;
     const auto r = train(cfg, opt);
-    QCOMPARE(r.status, std::string("failed"));
+    QCOMPARE(std::string(name(r.status)), std::string("failed"));
     QVERIFY2(r.message.find("nan at step") != std::string::npos ||
                  r.message.find("non-finite") != std::string::npos,
              r.message.c_str());
     RunStore store(storePath(m_ws));
-    QCOMPARE(store.run(r.runId)->status, std::string("failed"));
+    QCOMPARE(std::string(name(store.run(r.runId)->status)), std::string("failed"));
     QCOMPARE(store.run(r.runId)->message, r.message);
     for (const auto& p : store.metrics(r.runId)) QVERIFY2(std::isfinite(p.value), p.key.c_str());
   }
@@ -430,7 +430,7 @@ class TestTraining : public QObject {
     opt.workspace = m_ws;
     opt.parentRunId = m_parent;
     const auto r = train(cfg, opt);
-    QCOMPARE(r.status, std::string("finished"));
+    QCOMPARE(std::string(name(r.status)), std::string("finished"));
     RunStore store(storePath(m_ws));
     std::vector<int64_t> steps;
     for (const auto& c : store.checkpoints(r.runId)) {
@@ -457,14 +457,14 @@ class TestTraining : public QObject {
     opt.sink = &stopper;
     opt.stopRequested = &stop;
     const auto first = train(tiny(Stage::Sft, 6), opt);
-    QCOMPARE(first.status, std::string("stopped"));
+    QCOMPARE(std::string(name(first.status)), std::string("stopped"));
     QProcess owner;  // stands in for another pivot process training the run
     owner.start("sleep", {"30"});
     QVERIFY(owner.waitForStarted());
     {
       RunStore store(storePath(m_ws));
       store.claimRun(first.runId, processOwner(owner.processId()));
-      store.setStatus(first.runId, "running");
+      store.setStatus(first.runId, RunStatus::Running);
     }
     TrainOptions resume;
     resume.workspace = m_ws;
@@ -477,12 +477,14 @@ class TestTraining : public QObject {
       QVERIFY2(msg.find("is live (pid " + std::to_string(owner.processId())) != std::string::npos,
                e.what());
     }
-    QCOMPARE(RunStore(storePath(m_ws)).run(first.runId)->status, std::string("running"));
+    QCOMPARE(std::string(name(RunStore(storePath(m_ws)).run(first.runId)->status)),
+             std::string("running"));
     owner.kill();
     owner.waitForFinished();
-    QCOMPARE(effectiveStatus(*RunStore(storePath(m_ws)).run(first.runId)), std::string("crashed"));
+    QCOMPARE(std::string(name(effectiveStatus(*RunStore(storePath(m_ws)).run(first.runId)))),
+             std::string("crashed"));
     const auto second = train(TrainConfig{}, resume);
-    QCOMPARE(second.status, std::string("finished"));
+    QCOMPARE(std::string(name(second.status)), std::string("finished"));
     QCOMPARE(second.step, int64_t(6));
   }
 
@@ -513,7 +515,7 @@ class TestTraining : public QObject {
     TrainOptions opt;
     opt.workspace = m_ws;
     auto r = train(cfg, opt);
-    QCOMPARE(r.status, std::string("finished"));
+    QCOMPARE(std::string(name(r.status)), std::string("finished"));
     RunStore store(storePath(m_ws));
     auto source = loadSafetensors(store.checkpoints(m_parent).back().path + "/model.safetensors");
     auto moved = loadSafetensors(r.checkpoint + "/model.safetensors");

@@ -209,7 +209,7 @@ class TestWorkbench : public QObject {
     // The step in flight finishes first (slow on a loaded machine); the trainer marks the run
     // paused when it actually waits, and from then on no step arrives.
     QTRY_VERIFY_WITH_TIMEOUT(
-        RunStore(storePath(ws.toStdString())).run(instructRun)->status == "paused", 30000);
+        RunStore(storePath(ws.toStdString())).run(instructRun)->status == RunStatus::Paused, 30000);
     QTest::qWait(300);  // the live buffer drains every 40 ms
     const int64_t pausedAt = w.curves()->lastStep(instructRun);
     QTest::qWait(800);
@@ -223,7 +223,7 @@ class TestWorkbench : public QObject {
     QVERIFY(!w.isTraining());
     QCOMPARE(panel->state(), LaunchPanel::State::Idle);
     RunStore store(storePath(ws.toStdString()));
-    QCOMPARE(store.run(instructRun)->status, std::string("stopped"));
+    QCOMPARE(std::string(name(store.run(instructRun)->status)), std::string("stopped"));
     QVERIFY(!store.checkpoints(instructRun).empty());  // resumable
     // The runs browser lists the three runs; the curves keep them after the job ended.
     w.pollNow();
@@ -319,7 +319,7 @@ class TestWorkbench : public QObject {
     QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, 60000);
     QVERIFY(!w.isTraining());
     RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
-    QCOMPARE(store.run(alignRun)->status, std::string("stopped"));
+    QCOMPARE(std::string(name(store.run(alignRun)->status)), std::string("stopped"));
     QVERIFY(!store.checkpoints(alignRun).empty());
   }
 
@@ -336,14 +336,14 @@ class TestWorkbench : public QObject {
     for (const char* s : {"steps=20", "batch_size=8", "eval_samples=0", "threads=2"})
       applyOverride(instruct, s);
     const auto parent = train(instruct, opt);
-    QCOMPARE(parent.status, std::string("finished"));
+    QCOMPARE(std::string(name(parent.status)), std::string("finished"));
     opt.parentRunId = parent.runId;
     TrainConfig grpo = presetConfig("tiny", Stage::Grpo);
     for (const char* s : {"steps=12", "batch_size=16", "num_generations=4", "eval_samples=0",
                           "threads=2", "log_completions_steps=5"})
       applyOverride(grpo, s);
     const auto g = train(grpo, opt);
-    QCOMPARE(g.status, std::string("finished"));
+    QCOMPARE(std::string(name(g.status)), std::string("finished"));
     TrainConfig dpo = presetConfig("tiny", Stage::Dpo);
     for (const char* s : {"steps=6", "batch_size=8", "eval_samples=0", "threads=2"})
       applyOverride(dpo, s);
@@ -643,9 +643,9 @@ class TestWorkbench : public QObject {
     RunStore s(store, RunStore::Access::ReadOnly);
     const auto runs = s.runs();
     QCOMPARE(runs[0].stage, std::string("experiment"));
-    QCOMPARE(runs[0].status, std::string("stopped"));
+    QCOMPARE(std::string(name(runs[0].status)), std::string("stopped"));
     QCOMPARE(runs[1].stage, std::string("pretrain"));
-    QCOMPARE(runs[1].status, std::string("stopped"));
+    QCOMPARE(std::string(name(runs[1].status)), std::string("stopped"));
     QVERIFY(!lastUsableCheckpoint(s, runs[1].id, /*resumable=*/true).empty());
   }
 
@@ -676,7 +676,7 @@ class TestWorkbench : public QObject {
     QVERIFY(!w.isTraining());
     RunStore store(storePath(ws.toStdString()));
     const auto run = store.runs().front();
-    QCOMPARE(run.status, std::string("stopped"));
+    QCOMPARE(std::string(name(run.status)), std::string("stopped"));
     QCOMPARE(store.checkpoints(run.id).size(), size_t(1));  // resumable from where it stopped
   }
 };

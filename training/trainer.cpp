@@ -158,7 +158,7 @@ RunInfo runToResume(const RunStore& store, int64_t runId) {
   auto info = store.run(runId);
   if (!info)
     throw std::runtime_error("no run " + std::to_string(runId) + " to resume in " + store.path());
-  if (info->status == "finished")
+  if (info->status == RunStatus::Finished)
     throw std::runtime_error("run " + info->name + " already finished");
   if (runLiveness(*info) == Liveness::Alive && info->owner.pid != currentProcessOwner().pid)
     throw std::runtime_error("run " + info->name + " is live (" + ownerText(info->owner) +
@@ -351,12 +351,12 @@ bool waitWhilePaused(const TrainOptions& options, RunStore& store, int64_t runId
   const auto stopping = [&] { return options.stopRequested && options.stopRequested->load(); };
   if (!options.pauseRequested || !options.pauseRequested->load() || stopping()) return stopping();
   writer.flush();
-  store.setStatus(runId, "paused", "paused at step " + std::to_string(step));
+  store.setStatus(runId, RunStatus::Paused, "paused at step " + std::to_string(step));
   for (int waited = 0; options.pauseRequested->load() && !stopping(); ++waited) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (waited % 1500 == 1499) store.heartbeat(runId);
   }
-  store.setStatus(runId, "running", runningMessage);
+  store.setStatus(runId, RunStatus::Running, runningMessage);
   return stopping();
 }
 
@@ -686,7 +686,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
       (group ? ", " + std::to_string(group->size()) + " processes (" + group->backend() + ")" : "");
   if (leader) {
     store.claimRun(runId, currentProcessOwner());
-    store.setStatus(runId, "running", runningMessage);
+    store.setStatus(runId, RunStatus::Running, runningMessage);
   }
 
   // From here on the run exists: whatever goes wrong (a full disk, a damaged store, a lost peer)
@@ -695,11 +695,11 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   result.runId = runId;
   result.checkpoint = resumeFrom;
   const auto fail = [&](const std::string& message) {
-    result.status = "failed";
+    result.status = RunStatus::Failed;
     result.message =
         message + (result.checkpoint.empty() ? "" : "; last good checkpoint: " + result.checkpoint);
     try {
-      if (leader) store.setStatus(runId, "failed", result.message);
+      if (leader) store.setStatus(runId, RunStatus::Failed, result.message);
     } catch (const std::exception& e) {
       result.message += " (the run store could not record it: " + std::string(e.what()) + ")";
     }
@@ -751,16 +751,16 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     result.step = at;
     saveAt(at);
     if (at < cfg.steps) {  // stop requested: keep what was learned, resumable
-      result.status = "stopped";
+      result.status = RunStatus::Stopped;
       result.message = "stopped at step " + std::to_string(at);
-      if (leader) store.setStatus(runId, "stopped", result.message);
+      if (leader) store.setStatus(runId, RunStatus::Stopped, result.message);
       return result;
     }
     if (leader && cfg.eval_samples > 0 && !realData)  // held-out VQA is ShapesWorld's
       result.evaluation = evaluateFinished(cfg, models, world, tok, device, store, runId, at);
-    result.status = "finished";
+    result.status = RunStatus::Finished;
     result.message = "finished " + std::to_string(at) + " steps";
-    if (leader) store.setStatus(runId, "finished", result.message);
+    if (leader) store.setStatus(runId, RunStatus::Finished, result.message);
     return result;
   } catch (const c10::Error& e) {
     return fail(e.what_without_backtrace());

@@ -46,9 +46,9 @@ struct TrainOptions {
 
 struct TrainResult {
   int64_t runId = 0;
-  std::string status;      // finished | stopped | failed
-  int64_t step = 0;        // optimiser steps done
-  std::string checkpoint;  // last checkpoint folder written (empty if none)
+  RunStatus status = RunStatus::Created;  // Finished, Stopped or Failed once train() returns
+  int64_t step = 0;                       // optimiser steps done
+  std::string checkpoint;                 // last checkpoint folder written (empty if none)
   std::string message;
   Scalars evaluation;  // held-out VQA scores at the end (finished runs)
 };

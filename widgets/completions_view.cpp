@@ -120,9 +120,9 @@ void CompletionsView::setRuns(const std::vector<RunSummary>& runs) {
     const QSignalBlocker block(m_run);
     m_run->clear();
     for (const auto& r : m_runs)
-      m_run->addItem(QString("%1 (%2)").arg(QString::fromStdString(r.info.name),
-                                            QString::fromStdString(r.info.status)),
-                     QVariant::fromValue<qlonglong>(r.info.id));
+      m_run->addItem(
+          QString("%1 (%2)").arg(QString::fromStdString(r.info.name), QString(name(r.info.status))),
+          QVariant::fromValue<qlonglong>(r.info.id));
     const int index = m_run->findData(current);
     m_run->setCurrentIndex(index >= 0 ? index : m_run->count() - 1);  // the newest by default
   }

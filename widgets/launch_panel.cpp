@@ -284,7 +284,7 @@ void LaunchPanel::setParentCandidates(const std::vector<RunInfo>& runs) {
   m_parent->blockSignals(true);
   while (m_parent->count() > 1) m_parent->removeItem(1);
   for (const auto& r : runs)
-    if (r.status == "finished" || r.status == "stopped")
+    if (r.status == RunStatus::Finished || r.status == RunStatus::Stopped)
       m_parent->addItem(QString("%1 (%2, %3)")
                             .arg(QString::fromStdString(r.name), QString::fromStdString(r.stage),
                                  QString::fromStdString(r.preset)),

@@ -185,12 +185,12 @@ void RunsBrowser::rebuildTree() {
   auto makeItem = [](const RunSummary& r) {
     auto* item = new QTreeWidgetItem(
         QStringList{QString::fromStdString(r.info.name), QString::number(r.info.id),
-                    QString::fromStdString(r.info.stage), QString::fromStdString(r.info.status),
+                    QString::fromStdString(r.info.stage), QString(name(r.info.status)),
                     QString::number(r.lastStep),
                     std::isfinite(r.lastLoss) ? QString::number(r.lastLoss, 'g', 4) : "-"});
     item->setData(0, Qt::UserRole, QVariant::fromValue<qlonglong>(r.info.id));
     item->setData(0, Qt::DecorationRole, runColour(r.info.id));
-    if (r.info.status == "failed" || r.info.status == "crashed")
+    if (r.info.status == RunStatus::Failed || r.info.status == RunStatus::Crashed)
       item->setForeground(3, QColor("#c0392b"));
     return item;
   };
@@ -275,10 +275,10 @@ void RunsBrowser::setRuns(const std::vector<RunSummary>& runs) {
       item->setEditable(false);
       return item;
     };
-    auto* status = text(s.info.status);
-    if (s.info.status == "failed" || s.info.status == "crashed")
+    auto* status = text(pivot::name(s.info.status));
+    if (s.info.status == RunStatus::Failed || s.info.status == RunStatus::Crashed)
       status->setForeground(QColor("#c0392b"));
-    if (s.info.status == "running") status->setForeground(QColor("#1e8449"));
+    if (s.info.status == RunStatus::Running) status->setForeground(QColor("#1e8449"));
     if (!s.info.message.empty()) status->setToolTip(QString::fromStdString(s.info.message));
     auto* parent =
         s.info.parentId ? numberItem(static_cast<double>(*s.info.parentId), 10) : text("-");
@@ -390,8 +390,9 @@ void RunsBrowser::showContextMenu(const QPoint& pos) {
   tag->setEnabled(ids.size() == 1 && first);
   // A run whose process is gone shows as "crashed" and is resumable; a live one (running or paused
   // here or in another process) is not: the trainer would refuse it.
-  resume->setEnabled(ids.size() == 1 && first && first->info.status != "finished" &&
-                     first->info.status != "running" && first->info.status != "paused");
+  resume->setEnabled(ids.size() == 1 && first && first->info.status != RunStatus::Finished &&
+                     first->info.status != RunStatus::Running &&
+                     first->info.status != RunStatus::Paused);
   auto* chosen = menu.exec(m_view->viewport()->mapToGlobal(pos));
   if (!chosen || !first) return;
   if (chosen == rename) {

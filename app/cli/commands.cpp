@@ -68,10 +68,11 @@ bool followerRank() {
 // Prints how a run ended; a failed run throws RunFailed (exit code 1), a stopped one RunStopped.
 void reportEnd(const std::string& stage, const TrainResult& r) {
   if (!followerRank())
-    std::cout << stage << " run " << r.runId << ": " << r.status << " (" << r.message << ")\n";
-  if (r.status == "failed")
+    std::cout << stage << " run " << r.runId << ": " << name(r.status) << " (" << r.message
+              << ")\n";
+  if (r.status == RunStatus::Failed)
     throw RunFailed("run " + std::to_string(r.runId) + " failed: " + r.message);
-  if (r.status == "stopped")
+  if (r.status == RunStatus::Stopped)
     throw RunStopped("run " + std::to_string(r.runId) + " " + r.message +
                      " with a checkpoint; continue it with: pivot train --resume " +
                      std::to_string(r.runId));
@@ -148,8 +149,8 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
   if (!a.from.empty()) {
     auto store = openExisting(workspace);
     const auto info = store->findRun(a.from);
-    if (info.status != "finished" && info.status != "stopped")
-      throw std::runtime_error("run '" + a.from + "' is " + info.status + ", not finished");
+    if (info.status != RunStatus::Finished && info.status != RunStatus::Stopped)
+      throw std::runtime_error("run '" + a.from + "' is " + name(info.status) + ", not finished");
     parent = info.id;
   }
   if (chain.size() > 1 && !followerRank())
@@ -177,7 +178,7 @@ int cmdRuns(const std::string& workspace) {
     std::strftime(when, sizeof when, "%Y-%m-%d %H:%M", std::localtime(&created));
     std::ostringstream lossText;
     if (loss) lossText << std::setprecision(6) << loss->value;
-    table.push_back({std::to_string(r.id), r.name, r.preset, r.stage, effectiveStatus(r),
+    table.push_back({std::to_string(r.id), r.name, r.preset, r.stage, name(effectiveStatus(r)),
                      r.parentId ? std::to_string(*r.parentId) : "-",
                      loss ? std::to_string(loss->step) : "0", loss ? lossText.str() : "-", when});
   }
@@ -220,7 +221,7 @@ int cmdMetrics(const std::string& workspace, const std::string& runName, bool cs
     }
     return 0;
   }
-  std::cout << run.name << " (" << run.stage << ", " << run.status << "), " << rows.size()
+  std::cout << run.name << " (" << run.stage << ", " << name(run.status) << "), " << rows.size()
             << " steps; last values:\n";
   for (const auto& k : keys) {
     for (auto it = rows.rbegin(); it != rows.rend(); ++it)

@@ -50,15 +50,15 @@ int cmdDoctor(const std::string& workspace, bool fix) {
   for (const auto& r : runs) {
     known.insert("run-" + std::to_string(r.id));
     const std::string label = "run " + std::to_string(r.id) + " (" + r.name + ")";
-    if (effectiveStatus(r) == "crashed") {
-      problem(label + " is marked " + r.status + " but its process (pid " +
+    if (effectiveStatus(r) == RunStatus::Crashed) {
+      problem(label + " is marked " + name(r.status) + " but its process (pid " +
               std::to_string(r.owner.pid) + " on " + r.owner.host + ") is gone: it crashed" +
               (lastUsableCheckpoint(*store, r.id, true).empty()
                    ? ""
                    : "; `pivot train --resume " + std::to_string(r.id) + "` continues it"));
       if (fix)
         store->setStatus(
-            r.id, "crashed",
+            r.id, RunStatus::Crashed,
             "its process (pid " + std::to_string(r.owner.pid) + ") ended without a status");
     }
     try {

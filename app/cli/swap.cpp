@@ -56,7 +56,7 @@ int cmdSwap(const std::string& workspace, const std::string& encoderSpec,
   std::vector<EvaluationRow> rows;
   for (const auto& [k, v] : after) rows.push_back({into.step, "vqa/val", k, v});
   store.addEvaluation(id, rows);
-  store.setStatus(id, "finished", info.message);
+  store.setStatus(id, RunStatus::Finished, info.message);
 
   std::cout << "swap test: the encoder of " << encoder.label() << " under the projector and LM of "
             << into.label() << "\n"

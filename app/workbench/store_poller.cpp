@@ -31,9 +31,9 @@ StorePoll readStore(const std::string& path, const std::map<int64_t, int64_t>& w
         ExperimentEntry e;
         e.id = info.id;
         e.name = QString::fromStdString(info.name);
-        e.status = QString::fromStdString(info.status);
+        e.status = QString(name(info.status));
         for (const auto& a : store.artifacts(info.id))
-          if (a.kind == "report" && info.status == "finished")
+          if (a.kind == "report" && info.status == RunStatus::Finished)
             e.reportDir = QString::fromStdString(a.path);
         poll.experiments.push_back(e);
       }

@@ -98,8 +98,8 @@ void TrainingWorker::start(const LaunchRequest& request) {
       TrainOptions opt = optionsFor(&sink);
       opt.parentRunId = parent;
       const auto r = train(cfg, opt);
-      Q_EMIT runEnded(r.runId, QString::fromStdString(r.status), QString::fromStdString(r.message));
-      if (r.status != "finished") {
+      Q_EMIT runEnded(r.runId, QString(name(r.status)), QString::fromStdString(r.message));
+      if (r.status != RunStatus::Finished) {
         Q_EMIT jobEnded(false, QString::fromStdString(r.message));
         return;
       }
@@ -119,8 +119,8 @@ void TrainingWorker::resume(qint64 runId) {
     TrainOptions opt = optionsFor(&sink);
     opt.resumeRunId = runId;
     const auto r = train(TrainConfig{}, opt);
-    Q_EMIT runEnded(r.runId, QString::fromStdString(r.status), QString::fromStdString(r.message));
-    Q_EMIT jobEnded(r.status == "finished", QString::fromStdString(r.message));
+    Q_EMIT runEnded(r.runId, QString(name(r.status)), QString::fromStdString(r.message));
+    Q_EMIT jobEnded(r.status == RunStatus::Finished, QString::fromStdString(r.message));
   } catch (const std::exception& e) {
     Q_EMIT jobEnded(false, QString::fromUtf8(e.what()));
   }

@@ -14,6 +14,8 @@ const std::vector<std::string> kPrecision = {"fp32", "bf16"};
 const std::vector<std::string> kGrpoLoss = {"grpo", "bnpo", "dr_grpo", "dapo"};
 const std::vector<std::string> kRewardScaling = {"group", "batch", "none"};
 const std::vector<std::string> kRewardFunction = {"accuracy", "format", "format_think", "length"};
+const std::vector<std::string> kRunStatus = {"created",  "running", "paused", "stopped",
+                                             "finished", "failed",  "crashed"};
 
 // "a, b or c"
 std::string alternatives(const std::vector<std::string>& names) {
@@ -41,6 +43,7 @@ const char* name(Precision v) { return kPrecision[static_cast<size_t>(v)].c_str(
 const char* name(GrpoLoss v) { return kGrpoLoss[static_cast<size_t>(v)].c_str(); }
 const char* name(RewardScaling v) { return kRewardScaling[static_cast<size_t>(v)].c_str(); }
 const char* name(RewardFunction v) { return kRewardFunction[static_cast<size_t>(v)].c_str(); }
+const char* name(RunStatus v) { return kRunStatus[static_cast<size_t>(v)].c_str(); }
 
 const std::vector<std::string>& dpoLossNames() { return kDpoLoss; }
 const std::vector<std::string>& projectorInitNames() { return kProjectorInit; }
@@ -50,6 +53,7 @@ const std::vector<std::string>& precisionNames() { return kPrecision; }
 const std::vector<std::string>& grpoLossNames() { return kGrpoLoss; }
 const std::vector<std::string>& rewardScalingNames() { return kRewardScaling; }
 const std::vector<std::string>& rewardFunctionNames() { return kRewardFunction; }
+const std::vector<std::string>& runStatusNames() { return kRunStatus; }
 
 DpoLoss dpoLossFromName(const std::string& n) { return fromName<DpoLoss>(kDpoLoss, n, "DPO loss"); }
 ProjectorInit projectorInitFromName(const std::string& n) {
@@ -73,6 +77,10 @@ RewardScaling rewardScalingFromName(const std::string& n) {
 
 RewardFunction rewardFunctionFromName(const std::string& n) {
   return fromName<RewardFunction>(kRewardFunction, n, "reward function");
+}
+
+RunStatus runStatusFromName(const std::string& n) {
+  return fromName<RunStatus>(kRunStatus, n, "run status");
 }
 
 }  // namespace pivot

@@ -29,6 +29,9 @@ enum class RewardScaling { Group, Batch, None };
 // answer alone), format_think (R1's <think>...</think><answer>...</answer>), length (DAPO's soft
 // overlong penalty).
 enum class RewardFunction { Accuracy, Format, FormatThink, Length };
+// A run's (and an experiment's) state in the run store. Crashed is what a running or paused run
+// whose owner died shows as (store/workspace.h's effectiveStatus); `pivot doctor --fix` writes it.
+enum class RunStatus { Created, Running, Paused, Stopped, Finished, Failed, Crashed };
 
 const char* name(DpoLoss v);
 const char* name(ProjectorInit v);
@@ -38,6 +41,7 @@ const char* name(Precision v);
 const char* name(GrpoLoss v);
 const char* name(RewardScaling v);
 const char* name(RewardFunction v);
+const char* name(RunStatus v);
 
 // Every name of a vocabulary, in enum order (what a combo box lists).
 const std::vector<std::string>& dpoLossNames();
@@ -48,6 +52,7 @@ const std::vector<std::string>& precisionNames();
 const std::vector<std::string>& grpoLossNames();
 const std::vector<std::string>& rewardScalingNames();
 const std::vector<std::string>& rewardFunctionNames();
+const std::vector<std::string>& runStatusNames();
 
 // From a name; throws "unknown <what> 'x' (expected a, b or c)".
 DpoLoss dpoLossFromName(const std::string& name);
@@ -58,5 +63,6 @@ Precision precisionFromName(const std::string& name);
 GrpoLoss grpoLossFromName(const std::string& name);
 RewardScaling rewardScalingFromName(const std::string& name);
 RewardFunction rewardFunctionFromName(const std::string& name);
+RunStatus runStatusFromName(const std::string& name);
 
 }  // namespace pivot

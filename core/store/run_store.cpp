@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <stdexcept>
+#include <thread>
 
 namespace fs = std::filesystem;
 
@@ -132,13 +133,22 @@ std::string columnText(sqlite3_stmt* s, int i) {
   return t ? reinterpret_cast<const char*>(t) : "";
 }
 
+// A status this version does not know (a newer workbench wrote it) is a clear error naming the run.
+RunStatus statusFromColumn(int64_t runId, const std::string& text) {
+  try {
+    return runStatusFromName(text);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("run " + std::to_string(runId) + ": " + e.what());
+  }
+}
+
 RunInfo readRun(sqlite3_stmt* s) {
   RunInfo r;
   r.id = sqlite3_column_int64(s, 0);
   r.name = columnText(s, 1);
   r.preset = columnText(s, 2);
   r.stage = columnText(s, 3);
-  r.status = columnText(s, 4);
+  r.status = statusFromColumn(r.id, columnText(s, 4));
   if (sqlite3_column_type(s, 5) != SQLITE_NULL) r.parentId = sqlite3_column_int64(s, 5);
   r.configJson = columnText(s, 6);
   r.gitCommit = columnText(s, 7);
@@ -241,7 +251,8 @@ void RunStore::open(Access access, bool immutable) {
       }
       return;
     }
-    exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+    useWriteAheadLog();
+    exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
     migrate();
   } catch (const std::exception& e) {
     const std::string what = e.what();
@@ -250,6 +261,20 @@ void RunStore::open(Access access, bool immutable) {
 }
 
 RunStore::~RunStore() = default;
+
+// Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is locked" at
+// once instead of calling the busy handler when another opener of the same new workspace holds a
+// shared lock (the window's poller and a trainer starting together): retry for the busy timeout.
+void RunStore::useWriteAheadLog() {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (true) {
+    const int rc = sqlite3_exec(m_db.get(), "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) return;
+    if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || std::chrono::steady_clock::now() > until)
+      throw std::runtime_error(m_path + ": " + sqlite3_errmsg(m_db.get()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
 
 void RunStore::exec(const std::string& sql) const {
   char* err = nullptr;
@@ -337,7 +362,7 @@ int64_t RunStore::createRun(const RunInfo& info) {
   bindText(s.get(), 1, info.name);
   bindText(s.get(), 2, info.preset);
   bindText(s.get(), 3, info.stage);
-  bindText(s.get(), 4, info.status);
+  bindText(s.get(), 4, name(info.status));
   if (info.parentId)
     sqlite3_bind_int64(s.get(), 5, *info.parentId);
   else
@@ -354,10 +379,10 @@ int64_t RunStore::createRun(const RunInfo& info) {
   return id;
 }
 
-void RunStore::setStatus(int64_t runId, const std::string& status, const std::string& message) {
+void RunStore::setStatus(int64_t runId, RunStatus status, const std::string& message) {
   auto s =
       prepare(m_db.get(), "UPDATE runs SET status = ?, message = ?, updated_at = ? WHERE id = ?");
-  bindText(s.get(), 1, status);
+  bindText(s.get(), 1, name(status));
   bindText(s.get(), 2, message);
   sqlite3_bind_double(s.get(), 3, unixNow());
   sqlite3_bind_int64(s.get(), 4, runId);

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "config/vocabulary.h"
+
 struct sqlite3;
 
 namespace pivot {
@@ -27,7 +29,7 @@ struct RunInfo {
   std::string name;
   std::string preset;
   std::string stage;
-  std::string status = "created";  // created | running | paused | stopped | finished | failed
+  RunStatus status = RunStatus::Created;
   std::optional<int64_t> parentId;
   std::string configJson;
   std::string gitCommit;
@@ -94,7 +96,7 @@ class RunStore {
   const std::string& workspaceRoot() const { return m_root; }  // absolute folder of the file
 
   int64_t createRun(const RunInfo& info);  // returns the new id; name defaults to "<stage>-<id>"
-  void setStatus(int64_t runId, const std::string& status, const std::string& message = "");
+  void setStatus(int64_t runId, RunStatus status, const std::string& message = "");
   void rename(int64_t runId, const std::string& name);
   void setTags(int64_t runId, const std::string& tags);
   void deleteRun(int64_t runId);  // rows only; deleteRunWithFiles (workspace.h) removes the folder
@@ -137,6 +139,7 @@ class RunStore {
   void open(Access access, bool immutable);
   void exec(const std::string& sql) const;
   void migrate();
+  void useWriteAheadLog();
   void relativisePaths();  // schema 2 -> 3: paths as given become workspace-relative
 
   struct Closer {

@@ -90,7 +90,8 @@ RunOwner processOwner(int64_t pid) {
 RunOwner currentProcessOwner() { return processOwner(static_cast<int64_t>(getpid())); }
 
 Liveness runLiveness(const RunInfo& run, double staleSeconds) {
-  if (run.status != "running" && run.status != "paused") return Liveness::NotRunning;
+  if (run.status != RunStatus::Running && run.status != RunStatus::Paused)
+    return Liveness::NotRunning;
   if (run.owner.pid <= 0) return Liveness::Unknown;  // a run from before owners were recorded
   if (run.owner.host != hostName())
     return unixNow() - run.owner.heartbeat > staleSeconds ? Liveness::Dead : Liveness::Alive;
@@ -100,8 +101,8 @@ Liveness runLiveness(const RunInfo& run, double staleSeconds) {
                                                                      : Liveness::Dead;
 }
 
-std::string effectiveStatus(const RunInfo& run) {
-  return runLiveness(run) == Liveness::Dead ? "crashed" : run.status;
+RunStatus effectiveStatus(const RunInfo& run) {
+  return runLiveness(run) == Liveness::Dead ? RunStatus::Crashed : run.status;
 }
 
 RunLock::RunLock(const std::string& runDir, const std::string& runLabel,

@@ -35,7 +35,7 @@ enum class Liveness { NotRunning, Alive, Dead, Unknown };
 Liveness runLiveness(const RunInfo& run, double staleSeconds = 900);
 
 // What a person should see: a running or paused run whose owner is gone is "crashed".
-std::string effectiveStatus(const RunInfo& run);
+RunStatus effectiveStatus(const RunInfo& run);
 
 // --- the run lock -------------------------------------------------------------------------------
 // An exclusive advisory lock (flock) on <run dir>/.lock, held while a process trains the run. The
