@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "study/experiment.h"
+
 namespace pivot::cli {
 
 struct TrainArgs {
@@ -75,19 +77,12 @@ struct ProbeArgs {
   int segSeeds = 6;
 };
 
+// `pivot experiment`: the options bind straight into the study's spec; only what needs parsing
+// (the sweep and the arms) and the display's own choices live beside it.
 struct ExperimentArgs {
-  std::string preset = "tiny";
-  int bases = 1;
-  int seeds = 3;
-  std::vector<std::string> sets;
+  ExperimentSpec spec;
   std::string sweep;                  // key=v1,v2,...
   std::string arms = "sft,dpo,grpo";  // the stage-2 methods compared
-  double mixedSftWeight = 0;          // > 0: one more arm, DPO+SFT
-  std::string transplantProjector = "new";
-  int transplantAlignSteps = 0, transplantInstructSteps = 0;
-  int segSeeds = 6;
-  int jobs = 0;  // stages side by side; 0: two from two cores up
-  std::string out;
   bool quiet = false;
   std::string progress = "human";  // human | jsonl (one JSON object a line, for the window)
 };

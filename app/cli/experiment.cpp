@@ -98,21 +98,10 @@ class JsonDisplay final : public ExperimentProgress {
 }  // namespace
 
 int cmdExperiment(const std::string& workspace, const ExperimentArgs& a) {
-  ExperimentSpec spec;
-  spec.preset = a.preset;
-  spec.bases = a.bases;
-  spec.seeds = a.seeds;
-  spec.sets = a.sets;
+  ExperimentSpec spec = a.spec;
   if (!a.sweep.empty()) parseSweep(spec, a.sweep);
   parseArms(spec, a.arms);
-  spec.mixedSftWeight = a.mixedSftWeight;
-  spec.transplantProjector = a.transplantProjector;
-  spec.transplantAlignSteps = a.transplantAlignSteps;
-  spec.transplantInstructSteps = a.transplantInstructSteps;
-  spec.segmentationSeeds = a.segSeeds;
-  spec.jobs = a.jobs;
   spec.workspace = workspace;
-  spec.out = a.out;
   spec.stopRequested = &installStopSignals();
   spec = resolvedSpec(spec);  // every stage validated before anything is written
   const bool json = a.progress == "jsonl";

@@ -314,17 +314,17 @@ int main(int argc, char** argv) {
       app.add_subcommand("experiment",
                          "the whole study as a resumable chain of runs: stage 0, 1a, 1b, then SFT "
                          "vs DPO, GRPO (and MPO) per seed, transplants, probes and a report");
-  experiment->add_option("--preset", ex.preset, "tiny, mini, or a preset .json file")
+  experiment->add_option("--preset", ex.spec.preset, "tiny, mini, or a preset .json file")
       ->capture_default_str();
   experiment
-      ->add_option("--bases", ex.bases,
+      ->add_option("--bases", ex.spec.bases,
                    "independent stage-0/1 chains, the seeds nested in each (intervals over bases)")
       ->capture_default_str();
-  experiment->add_option("--seeds", ex.seeds, "stage-2 seeds (and everything after stage 2)")
+  experiment->add_option("--seeds", ex.spec.seeds, "stage-2 seeds (and everything after stage 2)")
       ->capture_default_str();
   experiment->add_option("--sweep", ex.sweep,
                          "a stage-2 key and its values, key=v1,v2,... (e.g. vision_lr=1e-5,1e-4)");
-  experiment->add_option("--set", ex.sets,
+  experiment->add_option("--set", ex.spec.sets,
                          "override a config value in every stage, key=value (repeatable)");
   experiment
       ->add_option("--arms", ex.arms,
@@ -332,27 +332,27 @@ int main(int argc, char** argv) {
                    "grpo, mpo")
       ->capture_default_str();
   experiment
-      ->add_option("--mixed-sft-weight", ex.mixedSftWeight,
+      ->add_option("--mixed-sft-weight", ex.spec.mixedSftWeight,
                    "> 0: one more arm, DPO with this SFT weight")
       ->capture_default_str();
   experiment
       ->add_option(
-          "--transplant-projector", ex.transplantProjector,
+          "--transplant-projector", ex.spec.transplantProjector,
           "new | one_plus_one (the first projector layer of the source, frozen, plus a new one)")
       ->capture_default_str();
-  experiment->add_option("--transplant-align-steps", ex.transplantAlignSteps,
+  experiment->add_option("--transplant-align-steps", ex.spec.transplantAlignSteps,
                          "projector-only alignment steps of each transplant (0: preset default)");
-  experiment->add_option("--transplant-instruct-steps", ex.transplantInstructSteps,
+  experiment->add_option("--transplant-instruct-steps", ex.spec.transplantInstructSteps,
                          "instruction-tuning steps of each transplant (0: preset default)");
-  experiment->add_option("--seg-seeds", ex.segSeeds, "segmentation probe seeds")
+  experiment->add_option("--seg-seeds", ex.spec.segmentationSeeds, "segmentation probe seeds")
       ->capture_default_str();
   experiment
-      ->add_option("--jobs", ex.jobs,
+      ->add_option("--jobs", ex.spec.jobs,
                    "stages trained side by side, each with cores/jobs threads (0: 2 from two "
                    "cores up); results do not depend on it")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
-  experiment->add_option("--out", ex.out,
+  experiment->add_option("--out", ex.spec.out,
                          "report folder (default: <workspace>/experiments/experiment-<id>)");
   experiment->add_flag("--quiet", ex.quiet, "no per-step progress lines");
   experiment
