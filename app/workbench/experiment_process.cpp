@@ -76,6 +76,7 @@ void ExperimentProcess::start(const QString& program, const QStringList& argumen
   m_pending.clear();
   m_report.clear();
   m_errors.clear();
+  m_training.clear();
   m_process.setProgram(program);
   m_process.setArguments(arguments + QStringList{"--progress", "jsonl"});
   m_process.start();
@@ -97,13 +98,19 @@ void ExperimentProcess::readEvents() {
       case Event::Kind::Stage:
         Q_EMIT stageStarted(event->index, event->total, event->what, event->reused);
         break;
-      case Event::Kind::Step:
-        Q_EMIT progressed(QString("%1: step %2/%3, loss %4")
-                              .arg(event->what)
-                              .arg(event->index)
-                              .arg(event->total)
-                              .arg(event->loss, 0, 'g', 4));
+      case Event::Kind::Step: {
+        if (event->index >= event->total)
+          m_training.erase(event->what);  // its last step: done
+        else
+          m_training[event->what] = QString("step %1/%2, loss %3")
+                                        .arg(event->index)
+                                        .arg(event->total)
+                                        .arg(event->loss, 0, 'g', 4);
+        QStringList shown;
+        for (const auto& [what, step] : m_training) shown << what + ": " + step;
+        if (!shown.isEmpty()) Q_EMIT progressed(shown.join(" · "));
         break;
+      }
       case Event::Kind::Message:
         Q_EMIT progressed(event->text);
         break;

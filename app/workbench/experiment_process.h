@@ -3,6 +3,7 @@
 // never scraped. Stop sends SIGTERM, which the command turns into a stop with a checkpoint (exit
 // code 143); running the same experiment again resumes it.
 #pragma once
+#include <map>
 #include <QObject>
 #include <QProcess>
 #include <QString>
@@ -44,6 +45,9 @@ class ExperimentProcess : public QObject {
   QProcess m_process;
   QByteArray m_pending;  // a partial line
   QString m_report, m_errors;
+  // The stages training now (two side by side by default) and each one's last step, so the status
+  // line shows them all instead of whichever reported last.
+  std::map<QString, QString> m_training;
 };
 
 }  // namespace pivot

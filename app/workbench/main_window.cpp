@@ -204,7 +204,7 @@ void MainWindow::connectExperiment() {
                 QString("[%1/%2] %3%4").arg(index).arg(total).arg(what, reused ? ": reused" : ""));
           });
   connect(&m_experiment, &ExperimentProcess::progressed, this,
-          [this](const QString& text) { m_stepLabel->setText("experiment: " + text.left(120)); });
+          [this](const QString& text) { m_stepLabel->setText("experiment: " + text.left(240)); });
   connect(&m_experiment, &ExperimentProcess::ended, this,
           [this](bool ok, bool, const QString& message, const QString& report) {
             const QString shown = ok ? "finished: " + report : message;
