@@ -241,6 +241,11 @@ class TestCli : public QObject {
         {{"train", "--resume", "2", "--set", "lr=0.1"},
          "--resume continues a run with its own configuration; it cannot be combined with --set"},
         {{"train", "--resume", "2", "--preset", "mini"}, "cannot be combined with --preset"},
+        // A transplant around an encoder that does not exist is refused before its alignment
+        // (or anything else) runs.
+        {{"train", "--stage", "instruct", "--set", "vision_init=no-such-run", "--set",
+          "freeze_vision=true"},
+         "vision_init: "},
     };
     if (!torch::cuda::is_available())
       cases.append({{"train", "--stage", "sft", "--set", "device=cuda"},

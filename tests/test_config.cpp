@@ -171,6 +171,15 @@ class TestConfig : public QObject {
     QCOMPARE(chain[3].steps, 7);
     QCOMPARE(chain[3].beta, 0.3);
     QCOMPARE(chainConfigs("tiny", Stage::Dpo, {"lr=1e-6"}, false).size(), size_t(1));
+    // A transplant: no stage 0 of its own; the encoder and its freezing reach the alignment.
+    const auto transplant =
+        chainConfigs("tiny", Stage::Instruct, {"vision_init=5", "freeze_vision=true"}, true);
+    QCOMPARE(transplant.size(), size_t(2));
+    QVERIFY(transplant[0].stage == Stage::Align && transplant[1].stage == Stage::Instruct);
+    for (const auto& c : transplant) {
+      QCOMPARE(c.vision_init, std::string("5"));
+      QVERIFY(c.freeze_vision);
+    }
     expectError([&] { chainConfigs("tiny", Stage::Dpo, {"lr=2"}, true); }, "lr must be in (0, 1)");
   }
 

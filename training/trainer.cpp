@@ -231,6 +231,18 @@ struct RunModels {
   ContrastiveHeads heads{nullptr};
 };
 
+// The folder vision_init names: a model folder, or RUN[@STEP] of this workspace.
+std::string visionInitSource(const RunStore& store, const std::string& visionInit) {
+  if (fs::exists(fs::path(visionInit) / "model.safetensors") ||
+      fs::exists(fs::path(visionInit) / "model.safetensors.index.json"))
+    return visionInit;
+  try {
+    return resolveCheckpoint(store, visionInit).path;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("vision_init: ") + e.what());
+  }
+}
+
 RunModels buildModels(const TrainConfig& cfg, const RunStore& store,
                       const std::string& parentCheckpoint, torch::Device device, MetricSink& sink) {
   RunModels m;
@@ -246,15 +258,7 @@ RunModels buildModels(const TrainConfig& cfg, const RunStore& store,
   // PIVOT transplant: a trained encoder in a fresh model (ShapesWorld's, or a real model folder
   // whose LM is new, e.g. one `pivot model init` wrote from a config).
   if (parentCheckpoint.empty() && !cfg.vision_init.empty()) {
-    std::string source = cfg.vision_init;  // a model folder, or RUN[@STEP] in this workspace
-    if (!fs::exists(fs::path(source) / "model.safetensors") &&
-        !fs::exists(fs::path(source) / "model.safetensors.index.json")) {
-      try {
-        source = resolveCheckpoint(store, cfg.vision_init).path;
-      } catch (const std::exception& e) {
-        throw std::runtime_error(std::string("vision_init: ") + e.what());
-      }
-    }
+    const std::string source = visionInitSource(store, cfg.vision_init);
     transplantEncoder(m.model, source, cfg.projector_init == ProjectorInit::OnePlusOne);
     sink.onMessage("vision tower" +
                    std::string(cfg.projector_init == ProjectorInit::OnePlusOne
@@ -767,6 +771,18 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   } catch (const std::exception& e) {
     return fail(e.what());
   }
+}
+
+void checkVisionInit(const std::string& workspace, const std::string& visionInit) {
+  if (visionInit.empty()) return;
+  if (fs::exists(fs::path(visionInit) / "model.safetensors") ||
+      fs::exists(fs::path(visionInit) / "model.safetensors.index.json"))
+    return;
+  const std::string path = storePath(workspace);
+  if (!fs::exists(path))
+    throw std::runtime_error("vision_init: '" + visionInit +
+                             "' is neither a model folder nor a run (this workspace has no runs)");
+  (void)visionInitSource(RunStore(path, RunStore::Access::ReadOnly), visionInit);
 }
 
 }  // namespace pivot

@@ -58,4 +58,8 @@ struct TrainResult {
 // (a non-finite value, a full disk) returns status "failed" with the reason, recorded in the store.
 TrainResult train(const TrainConfig& config, const TrainOptions& options);
 
+// Before a chain runs: the encoder vision_init names exists (a model folder, or RUN[@STEP] of the
+// workspace); throws "vision_init: ..." naming what is missing. Empty: nothing to check.
+void checkVisionInit(const std::string& workspace, const std::string& visionInit);
+
 }  // namespace pivot

@@ -145,6 +145,7 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
   // Every stage is validated before anything is written.
   const auto chain = chainConfigs(a.preset, stage, sets, a.from.empty());
   (void)pickDevice(chain.back().device);  // device=cuda without CUDA
+  if (a.from.empty()) checkVisionInit(workspace, chain.front().vision_init);
   std::optional<int64_t> parent;
   if (!a.from.empty()) {
     auto store = openExisting(workspace);

@@ -720,10 +720,19 @@ std::vector<TrainConfig> chainConfigs(const std::string& preset, Stage stage,
   const TrainConfig requested = makeConfig(preset, stage, overrides);
   // A real model starts from its own weights: nothing to run before it.
   if (withPrerequisites && !requested.realModel()) {
+    // A transplant (vision_init) is a fresh model around a trained encoder: no stage 0 of its own,
+    // and the encoder, its freezing and the projector's start reach its alignment too.
+    const bool transplant = !requested.vision_init.empty();
     std::vector<std::string> shared;
-    for (const auto& o : overrides)
-      if (overrideReachesEarlierStages(o)) shared.push_back(o);
-    for (Stage s : prerequisiteStages(stage)) chain.push_back(makeConfig(preset, s, shared));
+    for (const auto& o : overrides) {
+      const std::string key = o.substr(0, o.find('='));
+      if (overrideReachesEarlierStages(o) ||
+          (transplant &&
+           (key == "vision_init" || key == "freeze_vision" || key == "projector_init")))
+        shared.push_back(o);
+    }
+    for (Stage s : prerequisiteStages(stage))
+      if (!(transplant && s == Stage::Pretrain)) chain.push_back(makeConfig(preset, s, shared));
   }
   chain.push_back(requested);
   return chain;
