@@ -3,11 +3,13 @@
 // that failed) or 128 + the signal (a run stopped by SIGINT/SIGTERM).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "store/run_store.h"
 #include "study/experiment.h"
 
 namespace pivot::cli {
@@ -127,6 +129,10 @@ struct ModelCheckArgs {
 };
 
 std::string defaultWorkspace();
+// Opens an existing workspace's store; never creates one (errors write nothing). Reading commands
+// open it read-only, so a read-only workspace can be listed.
+std::unique_ptr<RunStore> openExisting(const std::string& workspace,
+                                       RunStore::Access access = RunStore::Access::ReadOnly);
 int cmdModelCheck(const ModelCheckArgs& args);
 struct ModelInitArgs {
   std::string config;     // a LLaVA config.json
