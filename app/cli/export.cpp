@@ -10,6 +10,7 @@
 #include "io/safetensors.h"
 #include "store/workspace.h"
 #include "torch_compat.h"
+#include "text/word_tokenizer.h"
 #include "training/run_checkpoint.h"
 
 namespace fs = std::filesystem;

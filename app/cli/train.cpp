@@ -11,6 +11,7 @@
 #include "progress.h"
 #include "stop_signals.h"
 #include "store/workspace.h"
+#include "torch_compat.h"
 #include "training/distributed.h"
 #include "training/trainer.h"
 #include "visualization/overlay.h"
