@@ -349,7 +349,7 @@ int main(int argc, char** argv) {
   experiment
       ->add_option("--jobs", ex.spec.jobs,
                    "stages trained side by side, each with cores/jobs threads (0: 2 from two "
-                   "cores up); results do not depend on it")
+                   "cores up); results depend on it only through the threads' rounding")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
   experiment->add_option("--out", ex.spec.out,
