@@ -151,6 +151,10 @@ class SerialProgress final : public ExperimentProgress {
   std::mutex m_mutex;
 };
 
+void append(std::vector<ResultRow>& rows, const std::vector<ResultRow>& more) {
+  rows.insert(rows.end(), more.begin(), more.end());
+}
+
 // This worker thread's CPU threads. ATen sets a new thread's OpenMP team size from the last value
 // any thread chose, lazily at its first parallel operation; reading it first settles that, so the
 // value set here stays this thread's.
@@ -475,14 +479,15 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
     for (size_t i = 0; i < graph.stages.size(); ++i)
       tasks.push_back({graph.stages[i].after, [&, i](int threads) {
                          const auto& node = graph.stages[i];
-                         useThreads(threadsFor(threads));
+                         const int stageThreads = threadsFor(threads);
+                         useThreads(stageThreads);
                          const TrainConfig cfg = node.config();
                          const auto parent =
                              node.parent >= 0 ? std::optional<int64_t>(
                                                     graph.runIds[static_cast<size_t>(node.parent)])
                                               : std::nullopt;
                          graph.runIds[i] = runner.run(cfg, parent, static_cast<int>(i) + 1,
-                                                      node.what, threadsFor(threads));
+                                                      node.what, stageThreads);
                        }});
     runAll(tasks, "before every stage was trained");
   }
@@ -522,19 +527,18 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
       serial.onMessage("measuring the original and stage-1 models" +
                        (K > 1 ? " (base " + std::to_string(bb) + ")" : std::string()));
       std::vector<ResultRow> rows;
-      const auto add = [&rows](std::vector<ResultRow> more) {
-        rows.insert(rows.end(), more.begin(), more.end());
-      };
       auto stage1 = load(pb->stage1);
       const WorldConfig world = stage1.config.world;
       {
         auto original = load(pb->original);
-        add(probeEncoder(original.model, world, settings, resultKey("", 0, "original", bb)));
+        append(rows,
+               probeEncoder(original.model, world, settings, resultKey("", 0, "original", bb)));
       }
       const ResultRow k = resultKey("", 0, "stage1", bb);
-      add(probeEncoder(stage1.model, world, settings, k));
-      add(vqaRows(stage1.model, world, settings.vqaSamples, "vqa", k));
-      add(localisationRows(stage1.model, world, settings.localisationSamples, "localisation", k));
+      append(rows, probeEncoder(stage1.model, world, settings, k));
+      append(rows, vqaRows(stage1.model, world, settings.vqaSamples, "vqa", k));
+      append(rows, localisationRows(stage1.model, world, settings.localisationSamples,
+                                    "localisation", k));
       return rows;
     });
     for (const auto& [key, id] : base.stageTwo) {
@@ -546,20 +550,18 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
       measures.push_back([&, k, label, run, stage1Run] {
         serial.onMessage("measuring " + label);
         std::vector<ResultRow> rows;
-        const auto add = [&rows](std::vector<ResultRow> more) {
-          rows.insert(rows.end(), more.begin(), more.end());
-        };
         auto m = load(run);
         const WorldConfig world = m.config.world;
-        add(probeEncoder(m.model, world, settings, k));
-        add(vqaRows(m.model, world, settings.vqaSamples, "vqa", k));
-        add(localisationRows(m.model, world, settings.localisationSamples, "localisation", k));
+        append(rows, probeEncoder(m.model, world, settings, k));
+        append(rows, vqaRows(m.model, world, settings.vqaSamples, "vqa", k));
+        append(rows,
+               localisationRows(m.model, world, settings.localisationSamples, "localisation", k));
         // Swap test: this encoder under the base's stage-1 projector and LM.
         auto stage1 = load(stage1Run);
         loadStateDict(*stage1.model->vision_tower, stateDict(*m.model->vision_tower), {""}, m.path);
-        add(vqaRows(stage1.model, world, settings.vqaSamples, "swap_vqa", k));
-        add(localisationRows(stage1.model, world, settings.localisationSamples, "swap_localisation",
-                             k));
+        append(rows, vqaRows(stage1.model, world, settings.vqaSamples, "swap_vqa", k));
+        append(rows, localisationRows(stage1.model, world, settings.localisationSamples,
+                                      "swap_localisation", k));
         return rows;
       });
     }
@@ -582,7 +584,7 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
                          measured[i] = measures[i]();
                        }});
     runAll(tasks, "while measuring");
-    for (auto& rows : measured) out.rows.insert(out.rows.end(), rows.begin(), rows.end());
+    for (const auto& rows : measured) append(out.rows, rows);
   }
 
   // --- report

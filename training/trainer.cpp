@@ -231,11 +231,14 @@ struct RunModels {
   ContrastiveHeads heads{nullptr};
 };
 
+bool isModelFolder(const std::string& path) {
+  return fs::exists(fs::path(path) / "model.safetensors") ||
+         fs::exists(fs::path(path) / "model.safetensors.index.json");
+}
+
 // The folder vision_init names: a model folder, or RUN[@STEP] of this workspace.
 std::string visionInitSource(const RunStore& store, const std::string& visionInit) {
-  if (fs::exists(fs::path(visionInit) / "model.safetensors") ||
-      fs::exists(fs::path(visionInit) / "model.safetensors.index.json"))
-    return visionInit;
+  if (isModelFolder(visionInit)) return visionInit;
   try {
     return resolveCheckpoint(store, visionInit).path;
   } catch (const std::exception& e) {
@@ -774,10 +777,7 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
 }
 
 void checkVisionInit(const std::string& workspace, const std::string& visionInit) {
-  if (visionInit.empty()) return;
-  if (fs::exists(fs::path(visionInit) / "model.safetensors") ||
-      fs::exists(fs::path(visionInit) / "model.safetensors.index.json"))
-    return;
+  if (visionInit.empty() || isModelFolder(visionInit)) return;
   const std::string path = storePath(workspace);
   if (!fs::exists(path))
     throw std::runtime_error("vision_init: '" + visionInit +
