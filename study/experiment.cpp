@@ -163,15 +163,15 @@ void useThreads(int threads) {
   at::set_num_threads(threads);
 }
 
-// Trains, resumes or reuses one stage and tags it with the experiment. Called from several worker
-// threads at once, for different stages.
+// Trains, resumes or reuses one stage and records it as the experiment's. Called from several
+// worker threads at once, for different stages.
 class StageRunner {
  public:
   StageRunner(const ExperimentSpec& spec, ExperimentProgress& progress, int64_t experimentId,
               int total, const std::atomic<bool>* halt)
       : m_spec(spec),
         m_progress(progress),
-        m_tag("exp-" + std::to_string(experimentId)),
+        m_experimentId(experimentId),
         m_total(total),
         m_halt(halt) {}
 
@@ -198,7 +198,7 @@ class StageRunner {
         if (r.status == RunStatus::Finished && usable) {
           m_progress.onStage(index, m_total, what + " (run " + std::to_string(r.id) + ")", true);
           ++reused;
-          tag(store, r);
+          store.addExperimentRun(m_experimentId, r.id);
           return r.id;
         }
         if (r.status != RunStatus::Finished && !unfinished)
@@ -217,6 +217,8 @@ class StageRunner {
     opt.threads = threads;
     if (unfinished) opt.resumeRunId = unfinished->id;
     const auto result = train(cfg, opt);
+    // Stopped or failed, it is still this experiment's run (the tree shows it; a rerun resumes it).
+    RunStore(storePath(m_spec.workspace)).addExperimentRun(m_experimentId, result.runId);
     if (result.status == RunStatus::Stopped)
       throw ExperimentStopped(what + " (run " + std::to_string(result.runId) +
                               ") stopped at step " + std::to_string(result.step) +
@@ -225,23 +227,15 @@ class StageRunner {
       throw std::runtime_error(what + " (run " + std::to_string(result.runId) + ") " +
                                name(result.status) + ": " + result.message);
     ++trained;
-    RunStore store(storePath(m_spec.workspace));
-    tag(store, *store.run(result.runId));
     return result.runId;
   }
 
   std::atomic<int> trained{0}, reused{0};
 
  private:
-  void tag(RunStore& store, const RunInfo& r) {
-    std::string tags = r.tags;
-    if (("," + tags + ",").find("," + m_tag + ",") != std::string::npos) return;
-    store.setTags(r.id, tags.empty() ? m_tag : tags + "," + m_tag);
-  }
-
   const ExperimentSpec& m_spec;
   ExperimentProgress& m_progress;
-  std::string m_tag;
+  int64_t m_experimentId;
   int m_total;
   const std::atomic<bool>* m_halt;
 };
@@ -321,23 +315,22 @@ void buildStudyGraph(const ExperimentSpec& spec, StageGraph& g, StudyStages& whe
   }
 }
 
+// The experiment's row: the one with the same spec (the same command again resumes it), or new.
 int64_t experimentRecord(const ExperimentSpec& spec) {
   RunStore store(storePath(spec.workspace));
-  const std::string config = specJson(spec).dump();
-  for (const auto& r : store.runs())
-    if (r.stage == "experiment" && r.configJson == config) {
-      store.claimRun(r.id, currentProcessOwner());
-      store.setStatus(r.id, RunStatus::Running, "resumed");
-      return r.id;
+  const std::string specText = specJson(spec).dump();
+  for (const auto& e : store.experiments())
+    if (e.specJson == specText) {
+      store.claimExperiment(e.id, currentProcessOwner());
+      store.setExperimentStatus(e.id, RunStatus::Running, "resumed");
+      return e.id;
     }
-  RunInfo info;
+  ExperimentInfo info;
   info.preset = spec.preset;
-  info.stage = "experiment";
-  info.configJson = config;
-  const int64_t id = store.createRun(info);
-  store.rename(id, "experiment-" + std::to_string(id));
-  store.claimRun(id, currentProcessOwner());
-  store.setStatus(id, RunStatus::Running, "started");
+  info.specJson = specText;
+  const int64_t id = store.createExperiment(info);
+  store.claimExperiment(id, currentProcessOwner());
+  store.setExperimentStatus(id, RunStatus::Running, "started");
   return id;
 }
 
@@ -454,7 +447,7 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
     return fixedThreads > 0 ? fixedThreads : offered;
   };
   const auto markExperiment = [&](RunStatus status, const std::string& why) {
-    RunStore(storePath(spec.workspace)).setStatus(out.experimentId, status, why);
+    RunStore(storePath(spec.workspace)).setExperimentStatus(out.experimentId, status, why);
   };
   // Runs a graph of tasks; a stop (or a stage that stopped) marks the experiment stopped, any
   // other failure marks it failed, naming the stage.
@@ -603,11 +596,11 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   writeReport(out.reportDir, spec.workspace, runs, out.rows, threads, serial);
   {
     RunStore store(storePath(spec.workspace));
-    store.addArtifact(out.experimentId, "report", fs::absolute(out.reportDir).string());
-    store.setStatus(out.experimentId, RunStatus::Finished,
-                    std::to_string(runner.trained) + " stages trained, " +
-                        std::to_string(runner.reused) + " reused; report " +
-                        fs::absolute(out.reportDir).string());
+    store.setExperimentReport(out.experimentId, fs::absolute(out.reportDir).string());
+    store.setExperimentStatus(out.experimentId, RunStatus::Finished,
+                              std::to_string(runner.trained) + " stages trained, " +
+                                  std::to_string(runner.reused) + " reused; report " +
+                                  fs::absolute(out.reportDir).string());
   }
   return out;
 }

@@ -79,7 +79,7 @@ struct ExperimentProgress {
 };
 
 struct ExperimentOutcome {
-  int64_t experimentId = 0;  // the experiment's own row in the run store (stage "experiment")
+  int64_t experimentId = 0;  // its row in the run store's experiments table
   std::string reportDir;
   int stagesTrained = 0, stagesReused = 0;
   std::vector<ResultRow> rows;

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -230,16 +231,19 @@ class TestExperiment : public QObject {
     QCOMPARE(again.trainedStages + again.reusedStages, total);
 
     RunStore store(storePath(spec.workspace));
+    const auto experiments = store.experiments();
+    QCOMPARE(experiments.size(), size_t(1));
+    QCOMPARE(std::string(name(experiments[0].status)), std::string("finished"));
+    QCOMPARE(fs::path(experiments[0].reportPath).lexically_normal(),
+             fs::absolute(outcome.reportDir).lexically_normal());
     std::map<std::string, int> byStage;
     for (const auto& r : store.runs()) {
-      if (r.stage == "experiment") {
-        QCOMPARE(std::string(name(r.status)), std::string("finished"));
-        continue;
-      }
       QCOMPARE(std::string(name(r.status)), std::string("finished"));
-      QVERIFY2(r.tags.find("exp-") != std::string::npos, r.name.c_str());
+      QVERIFY2(std::count(experiments[0].runIds.begin(), experiments[0].runIds.end(), r.id) == 1,
+               r.name.c_str());
       ++byStage[r.stage];
     }
+    QCOMPARE(experiments[0].runIds.size(), store.runs().size());
     QCOMPARE(byStage["pretrain"], 1);
     QCOMPARE(byStage["align"], 1 + 2 * 4);  // stage 1a + a transplant per seed and encoder
     QCOMPARE(byStage["instruct"], 1 + 2 * 4);

@@ -234,6 +234,81 @@ class TestRunStore : public QObject {
     QCOMPARE(effectiveStatus(*store.run(1)), RunStatus::Finished);
   }
 
+  // Until schema 5 an experiment was a run of stage "experiment" (its spec as config, its report
+  // an artifact) and its runs carried an "exp-<id>" tag. Opening such a workspace moves it into
+  // the experiments tables under the same id (its report folder is named after it), keeps a
+  // person's own tags, and drops the stand-in run.
+  void experimentRunsMoveToTheirOwnTables() {
+    QTemporaryDir dir;
+    const std::string path = dir.filePath("runs.sqlite").toStdString();
+    {
+      RunStore store(path);  // the current schema, then wound back to version 4's rows
+      sqlite3* db = nullptr;
+      QCOMPARE(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+      const char* v4 = R"sql(
+        DROP TABLE experiment_runs; DROP TABLE experiments;
+        INSERT INTO runs(id, name, stage, status, created_at, updated_at, tags)
+          VALUES(1, 'pretrain-1', 'pretrain', 'finished', 0, 0, 'exp-3,mine'),
+                (2, 'sft-2', 'sft', 'finished', 0, 0, 'exp-3,exp-4'),
+                (3, 'experiment-3', 'experiment', 'finished', 5, 6, ''),
+                (4, 'experiment-4', 'experiment', 'running', 7, 8, ''),
+                (5, 'dpo-5', 'dpo', 'finished', 0, 0, 'exp-30');
+        UPDATE runs SET config_json = '{"seeds": 3}', message = 'done', preset = 'mini' WHERE id = 3;
+        INSERT INTO artifacts(run_id, kind, path, created_at)
+          VALUES(3, 'report', 'experiments/experiment-3', 0);
+        PRAGMA user_version = 4;
+      )sql";
+      QCOMPARE(sqlite3_exec(db, v4, nullptr, nullptr, nullptr), SQLITE_OK);
+      sqlite3_close(db);
+    }
+    RunStore store(path);
+    QCOMPARE(store.schemaVersion(), RunStore::kSchemaVersion);
+    const auto experiments = store.experiments();
+    QCOMPARE(experiments.size(), size_t(2));
+    const auto& e = experiments[0];
+    QCOMPARE(e.id, int64_t(3));
+    QCOMPARE(e.name, std::string("experiment-3"));
+    QCOMPARE(e.preset, std::string("mini"));
+    QCOMPARE(e.specJson, std::string(R"({"seeds": 3})"));
+    QCOMPARE(e.message, std::string("done"));
+    QCOMPARE(std::string(name(e.status)), std::string("finished"));
+    QCOMPARE(e.createdAt, 5.0);
+    QCOMPARE(e.reportPath, store.workspaceRoot() + "/experiments/experiment-3");
+    QCOMPARE(e.runIds, (std::vector<int64_t>{1, 2}));
+    QCOMPARE(experiments[1].runIds, (std::vector<int64_t>{2}));  // run 2 was reused by both
+    QCOMPARE(std::string(name(experiments[1].status)), std::string("running"));
+    QCOMPARE(store.runs().size(), size_t(3));  // the stand-in runs are gone
+    QCOMPARE(store.run(1)->tags, std::string("mine"));
+    QCOMPARE(store.run(2)->tags, std::string(""));
+    QCOMPARE(store.run(5)->tags, std::string("exp-30"));  // no experiment 30: a person's tag
+    QVERIFY(store.integrityProblems().empty());
+  }
+
+  void experimentsRecordTheirRunsOnce() {
+    QTemporaryDir dir;
+    RunStore store(dir.filePath("runs.sqlite").toStdString());
+    const int64_t run = store.createRun(RunInfo{});
+    ExperimentInfo info;
+    info.preset = "tiny";
+    info.specJson = R"({"bases": 2})";
+    const int64_t id = store.createExperiment(info);
+    QCOMPARE(store.experiment(id)->name, "experiment-" + std::to_string(id));
+    store.addExperimentRun(id, run);
+    store.addExperimentRun(id, run);  // a reused stage is recorded again: still once
+    store.claimExperiment(id, currentProcessOwner());
+    store.setExperimentStatus(id, RunStatus::Running, "started");
+    QCOMPARE(effectiveStatus(*store.experiment(id)), RunStatus::Running);  // this process
+    store.setExperimentReport(id, dir.filePath("experiments/experiment-1").toStdString());
+    auto e = *store.experiment(id);
+    QCOMPARE(e.runIds, std::vector<int64_t>{run});
+    QCOMPARE(e.reportPath, dir.filePath("experiments/experiment-1").toStdString());
+    QCOMPARE(e.message, std::string("started"));
+    e.owner.pid = 999999999;  // a process that is gone
+    QCOMPARE(effectiveStatus(e), RunStatus::Crashed);
+    store.deleteRun(run);  // deleting a run takes it out of the experiment
+    QVERIFY(store.experiment(id)->runIds.empty());
+  }
+
   // Issue 10.3: a damaged database is an error naming it, never a partial answer.
   // Two openers of a new workspace at once (the window's poller and its trainer): each migration
   // runs once, under the write lock, and neither opener fails.

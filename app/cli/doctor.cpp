@@ -1,6 +1,6 @@
 // `pivot doctor`: what is wrong with a workspace and what can still be recovered. Reads the store
-// read-only unless --fix is given; --fix marks runs whose process is gone as "crashed" and removes
-// temporary checkpoint folders that a crash left behind.
+// read-only unless --fix is given; --fix marks runs and experiments whose process is gone as
+// "crashed" and removes temporary checkpoint folders that a crash left behind.
 #include <filesystem>
 #include <iostream>
 #include <set>
@@ -78,6 +78,26 @@ int cmdDoctor(const std::string& workspace, bool fix) {
       problem(label + ": its checkpoints cannot be read: " + e.what());
     }
   }
+  std::vector<ExperimentInfo> experiments;
+  try {
+    experiments = store->experiments();
+  } catch (const std::exception& e) {
+    problem(std::string("the experiments table cannot be read: ") + e.what());
+  }
+  for (const auto& e : experiments) {
+    const std::string label = "experiment " + std::to_string(e.id) + " (" + e.name + ")";
+    if (effectiveStatus(e) == RunStatus::Crashed) {
+      problem(label + " is marked " + name(e.status) + " but its process (pid " +
+              std::to_string(e.owner.pid) + " on " + e.owner.host +
+              ") is gone: it crashed; the same `pivot experiment` command resumes it");
+      if (fix)
+        store->setExperimentStatus(
+            e.id, RunStatus::Crashed,
+            "its process (pid " + std::to_string(e.owner.pid) + ") ended without a status");
+    }
+    if (!e.reportPath.empty() && !fs::exists(e.reportPath))
+      problem(label + ": its report folder " + e.reportPath + " is missing");
+  }
   const fs::path checkpoints = fs::path(workspace) / "checkpoints";
   if (fs::exists(checkpoints)) {
     for (const auto& dir : fs::directory_iterator(checkpoints)) {
@@ -93,8 +113,8 @@ int cmdDoctor(const std::string& workspace, bool fix) {
       }
     }
   }
-  std::cout << runs.size() << " runs; " << readable << " with metrics that read fully; " << usable
-            << " with a usable checkpoint\n";
+  std::cout << runs.size() << " runs, " << experiments.size() << " experiments; " << readable
+            << " with metrics that read fully; " << usable << " with a usable checkpoint\n";
   if (problems == 0) {
     std::cout << "no problems found\n";
     return 0;

@@ -11,23 +11,10 @@ namespace fs = std::filesystem;
 
 namespace pivot::cli {
 
-int cmdRuns(const std::string& workspace) {
-  auto store = openExisting(workspace);
-  // Columns as wide as their longest cell: long names and the experiment stage never run into the
-  // next column. Status is what a person should see: a dead owner's "running" run is "crashed".
-  std::vector<std::vector<std::string>> table = {
-      {"id", "name", "preset", "stage", "status", "parent", "steps", "last loss", "created"}};
-  for (const auto& r : store->runs()) {
-    const auto loss = store->lastMetric(r.id, "loss");
-    std::time_t created = static_cast<std::time_t>(r.createdAt);
-    char when[32];
-    std::strftime(when, sizeof when, "%Y-%m-%d %H:%M", std::localtime(&created));
-    std::ostringstream lossText;
-    if (loss) lossText << std::setprecision(6) << loss->value;
-    table.push_back({std::to_string(r.id), r.name, r.preset, r.stage, name(effectiveStatus(r)),
-                     r.parentId ? std::to_string(*r.parentId) : "-",
-                     loss ? std::to_string(loss->step) : "0", loss ? lossText.str() : "-", when});
-  }
+namespace {
+
+// Columns as wide as their longest cell: long names never run into the next column.
+void printColumns(const std::vector<std::vector<std::string>>& table) {
   std::vector<size_t> width(table.front().size(), 0);
   for (const auto& row : table)
     for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
@@ -37,6 +24,43 @@ int cmdRuns(const std::string& workspace) {
                 << row[c];
     std::cout << "\n";
   }
+}
+
+std::string localTime(double unixSeconds) {
+  std::time_t t = static_cast<std::time_t>(unixSeconds);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M", std::localtime(&t));
+  return when;
+}
+
+}  // namespace
+
+// The runs, then the experiments with how many runs each trained or reused. Status is what a person
+// should see: a dead owner's "running" run or experiment is "crashed".
+int cmdRuns(const std::string& workspace) {
+  auto store = openExisting(workspace);
+  std::vector<std::vector<std::string>> table = {
+      {"id", "name", "preset", "stage", "status", "parent", "steps", "last loss", "created"}};
+  for (const auto& r : store->runs()) {
+    const auto loss = store->lastMetric(r.id, "loss");
+    std::ostringstream lossText;
+    if (loss) lossText << std::setprecision(6) << loss->value;
+    table.push_back({std::to_string(r.id), r.name, r.preset, r.stage, name(effectiveStatus(r)),
+                     r.parentId ? std::to_string(*r.parentId) : "-",
+                     loss ? std::to_string(loss->step) : "0", loss ? lossText.str() : "-",
+                     localTime(r.createdAt)});
+  }
+  printColumns(table);
+  const auto experiments = store->experiments();
+  if (experiments.empty()) return 0;
+  std::vector<std::vector<std::string>> studies = {
+      {"experiment", "name", "preset", "status", "runs", "created", "report"}};
+  for (const auto& e : experiments)
+    studies.push_back({std::to_string(e.id), e.name, e.preset, name(effectiveStatus(e)),
+                       std::to_string(e.runIds.size()), localTime(e.createdAt),
+                       e.reportPath.empty() ? "-" : e.reportPath});
+  std::cout << "\n";
+  printColumns(studies);
   return 0;
 }
 

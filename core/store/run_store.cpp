@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -83,6 +84,39 @@ const char* const kMigrations[] = {
       advantage REAL NOT NULL,
       PRIMARY KEY(run_id, step, prompt, generation));
     )sql",
+    // 4 -> 5: experiments get their own tables. Until now an experiment was a run of stage
+    // "experiment" (its spec as config, its report an artifact) and its members carried an
+    // "exp-<id>" tag; the rows move here under the same ids (its report folder is named after
+    // it), then the stand-in run goes (RunStore::dropExperimentTags cleans the tags).
+    R"sql(
+    CREATE TABLE experiments(
+      id INTEGER PRIMARY KEY,
+      name TEXT NOT NULL,
+      preset TEXT NOT NULL DEFAULT '',
+      status TEXT NOT NULL DEFAULT 'created',
+      spec_json TEXT NOT NULL DEFAULT '{}',
+      message TEXT NOT NULL DEFAULT '',
+      report_path TEXT NOT NULL DEFAULT '',
+      owner_host TEXT NOT NULL DEFAULT '',
+      owner_pid INTEGER NOT NULL DEFAULT 0,
+      owner_start TEXT NOT NULL DEFAULT '',
+      heartbeat_at REAL NOT NULL DEFAULT 0,
+      created_at REAL NOT NULL,
+      updated_at REAL NOT NULL);
+    CREATE TABLE experiment_runs(
+      experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+      run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+      PRIMARY KEY(experiment_id, run_id)) WITHOUT ROWID;
+    INSERT INTO experiments(id, name, preset, status, spec_json, message, owner_host, owner_pid,
+                            owner_start, heartbeat_at, created_at, updated_at)
+      SELECT id, name, preset, status, config_json, message, owner_host, owner_pid, owner_start,
+             heartbeat_at, created_at, updated_at FROM runs WHERE stage = 'experiment';
+    UPDATE experiments SET report_path = COALESCE((SELECT path FROM artifacts
+      WHERE run_id = experiments.id AND kind = 'report' ORDER BY id DESC LIMIT 1), '');
+    INSERT INTO experiment_runs(experiment_id, run_id)
+      SELECT e.id, r.id FROM experiments e JOIN runs r
+      ON r.stage != 'experiment' AND instr(',' || r.tags || ',', ',exp-' || e.id || ',') > 0;
+    )sql",
 };
 
 struct StmtDeleter {
@@ -133,12 +167,13 @@ std::string columnText(sqlite3_stmt* s, int i) {
   return t ? reinterpret_cast<const char*>(t) : "";
 }
 
-// A status this version does not know (a newer workbench wrote it) is a clear error naming the run.
-RunStatus statusFromColumn(int64_t runId, const std::string& text) {
+// A status this version does not know (a newer workbench wrote it) is a clear error naming the run
+// or experiment ("run 4", "experiment 2").
+RunStatus statusFromColumn(const std::string& whose, const std::string& text) {
   try {
     return runStatusFromName(text);
   } catch (const std::runtime_error& e) {
-    throw std::runtime_error("run " + std::to_string(runId) + ": " + e.what());
+    throw std::runtime_error(whose + ": " + e.what());
   }
 }
 
@@ -148,7 +183,7 @@ RunInfo readRun(sqlite3_stmt* s) {
   r.name = columnText(s, 1);
   r.preset = columnText(s, 2);
   r.stage = columnText(s, 3);
-  r.status = statusFromColumn(r.id, columnText(s, 4));
+  r.status = statusFromColumn("run " + std::to_string(r.id), columnText(s, 4));
   if (sqlite3_column_type(s, 5) != SQLITE_NULL) r.parentId = sqlite3_column_int64(s, 5);
   r.configJson = columnText(s, 6);
   r.gitCommit = columnText(s, 7);
@@ -308,6 +343,7 @@ void RunStore::migrate() {
     try {
       exec(kMigrations[have]);
       if (have == 2) relativisePaths();
+      if (have == 4) dropExperimentTags();
       exec("PRAGMA user_version = " + std::to_string(have + 1));
       exec("COMMIT");
     } catch (...) {
@@ -339,6 +375,26 @@ void RunStore::relativisePaths() {
       step(m_db.get(), u.get());
     }
   }
+}
+
+// Schema 4 marked an experiment's runs with an "exp-<id>" tag; experiment_runs holds that now.
+// The tags go (a person's own tags stay), then the experiments' stand-in runs with their artifacts.
+void RunStore::dropExperimentTags() {
+  std::vector<std::pair<int64_t, std::string>> changes;
+  {
+    auto s = prepare(m_db.get(), "SELECT id, tags FROM runs WHERE tags LIKE '%exp-%'");
+    while (next(m_db.get(), s.get())) {
+      std::string kept, tag;
+      std::istringstream tags(columnText(s.get(), 1));
+      while (std::getline(tags, tag, ',')) {
+        if (tag.rfind("exp-", 0) == 0 && experiment(std::atoll(tag.c_str() + 4))) continue;
+        kept += (kept.empty() ? "" : ",") + tag;
+      }
+      changes.emplace_back(sqlite3_column_int64(s.get(), 0), kept);
+    }
+  }
+  for (const auto& [id, tags] : changes) setTags(id, tags);
+  exec("DELETE FROM runs WHERE stage = 'experiment'");
 }
 
 std::string RunStore::toStored(const std::string& path) const {
@@ -585,6 +641,106 @@ void RunStore::addArtifact(int64_t runId, const std::string& kind, const std::st
   bindText(s.get(), 3, toStored(path));
   sqlite3_bind_double(s.get(), 4, unixNow());
   step(m_db.get(), s.get());
+}
+
+int64_t RunStore::createExperiment(const ExperimentInfo& info) {
+  auto s = prepare(m_db.get(),
+                   "INSERT INTO experiments(name, preset, status, spec_json, message, created_at, "
+                   "updated_at) VALUES(?,?,?,?,?,?,?)");
+  const double now = unixNow();
+  bindText(s.get(), 1, info.name);
+  bindText(s.get(), 2, info.preset);
+  bindText(s.get(), 3, name(info.status));
+  bindText(s.get(), 4, info.specJson.empty() ? "{}" : info.specJson);
+  bindText(s.get(), 5, info.message);
+  sqlite3_bind_double(s.get(), 6, now);
+  sqlite3_bind_double(s.get(), 7, now);
+  step(m_db.get(), s.get());
+  const int64_t id = sqlite3_last_insert_rowid(m_db.get());
+  if (info.name.empty()) {
+    auto u = prepare(m_db.get(), "UPDATE experiments SET name = ? WHERE id = ?");
+    bindText(u.get(), 1, "experiment-" + std::to_string(id));
+    sqlite3_bind_int64(u.get(), 2, id);
+    step(m_db.get(), u.get());
+  }
+  return id;
+}
+
+void RunStore::setExperimentStatus(int64_t experimentId, RunStatus status,
+                                   const std::string& message) {
+  auto s = prepare(m_db.get(),
+                   "UPDATE experiments SET status = ?, message = ?, updated_at = ? WHERE id = ?");
+  bindText(s.get(), 1, name(status));
+  bindText(s.get(), 2, message);
+  sqlite3_bind_double(s.get(), 3, unixNow());
+  sqlite3_bind_int64(s.get(), 4, experimentId);
+  step(m_db.get(), s.get());
+}
+
+void RunStore::claimExperiment(int64_t experimentId, const RunOwner& owner) {
+  auto s = prepare(m_db.get(),
+                   "UPDATE experiments SET owner_host = ?, owner_pid = ?, owner_start = ?, "
+                   "heartbeat_at = ? WHERE id = ?");
+  bindText(s.get(), 1, owner.host);
+  sqlite3_bind_int64(s.get(), 2, owner.pid);
+  bindText(s.get(), 3, owner.start);
+  sqlite3_bind_double(s.get(), 4, unixNow());
+  sqlite3_bind_int64(s.get(), 5, experimentId);
+  step(m_db.get(), s.get());
+}
+
+void RunStore::setExperimentReport(int64_t experimentId, const std::string& path) {
+  auto s = prepare(m_db.get(), "UPDATE experiments SET report_path = ? WHERE id = ?");
+  bindText(s.get(), 1, toStored(path));
+  sqlite3_bind_int64(s.get(), 2, experimentId);
+  step(m_db.get(), s.get());
+}
+
+void RunStore::addExperimentRun(int64_t experimentId, int64_t runId) {
+  auto s = prepare(m_db.get(),
+                   "INSERT OR IGNORE INTO experiment_runs(experiment_id, run_id) VALUES(?,?)");
+  sqlite3_bind_int64(s.get(), 1, experimentId);
+  sqlite3_bind_int64(s.get(), 2, runId);
+  step(m_db.get(), s.get());
+}
+
+std::vector<ExperimentInfo> RunStore::experiments() const {
+  auto s = prepare(m_db.get(),
+                   "SELECT id, name, preset, status, spec_json, message, report_path, created_at, "
+                   "updated_at, owner_host, owner_pid, owner_start, heartbeat_at FROM experiments "
+                   "ORDER BY id");
+  std::vector<ExperimentInfo> out;
+  while (next(m_db.get(), s.get())) {
+    ExperimentInfo e;
+    e.id = sqlite3_column_int64(s.get(), 0);
+    e.name = columnText(s.get(), 1);
+    e.preset = columnText(s.get(), 2);
+    e.status = statusFromColumn("experiment " + std::to_string(e.id), columnText(s.get(), 3));
+    e.specJson = columnText(s.get(), 4);
+    e.message = columnText(s.get(), 5);
+    e.reportPath = fromStored(columnText(s.get(), 6));
+    e.createdAt = sqlite3_column_double(s.get(), 7);
+    e.updatedAt = sqlite3_column_double(s.get(), 8);
+    e.owner.host = columnText(s.get(), 9);
+    e.owner.pid = sqlite3_column_int64(s.get(), 10);
+    e.owner.start = columnText(s.get(), 11);
+    e.owner.heartbeat = sqlite3_column_double(s.get(), 12);
+    out.push_back(std::move(e));
+  }
+  auto m = prepare(m_db.get(),
+                   "SELECT experiment_id, run_id FROM experiment_runs ORDER BY experiment_id, "
+                   "run_id");
+  while (next(m_db.get(), m.get()))
+    for (auto& e : out)
+      if (e.id == sqlite3_column_int64(m.get(), 0))
+        e.runIds.push_back(sqlite3_column_int64(m.get(), 1));
+  return out;
+}
+
+std::optional<ExperimentInfo> RunStore::experiment(int64_t experimentId) const {
+  for (auto& e : experiments())
+    if (e.id == experimentId) return e;
+  return std::nullopt;
 }
 
 std::vector<RunInfo> RunStore::runs() const {

@@ -73,6 +73,21 @@ struct CompletionRow {
   double reward = 0, advantage = 0;
 };
 
+// A study (`pivot experiment`): its spec, status, report and every run it trained or reused (a
+// run reused by several experiments belongs to each).
+struct ExperimentInfo {
+  int64_t id = 0;
+  std::string name;  // defaults to "experiment-<id>"
+  std::string preset;
+  RunStatus status = RunStatus::Created;
+  std::string specJson;
+  std::string message;                  // last status message
+  std::string reportPath;               // its report folder once written, else empty
+  double createdAt = 0, updatedAt = 0;  // unix seconds
+  RunOwner owner;                       // the `pivot experiment` process
+  std::vector<int64_t> runIds;          // ascending
+};
+
 struct ArtifactInfo {
   std::string kind;  // e.g. "export", "report"
   std::string path;
@@ -81,7 +96,7 @@ struct ArtifactInfo {
 
 class RunStore {
  public:
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
   enum class Access { ReadWrite, ReadOnly };
 
   // ReadWrite creates or migrates; ReadOnly never writes (a read-only workspace can be listed).
@@ -113,6 +128,14 @@ class RunStore {
   void addCompletions(int64_t runId, const std::vector<CompletionRow>& rows);  // one transaction
   void addArtifact(int64_t runId, const std::string& kind, const std::string& path);
 
+  int64_t createExperiment(const ExperimentInfo& info);  // returns the new id
+  void setExperimentStatus(int64_t experimentId, RunStatus status, const std::string& message = "");
+  void claimExperiment(int64_t experimentId, const RunOwner& owner);
+  void setExperimentReport(int64_t experimentId, const std::string& path);
+  void addExperimentRun(int64_t experimentId, int64_t runId);  // once; again is a no-op
+  std::vector<ExperimentInfo> experiments() const;             // oldest first
+  std::optional<ExperimentInfo> experiment(int64_t experimentId) const;
+
   std::vector<RunInfo> runs() const;
   std::optional<RunInfo> run(int64_t runId) const;
   RunInfo findRun(const std::string& idOrName) const;  // throws "no run 'X' in <file>"
@@ -140,7 +163,8 @@ class RunStore {
   void exec(const std::string& sql) const;
   void migrate();
   void useWriteAheadLog();
-  void relativisePaths();  // schema 2 -> 3: paths as given become workspace-relative
+  void relativisePaths();     // schema 2 -> 3: paths as given become workspace-relative
+  void dropExperimentTags();  // schema 4 -> 5: members' "exp-<id>" tags became experiment_runs
 
   struct Closer {
     void operator()(sqlite3* db) const;

@@ -89,20 +89,23 @@ RunOwner processOwner(int64_t pid) {
 
 RunOwner currentProcessOwner() { return processOwner(static_cast<int64_t>(getpid())); }
 
-Liveness runLiveness(const RunInfo& run, double staleSeconds) {
-  if (run.status != RunStatus::Running && run.status != RunStatus::Paused)
-    return Liveness::NotRunning;
-  if (run.owner.pid <= 0) return Liveness::Unknown;  // a run from before owners were recorded
-  if (run.owner.host != hostName())
-    return unixNow() - run.owner.heartbeat > staleSeconds ? Liveness::Dead : Liveness::Alive;
-  if (kill(static_cast<pid_t>(run.owner.pid), 0) != 0 && errno == ESRCH) return Liveness::Dead;
-  const std::string ticks = processStartTicks(run.owner.pid);
-  return !ticks.empty() && bootId() + "/" + ticks == run.owner.start ? Liveness::Alive
-                                                                     : Liveness::Dead;
+Liveness ownerLiveness(RunStatus status, const RunOwner& owner, double staleSeconds) {
+  if (status != RunStatus::Running && status != RunStatus::Paused) return Liveness::NotRunning;
+  if (owner.pid <= 0) return Liveness::Unknown;  // a run from before owners were recorded
+  if (owner.host != hostName())
+    return unixNow() - owner.heartbeat > staleSeconds ? Liveness::Dead : Liveness::Alive;
+  if (kill(static_cast<pid_t>(owner.pid), 0) != 0 && errno == ESRCH) return Liveness::Dead;
+  const std::string ticks = processStartTicks(owner.pid);
+  return !ticks.empty() && bootId() + "/" + ticks == owner.start ? Liveness::Alive : Liveness::Dead;
 }
 
 RunStatus effectiveStatus(const RunInfo& run) {
   return runLiveness(run) == Liveness::Dead ? RunStatus::Crashed : run.status;
+}
+
+RunStatus effectiveStatus(const ExperimentInfo& experiment) {
+  return ownerLiveness(experiment.status, experiment.owner) == Liveness::Dead ? RunStatus::Crashed
+                                                                              : experiment.status;
 }
 
 RunLock::RunLock(const std::string& runDir, const std::string& runLabel,

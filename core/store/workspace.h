@@ -32,10 +32,15 @@ RunOwner processOwner(int64_t pid);  // any process on this host (empty start wh
 enum class Liveness { NotRunning, Alive, Dead, Unknown };
 // NotRunning unless the status is running or paused. On this host the pid and its start decide; on
 // another host a heartbeat older than `staleSeconds` counts as dead.
-Liveness runLiveness(const RunInfo& run, double staleSeconds = 900);
+Liveness ownerLiveness(RunStatus status, const RunOwner& owner, double staleSeconds = 900);
+inline Liveness runLiveness(const RunInfo& run, double staleSeconds = 900) {
+  return ownerLiveness(run.status, run.owner, staleSeconds);
+}
 
-// What a person should see: a running or paused run whose owner is gone is "crashed".
+// What a person should see: a running or paused run (or experiment) whose owner is gone is
+// "crashed".
 RunStatus effectiveStatus(const RunInfo& run);
+RunStatus effectiveStatus(const ExperimentInfo& experiment);
 
 // --- the run lock -------------------------------------------------------------------------------
 // An exclusive advisory lock (flock) on <run dir>/.lock, held while a process trains the run. The
