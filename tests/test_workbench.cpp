@@ -12,7 +12,7 @@
 #include <QSpinBox>
 #include <QTableWidget>
 #include <QTemporaryDir>
-#include <QTreeWidget>
+#include <QTreeView>
 #include <QProcess>
 #include <nlohmann/json.hpp>
 
@@ -47,6 +47,11 @@ void writeAll(const QString& path, const QByteArray& bytes) {
   QFile f(path);
   QVERIFY(f.open(QIODevice::WriteOnly));
   f.write(bytes);
+}
+
+// The stage a row of the runs tree shows ("experiment" for an experiment's own row).
+QString stageAt(const QAbstractItemModel* tree, const QModelIndex& index) {
+  return tree->index(index.row(), RunsTree::StageColumn, index.parent()).data().toString();
 }
 
 }  // namespace
@@ -232,11 +237,13 @@ class TestWorkbench : public QObject {
     QCOMPARE(w.curves()->runs().size(), size_t(3));
     QVERIFY(w.curves()->visiblePanelCount() >= 3);
     // The tree shows the chain: stage 0 -> align -> instruct.
-    auto* tree = w.runsBrowser()->tree();
-    QCOMPARE(tree->topLevelItemCount(), 1);
-    QCOMPARE(tree->topLevelItem(0)->text(2), QString("pretrain"));
-    QCOMPARE(tree->topLevelItem(0)->child(0)->text(2), QString("align"));
-    QCOMPARE(tree->topLevelItem(0)->child(0)->child(0)->text(2), QString("instruct"));
+    auto* tree = w.runsBrowser()->treeModel();
+    QCOMPARE(tree->rowCount(), 1);
+    const auto stage0 = tree->index(0, 0);
+    const auto align = tree->index(0, 0, stage0);
+    QCOMPARE(stageAt(tree, stage0), QString("pretrain"));
+    QCOMPARE(stageAt(tree, align), QString("align"));
+    QCOMPARE(stageAt(tree, tree->index(0, 0, align)), QString("instruct"));
     // Selecting align and instruct compares their hyper-parameters, differences first-class.
     w.runsBrowser()->selectRuns({2, 3});
     auto* params = w.runsBrowser()->parameterTable();
@@ -546,6 +553,7 @@ class TestWorkbench : public QObject {
     QTest::mouseClick(panel->experimentButton(), Qt::LeftButton);
     QVERIFY(w.isExperimentRunning());
     QVERIFY(!panel->experimentButton()->isEnabled());
+    QVERIFY(w.runsBrowser()->tree()->isVisible());  // the chain grows in the Tree tab
     QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, 400000);
     QVERIFY2(ended.front().at(0).toBool(), qPrintable(ended.front().at(1).toString()));
     QVERIFY2(ended.front().at(1).toString().endsWith("report.md"),
@@ -555,30 +563,33 @@ class TestWorkbench : public QObject {
     QTRY_VERIFY_WITH_TIMEOUT(w.encodersView()->table()->rowCount() >= 4, 10000);
     QVERIFY(w.encodersView()->barSeriesCount() >= 4);  // original, stage 1, SFT, DPO
     // Tree: the experiment, then stage 0 -> align -> instruct -> SFT / DPO -> their transplants.
-    auto* tree = w.runsBrowser()->tree();
-    QTreeWidgetItem* experiment = nullptr;
-    for (int i = 0; i < tree->topLevelItemCount(); ++i)
-      if (tree->topLevelItem(i)->text(2) == "experiment") experiment = tree->topLevelItem(i);
-    QVERIFY(experiment);
-    QCOMPARE(experiment->childCount(), 1);
-    auto* stage0 = experiment->child(0);
-    QCOMPARE(stage0->text(2), QString("pretrain"));
+    auto* tree = w.runsBrowser()->treeModel();
+    QModelIndex experiment;
+    for (int i = 0; i < tree->rowCount(); ++i)
+      if (stageAt(tree, tree->index(i, 0)) == "experiment") experiment = tree->index(i, 0);
+    QVERIFY(experiment.isValid());
+    QCOMPARE(tree->rowCount(experiment), 1);
+    const auto stage0 = tree->index(0, 0, experiment);
+    QCOMPARE(stageAt(tree, stage0), QString("pretrain"));
     // Stage 0's children: stage 1a and the original encoder's transplants (trained side by side,
     // so in either order); stage 1a is the align with an instruct child that has stage-2 children.
-    QTreeWidgetItem* instruct = nullptr;
-    for (int i = 0; i < stage0->childCount(); ++i) {
-      auto* align = stage0->child(i);
-      if (align->text(2) == "align" && align->childCount() > 0 && align->child(0)->childCount() > 0)
-        instruct = align->child(0);
+    QModelIndex instruct;
+    for (int i = 0; i < tree->rowCount(stage0); ++i) {
+      const auto align = tree->index(i, 0, stage0);
+      if (stageAt(tree, align) == "align" && tree->rowCount(align) > 0 &&
+          tree->rowCount(tree->index(0, 0, align)) > 0)
+        instruct = tree->index(0, 0, align);
     }
-    QVERIFY(instruct);
-    QCOMPARE(instruct->text(2), QString("instruct"));
+    QVERIFY(instruct.isValid());
+    QCOMPARE(stageAt(tree, instruct), QString("instruct"));
     QStringList stageTwo;
-    for (int i = 0; i < instruct->childCount(); ++i) stageTwo << instruct->child(i)->text(2);
+    for (int i = 0; i < tree->rowCount(instruct); ++i)
+      stageTwo << stageAt(tree, tree->index(i, 0, instruct));
     QVERIFY2(stageTwo.contains("sft") && stageTwo.contains("dpo"), qPrintable(stageTwo.join(',')));
     if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR")) {
       QTest::qWait(300);
       w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-encoders.png");
+      w.runsBrowser()->grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/runs-tree.png");
     }
   }
 
@@ -627,7 +638,7 @@ class TestWorkbench : public QObject {
           if (!QFileInfo::exists(QString::fromStdString(store))) return false;
           RunStore s(store, RunStore::Access::ReadOnly);
           const auto runs = s.runs();
-          return runs.size() >= 2 && s.lastMetric(runs[1].id, "loss").has_value();
+          return !runs.empty() && s.lastMetric(runs[0].id, "loss").has_value();
         }(),
         60000);
     if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR")) {
@@ -641,12 +652,14 @@ class TestWorkbench : public QObject {
     QVERIFY2(ended.front().at(1).toString().contains("stopped"),
              qPrintable(ended.front().at(1).toString()));
     RunStore s(store, RunStore::Access::ReadOnly);
+    const auto experiments = s.experiments();
+    QCOMPARE(experiments.size(), size_t(1));
+    QCOMPARE(std::string(name(experiments[0].status)), std::string("stopped"));
     const auto runs = s.runs();
-    QCOMPARE(runs[0].stage, std::string("experiment"));
+    QCOMPARE(runs[0].stage, std::string("pretrain"));
     QCOMPARE(std::string(name(runs[0].status)), std::string("stopped"));
-    QCOMPARE(runs[1].stage, std::string("pretrain"));
-    QCOMPARE(std::string(name(runs[1].status)), std::string("stopped"));
-    QVERIFY(!lastUsableCheckpoint(s, runs[1].id, /*resumable=*/true).empty());
+    QCOMPARE(experiments[0].runIds, std::vector<int64_t>{runs[0].id});
+    QVERIFY(!lastUsableCheckpoint(s, runs[0].id, /*resumable=*/true).empty());
   }
 
   void closingDuringARunAsksThenStopsCleanly() {

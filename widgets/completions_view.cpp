@@ -62,13 +62,21 @@ QTableWidgetItem* cell(const QString& text, Qt::Alignment align = Qt::AlignLeft)
 
 }  // namespace
 
-CompletionsView::CompletionsView(QWidget* parent) : QWidget(parent) {
+CompletionsView::CompletionsView(RunsModel* runs, QWidget* parent) : QWidget(parent) {
+  m_grpoRuns = new RunsFilter(
+      runs, [](const RunSummary& r) { return r.info.stage == "grpo"; }, this);
+  m_grpoRuns->setLabel([](const RunSummary& r) {
+    return QString("%1 (%2)").arg(QString::fromStdString(r.info.name),
+                                  QString(name(r.info.status)));
+  });
   auto* layout = new QVBoxLayout(this);
   auto* bar = new QHBoxLayout;
   bar->addWidget(new QLabel("GRPO run"));
   m_run = new QComboBox;
   m_run->setObjectName("completionsRunBox");
   m_run->setMinimumWidth(220);
+  m_run->setModel(m_grpoRuns);
+  m_run->setModelColumn(RunsModel::Name);
   bar->addWidget(m_run);
   bar->addSpacing(12);
   bar->addWidget(new QLabel("Logged step"));
@@ -93,6 +101,14 @@ CompletionsView::CompletionsView(QWidget* parent) : QWidget(parent) {
 
   connect(m_run, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
           &CompletionsView::refreshSteps);
+  connect(m_run, QOverload<int>::of(&QComboBox::activated), this, [this] { m_runChosen = true; });
+  connect(runs, &RunsModel::updated, this, [this] {
+    if (!m_runChosen && m_run->currentIndex() != m_run->count() - 1)
+      m_run->setCurrentIndex(m_run->count() - 1);  // the newest; the index change reads its steps
+    else if (m_run->currentIndex() >= 0 &&
+             m_grpoRuns->runAt(m_run->currentIndex()).lastStep != m_shownLastStep)
+      refreshSteps();  // a live run logs new steps
+  });
   connect(m_step, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
           &CompletionsView::refreshTable);
   connect(m_inspect, &QPushButton::clicked, this, &CompletionsView::openSelectedInInspect);
@@ -104,34 +120,11 @@ QString CompletionsView::message() const { return m_message->text(); }
 
 void CompletionsView::setStorePath(const QString& storePath) { m_storePath = storePath; }
 
-void CompletionsView::setRuns(const std::vector<RunSummary>& runs) {
-  std::vector<RunSummary> grpo;
-  for (const auto& r : runs)
-    if (r.info.stage == "grpo") grpo.push_back(r);
-  const bool same = grpo.size() == m_runs.size() &&
-                    std::equal(grpo.begin(), grpo.end(), m_runs.begin(),
-                               [](const RunSummary& a, const RunSummary& b) {
-                                 return a.info.id == b.info.id && a.lastStep == b.lastStep;
-                               });
-  m_runs = grpo;
-  if (same) return;
-  const QVariant current = m_run->currentData();
-  {
-    const QSignalBlocker block(m_run);
-    m_run->clear();
-    for (const auto& r : m_runs)
-      m_run->addItem(
-          QString("%1 (%2)").arg(QString::fromStdString(r.info.name), QString(name(r.info.status))),
-          QVariant::fromValue<qlonglong>(r.info.id));
-    const int index = m_run->findData(current);
-    m_run->setCurrentIndex(index >= 0 ? index : m_run->count() - 1);  // the newest by default
-  }
-  refreshSteps();  // a live run logs new steps
-}
-
 void CompletionsView::showRun(int64_t runId) {
-  const int index = m_run->findData(QVariant::fromValue<qlonglong>(runId));
-  if (index >= 0) m_run->setCurrentIndex(index);
+  const int index = m_run->findData(QVariant::fromValue<qlonglong>(runId), RunsModel::RunIdRole);
+  if (index < 0) return;
+  m_runChosen = true;
+  m_run->setCurrentIndex(index);
 }
 
 void CompletionsView::refreshSteps() {
@@ -141,7 +134,8 @@ void CompletionsView::refreshSteps() {
   if (m_run->currentIndex() >= 0 && !m_storePath.isEmpty()) {
     try {
       RunStore store(m_storePath.toStdString(), RunStore::Access::ReadOnly);
-      steps = store.completionSteps(m_run->currentData().toLongLong());
+      steps = store.completionSteps(m_run->currentData(RunsModel::RunIdRole).toLongLong());
+      m_shownLastStep = m_grpoRuns->runAt(m_run->currentIndex()).lastStep;
     } catch (const std::exception& e) {
       m_message->setText(QString("Cannot read completions: ") + e.what());
     }
@@ -167,7 +161,7 @@ void CompletionsView::refreshTable() {
       m_message->setText("This run has logged no completions yet (log_completions_steps).");
     return;
   }
-  const int64_t runId = m_run->currentData().toLongLong();
+  const int64_t runId = m_run->currentData(RunsModel::RunIdRole).toLongLong();
   const int64_t step = m_step->currentData().toLongLong();
   std::vector<CompletionRow> rows;
   WorldConfig world;
@@ -260,7 +254,7 @@ void CompletionsView::openSelectedInInspect() {
   const Prompt* chosen = &m_prompts.front();
   for (const auto& p : m_prompts)
     if (p.firstRow <= row) chosen = &p;
-  const qint64 runId = m_run->currentData().toLongLong();
+  const qint64 runId = m_run->currentData(RunsModel::RunIdRole).toLongLong();
   if (QFileInfo(chosen->sample).isFile()) {  // a real record's image, with its question
     Q_EMIT photoInspectRequested(runId, chosen->sample, chosen->question, chosen->reference);
     return;

@@ -8,7 +8,7 @@
 #include <QWidget>
 #include <vector>
 
-#include "runs_browser.h"
+#include "runs_model.h"
 #include "store/run_store.h"
 
 class QComboBox;
@@ -21,11 +21,12 @@ namespace pivot {
 class CompletionsView : public QWidget {
   Q_OBJECT
  public:
-  explicit CompletionsView(QWidget* parent = nullptr);
+  // The GRPO runs of the window's runs model are choosable; the newest is shown until one is
+  // chosen.
+  explicit CompletionsView(RunsModel* runs, QWidget* parent = nullptr);
 
-  void setStorePath(const QString& storePath);        // the workspace's runs.sqlite
-  void setRuns(const std::vector<RunSummary>& runs);  // GRPO runs become choosable
-  void showRun(int64_t runId);                        // selects it (and its last logged step)
+  void setStorePath(const QString& storePath);  // the workspace's runs.sqlite
+  void showRun(int64_t runId);                  // selects it (and its last logged step)
 
   QComboBox* runBox() const { return m_run; }
   QComboBox* stepBox() const { return m_step; }
@@ -46,7 +47,10 @@ class CompletionsView : public QWidget {
   void openSelectedInInspect();
 
   QString m_storePath;
-  std::vector<RunSummary> m_runs;  // the GRPO runs
+  RunsFilter* m_grpoRuns = nullptr;
+  bool m_runChosen = false;
+  int64_t m_shownLastStep = -1;  // the shown run's last step when its logged steps were read  // by
+                                 // the user or showRun; until then the newest run shows
   QComboBox* m_run = nullptr;
   QComboBox* m_step = nullptr;
   QTableWidget* m_table = nullptr;

@@ -118,40 +118,42 @@ int EncodersView::errorBarSeriesCount() const {
   return n;
 }
 
-void EncodersView::setExperiments(const QList<ExperimentEntry>& experiments) {
+void EncodersView::setExperiments(const std::vector<ExperimentInfo>& experiments) {
   const qlonglong current = m_experiment->currentData().toLongLong();
   bool changed = experiments.size() != m_experiments.size();
-  for (int i = 0; !changed && i < experiments.size(); ++i)
+  for (size_t i = 0; !changed && i < experiments.size(); ++i)
     changed = experiments[i].id != m_experiments[i].id ||
-              experiments[i].reportDir != m_experiments[i].reportDir ||
+              experiments[i].reportPath != m_experiments[i].reportPath ||
               experiments[i].status != m_experiments[i].status;
   if (!changed) return;
   m_experiments = experiments;
   const QSignalBlocker block(m_experiment);
   m_experiment->clear();
   int keep = -1;
-  for (int i = 0; i < experiments.size(); ++i) {
-    m_experiment->addItem(experiments[i].name + " (" + experiments[i].status + ")",
+  for (size_t i = 0; i < experiments.size(); ++i) {
+    m_experiment->addItem(QString("%1 (%2)").arg(QString::fromStdString(experiments[i].name),
+                                                 QString(name(experiments[i].status))),
                           QVariant::fromValue<qlonglong>(experiments[i].id));
-    if (experiments[i].id == current) keep = i;
+    if (experiments[i].id == current) keep = static_cast<int>(i);
   }
-  if (keep < 0)
-    keep = experiments.isEmpty() ? -1 : static_cast<int>(experiments.size()) - 1;  // the newest
+  if (keep < 0) keep = static_cast<int>(experiments.size()) - 1;  // the newest (-1: none)
   m_experiment->setCurrentIndex(keep);
   onExperimentChosen();
 }
 
 void EncodersView::onExperimentChosen() {
   const int i = m_experiment->currentIndex();
-  if (i < 0 || i >= m_experiments.size()) return;
-  const auto& e = m_experiments[i];
-  if (e.reportDir.isEmpty()) {
-    setResults({}, e.name);
-    m_message->setText(e.name + " is " + e.status +
+  if (i < 0 || i >= static_cast<int>(m_experiments.size())) return;
+  const auto& e = m_experiments[static_cast<size_t>(i)];
+  const QString title = QString::fromStdString(e.name);
+  // A report folder from an earlier finish may be there while a rerun measures again.
+  if (e.reportPath.empty() || e.status != RunStatus::Finished) {
+    setResults({}, title);
+    m_message->setText(title + " is " + name(e.status) +
                        ": its report appears here when it has measured every encoder.");
     return;
   }
-  loadReport(e.reportDir);
+  loadReport(QString::fromStdString(e.reportPath));
 }
 
 bool EncodersView::loadReport(const QString& reportDir) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "results/results_table.h"
+#include "store/run_store.h"
 
 class QComboBox;
 class QCustomPlot;
@@ -17,18 +18,14 @@ class QTableWidget;
 
 namespace pivot {
 
-struct ExperimentEntry {
-  int64_t id = 0;
-  QString name, status, reportDir;  // reportDir empty until the experiment has written its report
-};
-
 class EncodersView : public QWidget {
   Q_OBJECT
  public:
   explicit EncodersView(QWidget* parent = nullptr);
 
-  // The experiments of the workspace; keeps the current one, loads the first that has a report.
-  void setExperiments(const QList<ExperimentEntry>& experiments);
+  // The experiments of the workspace; keeps the current one, else shows the newest. An experiment
+  // shows its report once it has finished writing it.
+  void setExperiments(const std::vector<ExperimentInfo>& experiments);
   // Loads <reportDir>/results.csv; on a bad file the error (naming file and line) shows in the
   // view.
   bool loadReport(const QString& reportDir);
@@ -57,7 +54,7 @@ class EncodersView : public QWidget {
 
   std::vector<ResultRow> m_rows;
   std::vector<SummaryTable> m_tables;
-  QList<ExperimentEntry> m_experiments;
+  std::vector<ExperimentInfo> m_experiments;
   QComboBox* m_experiment = nullptr;
   QComboBox* m_sweep = nullptr;
   QComboBox* m_family = nullptr;

@@ -10,7 +10,7 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QLineEdit>
-#include <QListWidget>
+#include <QListView>
 #include <QPainter>
 #include <QPushButton>
 #include <QScrollArea>
@@ -68,7 +68,15 @@ QString ExplainJob::cacheKey() const {
       .arg(world.noise);
 }
 
-InspectView::InspectView(QWidget* parent) : QWidget(parent) {
+InspectView::InspectView(RunsModel* runs, QWidget* parent) : QWidget(parent), m_runs(runs) {
+  m_checklist = new RunsFilter(
+      runs, [](const RunSummary& r) { return !r.checkpoints.empty(); }, this);
+  m_checklist->setCheckable(true);
+  m_checklist->setLabel([](const RunSummary& r) {
+    return QString("%1  (%2, %3 checkpoints)")
+        .arg(QString::fromStdString(r.info.name), QString::fromStdString(r.info.stage))
+        .arg(r.checkpoints.size());
+  });
   auto* split = new QSplitter(Qt::Horizontal, this);
   auto* outer = new QHBoxLayout(this);
   outer->setContentsMargins(4, 4, 4, 4);
@@ -147,7 +155,10 @@ InspectView::InspectView(QWidget* parent) : QWidget(parent) {
   auto* right = new QWidget;
   auto* rightLayout = new QVBoxLayout(right);
   auto* runsRow = new QHBoxLayout;
-  m_runList = new QListWidget;
+  m_runList = new QListView;
+  m_runList->setModel(m_checklist);
+  m_runList->setModelColumn(RunsModel::Name);
+  m_runList->setEditTriggers(QAbstractItemView::NoEditTriggers);
   m_runList->setMaximumHeight(110);
   runsRow->addWidget(new QLabel("Runs:"), 0, Qt::AlignTop);
   runsRow->addWidget(m_runList, 1);
@@ -199,9 +210,13 @@ InspectView::InspectView(QWidget* parent) : QWidget(parent) {
     connect(box, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
             &InspectView::refreshPanels);
   connect(m_layer, QOverload<int>::of(&QSpinBox::valueChanged), this, &InspectView::refreshPanels);
-  connect(m_runList, &QListWidget::itemChanged, this, [this] {
+  connect(m_checklist, &RunsFilter::checkedRunsChanged, this, [this] {
     refreshSteps();
     refreshSample();
+    refreshPanels();
+  });
+  connect(m_runs, &RunsModel::updated, this, [this] {  // a checked run may have a new checkpoint
+    refreshSteps();
     refreshPanels();
   });
   connect(m_stepSlider, &QSlider::valueChanged, this, [this](int i) {
@@ -220,42 +235,13 @@ InspectView::InspectView(QWidget* parent) : QWidget(parent) {
   refreshSample();
 }
 
-void InspectView::setRuns(const std::vector<RunSummary>& runs) {
-  std::set<int64_t> checked;
-  for (int i = 0; i < m_runList->count(); ++i)
-    if (m_runList->item(i)->checkState() == Qt::Checked)
-      checked.insert(m_runList->item(i)->data(Qt::UserRole).toLongLong());
-  m_runs.clear();
-  for (const auto& r : runs)
-    if (!r.checkpoints.empty()) m_runs.push_back(r);
-  m_runList->blockSignals(true);
-  m_runList->clear();
-  for (const auto& r : m_runs) {
-    auto* item = new QListWidgetItem(
-        QString("%1  (%2, %3 checkpoints)")
-            .arg(QString::fromStdString(r.info.name), QString::fromStdString(r.info.stage))
-            .arg(r.checkpoints.size()));
-    item->setData(Qt::UserRole, QVariant::fromValue<qlonglong>(r.info.id));
-    item->setData(Qt::DecorationRole, runColour(r.info.id));
-    item->setFlags(item->flags() | Qt::ItemIsUserCheckable);
-    item->setCheckState(checked.count(r.info.id) ? Qt::Checked : Qt::Unchecked);
-    m_runList->addItem(item);
-  }
-  m_runList->blockSignals(false);
-  refreshSteps();
-  refreshPanels();
-}
+void InspectView::setCheckedRuns(const QList<int64_t>& ids) { m_checklist->setCheckedRuns(ids); }
 
-void InspectView::setCheckedRuns(const QList<int64_t>& ids) {
-  m_runList->blockSignals(true);
-  for (int i = 0; i < m_runList->count(); ++i)
-    m_runList->item(i)->setCheckState(
-        ids.contains(m_runList->item(i)->data(Qt::UserRole).toLongLong()) ? Qt::Checked
-                                                                          : Qt::Unchecked);
-  m_runList->blockSignals(false);
-  refreshSteps();
-  refreshSample();
-  refreshPanels();
+std::vector<const RunSummary*> InspectView::checkedRuns() const {
+  std::vector<const RunSummary*> out;
+  for (const auto id : m_checklist->checkedRuns())
+    if (const auto* run = m_runs->run(id)) out.push_back(run);
+  return out;
 }
 
 void InspectView::setSample(int splitIndex, qint64 index) {
@@ -281,11 +267,8 @@ int InspectView::panelCount() const { return m_panels->count(); }
 
 void InspectView::refreshSteps() {
   std::set<int> steps;
-  for (int i = 0; i < m_runList->count(); ++i) {
-    if (m_runList->item(i)->checkState() != Qt::Checked) continue;
-    for (const auto& c : m_runs[static_cast<size_t>(i)].checkpoints)
-      steps.insert(static_cast<int>(c.step));
-  }
+  for (const auto* run : checkedRuns())
+    for (const auto& c : run->checkpoints) steps.insert(static_cast<int>(c.step));
   const int current = m_stepBox->value();
   m_steps.assign(steps.begin(), steps.end());
   m_stepSlider->blockSignals(true);
@@ -303,16 +286,12 @@ void InspectView::refreshSteps() {
 void InspectView::refreshSample() {
   // The world of the first checked run (its image size and object counts), else the tiny preset's.
   m_world = presetConfig("tiny", Stage::Dpo).world;
-  for (int i = 0; i < m_runList->count(); ++i)
-    if (m_runList->item(i)->checkState() == Qt::Checked) {
-      try {
-        m_world = trainConfigFromJson(
-                      nlohmann::json::parse(m_runs[static_cast<size_t>(i)].info.configJson))
-                      .world;
-      } catch (const std::exception&) {
-      }
-      break;
+  if (const auto checked = checkedRuns(); !checked.empty()) {
+    try {
+      m_world = trainConfigFromJson(nlohmann::json::parse(checked.front()->info.configJson)).world;
+    } catch (const std::exception&) {
     }
+  }
   const bool world = m_source->currentIndex() == 0;
   m_split->setEnabled(world);
   m_index->setEnabled(world);
@@ -365,9 +344,8 @@ void InspectView::refreshPanels() {
     return;
   const int step = m_stepBox->value();
   int column = 0;
-  for (int i = 0; i < m_runList->count(); ++i) {
-    if (m_runList->item(i)->checkState() != Qt::Checked) continue;
-    const auto& run = m_runs[static_cast<size_t>(i)];
+  for (const auto* checked : checkedRuns()) {
+    const auto& run = *checked;
     // The run's checkpoint at the chosen step, or the last one before it (or its first).
     const CheckpointInfo* cp = &run.checkpoints.front();
     for (const auto& c : run.checkpoints)

@@ -12,13 +12,13 @@
 #include <vector>
 
 #include "data/shapes_world.h"
-#include "runs_browser.h"
+#include "runs_model.h"
 
 class QComboBox;
 class QGridLayout;
 class QLabel;
 class QLineEdit;
-class QListWidget;
+class QListView;
 class QSlider;
 class QSpinBox;
 class QStackedWidget;
@@ -51,10 +51,11 @@ struct ExplainOutcome {
 class InspectView : public QWidget {
   Q_OBJECT
  public:
-  explicit InspectView(QWidget* parent = nullptr);
+  // The runs with checkpoints are choosable (a checklist over the window's runs model).
+  explicit InspectView(RunsModel* runs, QWidget* parent = nullptr);
 
-  void setRuns(const std::vector<RunSummary>& runs);  // runs with checkpoints become choosable
   void setCheckedRuns(const QList<int64_t>& ids);
+  RunsFilter* runChecklist() const { return m_checklist; }
   void setSample(int split, qint64 index);
   // A photo with a typed question and answer (what a real model is explained on).
   void setPhoto(const QString& file, const QString& question, const QString& answer);
@@ -76,8 +77,10 @@ class InspectView : public QWidget {
   void refreshSteps();
   void refreshPanels();
   ExplainJob jobFor(const RunSummary& run, const CheckpointInfo& checkpoint) const;
+  std::vector<const RunSummary*> checkedRuns() const;
 
-  std::vector<RunSummary> m_runs;
+  RunsModel* m_runs;
+  RunsFilter* m_checklist;
   QHash<QString, ExplainOutcome> m_cache;
   QHash<QString, quint64> m_pending;  // key -> job id
   quint64 m_nextJob = 1;
@@ -90,7 +93,7 @@ class InspectView : public QWidget {
   QSpinBox *m_index, *m_layer, *m_stepBox;
   QLineEdit *m_imageFile, *m_question, *m_answer;
   QLabel *m_preview, *m_texts;
-  QListWidget* m_runList;
+  QListView* m_runList;
   QSlider* m_stepSlider;
   QGridLayout* m_panels;
   QWidget* m_panelHost;

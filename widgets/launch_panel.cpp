@@ -4,6 +4,7 @@
 
 #include <QCheckBox>
 #include <QComboBox>
+#include <QConcatenateTablesProxyModel>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFormLayout>
@@ -13,10 +14,12 @@
 #include <QLineEdit>
 #include <QPushButton>
 #include <QSpinBox>
+#include <QStandardItemModel>
 #include <QVBoxLayout>
 #include <nlohmann/json.hpp>
 
 #include "config/train_config.h"
+#include "runs_model.h"
 
 namespace pivot {
 namespace {
@@ -101,8 +104,9 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   layout->addWidget(model);
   connect(m_source, QOverload<int>::of(&QComboBox::currentIndexChanged), this, [this] {
     m_realRows->setVisible(realModel());
-    m_parent->setItemText(0, realModel() ? "none: the model folder's own weights"
-                                         : "none: run the earlier stages first");
+    m_noParent->item(0, RunsModel::Name)
+        ->setText(realModel() ? "none: the model folder's own weights"
+                              : "none: run the earlier stages first");
     validate();
   });
   for (auto* edit : {m_modelFolder, m_dataFile, m_imageRoot})
@@ -124,7 +128,12 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   m_stage->setCurrentIndex(4);  // DPO
   m_parent = new QComboBox;
   m_parent->setObjectName("parentBox");
-  m_parent->addItem("none: run the earlier stages first", QVariant());
+  m_noParent = new QStandardItemModel(1, RunsModel::ColumnCount, this);
+  m_noParent->setItem(0, RunsModel::Name, new QStandardItem("none: run the earlier stages first"));
+  m_parents = new QConcatenateTablesProxyModel(this);
+  m_parents->addSourceModel(m_noParent);
+  m_parent->setModel(m_parents);
+  m_parent->setModelColumn(RunsModel::Name);
   whatForm->addRow("Preset", m_preset);
   whatForm->addRow("Stage", m_stage);
   whatForm->addRow("Start from", m_parent);
@@ -279,19 +288,19 @@ void LaunchPanel::selectPreset(const QString& preset, const QString& stage) {
   loadPresetValues();
 }
 
-void LaunchPanel::setParentCandidates(const std::vector<RunInfo>& runs) {
-  const QVariant current = m_parent->currentData();
-  m_parent->blockSignals(true);
-  while (m_parent->count() > 1) m_parent->removeItem(1);
-  for (const auto& r : runs)
-    if (r.status == RunStatus::Finished || r.status == RunStatus::Stopped)
-      m_parent->addItem(QString("%1 (%2, %3)")
-                            .arg(QString::fromStdString(r.name), QString::fromStdString(r.stage),
-                                 QString::fromStdString(r.preset)),
-                        QVariant::fromValue<qlonglong>(r.id));
-  const int index = m_parent->findData(current);
-  m_parent->setCurrentIndex(index >= 0 ? index : 0);
-  m_parent->blockSignals(false);
+void LaunchPanel::setRunsModel(RunsModel* runs) {
+  auto* finished = new RunsFilter(
+      runs,
+      [](const RunSummary& r) {
+        return r.info.status == RunStatus::Finished || r.info.status == RunStatus::Stopped;
+      },
+      this);
+  finished->setLabel([](const RunSummary& r) {
+    return QString("%1 (%2, %3)")
+        .arg(QString::fromStdString(r.info.name), QString::fromStdString(r.info.stage),
+             QString::fromStdString(r.info.preset));
+  });
+  m_parents->addSourceModel(finished);
 }
 
 void LaunchPanel::loadPresetValues() {
@@ -327,7 +336,8 @@ std::optional<LaunchRequest> LaunchPanel::request() const {
   LaunchRequest r;
   r.preset = m_preset->currentText();
   r.stage = m_stage->currentData().toString();
-  if (m_parent->currentData().isValid()) r.parentRunId = m_parent->currentData().toLongLong();
+  if (const auto id = m_parent->currentData(RunsModel::RunIdRole); id.isValid())
+    r.parentRunId = id.toLongLong();
   for (auto it = m_fields.begin(); it != m_fields.end(); ++it)
     if (fieldShown(it.key())) r.overrides << it.key() + "=" + it.value()->text().trimmed();
   for (auto it = m_choices.begin(); it != m_choices.end(); ++it)

@@ -9,6 +9,9 @@
 
 #include "store/run_store.h"
 
+class QConcatenateTablesProxyModel;
+class QStandardItemModel;
+
 class QCheckBox;
 class QComboBox;
 class QFormLayout;
@@ -46,8 +49,10 @@ class LaunchPanel : public QWidget {
   enum class State { Idle, Running, Paused };
   explicit LaunchPanel(QWidget* parent = nullptr);
 
-  void setPresets(const QStringList& presets);                 // built-ins plus found .json files
-  void setParentCandidates(const std::vector<RunInfo>& runs);  // finished runs to start from
+  void setPresets(const QStringList& presets);  // built-ins plus found .json files
+  // The parent picker offers the model's finished and stopped runs after "none".
+  void setRunsModel(class RunsModel* runs);
+  QComboBox* parentBox() const { return m_parent; }
   void setState(State state);
   State state() const { return m_state; }
 
@@ -104,6 +109,8 @@ class LaunchPanel : public QWidget {
   QComboBox* m_preset = nullptr;
   QComboBox* m_stage = nullptr;
   QComboBox* m_parent = nullptr;
+  QStandardItemModel* m_noParent = nullptr;  // the picker's first row: "none: ..."
+  QConcatenateTablesProxyModel* m_parents = nullptr;
   QComboBox* m_device = nullptr;
   QFormLayout* m_form = nullptr;
   QMap<QString, QLineEdit*> m_fields;   // config key -> editor

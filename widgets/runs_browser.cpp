@@ -1,7 +1,6 @@
 #include "runs_browser.h"
 
 #include <QCheckBox>
-#include <QDateTime>
 #include <QHeaderView>
 #include <QInputDialog>
 #include <QLabel>
@@ -10,38 +9,17 @@
 #include <QMessageBox>
 #include <QSortFilterProxyModel>
 #include <QSplitter>
-#include <QStandardItemModel>
 #include <QTableView>
 #include <QTabWidget>
 #include <QTableWidget>
-#include <QTreeWidget>
+#include <QTreeView>
 #include <QVBoxLayout>
-#include <cmath>
 #include <functional>
 #include <map>
-#include <set>
 #include <nlohmann/json.hpp>
-
-#include "run_curves.h"
 
 namespace pivot {
 namespace {
-
-enum Column {
-  ColId,
-  ColName,
-  ColStage,
-  ColStatus,
-  ColParent,
-  ColSteps,
-  ColLoss,
-  ColMargin,
-  ColTags,
-  ColCreated,
-  ColCount
-};
-const char* kHeaders[] = {"id",    "name",      "stage",       "status", "parent",
-                          "steps", "last loss", "last margin", "tags",   "created"};
 
 void flatten(const nlohmann::json& j, const std::string& prefix,
              std::vector<std::pair<QString, QString>>& out) {
@@ -52,14 +30,6 @@ void flatten(const nlohmann::json& j, const std::string& prefix,
     out.emplace_back(QString::fromStdString(prefix),
                      QString::fromStdString(j.is_string() ? j.get<std::string>() : j.dump()));
   }
-}
-
-QStandardItem* numberItem(double v, int precision = 4) {
-  auto* item =
-      new QStandardItem(std::isfinite(v) ? QString::number(v, 'g', precision) : QString("-"));
-  item->setData(std::isfinite(v) ? v : -1e300, Qt::UserRole);  // sort numerically
-  item->setEditable(false);
-  return item;
 }
 
 }  // namespace
@@ -74,7 +44,7 @@ std::vector<std::pair<QString, QString>> flattenConfig(const std::string& config
   return out;
 }
 
-RunsBrowser::RunsBrowser(QWidget* parent) : QWidget(parent) {
+RunsBrowser::RunsBrowser(RunsModel* runs, QWidget* parent) : QWidget(parent), m_runs(runs) {
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
   m_filter = new QLineEdit;
@@ -82,17 +52,15 @@ RunsBrowser::RunsBrowser(QWidget* parent) : QWidget(parent) {
   m_filter->setClearButtonEnabled(true);
   layout->addWidget(m_filter);
 
-  m_model = new QStandardItemModel(0, ColCount, this);
-  for (int c = 0; c < ColCount; ++c) m_model->setHeaderData(c, Qt::Horizontal, kHeaders[c]);
   m_proxy = new QSortFilterProxyModel(this);
-  m_proxy->setSourceModel(m_model);
-  m_proxy->setSortRole(Qt::UserRole);
+  m_proxy->setSourceModel(m_runs);
+  m_proxy->setSortRole(RunsModel::SortRole);
   m_proxy->setFilterCaseSensitivity(Qt::CaseInsensitive);
   m_proxy->setFilterKeyColumn(-1);
   m_view = new QTableView;
   m_view->setModel(m_proxy);
   m_view->setSortingEnabled(true);
-  m_view->sortByColumn(ColId, Qt::DescendingOrder);
+  m_view->sortByColumn(RunsModel::Id, Qt::DescendingOrder);
   m_view->setSelectionBehavior(QAbstractItemView::SelectRows);
   m_view->setSelectionMode(QAbstractItemView::ExtendedSelection);
   m_view->setEditTriggers(QAbstractItemView::DoubleClicked | QAbstractItemView::EditKeyPressed);
@@ -112,136 +80,102 @@ RunsBrowser::RunsBrowser(QWidget* parent) : QWidget(parent) {
   m_params->verticalHeader()->hide();
   paramLayout->addWidget(m_params);
 
-  m_tree = new QTreeWidget;
+  m_treeModel = new RunsTree(m_runs, this);
+  m_tree = new QTreeView;
   m_tree->setObjectName("runsTree");
-  m_tree->setHeaderLabels({"run", "id", "stage", "status", "steps", "last loss"});
+  m_tree->setModel(m_treeModel);
   m_tree->setSelectionMode(QAbstractItemView::ExtendedSelection);
+  m_tree->setSelectionBehavior(QAbstractItemView::SelectRows);
   m_tree->setAlternatingRowColors(true);
-  auto* views = new QTabWidget;
-  views->addTab(m_view, "Table");
-  views->addTab(m_tree, "Tree");
+  m_tree->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  m_views = new QTabWidget;
+  m_views->addTab(m_view, "Table");
+  m_views->addTab(m_tree, "Tree");
   auto* split = new QSplitter(Qt::Horizontal);
-  split->addWidget(views);
+  split->addWidget(m_views);
   split->addWidget(paramBox);
   split->setStretchFactor(0, 3);
   split->setStretchFactor(1, 2);
   layout->addWidget(split, 1);
 
   connect(m_filter, &QLineEdit::textChanged, this, &RunsBrowser::setFilterText);
+  // The table's selection is the one the window follows; a run a poll removes leaves it.
   connect(m_view->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] {
     if (m_updating) return;
     updateParameterTable();
+    showSelectionInTree();
     Q_EMIT selectionChanged(selectedRunIds());
   });
   connect(m_onlyDifferences, &QCheckBox::toggled, this, &RunsBrowser::updateParameterTable);
-  connect(m_model, &QStandardItemModel::itemChanged, this, [this](QStandardItem* item) {
-    if (m_updating || item->column() != ColName) return;
-    const int64_t id = m_model->item(item->row(), ColId)->data(Qt::UserRole).toLongLong();
-    Q_EMIT renameRequested(id, item->text().trimmed());
+  connect(m_runs, &RunsModel::renameRequested, this, &RunsBrowser::renameRequested);
+  connect(m_runs, &RunsModel::updated, this, [this] {
+    m_view->resizeColumnsToContents();
+    for (int c = 0; c < m_treeModel->columnCount(); ++c) m_tree->resizeColumnToContents(c);
+    updateParameterTable();  // a name may have changed
   });
   connect(m_view, &QTableView::customContextMenuRequested, this, &RunsBrowser::showContextMenu);
-  connect(m_tree, &QTreeWidget::itemSelectionChanged, this, [this] {
+  connect(m_tree->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] {
     if (m_updating) return;
     QList<int64_t> ids;
-    for (auto* item : m_tree->selectedItems()) {
-      const auto id = item->data(0, Qt::UserRole).toLongLong();
-      if (!ids.contains(id)) ids << id;
+    for (const auto& index : m_tree->selectionModel()->selectedRows()) {
+      const auto id = m_treeModel->data(index, RunsModel::RunIdRole).toLongLong();
+      if (id && !ids.contains(id)) ids << id;
     }
-    selectRuns(ids);  // the table's selection is the one the window follows
+    selectRuns(ids);
   });
+  // Every row starts open; what the user closes stays closed across polls.
+  connect(m_tree, &QTreeView::collapsed, this, [this](const QModelIndex& index) {
+    if (!m_updating) m_collapsed.insert(treeKey(index));
+  });
+  connect(m_tree, &QTreeView::expanded, this, [this](const QModelIndex& index) {
+    if (!m_updating) m_collapsed.remove(treeKey(index));
+  });
+  connect(m_treeModel, &QAbstractItemModel::modelReset, this, &RunsBrowser::restoreTreeExpansion);
+  restoreTreeExpansion();
 }
 
-int64_t transplantSource(const std::string& configJson) {
-  try {
-    const auto j = nlohmann::json::parse(configJson);
-    const std::string init = j.value("vision_init", std::string());
-    size_t used = 0;
-    const long long id = init.empty() ? 0 : std::stoll(init, &used);
-    return used == init.size() ? id : 0;
-  } catch (...) {
-    return 0;  // a folder path, or not a run of this workspace
+QString RunsBrowser::treeKey(const QModelIndex& index) const {
+  QString key;
+  for (QModelIndex i = index; i.isValid(); i = i.parent()) {
+    const auto experiment = m_treeModel->experimentAt(i);
+    key.prepend(experiment
+                    ? QString("/e%1").arg(experiment)
+                    : QString("/%1").arg(m_treeModel->data(i, RunsModel::RunIdRole).toLongLong()));
   }
+  return key;
 }
 
-void RunsBrowser::rebuildTree() {
-  // Keep what the user expanded or collapsed across rebuilds (keyed by the path of run ids).
-  std::map<QString, bool> expanded;
-  std::function<void(QTreeWidgetItem*, const QString&)> remember = [&](QTreeWidgetItem* item,
-                                                                       const QString& path) {
-    const QString key = path + "/" + item->text(1);
-    expanded[key] = item->isExpanded();
-    for (int i = 0; i < item->childCount(); ++i) remember(item->child(i), key);
-  };
-  for (int i = 0; i < m_tree->topLevelItemCount(); ++i) remember(m_tree->topLevelItem(i), "");
-  m_tree->clear();
-
-  std::map<int64_t, const RunSummary*> byId;
-  for (const auto& r : m_runs) byId[r.info.id] = &r;
-  // Who hangs under whom: the parent run, or for a transplant's first stage the encoder's run.
-  auto upstream = [&](const RunSummary& r) -> int64_t {
-    if (r.info.parentId) return *r.info.parentId;
-    return transplantSource(r.info.configJson);
-  };
-  auto makeItem = [](const RunSummary& r) {
-    auto* item = new QTreeWidgetItem(
-        QStringList{QString::fromStdString(r.info.name), QString::number(r.info.id),
-                    QString::fromStdString(r.info.stage), QString(name(r.info.status)),
-                    QString::number(r.lastStep),
-                    std::isfinite(r.lastLoss) ? QString::number(r.lastLoss, 'g', 4) : "-"});
-    item->setData(0, Qt::UserRole, QVariant::fromValue<qlonglong>(r.info.id));
-    item->setData(0, Qt::DecorationRole, runColour(r.info.id));
-    if (r.info.status == RunStatus::Failed || r.info.status == RunStatus::Crashed)
-      item->setForeground(3, QColor("#c0392b"));
-    return item;
-  };
-  // Children of `id` among `members` (all runs when members is empty), recursively.
-  std::function<void(QTreeWidgetItem*, int64_t, const std::set<int64_t>&, const QString&)>
-      addChildren = [&](QTreeWidgetItem* under, int64_t id, const std::set<int64_t>& members,
-                        const QString& path) {
-        for (const auto& r : m_runs) {
-          if (r.info.stage == "experiment" || upstream(r) != id) continue;
-          if (!members.empty() && !members.count(r.info.id)) continue;
-          auto* item = makeItem(r);
-          under->addChild(item);
-          const QString key = path + "/" + item->text(1);
-          addChildren(item, r.info.id, members, key);
-          item->setExpanded(expanded.count(key) ? expanded[key] : true);
-        }
-      };
-  std::set<int64_t> inExperiment;
-  for (const auto& e : m_runs) {
-    if (e.info.stage != "experiment") continue;
-    const std::string tag = "exp-" + std::to_string(e.info.id);
-    std::set<int64_t> members;
-    for (const auto& r : m_runs)
-      if (("," + r.info.tags + ",").find("," + tag + ",") != std::string::npos)
-        members.insert(r.info.id);
-    inExperiment.insert(members.begin(), members.end());
-    auto* root = makeItem(e);
-    m_tree->addTopLevelItem(root);
-    const QString key = "/" + root->text(1);
-    for (const auto& r : m_runs) {  // the chain's roots: members whose upstream is not a member
-      if (!members.count(r.info.id) || members.count(upstream(r))) continue;
-      auto* item = makeItem(r);
-      root->addChild(item);
-      addChildren(item, r.info.id, members, key + "/" + item->text(1));
-      item->setExpanded(
-          expanded.count(key + "/" + item->text(1)) ? expanded[key + "/" + item->text(1)] : true);
+// After the tree's shape changed (a run or experiment came or went): open every row but those the
+// user closed, and show the table's selection.
+void RunsBrowser::restoreTreeExpansion() {
+  const bool wasUpdating = m_updating;
+  m_updating = true;
+  m_tree->expandAll();
+  std::function<void(const QModelIndex&)> visit = [&](const QModelIndex& parent) {
+    for (int row = 0; row < m_treeModel->rowCount(parent); ++row) {
+      const auto index = m_treeModel->index(row, 0, parent);
+      if (m_collapsed.contains(treeKey(index))) m_tree->collapse(index);
+      visit(index);
     }
-    root->setExpanded(expanded.count(key) ? expanded[key] : true);
+  };
+  visit({});
+  for (int c = 0; c < m_treeModel->columnCount(); ++c) m_tree->resizeColumnToContents(c);
+  m_updating = wasUpdating;
+  showSelectionInTree();
+}
+
+void RunsBrowser::showSelectionInTree() {
+  const bool wasUpdating = m_updating;
+  m_updating = true;
+  QItemSelection selection;
+  for (const auto id : selectedRunIds()) {
+    const auto at = m_treeModel->mapFromSource(m_runs->index(m_runs->rowOf(id), RunsModel::Name));
+    if (at.isValid())
+      selection.select(at,
+                       m_treeModel->index(at.row(), m_treeModel->columnCount() - 1, at.parent()));
   }
-  std::set<int64_t> outside;
-  for (const auto& o : m_runs)
-    if (!inExperiment.count(o.info.id)) outside.insert(o.info.id);
-  for (const auto& r : m_runs) {  // runs of no experiment: under their parents
-    if (r.info.stage == "experiment" || inExperiment.count(r.info.id)) continue;
-    if (const int64_t up = upstream(r); up && byId.count(up) && !inExperiment.count(up)) continue;
-    auto* item = makeItem(r);
-    m_tree->addTopLevelItem(item);
-    addChildren(item, r.info.id, outside, "/" + item->text(1));
-    item->setExpanded(expanded.count("/" + item->text(1)) ? expanded["/" + item->text(1)] : true);
-  }
-  for (int c = 0; c < m_tree->columnCount(); ++c) m_tree->resizeColumnToContents(c);
+  m_tree->selectionModel()->select(selection, QItemSelectionModel::ClearAndSelect);
+  m_updating = wasUpdating;
 }
 
 void RunsBrowser::setFilterText(const QString& text) {
@@ -249,72 +183,14 @@ void RunsBrowser::setFilterText(const QString& text) {
   m_proxy->setFilterFixedString(text);
 }
 
-int RunsBrowser::rowCount() const { return m_proxy->rowCount(); }
+void RunsBrowser::showTree() { m_views->setCurrentWidget(m_tree); }
 
-void RunsBrowser::setRuns(const std::vector<RunSummary>& runs) {
-  const auto selected = selectedRunIds();
-  m_updating = true;
-  m_runs = runs;
-  // Update rows in place where the id already has one, so sorting and scrolling stay put.
-  std::map<int64_t, int> rowOf;
-  for (int r = 0; r < m_model->rowCount(); ++r)
-    rowOf[m_model->item(r, ColId)->data(Qt::UserRole).toLongLong()] = r;
-  std::map<int64_t, bool> present;
-  for (const auto& s : runs) {
-    present[s.info.id] = true;
-    QList<QStandardItem*> items;
-    auto* id = new QStandardItem(QString::number(s.info.id));
-    id->setData(QVariant::fromValue<qlonglong>(s.info.id), Qt::UserRole);
-    id->setEditable(false);
-    id->setData(runColour(s.info.id), Qt::DecorationRole);
-    auto* name = new QStandardItem(QString::fromStdString(s.info.name));
-    name->setData(name->text(), Qt::UserRole);
-    auto text = [](const std::string& v) {
-      auto* item = new QStandardItem(QString::fromStdString(v));
-      item->setData(item->text(), Qt::UserRole);
-      item->setEditable(false);
-      return item;
-    };
-    auto* status = text(pivot::name(s.info.status));
-    if (s.info.status == RunStatus::Failed || s.info.status == RunStatus::Crashed)
-      status->setForeground(QColor("#c0392b"));
-    if (s.info.status == RunStatus::Running) status->setForeground(QColor("#1e8449"));
-    if (!s.info.message.empty()) status->setToolTip(QString::fromStdString(s.info.message));
-    auto* parent =
-        s.info.parentId ? numberItem(static_cast<double>(*s.info.parentId), 10) : text("-");
-    auto* steps = numberItem(static_cast<double>(s.lastStep), 10);
-    auto* created = text(QDateTime::fromSecsSinceEpoch(static_cast<qint64>(s.info.createdAt))
-                             .toString("yyyy-MM-dd hh:mm")
-                             .toStdString());
-    created->setData(s.info.createdAt, Qt::UserRole);
-    items << id << name << text(s.info.stage) << status << parent << steps << numberItem(s.lastLoss)
-          << numberItem(s.lastMargin) << text(s.info.tags) << created;
-    if (auto it = rowOf.find(s.info.id); it != rowOf.end()) {
-      for (int c = 0; c < ColCount; ++c) {
-        auto* old = m_model->item(it->second, c);
-        if (old->text() != items[c]->text() || old->toolTip() != items[c]->toolTip())
-          m_model->setItem(it->second, c, items[c]);
-        else
-          delete items[c];
-      }
-    } else {
-      m_model->appendRow(items);
-    }
-  }
-  for (int r = m_model->rowCount() - 1; r >= 0; --r)
-    if (!present.count(m_model->item(r, ColId)->data(Qt::UserRole).toLongLong()))
-      m_model->removeRow(r);
-  m_view->resizeColumnsToContents();
-  rebuildTree();
-  selectRuns(selected);  // restores the user's selection without announcing a change
-  m_updating = false;
-  updateParameterTable();
-}
+int RunsBrowser::rowCount() const { return m_proxy->rowCount(); }
 
 QList<int64_t> RunsBrowser::selectedRunIds() const {
   QList<int64_t> ids;
-  for (const auto& index : m_view->selectionModel()->selectedRows(ColId))
-    ids << m_proxy->data(index, Qt::UserRole).toLongLong();
+  for (const auto& index : m_view->selectionModel()->selectedRows(RunsModel::Id))
+    ids << m_proxy->data(index, RunsModel::RunIdRole).toLongLong();
   std::sort(ids.begin(), ids.end());
   return ids;
 }
@@ -324,13 +200,14 @@ void RunsBrowser::selectRuns(const QList<int64_t>& ids) {
   m_updating = true;
   QItemSelection selection;
   for (int r = 0; r < m_proxy->rowCount(); ++r) {
-    const auto index = m_proxy->index(r, ColId);
-    if (ids.contains(m_proxy->data(index, Qt::UserRole).toLongLong()))
-      selection.select(index, m_proxy->index(r, ColCount - 1));
+    const auto index = m_proxy->index(r, RunsModel::Id);
+    if (ids.contains(m_proxy->data(index, RunsModel::RunIdRole).toLongLong()))
+      selection.select(index, m_proxy->index(r, RunsModel::ColumnCount - 1));
   }
   m_view->selectionModel()->select(selection, QItemSelectionModel::ClearAndSelect);
   m_updating = wasUpdating;
   if (!m_updating) {
+    showSelectionInTree();
     updateParameterTable();
     Q_EMIT selectionChanged(selectedRunIds());
   }
@@ -339,7 +216,7 @@ void RunsBrowser::selectRuns(const QList<int64_t>& ids) {
 void RunsBrowser::updateParameterTable() {
   const auto ids = selectedRunIds();
   std::vector<const RunSummary*> chosen;
-  for (const auto& r : m_runs)
+  for (const auto& r : m_runs->runs())
     if (ids.contains(r.info.id)) chosen.push_back(&r);
   std::map<QString, std::vector<QString>> table;  // key -> value per chosen run
   for (size_t c = 0; c < chosen.size(); ++c)
@@ -383,9 +260,7 @@ void RunsBrowser::showContextMenu(const QPoint& pos) {
   menu.addSeparator();
   auto* remove =
       menu.addAction(ids.size() == 1 ? "Delete run…" : QString("Delete %1 runs…").arg(ids.size()));
-  const RunSummary* first = nullptr;
-  for (const auto& r : m_runs)
-    if (r.info.id == ids.front()) first = &r;
+  const RunSummary* first = m_runs->run(ids.front());
   rename->setEnabled(ids.size() == 1 && first);
   tag->setEnabled(ids.size() == 1 && first);
   // A run whose process is gone shows as "crashed" and is resumable; a live one (running or paused

@@ -70,14 +70,15 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
 
 // The central tabs: curves, Inspect (maps computed on the explain thread), Encoders, Completions.
 void MainWindow::buildViews() {
+  m_runs = new RunsModel(this);  // the one model every view of runs looks at
   m_curves = new CurveGrid;
-  m_inspect = new InspectView;
+  m_inspect = new InspectView(m_runs);
   m_tabs = new QTabWidget;
   m_tabs->addTab(m_curves, "Curves");
   m_tabs->addTab(m_inspect, "Inspect");
   m_encoders = new EncodersView;
   m_tabs->addTab(m_encoders, "Encoders");
-  m_completions = new CompletionsView;
+  m_completions = new CompletionsView(m_runs);
   m_completions->setStorePath(QString::fromStdString(storePath(m_workspace.toStdString())));
   m_tabs->addTab(m_completions, "Completions");
   // A GRPO prompt opens in Inspect: where that run's encoder looks on the very sample.
@@ -105,6 +106,7 @@ void MainWindow::buildViews() {
 // The launch panel (scrolling), the runs browser and the status bar.
 void MainWindow::buildDocks() {
   m_launch = new LaunchPanel;
+  m_launch->setRunsModel(m_runs);
   auto* launchDock = new QDockWidget("Launch", this);
   launchDock->setObjectName("launchDock");
   auto* launchScroll = new QScrollArea;  // GRPO's settings make the form taller than a laptop
@@ -117,7 +119,7 @@ void MainWindow::buildDocks() {
   launchDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
   addDockWidget(Qt::LeftDockWidgetArea, launchDock);
 
-  m_browser = new RunsBrowser;
+  m_browser = new RunsBrowser(m_runs);
   auto* runsDock = new QDockWidget("Runs", this);
   runsDock->setObjectName("runsDock");
   runsDock->setWidget(m_browser);
@@ -269,6 +271,7 @@ void MainWindow::startExperiment(const ExperimentRequest& request) {
     return;
   }
   m_launch->setExperimentRunning(true, "starting…");
+  m_browser->showTree();  // the experiment's chain grows there
   m_experiment.start(pivot, QStringList{"--workspace", m_workspace} + request.arguments());
 }
 
@@ -388,18 +391,13 @@ void MainWindow::applyPoll(const StorePoll& poll) {
     statusBar()->showMessage("run store: " + poll.error, 5000);
     return;
   }
-  m_browser->setRuns(poll.runs);
-  m_inspect->setRuns(poll.runs);
-  m_completions->setRuns(poll.runs);
+  m_runs->setRuns(poll.runs, poll.experiments);
   m_encoders->setExperiments(poll.experiments);
-  std::vector<RunInfo> infos;
   for (const auto& r : poll.runs) {
-    infos.push_back(r.info);
     m_batchSizes[r.info.id] = batchSizeOf(r.info);
     m_newestRunId = std::max(m_newestRunId, r.info.id);
   }
   if (m_trainProcess.state() != QProcess::NotRunning) showProcessRun(poll);
-  m_launch->setParentCandidates(infos);
   for (const auto& [id, points] : poll.newPoints) {
     if (!m_shownRuns.count(id) || id == m_activeRun) continue;
     QString name = QString("run %1").arg(id);

@@ -90,6 +90,7 @@ class MainWindow : public QMainWindow {
   class QTabWidget* m_tabs = nullptr;
   CurveGrid* m_curves = nullptr;
   LaunchPanel* m_launch = nullptr;
+  RunsModel* m_runs = nullptr;
   RunsBrowser* m_browser = nullptr;
   QLabel* m_stepLabel = nullptr;
   QLabel* m_speedLabel = nullptr;

@@ -27,18 +27,10 @@ StorePoll readStore(const std::string& path, const std::map<int64_t, int64_t>& w
       }
       if (auto margin = store.lastMetric(info.id, "rewards/margins")) s.lastMargin = margin->value;
       s.checkpoints = store.checkpoints(info.id);
-      if (info.stage == "experiment") {
-        ExperimentEntry e;
-        e.id = info.id;
-        e.name = QString::fromStdString(info.name);
-        e.status = QString(name(info.status));
-        for (const auto& a : store.artifacts(info.id))
-          if (a.kind == "report" && info.status == RunStatus::Finished)
-            e.reportDir = QString::fromStdString(a.path);
-        poll.experiments.push_back(e);
-      }
       poll.runs.push_back(std::move(s));
     }
+    poll.experiments = store.experiments();
+    for (auto& e : poll.experiments) e.status = effectiveStatus(e);
     for (const auto& [id, after] : wanted) poll.newPoints[id] = store.metricsAfter(id, after);
   } catch (const std::exception& e) {
     poll.error = QString::fromUtf8(e.what());

@@ -11,8 +11,7 @@
 #include <map>
 #include <string>
 
-#include "encoders_view.h"
-#include "runs_browser.h"
+#include "runs_model.h"
 
 namespace pivot {
 
@@ -20,8 +19,8 @@ namespace pivot {
 struct StorePoll {
   std::vector<RunSummary> runs;
   std::map<int64_t, std::vector<MetricPoint>> newPoints;  // for the runs asked for
-  QList<ExperimentEntry> experiments;  // runs of stage "experiment", with their report
-  QString error;                       // the store could not be read (the next poll tries again)
+  std::vector<ExperimentInfo> experiments;  // status as a person should see it (effectiveStatus)
+  QString error;  // the store could not be read (the next poll tries again)
 };
 
 // One poll, on the calling thread: the runs, and each wanted run's points after the given step.
