@@ -19,6 +19,17 @@
 
 using namespace pivot;
 
+namespace {
+// Writes to a database behind the run store's back: what another version (older or newer) left.
+bool execBehindTheStore(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  const bool ok = sqlite3_open(path.c_str(), &db) == SQLITE_OK &&
+                  sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+  sqlite3_close(db);
+  return ok;
+}
+}  // namespace
+
 class TestRunStore : public QObject {
   Q_OBJECT
  private Q_SLOTS:
@@ -125,10 +136,7 @@ class TestRunStore : public QObject {
     QTemporaryDir dir;
     const auto path = dir.filePath("runs.sqlite").toStdString();
     { RunStore s(path); }
-    sqlite3* db = nullptr;  // pretend a future version wrote the file
-    QCOMPARE(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    QCOMPARE(sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
-    sqlite3_close(db);
+    QVERIFY(execBehindTheStore(path, "PRAGMA user_version = 99"));  // a future version wrote it
     try {
       RunStore s(path);
       QFAIL("expected an error");
@@ -179,11 +187,7 @@ class TestRunStore : public QObject {
         QCOMPARE(std::string(name(store.run(id)->status)), n);
       }
     }
-    sqlite3* db = nullptr;
-    QCOMPARE(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    QCOMPARE(sqlite3_exec(db, "UPDATE runs SET status = 'exploded'", nullptr, nullptr, nullptr),
-             SQLITE_OK);
-    sqlite3_close(db);
+    QVERIFY(execBehindTheStore(path, "UPDATE runs SET status = 'exploded'"));
     RunStore store(path);
     try {
       store.runs();
@@ -200,8 +204,6 @@ class TestRunStore : public QObject {
   void schemaTwoPathsMigrate() {
     QTemporaryDir dir;
     const std::string path = dir.filePath("runs.sqlite").toStdString();
-    sqlite3* db = nullptr;
-    QCOMPARE(sqlite3_open(path.c_str(), &db), SQLITE_OK);
     const char* v2 = R"sql(
       CREATE TABLE runs(id INTEGER PRIMARY KEY, name TEXT NOT NULL, preset TEXT NOT NULL DEFAULT '',
         stage TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT 'created',
@@ -222,8 +224,7 @@ class TestRunStore : public QObject {
       INSERT INTO artifacts(run_id, kind, path, created_at) VALUES(1, 'report', '/old/machine/ws/experiments/experiment-1', 0);
       PRAGMA user_version = 2;
     )sql";
-    QCOMPARE(sqlite3_exec(db, v2, nullptr, nullptr, nullptr), SQLITE_OK);
-    sqlite3_close(db);
+    QVERIFY(execBehindTheStore(path, v2));
     RunStore store(path);
     QCOMPARE(store.schemaVersion(), RunStore::kSchemaVersion);
     const std::string root = std::filesystem::path(path).parent_path().string();
@@ -243,8 +244,6 @@ class TestRunStore : public QObject {
     const std::string path = dir.filePath("runs.sqlite").toStdString();
     {
       RunStore store(path);  // the current schema, then wound back to version 4's rows
-      sqlite3* db = nullptr;
-      QCOMPARE(sqlite3_open(path.c_str(), &db), SQLITE_OK);
       const char* v4 = R"sql(
         DROP TABLE experiment_runs; DROP TABLE experiments;
         INSERT INTO runs(id, name, stage, status, created_at, updated_at, tags)
@@ -258,8 +257,7 @@ class TestRunStore : public QObject {
           VALUES(3, 'report', 'experiments/experiment-3', 0);
         PRAGMA user_version = 4;
       )sql";
-      QCOMPARE(sqlite3_exec(db, v4, nullptr, nullptr, nullptr), SQLITE_OK);
-      sqlite3_close(db);
+      QVERIFY(execBehindTheStore(path, v4));
     }
     RunStore store(path);
     QCOMPARE(store.schemaVersion(), RunStore::kSchemaVersion);

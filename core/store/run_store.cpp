@@ -435,27 +435,37 @@ int64_t RunStore::createRun(const RunInfo& info) {
   return id;
 }
 
-void RunStore::setStatus(int64_t runId, RunStatus status, const std::string& message) {
-  auto s =
-      prepare(m_db.get(), "UPDATE runs SET status = ?, message = ?, updated_at = ? WHERE id = ?");
+// Runs and experiments share the status and owner columns; `table` is one of the two.
+void RunStore::writeStatus(const char* table, int64_t id, RunStatus status,
+                           const std::string& message) {
+  auto s = prepare(m_db.get(), (std::string("UPDATE ") + table +
+                                " SET status = ?, message = ?, updated_at = ? WHERE id = ?")
+                                   .c_str());
   bindText(s.get(), 1, name(status));
   bindText(s.get(), 2, message);
   sqlite3_bind_double(s.get(), 3, unixNow());
-  sqlite3_bind_int64(s.get(), 4, runId);
+  sqlite3_bind_int64(s.get(), 4, id);
   step(m_db.get(), s.get());
 }
 
-void RunStore::claimRun(int64_t runId, const RunOwner& owner) {
-  auto s = prepare(m_db.get(),
-                   "UPDATE runs SET owner_host = ?, owner_pid = ?, owner_start = ?, heartbeat_at = "
-                   "? WHERE id = ?");
+void RunStore::writeOwner(const char* table, int64_t id, const RunOwner& owner) {
+  auto s = prepare(m_db.get(), (std::string("UPDATE ") + table +
+                                " SET owner_host = ?, owner_pid = ?, owner_start = ?, "
+                                "heartbeat_at = ? WHERE id = ?")
+                                   .c_str());
   bindText(s.get(), 1, owner.host);
   sqlite3_bind_int64(s.get(), 2, owner.pid);
   bindText(s.get(), 3, owner.start);
   sqlite3_bind_double(s.get(), 4, unixNow());
-  sqlite3_bind_int64(s.get(), 5, runId);
+  sqlite3_bind_int64(s.get(), 5, id);
   step(m_db.get(), s.get());
 }
+
+void RunStore::setStatus(int64_t runId, RunStatus status, const std::string& message) {
+  writeStatus("runs", runId, status, message);
+}
+
+void RunStore::claimRun(int64_t runId, const RunOwner& owner) { writeOwner("runs", runId, owner); }
 
 void RunStore::heartbeat(int64_t runId) {
   auto s = prepare(m_db.get(), "UPDATE runs SET heartbeat_at = ? WHERE id = ?");
@@ -668,25 +678,11 @@ int64_t RunStore::createExperiment(const ExperimentInfo& info) {
 
 void RunStore::setExperimentStatus(int64_t experimentId, RunStatus status,
                                    const std::string& message) {
-  auto s = prepare(m_db.get(),
-                   "UPDATE experiments SET status = ?, message = ?, updated_at = ? WHERE id = ?");
-  bindText(s.get(), 1, name(status));
-  bindText(s.get(), 2, message);
-  sqlite3_bind_double(s.get(), 3, unixNow());
-  sqlite3_bind_int64(s.get(), 4, experimentId);
-  step(m_db.get(), s.get());
+  writeStatus("experiments", experimentId, status, message);
 }
 
 void RunStore::claimExperiment(int64_t experimentId, const RunOwner& owner) {
-  auto s = prepare(m_db.get(),
-                   "UPDATE experiments SET owner_host = ?, owner_pid = ?, owner_start = ?, "
-                   "heartbeat_at = ? WHERE id = ?");
-  bindText(s.get(), 1, owner.host);
-  sqlite3_bind_int64(s.get(), 2, owner.pid);
-  bindText(s.get(), 3, owner.start);
-  sqlite3_bind_double(s.get(), 4, unixNow());
-  sqlite3_bind_int64(s.get(), 5, experimentId);
-  step(m_db.get(), s.get());
+  writeOwner("experiments", experimentId, owner);
 }
 
 void RunStore::setExperimentReport(int64_t experimentId, const std::string& path) {

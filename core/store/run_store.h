@@ -161,6 +161,8 @@ class RunStore {
  private:
   void open(Access access, bool immutable);
   void exec(const std::string& sql) const;
+  void writeStatus(const char* table, int64_t id, RunStatus status, const std::string& message);
+  void writeOwner(const char* table, int64_t id, const RunOwner& owner);
   void migrate();
   void useWriteAheadLog();
   void relativisePaths();     // schema 2 -> 3: paths as given become workspace-relative
