@@ -10,6 +10,7 @@
 #include <QTableView>
 #include <QTreeView>
 
+#include "config/train_config.h"
 #include "launch_panel.h"
 #include "runs_browser.h"
 #include "runs_model.h"
@@ -245,6 +246,18 @@ class TestRunsModel : public QObject {
     QCOMPARE(box->count(), 1 + 7);
     QCOMPARE(box->currentData(RunsModel::RunIdRole).toLongLong(), 7LL);
     QVERIFY(!box->itemData(0, RunsModel::RunIdRole).isValid());
+  }
+
+  // The stage box is filled from the Stage name table: every stage, in order, DPO chosen.
+  void stageBoxListsEveryStage() {
+    LaunchPanel panel;
+    auto* box = panel.stageBox();
+    QCOMPARE(box->count(), static_cast<int>(allStages().size()));
+    for (int i = 0; i < box->count(); ++i)
+      QCOMPARE(box->itemData(i).toString(),
+               QString(stageName(allStages()[static_cast<size_t>(i)])));
+    QCOMPARE(box->currentData().toString(), QString("dpo"));
+    QVERIFY2(box->itemText(0).startsWith("pretrain (0:"), qPrintable(box->itemText(0)));
   }
 };
 

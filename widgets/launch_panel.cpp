@@ -24,6 +24,27 @@
 namespace pivot {
 namespace {
 
+// What each stage is, as the stage box says it beside the stage's name.
+const char* stageSummary(Stage stage) {
+  switch (stage) {
+    case Stage::Pretrain:
+      return "0: encoder, SigLIP loss";
+    case Stage::Align:
+      return "1a: captions";
+    case Stage::Instruct:
+      return "1b: instructions";
+    case Stage::Sft:
+      return "2: chosen answers";
+    case Stage::Dpo:
+      return "2: preference pairs";
+    case Stage::Grpo:
+      return "2: sampled answers, verifiable rewards";
+    case Stage::Mpo:
+      return "2: DPO + BCO + SFT losses";
+  }
+  return "";
+}
+
 // The form's fields: config key, label, and the stages that show it (empty: every stage). Values
 // come from the chosen preset and stage; a hidden field is not sent.
 struct FormField {
@@ -118,14 +139,10 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   m_preset->setObjectName("presetBox");
   m_stage = new QComboBox;
   m_stage->setObjectName("stageBox");
-  m_stage->addItem("pretrain (0: encoder, SigLIP loss)", "pretrain");
-  m_stage->addItem("align (1a: captions)", "align");
-  m_stage->addItem("instruct (1b: instructions)", "instruct");
-  m_stage->addItem("SFT (2: chosen answers)", "sft");
-  m_stage->addItem("DPO (2: preference pairs)", "dpo");
-  m_stage->addItem("GRPO (2: sampled answers, verifiable rewards)", "grpo");
-  m_stage->addItem("MPO (2: DPO + BCO + SFT losses)", "mpo");
-  m_stage->setCurrentIndex(4);  // DPO
+  for (const Stage stage : allStages())  // the Stage name table, with what each stage is
+    m_stage->addItem(QString("%1 (%2)").arg(stageName(stage), stageSummary(stage)),
+                     QString(stageName(stage)));
+  m_stage->setCurrentIndex(m_stage->findData(QString(stageName(Stage::Dpo))));
   m_parent = new QComboBox;
   m_parent->setObjectName("parentBox");
   m_noParent = new QStandardItemModel(1, RunsModel::ColumnCount, this);
@@ -155,7 +172,11 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
                                       return all;
                                     }()) +
                                     " (MPO: sigmoid,bco_pair,sft)");
-  m_fields["reward_funcs"]->setToolTip("accuracy, format, format_think, length");
+  m_fields["reward_funcs"]->setToolTip(QString::fromStdString([] {
+    std::string all;
+    for (const auto& n : rewardFunctionNames()) all += (all.empty() ? "" : ", ") + n;
+    return all;
+  }()));
   for (const auto& f : choiceFields()) {
     auto* box = new QComboBox;
     box->setObjectName(f.key);
