@@ -419,13 +419,101 @@ ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
   return s;
 }
 
+// How the stages used the CPU, as the report's Machine section says it.
+std::string threadsUse(int fixedThreads, int jobs, int cores) {
+  if (fixedThreads > 0)
+    return std::to_string(fixedThreads) + " per stage (threads=" + std::to_string(fixedThreads) +
+           "), " + std::to_string(jobs) + " stage(s) at a time";
+  if (jobs > 1)
+    return std::to_string(jobs) + " stages side by side, " +
+           std::to_string(std::max(1, cores / jobs)) +
+           " each (a stage with nothing beside it: " + std::to_string(cores) + ")";
+  return std::to_string(cores) + ", one stage at a time";
+}
+
+// What is measured on each model of the study, one task per model (a base's original and stage-1
+// models together). The tasks hold copies of what they need but `serial` and `runs`, which
+// outlive them; their rows are joined in this order.
+std::vector<std::function<std::vector<ResultRow>()>> measurementTasks(const ExperimentSpec& spec,
+                                                                      const StudyRuns& runs,
+                                                                      SerialProgress& serial) {
+  MeasureSettings settings;
+  settings.probeTrain = spec.probeTrain;
+  settings.probeVal = spec.probeVal;
+  settings.probeTest = spec.probeTest;
+  settings.segmentationSeeds = spec.segmentationSeeds;
+  settings.localisationSamples = spec.localisationSamples;
+  settings.vqaSamples = spec.vqaSamples;
+  const auto load = [workspace = spec.workspace](int64_t id) {
+    return loadRunCheckpoint(workspace, std::to_string(id));
+  };
+  const int K = spec.bases;
+  std::vector<std::function<std::vector<ResultRow>()>> measures;
+  for (const auto& [b, base] : runs.bases) {
+    const std::string of = K > 1 ? " (base " + std::to_string(b) + ")" : "";
+    const int bb = b;
+    const StudyRuns::Base* pb = &base;
+    measures.push_back([=, &serial] {
+      serial.onMessage("measuring the original and stage-1 models" +
+                       (K > 1 ? " (base " + std::to_string(bb) + ")" : std::string()));
+      std::vector<ResultRow> rows;
+      auto stage1 = load(pb->stage1);
+      const WorldConfig world = stage1.config.world;
+      {
+        auto original = load(pb->original);
+        append(rows,
+               probeEncoder(original.model, world, settings, resultKey("", 0, "original", bb)));
+      }
+      const ResultRow k = resultKey("", 0, "stage1", bb);
+      append(rows, probeEncoder(stage1.model, world, settings, k));
+      append(rows, vqaRows(stage1.model, world, settings.vqaSamples, "vqa", k));
+      append(rows, localisationRows(stage1.model, world, settings.localisationSamples,
+                                    "localisation", k));
+      return rows;
+    });
+    for (const auto& [key, id] : base.stageTwo) {
+      const auto& [sweep, seed, encoder] = key;
+      const ResultRow k = resultKey(sweep, seed, encoder, b);
+      const std::string label =
+          encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed) + of;
+      const int64_t run = id, stage1Run = base.stage1;
+      measures.push_back([=, &serial] {
+        serial.onMessage("measuring " + label);
+        std::vector<ResultRow> rows;
+        auto m = load(run);
+        const WorldConfig world = m.config.world;
+        append(rows, probeEncoder(m.model, world, settings, k));
+        append(rows, vqaRows(m.model, world, settings.vqaSamples, "vqa", k));
+        append(rows,
+               localisationRows(m.model, world, settings.localisationSamples, "localisation", k));
+        // Swap test: this encoder under the base's stage-1 projector and LM.
+        auto stage1 = load(stage1Run);
+        loadStateDict(*stage1.model->vision_tower, stateDict(*m.model->vision_tower), {""}, m.path);
+        append(rows, vqaRows(stage1.model, world, settings.vqaSamples, "swap_vqa", k));
+        append(rows, localisationRows(stage1.model, world, settings.localisationSamples,
+                                      "swap_localisation", k));
+        return rows;
+      });
+    }
+    for (const auto& [key, id] : base.transplants) {
+      const auto& [sweep, seed, encoder] = key;
+      const ResultRow k = resultKey(sweep, seed, encoder, b);
+      const int64_t run = id;
+      measures.push_back([=] {
+        auto m = load(run);
+        return vqaRows(m.model, m.config.world, settings.vqaSamples, "transplant_vqa", k);
+      });
+    }
+  }
+  return measures;
+}
+
 ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgress& progress) {
   const ExperimentSpec spec = resolvedSpec(requested);
   fs::create_directories(spec.workspace);
   StageGraph graph;
   StudyStages where;
   buildStudyGraph(spec, graph, where);
-  const int K = spec.bases;
 
   ExperimentOutcome out;
   out.experimentId = experimentRecord(spec);
@@ -500,74 +588,10 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   // side; their rows are joined in the tasks' order, so results.csv does not depend on timing
   // ------------------------------------------------------------------------------------------
   serial.onMessage("measuring: probes, VQA by category, swap test, localisation, transplant VQA");
-  MeasureSettings settings;
-  settings.probeTrain = spec.probeTrain;
-  settings.probeVal = spec.probeVal;
-  settings.probeTest = spec.probeTest;
-  settings.segmentationSeeds = spec.segmentationSeeds;
-  settings.localisationSamples = spec.localisationSamples;
-  settings.vqaSamples = spec.vqaSamples;
-  auto load = [&](int64_t id) { return loadRunCheckpoint(spec.workspace, std::to_string(id)); };
   if (!fashionMnistInstalled())
     serial.onMessage(
         "Fashion-MNIST is not installed (dataset-fashion-mnist): its probe is skipped");
-  std::vector<std::function<std::vector<ResultRow>()>> measures;
-  for (const auto& [b, base] : runs.bases) {
-    const std::string of = K > 1 ? " (base " + std::to_string(b) + ")" : "";
-    const int bb = b;
-    const StudyRuns::Base* pb = &base;
-    measures.push_back([&, bb, pb] {
-      serial.onMessage("measuring the original and stage-1 models" +
-                       (K > 1 ? " (base " + std::to_string(bb) + ")" : std::string()));
-      std::vector<ResultRow> rows;
-      auto stage1 = load(pb->stage1);
-      const WorldConfig world = stage1.config.world;
-      {
-        auto original = load(pb->original);
-        append(rows,
-               probeEncoder(original.model, world, settings, resultKey("", 0, "original", bb)));
-      }
-      const ResultRow k = resultKey("", 0, "stage1", bb);
-      append(rows, probeEncoder(stage1.model, world, settings, k));
-      append(rows, vqaRows(stage1.model, world, settings.vqaSamples, "vqa", k));
-      append(rows, localisationRows(stage1.model, world, settings.localisationSamples,
-                                    "localisation", k));
-      return rows;
-    });
-    for (const auto& [key, id] : base.stageTwo) {
-      const auto& [sweep, seed, encoder] = key;
-      const ResultRow k = resultKey(sweep, seed, encoder, b);
-      const std::string label =
-          encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed) + of;
-      const int64_t run = id, stage1Run = base.stage1;
-      measures.push_back([&, k, label, run, stage1Run] {
-        serial.onMessage("measuring " + label);
-        std::vector<ResultRow> rows;
-        auto m = load(run);
-        const WorldConfig world = m.config.world;
-        append(rows, probeEncoder(m.model, world, settings, k));
-        append(rows, vqaRows(m.model, world, settings.vqaSamples, "vqa", k));
-        append(rows,
-               localisationRows(m.model, world, settings.localisationSamples, "localisation", k));
-        // Swap test: this encoder under the base's stage-1 projector and LM.
-        auto stage1 = load(stage1Run);
-        loadStateDict(*stage1.model->vision_tower, stateDict(*m.model->vision_tower), {""}, m.path);
-        append(rows, vqaRows(stage1.model, world, settings.vqaSamples, "swap_vqa", k));
-        append(rows, localisationRows(stage1.model, world, settings.localisationSamples,
-                                      "swap_localisation", k));
-        return rows;
-      });
-    }
-    for (const auto& [key, id] : base.transplants) {
-      const auto& [sweep, seed, encoder] = key;
-      const ResultRow k = resultKey(sweep, seed, encoder, b);
-      const int64_t run = id;
-      measures.push_back([&, k, run] {
-        auto m = load(run);
-        return vqaRows(m.model, m.config.world, settings.vqaSamples, "transplant_vqa", k);
-      });
-    }
-  }
+  const auto measures = measurementTasks(spec, runs, serial);
   {
     std::vector<std::vector<ResultRow>> measured(measures.size());
     std::vector<Task> tasks;
@@ -584,16 +608,8 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   // -----------------------------------------------------------------------------------------
   fs::create_directories(out.reportDir);
   std::ofstream(fs::path(out.reportDir) / "spec.json") << specJson(spec).dump(2) << "\n";
-  const std::string threads =
-      fixedThreads > 0
-          ? std::to_string(fixedThreads) + " per stage (threads=" + std::to_string(fixedThreads) +
-                "), " + std::to_string(spec.jobs) + " stage(s) at a time"
-      : spec.jobs > 1
-          ? std::to_string(spec.jobs) + " stages side by side, " +
-                std::to_string(std::max(1, sideBySide.cores / spec.jobs)) +
-                " each (a stage with nothing beside it: " + std::to_string(sideBySide.cores) + ")"
-          : std::to_string(sideBySide.cores) + ", one stage at a time";
-  writeReport(out.reportDir, spec.workspace, runs, out.rows, threads, serial);
+  writeReport(out.reportDir, spec.workspace, runs, out.rows,
+              threadsUse(fixedThreads, spec.jobs, sideBySide.cores), serial);
   {
     RunStore store(storePath(spec.workspace));
     store.setExperimentReport(out.experimentId, fs::absolute(out.reportDir).string());

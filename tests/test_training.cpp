@@ -99,6 +99,14 @@ class TestTraining : public QObject {
   int64_t m_parent = 0;
 
  private Q_SLOTS:
+  // The ETA the command's progress lines and the window's status bar both show.
+  void durationsShowAsHoursMinutesSeconds() {
+    QCOMPARE(formatDuration(0), std::string("0:00:00"));
+    QCOMPARE(formatDuration(59.9), std::string("0:00:59"));
+    QCOMPARE(formatDuration(3 * 3600 + 7 * 60 + 5), std::string("3:07:05"));
+    QCOMPARE(formatDuration(-4), std::string("0:00:00"));
+  }
+
   void initTestCase() {
     m_ws = m_dir.filePath("ws").toStdString();
     TrainOptions opt;

@@ -27,4 +27,12 @@ class NullSink final : public MetricSink {
   void onStep(int64_t, int64_t, const Scalars&) override {}
 };
 
+// An elapsed time or ETA as h:mm:ss, as the command's progress lines and the window's status bar
+// show it (negative counts as zero).
+inline std::string formatDuration(double seconds) {
+  const int s = seconds > 0 ? static_cast<int>(seconds) : 0;
+  const auto twoDigits = [](int v) { return std::string(v < 10 ? "0" : "") + std::to_string(v); };
+  return std::to_string(s / 3600) + ":" + twoDigits((s / 60) % 60) + ":" + twoDigits(s % 60);
+}
+
 }  // namespace pivot

@@ -13,14 +13,6 @@
 
 namespace pivot::cli {
 
-inline std::string formatDuration(double seconds) {
-  const int s = static_cast<int>(std::max(0.0, seconds));
-  std::ostringstream out;
-  out << s / 3600 << ':' << std::setw(2) << std::setfill('0') << (s / 60) % 60 << ':'
-      << std::setw(2) << std::setfill('0') << s % 60;
-  return out.str();
-}
-
 // A progress line: rewritten in place with an ETA on a terminal, a line per tenth otherwise.
 class ProgressSink final : public MetricSink {
  public:

@@ -29,14 +29,6 @@ double batchSizeOf(const RunInfo& info) {
   }
 }
 
-QString formatEta(double seconds) {
-  const int s = static_cast<int>(seconds);
-  return QString("%1:%2:%3")
-      .arg(s / 3600)
-      .arg((s / 60) % 60, 2, 10, QChar('0'))
-      .arg(s % 60, 2, 10, QChar('0'));
-}
-
 }  // namespace
 
 MainWindow::MainWindow(const QString& workspace, QWidget* parent)
@@ -378,7 +370,7 @@ void MainWindow::drainLive() {
                            .arg(s.totalSteps)
                            .arg(paused ? " (paused)" : ""));
   m_speedLabel->setText(QString("%1 samples/s").arg(s.samplesPerSecond, 0, 'f', 0));
-  m_etaLabel->setText("ETA " + formatEta(s.etaSeconds));
+  m_etaLabel->setText("ETA " + QString::fromStdString(formatDuration(s.etaSeconds)));
   if (!s.device.isEmpty()) m_deviceLabel->setText("device: " + s.device);
 }
 
