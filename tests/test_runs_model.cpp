@@ -187,6 +187,17 @@ class TestRunsModel : public QObject {
                                    QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
     QCOMPARE(browser.selectedRunIds(), (QList<int64_t>{8}));
     QVERIFY(selected.count() >= 2);
+    // Double-clicking an experiment's row asks for its report.
+    browser.showTree();
+    browser.resize(900, 500);
+    browser.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&browser));
+    QSignalSpy activated(&browser, &RunsBrowser::experimentActivated);
+    const QPoint at = tree->visualRect(treeModel->index(0, RunsTree::StageColumn)).center();
+    QTest::mouseClick(tree->viewport(), Qt::LeftButton, {}, at);
+    QTest::mouseDClick(tree->viewport(), Qt::LeftButton, {}, at);
+    QCOMPARE(activated.count(), 1);
+    QCOMPARE(activated.front().at(0).value<int64_t>(), int64_t(1));
     // Filtering the table leaves the tree whole.
     browser.setFilterText("dpo");
     QCOMPARE(browser.rowCount(), 2);

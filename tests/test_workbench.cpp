@@ -586,6 +586,12 @@ class TestWorkbench : public QObject {
     for (int i = 0; i < tree->rowCount(instruct); ++i)
       stageTwo << stageAt(tree, tree->index(i, 0, instruct));
     QVERIFY2(stageTwo.contains("sft") && stageTwo.contains("dpo"), qPrintable(stageTwo.join(',')));
+    // The experiment's row in the tree opens its report in the Encoders view.
+    w.showInspect();
+    Q_EMIT w.runsBrowser()->tree()->activated(experiment);
+    QVERIFY(w.encodersView()->isVisible());
+    QCOMPARE(w.encodersView()->experimentBox()->currentData().toLongLong(),
+             qlonglong(tree->experimentAt(experiment)));
     if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR")) {
       QTest::qWait(300);
       w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-encoders.png");

@@ -141,6 +141,11 @@ void EncodersView::setExperiments(const std::vector<ExperimentInfo>& experiments
   onExperimentChosen();
 }
 
+void EncodersView::showExperiment(int64_t experimentId) {
+  const int index = m_experiment->findData(QVariant::fromValue<qlonglong>(experimentId));
+  if (index >= 0) m_experiment->setCurrentIndex(index);
+}
+
 void EncodersView::onExperimentChosen() {
   const int i = m_experiment->currentIndex();
   if (i < 0 || i >= static_cast<int>(m_experiments.size())) return;

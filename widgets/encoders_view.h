@@ -29,6 +29,7 @@ class EncodersView : public QWidget {
   // Loads <reportDir>/results.csv; on a bad file the error (naming file and line) shows in the
   // view.
   bool loadReport(const QString& reportDir);
+  void showExperiment(int64_t experimentId);  // chooses it in the experiment box
   void setResults(const std::vector<ResultRow>& rows, const QString& title);
 
   // The chart's file type follows the extension: .png, .pdf or .svg.

@@ -113,7 +113,25 @@ RunsBrowser::RunsBrowser(RunsModel* runs, QWidget* parent) : QWidget(parent), m_
     for (int c = 0; c < m_treeModel->columnCount(); ++c) m_tree->resizeColumnToContents(c);
     updateParameterTable();  // a name may have changed
   });
-  connect(m_view, &QTableView::customContextMenuRequested, this, &RunsBrowser::showContextMenu);
+  connect(m_view, &QTableView::customContextMenuRequested, this,
+          [this](const QPoint& pos) { showContextMenu(m_view->viewport()->mapToGlobal(pos)); });
+  // The tree offers the same actions on its runs (its selection is the table's); an experiment's
+  // row opens its report in the Encoders view.
+  m_tree->setContextMenuPolicy(Qt::CustomContextMenu);
+  connect(m_tree, &QTreeView::customContextMenuRequested, this, [this](const QPoint& pos) {
+    if (const auto experiment = m_treeModel->experimentAt(m_tree->indexAt(pos))) {
+      QMenu menu(this);
+      auto* show = menu.addAction("Show its report in Encoders");
+      if (menu.exec(m_tree->viewport()->mapToGlobal(pos)) == show)
+        Q_EMIT experimentActivated(experiment);
+      return;
+    }
+    showContextMenu(m_tree->viewport()->mapToGlobal(pos));
+  });
+  connect(m_tree, &QTreeView::activated, this, [this](const QModelIndex& index) {
+    if (const auto experiment = m_treeModel->experimentAt(index))
+      Q_EMIT experimentActivated(experiment);
+  });
   connect(m_tree->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] {
     if (m_updating) return;
     QList<int64_t> ids;
@@ -250,7 +268,7 @@ void RunsBrowser::updateParameterTable() {
   m_params->resizeColumnsToContents();
 }
 
-void RunsBrowser::showContextMenu(const QPoint& pos) {
+void RunsBrowser::showContextMenu(const QPoint& globalPos) {
   const auto ids = selectedRunIds();
   if (ids.isEmpty()) return;
   QMenu menu(this);
@@ -268,7 +286,7 @@ void RunsBrowser::showContextMenu(const QPoint& pos) {
   resume->setEnabled(ids.size() == 1 && first && first->info.status != RunStatus::Finished &&
                      first->info.status != RunStatus::Running &&
                      first->info.status != RunStatus::Paused);
-  auto* chosen = menu.exec(m_view->viewport()->mapToGlobal(pos));
+  auto* chosen = menu.exec(globalPos);
   if (!chosen || !first) return;
   if (chosen == rename) {
     bool ok = false;

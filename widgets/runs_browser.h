@@ -44,10 +44,11 @@ class RunsBrowser : public QWidget {
   void tagsRequested(int64_t id, const QString& tags);
   void deleteRequested(const QList<int64_t>& ids);  // already confirmed by the user
   void resumeRequested(int64_t id);
+  void experimentActivated(int64_t experimentId);  // its tree row double-clicked or chosen
 
  private:
   void updateParameterTable();
-  void showContextMenu(const QPoint& pos);
+  void showContextMenu(const QPoint& globalPos);    // rename, tag, resume, delete
   QString treeKey(const QModelIndex& index) const;  // the path of ids down to a tree row
   void restoreTreeExpansion();
   void showSelectionInTree();

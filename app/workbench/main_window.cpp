@@ -232,6 +232,10 @@ void MainWindow::connectRunsBrowser() {
   });
   connect(m_browser, &RunsBrowser::deleteRequested, this, &MainWindow::deleteRuns);
   connect(m_browser, &RunsBrowser::resumeRequested, this, &MainWindow::resumeRun);
+  connect(m_browser, &RunsBrowser::experimentActivated, this, [this](int64_t id) {
+    m_encoders->showExperiment(id);
+    showEncoders();
+  });
 }
 
 MainWindow::~MainWindow() {
