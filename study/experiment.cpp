@@ -208,17 +208,15 @@ class StageRunner {
     m_progress.onStage(
         index, m_total,
         what + (unfinished ? " (resuming run " + std::to_string(unfinished->id) + ")" : ""), false);
-    const auto sink = m_progress.stepSink(index, what);
+    JoiningSink sink(m_progress.stepSink(index, what), m_spec.workspace, m_experimentId);
     TrainOptions opt;
     opt.workspace = m_spec.workspace;
     opt.parentRunId = parent;
-    opt.sink = sink.get();
+    opt.sink = &sink;
     opt.stopRequested = m_halt;
     opt.threads = threads;
     if (unfinished) opt.resumeRunId = unfinished->id;
     const auto result = train(cfg, opt);
-    // Stopped or failed, it is still this experiment's run (the tree shows it; a rerun resumes it).
-    RunStore(storePath(m_spec.workspace)).addExperimentRun(m_experimentId, result.runId);
     if (result.status == RunStatus::Stopped)
       throw ExperimentStopped(what + " (run " + std::to_string(result.runId) +
                               ") stopped at step " + std::to_string(result.step) +
@@ -233,6 +231,27 @@ class StageRunner {
   std::atomic<int> trained{0}, reused{0};
 
  private:
+  // Records a run as the experiment's the moment it exists, so a stage that stops, fails or
+  // crashes is still the experiment's (the tree shows it there; the same command resumes it).
+  struct JoiningSink final : MetricSink {
+    JoiningSink(std::unique_ptr<MetricSink> inner, std::string workspace, int64_t experimentId)
+        : inner(std::move(inner)), workspace(std::move(workspace)), experimentId(experimentId) {}
+    void onRunStarted(int64_t runId, const std::string& name, int64_t batchSize,
+                      const std::string& device) override {
+      RunStore(storePath(workspace)).addExperimentRun(experimentId, runId);
+      if (inner) inner->onRunStarted(runId, name, batchSize, device);
+    }
+    void onStep(int64_t step, int64_t total, const Scalars& scalars) override {
+      if (inner) inner->onStep(step, total, scalars);
+    }
+    void onMessage(const std::string& message) override {
+      if (inner) inner->onMessage(message);
+    }
+    std::unique_ptr<MetricSink> inner;
+    std::string workspace;
+    int64_t experimentId;
+  };
+
   const ExperimentSpec& m_spec;
   ExperimentProgress& m_progress;
   int64_t m_experimentId;
