@@ -3,6 +3,7 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <fstream>
@@ -198,6 +199,9 @@ std::string machineMarkdown(const std::string& threads) {
       blas = line.substr(line.find("BLAS_INFO=") + 10);
       blas = blas.substr(0, blas.find(','));
     }
+  // The kernels OpenBLAS runs round differently: a machine that pins them says so.
+  for (const char* pin : {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"})
+    if (const char* value = std::getenv(pin)) blas += std::string(", ") + pin + "=" + value;
   std::ostringstream md;
   md << "## Machine\n\n- CPU: " << cpu << " (" << std::thread::hardware_concurrency()
      << " logical cores)\n- threads: " << threads << "\n- LibTorch " << TORCH_VERSION
