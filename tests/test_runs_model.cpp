@@ -195,6 +195,7 @@ class TestRunsModel : public QObject {
     QSignalSpy activated(&browser, &RunsBrowser::experimentActivated);
     const QPoint at = tree->visualRect(treeModel->index(0, RunsTree::StageColumn)).center();
     QTest::mouseClick(tree->viewport(), Qt::LeftButton, {}, at);
+    QCOMPARE(browser.selectedRunIds(), (QList<int64_t>{8}));  // the runs shown stay
     QTest::mouseDClick(tree->viewport(), Qt::LeftButton, {}, at);
     QCOMPARE(activated.count(), 1);
     QCOMPARE(activated.front().at(0).value<int64_t>(), int64_t(1));

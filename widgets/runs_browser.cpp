@@ -135,10 +135,14 @@ RunsBrowser::RunsBrowser(RunsModel* runs, QWidget* parent) : QWidget(parent), m_
   connect(m_tree->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] {
     if (m_updating) return;
     QList<int64_t> ids;
+    bool experimentRow = false;
     for (const auto& index : m_tree->selectionModel()->selectedRows()) {
       const auto id = m_treeModel->data(index, RunsModel::RunIdRole).toLongLong();
       if (id && !ids.contains(id)) ids << id;
+      experimentRow |= m_treeModel->experimentAt(index) != 0;
     }
+    // An experiment's row alone is not a choice of runs: the runs shown stay.
+    if (ids.isEmpty() && experimentRow) return;
     selectRuns(ids);
   });
   // Every row starts open; what the user closes stays closed across polls.
