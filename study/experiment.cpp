@@ -473,8 +473,7 @@ std::vector<std::function<std::vector<ResultRow>()>> measurementTasks(const Expe
     const int bb = b;
     const StudyRuns::Base* pb = &base;
     measures.push_back([=, &serial] {
-      serial.onMessage("measuring the original and stage-1 models" +
-                       (K > 1 ? " (base " + std::to_string(bb) + ")" : std::string()));
+      serial.onMessage("measuring the original and stage-1 models" + of);
       std::vector<ResultRow> rows;
       auto stage1 = load(pb->stage1);
       const WorldConfig world = stage1.config.world;
@@ -485,9 +484,7 @@ std::vector<std::function<std::vector<ResultRow>()>> measurementTasks(const Expe
       }
       const ResultRow k = resultKey("", 0, "stage1", bb);
       append(rows, probeEncoder(stage1.model, world, settings, k));
-      append(rows, vqaRows(stage1.model, world, settings.vqaSamples, "vqa", k));
-      append(rows, localisationRows(stage1.model, world, settings.localisationSamples,
-                                    "localisation", k));
+      append(rows, answerRows(stage1.model, world, settings, "", k));
       return rows;
     });
     for (const auto& [key, id] : base.stageTwo) {
@@ -502,15 +499,11 @@ std::vector<std::function<std::vector<ResultRow>()>> measurementTasks(const Expe
         auto m = load(run);
         const WorldConfig world = m.config.world;
         append(rows, probeEncoder(m.model, world, settings, k));
-        append(rows, vqaRows(m.model, world, settings.vqaSamples, "vqa", k));
-        append(rows,
-               localisationRows(m.model, world, settings.localisationSamples, "localisation", k));
+        append(rows, answerRows(m.model, world, settings, "", k));
         // Swap test: this encoder under the base's stage-1 projector and LM.
         auto stage1 = load(stage1Run);
         loadStateDict(*stage1.model->vision_tower, stateDict(*m.model->vision_tower), {""}, m.path);
-        append(rows, vqaRows(stage1.model, world, settings.vqaSamples, "swap_vqa", k));
-        append(rows, localisationRows(stage1.model, world, settings.localisationSamples,
-                                      "swap_localisation", k));
+        append(rows, answerRows(stage1.model, world, settings, "swap_", k));
         return rows;
       });
     }

@@ -96,4 +96,14 @@ std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& worldCon
           row(key, probe, "uniform_baseline", summarise(areas).mean)};
 }
 
+std::vector<ResultRow> answerRows(Mllm& model, const WorldConfig& world,
+                                  const MeasureSettings& settings, const std::string& prefix,
+                                  const ResultRow& key) {
+  auto rows = vqaRows(model, world, settings.vqaSamples, prefix + "vqa", key);
+  const auto where =
+      localisationRows(model, world, settings.localisationSamples, prefix + "localisation", key);
+  rows.insert(rows.end(), where.begin(), where.end());
+  return rows;
+}
+
 }  // namespace pivot

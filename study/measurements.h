@@ -33,6 +33,11 @@ std::vector<ResultRow> vqaRows(Mllm& model, const WorldConfig& world, int sample
                                const std::string& probe, const ResultRow& key);
 std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& world, int samples,
                                         const std::string& probe, const ResultRow& key);
+// How the MLLM answers and where its encoder looks: VQA then localisation rows, named
+// "<prefix>vqa" and "<prefix>localisation" ("" for a model's own, "swap_" for the swap test).
+std::vector<ResultRow> answerRows(Mllm& model, const WorldConfig& world,
+                                  const MeasureSettings& settings, const std::string& prefix,
+                                  const ResultRow& key);
 
 bool fashionMnistInstalled();
 
