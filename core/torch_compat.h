@@ -79,6 +79,16 @@ inline torch::Device pickDevice(const std::string& request = "auto") {
   return torch::kCPU;
 }
 
+// Whether CPU autocast is on (a bf16 step): operations that bypass the dispatcher must then leave
+// the work to LibTorch's own ones, which autocast casts.
+inline bool cpuAutocastEnabled() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
+
 // bf16 autocast over a scope (one step's forward passes): matrix products and convolutions run in
 // bfloat16, what autocast's policy keeps in float32 stays there, and the float32 weights are never
 // changed (autocast casts a cached copy), so they remain the master copy the optimizer updates.

@@ -14,6 +14,7 @@
 
 #include "text/word_tokenizer.h"
 #include "metrics/curve_math.h"
+#include "model/linear.h"
 #include "results/encoder_style.h"
 #include "store/run_store.h"
 #include "study/experiment.h"
@@ -205,7 +206,7 @@ std::string machineMarkdown(const std::string& threads) {
   std::ostringstream md;
   md << "## Machine\n\n- CPU: " << cpu << " (" << std::thread::hardware_concurrency()
      << " logical cores)\n- threads: " << threads << "\n- LibTorch " << TORCH_VERSION
-     << ", BLAS: " << blas
+     << ", BLAS: " << blas << ", linear layers: " << cpuGemmLibrary()
      << "\n- CUDA: " << (torch::cuda::is_available() ? "available" : "not available") << "\n";
   return md.str();
 }

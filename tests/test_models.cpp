@@ -1,5 +1,6 @@
 // Model invariants: shapes, causal masking, relative rotary embeddings, GQA vs MHA, prefix
-// attention, and gradients reaching the vision encoder through the projector.
+// attention, gradients reaching the vision encoder through the projector, and the linear layers'
+// GEMMs (oneDNN on the CPU) against double precision.
 #include <QtTest/QtTest>
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -7,7 +8,9 @@
 #include <set>
 
 #include "model/generate.h"
+#include "model/linear.h"
 #include "model/mllm.h"
+#include "torch_compat.h"
 
 using namespace pivot;
 
@@ -133,6 +136,47 @@ class TestModels : public QObject {
     }
     auto ids = torch::randint(0, 40, {2, 9});
     QVERIFY(torch::allclose(a->forward(ids), b->forward(ids), 1e-5, 1e-5));
+  }
+
+  // Every layer's y = x W^T + b and its three gradients, on whichever library multiplies float32
+  // matrices here, against LibTorch in double precision: a 3-D input that is not contiguous, with
+  // and without bias, and a frozen weight (no gradient computed for it) as in the transplant.
+  void linearLayersMatchDoublePrecision() {
+    qInfo("float32 GEMM: %s", cpuGemmLibrary().c_str());
+    for (const bool withBias : {true, false}) {
+      auto x = torch::randn({5, 37, 2 * 96}).narrow(2, 0, 96).transpose(0, 1);  // (37, 5, 96)
+      QVERIFY(!x.is_contiguous());
+      auto w = torch::randn({176, 96}), b = withBias ? torch::randn({176}) : torch::Tensor();
+      x.set_requires_grad(true);
+      w.set_requires_grad(true);
+      if (withBias) b.set_requires_grad(true);
+      const auto upstream = torch::randn({37, 5, 176});
+      auto y = applyLinear(x, w, b);
+      QCOMPARE(y.sizes().vec(), (std::vector<int64_t>{37, 5, 176}));
+      (y * upstream).sum().backward();
+
+      auto xd = x.detach().to(torch::kDouble).requires_grad_(true);
+      auto wd = w.detach().to(torch::kDouble).requires_grad_(true);
+      auto bd = withBias ? b.detach().to(torch::kDouble).requires_grad_(true) : torch::Tensor();
+      auto yd = torch::nn::functional::linear(xd, wd, bd);
+      (yd * upstream.to(torch::kDouble)).sum().backward();
+      const auto close = [](const torch::Tensor& got, const torch::Tensor& want) {
+        return torch::allclose(got.to(torch::kDouble), want, 1e-4, 1e-4);
+      };
+      QVERIFY(close(y.detach(), yd.detach()));
+      QVERIFY(close(x.grad(), xd.grad()));
+      QVERIFY(close(w.grad(), wd.grad()));
+      if (withBias) QVERIFY(close(b.grad(), bd.grad()));
+    }
+    auto x = torch::randn({4, 8, 32}, torch::requires_grad());
+    const auto frozen = torch::randn({16, 32});
+    applyLinear(x, frozen).sum().backward();
+    QVERIFY(x.grad().defined() && !frozen.grad().defined());
+    const auto want = torch::ones({4, 8, 16}).matmul(frozen);
+    QVERIFY(torch::allclose(x.grad(), want, 1e-4, 1e-4));
+    // A bf16 step's autocast still casts the layers (the oneDNN path would bypass it).
+    AutocastScope autocast(true, torch::kCPU);
+    QCOMPARE(applyLinear(x, frozen).scalar_type(), torch::kBFloat16);
   }
 
   void gradientsReachTheVisionEncoder() {

@@ -152,6 +152,79 @@ class TestTraining : public QObject {
     QCOMPARE(*store.run(r.runId)->parentId, m_parent);
   }
 
+  // DPO's pairs packed into half the rows (packPairs: each prompt once, the two responses side by
+  // side on their own branches) give each response the log-probability its own row gives, and the
+  // same gradients: responses of different lengths, two images, with and without a bidirectional
+  // prefix. A pair whose prompts differ is left unpacked.
+  void packedPairsScoreLikeTheirOwnRows() {
+    MllmConfig c;
+    c.vision.hidden_size = 32;
+    c.vision.intermediate_size = 64;
+    c.vision.num_hidden_layers = 2;
+    c.vision.image_size = 16;
+    c.vision.patch_size = 8;  // 4 image tokens
+    c.text.vocab_size = 30;
+    c.text.hidden_size = 32;
+    c.text.intermediate_size = 64;
+    c.text.num_hidden_layers = 2;
+    c.text.num_attention_heads = 4;
+    c.text.num_key_value_heads = 2;
+    c.image_token_id = 3;
+    const auto chat = [](std::vector<int64_t> prompt, std::vector<int64_t> response) {
+      TokenizedChat t;
+      t.ids = prompt;
+      t.trained.assign(prompt.size(), 0);
+      for (auto id : response) {
+        t.ids.push_back(id);
+        t.trained.push_back(1);
+      }
+      return t;
+    };
+    const std::vector<int64_t> promptA{1, 3, 3, 3, 3, 7, 8, 9}, promptB{1, 3, 3, 3, 3, 10, 11};
+    const std::vector<TokenizedChat> rows = {
+        chat(promptA, {12, 2}), chat(promptB, {14, 15, 16, 2}),   // chosen
+        chat(promptA, {17, 18, 19, 2}), chat(promptB, {20, 2})};  // rejected
+    const auto pixels = torch::randn({2, 3, 16, 16});
+    for (const bool prefixLm : {false, true}) {
+      c.prefix_bidirectional = prefixLm;
+      torch::manual_seed(3);
+      Mllm model(c);
+      {
+        torch::NoGradGuard g;
+        for (auto& p : model->parameters()) p.normal_(0, 0.3);
+      }
+      const auto pairs = chatBatch(rows, pixels, 0, torch::kCPU);
+      const auto packed = packPairs(pairs, c.image_token_id);
+      QVERIFY(packed.has_value());
+      QCOMPARE(packed->in.inputIds.size(0), int64_t(2));
+      QCOMPARE(packed->in.inputIds.size(1), int64_t(8 + 2 + 4));  // prompt A, then both responses
+
+      const auto parameters = model->parameters();
+      const auto gradients = [&](const torch::Tensor& objective) {
+        std::vector<torch::Tensor> out;
+        for (const auto& g : torch::autograd::grad({objective}, parameters, {}, false, false, true))
+          out.push_back(g.defined() ? g : torch::zeros({1}));
+        return out;
+      };
+      const auto separate = sequenceLogProbs(model->forward(pairs), pairs.targetLabels());  // (4)
+      const auto logits = model->forward(packed->in);
+      const auto chosen = sequenceLogProbs(logits, packed->chosenLabels);
+      const auto rejected = sequenceLogProbs(logits, packed->rejectedLabels);
+      QVERIFY2(torch::allclose(torch::cat({chosen, rejected}), separate, 1e-5, 1e-5),
+               qPrintable(QString("prefix LM %1").arg(prefixLm)));
+      // A DPO-like objective's gradients through either layout.
+      const auto weights = torch::tensor({0.7, -1.3, 0.4, 0.9});
+      const auto a = gradients((separate * weights).sum());
+      const auto b = gradients((torch::cat({chosen, rejected}) * weights).sum());
+      for (size_t i = 0; i < a.size(); ++i)
+        QVERIFY2(torch::allclose(a[i], b[i], 1e-4, 1e-5),
+                 qPrintable(QString("parameter %1").arg(i)));
+    }
+    auto differing = rows;
+    differing[2] = chat({1, 3, 3, 3, 3, 7, 8, 21}, {17, 2});  // pair 0's prompts differ
+    QVERIFY(!packPairs(chatBatch(differing, pixels, 0, torch::kCPU), c.image_token_id));
+  }
+
   // dtype=bf16: the forward passes run in bfloat16 under autocast, the master weights stay float32.
   // SFT and DPO from the same parent: the losses follow the float32 run's within bfloat16's
   // precision (8 mantissa bits: ~0.4 % per rounding), and the checkpoint holds float32 weights.

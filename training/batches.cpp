@@ -132,6 +132,71 @@ MllmInputs chatBatch(const std::vector<TokenizedChat>& rows, const torch::Tensor
   return in;
 }
 
+std::optional<PackedPairs> packPairs(const MllmInputs& pairs, int64_t imageTokenId) {
+  const int64_t B = pairs.inputIds.size(0) / 2;
+  if (B == 0 || pairs.inputIds.size(0) != 2 * B || !pairs.prefixLen.defined()) return std::nullopt;
+  const auto device = pairs.inputIds.device();
+  const auto ids = pairs.inputIds.cpu(), labels = pairs.labels.cpu(),
+             prefix = pairs.prefixLen.cpu();
+  const auto lengths = pairs.attentionMask.cpu().sum(1);
+  const auto idsA = ids.accessor<int64_t, 2>(), labelsA = labels.accessor<int64_t, 2>();
+  const auto prefixA = prefix.accessor<int64_t, 1>(), lengthsA = lengths.accessor<int64_t, 1>();
+  int64_t T = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t P = prefixA[b];
+    if (prefixA[b + B] != P || P < 1 || lengthsA[b] < P || lengthsA[b + B] < P) return std::nullopt;
+    for (int64_t t = 0; t < P; ++t)
+      if (idsA[b][t] != idsA[b + B][t]) return std::nullopt;
+    for (int64_t row : {b, b + B})
+      for (int64_t t = P; t < lengthsA[row]; ++t)
+        if (idsA[row][t] == imageTokenId) return std::nullopt;
+    T = std::max(T, lengthsA[b] + lengthsA[b + B] - P);
+  }
+  const int64_t pad = imageTokenId == 0 ? 1 : 0;  // any token but an image's: masked out
+  auto packedIds = torch::full({B, T}, pad, torch::kInt64);
+  auto mask = torch::zeros({B, T}, torch::kInt64), positions = torch::zeros({B, T}, torch::kInt64),
+       branch = torch::zeros({B, T}, torch::kInt64);
+  auto chosen = torch::full({B, T}, -100, torch::kInt64), rejected = chosen.clone();
+  auto outIds = packedIds.accessor<int64_t, 2>(), outMask = mask.accessor<int64_t, 2>(),
+       outPos = positions.accessor<int64_t, 2>(), outBranch = branch.accessor<int64_t, 2>(),
+       outChosen = chosen.accessor<int64_t, 2>(), outRejected = rejected.accessor<int64_t, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t P = prefixA[b], chosenEnd = lengthsA[b], rejectedLength = lengthsA[b + B];
+    const int64_t shift = chosenEnd - P;  // a rejected token at t >= P sits at t + shift
+    for (int64_t t = 0; t < chosenEnd; ++t) {
+      outIds[b][t] = idsA[b][t];
+      outPos[b][t] = t;
+      outBranch[b][t] = t < P ? 0 : 1;
+      outChosen[b][t] = labelsA[b][t];
+    }
+    for (int64_t t = P; t < rejectedLength; ++t) {
+      outIds[b][t + shift] = idsA[b + B][t];
+      outPos[b][t + shift] = t;
+      outBranch[b][t + shift] = 2;
+    }
+    for (int64_t t = 0; t < rejectedLength; ++t)  // position t predicts token t + 1
+      if (labelsA[b + B][t] != -100) outRejected[b][t < P ? t : t + shift] = labelsA[b + B][t];
+    for (int64_t t = 0; t < chosenEnd + rejectedLength - P; ++t) outMask[b][t] = 1;
+  }
+  PackedPairs p;
+  p.in.pixels = pairs.pixels;
+  p.in.inputIds = packedIds.to(device);
+  p.in.attentionMask = mask.to(device);
+  p.in.labels = chosen.to(device);
+  p.in.prefixLen = pairs.prefixLen.narrow(0, 0, B);
+  p.in.logitsFrom = pairs.logitsFrom;
+  p.in.positionIds = positions.to(device);
+  p.in.branch = branch.to(device);
+  p.chosenLabels = p.in.targetLabels();
+  p.rejectedLabels = rejected.to(device).narrow(1, p.in.logitsFrom, T - p.in.logitsFrom);
+  // Every label of a pair must still have its logits: none may sit before logitsFrom.
+  const auto before = [&](const torch::Tensor& l) {
+    return l.narrow(1, 0, std::min(T, p.in.logitsFrom)).ne(-100).any().item<bool>();
+  };
+  if (before(chosen) || before(rejected)) return std::nullopt;
+  return p;
+}
+
 DataOrder::DataOrder(uint64_t seed, int64_t datasetSize) : m_seed(seed), m_size(datasetSize) {}
 
 const std::vector<int64_t>& DataOrder::epochOrder(int64_t epoch) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <optional>
 #include <vector>
 
 #include "data/shapes_world.h"
@@ -41,6 +42,21 @@ MllmInputs promptBatch(const std::vector<const Sample*>& samples, const WordToke
 // first trained token. pixels: (I, C, H, W) with I dividing the number of rows.
 MllmInputs chatBatch(const std::vector<TokenizedChat>& rows, const torch::Tensor& pixels,
                      int64_t padId, torch::Device device);
+
+// Preference pairs in half the rows. `pairs` holds 2B rows, the chosen responses then the rejected
+// ones, pair b's two rows starting with the same prompt (its first prefixLen tokens), its images
+// held once. Packed, row b is the prompt once, then the chosen response, then the rejected one,
+// which sees the prompt but not the chosen response and whose positions continue the prompt's: the
+// same log-probabilities as the 2B rows, for about half the language model's work, since the
+// prompt (the image tokens above all) is most of a row. The labels are split in two, each aligned
+// with the packed logits (positions >= in.logitsFrom): the rejected response's first token is
+// predicted by the prompt's last position, like the chosen one's. Empty when the two rows of a pair
+// do not start with the same prompt, or their responses hold image placeholders.
+struct PackedPairs {
+  MllmInputs in;                               // B rows
+  torch::Tensor chosenLabels, rejectedLabels;  // (B, T - in.logitsFrom)
+};
+std::optional<PackedPairs> packPairs(const MllmInputs& pairs, int64_t imageTokenId);
 
 // Sample indices of training step `step` (0-based): epochs of a seeded permutation of the dataset.
 class DataOrder {

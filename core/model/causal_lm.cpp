@@ -1,5 +1,7 @@
 #include "model/causal_lm.h"
 
+#include "model/linear.h"
+
 #include "torch_compat.h"
 
 namespace pivot {
@@ -30,9 +32,9 @@ torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& x, const torch::T
                                           LayerKv* cache) {
   const int64_t B = x.size(0), T = x.size(1), Tq = T - queriesFrom;
   auto xq = queriesFrom > 0 ? x.narrow(1, queriesFrom, Tq) : x;
-  auto q = q_proj(xq).view({B, Tq, numHeads, headDim}).transpose(1, 2);  // (B, nh, Tq, hs)
-  auto k = k_proj(x).view({B, T, numKvHeads, headDim}).transpose(1, 2);  // (B, nkv, T, hs)
-  auto v = v_proj(x).view({B, T, numKvHeads, headDim}).transpose(1, 2);  // (B, nkv, T, hs)
+  auto q = linear(q_proj, xq).view({B, Tq, numHeads, headDim}).transpose(1, 2);  // (B, nh, Tq, hs)
+  auto k = linear(k_proj, x).view({B, T, numKvHeads, headDim}).transpose(1, 2);  // (B, nkv, T, hs)
+  auto v = linear(v_proj, x).view({B, T, numKvHeads, headDim}).transpose(1, 2);  // (B, nkv, T, hs)
   q = applyRotary(q, cos.narrow(1, queriesFrom, Tq), sin.narrow(1, queriesFrom, Tq));
   k = applyRotary(k, cos, sin);
   if (cache) {  // the new positions' keys and values join those already decoded
@@ -48,7 +50,7 @@ torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& x, const torch::T
   auto y =
       groupedQueryAttention(q, k, v, mask);  // (B, nh, Tq, hs); head h reads kv head h / groups
   y = y.transpose(1, 2).contiguous().view({B, Tq, numHeads * headDim});
-  return o_proj(y);
+  return linear(o_proj, y);
 }
 
 Qwen2MlpImpl::Qwen2MlpImpl(const LmConfig& c) {
@@ -61,7 +63,7 @@ Qwen2MlpImpl::Qwen2MlpImpl(const LmConfig& c) {
 }
 
 torch::Tensor Qwen2MlpImpl::forward(const torch::Tensor& x) {
-  return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+  return linear(down_proj, torch::silu(linear(gate_proj, x)) * linear(up_proj, x));
 }
 
 Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const LmConfig& c) {
@@ -110,7 +112,7 @@ torch::Tensor applyRotary(const torch::Tensor& x, const torch::Tensor& cos,
 
 torch::Tensor buildAttentionMask(int64_t B, int64_t T, const torch::Tensor& attentionMask,
                                  const torch::Tensor& prefixLen, torch::ScalarType dtype,
-                                 torch::Device device) {
+                                 torch::Device device, const torch::Tensor& branch) {
   auto idx = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(device));
   auto allowed =
       (idx.unsqueeze(0) <= idx.unsqueeze(1)).unsqueeze(0).expand({B, T, T});  // [b, i, j]
@@ -118,6 +120,10 @@ torch::Tensor buildAttentionMask(int64_t B, int64_t T, const torch::Tensor& atte
     auto p = prefixLen.to(device).view({B, 1, 1});
     auto bothInPrefix = (idx.view({1, T, 1}) < p) & (idx.view({1, 1, T}) < p);
     allowed = allowed | bothInPrefix;
+  }
+  if (branch.defined()) {
+    auto query = branch.to(device).view({B, T, 1}), key = branch.to(device).view({B, 1, T});
+    allowed = allowed & ((key == 0) | (key == query));
   }
   if (attentionMask.defined())
     allowed = allowed & attentionMask.to(device).to(torch::kBool).view({B, 1, T});
@@ -142,7 +148,8 @@ torch::Tensor CausalLMImpl::outputWeight() {
 torch::Tensor CausalLMImpl::forwardEmbeds(const torch::Tensor& inputsEmbeds,
                                           const torch::Tensor& attentionMask,
                                           const torch::Tensor& positionIds,
-                                          const torch::Tensor& prefixLen, int64_t logitsFrom) {
+                                          const torch::Tensor& prefixLen, int64_t logitsFrom,
+                                          const torch::Tensor& branch) {
   const int64_t B = inputsEmbeds.size(0), T = inputsEmbeds.size(1);
   TORCH_CHECK(logitsFrom >= 0 && logitsFrom < T, "logitsFrom ", logitsFrom, " outside 0..", T - 1);
   const auto device = inputsEmbeds.device();
@@ -157,15 +164,15 @@ torch::Tensor CausalLMImpl::forwardEmbeds(const torch::Tensor& inputsEmbeds,
   }
   auto [cos, sin] =
       rotaryTables(positions, config.headDim(), config.rope_theta, inputsEmbeds.scalar_type());
-  auto mask =
-      buildAttentionMask(B, T, attentionMask, prefixLen, inputsEmbeds.scalar_type(), device);
+  auto mask = buildAttentionMask(B, T, attentionMask, prefixLen, inputsEmbeds.scalar_type(), device,
+                                 branch);
   auto h = inputsEmbeds;
   const size_t L = model->layers->size();
   for (size_t i = 0; i < L; ++i)
     h = model->layers->at<Qwen2DecoderLayerImpl>(i).forward(h, cos, sin, mask,
                                                             i + 1 == L ? logitsFrom : 0);
   h = model->norm(h);
-  return torch::nn::functional::linear(h, outputWeight());  // (B, T, V)
+  return applyLinear(h, outputWeight());  // (B, T, V)
 }
 
 torch::Tensor CausalLMImpl::forwardCached(const torch::Tensor& inputsEmbeds,
@@ -182,7 +189,7 @@ torch::Tensor CausalLMImpl::forwardCached(const torch::Tensor& inputsEmbeds,
     h = model->layers->at<Qwen2DecoderLayerImpl>(i).forward(h, cos, sin, additiveMask,
                                                             i + 1 == L ? T - 1 : 0, &cache[i]);
   h = model->norm(h);
-  return torch::nn::functional::linear(h, outputWeight()).select(1, 0);  // (B, V)
+  return applyLinear(h, outputWeight()).select(1, 0);  // (B, V)
 }
 
 torch::Tensor CausalLMImpl::forward(const torch::Tensor& ids, const torch::Tensor& attentionMask,

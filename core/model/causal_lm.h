@@ -74,10 +74,13 @@ torch::Tensor applyRotary(const torch::Tensor& x, const torch::Tensor& cos,
 
 // Additive attention mask (B, 1, T, T): key j is visible to query i when j <= i, or when both lie
 // in the first prefixLen[b] tokens (prefix LM), and the key is not padding (attentionMask[b, j] ==
-// 1). attentionMask and prefixLen may be undefined (no padding, purely causal).
+// 1), and the two do not lie on different branches: branch (B, T) numbers the segments of a row
+// that continue one shared trunk (0) separately, e.g. two responses to one prompt; a token of
+// branch k > 0 sees the trunk before it and its own branch only. attentionMask, prefixLen and
+// branch may be undefined (no padding, purely causal, one sequence per row).
 torch::Tensor buildAttentionMask(int64_t B, int64_t T, const torch::Tensor& attentionMask,
                                  const torch::Tensor& prefixLen, torch::ScalarType dtype,
-                                 torch::Device device);
+                                 torch::Device device, const torch::Tensor& branch = {});
 
 struct CausalLMImpl : torch::nn::Module {
   explicit CausalLMImpl(const LmConfig& c);
@@ -87,10 +90,12 @@ struct CausalLMImpl : torch::nn::Module {
   // positionIds (B, T) default cumsum(mask) - 1 clamped at 0 (HF's left-padding convention).
   // logitsFrom > 0 returns logits for positions >= logitsFrom only, (B, T - logitsFrom, V), like
   // HF's logits_to_keep; beyond HF, the last layer also skips the positions nobody reads.
+  // branch: see buildAttentionMask.
   torch::Tensor forwardEmbeds(const torch::Tensor& inputsEmbeds,
                               const torch::Tensor& attentionMask = {},
                               const torch::Tensor& positionIds = {},
-                              const torch::Tensor& prefixLen = {}, int64_t logitsFrom = 0);
+                              const torch::Tensor& prefixLen = {}, int64_t logitsFrom = 0,
+                              const torch::Tensor& branch = {});
   torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& attentionMask = {},
                         const torch::Tensor& positionIds = {});
   // Incremental decoding: the logits of the last of T new positions, (B, V), their keys and

@@ -1,5 +1,7 @@
 #include "model/mllm.h"
 
+#include "model/linear.h"
+
 namespace pivot {
 
 ProjectorImpl::ProjectorImpl(int64_t visionDim, int64_t textDim, bool bias) {
@@ -10,7 +12,8 @@ ProjectorImpl::ProjectorImpl(int64_t visionDim, int64_t textDim, bool bias) {
 }
 
 torch::Tensor ProjectorImpl::forward(const torch::Tensor& x) {
-  return linear_2(torch::gelu(linear_1(x)));  // LLaVA's mlp2x_gelu uses exact (erf) GELU
+  return linear(linear_2,
+                torch::gelu(linear(linear_1, x)));  // LLaVA's mlp2x_gelu uses exact (erf) GELU
 }
 
 MllmImpl::MllmImpl(const MllmConfig& c) : config(c) {
@@ -41,10 +44,9 @@ torch::Tensor MllmImpl::spliceEmbeddings(const torch::Tensor& inputIds,
 }
 
 torch::Tensor MllmImpl::forward(const MllmInputs& in, torch::Tensor* visualOut) {
-  return language_model->forwardEmbeds(embedInputs(in, visualOut), in.attentionMask,
-                                       /*positionIds=*/{},
+  return language_model->forwardEmbeds(embedInputs(in, visualOut), in.attentionMask, in.positionIds,
                                        config.prefix_bidirectional ? in.prefixLen : torch::Tensor(),
-                                       in.logitsFrom);
+                                       in.logitsFrom, in.branch);
 }
 
 torch::Tensor MllmImpl::embedInputs(const MllmInputs& in, torch::Tensor* visualOut) {

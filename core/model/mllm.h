@@ -30,6 +30,9 @@ struct MllmInputs {
   torch::Tensor labels;         // (B, T) int64, target of position t is labels[t]; -100 = ignored
   torch::Tensor prefixLen;      // (B) int64, tokens before the response (attend bidirectionally)
   int64_t logitsFrom = 0;       // logits only for positions >= this (the first labelled position)
+  // Undefined for one sequence per row. Two responses sharing their prompt in one row (packPairs):
+  torch::Tensor positionIds;  // (B, T) int64, each response's positions continue the prompt's
+  torch::Tensor branch;       // (B, T) int64, 0 prompt, 1 and 2 the responses (buildAttentionMask)
 
   // The labels of the positions that get logits, (B, T - logitsFrom).
   torch::Tensor targetLabels() const {

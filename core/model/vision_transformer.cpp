@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "model/linear.h"
 #include "torch_compat.h"
 
 namespace pivot {
@@ -18,13 +19,13 @@ torch::Tensor SiglipAttentionImpl::forward(const torch::Tensor& x,
                                            const torch::Tensor& additiveMask) {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2), hs = D / numHeads;
   auto split = [&](const torch::Tensor& t) { return t.view({B, T, numHeads, hs}).transpose(1, 2); };
-  auto q = split(q_proj(x));  // (B, nh, T, hs)
-  auto k = split(k_proj(x));
-  auto v = split(v_proj(x));
+  auto q = split(linear(q_proj, x));  // (B, nh, T, hs)
+  auto k = split(linear(k_proj, x));
+  auto v = split(linear(v_proj, x));
   auto y =
       scaledDotProductAttention(q, k, v, additiveMask, keepAttention ? &lastAttention : nullptr);
   y = y.transpose(1, 2).contiguous().view({B, T, D});  // (B, T, D)
-  return out_proj(y);
+  return linear(out_proj, y);
 }
 
 SiglipMlpImpl::SiglipMlpImpl(const VisionConfig& c) {
@@ -33,7 +34,7 @@ SiglipMlpImpl::SiglipMlpImpl(const VisionConfig& c) {
 }
 
 torch::Tensor SiglipMlpImpl::forward(const torch::Tensor& x) {
-  return fc2(torch::gelu(fc1(x), "tanh"));  // gelu_pytorch_tanh
+  return linear(fc2, torch::gelu(linear(fc1, x), "tanh"));  // gelu_pytorch_tanh
 }
 
 SiglipEncoderLayerImpl::SiglipEncoderLayerImpl(const VisionConfig& c) {
