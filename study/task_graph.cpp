@@ -34,6 +34,19 @@ bool runTaskGraph(const std::vector<Task>& tasks, const TaskGraphOptions& o) {
                        [&](int a) { return done[static_cast<size_t>(a)] != 0; });
   };
   const auto halted = [&] { return firstError || (o.halt && o.halt->load()); };
+  // How many tasks wait for each one, directly or not (its descendants): its priority. Tasks only
+  // wait for lower-numbered ones, so one pass from the last task down fills the sets.
+  std::vector<std::vector<char>> below(static_cast<size_t>(n), std::vector<char>(n, 0));
+  std::vector<int> waiting(static_cast<size_t>(n), 0);
+  for (int i = n - 1; i >= 0; --i) {
+    auto& mine = below[static_cast<size_t>(i)];
+    waiting[static_cast<size_t>(i)] = static_cast<int>(std::count(mine.begin(), mine.end(), 1));
+    for (int a : tasks[static_cast<size_t>(i)].after) {
+      auto& theirs = below[static_cast<size_t>(a)];
+      theirs[static_cast<size_t>(i)] = 1;
+      for (int j = 0; j < n; ++j) theirs[static_cast<size_t>(j)] |= mine[static_cast<size_t>(j)];
+    }
+  }
 
   std::unique_lock<std::mutex> lock(mutex);
   while (true) {
@@ -43,6 +56,9 @@ bool runTaskGraph(const std::vector<Task>& tasks, const TaskGraphOptions& o) {
       std::vector<int> ready;
       for (int i = 0; i < n; ++i)
         if (isReady(i)) ready.push_back(i);
+      std::stable_sort(ready.begin(), ready.end(), [&](int a, int b) {
+        return waiting[static_cast<size_t>(a)] > waiting[static_cast<size_t>(b)];
+      });
       for (size_t next = 0; next < ready.size() && running < workers; ++next) {
         const int i = ready[next];
         const bool alone = running == 0 && ready.size() == 1;

@@ -26,10 +26,12 @@ struct TaskGraphOptions {
   const std::atomic<bool>* stop = nullptr;  // a signal or the window's Stop
 };
 
-// Runs every task once its predecessors finished, the lowest-numbered ready task first (so one
-// worker runs them in index order, as a plain loop would). The first exception a task throws is
-// rethrown after the running tasks returned; tasks not started by then never start. Returns false
-// when a stop or halt left tasks unstarted without any task throwing.
+// Runs every task once its predecessors finished. Of the ready tasks, the one that the most tasks
+// wait for (directly or through others) starts first, the lowest-numbered among equals: a chain
+// that everything else builds on (a base's stages 0 and 1) is not left to run alone at the end
+// while a worker idles, and one worker with no such chain runs the tasks in index order. The first
+// exception a task throws is rethrown after the running tasks returned; tasks not started by then
+// never start. Returns false when a stop or halt left tasks unstarted without any task throwing.
 bool runTaskGraph(const std::vector<Task>& tasks, const TaskGraphOptions& options);
 
 // How many stages the study trains at once by default on this machine, and the cores it has.

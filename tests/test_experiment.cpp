@@ -13,12 +13,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "results/results_table.h"
 #include "store/run_store.h"
 #include "study/experiment.h"
 #include "study/report.h"
+#include "study/task_graph.h"
 #include "training/trainer.h"
 
 using namespace pivot;
@@ -203,6 +205,31 @@ class TestExperiment : public QObject {
     parseArms(spec, "sft, dpo,grpo,mpo");
     QCOMPARE(resolvedSpec(spec).arms, (std::vector<std::string>{"sft", "dpo", "grpo", "mpo"}));
     QVERIFY(!fs::exists(spec.workspace));  // nothing written
+  }
+
+  // The task graph starts first the ready task that most tasks wait for: a chain (B -> C -> D)
+  // before a lone task A, lowest index among equals; on two workers every task still runs once.
+  void taskGraphStartsTheLongestChainFirst() {
+    for (const int workers : {1, 2}) {
+      std::mutex mutex;
+      std::vector<std::string> order;
+      const auto record = [&](const std::string& name) {
+        return [&, name](int) {
+          std::lock_guard<std::mutex> lock(mutex);
+          order.push_back(name);
+        };
+      };
+      const std::vector<Task> tasks = {
+          {{}, record("A")}, {{}, record("B")}, {{1}, record("C")}, {{2}, record("D")}};
+      TaskGraphOptions options;
+      options.workers = workers;
+      QVERIFY(runTaskGraph(tasks, options));
+      if (workers == 1)
+        QCOMPARE(order, (std::vector<std::string>{"B", "C", "A", "D"}));
+      else
+        QCOMPARE(std::set<std::string>(order.begin(), order.end()).size(), size_t(4));
+      QCOMPARE(order.size(), size_t(4));
+    }
   }
 
   void tinyExperimentEndToEndAndResume() {
