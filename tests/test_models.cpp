@@ -10,29 +10,12 @@
 #include "model/generate.h"
 #include "model/linear.h"
 #include "model/mllm.h"
+#include "tiny_mllm.h"
 #include "torch_compat.h"
 
 using namespace pivot;
 
 namespace {
-
-MllmConfig tinyConfig() {
-  MllmConfig c;
-  c.vision.hidden_size = 32;
-  c.vision.intermediate_size = 64;
-  c.vision.num_hidden_layers = 3;
-  c.vision.num_attention_heads = 4;
-  c.vision.image_size = 16;
-  c.vision.patch_size = 4;  // 16 patches
-  c.text.vocab_size = 40;
-  c.text.hidden_size = 32;
-  c.text.intermediate_size = 64;
-  c.text.num_hidden_layers = 2;
-  c.text.num_attention_heads = 4;
-  c.text.num_key_value_heads = 2;
-  c.image_token_id = 3;
-  return c;
-}
 
 void randomise(torch::nn::Module& m) {
   torch::NoGradGuard g;
@@ -47,7 +30,7 @@ class TestModels : public QObject {
   void initTestCase() { torch::manual_seed(7); }
 
   void shapesAndNames() {
-    auto c = tinyConfig();
+    auto c = tinyMllmConfig();
     Mllm m(c);
     auto params = m->named_parameters();
     QVERIFY(params.contains("vision_tower.encoder.layers.0.self_attn.q_proj.weight"));
@@ -69,7 +52,7 @@ class TestModels : public QObject {
   }
 
   void causalMaskingFutureTokenCannotChangeEarlierLogProbs() {
-    LmConfig c = tinyConfig().text;
+    LmConfig c = tinyMllmConfig().text;
     CausalLM lm(c);
     randomise(*lm);
     auto ids = torch::randint(0, 40, {1, 10});
@@ -81,7 +64,7 @@ class TestModels : public QObject {
   }
 
   void prefixAttentionSeesWholePrefixButNotTheResponse() {
-    LmConfig c = tinyConfig().text;
+    LmConfig c = tinyMllmConfig().text;
     CausalLM lm(c);
     randomise(*lm);
     auto embeds = torch::randn({1, 8, 32});
@@ -113,7 +96,7 @@ class TestModels : public QObject {
   }
 
   void gqaWithAllHeadsEqualsMultiHead() {
-    LmConfig gqa = tinyConfig().text;
+    LmConfig gqa = tinyMllmConfig().text;
     gqa.num_key_value_heads = 2;
     LmConfig mha = gqa;
     mha.num_key_value_heads = 4;
@@ -180,7 +163,7 @@ class TestModels : public QObject {
   }
 
   void gradientsReachTheVisionEncoder() {
-    auto c = tinyConfig();
+    auto c = tinyMllmConfig();
     Mllm m(c);
     randomise(*m);
     auto ids = torch::randint(5, 40, {2, 20});
@@ -205,7 +188,7 @@ class TestModels : public QObject {
   // Rows may hold no image or several: the images fill the placeholder runs in order, a text-only
   // batch never runs the vision tower, and rows that repeat the images (DPO) share one encoding.
   void rowsWithNoImageOrSeveralImages() {
-    auto c = tinyConfig();
+    auto c = tinyMllmConfig();
     c.prefix_bidirectional = false;
     Mllm m(c);
     randomise(*m);
@@ -259,7 +242,7 @@ class TestModels : public QObject {
   // each, causal and prefix-bidirectional models; rows stop at their stop token.
   void cachedDecodingEqualsRecomputation() {
     for (bool prefix : {false, true}) {
-      auto c = tinyConfig();
+      auto c = tinyMllmConfig();
       c.prefix_bidirectional = prefix;
       Mllm m(c);
       randomise(*m);
@@ -322,7 +305,7 @@ class TestModels : public QObject {
 
   void logitsFromSkipsOnlyUnreadPositions() {
     // The last layer computes only positions >= logitsFrom; those logits must equal the full pass.
-    LmConfig c = tinyConfig().text;
+    LmConfig c = tinyMllmConfig().text;
     CausalLM lm(c);
     randomise(*lm);
     auto embeds = torch::randn({2, 12, 32});

@@ -22,6 +22,7 @@
 #include "training/rewards.h"
 #include "training/run_checkpoint.h"
 #include "training/trainer.h"
+#include "tiny_mllm.h"
 #include "torch_compat.h"
 
 using namespace pivot;
@@ -157,19 +158,8 @@ class TestTraining : public QObject {
   // same gradients: responses of different lengths, two images, with and without a bidirectional
   // prefix. A pair whose prompts differ is left unpacked.
   void packedPairsScoreLikeTheirOwnRows() {
-    MllmConfig c;
-    c.vision.hidden_size = 32;
-    c.vision.intermediate_size = 64;
-    c.vision.num_hidden_layers = 2;
-    c.vision.image_size = 16;
+    MllmConfig c = tinyMllmConfig();
     c.vision.patch_size = 8;  // 4 image tokens
-    c.text.vocab_size = 30;
-    c.text.hidden_size = 32;
-    c.text.intermediate_size = 64;
-    c.text.num_hidden_layers = 2;
-    c.text.num_attention_heads = 4;
-    c.text.num_key_value_heads = 2;
-    c.image_token_id = 3;
     const auto chat = [](std::vector<int64_t> prompt, std::vector<int64_t> response) {
       TokenizedChat t;
       t.ids = prompt;

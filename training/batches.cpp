@@ -189,11 +189,6 @@ std::optional<PackedPairs> packPairs(const MllmInputs& pairs, int64_t imageToken
   p.in.branch = branch.to(device);
   p.chosenLabels = p.in.targetLabels();
   p.rejectedLabels = rejected.to(device).narrow(1, p.in.logitsFrom, T - p.in.logitsFrom);
-  // Every label of a pair must still have its logits: none may sit before logitsFrom.
-  const auto before = [&](const torch::Tensor& l) {
-    return l.narrow(1, 0, std::min(T, p.in.logitsFrom)).ne(-100).any().item<bool>();
-  };
-  if (before(chosen) || before(rejected)) return std::nullopt;
   return p;
 }
 

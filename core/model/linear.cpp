@@ -84,7 +84,7 @@ std::string cpuGemmLibrary() {
 #ifdef PIVOT_HAVE_DNNL
   const dnnl_version_t* v = dnnl_version();
   return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
-         std::to_string(v->patch) + " sgemm (linear layers)";
+         std::to_string(v->patch) + " sgemm";
 #else
   return "LibTorch's BLAS";
 #endif

@@ -21,7 +21,8 @@ inline torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor&
   return applyLinear(x, layer->weight, layer->bias);
 }
 
-// Which library multiplies float32 matrices on the CPU ("oneDNN 2.6.3 sgemm" or "LibTorch"),
+// Which library multiplies the layers' float32 matrices on the CPU ("oneDNN 2.6.3 sgemm" or
+// "LibTorch's BLAS"),
 // for the report's Machine section.
 std::string cpuGemmLibrary();
 
