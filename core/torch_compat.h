@@ -13,53 +13,6 @@ inline constexpr bool kHasFusedAttention = true;
 inline constexpr bool kHasFusedAttention = false;
 #endif
 
-// softmax(q k^T / sqrt(d) + mask) v.  q: (B, nh, T, hs), k/v: (B, nh, S, hs),
-// additiveMask: broadcastable to (B, nh, T, S), 0 where allowed and a large negative value where
-// not. When probs is non-null the plain path runs and the attention probabilities (B, nh, T, S) are
-// kept (attention rollout needs them), since the fused kernel never materialises them.
-inline torch::Tensor scaledDotProductAttention(const torch::Tensor& q, const torch::Tensor& k,
-                                               const torch::Tensor& v,
-                                               const torch::Tensor& additiveMask,
-                                               torch::Tensor* probs = nullptr) {
-#if TORCH_VERSION_MAJOR >= 2
-  if (probs == nullptr) {
-    return at::scaled_dot_product_attention(
-        q, k, v,
-        additiveMask.defined() ? c10::optional<torch::Tensor>(additiveMask) : c10::nullopt);
-  }
-#endif
-  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale;  // (B, nh, T, S)
-  if (additiveMask.defined()) scores = scores + additiveMask;
-  auto p = torch::softmax(scores, /*dim=*/-1);
-  if (probs != nullptr) *probs = p;
-  return torch::matmul(p, v);  // (B, nh, T, hs)
-}
-
-// Grouped-query attention. q: (B, nh, T, hs); k/v: (B, nkv, S, hs) with nkv dividing nh (head h
-// reads kv head h / (nh / nkv)); additiveMask broadcastable to (B, 1, T, S).
-// Fused builds repeat k/v and call the fused kernel. The plain path never copies k/v: it folds the
-// query heads of a group into the rows of one larger matmul per kv head, which on CPU is both less
-// memory and fewer, larger GEMMs.
-inline torch::Tensor groupedQueryAttention(const torch::Tensor& q, const torch::Tensor& k,
-                                           const torch::Tensor& v,
-                                           const torch::Tensor& additiveMask) {
-  const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), hs = q.size(3);
-  const int64_t nkv = k.size(1), groups = nh / nkv, S = k.size(2);
-  if (groups == 1) return scaledDotProductAttention(q, k, v, additiveMask);
-#if TORCH_VERSION_MAJOR >= 2
-  return scaledDotProductAttention(q, k.repeat_interleave(groups, /*dim=*/1),
-                                   v.repeat_interleave(groups, /*dim=*/1), additiveMask);
-#else
-  const double scale = 1.0 / std::sqrt(static_cast<double>(hs));
-  auto qg = q.reshape({B, nkv, groups * T, hs});  // (B, nkv, g*T, hs)
-  auto scores = torch::matmul(qg, k.transpose(-2, -1)).view({B, nkv, groups, T, S}) * scale;
-  if (additiveMask.defined()) scores = scores + additiveMask.unsqueeze(2);  // (B, 1, 1, T, S)
-  auto p = torch::softmax(scores, /*dim=*/-1).view({B, nkv, groups * T, S});
-  return torch::matmul(p, v).view({B, nh, T, hs});  // (B, nh, T, hs)
-#endif
-}
-
 // Large negative value instead of -inf, so fully masked rows (left padding) stay finite, as HF
 // does.
 inline float maskedValue(torch::ScalarType dtype) {

@@ -268,14 +268,15 @@ struct StageGraph {
     int parent = -1;  // the stage whose run this one starts from; -1: none
     std::vector<int> after;
     std::string what;
+    bool critical = false;  // a base's stages 0, 1a, 1b: everything else of the base waits for them
   };
   std::vector<Node> stages;
   std::vector<int64_t> runIds;  // filled as stages finish
 
-  int add(std::function<TrainConfig()> config, int parent, std::vector<int> after,
-          std::string what) {
+  int add(std::function<TrainConfig()> config, int parent, std::vector<int> after, std::string what,
+          bool critical = false) {
     if (parent >= 0) after.push_back(parent);
-    stages.push_back({std::move(config), parent, std::move(after), std::move(what)});
+    stages.push_back({std::move(config), parent, std::move(after), std::move(what), critical});
     runIds.push_back(0);
     return static_cast<int>(stages.size()) - 1;
   }
@@ -301,9 +302,10 @@ void buildStudyGraph(const ExperimentSpec& spec, StageGraph& g, StudyStages& whe
       return [&spec, b, stage] { return baseConfig(spec, stage, b); };
     };
     base.original =
-        g.add(chainStage(Stage::Pretrain), -1, {}, of + "stage 0: encoder pre-training");
-    const int align = g.add(chainStage(Stage::Align), base.original, {}, of + "stage 1a: align");
-    base.stage1 = g.add(chainStage(Stage::Instruct), align, {}, of + "stage 1b: instruct");
+        g.add(chainStage(Stage::Pretrain), -1, {}, of + "stage 0: encoder pre-training", true);
+    const int align =
+        g.add(chainStage(Stage::Align), base.original, {}, of + "stage 1a: align", true);
+    base.stage1 = g.add(chainStage(Stage::Instruct), align, {}, of + "stage 1b: instruct", true);
     for (const auto& sweep : sweeps)
       for (int seed = 1; seed <= spec.seeds; ++seed)
         for (const auto& arm : arms)
@@ -450,12 +452,19 @@ std::string threadsUse(int fixedThreads, int jobs, int cores) {
   return std::to_string(cores) + ", one stage at a time";
 }
 
+// A measurement of the study: the stages whose runs it reads, and what it returns.
+struct Measurement {
+  std::vector<int> after;
+  std::function<std::vector<ResultRow>()> measure;
+};
+
 // What is measured on each model of the study, one task per model (a base's original and stage-1
-// models together). The tasks hold copies of what they need but `serial` and `runs`, which
-// outlive them; their rows are joined in this order.
-std::vector<std::function<std::vector<ResultRow>()>> measurementTasks(const ExperimentSpec& spec,
-                                                                      const StudyRuns& runs,
-                                                                      SerialProgress& serial) {
+// models together), each once the stages it reads have finished: `runIds` is read then. The tasks
+// hold copies of what they need but `serial` and `runIds`, which outlive them; their rows are
+// joined in this order.
+std::vector<Measurement> measurementTasks(const ExperimentSpec& spec, const StudyStages& where,
+                                          const std::vector<int64_t>& runIds,
+                                          SerialProgress& serial) {
   MeasureSettings settings;
   settings.probeTrain = spec.probeTrain;
   settings.probeVal = spec.probeVal;
@@ -463,58 +472,59 @@ std::vector<std::function<std::vector<ResultRow>()>> measurementTasks(const Expe
   settings.segmentationSeeds = spec.segmentationSeeds;
   settings.localisationSamples = spec.localisationSamples;
   settings.vqaSamples = spec.vqaSamples;
-  const auto load = [workspace = spec.workspace](int64_t id) {
-    return loadRunCheckpoint(workspace, std::to_string(id));
+  const auto load = [workspace = spec.workspace, &runIds](int stage) {
+    return loadRunCheckpoint(workspace, std::to_string(runIds[static_cast<size_t>(stage)]));
   };
   const int K = spec.bases;
-  std::vector<std::function<std::vector<ResultRow>()>> measures;
-  for (const auto& [b, base] : runs.bases) {
+  std::vector<Measurement> measures;
+  for (const auto& [b, base] : where.bases) {
     const std::string of = K > 1 ? " (base " + std::to_string(b) + ")" : "";
-    const int bb = b;
-    const StudyRuns::Base* pb = &base;
-    measures.push_back([=, &serial] {
-      serial.onMessage("measuring the original and stage-1 models" + of);
-      std::vector<ResultRow> rows;
-      auto stage1 = load(pb->stage1);
-      const WorldConfig world = stage1.config.world;
-      {
-        auto original = load(pb->original);
-        append(rows,
-               probeEncoder(original.model, world, settings, resultKey("", 0, "original", bb)));
-      }
-      const ResultRow k = resultKey("", 0, "stage1", bb);
-      append(rows, probeEncoder(stage1.model, world, settings, k));
-      append(rows, answerRows(stage1.model, world, settings, "", k));
-      return rows;
-    });
-    for (const auto& [key, id] : base.stageTwo) {
+    const int bb = b, original = base.original, stage1 = base.stage1;
+    measures.push_back({{original, stage1}, [=, &serial] {
+                          serial.onMessage("measuring the original and stage-1 models" + of);
+                          std::vector<ResultRow> rows;
+                          auto stage1Model = load(stage1);
+                          const WorldConfig world = stage1Model.config.world;
+                          {
+                            auto originalModel = load(original);
+                            append(rows, probeEncoder(originalModel.model, world, settings,
+                                                      resultKey("", 0, "original", bb)));
+                          }
+                          const ResultRow k = resultKey("", 0, "stage1", bb);
+                          append(rows, probeEncoder(stage1Model.model, world, settings, k));
+                          append(rows, answerRows(stage1Model.model, world, settings, "", k));
+                          return rows;
+                        }});
+    for (const auto& [key, stage] : base.stageTwo) {
       const auto& [sweep, seed, encoder] = key;
       const ResultRow k = resultKey(sweep, seed, encoder, b);
       const std::string label =
           encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed) + of;
-      const int64_t run = id, stage1Run = base.stage1;
-      measures.push_back([=, &serial] {
-        serial.onMessage("measuring " + label);
-        std::vector<ResultRow> rows;
-        auto m = load(run);
-        const WorldConfig world = m.config.world;
-        append(rows, probeEncoder(m.model, world, settings, k));
-        append(rows, answerRows(m.model, world, settings, "", k));
-        // Swap test: this encoder under the base's stage-1 projector and LM.
-        auto stage1 = load(stage1Run);
-        loadStateDict(*stage1.model->vision_tower, stateDict(*m.model->vision_tower), {""}, m.path);
-        append(rows, answerRows(stage1.model, world, settings, "swap_", k));
-        return rows;
-      });
+      const int trained = stage;
+      measures.push_back({{trained, stage1}, [=, &serial] {
+                            serial.onMessage("measuring " + label);
+                            std::vector<ResultRow> rows;
+                            auto m = load(trained);
+                            const WorldConfig world = m.config.world;
+                            append(rows, probeEncoder(m.model, world, settings, k));
+                            append(rows, answerRows(m.model, world, settings, "", k));
+                            // Swap test: this encoder under the base's stage-1 projector and LM.
+                            auto swapped = load(stage1);
+                            loadStateDict(*swapped.model->vision_tower,
+                                          stateDict(*m.model->vision_tower), {""}, m.path);
+                            append(rows, answerRows(swapped.model, world, settings, "swap_", k));
+                            return rows;
+                          }});
     }
-    for (const auto& [key, id] : base.transplants) {
+    for (const auto& [key, stage] : base.transplants) {
       const auto& [sweep, seed, encoder] = key;
       const ResultRow k = resultKey(sweep, seed, encoder, b);
-      const int64_t run = id;
-      measures.push_back([=] {
-        auto m = load(run);
-        return vqaRows(m.model, m.config.world, settings.vqaSamples, "transplant_vqa", k);
-      });
+      const int transplant = stage;
+      measures.push_back({{transplant}, [=] {
+                            auto m = load(transplant);
+                            return vqaRows(m.model, m.config.world, settings.vqaSamples,
+                                           "transplant_vqa", k);
+                          }});
     }
   }
   return measures;
@@ -564,13 +574,22 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
     }
   };
 
-  // --- training: every stage once the runs it starts from exist, reused when it already ran
+  // --- one graph: every stage once the runs it starts from exist (reused when it already ran),
+  // every measurement once the runs it reads exist, so measuring fills the cores that training
+  // leaves idle; the rows are joined in the measurements' order, so results.csv does not depend on
+  // timing
   // ------------------------------------------------------------------------------------------
+  if (!fashionMnistInstalled())
+    serial.onMessage(
+        "Fashion-MNIST is not installed (dataset-fashion-mnist): its probe is skipped");
   StageRunner runner(spec, serial, out.experimentId, static_cast<int>(graph.stages.size()), &halt);
+  const auto measures = measurementTasks(spec, where, graph.runIds, serial);
+  std::vector<std::vector<ResultRow>> measured(measures.size());
   {
     std::vector<Task> tasks;
     for (size_t i = 0; i < graph.stages.size(); ++i)
-      tasks.push_back({graph.stages[i].after, [&, i](int threads) {
+      tasks.push_back({graph.stages[i].after,
+                       [&, i](int threads) {
                          const auto& node = graph.stages[i];
                          const int stageThreads = threadsFor(threads);
                          useThreads(stageThreads);
@@ -581,9 +600,16 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
                                               : std::nullopt;
                          graph.runIds[i] = runner.run(cfg, parent, static_cast<int>(i) + 1,
                                                       node.what, stageThreads);
+                       },
+                       graph.stages[i].critical});
+    for (size_t i = 0; i < measures.size(); ++i)
+      tasks.push_back({measures[i].after, [&, i](int threads) {
+                         useThreads(threadsFor(threads));
+                         measured[i] = measures[i].measure();
                        }});
-    runAll(tasks, "before every stage was trained");
+    runAll(tasks, "before every stage was trained and measured");
   }
+  for (const auto& rows : measured) append(out.rows, rows);
   out.stagesTrained = runner.trained;
   out.stagesReused = runner.reused;
   StudyRuns runs;
@@ -594,26 +620,6 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
     base.stage1 = run(stages.stage1);
     for (const auto& [key, stage] : stages.stageTwo) base.stageTwo[key] = run(stage);
     for (const auto& [key, stage] : stages.transplants) base.transplants[key] = run(stage);
-  }
-
-  // --- measurements: one task per model (or per base's original and stage-1 models), side by
-  // side; their rows are joined in the tasks' order, so results.csv does not depend on timing
-  // ------------------------------------------------------------------------------------------
-  serial.onMessage("measuring: probes, VQA by category, swap test, localisation, transplant VQA");
-  if (!fashionMnistInstalled())
-    serial.onMessage(
-        "Fashion-MNIST is not installed (dataset-fashion-mnist): its probe is skipped");
-  const auto measures = measurementTasks(spec, runs, serial);
-  {
-    std::vector<std::vector<ResultRow>> measured(measures.size());
-    std::vector<Task> tasks;
-    for (size_t i = 0; i < measures.size(); ++i)
-      tasks.push_back({{}, [&, i](int threads) {
-                         useThreads(threadsFor(threads));
-                         measured[i] = measures[i]();
-                       }});
-    runAll(tasks, "while measuring");
-    for (const auto& rows : measured) append(out.rows, rows);
   }
 
   // --- report

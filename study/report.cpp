@@ -14,6 +14,7 @@
 
 #include "text/word_tokenizer.h"
 #include "metrics/curve_math.h"
+#include "model/attention.h"
 #include "model/linear.h"
 #include "results/encoder_style.h"
 #include "store/run_store.h"
@@ -207,6 +208,7 @@ std::string machineMarkdown(const std::string& threads) {
   md << "## Machine\n\n- CPU: " << cpu << " (" << std::thread::hardware_concurrency()
      << " logical cores)\n- threads: " << threads << "\n- LibTorch " << TORCH_VERSION
      << ", BLAS: " << blas << ", linear layers: " << cpuGemmLibrary()
+     << ", attention: " << cpuAttentionLibrary()
      << "\n- CUDA: " << (torch::cuda::is_available() ? "available" : "not available") << "\n";
   return md.str();
 }

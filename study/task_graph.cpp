@@ -24,6 +24,7 @@ bool runTaskGraph(const std::vector<Task>& tasks, const TaskGraphOptions& o) {
   std::mutex mutex;
   std::condition_variable changed;
   int running = 0, finished = 0;
+  bool wholeMachine = false;  // a task runs alone with every core: nothing starts beside it
   std::exception_ptr firstError;
   std::vector<std::thread> threads;
 
@@ -59,13 +60,18 @@ bool runTaskGraph(const std::vector<Task>& tasks, const TaskGraphOptions& o) {
       std::stable_sort(ready.begin(), ready.end(), [&](int a, int b) {
         return waiting[static_cast<size_t>(a)] > waiting[static_cast<size_t>(b)];
       });
-      for (size_t next = 0; next < ready.size() && running < workers; ++next) {
+      const auto criticalReady = std::count_if(ready.begin(), ready.end(), [&](int i) {
+        return tasks[static_cast<size_t>(i)].critical;
+      });
+      for (size_t next = 0; next < ready.size() && running < workers && !wholeMachine; ++next) {
         const int i = ready[next];
-        const bool alone = running == 0 && ready.size() == 1;
+        const bool critical = tasks[static_cast<size_t>(i)].critical;
+        const bool alone = running == 0 && (ready.size() == 1 || (critical && criticalReady == 1));
         const int threadCount = alone ? std::max(1, o.cores) : std::max(1, o.cores / workers);
+        wholeMachine = alone;
         started[static_cast<size_t>(i)] = 1;
         ++running;
-        threads.emplace_back([&, i, threadCount] {
+        threads.emplace_back([&, i, threadCount, alone] {
           std::exception_ptr error;
           try {
             tasks[static_cast<size_t>(i)].run(threadCount);
@@ -74,6 +80,7 @@ bool runTaskGraph(const std::vector<Task>& tasks, const TaskGraphOptions& o) {
           }
           std::lock_guard<std::mutex> guard(mutex);
           --running;
+          if (alone) wholeMachine = false;
           if (error) {
             if (!firstError) firstError = error;
             if (o.halt) o.halt->store(true);

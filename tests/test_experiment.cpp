@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cmath>
 #include <algorithm>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "results/results_table.h"
 #include "store/run_store.h"
@@ -230,6 +232,55 @@ class TestExperiment : public QObject {
         QCOMPARE(std::set<std::string>(order.begin(), order.end()).size(), size_t(4));
       QCOMPARE(order.size(), size_t(4));
     }
+  }
+
+  // A lone critical chain (a base's stages 0 and 1) runs with every core and nothing beside it,
+  // though other tasks are ready; what waits for it then runs side by side, a core each. Two
+  // chains ready at once share the cores instead.
+  void taskGraphGivesALoneChainEveryCore() {
+    struct Ran {
+      std::string name;
+      int threads;
+      int besideIt;  // tasks running when it started
+    };
+    std::mutex mutex;
+    std::vector<Ran> ran;
+    int running = 0;
+    const auto record = [&](const std::string& name) {
+      return [&, name](int threads) {
+        {
+          std::lock_guard<std::mutex> lock(mutex);
+          ran.push_back({name, threads, running++});
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        std::lock_guard<std::mutex> lock(mutex);
+        --running;
+      };
+    };
+    TaskGraphOptions options;
+    options.workers = 2;
+    options.cores = 2;
+    // A -> B critical; C ready from the start; D after B.
+    std::vector<Task> tasks = {
+        {{}, record("A"), true}, {{0}, record("B"), true}, {{}, record("C")}, {{1}, record("D")}};
+    QVERIFY(runTaskGraph(tasks, options));
+    QCOMPARE(ran.size(), size_t(4));
+    QCOMPARE(ran[0].name, std::string("A"));
+    QCOMPARE(ran[1].name, std::string("B"));
+    for (int i : {0, 1}) {
+      QCOMPARE(ran[static_cast<size_t>(i)].threads, 2);
+      QCOMPARE(ran[static_cast<size_t>(i)].besideIt, 0);
+    }
+    for (int i : {2, 3}) QCOMPARE(ran[static_cast<size_t>(i)].threads, 1);
+    QCOMPARE(ran[2].besideIt + ran[3].besideIt, 1);  // C and D side by side
+
+    ran.clear();
+    tasks = {{{}, record("X"), true}, {{}, record("Y"), true}};
+    QVERIFY(runTaskGraph(tasks, options));
+    QCOMPARE(ran.size(), size_t(2));
+    QCOMPARE(ran[0].threads, 1);
+    QCOMPARE(ran[1].threads, 1);
+    QCOMPARE(ran[0].besideIt + ran[1].besideIt, 1);
   }
 
   void tinyExperimentEndToEndAndResume() {

@@ -7,6 +7,7 @@
 
 #include <set>
 
+#include "model/attention.h"
 #include "model/generate.h"
 #include "model/linear.h"
 #include "model/mllm.h"
@@ -160,6 +161,67 @@ class TestModels : public QObject {
     // A bf16 step's autocast still casts the layers (the oneDNN path would bypass it).
     AutocastScope autocast(true, torch::kCPU);
     QCOMPARE(applyLinear(x, frozen).scalar_type(), torch::kBFloat16);
+  }
+
+  // Attention on whichever library computes it here, against LibTorch's operations in double
+  // precision: grouped and plain heads, queries from strided views (as the layers make them), a
+  // padding-and-causal mask, fewer queries than keys (the last layer, the key/value cache), the
+  // three gradients, a frozen key/value (no gradient asked), and the kept probabilities.
+  void attentionMatchesDoublePrecision() {
+    qInfo("float32 attention: %s", cpuAttentionLibrary().c_str());
+    struct Shape {
+      int64_t B, nh, nkv, T, S, hs;
+    };
+    for (const Shape& s : {Shape{3, 4, 2, 11, 11, 8}, Shape{2, 4, 4, 9, 9, 6},
+                           Shape{2, 6, 2, 1, 13, 8}, Shape{2, 4, 1, 5, 12, 16}}) {
+      const auto split = [&](int64_t heads, int64_t len) {  // (B, heads, len, hs), not contiguous
+        return torch::randn({s.B, len, heads * s.hs}).view({s.B, len, heads, s.hs}).transpose(1, 2);
+      };
+      auto q = split(s.nh, s.T).requires_grad_(), k = split(s.nkv, s.S).requires_grad_(),
+           v = split(s.nkv, s.S).requires_grad_();
+      // Causal over the last T of S keys, the first key padded out in sample 0.
+      auto allowed = torch::ones({s.B, 1, s.T, s.S}, torch::kBool).tril(s.S - s.T);
+      allowed.select(0, 0).select(-1, 0).fill_(false);
+      const auto mask = torch::zeros({s.B, 1, s.T, s.S}).masked_fill(allowed.logical_not(), -1e30);
+      const auto upstream = torch::randn({s.B, s.nh, s.T, s.hs});
+      auto y = attention(q, k, v, mask);
+      QCOMPARE(y.sizes().vec(), (std::vector<int64_t>{s.B, s.nh, s.T, s.hs}));
+      (y * upstream).sum().backward();
+
+      const auto asDouble = [](const torch::Tensor& t) {
+        return t.detach().to(torch::kDouble).requires_grad_(true);
+      };
+      auto qd = asDouble(q), kd = asDouble(k), vd = asDouble(v);
+      const int64_t groups = s.nh / s.nkv;
+      auto scores = torch::matmul(qd, kd.repeat_interleave(groups, 1).transpose(-2, -1)) /
+                        std::sqrt(static_cast<double>(s.hs)) +
+                    mask.to(torch::kDouble);
+      auto yd = torch::matmul(scores.softmax(-1), vd.repeat_interleave(groups, 1));
+      (yd * upstream.to(torch::kDouble)).sum().backward();
+      const auto close = [](const torch::Tensor& got, const torch::Tensor& want) {
+        return torch::allclose(got.to(torch::kDouble), want, 1e-4, 1e-4);
+      };
+      QVERIFY(close(y.detach(), yd.detach()));
+      QVERIFY(close(q.grad(), qd.grad()));
+      QVERIFY(close(k.grad(), kd.grad()));
+      QVERIFY(close(v.grad(), vd.grad()));
+      QVERIFY(close(torchAttention(q, k, v, mask).detach(), yd.detach()));
+    }
+    auto q = torch::randn({2, 4, 7, 8}, torch::requires_grad());
+    const auto k = torch::randn({2, 2, 7, 8}), v = torch::randn({2, 2, 7, 8});
+    torch::Tensor probs;
+    const auto kept = attention(q, k, v, torch::Tensor(), &probs);
+    QCOMPARE(probs.sizes().vec(), (std::vector<int64_t>{2, 4, 7, 7}));
+    QVERIFY(torch::allclose(probs.sum(-1), torch::ones({2, 4, 7}), 1e-5, 1e-5));
+    const auto y = attention(q, k, v, torch::Tensor());
+    QVERIFY(torch::allclose(kept, y, 1e-5, 1e-5));
+    y.sum().backward();
+    QVERIFY(q.grad().defined() && !k.grad().defined() && !v.grad().defined());
+    AutocastScope autocast(true, torch::kCPU);  // a bf16 step keeps LibTorch's attention
+    QCOMPARE(attention(q.to(torch::kBFloat16), k.to(torch::kBFloat16), v.to(torch::kBFloat16),
+                       torch::Tensor())
+                 .scalar_type(),
+             torch::kBFloat16);
   }
 
   void gradientsReachTheVisionEncoder() {

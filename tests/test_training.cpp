@@ -372,9 +372,13 @@ class TestTraining : public QObject {
   }
 
   // GRPO learns from its verifiable reward: from a stage-1 model of the tiny chain, 100 steps
-  // with the accuracy reward alone raise the sampled completions' accuracy (the last 20 steps'
-  // mean over the first 20's, 640 completions each) and the held-out greedy VQA accuracy.
-  void grpoRaisesItsAccuracyReward() {
+  // with the accuracy reward alone raise the held-out greedy VQA accuracy (the same 192 questions
+  // before and after). The sampled completions' reward curve is logged at every step but is not
+  // the yardstick: 4 prompts a step make a 20-step mean uncertain by about +-0.03, and on the
+  // chain this code trains it stays flat (0.505 over the first 20 steps, 0.531 over the last 20)
+  // while the held-out accuracy rises 0.516 -> 0.599; an earlier chain (other rounding) showed a
+  // rise of more than 0.03 in the curve as well.
+  void grpoRaisesHeldOutAccuracy() {
     TrainOptions opt;
     opt.workspace = m_dir.filePath("grpo-ws").toStdString();
     int64_t parent = 0;
@@ -399,16 +403,17 @@ class TestTraining : public QObject {
     const auto r = train(c, opt);
     QCOMPARE(std::string(name(r.status)), std::string("finished"));
     const auto accuracy = series(opt.workspace, r.runId, "rewards/accuracy/mean");
+    QCOMPARE(accuracy.size(), size_t(100));
     double first = 0, last = 0;
     for (int step = 1; step <= 20; ++step) first += accuracy.at(step) / 20;
     for (int step = 81; step <= 100; ++step) last += accuracy.at(step) / 20;
+    for (const auto& [step, value] : accuracy) QVERIFY(value >= 0 && value <= 1);
     double after = 0;
     for (const auto& [k, v] : r.evaluation)
       if (k == "vqa/accuracy") after = v;
     qInfo("GRPO accuracy reward: first 20 steps %.3f, last 20 %.3f; held-out VQA %.3f -> %.3f",
           first, last, before, after);
-    QVERIFY2(last > first + 0.03, qPrintable(QString("%1 -> %2").arg(first).arg(last)));
-    QVERIFY2(after > before, qPrintable(QString("%1 -> %2").arg(before).arg(after)));
+    QVERIFY2(after > before + 0.04, qPrintable(QString("%1 -> %2").arg(before).arg(after)));
   }
 
   void resumeReproducesTheUninterruptedRun() {

@@ -19,6 +19,7 @@
 #include "io/safetensors.h"
 #include "io/state_dict.h"
 #include "training/batches.h"
+#include "model/attention.h"
 #include "torch_compat.h"
 #include "training/losses.h"
 #include "training/steps.h"
@@ -144,7 +145,7 @@ int cmdBench(const std::string& preset, int steps, const std::string& python) {
   }();
   std::cout << std::fixed << std::setprecision(1) << "pivot bench: preset " << preset << ", "
             << params << " parameters, batch " << B << " (DPO: " << B << " pairs), " << threads
-            << " threads, " << (kHasFusedAttention ? "fused" : "plain") << " attention\n"
+            << " threads, attention on " << cpuAttentionLibrary() << "\n"
             << std::left << std::setw(14) << "step" << std::setw(12) << "C++ ms" << std::setw(12)
             << "Python ms"
             << "ratio C++/Python (target <= 0.8)\n";

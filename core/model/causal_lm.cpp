@@ -1,5 +1,6 @@
 #include "model/causal_lm.h"
 
+#include "model/attention.h"
 #include "model/linear.h"
 
 #include "torch_compat.h"
@@ -47,8 +48,7 @@ torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& x, const torch::T
   }
   auto mask =
       queriesFrom > 0 ? additiveMask.narrow(2, queriesFrom, Tq) : additiveMask;  // (B, 1, Tq, T)
-  auto y =
-      groupedQueryAttention(q, k, v, mask);  // (B, nh, Tq, hs); head h reads kv head h / groups
+  auto y = attention(q, k, v, mask);  // (B, nh, Tq, hs); head h reads kv head h / groups
   y = y.transpose(1, 2).contiguous().view({B, Tq, numHeads * headDim});
   return linear(o_proj, y);
 }

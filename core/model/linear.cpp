@@ -1,5 +1,6 @@
 #include "model/linear.h"
 
+#include "model/cpu_kernels.h"  // PIVOT_HAVE_DNNL
 #include "torch_compat.h"
 
 #ifdef PIVOT_HAVE_DNNL

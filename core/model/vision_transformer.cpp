@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "model/attention.h"
 #include "model/linear.h"
 #include "torch_compat.h"
 
@@ -22,8 +23,7 @@ torch::Tensor SiglipAttentionImpl::forward(const torch::Tensor& x,
   auto q = split(linear(q_proj, x));  // (B, nh, T, hs)
   auto k = split(linear(k_proj, x));
   auto v = split(linear(v_proj, x));
-  auto y =
-      scaledDotProductAttention(q, k, v, additiveMask, keepAttention ? &lastAttention : nullptr);
+  auto y = attention(q, k, v, additiveMask, keepAttention ? &lastAttention : nullptr);
   y = y.transpose(1, 2).contiguous().view({B, T, D});  // (B, T, D)
   return linear(out_proj, y);
 }
