@@ -448,7 +448,8 @@ std::string threadsUse(int fixedThreads, int jobs, int cores) {
   if (jobs > 1)
     return std::to_string(jobs) + " stages side by side, " +
            std::to_string(std::max(1, cores / jobs)) +
-           " each (a stage with nothing beside it: " + std::to_string(cores) + ")";
+           " each (a lone stage-0/1 chain, or a stage with nothing beside it: " +
+           std::to_string(cores) + ")";
   return std::to_string(cores) + ", one stage at a time";
 }
 

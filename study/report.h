@@ -29,7 +29,7 @@ struct StudyRuns {
 };
 
 // `threads` says how the stages used the CPU (the Machine section), e.g. "2 stages side by side, 1
-// each (a stage with nothing beside it: 2)".
+// each (a lone stage-0/1 chain, or a stage with nothing beside it: 2)".
 void writeReport(const std::string& dir, const std::string& workspace, const StudyRuns& runs,
                  const std::vector<ResultRow>& rows, const std::string& threads,
                  ExperimentProgress& progress);
