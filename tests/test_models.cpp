@@ -23,6 +23,17 @@ void randomise(torch::nn::Module& m) {
   for (auto& p : m.parameters()) p.normal_(0, 0.2);
 }
 
+// A float32 tensor's values as a new float64 leaf that records its own gradient: the reference
+// computation of the float32 kernels' tests.
+torch::Tensor doubleLeaf(const torch::Tensor& t) {
+  return t.detach().to(torch::kDouble).requires_grad_(true);
+}
+
+// A float32 result against its float64 reference.
+bool closeToDouble(const torch::Tensor& got, const torch::Tensor& want) {
+  return torch::allclose(got.to(torch::kDouble), want, 1e-4, 1e-4);
+}
+
 }  // namespace
 
 class TestModels : public QObject {
@@ -139,18 +150,14 @@ class TestModels : public QObject {
       QCOMPARE(y.sizes().vec(), (std::vector<int64_t>{37, 5, 176}));
       (y * upstream).sum().backward();
 
-      auto xd = x.detach().to(torch::kDouble).requires_grad_(true);
-      auto wd = w.detach().to(torch::kDouble).requires_grad_(true);
-      auto bd = withBias ? b.detach().to(torch::kDouble).requires_grad_(true) : torch::Tensor();
+      auto xd = doubleLeaf(x), wd = doubleLeaf(w);
+      auto bd = withBias ? doubleLeaf(b) : torch::Tensor();
       auto yd = torch::nn::functional::linear(xd, wd, bd);
       (yd * upstream.to(torch::kDouble)).sum().backward();
-      const auto close = [](const torch::Tensor& got, const torch::Tensor& want) {
-        return torch::allclose(got.to(torch::kDouble), want, 1e-4, 1e-4);
-      };
-      QVERIFY(close(y.detach(), yd.detach()));
-      QVERIFY(close(x.grad(), xd.grad()));
-      QVERIFY(close(w.grad(), wd.grad()));
-      if (withBias) QVERIFY(close(b.grad(), bd.grad()));
+      QVERIFY(closeToDouble(y.detach(), yd.detach()));
+      QVERIFY(closeToDouble(x.grad(), xd.grad()));
+      QVERIFY(closeToDouble(w.grad(), wd.grad()));
+      if (withBias) QVERIFY(closeToDouble(b.grad(), bd.grad()));
     }
     auto x = torch::randn({4, 8, 32}, torch::requires_grad());
     const auto frozen = torch::randn({16, 32});
@@ -188,24 +195,18 @@ class TestModels : public QObject {
       QCOMPARE(y.sizes().vec(), (std::vector<int64_t>{s.B, s.nh, s.T, s.hs}));
       (y * upstream).sum().backward();
 
-      const auto asDouble = [](const torch::Tensor& t) {
-        return t.detach().to(torch::kDouble).requires_grad_(true);
-      };
-      auto qd = asDouble(q), kd = asDouble(k), vd = asDouble(v);
+      auto qd = doubleLeaf(q), kd = doubleLeaf(k), vd = doubleLeaf(v);
       const int64_t groups = s.nh / s.nkv;
       auto scores = torch::matmul(qd, kd.repeat_interleave(groups, 1).transpose(-2, -1)) /
                         std::sqrt(static_cast<double>(s.hs)) +
                     mask.to(torch::kDouble);
       auto yd = torch::matmul(scores.softmax(-1), vd.repeat_interleave(groups, 1));
       (yd * upstream.to(torch::kDouble)).sum().backward();
-      const auto close = [](const torch::Tensor& got, const torch::Tensor& want) {
-        return torch::allclose(got.to(torch::kDouble), want, 1e-4, 1e-4);
-      };
-      QVERIFY(close(y.detach(), yd.detach()));
-      QVERIFY(close(q.grad(), qd.grad()));
-      QVERIFY(close(k.grad(), kd.grad()));
-      QVERIFY(close(v.grad(), vd.grad()));
-      QVERIFY(close(torchAttention(q, k, v, mask).detach(), yd.detach()));
+      QVERIFY(closeToDouble(y.detach(), yd.detach()));
+      QVERIFY(closeToDouble(q.grad(), qd.grad()));
+      QVERIFY(closeToDouble(k.grad(), kd.grad()));
+      QVERIFY(closeToDouble(v.grad(), vd.grad()));
+      QVERIFY(closeToDouble(torchAttention(q, k, v, mask).detach(), yd.detach()));
     }
     auto q = torch::randn({2, 4, 7, 8}, torch::requires_grad());
     const auto k = torch::randn({2, 2, 7, 8}), v = torch::randn({2, 2, 7, 8});

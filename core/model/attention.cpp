@@ -124,14 +124,13 @@ struct BatchedAttention : torch::autograd::Function<BatchedAttention> {
     if (mask.additive.defined()) scores.view({B, nh, T, S}).add_(mask.additive);
     auto p = torch::softmax(scores, /*dim=*/-1);
     ctx->save_for_backward({qRows, k, v, p});
-    ctx->saved_data["scale"] = scale;
     return batchedProduct(p, v).view({B, nh, T, hs});
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &qRows = saved[0], &k = saved[1], &v = saved[2], &p = saved[3];
-    const double scale = ctx->saved_data["scale"].toDouble();
+    const double scale = 1.0 / std::sqrt(static_cast<double>(qRows.size(-1)));
     const auto dOut = grads[0].contiguous().view(qRows.sizes());  // (B, nkv, g*T, hs)
     const auto dProbs = batchedProduct(dOut, v.transpose(-2, -1));
     const auto dScores = torch::_softmax_backward_data(dProbs, p, /*dim=*/-1, torch::kFloat32);
@@ -171,9 +170,7 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
 
 std::string cpuAttentionLibrary() {
 #ifdef PIVOT_HAVE_DNNL
-  const dnnl_version_t* v = dnnl_version();
-  return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
-         std::to_string(v->patch) + " matmul";
+  return oneDnnVersion() + " matmul";
 #else
   return kHasFusedAttention ? "LibTorch (fused)" : "LibTorch";
 #endif

@@ -5,8 +5,8 @@
 // time, each a separate OpenBLAS call on its AVX2 kernels; a mini-preset step makes ~5000 of them
 // (32 samples x 4 heads per product, 6 products per layer). oneDNN's batched matmul takes each
 // product in one call on the processor's own kernels: the attention's forward and backward run
-// about twice as fast, and more of the step scales with a second thread. LibTorch 2.x's fused
-// kernel, CUDA, bf16 and autocast keep LibTorch's attention.
+// about twice as fast, and more of the step scales with a second thread. CUDA, bf16 and autocast
+// keep LibTorch's attention (on LibTorch 2.x its fused kernel), as does a build without oneDNN.
 #pragma once
 #include <string>
 

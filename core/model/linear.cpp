@@ -83,9 +83,7 @@ torch::Tensor applyLinear(const torch::Tensor& x, const torch::Tensor& weight,
 
 std::string cpuGemmLibrary() {
 #ifdef PIVOT_HAVE_DNNL
-  const dnnl_version_t* v = dnnl_version();
-  return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
-         std::to_string(v->patch) + " sgemm";
+  return oneDnnVersion() + " sgemm";
 #else
   return "LibTorch's BLAS";
 #endif

@@ -22,8 +22,7 @@ inline torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor&
 }
 
 // Which library multiplies the layers' float32 matrices on the CPU ("oneDNN 2.6.3 sgemm" or
-// "LibTorch's BLAS"),
-// for the report's Machine section.
+// "LibTorch's BLAS"), for the report's Machine section.
 std::string cpuGemmLibrary();
 
 }  // namespace pivot
