@@ -92,6 +92,15 @@ class TestCurves : public QObject {
     const auto fastZoom = downsampleMinMaxLast(xs, ys, 5000.5, 600000.25, columns, &blocks);
     const auto slowZoom = downsampleMinMaxLast(xs, ys, 5000.5, 600000.25, columns);
     QCOMPARE(fastZoom.x, slowZoom.x);
+    // With NaNs (a diverged step, whole blocks of them) the blocks pick the very same points.
+    std::vector<double> gappy = ys;
+    for (size_t i = 0; i < n; i += 997) gappy[i] = NAN;
+    for (size_t i = 64000; i < 64200; ++i) gappy[i] = NAN;
+    BlockExtremes gappyBlocks;
+    gappyBlocks.update(gappy);
+    for (const int cols : {columns, 37, 3000})
+      QCOMPARE(downsampleMinMaxLast(xs, gappy, 0, static_cast<double>(n - 1), cols, &gappyBlocks).x,
+               downsampleMinMaxLast(xs, gappy, 0, static_cast<double>(n - 1), cols).x);
     ys.push_back(-99);  // appended data: update() extends the summary
     xs.push_back(static_cast<double>(n));
     blocks.update(ys);

@@ -62,6 +62,9 @@ CurvePanel::CurvePanel(const QString& title, const QStringList& keys, const QStr
   m_plot->xAxis->setTickLabelFont(QFont(font().family(), 8));
   m_plot->yAxis->setTickLabelFont(QFont(font().family(), 8));
   m_plot->setNoAntialiasingOnDrag(true);
+  // One polyline per graph instead of a QPainter call per segment: a third of the paint time of
+  // 16 lines x ~700 points (9 -> 3 ms); the lines stay antialiased (solid pens only).
+  m_plot->setPlottingHint(QCP::phFastPolylines, true);
   layout->addWidget(m_plot, 1);
   if (!note.isEmpty()) {
     m_note = new QLabel(note, this);

@@ -17,6 +17,9 @@ const std::vector<double>& MetricSeries::smoothed(double weight) {
   if (weight != m_weight || m_smoothed.size() > values.size() || constantSoFar != m_constant ||
       constantSoFar) {
     m_smoothed = debiasedEma(values, weight);
+    // Room to grow as values has: an exactly sized vector would be copied whole (and its pages
+    // faulted in anew) by the first point that arrives, 23 ms at 1M points.
+    m_smoothed.reserve(values.capacity());
     m_smoothedBlocks = BlockExtremes();  // every smoothed value changed
     m_weight = weight;
     m_constant = constantSoFar;

@@ -27,13 +27,24 @@ std::vector<double> debiasedEma(const std::vector<double>& ys, double weight) {
 
 namespace {
 
-// Index of the smaller / larger of two points, NaN losing to any number.
-inline size_t lower(const std::vector<double>& ys, size_t a, size_t b) {
-  return (ys[b] < ys[a] || std::isnan(ys[a])) ? b : a;
-}
-inline size_t higher(const std::vector<double>& ys, size_t a, size_t b) {
-  return (ys[b] > ys[a] || std::isnan(ys[a])) ? b : a;
-}
+// The smallest and largest point seen so far in a scan, NaN losing to any number and the earlier
+// point winning a tie (so every way of scanning a range picks the same points).
+struct Extremes {
+  size_t minI, maxI;
+  double minV, maxV;
+  Extremes(size_t i, double y) : minI(i), maxI(i), minV(y), maxV(y) {}
+  void add(size_t i, double y) { add(i, y, i, y); }
+  void add(size_t iMin, double yMin, size_t iMax, double yMax) {
+    if (yMin < minV || std::isnan(minV)) {
+      minI = iMin;
+      minV = yMin;
+    }
+    if (yMax > maxV || std::isnan(maxV)) {
+      maxI = iMax;
+      maxV = yMax;
+    }
+  }
+};
 
 }  // namespace
 
@@ -42,15 +53,16 @@ void BlockExtremes::update(const std::vector<double>& ys) {
   const size_t blocks = (ys.size() + kBlock - 1) / kBlock;
   minIndex.resize(blocks);
   maxIndex.resize(blocks);
+  minValue.resize(blocks);
+  maxValue.resize(blocks);
   for (size_t b = firstDirty; b < blocks; ++b) {
     const size_t start = b * kBlock, end = std::min(ys.size(), start + kBlock);
-    size_t mn = start, mx = start;
-    for (size_t i = start + 1; i < end; ++i) {
-      mn = lower(ys, mn, i);
-      mx = higher(ys, mx, i);
-    }
-    minIndex[b] = mn;
-    maxIndex[b] = mx;
+    Extremes e(start, ys[start]);
+    for (size_t i = start + 1; i < end; ++i) e.add(i, ys[i]);
+    minIndex[b] = e.minI;
+    maxIndex[b] = e.maxI;
+    minValue[b] = e.minV;
+    maxValue[b] = e.maxV;
   }
   coveredPoints = ys.size();
 }
@@ -88,27 +100,19 @@ XYPoints downsampleMinMaxLast(const std::vector<double>& xs, const std::vector<d
                                      xs.begin());
     if (b + 1 == columns) end = std::min(end, hi);
     if (end == start) continue;
-    size_t minI = start, maxI = start;
+    Extremes e(start, ys[start]);
     constexpr size_t B = BlockExtremes::kBlock;
     size_t i = start + 1;
     if (blocks && end - start > 2 * B) {
       const size_t firstFull = (start + B - 1) / B,
                    lastFull = end / B;  // blocks inside [start, end)
-      for (; i < firstFull * B; ++i) {
-        minI = lower(ys, minI, i);
-        maxI = higher(ys, maxI, i);
-      }
-      for (size_t b = firstFull; b < lastFull; ++b) {
-        minI = lower(ys, minI, blocks->minIndex[b]);
-        maxI = higher(ys, maxI, blocks->maxIndex[b]);
-      }
+      for (; i < firstFull * B; ++i) e.add(i, ys[i]);
+      for (size_t k = firstFull; k < lastFull; ++k)
+        e.add(blocks->minIndex[k], blocks->minValue[k], blocks->maxIndex[k], blocks->maxValue[k]);
       i = std::max(i, lastFull * B);
     }
-    for (; i < end; ++i) {
-      minI = lower(ys, minI, i);
-      maxI = higher(ys, maxI, i);
-    }
-    size_t keep[3] = {minI, maxI, end - 1};
+    for (; i < end; ++i) e.add(i, ys[i]);
+    size_t keep[3] = {e.minI, e.maxI, end - 1};
     std::sort(keep, keep + 3);
     for (int k = 0; k < 3; ++k)
       if (k == 0 || keep[k] != keep[k - 1]) keepPoint(keep[k]);
