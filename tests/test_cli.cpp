@@ -1,6 +1,8 @@
 // The `pivot` command as a user runs it: errors are one line with exit code 2 and write nothing;
 // train, runs, metrics --csv and export work on a tiny run.
 #include <QtTest/QtTest>
+
+#include <QCryptographicHash>
 #include <torch/torch.h>
 
 #include <QColor>
@@ -693,6 +695,31 @@ class TestCli : public QObject {
     QVERIFY(QFileInfo::exists(hf + "/tokenizer.json"));  // the model's tokenizer travels with it
     r = pivotCmd({"model", "check", hf});
     QVERIFY2(r.code == 0 && r.out.contains("vocab 151665"), qPrintable(r.err + r.out));
+    // An export never mixes with another: a second one into the same folder is refused unless
+    // --overwrite, which replaces the folder whole (a sharded export leaves no single file behind).
+    r = pivotCmd({"--workspace", ws, "export", "rdpo", "--format", "hf", "--dtype", "f32",
+                  "--shard-mb", "1", "--out", hf});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("already holds files; pass --overwrite"), qPrintable(r.err));
+    QVERIFY(QFileInfo::exists(hf + "/model.safetensors"));
+    r = pivotCmd({"--workspace", ws, "export", "rdpo", "--format", "hf", "--dtype", "f32",
+                  "--shard-mb", "1", "--out", hf, "--overwrite"});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QVERIFY(QFileInfo::exists(hf + "/model.safetensors.index.json"));
+    QVERIFY(!QFileInfo::exists(hf + "/model.safetensors"));
+    // The run's own base model folder is never a target: its weights stay as they were.
+    const auto baseBytes = [&] {
+      QFile f(model + "/model.safetensors");
+      return f.open(QIODevice::ReadOnly)
+                 ? QCryptographicHash::hash(f.readAll(), QCryptographicHash::Md5)
+                 : QByteArray();
+    };
+    const QByteArray before = baseBytes();
+    r = pivotCmd(
+        {"--workspace", ws, "export", "rdpo", "--format", "hf", "--out", model, "--overwrite"});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("is the run's base model folder"), qPrintable(r.err));
+    QCOMPARE(baseBytes(), before);
     RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
     const auto run = store.findRun("rdpo");
     auto trained = loadCheckpointFolder(lastUsableCheckpoint(store, run.id), "cpu");

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "io/checkpoint.h"
+#include "io/export_folder.h"
 #include "io/safetensors.h"
 #include "io/state_dict.h"
 
@@ -200,6 +201,84 @@ class TestSafetensors : public QObject {
     // No temporary folder is left behind.
     for (const auto& e : std::filesystem::directory_iterator(dir.path().toStdString()))
       QVERIFY2(e.path().filename().string().rfind(".tmp", 0) != 0, e.path().c_str());
+  }
+
+  // An export goes to a staging folder and is swapped in whole: a failure leaves the target as it
+  // was and nothing staged, a commit replaces the old folder (no file of the earlier export stays).
+  void exportFolderIsStagedAndSwappedWhole() {
+    QTemporaryDir dir;
+    const std::filesystem::path root = dir.path().toStdString();
+    const auto target = root / "out";
+    const auto write = [](const std::filesystem::path& p, const std::string& text) {
+      std::ofstream(p) << text;
+    };
+    {
+      StagedFolder staged(target);
+      write(staged.path() / "model.safetensors", "half");
+    }  // no commit: an error was thrown half-way
+    QVERIFY(!std::filesystem::exists(target));
+    QCOMPARE(std::distance(std::filesystem::directory_iterator(root),
+                           std::filesystem::directory_iterator()),
+             0);
+    {
+      StagedFolder staged(target);
+      write(staged.path() / "config.json", "{}");
+      write(staged.path() / "model.safetensors", "single");
+      staged.commit();
+    }
+    {
+      StagedFolder staged(target);  // a sharded export over the single-file one
+      write(staged.path() / "config.json", "{}");
+      write(staged.path() / "model.safetensors.index.json", "{}");
+      staged.commit();
+    }
+    QVERIFY(std::filesystem::exists(target / "model.safetensors.index.json"));
+    QVERIFY(!std::filesystem::exists(target / "model.safetensors"));  // never two layouts
+    QCOMPARE(std::distance(std::filesystem::directory_iterator(root),
+                           std::filesystem::directory_iterator()),
+             1);  // no staging or replaced folder left beside it
+  }
+
+  void exportTargetsThatWouldMixOrDestroyAreRefused() {
+    QTemporaryDir dir;
+    const std::filesystem::path root = dir.path().toStdString();
+    std::filesystem::create_directories(root / "model" / "sub");
+    std::ofstream(root / "model" / "config.json") << "{}";
+    std::ofstream(root / "data.json") << "[]";
+    std::filesystem::create_directories(root / "other");
+    std::ofstream(root / "other" / "notes.txt") << "mine";
+    const std::vector<ProtectedPath> sources = {{"the run's base model folder", root / "model"},
+                                                {"the run's data file", root / "data.json"},
+                                                {"nothing", ""}};
+    const auto refusal = [&](const std::filesystem::path& target, bool overwrite) -> std::string {
+      try {
+        checkExportTarget(target, sources, overwrite);
+      } catch (const std::exception& e) {
+        return e.what();
+      }
+      return "";
+    };
+    QCOMPARE(refusal(root / "new", false), std::string());  // a new folder
+    std::filesystem::create_directories(root / "empty");
+    QCOMPARE(refusal(root / "empty", false), std::string());
+    QVERIFY(refusal(root / "model", true).find("is the run's base model folder") !=
+            std::string::npos);
+    QVERIFY(refusal(root / "model/../model/", true).find("is the run's base model folder") !=
+            std::string::npos);  // the same folder spelt otherwise
+    QVERIFY(refusal(root / "model" / "sub", true).find("is inside the run's base model folder") !=
+            std::string::npos);
+    QVERIFY(refusal(root, true).find("holds the run's base model folder") != std::string::npos);
+    std::filesystem::create_directory_symlink(root / "model", root / "link");
+    QVERIFY(refusal(root / "link", true).find("is the run's base model folder") !=
+            std::string::npos);  // through a symbolic link
+    QVERIFY(refusal(root / "data.json", true).find("data file") != std::string::npos);
+    const std::string full = refusal(root / "other", false);
+    QVERIFY2(full.find("already holds files; pass --overwrite") != std::string::npos, full.c_str());
+    QVERIFY(refusal(root / "other", true).find("not an earlier export") != std::string::npos);
+    std::ofstream(root / "other" / "config.json") << "{}";
+    QCOMPARE(refusal(root / "other", true), std::string());
+    QVERIFY(refusal(root / "other" / "notes.txt", true).find("is not a folder") !=
+            std::string::npos);
   }
 };
 

@@ -187,6 +187,7 @@ struct ExportArgs {
   std::string format = "pivot";  // pivot (checkpoint + vision_encoder/ + metrics.csv) | hf
   std::string dtype = "bf16";    // hf: bf16 | f16 | f32
   int shardMb = 2048;            // hf: largest shard
+  bool overwrite = false;        // replace an earlier export folder whole
 };
 int cmdExport(const std::string& workspace, const ExportArgs& args);
 int cmdDoctor(const std::string& workspace, bool fix);

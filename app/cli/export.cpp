@@ -6,10 +6,12 @@
 
 #include "commands.h"
 #include "io/checkpoint.h"
+#include "io/export_folder.h"
 #include "io/hf_llava.h"
 #include "io/safetensors.h"
 #include "store/workspace.h"
 #include "torch_compat.h"
+#include "config/text_file.h"
 #include "text/word_tokenizer.h"
 #include "training/run_checkpoint.h"
 
@@ -19,30 +21,51 @@ namespace pivot::cli {
 
 namespace {
 
+// What an export must never replace or write into: everything the run reads from, and the
+// workspace's own files.
+std::vector<ProtectedPath> runSources(const std::string& workspace, const TrainConfig& config,
+                                      const std::string& checkpoint) {
+  std::vector<ProtectedPath> paths = {
+      {"the run's base model folder", config.model_dir},
+      {"the run's data file", config.data},
+      {"the run's image folder", config.image_root},
+      {"the run's checkpoint", checkpoint},
+      {"the workspace's checkpoints", fs::path(workspace) / "checkpoints"},
+      {"the workspace's run store", storePath(workspace)}};
+  const bool encoderFromRun = !config.vision_init.empty() && config.vision_init.find_first_not_of(
+                                                                 "0123456789") == std::string::npos;
+  if (!config.vision_init.empty() && !encoderFromRun)
+    paths.push_back({"the folder the run's encoder came from", config.vision_init});
+  return paths;
+}
+
 // `pivot export --format hf`: a LLaVA folder transformers loads, and the encoder on its own.
 int exportHf(const std::string& workspace, const ExportArgs& args) {
   auto store = openExisting(workspace);
   const auto run = store->findRun(args.run);
   const auto ref = resolveCheckpoint(*store, args.run);
-  auto loaded = loadCheckpointFolder(ref.path, "cpu");
   HfExportOptions options;
   options.dtype = storedDtypeFromName(args.dtype);
   if (args.shardMb <= 0) throw std::runtime_error("--shard-mb must be positive");
   options.shardBytes = int64_t{args.shardMb} << 20;
-  saveHfLlava(loaded.model, args.out, options);
-  saveSiglipVision(loaded.model, (fs::path(args.out) / "vision_encoder").string(), options.dtype);
+  auto loaded = loadCheckpointFolder(ref.path, "cpu");
+  checkExportTarget(args.out, runSources(workspace, loaded.config, ref.path), args.overwrite);
+  StagedFolder staged(args.out);  // written whole, then swapped in: never two layouts in one folder
+  const fs::path folder = staged.path();
+  saveHfLlava(loaded.model, folder.string(), options);
+  saveSiglipVision(loaded.model, (folder / "vision_encoder").string(), options.dtype);
   // The tokenizer travels with the weights, so the export is a complete model: a real model's
   // run carries its folder's files, a ShapesWorld run its word vocabulary as a WordLevel one.
   if (loaded.config.realModel()) {
     for (const char* file : {"tokenizer.json", "tokenizer_config.json"})
       if (fs::exists(fs::path(loaded.config.model_dir) / file))
-        fs::copy_file(fs::path(loaded.config.model_dir) / file, fs::path(args.out) / file,
-                      fs::copy_options::overwrite_existing);
+        fs::copy_file(fs::path(loaded.config.model_dir) / file, folder / file);
   } else {
     const WordTokenizer words = WordTokenizer::shapesWorld();
-    std::ofstream(fs::path(args.out) / "tokenizer.json") << words.hfTokenizerJson();
-    std::ofstream(fs::path(args.out) / "tokenizer_config.json") << words.hfTokenizerConfigJson();
+    writeTextFile(folder / "tokenizer.json", words.hfTokenizerJson());
+    writeTextFile(folder / "tokenizer_config.json", words.hfTokenizerConfigJson());
   }
+  staged.commit();
   try {
     RunStore(storePath(workspace))
         .addArtifact(run.id, "export-hf", fs::absolute(args.out).string());
@@ -69,13 +92,17 @@ int cmdExport(const std::string& workspace, const ExportArgs& args) {
   const auto ref = resolveCheckpoint(*store, runName);  // the last checkpoint whose files exist
   const std::string ckpt = ref.path;
   auto weights = readCheckpointWeights(ckpt);  // validates the file before anything is written
-  fs::create_directories(outDir);
-  fs::copy_file(fs::path(ckpt) / "model.safetensors", fs::path(outDir) / "model.safetensors",
-                fs::copy_options::overwrite_existing);
-  fs::copy_file(fs::path(ckpt) / "config.json", fs::path(outDir) / "config.json",
-                fs::copy_options::overwrite_existing);
+  auto config = readCheckpointConfig(ckpt);
+  TrainConfig trained;
+  if (config.contains("pivot_train_config"))
+    trained = trainConfigFromJson(config.at("pivot_train_config"));
+  checkExportTarget(outDir, runSources(workspace, trained, ckpt), args.overwrite);
+  StagedFolder staged(outDir);  // written whole, then swapped in
+  const fs::path folder = staged.path();
+  fs::copy_file(fs::path(ckpt) / "model.safetensors", folder / "model.safetensors");
+  fs::copy_file(fs::path(ckpt) / "config.json", folder / "config.json");
   // The vision encoder alone, under SiglipVisionModel's names, with its own config.json.
-  const std::string encoderDir = (fs::path(outDir) / "vision_encoder").string();
+  const std::string encoderDir = (folder / "vision_encoder").string();
   fs::create_directories(encoderDir);
   TensorMap encoder;
   const std::string prefix = "vision_tower.";
@@ -83,16 +110,23 @@ int cmdExport(const std::string& workspace, const ExportArgs& args) {
     if (name.rfind(prefix, 0) == 0) encoder["vision_model." + name.substr(prefix.size())] = t;
   saveSafetensors((fs::path(encoderDir) / "model.safetensors").string(), encoder,
                   {{"format", "pt"}});
-  auto config = readCheckpointConfig(ckpt);
   nlohmann::json visionConfig = config.at("vision_config");
   visionConfig["architectures"] = {"SiglipVisionModel"};
-  std::ofstream(fs::path(encoderDir) / "config.json") << visionConfig.dump(2) << "\n";
+  writeTextFile(fs::path(encoderDir) / "config.json", visionConfig.dump(2) + "\n");
   {
-    std::ofstream csv(fs::path(outDir) / "metrics.csv");
+    std::ofstream csv(folder / "metrics.csv");
     auto* old = std::cout.rdbuf(csv.rdbuf());
-    cmdMetrics(workspace, std::to_string(run.id), true, "");
+    try {
+      cmdMetrics(workspace, std::to_string(run.id), true, "");
+    } catch (...) {
+      std::cout.rdbuf(old);
+      throw;
+    }
     std::cout.rdbuf(old);
+    if (!csv.flush())
+      throw std::runtime_error((folder / "metrics.csv").string() + ": cannot be written");
   }
+  staged.commit();
   try {
     RunStore(storePath(workspace)).addArtifact(run.id, "export", fs::absolute(outDir).string());
   } catch (const std::exception& e) {  // a read-only workspace: the export itself is done

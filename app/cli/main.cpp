@@ -87,6 +87,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"bf16", "f16", "f32"}));
   exportCmd->add_option("--shard-mb", ea.shardMb, "hf: largest shard in MB")->capture_default_str();
+  exportCmd->add_flag("--overwrite", ea.overwrite,
+                      "replace an earlier export in --out whole (without it a folder that holds "
+                      "files is refused)");
 
   int benchSteps = 10;
   std::string python = "/usr/bin/python3";

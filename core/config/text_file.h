@@ -1,4 +1,5 @@
-// Reading a whole file: the one reader for tokenizer files, chat files and fixtures.
+// Reading and writing a whole file: the one reader for tokenizer files, chat files and fixtures,
+// and the one writer of small text files that says when the bytes did not reach the disk.
 #pragma once
 #include <fstream>
 #include <sstream>
@@ -14,6 +15,13 @@ inline std::string readTextFile(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// Writes `text` as the whole file; throws "<path>: cannot be written" (a full disk included).
+inline void writeTextFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out.flush()) throw std::runtime_error(path + ": cannot be written");
 }
 
 }  // namespace pivot
