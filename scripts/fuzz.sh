@@ -16,7 +16,8 @@ fi
 cmake --build "$BUILD" -j"$(nproc)" > "$BUILD/build.log" 2>&1 || { tail -40 "$BUILD/build.log"; exit 1; }
 
 for target in fuzz_safetensors_header fuzz_preset_json fuzz_config_json fuzz_masked_records \
-  fuzz_tokenizer_text fuzz_tokenizer_json fuzz_chat_messages fuzz_export_target; do
+  fuzz_tokenizer_text fuzz_tokenizer_json fuzz_chat_messages fuzz_export_target \
+  fuzz_record_index_cache; do
   scratch="$BUILD/corpus/$target"
   mkdir -p "$scratch"
   args=(-rss_limit_mb=2048 -timeout=10 -print_final_stats=1 -artifact_prefix="$BUILD/$target-")

@@ -2,13 +2,19 @@
 // test, broken ones (the error names file and line), the paper's filters, and the record index of
 // a large generated file against a full parse.
 #include <QTemporaryDir>
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <QtTest/QtTest>
 
+#include <QThread>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "config/text_file.h"
 #include "data/datasets.h"
 #include "data/image_folder.h"
 #include "data/record_index.h"
@@ -45,6 +51,8 @@ class TestData : public QObject {
  private Q_SLOTS:
   void initTestCase() {
     QVERIFY(m_dir.isValid());
+    // The record indexes' cache goes to the user's cache folder: here, inside the test's folder.
+    qputenv("XDG_CACHE_HOME", m_dir.filePath("cache").toUtf8());
     fs::create_directories(path("images/coco"));
     for (const char* image : {"images/coco/1.jpg", "images/coco/2.jpg", "a.png", "b.png"})
       writeText(path(image), "not really an image, but a readable file");
@@ -309,6 +317,55 @@ class TestData : public QObject {
     const RecordIndex changed = RecordIndex::open(file);
     QVERIFY(!changed.fromCache());
     QCOMPARE(changed.size(), size_t{1});
+  }
+
+  // The index cache is used only when it proves whole and matches the file (review rows 2.34-2.39):
+  // a lowered count, a wrong entry, a huge count or a same-size replacement with the old
+  // modification time restored all mean a fresh pass, and it is never written beside the data.
+  void indexCacheIsValidatedAndKeptOutOfTheDataFolder() {
+    const std::string file = path("cached.jsonl");
+    std::string text;
+    for (int i = 0; i < 1000; ++i) text += "{\"id\": " + std::to_string(1000 + i) + "}\n";
+    writeText(file, text);
+    QCOMPARE(RecordIndex::open(file).size(), size_t{1000});
+    QVERIFY(!fs::exists(file + ".pivot-index"));  // not beside the data
+    const std::string cache = RecordIndex::cachePath(file);
+    QVERIFY(QString::fromStdString(cache).startsWith(m_dir.filePath("cache")));
+    QVERIFY(RecordIndex::open(file).fromCache());
+    const std::string good = readTextFile(cache);
+    const auto damaged = [&](const std::function<void(std::string&)>& damage) {
+      std::string bytes = good;
+      damage(bytes);
+      writeText(cache, bytes);
+      const RecordIndex index = RecordIndex::open(file);
+      return !index.fromCache() && index.size() == 1000 && index.read(999) == "{\"id\": 1999}";
+    };
+    const size_t countAt = 8 + 40 + 1;
+    QVERIFY(damaged([&](std::string& b) { b[countAt] = static_cast<char>(600 & 0xff); }));
+    QVERIFY(damaged([&](std::string& b) { b[countAt + 6] = 1; }));  // a count of ~2^48
+    QVERIFY(damaged([&](std::string& b) { b[countAt + 8 + 16 * 500] ^= 0x10; }));  // an offset
+    QVERIFY(damaged([&](std::string& b) { b.resize(b.size() - 16); }));
+    QVERIFY(damaged([&](std::string& b) { b = "PIVIDX01"; }));  // the old format
+    // The same count, entries in order, but each record moved: only the checksum tells.
+    RecordIndex::Layout layout;
+    std::vector<RecordIndex::Entry> entries;
+    QVERIFY(RecordIndex::parseCache(good, RecordIndex::stampOf(file), layout, entries));
+    for (auto& e : entries) e.offset += 1;
+    std::string forged = RecordIndex::serialiseCache(RecordIndex::stampOf(file), layout, entries);
+    forged[forged.size() - 1] ^= 1;
+    QVERIFY(!RecordIndex::parseCache(forged, RecordIndex::stampOf(file), layout, entries));
+    // A same-size replacement (as `cp` writes it) with the old modification time put back.
+    QVERIFY(RecordIndex::open(file).fromCache());
+    struct stat before {};
+    QCOMPARE(::stat(file.c_str(), &before), 0);
+    QThread::msleep(30);  // file times tick with the kernel's coarse clock
+    std::string other = text;
+    for (size_t i = 0; i + 1 < other.size(); ++i)
+      if (other[i] == '\n' && i % 3 == 0) std::swap(other[i], other[i + 1]);  // lines move
+    { std::ofstream(file, std::ios::binary | std::ios::trunc) << other; }
+    const timespec times[2] = {before.st_atim, before.st_mtim};
+    QCOMPARE(::utimensat(AT_FDCWD, file.c_str(), times, 0), 0);
+    QVERIFY(!RecordIndex::open(file).fromCache());
   }
 };
 

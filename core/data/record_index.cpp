@@ -4,26 +4,45 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <fstream>
 #include <stdexcept>
 
+namespace fs = std::filesystem;
+
 namespace pivot {
 namespace {
 
-constexpr char kMagic[8] = {'P', 'I', 'V', 'I', 'D', 'X', '0', '1'};
+constexpr char kMagic[8] = {'P', 'I', 'V', 'I', 'D', 'X', '0', '2'};
+constexpr size_t kStampBytes = 8 + 8 + 8 + 8 + 8;
+constexpr size_t kHeaderBytes = sizeof kMagic + kStampBytes + 1 + 8;  // + layout + count
+constexpr size_t kEntryBytes = 16;                                    // offset, length, line
+static_assert(sizeof(RecordIndex::Entry) == kEntryBytes, "entries are written as they lie");
 
-struct FileStamp {
-  uint64_t size = 0;
-  int64_t mtimeNs = 0;
-};
+uint64_t fnv1a(const char* data, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(data[i]);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
 
-FileStamp stampOf(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw std::runtime_error(path + ": cannot be read");
-  return {static_cast<uint64_t>(st.st_size),
-          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+template <typename T>
+void put(std::string& out, const T& value) {
+  out.append(reinterpret_cast<const char*>(&value), sizeof value);
+}
+
+template <typename T>
+T take(const std::string& in, size_t& at) {
+  T value;
+  std::memcpy(&value, in.data() + at, sizeof value);
+  at += sizeof value;
+  return value;
 }
 
 class Fd {
@@ -167,44 +186,114 @@ RecordIndex RecordIndex::build(const std::string& path) {
   return index;
 }
 
+std::string RecordIndex::cachePath(const std::string& path) {
+  std::error_code ec;
+  const fs::path absolute = fs::weakly_canonical(fs::absolute(path, ec), ec);
+  const std::string key = absolute.string();
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  const fs::path root = xdg && *xdg     ? fs::path(xdg)
+                        : home && *home ? fs::path(home) / ".cache"
+                                        : fs::temp_directory_path() /
+                                              ("pivot-workbench-" + std::to_string(::getuid()));
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016llx",
+                static_cast<unsigned long long>(fnv1a(key.data(), key.size())));
+  return (root / "pivot-workbench" / "record-index" /
+          (std::string(hash) + "-" + absolute.filename().string() + ".pivot-index"))
+      .string();
+}
+
+RecordIndex::Stamp RecordIndex::stampOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw std::runtime_error(path + ": cannot be read");
+  Stamp s;
+  s.size = static_cast<uint64_t>(st.st_size);
+  s.mtimeNs = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  s.ctimeNs = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+  s.inode = static_cast<uint64_t>(st.st_ino);
+  s.device = static_cast<uint64_t>(st.st_dev);
+  return s;
+}
+
+std::string RecordIndex::serialiseCache(const Stamp& stamp, Layout layout,
+                                        const std::vector<Entry>& entries) {
+  std::string out(kMagic, sizeof kMagic);
+  put(out, stamp.size);
+  put(out, stamp.mtimeNs);
+  put(out, stamp.ctimeNs);
+  put(out, stamp.inode);
+  put(out, stamp.device);
+  put(out, static_cast<uint8_t>(layout == Layout::JsonArray ? 0 : 1));
+  put(out, static_cast<uint64_t>(entries.size()));
+  if (!entries.empty())
+    out.append(reinterpret_cast<const char*>(entries.data()), entries.size() * kEntryBytes);
+  put(out, fnv1a(out.data(), out.size()));
+  return out;
+}
+
+bool RecordIndex::parseCache(const std::string& bytes, const Stamp& expected, Layout& layout,
+                             std::vector<Entry>& entries) {
+  if (bytes.size() < kHeaderBytes + 8 || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
+    return false;
+  size_t at = sizeof kMagic;
+  Stamp cached;
+  cached.size = take<uint64_t>(bytes, at);
+  cached.mtimeNs = take<int64_t>(bytes, at);
+  cached.ctimeNs = take<int64_t>(bytes, at);
+  cached.inode = take<uint64_t>(bytes, at);
+  cached.device = take<uint64_t>(bytes, at);
+  const auto layoutByte = take<uint8_t>(bytes, at);
+  const auto count = take<uint64_t>(bytes, at);
+  // The size first (so a wrong count allocates nothing), then the checksum, then each entry.
+  if (!(cached == expected) || layoutByte > 1 ||
+      count > (bytes.size() - kHeaderBytes) / kEntryBytes ||
+      bytes.size() != kHeaderBytes + count * kEntryBytes + 8)
+    return false;
+  size_t sumAt = bytes.size() - 8;
+  if (take<uint64_t>(bytes, sumAt) != fnv1a(bytes.data(), bytes.size() - 8)) return false;
+  std::vector<Entry> read(count);
+  if (count > 0) std::memcpy(read.data(), bytes.data() + kHeaderBytes, count * kEntryBytes);
+  uint64_t end = 0;
+  uint32_t line = 1;
+  for (const Entry& e : read) {
+    if (e.length == 0 || e.offset < end || e.offset > expected.size ||
+        e.length > expected.size - e.offset || e.line < line)
+      return false;
+    end = e.offset + e.length;
+    line = e.line;
+  }
+  layout = layoutByte == 0 ? Layout::JsonArray : Layout::JsonLines;
+  entries = std::move(read);
+  return true;
+}
+
 RecordIndex RecordIndex::open(const std::string& path) {
-  const FileStamp stamp = stampOf(path);
+  const Stamp stamp = stampOf(path);
   const std::string cache = cachePath(path);
-  {
+  struct stat cacheStat {};
+  // A cache larger than an entry per byte of data cannot be whole: not even read.
+  if (::stat(cache.c_str(), &cacheStat) == 0 &&
+      static_cast<uint64_t>(cacheStat.st_size) <= kHeaderBytes + 8 + kEntryBytes * stamp.size) {
     std::ifstream in(cache, std::ios::binary);
-    char magic[8];
-    FileStamp cached;
-    uint8_t layout = 0;
-    uint64_t count = 0;
-    if (in.read(magic, 8) && std::memcmp(magic, kMagic, 8) == 0 &&
-        in.read(reinterpret_cast<char*>(&cached), sizeof cached) && cached.size == stamp.size &&
-        cached.mtimeNs == stamp.mtimeNs && in.read(reinterpret_cast<char*>(&layout), 1) &&
-        in.read(reinterpret_cast<char*>(&count), sizeof count) && count < (1ull << 32)) {
-      RecordIndex index;
+    std::string bytes(static_cast<size_t>(cacheStat.st_size), '\0');
+    RecordIndex index;
+    if (in.read(bytes.data(), static_cast<std::streamsize>(bytes.size())) &&
+        parseCache(bytes, stamp, index.m_layout, index.m_entries)) {
       index.m_path = path;
-      index.m_layout = layout == 0 ? Layout::JsonArray : Layout::JsonLines;
-      index.m_entries.resize(count);
-      if (in.read(reinterpret_cast<char*>(index.m_entries.data()),
-                  static_cast<std::streamsize>(count * sizeof(Entry)))) {
-        index.m_fromCache = true;
-        return index;
-      }
+      index.m_fromCache = true;
+      return index;
     }
   }
   RecordIndex index = build(path);
-  // Best effort: a read-only dataset folder simply goes without a cache. Written to a temporary
+  // Best effort: without a writable cache folder the index goes uncached. Written to a temporary
   // name and renamed, so a reader never sees half an index.
+  std::error_code ec;
+  fs::create_directories(fs::path(cache).parent_path(), ec);
   const std::string tmp = cache + ".tmp-" + std::to_string(::getpid());
   std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
   if (out) {
-    const uint8_t layout = index.m_layout == Layout::JsonArray ? 0 : 1;
-    const uint64_t count = index.m_entries.size();
-    out.write(kMagic, 8);
-    out.write(reinterpret_cast<const char*>(&stamp), sizeof stamp);
-    out.write(reinterpret_cast<const char*>(&layout), 1);
-    out.write(reinterpret_cast<const char*>(&count), sizeof count);
-    out.write(reinterpret_cast<const char*>(index.m_entries.data()),
-              static_cast<std::streamsize>(count * sizeof(Entry)));
+    out << serialiseCache(stamp, index.m_layout, index.m_entries);
     out.close();
     if (!out || std::rename(tmp.c_str(), cache.c_str()) != 0) std::remove(tmp.c_str());
   }
