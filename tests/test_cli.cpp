@@ -375,6 +375,35 @@ class TestCli : public QObject {
     QVERIFY2(r.out.contains("problem:"), qPrintable(r.out));
   }
 
+  // Review row 6.13: --from RUN never starts silently from an older snapshot than the run's last.
+  void fromRunStartsFromTheCheckpointItNames() {
+    const QString ws = m_dir.filePath("from-step");
+    auto r = pivotCmd({"--workspace", ws, "train", "--preset", fastPreset(), "--stage", "align",
+                       "--set", "checkpoint_every=2", "--name", "parent", "--quiet"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    const QString newest = ws + "/checkpoints/run-2/step-0000004";
+    QVERIFY(QFileInfo::exists(newest + "/model.safetensors"));
+    QVERIFY(QDir(newest).removeRecursively());  // its newest checkpoint's folder is gone
+    const QStringList child = {"--stage", "sft", "--set", "steps=1", "--quiet"};
+    r = pivotCmd(QStringList{"--workspace", ws, "train", "--from", "parent"} + child);
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("parent run parent's newest checkpoint (step 4") &&
+                 r.err.contains("--from parent@2"),
+             qPrintable(r.err));
+    r = pivotCmd(QStringList{"--workspace", ws, "train", "--from", "parent@3"} + child);
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("no checkpoint at step 3 (have: 2, 4)"), qPrintable(r.err));
+    r = pivotCmd(QStringList{"--workspace", ws, "train", "--from", "parent@2", "--stage", "sft",
+                             "--set", "steps=1"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    QVERIFY2(r.out.contains("starting from run parent at step 2"), qPrintable(r.out));
+    RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
+    const auto artifacts = store.artifacts(store.findRun("sft-3").id);
+    QCOMPARE(artifacts.size(), size_t{1});  // the child records which checkpoint it started from
+    QCOMPARE(artifacts[0].kind, std::string("parent-checkpoint"));
+    QVERIFY(QString::fromStdString(artifacts[0].path).endsWith("run-2/step-0000002"));
+  }
+
   void trainRunsMetricsExport() {
     const QString ws = m_dir.filePath("ws");
     const QStringList small = {"--preset", fastPreset()};

@@ -178,6 +178,49 @@ struct RunPlan {
   std::unique_ptr<RealData> realData;  // a real model's data, opened before anything is written
 };
 
+// The parent's checkpoint a run starts from: the step asked for, else the parent's newest, which
+// must be whole. An older one is never taken silently (the newest's folder deleted, say): the
+// error names it and how to ask for it.
+std::string parentCheckpointFor(const RunStore& store, const RunInfo& parent,
+                                std::optional<int64_t> step) {
+  const auto checkpoints = store.checkpoints(parent.id);
+  const auto whole = [](const CheckpointInfo& c) {
+    return fs::exists(fs::path(c.path) / "model.safetensors");
+  };
+  if (checkpoints.empty())
+    throw std::runtime_error("parent run " + parent.name + " has no checkpoint to start from");
+  if (step) {
+    std::string have;
+    for (const auto& c : checkpoints) {
+      if (c.step == *step) {
+        if (!whole(c))
+          throw std::runtime_error("parent run " + parent.name + "'s checkpoint at step " +
+                                   std::to_string(c.step) + " has no model.safetensors (" + c.path +
+                                   ")");
+        return c.path;
+      }
+      have += (have.empty() ? "" : ", ") + std::to_string(c.step);
+    }
+    throw std::runtime_error("parent run " + parent.name + " has no checkpoint at step " +
+                             std::to_string(*step) + " (have: " + have + ")");
+  }
+  if (whole(checkpoints.back())) return checkpoints.back().path;
+  std::string hint;
+  for (auto it = checkpoints.rbegin(); it != checkpoints.rend() && hint.empty(); ++it)
+    if (whole(*it))
+      hint = "; to start from its newest whole one, name it: --from " + parent.name + "@" +
+             std::to_string(it->step);
+  throw std::runtime_error("parent run " + parent.name + "'s newest checkpoint (step " +
+                           std::to_string(checkpoints.back().step) + ", " +
+                           checkpoints.back().path + ") has no model.safetensors" + hint);
+}
+
+int64_t checkpointStep(const RunStore& store, const RunInfo& run, const std::string& path) {
+  for (const auto& c : store.checkpoints(run.id))
+    if (c.path == path) return c.step;
+  return 0;
+}
+
 RunPlan planRun(const TrainConfig& requested, const TrainOptions& options, MetricSink& sink) {
   RunPlan plan;
   plan.config = requested;
@@ -213,9 +256,11 @@ RunPlan planRun(const TrainConfig& requested, const TrainOptions& options, Metri
   if (plan.parentId) {
     auto parent = plan.store->run(*plan.parentId);
     if (!parent) throw std::runtime_error("no parent run " + std::to_string(*plan.parentId));
-    plan.parentCheckpoint = lastUsableCheckpoint(*plan.store, *plan.parentId);
-    if (plan.parentCheckpoint.empty())
-      throw std::runtime_error("parent run " + parent->name + " has no checkpoint to start from");
+    plan.parentCheckpoint =
+        parentCheckpointFor(*plan.store, *parent, plan.resumed ? std::nullopt : options.parentStep);
+    if (!plan.resumed)
+      sink.onMessage("starting from run " + parent->name + " at step " +
+                     std::to_string(checkpointStep(*plan.store, *parent, plan.parentCheckpoint)));
   } else if (plan.config.needsReference() && !plan.config.realModel()) {
     sink.onMessage(std::string("warning: ") + stageName(plan.config.stage) +
                    " without a parent run: the reference is the random initial model");
@@ -682,6 +727,8 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
   }
   if (runId == 0) {
     runId = createRunRecord(store, cfg, plan.parentId, options.runName);
+    if (!plan.parentCheckpoint.empty())  // which of the parent's checkpoints, for the record
+      store.addArtifact(runId, "parent-checkpoint", plan.parentCheckpoint);
     lock = std::make_unique<RunLock>(runDirectory(options.workspace, runId), options.runName, "");
   }
   if (group) {

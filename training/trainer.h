@@ -24,6 +24,7 @@ struct TrainOptions {
   std::string workspace;  // folder holding runs.sqlite and checkpoints/
   std::optional<int64_t>
       parentRunId;  // start from this run's last checkpoint (DPO: also the reference)
+  std::optional<int64_t> parentStep;  // that run's checkpoint at this step instead of its last
   std::optional<int64_t>
       resumeRunId;             // continue this stopped or crashed run from its last checkpoint
   std::string runName;         // empty: "<stage>-<id>"

@@ -21,6 +21,13 @@ namespace fs = std::filesystem;
 namespace pivot::cli {
 namespace {
 
+// The STEP of RUN@STEP: a step number, or one error naming the option.
+int64_t parseStep(const std::string& text, const std::string& option) {
+  if (text.empty() || text.size() > 12 || text.find_first_not_of("0123456789") != std::string::npos)
+    throw std::runtime_error(option + ": '" + text + "' is not a step (RUN@STEP, e.g. dpo-4@20)");
+  return std::stoll(text);
+}
+
 bool followerRank();
 
 void printEvaluation(const TrainResult& r) {
@@ -57,12 +64,14 @@ void reportEnd(const std::string& stage, const TrainResult& r) {
 }
 
 TrainResult runStage(const std::string& workspace, const TrainConfig& cfg,
-                     std::optional<int64_t> parent, const std::string& name, bool quiet) {
+                     std::optional<int64_t> parent, const std::string& name, bool quiet,
+                     std::optional<int64_t> parentStep = std::nullopt) {
   ProgressSink progress(std::string("[") + stageName(cfg.stage) + "]");
   NullSink silent;
   TrainOptions opt;
   opt.workspace = workspace;
   opt.parentRunId = parent;
+  opt.parentStep = parentStep;
   opt.runName = name;
   opt.sink = quiet ? static_cast<MetricSink*>(&silent) : &progress;
   opt.stopRequested = &installStopSignals();
@@ -116,19 +125,22 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
   const auto chain = chainConfigs(a.preset, stage, sets, a.from.empty());
   (void)pickDevice(chain.back().device);  // device=cuda without CUDA
   if (a.from.empty()) checkVisionInit(workspace, chain.front().vision_init);
-  std::optional<int64_t> parent;
-  if (!a.from.empty()) {
+  std::optional<int64_t> parent, parentStep;
+  if (!a.from.empty()) {  // RUN or RUN@STEP
+    const auto at = a.from.rfind('@');
+    const std::string runName = a.from.substr(0, at);
     auto store = openExisting(workspace);
-    const auto info = store->findRun(a.from);
+    const auto info = store->findRun(runName);
     if (info.status != RunStatus::Finished && info.status != RunStatus::Stopped)
-      throw std::runtime_error("run '" + a.from + "' is " + name(info.status) + ", not finished");
+      throw std::runtime_error("run '" + runName + "' is " + name(info.status) + ", not finished");
     parent = info.id;
+    if (at != std::string::npos) parentStep = parseStep(a.from.substr(at + 1), "--from");
   }
   if (chain.size() > 1 && !followerRank())
     std::cout << "no --from given: running the earlier stages first\n";
   for (size_t i = 0; i + 1 < chain.size(); ++i)
     parent = runStage(workspace, chain[i], parent, "", a.quiet).runId;
-  auto r = runStage(workspace, chain.back(), parent, a.name, a.quiet);
+  auto r = runStage(workspace, chain.back(), parent, a.name, a.quiet, parentStep);
   printEvaluation(r);
   if (!followerRank())
     std::cout << "results: " << storePath(workspace) << " (run " << r.runId << "), checkpoint "
