@@ -375,6 +375,46 @@ class TestCli : public QObject {
     QVERIFY2(r.out.contains("problem:"), qPrintable(r.out));
   }
 
+  // Review rows 3.15, 3.18: a config that makes NaN is refused when read, and a model whose
+  // outputs are not finite fails its check (rc 1) instead of printing "-nan" with rc 0.
+  void modelCheckFailsModelsThatCannotBeUsed() {
+    const auto copyTiny = [&](const QString& name) {
+      const QString dir = m_dir.filePath(name);
+      std::filesystem::copy(PIVOT_SOURCE_DIR "/tests/data/hf-llava-tiny", dir.toStdString(),
+                            std::filesystem::copy_options::recursive);
+      return dir;
+    };
+    const QString good = copyTiny("check-good");
+    auto r = pivotCmd({"model", "check", good, "--inputs", good + "/io.safetensors"});
+    QVERIFY2(r.code == 0 && !r.out.contains("FAILED"), qPrintable(r.err + r.out));
+    for (const auto& [field, value] :
+         std::vector<std::pair<std::string, double>>{{"rms_norm_eps", -1}, {"rope_theta", 0}}) {
+      const QString dir = copyTiny(QString("check-%1").arg(field.c_str()));
+      auto config = readJsonFile((dir + "/config.json").toStdString());
+      config["text_config"][field] = value;
+      std::ofstream((dir + "/config.json").toStdString()) << config.dump();
+      r = pivotCmd({"model", "check", dir});
+      QCOMPARE(r.code, 2);
+      QVERIFY2(r.err.contains(QString("'%1' must be a positive number").arg(field.c_str())),
+               qPrintable(r.err));
+    }
+    // Valid config, one weight NaN: the outputs are NaN and the check fails.
+    const QString nan = copyTiny("check-nan");
+    for (const char* shard :
+         {"/model-00001-of-00002.safetensors", "/model-00002-of-00002.safetensors"}) {
+      const std::string file = (nan + shard).toStdString();
+      StringMap metadata;
+      TensorMap tensors;
+      for (const auto& [name, t] : loadSafetensors(file, &metadata)) tensors[name] = t.clone();
+      for (auto& [name, t] : tensors)
+        if (name.find("norm") != std::string::npos) t.fill_(NAN);
+      saveSafetensors(file, tensors, metadata);
+    }
+    r = pivotCmd({"model", "check", nan, "--inputs", nan + "/io.safetensors"});
+    QCOMPARE(r.code, 1);
+    QVERIFY2(r.out.contains("FAILED: the model's outputs are not finite"), qPrintable(r.out));
+  }
+
   // Review row 6.13: --from RUN never starts silently from an older snapshot than the run's last.
   void fromRunStartsFromTheCheckpointItNames() {
     const QString ws = m_dir.filePath("from-step");

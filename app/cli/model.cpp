@@ -1,4 +1,5 @@
 // `pivot model check`: what a user needs to trust a Hugging Face model folder before training it.
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -47,6 +48,12 @@ int cmdModelCheck(const ModelCheckArgs& args) {
   if (d.logits) std::printf("  logits max abs diff %.3g (where attention_mask is 1)\n", *d.logits);
   if (!d.imageFeatures && !d.logits)
     std::printf("  the file holds neither image_features nor logits: ran the model only\n");
+  // A model whose outputs are not finite cannot be used, whatever the differences say.
+  if ((d.imageFeatures && !std::isfinite(*d.imageFeatures)) ||
+      (d.logits && !std::isfinite(*d.logits)) || !d.finite) {
+    std::printf("FAILED: the model's outputs are not finite (NaN or infinity)\n");
+    return 1;
+  }
   return 0;
 }
 

@@ -293,11 +293,13 @@ RecordedComparison compareWithRecorded(Mllm& model, const TensorMap& io,
         (visual - io.at("image_features").to(torch::kFloat32)).abs().max().item<double>();
   const auto embeds = model->spliceEmbeddings(ids, visual);
   const auto logits = model->language_model->forwardEmbeds(embeds, mask, positions);
+  const auto real = mask.to(torch::kBool).unsqueeze(-1);  // padding positions are arbitrary
   if (io.count("logits")) {
-    const auto real = mask.to(torch::kBool).unsqueeze(-1);  // padding positions are arbitrary
     const auto diff = (logits - io.at("logits").to(torch::kFloat32)).abs().masked_fill(~real, 0);
     out.logits = diff.max().item<double>();
   }
+  out.finite = torch::isfinite(visual).all().item<bool>() &&
+               torch::isfinite(logits.masked_fill(~real, 0)).all().item<bool>();
   return out;
 }
 

@@ -90,6 +90,7 @@ VisionEncoderSource readVisionEncoder(const std::string& folder);
 // gives the max abs difference of image_features and of logits (compared where the mask is 1).
 struct RecordedComparison {
   std::optional<double> imageFeatures, logits;
+  bool finite = true;  // the model's own image features and logits (where the mask is 1)
 };
 RecordedComparison compareWithRecorded(Mllm& model, const TensorMap& io, const std::string& source);
 

@@ -1,5 +1,7 @@
 #include "model/model_config.h"
 
+#include <cmath>
+
 #include "config/json_field.h"
 
 #include <algorithm>
@@ -21,6 +23,14 @@ void requirePositive(const char* key, int64_t value) {
   if (value <= 0)
     throw std::runtime_error(std::string("config field '") + key + "' must be positive, got " +
                              std::to_string(value));
+}
+
+// Epsilons and the rotary base are positive reals: zero or below gives NaN (a division by zero, a
+// square root of a negative variance, a log of zero) in the first forward pass.
+void requirePositiveReal(const char* key, double value) {
+  if (!(value > 0) || !std::isfinite(value))
+    throw std::runtime_error(std::string("config field '") + key +
+                             "' must be a positive number, got " + std::to_string(value));
 }
 
 }  // namespace
@@ -49,6 +59,7 @@ VisionConfig visionConfigFromJson(const nlohmann::json& jIn) {
                                    {"image_size", c.image_size},
                                    {"patch_size", c.patch_size}})
     requirePositive(key, value);
+  requirePositiveReal("layer_norm_eps", c.layer_norm_eps);
   if (c.hidden_size % c.num_attention_heads != 0)
     throw std::runtime_error("config field 'num_attention_heads' must divide hidden_size");
   // SigLIP's patch embedding is a strided convolution without padding: floor(384 / 14) = 27
@@ -83,6 +94,8 @@ LmConfig lmConfigFromJson(const nlohmann::json& jIn) {
                                    {"num_key_value_heads", c.num_key_value_heads},
                                    {"max_position_embeddings", c.max_position_embeddings}})
     requirePositive(key, value);
+  requirePositiveReal("rms_norm_eps", c.rms_norm_eps);
+  requirePositiveReal("rope_theta", c.rope_theta);
   if (c.hidden_size % c.num_attention_heads != 0)
     throw std::runtime_error("config field 'num_attention_heads' must divide hidden_size");
   if (c.num_attention_heads % c.num_key_value_heads != 0)
