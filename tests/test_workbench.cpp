@@ -16,6 +16,13 @@
 #include <QProcess>
 #include <nlohmann/json.hpp>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "background_priority.h"
 #include "curve_panel.h"
 #include "main_window.h"
 #include "store/run_store.h"
@@ -61,6 +68,28 @@ class TestWorkbench : public QObject {
   QTemporaryDir m_dir;
 
  private Q_SLOTS:
+  // Background work yields the CPU to the window's thread: a thread that lowers its priority
+  // does so for itself (and what it starts), never for the window; a child process starts lower.
+  void backgroundWorkRunsBelowTheWindow() {
+    const int window = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
+    int worker = window, inherited = window;
+    std::thread([&] {
+      lowerThisThreadsPriority();
+      worker = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
+      std::thread([&] {
+        inherited = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
+      }).join();
+    }).join();
+    QCOMPARE(worker, std::max(window, kBackgroundNice));
+    QCOMPARE(inherited, worker);  // OpenMP's workers, made by the training thread, inherit it
+    QCOMPARE(::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid))), window);
+    QProcess child;
+    lowerChildPriority(child);
+    child.start("/bin/sh", {"-c", "cut -d' ' -f19 /proc/self/stat"});  // field 19: nice
+    QVERIFY(child.waitForFinished(10000));
+    QCOMPARE(child.readAllStandardOutput().trimmed().toInt(), std::max(window, kBackgroundNice));
+  }
+
   void initTestCase() {
     QCoreApplication::setOrganizationName("PIVOT-tests");  // keep the user's settings out of it
     QSettings().clear();

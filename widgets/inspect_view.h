@@ -78,6 +78,7 @@ class InspectView : public QWidget {
   void refreshPanels();
   ExplainJob jobFor(const RunSummary& run, const CheckpointInfo& checkpoint) const;
   std::vector<const RunSummary*> checkedRuns() const;
+  QString checkedRunsSignature() const;  // what the panels show of the checked runs
 
   RunsModel* m_runs;
   RunsFilter* m_checklist;
@@ -85,6 +86,7 @@ class InspectView : public QWidget {
   QHash<QString, quint64> m_pending;  // key -> job id
   quint64 m_nextJob = 1;
   std::vector<int> m_steps;  // union of the checked runs' checkpoint steps
+  QString m_shownRuns;       // checkedRunsSignature() when the panels were last made
   WorldConfig m_world;
   Sample m_sample;
   QImage m_sampleImage;

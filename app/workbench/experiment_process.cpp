@@ -1,5 +1,7 @@
 #include "experiment_process.h"
 
+#include "background_priority.h"
+
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <csignal>
@@ -79,6 +81,7 @@ void ExperimentProcess::start(const QString& program, const QStringList& argumen
   m_training.clear();
   m_process.setProgram(program);
   m_process.setArguments(arguments + QStringList{"--progress", "jsonl"});
+  lowerChildPriority(m_process);  // the window's thread first (background_priority.h)
   m_process.start();
 }
 

@@ -1,5 +1,7 @@
 #include "explain_worker.h"
 
+#include "background_priority.h"
+
 #include "training/batches.h"
 #include "training/real_data.h"
 #include "training/run_checkpoint.h"
@@ -35,6 +37,7 @@ const ConversationBatcher& ExplainWorker::batcher(const LoadedCheckpoint& m) {
 }
 
 void ExplainWorker::run(const ExplainJob& job) {
+  lowerThisThreadsPriority();  // the window's thread first (background_priority.h)
   ExplainOutcome out;
   out.id = job.id;
   out.key = job.cacheKey();

@@ -1,5 +1,7 @@
 #include "main_window.h"
 
+#include "background_priority.h"
+
 #include <QApplication>
 #include <QCloseEvent>
 #include <QComboBox>
@@ -324,6 +326,7 @@ void MainWindow::startProcessRun(const LaunchRequest& request) {
   m_processRun = 0;
   m_stepLabel->setText(
       QString("starting %1 on %2 processes…").arg(request.stage).arg(request.processes));
+  lowerChildPriority(m_trainProcess);  // the window's thread first (background_priority.h)
   m_trainProcess.start(pivotCommand(), QStringList{"--workspace", m_workspace} +
                                            request.trainArguments() + QStringList{"--quiet"});
 }

@@ -1,5 +1,7 @@
 #include "training_worker.h"
 
+#include "background_priority.h"
+
 #include <chrono>
 
 #include "config/train_config.h"
@@ -82,6 +84,7 @@ TrainOptions TrainingWorker::optionsFor(MetricSink* sink) {
 }
 
 void TrainingWorker::start(const LaunchRequest& request) {
+  lowerThisThreadsPriority();  // the window's thread first (background_priority.h)
   stopFlag = false;
   pauseFlag = false;
   try {
@@ -112,6 +115,7 @@ void TrainingWorker::start(const LaunchRequest& request) {
 }
 
 void TrainingWorker::resume(qint64 runId) {
+  lowerThisThreadsPriority();
   stopFlag = false;
   pauseFlag = false;
   try {
