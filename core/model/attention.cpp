@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "model/cpu_kernels.h"  // PIVOT_HAVE_DNNL
+#include "model/linear.h"       // usingOneDnn
 #include "torch_compat.h"
 
 #ifdef PIVOT_HAVE_DNNL
@@ -148,7 +149,7 @@ bool onDnnl(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor&
   const auto f32Cpu = [](const torch::Tensor& t) {
     return t.device().is_cpu() && t.scalar_type() == torch::kFloat32;
   };
-  return !cpuAutocastEnabled() && f32Cpu(q) && f32Cpu(k) && f32Cpu(v) &&
+  return usingOneDnn() && !cpuAutocastEnabled() && f32Cpu(q) && f32Cpu(k) && f32Cpu(v) &&
          (!mask.defined() || f32Cpu(mask)) && q.numel() > 0 && k.numel() > 0;
 }
 

@@ -7,7 +7,23 @@
 #include <dnnl.h>
 #endif
 
+#include <atomic>
+
 namespace pivot {
+
+namespace {
+std::atomic<bool> g_oneDnn{true};
+}  // namespace
+
+void useOneDnn(bool on) { g_oneDnn = on; }
+
+bool usingOneDnn() {
+#ifdef PIVOT_HAVE_DNNL
+  return g_oneDnn;
+#else
+  return false;
+#endif
+}
 
 #ifdef PIVOT_HAVE_DNNL
 namespace {
@@ -57,9 +73,9 @@ struct MatmulWeightT : torch::autograd::Function<MatmulWeightT> {
 
 // Float32 on the CPU, outside autocast (under it LibTorch's linear runs in bfloat16).
 bool onDnnl(const torch::Tensor& x, const torch::Tensor& weight) {
-  return x.device().is_cpu() && !cpuAutocastEnabled() && x.scalar_type() == torch::kFloat32 &&
-         weight.scalar_type() == torch::kFloat32 && weight.is_contiguous() && x.numel() > 0 &&
-         weight.numel() > 0;
+  return usingOneDnn() && x.device().is_cpu() && !cpuAutocastEnabled() &&
+         x.scalar_type() == torch::kFloat32 && weight.scalar_type() == torch::kFloat32 &&
+         weight.is_contiguous() && x.numel() > 0 && weight.numel() > 0;
 }
 
 }  // namespace

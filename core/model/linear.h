@@ -21,6 +21,12 @@ inline torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor&
   return applyLinear(x, layer->weight, layer->bias);
 }
 
+// Whether the CPU's float32 products of the linear layers and of attention go to oneDNN (the
+// default, where it was built in) or to LibTorch's own kernels. Process-wide; for benchmarks that
+// time both in one run (pivot bench) and for checking one against the other.
+void useOneDnn(bool on);
+bool usingOneDnn();  // false where oneDNN was not built in
+
 // Which library multiplies the layers' float32 matrices on the CPU ("oneDNN 2.6.3 sgemm" or
 // "LibTorch's BLAS"), for the report's Machine section.
 std::string cpuGemmLibrary();
