@@ -117,7 +117,9 @@ AttributionResult explain(Mllm& model, const MllmInputs& in, const AttributionOp
     if (dpo && !rejected) throw std::runtime_error("the DPO target needs the rejected answers");
     const MllmInputs batch = dpo ? concatPairs(in, *rejected) : in;
     torch::Tensor visual;
-    auto logits = model->forward(batch, &visual);
+    // The visual tokens' own map needs no gradient through the tower: they enter as a leaf.
+    auto logits =
+        model->forward(batch, &visual, cam ? MllmImpl::Visual::Recorded : MllmImpl::Visual::Leaf);
     auto logp = sequenceLogProbs(logits, batch.targetLabels());  // (rows)
     torch::Tensor score;  // higher = more evidence for the (chosen) answer
     if (o.target == AttributionTarget::AnswerLogProb) {

@@ -43,13 +43,13 @@ torch::Tensor MllmImpl::spliceEmbeddings(const torch::Tensor& inputIds,
   return embeds.masked_scatter(isImage.expand_as(embeds), visual.to(embeds.scalar_type()));
 }
 
-torch::Tensor MllmImpl::forward(const MllmInputs& in, torch::Tensor* visualOut) {
-  return language_model->forwardEmbeds(embedInputs(in, visualOut), in.attentionMask, in.positionIds,
-                                       config.prefix_bidirectional ? in.prefixLen : torch::Tensor(),
-                                       in.logitsFrom, in.branch);
+torch::Tensor MllmImpl::forward(const MllmInputs& in, torch::Tensor* visualOut, Visual mode) {
+  return language_model->forwardEmbeds(
+      embedInputs(in, visualOut, mode), in.attentionMask, in.positionIds,
+      config.prefix_bidirectional ? in.prefixLen : torch::Tensor(), in.logitsFrom, in.branch);
 }
 
-torch::Tensor MllmImpl::embedInputs(const MllmInputs& in, torch::Tensor* visualOut) {
+torch::Tensor MllmImpl::embedInputs(const MllmInputs& in, torch::Tensor* visualOut, Visual mode) {
   const int64_t images = in.pixels.defined() ? in.pixels.size(0) : 0;
   const int64_t perImage = config.imageTokens();
   const int64_t placeholders = (in.inputIds == config.image_token_id).sum().item<int64_t>();
@@ -58,7 +58,16 @@ torch::Tensor MllmImpl::embedInputs(const MllmInputs& in, torch::Tensor* visualO
     TORCH_CHECK(placeholders == 0, "the input holds ", placeholders, " image tokens but no image");
     embeds = language_model->embed(in.inputIds);
   } else {
-    auto visual = visualTokens(in.pixels);  // (I, N, Dt)
+    torch::Tensor visual;  // (I, N, Dt)
+    if (mode == Visual::Leaf) {
+      {
+        torch::NoGradGuard noGrad;
+        visual = visualTokens(in.pixels);
+      }
+      visual.requires_grad_(true);
+    } else {
+      visual = visualTokens(in.pixels);
+    }
     if (visualOut) *visualOut = visual;
     const int64_t copies = placeholders / (images * perImage);
     TORCH_CHECK(copies >= 1 && copies * images * perImage == placeholders, "the input holds ",

@@ -48,12 +48,18 @@ struct MllmImpl : torch::nn::Module {
   torch::Tensor visualTokens(const torch::Tensor& pixels);
   // Text embeddings with the visual tokens spliced in at the image-token positions. (B, T, Dt)
   torch::Tensor spliceEmbeddings(const torch::Tensor& inputIds, const torch::Tensor& visual);
+  // How the visual tokens enter autograd: through the vision tower and projector (training, and
+  // maps on a vision layer), or as a leaf computed without recording the tower (a map of the
+  // visual tokens alone: the same values, without the tower's autograd bookkeeping).
+  enum class Visual { Recorded, Leaf };
   // The language model's input: token embeddings with the images' visual tokens spliced in at
   // their placeholders, (B, T, Dt). When visualOut is given it receives the visual tokens.
-  torch::Tensor embedInputs(const MllmInputs& in, torch::Tensor* visualOut = nullptr);
+  torch::Tensor embedInputs(const MllmInputs& in, torch::Tensor* visualOut = nullptr,
+                            Visual visual = Visual::Recorded);
   // logits (B, T - in.logitsFrom, V), aligned with in.targetLabels(). When visualOut is given it
   // receives the visual tokens (for attribution).
-  torch::Tensor forward(const MllmInputs& in, torch::Tensor* visualOut = nullptr);
+  torch::Tensor forward(const MllmInputs& in, torch::Tensor* visualOut = nullptr,
+                        Visual visual = Visual::Recorded);
 
   MllmConfig config;
   VisionTransformer vision_tower{nullptr};
