@@ -373,6 +373,22 @@ class TestCli : public QObject {
     r = pivotCmd({"--workspace", broken, "doctor"});
     QVERIFY2(r.code == 1, qPrintable(r.out + r.err));
     QVERIFY2(r.out.contains("problem:"), qPrintable(r.out));
+    // Review row 6.5: damage SQLite does not report on read never lets any run "read fully".
+    QVERIFY2(
+        !r.out.contains("metrics that read fully") && r.out.contains("the database is damaged"),
+        qPrintable(r.out));
+
+    // Review row 6.2: what --fix fixed no longer fails the command; a second look finds nothing.
+    const QString tidy = m_dir.filePath("tidy");
+    std::filesystem::copy(ws.toStdString(), tidy.toStdString(),
+                          std::filesystem::copy_options::recursive);
+    QVERIFY(QDir().mkpath(tidy + "/checkpoints/run-2/.tmp-step-0000009"));
+    r = pivotCmd({"--workspace", tidy, "doctor"});
+    QVERIFY2(r.code == 1 && r.out.contains("half-written checkpoint"), qPrintable(r.out));
+    r = pivotCmd({"--workspace", tidy, "doctor", "--fix"});
+    QVERIFY2(r.code == 0 && r.out.contains("all fixed"), qPrintable(r.out + r.err));
+    r = pivotCmd({"--workspace", tidy, "doctor"});
+    QVERIFY2(r.code == 0 && r.out.contains("no problems found"), qPrintable(r.out));
   }
 
   // Review rows 3.15, 3.18: a config that makes NaN is refused when read, and a model whose

@@ -16,10 +16,12 @@ namespace pivot::cli {
 int cmdDoctor(const std::string& workspace, bool fix) {
   const std::string path = storePath(workspace);
   if (!fs::exists(path)) throw std::runtime_error("workspace " + workspace + " has no runs.sqlite");
-  int problems = 0;
-  const auto problem = [&](const std::string& text) {
+  int problems = 0, fixedProblems = 0;
+  // `fixed`: --fix repaired it (a crashed run marked, a temporary folder removed).
+  const auto problem = [&](const std::string& text, bool fixed = false) {
     ++problems;
-    std::cout << "  problem: " << text << "\n";
+    if (fixed) ++fixedProblems;
+    std::cout << "  problem: " << text << (fixed ? " (fixed)" : "") << "\n";
   };
   std::cout << "workspace " << fs::absolute(workspace).string() << "\n";
 
@@ -29,14 +31,16 @@ int cmdDoctor(const std::string& workspace, bool fix) {
         path, fix ? RunStore::Access::ReadWrite : RunStore::Access::ReadOnly);
   } catch (const std::exception& e) {
     problem(std::string("the run store cannot be opened: ") + e.what());
-    std::cout << "nothing in it can be read; checkpoint folders under "
+    std::cout << "nothing in it can be read; the checkpoint folders under "
               << (fs::path(workspace) / "checkpoints").string()
-              << " are intact files (model.safetensors + config.json) that `pivot explain` and "
-                 "`probe` can still use\n";
+              << " still hold each run's weights (model.safetensors) and configuration "
+                 "(config.json), but the commands find runs through the store: restore "
+                 "runs.sqlite from a copy to use them\n";
     return 1;
   }
   std::cout << "database: " << path << " (schema " << store->schemaVersion() << ")\n";
-  for (const auto& p : store->integrityProblems()) problem("integrity check: " + p);
+  const auto damage = store->integrityProblems();
+  for (const auto& p : damage) problem("integrity check: " + p);
 
   std::vector<RunInfo> runs;
   try {
@@ -52,10 +56,11 @@ int cmdDoctor(const std::string& workspace, bool fix) {
     const std::string label = "run " + std::to_string(r.id) + " (" + r.name + ")";
     if (effectiveStatus(r) == RunStatus::Crashed) {
       problem(label + " is marked " + name(r.status) + " but its process (pid " +
-              std::to_string(r.owner.pid) + " on " + r.owner.host + ") is gone: it crashed" +
-              (lastUsableCheckpoint(*store, r.id, true).empty()
-                   ? ""
-                   : "; `pivot train --resume " + std::to_string(r.id) + "` continues it"));
+                  std::to_string(r.owner.pid) + " on " + r.owner.host + ") is gone: it crashed" +
+                  (lastUsableCheckpoint(*store, r.id, true).empty()
+                       ? ""
+                       : "; `pivot train --resume " + std::to_string(r.id) + "` continues it"),
+              fix);
       if (fix)
         store->setStatus(
             r.id, RunStatus::Crashed,
@@ -88,8 +93,9 @@ int cmdDoctor(const std::string& workspace, bool fix) {
     const std::string label = "experiment " + std::to_string(e.id) + " (" + e.name + ")";
     if (effectiveStatus(e) == RunStatus::Crashed) {
       problem(label + " is marked " + name(e.status) + " but its process (pid " +
-              std::to_string(e.owner.pid) + " on " + e.owner.host +
-              ") is gone: it crashed; the same `pivot experiment` command resumes it");
+                  std::to_string(e.owner.pid) + " on " + e.owner.host +
+                  ") is gone: it crashed; the same `pivot experiment` command resumes it",
+              fix);
       if (fix)
         store->setExperimentStatus(
             e.id, RunStatus::Crashed,
@@ -108,20 +114,31 @@ int cmdDoctor(const std::string& workspace, bool fix) {
       for (const auto& sub : fs::directory_iterator(dir.path())) {
         if (sub.path().filename().string().rfind(".tmp-", 0) != 0) continue;
         problem("a half-written checkpoint " + sub.path().string() +
-                " was left by an interrupted write");
+                    " was left by an interrupted write",
+                fix);
         if (fix) fs::remove_all(sub.path());
       }
     }
   }
-  std::cout << runs.size() << " runs, " << experiments.size() << " experiments; " << readable
-            << " with metrics that read fully; " << usable << " with a usable checkpoint\n";
+  // Damage SQLite does not see on read can drop rows silently: then nothing "reads fully".
+  std::cout << runs.size() << " runs, " << experiments.size() << " experiments; "
+            << (damage.empty() ? std::to_string(readable) + " with metrics that read fully"
+                               : "the database is damaged, so any run's metrics may be missing "
+                                 "rows even where they read")
+            << "; " << usable << " with a usable checkpoint\n";
   if (problems == 0) {
     std::cout << "no problems found\n";
     return 0;
   }
+  if (fix && fixedProblems == problems) {
+    std::cout << problems << " problem(s), all fixed\n";
+    return 0;
+  }
   std::cout << problems << " problem(s)"
-            << (fix ? "; fixed what --fix can fix (crashed runs marked, temporary folders removed)"
-                    : "")
+            << (fix ? "; " + std::to_string(fixedProblems) +
+                          " fixed (crashed runs marked, "
+                          "temporary folders removed), the rest need you"
+                    : std::string())
             << "\n";
   return 1;
 }
