@@ -181,8 +181,8 @@ struct RunPlan {
 // The parent's checkpoint a run starts from: the step asked for, else the parent's newest, which
 // must be whole. An older one is never taken silently (the newest's folder deleted, say): the
 // error names it and how to ask for it.
-std::string parentCheckpointFor(const RunStore& store, const RunInfo& parent,
-                                std::optional<int64_t> step) {
+CheckpointInfo parentCheckpointFor(const RunStore& store, const RunInfo& parent,
+                                   std::optional<int64_t> step) {
   const auto checkpoints = store.checkpoints(parent.id);
   const auto whole = [](const CheckpointInfo& c) {
     return fs::exists(fs::path(c.path) / "model.safetensors");
@@ -197,14 +197,14 @@ std::string parentCheckpointFor(const RunStore& store, const RunInfo& parent,
           throw std::runtime_error("parent run " + parent.name + "'s checkpoint at step " +
                                    std::to_string(c.step) + " has no model.safetensors (" + c.path +
                                    ")");
-        return c.path;
+        return c;
       }
       have += (have.empty() ? "" : ", ") + std::to_string(c.step);
     }
     throw std::runtime_error("parent run " + parent.name + " has no checkpoint at step " +
                              std::to_string(*step) + " (have: " + have + ")");
   }
-  if (whole(checkpoints.back())) return checkpoints.back().path;
+  if (whole(checkpoints.back())) return checkpoints.back();
   std::string hint;
   for (auto it = checkpoints.rbegin(); it != checkpoints.rend() && hint.empty(); ++it)
     if (whole(*it))
@@ -213,12 +213,6 @@ std::string parentCheckpointFor(const RunStore& store, const RunInfo& parent,
   throw std::runtime_error("parent run " + parent.name + "'s newest checkpoint (step " +
                            std::to_string(checkpoints.back().step) + ", " +
                            checkpoints.back().path + ") has no model.safetensors" + hint);
-}
-
-int64_t checkpointStep(const RunStore& store, const RunInfo& run, const std::string& path) {
-  for (const auto& c : store.checkpoints(run.id))
-    if (c.path == path) return c.step;
-  return 0;
 }
 
 RunPlan planRun(const TrainConfig& requested, const TrainOptions& options, MetricSink& sink) {
@@ -256,11 +250,11 @@ RunPlan planRun(const TrainConfig& requested, const TrainOptions& options, Metri
   if (plan.parentId) {
     auto parent = plan.store->run(*plan.parentId);
     if (!parent) throw std::runtime_error("no parent run " + std::to_string(*plan.parentId));
-    plan.parentCheckpoint =
+    const CheckpointInfo from =
         parentCheckpointFor(*plan.store, *parent, plan.resumed ? std::nullopt : options.parentStep);
+    plan.parentCheckpoint = from.path;
     if (!plan.resumed)
-      sink.onMessage("starting from run " + parent->name + " at step " +
-                     std::to_string(checkpointStep(*plan.store, *parent, plan.parentCheckpoint)));
+      sink.onMessage("starting from run " + parent->name + " at step " + std::to_string(from.step));
   } else if (plan.config.needsReference() && !plan.config.realModel()) {
     sink.onMessage(std::string("warning: ") + stageName(plan.config.stage) +
                    " without a parent run: the reference is the random initial model");

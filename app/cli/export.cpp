@@ -32,9 +32,8 @@ std::vector<ProtectedPath> runSources(const std::string& workspace, const TrainC
       {"the run's checkpoint", checkpoint},
       {"the workspace's checkpoints", fs::path(workspace) / "checkpoints"},
       {"the workspace's run store", storePath(workspace)}};
-  const bool encoderFromRun = !config.vision_init.empty() && config.vision_init.find_first_not_of(
-                                                                 "0123456789") == std::string::npos;
-  if (!config.vision_init.empty() && !encoderFromRun)
+  // vision_init names a model folder or RUN[@STEP] of the workspace (already protected above).
+  if (!config.vision_init.empty() && fs::exists(config.vision_init))
     paths.push_back({"the folder the run's encoder came from", config.vision_init});
   return paths;
 }
