@@ -193,6 +193,21 @@ class TestData : public QObject {
     QCOMPARE(data.record(1).images[0], path("images/coco/2.jpg"));
     QCOMPARE(textOf(data.record(2).chosen[0]), std::string("C3"));
     QVERIFY(QString::fromStdString(data.record(2).where).contains("text.jsonl:1 (record 0)"));
+    // A source without its annotation is named (review row 2.26), not read as a JSONL record;
+    // a folder or a missing image root is said plainly (2.31).
+    writeText(path("mmpr/meta_noann.json"), R"({"srcA": {"root": "imgs"}})");
+    QVERIFY2(errorOf([&] {
+               ConversationDataset::open(path("mmpr/meta_noann.json"));
+             }).contains("meta_noann.json: source 'srcA': missing text field 'annotation'"),
+             qPrintable(errorOf([&] { ConversationDataset::open(path("mmpr/meta_noann.json")); })));
+    QVERIFY(errorOf([&] {
+              ConversationDataset::open(path("mmpr"));
+            }).contains("mmpr: is a directory; give a .json or .jsonl data file"));
+    DatasetOptions nowhere;
+    nowhere.imageRoot = path("no-such-folder");
+    QVERIFY(errorOf([&] {
+              ConversationDataset::open(path("mmpr/meta.json"), nowhere);
+            }).contains("no-such-folder: no such folder"));
   }
 
   // Each broken record is an error naming file and line; with skipBad a counted skip.
@@ -233,6 +248,16 @@ class TestData : public QObject {
     QVERIFY(errorOf([&] {
               ConversationDataset::open(path("truncated.json"));
             }).contains("truncated.json:3: the file ends inside a record"));
+    // A record missing a ']' fails at its own line, not at the end of the file (review row 2.5).
+    writeText(
+        path("unbalanced.json"),
+        "[\n {\"id\": 1, \"conversations\": []},\n"
+        " {\"id\": 2, \"conversations\": [{\"from\": \"human\", \"value\": \"hi\"}\n"
+        " },\n {\"id\": 3, \"conversations\": []},\n {\"id\": 4, \"conversations\": []}\n]\n");
+    QVERIFY2(errorOf([&] {
+               ConversationDataset::open(path("unbalanced.json"));
+             }).contains("unbalanced.json:4: '}' where ']' closes the record's list"),
+             qPrintable(errorOf([&] { ConversationDataset::open(path("unbalanced.json")); })));
     writeText(path("numbers.json"), "[1, 2, 3]");
     QVERIFY(errorOf([&] {
               ConversationDataset::open(path("numbers.json"));

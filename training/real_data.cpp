@@ -1,7 +1,9 @@
 #include "training/real_data.h"
 
 #include <filesystem>
+#include <algorithm>
 #include <map>
+#include <mutex>
 #include <stdexcept>
 
 #include "training/batches.h"
@@ -28,16 +30,6 @@ ConversationBatcher::ConversationBatcher(const MllmConfig& model, const std::str
                              std::to_string(m_model.vision.image_size));
 }
 
-std::string ConversationBatcher::unusable(const DatasetRecord& record) const {
-  // Each image fills one <image> placeholder, in order; a text-only record has neither.
-  const std::string text = renderChat(m_format, recordConversation(record, m_format)).text;
-  size_t placeholders = 0;
-  for (size_t at = text.find("<image>"); at != std::string::npos; at = text.find("<image>", at + 1))
-    ++placeholders;
-  if (placeholders == record.images.size()) return "";
-  return "whose <image> placeholders do not match their images one to one";
-}
-
 torch::Tensor ConversationBatcher::images(const std::vector<DatasetRecord>& records) const {
   const int64_t side = m_model.vision.image_size;
   int64_t count = 0;
@@ -46,10 +38,38 @@ torch::Tensor ConversationBatcher::images(const std::vector<DatasetRecord>& reco
   int64_t k = 0;
   for (const auto& r : records)
     for (const auto& path : r.images) {
-      const auto values = pixelValues(m_decode(path), m_processor);
+      Rgb8 image;
+      try {
+        image = decode(r, path);
+      } catch (const std::runtime_error& e) {
+        throw std::runtime_error(std::string(e.what()) +
+                                 " (`pivot data check` finds such records; skip_bad=true, or "
+                                 "--skip-bad with --resume, replaces them)");
+      }
+      const auto values = pixelValues(image, m_processor);
       pixels[k++].copy_(torch::from_blob(const_cast<float*>(values.data()), {3, side, side}));
     }
   return pixels;
+}
+
+Rgb8 ConversationBatcher::decode(const DatasetRecord& record, const std::string& path) const {
+  try {
+    return m_decode(path);
+  } catch (const std::exception& e) {
+    const std::string why = e.what();
+    throw std::runtime_error(record.where + ": image " +
+                             (why.rfind(path, 0) == 0 ? why : path + ": " + why));
+  }
+}
+
+bool ConversationBatcher::imagesDecode(const DatasetRecord& record, std::string* why) const {
+  try {
+    for (const auto& path : record.images) (void)decode(record, path);
+    return true;
+  } catch (const std::runtime_error& e) {
+    if (why) *why = e.what();
+    return false;
+  }
 }
 
 MllmInputs ConversationBatcher::batch(const std::vector<DatasetRecord>& records, bool withRejected,
@@ -198,8 +218,10 @@ std::vector<int64_t> ConversationBatcher::stopIds() const {
   return out;
 }
 
-RealData::RealData(const TrainConfig& cfg, ImageDecoder decode)
-    : m_batcher(cfg.model, cfg.model_dir, cfg.chat_format, std::move(decode)) {
+RealData::RealData(const TrainConfig& cfg, ImageDecoder decode, Notify notify)
+    : m_batcher(cfg.model, cfg.model_dir, cfg.chat_format, std::move(decode)),
+      m_skipBad(cfg.skip_bad),
+      m_notify(std::move(notify)) {
   DatasetOptions options;
   options.imageRoot = cfg.image_root;
   m_data = std::make_unique<ConversationDataset>(ConversationDataset::open(cfg.data, options));
@@ -209,18 +231,20 @@ RealData::RealData(const TrainConfig& cfg, ImageDecoder decode)
   scan.chatFormat = m_batcher.format();
   scan.maxLength = cfg.max_length;
   scan.maxImages = cfg.max_images;
-  scan.skipBad = false;  // a bad record stops the run before it starts, naming file and line
+  // A bad record stops the run before it starts, naming file and line, unless skip_bad counts it.
+  // Images are decoded as batches need them (a full pass would decode the whole dataset first).
+  scan.skipBad = cfg.skip_bad;
   const ScanResult result = scanDataset(*m_data, scan);
   std::map<std::string, size_t> unusable;
   for (size_t i : result.kept) {
     const DatasetRecord r = m_data->record(i);
-    std::string why = m_batcher.unusable(r);
-    if (why.empty() && cfg.isPreference() && !r.isPreference()) why = "without a rejected answer";
+    std::string why;
+    if (cfg.isPreference() && !r.isPreference()) why = "without a rejected answer";
     if (why.empty() && cfg.stage == Stage::Grpo) {  // a prompt with an answer to check against
       const RecordPrompt p = recordPrompt(r);
       if (p.reference.empty())
         why = "without an answer to check completions against";
-      else if (!m_batcher.unusable(p.prompt).empty())
+      else if (!imagePlaceholderProblem(p.prompt, m_batcher.format()).empty())
         why = "whose images are not all in the prompt";
     }
     if (!why.empty()) {
@@ -234,13 +258,44 @@ RealData::RealData(const TrainConfig& cfg, ImageDecoder decode)
               name(m_batcher.format()) + " template)";
   for (const auto& [why, n] : result.skipped) m_summary += "; " + std::to_string(n) + " " + why;
   for (const auto& [why, n] : unusable) m_summary += "; " + std::to_string(n) + " " + why;
+  if (!result.firstBad.empty()) m_summary += "; the first bad one: " + result.firstBad;
   if (m_kept.empty()) throw std::runtime_error(cfg.data + ": no usable record: " + m_summary);
 }
 
 std::vector<DatasetRecord> RealData::records(const std::vector<int64_t>& indices) const {
   std::vector<DatasetRecord> out;
-  for (int64_t i : indices) out.push_back(m_data->record(m_kept.at(static_cast<size_t>(i))));
+  for (int64_t i : indices) {
+    size_t k = m_kept.at(static_cast<size_t>(i));
+    if (m_skipBad) k = usableRecord(k);
+    out.push_back(m_data->record(k));
+  }
   return out;
+}
+
+// With skip_bad, a record whose images do not decode is replaced by the next kept record whose
+// images do (in the dataset's order, wrapping): the batch keeps its size, and a resumed run
+// replaces it the same way. Each bad record is decoded, reported and remembered once.
+size_t RealData::usableRecord(size_t record) const {
+  std::lock_guard<std::mutex> lock(m_badMutex);
+  auto at = std::lower_bound(m_kept.begin(), m_kept.end(), record);
+  for (size_t tried = 0; tried < m_kept.size(); ++tried) {
+    if (at == m_kept.end()) at = m_kept.begin();
+    const size_t candidate = *at;
+    if (!m_bad.count(candidate)) {
+      if (m_good.count(candidate)) return candidate;
+      std::string why;
+      if (m_batcher.imagesDecode(m_data->record(candidate), &why)) {
+        m_good.insert(candidate);
+        return candidate;
+      }
+      m_bad.insert(candidate);
+      if (m_notify) m_notify("skip_bad: " + why);
+    }
+    ++at;
+  }
+  throw std::runtime_error(
+      "skip_bad: no record of " + std::to_string(m_kept.size()) +
+      " kept has images that decode; `pivot data check` decodes each image and names the bad ones");
 }
 
 MllmInputs RealData::sftBatch(const std::vector<int64_t>& indices, torch::Device device) const {

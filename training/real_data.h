@@ -7,6 +7,8 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,10 +51,11 @@ class ConversationBatcher {
 
   ChatFormat format() const { return m_format; }
   const HfTokenizer& tokenizer() const { return *m_tokenizer; }
-  // Why a record cannot be batched ("" when it can): its rendered conversation's <image>
-  // placeholders do not match its images one to one. Text-only records and records with several
-  // images are batched (their images in order, each filling its placeholder).
-  std::string unusable(const DatasetRecord& record) const;
+  // Whether every image of the record decodes; `why` receives the first failure, naming the
+  // record and the file. Records are batched only when their <image> placeholders match their
+  // images (data/datasets.h's imagePlaceholderProblem): text-only records and records with
+  // several images are batched, their images in order, each filling its placeholder.
+  bool imagesDecode(const DatasetRecord& record, std::string* why = nullptr) const;
   // SFT rows: the chosen answer (or every assistant turn of an instruction record) trained.
   MllmInputs sft(const std::vector<DatasetRecord>& records, torch::Device device) const;
   // DPO rows: the chosen conversations, then the rejected ones, one image per pair.
@@ -73,6 +76,7 @@ class ConversationBatcher {
 
  private:
   torch::Tensor images(const std::vector<DatasetRecord>& records) const;
+  Rgb8 decode(const DatasetRecord& record, const std::string& path) const;  // errors name both
   MllmInputs batch(const std::vector<DatasetRecord>& records, bool withRejected,
                    torch::Device device) const;
 
@@ -85,13 +89,17 @@ class ConversationBatcher {
 
 class RealData {
  public:
+  using Notify = std::function<void(const std::string& message)>;
   // Opens cfg.data with the tokenizer and processor of cfg.model_dir; throws naming the file for
-  // a dataset of the wrong kind (sft needs instructions or preferences, dpo preferences) or one
-  // with no usable record.
-  RealData(const TrainConfig& cfg, ImageDecoder decode);
+  // a dataset of the wrong kind (sft needs instructions or preferences, dpo preferences), one with
+  // no usable record, or (without cfg.skip_bad) a bad record. With skip_bad, bad records are
+  // counted in the summary and records whose images do not decode are replaced when a batch
+  // meets them, each reported once through `notify`.
+  RealData(const TrainConfig& cfg, ImageDecoder decode, Notify notify = nullptr);
 
   int64_t size() const { return static_cast<int64_t>(m_kept.size()); }
   const std::string& summary() const { return m_summary; }
+  std::string fingerprint() const { return m_data->fingerprint(); }  // see ConversationDataset
   MllmInputs sftBatch(const std::vector<int64_t>& indices, torch::Device device) const;
   MllmInputs dpoBatch(const std::vector<int64_t>& indices, torch::Device device) const;
   GrpoPrompts grpoPrompts(const std::vector<int64_t>& indices, int64_t generations,
@@ -100,11 +108,16 @@ class RealData {
 
  private:
   std::vector<DatasetRecord> records(const std::vector<int64_t>& indices) const;
+  size_t usableRecord(size_t record) const;
 
   ConversationBatcher m_batcher;
   std::unique_ptr<ConversationDataset> m_data;
-  std::vector<size_t> m_kept;
+  std::vector<size_t> m_kept;  // dataset indices, increasing
   std::string m_summary;
+  bool m_skipBad = false;
+  Notify m_notify;
+  mutable std::mutex m_badMutex;
+  mutable std::set<size_t> m_bad, m_good;  // records whose images were decoded (skip_bad)
 };
 
 }  // namespace pivot

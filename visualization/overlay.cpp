@@ -3,7 +3,10 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <algorithm>
+#include <array>
+#include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 #include "config/vocabulary.h"
@@ -86,6 +89,70 @@ void putCentred(cv::Mat& canvas, const std::string& text, int y, double scale, i
               cv::FONT_HERSHEY_SIMPLEX, scale, cv::Scalar(20, 20, 20), 1, cv::LINE_AA);
 }
 
+uint32_t crc32(const std::string& bytes, size_t from, size_t count) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t n = 0; n < 256; ++n) {
+      uint32_t c = n;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+      t[n] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xffffffffu;
+  for (size_t i = from; i < from + count; ++i)
+    c = table[(c ^ static_cast<uint8_t>(bytes[i])) & 0xff] ^ (c >> 8);
+  return c ^ 0xffffffffu;
+}
+
+// A damaged PNG makes libpng print its own line to stderr before OpenCV returns nothing; walking
+// the chunks first (length, a four-letter type, the CRC of each) names the damage and where it is
+// instead. Other formats pass untouched.
+void checkPngChunks(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  static const std::string signature = "\x89PNG\r\n\x1a\n";
+  if (bytes.compare(0, signature.size(), signature) != 0) return;
+  const auto be32 = [&](size_t at) {
+    return static_cast<uint32_t>(static_cast<uint8_t>(bytes[at])) << 24 |
+           static_cast<uint32_t>(static_cast<uint8_t>(bytes[at + 1])) << 16 |
+           static_cast<uint32_t>(static_cast<uint8_t>(bytes[at + 2])) << 8 |
+           static_cast<uint32_t>(static_cast<uint8_t>(bytes[at + 3]));
+  };
+  const auto damaged = [&](size_t at, const std::string& why) {
+    return std::runtime_error(path + ": damaged PNG: the chunk at byte " + std::to_string(at) +
+                              " " + why);
+  };
+  for (size_t at = signature.size();;) {
+    if (at + 12 > bytes.size()) throw damaged(at, "is cut off (the file ends before IEND)");
+    const uint32_t length = be32(at);
+    const std::string type = bytes.substr(at + 4, 4);
+    if (!std::all_of(type.begin(), type.end(),
+                     [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }))
+      throw damaged(at, "has no valid type");
+    if (length > bytes.size() - at - 12)
+      throw damaged(at, "(" + type + ") is longer than the rest of the file");
+    if (crc32(bytes, at + 4, 4 + length) != be32(at + 8 + length))
+      throw damaged(at, "(" + type + ") fails its CRC check");
+    if (type == "IEND") return;
+    at += 12 + length;
+  }
+}
+
+bool isPdf(const std::string& path) {
+  const auto dot = path.rfind('.');
+  return dot != std::string::npos && path.substr(dot) == ".pdf";
+}
+
+// Checked before OpenCV reads: it would print a warning (or libpng a line) of its own first.
+void checkImageFile(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw std::runtime_error(path + (std::filesystem::exists(path, ec) ? ": not an image file"
+                                                                       : ": no such image file"));
+  checkPngChunks(path);
+}
+
 }  // namespace
 
 bool renderingAvailable() { return true; }
@@ -128,17 +195,21 @@ RgbImage renderFigure(const RgbImage& image, const std::string& question,
   return fromMat(canvas);
 }
 
+void checkImageOutput(const std::string& path) {
+  if (isPdf(path)) return;
+  if (!cv::haveImageWriter(path))
+    throw std::runtime_error(path +
+                             ": no image format has this extension (use .png, .jpg or .pdf)");
+}
+
 void saveImage(const RgbImage& image, const std::string& path) {
-  const auto dot = path.rfind('.');
-  const std::string ext = dot == std::string::npos ? "" : path.substr(dot);
-  if (ext == ".pdf") return writeImagePdf(path, image.width, image.height, image.rgb);
+  checkImageOutput(path);
+  if (isPdf(path)) return writeImagePdf(path, image.width, image.height, image.rgb);
   if (!cv::imwrite(path, toMat(image))) throw std::runtime_error(path + ": cannot write image");
 }
 
 RgbImage loadImage(const std::string& path, int size, RgbImage* original) {
-  std::error_code ec;  // checked first: OpenCV would print a warning of its own before failing
-  if (!std::filesystem::is_regular_file(path, ec))
-    throw std::runtime_error(path + ": no such image file");
+  checkImageFile(path);
   cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
   if (bgr.empty())
     throw std::runtime_error(path + ": cannot read image (not a format OpenCV decodes)");
@@ -152,9 +223,7 @@ RgbImage loadImage(const std::string& path, int size, RgbImage* original) {
 }
 
 Rgb8 readRgb8(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec))
-    throw std::runtime_error(path + ": no such image file");
+  checkImageFile(path);
   cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR | cv::IMREAD_ANYDEPTH);  // applies EXIF
   if (bgr.empty())
     throw std::runtime_error(path + ": cannot read image (not a format OpenCV decodes)");

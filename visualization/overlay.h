@@ -38,6 +38,9 @@ RgbImage renderFigure(const RgbImage& image, const std::string& question,
 
 // PNG by extension .png, or a one-page PDF embedding the image (.pdf). Throws naming the file.
 void saveImage(const RgbImage& image, const std::string& path);
+// Throws naming the file when saveImage could not write an image under that name (an extension
+// no format has): commands check their --out before computing what they would save.
+void checkImageOutput(const std::string& path);
 // Any format OpenCV reads, resized square; `original` (when given) receives the file's own size.
 // A missing or unreadable file is one error naming it.
 RgbImage loadImage(const std::string& path, int size, RgbImage* original = nullptr);

@@ -27,6 +27,9 @@ void saveImage(const RgbImage& image, const std::string& path) {
     return writeImagePdf(path, image.width, image.height, image.rgb);
   unavailable();
 }
+void checkImageOutput(const std::string& path) {
+  if (path.size() <= 4 || path.substr(path.size() - 4) != ".pdf") unavailable();
+}
 RgbImage loadImage(const std::string&, int, RgbImage*) { unavailable(); }
 Rgb8 readRgb8(const std::string&) { unavailable(); }
 std::array<uint8_t, 3> seriesColour(size_t) { return {128, 128, 128}; }

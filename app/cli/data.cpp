@@ -13,6 +13,7 @@
 #include "peak_memory.h"
 #include "text/chat_template.h"
 #include "text/hf_tokenizer.h"
+#include "visualization/overlay.h"
 
 namespace pivot::cli {
 namespace {
@@ -53,6 +54,13 @@ std::string marked(const ChatRendering& r) {
 }  // namespace
 
 int cmdDataCheck(const DataCheckArgs& args) {
+  // Training refuses these (config/train_config.cpp); so does its check, before reading anything.
+  if (args.maxLength <= 0)
+    throw std::runtime_error("--max-length must be positive, got " +
+                             std::to_string(args.maxLength));
+  if (args.maxImages < 0)
+    throw std::runtime_error("--max-images must be 0 (any) or positive, got " +
+                             std::to_string(args.maxImages));
   DatasetOptions options;
   if (!args.format.empty()) options.format = datasetFormatFromName(args.format);
   options.imageRoot = args.imageRoot;
@@ -60,6 +68,7 @@ int cmdDataCheck(const DataCheckArgs& args) {
   const auto data = ConversationDataset::open(args.file, options);
   std::printf("data: %s (%s, %zu records; index %s)\n", args.file.c_str(), name(data.format()),
               data.size(), data.indexFromCache() ? "read from cache" : "built");
+  if (data.size() == 0) throw std::runtime_error(args.file + ": holds no records");
 
   std::optional<HfTokenizer> tokenizer;
   ChatFormat chatFormat = ChatFormat::ChatMl;
@@ -75,6 +84,8 @@ int cmdDataCheck(const DataCheckArgs& args) {
   scan.maxLength = args.maxLength;
   scan.maxImages = args.maxImages;
   scan.skipBad = args.skipBad;
+  if (options.checkImages)  // what a batch does with each image, so a bad one is found here
+    scan.decodeImage = [](const std::string& path) { (void)readRgb8(path); };
   const ScanResult result = scanDataset(data, scan);
   size_t skipped = 0;
   std::string reasons;
@@ -87,7 +98,8 @@ int cmdDataCheck(const DataCheckArgs& args) {
   if (!tokenizer)
     std::printf("(no --tokenizer: token lengths and the max_length filter skipped)\n");
   printLengths(result.lengths, args.maxLength);
-  if (result.kept.empty()) return 0;
+  if (result.kept.empty())
+    throw std::runtime_error(args.file + ": no usable record (training would refuse it)");
 
   const DatasetRecord first = data.record(result.kept[0]);
   const ChatRendering rendering = renderChat(chatFormat, recordConversation(first, chatFormat));

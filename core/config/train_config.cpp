@@ -486,6 +486,7 @@ nlohmann::json toJson(const TrainConfig& c) {
           {"chat_format", c.chat_format},
           {"max_length", c.max_length},
           {"max_images", c.max_images},
+          {"skip_bad", c.skip_bad},
           {"checkpoint_every", c.checkpoint_every},
           {"checkpoint_minutes", c.checkpoint_minutes},
           {"snapshots", c.snapshots},
@@ -554,6 +555,7 @@ TrainConfig trainConfigFromJson(const nlohmann::json& j) {
   readField(j, "chat_format", c.chat_format, "");
   readField(j, "max_length", c.max_length, "");
   readField(j, "max_images", c.max_images, "");
+  readField(j, "skip_bad", c.skip_bad, "");
   readField(j, "checkpoint_every", c.checkpoint_every, "");
   readField(j, "checkpoint_minutes", c.checkpoint_minutes, "");
   readField(j, "snapshots", c.snapshots, "");

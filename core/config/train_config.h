@@ -79,10 +79,14 @@ struct TrainConfig {
   // or preference records.
   std::string model_dir;
   std::string data;
-  std::string image_root;    // image paths of `data` are relative to it (default: its folder)
-  std::string chat_format;   // "" = the tokenizer's recognised template
-  int max_length = 1500;     // records whose prompt + chosen exceed it are skipped (the paper's)
-  int max_images = 0;        // records with more images are skipped (0 = any; the paper's 1b: 1)
+  std::string image_root;   // image paths of `data` are relative to it (default: its folder)
+  std::string chat_format;  // "" = the tokenizer's recognised template
+  int max_length = 1500;    // records whose prompt + chosen exceed it are skipped (the paper's)
+  int max_images = 0;       // records with more images are skipped (0 = any; the paper's 1b: 1)
+  // Bad records (malformed, a missing image, an image that does not decode) are counted and
+  // skipped instead of stopping the run; a batch that meets an image that does not decode takes
+  // the next good record in its place.
+  bool skip_bad = false;
   int checkpoint_every = 0;  // steps between checkpoints (0 = only at the end)
   // A checkpoint also once this many minutes passed since the last, replacing the previous timed
   // one, so a stop or crash loses at most this much work (0 = off).

@@ -1,6 +1,7 @@
 #include "data/datasets.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -111,8 +112,10 @@ DatasetRecord preferenceRecord(const json& j, const std::string& root, const std
     question = stringField(j, "prompt", where);
   else
     throw std::runtime_error(where + ": missing text field 'question' (or 'prompt')");
-  if (!r.images.empty() && question.find(kImage) == std::string::npos)
-    question = kImage + "\n" + question;
+  // A question without placeholders shows its images first, one placeholder each (MMPR's
+  // multi-image records write none).
+  if (question.find(kImage) == std::string::npos)
+    for (size_t i = 0; i < r.images.size(); ++i) question = kImage + "\n" + question;
   r.conversation.push_back(textMessage("user", question));
   r.chosen.push_back(textMessage("assistant", stringField(j, "chosen", where)));
   r.rejected.push_back(textMessage("assistant", stringField(j, "rejected", where)));
@@ -206,6 +209,12 @@ DatasetFormat datasetFormatFromName(const std::string& s) {
 
 ConversationDataset ConversationDataset::open(const std::string& path,
                                               const DatasetOptions& options) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec))
+    throw std::runtime_error(path +
+                             ": is a directory; give a .json or .jsonl data file or a meta.json");
+  if (!options.imageRoot.empty() && !fs::is_directory(options.imageRoot, ec))
+    throw std::runtime_error("image root " + options.imageRoot + ": no such folder");
   ConversationDataset data;
   data.m_checkImages = options.checkImages;
   const std::string root = options.imageRoot.empty() ? folderOf(path) : options.imageRoot;
@@ -225,10 +234,11 @@ ConversationDataset ConversationDataset::open(const std::string& path,
       if (options.format == DatasetFormat::MmprMeta)
         throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
     }
-    const bool isMeta = meta.is_object() && !meta.empty() &&
-                        std::all_of(meta.begin(), meta.end(), [](const json& v) {
-                          return v.is_object() && v.contains("annotation");
-                        });
+    // Every value an object: no record of the other formats looks so (their fields are text or
+    // lists), so a source without its annotation is named below instead of read as JSONL.
+    const bool isMeta =
+        meta.is_object() && !meta.empty() &&
+        std::all_of(meta.begin(), meta.end(), [](const json& v) { return v.is_object(); });
     if (isMeta) {
       data.m_format = DatasetFormat::MmprMeta;
       const std::string metaFolder = folderOf(path);
@@ -287,11 +297,39 @@ DatasetRecord ConversationDataset::record(size_t i) const {
   }
   if (m_checkImages)
     for (const auto& image : r.images) {
-      if (!fs::exists(image)) throw std::runtime_error(where + ": image " + image + " is missing");
+      std::error_code ec;
+      const auto status = fs::status(image, ec);
+      if (!fs::exists(status)) throw std::runtime_error(where + ": image " + image + " is missing");
+      if (!fs::is_regular_file(status))
+        throw std::runtime_error(where + ": image " + image + " is not a file");
       if (!std::ifstream(image, std::ios::binary))
         throw std::runtime_error(where + ": image " + image + " cannot be read");
     }
   return r;
+}
+
+std::string ConversationDataset::fingerprint() const {
+  std::string out;
+  for (const auto& source : m_sources) {
+    std::ifstream in(source.index.path(), std::ios::binary);
+    const auto bytes = static_cast<uint64_t>(fs::file_size(source.index.path()));
+    uint64_t hash = 1469598103934665603ull;  // FNV-1a
+    constexpr uint64_t kSample = 64 * 1024;
+    for (const uint64_t at : {uint64_t{0}, bytes / 2, bytes > kSample ? bytes - kSample : 0}) {
+      std::string block(kSample, '\0');
+      in.clear();
+      in.seekg(static_cast<std::streamoff>(at));
+      in.read(block.data(), static_cast<std::streamsize>(kSample));
+      block.resize(static_cast<size_t>(in.gcount()));
+      for (unsigned char c : block) hash = (hash ^ c) * 1099511628211ull;
+    }
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+    out += (out.empty() ? "" : "; ") + fs::path(source.index.path()).filename().string() + ": " +
+           std::to_string(source.index.size()) + " records, " + std::to_string(bytes) + " bytes, " +
+           hex;
+  }
+  return out;
 }
 
 std::vector<ChatMessage> recordConversation(const DatasetRecord& record, ChatFormat format,
@@ -321,12 +359,81 @@ std::vector<ChatMessage> recordConversation(const DatasetRecord& record, ChatFor
   return messages;
 }
 
+std::string imagePlaceholderProblem(const DatasetRecord& record, ChatFormat format) {
+  const std::string text = renderChat(format, recordConversation(record, format)).text;
+  size_t placeholders = 0;
+  for (size_t at = text.find(kImage); at != std::string::npos; at = text.find(kImage, at + 1))
+    ++placeholders;
+  if (placeholders == record.images.size()) return "";
+  return "whose <image> placeholders do not match their images one to one";
+}
+
+namespace {
+
+// Record i, its conversation rendered (a role the template does not know throws here, naming the
+// record) and, given a decoder, its images decoded.
+DatasetRecord checkedRecord(const ConversationDataset& data, size_t i, const ScanOptions& options) {
+  DatasetRecord r = data.record(i);
+  try {
+    (void)renderChat(options.chatFormat, recordConversation(r, options.chatFormat));
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(r.where + ": " + e.what());
+  }
+  if (options.decodeImage)
+    for (const auto& image : r.images) {
+      try {
+        options.decodeImage(image);
+      } catch (const std::exception& e) {
+        const std::string why = e.what();
+        // Decoders name the file first; the record's place goes before it.
+        throw std::runtime_error(r.where + ": image " +
+                                 (why.rfind(image, 0) == 0 ? why : image + ": " + why));
+      }
+    }
+  return r;
+}
+
+// Why a readable record is left out ("" to keep it); lengthOut receives its token count.
+std::string filtered(const DatasetRecord& r, const ScanOptions& options, int& lengthOut) {
+  if (options.maxImages > 0 && r.images.size() > static_cast<size_t>(options.maxImages))
+    return "more than " + std::to_string(options.maxImages) + " image" +
+           (options.maxImages == 1 ? "" : "s");
+  std::vector<ChatMessage> answers = r.chosen;
+  if (!r.isPreference())
+    for (const auto& m : r.conversation)
+      if (m.role == "assistant") answers.push_back(m);
+  answers.insert(answers.end(), r.rejected.begin(), r.rejected.end());
+  if (containsImagePlaceholder(answers)) return "<image> in an answer";
+  if (std::string why = imagePlaceholderProblem(r, options.chatFormat); !why.empty()) return why;
+  if (options.tokenizer) {
+    const auto rendering =
+        renderChat(options.chatFormat, recordConversation(r, options.chatFormat));
+    try {
+      lengthOut = static_cast<int>(tokenizeChat(*options.tokenizer, rendering).ids.size());
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(r.where + ": " + e.what());
+    }
+    if (lengthOut > options.maxLength)
+      return "longer than " + std::to_string(options.maxLength) + " tokens";
+  }
+  return "";
+}
+
+}  // namespace
+
 ScanResult scanDataset(const ConversationDataset& data, const ScanOptions& options) {
+  if (options.maxLength <= 0)
+    throw std::invalid_argument("max_length must be positive, got " +
+                                std::to_string(options.maxLength));
+  if (options.maxImages < 0)
+    throw std::invalid_argument("max_images must be 0 (any) or positive, got " +
+                                std::to_string(options.maxImages));
   ScanResult result;
   for (size_t i = 0; i < data.size(); ++i) {
-    DatasetRecord r;
+    std::string skippedBecause;
+    int length = 0;
     try {
-      r = data.record(i);
+      skippedBecause = filtered(checkedRecord(data, i, options), options, length);
     } catch (const std::runtime_error& e) {
       if (!options.skipBad) throw;
       const std::string why = e.what();
@@ -335,38 +442,11 @@ ScanResult scanDataset(const ConversationDataset& data, const ScanOptions& optio
       if (result.firstBad.empty()) result.firstBad = why;
       continue;
     }
-    if (options.maxImages > 0 && r.images.size() > static_cast<size_t>(options.maxImages)) {
-      ++result.skipped["more than " + std::to_string(options.maxImages) + " image" +
-                       (options.maxImages == 1 ? "" : "s")];
+    if (!skippedBecause.empty()) {
+      ++result.skipped[skippedBecause];
       continue;
     }
-    std::vector<ChatMessage> answers = r.chosen;
-    if (!r.isPreference())
-      for (const auto& m : r.conversation)
-        if (m.role == "assistant") answers.push_back(m);
-    answers.insert(answers.end(), r.rejected.begin(), r.rejected.end());
-    if (containsImagePlaceholder(answers)) {
-      ++result.skipped["<image> in an answer"];
-      continue;
-    }
-    if (options.tokenizer) {
-      int length = 0;
-      try {
-        const auto rendering =
-            renderChat(options.chatFormat, recordConversation(r, options.chatFormat));
-        length = static_cast<int>(tokenizeChat(*options.tokenizer, rendering).ids.size());
-      } catch (const std::runtime_error& e) {
-        if (!options.skipBad) throw std::runtime_error(r.where + ": " + e.what());
-        ++result.skipped["malformed record"];
-        if (result.firstBad.empty()) result.firstBad = r.where + ": " + e.what();
-        continue;
-      }
-      if (length > options.maxLength) {
-        ++result.skipped["longer than " + std::to_string(options.maxLength) + " tokens"];
-        continue;
-      }
-      result.lengths.push_back(length);
-    }
+    if (options.tokenizer) result.lengths.push_back(length);
     result.kept.push_back(i);
   }
   return result;

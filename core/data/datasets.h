@@ -13,6 +13,7 @@
 // source's root, itself relative to meta.json's folder).
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -55,6 +56,10 @@ class ConversationDataset {
   bool indexFromCache() const;  // every file's index came from its cache
   // Record i, parsed and checked; throws "FILE:LINE (record I): why" for a bad one.
   DatasetRecord record(size_t i) const;
+  // What a checkpoint records of the data it was trained on, so that a resume can say when the
+  // data changed: per file its records, bytes and a hash of three 64 KB samples (start, middle,
+  // end), e.g. "data.jsonl: 59 records, 20412 bytes, 5f0c9a1e2b7d4c36".
+  std::string fingerprint() const;
 
  private:
   struct Source {
@@ -74,16 +79,27 @@ class ConversationDataset {
 std::vector<ChatMessage> recordConversation(const DatasetRecord& record, ChatFormat format,
                                             bool rejected = false);
 
+// Why a record cannot be batched as `format` renders it, or "" when it can: each image fills one
+// <image> placeholder of the rendered conversation, in order, so their counts must match (a
+// text-only record has neither). Training and `pivot data check` both ask this.
+std::string imagePlaceholderProblem(const DatasetRecord& record, ChatFormat format);
+
 // One pass over a dataset with the paper's filters: records with more than maxImages images (the
 // paper's stage 1b used single-image instructions: maxImages 1; 0 keeps every count), answers
-// containing "<image>", and (given a tokenizer) prompt + chosen longer than maxLength tokens are
-// skipped and counted. A bad record throws, or with skipBad is counted.
+// containing "<image>", records whose <image> placeholders do not match their images, and (given
+// a tokenizer) prompt + chosen longer than maxLength tokens are skipped and counted. A bad record
+// (malformed, a role the template does not know, a missing image or, given decodeImage, one that
+// does not decode) throws "FILE:LINE (record I): why", or with skipBad is counted. Throws
+// std::invalid_argument for maxLength <= 0 or maxImages < 0.
 struct ScanOptions {
   const Tokenizer* tokenizer = nullptr;
   ChatFormat chatFormat = ChatFormat::ChatMl;
   int maxLength = 1500;
   int maxImages = 0;
   bool skipBad = false;
+  // Decodes an image file, throwing for one that does not decode (the front end's decoder; data/
+  // has no image library). Null: images are only checked to be readable files.
+  std::function<void(const std::string& path)> decodeImage;
 };
 struct ScanResult {
   std::vector<size_t> kept;

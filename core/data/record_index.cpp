@@ -113,18 +113,23 @@ class Scanner {
   }
 
   // Consumes the object or array whose opening byte `c` was just read and returns the byte after
-  // it (-1 at the end of the file).
+  // it (-1 at the end of the file). Brackets are matched by kind, so a record missing a ']' fails
+  // at the '}' that meets it, not lines later where the counts happen to come out.
   int skipContainer(int c) {
-    int depth = 1;
-    while (depth > 0) {
+    m_open.assign(1, static_cast<char>(c));
+    while (!m_open.empty()) {
       c = next();
       if (c < 0) fail("the file ends inside a record");
       if (c == '"') {
         skipString();
       } else if (c == '{' || c == '[') {
-        ++depth;
+        m_open.push_back(static_cast<char>(c));
       } else if (c == '}' || c == ']') {
-        --depth;
+        const char expected = m_open.back() == '{' ? '}' : ']';
+        if (c != expected)
+          fail(std::string("'") + static_cast<char>(c) + "' where '" + expected +
+               "' closes the record's " + (expected == '}' ? "object" : "list"));
+        m_open.pop_back();
       }
     }
     return next();
@@ -170,6 +175,7 @@ class Scanner {
 
   std::string m_path;
   Fd m_fd;
+  std::string m_open;  // the brackets open inside the record being skipped
   char m_buffer[kBlock];
   size_t m_at = 0, m_end = 0;
   uint64_t m_offset = 0;
