@@ -342,6 +342,13 @@ int64_t experimentRecord(const ExperimentSpec& spec) {
   const std::string specText = specJson(spec).dump();
   for (const auto& e : store.experiments())
     if (e.specJson == specText) {
+      // The same command running now (another window or shell): two would train the same runs.
+      if (ownerLiveness(e.status, e.owner) == Liveness::Alive &&
+          e.owner.pid != currentProcessOwner().pid)
+        throw std::runtime_error("experiment " + std::to_string(e.id) +
+                                 " with this spec is running in this workspace (" +
+                                 ownerText(e.owner) +
+                                 "); wait for it, stop it, or use another --workspace");
       store.claimExperiment(e.id, currentProcessOwner());
       store.setExperimentStatus(e.id, RunStatus::Running, "resumed");
       return e.id;
@@ -387,6 +394,12 @@ ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
   if (s.workspace.empty()) throw std::runtime_error("no workspace given");
   if (s.jobs < 0 || s.jobs > 64) throw std::runtime_error("--jobs must be 1..64 (0: automatic)");
   if (s.jobs == 0) s.jobs = defaultStudyJobs();
+  for (const auto& [option, steps] :
+       {std::pair{"--transplant-align-steps", s.transplantAlignSteps},
+        std::pair{"--transplant-instruct-steps", s.transplantInstructSteps}})
+    if (steps < 0)  // 0 is the preset's default; below it nothing means anything
+      throw std::runtime_error(std::string(option) + " must be 0 (the preset's default) or " +
+                               "positive, got " + std::to_string(steps));
   try {
     (void)projectorInitFromName(s.transplantProjector);
   } catch (const std::runtime_error& e) {

@@ -10,6 +10,7 @@
 #include <QTemporaryDir>
 #include <signal.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -261,6 +262,11 @@ class TestDistributed : public QObject {
     QVERIFY(::kill(static_cast<pid_t>(resume.processId()), SIGINT) == 0);
     QVERIFY(resume.waitForFinished(120000));
     QCOMPARE(resume.exitCode(), 128 + SIGINT);
+    // The stop names the command that continues it, with the world size a resume needs.
+    const QString said =
+        QString::fromUtf8(resume.readAllStandardOutput() + resume.readAllStandardError());
+    QVERIFY2(said.contains("pivot train --resume " + QString::number(runId) + " --nproc 2"),
+             qPrintable(said));
     const auto stopped = *store.run(runId);
     QCOMPARE(QString(name(stopped.status)), QString("stopped"));
     const int64_t stoppedAt = store.checkpoints(runId).back().step;
@@ -269,6 +275,46 @@ class TestDistributed : public QObject {
     const auto curve = lossCurve(m_ws, runId);
     QCOMPARE(static_cast<int64_t>(curve.size()), stoppedAt);
     QCOMPARE(curve.rbegin()->first, stoppedAt);
+  }
+
+  // The launcher killed outright (SIGKILL: it forwards nothing): its workers notice its death at
+  // once, stop the run with a checkpoint like SIGTERM does, and exit.
+  void aKilledLauncherStopsItsWorkers() {
+    QProcess launcher;
+    launcher.start(kPivot,
+                   {"--workspace", m_ws, "train", "--preset", "tiny", "--stage", "sft", "--from",
+                    m_stage1, "--set", "steps=4000", "--set", "eval_samples=0", "--nproc", "2"});
+    QVERIFY(launcher.waitForStarted());
+    const int64_t runId = waitForRunningRun(
+        [](const RunStore& store, int64_t id) {
+          const auto loss = store.lastMetric(id, "loss");
+          return loss && loss->step > 10;
+        },
+        m_ws);
+    QVERIFY(runId > 0);
+    const auto workers = childrenOf(launcher.processId());
+    QCOMPARE(workers.size(), 2);
+    QVERIFY(::kill(static_cast<pid_t>(launcher.processId()), SIGKILL) == 0);
+    QVERIFY(launcher.waitForFinished(10000));
+    QElapsedTimer clock;
+    clock.start();
+    const auto alive = [&] {
+      return std::count_if(workers.begin(), workers.end(), [](qint64 pid) {
+        // Reparented, so not ours to reap: a zombie (state Z) has exited.
+        QFile stat(QString("/proc/%1/stat").arg(pid));
+        if (!stat.open(QIODevice::ReadOnly)) return false;
+        const QByteArray line = stat.readAll();
+        const int close = line.lastIndexOf(')');
+        return close > 0 && line.size() > close + 2 && line[close + 2] != 'Z';
+      });
+    };
+    while (alive() > 0 && clock.elapsed() < 60000) QTest::qWait(100);
+    QCOMPARE(alive(), 0);
+    RunStore store(storePath(m_ws.toStdString()), RunStore::Access::ReadOnly);
+    const auto run = *store.run(runId);
+    QCOMPARE(QString(name(run.status)), QString("stopped"));
+    QVERIFY(!store.checkpoints(runId).empty());
+    QVERIFY(store.checkpoints(runId).back().step < 4000);
   }
 
   // A rank that hangs (SIGSTOP) is given up on after PIVOT_DIST_TIMEOUT_S: rank 0 fails the run

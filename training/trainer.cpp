@@ -57,10 +57,16 @@ void initWeights(torch::nn::Module& model) {
 
 // Loads `dir`'s weights into `model`; a checkpoint of another architecture is a clear error.
 void loadWeights(Mllm& model, const std::string& dir, const MllmConfig& expected) {
-  const auto cfg = readCheckpointConfig(dir);
-  if (toJson(mllmConfigFromJson(cfg)) != toJson(expected))
+  MllmConfig stored;
+  try {
+    stored = mllmConfigFromJson(readCheckpointConfig(dir));
+  } catch (const std::runtime_error& e) {
+    const std::string why = e.what();
+    throw std::runtime_error(why.rfind(dir, 0) == 0 ? why : dir + "/config.json: " + why);
+  }
+  if (toJson(stored) != toJson(expected))
     throw std::runtime_error(dir + ": checkpoint of another architecture (model config differs: " +
-                             toJson(mllmConfigFromJson(cfg)).dump() + ")");
+                             toJson(stored).dump() + ")");
   loadStateDict(*model, readCheckpointWeights(dir), {""}, dir + "/model.safetensors");
 }
 
@@ -145,14 +151,6 @@ std::string nonFiniteScalars(const Scalars& scalars) {
   return out;
 }
 
-std::string ownerText(const RunOwner& o) {
-  std::ostringstream t;
-  t << "pid " << o.pid << " on " << o.host;
-  if (o.heartbeat > 0)
-    t << ", last heartbeat " << static_cast<int64_t>(unixNow() - o.heartbeat) << " s ago";
-  return t.str();
-}
-
 // The run to resume, checked: it exists, is not finished and no live process trains it.
 RunInfo runToResume(const RunStore& store, int64_t runId) {
   auto info = store.run(runId);
@@ -162,7 +160,7 @@ RunInfo runToResume(const RunStore& store, int64_t runId) {
     throw std::runtime_error("run " + info->name + " already finished");
   if (runLiveness(*info) == Liveness::Alive && info->owner.pid != currentProcessOwner().pid)
     throw std::runtime_error("run " + info->name + " is live (" + ownerText(info->owner) +
-                             "); stop it there before resuming it");
+                             "): another process trains it; stop it there, or wait for it");
   return *info;
 }
 
@@ -224,6 +222,7 @@ RunPlan planRun(const TrainConfig& requested, const TrainOptions& options, Metri
     plan.store = std::make_unique<RunStore>(storePath(options.workspace));
     plan.resumed = runToResume(*plan.store, *options.resumeRunId);
     plan.config = trainConfigFromJson(nlohmann::json::parse(plan.resumed->configJson));
+    if (options.skipBad) plan.config.skip_bad = true;
   }
   // Checked here, not per --set: model_dir and data are given one after the other.
   if (plan.config.realModel() && plan.config.data.empty())
@@ -237,7 +236,8 @@ RunPlan planRun(const TrainConfig& requested, const TrainOptions& options, Metri
   validate(plan.config);
   plan.device = pickDevice(plan.config.device);  // device=cuda without CUDA: before any write
   if (plan.config.realModel()) {  // a bad record is bad input: reported before any write
-    plan.realData = std::make_unique<RealData>(plan.config, options.decodeImage);
+    plan.realData = std::make_unique<RealData>(
+        plan.config, options.decodeImage, [&sink](const std::string& m) { sink.onMessage(m); });
     sink.onMessage("data: " + plan.realData->summary());
   }
   if (!plan.store) {
@@ -247,6 +247,15 @@ RunPlan planRun(const TrainConfig& requested, const TrainOptions& options, Metri
   plan.parentId = plan.resumed ? plan.resumed->parentId : options.parentRunId;
   if (plan.resumed)
     plan.resumeFrom = lastUsableCheckpoint(*plan.store, plan.resumed->id, /*resumable=*/true);
+  if (plan.realData && !plan.resumeFrom.empty()) {
+    // The checkpoint names the data it was trained on; a resume on other data is allowed (a fixed
+    // record, a moved folder) but never silent.
+    const std::string was = readTrainerState(plan.resumeFrom).value("data_fingerprint", "");
+    const std::string now = plan.realData->fingerprint();
+    if (!was.empty() && was != now)
+      sink.onMessage("warning: the data changed since checkpoint " + plan.resumeFrom + " (" + was +
+                     "; now " + now + "): the run continues on the data as it is now");
+  }
   if (plan.parentId) {
     auto parent = plan.store->run(*plan.parentId);
     if (!parent) throw std::runtime_error("no parent run " + std::to_string(*plan.parentId));
@@ -559,8 +568,9 @@ struct RunContext {
   RunModels& models;
   Optimisation& opt;
   const TrainingMethod& method;
-  ProcessGroup* group;  // null: one process
-  bool leader;          // rank 0 (or the only process): writes the store and checkpoints
+  ProcessGroup* group;          // null: one process
+  bool leader;                  // rank 0 (or the only process): writes the store and checkpoints
+  std::string dataFingerprint;  // a real model's data (RealData::fingerprint), else empty
 };
 
 // Rank 0 writes the checkpoint (weights, optimiser, heads, method state) through the keeper; then
@@ -580,6 +590,7 @@ std::string saveRunCheckpoint(const RunContext& c, CheckpointKeeper* keeper,
                             {"run_id", c.runId},
                             {"stage", stageName(c.cfg.stage)},
                             {"world_size", c.group ? c.group->size() : 1}};
+    if (!c.dataFingerprint.empty()) state["data_fingerprint"] = c.dataFingerprint;
     const auto dir = writeCheckpoint(runDir, at, *c.models.model, checkpointConfig(c.cfg),
                                      c.opt.optimizer.get(), state);
     if (c.models.heads)
@@ -617,7 +628,6 @@ StepRecord trainOneStep(const RunContext& c, int64_t at, DataOrder& order,
     AutocastScope autocast(cfg.dtype == Precision::Bf16, c.device);  // forward passes only
     out = c.method.step(at, indices);
   }
-  if (c.leader && !out.completions.empty()) c.store.addCompletions(c.runId, out.completions);
   if (options.lossHook) options.lossHook(at, out.loss);
   const auto reduced = reduceStep(c.group, out.loss.item<double>(), out,
                                   out.lossUnits > 0 ? out.lossUnits : indices.size());
@@ -637,6 +647,8 @@ StepRecord trainOneStep(const RunContext& c, int64_t at, DataOrder& order,
                      where;
     return record;
   }
+  // GRPO's logged completions, once their values are known to be finite (the store refuses NaN).
+  if (c.leader && !out.completions.empty()) c.store.addCompletions(c.runId, out.completions);
   double allReduceSeconds = 0;
   const auto sumGradients = [&] {
     const auto a0 = std::chrono::steady_clock::now();
@@ -760,7 +772,9 @@ TrainResult train(const TrainConfig& requested, const TrainOptions& options) {
     std::optional<CheckpointKeeper> keeper;
     if (leader) keeper.emplace(store, runId, cfg);
     if (keeper && !resumeFrom.empty()) keeper->resumedFrom(startStep, resumeFrom);
-    const RunContext ctx{cfg, device, store, runId, models, opt, method, group, leader};
+    const RunContext ctx{
+        cfg, device, store, runId,  models,
+        opt, method, group, leader, realData ? realData->fingerprint() : std::string()};
     const auto saveAt = [&](int64_t done) {
       result.checkpoint = saveRunCheckpoint(ctx, keeper ? &*keeper : nullptr, runDir, done);
     };

@@ -43,6 +43,9 @@ struct TrainOptions {
   // CPU threads for this call, over the config's `threads` (a resumed run's stored config too);
   // 0: the config's. The study sets it when it trains stages side by side.
   int threads = 0;
+  // A resumed run skips bad records from here on (config key skip_bad): a run stopped by an image
+  // that does not decode continues past it; what it trained on before is unchanged.
+  bool skipBad = false;
 };
 
 struct TrainResult {

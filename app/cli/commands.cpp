@@ -17,6 +17,16 @@ std::unique_ptr<RunStore> openExisting(const std::string& workspace, RunStore::A
   return std::make_unique<RunStore>(path, access);
 }
 
+void refuseDamagedStore(const std::string& workspace) {
+  const auto path = storePath(workspace);
+  if (!fs::exists(path)) return;
+  const std::string damage = RunStore(path, RunStore::Access::ReadOnly).firstDamage();
+  if (!damage.empty())
+    throw std::runtime_error(path + " is damaged (" + damage +
+                             "): nothing is written into it; `pivot doctor` lists the damage, "
+                             "and a copy of the file restores it");
+}
+
 std::string defaultWorkspace() {
   if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg)
     return (fs::path(xdg) / "pivot-workbench").string();

@@ -23,6 +23,7 @@ struct TrainArgs {
   std::vector<std::string> sets;                   // key=value overrides
   std::string model, data, imageRoot, chatFormat;  // a real model (HF LLaVA folder) and its data
   bool quiet = false;
+  bool skipBad = false;             // config key skip_bad; beside --resume, from there on
   int nproc = 1;                    // data-parallel processes (app/cli/launch.h)
   std::string optionsBesideResume;  // e.g. "--set, --from": refused with --resume
 };
@@ -92,6 +93,7 @@ struct ExperimentArgs {
 struct TokenizeArgs {
   std::string tokenizer;   // folder with tokenizer.json (+ tokenizer_config.json)
   std::string text;        // the text, or "-" for standard input
+  bool textGiven = false;  // TEXT was on the command line ("" is a text: no tokens)
   std::string chat;        // a JSON list of {role, content} to render with the chat template
   std::string chatFormat;  // override the recognised template: qwen2.5 | qwen3 | ...
   bool addGenerationPrompt = false;
@@ -129,6 +131,9 @@ struct ModelCheckArgs {
 };
 
 std::string defaultWorkspace();
+// Before a command writes into a workspace's store (train, experiment, export): throws when
+// SQLite's quick_check finds damage, which reads do not always report. No store: nothing to check.
+void refuseDamagedStore(const std::string& workspace);
 // Opens an existing workspace's store; never creates one (errors write nothing). Reading commands
 // open it read-only, so a read-only workspace can be listed.
 std::unique_ptr<RunStore> openExisting(const std::string& workspace,

@@ -54,12 +54,13 @@ int cmdDoctor(const std::string& workspace, bool fix) {
   for (const auto& r : runs) {
     known.insert("run-" + std::to_string(r.id));
     const std::string label = "run " + std::to_string(r.id) + " (" + r.name + ")";
+    if (r.status == RunStatus::Unknown) problem(label + ": " + r.message, false);
     if (effectiveStatus(r) == RunStatus::Crashed) {
       problem(label + " is marked " + name(r.status) + " but its process (pid " +
                   std::to_string(r.owner.pid) + " on " + r.owner.host + ") is gone: it crashed" +
                   (lastUsableCheckpoint(*store, r.id, true).empty()
                        ? ""
-                       : "; `pivot train --resume " + std::to_string(r.id) + "` continues it"),
+                       : "; `" + resumeCommand(*store, r.id) + "` continues it"),
               fix);
       if (fix)
         store->setStatus(

@@ -98,6 +98,7 @@ class JsonDisplay final : public ExperimentProgress {
 }  // namespace
 
 int cmdExperiment(const std::string& workspace, const ExperimentArgs& a) {
+  refuseDamagedStore(workspace);
   ExperimentSpec spec = a.spec;
   if (!a.sweep.empty()) parseSweep(spec, a.sweep);
   parseArms(spec, a.arms);

@@ -83,6 +83,7 @@ int exportHf(const std::string& workspace, const ExportArgs& args) {
 }  // namespace
 
 int cmdExport(const std::string& workspace, const ExportArgs& args) {
+  refuseDamagedStore(workspace);  // an export records itself as an artifact of the run
   if (args.format == "hf") return exportHf(workspace, args);
   const std::string& runName = args.run;
   const std::string& outDir = args.out;

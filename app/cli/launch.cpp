@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -107,6 +108,7 @@ int launchWorkers(int nproc, const std::vector<std::string>& args) {
   sigaction(SIGTERM, &forward, nullptr);
 
   g_workers.assign(static_cast<size_t>(nproc), 0);
+  const pid_t launcher = getpid();
   for (int rank = 0; rank < nproc; ++rank) {
     std::vector<std::string> argvText = args;
     argvText[0] = "pivot";
@@ -115,6 +117,10 @@ int launchWorkers(int nproc, const std::vector<std::string>& args) {
     if (pid < 0)
       throw std::runtime_error("--nproc: could not start worker " + std::to_string(rank));
     if (pid == 0) {
+      // A launcher killed outright (SIGKILL forwards nothing) must not leave workers training
+      // the workspace: its death sends them SIGTERM, which stops a run with a checkpoint.
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != launcher) _exit(128 + SIGTERM);  // it died before the line above
       setenv("RANK", std::to_string(rank).c_str(), 1);
       setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
       setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);

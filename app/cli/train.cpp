@@ -57,10 +57,14 @@ void reportEnd(const std::string& stage, const TrainResult& r) {
               << ")\n";
   if (r.status == RunStatus::Failed)
     throw RunFailed("run " + std::to_string(r.runId) + " failed: " + r.message);
-  if (r.status == RunStatus::Stopped)
+  if (r.status == RunStatus::Stopped) {
+    // A data-parallel run resumes on as many processes (trainer.cpp checks it).
+    const int processes = distributedEnvFromEnvironment().worldSize;
     throw RunStopped("run " + std::to_string(r.runId) + " " + r.message +
                      " with a checkpoint; continue it with: pivot train --resume " +
-                     std::to_string(r.runId));
+                     std::to_string(r.runId) +
+                     (processes > 1 ? " --nproc " + std::to_string(processes) : ""));
+  }
 }
 
 TrainResult runStage(const std::string& workspace, const TrainConfig& cfg,
@@ -85,6 +89,7 @@ TrainResult runStage(const std::string& workspace, const TrainConfig& cfg,
 }  // namespace
 
 int cmdTrain(const std::string& workspace, const TrainArgs& a) {
+  refuseDamagedStore(workspace);
   if (!a.resume.empty()) {
     // A resumed run continues with its own configuration and parent; anything else given with
     // --resume would be silently ignored, so it is refused.
@@ -98,6 +103,7 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     TrainOptions opt;
     opt.workspace = workspace;
     opt.resumeRunId = info.id;
+    opt.skipBad = a.skipBad;
     ProgressSink progress("[" + info.stage + "]");
     NullSink silent;
     opt.sink = a.quiet ? static_cast<MetricSink*>(&silent) : &progress;
@@ -117,8 +123,10 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
   if (!a.data.empty()) sets.push_back("data=" + fs::absolute(a.data).string());
   if (!a.imageRoot.empty()) sets.push_back("image_root=" + fs::absolute(a.imageRoot).string());
   if (!a.chatFormat.empty()) sets.push_back("chat_format=" + a.chatFormat);
-  if (a.model.empty() && (!a.data.empty() || !a.imageRoot.empty() || !a.chatFormat.empty()))
-    throw std::runtime_error("--data, --image-root and --chat-format need --model");
+  if (a.skipBad) sets.push_back("skip_bad=true");
+  if (a.model.empty() &&
+      (!a.data.empty() || !a.imageRoot.empty() || !a.chatFormat.empty() || a.skipBad))
+    throw std::runtime_error("--data, --image-root, --chat-format and --skip-bad need --model");
   // Without --from the earlier stages run first, by the chain's rule: --set keys of the
   // architecture, the world and the device reach them, hyper-parameters only the requested stage.
   // Every stage is validated before anything is written.

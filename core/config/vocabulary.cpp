@@ -14,8 +14,8 @@ const std::vector<std::string> kPrecision = {"fp32", "bf16"};
 const std::vector<std::string> kGrpoLoss = {"grpo", "bnpo", "dr_grpo", "dapo"};
 const std::vector<std::string> kRewardScaling = {"group", "batch", "none"};
 const std::vector<std::string> kRewardFunction = {"accuracy", "format", "format_think", "length"};
-const std::vector<std::string> kRunStatus = {"created",  "running", "paused", "stopped",
-                                             "finished", "failed",  "crashed"};
+const std::vector<std::string> kRunStatus = {"created",  "running", "paused",  "stopped",
+                                             "finished", "failed",  "crashed", "unknown"};
 
 // "a, b or c"
 std::string alternatives(const std::vector<std::string>& names) {

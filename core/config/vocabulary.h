@@ -31,7 +31,9 @@ enum class RewardScaling { Group, Batch, None };
 enum class RewardFunction { Accuracy, Format, FormatThink, Length };
 // A run's (and an experiment's) state in the run store. Crashed is what a running or paused run
 // whose owner died shows as (store/workspace.h's effectiveStatus); `pivot doctor --fix` writes it.
-enum class RunStatus { Created, Running, Paused, Stopped, Finished, Failed, Crashed };
+// Unknown is never written: it is how a status this version does not know (a newer one wrote it)
+// reads, so that one such row is flagged instead of hiding every run.
+enum class RunStatus { Created, Running, Paused, Stopped, Finished, Failed, Crashed, Unknown };
 
 const char* name(DpoLoss v);
 const char* name(ProjectorInit v);

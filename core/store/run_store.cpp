@@ -167,14 +167,15 @@ std::string columnText(sqlite3_stmt* s, int i) {
   return t ? reinterpret_cast<const char*>(t) : "";
 }
 
-// A status this version does not know (a newer workbench wrote it) is a clear error naming the run
-// or experiment ("run 4", "experiment 2").
-RunStatus statusFromColumn(const std::string& whose, const std::string& text) {
-  try {
-    return runStatusFromName(text);
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error(whose + ": " + e.what());
-  }
+// A status this version does not know (a newer workbench wrote it) reads as Unknown, with the
+// stored text in front of the message: that row is flagged where it is shown, the others read.
+RunStatus statusFromColumn(const std::string& text, std::string& message) {
+  for (size_t i = 0; i < runStatusNames().size(); ++i)
+    if (text == runStatusNames()[i] && static_cast<RunStatus>(i) != RunStatus::Unknown)
+      return static_cast<RunStatus>(i);
+  message = "status '" + text + "' is unknown to this version of pivot" +
+            (message.empty() ? "" : "; " + message);
+  return RunStatus::Unknown;
 }
 
 RunInfo readRun(sqlite3_stmt* s) {
@@ -183,11 +184,11 @@ RunInfo readRun(sqlite3_stmt* s) {
   r.name = columnText(s, 1);
   r.preset = columnText(s, 2);
   r.stage = columnText(s, 3);
-  r.status = statusFromColumn("run " + std::to_string(r.id), columnText(s, 4));
   if (sqlite3_column_type(s, 5) != SQLITE_NULL) r.parentId = sqlite3_column_int64(s, 5);
   r.configJson = columnText(s, 6);
   r.gitCommit = columnText(s, 7);
   r.message = columnText(s, 8);
+  r.status = statusFromColumn(columnText(s, 4), r.message);
   r.createdAt = sqlite3_column_double(s, 9);
   r.updatedAt = sqlite3_column_double(s, 10);
   r.tags = columnText(s, 11);
@@ -711,9 +712,9 @@ std::vector<ExperimentInfo> RunStore::experiments() const {
     e.id = sqlite3_column_int64(s.get(), 0);
     e.name = columnText(s.get(), 1);
     e.preset = columnText(s.get(), 2);
-    e.status = statusFromColumn("experiment " + std::to_string(e.id), columnText(s.get(), 3));
     e.specJson = columnText(s.get(), 4);
     e.message = columnText(s.get(), 5);
+    e.status = statusFromColumn(columnText(s.get(), 3), e.message);
     e.reportPath = fromStored(columnText(s.get(), 6));
     e.createdAt = sqlite3_column_double(s.get(), 7);
     e.updatedAt = sqlite3_column_double(s.get(), 8);
@@ -842,6 +843,17 @@ std::vector<EvaluationRow> RunStore::evaluations(int64_t runId) const {
     out.push_back({sqlite3_column_int64(s.get(), 0), columnText(s.get(), 1), columnText(s.get(), 2),
                    sqlite3_column_double(s.get(), 3)});
   return out;
+}
+
+std::string RunStore::firstDamage() const {
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(m_db.get(), "PRAGMA quick_check(1)", -1, &raw, nullptr) != SQLITE_OK)
+    return std::string("quick_check: ") + sqlite3_errmsg(m_db.get());
+  Stmt s(raw);
+  const int rc = sqlite3_step(s.get());
+  if (rc != SQLITE_ROW) return std::string("quick_check: ") + sqlite3_errmsg(m_db.get());
+  const std::string line = columnText(s.get(), 0);
+  return line == "ok" ? "" : line;
 }
 
 std::vector<std::string> RunStore::integrityProblems() const {

@@ -153,6 +153,9 @@ class RunStore {
   // SQLite's integrity and foreign-key checks: empty when the database is sound, else one line
   // per problem found.
   std::vector<std::string> integrityProblems() const;
+  // The first damage `PRAGMA quick_check` finds, or "" (a cheaper pass than integrity_check, for
+  // commands about to write: damage SQLite does not report on reads would take new rows with it).
+  std::string firstDamage() const;
 
   // A stored path: relative to the workspace when inside it, absolute otherwise; and back.
   std::string toStored(const std::string& path) const;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 
@@ -72,10 +73,28 @@ std::string lastUsableCheckpoint(const RunStore& store, int64_t runId, bool resu
   return "";
 }
 
+std::string resumeCommand(const RunStore& store, int64_t runId) {
+  std::string command = "pivot train --resume " + std::to_string(runId);
+  const std::string checkpoint = lastUsableCheckpoint(store, runId, /*resumable=*/true);
+  if (checkpoint.empty()) return command;
+  std::ifstream in(fs::path(checkpoint) / "trainer_state.json");
+  const auto state = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  const auto worldSize = state.is_object() ? state.value("world_size", 1) : 1;
+  return worldSize > 1 ? command + " --nproc " + std::to_string(worldSize) : command;
+}
+
 void deleteRunWithFiles(RunStore& store, int64_t runId) {
   store.deleteRun(runId);
   std::error_code ec;
   fs::remove_all(runDirectory(store.workspaceRoot(), runId), ec);
+}
+
+std::string ownerText(const RunOwner& o) {
+  std::ostringstream t;
+  t << "pid " << o.pid << " on " << o.host;
+  if (o.heartbeat > 0)
+    t << ", last heartbeat " << static_cast<int64_t>(unixNow() - o.heartbeat) << " s ago";
+  return t.str();
 }
 
 RunOwner processOwner(int64_t pid) {

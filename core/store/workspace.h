@@ -20,6 +20,10 @@ std::string runDirectory(const std::string& workspace,
 // needs). Empty when there is none. Paths come back absolute (the store resolves them).
 std::string lastUsableCheckpoint(const RunStore& store, int64_t runId, bool resumable = false);
 
+// The command that continues a run: `pivot train --resume <id>`, plus `--nproc N` when its last
+// resumable checkpoint was written by N data-parallel processes (a resume must use as many).
+std::string resumeCommand(const RunStore& store, int64_t runId);
+
 // Deletes a run's rows and its checkpoint folder.
 void deleteRunWithFiles(RunStore& store, int64_t runId);
 
@@ -28,6 +32,9 @@ void deleteRunWithFiles(RunStore& store, int64_t runId);
 // recycled pid or a reboot is not mistaken for the owner) and a heartbeat with every metric flush.
 RunOwner currentProcessOwner();
 RunOwner processOwner(int64_t pid);  // any process on this host (empty start when there is none)
+
+// "pid 123 on host, last heartbeat 4 s ago": who a live run or experiment belongs to.
+std::string ownerText(const RunOwner& owner);
 
 enum class Liveness { NotRunning, Alive, Dead, Unknown };
 // NotRunning unless the status is running or paused. On this host the pid and its start decide; on
