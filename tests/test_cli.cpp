@@ -15,11 +15,13 @@
 #include <QProcess>
 #include <QTemporaryDir>
 #include <fstream>
+#include <functional>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
 #include <sqlite3.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -63,6 +65,12 @@ Result shellCmd(const QString& script) {
 const QString kPivot = PIVOT_BINARY_DIR "/app/pivot";
 const QString kQwenTokenizer = PIVOT_SOURCE_DIR "/tests/data/qwen2.5-tokenizer";
 
+void writeText(const QString& path, const QString& text) {
+  QFile f(path);
+  QVERIFY(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
+  f.write(text.toUtf8());
+}
+
 void writeImage(const QString& path, int w, int h, QColor fill) {
   QImage image(w, h, QImage::Format_RGB888);
   image.fill(fill);
@@ -103,6 +111,19 @@ class TestCli : public QObject {
         {{"experiment", "--sweep", "warp=1,2"}, "unknown key 'warp'"},
         {{"experiment", "--sweep", "lr=2,3"}, "--sweep lr=2: lr must be in (0, 1)"},
         {{"experiment", "--seeds", "0"}, "--seeds must be 1..50"},
+        // Review rows 7.5, 3.22, 1.39, 3.27: values that once meant something else or failed late.
+        {{"experiment", "--transplant-align-steps", "-5"},
+         "--transplant-align-steps must be 0 (the preset's default) or positive, got -5"},
+        {{"generate", "--model", "/no/model", "--image", "x.png", "--question", "q",
+          "--temperature", "-1"},
+         "--temperature must be 0 (greedy) or positive, got -1"},
+        {{"generate", "--model", "/no/model", "--image", "x.png", "--question", "q", "--top-p",
+          "0"},
+         "--top-p must be in (0, 1], got 0"},
+        {{"tokenize", "--tokenizer", kQwenTokenizer, "--chat", kQwenTokenizer},
+         "is a directory, not a file"},
+        {{"explain", "--checkpoint", "1", "--sample", "0", "--out", "x.txt"},
+         "x.txt: no image format has this extension (use .png, .jpg or .pdf)"},
         {{"experiment", "--transplant-projector", "two"},
          "--transplant-projector: unknown projector init 'two' (expected new or one_plus_one)"},
         {{"tokenize", "--tokenizer", "/no/such/dir", "hi"},
@@ -132,6 +153,8 @@ class TestCli : public QObject {
         pivotCmd({"tokenize", "--tokenizer", kQwenTokenizer, "--ids", "Hello, world<|im_end|>"});
     QCOMPARE(r.code, 0);
     QCOMPARE(r.out.trimmed(), QString("9707 11 1879 151645"));
+    r = pivotCmd({"tokenize", "--tokenizer", kQwenTokenizer, "--ids", ""});  // review row 1.26
+    QVERIFY2(r.code == 0 && r.out.trimmed().isEmpty(), qPrintable(r.err + r.out));
     r = pivotCmd({"tokenize", "--tokenizer", kQwenTokenizer, "--json", " world"});
     QCOMPARE(r.out.trimmed(), QString(R"({"id":1879,"text":" world","token":"Ġworld"})"));
     const QString chat = m_dir.filePath("chat.json");
@@ -173,6 +196,84 @@ class TestCli : public QObject {
     QVERIFY(r.out.contains("as qwen2.5"));
     QVERIFY(r.out.contains(QString::fromUtf8("\u27e6Red.<|im_end|>\u27e7")));
     QVERIFY(r.out.contains(QString::fromUtf8("rejected answer: \u27e6Blue.<|im_end|>\u27e7")));
+  }
+
+  // Issue 27 (3): the check finds what training would stop at, with the same code: placeholders
+  // that do not match the images, images that are directories, not images, or damaged (named by
+  // the file and the chunk, without libpng's own line); empty data and bad limits are errors.
+  void dataCheckChecksWhatTrainingChecks() {
+    const QString dir = m_dir.filePath("datacheck");
+    QVERIFY(QDir().mkpath(dir + "/folder.png"));
+    writeImage(dir + "/red.png", 16, 16, QColor(200, 20, 20));
+    QFile::copy(dir + "/red.png", dir + "/damaged.png");
+    int idat = 0;  // where the chunk's type is; the chunk starts 4 bytes before it
+    {
+      QFile f(dir + "/damaged.png");
+      QVERIFY(f.open(QIODevice::ReadWrite));
+      QByteArray bytes = f.readAll();
+      idat = bytes.indexOf("IDAT");
+      QVERIFY(idat > 0);
+      bytes[idat + 6] = static_cast<char>(bytes[idat + 6] ^ 0x5a);  // inside the chunk's data
+      f.seek(0);
+      f.write(bytes);
+    }
+    writeText(dir + "/notes.png", "these are notes, not pixels\n");
+    const auto record = [](const std::string& image, const std::string& question) {
+      return nlohmann::json{
+                 {"image", image},
+                 {"conversations",
+                  {{{"from", "human"}, {"value", question}}, {{"from", "gpt"}, {"value", "Red."}}}}}
+                 .dump() +
+             "\n";
+    };
+    std::string tags;
+    for (int i = 0; i < 20; ++i) tags += "<image>";
+    writeText(dir + "/data.jsonl",
+              QString::fromStdString(record("red.png", "<image>\nWhat colour?") +
+                                     record("red.png", tags + " What colour?") +
+                                     record("red.png", "What colour?") +
+                                     record("damaged.png", "<image>\nWhat colour?") +
+                                     record("folder.png", "<image>\nWhat colour?") +
+                                     record("notes.png", "<image>\nWhat colour?")));
+    const QString data = dir + "/data.jsonl";
+    auto r = pivotCmd({"data", "check", data});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.startsWith("pivot: error: " + data + ":4 (record 3): image " + dir +
+                              "/damaged.png: damaged PNG: the chunk at byte " +
+                              QString::number(idat - 4) + " (IDAT) fails its CRC check"),
+             qPrintable(r.err));
+    QVERIFY2(!r.err.contains("libpng"), qPrintable(r.err));
+    r = pivotCmd({"data", "check", data, "--skip-bad"});
+    QCOMPARE(r.code, 0);
+    QVERIFY2(r.out.contains("loaded 1, skipped 5: 3 missing or unreadable image, 2 whose <image> "
+                            "placeholders do not match their images one to one"),
+             qPrintable(r.out));
+    r = pivotCmd({"data", "check", data, "--skip-bad", "--no-image-check"});  // files unopened
+    QVERIFY2(r.code == 0 && r.out.contains("loaded 4, skipped 2"), qPrintable(r.out));
+    // One line each, exit 2: the directory, the text file, nothing usable, nothing at all.
+    const QString single = dir + "/single.jsonl";
+    writeText(single, QString::fromStdString(record("folder.png", "<image>\nWhat colour?")));
+    r = pivotCmd({"data", "check", single});
+    QVERIFY2(r.code == 2 && r.err.contains("folder.png is not a file"), qPrintable(r.err));
+    writeText(single, QString::fromStdString(record("notes.png", "<image>\nWhat colour?")));
+    r = pivotCmd({"data", "check", single});
+    QVERIFY2(r.code == 2 && r.err.contains("notes.png: cannot read image"), qPrintable(r.err));
+    writeText(single, QString::fromStdString(record("red.png", tags)));
+    r = pivotCmd({"data", "check", single});
+    QVERIFY2(r.code == 2 && r.err.contains("single.jsonl: no usable record"), qPrintable(r.err));
+    for (const char* empty : {"", "  \n", "[]"}) {
+      writeText(single, empty);
+      r = pivotCmd({"data", "check", single});
+      QVERIFY2(r.code == 2 && r.err.contains("single.jsonl: holds no records"),
+               qPrintable(r.err + r.out));
+    }
+    for (const QStringList& limit :
+         {QStringList{"--max-length", "0"}, QStringList{"--max-length", "-5"},
+          QStringList{"--max-images", "-1"}}) {
+      r = pivotCmd(QStringList{"data", "check", data} + limit);
+      QVERIFY2(r.code == 2 && r.err.contains(limit[0] + " must be"), qPrintable(r.err));
+      QVERIFY2(r.out.isEmpty(), qPrintable(r.out));
+    }
   }
 
   // Issue 10: each defect as a user meets it at the command line.
@@ -377,6 +478,71 @@ class TestCli : public QObject {
     QVERIFY2(
         !r.out.contains("metrics that read fully") && r.out.contains("the database is damaged"),
         qPrintable(r.out));
+    // Review row 4.9: commands that write refuse such a store before writing anything.
+    for (const QStringList& write :
+         {QStringList{"train", "--stage", "sft", "--from", "2", "--set", "steps=1"},
+          QStringList{"export", "2", "--out", m_dir.filePath("broken-export")}}) {
+      r = pivotCmd(QStringList{"--workspace", broken} + write);
+      QVERIFY2(r.code == 2 && r.err.contains("runs.sqlite is damaged") &&
+                   r.err.contains("nothing is written into it"),
+               qPrintable(write.join(' ') + ": " + r.err));
+    }
+    QVERIFY(!QFileInfo::exists(m_dir.filePath("broken-export")));
+
+    // Review row 6.8: a status a newer version wrote hides no run: `runs` lists every run, that
+    // one as unknown, and `doctor` names it.
+    const QString newer = m_dir.filePath("newer");
+    std::filesystem::copy(ws.toStdString(), newer.toStdString(),
+                          std::filesystem::copy_options::recursive);
+    {
+      sqlite3* db = nullptr;
+      QCOMPARE(sqlite3_open(storePath(newer.toStdString()).c_str(), &db), SQLITE_OK);
+      QCOMPARE(sqlite3_exec(db, "UPDATE runs SET status = 'paused-by-cluster' WHERE id = 2",
+                            nullptr, nullptr, nullptr),
+               SQLITE_OK);
+      sqlite3_close(db);
+    }
+    r = pivotCmd({"--workspace", newer, "runs"});
+    QVERIFY2(r.code == 0 && r.out.contains("unknown"), qPrintable(r.out + r.err));
+    const int listed = static_cast<int>(
+        RunStore(storePath(newer.toStdString()), RunStore::Access::ReadOnly).runs().size());
+    QVERIFY(listed >= 2);
+    for (int id = 1; id <= listed; ++id)
+      QVERIFY2(r.out.contains(QRegularExpression("(^|\\n)\\s*" + QString::number(id) + "\\s")),
+               qPrintable(r.out));
+    r = pivotCmd({"--workspace", newer, "doctor"});
+    QVERIFY2(r.code == 1 && r.out.contains("status 'paused-by-cluster' is unknown"),
+             qPrintable(r.out));
+
+    // Review rows 2.34-2.36, 3.13: a checkpoint's config.json with a bad field, or not an object,
+    // is named with its file, never blamed on the weights.
+    const auto withConfig = [&](const QString& name,
+                                const std::function<void(nlohmann::json&)>& edit) {
+      const QString copyWs = m_dir.filePath(name);
+      std::filesystem::copy(ws.toStdString(), copyWs.toStdString(),
+                            std::filesystem::copy_options::recursive);
+      const std::string folder = lastUsableCheckpoint(RunStore(storePath(copyWs.toStdString())), 2);
+      auto config = readJsonFile(folder + "/config.json");
+      edit(config);
+      std::ofstream(folder + "/config.json") << config.dump();
+      return std::make_pair(copyWs, QString::fromStdString(folder + "/config.json"));
+    };
+    const std::vector<std::pair<std::function<void(nlohmann::json&)>, QString>> badConfigs = {
+        {[](nlohmann::json& c) { c = nlohmann::json::array(); },
+         ": a checkpoint's config is a JSON object, not array"},
+        {[](nlohmann::json& c) { c["text_config"]["hidden_size"] = "big"; },
+         ": text_config: config field 'hidden_size' must be an integer"},
+        {[](nlohmann::json& c) { c["vision_config"]["num_hidden_layers"] = -1; },
+         ": vision_config: config field 'num_hidden_layers' must be positive"},
+        {[](nlohmann::json& c) { c["vision_feature_layer"] = 99; },
+         ": config field 'vision_feature_layer' is 99, outside the vision tower's"}};
+    int variant = 0;
+    for (const auto& [edit, message] : badConfigs) {
+      const auto [copyWs, configFile] = withConfig(QString("badconfig-%1").arg(variant++), edit);
+      r = pivotCmd({"--workspace", copyWs, "localize", "--checkpoint", "2", "--samples", "8"});
+      QVERIFY2(r.code == 2 && r.err.startsWith("pivot: error: " + configFile + message),
+               qPrintable(r.err));
+    }
 
     // Review row 6.2: what --fix fixed no longer fails the command; a second look finds nothing.
     const QString tidy = m_dir.filePath("tidy");
@@ -389,6 +555,39 @@ class TestCli : public QObject {
     QVERIFY2(r.code == 0 && r.out.contains("all fixed"), qPrintable(r.out + r.err));
     r = pivotCmd({"--workspace", tidy, "doctor"});
     QVERIFY2(r.code == 0 && r.out.contains("no problems found"), qPrintable(r.out));
+  }
+
+  // Review row 6.11: the same experiment started twice in one workspace: the second is refused
+  // at once, naming the running one, instead of speaking of resuming a run it never named.
+  void aSecondExperimentIsRefusedWhileTheFirstRuns() {
+    const QString ws = m_dir.filePath("twice");
+    const QStringList command = {"--workspace", ws,        "experiment", "--preset", "tiny",
+                                 "--seeds",     "1",       "--arms",     "sft,dpo",  "--jobs",
+                                 "1",           "--quiet", "--set",      "threads=1"};
+    QProcess first;
+    first.start(kPivot, command);
+    QVERIFY(first.waitForStarted());
+    bool running = false;
+    for (int i = 0; i < 600 && !running; ++i) {
+      QTest::qWait(100);
+      if (!QFileInfo::exists(QString::fromStdString(storePath(ws.toStdString())))) continue;
+      try {
+        RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
+        const auto experiments = store.experiments();
+        running = !experiments.empty() && experiments[0].status == RunStatus::Running;
+      } catch (const std::exception&) {
+      }
+    }
+    QVERIFY(running);
+    const auto second = pivotCmd(command);
+    const qint64 firstPid = first.processId();
+    ::kill(static_cast<pid_t>(firstPid), SIGINT);
+    first.waitForFinished(120000);
+    QCOMPARE(second.code, 2);
+    QVERIFY2(second.err.contains("experiment 1 with this spec is running in this workspace (pid " +
+                                 QString::number(firstPid)),
+             qPrintable(second.err));
+    QVERIFY2(!second.err.contains("resum"), qPrintable(second.err));
   }
 
   // Review rows 3.15, 3.18: a config that makes NaN is refused when read, and a model whose
@@ -413,6 +612,33 @@ class TestCli : public QObject {
       QCOMPARE(r.code, 2);
       QVERIFY2(r.err.contains(QString("'%1' must be a positive number").arg(field.c_str())),
                qPrintable(r.err));
+    }
+    // Review row 3.11: a vocabulary the weights do not have is named before anything is allocated.
+    {
+      const QString dir = copyTiny("check-vocab");
+      auto config = readJsonFile((dir + "/config.json").toStdString());
+      config["text_config"]["vocab_size"] = 100000000;
+      std::ofstream((dir + "/config.json").toStdString()) << config.dump();
+      r = pivotCmd({"model", "check", dir});
+      QVERIFY2(r.code == 2 && r.err.contains(dir + "/config.json: text_config has vocab_size "
+                                                   "100000000 and hidden_size"),
+               qPrintable(r.err));
+    }
+    // Review row 3.18: the files training reads besides the weights are checked and named.
+    {
+      const QString dir = copyTiny("check-files");
+      r = pivotCmd({"model", "check", dir});
+      QVERIFY2(r.code == 0 && r.out.contains("tokenizer: missing") &&
+                   r.out.contains("not usable for training, generate or explain --image: "
+                                  "tokenizer.json missing"),
+               qPrintable(r.out));
+      auto processor = readJsonFile((dir + "/preprocessor_config.json").toStdString());
+      processor["size"] = {{"height", 0}, {"width", 0}};
+      std::ofstream((dir + "/preprocessor_config.json").toStdString()) << processor.dump();
+      r = pivotCmd({"model", "check", dir});
+      QVERIFY2(r.code == 1 && r.out.contains("image processor: problem: ") &&
+                   r.out.contains("FAILED: a file training reads is present but unusable"),
+               qPrintable(r.out));
     }
     // Valid config, one weight NaN: the outputs are NaN and the check fails.
     const QString nan = copyTiny("check-nan");
@@ -688,6 +914,76 @@ class TestCli : public QObject {
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
     QVERIFY2(r.out.contains("data: 5 of 5 records") && r.out.contains("qwen2.5 template"),
              qPrintable(r.out));
+    // Review row 2.13: an image that does not decode stops the run naming its record (the check
+    // would have found it); --skip-bad replaces such a record, also when resuming the run.
+    QFile::copy(dir + "/img/red.png", dir + "/img/broken.png");
+    {
+      QFile png(dir + "/img/broken.png");
+      QVERIFY(png.open(QIODevice::ReadWrite));
+      QByteArray bytes = png.readAll();
+      const int idat = bytes.indexOf("IDAT");
+      bytes[idat + 6] = static_cast<char>(bytes[idat + 6] ^ 0x5a);
+      png.seek(0);
+      png.write(bytes);
+    }
+    nlohmann::json withBroken = llava;
+    withBroken.push_back({{"id", "broken"},
+                          {"image", "img/broken.png"},
+                          {"conversations",
+                           {{{"from", "human"}, {"value", "<image>\nWhat colour?"}},
+                            {{"from", "gpt"}, {"value", "Red."}}}}});
+    const QString brokenData = dir + "/llava-broken.json";
+    std::ofstream(brokenData.toStdString()) << withBroken.dump(1);
+    const QStringList brokenRun = {"--workspace", ws,         "train",       "--model", model,
+                                   "--data",      brokenData, "--stage",     "sft",     "--set",
+                                   "steps=4",     "--set",    "batch_size=3"};
+    r = pivotCmd(brokenRun + QStringList{"--name", "rbroken"});
+    QCOMPARE(r.code, 1);
+    QVERIFY2(r.err.contains("(record 5): image " + dir + "/img/broken.png: damaged PNG") &&
+                 r.err.contains("--skip-bad") && !r.err.contains("libpng"),
+             qPrintable(r.err));
+    r = pivotCmd({"--workspace", ws, "train", "--resume", "rbroken", "--skip-bad"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    QVERIFY2(r.out.contains("skip_bad: ") && r.out.contains("broken.png: damaged PNG"),
+             qPrintable(r.out));
+    r = pivotCmd(brokenRun + QStringList{"--name", "rskip", "--skip-bad"});
+    QVERIFY2(r.code == 0 && r.out.contains("skip_bad: "), qPrintable(r.err + r.out));
+    // Review row 6.12: a resume on data that changed since its checkpoint says so. (Weight decay
+    // this large makes the weights overflow within a few steps, after the first checkpoints.)
+    const QString changing = dir + "/llava-changing.json";
+    std::ofstream(changing.toStdString()) << llava.dump(1);
+    r = pivotCmd({"--workspace",
+                  ws,
+                  "train",
+                  "--model",
+                  model,
+                  "--data",
+                  changing,
+                  "--stage",
+                  "sft",
+                  "--set",
+                  "steps=12",
+                  "--set",
+                  "batch_size=2",
+                  "--set",
+                  "lr=0.5",
+                  "--set",
+                  "weight_decay=10000",
+                  "--set",
+                  "warmup_ratio=0",
+                  "--set",
+                  "checkpoint_every=1",
+                  "--name",
+                  "rchanging"});
+    QVERIFY2(r.code == 1 && r.err.contains("last good checkpoint"), qPrintable(r.err + r.out));
+    nlohmann::json fewer = llava;
+    fewer.erase(fewer.begin());
+    std::ofstream(changing.toStdString()) << fewer.dump(1);
+    r = pivotCmd({"--workspace", ws, "train", "--resume", "rchanging"});
+    QVERIFY2(r.out.contains("warning: the data changed since checkpoint") &&
+                 r.out.contains("llava-changing.json: 5 records") &&
+                 r.out.contains("now llava-changing.json: 4 records"),
+             qPrintable(r.out + r.err));
     r = pivotCmd({"--workspace", ws, "train", "--model", model, "--data", dir + "/prefs.jsonl",
                   "--stage", "dpo", "--from", "rsft", "--set", "steps=2", "--set", "batch_size=2",
                   "--name", "rdpo"});

@@ -279,6 +279,10 @@ class TestHfReference : public QObject {
     QVERIFY(errorOf([&] { imageProcessorConfigFromFile(clip); })
                 .contains("preprocessor_config.json: field 'image_processor_type' is "
                           "\"CLIPImageProcessor\""));
+    std::ofstream(clip) << R"({"rescale_factor": "1/255"})";  // review row 3.21: which field
+    QVERIFY(errorOf([&] {
+              imageProcessorConfigFromFile(clip);
+            }).contains("preprocessor_config.json: field 'rescale_factor' has the wrong type"));
   }
 
   // Export as a hub-layout folder (sharded bf16, single f32) and read it back: the same weights

@@ -233,6 +233,16 @@ class TestText : public QObject {
     j = tinyTokenizer();
     j["pre_tokenizer"] = {{"type", "Whitespace"}};
     QVERIFY(errorOf([&] { tiny(j); }).contains("'pre_tokenizer.type' is \"Whitespace\""));
+    // One corrupt id must not size the id table (review row 1.13: 6.4 GB, or std::bad_alloc).
+    j = tinyTokenizer();
+    j["model"]["vocab"]["ab"] = 200000000;
+    QVERIFY2(errorOf([&] { tiny(j); })
+                 .contains("tiny/tokenizer.json: field 'model.vocab[\"ab\"]' is id 200000000, far "
+                           "beyond the 259 tokens of model.vocab"),
+             qPrintable(errorOf([&] { tiny(j); })));
+    j = tinyTokenizer();
+    j["added_tokens"][0]["id"] = 1000000000;
+    QVERIFY(errorOf([&] { tiny(j); }).contains("field 'added_tokens[0].id' is id 1000000000"));
     QVERIFY(errorOf([] {
               HfTokenizer::fromJson("{\n\"model\":\n{,", "", "x/tokenizer.json");
             }).contains("x/tokenizer.json: line 3"));

@@ -8,6 +8,7 @@
 #include <QFileInfo>
 #include <QTemporaryDir>
 #include <cmath>
+#include <limits>
 #include <filesystem>
 #include <map>
 
@@ -495,6 +496,28 @@ class TestTraining : public QObject {
     QCOMPARE(std::string(name(store.run(r.runId)->status)), std::string("failed"));
     QCOMPARE(store.run(r.runId)->message, r.message);
     for (const auto& p : store.metrics(r.runId)) QVERIFY2(std::isfinite(p.value), p.key.c_str());
+  }
+
+  // Review row 4.11: a GRPO step whose values are not finite (there: rewards weighted 1e308;
+  // here: a loss made NaN) stops the run through the NaN guard before that step's logged
+  // completions reach the store, whose advantage column refuses NaN: "failed" with the reason,
+  // never a store error, and no completion row of the bad step.
+  void grpoNonFiniteStepLogsNoCompletions() {
+    TrainConfig cfg = tiny(Stage::Grpo, 4);
+    cfg.num_generations = 4;
+    cfg.log_completions_steps = 1;
+    TrainOptions opt;
+    opt.workspace = m_ws;
+    opt.parentRunId = m_parent;
+    opt.lossHook = [](int64_t step, at::Tensor& loss) {
+      if (step == 1) loss = loss * std::numeric_limits<double>::quiet_NaN();
+    };
+    const auto r = train(cfg, opt);
+    QCOMPARE(std::string(name(r.status)), std::string("failed"));
+    QVERIFY2(r.message.find("loss became nan at step 2") != std::string::npos, r.message.c_str());
+    RunStore store(storePath(m_ws));
+    QVERIFY(!store.completions(r.runId, 1).empty());  // the good step's were logged
+    QVERIFY(store.completions(r.runId, 2).empty());
   }
 
   // Issue 10.5: stage 2 keeps evenly spaced snapshots for the Inspect tab's slider; timed

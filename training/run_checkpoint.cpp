@@ -16,9 +16,13 @@ namespace pivot {
 LoadedCheckpoint loadCheckpointFolder(const std::string& path, const std::string& device) {
   LoadedCheckpoint out;
   const auto cfg = readCheckpointConfig(path);
-  out.config = cfg.contains("pivot_train_config") ? trainConfigFromJson(cfg["pivot_train_config"])
-                                                  : TrainConfig{};
-  out.config.model = mllmConfigFromJson(cfg);
+  try {  // a bad field is named with its file
+    out.config = cfg.contains("pivot_train_config") ? trainConfigFromJson(cfg["pivot_train_config"])
+                                                    : TrainConfig{};
+    out.config.model = mllmConfigFromJson(cfg);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(path + "/config.json: " + e.what());
+  }
   out.model = Mllm(out.config.model);
   loadStateDict(*out.model, readCheckpointWeights(path), {""}, path + "/model.safetensors");
   out.model->to(pickDevice(device));

@@ -73,6 +73,7 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
   if (!renderingAvailable())
     throw std::runtime_error(
         "this build has no OpenCV, so it cannot render figures (pivot localize works)");
+  checkImageOutput(a.out);  // before the maps are computed
   std::vector<LoadedCheckpoint> models;
   for (const auto& spec : a.checkpoints) models.push_back(loadRunCheckpoint(workspace, spec));
   for (const auto& dir : a.models) models.push_back(loadModelFolder(dir));

@@ -2,6 +2,7 @@
 // or sampled (model/generate.h), with the run's own tokenizer and template.
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include "commands.h"
 #include "io/hf_llava.h"
@@ -21,6 +22,19 @@ int cmdGenerate(const std::string& workspace, const GenerateArgs& a) {
   if (!a.image.empty() && a.question.empty()) throw std::runtime_error("--image needs --question");
   if (a.samples < 1 || a.maxNewTokens < 1)
     throw std::runtime_error("--samples and --max-new-tokens must be at least 1");
+  // Sampling would otherwise fail deep in torch (a negative temperature flips the distribution,
+  // top-p 0 keeps no token).
+  const auto shown = [](double v) {
+    std::ostringstream s;
+    s << v;
+    return s.str();
+  };
+  if (!(a.temperature >= 0))
+    throw std::runtime_error("--temperature must be 0 (greedy) or positive, got " +
+                             shown(a.temperature));
+  if (!(a.topP > 0 && a.topP <= 1))
+    throw std::runtime_error("--top-p must be in (0, 1], got " + shown(a.topP));
+  if (a.topK < 0) throw std::runtime_error("--top-k must be 0 (all) or positive");
   LoadedCheckpoint m =
       a.model.empty() ? loadRunCheckpoint(workspace, a.checkpoint) : loadModelFolder(a.model);
   const auto device = m.model->parameters().front().device();
@@ -60,6 +74,12 @@ int cmdGenerate(const std::string& workspace, const GenerateArgs& a) {
     options.suppressIds = WordTokenizer::neverGenerated();
     decode = [&](const std::vector<int64_t>& ids) { return words.decode(ids, true); };
   }
+  // RoPE computes any position, but past the trained context the answers are not to be trusted.
+  const int64_t positions = prompt.inputIds.size(1) + a.maxNewTokens;
+  if (positions > m.config.model.text.max_position_embeddings)
+    std::cerr << "note: the prompt (" << prompt.inputIds.size(1) << " tokens) and --max-new-tokens "
+              << a.maxNewTokens << " reach position " << positions << ", past the model's "
+              << m.config.model.text.max_position_embeddings << " (max_position_embeddings)\n";
   std::cout << m.label() << "\nQ: " << (a.image.empty() ? sample.question : a.question) << "\n";
   if (a.sample >= 0 && !sample.answer.empty())
     std::cout << "(reference answer: " << sample.answer << ")\n";

@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
   train->add_option("--chat-format", t.chatFormat,
                     "with --model: qwen2.5 | qwen3 | llava-onevision | chatml instead of the "
                     "tokenizer's recognised template");
+  train->add_flag("--skip-bad", t.skipBad,
+                  "with --data: count and skip bad records (malformed, images missing or not "
+                  "decoding) instead of stopping; with --resume, from there on");
   train->add_flag("--quiet", t.quiet, "no progress line");
   train
       ->add_option(
@@ -183,7 +186,8 @@ int main(int argc, char** argv) {
   dataCheck->add_option("--max-length", dc.maxLength, "drop prompt + chosen longer than this")
       ->capture_default_str();
   dataCheck->add_flag("--skip-bad", dc.skipBad, "count bad records instead of stopping at one");
-  dataCheck->add_flag("--no-image-check", dc.noImageCheck, "do not require the images to exist");
+  dataCheck->add_flag("--no-image-check", dc.noImageCheck,
+                      "do not require the images to exist and decode (each is decoded otherwise)");
 
   pivot::cli::ModelCheckArgs mc;
   auto* model = app.add_subcommand("model", "Hugging Face model folders (LLaVA: SigLIP + Qwen2)");
@@ -210,7 +214,8 @@ int main(int argc, char** argv) {
   auto* tokenize = app.add_subcommand(
       "tokenize", "pieces and ids of a text, or a conversation rendered with the chat template");
   tokenize->add_option("--tokenizer", tk.tokenizer, "folder with tokenizer.json")->required();
-  tokenize->add_option("TEXT", tk.text, "the text, or - to read standard input");
+  tokenize->add_option("TEXT", tk.text, "the text, or - to read standard input")
+      ->each([&tk](const std::string&) { tk.textGiven = true; });
   tokenize->add_option("--chat", tk.chat, "a JSON list of {role, content} to render and encode");
   tokenize->add_option("--chat-format", tk.chatFormat,
                        "render as qwen2.5 | qwen3 | llava-onevision | chatml instead of the "

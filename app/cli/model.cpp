@@ -5,9 +5,74 @@
 #include <iostream>
 
 #include "commands.h"
+#include "data/image_processor.h"
 #include "io/hf_llava.h"
+#include "text/chat_template.h"
+#include "text/hf_tokenizer.h"
 
 namespace pivot::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The files besides the weights that training, generation and explaining a photo read: the
+// tokenizer (with its chat template) and the image processor. A missing one is named (the folder
+// still serves forward passes); one that is present but unusable is a failure. Returns whether
+// nothing present was unusable.
+bool checkTrainingFiles(const std::string& folder, const MllmConfig& config) {
+  bool usable = true;
+  std::vector<std::string> missing;
+  const fs::path tokenizerFile = fs::path(folder) / "tokenizer.json";
+  if (!fs::exists(tokenizerFile)) {
+    missing.push_back("tokenizer.json");
+    std::printf("tokenizer: missing (%s)\n", tokenizerFile.c_str());
+  } else {
+    try {
+      const HfTokenizer tokenizer = HfTokenizer::load(folder);
+      std::string templateText = "no chat template (tokenizer_config.json)";
+      if (!tokenizer.chatTemplate().empty())
+        templateText =
+            std::string("chat template ") + name(recogniseChatTemplate(tokenizer.chatTemplate()));
+      std::printf("tokenizer: %lld tokens, %s\n", static_cast<long long>(tokenizer.vocabSize()),
+                  templateText.c_str());
+      if (tokenizer.chatTemplate().empty()) missing.push_back("a chat template");
+      if (tokenizer.vocabSize() > config.text.vocab_size) {
+        std::printf("  problem: the tokenizer has %lld tokens but the model's vocabulary %d\n",
+                    static_cast<long long>(tokenizer.vocabSize()), config.text.vocab_size);
+        usable = false;
+      }
+    } catch (const std::exception& e) {
+      std::printf("tokenizer: problem: %s\n", e.what());
+      usable = false;
+    }
+  }
+  const fs::path processorFile = fs::path(folder) / "preprocessor_config.json";
+  if (!fs::exists(processorFile)) {
+    missing.push_back("preprocessor_config.json");
+    std::printf("image processor: missing (%s)\n", processorFile.c_str());
+  } else {
+    try {
+      const ImageProcessorConfig p = imageProcessorConfigFromFile(processorFile.string());
+      std::printf("image processor: %dx%d px\n", p.width, p.height);
+      if (p.width != config.vision.image_size || p.height != config.vision.image_size) {
+        std::printf("  problem: the vision tower's image_size is %d\n", config.vision.image_size);
+        usable = false;
+      }
+    } catch (const std::exception& e) {
+      std::printf("image processor: problem: %s\n", e.what());
+      usable = false;
+    }
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (size_t i = 0; i < missing.size(); ++i)
+      list += (i == 0 ? "" : i + 1 == missing.size() ? " and " : ", ") + missing[i];
+    std::printf("not usable for training, generate or explain --image: %s missing\n", list.c_str());
+  }
+  return usable;
+}
+
+}  // namespace
 
 int cmdModelCheck(const ModelCheckArgs& args) {
   HfLlava llava = loadHfLlava(args.folder);
@@ -41,6 +106,10 @@ int cmdModelCheck(const ModelCheckArgs& args) {
   std::printf("missing tensors: none (a missing one is an error)\n");
   std::printf("unused tensors: %s\n", r.unused.empty() ? "none" : "");
   for (const auto& name : r.unused) std::printf("  %s\n", name.c_str());
+  if (!checkTrainingFiles(args.folder, c)) {
+    std::printf("FAILED: a file training reads is present but unusable (see above)\n");
+    return 1;
+  }
   if (args.inputs.empty()) return 0;
   const auto d = compareWithRecorded(llava.model, loadSafetensors(args.inputs), args.inputs);
   std::printf("recorded outputs (%s):\n", args.inputs.c_str());

@@ -78,7 +78,7 @@ int cmdTokenize(const TokenizeArgs& args) {
     printTokens(tokenizer, tokens.ids, &tokens.trained, args);
     return 0;
   }
-  if (args.text.empty())
+  if (!args.textGiven)
     throw std::runtime_error("pivot tokenize: give a TEXT, '-' for standard input, or --chat FILE");
   const std::string text = args.text == "-" ? readAll(std::cin) : args.text;
   printTokens(tokenizer, tokenizer.encode(text), nullptr, args);

@@ -189,8 +189,11 @@ ImageProcessorConfig imageProcessorConfigFromFile(const std::string& path) {
   if (j.value("do_center_crop", false))
     throw bad("do_center_crop", "is true; crops are not supported");
   ImageProcessorConfig c;
+  std::string reading;  // the field being read, for a value of the wrong type
   try {
+    reading = "do_resize";
     c.doResize = j.value("do_resize", true);
+    reading = "size";
     if (j.contains("size")) {
       const auto& size = j["size"];
       if (size.contains("height") && size.contains("width")) {
@@ -200,13 +203,18 @@ ImageProcessorConfig imageProcessorConfigFromFile(const std::string& path) {
         throw bad("size", "gives shortest_edge; SigLIP resizes to height x width");
       }
     }
+    reading = "resample";
     const int resample = j.value("resample", 3);
     if (resample < 0 || resample > 5) throw bad("resample", "must be a Pillow filter 0..5");
     c.resample = static_cast<Resample>(resample);
+    reading = "do_rescale";
     c.doRescale = j.value("do_rescale", true);
+    reading = "rescale_factor";
     c.rescaleFactor = j.value("rescale_factor", 1.0 / 255.0);
+    reading = "do_normalize";
     c.doNormalize = j.value("do_normalize", true);
     for (const char* key : {"image_mean", "image_std"}) {
+      reading = key;
       if (!j.contains(key)) continue;
       auto& target = std::string(key) == "image_mean" ? c.mean : c.std;
       const auto& v = j[key];
@@ -218,7 +226,7 @@ ImageProcessorConfig imageProcessorConfigFromFile(const std::string& path) {
         throw bad(key, "must be a number or three numbers");
     }
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(path + ": a field has the wrong type (" + e.what() + ")");
+    throw bad(reading, std::string("has the wrong type (") + e.what() + ")");
   }
   if (c.width <= 0 || c.height <= 0) throw bad("size", "must be positive");
   for (double s : c.std)

@@ -60,7 +60,12 @@ TensorMap readCheckpointWeights(const std::string& dir) {
 }
 
 nlohmann::json readCheckpointConfig(const std::string& dir) {
-  return readJsonFile((fs::path(dir) / "config.json").string());
+  const std::string path = (fs::path(dir) / "config.json").string();
+  auto config = readJsonFile(path);
+  if (!config.is_object())
+    throw std::runtime_error(path + ": a checkpoint's config is a JSON object, not " +
+                             std::string(config.type_name()));
+  return config;
 }
 
 nlohmann::json readTrainerState(const std::string& dir) {

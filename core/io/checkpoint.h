@@ -17,6 +17,8 @@ std::string writeCheckpoint(const std::string& runDir, int64_t step, torch::nn::
 
 std::string checkpointDirName(int64_t step);
 TensorMap readCheckpointWeights(const std::string& dir);  // throws naming the file
+// config.json of a checkpoint folder; throws "<dir>/config.json: ..." for one that cannot be
+// read or is not a JSON object.
 nlohmann::json readCheckpointConfig(const std::string& dir);
 nlohmann::json readTrainerState(const std::string& dir);
 void readOptimizerState(const std::string& dir, torch::optim::Optimizer& optimizer);

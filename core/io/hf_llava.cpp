@@ -78,6 +78,10 @@ MllmConfig llavaConfigFromHf(const nlohmann::json& j, const std::string& source)
   if (type != "llava")
     throw fieldError(source, "model_type",
                      "is \"" + type + "\"; supported: \"llava\" (SigLIP + Qwen2 LLaVA models)");
+  // Without them transformers would fall back on another model's sizes (CLIP, Llama): never guess.
+  for (const char* tower : {"vision_config", "text_config"})
+    if (!j.contains(tower) || !j[tower].is_object())
+      throw fieldError(source, tower, "is missing (the sizes of the model's tower)");
   const auto vision = j.value("vision_config", nlohmann::json::object());
   const auto text = j.value("text_config", nlohmann::json::object());
   if (vision.value("model_type", std::string("siglip_vision_model")) != "siglip_vision_model")
@@ -124,8 +128,6 @@ HfLlava loadHfLlava(const std::string& folder) {
   out.report.folder = folder;
   const std::string configPath = (fs::path(folder) / "config.json").string();
   out.config = llavaConfigFromHf(readJsonFile(configPath), configPath);
-  out.model = Mllm(out.config);
-  out.model->eval();
 
   // Every tensor of every file under our name, remembering where it came from.
   std::map<std::string, std::string> weightMap;
@@ -165,6 +167,21 @@ HfLlava loadHfLlava(const std::string& folder) {
       most = votes;
       out.report.layout = layout;
     }
+
+  // The vocabulary sizes the largest tensors: a config that disagrees with the weights is named
+  // before the model is allocated (a vocab_size of 1e8 would ask for tens of gigabytes first).
+  if (auto it = tensors.find("language_model.model.embed_tokens.weight"); it != tensors.end()) {
+    const auto& shape = it->second.entry->shape;
+    const std::vector<int64_t> expected = {out.config.text.vocab_size, out.config.text.hidden_size};
+    if (shape != expected)
+      throw std::runtime_error(configPath + ": text_config has vocab_size " +
+                               std::to_string(expected[0]) + " and hidden_size " +
+                               std::to_string(expected[1]) + " but " +
+                               fs::path(it->second.file->path()).filename().string() +
+                               " holds an embedding of " + c10::str(c10::IntArrayRef(shape)));
+  }
+  out.model = Mllm(out.config);
+  out.model->eval();
 
   // Copy into every parameter; what is left over is unused.
   torch::NoGradGuard noGrad;

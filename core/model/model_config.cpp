@@ -104,6 +104,8 @@ LmConfig lmConfigFromJson(const nlohmann::json& jIn) {
 }
 
 MllmConfig mllmConfigFromJson(const nlohmann::json& j) {
+  if (!j.is_object())  // an array or a number has no fields: the defaults must not stand in
+    throw std::runtime_error("a model config is a JSON object, not " + std::string(j.type_name()));
   MllmConfig c;
   try {
     if (j.contains("vision_config")) c.vision = visionConfigFromJson(j.at("vision_config"));
@@ -128,6 +130,14 @@ MllmConfig mllmConfigFromJson(const nlohmann::json& j) {
           layers.dump());
     c.vision_feature_layers =
         layers.is_array() ? layers.get<std::vector<int>>() : std::vector<int>{layers.get<int>()};
+    // A layer the tower does not have fails here, where the file is named, not at the first
+    // forward pass. Negative indices count from the end, as in transformers.
+    const int count = c.vision.num_hidden_layers + 1;
+    for (int layer : c.vision_feature_layers)
+      if (layer >= count || layer < -count)
+        throw std::runtime_error("config field 'vision_feature_layer' is " + std::to_string(layer) +
+                                 ", outside the vision tower's " + std::to_string(-count) + ".." +
+                                 std::to_string(count - 1));
   }
   readField(j, "prefix_bidirectional", c.prefix_bidirectional);
   readField(j, "image_token_index", c.image_token_id);

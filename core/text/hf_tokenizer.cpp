@@ -451,23 +451,34 @@ std::shared_ptr<const HfTokenizer::Impl> HfTokenizer::readTokenizer(
     throw fieldError(source, "model.vocab", "must be an object of token -> id");
   int64_t maxId = -1;
   impl->vocab.reserve(model["vocab"].size() + 64);
+  // Ids index a dense table (id -> spelling): a tokenizer's run 0..N-1 with few gaps, so one
+  // corrupt id far beyond them is an error here, not gigabytes of table.
+  const int64_t idLimit = 2 * static_cast<int64_t>(model["vocab"].size()) + 65536;
+  const auto tooLarge = [&](int64_t id) {
+    return "is id " + std::to_string(id) + ", far beyond the " +
+           std::to_string(model["vocab"].size()) + " tokens of model.vocab (ids run 0..N-1)";
+  };
   for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) {
     if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
         it.value().get<int64_t>() > INT32_MAX)
       throw fieldError(source, "model.vocab[\"" + it.key() + "\"]", "must be a non-negative id");
+    if (it.value().get<int64_t>() >= idLimit)
+      throw fieldError(source, "model.vocab[\"" + it.key() + "\"]",
+                       tooLarge(it.value().get<int64_t>()));
     const auto id = it.value().get<int32_t>();
     impl->vocab.emplace(it.key(), id);
     maxId = std::max<int64_t>(maxId, id);
   }
 
   // Added tokens (special or not), which may extend the id range past the model's vocabulary.
-  auto addToken = [&](AddedToken t, const std::string& field) {
-    if (t.id < 0 || t.id > INT32_MAX) throw fieldError(source, field + ".id", "must be an id");
-    if (t.content.empty()) throw fieldError(source, field + ".content", "must not be empty");
+  auto addToken = [&](AddedToken t, const std::string& field, const std::string& where) {
+    if (t.id < 0 || t.id > INT32_MAX) throw fieldError(where, field + ".id", "must be an id");
+    if (t.id >= idLimit) throw fieldError(where, field + ".id", tooLarge(t.id));
+    if (t.content.empty()) throw fieldError(where, field + ".content", "must not be empty");
     auto known = impl->addedIndex.find(t.id);
     if (known != impl->addedIndex.end()) {
       if (impl->added[known->second].content != t.content)
-        throw fieldError(source, field,
+        throw fieldError(where, field,
                          "gives id " + std::to_string(t.id) + " to \"" + t.content +
                              "\" but it is \"" + impl->added[known->second].content + "\"");
       return;
@@ -497,7 +508,7 @@ std::shared_ptr<const HfTokenizer::Impl> HfTokenizer::readTokenizer(
       const std::string field = "added_tokens[" + std::to_string(i) + "]";
       if (!list[i].contains("id") || !list[i]["id"].is_number_integer())
         throw fieldError(source, field + ".id", "is missing");
-      addToken(readAdded(list[i], field, list[i]["id"].get<int64_t>()), field);
+      addToken(readAdded(list[i], field, list[i]["id"].get<int64_t>()), field, source);
     }
   }
 
@@ -646,7 +657,7 @@ std::shared_ptr<const HfTokenizer::Impl> HfTokenizer::readTokenizer(
         } catch (const std::exception&) {
           throw fieldError(configSource, field, "must be keyed by an integer id");
         }
-        addToken(readAdded(it.value(), field, id), field);
+        addToken(readAdded(it.value(), field, id), field, configSource);
       }
     }
     auto tmpl = config.find("chat_template");
