@@ -89,7 +89,7 @@ TrainResult runStage(const std::string& workspace, const TrainConfig& cfg,
 }  // namespace
 
 int cmdTrain(const std::string& workspace, const TrainArgs& a) {
-  refuseDamagedStore(workspace);
+  if (!followerRank()) refuseDamagedStore(workspace);  // rank 0 alone writes the store
   if (!a.resume.empty()) {
     // A resumed run continues with its own configuration and parent; anything else given with
     // --resume would be silently ignored, so it is refused.

@@ -851,6 +851,8 @@ std::string RunStore::firstDamage() const {
     return std::string("quick_check: ") + sqlite3_errmsg(m_db.get());
   Stmt s(raw);
   const int rc = sqlite3_step(s.get());
+  // A writer holding the database (another rank, the window) is not damage.
+  if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) return "";
   if (rc != SQLITE_ROW) return std::string("quick_check: ") + sqlite3_errmsg(m_db.get());
   const std::string line = columnText(s.get(), 0);
   return line == "ok" ? "" : line;
