@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check (issue 2), for a lent CUDA machine as ../shared/DEVICE.md describes it: builds the
+# The GPU check (issue 2), for a lent CUDA machine (reached through the device tool): builds the
 # torch-only targets against the machine's pip LibTorch, runs a short DPO chain of the mini preset on
 # CUDA and prints steps/s and the final metrics. Run through the device tool with
 # carry: [".devicedeps"] after preparing .devicedeps once on the development machine:

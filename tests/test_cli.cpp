@@ -198,6 +198,66 @@ class TestCli : public QObject {
     QVERIFY(r.out.contains(QString::fromUtf8("rejected answer: \u27e6Blue.<|im_end|>\u27e7")));
   }
 
+  // The docs match the code (issue 26): every `--stage` list in the README names stages the
+  // command knows (its help is built from the Stage table) and the synopsis of `pivot train`
+  // lists them all; every subcommand of `pivot --help` is in the README; every repository path
+  // the README and docs/ name exists.
+  void docsMatchTheCommandLine() {
+    const auto readFile = [](const QString& path) {
+      QFile f(path);
+      if (!f.open(QIODevice::ReadOnly)) return QString();
+      return QString::fromUtf8(f.readAll());
+    };
+    const QString root = PIVOT_SOURCE_DIR;
+    const QString readme = readFile(root + "/README.md");
+    QVERIFY(!readme.isEmpty());
+
+    const auto help = pivotCmd({"train", "--help"});
+    const QRegularExpression stageLine(R"(--stage TEXT=\w+\s+([a-z0-9 |]+))");
+    const auto helpMatch = stageLine.match(help.out);
+    QVERIFY2(helpMatch.hasMatch(), qPrintable(help.out));
+    QStringList stages = helpMatch.captured(1).split('|');
+    for (auto& s : stages) s = s.trimmed();
+    QVERIFY(stages.size() >= 7);
+    bool fullList = false;
+    const QRegularExpression listed(R"(--stage ([a-z0-9]+(?:\|[a-z0-9]+)+))");
+    for (auto it = listed.globalMatch(readme); it.hasNext();) {
+      const QStringList names = it.next().captured(1).split('|');
+      for (const auto& n : names)
+        QVERIFY2(stages.contains(n), qPrintable("README: --stage lists '" + n + "'"));
+      fullList = fullList || names == stages;
+    }
+    QVERIFY2(fullList, qPrintable("README: no --stage synopsis lists " + stages.join('|')));
+
+    const auto top = pivotCmd({"--help"});
+    const QString subcommands = top.out.mid(top.out.indexOf("Subcommands:"));
+    const QRegularExpression command(R"(\n  ([a-z]+)\s)");
+    int commands = 0;
+    for (auto it = command.globalMatch(subcommands); it.hasNext(); ++commands) {
+      const QString name = it.next().captured(1);
+      QVERIFY2(readme.contains("pivot " + name), qPrintable("README never shows pivot " + name));
+    }
+    QVERIFY(commands >= 15);
+
+    QStringList docs = {"README.md"};
+    for (const auto& f : QDir(root + "/docs").entryList({"*.md"}, QDir::Files)) docs << "docs/" + f;
+    const QRegularExpression named(
+        R"([`(]((?:app|core|training|study|visualization|widgets|tests|scripts|docs|resources|presets|\.ci)/[A-Za-z0-9_./+-]*[A-Za-z0-9_])[`)]?)");
+    int paths = 0;
+    for (const auto& doc : docs) {
+      const QString text = readFile(root + "/" + doc);
+      for (auto it = named.globalMatch(text); it.hasNext(); ++paths) {
+        const QString path = it.next().captured(1);
+        const QString full = root + "/" + path;
+        // A module is named by its stem (core/io/hf_llava: its .h and .cpp).
+        QVERIFY2(QFileInfo::exists(full) || QFileInfo::exists(full + ".h") ||
+                     QFileInfo::exists(full + ".cpp"),
+                 qPrintable(doc + " names " + path + ", which does not exist"));
+      }
+    }
+    QVERIFY(paths > 30);
+  }
+
   // Issue 27 (3): the check finds what training would stop at, with the same code: placeholders
   // that do not match the images, images that are directories, not images, or damaged (named by
   // the file and the chunk, without libpng's own line); empty data and bad limits are errors.

@@ -1,4 +1,4 @@
-// Encoder probes on frozen features (SCIENCE.md, findings 2 and 3):
+// Encoder probes on frozen features (the README's "Encoder probes": the paper's findings 2 and 3):
 //   linear probe        L2-normalised mean of the patch tokens of a chosen layer (no CLS), or after
 //                       the projector; multinomial logistic regression with an L2 penalty, C chosen
 //                       on a validation split from {0.01, 0.03, 0.1, 0.316, 1, 3.16}, top-1 on test

@@ -8,13 +8,14 @@
 
 #include "commands.h"
 #include "launch.h"
+#include "config/train_config.h"
 #include "config/vocabulary.h"
 #include "stop_signals.h"
 #include "study/experiment.h"
 
 int main(int argc, char** argv) {
   // glibc otherwise returns freed memory to the kernel after every training step; the page faults
-  // made the C++ loop 1.3-1.5x slower than Python (DESIGN.md, performance habits).
+  // made the C++ loop 1.3-1.5x slower than Python (measured with `pivot bench`).
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
@@ -26,13 +27,18 @@ int main(int argc, char** argv) {
   app.add_option("--workspace", workspace, "folder holding runs.sqlite and checkpoints/")
       ->capture_default_str();
 
+  // The stage lists come from the Stage name table, so the help cannot drift from it (and the
+  // README's synopses are checked against this help by test_cli).
+  std::string stages, stageChoices;
+  for (const pivot::Stage stage : pivot::allStages()) {
+    stages += (stages.empty() ? "" : ", ") + std::string(pivot::stageName(stage));
+    stageChoices += (stageChoices.empty() ? "" : " | ") + std::string(pivot::stageName(stage));
+  }
   pivot::cli::TrainArgs t;
-  auto* train = app.add_subcommand(
-      "train", "train one stage (pretrain, align, instruct, sft, dpo, grpo, mpo) as a new run");
+  auto* train = app.add_subcommand("train", "train one stage (" + stages + ") as a new run");
   train->add_option("--preset", t.preset, "tiny, mini, or a preset .json file")
       ->capture_default_str();
-  train->add_option("--stage", t.stage, "pretrain | align | instruct | sft | dpo | grpo | mpo")
-      ->capture_default_str();
+  train->add_option("--stage", t.stage, stageChoices)->capture_default_str();
   train->add_option("--from", t.from,
                     "parent run (id or name) to start from, at its last checkpoint or RUN@STEP; "
                     "without it earlier stages run first");

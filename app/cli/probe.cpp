@@ -1,4 +1,4 @@
-// `pivot probe`: linear and segmentation probes of frozen vision encoders (SCIENCE.md, findings 2
+// `pivot probe`: linear and segmentation probes of frozen vision encoders (the paper's findings 2
 // and 3) on ShapesWorld, one or several checkpoints, features computed once per split and reused
 // across the C grid and the segmentation seeds.
 #include <cmath>

@@ -1,5 +1,5 @@
-// `pivot swap`: the swap test (SCIENCE.md): one run's vision encoder under another run's
-// projector and LM, kept as a run of its own.
+// `pivot swap`: the swap test (the README's "Swap test"): one run's vision encoder under another
+// run's projector and LM, kept as a run of its own.
 #include <iomanip>
 #include <iostream>
 
@@ -17,7 +17,7 @@
 
 namespace pivot::cli {
 
-// The swap test (SCIENCE.md): a stage-2 encoder under the stage-1 projector and LM. The result is a
+// The swap test: a stage-2 encoder under the stage-1 projector and LM. The result is a
 // run of its own (stage "swap", parent = the receiving run) with a checkpoint, so explain,
 // localize, probe and the Inspect tab work on it; its held-out VQA is printed beside the receiving
 // model's.

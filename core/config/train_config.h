@@ -62,8 +62,8 @@ struct TrainConfig {
   std::vector<double> reward_weights;
   int log_completions_steps = 10;  // completions log every this many steps (0 = never)
   double conjunction_weight =
-      0.0;                      // stage 0: weight of an auxiliary multi-label loss on which
-                                // shape x colour conjunctions a scene holds (SCIENCE.md: helped)
+      0.0;  // stage 0: weight of an auxiliary multi-label loss on which
+            // shape x colour conjunctions a scene holds (it helped the miniature's probes)
   bool align_trains_lm = true;  // stage 1a also trains the LM: the miniature LM has no language
                                 // pre-training of its own (false = the paper's projector-only 1a)
   // PIVOT transplant: "RUN[@STEP]", a checkpoint folder, a Hugging Face LLaVA folder or a
