@@ -573,6 +573,9 @@ class TestCli : public QObject {
     r = pivotCmd({"--workspace", newer, "doctor"});
     QVERIFY2(r.code == 1 && r.out.contains("status 'paused-by-cluster' is unknown"),
              qPrintable(r.out));
+    r = pivotCmd({"--workspace", newer, "train", "--resume", "2"});
+    QVERIFY2(r.code == 2 && r.err.contains("resume it with the version that wrote it"),
+             qPrintable(r.err));
 
     // Review rows 2.34-2.36, 3.13: a checkpoint's config.json with a bad field, or not an object,
     // is named with its file, never blamed on the weights.
@@ -1006,6 +1009,9 @@ class TestCli : public QObject {
     QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
     QVERIFY2(r.out.contains("skip_bad: ") && r.out.contains("broken.png: damaged PNG"),
              qPrintable(r.out));
+    // localize scores ShapesWorld models only: a real model's run is refused by name (issue 26).
+    r = pivotCmd({"--workspace", ws, "localize", "--checkpoint", "rsft", "--samples", "4"});
+    QVERIFY2(r.code == 2 && r.err.contains("is a run of a real model"), qPrintable(r.err));
     r = pivotCmd(brokenRun + QStringList{"--name", "rskip", "--skip-bad"});
     QVERIFY2(r.code == 0 && r.out.contains("skip_bad: "), qPrintable(r.err + r.out));
     // Review row 6.12: a resume on data that changed since its checkpoint says so. (Weight decay

@@ -158,6 +158,9 @@ RunInfo runToResume(const RunStore& store, int64_t runId) {
     throw std::runtime_error("no run " + std::to_string(runId) + " to resume in " + store.path());
   if (info->status == RunStatus::Finished)
     throw std::runtime_error("run " + info->name + " already finished");
+  if (info->status == RunStatus::Unknown)  // a newer version's state: resuming could undo it
+    throw std::runtime_error("run " + info->name + ": " + info->message +
+                             "; resume it with the version that wrote it");
   if (runLiveness(*info) == Liveness::Alive && info->owner.pid != currentProcessOwner().pid)
     throw std::runtime_error("run " + info->name + " is live (" + ownerText(info->owner) +
                              "): another process trains it; stop it there, or wait for it");

@@ -289,7 +289,8 @@ void RunsBrowser::showContextMenu(const QPoint& globalPos) {
   // here or in another process) is not: the trainer would refuse it.
   resume->setEnabled(ids.size() == 1 && first && first->info.status != RunStatus::Finished &&
                      first->info.status != RunStatus::Running &&
-                     first->info.status != RunStatus::Paused);
+                     first->info.status != RunStatus::Paused &&
+                     first->info.status != RunStatus::Unknown);
   auto* chosen = menu.exec(globalPos);
   if (!chosen || !first) return;
   if (chosen == rename) {

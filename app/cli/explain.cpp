@@ -162,6 +162,11 @@ int cmdLocalize(const std::string& workspace, const ExplainArgs& a) {
     throw std::runtime_error("--samples must be at least 1, got " + std::to_string(a.samples));
   const Split split = splitFromName(a.split);
   auto m = loadRunCheckpoint(workspace, a.checkpoints.front());
+  // Its samples and records are tokenized with ShapesWorld's words: a real model reads its own.
+  if (m.config.realModel())
+    throw std::runtime_error(m.label() + " is a run of a real model (" + m.config.model_dir +
+                             "): localize scores ShapesWorld models; explain --image draws a real "
+                             "model's map");
   checkLayer(a, m);
   // What to score: image+mask records, or the first --samples samples of the split that name an
   // object (the experiment's rule, so both give the same number for the same checkpoint).

@@ -121,6 +121,9 @@ int launchWorkers(int nproc, const std::vector<std::string>& args) {
       // the workspace: its death sends them SIGTERM, which stops a run with a checkpoint.
       prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (getppid() != launcher) _exit(128 + SIGTERM);  // it died before the line above
+      // The launcher's output may be a pipe that closes with it (`| tee`, a GUI): a write must
+      // not kill a worker mid-step (SIGPIPE) before it stops with its checkpoint. Kept over exec.
+      signal(SIGPIPE, SIG_IGN);
       setenv("RANK", std::to_string(rank).c_str(), 1);
       setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
       setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);

@@ -2,7 +2,9 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "data/image_processor.h"
@@ -23,9 +25,22 @@ bool checkTrainingFiles(const std::string& folder, const MllmConfig& config) {
   bool usable = true;
   std::vector<std::string> missing;
   const fs::path tokenizerFile = fs::path(folder) / "tokenizer.json";
+  // Another kind of tokenizer (a ShapesWorld export's WordLevel one) is valid for transformers;
+  // pivot's real-model path reads byte-level BPE only, so it is named, not failed.
+  std::string kind = "BPE";
+  if (fs::exists(tokenizerFile)) {
+    const auto j = nlohmann::json::parse(std::ifstream(tokenizerFile), nullptr, false);
+    if (j.is_object() && j.contains("model") && j["model"].is_object() &&
+        j["model"].value("type", std::string("BPE")) != "BPE")
+      kind = j["model"].value("type", std::string());
+  }
   if (!fs::exists(tokenizerFile)) {
     missing.push_back("tokenizer.json");
     std::printf("tokenizer: missing (%s)\n", tokenizerFile.c_str());
+  } else if (kind != "BPE") {
+    missing.push_back("a byte-level BPE tokenizer");
+    std::printf("tokenizer: a %s tokenizer (pivot trains real models with byte-level BPE ones)\n",
+                kind.c_str());
   } else {
     try {
       const HfTokenizer tokenizer = HfTokenizer::load(folder);
