@@ -71,6 +71,20 @@ void writeText(const QString& path, const QString& text) {
   f.write(text.toUtf8());
 }
 
+// Flips a byte inside a PNG's first IDAT chunk, so that its CRC check fails. Returns where the
+// chunk's type is (the chunk starts 4 bytes before it), or -1.
+int damagePng(const QString& path) {
+  QFile f(path);
+  if (!f.open(QIODevice::ReadWrite)) return -1;
+  QByteArray bytes = f.readAll();
+  const int idat = static_cast<int>(bytes.indexOf("IDAT"));
+  if (idat < 0) return -1;
+  bytes[idat + 6] = static_cast<char>(bytes[idat + 6] ^ 0x5a);
+  f.seek(0);
+  f.write(bytes);
+  return idat;
+}
+
 void writeImage(const QString& path, int w, int h, QColor fill) {
   QImage image(w, h, QImage::Format_RGB888);
   image.fill(fill);
@@ -266,17 +280,8 @@ class TestCli : public QObject {
     QVERIFY(QDir().mkpath(dir + "/folder.png"));
     writeImage(dir + "/red.png", 16, 16, QColor(200, 20, 20));
     QFile::copy(dir + "/red.png", dir + "/damaged.png");
-    int idat = 0;  // where the chunk's type is; the chunk starts 4 bytes before it
-    {
-      QFile f(dir + "/damaged.png");
-      QVERIFY(f.open(QIODevice::ReadWrite));
-      QByteArray bytes = f.readAll();
-      idat = bytes.indexOf("IDAT");
-      QVERIFY(idat > 0);
-      bytes[idat + 6] = static_cast<char>(bytes[idat + 6] ^ 0x5a);  // inside the chunk's data
-      f.seek(0);
-      f.write(bytes);
-    }
+    const int idat = damagePng(dir + "/damaged.png");
+    QVERIFY(idat > 0);
     writeText(dir + "/notes.png", "these are notes, not pixels\n");
     const auto record = [](const std::string& image, const std::string& question) {
       return nlohmann::json{
@@ -980,15 +985,7 @@ class TestCli : public QObject {
     // Review row 2.13: an image that does not decode stops the run naming its record (the check
     // would have found it); --skip-bad replaces such a record, also when resuming the run.
     QFile::copy(dir + "/img/red.png", dir + "/img/broken.png");
-    {
-      QFile png(dir + "/img/broken.png");
-      QVERIFY(png.open(QIODevice::ReadWrite));
-      QByteArray bytes = png.readAll();
-      const int idat = bytes.indexOf("IDAT");
-      bytes[idat + 6] = static_cast<char>(bytes[idat + 6] ^ 0x5a);
-      png.seek(0);
-      png.write(bytes);
-    }
+    QVERIFY(damagePng(dir + "/img/broken.png") > 0);
     nlohmann::json withBroken = llava;
     withBroken.push_back({{"id", "broken"},
                           {"image", "img/broken.png"},

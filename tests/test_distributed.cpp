@@ -139,6 +139,21 @@ class TestDistributed : public QObject {
     QVERIFY(QString::fromStdString(store.run(parallel)->message).contains("finished"));
   }
 
+  // Starts a long 2-rank SFT run from stage 1 and waits until it logged a loss past `pastStep`;
+  // returns its id (0 if it never got there).
+  int64_t startLongRun(QProcess& launcher, int64_t pastStep) {
+    launcher.start(kPivot,
+                   {"--workspace", m_ws, "train", "--preset", "tiny", "--stage", "sft", "--from",
+                    m_stage1, "--set", "steps=4000", "--set", "eval_samples=0", "--nproc", "2"});
+    if (!launcher.waitForStarted()) return 0;
+    return waitForRunningRun(
+        [pastStep](const RunStore& store, int64_t id) {
+          const auto loss = store.lastMetric(id, "loss");
+          return loss && loss->step > pastStep;
+        },
+        m_ws);
+  }
+
  private Q_SLOTS:
   void initTestCase() {
     QVERIFY(m_dir.isValid());
@@ -281,16 +296,7 @@ class TestDistributed : public QObject {
   // once, stop the run with a checkpoint like SIGTERM does, and exit.
   void aKilledLauncherStopsItsWorkers() {
     QProcess launcher;
-    launcher.start(kPivot,
-                   {"--workspace", m_ws, "train", "--preset", "tiny", "--stage", "sft", "--from",
-                    m_stage1, "--set", "steps=4000", "--set", "eval_samples=0", "--nproc", "2"});
-    QVERIFY(launcher.waitForStarted());
-    const int64_t runId = waitForRunningRun(
-        [](const RunStore& store, int64_t id) {
-          const auto loss = store.lastMetric(id, "loss");
-          return loss && loss->step > 10;
-        },
-        m_ws);
+    const int64_t runId = startLongRun(launcher, 10);
     QVERIFY(runId > 0);
     const auto workers = childrenOf(launcher.processId());
     QCOMPARE(workers.size(), 2);
@@ -324,16 +330,7 @@ class TestDistributed : public QObject {
     auto env = QProcessEnvironment::systemEnvironment();
     env.insert("PIVOT_DIST_TIMEOUT_S", "4");
     launcher.setProcessEnvironment(env);
-    launcher.start(kPivot,
-                   {"--workspace", m_ws, "train", "--preset", "tiny", "--stage", "sft", "--from",
-                    m_stage1, "--set", "steps=4000", "--set", "eval_samples=0", "--nproc", "2"});
-    QVERIFY(launcher.waitForStarted());
-    const int64_t runId = waitForRunningRun(
-        [](const RunStore& store, int64_t id) {
-          const auto loss = store.lastMetric(id, "loss");
-          return loss && loss->step > 20;
-        },
-        m_ws);
+    const int64_t runId = startLongRun(launcher, 20);
     QVERIFY(runId > 0);
     const auto workers = childrenOf(launcher.processId());
     QCOMPARE(workers.size(), 2);
