@@ -359,23 +359,41 @@ std::vector<ChatMessage> recordConversation(const DatasetRecord& record, ChatFor
   return messages;
 }
 
-std::string imagePlaceholderProblem(const DatasetRecord& record, ChatFormat format) {
-  const std::string text = renderChat(format, recordConversation(record, format)).text;
+namespace {
+
+// The rule of imagePlaceholderProblem on a conversation already rendered.
+std::string placeholderProblem(const std::string& rendered, size_t images) {
   size_t placeholders = 0;
-  for (size_t at = text.find(kImage); at != std::string::npos; at = text.find(kImage, at + 1))
+  for (size_t at = rendered.find(kImage); at != std::string::npos;
+       at = rendered.find(kImage, at + 1))
     ++placeholders;
-  if (placeholders == record.images.size()) return "";
+  if (placeholders == images) return "";
   return "whose <image> placeholders do not match their images one to one";
+}
+
+}  // namespace
+
+std::string imagePlaceholderProblem(const DatasetRecord& record, ChatFormat format) {
+  return placeholderProblem(renderChat(format, recordConversation(record, format)).text,
+                            record.images.size());
 }
 
 namespace {
 
+// A record as the scan checks it, rendered once for every check that reads the rendering.
+struct CheckedRecord {
+  DatasetRecord record;
+  ChatRendering rendering;
+};
+
 // Record i, its conversation rendered (a role the template does not know throws here, naming the
 // record) and, given a decoder, its images decoded.
-DatasetRecord checkedRecord(const ConversationDataset& data, size_t i, const ScanOptions& options) {
-  DatasetRecord r = data.record(i);
+CheckedRecord checkedRecord(const ConversationDataset& data, size_t i, const ScanOptions& options) {
+  CheckedRecord checked;
+  DatasetRecord& r = checked.record;
+  r = data.record(i);
   try {
-    (void)renderChat(options.chatFormat, recordConversation(r, options.chatFormat));
+    checked.rendering = renderChat(options.chatFormat, recordConversation(r, options.chatFormat));
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(r.where + ": " + e.what());
   }
@@ -390,11 +408,12 @@ DatasetRecord checkedRecord(const ConversationDataset& data, size_t i, const Sca
                                  (why.rfind(image, 0) == 0 ? why : image + ": " + why));
       }
     }
-  return r;
+  return checked;
 }
 
 // Why a readable record is left out ("" to keep it); lengthOut receives its token count.
-std::string filtered(const DatasetRecord& r, const ScanOptions& options, int& lengthOut) {
+std::string filtered(const CheckedRecord& checked, const ScanOptions& options, int& lengthOut) {
+  const DatasetRecord& r = checked.record;
   if (options.maxImages > 0 && r.images.size() > static_cast<size_t>(options.maxImages))
     return "more than " + std::to_string(options.maxImages) + " image" +
            (options.maxImages == 1 ? "" : "s");
@@ -404,12 +423,11 @@ std::string filtered(const DatasetRecord& r, const ScanOptions& options, int& le
       if (m.role == "assistant") answers.push_back(m);
   answers.insert(answers.end(), r.rejected.begin(), r.rejected.end());
   if (containsImagePlaceholder(answers)) return "<image> in an answer";
-  if (std::string why = imagePlaceholderProblem(r, options.chatFormat); !why.empty()) return why;
+  if (std::string why = placeholderProblem(checked.rendering.text, r.images.size()); !why.empty())
+    return why;
   if (options.tokenizer) {
-    const auto rendering =
-        renderChat(options.chatFormat, recordConversation(r, options.chatFormat));
     try {
-      lengthOut = static_cast<int>(tokenizeChat(*options.tokenizer, rendering).ids.size());
+      lengthOut = static_cast<int>(tokenizeChat(*options.tokenizer, checked.rendering).ids.size());
     } catch (const std::runtime_error& e) {
       throw std::runtime_error(r.where + ": " + e.what());
     }
