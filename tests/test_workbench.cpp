@@ -512,9 +512,12 @@ class TestWorkbench : public QObject {
     QCOMPARE(view.table()->columnCount(), 2 + 5 + 2);
     QCOMPARE(view.table()->horizontalHeaderItem(8)->text(), QString("GRPO − SFT [95% CI]"));
     QCOMPARE(view.table()->item(0, 4)->text(), QString("0.620 ± 0.010"));  // SFT, shape
-    // DPO - SFT = 0.1 on every seed: a zero-width interval that excludes 0, shown in bold.
+    // DPO - SFT = 0.1 on every seed: a zero-width interval that excludes 0, yet not bold: one
+    // base's interval covers its stage-2 seeds alone.
     QCOMPARE(view.table()->item(0, 7)->text(), QString("+0.100 [0.100, 0.100]"));
-    QVERIFY(view.table()->item(0, 7)->font().bold());
+    QVERIFY(!view.table()->item(0, 7)->font().bold());
+    QCOMPARE(view.table()->item(0, 0)->text(), QString("linear/shape (primary)"));
+    QCOMPARE(view.table()->item(1, 0)->text(), QString("linear/colour"));
     QCOMPARE(view.table()->item(0, 8)->text(), QString("+0.050 [0.050, 0.050]"));
     QCOMPARE(view.barSeriesCount(), 5);
     QCOMPARE(view.errorBarSeriesCount(), 5);
@@ -553,8 +556,25 @@ class TestWorkbench : public QObject {
     view.familyBox()->setCurrentIndex(0);
     QCOMPARE(view.basePointCount(), 2 * 5 * 2);  // 2 probes x 5 encoders x 2 bases
     QVERIFY2(view.table()->item(0, 7)->text().startsWith("+0.075 [") &&
-                 view.table()->item(0, 7)->text().endsWith("(ahead in 2/2 bases)"),
+                 view.table()->item(0, 7)->text().endsWith("(ahead in 2/2 bases, sign p 0.50)"),
              qPrintable(view.table()->item(0, 7)->text()));
+    QVERIFY(!view.table()->item(0, 7)->font().bold());  // t = 3 on 1 df: p 0.20
+    // A third base like the first: DPO - SFT 0.1, 0.05, 0.1, t = 5 on 2 df, p = 1 - 5 / sqrt 27
+    // = 0.038; GRPO - SFT is 0.05 in every base (p 0). Holm over the two primary tests: 0 x 2,
+    // then max(0, 0.038 x 1). The primary shape line is bold; colour, with the same numbers, is
+    // exploratory and is not.
+    for (auto row : std::vector<ResultRow>(rows))
+      if (row.base == 1) {
+        row.base = 3;
+        rows.push_back(row);
+      }
+    writeResultsCsv((dir + "/results.csv").toStdString(), rows);
+    QVERIFY(view.loadReport(dir));
+    view.familyBox()->setCurrentIndex(0);
+    QVERIFY(view.table()->item(0, 7)->font().bold());
+    QVERIFY2(view.table()->item(0, 7)->toolTip() == "Holm-adjusted p 0.038",
+             qPrintable(view.table()->item(0, 7)->toolTip()));
+    QVERIFY(!view.table()->item(1, 7)->font().bold());
     if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR"))
       view.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/encoders-bases.png");
   }

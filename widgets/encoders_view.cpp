@@ -14,6 +14,8 @@
 #include <QTextStream>
 #include <QVBoxLayout>
 #include <cmath>
+#include <map>
+#include <tuple>
 #include <qcustomplot.h>
 
 #include "results/encoder_style.h"
@@ -220,6 +222,10 @@ void EncodersView::rebuild() {
     return;
   }
   const auto& t = m_tables[static_cast<size_t>(f)];
+  // Holm-adjusted p of each primary endpoint's arm - SFT (over every primary test of the study).
+  std::map<std::tuple<std::string, std::string, std::string>, double> holm;
+  for (const auto& test : primaryTests(m_rows))
+    if (test.sweep == sweep) holm[{test.arm, test.probe, test.metric}] = test.holmP;
   QStringList headers = {"probe", "metric"};
   for (const auto& e : t.encoders) headers << QString::fromStdString(encoderTitle(e));
   const auto arms = t.armsVsSft();
@@ -230,7 +236,12 @@ void EncodersView::rebuild() {
   m_table->setRowCount(static_cast<int>(t.lines.size()));
   for (int r = 0; r < static_cast<int>(t.lines.size()); ++r) {
     const auto& line = t.lines[static_cast<size_t>(r)];
-    m_table->setItem(r, 0, new QTableWidgetItem(QString::fromStdString(line.probe)));
+    auto* probe = new QTableWidgetItem(QString::fromStdString(line.probe) +
+                                       (line.primary ? " (primary)" : ""));
+    probe->setToolTip(line.primary ? "a declared primary endpoint: its differences are tested "
+                                     "with Holm's adjustment over every primary test"
+                                   : "exploratory: unadjusted intervals");
+    m_table->setItem(r, 0, probe);
     m_table->setItem(r, 1, new QTableWidgetItem(QString::fromStdString(line.metric)));
     for (size_t k = 0; k < line.cells.size(); ++k) {
       auto* item = new QTableWidgetItem(QString::fromStdString(formatSummary(line.cells[k])));
@@ -240,8 +251,15 @@ void EncodersView::rebuild() {
     int column = 2 + static_cast<int>(line.cells.size());
     for (const auto& [arm, d] : line.minusSft) {
       auto* diff = new QTableWidgetItem(QString::fromStdString(formatDifference(d)));
-      // An interval that excludes zero is a difference the seeds support: bold, coloured by sign.
-      if (d.defined && (d.low > 0 || d.high < 0)) {
+      // Bold, coloured by sign, only where the study tests it: a primary endpoint, over bases,
+      // whose Holm-adjusted p is below 0.05. Everything else is exploratory, and a one-base
+      // interval covers only its stage-2 seeds.
+      const auto adjusted = holm.find({arm, line.probe, line.metric});
+      const bool supported =
+          line.primary && d.overBases && adjusted != holm.end() && adjusted->second < 0.05;
+      if (line.primary && adjusted != holm.end())
+        diff->setToolTip(QString("Holm-adjusted p %1").arg(adjusted->second, 0, 'f', 3));
+      if (supported) {
         QFont bold = diff->font();
         bold.setBold(true);
         diff->setFont(bold);

@@ -31,6 +31,71 @@ double studentT975(int df) {
   return 1.96 + 2.4 / df;  // within 0.002 of the exact quantile above 30
 }
 
+namespace {
+
+// The regularised incomplete beta function I_x(a, b), by Lentz's continued fraction (converges
+// fast for x < (a + 1) / (a + b + 2); the other side by symmetry).
+double incompleteBeta(double x, double a, double b) {
+  if (x <= 0) return 0;
+  if (x >= 1) return 1;
+  if (x > (a + 1) / (a + b + 2)) return 1 - incompleteBeta(1 - x, b, a);
+  const double front = std::exp(std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) +
+                                a * std::log(x) + b * std::log1p(-x)) /
+                       a;
+  constexpr double tiny = 1e-300;
+  double c = 1, d = 1 - (a + b) * x / (a + 1);
+  d = 1 / (std::abs(d) < tiny ? tiny : d);
+  double f = d;
+  for (int m = 1; m <= 300; ++m) {
+    for (int half = 0; half < 2; ++half) {
+      const double numerator = half == 0
+                                   ? m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+                                   : -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1));
+      d = 1 + numerator * d;
+      d = 1 / (std::abs(d) < tiny ? tiny : d);
+      c = 1 + numerator / c;
+      if (std::abs(c) < tiny) c = tiny;
+      f *= c * d;
+      if (half == 1 && std::abs(c * d - 1) < 1e-15) return front * f;
+    }
+  }
+  return front * f;
+}
+
+}  // namespace
+
+double studentTTwoSidedP(double t, int df) {
+  if (df < 1 || std::isnan(t)) return NAN;
+  if (std::isinf(t)) return 0;
+  const double v = df;
+  return incompleteBeta(v / (v + t * t), v / 2, 0.5);
+}
+
+double signTestP(int above, int below) {
+  const int n = above + below;
+  if (n == 0) return 1;
+  const int k = std::min(above, below);
+  double tail = 0;  // P(X <= k), X ~ Binomial(n, 1/2)
+  for (int i = 0; i <= k; ++i)
+    tail += std::exp(std::lgamma(n + 1.0) - std::lgamma(i + 1.0) - std::lgamma(n - i + 1.0) -
+                     n * std::log(2.0));
+  return std::min(1.0, 2 * tail);
+}
+
+std::vector<double> holmAdjusted(const std::vector<double>& p) {
+  std::vector<size_t> order(p.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return p[x] < p[y]; });
+  std::vector<double> adjusted(p.size());
+  double running = 0;
+  const double m = static_cast<double>(p.size());
+  for (size_t rank = 0; rank < order.size(); ++rank) {
+    running = std::max(running, std::min(1.0, (m - static_cast<double>(rank)) * p[order[rank]]));
+    adjusted[order[rank]] = running;
+  }
+  return adjusted;
+}
+
 Difference pairedDifference(const std::vector<double>& a, const std::vector<double>& b) {
   Difference d;
   const size_t n = std::min(a.size(), b.size());
@@ -44,6 +109,8 @@ Difference pairedDifference(const std::vector<double>& a, const std::vector<doub
     d.low = s.mean - half;
     d.high = s.mean + half;
     d.defined = true;
+    const double se = s.std / std::sqrt(static_cast<double>(s.n));
+    d.p = se > 0 ? studentTTwoSidedP(s.mean / se, s.n - 1) : (s.mean == 0 ? 1.0 : 0.0);
   }
   return d;
 }
@@ -64,7 +131,21 @@ Difference nestedDifference(const std::vector<CellValue>& a, const std::vector<C
   out.perBase = means;
   out.basesAbove =
       static_cast<int>(std::count_if(means.begin(), means.end(), [](double m) { return m > 0; }));
+  out.basesBelow =
+      static_cast<int>(std::count_if(means.begin(), means.end(), [](double m) { return m < 0; }));
+  out.signP = signTestP(out.basesAbove, out.basesBelow);
   return out;
+}
+
+Difference differenceFromBase(const std::vector<CellValue>& a, const std::vector<CellValue>& ref) {
+  std::vector<CellValue> matched;  // the reference, copied to every (base, seed) of a
+  for (const auto& x : a)
+    for (const auto& r : ref)
+      if (r.base == x.base) {
+        matched.push_back({x.base, x.seed, r.value});
+        break;
+      }
+  return nestedDifference(a, matched);
 }
 
 namespace {
@@ -88,8 +169,12 @@ std::string formatDifference(const Difference& d, int precision) {
   std::string out = (d.mean >= 0 ? "+" : "") + fixed(d.mean, precision);
   out += d.defined ? " [" + fixed(d.low, precision) + ", " + fixed(d.high, precision) + "]"
                    : " (one seed: no interval)";
-  if (d.overBases)
-    out += " (ahead in " + std::to_string(d.basesAbove) + "/" + std::to_string(d.n) + " bases)";
+  if (d.overBases) {
+    const int ties = d.n - d.basesAbove - d.basesBelow;
+    out += " (ahead in " + std::to_string(d.basesAbove) +
+           (ties ? ", tied in " + std::to_string(ties) + " of " : "/") + std::to_string(d.n) +
+           " bases, sign p " + fixed(d.signP, 2) + ")";
+  }
   return out;
 }
 

@@ -24,9 +24,20 @@ struct Difference {
   bool overBases = false;
   std::vector<double> perBase;  // each base's mean paired difference, by base
   int basesAbove = 0;           // bases whose mean difference is > 0 (e.g. DPO ahead)
+  int basesBelow = 0;           // < 0; the rest are ties
+  double p = 1;      // two-sided one-sample t-test of mean = 0 (over bases when overBases)
+  double signP = 1;  // two-sided sign test over the bases, ties dropped (overBases only)
 };
 Difference pairedDifference(const std::vector<double>& a, const std::vector<double>& b);
 double studentT975(int degreesOfFreedom);  // two-sided 95% quantile
+// P(|T| >= |t|) for Student's t with `degreesOfFreedom` (> 0): 1 at t = 0, 0.5 at t = 1 for df 1.
+double studentTTwoSidedP(double t, int degreesOfFreedom);
+// Exact two-sided sign test: n = above + below (ties dropped), p = min(1, 2 P(X <= min)) with
+// X ~ Binomial(n, 1/2); 1 for n = 0.
+double signTestP(int above, int below);
+// Holm's step-down adjustment of a family of p-values, returned in their order: the i-th
+// smallest becomes max over j <= i of min(1, (m - j + 1) p_(j)). Controls the family-wise error.
+std::vector<double> holmAdjusted(const std::vector<double>& p);
 
 // One value of a cell.
 struct CellValue {
@@ -37,10 +48,14 @@ struct CellValue {
 // mean of its paired differences, then their mean with a Student-t interval over the K base means
 // (K - 1 degrees of freedom) and the count of bases above zero.
 Difference nestedDifference(const std::vector<CellValue>& a, const std::vector<CellValue>& b);
+// a - ref where ref holds one value per base (a model trained once per base, such as stage 1):
+// each of a's values minus its base's reference, then as nestedDifference.
+Difference differenceFromBase(const std::vector<CellValue>& a, const std::vector<CellValue>& ref);
 
 // "0.812 ± 0.012", "" for n = 0
 std::string formatSummary(const Summary& s, int precision = 3);
-// "+0.050 [-0.585, 0.685]"; over bases "+0.050 [-0.585, 0.685] (ahead in 2/3 bases)"
+// "+0.050 [-0.585, 0.685]"; over bases "+0.050 [-0.585, 0.685] (ahead in 2/3 bases, sign p 1.00)",
+// with ties "(ahead in 1, tied in 1 of 3 bases, sign p 1.00)"
 std::string formatDifference(const Difference& d, int precision = 3);
 
 }  // namespace pivot

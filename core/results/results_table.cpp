@@ -155,6 +155,9 @@ std::string familyTitle(const std::string& family) {
   if (family == "segmentation")
     return "Segmentation probe (2-layer MLP per patch; mean over probe seeds)";
   if (family == "linear") return "Linear probes (top-1 on test, C chosen on validation)";
+  if (family == "displacement")
+    return "Encoder displacement from the stage-1 encoder (relative weight change; linear CKA of "
+           "patch tokens on the probe test images; the original row: stage 0 against stage 1)";
   return family;
 }
 
@@ -208,14 +211,65 @@ std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows,
       line.cells.push_back(cellSummary(rows, sweep, e, probe, metric));
       line.baseMeans.push_back(cellBaseMeans(rows, sweep, e, probe, metric));
     }
-    // Each arm - SFT over the (base, seed) pairs both arms have, nested over bases.
+    // Each arm - SFT over the (base, seed) pairs both arms have, nested over bases; none for a
+    // line that is the same everywhere (a baseline), whose difference is 0 by construction.
+    bool constant = true;
+    for (const auto& c : line.cells)
+      if (c.n && (c.std != 0 || c.mean != line.cells.front().mean)) constant = false;
     const auto sft = cellValues(rows, sweep, "sft", probe, metric);
     for (const auto& arm : t.armsVsSft())
       line.minusSft.push_back(
-          {arm, nestedDifference(cellValues(rows, sweep, arm, probe, metric), sft)});
+          {arm, constant ? Difference{}
+                         : nestedDifference(cellValues(rows, sweep, arm, probe, metric), sft)});
+    line.primary = isPrimaryEndpoint(probe, metric);
     t.lines.push_back(line);
   }
   return tables;
+}
+
+const std::vector<std::pair<std::string, std::string>>& primaryEndpoints() {
+  static const std::vector<std::pair<std::string, std::string>> endpoints = {
+      {"swap_localisation", "mass_inside"},
+      {"segmentation", "macro_recall"},
+      {"linear/shape", "test_accuracy"}};
+  return endpoints;
+}
+
+bool isPrimaryEndpoint(const std::string& probe, const std::string& metric) {
+  const auto& e = primaryEndpoints();
+  return std::find(e.begin(), e.end(), std::make_pair(probe, metric)) != e.end();
+}
+
+std::vector<PrimaryTest> primaryTests(const std::vector<ResultRow>& rows) {
+  std::vector<PrimaryTest> tests;
+  for (const auto& sweep : distinctSweeps(rows))
+    for (const auto& [probe, metric] : primaryEndpoints()) {
+      const auto sft = cellValues(rows, sweep, "sft", probe, metric);
+      // The swap test of the stage-1 encoder is stage 1 itself: its own localisation.
+      const std::string stage1Probe = probe.rfind("swap_", 0) == 0 ? probe.substr(5) : probe;
+      const auto stage1 = cellValues(rows, sweep, "stage1", stage1Probe, metric);
+      if (sft.empty()) continue;
+      for (const auto& arm : encodersOf(rows, probeFamily(probe))) {
+        if (arm == "original" || arm == "stage1") continue;
+        const auto values = cellValues(rows, sweep, arm, probe, metric);
+        if (values.empty()) continue;
+        PrimaryTest t{sweep, arm, probe, metric, {}, {}, 1};
+        if (arm != "sft") t.vsSft = nestedDifference(values, sft);
+        if (!stage1.empty()) t.vsStage1 = differenceFromBase(values, stage1);
+        tests.push_back(t);
+      }
+    }
+  // The family: every arm - SFT test that has a p-value.
+  std::vector<double> p;
+  std::vector<size_t> which;
+  for (size_t i = 0; i < tests.size(); ++i)
+    if (tests[i].vsSft.defined) {
+      p.push_back(tests[i].vsSft.p);
+      which.push_back(i);
+    }
+  const auto adjusted = holmAdjusted(p);
+  for (size_t k = 0; k < which.size(); ++k) tests[which[k]].holmP = adjusted[k];
+  return tests;
 }
 
 std::vector<double> cellBaseMeans(const std::vector<ResultRow>& rows, const std::string& sweep,

@@ -63,14 +63,32 @@ struct SummaryTable {
     // bar); one entry per encoder with a value when there is one base.
     std::vector<std::vector<double>> baseMeans;
     // Each RL arm (DPO, GRPO, MPO, DPO+SFT: every encoder of the table after SFT) minus SFT,
-    // paired by (base, seed) and nested over bases; n = 0 where either arm is missing.
+    // paired by (base, seed) and nested over bases; n = 0 where either arm is missing, and for a
+    // line whose every value is the same (a baseline that no encoder changes).
     std::vector<std::pair<std::string, Difference>> minusSft;
+    bool primary = false;  // a declared primary endpoint (primaryEndpoints)
     const Difference* differenceFor(const std::string& arm) const;  // nullptr when not an arm
   };
   std::vector<Line> lines;
 };
 std::vector<SummaryTable> summaryTables(const std::vector<ResultRow>& rows,
                                         const std::string& sweep);
+
+// The study's declared primary endpoints, (probe, metric), fixed before any result was seen: the
+// swap test's localisation mass (where the encoder alone makes the MLLM look), the segmentation
+// probe's macro recall and the linear shape probe. Every other line is exploratory.
+const std::vector<std::pair<std::string, std::string>>& primaryEndpoints();
+bool isPrimaryEndpoint(const std::string& probe, const std::string& metric);
+
+// One confirmatory test: an arm against SFT on a primary endpoint at one swept value.
+struct PrimaryTest {
+  std::string sweep, arm, probe, metric;
+  Difference vsSft;     // arm - SFT, nested over bases
+  Difference vsStage1;  // arm - its base's stage-1 encoder, nested the same way
+  double holmP = 1;     // vsSft.p adjusted by Holm over every test returned
+};
+// Every (swept value, primary endpoint, arm) with values, Holm-adjusted together.
+std::vector<PrimaryTest> primaryTests(const std::vector<ResultRow>& rows);
 std::string probeFamily(const std::string& probe);  // "linear/shape" -> "linear"
 // The encoders with a value in a probe family, in the order original, stage1, sft, dpo, grpo, mpo,
 // dpo+sft.
