@@ -48,15 +48,22 @@ nlohmann::json specJson(const ExperimentSpec& s) {
                       {"segmentation_seeds", s.segmentationSeeds},
                       {"localisation_samples", s.localisationSamples},
                       {"vqa_samples", s.vqaSamples}};
-  if (s.bases != 1) j["bases"] = s.bases;  // absent for one base: older experiments stay found
+  if (!s.transplants)
+    j["transplants"] = false;  // absent when they run: older experiments stay found
+  if (s.bases != 1) {
+    j["bases"] = s.bases;  // absent for one base: older experiments stay found
+    // Several bases: stage-2 seeds and evaluation items nested in each base (baseSeedOffset,
+    // baseFirstItem); an experiment run before that trained other runs, so it is another one.
+    j["nested_seeds_and_items"] = true;
+  }
   return j;
 }
 
-// A stage of base b's chain: base 1 is the preset's own seed; base b > 1 adds 1000 (b - 1), so
+// A stage of base b's chain: base 1 is the preset's own seed; base b > 1 adds baseSeedOffset, so
 // every base starts from other initial weights and sees its data in another order.
 TrainConfig baseConfig(const ExperimentSpec& s, Stage stage, int base) {
   TrainConfig c = makeConfig(s.preset, stage, s.sets);
-  c.seed += static_cast<uint64_t>(1000 * (base - 1));
+  c.seed += baseSeedOffset(base);
   return c;
 }
 
@@ -86,25 +93,60 @@ std::vector<std::string> sweepLabels(const ExperimentSpec& s) {
   return out;
 }
 
+// The paper's stage 2 relative to its stage 1b, which trained the LM at 1e-5 and the encoder at
+// 2e-6: stage 2 trains every part at one rate, SFT 5e-6 and DPO 1e-6, for 3 passes over its 20K
+// preference samples. As ratios to stage 1b: SFT's LM 0.5x and encoder 2.5x, DPO's 0.1x and 0.5x
+// (the RL arms, GRPO and MPO, take DPO's: their papers' rates are DPO's order).
+struct DoseRatios {
+  double lm, vision;
+};
+DoseRatios paperDoseRatios(Stage stage) {
+  return stage == Stage::Sft ? DoseRatios{0.5, 2.5} : DoseRatios{0.1, 0.5};
+}
+constexpr double kPaperPasses = 3;
+
+// dose=preset leaves the preset's stage 2 as it is; dose=paper sets its rates to the paper's ratios
+// times this preset's stage-1b rates and shrinks the pool so its steps make kPaperPasses passes.
+void applyDose(TrainConfig& c, const std::string& dose, const ExperimentSpec& s) {
+  if (dose == "preset") return;
+  if (dose != "paper")
+    throw std::runtime_error("unknown dose '" + dose + "' (expected preset or paper)");
+  const TrainConfig instruct = makeConfig(s.preset, Stage::Instruct, s.sets);
+  const DoseRatios r = paperDoseRatios(c.stage);
+  c.lr = r.lm * instruct.lr;
+  c.vision_lr = r.vision * instruct.vision_lr;
+  const int64_t promptsPerStep =
+      c.stage == Stage::Grpo ? c.batch_size / std::max(1, c.num_generations) : c.batch_size;
+  c.dataset_size = std::max<int64_t>(
+      c.batch_size, std::llround(static_cast<double>(c.steps) * promptsPerStep / kPaperPasses));
+}
+
+// Stage-2 seed s of base b is s + baseSeedOffset(b): seeds nested in bases, not crossed with them
+// (with the same seed everywhere, seed s would see the same data order in every base, and the
+// bases' differences would share that luck).
 TrainConfig stageTwoConfig(const ExperimentSpec& s, const Arm& arm, const std::string& sweep,
-                           int seed) {
+                           int seed, int base) {
   TrainConfig c = makeConfig(s.preset, arm.stage, s.sets);
-  if (!sweep.empty()) applyOverride(c, sweep);
+  if (sweep.rfind("dose=", 0) == 0)
+    applyDose(c, sweep.substr(5), s);
+  else if (!sweep.empty())
+    applyOverride(c, sweep);
   if (arm.sftWeight > 0) c.sft_weight = arm.sftWeight;
-  c.seed = static_cast<uint64_t>(seed);
+  c.seed = static_cast<uint64_t>(seed) + baseSeedOffset(base);
   validate(c);
   return c;
 }
 
-// The PIVOT transplant: a fresh MLLM (seeded) around the frozen encoder of run `encoderRun`.
+// The PIVOT transplant: a fresh MLLM (seeded, nested in its base as stage 2's seeds are) around
+// the frozen encoder of run `encoderRun`.
 TrainConfig transplantConfig(const ExperimentSpec& s, Stage stage, int64_t encoderRun,
-                             bool original, int seed) {
+                             bool original, int seed, int base) {
   TrainConfig c = makeConfig(s.preset, stage, s.sets);
   c.vision_init = std::to_string(encoderRun);  // also on the instruct stage: it names the encoder
   c.freeze_vision = true;
   c.projector_init = original ? ProjectorInit::New  // the original encoder has no trained projector
                               : projectorInitFromName(s.transplantProjector);
-  c.seed = static_cast<uint64_t>(seed);
+  c.seed = static_cast<uint64_t>(seed) + baseSeedOffset(base);
   c.steps = stage == Stage::Align ? s.transplantAlignSteps : s.transplantInstructSteps;
   validate(c);
   return c;
@@ -309,14 +351,14 @@ void buildStudyGraph(const ExperimentSpec& spec, StageGraph& g, StudyStages& whe
     for (const auto& sweep : sweeps)
       for (int seed = 1; seed <= spec.seeds; ++seed)
         for (const auto& arm : arms)
-          base.stageTwo[{sweep, seed, arm.encoder}] =
-              g.add([&spec, arm, sweep, seed] { return stageTwoConfig(spec, arm, sweep, seed); },
-                    base.stage1, {}, of + "stage 2: " + armLabel(arm, sweep, seed));
+          base.stageTwo[{sweep, seed, arm.encoder}] = g.add(
+              [&spec, arm, sweep, seed, b] { return stageTwoConfig(spec, arm, sweep, seed, b); },
+              base.stage1, {}, of + "stage 2: " + armLabel(arm, sweep, seed));
     const auto transplant = [&](int encoder, bool original, int seed, const std::string& label) {
-      const auto config = [&spec, &runIds, encoder, original, seed](Stage stage) {
-        return [&spec, &runIds, encoder, original, seed, stage] {
-          return transplantConfig(spec, stage, runIds[static_cast<size_t>(encoder)], original,
-                                  seed);
+      const auto config = [&spec, &runIds, encoder, original, seed, b](Stage stage) {
+        return [&spec, &runIds, encoder, original, seed, b, stage] {
+          return transplantConfig(spec, stage, runIds[static_cast<size_t>(encoder)], original, seed,
+                                  b);
         };
       };
       const int a =
@@ -324,7 +366,7 @@ void buildStudyGraph(const ExperimentSpec& spec, StageGraph& g, StudyStages& whe
       return g.add(config(Stage::Instruct), a, {encoder},
                    of + "transplant " + label + ": instruct");
     };
-    for (int seed = 1; seed <= spec.seeds; ++seed) {
+    for (int seed = 1; spec.transplants && seed <= spec.seeds; ++seed) {
       const int t = transplant(base.original, true, seed, "original seed " + std::to_string(seed));
       for (const auto& sweep : sweeps) base.transplants[{sweep, seed, "original"}] = t;
       for (const auto& sweep : sweeps)
@@ -442,15 +484,44 @@ ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
   for (const auto& sweep : sweepLabels(s))
     for (const auto& arm : armsOf(s)) {
       try {
-        (void)stageTwoConfig(s, arm, sweep, 1);
+        (void)stageTwoConfig(s, arm, sweep, 1, 1);
       } catch (const std::exception& e) {
         throw std::runtime_error(std::string(sweep.empty() ? "" : "--sweep " + sweep + ": ") +
                                  e.what());
       }
     }
-  (void)transplantConfig(s, Stage::Align, 1, false, 1);
-  (void)transplantConfig(s, Stage::Instruct, 1, false, 1);
+  (void)transplantConfig(s, Stage::Align, 1, false, 1, 1);
+  (void)transplantConfig(s, Stage::Instruct, 1, false, 1, 1);
   return s;
+}
+
+std::string doseDescription(const ExperimentSpec& s) {
+  const TrainConfig instruct = makeConfig(s.preset, Stage::Instruct, s.sets);
+  std::ostringstream out;
+  out << "dose=preset is the preset's stage 2 as it stands. dose=paper follows the paper's "
+         "proportions to stage 1b (LM 1e-5, encoder 2e-6; stage 2 SFT 5e-6, DPO 1e-6, every part, "
+         "3 passes over the pool): here stage 1b trains the LM at "
+      << instruct.lr << " and the encoder at " << instruct.vision_lr << ", so";
+  for (const auto& arm : armsOf(s)) {
+    const TrainConfig c = stageTwoConfig(s, arm, "dose=paper", 1, 1);
+    const DoseRatios r = paperDoseRatios(arm.stage);
+    out << " " << arm.encoder << " trains the LM at " << c.lr << " (" << r.lm
+        << "x) and the encoder at " << c.vision_lr << " (" << r.vision << "x);";
+  }
+  const TrainConfig sft = stageTwoConfig(s, Arm{"sft", Stage::Sft, 0}, "dose=paper", 1, 1);
+  out << " the pool is " << sft.dataset_size << " samples, " << kPaperPasses
+      << " passes in stage 2's " << sft.steps << " steps.";
+  return out.str();
+}
+
+uint64_t baseSeedOffset(int base) { return 1000 * static_cast<uint64_t>(base - 1); }
+int64_t baseFirstItem(int base) { return 100000 * static_cast<int64_t>(base - 1); }
+
+TrainConfig stageTwoConfig(const ExperimentSpec& spec, const std::string& arm,
+                           const std::string& sweep, int seed, int base) {
+  for (const auto& a : armsOf(spec))
+    if (a.encoder == arm) return stageTwoConfig(spec, a, sweep, seed, base);
+  throw std::runtime_error("the experiment has no arm '" + arm + "'");
 }
 
 // How the stages used the CPU, as the report's Machine section says it.
@@ -492,6 +563,7 @@ std::vector<Measurement> measurementTasks(const ExperimentSpec& spec, const Stud
   const int K = spec.bases;
   std::vector<Measurement> measures;
   for (const auto& [b, base] : where.bases) {
+    settings.firstItem = baseFirstItem(b);
     const std::string of = K > 1 ? " (base " + std::to_string(b) + ")" : "";
     const int bb = b, original = base.original, stage1 = base.stage1;
     measures.push_back({{original, stage1}, [=, &serial] {
@@ -501,8 +573,11 @@ std::vector<Measurement> measurementTasks(const ExperimentSpec& spec, const Stud
                           const WorldConfig world = stage1Model.config.world;
                           {
                             auto originalModel = load(original);
-                            append(rows, probeEncoder(originalModel.model, world, settings,
-                                                      resultKey("", 0, "original", bb)));
+                            const ResultRow k = resultKey("", 0, "original", bb);
+                            append(rows, probeEncoder(originalModel.model, world, settings, k));
+                            // How far stage 1 moved the encoder from stage 0's.
+                            append(rows, displacementRows(originalModel.model, stage1Model.model,
+                                                          world, settings, k));
                           }
                           const ResultRow k = resultKey("", 0, "stage1", bb);
                           append(rows, probeEncoder(stage1Model.model, world, settings, k));
@@ -522,8 +597,11 @@ std::vector<Measurement> measurementTasks(const ExperimentSpec& spec, const Stud
                             const WorldConfig world = m.config.world;
                             append(rows, probeEncoder(m.model, world, settings, k));
                             append(rows, answerRows(m.model, world, settings, "", k));
-                            // Swap test: this encoder under the base's stage-1 projector and LM.
+                            // How far this arm moved the encoder from stage 1's; then the swap
+                            // test: this encoder under the base's stage-1 projector and LM.
                             auto swapped = load(stage1);
+                            append(rows,
+                                   displacementRows(m.model, swapped.model, world, settings, k));
                             loadStateDict(*swapped.model->vision_tower,
                                           stateDict(*m.model->vision_tower), {""}, m.path);
                             append(rows, answerRows(swapped.model, world, settings, "swap_", k));
@@ -537,7 +615,7 @@ std::vector<Measurement> measurementTasks(const ExperimentSpec& spec, const Stud
       measures.push_back({{transplant}, [=] {
                             auto m = load(transplant);
                             return vqaRows(m.model, m.config.world, settings.vqaSamples,
-                                           "transplant_vqa", k);
+                                           "transplant_vqa", k, settings.firstItem);
                           }});
     }
   }
@@ -641,7 +719,8 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   fs::create_directories(out.reportDir);
   std::ofstream(fs::path(out.reportDir) / "spec.json") << specJson(spec).dump(2) << "\n";
   writeReport(out.reportDir, spec.workspace, runs, out.rows,
-              threadsUse(fixedThreads, spec.jobs, sideBySide.cores), serial);
+              threadsUse(fixedThreads, spec.jobs, sideBySide.cores),
+              spec.sweepKey == "dose" ? doseDescription(spec) : "", serial);
   {
     RunStore store(storePath(spec.workspace));
     store.setExperimentReport(out.experimentId, fs::absolute(out.reportDir).string());

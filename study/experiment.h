@@ -30,12 +30,16 @@ struct ExperimentSpec {
   int bases = 1;  // independent stage-0/1 chains; base b > 1 seeds them with seed + 1000 (b - 1)
   int seeds = 3;  // stage 2 and after run once per seed (1..seeds) on every base
   std::vector<std::string> sets;  // key=value overrides for every stage
-  std::string sweepKey;           // a stage-2 key swept over sweepValues (e.g. vision_lr)
+  // A stage-2 key swept over sweepValues (e.g. vision_lr), or "dose" over preset | paper
+  // (doseDescription).
+  std::string sweepKey;
   std::vector<std::string> sweepValues;
   // The stage-2 methods compared, each run from the same stage-1 model (sft is the baseline every
   // difference is taken to, so it is always one of them).
   std::vector<std::string> arms = {"sft", "dpo", "grpo"};
   double mixedSftWeight = 0;  // > 0: one more arm, DPO with this SFT weight
+  bool transplants =
+      true;  // false: no PIVOT transplant stages (a dose study that does not need them)
   std::string transplantProjector =
       "new";                     // new | one_plus_one (the original encoder always gets a new one)
   int transplantAlignSteps = 0;  // 0: a third of the preset's stage-1a steps
@@ -66,6 +70,18 @@ void parseSweep(ExperimentSpec& spec, const std::string& text);
 void parseArms(ExperimentSpec& spec, const std::string& text);
 // Fills the preset-dependent zeros and validates every stage's configuration before anything runs.
 ExperimentSpec resolvedSpec(const ExperimentSpec& spec);
+
+// Replication: base b (1..K) is its own draw of everything random. Its stage-0/1 chain, its
+// stage-2 runs and its transplants add baseSeedOffset(b) to their seeds, and its measurements read
+// the evaluation items from index baseFirstItem(b) of each split. Base 1 adds nothing.
+uint64_t baseSeedOffset(int base);
+int64_t baseFirstItem(int base);
+// What --sweep dose=preset,paper trains, with the ratios and the rates they give for this spec.
+std::string doseDescription(const ExperimentSpec& spec);
+// The configuration of stage-2 arm `arm` ("sft", "dpo+sft", ...) for one swept value ("" or
+// "key=value"), seed and base, as the experiment trains it; throws for an arm the spec lacks.
+TrainConfig stageTwoConfig(const ExperimentSpec& spec, const std::string& arm,
+                           const std::string& sweep, int seed, int base);
 
 // What the runner reports while it works.
 struct ExperimentProgress {

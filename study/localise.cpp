@@ -13,15 +13,16 @@
 
 namespace pivot {
 
-std::vector<LocalisationItem> shapesWorldTargets(const ShapesWorld& world, Split split, int count) {
+std::vector<LocalisationItem> shapesWorldTargets(const ShapesWorld& world, Split split, int count,
+                                                 int64_t first) {
   if (count < 1)
     throw std::runtime_error("--samples must be at least 1, got " + std::to_string(count));
   std::vector<LocalisationItem> items;
   for (int i = 0; static_cast<int>(items.size()) < count && i < count * 4; ++i) {
-    auto s = world.sample(split, i);
+    auto s = world.sample(split, first + i);
     if (s.targets.empty()) continue;
     const std::string category = categoryName(s.category);
-    items.push_back({std::move(s), category, i});
+    items.push_back({std::move(s), category, static_cast<int>(first + i)});
   }
   if (items.empty())
     throw std::runtime_error("none of the first " + std::to_string(count * 4) +
@@ -129,6 +130,8 @@ Localisation localise(Mllm& model, const std::vector<LocalisationItem>& items,
       score.massInside = massInside(map, fraction);
       score.pointingHit = pointingHit(map, fraction);
       score.targetArea = static_cast<double>(std::count(mask.begin(), mask.end(), 1)) / mask.size();
+      score.chanceMass =
+          chanceMass(fraction, g, options.suppressBorder && g >= kMinGridForBorderSuppression);
       if (curve) {
         score.deletionArea = curve->area[b].item<double>();
         score.intactLogProb = curve->logProbs[b][0].item<double>();
@@ -136,7 +139,7 @@ Localisation localise(Mllm& model, const std::vector<LocalisationItem>& items,
         intactLogps.push_back(score.intactLogProb);
       }
       masses.push_back(score.massInside);
-      areas.push_back(score.targetArea);
+      areas.push_back(score.chanceMass);
       hits += score.pointingHit;
       massByCategory[score.category].push_back(score.massInside);
       out.samples.push_back(std::move(score));

@@ -24,10 +24,11 @@ struct LocalisationItem {
   int index = 0;
 };
 
-// The one sample rule: the first `count` samples of a split that name an object ("is there a ...?"
-// -> "no" has nothing to point at), looking at most 4 x count samples. Throws for count < 1 or
-// when no sample qualifies.
-std::vector<LocalisationItem> shapesWorldTargets(const ShapesWorld& world, Split split, int count);
+// The one sample rule: the first `count` samples of a split from index `first` on that name an
+// object ("is there a ...?" -> "no" has nothing to point at), looking at most 4 x count samples.
+// Throws for count < 1 or when no sample qualifies.
+std::vector<LocalisationItem> shapesWorldTargets(const ShapesWorld& world, Split split, int count,
+                                                 int64_t first = 0);
 
 // Image+mask records (data/masked_records.h), images resized to `size`; the mask's bright pixels
 // are the target. Every word must be in `tok`. Errors name the file and the line.
@@ -38,13 +39,16 @@ struct LocalisationScore {
   int index = 0;
   std::string category;
   double massInside = 0, targetArea = 0;
+  double chanceMass = 0;  // massInside of a uniform map over the cells the maps can weight
   bool pointingHit = false;
   double deletionArea = 0, intactLogProb = 0;  // with deletion only
 };
 
 struct Localisation {
   std::vector<LocalisationScore> samples;
-  Interval massInside, pointingGame, uniformBaseline;
+  Interval massInside, pointingGame;
+  Interval uniformBaseline;  // of chanceMass: a uniform map's mass inside, border ring excluded
+                             // when the maps suppress it
   Interval deletionArea, intactLogProb;  // with deletion only
   std::map<std::string, Interval> massByCategory;
   std::set<std::string> warnings;

@@ -1,6 +1,7 @@
 #include "study/measurements.h"
 
 #include <filesystem>
+#include <map>
 
 #include "data/idx_reader.h"
 #include "text/word_tokenizer.h"
@@ -26,7 +27,73 @@ ResultRow row(const ResultRow& key, const std::string& probe, const std::string&
   return r;
 }
 
+// "encoder.layers.3.mlp.fc1.weight" -> 4 (hidden state 4 is layer 3's output), "embeddings.*" -> 0,
+// anything else (the final layer norm) -> -1: counted in "all" only.
+int hiddenStateOf(const std::string& name) {
+  if (name.rfind("embeddings.", 0) == 0) return 0;
+  const std::string prefix = "encoder.layers.";
+  if (name.rfind(prefix, 0) != 0) return -1;
+  return std::stoi(name.substr(prefix.size())) + 1;
+}
+
 }  // namespace
+
+std::vector<ResultRow> displacementRows(Mllm& model, Mllm& reference,
+                                        const WorldConfig& worldConfig, const MeasureSettings& s,
+                                        const ResultRow& key) {
+  torch::NoGradGuard noGrad;
+  std::vector<ResultRow> rows;
+  // Weights: squared norms of the change and of the reference, per hidden state and overall.
+  std::map<int, std::pair<double, double>> sums;
+  const auto referenceParameters = reference->vision_tower->named_parameters();
+  for (const auto& p : model->vision_tower->named_parameters()) {
+    const auto* ref = referenceParameters.find(p.key());
+    TORCH_CHECK(ref && ref->sizes() == p.value().sizes(), "the encoders differ at ", p.key());
+    const auto r = ref->to(torch::kCPU, torch::kFloat64);
+    const double change =
+        (p.value().to(torch::kCPU, torch::kFloat64) - r).pow(2).sum().item<double>();
+    const double size = r.pow(2).sum().item<double>();
+    for (int part : {hiddenStateOf(p.key()), -2}) {  // -2: the whole encoder
+      if (part == -1) continue;
+      sums[part].first += change;
+      sums[part].second += size;
+    }
+  }
+  const auto relative = [](const std::pair<double, double>& sum) {
+    return std::sqrt(sum.first / std::max(sum.second, 1e-300));
+  };
+  for (const auto& [part, sum] : sums)
+    if (part >= 0)
+      rows.push_back(
+          row(key, "displacement", "weight_change/layer_" + std::to_string(part), relative(sum)));
+  rows.push_back(row(key, "displacement", "weight_change/all", relative(sums[-2])));
+  // Representations: every hidden state of both towers on the same probe test images.
+  model->eval();
+  reference->eval();
+  const ShapesWorld world(worldConfig);
+  const auto device = model->parameters().front().device();
+  std::vector<std::vector<torch::Tensor>> ours, theirs;  // [hidden state][batch] (B * N, D)
+  for (int start = 0; start < s.probeTest; start += 128) {
+    std::vector<Sample> samples;
+    for (int i = start; i < std::min(s.probeTest, start + 128); ++i)
+      samples.push_back(world.sample(Split::Test, s.firstItem + i));
+    std::vector<const Scene*> scenes;
+    for (const auto& sample : samples) scenes.push_back(&sample.scene);
+    const auto pixels = imageTensor(scenes).to(device);
+    const auto a = model->vision_tower->hiddenStates(pixels);
+    const auto b = reference->vision_tower->hiddenStates(pixels);
+    ours.resize(a.size());
+    theirs.resize(b.size());
+    for (size_t k = 0; k < a.size(); ++k) {
+      ours[k].push_back(a[k].reshape({-1, a[k].size(-1)}).to(torch::kCPU));
+      theirs[k].push_back(b[k].reshape({-1, b[k].size(-1)}).to(torch::kCPU));
+    }
+  }
+  for (size_t k = 0; k < ours.size(); ++k)
+    rows.push_back(row(key, "displacement", "cka/layer_" + std::to_string(k),
+                       linearCka(torch::cat(ours[k]), torch::cat(theirs[k]))));
+  return rows;
+}
 
 bool fashionMnistInstalled() {
   return std::filesystem::exists(std::string(kFashionMnistDir) + "/t10k-images-idx3-ubyte.gz");
@@ -36,11 +103,12 @@ std::vector<ResultRow> probeEncoder(Mllm& model, const WorldConfig& worldConfig,
                                     const MeasureSettings& s, const ResultRow& key) {
   model->eval();  // (no NoGradGuard here: the probes themselves train)
   const ShapesWorld world(worldConfig);
-  const auto train =
-      shapesWorldFeatures(model, world, Split::Train, s.probeTrain, kFeatureLayer, false);
-  const auto val = shapesWorldFeatures(model, world, Split::Val, s.probeVal, kFeatureLayer, false);
-  const auto test =
-      shapesWorldFeatures(model, world, Split::Test, s.probeTest, kFeatureLayer, false);
+  const auto features = [&](Split split, int count) {
+    return shapesWorldFeatures(model, world, split, count, kFeatureLayer, false, s.firstItem);
+  };
+  const auto train = features(Split::Train, s.probeTrain);
+  const auto val = features(Split::Val, s.probeVal);
+  const auto test = features(Split::Test, s.probeTest);
   std::vector<ResultRow> rows;
   for (const std::string task : {"shape", "colour", "conjunction", "count"}) {
     const auto r = linearProbe(train.pooled, train.labels(task), val.pooled, val.labels(task),
@@ -68,12 +136,13 @@ std::vector<ResultRow> probeEncoder(Mllm& model, const WorldConfig& worldConfig,
 }
 
 std::vector<ResultRow> vqaRows(Mllm& model, const WorldConfig& worldConfig, int samples,
-                               const std::string& probe, const ResultRow& key) {
+                               const std::string& probe, const ResultRow& key, int64_t first) {
   const ShapesWorld world(worldConfig);
   const auto device = model->parameters().front().device();
   std::vector<ResultRow> rows;
   for (const auto& [k, v] :
-       evaluateVqa(model, world, WordTokenizer::shapesWorld(), Split::Val, samples, device)) {
+       evaluateVqa(model, world, WordTokenizer::shapesWorld(), Split::Val, samples, device,
+                   /*batchSize=*/64, first)) {
     if (k == "vqa/samples") continue;
     rows.push_back(row(key, probe, k.substr(4), v));  // "vqa/accuracy/colour" -> "accuracy/colour"
   }
@@ -81,15 +150,16 @@ std::vector<ResultRow> vqaRows(Mllm& model, const WorldConfig& worldConfig, int 
 }
 
 std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& worldConfig, int samples,
-                                        const std::string& probe, const ResultRow& key) {
+                                        const std::string& probe, const ResultRow& key,
+                                        int64_t first) {
   // The paper's gradient map of the SFT loss, scored by the operation `pivot localize` runs.
   const auto scored =
-      localise(model, shapesWorldTargets(ShapesWorld(worldConfig), Split::Val, samples),
+      localise(model, shapesWorldTargets(ShapesWorld(worldConfig), Split::Val, samples, first),
                AttributionOptions{}, /*deletion=*/false);
   std::vector<double> masses, areas;
   for (const auto& s : scored.samples) {
     masses.push_back(s.massInside);
-    areas.push_back(s.targetArea);
+    areas.push_back(s.chanceMass);
   }
   return {row(key, probe, "mass_inside", summarise(masses).mean),
           row(key, probe, "pointing_game", scored.pointingGame.mean),
@@ -99,9 +169,9 @@ std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& worldCon
 std::vector<ResultRow> answerRows(Mllm& model, const WorldConfig& world,
                                   const MeasureSettings& settings, const std::string& prefix,
                                   const ResultRow& key) {
-  auto rows = vqaRows(model, world, settings.vqaSamples, prefix + "vqa", key);
-  const auto where =
-      localisationRows(model, world, settings.localisationSamples, prefix + "localisation", key);
+  auto rows = vqaRows(model, world, settings.vqaSamples, prefix + "vqa", key, settings.firstItem);
+  const auto where = localisationRows(model, world, settings.localisationSamples,
+                                      prefix + "localisation", key, settings.firstItem);
   rows.insert(rows.end(), where.begin(), where.end());
   return rows;
 }

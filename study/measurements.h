@@ -8,6 +8,9 @@
 //   swap_*          a stage-2 encoder under the stage-1 projector and LM (the swap test): VQA and
 //                   localisation again
 //   localisation    gradient-map mass inside the asked-about object and the pointing game
+//   displacement    how far an encoder moved from a reference encoder (a stage-2 arm's from its
+//                   stage-1 encoder): per layer the relative change of its weights and the linear
+//                   CKA of its patch tokens
 #pragma once
 #include <string>
 #include <vector>
@@ -24,20 +27,34 @@ struct MeasureSettings {
   int vqaSamples = 192;
   int localisationSamples = 96;
   bool fashionMnist = true;  // skipped (with a message) when the dataset is not installed
+  // The first ShapesWorld index of every split the measurements read: each base of a study draws
+  // its evaluation items from its own range, so bases do not share their items' luck
+  // (Fashion-MNIST's test set is fixed and shared).
+  int64_t firstItem = 0;
 };
 
 // `key` gives sweep, seed and encoder of every row returned.
 std::vector<ResultRow> probeEncoder(Mllm& model, const WorldConfig& world,
                                     const MeasureSettings& settings, const ResultRow& key);
+// Held-out items [first, first + samples) of the validation split.
 std::vector<ResultRow> vqaRows(Mllm& model, const WorldConfig& world, int samples,
-                               const std::string& probe, const ResultRow& key);
+                               const std::string& probe, const ResultRow& key, int64_t first = 0);
 std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& world, int samples,
-                                        const std::string& probe, const ResultRow& key);
+                                        const std::string& probe, const ResultRow& key,
+                                        int64_t first = 0);
 // How the MLLM answers and where its encoder looks: VQA then localisation rows, named
 // "<prefix>vqa" and "<prefix>localisation" ("" for a model's own, "swap_" for the swap test).
 std::vector<ResultRow> answerRows(Mllm& model, const WorldConfig& world,
                                   const MeasureSettings& settings, const std::string& prefix,
                                   const ResultRow& key);
+
+// How far `model`'s vision tower moved from `reference`'s (same architecture), as rows of probe
+// "displacement": weight_change/layer_k (k = 0 the embeddings, 1..L the transformer layers) and
+// weight_change/all, each ||W - W_ref|| / ||W_ref|| over the parameters of that part; cka/layer_k,
+// the linear CKA of the two towers' patch tokens at hidden state k on the probe test images
+// (every image's every token an item; 1 where nothing changed).
+std::vector<ResultRow> displacementRows(Mllm& model, Mllm& reference, const WorldConfig& world,
+                                        const MeasureSettings& settings, const ResultRow& key);
 
 bool fashionMnistInstalled();
 

@@ -117,8 +117,8 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
   RunStore store(storePath(workspace));
   const std::string firstSweep = distinctSweeps(rows).front();
   std::vector<RgbImage> curves;
-  for (const std::string key :
-       {"loss", "logps/chosen", "rewards/margins", "rewards/accuracies", "reward", "kl"}) {
+  for (const std::string key : {"loss", "logps/chosen", "rewards/margins", "rewards/accuracies",
+                                "reward", "frac_reward_zero_std", "kl"}) {
     LineChart chart;
     chart.title = std::string(key) + " (EMA 0.6)";
     chart.xLabel = "step";
@@ -213,9 +213,126 @@ std::string machineMarkdown(const std::string& threads) {
   return md.str();
 }
 
+std::string fixed(double v, int precision = 3) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(precision) << v;
+  return s.str();
+}
+
+std::string formatP(double p) { return p < 0.001 ? "<0.001" : fixed(p, 3); }
+
+// The confirmatory section: every primary endpoint's arm - SFT with its p and Holm-adjusted p, and
+// arm - stage 1 beside it.
+std::string primaryMarkdown(const std::vector<ResultRow>& rows) {
+  const auto tests = primaryTests(rows);
+  if (tests.empty()) return "";
+  int family = 0;
+  for (const auto& t : tests) family += t.vsSft.defined;
+  std::ostringstream md;
+  md << "\n## Primary endpoints\n\nDeclared before any result was seen:";
+  for (const auto& [probe, metric] : primaryEndpoints()) md << " " << probe << " " << metric << ";";
+  md << " everything after this section is exploratory (unadjusted intervals). Arm − SFT: a "
+        "two-sided t-test of the mean difference ("
+     << (distinctBases(rows) > 1 ? "over the bases' mean differences, K − 1 degrees of freedom"
+                                 : "over the seeds of one base: it does not cover the variance "
+                                   "between stage-0/1 chains, so it is not confirmatory")
+     << "), Holm-adjusted over the " << family
+     << " arm − SFT tests of this table (endpoints × arms × swept values); bold: Holm p < 0.05. "
+        "Arm − stage 1: the same nested difference against each base's stage-1 encoder (for the "
+        "swap test, stage 1's own localisation).\n\n"
+        "| swept | endpoint | arm | arm − SFT [95% CI] | p | Holm p | arm − stage 1 [95% CI] |\n"
+        "|---|---|---|---|---|---|---|\n";
+  for (const auto& t : tests) {
+    md << "| " << (t.sweep.empty() ? "—" : t.sweep) << " | " << t.probe << " " << t.metric << " | "
+       << encoderTitle(t.arm) << " | ";
+    if (t.vsSft.defined)
+      md << formatDifference(t.vsSft) << " | " << formatP(t.vsSft.p) << " | "
+         << (t.holmP < 0.05 ? "**" + formatP(t.holmP) + "**" : formatP(t.holmP)) << " | ";
+    else
+      md << (t.arm == "sft" ? "(the baseline)" : formatDifference(t.vsSft)) << " | | | ";
+    md << formatDifference(t.vsStage1) << " |\n";
+  }
+  return md.str();
+}
+
+// Stage 1 base by base: the chain, not the stage-2 seed, decides most numbers, so a reader sees
+// how competent (and how different) each base's starting point was.
+std::string stageOneByBase(const std::vector<ResultRow>& rows) {
+  const std::vector<std::pair<std::string, std::string>> columns = {
+      {"vqa", "accuracy"},
+      {"vqa", "accuracy/shape"},
+      {"vqa", "accuracy/relation"},
+      {"localisation", "mass_inside"},
+      {"segmentation", "macro_recall"},
+      {"linear/shape", "test_accuracy"}};
+  std::map<int, std::map<std::pair<std::string, std::string>, double>> byBase;
+  for (const auto& r : rows)
+    if (r.encoder == "stage1") byBase[r.base][{r.probe, r.metric}] = r.value;
+  if (byBase.size() < 2) return "";
+  std::ostringstream md;
+  md << "\n## Stage 1, base by base\n\n| base |";
+  for (const auto& [probe, metric] : columns) md << " " << probe << " " << metric << " |";
+  md << "\n|---|";
+  for (size_t i = 0; i < columns.size(); ++i) md << "---|";
+  md << "\n";
+  for (const auto& [base, values] : byBase) {
+    md << "| " << base << " |";
+    for (const auto& c : columns) {
+      const auto it = values.find(c);
+      md << " " << (it == values.end() ? "" : fixed(it->second)) << " |";
+    }
+    md << "\n";
+  }
+  return md.str();
+}
+
+// How each arm's training went, from the metrics its runs logged: the mean of the first and of the
+// last tenth of the steps, averaged over the arm's runs (every base and seed). GRPO's reward and
+// frac_reward_zero_std (groups whose completions all scored alike teach nothing) say whether it
+// learned at all.
+std::string trainingMarkdown(const std::string& workspace, const StudyRuns& runs) {
+  const std::vector<std::string> keys = {"loss",   "rewards/accuracies",   "logps/chosen",
+                                         "reward", "frac_reward_zero_std", "kl"};
+  // (sweep, arm, key) -> per run (start, end)
+  std::map<std::tuple<std::string, std::string, std::string>,
+           std::vector<std::pair<double, double>>>
+      ends;
+  RunStore store(storePath(workspace));
+  for (const auto& [b, base] : runs.bases)
+    for (const auto& [key, runId] : base.stageTwo)
+      for (const auto& k : keys) {
+        const auto points = store.metrics(runId, k);
+        if (points.size() < 2) continue;
+        const size_t tenth = std::max<size_t>(1, points.size() / 10);
+        double first = 0, last = 0;
+        for (size_t i = 0; i < tenth; ++i) {
+          first += points[i].value / static_cast<double>(tenth);
+          last += points[points.size() - 1 - i].value / static_cast<double>(tenth);
+        }
+        ends[{std::get<0>(key), std::get<2>(key), k}].push_back({first, last});
+      }
+  if (ends.empty()) return "";
+  std::ostringstream md;
+  md << "\n## Stage-2 training\n\nEach arm's logged metrics: the mean of the first and of the last "
+        "tenth of its steps, averaged over its runs.\n\n"
+        "| swept | arm | metric | first tenth | last tenth | runs |\n|---|---|---|---|---|---|\n";
+  for (const auto& [id, values] : ends) {
+    double first = 0, last = 0;
+    for (const auto& [f, l] : values) {
+      first += f / static_cast<double>(values.size());
+      last += l / static_cast<double>(values.size());
+    }
+    md << "| " << (std::get<0>(id).empty() ? "—" : std::get<0>(id)) << " | "
+       << encoderTitle(std::get<1>(id)) << " | " << std::get<2>(id) << " | " << fixed(first)
+       << " | " << fixed(last) << " | " << values.size() << " |\n";
+  }
+  return md.str();
+}
+
 }  // namespace
 
-std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string& title) {
+std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string& title,
+                           const std::string& designNotes) {
   std::ostringstream md;
   md << "# " << title << "\n\n";
   // What an interval covers, first: the statistics differ with the design.
@@ -233,6 +350,8 @@ std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string
           "− SFT: paired over seeds, with a 95% Student-t interval; it covers the stage-2 seeds "
           "only, "
           "not the variance between stage-0/1 chains (`--bases K` measures that).\n";
+  if (!designNotes.empty()) md << "\n" << designNotes << "\n";
+  md << primaryMarkdown(rows) << stageOneByBase(rows);
   // Stage 1 first: is it competent enough for stage-2 comparisons to mean anything?
   md << "\n## Stage-1 model, held-out VQA by question category\n\n| metric | value |\n|---|---|\n";
   for (const auto& [p, m] : distinctProbeMetrics(rows))
@@ -240,6 +359,8 @@ std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string
       const auto cell = cellSummary(rows, "", "stage1", p, m);
       if (cell.n) md << "| " << m << " | " << formatSummary(cell) << " |\n";
     }
+  md << "\n## Exploratory measurements\n\nEvery table below, primary endpoints included, with "
+        "unadjusted 95% intervals: descriptions, not tests.\n";
   for (const auto& sweep : distinctSweeps(rows)) {
     if (!sweep.empty()) md << "\n## Swept value: " << sweep << "\n";
     for (const auto& t : summaryTables(rows, sweep)) {
@@ -263,11 +384,12 @@ std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string
 
 void writeReport(const std::string& dir, const std::string& workspace, const StudyRuns& runs,
                  const std::vector<ResultRow>& rows, const std::string& threads,
-                 ExperimentProgress& progress) {
+                 const std::string& designNotes, ExperimentProgress& progress) {
   fs::create_directories(dir);
   writeResultsCsv((fs::path(dir) / "results.csv").string(), rows);
   std::ostringstream md;
-  md << reportMarkdown(rows, "PIVOT Workbench experiment report");
+  md << reportMarkdown(rows, "PIVOT Workbench experiment report", designNotes);
+  md << trainingMarkdown(workspace, runs);
   md << "\n## Runs\n";
   for (const auto& [b, base] : runs.bases) {
     if (runs.bases.size() > 1) md << "\n### Base " << b << "\n";

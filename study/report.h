@@ -1,8 +1,10 @@
-// The report folder of an experiment: results.csv (one row per swept value x seed x encoder x probe
-// x metric), report.md (mean +- std over seeds, DPO - SFT with a 95% interval, stage 1 per
-// category), and figures/ as PNG and PDF: probe accuracy bars, segmentation recall bars, VQA by
-// category and transplant VQA (error bars: std over seeds), gradient-map triptychs (image | stage 1
-// | SFT | DPO), and the training curves of the stage-2 runs.
+// The report folder of an experiment: results.csv (one row per base x swept value x seed x encoder
+// x probe x metric), report.md (the design, the primary endpoints with Holm-adjusted tests and
+// arm - stage 1, stage 1 base by base and per category, how each arm's training went, then every
+// measurement as exploratory tables: mean +- std, arm - SFT with a 95% interval), and figures/ as
+// PNG and PDF: probe accuracy bars, segmentation recall bars, VQA by category and transplant VQA
+// (error bars: std over seeds), gradient-map triptychs (image | stage 1 | SFT | DPO), and the
+// training curves of the stage-2 runs.
 #pragma once
 #include <map>
 #include <optional>
@@ -29,12 +31,15 @@ struct StudyRuns {
 };
 
 // `threads` says how the stages used the CPU (the Machine section), e.g. "2 stages side by side, 1
-// each (a lone stage-0/1 chain, or a stage with nothing beside it: 2)".
+// each (a lone stage-0/1 chain, or a stage with nothing beside it: 2)"; `designNotes` (may be
+// empty) what the design section adds, such as what each dose trains.
 void writeReport(const std::string& dir, const std::string& workspace, const StudyRuns& runs,
                  const std::vector<ResultRow>& rows, const std::string& threads,
-                 ExperimentProgress& progress);
+                 const std::string& designNotes, ExperimentProgress& progress);
 
-// report.md's tables alone (tested): one table per probe family, encoders as columns.
-std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string& title);
+// report.md's measurement sections alone (tested): the design, the primary endpoints, stage 1 by
+// base and category, one exploratory table per probe family with encoders as columns.
+std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string& title,
+                           const std::string& designNotes = "");
 
 }  // namespace pivot

@@ -100,6 +100,13 @@ class TestAttribution : public QObject {
     QCOMPARE(fraction, (std::vector<double>{1, 0, 0, 0}));
     QCOMPARE(massInside({1, 0, 0, 0}, fraction), 1.0);   // the map is the mask
     QCOMPARE(massInside({1, 1, 1, 1}, fraction), 0.25);  // uniform: the mask's area share
+    // Chance on an 8 x 8 grid with a target of two whole interior cells and half a border cell:
+    // 2.5 / 64 over every cell; 2 / 36 over the interior, as a border-suppressed map is weighted.
+    std::vector<double> grid(64, 0.0);
+    grid[9] = grid[10] = 1;  // (1, 1), (1, 2): interior
+    grid[0] = 0.5;           // a corner: border
+    QCOMPARE(chanceMass(grid, 8, false), 2.5 / 64);
+    QCOMPARE(chanceMass(grid, 8, true), 2.0 / 36);
     QVERIFY(pointingHit({0.9f, 0.1f, 0.2f, 0.3f}, fraction));
     QVERIFY(!pointingHit({0.1f, 0.9f, 0.2f, 0.3f}, fraction));
     QVERIFY(pointingHit({0.1f, 0.9f}, {0.0, 0.2}));  // any target pixel in the peak cell counts

@@ -21,8 +21,11 @@
 #include "results/results_table.h"
 #include "store/run_store.h"
 #include "study/experiment.h"
+#include "study/measurements.h"
 #include "study/report.h"
 #include "study/task_graph.h"
+#include "data/shapes_world.h"
+#include "training/batches.h"
 #include "training/trainer.h"
 
 using namespace pivot;
@@ -163,13 +166,88 @@ class TestExperiment : public QObject {
     QVERIFY(std::abs(sd - 0.0750555) < 1e-6);
     QVERIFY(std::abs(between.high - (0.1 / 3 + 4.303 * sd / std::sqrt(3.0))) < 1e-9);
     QVERIFY(std::abs(between.low - (-0.15313)) < 1e-4 && between.low < 0 && between.high > 0);
-    QVERIFY2(QString::fromStdString(formatDifference(between)).endsWith("(ahead in 2/3 bases)"),
+    QVERIFY2(QString::fromStdString(formatDifference(between))
+                 .endsWith("(ahead in 2/3 bases, sign p 1.00)"),
              formatDifference(between).c_str());
+    // t = mean / (sd / sqrt 3) with 2 degrees of freedom, where P(|T| > t) = 1 - t / sqrt(2 + t^2).
+    const double t = (0.1 / 3) / (sd / std::sqrt(3.0));
+    QVERIFY(std::abs(between.p - (1 - t / std::sqrt(2 + t * t))) < 1e-9);
+    QCOMPARE(between.basesBelow, 1);
+    // A tie is a tie, not a loss: base means +0.1, 0, -0.2 (ahead 1, tied 1, behind 1).
+    const auto tied = nestedDifference({{1, 1, 0.6}, {2, 1, 0.5}, {3, 1, 0.3}},
+                                       {{1, 1, 0.5}, {2, 1, 0.5}, {3, 1, 0.5}});
+    QCOMPARE(tied.basesAbove, 1);
+    QCOMPARE(tied.basesBelow, 1);
+    QVERIFY2(QString::fromStdString(formatDifference(tied))
+                 .endsWith("(ahead in 1, tied in 1 of 3 bases, sign p 1.00)"),
+             formatDifference(tied).c_str());
+    // Against a model trained once per base (stage 1): each arm value minus its base's value.
+    const auto fromBase =
+        differenceFromBase({{1, 1, 0.6}, {1, 2, 0.8}, {2, 1, 0.4}}, {{1, 0, 0.5}, {2, 0, 0.1}});
+    QVERIFY(fromBase.overBases);
+    QVERIFY(std::abs(fromBase.perBase[0] - 0.2) < 1e-12);  // (0.1 + 0.3) / 2
+    QVERIFY(std::abs(fromBase.perBase[1] - 0.3) < 1e-12);
     // Seeds are paired within a base only: a seed missing from one arm drops that pair alone.
     sft.erase(sft.begin() + 4);  // base 2, seed 2
     const auto partial = nestedDifference(dpo, sft);
     QVERIFY(std::abs(partial.perBase[1] - (-0.04)) < 1e-12);  // (-0.05 - 0.03) / 2
     QVERIFY(std::abs(studentT975(200) - 1.972) < 0.002);
+  }
+
+  // Student's t, the sign test and Holm against values computed by hand.
+  void testsMatchHandComputedValues() {
+    QVERIFY(std::abs(studentTTwoSidedP(1, 1) - 0.5) < 1e-12);  // Cauchy: P(|T| > 1) = 1/2
+    QVERIFY(std::abs(studentTTwoSidedP(-2, 2) - (1 - 2 / std::sqrt(6.0))) < 1e-12);
+    QVERIFY(std::abs(studentTTwoSidedP(0, 7) - 1) < 1e-12);
+    for (int df : {1, 2, 4, 9, 30})  // the table's 97.5% quantiles give p = 0.05
+      QVERIFY2(std::abs(studentTTwoSidedP(studentT975(df), df) - 0.05) < 2e-4,
+               qPrintable(QString::number(df)));
+    QVERIFY(std::abs(studentTTwoSidedP(1.96, 100000) - 0.0500) < 1e-3);  // the normal limit
+    QCOMPARE(signTestP(8, 0), 2.0 / 256);                                // 2 P(X = 0), n = 8
+    QVERIFY(std::abs(signTestP(1, 7) - 2 * 9.0 / 256) < 1e-15);          // 2 (1 + 8) / 2^8
+    QCOMPARE(signTestP(2, 1), 1.0);                                      // 2 (1 + 3) / 8, capped
+    QCOMPARE(signTestP(0, 0), 1.0);
+    // p 0.01, 0.04, 0.03, 0.005 (m = 4): sorted 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06,
+    // 0.04 x 1 = 0.04 -> 0.06 (the running maximum keeps the order).
+    const auto holm = holmAdjusted({0.01, 0.04, 0.03, 0.005});
+    const std::vector<double> want = {0.03, 0.06, 0.06, 0.02};
+    for (size_t i = 0; i < want.size(); ++i) QVERIFY(std::abs(holm[i] - want[i]) < 1e-12);
+    QCOMPARE(holmAdjusted({0.6, 0.01}), (std::vector<double>{0.6, 0.02}));
+    QCOMPARE(holmAdjusted({0.5, 0.6}), (std::vector<double>{1.0, 1.0}));  // 2 x 0.5, then the max
+  }
+
+  // The confirmatory section of report.md, by hand: three bases, one seed; segmentation recall
+  // (primary) stage 1 0.30, SFT 0.31, DPO SFT + 0.02, 0.01, 0.03. DPO - SFT: mean 0.02, sd 0.01,
+  // t = 0.02 / (0.01 / sqrt 3) = 3.464 on 2 df, p = 1 - t / sqrt(2 + t^2) = 0.074, the only test
+  // of the family, so Holm leaves it. DPO - stage 1: 0.03, 0.02, 0.04. A baseline that no encoder
+  // changes gets no difference.
+  void reportDeclaresPrimaryEndpoints() {
+    std::vector<ResultRow> rows;
+    const double dpoAhead[] = {0.02, 0.01, 0.03};
+    for (int base = 1; base <= 3; ++base) {
+      rows.push_back({"", 0, "stage1", "segmentation", "macro_recall", 0.30, base});
+      rows.push_back({"", 1, "sft", "segmentation", "macro_recall", 0.31, base});
+      rows.push_back(
+          {"", 1, "dpo", "segmentation", "macro_recall", 0.31 + dpoAhead[base - 1], base});
+      for (const char* e : {"sft", "dpo"})
+        rows.push_back({"", 1, e, "localisation", "uniform_baseline", 0.3, base});
+      rows.push_back({"", 0, "stage1", "localisation", "uniform_baseline", 0.3, base});
+    }
+    const std::string md = reportMarkdown(rows, "t", "dose notes here");
+    const auto has = [&](const std::string& text) {
+      QVERIFY2(md.find(text) != std::string::npos, (text + "\n---\n" + md).c_str());
+    };
+    has("dose notes here");
+    has("## Primary endpoints");
+    has("Holm-adjusted over the 1 arm − SFT tests");
+    has("| — | segmentation macro_recall | DPO | +0.020 [");
+    has("(ahead in 3/3 bases, sign p 0.25) | 0.074 | 0.074 | +0.030 [");
+    has("| — | segmentation macro_recall | SFT | (the baseline) | | | +0.010 [0.010, 0.010] (ahead "
+        "in 3/3 bases, sign p 0.25) |");
+    has("## Stage 1, base by base");
+    has("## Exploratory measurements");
+    has("| localisation | uniform_baseline | 0.300 ± 0.000 | 0.300 ± 0.000 | 0.300 ± 0.000 |  |");
+    QVERIFY(md.find("## Primary endpoints") < md.find("## Exploratory measurements"));
   }
 
   void reportTableShowsMeanStdAndDifference() {
@@ -207,6 +285,119 @@ class TestExperiment : public QObject {
     parseArms(spec, "sft, dpo,grpo,mpo");
     QCOMPARE(resolvedSpec(spec).arms, (std::vector<std::string>{"sft", "dpo", "grpo", "mpo"}));
     QVERIFY(!fs::exists(spec.workspace));  // nothing written
+  }
+
+  // Seeds are nested in bases, not crossed with them: seed 1 of base 2 sees another data order
+  // than seed 1 of base 1, and base 2 is measured on other evaluation items.
+  void basesDrawTheirOwnDataAndItems() {
+    ExperimentSpec spec;
+    spec.preset = "mini";
+    spec.bases = 2;
+    spec.arms = {"sft", "dpo"};
+    spec.mixedSftWeight = 0.2;
+    spec.workspace = m_dir.filePath("nested").toStdString();
+    spec = resolvedSpec(spec);
+    for (const char* arm : {"sft", "dpo", "dpo+sft"}) {
+      const auto one = stageTwoConfig(spec, arm, "", 1, 1);
+      const auto two = stageTwoConfig(spec, arm, "", 1, 2);
+      QCOMPARE(one.seed, uint64_t{1});  // base 1 as one-base experiments trained it
+      QCOMPARE(two.seed, uint64_t{1001});
+      DataOrder first(one.seed, one.dataset_size), second(two.seed, two.dataset_size);
+      QVERIFY(first.indicesForStep(0, one.batch_size) != second.indicesForStep(0, two.batch_size));
+    }
+    QCOMPARE(stageTwoConfig(spec, "dpo+sft", "", 1, 1).sft_weight, 0.2);
+    QCOMPARE(baseFirstItem(1), int64_t{0});
+    QVERIFY(baseFirstItem(2) >= spec.probeTrain + spec.vqaSamples);  // no item shared
+    const ShapesWorld world(stageTwoConfig(spec, "sft", "", 1, 1).world);
+    for (Split split : {Split::Train, Split::Val, Split::Test})
+      QVERIFY(world.sample(split, 0).scene.rgb != world.sample(split, baseFirstItem(2)).scene.rgb);
+    try {
+      (void)stageTwoConfig(spec, "grpo", "", 1, 1);
+      QFAIL("an arm the spec lacks was configured");
+    } catch (const std::runtime_error& e) {
+      QVERIFY2(std::string(e.what()).find("no arm 'grpo'") != std::string::npos, e.what());
+    }
+  }
+
+  // Encoder displacement: an encoder against itself moved nowhere (weight change 0, CKA 1 at every
+  // layer); against a re-initialised one its weights changed by about their size and its deeper
+  // tokens are far from alike.
+  void displacementOfAnEncoderFromItselfAndFromAFreshOne() {
+    const TrainConfig cfg = makeConfig("tiny", Stage::Sft, {});
+    torch::manual_seed(1);
+    Mllm trained(cfg.model), fresh(cfg.model);
+    MeasureSettings settings;
+    settings.probeTest = 64;
+    const auto self =
+        displacementRows(trained, trained, cfg.world, settings, resultKey("", 1, "sft"));
+    const int layers = cfg.model.vision.num_hidden_layers;
+    QCOMPARE(static_cast<int>(self.size()), 2 * (layers + 1) + 1);  // per hidden state x 2, all
+    for (const auto& r : self) {
+      QCOMPARE(r.probe, std::string("displacement"));
+      QVERIFY2(std::abs(r.value - (r.metric.rfind("cka/", 0) == 0 ? 1.0 : 0.0)) < 1e-9,
+               r.metric.c_str());
+    }
+    const auto byMetric = [&](Mllm& reference) {
+      std::map<std::string, double> out;
+      for (const auto& r :
+           displacementRows(trained, reference, cfg.world, settings, resultKey("", 1, "sft")))
+        out[r.metric] = r.value;
+      return out;
+    };
+    // A copy nudged by 1% of each tensor's spread: weights change by about 1%, tokens stay alike.
+    Mllm nudged(cfg.model);
+    {
+      torch::NoGradGuard noGrad;
+      const auto source = trained->vision_tower->parameters();
+      const auto target = nudged->vision_tower->parameters();
+      for (size_t i = 0; i < source.size(); ++i)
+        target[i].copy_(source[i] + 0.01 * source[i].std() * torch::randn_like(source[i]));
+    }
+    const auto near = byMetric(nudged), far = byMetric(fresh);
+    QVERIFY(std::abs(near.at("weight_change/all") - 0.01) < 0.005);
+    QVERIFY(far.at("weight_change/all") > 0.9);  // independent draws: about sqrt(2) of their size
+    for (int k = 0; k <= layers; ++k) {
+      const std::string cka = "cka/layer_" + std::to_string(k);
+      QVERIFY2(near.at(cka) > 0.99, qPrintable(QString::number(near.at(cka))));
+      // Two random towers of the same images still agree on the images' own dominant directions
+      // (about 0.8 here), but far below an encoder with itself.
+      QVERIFY2(far.at(cka) < 0.9, qPrintable(QString::number(far.at(cka))));
+    }
+  }
+
+  // --sweep dose=preset,paper: "paper" sets stage 2's rates to the paper's ratios to stage 1b
+  // (mini's stage 1b: LM 1e-3, encoder 5e-4) and its pool to a third of the samples it draws.
+  void doseFollowsThePapersProportions() {
+    ExperimentSpec spec;
+    spec.preset = "mini";
+    spec.arms = {"sft", "dpo", "grpo"};
+    spec.workspace = m_dir.filePath("dose").toStdString();
+    parseSweep(spec, "dose=preset,paper");
+    spec = resolvedSpec(spec);
+    const auto sft = stageTwoConfig(spec, "sft", "dose=paper", 1, 1);
+    QCOMPARE(sft.lr, 0.5 * 1e-3);
+    QCOMPARE(sft.vision_lr, 2.5 * 5e-4);
+    QCOMPARE(sft.dataset_size, int64_t{300 * 32 / 3});  // 3 passes in 300 steps of 32
+    const auto dpo = stageTwoConfig(spec, "dpo", "dose=paper", 1, 1);
+    QCOMPARE(dpo.lr, 0.1 * 1e-3);
+    QCOMPARE(dpo.vision_lr, 0.5 * 5e-4);
+    QCOMPARE(sft.lr / dpo.lr, 5.0);  // the paper's SFT : DPO 5 : 1
+    const auto grpo = stageTwoConfig(spec, "grpo", "dose=paper", 1, 1);
+    QCOMPARE(grpo.dataset_size, int64_t{300 * (32 / 8) / 3});  // prompts, not completions
+    const auto preset = stageTwoConfig(spec, "sft", "dose=preset", 1, 1);
+    QCOMPARE(toJson(preset), toJson(stageTwoConfig(spec, "sft", "", 1, 1)));
+    QVERIFY(doseDescription(spec).find("sft trains the LM at 0.0005 (0.5x)") != std::string::npos);
+
+    ExperimentSpec bad = spec;
+    parseSweep(bad, "dose=paper,double");
+    try {
+      resolvedSpec(bad);
+      QFAIL("an unknown dose was accepted");
+    } catch (const std::runtime_error& e) {
+      QVERIFY2(std::string(e.what()).find("--sweep dose=double: unknown dose 'double' (expected "
+                                          "preset or paper)") != std::string::npos,
+               e.what());
+    }
   }
 
   // The task graph starts first the ready task that most tasks wait for: a chain (B -> C -> D)
@@ -484,6 +675,11 @@ class TestExperiment : public QObject {
         pretrainSeeds.insert(nlohmann::json::parse(r.configJson).at("seed").get<uint64_t>());
     QCOMPARE(pretrainSeeds.size(), size_t{2});  // the preset's seed and seed + 1000
     QVERIFY(pretrainSeeds.count(*pretrainSeeds.begin() + 1000));
+    std::set<uint64_t> sftSeeds;  // stage-2 seeds nested in bases: 1, 2 and 1001, 1002
+    for (const auto& r : store.runs())
+      if (r.stage == "sft")
+        sftSeeds.insert(nlohmann::json::parse(r.configJson).at("seed").get<uint64_t>());
+    QCOMPARE(sftSeeds, (std::set<uint64_t>{1, 2, 1001, 1002}));
 
     const auto rows = readResultsCsv((fs::path(outcome.reportDir) / "results.csv").string());
     std::set<std::tuple<int, int, std::string, std::string>> cells;  // base, seed, encoder, probe

@@ -64,6 +64,21 @@ class TestProbes : public QObject {
     QCOMPARE(patchLabels(mask, 4, 2), (std::vector<int64_t>{5, 2, 0, 9}));
   }
 
+  // CKA: 1 with itself and under a rotation plus scaling; (Xc^T Yc)^2 / ... by hand for one
+  // dimension, where it is the squared correlation; near 0 for independent noise.
+  void linearCkaMatchesItsDefinition() {
+    torch::manual_seed(3);
+    const auto x = torch::randn({500, 8}, torch::kFloat64);
+    QVERIFY(std::abs(linearCka(x, x) - 1) < 1e-12);
+    const auto q = std::get<0>(torch::linalg_qr(torch::randn({8, 8}, torch::kFloat64)));
+    QVERIFY(std::abs(linearCka(x, 3.0 * x.mm(q) + 2.0) - 1) < 1e-10);
+    const auto a = torch::tensor({1.0, 2.0, 3.0, 4.0}, torch::kFloat64).view({4, 1});
+    const auto b = torch::tensor({1.0, 3.0, 2.0, 5.0}, torch::kFloat64).view({4, 1});
+    // Centred: a (-1.5, -0.5, 0.5, 1.5), b (-1.75, 0.25, -0.75, 2.25): ab = 5.5, aa = 5, bb = 8.75.
+    QVERIFY(std::abs(linearCka(a, b) - 5.5 * 5.5 / (5 * 8.75)) < 1e-12);
+    QVERIFY(linearCka(x, torch::randn({500, 8}, torch::kFloat64)) < 0.05);
+  }
+
   void segmentationProbeOnSeparableFeatures() {
     torch::manual_seed(2);
     auto labels = torch::randint(0, 3, {40, 16});

@@ -7,7 +7,7 @@
 namespace pivot {
 
 Scalars evaluateVqa(Mllm& model, const ShapesWorld& world, const WordTokenizer& tok, Split split,
-                    int numSamples, torch::Device device, int batchSize) {
+                    int numSamples, torch::Device device, int batchSize, int64_t first) {
   torch::NoGradGuard noGrad;
   const bool wasTraining = model->is_training();
   model->eval();
@@ -17,7 +17,7 @@ Scalars evaluateVqa(Mllm& model, const ShapesWorld& world, const WordTokenizer& 
   for (int start = 0; start < numSamples; start += batchSize) {
     const int n = std::min(batchSize, numSamples - start);
     std::vector<Sample> samples;
-    for (int i = 0; i < n; ++i) samples.push_back(world.sample(split, start + i));
+    for (int i = 0; i < n; ++i) samples.push_back(world.sample(split, first + start + i));
     std::vector<BatchRow> rows;
     for (const auto& s : samples) rows.push_back({&s, Response::Chosen});
     for (const auto& s : samples) rows.push_back({&s, Response::Rejected});

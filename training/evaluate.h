@@ -14,6 +14,6 @@ namespace pivot {
 // Keys: vqa/accuracy, vqa/accuracy/<category>, vqa/logps_chosen, vqa/pairwise_accuracy,
 // vqa/samples. Every answer is one word, so top-1 is the argmax of the first response token.
 Scalars evaluateVqa(Mllm& model, const ShapesWorld& world, const WordTokenizer& tok, Split split,
-                    int numSamples, torch::Device device, int batchSize = 64);
+                    int numSamples, torch::Device device, int batchSize = 64, int64_t first = 0);
 
 }  // namespace pivot

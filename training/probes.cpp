@@ -28,6 +28,22 @@ torch::Tensor pooledFeatures(const torch::Tensor& patches) {
   return mean / mean.norm(2, /*dim=*/-1, /*keepdim=*/true).clamp_min(1e-12);
 }
 
+double linearCka(const torch::Tensor& x, const torch::Tensor& y) {
+  TORCH_CHECK(x.dim() == 2 && y.dim() == 2 && x.size(0) == y.size(0),
+              "linearCka needs (n, d) representations of the same n items, got ", x.sizes(),
+              " and ", y.sizes());
+  const auto centred = [](const torch::Tensor& t) {
+    const auto d = t.to(torch::kFloat64);
+    return d - d.mean(/*dim=*/0, /*keepdim=*/true);
+  };
+  const auto xc = centred(x), yc = centred(y);
+  // The feature-space form: d x d products instead of n x n Gram matrices.
+  const double cross = yc.t().mm(xc).pow(2).sum().item<double>();
+  const double xx = xc.t().mm(xc).norm().item<double>();
+  const double yy = yc.t().mm(yc).norm().item<double>();
+  return xx > 0 && yy > 0 ? cross / (xx * yy) : 0.0;
+}
+
 void LogisticRegression::fit(const torch::Tensor& x, const torch::Tensor& y, int numClasses,
                              double C, int maxIterations) {
   const int64_t D = x.size(1);
@@ -187,7 +203,7 @@ torch::Tensor ShapesWorldFeatures::labels(const std::string& task) const {
 }
 
 ShapesWorldFeatures shapesWorldFeatures(Mllm& model, const ShapesWorld& world, Split split,
-                                        int count, int layer, bool afterProjector) {
+                                        int count, int layer, bool afterProjector, int64_t first) {
   const auto& v = model->config.vision;
   const int grid = v.image_size / v.patch_size;
   const auto device = model->parameters().front().device();
@@ -197,7 +213,7 @@ ShapesWorldFeatures shapesWorldFeatures(Mllm& model, const ShapesWorld& world, S
   for (int start = 0; start < count; start += 128) {
     const size_t first = f.samples.size();
     for (int i = start; i < std::min(count, start + 128); ++i)
-      f.samples.push_back(world.sample(split, i));
+      f.samples.push_back(world.sample(split, first + i));
     std::vector<const Scene*> scenes;
     for (size_t i = first; i < f.samples.size(); ++i) {
       scenes.push_back(&f.samples[i].scene);

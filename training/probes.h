@@ -25,8 +25,8 @@ torch::Tensor patchFeatures(Mllm& model, const torch::Tensor& pixels, int layer,
 // Mean over patch tokens, L2-normalised: (B, N, D) -> (B, D).
 torch::Tensor pooledFeatures(const torch::Tensor& patches);
 
-// Frozen features of ShapesWorld samples [0, count) of a split, computed once and shared by every
-// probe task, every C and every segmentation seed.
+// Frozen features of ShapesWorld samples [first, first + count) of a split, computed once and
+// shared by every probe task, every C and every segmentation seed.
 struct ShapesWorldFeatures {
   std::vector<Sample> samples;
   torch::Tensor patches;                                // (B, N, D)
@@ -35,10 +35,17 @@ struct ShapesWorldFeatures {
   torch::Tensor labels(const std::string& task) const;  // (B) probeLabel of each sample
 };
 ShapesWorldFeatures shapesWorldFeatures(Mllm& model, const ShapesWorld& world, Split split,
-                                        int count, int layer, bool afterProjector);
+                                        int count, int layer, bool afterProjector,
+                                        int64_t first = 0);
 // pooledFeatures of any images (B, 3, S, S) in [-1, 1], encoded in batches.
 torch::Tensor pooledImageFeatures(Mllm& model, const torch::Tensor& pixels, int layer,
                                   bool afterProjector);
+
+// Linear CKA (Kornblith et al., 2019) of two representations of the same n items, (n, d1) and
+// (n, d2): ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F) with column-centred Xc, Yc, in float64.
+// 1 for a representation with itself; invariant to rotations and isotropic scaling of either; near
+// 0 for unrelated ones (for n >> d).
+double linearCka(const torch::Tensor& x, const torch::Tensor& y);
 
 // Multinomial logistic regression, as scikit-learn's: minimises
 //   C * sum_i cross_entropy(W x_i + b, y_i) + 0.5 * ||W||^2   (bias not penalised), by L-BFGS.

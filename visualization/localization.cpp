@@ -41,6 +41,16 @@ double massInside(const std::vector<float>& map, const std::vector<double>& frac
   return all > 0 ? in / all : 0;
 }
 
+double chanceMass(const std::vector<double>& fraction, int grid, bool borderSuppressed) {
+  std::vector<float> uniform(fraction.size(), 1.0f);
+  if (borderSuppressed)
+    for (int y = 0; y < grid; ++y)
+      for (int x = 0; x < grid; ++x)
+        if (y == 0 || x == 0 || y == grid - 1 || x == grid - 1)
+          uniform[static_cast<size_t>(y * grid + x)] = 0;
+  return massInside(uniform, fraction);
+}
+
 bool pointingHit(const std::vector<float>& map, const std::vector<double>& fraction) {
   const auto best = static_cast<size_t>(std::max_element(map.begin(), map.end()) - map.begin());
   return fraction[best] > 0;

@@ -19,6 +19,11 @@ std::vector<double> cellMaskFraction(const std::vector<uint8_t>& mask, int heigh
 // share.
 double massInside(const std::vector<float>& map, const std::vector<double>& fraction);
 
+// The chance line of massInside: the score of a map uniform over the cells a map can weight, all
+// of a g x g grid, or only its interior when the border ring is suppressed (attribution.h's
+// suppressBorder sets it to the minimum, which min-max normalisation makes 0).
+double chanceMass(const std::vector<double>& fraction, int grid, bool borderSuppressed);
+
 // Pointing game at the token grid: the cell with the largest value contains target pixels. (On the
 // coarse grids of small models a cell is several pixels wide; any overlap plays the role of the
 // pixel tolerance of the original pointing game.)

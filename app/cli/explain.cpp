@@ -201,7 +201,9 @@ int cmdLocalize(const std::string& workspace, const ExplainArgs& a) {
             << mass.high << "]\n"
             << "  pointing game        " << point.mean << "  95% CI [" << point.low << ", "
             << point.high << "]\n"
-            << "  uniform-map baseline " << area.mean << "  (the target's area share)\n"
+            << "  uniform-map baseline " << area.mean
+            << "  (a map uniform over the cells maps can weight: the target's area share, "
+               "without the border ring when it is suppressed)\n"
             << "  deletion-curve area  " << result.deletionArea.mean << "  95% CI ["
             << result.deletionArea.low << ", " << result.deletionArea.high
             << "]  (answer log-prob, most relevant patches greyed first; intact "

@@ -338,7 +338,9 @@ int main(int argc, char** argv) {
   experiment->add_option("--seeds", ex.spec.seeds, "stage-2 seeds (and everything after stage 2)")
       ->capture_default_str();
   experiment->add_option("--sweep", ex.sweep,
-                         "a stage-2 key and its values, key=v1,v2,... (e.g. vision_lr=1e-5,1e-4)");
+                         "a stage-2 key and its values, key=v1,v2,... (e.g. vision_lr=1e-5,1e-4), "
+                         "or dose=preset,paper: the preset's stage 2 and the paper's proportions "
+                         "to stage 1b");
   experiment->add_option("--set", ex.spec.sets,
                          "override a config value in every stage, key=value (repeatable)");
   experiment
@@ -355,6 +357,9 @@ int main(int argc, char** argv) {
           "--transplant-projector", ex.spec.transplantProjector,
           "new | one_plus_one (the first projector layer of the source, frozen, plus a new one)")
       ->capture_default_str();
+  experiment->add_flag_callback(
+      "--no-transplants", [&ex] { ex.spec.transplants = false; },
+      "skip the PIVOT transplants (a study of stage 2 alone)");
   experiment->add_option("--transplant-align-steps", ex.spec.transplantAlignSteps,
                          "projector-only alignment steps of each transplant (0: preset default)");
   experiment->add_option("--transplant-instruct-steps", ex.spec.transplantInstructSteps,
