@@ -239,9 +239,11 @@ std::string primaryMarkdown(const std::vector<ResultRow>& rows) {
      << "), Holm-adjusted over the " << family
      << " arm − SFT tests of this table (endpoints × arms × swept values); bold: Holm p < 0.05. "
         "Arm − stage 1: the same nested difference against each base's stage-1 encoder (for the "
-        "swap test, stage 1's own localisation).\n\n"
-        "| swept | endpoint | arm | arm − SFT [95% CI] | p | Holm p | arm − stage 1 [95% CI] |\n"
-        "|---|---|---|---|---|---|---|\n";
+        "swap test, stage 1's own localisation). Detectable: the smallest true arm − SFT "
+        "difference this design finds with 80% power at two-sided 0.05 (before Holm), from the "
+        "spread of the bases' mean differences; and how many bases would halve it.\n\n"
+        "| swept | endpoint | arm | arm − SFT [95% CI] | p | Holm p | arm − stage 1 [95% CI] | "
+        "detectable | bases to halve it |\n|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& t : tests) {
     md << "| " << (t.sweep.empty() ? "—" : t.sweep) << " | " << t.probe << " " << t.metric << " | "
        << encoderTitle(t.arm) << " | ";
@@ -250,7 +252,14 @@ std::string primaryMarkdown(const std::vector<ResultRow>& rows) {
          << (t.holmP < 0.05 ? "**" + formatP(t.holmP) + "**" : formatP(t.holmP)) << " | ";
     else
       md << (t.arm == "sft" ? "(the baseline)" : formatDifference(t.vsSft)) << " | | | ";
-    md << formatDifference(t.vsStage1) << " |\n";
+    md << formatDifference(t.vsStage1) << " |";
+    if (t.vsSft.overBases && t.vsSft.n >= 2) {
+      const double sd = summarise(t.vsSft.perBase).std;
+      const double detectable = minimumDetectableDifference(sd, t.vsSft.n);
+      md << " " << fixed(detectable) << " | " << unitsToDetect(sd, detectable / 2) << " |\n";
+    } else {
+      md << " | |\n";
+    }
   }
   return md.str();
 }
@@ -380,6 +389,56 @@ std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string
     }
   }
   return md.str();
+}
+
+std::string replicatesMarkdown(const std::vector<std::vector<ResultRow>>& replicates,
+                               const std::vector<std::string>& names) {
+  std::ostringstream md;
+  md << "## Replicates and their heterogeneity\n\nPooled from " << replicates.size()
+     << " replicates of one study (the same command; each replicate's bases follow the previous "
+        "one's in results.csv):";
+  for (size_t i = 0; i < replicates.size(); ++i)
+    md << (i ? ";" : "") << " " << (i < names.size() ? names[i] : std::to_string(i + 1)) << " ("
+       << distinctBases(replicates[i]) << " bases)";
+  md << ". Before the pooled intervals below are read: each replicate's arm − SFT on the primary "
+        "endpoints, and a one-way ANOVA of the bases' mean differences grouped by replicate "
+        "(p < 0.05: the replicates disagree, and the pooled interval averages over that).\n\n"
+        "| swept | endpoint | arm |";
+  for (size_t i = 0; i < replicates.size(); ++i) md << " replicate " << i + 1 << " |";
+  md << " heterogeneity F (df) | p |\n|---|---|---|";
+  for (size_t i = 0; i < replicates.size(); ++i) md << "---|";
+  md << "---|---|\n";
+  for (const auto& c : replicateChecks(replicates)) {
+    md << "| " << (c.sweep.empty() ? "—" : c.sweep) << " | " << c.probe << " " << c.metric << " | "
+       << encoderTitle(c.arm) << " |";
+    for (const auto& d : c.perReplicate) md << " " << formatDifference(d) << " |";
+    const auto& h = c.heterogeneity;
+    if (h.dfBetween > 0)
+      md << " " << fixed(h.f, 2) << " (" << h.dfBetween << ", " << h.dfWithin << ") | "
+         << formatP(h.p) << " |\n";
+    else
+      md << " | |\n";
+  }
+  return md.str();
+}
+
+void writePooledReport(const std::vector<std::string>& replicateDirs, const std::string& out) {
+  if (replicateDirs.size() < 2) throw std::runtime_error("pool needs at least two report folders");
+  std::vector<std::vector<ResultRow>> replicates;
+  for (const auto& dir : replicateDirs) {
+    if (!fs::exists(dir)) throw std::runtime_error(dir + ": no such report folder or results.csv");
+    const fs::path csv = fs::is_directory(dir) ? fs::path(dir) / "results.csv" : fs::path(dir);
+    if (!fs::exists(csv)) throw std::runtime_error(csv.string() + ": no such file");
+    replicates.push_back(readResultsCsv(csv.string()));
+    if (replicates.back().empty()) throw std::runtime_error(csv.string() + ": no result rows");
+  }
+  const auto pooled = pooledRows(replicates);
+  fs::create_directories(out);
+  writeResultsCsv((fs::path(out) / "results.csv").string(), pooled);
+  std::ofstream md(fs::path(out) / "report.md");
+  md << reportMarkdown(pooled, "PIVOT Workbench pooled report",
+                       replicatesMarkdown(replicates, replicateDirs));
+  if (!md) throw std::runtime_error((fs::path(out) / "report.md").string() + ": cannot write");
 }
 
 void writeReport(const std::string& dir, const std::string& workspace, const StudyRuns& runs,

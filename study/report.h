@@ -42,4 +42,13 @@ void writeReport(const std::string& dir, const std::string& workspace, const Stu
 std::string reportMarkdown(const std::vector<ResultRow>& rows, const std::string& title,
                            const std::string& designNotes = "");
 
+// Replicates of one study pooled: each replicate's arm - SFT on every primary endpoint and the
+// one-way ANOVA of their bases' mean differences (heterogeneity), before the pooled report that
+// reportMarkdown writes from pooledRows. `names` label the replicates (their folders).
+std::string replicatesMarkdown(const std::vector<std::vector<ResultRow>>& replicates,
+                               const std::vector<std::string>& names);
+// `pivot pool`: reads <dir>/results.csv of each replicate (errors name the file and the line) and
+// writes the pooled results.csv and report.md (heterogeneity first) into `out`.
+void writePooledReport(const std::vector<std::string>& replicateDirs, const std::string& out);
+
 }  // namespace pivot

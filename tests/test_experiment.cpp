@@ -203,9 +203,19 @@ class TestExperiment : public QObject {
       QVERIFY2(std::abs(studentTTwoSidedP(studentT975(df), df) - 0.05) < 2e-4,
                qPrintable(QString::number(df)));
     QVERIFY(std::abs(studentTTwoSidedP(1.96, 100000) - 0.0500) < 1e-3);  // the normal limit
-    QCOMPARE(signTestP(8, 0), 2.0 / 256);                                // 2 P(X = 0), n = 8
-    QVERIFY(std::abs(signTestP(1, 7) - 2 * 9.0 / 256) < 1e-15);          // 2 (1 + 8) / 2^8
-    QCOMPARE(signTestP(2, 1), 1.0);                                      // 2 (1 + 3) / 8, capped
+    QVERIFY(std::abs(studentTQuantile(0.05, 4) - 2.776) < 1e-3);  // the printed tables' values
+    QVERIFY(std::abs(studentTQuantile(0.4, 9) - 0.883) < 1e-3);   // one-sided 80% on 9 df
+    // 10 bases of sd 1: (2.262 + 0.883) / sqrt 10 = 0.9946. Halving it takes 34 bases, fewer than
+    // 4x as the quantiles shrink: (2.0345 + 0.8530) / sqrt 34 = 0.4952 <= 0.4973, while 33 give
+    // (2.0369 + 0.8531) / sqrt 33 = 0.5031.
+    QVERIFY(std::abs(minimumDetectableDifference(1, 10) - 3.145 / std::sqrt(10.0)) < 1e-3);
+    const int halve = unitsToDetect(1, minimumDetectableDifference(1, 10) / 2);
+    QVERIFY(minimumDetectableDifference(1, halve) <= minimumDetectableDifference(1, 10) / 2);
+    QVERIFY(minimumDetectableDifference(1, halve - 1) > minimumDetectableDifference(1, 10) / 2);
+    QCOMPARE(halve, 34);
+    QCOMPARE(signTestP(8, 0), 2.0 / 256);                        // 2 P(X = 0), n = 8
+    QVERIFY(std::abs(signTestP(1, 7) - 2 * 9.0 / 256) < 1e-15);  // 2 (1 + 8) / 2^8
+    QCOMPARE(signTestP(2, 1), 1.0);                              // 2 (1 + 3) / 8, capped
     QCOMPARE(signTestP(0, 0), 1.0);
     // p 0.01, 0.04, 0.03, 0.005 (m = 4): sorted 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06,
     // 0.04 x 1 = 0.04 -> 0.06 (the running maximum keeps the order).
@@ -244,10 +254,73 @@ class TestExperiment : public QObject {
     has("(ahead in 3/3 bases, sign p 0.25) | 0.074 | 0.074 | +0.030 [");
     has("| — | segmentation macro_recall | SFT | (the baseline) | | | +0.010 [0.010, 0.010] (ahead "
         "in 3/3 bases, sign p 0.25) |");
+    // Detectable with 80% power: (t(2) 4.303 + t80(2) 1.061) x 0.01 / sqrt 3 = 0.031.
+    has("(ahead in 3/3 bases, sign p 0.25) | 0.074 | 0.074 | +0.030 [0.005, 0.055] (ahead in 3/3 "
+        "bases, sign p 0.25) | 0.031 |");
     has("## Stage 1, base by base");
     has("## Exploratory measurements");
     has("| localisation | uniform_baseline | 0.300 ± 0.000 | 0.300 ± 0.000 | 0.300 ± 0.000 |  |");
     QVERIFY(md.find("## Primary endpoints") < md.find("## Exploratory measurements"));
+  }
+
+  // Replicates pooled: the ANOVA against the t-test it equals for two groups; bases renumbered;
+  // the pooled report shows each replicate and the heterogeneity before the pooled numbers.
+  void replicatesArePooledAfterAHeterogeneityCheck() {
+    // {1, 2, 3} and {4, 5, 6}: means 2 and 5, between SS 13.5 (1 df), within SS 4 (4 df): F 13.5,
+    // the square of the pooled-variance t = 3 / sqrt(2/3) = 3.674 on 4 df.
+    const auto anova = oneWayAnova({{1, 2, 3}, {4, 5, 6}});
+    QVERIFY(std::abs(anova.f - 13.5) < 1e-12);
+    QCOMPARE(anova.dfBetween, 1);
+    QCOMPARE(anova.dfWithin, 4);
+    QVERIFY(std::abs(anova.p - studentTTwoSidedP(std::sqrt(13.5), 4)) < 1e-9);
+    QCOMPARE(oneWayAnova({{1, 2}, {}}).p, 1.0);  // one group: nothing to compare
+
+    const auto replicate = [](double dpoAhead) {
+      std::vector<ResultRow> rows;
+      for (int base = 1; base <= 3; ++base) {
+        rows.push_back({"", 1, "sft", "segmentation", "macro_recall", 0.3, base});
+        rows.push_back(
+            {"", 1, "dpo", "segmentation", "macro_recall", 0.3 + dpoAhead + 0.01 * base, base});
+      }
+      return rows;
+    };
+    const auto pooled = pooledRows({replicate(0.0), replicate(0.1)});
+    QCOMPARE(distinctBases(pooled), 6);
+    QCOMPARE(pooled.back().base, 6);
+    const auto checks = replicateChecks({replicate(0.0), replicate(0.1)});
+    QCOMPARE(checks.size(), size_t{1});
+    QVERIFY(std::abs(checks[0].perReplicate[1].mean - checks[0].perReplicate[0].mean - 0.1) < 1e-9);
+    // Base means 0.01, 0.02, 0.03 and 0.11, 0.12, 0.13: F = 0.015 / 0.0001 = 150 on (1, 4).
+    QVERIFY(std::abs(checks[0].heterogeneity.f - 150) < 1e-6);
+
+    const QString dir = m_dir.filePath("pool");
+    for (int i : {1, 2}) {
+      QDir().mkpath(dir + QString("/r%1").arg(i));
+      writeResultsCsv((dir + QString("/r%1/results.csv").arg(i)).toStdString(),
+                      replicate(i == 1 ? 0.0 : 0.1));
+    }
+    const std::string out = (dir + "/pooled").toStdString();
+    writePooledReport({(dir + "/r1").toStdString(), (dir + "/r2").toStdString()}, out);
+    std::ifstream in(fs::path(out) / "report.md");
+    const std::string md((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    QVERIFY2(md.find("## Replicates and their heterogeneity") < md.find("## Primary endpoints"),
+             md.c_str());
+    QVERIFY2(md.find("| 150.00 (1, 4) | <0.001 |") != std::string::npos, md.c_str());
+    QCOMPARE(readResultsCsv(out + "/results.csv").size(), size_t{12});
+    try {
+      writePooledReport({(dir + "/r1").toStdString()}, out);
+      QFAIL("one replicate was pooled");
+    } catch (const std::runtime_error& e) {
+      QVERIFY2(std::string(e.what()).find("at least two") != std::string::npos, e.what());
+    }
+    try {
+      writePooledReport({(dir + "/r1").toStdString(), (dir + "/none").toStdString()}, out);
+      QFAIL("a missing folder was pooled");
+    } catch (const std::runtime_error& e) {
+      QVERIFY2(std::string(e.what()).find("pool/none: no such report folder or results.csv") !=
+                   std::string::npos,
+               e.what());
+    }
   }
 
   void reportTableShowsMeanStdAndDifference() {

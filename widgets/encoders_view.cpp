@@ -272,10 +272,76 @@ void EncodersView::rebuild() {
   drawChart(t);
 }
 
+QSize EncodersView::heatMapSize() const {
+  for (int i = 0; i < m_chart->plottableCount(); ++i)
+    if (const auto* map = qobject_cast<QCPColorMap*>(m_chart->plottable(i)))
+      return QSize(map->data()->keySize(), map->data()->valueSize());
+  return QSize(0, 0);
+}
+
+bool EncodersView::legendShown() const { return m_chart->legend->visible(); }
+int EncodersView::cellLabelCount() const { return m_chart->itemCount(); }
+
+// How far each encoder moved, layer by layer: the mean linear CKA of its patch tokens with the
+// stage-1 encoder's (1: unchanged), hidden states up, encoders across.
+bool EncodersView::drawHeatMap(const SummaryTable& t) {
+  std::vector<const SummaryTable::Line*> layers;
+  for (const auto& l : t.lines)
+    if (l.metric.rfind("cka/layer_", 0) == 0) layers.push_back(&l);
+  if (layers.empty() || t.encoders.empty()) return false;
+  const int K = static_cast<int>(t.encoders.size()), L = static_cast<int>(layers.size());
+  auto* map = new QCPColorMap(m_chart->xAxis, m_chart->yAxis);
+  map->removeFromLegend();
+  map->data()->setSize(K, L);
+  map->data()->setRange(QCPRange(1, K), QCPRange(0, L - 1));
+  double lowest = 1;
+  for (int k = 0; k < K; ++k)
+    for (int l = 0; l < L; ++l) {
+      const auto& cell = layers[static_cast<size_t>(l)]->cells[static_cast<size_t>(k)];
+      map->data()->setCell(k, l, cell.n ? cell.mean : std::nan(""));
+      if (cell.n) lowest = std::min(lowest, cell.mean);
+    }
+  // Colour for the eye (white: unchanged, darker: moved further), the value written in each cell.
+  const QCPRange range(std::min(lowest, 0.999), 1.0);
+  map->setGradient(QCPColorGradient::gpHot);
+  map->setInterpolate(false);  // one flat cell per encoder and hidden state
+  map->setDataRange(range);
+  for (int k = 0; k < K; ++k)
+    for (int l = 0; l < L; ++l) {
+      const double v = map->data()->cell(k, l);
+      if (std::isnan(v)) continue;
+      auto* label = new QCPItemText(m_chart);
+      label->position->setCoords(k + 1, l);
+      label->setText(QString::number(v, 'f', 3));
+      label->setFont(QFont(font().family(), 9));
+      const bool dark = (v - range.lower) / range.size() < 0.55;
+      label->setColor(dark ? Qt::white : Qt::black);
+    }
+  QSharedPointer<QCPAxisTickerText> across(new QCPAxisTickerText), up(new QCPAxisTickerText);
+  for (int k = 0; k < K; ++k)
+    across->addTick(k + 1,
+                    QString::fromStdString(encoderTitle(t.encoders[static_cast<size_t>(k)])));
+  for (int l = 0; l < L; ++l)
+    up->addTick(l, l == 0 ? QString("embeddings") : QString("layer %1").arg(l));
+  m_chart->xAxis->setTicker(across);
+  m_chart->xAxis->setTickLabelRotation(0);
+  m_chart->xAxis->setRange(0.5, K + 0.5);
+  m_chart->yAxis->setTicker(up);
+  m_chart->yAxis->setRange(-0.5, L - 0.5);
+  m_chart->yAxis->setLabel("hidden state (cell: CKA with the stage-1 encoder)");
+  m_chart->legend->setVisible(false);
+  m_chart->replot();
+  return true;
+}
+
 void EncodersView::drawChart(const SummaryTable& t) {
   m_chart->clearPlottables();
+  m_chart->clearItems();  // the heat map's cell labels
+  m_chart->legend->setVisible(true);
+  m_chart->yAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
   auto* titleElement = qobject_cast<QCPTextElement*>(m_chart->plotLayout()->element(0, 0));
   if (titleElement) titleElement->setText(QString::fromStdString(t.title));
+  if (t.family == "displacement" && drawHeatMap(t)) return;
   std::vector<const SummaryTable::Line*> lines;
   for (const auto& l : t.lines)
     if (charted(l)) lines.push_back(&l);

@@ -45,11 +45,17 @@ class EncodersView : public QWidget {
   int basePointCount() const;  // per-base means drawn as points (several bases only)
   int barSeriesCount() const;
   int errorBarSeriesCount() const;
+  // The displacement family's heat map (hidden state x encoder, CKA with the stage-1 encoder):
+  // its size, {0, 0} when another family is shown.
+  QSize heatMapSize() const;
+  bool legendShown() const;    // the bar charts' legend (hidden beside the heat map)
+  int cellLabelCount() const;  // the heat map's cells carry their value as text
   QString message() const;
 
  private:
   void rebuild();  // table + chart for the chosen sweep and family
   void drawChart(const SummaryTable& t);
+  bool drawHeatMap(const SummaryTable& t);  // false when the table has no CKA lines
   void onExperimentChosen();
   void exportDialog(const QString& kind);
 

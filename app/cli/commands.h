@@ -178,6 +178,8 @@ int cmdBenchData(const DataBenchArgs& args);
 int cmdTokenize(const TokenizeArgs& args);
 int cmdBenchTokenizer(const TokenizerBenchArgs& args);
 int cmdExperiment(const std::string& workspace, const ExperimentArgs& args);
+// `pivot pool DIR DIR... --out DIR`: replicates of one experiment as one pooled report.
+int cmdPool(const std::vector<std::string>& reportDirs, const std::string& out);
 int cmdProbe(const std::string& workspace, const ProbeArgs& args);
 int cmdSwap(const std::string& workspace, const std::string& encoder, const std::string& into,
             int samples);

@@ -19,6 +19,7 @@
 #include "progress.h"
 #include "stop_signals.h"
 #include "study/experiment.h"
+#include "study/report.h"
 
 namespace pivot::cli {
 namespace {
@@ -96,6 +97,12 @@ class JsonDisplay final : public ExperimentProgress {
 };
 
 }  // namespace
+
+int cmdPool(const std::vector<std::string>& reportDirs, const std::string& out) {
+  writePooledReport(reportDirs, out);
+  std::cout << "pooled " << reportDirs.size() << " replicates: " << out << "/report.md\n";
+  return 0;
+}
 
 int cmdExperiment(const std::string& workspace, const ExperimentArgs& a) {
   refuseDamagedStore(workspace);

@@ -381,6 +381,15 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"human", "jsonl"}));
 
+  std::vector<std::string> poolDirs;
+  std::string poolOut;
+  auto* pool = app.add_subcommand(
+      "pool", "replicates of one experiment (report folders) as one report, heterogeneity first");
+  pool->add_option("reports", poolDirs, "two or more report folders (or results.csv files)")
+      ->required()
+      ->expected(2, -1);
+  pool->add_option("--out", poolOut, "the pooled report's folder")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -422,6 +431,7 @@ int main(int argc, char** argv) {
     if (*probe) return pivot::cli::cmdProbe(workspace, pr);
     if (*generateCmd) return pivot::cli::cmdGenerate(workspace, gen);
     if (*experiment) return pivot::cli::cmdExperiment(workspace, ex);
+    if (*pool) return pivot::cli::cmdPool(poolDirs, poolOut);
     if (*swap) return pivot::cli::cmdSwap(workspace, swapEncoder, swapInto, swapSamples);
   } catch (const pivot::cli::RunStopped& e) {
     std::cerr << "pivot: " << e.what() << "\n";

@@ -71,6 +71,64 @@ double studentTTwoSidedP(double t, int df) {
   return incompleteBeta(v / (v + t * t), v / 2, 0.5);
 }
 
+double studentTQuantile(double twoSidedP, int df) {
+  if (df < 1 || !(twoSidedP > 0) || twoSidedP > 1) return NAN;
+  double low = 0, high = 1;
+  while (studentTTwoSidedP(high, df) > twoSidedP) high *= 2;  // p falls as q grows
+  for (int i = 0; i < 200 && high - low > 1e-12 * high; ++i) {
+    const double mid = (low + high) / 2;
+    (studentTTwoSidedP(mid, df) > twoSidedP ? low : high) = mid;
+  }
+  return (low + high) / 2;
+}
+
+double minimumDetectableDifference(double sd, int units, double alpha, double power) {
+  if (units < 2) return NAN;
+  const int df = units - 1;
+  return (studentTQuantile(alpha, df) + studentTQuantile(2 * (1 - power), df)) * sd /
+         std::sqrt(static_cast<double>(units));
+}
+
+int unitsToDetect(double sd, double target, double alpha, double power) {
+  int units = 2;
+  while (units < 10000 && minimumDetectableDifference(sd, units, alpha, power) > target) ++units;
+  return units;
+}
+
+Anova oneWayAnova(const std::vector<std::vector<double>>& groups) {
+  Anova a;
+  int k = 0, n = 0;
+  double total = 0;
+  for (const auto& g : groups) {
+    if (g.empty()) continue;
+    ++k;
+    n += static_cast<int>(g.size());
+    for (double v : g) total += v;
+  }
+  if (k < 2 || n - k < 1) return a;
+  const double grand = total / n;
+  double between = 0, within = 0;
+  for (const auto& g : groups) {
+    if (g.empty()) continue;
+    const double mean = summarise(g).mean;
+    between += static_cast<double>(g.size()) * (mean - grand) * (mean - grand);
+    for (double v : g) within += (v - mean) * (v - mean);
+  }
+  a.dfBetween = k - 1;
+  a.dfWithin = n - k;
+  const double msBetween = between / a.dfBetween, msWithin = within / a.dfWithin;
+  if (msWithin <= 0) {
+    a.f = msBetween > 0 ? INFINITY : 0;
+    a.p = msBetween > 0 ? 0 : 1;
+    return a;
+  }
+  a.f = msBetween / msWithin;
+  // P(F >= f) for F(d1, d2) is I_{d2 / (d2 + d1 f)}(d2 / 2, d1 / 2).
+  const double d1 = a.dfBetween, d2 = a.dfWithin;
+  a.p = incompleteBeta(d2 / (d2 + d1 * a.f), d2 / 2, d1 / 2);
+  return a;
+}
+
 double signTestP(int above, int below) {
   const int n = above + below;
   if (n == 0) return 1;
@@ -109,8 +167,10 @@ Difference pairedDifference(const std::vector<double>& a, const std::vector<doub
     d.low = s.mean - half;
     d.high = s.mean + half;
     d.defined = true;
+    // Without spread (identical differences, e.g. accuracies on a coarse grid) the t-test is
+    // undefined: p stays 1 rather than 0, and the sign test says what identical signs are worth.
     const double se = s.std / std::sqrt(static_cast<double>(s.n));
-    d.p = se > 0 ? studentTTwoSidedP(s.mean / se, s.n - 1) : (s.mean == 0 ? 1.0 : 0.0);
+    d.p = se > 0 ? studentTTwoSidedP(s.mean / se, s.n - 1) : 1.0;
   }
   return d;
 }

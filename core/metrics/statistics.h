@@ -25,13 +25,30 @@ struct Difference {
   std::vector<double> perBase;  // each base's mean paired difference, by base
   int basesAbove = 0;           // bases whose mean difference is > 0 (e.g. DPO ahead)
   int basesBelow = 0;           // < 0; the rest are ties
-  double p = 1;      // two-sided one-sample t-test of mean = 0 (over bases when overBases)
+  double p = 1;      // two-sided one-sample t-test of mean = 0 (over bases when overBases); 1
+                     // when the differences have no spread
   double signP = 1;  // two-sided sign test over the bases, ties dropped (overBases only)
 };
 Difference pairedDifference(const std::vector<double>& a, const std::vector<double>& b);
 double studentT975(int degreesOfFreedom);  // two-sided 95% quantile
 // P(|T| >= |t|) for Student's t with `degreesOfFreedom` (> 0): 1 at t = 0, 0.5 at t = 1 for df 1.
 double studentTTwoSidedP(double t, int degreesOfFreedom);
+// The q with studentTTwoSidedP(q, df) = p (0 < p <= 1), by bisection: 2.776 for p 0.05 on 4 df.
+double studentTQuantile(double twoSidedP, int degreesOfFreedom);
+// Power analysis of a one-sample t-test over `units` independent units (bases) whose values have
+// standard deviation `sd`: the smallest true mean difference detected with probability `power` at
+// two-sided level `alpha`, (t_{1 - alpha/2} + t_{power}) sd / sqrt(units) on units - 1 degrees of
+// freedom; and the fewest units whose detectable difference is at most `target` (capped at 10000).
+double minimumDetectableDifference(double sd, int units, double alpha = 0.05, double power = 0.8);
+int unitsToDetect(double sd, double target, double alpha = 0.05, double power = 0.8);
+// One-way analysis of variance of k >= 2 groups (e.g. each replicate's base means): F = (between-
+// group mean square, k - 1 df) / (within-group mean square, N - k df) and P(F' >= F). p = 1 when
+// there is nothing to compare (fewer than two groups with values or no within-group df).
+struct Anova {
+  double f = 0, p = 1;
+  int dfBetween = 0, dfWithin = 0;
+};
+Anova oneWayAnova(const std::vector<std::vector<double>>& groups);
 // Exact two-sided sign test: n = above + below (ties dropped), p = min(1, 2 P(X <= min)) with
 // X ~ Binomial(n, 1/2); 1 for n = 0.
 double signTestP(int above, int below);

@@ -156,8 +156,7 @@ std::string familyTitle(const std::string& family) {
     return "Segmentation probe (2-layer MLP per patch; mean over probe seeds)";
   if (family == "linear") return "Linear probes (top-1 on test, C chosen on validation)";
   if (family == "displacement")
-    return "Encoder displacement from the stage-1 encoder (relative weight change; linear CKA of "
-           "patch tokens on the probe test images; the original row: stage 0 against stage 1)";
+    return "Encoder displacement from stage 1 (weight change, patch-token CKA)";
   return family;
 }
 
@@ -270,6 +269,40 @@ std::vector<PrimaryTest> primaryTests(const std::vector<ResultRow>& rows) {
   const auto adjusted = holmAdjusted(p);
   for (size_t k = 0; k < which.size(); ++k) tests[which[k]].holmP = adjusted[k];
   return tests;
+}
+
+std::vector<ResultRow> pooledRows(const std::vector<std::vector<ResultRow>>& replicates) {
+  std::vector<ResultRow> out;
+  int offset = 0;
+  for (const auto& rows : replicates) {
+    int largest = 0;
+    for (auto r : rows) {
+      largest = std::max(largest, r.base);
+      r.base += offset;
+      out.push_back(r);
+    }
+    offset += largest;
+  }
+  return out;
+}
+
+std::vector<ReplicateCheck> replicateChecks(const std::vector<std::vector<ResultRow>>& replicates) {
+  std::vector<ReplicateCheck> checks;
+  for (const auto& test : primaryTests(pooledRows(replicates))) {
+    if (test.arm == "sft") continue;
+    ReplicateCheck c{test.sweep, test.arm, test.probe, test.metric, {}, {}};
+    std::vector<std::vector<double>> groups;
+    for (const auto& rows : replicates) {
+      const auto d =
+          nestedDifference(cellValues(rows, test.sweep, test.arm, test.probe, test.metric),
+                           cellValues(rows, test.sweep, "sft", test.probe, test.metric));
+      c.perReplicate.push_back(d);
+      groups.push_back(d.overBases ? d.perBase : std::vector<double>{});
+    }
+    c.heterogeneity = oneWayAnova(groups);
+    checks.push_back(c);
+  }
+  return checks;
 }
 
 std::vector<double> cellBaseMeans(const std::vector<ResultRow>& rows, const std::string& sweep,

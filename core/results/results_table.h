@@ -89,6 +89,18 @@ struct PrimaryTest {
 };
 // Every (swept value, primary endpoint, arm) with values, Holm-adjusted together.
 std::vector<PrimaryTest> primaryTests(const std::vector<ResultRow>& rows);
+
+// Replicates of one study (the same command, run again: other machines round differently, so
+// other chains) pooled as one: each replicate's bases follow the previous one's (1..K1, K1 + 1..).
+std::vector<ResultRow> pooledRows(const std::vector<std::vector<ResultRow>>& replicates);
+// Before a pooled interval is read: does arm - SFT differ between the replicates? Each replicate's
+// nested difference, and a one-way ANOVA of the bases' mean differences grouped by replicate.
+struct ReplicateCheck {
+  std::string sweep, arm, probe, metric;
+  std::vector<Difference> perReplicate;
+  Anova heterogeneity;
+};
+std::vector<ReplicateCheck> replicateChecks(const std::vector<std::vector<ResultRow>>& replicates);
 std::string probeFamily(const std::string& probe);  // "linear/shape" -> "linear"
 // The encoders with a value in a probe family, in the order original, stage1, sft, dpo, grpo, mpo,
 // dpo+sft.
