@@ -300,8 +300,16 @@ std::string stageOneByBase(const std::vector<ResultRow>& rows) {
 // frac_reward_zero_std (groups whose completions all scored alike teach nothing) say whether it
 // learned at all.
 std::string trainingMarkdown(const std::string& workspace, const StudyRuns& runs) {
-  const std::vector<std::string> keys = {"loss",   "rewards/accuracies",   "logps/chosen",
-                                         "reward", "frac_reward_zero_std", "kl"};
+  // GRPO's sampled accuracy and entropy beside its reward: a policy that only sharpens on the
+  // answers it already gives shows falling entropy and a flat accuracy.
+  const std::vector<std::string> keys = {"loss",
+                                         "rewards/accuracies",
+                                         "logps/chosen",
+                                         "reward",
+                                         "rewards/accuracy/mean",
+                                         "frac_reward_zero_std",
+                                         "entropy",
+                                         "kl"};
   // (sweep, arm, key) -> per run (start, end)
   std::map<std::tuple<std::string, std::string, std::string>,
            std::vector<std::pair<double, double>>>
