@@ -268,9 +268,13 @@ class TestDistributed : public QObject {
     resume.start(
         kPivot, {"--workspace", m_ws, "train", "--resume", QString::number(runId), "--nproc", "2"});
     QVERIFY(resume.waitForStarted());
+    // Until the resumed leader has marked the run running (after it dropped the failed attempt's
+    // metrics past its checkpoint, which could otherwise satisfy the wait at once) and trained
+    // ten steps past the failed attempt's last checkpoint.
     for (int i = 0; i < 600; ++i) {
       QTest::qWait(100);
       RunStore s(storePath(m_ws.toStdString()), RunStore::Access::ReadOnly);
+      if (s.run(runId)->status != RunStatus::Running) continue;
       const auto loss = s.lastMetric(runId, "loss");
       if (loss && loss->step > saved + 10) break;
     }
