@@ -1,6 +1,7 @@
 #include "study/experiment.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -15,6 +16,7 @@
 #include "study/report.h"
 #include "study/task_graph.h"
 #include "training/run_checkpoint.h"
+#include "training/steps.h"
 #include "training/trainer.h"
 #include "io/state_dict.h"
 #include "torch_compat.h"
@@ -50,6 +52,7 @@ nlohmann::json specJson(const ExperimentSpec& s) {
                       {"vqa_samples", s.vqaSamples}};
   if (!s.transplants)
     j["transplants"] = false;  // absent when they run: older experiments stay found
+  if (!s.tuneLrScales.empty()) j["tune_lr_scales"] = s.tuneLrScales;  // absent: no tuning
   if (s.bases != 1) {
     j["bases"] = s.bases;  // absent for one base: older experiments stay found
     // Several bases: stage-2 seeds and evaluation items nested in each base (baseSeedOffset,
@@ -125,12 +128,16 @@ void applyDose(TrainConfig& c, const std::string& dose, const ExperimentSpec& s)
 // (with the same seed everywhere, seed s would see the same data order in every base, and the
 // bases' differences would share that luck).
 TrainConfig stageTwoConfig(const ExperimentSpec& s, const Arm& arm, const std::string& sweep,
-                           int seed, int base) {
+                           int seed, int base, double lrScale = 1.0) {
   TrainConfig c = makeConfig(s.preset, arm.stage, s.sets);
   if (sweep.rfind("dose=", 0) == 0)
     applyDose(c, sweep.substr(5), s);
   else if (!sweep.empty())
     applyOverride(c, sweep);
+  if (lrScale != 1.0) {  // a scale of 1 leaves the config byte for byte as an untuned study's
+    c.lr *= lrScale;
+    c.vision_lr *= lrScale;
+  }
   if (arm.sftWeight > 0) c.sft_weight = arm.sftWeight;
   c.seed = static_cast<uint64_t>(seed) + baseSeedOffset(base);
   validate(c);
@@ -301,6 +308,93 @@ class StageRunner {
   const std::atomic<bool>* m_halt;
 };
 
+// Tuning (ExperimentSpec::tuneLrScales): the candidates of each swept value and arm are stages of
+// base 1, seed 1; the decision is made once, when the first stage that needs it starts (after
+// every candidate finished), from each candidate's held-out objective against the base's stage-1
+// model on validation items from kTuningFirstItem on, which no measurement reads. Thread-safe:
+// stages running side by side may ask at once.
+class ArmTuning {
+ public:
+  ArmTuning(const ExperimentSpec& spec, const std::vector<int64_t>& runIds)
+      : m_spec(spec), m_runIds(runIds) {}
+
+  void addCandidates(const std::string& sweep, const Arm& arm, int stage1,
+                     std::vector<int> stages) {
+    m_decisions[{sweep, arm.encoder}] = Decision{arm, stage1, std::move(stages), {}, false};
+  }
+  std::vector<int> candidateStages(const std::string& sweep, const std::string& arm) const {
+    return m_decisions.at({sweep, arm}).stages;
+  }
+  // The learning-rate scale every base trains this arm with.
+  double scale(const std::string& sweep, const std::string& arm) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    Decision& d = m_decisions.at({sweep, arm});
+    if (!d.decided) decide(sweep, d);
+    for (const auto& c : d.candidates)
+      if (c.chosen) return c.lrScale;
+    throw std::logic_error("a tuning decision without a choice");
+  }
+  // Every candidate of every decision, deciding those no stage asked for.
+  std::vector<TuningCandidate> candidates() {
+    std::vector<TuningCandidate> all;
+    for (const auto& [key, d] : m_decisions) {
+      (void)scale(key.first, key.second);
+      all.insert(all.end(), d.candidates.begin(), d.candidates.end());
+    }
+    return all;
+  }
+
+ private:
+  struct Decision {
+    Arm arm;
+    int stage1 = -1;
+    std::vector<int> stages;  // one per scale, in tuneLrScales' order
+    std::vector<TuningCandidate> candidates;
+    bool decided = false;
+  };
+
+  void decide(const std::string& sweep, Decision& d) {
+    const auto runOf = [this](int stage) { return m_runIds[static_cast<size_t>(stage)]; };
+    auto reference = loadRunCheckpoint(m_spec.workspace, std::to_string(runOf(d.stage1)));
+    const ShapesWorld world(reference.config.world);
+    std::vector<Sample> samples;
+    for (int i = 0; i < m_spec.vqaSamples; ++i)
+      samples.push_back(world.sample(Split::Val, kTuningFirstItem + i));
+    const auto device = reference.model->parameters().front().device();
+    size_t best = 0;
+    for (size_t i = 0; i < d.stages.size(); ++i) {
+      const double scale = m_spec.tuneLrScales[i];
+      const TrainConfig cfg = stageTwoConfig(m_spec, d.arm, sweep, 1, 1, scale);
+      auto policy = loadRunCheckpoint(m_spec.workspace, std::to_string(runOf(d.stages[i])));
+      TuningCandidate c;
+      c.sweep = sweep;
+      c.arm = d.arm.encoder;
+      c.lrScale = scale;
+      c.lr = cfg.lr;
+      c.visionLr = cfg.vision_lr;
+      c.run = runOf(d.stages[i]);
+      c.objective = heldOutObjectiveName(cfg);
+      c.value = heldOutObjective(cfg, policy.model, reference.model, samples,
+                                 WordTokenizer::shapesWorld(), device);
+      d.candidates.push_back(c);
+      if (c.value < d.candidates[best].value) best = i;  // ties: the first (the smaller) scale
+    }
+    d.candidates[best].chosen = true;
+    d.decided = true;
+  }
+
+  const ExperimentSpec& m_spec;
+  const std::vector<int64_t>& m_runIds;
+  std::map<std::pair<std::string, std::string>, Decision> m_decisions;  // (sweep, arm)
+  std::mutex m_mutex;
+};
+
+std::string scaleLabel(double scale) {
+  std::ostringstream out;
+  out << "lr x" << scale;
+  return out.str();
+}
+
 // The study's stages as a graph: each waits for the run it starts from, a transplant also for the
 // stage-2 run whose encoder it takes. A stage's configuration is made when it starts, as it names
 // runs (the transplant's vision_init) that exist only then.
@@ -333,7 +427,8 @@ struct StudyStages {
   std::map<int, Base> bases;
 };
 
-void buildStudyGraph(const ExperimentSpec& spec, StageGraph& g, StudyStages& where) {
+void buildStudyGraph(const ExperimentSpec& spec, StageGraph& g, StudyStages& where,
+                     ArmTuning* tuning) {
   const auto sweeps = sweepLabels(spec);
   const auto arms = armsOf(spec);
   const auto& runIds = g.runIds;  // read when a stage starts, after the ones it waits for
@@ -349,11 +444,27 @@ void buildStudyGraph(const ExperimentSpec& spec, StageGraph& g, StudyStages& whe
         g.add(chainStage(Stage::Align), base.original, {}, of + "stage 1a: align", true);
     base.stage1 = g.add(chainStage(Stage::Instruct), align, {}, of + "stage 1b: instruct", true);
     for (const auto& sweep : sweeps)
+      for (const auto& arm : arms) {
+        if (!tuning || b != 1) continue;
+        std::vector<int> candidates;
+        for (const double scale : spec.tuneLrScales)
+          candidates.push_back(g.add(
+              [&spec, arm, sweep, scale] { return stageTwoConfig(spec, arm, sweep, 1, 1, scale); },
+              base.stage1, {},
+              of + "tuning: " + armLabel(arm, sweep, 1) + " " + scaleLabel(scale)));
+        tuning->addCandidates(sweep, arm, base.stage1, candidates);
+      }
+    for (const auto& sweep : sweeps)
       for (int seed = 1; seed <= spec.seeds; ++seed)
         for (const auto& arm : arms)
           base.stageTwo[{sweep, seed, arm.encoder}] = g.add(
-              [&spec, arm, sweep, seed, b] { return stageTwoConfig(spec, arm, sweep, seed, b); },
-              base.stage1, {}, of + "stage 2: " + armLabel(arm, sweep, seed));
+              [&spec, arm, sweep, seed, b, tuning] {
+                return stageTwoConfig(spec, arm, sweep, seed, b,
+                                      tuning ? tuning->scale(sweep, arm.encoder) : 1.0);
+              },
+              base.stage1,
+              tuning ? tuning->candidateStages(sweep, arm.encoder) : std::vector<int>{},
+              of + "stage 2: " + armLabel(arm, sweep, seed));
     const auto transplant = [&](int encoder, bool original, int seed, const std::string& label) {
       const auto config = [&spec, &runIds, encoder, original, seed, b](Stage stage) {
         return [&spec, &runIds, encoder, original, seed, b, stage] {
@@ -448,6 +559,16 @@ ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
     throw std::runtime_error(std::string("--transplant-projector: ") + e.what());
   }
   if (s.mixedSftWeight < 0) throw std::runtime_error("--mixed-sft-weight must be >= 0");
+  for (size_t i = 0; i < s.tuneLrScales.size(); ++i) {
+    const double scale = s.tuneLrScales[i];
+    if (!(scale > 0) || !std::isfinite(scale))
+      throw std::runtime_error("--tune-lr: every scale must be a positive number, got " +
+                               std::to_string(scale));
+    if (std::count(s.tuneLrScales.begin(), s.tuneLrScales.begin() + static_cast<long>(i), scale))
+      throw std::runtime_error("--tune-lr lists " + scaleLabel(scale).substr(4) + " twice");
+  }
+  if (s.tuneLrScales.size() == 1)
+    throw std::runtime_error("--tune-lr needs at least two scales to choose between");
   for (size_t i = 0; i < s.arms.size(); ++i) {
     const auto& arm = s.arms[i];
     if (arm != "sft" && arm != "dpo" && arm != "grpo" && arm != "mpo")
@@ -485,6 +606,7 @@ ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
     for (const auto& arm : armsOf(s)) {
       try {
         (void)stageTwoConfig(s, arm, sweep, 1, 1);
+        for (const double scale : s.tuneLrScales) (void)stageTwoConfig(s, arm, sweep, 1, 1, scale);
       } catch (const std::exception& e) {
         throw std::runtime_error(std::string(sweep.empty() ? "" : "--sweep " + sweep + ": ") +
                                  e.what());
@@ -518,9 +640,9 @@ uint64_t baseSeedOffset(int base) { return 1000 * static_cast<uint64_t>(base - 1
 int64_t baseFirstItem(int base) { return 100000 * static_cast<int64_t>(base - 1); }
 
 TrainConfig stageTwoConfig(const ExperimentSpec& spec, const std::string& arm,
-                           const std::string& sweep, int seed, int base) {
+                           const std::string& sweep, int seed, int base, double lrScale) {
   for (const auto& a : armsOf(spec))
-    if (a.encoder == arm) return stageTwoConfig(spec, a, sweep, seed, base);
+    if (a.encoder == arm) return stageTwoConfig(spec, a, sweep, seed, base, lrScale);
   throw std::runtime_error("the experiment has no arm '" + arm + "'");
 }
 
@@ -627,7 +749,9 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
   fs::create_directories(spec.workspace);
   StageGraph graph;
   StudyStages where;
-  buildStudyGraph(spec, graph, where);
+  std::optional<ArmTuning> tuning;
+  if (!spec.tuneLrScales.empty()) tuning.emplace(spec, graph.runIds);
+  buildStudyGraph(spec, graph, where, tuning ? &*tuning : nullptr);
 
   ExperimentOutcome out;
   out.experimentId = experimentRecord(spec);
@@ -713,6 +837,7 @@ ExperimentOutcome runExperiment(const ExperimentSpec& requested, ExperimentProgr
     for (const auto& [key, stage] : stages.stageTwo) base.stageTwo[key] = run(stage);
     for (const auto& [key, stage] : stages.transplants) base.transplants[key] = run(stage);
   }
+  if (tuning) runs.tuning = tuning->candidates();
 
   // --- report
   // -----------------------------------------------------------------------------------------

@@ -38,6 +38,10 @@ struct ExperimentSpec {
   // difference is taken to, so it is always one of them).
   std::vector<std::string> arms = {"sft", "dpo", "grpo"};
   double mixedSftWeight = 0;  // > 0: one more arm, DPO with this SFT weight
+  // Tuning (--tune-lr): on base 1, seed 1, each arm trains once with its rates (LM and encoder)
+  // times each of these; every base then trains the scale whose held-out objective, the arm's own
+  // loss (heldOutObjective) on validation items no measurement reads, was lowest. Empty: none.
+  std::vector<double> tuneLrScales;
   bool transplants =
       true;  // false: no PIVOT transplant stages (a dose study that does not need them)
   std::string transplantProjector =
@@ -79,9 +83,12 @@ int64_t baseFirstItem(int base);
 // What --sweep dose=preset,paper trains, with the ratios and the rates they give for this spec.
 std::string doseDescription(const ExperimentSpec& spec);
 // The configuration of stage-2 arm `arm` ("sft", "dpo+sft", ...) for one swept value ("" or
-// "key=value"), seed and base, as the experiment trains it; throws for an arm the spec lacks.
+// "key=value"), seed and base, its learning rates times `lrScale` (a tuning candidate, or the
+// chosen one), as the experiment trains it; throws for an arm the spec lacks.
 TrainConfig stageTwoConfig(const ExperimentSpec& spec, const std::string& arm,
-                           const std::string& sweep, int seed, int base);
+                           const std::string& sweep, int seed, int base, double lrScale = 1.0);
+// The first validation item the tuning objective reads: beyond every base's measurement items.
+constexpr int64_t kTuningFirstItem = 1000000000;
 
 // What the runner reports while it works.
 struct ExperimentProgress {

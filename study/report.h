@@ -18,6 +18,17 @@ namespace pivot {
 
 struct ExperimentProgress;
 
+// One learning-rate candidate of an arm's tuning (ExperimentSpec::tuneLrScales): its run on base 1,
+// seed 1, and its held-out objective (the arm's own loss; lower is better).
+struct TuningCandidate {
+  std::string sweep, arm;
+  double lrScale = 1, lr = 0, visionLr = 0;
+  int64_t run = 0;
+  std::string objective;  // what was measured, e.g. "DPO loss (sigmoid)"
+  double value = 0;
+  bool chosen = false;
+};
+
 // The run ids of one experiment: per base (an independently seeded stage-0/1 chain) its chain.
 struct StudyRuns {
   using Key = std::tuple<std::string, int, std::string>;  // sweep, seed, encoder
@@ -27,7 +38,8 @@ struct StudyRuns {
     std::map<Key, int64_t> stageTwo;     // the stage-2 runs (sft, dpo, dpo+sft)
     std::map<Key, int64_t> transplants;  // the transplant's instruct run, per encoder
   };
-  std::map<int, Base> bases;  // 1..K
+  std::map<int, Base> bases;            // 1..K
+  std::vector<TuningCandidate> tuning;  // empty: the arms were not tuned
 };
 
 // `threads` says how the stages used the CPU (the Machine section), e.g. "2 stages side by side, 1
@@ -36,6 +48,10 @@ struct StudyRuns {
 void writeReport(const std::string& dir, const std::string& workspace, const StudyRuns& runs,
                  const std::vector<ResultRow>& rows, const std::string& threads,
                  const std::string& designNotes, ExperimentProgress& progress);
+
+// The Tuning section: every candidate of every arm, its rates, objective and run, the chosen one
+// marked ("" without candidates).
+std::string tuningMarkdown(const std::vector<TuningCandidate>& candidates);
 
 // report.md's measurement sections alone (tested): the design, the primary endpoints, stage 1 by
 // base and category, one exploratory table per probe family with encoders as columns.

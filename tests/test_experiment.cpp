@@ -26,6 +26,8 @@
 #include "study/task_graph.h"
 #include "data/shapes_world.h"
 #include "training/batches.h"
+#include "training/run_checkpoint.h"
+#include "training/steps.h"
 #include "training/trainer.h"
 
 using namespace pivot;
@@ -357,6 +359,19 @@ class TestExperiment : public QObject {
     refused("sft", "a method besides sft");
     parseArms(spec, "sft, dpo,grpo,mpo");
     QCOMPARE(resolvedSpec(spec).arms, (std::vector<std::string>{"sft", "dpo", "grpo", "mpo"}));
+    const auto badTuning = [&](std::vector<double> scales, const std::string& why) {
+      ExperimentSpec s = spec;
+      s.tuneLrScales = std::move(scales);
+      try {
+        resolvedSpec(s);
+        QFAIL("a bad --tune-lr was accepted");
+      } catch (const std::runtime_error& e) {
+        QVERIFY2(std::string(e.what()).find(why) != std::string::npos, e.what());
+      }
+    };
+    badTuning({0.5}, "--tune-lr needs at least two scales");
+    badTuning({1, 3, 1}, "--tune-lr lists 1 twice");
+    badTuning({1, -2}, "--tune-lr: every scale must be a positive number, got -2");
     QVERIFY(!fs::exists(spec.workspace));  // nothing written
   }
 
@@ -780,6 +795,80 @@ class TestExperiment : public QObject {
     Recorder again;
     runExperiment(spec, again);
     QCOMPARE(again.trainedStages, 0);
+  }
+
+  // --tune-lr: each arm trains once per scale on base 1, seed 1, and the study trains the scale
+  // with the lowest held-out objective, the arm's own loss on validation items that no measurement
+  // reads. On the workspace above, the scale-1 candidates are the one-base study's seed-1 runs.
+  void armsAreTunedOnTheirOwnObjective() {
+    ExperimentSpec spec;
+    spec.preset = "tiny";
+    spec.seeds = 1;
+    spec.segmentationSeeds = 2;
+    spec.arms = {"sft", "dpo"};
+    spec.transplants = false;
+    spec.tuneLrScales = {0.1, 1};
+    spec.workspace = m_dir.filePath("ws").toStdString();
+    Recorder recorder;
+    const auto outcome = runExperiment(spec, recorder);
+    // stages 0, 1a, 1b; 2 arms x 2 candidates; 2 arms' chosen runs (the same runs as a candidate)
+    QCOMPARE(recorder.trainedStages + recorder.reusedStages, 3 + 2 * 2 + 2);
+    QCOMPARE(recorder.trainedStages, 2);  // the scale-0.1 candidates
+
+    std::ifstream csv(fs::path(outcome.reportDir) / "tuning.csv");
+    std::string line;
+    std::getline(csv, line);
+    QCOMPARE(line, std::string("sweep,arm,lr_scale,lr,vision_lr,objective,value,run,chosen"));
+    std::map<std::string, std::vector<std::tuple<double, double, int64_t, bool>>> byArm;
+    while (std::getline(csv, line)) {
+      const auto quote = line.find('"'), close = line.find('"', quote + 1);
+      std::stringstream head(line.substr(0, quote)), tail(line.substr(close + 2));
+      std::string sweep, arm, scale, value, run, chosen;
+      std::getline(head, sweep, ',');
+      std::getline(head, arm, ',');
+      std::getline(head, scale, ',');
+      std::getline(tail, value, ',');
+      std::getline(tail, run, ',');
+      std::getline(tail, chosen, ',');
+      byArm[arm].push_back({std::stod(scale), std::stod(value), std::stoll(run), chosen == "1"});
+    }
+    QCOMPARE(byArm.size(), size_t{2});
+    RunStore store(storePath(spec.workspace));
+    const ExperimentSpec resolved = resolvedSpec(spec);
+    for (const auto& [arm, candidates] : byArm) {
+      QCOMPARE(candidates.size(), size_t{2});
+      const auto best = std::min_element(
+          candidates.begin(), candidates.end(),
+          [](const auto& a, const auto& b) { return std::get<1>(a) < std::get<1>(b); });
+      QVERIFY2(std::get<3>(*best), arm.c_str());  // the lowest objective is the chosen one
+      QCOMPARE(std::count_if(candidates.begin(), candidates.end(),
+                             [](const auto& c) { return std::get<3>(c); }),
+               1L);
+      // The recorded objective, recomputed from the run's checkpoint.
+      const auto& [scale, value, run, chosen] = candidates.front();
+      const TrainConfig cfg = stageTwoConfig(resolved, arm, "", 1, 1, scale);
+      QCOMPARE(nlohmann::json::parse(store.run(run)->configJson).at("lr").get<double>(), cfg.lr);
+      auto policy = loadRunCheckpoint(spec.workspace, std::to_string(run), "cpu");
+      auto reference =
+          loadRunCheckpoint(spec.workspace, std::to_string(*store.run(run)->parentId), "cpu");
+      const ShapesWorld world(reference.config.world);
+      std::vector<Sample> samples;
+      for (int i = 0; i < resolved.vqaSamples; ++i)
+        samples.push_back(world.sample(Split::Val, kTuningFirstItem + i));
+      const double again = heldOutObjective(cfg, policy.model, reference.model, samples,
+                                            WordTokenizer::shapesWorld(), torch::kCPU);
+      QVERIFY2(std::abs(again - value) < 1e-6,
+               qPrintable(QString("%1 vs %2").arg(again).arg(value)));
+    }
+    std::ifstream md(fs::path(outcome.reportDir) / "report.md");
+    const std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+    QVERIFY(text.find("## Tuning") != std::string::npos);
+    for (const auto& [arm, candidates] : byArm)
+      for (const auto& [scale, value, run, chosen] : candidates)
+        if (chosen)
+          QVERIFY2(text.find("- stage 2 " + arm + " seed 1: run " + std::to_string(run)) !=
+                       std::string::npos,
+                   arm.c_str());
   }
 };
 

@@ -22,6 +22,7 @@
 #include "training/grpo.h"
 #include "training/rewards.h"
 #include "training/run_checkpoint.h"
+#include "training/steps.h"
 #include "training/trainer.h"
 #include "tiny_mllm.h"
 #include "torch_compat.h"
@@ -152,6 +153,64 @@ class TestTraining : public QObject {
     QVERIFY(std::abs(series(m_ws, r.runId, "rewards/margins").at(4)) > 1e-6);
     RunStore store(storePath(m_ws));
     QCOMPARE(*store.run(r.runId)->parentId, m_parent);
+  }
+
+  // Tuning scores each arm by its own loss on held-out items (training/steps.h): a DPO policy
+  // that is its reference scores log 2 whatever beta, and its SFT term adds the weight times SFT's
+  // objective; SFT's is the mean token NLL, the same whether the items come in one batch or in
+  // many; GRPO's is minus the chance of sampling exactly the reference answer, by hand from the
+  // answer tokens' probabilities at its temperature.
+  void heldOutObjectiveIsEachArmsOwnLoss() {
+    auto policy = loadRunCheckpoint(m_ws, std::to_string(m_parent), "cpu");
+    auto reference = loadRunCheckpoint(m_ws, std::to_string(m_parent), "cpu");
+    const ShapesWorld world(policy.config.world);
+    std::vector<Sample> samples;
+    for (int i = 0; i < 12; ++i) samples.push_back(world.sample(Split::Val, 500 + i));
+    const auto& tok = WordTokenizer::shapesWorld();
+    const auto cpu = torch::Device(torch::kCPU);
+    const auto objective = [&](const TrainConfig& c, int batch) {
+      return heldOutObjective(c, policy.model, reference.model, samples, tok, cpu, batch);
+    };
+
+    TrainConfig dpo = tiny(Stage::Dpo, 1);
+    dpo.beta = 0.37;
+    QVERIFY(std::abs(objective(dpo, 5) - std::log(2.0)) < 1e-6);
+    const TrainConfig sft = tiny(Stage::Sft, 1);
+    const double nll = objective(sft, 64);
+    QVERIFY(std::abs(objective(sft, 5) - nll) < 1e-5);
+    // By hand: every answer token's -log p over all answer tokens.
+    {
+      torch::NoGradGuard noGrad;
+      policy.model->eval();
+      double sum = 0, tokens = 0, chance = 0;
+      for (const auto& sample : samples) {
+        const auto in = buildBatch({{&sample, Response::Chosen}}, tok,
+                                   policy.model->config.vision.numPatches(), cpu);
+        const auto logits = policy.model->forward(in);
+        const auto labels = in.targetLabels();
+        double sequence = 0, sequenceAtTwo = 0;
+        for (int64_t t = 0; t < labels.size(1); ++t) {
+          const int64_t y = labels[0][t].item<int64_t>();
+          if (y == -100) continue;
+          sequence += torch::log_softmax(logits[0][t], -1)[y].item<double>();
+          sequenceAtTwo += torch::log_softmax(logits[0][t] / 2.0, -1)[y].item<double>();
+          tokens += 1;
+        }
+        sum -= sequence;
+        chance += std::exp(sequenceAtTwo);
+      }
+      QVERIFY2(std::abs(nll - sum / tokens) < 1e-5, qPrintable(QString::number(nll)));
+      TrainConfig grpo = tiny(Stage::Grpo, 1);
+      grpo.temperature = 2.0;
+      const double reward = -objective(grpo, 5);
+      QVERIFY2(std::abs(reward - chance / samples.size()) < 1e-5,
+               qPrintable(QString::number(reward)));
+      QVERIFY(reward > 0 && reward < 1);
+    }
+    dpo.sft_weight = 0.25;
+    QVERIFY(std::abs(objective(dpo, 64) - (std::log(2.0) + 0.25 * nll)) < 1e-5);
+    QCOMPARE(heldOutObjectiveName(dpo), std::string("DPO loss (sigmoid + 0.25 x SFT, beta 0.37)"));
+    QVERIFY_THROWS_EXCEPTION(std::runtime_error, objective(tiny(Stage::Instruct, 1), 8));
   }
 
   // DPO's pairs packed into half the rows (packPairs: each prompt once, the two responses side by

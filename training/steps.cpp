@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <sstream>
 
 #include "io/safetensors.h"
 #include "training/distributed.h"
@@ -201,6 +202,85 @@ TrainingMethod methodForRun(const TrainConfig& c, Mllm& model, Mllm& reference,
       return grpoMethod(c, model, reference, world, realData, tok, device);
   }
   throw std::logic_error("no training method for this stage");
+}
+
+namespace {
+
+// Minus the mean probability of sampling each sample's chosen answer, stop token included, at
+// `temperature`.
+double minusExpectedAccuracy(Mllm& policy, const std::vector<Sample>& samples,
+                             const WordTokenizer& tok, torch::Device device, double temperature) {
+  std::vector<BatchRow> rows;
+  for (const auto& s : samples) rows.push_back({&s, Response::Chosen});
+  const auto in = buildBatch(rows, tok, policy->config.vision.numPatches(), device);
+  const auto logits = policy->forward(in).to(torch::kFloat32) / temperature;
+  const auto logps = sequenceLogProbs(logits, in.targetLabels());
+  return -logps.exp().sum().item<double>();
+}
+
+}  // namespace
+
+double heldOutObjective(const TrainConfig& c, Mllm& policy, Mllm& reference,
+                        const std::vector<Sample>& samples, const WordTokenizer& tok,
+                        torch::Device device, int batchSize) {
+  if (!c.isStageTwo())
+    throw std::runtime_error(std::string("stage ") + stageName(c.stage) +
+                             " has no held-out stage-2 objective");
+  if (samples.empty()) throw std::runtime_error("a held-out objective needs samples");
+  torch::NoGradGuard noGrad;
+  const bool policyTrained = policy->is_training(), referenceTrained = reference->is_training();
+  policy->eval();
+  reference->eval();
+  double sum = 0;  // over samples (or, for SFT, over answer tokens)
+  double units = 0;
+  for (size_t start = 0; start < samples.size(); start += static_cast<size_t>(batchSize)) {
+    const std::vector<Sample> batch(
+        samples.begin() + static_cast<long>(start),
+        samples.begin() + static_cast<long>(std::min(samples.size(), start + batchSize)));
+    const auto n = static_cast<double>(batch.size());
+    if (c.stage == Stage::Sft) {
+      const auto out = sftStep(policy, batch, Response::Chosen, tok, device);
+      sum += out.loss.item<double>() * out.lossUnits;  // sftLoss is a mean over answer tokens
+      units += out.lossUnits;
+    } else if (c.stage == Stage::Grpo) {
+      sum += minusExpectedAccuracy(policy, batch, tok, device, c.temperature);
+      units += n;
+    } else {
+      RunningMean bco;  // bco_pair's shift: this batch's mean reward (no training history)
+      const DpoSettings settings{c.beta,       c.loss_type, c.loss_weights, c.label_smoothing,
+                                 c.sft_weight, &bco};
+      sum += dpoStep(policy, reference, batch, settings, tok, device).loss.item<double>() * n;
+      units += n;
+    }
+  }
+  if (policyTrained) policy->train();
+  if (referenceTrained) reference->train();
+  return sum / units;
+}
+
+std::string heldOutObjectiveName(const TrainConfig& c) {
+  std::ostringstream out;
+  switch (c.stage) {
+    case Stage::Sft:
+      return "answer NLL per token";
+    case Stage::Grpo:
+      out << "minus the expected accuracy reward (temperature " << c.temperature << ")";
+      return out.str();
+    case Stage::Dpo:
+    case Stage::Mpo:
+      out << (c.stage == Stage::Dpo ? "DPO" : "MPO") << " loss (";
+      for (size_t i = 0; i < c.loss_type.size(); ++i) {
+        out << (i ? " + " : "");
+        if (!c.loss_weights.empty()) out << c.loss_weights[i] << " x ";
+        out << name(c.loss_type[i]);
+      }
+      if (c.sft_weight > 0) out << " + " << c.sft_weight << " x SFT";
+      out << ", beta " << c.beta << ")";
+      return out.str();
+    default:
+      throw std::runtime_error(std::string("stage ") + stageName(c.stage) +
+                               " has no held-out stage-2 objective");
+  }
 }
 
 double applyUpdate(const torch::Tensor& loss, torch::optim::Optimizer& optimizer,

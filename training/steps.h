@@ -84,6 +84,19 @@ TrainingMethod methodForRun(const TrainConfig& config, Mllm& model, Mllm& refere
                             const RealData* realData, const WordTokenizer& tok,
                             torch::Device device, ProcessGroup* group = nullptr);
 
+// The objective a stage-2 method trains on, evaluated without gradients on held-out `samples`, so
+// that each arm can be tuned on its own terms (lower is better for every method):
+//   sft        the chosen answers' mean token negative log-likelihood (its loss)
+//   dpo, mpo   its loss (every loss term, its weights and its SFT term) against `reference`
+//   grpo       minus the expected accuracy reward: the mean probability that a completion sampled
+//              at the run's temperature is exactly the reference answer (its stop token included)
+// Stages 0 and 1 have no stage-2 objective: it throws for them.
+double heldOutObjective(const TrainConfig& config, Mllm& policy, Mllm& reference,
+                        const std::vector<Sample>& samples, const WordTokenizer& tok,
+                        torch::Device device, int batchSize = 64);
+// What heldOutObjective measures for `config`, in words (e.g. "DPO loss (sigmoid + 0.2 x SFT)").
+std::string heldOutObjectiveName(const TrainConfig& config);
+
 // Backward, `afterBackward` (data-parallel: the gradients' all-reduce), gradient clipping (max norm
 // `clip`, 0 = none) and the optimiser step; returns the gradient norm before clipping. When that
 // norm is not finite the weights are left untouched.

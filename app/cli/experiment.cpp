@@ -117,8 +117,12 @@ int cmdExperiment(const std::string& workspace, const ExperimentArgs& a) {
     std::cout << "PIVOT experiment: preset " << spec.preset << ", "
               << (spec.bases > 1 ? std::to_string(spec.bases) + " bases x " : "") << spec.seeds
               << " seed(s)" << (spec.sweepKey.empty() ? "" : ", sweep " + a.sweep) << ", arms "
-              << a.arms << (spec.mixedSftWeight > 0 ? ",dpo+sft" : "") << ", " << spec.jobs
-              << (spec.jobs > 1 ? " stages side by side" : " stage at a time")
+              << a.arms << (spec.mixedSftWeight > 0 ? ",dpo+sft" : "")
+              << (spec.tuneLrScales.empty()
+                      ? ""
+                      : ", each tuned over " + std::to_string(spec.tuneLrScales.size()) +
+                            " learning-rate scales")
+              << ", " << spec.jobs << (spec.jobs > 1 ? " stages side by side" : " stage at a time")
               << "\nworkspace: " << workspace << std::endl;
   ExperimentDisplay human(a.quiet);
   JsonDisplay machine;

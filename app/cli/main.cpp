@@ -353,6 +353,11 @@ int main(int argc, char** argv) {
                    "> 0: one more arm, DPO with this SFT weight")
       ->capture_default_str();
   experiment
+      ->add_option("--tune-lr", ex.spec.tuneLrScales,
+                   "learning-rate scales each arm tries on base 1, seed 1, e.g. 0.3,1,3; every "
+                   "base trains the one with the lowest held-out objective (the arm's own loss)")
+      ->delimiter(',');
+  experiment
       ->add_option(
           "--transplant-projector", ex.spec.transplantProjector,
           "new | one_plus_one (the first projector layer of the source, frozen, plus a new one)")

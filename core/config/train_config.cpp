@@ -243,8 +243,13 @@ TrainConfig miniPreset(Stage stage) {
       c.lr = 5e-5;
       c.vision_lr = 5e-5;
       break;
-    case Stage::Grpo:  // SFT's steps, sequences per step (4 prompts x 8) and learning rates
+    case Stage::Grpo:
+      // SFT's steps and learning rates, and as many prompts a step as SFT has samples: 32 prompts
+      // x 8 completions. With 4 prompts a step (SFT's 32 sequences) the sampled accuracy stayed
+      // flat over 300 steps (0.68 -> 0.65; 8 prompts at 3x the rate: 0.65 -> 0.68, noise); with
+      // 32 it rose from 0.65 to 0.70 by step 180 while the entropy fell (base 1 of the mini study).
       c.steps = 300;
+      c.batch_size = 256;
       c.lr = 1e-4;
       c.vision_lr = 1e-4;
       break;
