@@ -369,6 +369,54 @@ class TestTraining : public QObject {
     }
   }
 
+  // GRPO scores its completions with each prompt once (packCompletions): every completion token's
+  // log-probability and entropy as its own row gives them, completions of different lengths, with
+  // the prompt attended both ways and causally. Prompts of unequal rows are not packed.
+  void packedCompletionsScoreLikeTheirOwnRows() {
+    const auto parent = loadRunCheckpoint(m_ws, std::to_string(m_parent), "cpu");
+    const ShapesWorld world(parent.config.world);
+    std::vector<Sample> samples = {world.sample(Split::Val, 2), world.sample(Split::Val, 3),
+                                   world.sample(Split::Val, 7)};
+    const int64_t P = 3, G = 4, L = 4;
+    std::vector<const Sample*> rows;  // generation-major, as GRPO samples them
+    for (int64_t g = 0; g < G; ++g)
+      for (const auto& sample : samples) rows.push_back(&sample);
+    const auto tok = WordTokenizer::shapesWorld();
+    auto prompts = promptBatch(rows, tok, parent.config.model.imageTokens(), torch::kCPU);
+    prompts.pixels = prompts.pixels.narrow(0, 0, P);
+    torch::manual_seed(7);
+    const auto ids = torch::randint(5, 40, {G * P, L}, torch::kInt64);
+    std::vector<int64_t> lengths;
+    for (int64_t n = 0; n < G * P; ++n) lengths.push_back(1 + n % L);
+    const auto in = completionBatch(prompts, ids, lengths, WordTokenizer::kPad);
+    const auto packed = packCompletions(in, G);
+    QVERIFY(packed.has_value());
+    QCOMPARE(packed->in.inputIds.size(0), P);
+    QCOMPARE(packed->in.inputIds.size(1), in.logitsFrom + 1 + G * L);
+    Mllm model = parent.model;
+    torch::NoGradGuard noGrad;
+    for (const bool bidirectional : {true, false}) {
+      model->config.prefix_bidirectional = bidirectional;
+      const auto labels = in.targetLabels();
+      const auto mask = labels != -100;
+      const auto logits = model->forward(in);
+      const auto expected = tokenLogProbs(logits, labels);
+      const auto logp = torch::log_softmax(logits, -1);
+      const auto expectedEntropy = -(logp.exp() * logp).sum(-1) * mask.to(torch::kFloat32);
+      const auto scores = scorePackedCompletions(*packed, model->forward(packed->in), mask, true);
+      QCOMPARE(scores.logps.sizes(), expected.sizes());
+      QVERIFY2(torch::allclose(scores.logps, expected, 1e-5, 1e-5),
+               qPrintable(QString::number((scores.logps - expected).abs().max().item<double>())));
+      QVERIFY(torch::allclose(scores.entropy, expectedEntropy, 1e-5, 1e-5));
+      QVERIFY(expected.abs().sum().item<double>() > 0);
+    }
+    auto unequal = in;
+    unequal.inputIds = in.inputIds.clone();
+    unequal.inputIds[P][in.logitsFrom] = 5;  // prompt 0's second copy differs
+    QVERIFY(!packCompletions(unequal, G).has_value());
+    QVERIFY(!packCompletions(in, 1).has_value());
+  }
+
   // GRPO: TRL's metric names, the completions log (rewards that add up, advantages that sum to
   // zero in each group), KL 0 before the first update, and a run stopped inside a generation
   // round (num_iterations 2, stopped after step 3) that resumes into the uninterrupted curves.

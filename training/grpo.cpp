@@ -41,6 +41,85 @@ MllmInputs completionBatch(const MllmInputs& prompts, const torch::Tensor& compl
   return in;
 }
 
+std::optional<PackedCompletions> packCompletions(const MllmInputs& completions, int64_t G) {
+  const int64_t N = completions.inputIds.size(0), T = completions.logitsFrom + 1;
+  const int64_t L = completions.inputIds.size(1) - T;
+  if (G < 2 || N % G != 0 || L < 1) return std::nullopt;
+  const int64_t P = N / G;
+  const auto ids = completions.inputIds.cpu().contiguous(),
+             mask = completions.attentionMask.cpu().to(torch::kInt64).contiguous();
+  const auto idsA = ids.accessor<int64_t, 2>(), maskA = mask.accessor<int64_t, 2>();
+  for (int64_t g = 1; g < G; ++g)
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t t = 0; t < T; ++t)
+        if (idsA[g * P + p][t] != idsA[p][t] || maskA[g * P + p][t] != maskA[p][t])
+          return std::nullopt;
+  const int64_t width = T + G * L;
+  auto packedIds = torch::zeros({P, width}, torch::kInt64),
+       packedMask = torch::zeros({P, width}, torch::kInt64),
+       positions = torch::zeros({P, width}, torch::kInt64),
+       branch = torch::zeros({P, width}, torch::kInt64),
+       predictedAt = torch::zeros({P, G * L}, torch::kInt64),
+       tokens = torch::zeros({P, G * L}, torch::kInt64);
+  auto outIds = packedIds.accessor<int64_t, 2>(), outMask = packedMask.accessor<int64_t, 2>(),
+       outPos = positions.accessor<int64_t, 2>(), outBranch = branch.accessor<int64_t, 2>(),
+       outAt = predictedAt.accessor<int64_t, 2>(), outTokens = tokens.accessor<int64_t, 2>();
+  for (int64_t p = 0; p < P; ++p) {
+    int64_t promptLength = 0;  // the prompt's real tokens: the positions run 0..promptLength - 1
+    for (int64_t t = 0; t < T; ++t) {
+      outIds[p][t] = idsA[p][t];
+      outMask[p][t] = maskA[p][t];
+      outPos[p][t] = std::max<int64_t>(0, promptLength + maskA[p][t] - 1);
+      promptLength += maskA[p][t];
+    }
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t l = 0; l < L; ++l) {
+        const int64_t at = T + g * L + l, row = g * P + p;
+        outIds[p][at] = idsA[row][T + l];
+        outMask[p][at] = maskA[row][T + l];
+        outPos[p][at] = promptLength + l;
+        outBranch[p][at] = g + 1;
+        // Relative to the logits' first position, T - 1: a completion's first token is predicted
+        // by the prompt's last position, every later one by its own branch's previous token.
+        outAt[p][g * L + l] = l == 0 ? 0 : at - T;
+        outTokens[p][g * L + l] = idsA[row][T + l];
+      }
+  }
+  const auto device = completions.inputIds.device();
+  PackedCompletions out;
+  out.in.pixels = completions.pixels;
+  out.in.inputIds = packedIds.to(device);
+  out.in.attentionMask = packedMask.to(device);
+  out.in.positionIds = positions.to(device);
+  out.in.branch = branch.to(device);
+  out.in.labels = torch::full({P, width}, -100, out.in.inputIds.options());  // scored by hand
+  out.in.prefixLen = torch::full({P}, T, out.in.inputIds.options());
+  out.in.logitsFrom = T - 1;
+  out.predictedAt = predictedAt.to(device);
+  out.tokens = tokens.to(device);
+  out.generations = G;
+  out.length = L;
+  return out;
+}
+
+CompletionScores scorePackedCompletions(const PackedCompletions& packed,
+                                        const torch::Tensor& logits, const torch::Tensor& mask,
+                                        bool entropy) {
+  const int64_t P = logits.size(0), G = packed.generations, L = packed.length, V = logits.size(2);
+  const auto logp = torch::log_softmax(logits.to(torch::kFloat32), -1)
+                        .gather(1, packed.predictedAt.unsqueeze(-1).expand({P, G * L, V}));
+  // (P, G L) -> completionBatch's (G P, L), then its last column (no token) back.
+  const auto unpack = [&](const torch::Tensor& x) {
+    const auto rows = x.view({P, G, L}).transpose(0, 1).reshape({G * P, L});
+    return torch::cat({rows, torch::zeros({G * P, 1}, rows.options())}, 1) *
+           mask.to(rows.scalar_type());
+  };
+  CompletionScores out;
+  out.logps = unpack(logp.gather(2, packed.tokens.unsqueeze(-1)).squeeze(-1));
+  if (entropy) out.entropy = unpack(-(logp.exp() * logp).sum(-1)).detach();
+  return out;
+}
+
 namespace {
 
 constexpr const char* kRolloutFile = "grpo_rollout.safetensors";  // beside a checkpoint
@@ -52,11 +131,12 @@ constexpr int kLoggedPrompts = 4;  // prompts (each with all G completions) per 
 struct Rollout {
   int64_t round = -1;
   MllmInputs inputs;
-  torch::Tensor oldLogps;                  // (N, L + 1), num_iterations > 1 only
-  torch::Tensor refLogps;                  // (N, L + 1), beta > 0 only
-  torch::Tensor advantages;                // (N)
-  Scalars scalars;                         // the round's reward and completion metrics
-  std::vector<CompletionRow> completions;  // logged at the round's first step (may be empty)
+  std::optional<PackedCompletions> packed;  // `inputs` with each prompt once, when they allow
+  torch::Tensor oldLogps;                   // (N, L + 1), num_iterations > 1 only
+  torch::Tensor refLogps;                   // (N, L + 1), beta > 0 only
+  torch::Tensor advantages;                 // (N)
+  Scalars scalars;                          // the round's reward and completion metrics
+  std::vector<CompletionRow> completions;   // logged at the round's first step (may be empty)
 };
 
 double maskedMean(const torch::Tensor& values, const torch::Tensor& mask) {
@@ -133,10 +213,9 @@ class Grpo {
     if (fresh) m_rollout = sample(round, promptIndices, step);
     const Rollout& r = *m_rollout;
 
-    const auto logits = m_policy->forward(r.inputs);  // (N, L + 1, V)
-    const auto labels = r.inputs.targetLabels();
-    const auto mask = labels != -100;
-    const auto logps = tokenLogProbs(logits, labels);
+    const auto mask = r.inputs.targetLabels() != -100;
+    double entropy = 0;
+    const auto logps = completionLogProbs(m_policy, r, &entropy);
     GrpoSettings settings;
     settings.epsilonLow = m_cfg.epsilon;
     settings.epsilonHigh = m_cfg.epsilon_high;
@@ -149,11 +228,7 @@ class Grpo {
     out.loss = loss.loss;
     out.scalars = r.scalars;
     if (m_cfg.beta > 0) out.scalars.push_back({"kl", loss.kl});
-    {
-      torch::NoGradGuard noGrad;
-      const auto logp = torch::log_softmax(logits.detach().to(torch::kFloat32), -1);
-      out.scalars.push_back({"entropy", maskedMean(-(logp.exp() * logp).sum(-1), mask)});
-    }
+    out.scalars.push_back({"entropy", entropy});
     out.scalars.push_back({"clip_ratio/low_mean", loss.clipLow});
     out.scalars.push_back({"clip_ratio/high_mean", loss.clipHigh});
     out.scalars.push_back({"clip_ratio/region_mean", loss.clipRegion});
@@ -212,10 +287,32 @@ class Grpo {
     if (t.count("ref_logps")) r->refLogps = get("ref_logps");
     for (const auto& kv : nlohmann::json::parse(meta.at("scalars")))
       r->scalars.push_back({kv.at(0).get<std::string>(), kv.at(1).get<double>()});
+    r->packed = packCompletions(r->inputs, m_cfg.num_generations);
     m_rollout = r;
   }
 
  private:
+  // `model`'s log-probability of every completion token of the rollout, (N, L + 1) as
+  // completionBatch lays them out, from the packed rows when there are some; `entropy` (when
+  // given) receives the mean entropy of the distributions the tokens were drawn from.
+  torch::Tensor completionLogProbs(Mllm& model, const Rollout& r, double* entropy) const {
+    const auto labels = r.inputs.targetLabels();
+    const auto mask = labels != -100;
+    if (r.packed) {
+      const auto scores =
+          scorePackedCompletions(*r.packed, model->forward(r.packed->in), mask, entropy != nullptr);
+      if (entropy) *entropy = maskedMean(scores.entropy, mask);
+      return scores.logps;
+    }
+    const auto logits = model->forward(r.inputs);  // (N, L + 1, V)
+    if (entropy) {
+      torch::NoGradGuard noGrad;
+      const auto logp = torch::log_softmax(logits.detach().to(torch::kFloat32), -1);
+      *entropy = maskedMean(-(logp.exp() * logp).sum(-1), mask);
+    }
+    return tokenLogProbs(logits, labels);
+  }
+
   // Samples the round's completions, scores them and computes what every update of the round
   // needs.
   std::shared_ptr<Rollout> sample(int64_t round, const std::vector<int64_t>& indices,
@@ -239,6 +336,7 @@ class Grpo {
     auto r = std::make_shared<Rollout>();
     r->round = round;
     r->inputs = completionBatch(prompts, completions.ids, completions.lengths, m_source.padId);
+    r->packed = packCompletions(r->inputs, G);
     m_tokensSeen += r->inputs.attentionMask.sum().item<double>();
 
     // Rewards: each function on each completion's text (its stop token not part of the text).
@@ -273,10 +371,8 @@ class Grpo {
 
     {
       torch::NoGradGuard noGrad;
-      const auto labels = r->inputs.targetLabels();
-      if (m_cfg.num_iterations > 1)
-        r->oldLogps = tokenLogProbs(m_policy->forward(r->inputs), labels);
-      if (m_cfg.beta > 0) r->refLogps = tokenLogProbs(m_reference->forward(r->inputs), labels);
+      if (m_cfg.num_iterations > 1) r->oldLogps = completionLogProbs(m_policy, *r, nullptr);
+      if (m_cfg.beta > 0) r->refLogps = completionLogProbs(m_reference, *r, nullptr);
     }
 
     // The round's metrics, with TRL's names.
