@@ -213,6 +213,39 @@ std::string machineMarkdown(const std::string& threads) {
   return md.str();
 }
 
+// The study's training time, from the wall times its runs logged with their losses: each run's
+// gaps between consecutive steps summed, a gap over five minutes (a stop, then a resume) left out.
+// Measurements, and whatever ran on the machine beside the study, are not counted out.
+std::string trainingTimeMarkdown(const std::string& workspace, const StudyRuns& runs) {
+  std::set<int64_t> ids;
+  for (const auto& [b, base] : runs.bases) {
+    ids.insert({base.original, base.stage1});
+    for (const auto& [key, id] : base.stageTwo) ids.insert(id);
+    for (const auto& [key, id] : base.transplants) ids.insert(id);
+  }
+  for (const auto& c : runs.tuning) ids.insert(c.run);
+  ids.erase(0);
+  RunStore store(storePath(workspace));
+  // The runs the report names, and the stages between them (stage 1a, a transplant's alignment):
+  // their parents.
+  for (const int64_t id : std::set<int64_t>(ids))
+    if (const auto run = store.run(id); run && run->parentId) ids.insert(*run->parentId);
+  double seconds = 0;
+  for (const int64_t id : ids) {
+    const auto points = store.metrics(id, "loss");
+    for (size_t i = 1; i < points.size(); ++i) {
+      const double gap = points[i].wallTime - points[i - 1].wallTime;
+      if (gap > 0 && gap <= 300) seconds += gap;
+    }
+  }
+  std::ostringstream md;
+  md << "- training time: " << std::fixed << std::setprecision(2) << seconds / 3600
+     << " h summed over the study's " << ids.size()
+     << " runs (the gaps between their logged steps, pauses over 5 minutes left out; stages "
+        "side by side each counted; measurements not included)\n";
+  return md.str();
+}
+
 std::string fixed(double v, int precision = 3) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(precision) << v;
@@ -492,7 +525,7 @@ void writeReport(const std::string& dir, const std::string& workspace, const Stu
          << (std::get<0>(key).empty() ? "" : " " + std::get<0>(key)) << " seed " << std::get<1>(key)
          << ": run " << id << "\n";
   }
-  md << "\n" << machineMarkdown(threads);
+  md << "\n" << machineMarkdown(threads) << trainingTimeMarkdown(workspace, runs);
   if (!runs.tuning.empty()) {
     std::ofstream csv(fs::path(dir) / "tuning.csv");
     csv << "sweep,arm,lr_scale,lr,vision_lr,objective,value,run,chosen\n";

@@ -863,6 +863,11 @@ class TestExperiment : public QObject {
     std::ifstream md(fs::path(outcome.reportDir) / "report.md");
     const std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
     QVERIFY(text.find("## Tuning") != std::string::npos);
+    // stages 0, 1a, 1b and the four candidates (the two chosen runs are two of them)
+    const auto time = text.find("- training time: ");
+    QVERIFY(time != std::string::npos);
+    QVERIFY2(text.find(" h summed over the study's 7 runs", time) != std::string::npos,
+             text.substr(time, 200).c_str());
     for (const auto& [arm, candidates] : byArm)
       for (const auto& [scale, value, run, chosen] : candidates)
         if (chosen)
