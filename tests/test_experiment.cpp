@@ -471,7 +471,8 @@ class TestExperiment : public QObject {
     QCOMPARE(dpo.vision_lr, 0.5 * 5e-4);
     QCOMPARE(sft.lr / dpo.lr, 5.0);  // the paper's SFT : DPO 5 : 1
     const auto grpo = stageTwoConfig(spec, "grpo", "dose=paper", 1, 1);
-    QCOMPARE(grpo.dataset_size, int64_t{300 * (32 / 8) / 3});  // prompts, not completions
+    // prompts, not completions: mini's GRPO samples 256 completions a step, 32 prompts x 8
+    QCOMPARE(grpo.dataset_size, int64_t{300 * (256 / 8) / 3});
     const auto preset = stageTwoConfig(spec, "sft", "dose=preset", 1, 1);
     QCOMPARE(toJson(preset), toJson(stageTwoConfig(spec, "sft", "", 1, 1)));
     QVERIFY(doseDescription(spec).find("sft trains the LM at 0.0005 (0.5x)") != std::string::npos);

@@ -114,6 +114,19 @@ class TestWorkbench : public QObject {
     panel->basesBox()->setValue(3);
     const QStringList args = panel->experimentRequest()->arguments();
     QVERIFY2(args.join(' ').contains("--seeds 3 --bases 3"), qPrintable(args.join(' ')));
+    // Each arm's tuning budget (`--tune-lr`), checked as `pivot experiment` checks it.
+    QTest::keyClicks(panel->tuneLrEdit(), "0.3");
+    QVERIFY(!panel->experimentButton()->isEnabled());
+    QVERIFY2(panel->experimentMessage().contains("two or more scales"),
+             qPrintable(panel->experimentMessage()));
+    QTest::keyClicks(panel->tuneLrEdit(), ",1,0.3");
+    QVERIFY2(panel->experimentMessage().contains("0.3 is listed twice"),
+             qPrintable(panel->experimentMessage()));
+    panel->tuneLrEdit()->clear();
+    QTest::keyClicks(panel->tuneLrEdit(), "0.3, 1,3");
+    QVERIFY(panel->experimentButton()->isEnabled());
+    QVERIFY2(panel->experimentRequest()->arguments().join(' ').endsWith("--tune-lr 0.3,1,3"),
+             qPrintable(panel->experimentRequest()->arguments().join(' ')));
   }
 
   // A real model from the launch panel: a LLaVA folder (random weights, the Qwen2.5 tokenizer) and

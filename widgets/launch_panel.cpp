@@ -229,6 +229,12 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   m_mixedWeight = new QLineEdit;
   m_mixedWeight->setObjectName("mixedWeightEdit");
   m_mixedWeight->setPlaceholderText("optional: SFT weight of a DPO+SFT arm");
+  m_tuneLr = new QLineEdit;
+  m_tuneLr->setObjectName("tuneLrEdit");
+  m_tuneLr->setPlaceholderText("optional: 0.3,1,3");
+  m_tuneLr->setToolTip(
+      "learning-rate scales each arm tries on base 1; every base trains the one with the lowest "
+      "loss of the arm's own objective on held-out items (no endpoint enters the choice)");
   m_bases = new QSpinBox;
   m_bases->setObjectName("basesBox");
   m_bases->setRange(1, 20);
@@ -256,6 +262,7 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   expForm->addRow("Seeds per base", m_seeds);
   expForm->addRow("Sweep", m_sweep);
   expForm->addRow("DPO+SFT arm", m_mixedWeight);
+  expForm->addRow("Tune learning rates", m_tuneLr);
   m_experimentMessage = new QLabel;
   m_experimentMessage->setWordWrap(true);
   expForm->addRow(m_experimentMessage);
@@ -270,6 +277,8 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   connect(m_sweep, &QLineEdit::textEdited, this,
           [this] { setExperimentRunning(m_experimentRunning); });
   connect(m_mixedWeight, &QLineEdit::textEdited, this,
+          [this] { setExperimentRunning(m_experimentRunning); });
+  connect(m_tuneLr, &QLineEdit::textEdited, this,
           [this] { setExperimentRunning(m_experimentRunning); });
   connect(m_runExperiment, &QPushButton::clicked, this, [this] {
     if (auto r = experimentRequest()) Q_EMIT experimentRequested(*r);
@@ -493,6 +502,11 @@ QStringList ExperimentRequest::arguments() const {
   args << "--arms" << arms.join(',');
   if (!sweep.isEmpty()) args << "--sweep" << sweep;
   if (mixedSftWeight > 0) args << "--mixed-sft-weight" << QString::number(mixedSftWeight, 'g', 17);
+  if (!tuneLrScales.isEmpty()) {
+    QStringList scales;
+    for (const double scale : tuneLrScales) scales << QString::number(scale, 'g', 15);
+    args << "--tune-lr" << scales.join(',');
+  }
   return args;
 }
 
@@ -517,6 +531,20 @@ std::optional<ExperimentRequest> LaunchPanel::experimentRequest() const {
     }
     if (r.arms.size() < 2 && r.mixedSftWeight <= 0)
       throw std::runtime_error("Arms: choose a method to compare with SFT");
+    // The same rules as `pivot experiment --tune-lr`: two or more distinct positive scales.
+    for (const auto& text : m_tuneLr->text().split(',', Qt::SkipEmptyParts)) {
+      bool ok = false;
+      const double scale = text.trimmed().toDouble(&ok);
+      if (!ok || !(scale > 0))
+        throw std::runtime_error("Tune learning rates: '" + text.trimmed().toStdString() +
+                                 "' is not a positive scale");
+      if (r.tuneLrScales.contains(scale))
+        throw std::runtime_error("Tune learning rates: " + text.trimmed().toStdString() +
+                                 " is listed twice");
+      r.tuneLrScales << scale;
+    }
+    if (r.tuneLrScales.size() == 1)
+      throw std::runtime_error("Tune learning rates: give two or more scales to choose between");
     if (!r.sweep.isEmpty()) {
       const int eq = r.sweep.indexOf('=');
       const QStringList values = r.sweep.mid(eq + 1).split(',', Qt::SkipEmptyParts);
@@ -546,6 +574,7 @@ void LaunchPanel::setExperimentRunning(bool running, const QString& progress) {
   m_bases->setEnabled(!running);
   m_sweep->setEnabled(!running);
   m_mixedWeight->setEnabled(!running);
+  m_tuneLr->setEnabled(!running);
   for (auto* box : m_armBoxes) box->setEnabled(!running);
 }
 

@@ -40,7 +40,8 @@ struct ExperimentRequest {
   QString sweep;                              // key=v1,v2,... or empty
   QStringList arms = {"sft", "dpo", "grpo"};  // the stage-2 methods compared
   double mixedSftWeight = 0;                  // > 0: the third arm
-  QStringList arguments() const;              // the `pivot experiment` arguments
+  QList<double> tuneLrScales;     // each arm's learning-rate candidates (`--tune-lr`); empty: none
+  QStringList arguments() const;  // the `pivot experiment` arguments
 };
 
 class LaunchPanel : public QWidget {
@@ -83,6 +84,7 @@ class LaunchPanel : public QWidget {
   QSpinBox* basesBox() const { return m_bases; }
   QLineEdit* sweepEdit() const { return m_sweep; }
   QLineEdit* mixedWeightEdit() const { return m_mixedWeight; }
+  QLineEdit* tuneLrEdit() const { return m_tuneLr; }
   QCheckBox* armBox(const QString& arm) const { return m_armBoxes.value(arm); }
   QPushButton* experimentButton() const { return m_runExperiment; }
   QPushButton* stopExperimentButton() const { return m_stopExperiment; }
@@ -122,6 +124,7 @@ class LaunchPanel : public QWidget {
   QSpinBox* m_bases = nullptr;
   QLineEdit* m_sweep = nullptr;
   QLineEdit* m_mixedWeight = nullptr;
+  QLineEdit* m_tuneLr = nullptr;
   QMap<QString, QCheckBox*> m_armBoxes;  // dpo, grpo, mpo (sft always runs)
   QLabel* m_experimentMessage = nullptr;
   QPushButton *m_runExperiment = nullptr, *m_stopExperiment = nullptr;
