@@ -62,103 +62,6 @@ nlohmann::json specJson(const ExperimentSpec& s) {
   return j;
 }
 
-// A stage of base b's chain: base 1 is the preset's own seed; base b > 1 adds baseSeedOffset, so
-// every base starts from other initial weights and sees its data in another order.
-TrainConfig baseConfig(const ExperimentSpec& s, Stage stage, int base) {
-  TrainConfig c = makeConfig(s.preset, stage, s.sets);
-  c.seed += baseSeedOffset(base);
-  return c;
-}
-
-// The stage-2 arms of the study: name, stage, SFT weight.
-struct Arm {
-  std::string encoder;  // sft | dpo | grpo | mpo | dpo+sft
-  Stage stage;
-  double sftWeight;
-};
-
-std::vector<Arm> armsOf(const ExperimentSpec& s) {
-  std::vector<Arm> arms;
-  for (const auto& name : s.arms) arms.push_back({name, stageFromName(name), 0.0});
-  if (s.mixedSftWeight > 0) arms.push_back({"dpo+sft", Stage::Dpo, s.mixedSftWeight});
-  return arms;
-}
-
-// "dpo vision_lr=1e-4 seed 2": how progress names a stage-2 run and its transplant.
-std::string armLabel(const Arm& arm, const std::string& sweep, int seed) {
-  return arm.encoder + (sweep.empty() ? "" : " " + sweep) + " seed " + std::to_string(seed);
-}
-
-std::vector<std::string> sweepLabels(const ExperimentSpec& s) {
-  if (s.sweepKey.empty()) return {""};
-  std::vector<std::string> out;
-  for (const auto& v : s.sweepValues) out.push_back(s.sweepKey + "=" + v);
-  return out;
-}
-
-// The paper's stage 2 relative to its stage 1b, which trained the LM at 1e-5 and the encoder at
-// 2e-6: stage 2 trains every part at one rate, SFT 5e-6 and DPO 1e-6, for 3 passes over its 20K
-// preference samples. As ratios to stage 1b: SFT's LM 0.5x and encoder 2.5x, DPO's 0.1x and 0.5x
-// (the RL arms, GRPO and MPO, take DPO's: their papers' rates are DPO's order).
-struct DoseRatios {
-  double lm, vision;
-};
-DoseRatios paperDoseRatios(Stage stage) {
-  return stage == Stage::Sft ? DoseRatios{0.5, 2.5} : DoseRatios{0.1, 0.5};
-}
-constexpr double kPaperPasses = 3;
-
-// dose=preset leaves the preset's stage 2 as it is; dose=paper sets its rates to the paper's ratios
-// times this preset's stage-1b rates and shrinks the pool so its steps make kPaperPasses passes.
-void applyDose(TrainConfig& c, const std::string& dose, const ExperimentSpec& s) {
-  if (dose == "preset") return;
-  if (dose != "paper")
-    throw std::runtime_error("unknown dose '" + dose + "' (expected preset or paper)");
-  const TrainConfig instruct = makeConfig(s.preset, Stage::Instruct, s.sets);
-  const DoseRatios r = paperDoseRatios(c.stage);
-  c.lr = r.lm * instruct.lr;
-  c.vision_lr = r.vision * instruct.vision_lr;
-  const int64_t promptsPerStep =
-      c.stage == Stage::Grpo ? c.batch_size / std::max(1, c.num_generations) : c.batch_size;
-  c.dataset_size = std::max<int64_t>(
-      c.batch_size, std::llround(static_cast<double>(c.steps) * promptsPerStep / kPaperPasses));
-}
-
-// Stage-2 seed s of base b is s + baseSeedOffset(b): seeds nested in bases, not crossed with them
-// (with the same seed everywhere, seed s would see the same data order in every base, and the
-// bases' differences would share that luck).
-TrainConfig stageTwoConfig(const ExperimentSpec& s, const Arm& arm, const std::string& sweep,
-                           int seed, int base, double lrScale = 1.0) {
-  TrainConfig c = makeConfig(s.preset, arm.stage, s.sets);
-  if (sweep.rfind("dose=", 0) == 0)
-    applyDose(c, sweep.substr(5), s);
-  else if (!sweep.empty())
-    applyOverride(c, sweep);
-  if (lrScale != 1.0) {  // a scale of 1 leaves the config byte for byte as an untuned study's
-    c.lr *= lrScale;
-    c.vision_lr *= lrScale;
-  }
-  if (arm.sftWeight > 0) c.sft_weight = arm.sftWeight;
-  c.seed = static_cast<uint64_t>(seed) + baseSeedOffset(base);
-  validate(c);
-  return c;
-}
-
-// The PIVOT transplant: a fresh MLLM (seeded, nested in its base as stage 2's seeds are) around
-// the frozen encoder of run `encoderRun`.
-TrainConfig transplantConfig(const ExperimentSpec& s, Stage stage, int64_t encoderRun,
-                             bool original, int seed, int base) {
-  TrainConfig c = makeConfig(s.preset, stage, s.sets);
-  c.vision_init = std::to_string(encoderRun);  // also on the instruct stage: it names the encoder
-  c.freeze_vision = true;
-  c.projector_init = original ? ProjectorInit::New  // the original encoder has no trained projector
-                              : projectorInitFromName(s.transplantProjector);
-  c.seed = static_cast<uint64_t>(seed) + baseSeedOffset(base);
-  c.steps = stage == Stage::Align ? s.transplantAlignSteps : s.transplantInstructSteps;
-  validate(c);
-  return c;
-}
-
 // The caller's progress display, called from one thread at a time: stages run side by side.
 class SerialProgress final : public ExperimentProgress {
  public:
@@ -309,7 +212,7 @@ class StageRunner {
 };
 
 // Tuning (ExperimentSpec::tuneLrScales): the candidates of each swept value and arm are stages of
-// base 1, seed 1; the decision is made once, when the first stage that needs it starts (after
+// base 1, seed 1; each decision is made once, when the first stage that needs it starts (after
 // every candidate finished), from each candidate's held-out objective against the base's stage-1
 // model on validation items from kTuningFirstItem on, which no measurement reads. Thread-safe:
 // stages running side by side may ask at once.
@@ -318,9 +221,11 @@ class ArmTuning {
   ArmTuning(const ExperimentSpec& spec, const std::vector<int64_t>& runIds)
       : m_spec(spec), m_runIds(runIds) {}
 
-  void addCandidates(const std::string& sweep, const Arm& arm, int stage1,
+  // The stages of base 1's stage-1 model and of an arm's candidates, one per scale in order.
+  void addCandidates(const std::string& sweep, const StudyArm& arm, int stage1,
                      std::vector<int> stages) {
-    m_decisions[{sweep, arm.encoder}] = Decision{arm, stage1, std::move(stages), {}, false};
+    m_stage1 = stage1;
+    m_decisions[{sweep, arm.name}] = Decision{arm, std::move(stages), {}};
   }
   std::vector<int> candidateStages(const std::string& sweep, const std::string& arm) const {
     return m_decisions.at({sweep, arm}).stages;
@@ -329,7 +234,7 @@ class ArmTuning {
   double scale(const std::string& sweep, const std::string& arm) {
     std::lock_guard<std::mutex> lock(m_mutex);
     Decision& d = m_decisions.at({sweep, arm});
-    if (!d.decided) decide(sweep, d);
+    if (d.candidates.empty()) decide(sweep, d);
     for (const auto& c : d.candidates)
       if (c.chosen) return c.lrScale;
     throw std::logic_error("a tuning decision without a choice");
@@ -346,21 +251,26 @@ class ArmTuning {
 
  private:
   struct Decision {
-    Arm arm;
-    int stage1 = -1;
-    std::vector<int> stages;  // one per scale, in tuneLrScales' order
-    std::vector<TuningCandidate> candidates;
-    bool decided = false;
+    StudyArm arm;
+    std::vector<int> stages;                  // one per scale, in tuneLrScales' order
+    std::vector<TuningCandidate> candidates;  // empty until decided
   };
 
+  // Base 1's stage-1 model, every objective's reference, loaded at the first decision.
+  LoadedCheckpoint& reference() {
+    if (!m_reference)
+      m_reference = loadRunCheckpoint(m_spec.workspace, std::to_string(runOf(m_stage1)));
+    return *m_reference;
+  }
+  int64_t runOf(int stage) const { return m_runIds[static_cast<size_t>(stage)]; }
+
   void decide(const std::string& sweep, Decision& d) {
-    const auto runOf = [this](int stage) { return m_runIds[static_cast<size_t>(stage)]; };
-    auto reference = loadRunCheckpoint(m_spec.workspace, std::to_string(runOf(d.stage1)));
-    const ShapesWorld world(reference.config.world);
+    LoadedCheckpoint& stage1 = reference();
+    const ShapesWorld world(stage1.config.world);
     std::vector<Sample> samples;
     for (int i = 0; i < m_spec.vqaSamples; ++i)
       samples.push_back(world.sample(Split::Val, kTuningFirstItem + i));
-    const auto device = reference.model->parameters().front().device();
+    const auto device = stage1.model->parameters().front().device();
     size_t best = 0;
     for (size_t i = 0; i < d.stages.size(); ++i) {
       const double scale = m_spec.tuneLrScales[i];
@@ -368,32 +278,27 @@ class ArmTuning {
       auto policy = loadRunCheckpoint(m_spec.workspace, std::to_string(runOf(d.stages[i])));
       TuningCandidate c;
       c.sweep = sweep;
-      c.arm = d.arm.encoder;
+      c.arm = d.arm.name;
       c.lrScale = scale;
       c.lr = cfg.lr;
       c.visionLr = cfg.vision_lr;
       c.run = runOf(d.stages[i]);
       c.objective = heldOutObjectiveName(cfg);
-      c.value = heldOutObjective(cfg, policy.model, reference.model, samples,
+      c.value = heldOutObjective(cfg, policy.model, stage1.model, samples,
                                  WordTokenizer::shapesWorld(), device);
       d.candidates.push_back(c);
       if (c.value < d.candidates[best].value) best = i;  // ties: the first (the smaller) scale
     }
     d.candidates[best].chosen = true;
-    d.decided = true;
   }
 
   const ExperimentSpec& m_spec;
   const std::vector<int64_t>& m_runIds;
+  int m_stage1 = -1;
+  std::optional<LoadedCheckpoint> m_reference;
   std::map<std::pair<std::string, std::string>, Decision> m_decisions;  // (sweep, arm)
   std::mutex m_mutex;
 };
-
-std::string scaleLabel(double scale) {
-  std::ostringstream out;
-  out << "lr x" << scale;
-  return out.str();
-}
 
 // The study's stages as a graph: each waits for the run it starts from, a transplant also for the
 // stage-2 run whose encoder it takes. A stage's configuration is made when it starts, as it names
@@ -443,27 +348,29 @@ void buildStudyGraph(const ExperimentSpec& spec, StageGraph& g, StudyStages& whe
     const int align =
         g.add(chainStage(Stage::Align), base.original, {}, of + "stage 1a: align", true);
     base.stage1 = g.add(chainStage(Stage::Instruct), align, {}, of + "stage 1b: instruct", true);
-    for (const auto& sweep : sweeps)
-      for (const auto& arm : arms) {
-        if (!tuning || b != 1) continue;
-        std::vector<int> candidates;
-        for (const double scale : spec.tuneLrScales)
-          candidates.push_back(g.add(
-              [&spec, arm, sweep, scale] { return stageTwoConfig(spec, arm, sweep, 1, 1, scale); },
-              base.stage1, {},
-              of + "tuning: " + armLabel(arm, sweep, 1) + " " + scaleLabel(scale)));
-        tuning->addCandidates(sweep, arm, base.stage1, candidates);
-      }
+    if (tuning && b == 1)  // the candidates: base 1, seed 1, one stage-2 run per scale
+      for (const auto& sweep : sweeps)
+        for (const auto& arm : arms) {
+          std::vector<int> candidates;
+          for (const double scale : spec.tuneLrScales) {
+            std::ostringstream what;
+            what << of << "tuning: " << armLabel(arm, sweep, 1) << " lr x" << scale;
+            candidates.push_back(
+                g.add([&spec, arm, sweep,
+                       scale] { return stageTwoConfig(spec, arm, sweep, 1, 1, scale); },
+                      base.stage1, {}, what.str()));
+          }
+          tuning->addCandidates(sweep, arm, base.stage1, candidates);
+        }
     for (const auto& sweep : sweeps)
       for (int seed = 1; seed <= spec.seeds; ++seed)
         for (const auto& arm : arms)
-          base.stageTwo[{sweep, seed, arm.encoder}] = g.add(
+          base.stageTwo[{sweep, seed, arm.name}] = g.add(
               [&spec, arm, sweep, seed, b, tuning] {
                 return stageTwoConfig(spec, arm, sweep, seed, b,
-                                      tuning ? tuning->scale(sweep, arm.encoder) : 1.0);
+                                      tuning ? tuning->scale(sweep, arm.name) : 1.0);
               },
-              base.stage1,
-              tuning ? tuning->candidateStages(sweep, arm.encoder) : std::vector<int>{},
+              base.stage1, tuning ? tuning->candidateStages(sweep, arm.name) : std::vector<int>{},
               of + "stage 2: " + armLabel(arm, sweep, seed));
     const auto transplant = [&](int encoder, bool original, int seed, const std::string& label) {
       const auto config = [&spec, &runIds, encoder, original, seed, b](Stage stage) {
@@ -482,9 +389,8 @@ void buildStudyGraph(const ExperimentSpec& spec, StageGraph& g, StudyStages& whe
       for (const auto& sweep : sweeps) base.transplants[{sweep, seed, "original"}] = t;
       for (const auto& sweep : sweeps)
         for (const auto& arm : arms)
-          base.transplants[{sweep, seed, arm.encoder}] =
-              transplant(base.stageTwo.at({sweep, seed, arm.encoder}), false, seed,
-                         armLabel(arm, sweep, seed));
+          base.transplants[{sweep, seed, arm.name}] = transplant(
+              base.stageTwo.at({sweep, seed, arm.name}), false, seed, armLabel(arm, sweep, seed));
     }
   }
 }
@@ -517,133 +423,12 @@ int64_t experimentRecord(const ExperimentSpec& spec) {
 
 }  // namespace
 
-void parseSweep(ExperimentSpec& spec, const std::string& text) {
-  const auto eq = text.find('=');
-  if (eq == std::string::npos || eq == 0 || eq + 1 >= text.size())
-    throw std::runtime_error("bad --sweep '" + text + "' (expected key=v1,v2,...)");
-  spec.sweepKey = text.substr(0, eq);
-  spec.sweepValues.clear();
-  std::stringstream values(text.substr(eq + 1));
-  for (std::string v; std::getline(values, v, ',');)
-    if (!v.empty()) spec.sweepValues.push_back(v);
-  if (spec.sweepValues.empty())
-    throw std::runtime_error("--sweep " + spec.sweepKey + " has no values");
-}
-
-void parseArms(ExperimentSpec& spec, const std::string& text) {
-  spec.arms.clear();
-  std::stringstream names(text);
-  for (std::string name; std::getline(names, name, ',');) {
-    name.erase(0, name.find_first_not_of(' '));
-    name.erase(name.find_last_not_of(' ') + 1);
-    if (!name.empty()) spec.arms.push_back(name);
-  }
-}
-
 ExperimentSpec resolvedSpec(const ExperimentSpec& in) {
-  ExperimentSpec s = in;
-  if (s.seeds < 1 || s.seeds > 50) throw std::runtime_error("--seeds must be 1..50");
-  if (s.bases < 1 || s.bases > 20) throw std::runtime_error("--bases must be 1..20");
-  if (s.workspace.empty()) throw std::runtime_error("no workspace given");
-  if (s.jobs < 0 || s.jobs > 64) throw std::runtime_error("--jobs must be 1..64 (0: automatic)");
+  if (in.workspace.empty()) throw std::runtime_error("no workspace given");
+  ExperimentSpec s = checkedSpec(in);
   if (s.jobs == 0) s.jobs = defaultStudyJobs();
-  for (const auto& [option, steps] :
-       {std::pair{"--transplant-align-steps", s.transplantAlignSteps},
-        std::pair{"--transplant-instruct-steps", s.transplantInstructSteps}})
-    if (steps < 0)  // 0 is the preset's default; below it nothing means anything
-      throw std::runtime_error(std::string(option) + " must be 0 (the preset's default) or " +
-                               "positive, got " + std::to_string(steps));
-  try {
-    (void)projectorInitFromName(s.transplantProjector);
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error(std::string("--transplant-projector: ") + e.what());
-  }
-  if (s.mixedSftWeight < 0) throw std::runtime_error("--mixed-sft-weight must be >= 0");
-  for (size_t i = 0; i < s.tuneLrScales.size(); ++i) {
-    const double scale = s.tuneLrScales[i];
-    if (!(scale > 0) || !std::isfinite(scale))
-      throw std::runtime_error("--tune-lr: every scale must be a positive number, got " +
-                               std::to_string(scale));
-    if (std::count(s.tuneLrScales.begin(), s.tuneLrScales.begin() + static_cast<long>(i), scale))
-      throw std::runtime_error("--tune-lr lists " + scaleLabel(scale).substr(4) + " twice");
-  }
-  if (s.tuneLrScales.size() == 1)
-    throw std::runtime_error("--tune-lr needs at least two scales to choose between");
-  for (size_t i = 0; i < s.arms.size(); ++i) {
-    const auto& arm = s.arms[i];
-    if (arm != "sft" && arm != "dpo" && arm != "grpo" && arm != "mpo")
-      throw std::runtime_error("--arms: unknown arm '" + arm +
-                               "' (expected sft, dpo, grpo or mpo)");
-    if (std::find(s.arms.begin(), s.arms.begin() + static_cast<long>(i), arm) !=
-        s.arms.begin() + static_cast<long>(i))
-      throw std::runtime_error("--arms lists " + arm + " twice");
-  }
-  if (std::find(s.arms.begin(), s.arms.end(), "sft") == s.arms.end())
-    throw std::runtime_error("--arms must include sft: every method is compared with it");
-  if (s.arms.size() + (s.mixedSftWeight > 0 ? 1 : 0) < 2)
-    throw std::runtime_error("--arms needs a method besides sft to compare with it");
-  if (s.segmentationSeeds < 1) throw std::runtime_error("--seg-seeds must be at least 1");
-  const TrainConfig align = makeConfig(s.preset, Stage::Align, s.sets);
-  const TrainConfig instruct = makeConfig(s.preset, Stage::Instruct, s.sets);
-  const bool mini = align.model.vision.image_size >= 48;  // larger encoders: larger probe sets
-  auto orDefault = [](int& v, int def) {
-    if (v <= 0) v = def;
-  };
-  // A transplant gets a third of stage 1a's steps and an eighth of stage 1b's: the study asks which
-  // encoder gives the better MLLM for the same small budget, and transplants run once per seed and
-  // encoder (9 of them for 3 seeds), so they dominate the experiment's time.
-  orDefault(s.transplantAlignSteps, std::max(1, align.steps / 3));
-  orDefault(s.transplantInstructSteps, std::max(1, instruct.steps / 8));
-  orDefault(s.probeTrain, mini ? 1024 : 512);
-  orDefault(s.probeVal, mini ? 512 : 256);
-  orDefault(s.probeTest, mini ? 1024 : 512);
-  orDefault(s.localisationSamples, mini ? 128 : 64);
-  orDefault(s.vqaSamples, mini ? 384 : 192);  // 64 (32) questions per category: +-6 (+-9) points
-  // Every stage's configuration is checked before anything is written.
-  (void)pickDevice(
-      makeConfig(s.preset, Stage::Pretrain, s.sets).device);  // device=cuda without CUDA
-  for (const auto& sweep : sweepLabels(s))
-    for (const auto& arm : armsOf(s)) {
-      try {
-        (void)stageTwoConfig(s, arm, sweep, 1, 1);
-        for (const double scale : s.tuneLrScales) (void)stageTwoConfig(s, arm, sweep, 1, 1, scale);
-      } catch (const std::exception& e) {
-        throw std::runtime_error(std::string(sweep.empty() ? "" : "--sweep " + sweep + ": ") +
-                                 e.what());
-      }
-    }
-  (void)transplantConfig(s, Stage::Align, 1, false, 1, 1);
-  (void)transplantConfig(s, Stage::Instruct, 1, false, 1, 1);
+  (void)pickDevice(baseConfig(s, Stage::Pretrain, 1).device);  // device=cuda without CUDA
   return s;
-}
-
-std::string doseDescription(const ExperimentSpec& s) {
-  const TrainConfig instruct = makeConfig(s.preset, Stage::Instruct, s.sets);
-  std::ostringstream out;
-  out << "dose=preset is the preset's stage 2 as it stands. dose=paper follows the paper's "
-         "proportions to stage 1b (LM 1e-5, encoder 2e-6; stage 2 SFT 5e-6, DPO 1e-6, every part, "
-         "3 passes over the pool): here stage 1b trains the LM at "
-      << instruct.lr << " and the encoder at " << instruct.vision_lr << ", so";
-  for (const auto& arm : armsOf(s)) {
-    const TrainConfig c = stageTwoConfig(s, arm, "dose=paper", 1, 1);
-    const DoseRatios r = paperDoseRatios(arm.stage);
-    out << " " << arm.encoder << " trains the LM at " << c.lr << " (" << r.lm
-        << "x) and the encoder at " << c.vision_lr << " (" << r.vision << "x);";
-  }
-  const TrainConfig sft = stageTwoConfig(s, Arm{"sft", Stage::Sft, 0}, "dose=paper", 1, 1);
-  out << " the pool is " << sft.dataset_size << " samples, " << kPaperPasses
-      << " passes in stage 2's " << sft.steps << " steps.";
-  return out.str();
-}
-
-uint64_t baseSeedOffset(int base) { return 1000 * static_cast<uint64_t>(base - 1); }
-int64_t baseFirstItem(int base) { return 100000 * static_cast<int64_t>(base - 1); }
-
-TrainConfig stageTwoConfig(const ExperimentSpec& spec, const std::string& arm,
-                           const std::string& sweep, int seed, int base, double lrScale) {
-  for (const auto& a : armsOf(spec))
-    if (a.encoder == arm) return stageTwoConfig(spec, a, sweep, seed, base, lrScale);
-  throw std::runtime_error("the experiment has no arm '" + arm + "'");
 }
 
 // How the stages used the CPU, as the report's Machine section says it.

@@ -125,6 +125,7 @@ class TestCli : public QObject {
         {{"experiment", "--sweep", "warp=1,2"}, "unknown key 'warp'"},
         {{"experiment", "--sweep", "lr=2,3"}, "--sweep lr=2: lr must be in (0, 1)"},
         {{"experiment", "--seeds", "0"}, "--seeds must be 1..50"},
+        {{"experiment", "--tune-lr", "1,abc"}, "--tune-lr: 'abc' is not a number"},
         // Review rows 7.5, 3.22, 1.39, 3.27: values that once meant something else or failed late.
         {{"experiment", "--transplant-align-steps", "-5"},
          "--transplant-align-steps must be 0 (the preset's default) or positive, got -5"},

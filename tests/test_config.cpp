@@ -5,9 +5,12 @@
 
 #include <QTemporaryDir>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
+#include "config/experiment_spec.h"
 #include "config/train_config.h"
+#include "results/encoder_style.h"
 
 using namespace pivot;
 
@@ -194,6 +197,82 @@ class TestConfig : public QObject {
     QVERIFY(pivot::snapshotSteps(c).empty());
     QCOMPARE(presetConfig("mini", Stage::Instruct).snapshots, 0);
     QCOMPARE(presetConfig("mini", Stage::Instruct).checkpoint_minutes, 5.0);
+  }
+
+  // config/experiment_spec.h: the study's spec read and checked without torch, as the command line,
+  // the window's launch panel and the runner all take it.
+  void experimentSpecIsReadAndCheckedInOnePlace() {
+    ExperimentSpec spec;
+    parseArms(spec, " sft, dpo ,,mpo");
+    QCOMPARE(spec.arms, (std::vector<std::string>{"sft", "dpo", "mpo"}));
+    parseTuneLr(spec, "0.3, 1,3");
+    QCOMPARE(spec.tuneLrScales, (std::vector<double>{0.3, 1, 3}));
+    parseTuneLr(spec, "");
+    QVERIFY(spec.tuneLrScales.empty());
+    const auto refused = [](const std::function<void()>& f, const std::string& why) {
+      try {
+        f();
+        QFAIL(("accepted; expected: " + why).c_str());
+      } catch (const std::runtime_error& e) {
+        QVERIFY2(std::string(e.what()).find(why) != std::string::npos, e.what());
+      }
+    };
+    refused([&] { parseTuneLr(spec, "1,abc"); }, "--tune-lr: 'abc' is not a number");
+    refused([&] { parseTuneLr(spec, "1,3x"); }, "--tune-lr: '3x' is not a number");
+    refused([&] { parseSweep(spec, "lr"); }, "bad --sweep 'lr' (expected key=v1,v2,...)");
+    refused([&] { parseSweep(spec, "lr=,,"); }, "--sweep lr has no values");
+
+    // Checked: every message starts with the option at fault.
+    const auto bad = [&](const std::function<void(ExperimentSpec&)>& change,
+                         const std::string& why) {
+      ExperimentSpec s;
+      s.arms = {"sft", "dpo"};
+      change(s);
+      refused([&] { (void)checkedSpec(s); }, why);
+    };
+    bad([](ExperimentSpec& s) { s.tuneLrScales = {2}; }, "--tune-lr: give two or more scales");
+    bad(
+        [](ExperimentSpec& s) {
+          s.tuneLrScales = {0.3, 1, 0.3};
+        },
+        "--tune-lr: 0.3 is listed twice");
+    bad([](ExperimentSpec& s) { s.tuneLrScales = {1, 0}; }, "--tune-lr: every scale must be a");
+    bad([](ExperimentSpec& s) { s.arms = {"sft", "ppo"}; }, "--arms: unknown arm 'ppo'");
+    bad([](ExperimentSpec& s) { s.arms = {"sft"}; }, "--arms needs a method besides sft");
+    bad([](ExperimentSpec& s) { s.mixedSftWeight = -1; }, "--mixed-sft-weight must be >= 0");
+    bad([](ExperimentSpec& s) { s.seeds = 0; }, "--seeds must be 1..50");
+    bad([](ExperimentSpec& s) { parseSweep(s, "lr=2"); }, "--sweep lr=2: lr must be in (0, 1)");
+    bad([](ExperimentSpec& s) { parseSweep(s, "dose=double"); },
+        "--sweep dose=double: unknown dose 'double'");
+    bad([](ExperimentSpec& s) { s.transplantProjector = "two"; }, "--transplant-projector: ");
+
+    // Completed: the preset's zeros filled, a tuning candidate's rates scaled, nothing else.
+    ExperimentSpec s;
+    s.arms = {"sft", "dpo"};
+    s.mixedSftWeight = 0.2;
+    const ExperimentSpec checked = checkedSpec(s);
+    QCOMPARE(checked.transplantAlignSteps,
+             std::max(1, presetConfig("tiny", Stage::Align).steps / 3));
+    QCOMPARE(checked.probeTrain, 512);
+    const auto arms = armsOf(checked);
+    QCOMPARE(arms.size(), size_t(3));
+    QCOMPARE(arms[2].name, std::string(kMixedArm));
+    QCOMPARE(arms[2].sftWeight, 0.2);
+    const TrainConfig plain = stageTwoConfig(checked, "dpo", "", 1, 1);
+    const TrainConfig scaled = stageTwoConfig(checked, "dpo", "", 1, 1, 3.0);
+    QCOMPARE(scaled.lr, 3.0 * plain.lr);
+    QCOMPARE(scaled.vision_lr, 3.0 * plain.vision_lr);
+    QCOMPARE(stageTwoConfig(checked, kMixedArm, "", 2, 3).seed, uint64_t(2 + 2000));
+    refused([&] { (void)stageTwoConfig(checked, "grpo", "", 1, 1); },
+            "the experiment has no arm 'grpo'");
+
+    // Every table and chart names the arms from the same list.
+    QCOMPARE(encoderOrder(), (std::vector<std::string>{"original", "stage1", "sft", "dpo", "grpo",
+                                                       "mpo", "dpo+sft"}));
+    QCOMPARE(encoderTitle("dpo+sft"), std::string("DPO+SFT"));
+    QCOMPARE(encoderTitle("grpo"), std::string("GRPO"));
+    QCOMPARE(encoderTitle("original"), std::string("original (stage 0)"));
+    QCOMPARE(encoderTitle("custom"), std::string("custom"));
   }
 };
 

@@ -120,7 +120,10 @@ class TestWorkbench : public QObject {
     QVERIFY2(panel->experimentMessage().contains("two or more scales"),
              qPrintable(panel->experimentMessage()));
     QTest::keyClicks(panel->tuneLrEdit(), ",1,0.3");
-    QVERIFY2(panel->experimentMessage().contains("0.3 is listed twice"),
+    QVERIFY2(panel->experimentMessage().contains("Tune learning rates: 0.3 is listed twice"),
+             qPrintable(panel->experimentMessage()));
+    QTest::keyClicks(panel->tuneLrEdit(), "x");  // the command line's own parser and message
+    QVERIFY2(panel->experimentMessage().contains("Tune learning rates: '0.3x' is not a number"),
              qPrintable(panel->experimentMessage()));
     panel->tuneLrEdit()->clear();
     QTest::keyClicks(panel->tuneLrEdit(), "0.3, 1,3");
@@ -641,8 +644,9 @@ class TestWorkbench : public QObject {
     panel->seedsBox()->setValue(1);
     QTest::keyClicks(panel->sweepEdit(), "vision_lr");  // incomplete: refused, and says why
     QVERIFY(!panel->experimentButton()->isEnabled());
-    QVERIFY2(panel->experimentMessage().contains("sweep: expected key=v1,v2"),
-             qPrintable(panel->experimentMessage()));
+    QVERIFY2(
+        panel->experimentMessage().contains("Sweep: bad value 'vision_lr' (expected key=v1,v2"),
+        qPrintable(panel->experimentMessage()));
     panel->sweepEdit()->clear();
     QTest::keyClicks(panel->sweepEdit(), " ");
     QVERIFY(panel->experimentButton()->isEnabled());

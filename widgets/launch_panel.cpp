@@ -18,7 +18,9 @@
 #include <QVBoxLayout>
 #include <nlohmann/json.hpp>
 
+#include "config/experiment_spec.h"
 #include "config/train_config.h"
+#include "results/encoder_style.h"
 #include "runs_model.h"
 
 namespace pivot {
@@ -247,9 +249,10 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   auto* armsLayout = new QHBoxLayout(armsRow);
   armsLayout->setContentsMargins(0, 0, 0, 0);
   armsLayout->addWidget(new QLabel("SFT +"));
-  for (const auto& [arm, title] :
-       std::vector<std::pair<QString, QString>>{{"dpo", "DPO"}, {"grpo", "GRPO"}, {"mpo", "MPO"}}) {
-    auto* box = new QCheckBox(title);
+  for (const auto& method : studyMethods()) {
+    if (method == "sft") continue;
+    const QString arm = QString::fromStdString(method);
+    auto* box = new QCheckBox(QString::fromStdString(encoderTitle(method)));
     box->setObjectName(arm + "ArmBox");
     box->setChecked(arm != "mpo");  // `pivot experiment`'s default: sft,dpo,grpo
     m_armBoxes[arm] = box;
@@ -510,6 +513,26 @@ QStringList ExperimentRequest::arguments() const {
   return args;
 }
 
+namespace {
+
+// config/experiment_spec.h's messages name the command-line option at fault; the form names its
+// field instead.
+QString fieldMessage(QString message) {
+  static const std::vector<std::pair<QString, QString>> fields = {
+      {"--tune-lr", "Tune learning rates"},
+      {"--mixed-sft-weight", "DPO+SFT arm"},
+      {"--arms", "Arms"},
+      {"--bases", "Bases"},
+      {"--seeds", "Seeds per base"},
+      {"bad --sweep", "Sweep: bad value"},
+      {"--sweep", "Sweep"}};
+  for (const auto& [option, field] : fields)
+    if (message.startsWith(option)) return field + message.mid(option.size());
+  return message;
+}
+
+}  // namespace
+
 std::optional<ExperimentRequest> LaunchPanel::experimentRequest() const {
   ExperimentRequest r;
   r.preset = m_preset->currentText();
@@ -520,43 +543,29 @@ std::optional<ExperimentRequest> LaunchPanel::experimentRequest() const {
   for (auto it = m_armBoxes.begin(); it != m_armBoxes.end(); ++it)
     if (it.value()->isChecked()) r.arms << it.key();
   const QString weight = m_mixedWeight->text().trimmed();
-  // The same rules as `pivot experiment`: every swept value must make a valid stage-2 config.
+  // The rules of `pivot experiment` (config/experiment_spec.h), every stage's config included.
   try {
+    ExperimentSpec spec;
+    spec.preset = r.preset.toStdString();
+    spec.seeds = r.seeds;
+    spec.bases = r.bases;
+    parseArms(spec, r.arms.join(',').toStdString());
     if (!weight.isEmpty()) {
       bool ok = false;
-      r.mixedSftWeight = weight.toDouble(&ok);
-      if (!ok || r.mixedSftWeight < 0)
-        throw std::runtime_error("DPO+SFT arm: '" + weight.toStdString() +
-                                 "' is not a weight >= 0");
+      spec.mixedSftWeight = weight.toDouble(&ok);
+      if (!ok)
+        throw std::runtime_error("--mixed-sft-weight: '" + weight.toStdString() +
+                                 "' is not a number");
     }
-    if (r.arms.size() < 2 && r.mixedSftWeight <= 0)
-      throw std::runtime_error("Arms: choose a method to compare with SFT");
-    // The same rules as `pivot experiment --tune-lr`: two or more distinct positive scales.
-    for (const auto& text : m_tuneLr->text().split(',', Qt::SkipEmptyParts)) {
-      bool ok = false;
-      const double scale = text.trimmed().toDouble(&ok);
-      if (!ok || !(scale > 0))
-        throw std::runtime_error("Tune learning rates: '" + text.trimmed().toStdString() +
-                                 "' is not a positive scale");
-      if (r.tuneLrScales.contains(scale))
-        throw std::runtime_error("Tune learning rates: " + text.trimmed().toStdString() +
-                                 " is listed twice");
-      r.tuneLrScales << scale;
-    }
-    if (r.tuneLrScales.size() == 1)
-      throw std::runtime_error("Tune learning rates: give two or more scales to choose between");
-    if (!r.sweep.isEmpty()) {
-      const int eq = r.sweep.indexOf('=');
-      const QStringList values = r.sweep.mid(eq + 1).split(',', Qt::SkipEmptyParts);
-      if (eq <= 0 || values.isEmpty()) throw std::runtime_error("sweep: expected key=v1,v2,...");
-      for (const auto& v : values) {
-        TrainConfig cfg = presetConfig(r.preset.toStdString(), Stage::Dpo);
-        applyOverride(cfg, (r.sweep.left(eq) + "=" + v).toStdString());
-      }
-    }
+    if (!r.sweep.isEmpty()) parseSweep(spec, r.sweep.toStdString());
+    parseTuneLr(spec, m_tuneLr->text().toStdString());
+    (void)checkedSpec(spec);
+    r.mixedSftWeight = spec.mixedSftWeight;
+    for (const double scale : spec.tuneLrScales) r.tuneLrScales << scale;
   } catch (const std::exception& e) {
-    m_experimentMessage->setText(QString("<span style='color:#c0392b'>%1</span>")
-                                     .arg(QString::fromUtf8(e.what()).toHtmlEscaped()));
+    m_experimentMessage->setText(
+        QString("<span style='color:#c0392b'>%1</span>")
+            .arg(fieldMessage(QString::fromUtf8(e.what())).toHtmlEscaped()));
     return std::nullopt;
   }
   return r;

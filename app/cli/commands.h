@@ -86,6 +86,7 @@ struct ExperimentArgs {
   ExperimentSpec spec;
   std::string sweep;                  // key=v1,v2,...
   std::string arms = "sft,dpo,grpo";  // the stage-2 methods compared
+  std::string tuneLr;                 // learning-rate scales s1,s2,... (none: no tuning)
   bool quiet = false;
   std::string progress = "human";  // human | jsonl (one JSON object a line, for the window)
 };

@@ -109,6 +109,7 @@ int cmdExperiment(const std::string& workspace, const ExperimentArgs& a) {
   ExperimentSpec spec = a.spec;
   if (!a.sweep.empty()) parseSweep(spec, a.sweep);
   parseArms(spec, a.arms);
+  parseTuneLr(spec, a.tuneLr);
   spec.workspace = workspace;
   spec.stopRequested = &installStopSignals();
   spec = resolvedSpec(spec);  // every stage validated before anything is written

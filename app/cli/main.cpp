@@ -352,11 +352,10 @@ int main(int argc, char** argv) {
       ->add_option("--mixed-sft-weight", ex.spec.mixedSftWeight,
                    "> 0: one more arm, DPO with this SFT weight")
       ->capture_default_str();
-  experiment
-      ->add_option("--tune-lr", ex.spec.tuneLrScales,
-                   "learning-rate scales each arm tries on base 1, seed 1, e.g. 0.3,1,3; every "
-                   "base trains the one with the lowest held-out objective (the arm's own loss)")
-      ->delimiter(',');
+  experiment->add_option(
+      "--tune-lr", ex.tuneLr,
+      "learning-rate scales each arm tries on base 1, seed 1, e.g. 0.3,1,3; every "
+      "base trains the one with the lowest held-out objective (the arm's own loss)");
   experiment
       ->add_option(
           "--transplant-projector", ex.spec.transplantProjector,

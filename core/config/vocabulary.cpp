@@ -17,14 +17,6 @@ const std::vector<std::string> kRewardFunction = {"accuracy", "format", "format_
 const std::vector<std::string> kRunStatus = {"created",  "running", "paused",  "stopped",
                                              "finished", "failed",  "crashed", "unknown"};
 
-// "a, b or c"
-std::string alternatives(const std::vector<std::string>& names) {
-  std::string out;
-  for (size_t i = 0; i < names.size(); ++i)
-    out += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
-  return out;
-}
-
 template <typename E>
 E fromName(const std::vector<std::string>& names, const std::string& value, const char* what) {
   for (size_t i = 0; i < names.size(); ++i)
@@ -34,6 +26,14 @@ E fromName(const std::vector<std::string>& names, const std::string& value, cons
 }
 
 }  // namespace
+
+// "a, b or c"
+std::string alternatives(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  return out;
+}
 
 const char* name(DpoLoss v) { return kDpoLoss[static_cast<size_t>(v)].c_str(); }
 const char* name(ProjectorInit v) { return kProjectorInit[static_cast<size_t>(v)].c_str(); }

@@ -56,6 +56,9 @@ const std::vector<std::string>& rewardScalingNames();
 const std::vector<std::string>& rewardFunctionNames();
 const std::vector<std::string>& runStatusNames();
 
+// "a, b or c": how a message lists what it expected.
+std::string alternatives(const std::vector<std::string>& names);
+
 // From a name; throws "unknown <what> 'x' (expected a, b or c)".
 DpoLoss dpoLossFromName(const std::string& name);
 ProjectorInit projectorInitFromName(const std::string& name);

@@ -1,22 +1,30 @@
 #include "results/encoder_style.h"
 
+#include <algorithm>
+#include <cctype>
+
+#include "config/experiment_spec.h"
+
 namespace pivot {
 
 const std::vector<std::string>& encoderOrder() {
-  static const std::vector<std::string> order = {"original", "stage1", "sft",    "dpo",
-                                                 "grpo",     "mpo",    "dpo+sft"};
+  static const std::vector<std::string> order = [] {
+    std::vector<std::string> o = {"original", "stage1"};
+    o.insert(o.end(), studyMethods().begin(), studyMethods().end());
+    o.push_back(kMixedArm);
+    return o;
+  }();
   return order;
 }
 
 std::string encoderTitle(const std::string& e) {
   if (e == "original") return "original (stage 0)";
   if (e == "stage1") return "stage 1";
-  if (e == "sft") return "SFT";
-  if (e == "dpo") return "DPO";
-  if (e == "grpo") return "GRPO";
-  if (e == "mpo") return "MPO";
-  if (e == "dpo+sft") return "DPO+SFT";
-  return e;
+  const auto& methods = studyMethods();
+  if (e != kMixedArm && std::find(methods.begin(), methods.end(), e) == methods.end()) return e;
+  std::string title = e;  // a method's title is its name in capitals: "dpo+sft" -> "DPO+SFT"
+  for (char& c : title) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return title;
 }
 
 std::array<uint8_t, 3> encoderColour(const std::string& e) {
