@@ -84,27 +84,28 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
       if (probeFamily(p) == "linear") linear.push_back({p, m});
       if (p == "vqa" && m.rfind("accuracy", 0) == 0) vqa.push_back({p, m});
     }
-    saveBoth(renderBarChart(barsOf(rows, sweep, encodersOf(rows, "linear"), linear,
-                                   "Linear probe accuracy by encoder" + where, "top-1")),
-             figs + "/probe_accuracy" + suffix);
-    saveBoth(renderBarChart(barsOf(rows, sweep, encodersOf(rows, "segmentation"), seg,
-                                   "Segmentation probe" + where, "patch-level")),
-             figs + "/segmentation" + suffix);
-    saveBoth(renderBarChart(barsOf(rows, sweep, encodersOf(rows, "vqa"), vqa,
-                                   "VQA by question category" + where, "top-1")),
-             figs + "/vqa_by_category" + suffix);
-    auto swap = vqa;
+    // One bar chart per measurement family; none for a family the study did not measure (a
+    // study without transplants has no transplant_vqa rows).
+    const auto bars = [&](const std::string& family,
+                          const std::vector<std::pair<std::string, std::string>>& groups,
+                          const std::string& title, const std::string& yLabel,
+                          const std::string& file) {
+      const auto encoders = encodersOf(rows, family);
+      if (encoders.empty()) return;
+      saveBoth(renderBarChart(barsOf(rows, sweep, encoders, groups, title + where, yLabel)),
+               figs + "/" + file + suffix);
+    };
+    bars("linear", linear, "Linear probe accuracy by encoder", "top-1", "probe_accuracy");
+    bars("segmentation", seg, "Segmentation probe", "patch-level", "segmentation");
+    bars("vqa", vqa, "VQA by question category", "top-1", "vqa_by_category");
+    // The swap test and the transplant ask the VQA questions of other MLLMs.
+    auto swap = vqa, transplant = vqa;
     for (auto& g : swap) g.first = "swap_vqa";
-    saveBoth(renderBarChart(barsOf(rows, sweep, encodersOf(rows, "swap_vqa"), swap,
-                                   "Swap test: encoder under the stage-1 projector and LM" + where,
-                                   "top-1")),
-             figs + "/swap_vqa" + suffix);
-    auto transplant = vqa;
     for (auto& g : transplant) g.first = "transplant_vqa";
-    saveBoth(renderBarChart(barsOf(rows, sweep, encodersOf(rows, "transplant_vqa"), transplant,
-                                   "PIVOT transplant: fresh MLLM around the frozen encoder" + where,
-                                   "top-1")),
-             figs + "/transplant_vqa" + suffix);
+    bars("swap_vqa", swap, "Swap test: encoder under the stage-1 projector and LM", "top-1",
+         "swap_vqa");
+    bars("transplant_vqa", transplant, "PIVOT transplant: fresh MLLM around the frozen encoder",
+         "top-1", "transplant_vqa");
     auto locChart = barsOf(rows, sweep, encodersOf(rows, "localisation"), loc,
                            "Gradient-map localisation" + where, "share");
     const auto baseline = cellSummary(rows, sweep, "stage1", "localisation", "uniform_baseline");
@@ -122,7 +123,9 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
     LineChart chart;
     chart.title = std::string(key) + " (EMA 0.6)";
     chart.xLabel = "step";
-    for (const std::string arm : {"sft", "dpo", "grpo", "mpo", "dpo+sft"}) {
+    auto arms = studyMethods();
+    arms.push_back(kMixedArm);
+    for (const std::string& arm : arms) {
       auto it = first.stageTwo.find({firstSweep, 1, arm});
       if (it == first.stageTwo.end()) continue;
       LineSeries s;
@@ -146,7 +149,7 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
   std::vector<LoadedCheckpoint> models = {
       loadRunCheckpoint(workspace, std::to_string(first.stage1))};
   std::vector<std::string> titles = {"stage 1"};
-  for (const std::string arm : {"sft", "dpo", "grpo", "mpo"}) {
+  for (const std::string& arm : studyMethods()) {
     const auto it = first.stageTwo.find({firstSweep, 1, arm});
     if (it == first.stageTwo.end()) continue;
     models.push_back(loadRunCheckpoint(workspace, std::to_string(it->second)));

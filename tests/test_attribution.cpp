@@ -67,6 +67,16 @@ class TestAttribution : public QObject {
  private Q_SLOTS:
   // A nested study's bar chart draws each base's mean as a ring on its bar (issue 15): the same
   // chart with points differs from it without them only on the bars, where white rings appear.
+  void axisTicksAreLabelledToTheirStep() {
+    QCOMPARE(axisTickLabel(1.65, 0.05), std::string("1.65"));
+    QCOMPARE(axisTickLabel(1.7000000000000002, 0.05), std::string("1.70"));
+    QCOMPARE(axisTickLabel(0.30000000000000004, 0.1), std::string("0.3"));
+    QCOMPARE(axisTickLabel(0.5, 0.25), std::string("0.50"));
+    QCOMPARE(axisTickLabel(-1e-17, 0.2), std::string("0.0"));
+    QCOMPARE(axisTickLabel(200, 50), std::string("200"));
+    QCOMPARE(axisTickLabel(-0.002, 0.001), std::string("-0.002"));
+  }
+
   void barChartDrawsEachBasesMeanOnItsBar() {
     BarChart chart;
     chart.series = {"SFT", "DPO"};

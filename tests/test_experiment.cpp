@@ -369,8 +369,8 @@ class TestExperiment : public QObject {
         QVERIFY2(std::string(e.what()).find(why) != std::string::npos, e.what());
       }
     };
-    badTuning({0.5}, "--tune-lr needs at least two scales");
-    badTuning({1, 3, 1}, "--tune-lr lists 1 twice");
+    badTuning({0.5}, "--tune-lr: give two or more scales");
+    badTuning({1, 3, 1}, "--tune-lr: 1 is listed twice");
     badTuning({1, -2}, "--tune-lr: every scale must be a positive number, got -2");
     QVERIFY(!fs::exists(spec.workspace));  // nothing written
   }
@@ -864,6 +864,9 @@ class TestExperiment : public QObject {
     std::ifstream md(fs::path(outcome.reportDir) / "report.md");
     const std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
     QVERIFY(text.find("## Tuning") != std::string::npos);
+    // No transplants, no transplant figure (an empty chart said nothing); the others are drawn.
+    QVERIFY(!fs::exists(fs::path(outcome.reportDir) / "figures" / "transplant_vqa.png"));
+    QVERIFY(fs::exists(fs::path(outcome.reportDir) / "figures" / "swap_vqa.png"));
     // stages 0, 1a, 1b and the four candidates (the two chosen runs are two of them)
     const auto time = text.find("- training time: ");
     QVERIFY(time != std::string::npos);

@@ -23,16 +23,6 @@ void text(cv::Mat& m, const std::string& s, cv::Point at, double size, int align
               cv::LINE_AA);
 }
 
-std::string tick(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf,
-                std::fabs(v) >= 100 || v == std::floor(v) ? "%.0f"
-                : std::fabs(v) >= 1                       ? "%.1f"
-                                                          : "%.2f",
-                v);
-  return buf;
-}
-
 RgbImage finish(const cv::Mat& big, int width, int height) {
   cv::Mat small, rgb;
   cv::resize(big, small, cv::Size(width, height), 0, 0, cv::INTER_AREA);
@@ -64,15 +54,16 @@ struct Frame {
 Frame drawAxes(cv::Mat& m, const std::string& title, const std::string& yLabel, double y0,
                double y1, int legendRows) {
   const int W = m.cols, H = m.rows;
-  Frame f{cv::Rect(80 * kScale, (44 + 22 * legendRows) * kScale, W - 100 * kScale,
-                   H - (110 + 22 * legendRows) * kScale),
+  // Title, legend rows, then the y axis' label on a line of its own above the plot.
+  Frame f{cv::Rect(80 * kScale, (60 + 22 * legendRows) * kScale, W - 100 * kScale,
+                   H - (126 + 22 * legendRows) * kScale),
           y0, y1};
   text(m, title, {W / 2, 26 * kScale}, 0.6, 1, kInk, 1);
   const double step = tickStep(y1 - y0, 5);
   for (double v = std::ceil(y0 / step) * step; v <= y1 + 1e-9; v += step) {
     const int y = f.toY(v);
     cv::line(m, {f.plot.x, y}, {f.plot.x + f.plot.width, y}, kGrid, kScale);
-    text(m, tick(v), {f.plot.x - 8 * kScale, y + 5 * kScale}, 0.45, 2);
+    text(m, axisTickLabel(v, step), {f.plot.x - 8 * kScale, y + 5 * kScale}, 0.45, 2);
   }
   cv::line(m, {f.plot.x, f.plot.y}, {f.plot.x, f.plot.y + f.plot.height}, kInk, kScale);
   cv::line(m, {f.plot.x, f.plot.y + f.plot.height},
@@ -101,6 +92,17 @@ void drawLegend(cv::Mat& m, const std::vector<std::string>& labels,
 }
 
 }  // namespace
+
+std::string axisTickLabel(double v, double step) {
+  int decimals = 0;
+  while (decimals < 6 && std::fabs(step * std::pow(10.0, decimals) -
+                                   std::round(step * std::pow(10.0, decimals))) > 1e-6)
+    ++decimals;
+  if (std::fabs(v) < step * 1e-6) v = 0;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
 
 std::array<uint8_t, 3> seriesColour(size_t index) {
   static const std::array<uint8_t, 3> palette[] = {{153, 153, 153}, {86, 180, 233},  {230, 159, 0},
@@ -192,7 +194,7 @@ RgbImage renderLineChart(const LineChart& c, int width, int height) {
   };
   const double step = tickStep(x1 - x0, 5);
   for (double v = std::ceil(x0 / step) * step; v <= x1 + 1e-9; v += step)
-    text(m, tick(v), {toX(v), f.plot.y + f.plot.height + 20 * kScale}, 0.45, 1);
+    text(m, axisTickLabel(v, step), {toX(v), f.plot.y + f.plot.height + 20 * kScale}, 0.45, 1);
   text(m, c.xLabel, {f.plot.x + f.plot.width, f.plot.y + f.plot.height + 40 * kScale}, 0.45, 2);
   for (size_t k = 0; k < c.series.size(); ++k) {
     std::vector<cv::Point> pts;

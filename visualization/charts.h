@@ -41,6 +41,9 @@ struct LineChart {
 
 // The series colours (Okabe-Ito, colour-blind safe), by series index.
 std::array<uint8_t, 3> seriesColour(size_t index);
+// An axis tick's label with as many decimals as the step between ticks needs (ticks 0.05 apart
+// read 1.65, 1.70, not 1.7 twice), and "0", not "-0", for a value that is zero up to rounding.
+std::string axisTickLabel(double value, double step);
 
 RgbImage renderBarChart(const BarChart& chart, int width = 960, int height = 480);
 RgbImage renderLineChart(const LineChart& chart, int width = 640, int height = 400);
