@@ -149,6 +149,13 @@ class TestCli : public QObject {
           kQwenTokenizer + "/tokenizer_config.json"},
          "unknown chat format 'llama'"},
         {{"tokenize", "--tokenizer", kQwenTokenizer}, "give a TEXT"},
+        // Issue 30: the vendored 128-token model with the 151k-token Qwen tokenizer once failed
+        // at training's first step with LibTorch's "index out of range in self".
+        {{"model", "init", PIVOT_SOURCE_DIR "/tests/data/hf-llava-tiny/config.json", "--out",
+          ws + "/model", "--tokenizer", kQwenTokenizer},
+         "tokenizer.json has 151665 tokens but the model's text_config.vocab_size is 128, so its "
+         "embedding cannot look up ids 128 and above: give the model a vocab_size of at least "
+         "151665"},
         {{"data", "check", "/no/data.jsonl"}, "/no/data.jsonl: cannot be read"},
         {{"data", "check", "/no/data.jsonl", "--format", "csv"}, "unknown dataset format 'csv'"},
     };
@@ -403,6 +410,11 @@ class TestCli : public QObject {
         {{"explain", "--checkpoint", "2", "--image", m_dir.filePath("missing.png"), "--question",
           "what colour is it ?", "--answer", "red", "--out", m_dir.filePath("x.png")},
          "missing.png: no such image file"},
+        // Issue 30: a miniature run reads a typed question in its own spelling ("What" -> "what",
+        // "it?" -> "it ?"), and a word it does not know is refused with the words it does.
+        {{"explain", "--checkpoint", "2", "--image", m_dir.filePath("wide.png"), "--question",
+          "What hue is the square?", "--answer", "Red", "--out", m_dir.filePath("x.png")},
+         "unknown word 'hue' in \"what hue is the square ?\" (known words: a, above, an, are"},
         {{"localize", "--checkpoint", "2", "--data", m_dir.filePath("bad.jsonl")},
          "bad.jsonl:1: field 'question': "},
         {{"localize", "--checkpoint", "2", "--data", m_dir.filePath("aspect.jsonl")},
@@ -428,6 +440,11 @@ class TestCli : public QObject {
       QVERIFY2(r.err.trimmed().count('\n') == 0, qPrintable(r.err));
     }
     QCOMPARE(pivotCmd({"--workspace", ws, "runs"}).out, before);
+    r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "2", "--image",
+                  m_dir.filePath("wide.png"), "--question", "What colour is the square?",
+                  "--answer", "Red", "--out", m_dir.filePath("photo-map.png")});
+    QVERIFY2(r.code == 0 && r.out.contains("Q: what colour is the square ?"),
+             qPrintable(r.err + r.out));
     r = pivotCmd({"--workspace", m_dir.filePath("cuda-ws"), "train", "--set", "device=cuda"});
     if (!torch::cuda::is_available()) QVERIFY(!QFileInfo::exists(m_dir.filePath("cuda-ws")));
 
@@ -975,7 +992,33 @@ class TestCli : public QObject {
     std::ofstream((dir + "/llava.json").toStdString()) << llava.dump(1);
     std::ofstream((dir + "/prefs.jsonl").toStdString()) << prefs;
     const QString model = dir + "/model", ws = dir + "/ws";
+    // An image token outside the vocabulary is refused before anything is written.
+    auto outside = config;
+    outside["image_token_index"] = 200000;
+    std::ofstream((dir + "/outside.json").toStdString()) << outside.dump();
     auto r = pivotCmd(
+        {"model", "init", dir + "/outside.json", "--out", model, "--tokenizer", kQwenTokenizer});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("outside.json: field 'image_token_index' is outside the vocabulary"),
+             qPrintable(r.err));
+    QVERIFY(!QFileInfo::exists(model));
+    // A folder whose tokenizer was swapped afterwards: training says so before its first step.
+    const QString swapped = dir + "/swapped";
+    r = pivotCmd({"model", "init", PIVOT_SOURCE_DIR "/tests/data/hf-llava-tiny/config.json",
+                  "--out", swapped});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    for (const QString file : {"tokenizer.json", "tokenizer_config.json"})
+      QVERIFY(QFile::copy(kQwenTokenizer + "/" + file, swapped + "/" + file));
+    r = pivotCmd({"--workspace", dir + "/swapped-ws", "train", "--model", swapped, "--data",
+                  dir + "/llava.json", "--stage", "sft", "--set", "steps=1"});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("tokenizer.json has 151665 tokens but the model's "
+                            "text_config.vocab_size is 128"),
+             qPrintable(r.err));
+    r = pivotCmd({"model", "check", swapped});
+    QVERIFY2(r.code == 1 && r.out.contains("problem: " + swapped + "/tokenizer.json has 151665"),
+             qPrintable(r.out + r.err));
+    r = pivotCmd(
         {"model", "init", dir + "/config.json", "--out", model, "--tokenizer", kQwenTokenizer});
     QVERIFY2(r.code == 0, qPrintable(r.err));
     r = pivotCmd({"--workspace", ws, "train", "--model", model, "--data", dir + "/llava.json",

@@ -12,12 +12,27 @@ namespace pivot {
 
 namespace fs = std::filesystem;
 
+void checkTokenizerFitsModel(const HfTokenizer& tokenizer, const MllmConfig& model,
+                             const std::string& tokenizerFolder) {
+  const int64_t tokens = tokenizer.vocabSize(), vocab = model.text.vocab_size;
+  const std::string file = (fs::path(tokenizerFolder) / "tokenizer.json").string();
+  if (tokens > vocab)
+    throw std::runtime_error(
+        file + " has " + std::to_string(tokens) +
+        " tokens but the model's text_config.vocab_size is " + std::to_string(vocab) +
+        ", so its embedding cannot look up ids " + std::to_string(vocab) +
+        " and above: give the model a vocab_size of at least " + std::to_string(tokens) +
+        " (in the config.json `pivot model init` reads), or use the tokenizer the model was "
+        "trained with");
+}
+
 ConversationBatcher::ConversationBatcher(const MllmConfig& model, const std::string& modelDir,
                                          const std::string& chatFormat, ImageDecoder decode)
     : m_model(model), m_decode(std::move(decode)) {
   if (!m_decode)
     throw std::runtime_error("this front end cannot decode images for real data (no decoder)");
   m_tokenizer = std::make_shared<HfTokenizer>(HfTokenizer::load(modelDir));
+  checkTokenizerFitsModel(*m_tokenizer, m_model, modelDir);
   m_format = chatFormat.empty() ? recogniseChatTemplate(m_tokenizer->chatTemplate())
                                 : chatFormatFromName(chatFormat);
   const fs::path processor = fs::path(modelDir) / "preprocessor_config.json";

@@ -41,6 +41,13 @@ struct RecordPrompt {
 };
 RecordPrompt recordPrompt(const DatasetRecord& record);
 
+// Throws, naming the tokenizer's file and the fix, when the tokenizer has ids at or past the
+// model's vocab_size: they would index past the embedding at the first step (the config reader
+// already refuses an image token outside the vocabulary). `pivot model init --tokenizer` checks
+// before it writes anything.
+void checkTokenizerFitsModel(const HfTokenizer& tokenizer, const MllmConfig& model,
+                             const std::string& tokenizerFolder);
+
 // Conversations to model inputs for one real model: its tokenizer, chat template and image
 // processor (from its folder), and a decoder for the image files. Shared by training (RealData)
 // and by attribution on a photo with a typed question (`pivot explain`).

@@ -11,6 +11,7 @@
 #include "io/hf_llava.h"
 #include "text/chat_template.h"
 #include "text/hf_tokenizer.h"
+#include "training/real_data.h"
 
 namespace pivot::cli {
 namespace {
@@ -51,9 +52,10 @@ bool checkTrainingFiles(const std::string& folder, const MllmConfig& config) {
       std::printf("tokenizer: %lld tokens, %s\n", static_cast<long long>(tokenizer.vocabSize()),
                   templateText.c_str());
       if (tokenizer.chatTemplate().empty()) missing.push_back("a chat template");
-      if (tokenizer.vocabSize() > config.text.vocab_size) {
-        std::printf("  problem: the tokenizer has %lld tokens but the model's vocabulary %d\n",
-                    static_cast<long long>(tokenizer.vocabSize()), config.text.vocab_size);
+      try {
+        checkTokenizerFitsModel(tokenizer, config, folder);
+      } catch (const std::runtime_error& e) {
+        std::printf("  problem: %s\n", e.what());
         usable = false;
       }
     } catch (const std::exception& e) {
@@ -144,17 +146,26 @@ int cmdModelCheck(const ModelCheckArgs& args) {
 int cmdModelInit(const ModelInitArgs& args) {
   namespace fs = std::filesystem;
   const MllmConfig config = llavaConfigFromHf(readJsonFile(args.config), args.config);
+  // The tokenizer must be whole and fit the model before anything is written (a mismatch would
+  // fail at training's first step with an index error).
+  const std::vector<std::string> tokenizerFiles = {"tokenizer.json", "tokenizer_config.json"};
+  if (!args.tokenizer.empty()) {
+    for (const auto& file : tokenizerFiles)
+      if (!fs::exists(fs::path(args.tokenizer) / file))
+        throw std::runtime_error((fs::path(args.tokenizer) / file).string() +
+                                 ": cannot be read (--tokenizer needs tokenizer.json and "
+                                 "tokenizer_config.json)");
+    checkTokenizerFitsModel(HfTokenizer::load(args.tokenizer), config, args.tokenizer);
+  }
   torch::manual_seed(args.seed);
   Mllm model(config);  // LibTorch's default initialisation: random, seeded
   HfExportOptions options;
   options.dtype = torch::kFloat32;
   saveHfLlava(model, args.out, options);
   if (!args.tokenizer.empty())
-    for (const char* file : {"tokenizer.json", "tokenizer_config.json"}) {
-      const fs::path from = fs::path(args.tokenizer) / file;
-      if (!fs::exists(from)) throw std::runtime_error(from.string() + ": cannot be read");
-      fs::copy_file(from, fs::path(args.out) / file, fs::copy_options::overwrite_existing);
-    }
+    for (const auto& file : tokenizerFiles)
+      fs::copy_file(fs::path(args.tokenizer) / file, fs::path(args.out) / file,
+                    fs::copy_options::overwrite_existing);
   std::cout << "random LLaVA model (seed " << args.seed << ") from " << args.config << " in "
             << args.out
             << (args.tokenizer.empty() ? "" : ", with the tokenizer of " + args.tokenizer) << "\n";
