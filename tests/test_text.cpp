@@ -390,6 +390,36 @@ class TestText : public QObject {
     QCOMPARE(t.decode({WordTokenizer::kImStart, encoded[0]}, true), std::string("red"));
     QVERIFY(!t.tokenId("no-such-word"));
   }
+
+  // Issue 30: a typed question in everyday spelling reads as the miniature writes its questions,
+  // and a word it does not know is refused with the words it does.
+  void miniatureQuestionsAreNormalisedAndUnknownWordsListed() {
+    const WordTokenizer words = WordTokenizer::shapesWorld();
+    QCOMPARE(words.normalise("What colour is the circle?"),
+             std::string("what colour is the circle ?"));
+    QCOMPARE(words.normalise("  Is there a RED square,  or a circle?  "),
+             std::string("is there a red square , or a circle ?"));
+    QCOMPARE(words.normalise("what colour is the circle ?"),
+             std::string("what colour is the circle ?"));  // already normal: unchanged
+    QCOMPARE(words.normalise("red."), std::string("red ."));
+    QCOMPARE(words.normalise("well-known!"), std::string("well-known!"));  // not words: kept
+    (void)words.encode(words.normalise("What colour is the circle?"));
+    const std::string known = words.knownWords();
+    QVERIFY(known.find("<pad>") == std::string::npos && known.find("<unk>") == std::string::npos);
+    QVERIFY(known.find("circle") != std::string::npos);
+    QVERIFY2(known.rfind("a, above, an, ", 0) == 0, known.c_str());
+    const std::string tail = "; punctuation , . ?";
+    QVERIFY2(known.size() > tail.size() && known.substr(known.size() - tail.size()) == tail,
+             known.c_str());
+    try {
+      (void)words.encode("what hue is it ?");
+      QFAIL("an unknown word was accepted");
+    } catch (const std::runtime_error& e) {
+      const std::string what = e.what();
+      QVERIFY2(what.find("unknown word 'hue'") != std::string::npos, e.what());
+      QVERIFY2(what.find("(known words: " + known + ")") != std::string::npos, e.what());
+    }
+  }
 };
 
 QTEST_GUILESS_MAIN(TestText)

@@ -23,6 +23,7 @@
 #include <set>
 
 #include "config/train_config.h"
+#include "text/word_tokenizer.h"
 #include "run_curves.h"
 
 namespace pivot {
@@ -113,8 +114,14 @@ InspectView::InspectView(RunsModel* runs, QWidget* parent) : QWidget(parent), m_
   sampleForm->addRow("Image", fileRow);
   m_question = new QLineEdit;
   m_question->setPlaceholderText("what colour is the circle ?");
+  // A real model reads any text; a miniature run only its vocabulary (capitals and a "?" without
+  // a space are fine: the question is normalised first).
+  const QString words = QString::fromStdString(WordTokenizer::shapesWorld().knownWords());
+  m_question->setToolTip("A real model reads any question. Miniature runs know these words: " +
+                         words);
   m_answer = new QLineEdit;
   m_answer->setPlaceholderText("red");
+  m_answer->setToolTip(m_question->toolTip());
   sampleForm->addRow("Question", m_question);
   sampleForm->addRow("Answer", m_answer);
   m_mask = new QComboBox;

@@ -98,6 +98,11 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
     sample.scene.rgb = image.rgb;
     sample.question = a.question;
     sample.answer = a.answer;
+    if (!models.front().config.realModel()) {  // the miniature's words, in its spelling
+      const WordTokenizer words = WordTokenizer::shapesWorld();
+      sample.question = words.normalise(sample.question);
+      sample.answer = words.normalise(sample.answer);
+    }
     if (options.target == AttributionTarget::DpoLoss)
       throw std::runtime_error("--target dpo needs a sample with a rejected answer");
   }

@@ -56,6 +56,11 @@ void ExplainWorker::run(const ExplainJob& job) {
       sample.scene.rgb = image.rgb;
       sample.question = job.question.toStdString();
       sample.answer = job.answer.toStdString();
+      if (!m.config.realModel()) {  // the miniature's words: "What colour?" reads "what colour ?"
+        const WordTokenizer words = WordTokenizer::shapesWorld();
+        sample.question = words.normalise(sample.question);
+        sample.answer = words.normalise(sample.answer);
+      }
     }
     AttributionOptions options;
     options.method = attributionMethodFromName(job.method.toStdString());

@@ -1,7 +1,9 @@
 #include "text/word_tokenizer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <stdexcept>
 
 #include "data/shapes_world.h"
@@ -30,7 +32,8 @@ std::vector<int64_t> WordTokenizer::encodeWithOffsets(const std::string& text,
     const std::string w = text.substr(at, end - at);
     auto it = m_ids.find(w);
     if (it == m_ids.end())
-      throw std::runtime_error("tokenizer: unknown word '" + w + "' in \"" + text + "\"");
+      throw std::runtime_error("tokenizer: unknown word '" + w + "' in \"" + text +
+                               "\" (known words: " + knownWords() + ")");
     ids.push_back(it->second);
     if (tokenStarts) tokenStarts->push_back(at);
     at = end;
@@ -46,6 +49,33 @@ std::string WordTokenizer::decode(const std::vector<int64_t>& ids, bool skipSpec
     out += (id >= 0 && id < vocabSize()) ? m_words[static_cast<size_t>(id)] : "<unk>";
   }
   return out;
+}
+
+std::string WordTokenizer::normalise(const std::string& text) const {
+  std::string out;
+  for (const char c : text) {
+    const std::string one(1, c);
+    if (std::ispunct(static_cast<unsigned char>(c)) && m_ids.count(one))
+      out += " " + one + " ";
+    else
+      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  std::string joined;  // single spaces, none at either end
+  std::istringstream words(out);
+  for (std::string w; words >> w;) joined += (joined.empty() ? "" : " ") + w;
+  return joined;
+}
+
+std::string WordTokenizer::knownWords() const {
+  std::vector<std::string> words(m_words.begin() + kUnk + 1, m_words.end());
+  std::sort(words.begin(), words.end());
+  std::string out, punctuation;
+  for (const auto& w : words)
+    if (w.size() == 1 && std::ispunct(static_cast<unsigned char>(w[0])))
+      punctuation += " " + w;
+    else
+      out += (out.empty() ? "" : ", ") + w;
+  return punctuation.empty() ? out : out + "; punctuation" + punctuation;
 }
 
 std::optional<int64_t> WordTokenizer::tokenId(const std::string& token) const {

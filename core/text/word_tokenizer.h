@@ -33,6 +33,13 @@ class WordTokenizer : public Tokenizer {
   int64_t id(const std::string& word) const;  // throws for an unknown word
   const std::string& word(int64_t id) const { return m_words.at(static_cast<size_t>(id)); }
 
+  // A typed question or answer as the vocabulary writes it: lower case, and the punctuation that
+  // is a word of its own (",", "?", ".") split off: "What colour is it?" -> "what colour is it ?".
+  std::string normalise(const std::string& text) const;
+  // The words a text may use (the special tokens left out), sorted: "a, above, ...; punctuation
+  // , . ?".
+  std::string knownWords() const;
+
   // "<|im_start|> user <image> {question} <|im_end|> <|im_start|> assistant", the image placeholder
   // expanded to imageTokens copies, then the response "{answer} <|im_end|>".
   std::vector<int64_t> encodePrompt(const std::string& question, int imageTokens) const;
