@@ -109,7 +109,10 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
     auto locChart = barsOf(rows, sweep, encodersOf(rows, "localisation"), loc,
                            "Gradient-map localisation" + where, "share");
     const auto baseline = cellSummary(rows, sweep, "stage1", "localisation", "uniform_baseline");
-    if (baseline.n) locChart.referenceLines.push_back(baseline.mean);
+    if (baseline.n) {
+      locChart.referenceLines.push_back(baseline.mean);
+      locChart.referenceLabels.push_back("uniform map (mass_inside by chance)");
+    }
     saveBoth(renderBarChart(locChart, 640, 420), figs + "/localisation" + suffix);
   }
 

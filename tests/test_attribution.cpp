@@ -77,6 +77,33 @@ class TestAttribution : public QObject {
     QCOMPARE(axisTickLabel(-0.002, 0.001), std::string("-0.002"));
   }
 
+  // Issue 30: the localisation figure's dashed baseline said nothing of what it was.
+  void referenceLinesAreLabelledWhereTheyAreDrawn() {
+    BarChart chart;
+    chart.series = {"SFT"};
+    BarGroup g;
+    g.label = "mass";
+    g.values = {0.9};
+    chart.groups = {g};
+    chart.referenceLines = {0.25};
+    const RgbImage bare = renderBarChart(chart, 480, 320);
+    chart.referenceLabels = {"uniform map"};
+    const RgbImage named = renderBarChart(chart, 480, 320);
+    // The label's ink: dark pixels that only the named chart has, all in the band just above the
+    // line (y = 0.25 of the plot's height from its bottom) and in the right half.
+    int added = 0, outside = 0;
+    for (int y = 0; y < named.height; ++y)
+      for (int x = 0; x < named.width; ++x) {
+        const size_t i = 3 * (static_cast<size_t>(y) * named.width + x);
+        const bool dark = named.rgb[i] < 128 && bare.rgb[i] > 200;
+        if (!dark) continue;
+        ++added;
+        outside += x < named.width / 2;
+      }
+    QVERIFY2(added > 30, qPrintable(QString::number(added)));
+    QCOMPARE(outside, 0);
+  }
+
   void barChartDrawsEachBasesMeanOnItsBar() {
     BarChart chart;
     chart.series = {"SFT", "DPO"};

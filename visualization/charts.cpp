@@ -158,11 +158,14 @@ RgbImage renderBarChart(const BarChart& c, int width, int height) {
          {static_cast<int>(f.plot.x + (g + 0.5) * groupW), f.plot.y + f.plot.height + 22 * kScale},
          0.45, 1);
   }
-  for (double r : c.referenceLines) {
+  for (size_t i = 0; i < c.referenceLines.size(); ++i) {
+    const double r = c.referenceLines[i];
     if (r < c.yMin || r > c.yMax) continue;
     const int y = f.toY(r);
     for (int x = f.plot.x; x < f.plot.x + f.plot.width; x += 12 * kScale)
       cv::line(m, {x, y}, {std::min(x + 6 * kScale, f.plot.x + f.plot.width), y}, kInk, kScale);
+    if (i < c.referenceLabels.size())  // named where it is drawn, not in the legend's row
+      text(m, c.referenceLabels[i], {f.plot.x + f.plot.width - 4 * kScale, y - 6 * kScale}, 0.4, 2);
   }
   return finish(m, width, height);
 }

@@ -25,7 +25,8 @@ struct BarChart {
   std::vector<std::array<uint8_t, 3>> colours;  // per series; empty: seriesColour(index)
   std::vector<BarGroup> groups;
   double yMin = 0, yMax = 1;
-  std::vector<double> referenceLines;  // dashed horizontal lines (e.g. chance)
+  std::vector<double> referenceLines;        // dashed horizontal lines (e.g. chance)
+  std::vector<std::string> referenceLabels;  // what each line is, written above its right end
 };
 
 struct LineSeries {
