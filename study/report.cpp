@@ -69,10 +69,8 @@ BarChart barsOf(const std::vector<ResultRow>& rows, const std::string& sweep,
   return c;
 }
 
-void writeFigures(const std::string& dir, const std::string& workspace, const StudyRuns& runs,
-                  const std::vector<ResultRow>& rows, ExperimentProgress& progress) {
-  const std::string figs = (fs::path(dir) / "figures").string();
-  fs::create_directories(figs);
+// The bar charts of every swept value: probes, VQA, the swap test, the transplant, localisation.
+void writeBarCharts(const std::string& figs, const std::vector<ResultRow>& rows) {
   const auto pm = distinctProbeMetrics(rows);
   for (const auto& sweep : distinctSweeps(rows)) {
     const std::string suffix = sweep.empty() ? "" : "_" + sweep;
@@ -115,6 +113,13 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
     }
     saveBoth(renderBarChart(locChart, 640, 420), figs + "/localisation" + suffix);
   }
+}
+
+void writeFigures(const std::string& dir, const std::string& workspace, const StudyRuns& runs,
+                  const std::vector<ResultRow>& rows, ExperimentProgress& progress) {
+  const std::string figs = (fs::path(dir) / "figures").string();
+  fs::create_directories(figs);
+  writeBarCharts(figs, rows);
 
   // Training curves of the stage-2 runs of base 1, seed 1 (first swept value).
   const StudyRuns::Base& first = runs.bases.begin()->second;
