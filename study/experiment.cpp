@@ -17,6 +17,7 @@
 #include "study/task_graph.h"
 #include "training/run_checkpoint.h"
 #include "training/steps.h"
+#include "training/chain.h"
 #include "training/trainer.h"
 #include "io/state_dict.h"
 #include "torch_compat.h"
@@ -26,17 +27,19 @@ namespace fs = std::filesystem;
 namespace pivot {
 namespace {
 
-// What makes two runs "the same stage": everything but where, how fast and how often it saved.
-nlohmann::json comparable(nlohmann::json j) {
-  for (const char* k : {"device", "threads", "checkpoint_every", "checkpoint_minutes", "snapshots"})
-    j.erase(k);
-  return j;
+// The --set assignments that change what trains: an experiment run again with other threads or on
+// another device is the same experiment (its stages are the same stages, chain.h).
+std::vector<std::string> trainingSets(const std::vector<std::string>& sets) {
+  std::vector<std::string> kept;
+  for (const auto& assignment : sets)
+    if (!isExecutionSetting(assignment.substr(0, assignment.find('=')))) kept.push_back(assignment);
+  return kept;
 }
 
 nlohmann::json specJson(const ExperimentSpec& s) {
   nlohmann::json j = {{"preset", s.preset},
                       {"seeds", s.seeds},
-                      {"sets", s.sets},
+                      {"sets", trainingSets(s.sets)},
                       {"sweep_key", s.sweepKey},
                       {"sweep_values", s.sweepValues},
                       {"arms", s.arms},
@@ -129,37 +132,18 @@ class StageRunner {
 
   int64_t run(const TrainConfig& cfg, std::optional<int64_t> parent, int index,
               const std::string& what, int threads) {
-    std::optional<RunInfo> unfinished;
-    {
-      RunStore store(storePath(m_spec.workspace));
-      const auto want = comparable(toJson(cfg));
-      for (const auto& r : store.runs()) {
-        if (r.stage != stageName(cfg.stage) || r.parentId != parent) continue;
-        // Through the current reader and writer, so a run stored before a config field existed
-        // compares with that field's default.
-        nlohmann::json stored;
-        try {
-          stored = comparable(toJson(trainConfigFromJson(nlohmann::json::parse(r.configJson))));
-        } catch (const std::exception&) {
-          continue;  // a run this version cannot read is not the stage asked for
-        }
-        if (stored != want) continue;
-        const auto checkpoints = store.checkpoints(r.id);
-        const bool usable = !checkpoints.empty() &&
-                            fs::exists(fs::path(checkpoints.back().path) / "model.safetensors");
-        if (r.status == RunStatus::Finished && usable) {
-          m_progress.onStage(index, m_total, what + " (run " + std::to_string(r.id) + ")", true);
-          ++reused;
-          store.addExperimentRun(m_experimentId, r.id);
-          return r.id;
-        }
-        if (r.status != RunStatus::Finished && !unfinished)
-          unfinished = r;  // a finished run without files is retrained
-      }
+    const StoredStage stored = findStoredStage(m_spec.workspace, cfg, parent);
+    if (stored.finished) {
+      m_progress.onStage(index, m_total, what + " (run " + std::to_string(*stored.finished) + ")",
+                         true);
+      ++reused;
+      RunStore(storePath(m_spec.workspace)).addExperimentRun(m_experimentId, *stored.finished);
+      return *stored.finished;
     }
+    const std::optional<int64_t> unfinished = stored.unfinished;
     m_progress.onStage(
         index, m_total,
-        what + (unfinished ? " (resuming run " + std::to_string(unfinished->id) + ")" : ""), false);
+        what + (unfinished ? " (resuming run " + std::to_string(*unfinished) + ")" : ""), false);
     JoiningSink sink(m_progress.stepSink(index, what), m_spec.workspace, m_experimentId);
     TrainOptions opt;
     opt.workspace = m_spec.workspace;
@@ -167,7 +151,7 @@ class StageRunner {
     opt.sink = &sink;
     opt.stopRequested = m_halt;
     opt.threads = threads;
-    if (unfinished) opt.resumeRunId = unfinished->id;
+    opt.resumeRunId = unfinished;
     const auto result = train(cfg, opt);
     if (result.status == RunStatus::Stopped)
       throw ExperimentStopped(what + " (run " + std::to_string(result.runId) +

@@ -772,6 +772,32 @@ class TestCli : public QObject {
     QVERIFY(QString::fromStdString(artifacts[0].path).endsWith("run-2/step-0000002"));
   }
 
+  // Without --from, an earlier stage that an identical chain finished is reused, by the chain's
+  // rule: a hyper-parameter reaches only the stage asked for, an architecture key every stage.
+  void trainReusesAnIdenticalFinishedStage() {
+    const QString ws = m_dir.filePath("reuse");
+    const QStringList align = {"--workspace", ws,        "train", "--preset",
+                               fastPreset(),  "--stage", "align", "--quiet"};
+    auto r = pivotCmd(align);
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    QVERIFY2(r.out.contains("stage 1 of 2: pretrain\n") && r.out.contains("stage 2 of 2: align\n"),
+             qPrintable(r.out));
+    r = pivotCmd(align + QStringList{"--set", "lr=3e-4", "--set", "threads=1"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    QVERIFY2(r.out.contains("stage 1 of 2: pretrain: reused run 1 (an identical pretrain that "
+                            "finished)"),
+             qPrintable(r.out));
+    QVERIFY2(!r.out.contains("pretrain run "), qPrintable(r.out));  // nothing trained for it
+    QVERIFY2(r.out.contains("align run 3: finished"), qPrintable(r.out));
+    r = pivotCmd(align + QStringList{"--set", "model.text_config.num_hidden_layers=1"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    QVERIFY2(r.out.contains("stage 1 of 2: pretrain\n") && r.out.contains("pretrain run 4"),
+             qPrintable(r.out));
+    RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
+    QCOMPARE(store.runs().size(), size_t(5));
+    QCOMPARE(store.run(3)->parentId.value_or(0), int64_t(1));
+  }
+
   void trainRunsMetricsExport() {
     const QString ws = m_dir.filePath("ws");
     const QStringList small = {"--preset", fastPreset()};

@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   train->add_option("--stage", t.stage, stageChoices)->capture_default_str();
   train->add_option("--from", t.from,
                     "parent run (id or name) to start from, at its last checkpoint or RUN@STEP; "
-                    "without it earlier stages run first");
+                    "without it earlier stages run first, reusing identical finished ones");
   train->add_option("--resume", t.resume,
                     "continue a stopped or crashed run from its last checkpoint");
   train->add_option("--name", t.name, "run name");

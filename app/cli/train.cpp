@@ -13,6 +13,7 @@
 #include "store/workspace.h"
 #include "torch_compat.h"
 #include "training/distributed.h"
+#include "training/chain.h"
 #include "training/trainer.h"
 #include "visualization/overlay.h"
 
@@ -67,23 +68,16 @@ void reportEnd(const std::string& stage, const TrainResult& r) {
   }
 }
 
-TrainResult runStage(const std::string& workspace, const TrainConfig& cfg,
-                     std::optional<int64_t> parent, const std::string& name, bool quiet,
-                     std::optional<int64_t> parentStep = std::nullopt) {
-  ProgressSink progress(std::string("[") + stageName(cfg.stage) + "]");
-  NullSink silent;
+// The options of one trained stage: its progress line (or silence), the stop signals, real data's
+// image decoder and the data-parallel group.
+TrainOptions stageOptions(const TrainConfig& cfg, bool quiet, MetricSink& progress,
+                          MetricSink& silent) {
   TrainOptions opt;
-  opt.workspace = workspace;
-  opt.parentRunId = parent;
-  opt.parentStep = parentStep;
-  opt.runName = name;
-  opt.sink = quiet ? static_cast<MetricSink*>(&silent) : &progress;
+  opt.sink = quiet ? &silent : &progress;
   opt.stopRequested = &installStopSignals();
   opt.decodeImage = readRgb8;  // real data's images
   opt.group = workerGroup(pickDevice(cfg.device).is_cuda());
-  auto r = train(cfg, opt);
-  reportEnd(stageName(cfg.stage), r);
-  return r;
+  return opt;
 }
 
 }  // namespace
@@ -100,17 +94,13 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     auto store = openExisting(workspace);
     const auto info = store->findRun(a.resume);
     store.reset();
-    TrainOptions opt;
+    ProgressSink progress("[" + info.stage + "]");
+    NullSink silent;
+    TrainOptions opt = stageOptions(trainConfigFromJson(nlohmann::json::parse(info.configJson)),
+                                    a.quiet, progress, silent);
     opt.workspace = workspace;
     opt.resumeRunId = info.id;
     opt.skipBad = a.skipBad;
-    ProgressSink progress("[" + info.stage + "]");
-    NullSink silent;
-    opt.sink = a.quiet ? static_cast<MetricSink*>(&silent) : &progress;
-    opt.stopRequested = &installStopSignals();
-    opt.decodeImage = readRgb8;
-    opt.group = workerGroup(
-        pickDevice(trainConfigFromJson(nlohmann::json::parse(info.configJson)).device).is_cuda());
     auto r = train(TrainConfig{}, opt);
     reportEnd(info.stage, r);
     printEvaluation(r);
@@ -144,11 +134,32 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     parent = info.id;
     if (at != std::string::npos) parentStep = parseStep(a.from.substr(at + 1), "--from");
   }
-  if (chain.size() > 1 && !followerRank())
-    std::cout << "no --from given: running the earlier stages first\n";
-  for (size_t i = 0; i + 1 < chain.size(); ++i)
-    parent = runStage(workspace, chain[i], parent, "", a.quiet).runId;
-  auto r = runStage(workspace, chain.back(), parent, a.name, a.quiet, parentStep);
+  // Earlier stages an identical chain already finished are reused, as `pivot experiment` does.
+  std::unique_ptr<ProgressSink> progress;
+  NullSink silent;
+  ChainHooks hooks;
+  hooks.onStage = [&](const ChainStage& s) {
+    const std::string stageText = stageName(s.config->stage);
+    if (!followerRank() && s.total > 1)
+      std::cout << "stage " << s.index << " of " << s.total << ": " << stageText
+                << (s.reusedRun ? ": reused run " + std::to_string(*s.reusedRun) +
+                                      " (an identical " + stageText + " that finished)"
+                                : "")
+                << "\n";
+  };
+  hooks.optionsFor = [&](const ChainStage& s) {
+    progress = std::make_unique<ProgressSink>("[" + std::string(stageName(s.config->stage)) + "]");
+    TrainOptions opt = stageOptions(*s.config, a.quiet, *progress, silent);
+    if (s.index == s.total) {
+      opt.runName = a.name;
+      opt.parentStep = parentStep;
+    }
+    return opt;
+  };
+  hooks.onTrained = [](const ChainStage& s, const TrainResult& r) {
+    reportEnd(stageName(s.config->stage), r);  // throws for a stage that did not finish
+  };
+  const auto r = runChain(workspace, chain, parent, hooks).last;
   printEvaluation(r);
   if (!followerRank())
     std::cout << "results: " << storePath(workspace) << " (run " << r.runId << "), checkpoint "

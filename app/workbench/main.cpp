@@ -26,9 +26,10 @@ int main(int argc, char** argv) {
       QStandardPaths::writableLocation(QStandardPaths::GenericDataLocation) + "/pivot-workbench";
   QCommandLineOption workspace("workspace", "Folder holding runs.sqlite and checkpoints/.", "DIR",
                                defaultWorkspace);
-  QCommandLineOption start(
-      "start", "Start a run at once: PRESET[:STAGE] (e.g. tiny:dpo); earlier stages run first.",
-      "PRESET[:STAGE]");
+  QCommandLineOption start("start",
+                           "Start a run at once: PRESET[:STAGE] (e.g. tiny:dpo); earlier stages "
+                           "run first (an identical finished one is reused).",
+                           "PRESET[:STAGE]");
   QCommandLineOption screenshot(
       "screenshot", "Save a screenshot of the window when the started job ends.", "FILE");
   QCommandLineOption quitWhenDone("quit-when-done", "Quit when the started job ends.");

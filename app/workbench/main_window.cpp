@@ -141,6 +141,19 @@ void MainWindow::connectTraining() {
             statusBar()->showMessage(QString("run %1 (%2) started").arg(id).arg(name), 4000);
             pollNow();
           });
+  connect(worker, &TrainingWorker::stageStarted, this,
+          [this](int index, int total, const QString& stage, qint64 reusedRun) {
+            Q_EMIT chainStageStarted(index, total, stage, reusedRun);
+            if (total < 2) return;
+            const QString place = QString("stage %1 of %2: %3").arg(index).arg(total).arg(stage);
+            m_stepLabel->setText(reusedRun
+                                     ? QString("%1 · reused run %2 (an identical %3 finished)")
+                                           .arg(place)
+                                           .arg(reusedRun)
+                                           .arg(stage)
+                                     : place + "…");
+            if (reusedRun) statusBar()->showMessage(m_stepLabel->text(), 8000);
+          });
   connect(worker, &TrainingWorker::runEnded, this,
           [this](qint64 id, const QString& status, const QString& message) {
             drainLive();
@@ -370,14 +383,25 @@ void MainWindow::drainLive() {
   const auto s = m_live.status();
   if (s.runId == 0) return;
   const bool paused = m_launch->state() == LaunchPanel::State::Paused;
-  m_stepLabel->setText(QString("run %1 · %2 · step %3/%4%5")
+  // A chain says where in it this stage is, and how long the rest of it takes at this pace.
+  const bool chain = s.chainTotal > 1;
+  const QString place =
+      chain ? QString("stage %1 of %2 · ").arg(s.chainIndex).arg(s.chainTotal) : QString();
+  m_stepLabel->setText(QString("%1run %2 · %3 · step %4/%5%6")
+                           .arg(place)
                            .arg(s.runId)
                            .arg(s.stage)
                            .arg(s.step)
                            .arg(s.totalSteps)
                            .arg(paused ? " (paused)" : ""));
   m_speedLabel->setText(QString("%1 samples/s").arg(s.samplesPerSecond, 0, 'f', 0));
-  m_etaLabel->setText("ETA " + QString::fromStdString(formatDuration(s.etaSeconds)));
+  QString eta = "ETA " + QString::fromStdString(formatDuration(s.etaSeconds));
+  if (chain && s.chainIndex < s.chainTotal)
+    eta += " · chain ≈" + QString::fromStdString(formatDuration(s.chainEtaSeconds));
+  m_etaLabel->setText(eta);
+  m_etaLabel->setToolTip(chain ? "This stage's time left; the chain's assumes the later stages "
+                                 "step at this stage's pace"
+                               : QString());
   if (!s.device.isEmpty()) m_deviceLabel->setText("device: " + s.device);
 }
 

@@ -35,7 +35,8 @@ class MainWindow : public QMainWindow {
   void resumeRun(int64_t runId);
   bool isTraining() const { return m_training; }
   QString stepText() const;  // the status bar's run and step
-  void pollNow();            // ask the run store for news at once
+  QString etaText() const { return m_etaLabel->text(); }
+  void pollNow();  // ask the run store for news at once
 
   CurveGrid* curves() const { return m_curves; }
   LaunchPanel* launchPanel() const { return m_launch; }
@@ -50,6 +51,9 @@ class MainWindow : public QMainWindow {
 
  Q_SIGNALS:
   void jobEnded(bool ok, const QString& message);
+  // Before each stage of a chain that Start runs: its place, and the run reused instead of
+  // training it (0: it trains).
+  void chainStageStarted(int index, int total, const QString& stage, qint64 reusedRun);
   void experimentEnded(bool ok, const QString& message);
 
  protected:

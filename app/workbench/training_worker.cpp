@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "config/train_config.h"
+#include "training/chain.h"
 #include "training/trainer.h"
 #include "visualization/overlay.h"
 
@@ -14,8 +15,9 @@ namespace {
 // The trainer's sink inside the worker: forwards each step into the live buffer.
 class BufferSink final : public MetricSink {
  public:
-  BufferSink(TrainingWorker* worker, LiveBuffer* buffer, QString stage)
-      : m_worker(worker), m_buffer(buffer), m_stage(std::move(stage)) {}
+  BufferSink(TrainingWorker* worker, LiveBuffer* buffer, QString stage,
+             const ChainStage& place = {})
+      : m_worker(worker), m_buffer(buffer), m_stage(std::move(stage)), m_place(place) {}
   void onRunStarted(int64_t runId, const std::string& name, int64_t batchSize,
                     const std::string& device) override {
     m_runId = runId;
@@ -31,8 +33,16 @@ class BufferSink final : public MetricSink {
     }
     const double elapsed = std::chrono::duration<double>(now - m_start).count();
     const double perStep = elapsed / std::max<int64_t>(1, step - m_firstStep);
-    LiveBuffer::Status status{
-        m_runId, m_stage, step, total, 0, perStep * static_cast<double>(total - step), m_device};
+    LiveBuffer::Status status;
+    status.runId = m_runId;
+    status.stage = m_stage;
+    status.step = step;
+    status.totalSteps = total;
+    status.etaSeconds = perStep * static_cast<double>(total - step);
+    status.device = m_device;
+    status.chainIndex = m_place.index;
+    status.chainTotal = m_place.total;
+    status.chainEtaSeconds = status.etaSeconds + perStep * static_cast<double>(m_place.stepsAfter);
     std::vector<MetricPoint> points;
     const double wall = unixNow();
     for (const auto& [k, v] : scalars) {
@@ -46,6 +56,7 @@ class BufferSink final : public MetricSink {
   TrainingWorker* m_worker;
   LiveBuffer* m_buffer;
   QString m_stage, m_device;
+  ChainStage m_place;  // where this stage sits in the chain the window started
   int64_t m_runId = 0, m_firstStep = -1;
   std::chrono::steady_clock::time_point m_start;
 };
@@ -95,18 +106,24 @@ void TrainingWorker::start(const LaunchRequest& request) {
     const auto plan =
         chainConfigs(request.preset.toStdString(), stageFromName(request.stage.toStdString()),
                      overrides, !request.parentRunId);
-    std::optional<int64_t> parent = request.parentRunId;
-    for (const auto& cfg : plan) {
-      BufferSink sink(this, m_buffer, stageName(cfg.stage));
-      TrainOptions opt = optionsFor(&sink);
-      opt.parentRunId = parent;
-      const auto r = train(cfg, opt);
+    // Earlier stages an identical chain already finished are reused, as experiments do.
+    std::unique_ptr<BufferSink> sink;
+    ChainHooks hooks;
+    hooks.onStage = [this](const ChainStage& s) {
+      Q_EMIT stageStarted(s.index, s.total, QString(stageName(s.config->stage)),
+                          s.reusedRun ? *s.reusedRun : 0);
+    };
+    hooks.optionsFor = [&](const ChainStage& s) {
+      sink = std::make_unique<BufferSink>(this, m_buffer, stageName(s.config->stage), s);
+      return optionsFor(sink.get());
+    };
+    hooks.onTrained = [this](const ChainStage&, const TrainResult& r) {
       Q_EMIT runEnded(r.runId, QString(name(r.status)), QString::fromStdString(r.message));
-      if (r.status != RunStatus::Finished) {
-        Q_EMIT jobEnded(false, QString::fromStdString(r.message));
-        return;
-      }
-      parent = r.runId;
+    };
+    const auto outcome = runChain(m_workspace.toStdString(), plan, request.parentRunId, hooks).last;
+    if (outcome.status != RunStatus::Finished) {
+      Q_EMIT jobEnded(false, QString::fromStdString(outcome.message));
+      return;
     }
     Q_EMIT jobEnded(true, "finished");
   } catch (const std::exception& e) {

@@ -24,6 +24,8 @@ class LiveBuffer {
     int64_t step = 0, totalSteps = 0;
     double samplesPerSecond = 0, etaSeconds = 0;
     QString device;
+    int chainIndex = 0, chainTotal = 0;  // stage i of n of the chain the window started (0: none)
+    double chainEtaSeconds = 0;          // the rest of the chain at this stage's pace
   };
   void push(int64_t runId, std::vector<MetricPoint> points, const Status& status);
   std::vector<std::pair<int64_t, std::vector<MetricPoint>>> drain();  // per run, in order
@@ -49,6 +51,9 @@ class TrainingWorker : public QObject {
   void resume(qint64 runId);                        // continues a stopped or crashed run
 
  Q_SIGNALS:
+  // Before each stage of the chain: its place and, when an identical finished run is reused instead
+  // of trained, that run (else 0).
+  void stageStarted(int index, int total, const QString& stage, qint64 reusedRun);
   void runStarted(qint64 runId, const QString& name, double batchSize);
   void runEnded(qint64 runId, const QString& status, const QString& message);
   void jobEnded(bool ok, const QString& message);
