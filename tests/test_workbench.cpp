@@ -132,6 +132,45 @@ class TestWorkbench : public QObject {
              qPrintable(panel->experimentRequest()->arguments().join(' ')));
   }
 
+  // Values typed into the form survive a change of stage where the new stage has the key; the
+  // others follow the preset; a new preset or "Preset values" brings back the preset's.
+  void typedValuesSurviveAStageChange() {
+    MainWindow w(m_dir.filePath("typed"));
+    auto* panel = w.launchPanel();
+    panel->selectPreset("tiny", "dpo");
+    const auto presetValue = [](const char* stage, const char* key) {
+      return QString::fromStdString(
+          toJson(presetConfig("tiny", stageFromName(stage))).at(key).dump());
+    };
+    for (auto [key, value] : {std::pair{"steps", "17"}, {"beta", "0.25"}}) {
+      panel->field(key)->selectAll();
+      QTest::keyClicks(panel->field(key), value);
+    }
+    QCOMPARE(panel->typedKeys().size(), 2);
+    panel->stageBox()->setCurrentIndex(panel->stageBox()->findData("grpo"));
+    QCOMPARE(panel->field("steps")->text(), QString("17"));   // typed: kept
+    QCOMPARE(panel->field("beta")->text(), QString("0.25"));  // GRPO's KL beta: the key applies
+    QVERIFY(panel->fieldShown("beta"));
+    QCOMPARE(panel->field("lr")->text().toDouble(), presetValue("grpo", "lr").toDouble());
+    panel->stageBox()->setCurrentIndex(panel->stageBox()->findData("sft"));
+    QVERIFY(!panel->fieldShown("beta"));  // hidden, not sent, but not forgotten
+    QVERIFY(!panel->request()->overrides.join(' ').contains("beta="));
+    QVERIFY(panel->request()->overrides.contains("steps=17"));
+    panel->stageBox()->setCurrentIndex(panel->stageBox()->findData("dpo"));
+    QCOMPARE(panel->field("beta")->text(), QString("0.25"));
+    QTest::mouseClick(panel->presetValuesButton(), Qt::LeftButton);
+    QVERIFY(panel->typedKeys().isEmpty());
+    QCOMPARE(panel->field("steps")->text(), presetValue("dpo", "steps"));
+    QCOMPARE(panel->field("beta")->text().toDouble(), presetValue("dpo", "beta").toDouble());
+
+    // The experiment's share of the machine: stages at a time and threads per stage.
+    QVERIFY(!panel->experimentRequest()->arguments().contains("--jobs"));
+    panel->jobsBox()->setValue(1);
+    panel->threadsBox()->setValue(1);
+    QVERIFY2(panel->experimentRequest()->arguments().join(' ').endsWith("--jobs 1 --set threads=1"),
+             qPrintable(panel->experimentRequest()->arguments().join(' ')));
+  }
+
   // A real model from the launch panel: a LLaVA folder (random weights, the Qwen2.5 tokenizer) and
   // a LLaVA data file instead of a preset's miniature; the fields are checked as you type, and the
   // run trains through the same worker, store and curves.
@@ -323,6 +362,50 @@ class TestWorkbench : public QObject {
       QTest::qWait(300);  // new panels show on the next event-loop turn
       w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-inspect.png");
     }
+  }
+
+  // Start runs the whole chain and says where in it it is; starting the same chain again reuses
+  // the finished stage 0 (no new pretrain run) and trains only the stage asked for.
+  void startReusesAnIdenticalFinishedChain() {
+    const QString ws = m_dir.filePath("chain");
+    const QString preset =
+        writeWorkspacePreset(ws, "chain", R"({"preset": "tiny", "steps": 150, "batch_size": 8})");
+    MainWindow w(ws);
+    w.show();
+    auto* panel = w.launchPanel();
+    panel->selectPreset(preset, "align");
+    QSignalSpy stages(&w, &MainWindow::chainStageStarted);
+    QSignalSpy ended(&w, &MainWindow::jobEnded);
+    QTest::mouseClick(panel->startButton(), Qt::LeftButton);
+    // Stage 0 trains first: the status bar names its place and the chain's time left.
+    QTRY_VERIFY_WITH_TIMEOUT(w.stepText().startsWith("stage 1 of 2 · run 1 · pretrain · step "),
+                             60000);
+    QTRY_VERIFY_WITH_TIMEOUT(w.etaText().contains(" · chain ≈"), 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(w.stepText().startsWith("stage 2 of 2 · run 2 · align · step "),
+                             120000);
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, 120000);
+    QCOMPARE(ended.at(0).at(0).toBool(), true);
+    QCOMPARE(stages.count(), 2);
+    QCOMPARE(stages.at(0).at(3).toLongLong(), 0);  // nothing to reuse the first time
+    QCOMPARE(stages.at(1).at(1).toInt(), 2);
+
+    stages.clear();
+    QTest::mouseClick(panel->startButton(), Qt::LeftButton);
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 2, 120000);
+    QCOMPARE(ended.at(1).at(0).toBool(), true);
+    QCOMPARE(stages.count(), 2);
+    QCOMPARE(stages.at(0).at(2).toString(), QString("pretrain"));
+    QCOMPARE(stages.at(0).at(3).toLongLong(), 1);  // stage 0 reused: run 1
+    QCOMPARE(stages.at(1).at(3).toLongLong(), 0);  // the stage asked for always trains
+    RunStore store(storePath(ws.toStdString()));
+    const auto runs = store.runs();
+    QCOMPARE(runs.size(), size_t(3));  // pretrain once, align twice
+    int pretrains = 0;
+    for (const auto& r : runs) {
+      if (r.stage == "pretrain") ++pretrains;
+      if (r.stage == "align") QCOMPARE(r.parentId.value_or(0), int64_t(1));
+    }
+    QCOMPARE(pretrains, 1);
   }
 
   // A data-parallel run from the window: Processes 2 runs `pivot train --nproc 2` as a child

@@ -165,7 +165,10 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
     edit->setObjectName(f.key);
     m_fields[f.key] = edit;
     m_form->addRow(f.label, edit);
-    connect(edit, &QLineEdit::textEdited, this, &LaunchPanel::validate);
+    connect(edit, &QLineEdit::textEdited, this, [this, key = f.key] {
+      m_typed.insert(key);
+      validate();
+    });
   }
   m_fields["loss_type"]->setToolTip("TRL's loss_type list: " + QString::fromStdString([] {
                                       std::string all;
@@ -186,6 +189,8 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
     m_choices[f.key] = box;
     m_form->addRow(f.label, box);
     connect(box, QOverload<int>::of(&QComboBox::currentIndexChanged), this, &LaunchPanel::validate);
+    connect(box, QOverload<int>::of(&QComboBox::activated), this,
+            [this, key = f.key] { m_typed.insert(key); });
   }
   m_device = new QComboBox;
   m_device->setObjectName("device");
@@ -202,6 +207,16 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
       "summed, so the run takes the same steps as one process; it appears as one run");
   m_form->addRow("Processes", m_processes);
   connect(m_processes, QOverload<int>::of(&QSpinBox::valueChanged), this, &LaunchPanel::validate);
+  m_presetValues = new QPushButton("Preset values");
+  m_presetValues->setObjectName("presetValuesButton");
+  m_presetValues->setToolTip(
+      "Values typed by hand stay when the stage changes; this brings back the preset's for this "
+      "stage");
+  m_form->addRow(QString(), m_presetValues);
+  connect(m_presetValues, &QPushButton::clicked, this, [this] {
+    m_typed.clear();
+    loadPresetValues();
+  });
   layout->addWidget(values);
 
   m_message = new QLabel;
@@ -244,6 +259,21 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   m_bases->setToolTip(
       "independent stage-0/1 chains, the seeds nested in each: DPO − SFT intervals then cover "
       "the variance between chains");
+  // How much of the machine the study takes: it runs as a child process beside the window.
+  m_jobs = new QSpinBox;
+  m_jobs->setObjectName("jobsBox");
+  m_jobs->setRange(0, 64);
+  m_jobs->setSpecialValueText("automatic");
+  m_jobs->setToolTip(
+      "stages trained side by side (pivot experiment --jobs); automatic: 2 from two "
+      "cores up. The numbers do not depend on it");
+  m_threads = new QSpinBox;
+  m_threads->setObjectName("threadsBox");
+  m_threads->setRange(0, 256);
+  m_threads->setSpecialValueText("cores / stages");
+  m_threads->setToolTip(
+      "CPU threads of each stage (--set threads=N); with 1 stage at a time and "
+      "1 thread the study leaves the other cores free");
   // The stage-2 methods compared with SFT, each from the same stage-1 model (`--arms`).
   auto* armsRow = new QWidget;
   auto* armsLayout = new QHBoxLayout(armsRow);
@@ -263,6 +293,8 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   expForm->addRow("Arms", armsRow);
   expForm->addRow("Bases", m_bases);
   expForm->addRow("Seeds per base", m_seeds);
+  expForm->addRow("Stages at a time", m_jobs);
+  expForm->addRow("Threads per stage", m_threads);
   expForm->addRow("Sweep", m_sweep);
   expForm->addRow("DPO+SFT arm", m_mixedWeight);
   expForm->addRow("Tune learning rates", m_tuneLr);
@@ -289,8 +321,10 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   connect(m_stopExperiment, &QPushButton::clicked, this, &LaunchPanel::stopExperimentRequested);
   setExperimentRunning(false);
 
-  connect(m_preset, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
-          &LaunchPanel::loadPresetValues);
+  connect(m_preset, QOverload<int>::of(&QComboBox::currentIndexChanged), this, [this] {
+    m_typed.clear();  // another preset: its own values
+    loadPresetValues();
+  });
   connect(m_stage, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
           &LaunchPanel::loadPresetValues);
   connect(m_start, &QPushButton::clicked, this, [this] {
@@ -314,6 +348,7 @@ void LaunchPanel::setPresets(const QStringList& presets) {
 }
 
 void LaunchPanel::selectPreset(const QString& preset, const QString& stage) {
+  m_typed.clear();
   if (m_preset->findText(preset) < 0) m_preset->addItem(preset);
   m_preset->setCurrentText(preset);
   const int s = m_stage->findData(stage);
@@ -341,10 +376,13 @@ void LaunchPanel::loadPresetValues() {
     const auto cfg =
         toJson(presetConfig(m_preset->currentText().toStdString(),
                             stageFromName(m_stage->currentData().toString().toStdString())));
+    // A value typed by hand stays; the others are the preset's for this stage.
     for (auto it = m_fields.begin(); it != m_fields.end(); ++it)
-      it.value()->setText(jsonText(cfg.at(it.key().toStdString())));
+      if (!m_typed.contains(it.key()))
+        it.value()->setText(jsonText(cfg.at(it.key().toStdString())));
     for (auto it = m_choices.begin(); it != m_choices.end(); ++it)
-      it.value()->setCurrentText(jsonText(cfg.at(it.key().toStdString())));
+      if (!m_typed.contains(it.key()))
+        it.value()->setCurrentText(jsonText(cfg.at(it.key().toStdString())));
     // Only the stage's own settings show (and are sent); beta says which meaning it has.
     const QString stage = m_stage->currentData().toString();
     const auto shows = [&](const QStringList& stages) {
@@ -510,6 +548,8 @@ QStringList ExperimentRequest::arguments() const {
     for (const double scale : tuneLrScales) scales << QString::number(scale, 'g', 15);
     args << "--tune-lr" << scales.join(',');
   }
+  if (jobs > 0) args << "--jobs" << QString::number(jobs);
+  if (threads > 0) args << "--set" << QString("threads=%1").arg(threads);
   return args;
 }
 
@@ -538,6 +578,8 @@ std::optional<ExperimentRequest> LaunchPanel::experimentRequest() const {
   r.preset = m_preset->currentText();
   r.seeds = m_seeds->value();
   r.bases = m_bases->value();
+  r.jobs = m_jobs->value();
+  r.threads = m_threads->value();
   r.sweep = m_sweep->text().trimmed();
   r.arms = QStringList{"sft"};
   for (auto it = m_armBoxes.begin(); it != m_armBoxes.end(); ++it)
@@ -581,6 +623,8 @@ void LaunchPanel::setExperimentRunning(bool running, const QString& progress) {
   m_stopExperiment->setEnabled(running);
   m_seeds->setEnabled(!running);
   m_bases->setEnabled(!running);
+  m_jobs->setEnabled(!running);
+  m_threads->setEnabled(!running);
   m_sweep->setEnabled(!running);
   m_mixedWeight->setEnabled(!running);
   m_tuneLr->setEnabled(!running);

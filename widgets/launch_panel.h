@@ -3,6 +3,7 @@
 // by the same rules the `pivot` command applies; Start, Pause, Resume, Stop.
 #pragma once
 #include <QMap>
+#include <QSet>
 #include <QStringList>
 #include <QWidget>
 #include <optional>
@@ -41,6 +42,8 @@ struct ExperimentRequest {
   QStringList arms = {"sft", "dpo", "grpo"};  // the stage-2 methods compared
   double mixedSftWeight = 0;                  // > 0: the third arm
   QList<double> tuneLrScales;     // each arm's learning-rate candidates (`--tune-lr`); empty: none
+  int jobs = 0;                   // stages side by side (`--jobs`); 0: the command's default
+  int threads = 0;                // CPU threads per stage (`--set threads=N`); 0: cores / jobs
   QStringList arguments() const;  // the `pivot experiment` arguments
 };
 
@@ -82,6 +85,12 @@ class LaunchPanel : public QWidget {
   QSpinBox* seedsBox() const { return m_seeds; }
   QSpinBox* processesBox() const { return m_processes; }
   QSpinBox* basesBox() const { return m_bases; }
+  QSpinBox* jobsBox() const { return m_jobs; }
+  QSpinBox* threadsBox() const { return m_threads; }
+  // The form's values typed by hand: a change of stage keeps them (where the stage shows the key);
+  // a change of preset, or "Preset values", brings back the preset's.
+  QStringList typedKeys() const { return QStringList(m_typed.begin(), m_typed.end()); }
+  QPushButton* presetValuesButton() const { return m_presetValues; }
   QLineEdit* sweepEdit() const { return m_sweep; }
   QLineEdit* mixedWeightEdit() const { return m_mixedWeight; }
   QLineEdit* tuneLrEdit() const { return m_tuneLr; }
@@ -122,6 +131,10 @@ class LaunchPanel : public QWidget {
   QSpinBox* m_seeds = nullptr;
   QSpinBox* m_processes = nullptr;
   QSpinBox* m_bases = nullptr;
+  QSpinBox* m_jobs = nullptr;
+  QSpinBox* m_threads = nullptr;
+  QSet<QString> m_typed;  // keys of the form's values typed by hand
+  QPushButton* m_presetValues = nullptr;
   QLineEdit* m_sweep = nullptr;
   QLineEdit* m_mixedWeight = nullptr;
   QLineEdit* m_tuneLr = nullptr;
