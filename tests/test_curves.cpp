@@ -11,6 +11,7 @@
 #include "curve_grid.h"
 #include "metrics/curve_math.h"
 #include "curve_panel.h"
+#include <qcustomplot.h>
 
 using namespace pivot;
 
@@ -129,6 +130,78 @@ class TestCurves : public QObject {
     grid.removeRun(2);
     grid.replotNow();
     QCOMPARE(grid.visiblePanelCount(), 2);
+  }
+
+  // GRPO logs accuracy per question category; the panel draws each one some run logs (the six of
+  // ShapesWorld, and any other category a dataset names), each in its own pen, named in the title.
+  void everyLoggedCategoryIsDrawn() {
+    CurveGrid grid;
+    grid.resize(1000, 800);
+    grid.show();
+    std::vector<MetricPoint> points;
+    const QStringList categories = {"colour",    "shape",    "count", "position",
+                                    "existence", "relation", "charts"};
+    for (int step = 1; step <= 3; ++step)
+      for (const auto& c : categories)
+        points.push_back({step, ("accuracy/" + c).toStdString(), 0.1 * step, 100.0 + step});
+    grid.appendMetrics(1, "grpo-1", 32, points);
+    grid.replotNow();
+    CurvePanel* panel = nullptr;
+    for (auto* p : grid.panels())
+      if (p->title() == "accuracy by category") panel = p;
+    QVERIFY(panel && !panel->isHidden());
+    QCOMPARE(panel->plot()->graphCount(), 2 * categories.size());  // raw and smoothed each
+    QSet<QString> pens;
+    for (int i = 0; i < panel->plot()->graphCount(); ++i) {
+      const QPen pen = panel->plot()->graph(i)->pen();
+      pens.insert(QString("%1/%2").arg(int(pen.style())).arg(pen.dashPattern().size()));
+    }
+    QCOMPARE(pens.size(), 6);  // six pens, then the seventh category repeats the first
+    for (const auto& c : categories)
+      QVERIFY2(panel->shownTitle().contains(c + " "), qPrintable(panel->shownTitle()));
+    // A later point of a category only this panel draws replots it.
+    QVERIFY(panel->drawsKey("accuracy/charts") && !panel->drawsKey("rewards/accuracies"));
+  }
+
+  // A constant series gets an axis around its value: all zero reads -1..1, not ±1e-9.
+  void constantSeriesGetASaneAxis() {
+    CurveGrid grid;
+    grid.resize(1000, 800);
+    grid.show();
+    grid.appendMetrics(1, "r", 8, {{1, "grad_norm", 0, 0}, {2, "grad_norm", 0, 0}});
+    grid.appendMetrics(1, "r", 8, {{1, "loss", 2.5, 0}, {2, "loss", 2.5, 0}});
+    grid.replotNow();
+    int checked = 0;
+    for (auto* p : grid.panels()) {
+      const auto range = p->plot()->yAxis->range();
+      if (p->title() == "grad_norm") {
+        QCOMPARE(range.lower, -1.0);
+        QCOMPARE(range.upper, 1.0);
+        ++checked;
+      }
+      if (p->title() == "loss") {
+        QCOMPARE(range.lower, 2.25);
+        QCOMPARE(range.upper, 2.75);
+        ++checked;
+      }
+    }
+    QCOMPARE(checked, 2);
+  }
+
+  // The hover value snaps to the nearest logged point: "step 2", never "step 1.73".
+  void hoverSnapsToTheNearestPoint() {
+    CurveGrid grid;
+    grid.resize(1000, 800);
+    grid.show();
+    grid.appendMetrics(1, "sft-1", 8, {{1, "loss", 3, 0}, {2, "loss", 2, 0}, {5, "loss", 1, 0}});
+    grid.setSmoothing(0);
+    grid.replotNow();
+    CurvePanel* loss = grid.panels().front();
+    QCOMPARE(loss->title(), QString("loss"));
+    QVERIFY2(loss->hoverText(1.73).startsWith("<b>loss</b>, step 2<br>sft-1: 2 (raw 2)"),
+             qPrintable(loss->hoverText(1.73)));
+    QVERIFY2(loss->hoverText(4.2).contains("step 5<br>sft-1: 1 (raw 1)"),
+             qPrintable(loss->hoverText(4.2)));
   }
 
   void repeatedStepsReplaceOldValues() {

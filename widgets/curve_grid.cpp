@@ -41,6 +41,7 @@ struct PanelSpec {
   QStringList labels;
   QString note;
   QString band;
+  QString keyPrefix;  // also every logged key under it (CurvePanel::setKeyPrefix)
 };
 
 const std::vector<PanelSpec>& panelSpecs() {
@@ -77,10 +78,12 @@ const std::vector<PanelSpec>& panelSpecs() {
        ""},
       {F::Rewards,
        "accuracy by category",
-       {"accuracy/colour", "accuracy/shape", "accuracy/count", "accuracy/position"},
-       {"colour", "shape", "count", "position"},
+       {"accuracy/colour", "accuracy/shape", "accuracy/count", "accuracy/position",
+        "accuracy/existence", "accuracy/relation"},
+       {"colour", "shape", "count", "position", "existence", "relation"},
        "",
-       ""},
+       "",
+       "accuracy/"},  // and any other category a dataset's records name
       {F::Rewards, "kl (to the stage-1 reference)", {"kl"}, {}, "", ""},
       {F::Rewards,
        "completion length",
@@ -181,6 +184,7 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
     auto* panel = new CurvePanel(spec.title, spec.keys, spec.note, canvas);
     panel->setBandKey(spec.band);
     panel->setKeyLabels(spec.labels);
+    panel->setKeyPrefix(spec.keyPrefix);
     m_panelFamilies.push_back(spec.family);
     panel->setContextMenuPolicy(Qt::ActionsContextMenu);
     auto addExport = [this, panel](const QString& label, const QString& suffix) {
@@ -336,8 +340,8 @@ void CurveGrid::replotNow() {
   for (auto* p : m_panels) {
     if (p->isHidden()) continue;
     const bool changed =
-        m_fullReplot || std::any_of(p->keys().begin(), p->keys().end(),
-                                    [&](const QString& k) { return m_dirtyKeys.count(k) > 0; });
+        m_fullReplot || std::any_of(m_dirtyKeys.begin(), m_dirtyKeys.end(),
+                                    [&](const QString& k) { return p->drawsKey(k); });
     if (changed) p->update(&m_runs, m_axis, m_smoothing);
   }
   m_dirty = m_fullReplot = false;

@@ -1,5 +1,6 @@
 #include "curve_panel.h"
 
+#include <QDateTime>
 #include <QLabel>
 #include <QSvgGenerator>
 #include <QToolTip>
@@ -46,6 +47,25 @@ QColor runColour(int64_t runId) {
   return c;
 }
 
+namespace {
+
+// The pen of a panel's k-th key, and the same pen in words for the title: solid, dashed, dotted,
+// dash-dotted, dash-dot-dotted, long-dashed, then again.
+constexpr int kKeyStyles = 6;
+QPen keyPen(const QColor& colour, double width, int k) {
+  static const Qt::PenStyle styles[] = {Qt::SolidLine,   Qt::DashLine,       Qt::DotLine,
+                                        Qt::DashDotLine, Qt::DashDotDotLine, Qt::CustomDashLine};
+  QPen pen(colour, width, styles[k % kKeyStyles]);
+  if (pen.style() == Qt::CustomDashLine) pen.setDashPattern({8, 3});
+  return pen;
+}
+QString keyStyleName(int k) {
+  static const char* names[] = {"—", "- -", "···", "-·-", "-··", "— —"};
+  return QString::fromUtf8(names[k % kKeyStyles]);
+}
+
+}  // namespace
+
 CurvePanel::CurvePanel(const QString& title, const QStringList& keys, const QString& note,
                        QWidget* parent)
     : QWidget(parent), m_title(title), m_keys(keys) {
@@ -83,9 +103,29 @@ CurvePanel::CurvePanel(const QString& title, const QStringList& keys, const QStr
           [this](QMouseEvent* e) { showHover(static_cast<int>(e->position().x())); });
 }
 
+bool CurvePanel::drawsKey(const QString& key) const {
+  return m_keys.contains(key) || (!m_keyPrefix.isEmpty() && key.startsWith(m_keyPrefix));
+}
+
+QStringList CurvePanel::keysIn(const std::map<int64_t, RunCurves>& runs) const {
+  QStringList keys = m_keys;
+  if (m_keyPrefix.isEmpty()) return keys;
+  QStringList more;
+  for (const auto& [id, run] : runs)
+    for (const auto& [key, series] : run.series)
+      if (key.startsWith(m_keyPrefix) && !keys.contains(key) && !more.contains(key)) more << key;
+  more.sort();
+  return keys + more;
+}
+
+QString CurvePanel::keyLabel(const QStringList& keys, int k) const {
+  if (k < m_keyLabels.size()) return m_keyLabels[k];
+  return keys[k].startsWith(m_keyPrefix) ? keys[k].mid(m_keyPrefix.size()) : keys[k];
+}
+
 bool CurvePanel::hasData(const std::map<int64_t, RunCurves>& runs) const {
   for (const auto& [id, run] : runs)
-    for (const auto& key : m_keys)
+    for (const auto& key : keysIn(runs))
       if (auto it = run.series.find(key); it != run.series.end() && !it->second.values.empty())
         return true;
   return false;
@@ -99,15 +139,15 @@ void CurvePanel::update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, doub
   m_lines.clear();
   m_plot->clearGraphs();
   m_bands.clear();
-  const Qt::PenStyle styles[] = {Qt::SolidLine, Qt::DashLine, Qt::DotLine, Qt::DashDotLine};
+  const QStringList keys = keysIn(*runs);
   for (auto& [id, run] : *runs) {
     if (!run.visible) continue;
     addBand(run, axis, smoothing);  // first, so that the lines draw over it
-    for (int k = 0; k < m_keys.size(); ++k) {
-      auto it = run.series.find(m_keys[k]);
+    for (int k = 0; k < keys.size(); ++k) {
+      auto it = run.series.find(keys[k]);
       if (it == run.series.end() || it->second.values.empty()) continue;
       Line line;
-      line.label = run.name + (m_keys.size() > 1 ? "  " + m_keys[k] : QString());
+      line.label = run.name + (keys.size() > 1 ? "  " + keys[k] : QString());
       if (axis == XAxisKind::Step) {
         line.x = &it->second.steps;
       } else {
@@ -122,23 +162,22 @@ void CurvePanel::update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, doub
       QColor faint = run.colour;
       faint.setAlpha(55);
       line.rawGraph = m_plot->addGraph();
-      line.rawGraph->setPen(QPen(faint, 1, styles[k % 4]));
+      line.rawGraph->setPen(keyPen(faint, 1, k));
       line.rawGraph->setAdaptiveSampling(false);
       line.smoothGraph = m_plot->addGraph();
-      line.smoothGraph->setPen(QPen(run.colour, 1.8, styles[k % 4]));
+      line.smoothGraph->setPen(keyPen(run.colour, 1.8, k));
       line.smoothGraph->setName(line.label);
       line.smoothGraph->setAdaptiveSampling(false);
       m_lines.push_back(std::move(line));
     }
   }
-  if (m_keyLabels.size() == m_keys.size()) {  // say which line is which, for the keys shown
-    static const char* styleNames[] = {"—", "- -", "···", "-·-"};  // the pens, drawn in words
+  if (m_keyLabels.size() == m_keys.size() && keys.size() > 1) {  // which line is which
     QStringList parts;
-    for (int k = 0; k < m_keys.size(); ++k)
+    for (int k = 0; k < keys.size(); ++k)
       for (const auto& [id, run] : *runs)
-        if (auto it = run.series.find(m_keys[k]);
+        if (auto it = run.series.find(keys[k]);
             run.visible && it != run.series.end() && !it->second.values.empty()) {
-          parts << QString("%1 %2").arg(m_keyLabels[k], QString::fromUtf8(styleNames[k % 4]));
+          parts << QString("%1 %2").arg(keyLabel(keys, k), keyStyleName(k));
           break;
         }
     m_titleElement->setText(parts.isEmpty() ? m_title : m_title + ": " + parts.join(", "));
@@ -183,7 +222,9 @@ void CurvePanel::update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, doub
     if (std::isfinite(x0)) {
       m_settingRange = true;
       m_plot->xAxis->setRange(x0, x1 > x0 ? x1 : x0 + 1);
-      const double pad = (y1 - y0) * 0.05 + (y1 == y0 ? std::max(1e-9, std::abs(y0) * 0.1) : 0);
+      // A constant series (all zero, say) gets an axis around its value, not one of ±1e-9.
+      const double constantPad = y0 != 0 ? std::abs(y0) * 0.1 : 1.0;
+      const double pad = y1 > y0 ? (y1 - y0) * 0.05 : constantPad;
       m_plot->yAxis->setRange(logY ? y0 / 1.2 : y0 - pad, logY ? y1 * 1.2 : y1 + pad);
       m_settingRange = false;
     }
@@ -276,19 +317,35 @@ void CurvePanel::replotImmediately() { m_plot->replot(QCustomPlot::rpImmediateRe
 
 void CurvePanel::showHover(int pixelX) {
   if (m_lines.empty()) return;
-  const double x = m_plot->xAxis->pixelToCoord(pixelX);
-  QString text = QString("<b>%1</b> at %2").arg(m_title).arg(x, 0, 'g', 6);
+  QToolTip::showText(m_plot->mapToGlobal(QPoint(pixelX + 12, 10)),
+                     hoverText(m_plot->xAxis->pixelToCoord(pixelX)), m_plot);
+}
+
+QString CurvePanel::hoverText(double x) const {
+  // Each line's point nearest the pointer; the header names the first one's x (a logged step, not
+  // the pixel's fraction of one), and a line whose nearest point lies elsewhere says where.
+  const auto xText = [this](double v) {
+    return m_axis == XAxisKind::WallTime
+               ? QDateTime::fromMSecsSinceEpoch(static_cast<qint64>(v * 1000)).toString("hh:mm:ss")
+               : QString::number(v, 'g', m_axis == XAxisKind::Step ? 12 : 6);
+  };
+  QString header, rows;
   for (const auto& l : m_lines) {
+    if (l.x->empty()) continue;
     auto it = std::lower_bound(l.x->begin(), l.x->end(), x);
     if (it == l.x->end()) --it;
     if (it != l.x->begin() && std::abs(*(it - 1) - x) < std::abs(*it - x)) --it;
     const auto i = static_cast<size_t>(it - l.x->begin());
-    text += QString("<br>%1: %2 (raw %3)")
+    const QString at = xText(*it);
+    if (header.isEmpty()) header = at;
+    rows += QString("<br>%1: %2 (raw %3)%4")
                 .arg(l.label.toHtmlEscaped())
                 .arg((*l.smooth)[i], 0, 'g', 5)
-                .arg((*l.raw)[i], 0, 'g', 5);
+                .arg((*l.raw)[i], 0, 'g', 5)
+                .arg(at == header ? QString() : " at " + at);
   }
-  QToolTip::showText(m_plot->mapToGlobal(QPoint(pixelX + 12, 10)), text, m_plot);
+  const QString axisName = m_plot->xAxis->label();
+  return QString("<b>%1</b>, %2 %3").arg(m_title, axisName, header) + rows;
 }
 
 bool CurvePanel::savePng(const QString& file, int dpi) {

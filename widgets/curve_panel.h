@@ -27,8 +27,12 @@ class CurvePanel : public QWidget {
   // Short names of the keys: the title then says which line is which, for the keys some shown
   // run has ("rewards per function: accuracy —, format - -", the pens in words).
   void setKeyLabels(const QStringList& labels) { m_keyLabels = labels; }
-  QString shownTitle() const;  // the title as drawn
-  int bandCount() const;       // bands drawn at the last update
+  // Also every key under `prefix` that some run logs (after the fixed keys, labelled by the rest of
+  // the key): categories that a dataset defines, such as GRPO's "accuracy/<category>".
+  void setKeyPrefix(const QString& prefix) { m_keyPrefix = prefix; }
+  bool drawsKey(const QString& key) const;  // a new point of `key` changes this panel
+  QString shownTitle() const;               // the title as drawn
+  int bandCount() const;                    // bands drawn at the last update
   QString title() const { return m_title; }
   bool hasData(const std::map<int64_t, RunCurves>& runs) const;
 
@@ -47,16 +51,22 @@ class CurvePanel : public QWidget {
 
   QCustomPlot* plot() const { return m_plot; }
   int drawnPointCount() const;  // points handed to QCustomPlot after downsampling
+  // The hover tooltip at axis position x: each line's nearest logged point, the header at the
+  // first line's (a step that was logged, never a fraction of one).
+  QString hoverText(double x) const;
 
  private:
   void redrawData();
   void showHover(int pixelX);
   void addBand(RunCurves& run, XAxisKind axis, double smoothing);
+  QStringList keysIn(const std::map<int64_t, RunCurves>& runs) const;  // fixed, then prefixed
+  QString keyLabel(const QStringList& keys, int k) const;
 
   QString m_title;
   QStringList m_keys;
   QString m_bandKey;
   QStringList m_keyLabels;
+  QString m_keyPrefix;
   QCPTextElement* m_titleElement = nullptr;
   QCustomPlot* m_plot = nullptr;
   QLabel* m_note = nullptr;
