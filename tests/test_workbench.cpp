@@ -358,6 +358,32 @@ class TestWorkbench : public QObject {
     QTRY_COMPARE_WITH_TIMEOUT(inspect->cache().size(), 4, 30000);
     inspect->setMethod("gradmap");  // back: served from the cache at once
     QCOMPARE(inspect->pendingCount(), 0);
+    // The figure as a file: vector PDF and SVG (text as text, only the image and the two maps as
+    // pictures, the colour bar a gradient), PNG at 300 dpi; each says run, step and method.
+    const auto figure = inspect->figure();
+    QCOMPARE(figure.panels.size(), size_t(2));
+    QCOMPARE(figure.colourScale.size(), 256);
+    QVERIFY(figure.method.startsWith("gradmap · target sft"));
+    const QString pdf = m_dir.filePath("inspect.pdf"), svg = m_dir.filePath("inspect.svg"),
+                  png = m_dir.filePath("inspect.png");
+    for (const auto& file : {pdf, svg, png})
+      QVERIFY2(inspect->exportFigure(file), qPrintable(file));
+    QVERIFY(!inspect->exportFigure(m_dir.filePath("inspect.gif")));
+    const QByteArray pdfBytes = readAll(pdf);
+    QVERIFY(pdfBytes.startsWith("%PDF"));
+    QCOMPARE(pdfBytes.count("/Subtype /Image"), 3);  // the sample and two maps, nothing else
+    QVERIFY(pdfBytes.contains("/FontDescriptor"));   // text as text
+    QVERIFY(pdfBytes.contains("/ShadingType"));      // the colour bar, a vector gradient
+    const QByteArray svgBytes = readAll(svg);
+    QCOMPARE(svgBytes.count("<image"), 3);
+    QVERIFY(svgBytes.contains(
+        QString("%1 @ step %2").arg(figure.panels[0].run).arg(figure.panels[0].step).toUtf8()));
+    QVERIFY(svgBytes.contains("linearGradient"));
+    const QImage raster(png);
+    QCOMPARE(raster.width(), qRound(mapFigureSize(figure).width() * 300 / 72));
+    if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR"))
+      for (const char* name : {"/inspect-figure.png", "/inspect-figure.pdf"})
+        inspect->exportFigure(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + name, 150);
     if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR")) {
       QTest::qWait(300);  // new panels show on the next event-loop turn
       w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-inspect.png");

@@ -162,6 +162,19 @@ RgbImage renderOverlay(const RgbImage& image, const std::vector<float>& map, int
   return fromMat(overlayMat(image, map, gh, gw, style));
 }
 
+std::vector<std::array<uint8_t, 3>> colormapColours(const std::string& colormap, int n) {
+  cv::Mat ramp(1, n, CV_8U), bgr;
+  for (int i = 0; i < n; ++i)
+    ramp.at<uint8_t>(0, i) = static_cast<uint8_t>(i * 255 / std::max(1, n - 1));
+  cv::applyColorMap(ramp, bgr, colormapCode(colormap));
+  std::vector<std::array<uint8_t, 3>> colours(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const auto c = bgr.at<cv::Vec3b>(0, i);
+    colours[static_cast<size_t>(i)] = {c[2], c[1], c[0]};
+  }
+  return colours;
+}
+
 RgbImage renderFigure(const RgbImage& image, const std::string& question,
                       const std::vector<FigurePanel>& panels, const std::string& chosen,
                       const std::string& rejected, const OverlayStyle& style) {

@@ -3,6 +3,7 @@
 // image | map under checkpoint A | map under checkpoint B | ..., the answers under the row.
 // Built only where OpenCV is found (PIVOT_HAVE_OPENCV); no Qt.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -30,6 +31,9 @@ struct FigurePanel {
 // One map over one image, upsampled bilinearly to panelSize.
 RgbImage renderOverlay(const RgbImage& image, const std::vector<float>& map, int gh, int gw,
                        const OverlayStyle& style);
+
+// The colormap's colours from 0 to 1 (n of them, RGB): what a colour bar drawn elsewhere shows.
+std::vector<std::array<uint8_t, 3>> colormapColours(const std::string& colormap, int n = 256);
 
 // The figure: question on top, image then one panel per map, chosen and rejected answers below.
 RgbImage renderFigure(const RgbImage& image, const std::string& question,

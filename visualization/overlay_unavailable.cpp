@@ -18,6 +18,7 @@ bool renderingAvailable() { return false; }
 RgbImage renderOverlay(const RgbImage&, const std::vector<float>&, int, int, const OverlayStyle&) {
   unavailable();
 }
+std::vector<std::array<uint8_t, 3>> colormapColours(const std::string&, int) { unavailable(); }
 RgbImage renderFigure(const RgbImage&, const std::string&, const std::vector<FigurePanel>&,
                       const std::string&, const std::string&, const OverlayStyle&) {
   unavailable();

@@ -11,6 +11,8 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QListView>
+#include <QMenu>
+#include <QMessageBox>
 #include <QPainter>
 #include <QPushButton>
 #include <QScrollArea>
@@ -179,12 +181,24 @@ InspectView::InspectView(RunsModel* runs, QWidget* parent) : QWidget(parent), m_
   m_stepBox->setKeyboardTracking(false);
   stepRow->addWidget(m_stepSlider, 1);
   stepRow->addWidget(m_stepBox);
+  m_export = new QPushButton("Export…");
+  m_export->setObjectName("inspectExportButton");
+  m_export->setToolTip(
+      "The image and the maps shown, with run, step, method, question, answer "
+      "and colour bar: PDF or SVG (vector) or PNG (300 dpi)");
+  stepRow->addWidget(m_export);
   rightLayout->addLayout(stepRow);
   auto* scroll = new QScrollArea;
   scroll->setWidgetResizable(true);
   m_panelHost = new QWidget;
   m_panels = new QGridLayout(m_panelHost);
   m_panels->setAlignment(Qt::AlignTop | Qt::AlignLeft);
+  m_panelHost->setContextMenuPolicy(Qt::CustomContextMenu);
+  connect(m_panelHost, &QWidget::customContextMenuRequested, this, [this](const QPoint& at) {
+    QMenu menu;
+    menu.addAction("Export figure…", this, [this] { m_export->click(); });
+    menu.exec(m_panelHost->mapToGlobal(at));
+  });
   scroll->setWidget(m_panelHost);
   rightLayout->addWidget(scroll, 1);
   split->addWidget(right);
@@ -244,6 +258,16 @@ InspectView::InspectView(RunsModel* runs, QWidget* parent) : QWidget(parent), m_
       return std::abs(a - step) < std::abs(b - step);
     });
     m_stepSlider->setValue(static_cast<int>(it - m_steps.begin()));
+  });
+  connect(m_export, &QPushButton::clicked, this, [this] {
+    const QString path = QFileDialog::getSaveFileName(
+        this, "Export figure", "inspect.pdf",
+        "PDF, vector (*.pdf);;SVG, vector (*.svg);;PNG, 300 dpi (*.png)");
+    if (path.isEmpty()) return;
+    if (!exportFigure(path))
+      QMessageBox::warning(
+          this, "Export figure",
+          "Could not write " + path + " (the name must end in .pdf, .svg or .png)");
   });
   refreshSample();
 }
@@ -357,6 +381,19 @@ ExplainJob InspectView::jobFor(const RunSummary& run, const CheckpointInfo& chec
   return job;
 }
 
+std::vector<InspectView::ShownPanel> InspectView::shownPanels() const {
+  std::vector<ShownPanel> shown;
+  const int step = m_stepBox->value();
+  for (const auto* run : checkedRuns()) {
+    // The run's checkpoint at the chosen step, or the last one before it (or its first).
+    const CheckpointInfo* cp = &run->checkpoints.front();
+    for (const auto& c : run->checkpoints)
+      if (c.step <= step) cp = &c;
+    shown.push_back({run, cp, jobFor(*run, *cp)});
+  }
+  return shown;
+}
+
 void InspectView::refreshPanels() {
   while (auto* item = m_panels->takeAt(0)) {
     delete item->widget();
@@ -365,15 +402,9 @@ void InspectView::refreshPanels() {
   if (m_source->currentIndex() == 1 &&
       (m_imageFile->text().isEmpty() || m_question->text().isEmpty() || m_answer->text().isEmpty()))
     return;
-  const int step = m_stepBox->value();
   int column = 0;
-  for (const auto* checked : checkedRuns()) {
+  for (auto& [checked, checkpoint, job] : shownPanels()) {
     const auto& run = *checked;
-    // The run's checkpoint at the chosen step, or the last one before it (or its first).
-    const CheckpointInfo* cp = &run.checkpoints.front();
-    for (const auto& c : run.checkpoints)
-      if (c.step <= step) cp = &c;
-    ExplainJob job = jobFor(run, *cp);
     const QString key = job.cacheKey();
     auto* panel = new QWidget;
     auto* layout = new QVBoxLayout(panel);
@@ -424,6 +455,46 @@ void InspectView::showOutcome(const ExplainOutcome& outcome) {
   m_pending.remove(outcome.key);
   m_cache.insert(outcome.key, outcome);
   refreshPanels();
+}
+
+}  // namespace pivot
+
+namespace pivot {
+
+MapFigure InspectView::figure() const {
+  MapFigure figure;
+  const bool world = m_source->currentIndex() == 0;
+  figure.question = world ? QString::fromStdString(m_sample.question) : m_question->text();
+  figure.answer = world ? QString::fromStdString(m_sample.answer) : m_answer->text();
+  figure.method = QString("%1 · target %2 · layer %3")
+                      .arg(m_method->currentText(), m_target->currentText())
+                      .arg(m_layer->value());
+  figure.image = world ? sceneImage(m_sample.scene, 0, {}) : m_sampleImage;
+  for (const auto& shown : shownPanels()) {
+    MapFigure::Panel panel;
+    panel.run = QString::fromStdString(shown.run->info.name);
+    panel.step = shown.checkpoint->step;
+    panel.colour = runColour(shown.run->info.id);
+    const auto hit = m_cache.find(shown.job.cacheKey());
+    if (hit == m_cache.end()) {
+      panel.note = "not computed yet";
+    } else if (!hit->error.isEmpty()) {
+      panel.note = hit->error;
+    } else {
+      panel.overlay = hit->overlay;
+      panel.score = hit->scored ? QString("mass inside target %1 · pointing %2")
+                                      .arg(hit->mass, 0, 'f', 2)
+                                      .arg(hit->hit ? "hit" : "miss")
+                                : QString("no target mask");
+      if (figure.colourScale.isEmpty()) figure.colourScale = hit->colourScale;
+    }
+    figure.panels.push_back(panel);
+  }
+  return figure;
+}
+
+bool InspectView::exportFigure(const QString& path, int dpi) {
+  return saveMapFigure(figure(), path, dpi);
 }
 
 }  // namespace pivot

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "data/shapes_world.h"
+#include "map_figure.h"
 #include "runs_model.h"
 
 class QComboBox;
@@ -19,6 +20,7 @@ class QGridLayout;
 class QLabel;
 class QLineEdit;
 class QListView;
+class QPushButton;
 class QSlider;
 class QSpinBox;
 class QStackedWidget;
@@ -41,8 +43,9 @@ struct ExplainJob {
 struct ExplainOutcome {
   quint64 id = 0;
   QString key, label;
-  QImage overlay;       // the map over the image
-  bool scored = false;  // the sample has a target mask
+  QImage overlay;             // the map over the image
+  QVector<QRgb> colourScale;  // the colormap from 0 to 1 (the figure's colour bar)
+  bool scored = false;        // the sample has a target mask
   double mass = NAN;
   bool hit = false;
   QString warning, error;
@@ -65,6 +68,10 @@ class InspectView : public QWidget {
   int pendingCount() const { return static_cast<int>(m_pending.size()); }
   const QHash<QString, ExplainOutcome>& cache() const { return m_cache; }
   QImage sampleImage() const { return m_sampleImage; }
+  // The panels shown, as a figure (map_figure.h) and as a file: .pdf and .svg vector, .png at dpi.
+  MapFigure figure() const;
+  bool exportFigure(const QString& path, int dpi = 300);
+  QPushButton* exportButton() const { return m_export; }
 
  public Q_SLOTS:
   void showOutcome(const pivot::ExplainOutcome& outcome);
@@ -78,6 +85,13 @@ class InspectView : public QWidget {
   void refreshPanels();
   ExplainJob jobFor(const RunSummary& run, const CheckpointInfo& checkpoint) const;
   std::vector<const RunSummary*> checkedRuns() const;
+  // Each checked run's panel: its checkpoint at the chosen step and the job that computes its map.
+  struct ShownPanel {
+    const RunSummary* run;
+    const CheckpointInfo* checkpoint;
+    ExplainJob job;
+  };
+  std::vector<ShownPanel> shownPanels() const;
   QString checkedRunsSignature() const;  // what the panels show of the checked runs
 
   RunsModel* m_runs;
@@ -95,6 +109,7 @@ class InspectView : public QWidget {
   QSpinBox *m_index, *m_layer, *m_stepBox;
   QLineEdit *m_imageFile, *m_question, *m_answer;
   QLabel *m_preview, *m_texts;
+  QPushButton* m_export = nullptr;
   QListView* m_runList;
   QSlider* m_stepSlider;
   QGridLayout* m_panels;

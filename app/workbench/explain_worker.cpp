@@ -104,6 +104,7 @@ void ExplainWorker::run(const ExplainJob& job) {
     out.overlay = QImage(overlay.rgb.data(), overlay.width, overlay.height, overlay.width * 3,
                          QImage::Format_RGB888)
                       .copy();
+    for (const auto& [r, g, b] : colormapColours(style.colormap)) out.colourScale << qRgb(r, g, b);
   } catch (const std::exception& e) {
     out.error = QString::fromUtf8(e.what());
   }
