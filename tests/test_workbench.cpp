@@ -10,6 +10,8 @@
 #include <QLineEdit>
 #include <QPushButton>
 #include <QSpinBox>
+#include <QMenuBar>
+#include <QStackedWidget>
 #include <QTableWidget>
 #include <QTemporaryDir>
 #include <QTreeView>
@@ -130,6 +132,55 @@ class TestWorkbench : public QObject {
     QVERIFY(panel->experimentButton()->isEnabled());
     QVERIFY2(panel->experimentRequest()->arguments().join(' ').endsWith("--tune-lr 0.3,1,3"),
              qPrintable(panel->experimentRequest()->arguments().join(' ')));
+  }
+
+  // A new workspace: every view says what fills it instead of showing an empty box; the menu bar
+  // reaches the panels' buttons and the tabs by keyboard.
+  void emptyStatesAndMenus() {
+    MainWindow w(m_dir.filePath("empty"));
+    w.resize(1280, 720);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    w.pollNow();
+    QTRY_VERIFY_WITH_TIMEOUT(w.runsBrowser()->emptyStateShown(), 5000);
+    QVERIFY2(w.curves()->emptyStateText().startsWith("No run shown."),
+             qPrintable(w.curves()->emptyStateText()));
+    QCOMPARE(w.inspectView()->panelCount(), 0);
+    QVERIFY2(w.inspectView()->emptyStateText().startsWith("No run has a checkpoint yet"),
+             qPrintable(w.inspectView()->emptyStateText()));
+    QVERIFY(!w.encodersView()->resultsShown());
+    QVERIFY2(w.encodersView()->message().startsWith("No experiment yet"),
+             qPrintable(w.encodersView()->message()));
+    if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR"))
+      w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-empty-1280.png");
+    // A laptop screen holds the whole window: nothing forces it past 1280x720.
+    QCOMPARE(w.size(), QSize(1280, 720));
+    QVERIFY2(
+        w.minimumSizeHint().width() <= 1280 && w.minimumSizeHint().height() <= 720,
+        qPrintable(
+            QString("%1x%2").arg(w.minimumSizeHint().width()).arg(w.minimumSizeHint().height())));
+
+    // Menus: File, Run, View, Help; the tabs by Ctrl+1..4, samples by Ctrl+] and Ctrl+[.
+    QStringList menus;
+    for (auto* action : w.menuBar()->actions()) menus << action->text().remove('&');
+    QCOMPARE(menus, (QStringList{"File", "Run", "View", "Help"}));
+    QTest::keyClick(&w, Qt::Key_3, Qt::ControlModifier);
+    QCOMPARE(w.centralWidget()->findChild<QStackedWidget*>()->currentWidget(),
+             static_cast<QWidget*>(w.encodersView()));
+    QTest::keyClick(&w, Qt::Key_1, Qt::ControlModifier);
+    QCOMPARE(w.centralWidget()->findChild<QStackedWidget*>()->currentWidget(),
+             static_cast<QWidget*>(w.curves()));
+    const int index = w.inspectView()->sampleIndex();
+    QTest::keyClick(&w, Qt::Key_BracketRight, Qt::ControlModifier);
+    QCOMPARE(w.inspectView()->sampleIndex(), index + 1);
+    QCOMPARE(w.centralWidget()->findChild<QStackedWidget*>()->currentWidget(),
+             static_cast<QWidget*>(w.inspectView()));
+    QTest::keyClick(&w, Qt::Key_BracketLeft, Qt::ControlModifier);
+    QCOMPARE(w.inspectView()->sampleIndex(), index);
+    const QString shortcuts = w.shortcutsText();
+    for (const char* line :
+         {"Ctrl+R\tStart", "Ctrl+P\tPause", "Ctrl+.\tStop", "Ctrl+E\tExport", "Ctrl+F\tFind run"})
+      QVERIFY2(shortcuts.contains(line), qPrintable(shortcuts));
   }
 
   // Values typed into the form survive a change of stage where the new stage has the key; the

@@ -153,18 +153,7 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
   bar->addStretch(1);
   auto* exportButton = new QPushButton("Export…");
   auto* menu = new QMenu(exportButton);
-  menu->addAction("Grid as PNG/PDF/SVG…", this, [this] {
-    const auto file = QFileDialog::getSaveFileName(this, "Export grid", "curves.png",
-                                                   "Images (*.png *.pdf *.svg)");
-    if (file.isEmpty()) return;
-    int dpi = 150;
-    if (file.endsWith(".png", Qt::CaseInsensitive)) {
-      bool ok = false;
-      dpi = QInputDialog::getInt(this, "PNG resolution", "Dots per inch:", 150, 72, 600, 1, &ok);
-      if (!ok) return;
-    }
-    exportGrid(file, dpi);
-  });
+  menu->addAction("Grid as PNG/PDF/SVG…", this, &CurveGrid::exportGridDialog);
   menu->addAction("Visible runs as CSV…", this, [this] {
     const auto file =
         QFileDialog::getSaveFileName(this, "Export CSV", "metrics.csv", "CSV (*.csv)");
@@ -174,7 +163,7 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
   bar->addWidget(exportButton);
   outer->addLayout(bar);
 
-  auto* scroll = new QScrollArea;
+  auto* scroll = m_scroll = new QScrollArea;
   scroll->setWidgetResizable(true);
   scroll->setFrameShape(QFrame::NoFrame);
   auto* canvas = new QWidget;
@@ -212,7 +201,14 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
     m_panels.push_back(panel);
   }
   scroll->setWidget(canvas);
+  m_emptyState = new QLabel;
+  m_emptyState->setObjectName("curvesEmptyState");
+  m_emptyState->setAlignment(Qt::AlignCenter);
+  m_emptyState->setWordWrap(true);
+  m_emptyState->setStyleSheet("color: #777; font-size: 11pt; padding: 24px;");
+  outer->addWidget(m_emptyState, 1);
   outer->addWidget(scroll, 1);
+  showEmptyState();
 
   connect(m_smoothingSlider, &QSlider::valueChanged, this,
           [this](int v) { setSmoothing(v / 1000.0); });
@@ -313,12 +309,32 @@ bool CurveGrid::panelShown(size_t i) const {
          m_panels[i]->hasData(m_runs);
 }
 
+QString CurveGrid::emptyStateText() const {
+  return m_emptyState->isHidden() ? QString() : m_emptyState->text();
+}
+
+// With no panel to show, the grid says why and what to do instead of showing an empty box.
+void CurveGrid::showEmptyState() {
+  const bool any = std::any_of(m_panels.begin(), m_panels.end(),
+                               [](const CurvePanel* p) { return !p->isHidden(); });
+  m_emptyState->setText(
+      m_runs.empty()
+          ? "No run shown.\nStart one from the Launch panel (Ctrl+R), or select runs in the Runs "
+            "table below: their curves appear here and grow while they train."
+          : "The runs shown log no curves of this kind: choose another family under Panels.");
+  m_emptyState->setVisible(!any);
+  m_scroll->setVisible(any);
+}
+
 void CurveGrid::relayout() {
   // Panels of the chosen family for metrics some run has show; they flow into two columns.
   bool same = true;
   for (size_t i = 0; i < m_panels.size(); ++i)
     same = same && (panelShown(i) == !m_panels[i]->isHidden());
-  if (same) return;
+  if (same) {
+    showEmptyState();  // runs may have come or gone without a panel changing
+    return;
+  }
   m_fullReplot = true;
   for (auto* p : m_panels) m_grid->removeWidget(p);
   int index = 0;
@@ -331,6 +347,7 @@ void CurveGrid::relayout() {
       ++index;
     }
   }
+  showEmptyState();
 }
 
 void CurveGrid::replotNow() {
@@ -351,6 +368,19 @@ void CurveGrid::replotNow() {
   // often than every 40 ms, nor than four times what the last replot cost.
   m_timer.setInterval(std::clamp(static_cast<int>(4 * ms), kReplotIntervalMs, 1000));
   Q_EMIT replotted(ms);
+}
+
+void CurveGrid::exportGridDialog() {
+  const auto file =
+      QFileDialog::getSaveFileName(this, "Export grid", "curves.pdf", "Images (*.pdf *.svg *.png)");
+  if (file.isEmpty()) return;
+  int dpi = 150;
+  if (file.endsWith(".png", Qt::CaseInsensitive)) {
+    bool ok = false;
+    dpi = QInputDialog::getInt(this, "PNG resolution", "Dots per inch:", 150, 72, 600, 1, &ok);
+    if (!ok) return;
+  }
+  exportGrid(file, dpi);
 }
 
 bool CurveGrid::exportGrid(const QString& file, int dpi) {

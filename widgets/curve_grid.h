@@ -17,6 +17,7 @@ class QComboBox;
 class QCheckBox;
 class QGridLayout;
 class QLabel;
+class QScrollArea;
 class QSlider;
 
 namespace pivot {
@@ -47,12 +48,14 @@ class CurveGrid : public QWidget {
   void setPanelFamily(PanelFamily family);  // the Panels box
 
   bool exportGrid(const QString& file, int dpi = 150);  // .png, .pdf or .svg by suffix
+  void exportGridDialog();                              // asks for the file (and PNG's dpi)
   bool exportCsv(const QString& file) const;            // run_id,run,key,step,wall_time,value
 
   const std::vector<CurvePanel*>& panels() const { return m_panels; }
   int visiblePanelCount() const;
   const std::map<int64_t, RunCurves>& runs() const { return m_runs; }
-  void replotNow();  // flushes pending data at once (tests, export)
+  void replotNow();                // flushes pending data at once (tests, export)
+  QString emptyStateText() const;  // empty when panels show
 
  Q_SIGNALS:
   void replotted(double milliseconds);
@@ -64,6 +67,7 @@ class CurveGrid : public QWidget {
     m_dirtyKeys.insert(key);
   }
   void relayout();
+  void showEmptyState();
   bool panelShown(size_t i) const;  // of the chosen family, with data
 
   std::map<int64_t, RunCurves> m_runs;
@@ -74,6 +78,8 @@ class CurveGrid : public QWidget {
   QGridLayout* m_grid = nullptr;
   QSlider* m_smoothingSlider = nullptr;
   QLabel* m_smoothingLabel = nullptr;
+  QLabel* m_emptyState = nullptr;  // instead of the grid while no panel has data
+  QScrollArea* m_scroll = nullptr;
   QComboBox* m_axisBox = nullptr;
   QCheckBox* m_logX = nullptr;
   QCheckBox* m_logY = nullptr;

@@ -7,6 +7,7 @@
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
+#include <QMenu>
 #include <QPushButton>
 #include <QSplitter>
 #include <QSvgGenerator>
@@ -54,20 +55,25 @@ EncodersView::EncodersView(QWidget* parent) : QWidget(parent) {
   m_sweep->setObjectName("sweepBox");
   m_family = new QComboBox;
   m_family->setObjectName("familyBox");
-  m_family->setMinimumContentsLength(40);
+  // Long measure names shrink to the space a laptop screen leaves (the full name in the popup).
+  m_family->setMinimumContentsLength(16);
   m_family->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+  m_sweep->setMinimumContentsLength(8);
+  m_sweep->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
   bar->addWidget(new QLabel("Experiment"));
-  bar->addWidget(m_experiment);
+  bar->addWidget(m_experiment, 1);
   bar->addWidget(new QLabel("Swept value"));
   bar->addWidget(m_sweep);
   bar->addWidget(new QLabel("Measure"));
-  bar->addWidget(m_family, 1);
-  for (const QString kind : {"PNG", "PDF", "SVG", "CSV"}) {
-    auto* button = new QPushButton("Export " + kind + "…");
-    button->setObjectName("export" + kind);
-    connect(button, &QPushButton::clicked, this, [this, kind] { exportDialog(kind); });
-    bar->addWidget(button);
-  }
+  bar->addWidget(m_family, 2);
+  auto* exportButton = new QPushButton("Export…");
+  exportButton->setObjectName("encodersExportButton");
+  auto* exportMenu = new QMenu(exportButton);
+  for (const QString kind : {"PDF", "SVG", "PNG", "CSV"})
+    exportMenu->addAction(kind == "CSV" ? "Table as CSV…" : "Chart as " + kind + "…", this,
+                          [this, kind] { exportDialog(kind); });
+  exportButton->setMenu(exportMenu);
+  bar->addWidget(exportButton);
   layout->addLayout(bar);
   m_message = new QLabel(
       "No experiment yet: launch one from the panel (Experiment) or run `pivot experiment`.");
@@ -87,11 +93,13 @@ EncodersView::EncodersView(QWidget* parent) : QWidget(parent) {
   m_chart->plotLayout()->addElement(
       0, 0, new QCPTextElement(m_chart, "", QFont(font().family(), 10, QFont::Bold)));
   auto* split = new QSplitter(Qt::Horizontal);
+  m_content = split;
   split->addWidget(m_table);
   split->addWidget(m_chart);
   split->setStretchFactor(0, 3);
   split->setStretchFactor(1, 2);
   layout->addWidget(split, 1);
+  split->hide();  // until a finished experiment's results arrive
 
   connect(m_experiment, &QComboBox::currentIndexChanged, this, &EncodersView::onExperimentChosen);
   connect(m_sweep, &QComboBox::currentIndexChanged, this, &EncodersView::rebuild);
@@ -99,6 +107,8 @@ EncodersView::EncodersView(QWidget* parent) : QWidget(parent) {
 }
 
 QString EncodersView::message() const { return m_message->text(); }
+
+bool EncodersView::resultsShown() const { return !m_content->isHidden(); }
 
 int EncodersView::basePointCount() const {
   int n = 0;
@@ -216,7 +226,9 @@ void EncodersView::rebuild() {
   m_table->clear();
   m_table->setRowCount(0);
   const int f = m_family->currentIndex();
-  if (f < 0 || f >= static_cast<int>(m_tables.size())) {
+  // No results: the message says why; no empty table and no axes without bars.
+  m_content->setVisible(f >= 0 && f < static_cast<int>(m_tables.size()));
+  if (m_content->isHidden()) {
     m_table->setColumnCount(0);
     drawChart(SummaryTable{});
     return;

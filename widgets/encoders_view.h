@@ -39,6 +39,8 @@ class EncodersView : public QWidget {
 
   QTableWidget* table() const { return m_table; }
   QCustomPlot* chart() const { return m_chart; }
+  bool resultsShown() const;  // false: only the message (no experiment, or none finished)
+  void exportDialog(const QString& kind);  // "PNG", "PDF", "SVG" or "CSV": asks for the file
   QComboBox* familyBox() const { return m_family; }
   QComboBox* sweepBox() const { return m_sweep; }
   QComboBox* experimentBox() const { return m_experiment; }
@@ -57,7 +59,6 @@ class EncodersView : public QWidget {
   void drawChart(const SummaryTable& t);
   bool drawHeatMap(const SummaryTable& t);  // false when the table has no CKA lines
   void onExperimentChosen();
-  void exportDialog(const QString& kind);
 
   std::vector<ResultRow> m_rows;
   std::vector<SummaryTable> m_tables;
@@ -67,6 +68,7 @@ class EncodersView : public QWidget {
   QComboBox* m_family = nullptr;
   QTableWidget* m_table = nullptr;
   QCustomPlot* m_chart = nullptr;
+  QWidget* m_content = nullptr;  // table and chart, hidden while there are no results
   QLabel* m_message = nullptr;
   QString m_title;
 };

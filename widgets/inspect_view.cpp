@@ -159,7 +159,14 @@ InspectView::InspectView(RunsModel* runs, QWidget* parent) : QWidget(parent), m_
   methodForm->addRow("Colormap", m_colormap);
   leftLayout->addWidget(methodBox);
   leftLayout->addStretch(1);
-  split->addWidget(left);
+  // The sample form scrolls on a short screen instead of squeezing its rows together.
+  auto* leftScroll = new QScrollArea;
+  leftScroll->setWidgetResizable(true);
+  leftScroll->setFrameShape(QFrame::NoFrame);
+  leftScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+  leftScroll->setWidget(left);
+  leftScroll->setMinimumWidth(left->sizeHint().width() + 16);
+  split->addWidget(leftScroll);
 
   auto* right = new QWidget;
   auto* rightLayout = new QVBoxLayout(right);
@@ -196,7 +203,7 @@ InspectView::InspectView(RunsModel* runs, QWidget* parent) : QWidget(parent), m_
   m_panelHost->setContextMenuPolicy(Qt::CustomContextMenu);
   connect(m_panelHost, &QWidget::customContextMenuRequested, this, [this](const QPoint& at) {
     QMenu menu;
-    menu.addAction("Export figure…", this, [this] { m_export->click(); });
+    menu.addAction("Export figure…", this, &InspectView::exportFigureDialog);
     menu.exec(m_panelHost->mapToGlobal(at));
   });
   scroll->setWidget(m_panelHost);
@@ -211,9 +218,8 @@ InspectView::InspectView(RunsModel* runs, QWidget* parent) : QWidget(parent), m_
   connect(m_source, QOverload<int>::of(&QComboBox::currentIndexChanged), this, sampleChanged);
   connect(m_split, QOverload<int>::of(&QComboBox::currentIndexChanged), this, sampleChanged);
   connect(m_index, QOverload<int>::of(&QSpinBox::valueChanged), this, sampleChanged);
-  connect(prev, &QPushButton::clicked, this,
-          [this] { m_index->setValue(std::max(0, m_index->value() - 1)); });
-  connect(next, &QPushButton::clicked, this, [this] { m_index->setValue(m_index->value() + 1); });
+  connect(prev, &QPushButton::clicked, this, [this] { stepSample(-1); });
+  connect(next, &QPushButton::clicked, this, [this] { stepSample(+1); });
   connect(browse, &QPushButton::clicked, this, [this] {
     const auto file = QFileDialog::getOpenFileName(this, "Open image", QString(),
                                                    "Images (*.png *.jpg *.jpeg *.bmp)");
@@ -241,7 +247,7 @@ InspectView::InspectView(RunsModel* runs, QWidget* parent) : QWidget(parent), m_
     // Only when a checked run gained a checkpoint or a new name: the panels are widgets made anew
     // (styled labels), 3-8 ms of the GUI thread at every poll of the store while a run trains.
     const QString shown = checkedRunsSignature();
-    if (shown == m_shownRuns) return;
+    if (shown == m_shownRuns && !m_emptyNote) return;  // the note may name new runs
     m_shownRuns = shown;
     refreshSteps();
     refreshPanels();
@@ -259,17 +265,9 @@ InspectView::InspectView(RunsModel* runs, QWidget* parent) : QWidget(parent), m_
     });
     m_stepSlider->setValue(static_cast<int>(it - m_steps.begin()));
   });
-  connect(m_export, &QPushButton::clicked, this, [this] {
-    const QString path = QFileDialog::getSaveFileName(
-        this, "Export figure", "inspect.pdf",
-        "PDF, vector (*.pdf);;SVG, vector (*.svg);;PNG, 300 dpi (*.png)");
-    if (path.isEmpty()) return;
-    if (!exportFigure(path))
-      QMessageBox::warning(
-          this, "Export figure",
-          "Could not write " + path + " (the name must end in .pdf, .svg or .png)");
-  });
+  connect(m_export, &QPushButton::clicked, this, &InspectView::exportFigureDialog);
   refreshSample();
+  refreshPanels();  // the empty state until runs are ticked
 }
 
 void InspectView::setCheckedRuns(const QList<int64_t>& ids) { m_checklist->setCheckedRuns(ids); }
@@ -310,7 +308,11 @@ void InspectView::setMethod(const QString& method) { m_method->setCurrentText(me
 
 int InspectView::chosenStep() const { return m_stepBox->value(); }
 
-int InspectView::panelCount() const { return m_panels->count(); }
+int InspectView::panelCount() const { return m_emptyNote ? 0 : m_panels->count(); }
+
+QString InspectView::emptyStateText() const {
+  return m_emptyNote ? m_emptyNote->text() : QString();
+}
 
 void InspectView::refreshSteps() {
   std::set<int> steps;
@@ -399,11 +401,28 @@ void InspectView::refreshPanels() {
     delete item->widget();
     delete item;
   }
+  m_emptyNote = nullptr;
   if (m_source->currentIndex() == 1 &&
       (m_imageFile->text().isEmpty() || m_question->text().isEmpty() || m_answer->text().isEmpty()))
     return;
+  auto shown = shownPanels();
+  if (shown.empty()) {  // say what fills this space
+    auto* note = new QLabel(
+        m_checklist->rowCount() == 0
+            ? "No run has a checkpoint yet. Train one from the Launch panel: its checkpoints "
+              "appear in the list above, and ticking runs there shows where each encoder looks."
+            : "Tick one or more runs in the list above to see where their encoders look on this "
+              "sample, side by side; the Step slider moves every panel through the checkpoints.");
+    note->setObjectName("inspectEmptyState");
+    note->setWordWrap(true);
+    note->setMaximumWidth(520);
+    note->setStyleSheet("color: #777; font-size: 11pt; padding: 24px;");
+    m_panels->addWidget(note, 0, 0);
+    m_emptyNote = note;
+    return;
+  }
   int column = 0;
-  for (auto& [checked, checkpoint, job] : shownPanels()) {
+  for (auto& [checked, checkpoint, job] : shown) {
     const auto& run = *checked;
     const QString key = job.cacheKey();
     auto* panel = new QWidget;
@@ -495,6 +514,23 @@ MapFigure InspectView::figure() const {
 
 bool InspectView::exportFigure(const QString& path, int dpi) {
   return saveMapFigure(figure(), path, dpi);
+}
+
+void InspectView::exportFigureDialog() {
+  const QString path = QFileDialog::getSaveFileName(
+      this, "Export figure", "inspect.pdf",
+      "PDF, vector (*.pdf);;SVG, vector (*.svg);;PNG, 300 dpi (*.png)");
+  if (path.isEmpty()) return;
+  if (!exportFigure(path))
+    QMessageBox::warning(this, "Export figure",
+                         "Could not write " + path + " (the name must end in .pdf, .svg or .png)");
+}
+
+int InspectView::sampleIndex() const { return m_index->value(); }
+
+void InspectView::stepSample(int delta) {
+  m_source->setCurrentIndex(0);
+  m_index->setValue(std::max(0, m_index->value() + delta));
 }
 
 }  // namespace pivot

@@ -60,17 +60,21 @@ class InspectView : public QWidget {
   void setCheckedRuns(const QList<int64_t>& ids);
   RunsFilter* runChecklist() const { return m_checklist; }
   void setSample(int split, qint64 index);
+  void stepSample(int delta);  // the next (+1) or previous (-1) ShapesWorld sample
+  int sampleIndex() const;
   // A photo with a typed question and answer (what a real model is explained on).
   void setPhoto(const QString& file, const QString& question, const QString& answer);
   void setMethod(const QString& method);
   int chosenStep() const;
   int panelCount() const;
+  QString emptyStateText() const;  // what the panels' space says while no run is ticked
   int pendingCount() const { return static_cast<int>(m_pending.size()); }
   const QHash<QString, ExplainOutcome>& cache() const { return m_cache; }
   QImage sampleImage() const { return m_sampleImage; }
   // The panels shown, as a figure (map_figure.h) and as a file: .pdf and .svg vector, .png at dpi.
   MapFigure figure() const;
   bool exportFigure(const QString& path, int dpi = 300);
+  void exportFigureDialog();  // asks for the file
   QPushButton* exportButton() const { return m_export; }
 
  public Q_SLOTS:
@@ -110,6 +114,7 @@ class InspectView : public QWidget {
   QLineEdit *m_imageFile, *m_question, *m_answer;
   QLabel *m_preview, *m_texts;
   QPushButton* m_export = nullptr;
+  QLabel* m_emptyNote = nullptr;  // in the panels' place while there are none
   QListView* m_runList;
   QSlider* m_stepSlider;
   QGridLayout* m_panels;

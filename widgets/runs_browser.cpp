@@ -4,6 +4,8 @@
 #include <QHeaderView>
 #include <QInputDialog>
 #include <QLabel>
+#include <QEvent>
+#include <QLabel>
 #include <QLineEdit>
 #include <QMenu>
 #include <QMessageBox>
@@ -108,7 +110,18 @@ RunsBrowser::RunsBrowser(RunsModel* runs, QWidget* parent) : QWidget(parent), m_
   });
   connect(m_onlyDifferences, &QCheckBox::toggled, this, &RunsBrowser::updateParameterTable);
   connect(m_runs, &RunsModel::renameRequested, this, &RunsBrowser::renameRequested);
+  // An empty workspace says what fills it, over the table.
+  m_emptyState = new QLabel(
+      "No runs in this workspace yet.\nStart one from the Launch panel (Ctrl+R), or run `pivot "
+      "train` or `pivot experiment` on this workspace: its runs appear here as they start.",
+      m_view->viewport());
+  m_emptyState->setObjectName("runsEmptyState");
+  m_emptyState->setAlignment(Qt::AlignCenter);
+  m_emptyState->setWordWrap(true);
+  m_emptyState->setStyleSheet("color: #777; padding: 12px;");
+  m_view->viewport()->installEventFilter(this);
   connect(m_runs, &RunsModel::updated, this, [this] {
+    m_emptyState->setVisible(m_runs->rowCount() == 0);
     m_view->resizeColumnsToContents();
     for (int c = 0; c < m_treeModel->columnCount(); ++c) m_tree->resizeColumnToContents(c);
     updateParameterTable();  // a name may have changed
@@ -313,6 +326,23 @@ void RunsBrowser::showContextMenu(const QPoint& globalPos) {
             .arg(ids.size()));
     if (answer == QMessageBox::Yes) Q_EMIT deleteRequested(ids);
   }
+}
+
+}  // namespace pivot
+
+namespace pivot {
+
+bool RunsBrowser::eventFilter(QObject* watched, QEvent* event) {
+  if (watched == m_view->viewport() && event->type() == QEvent::Resize)
+    m_emptyState->setGeometry(m_view->viewport()->rect());  // centred over the whole table
+  return QWidget::eventFilter(watched, event);
+}
+
+bool RunsBrowser::emptyStateShown() const { return !m_emptyState->isHidden(); }
+
+void RunsBrowser::focusFilter() {
+  m_filter->setFocus(Qt::ShortcutFocusReason);
+  m_filter->selectAll();
 }
 
 }  // namespace pivot

@@ -11,6 +11,7 @@
 #include "runs_model.h"
 
 class QCheckBox;
+class QLabel;
 class QLineEdit;
 class QSortFilterProxyModel;
 class QTableView;
@@ -27,7 +28,9 @@ class RunsBrowser : public QWidget {
 
   QList<int64_t> selectedRunIds() const;
   void selectRuns(const QList<int64_t>& ids);
-  int rowCount() const;  // rows the filter lets through
+  int rowCount() const;          // rows the filter lets through
+  bool emptyStateShown() const;  // the "no runs yet" note over the empty table
+  void focusFilter();            // Find run: the filter field, its text selected
   const std::vector<RunSummary>& runs() const { return m_runs->runs(); }
   QTableWidget* parameterTable() const { return m_params; }
   QTableView* table() const { return m_view; }
@@ -46,6 +49,9 @@ class RunsBrowser : public QWidget {
   void resumeRequested(int64_t id);
   void experimentActivated(int64_t experimentId);  // its tree row double-clicked or chosen
 
+ protected:
+  bool eventFilter(QObject* watched, QEvent* event) override;
+
  private:
   void updateParameterTable();
   void showContextMenu(const QPoint& globalPos);    // rename, tag, resume, delete
@@ -57,6 +63,7 @@ class RunsBrowser : public QWidget {
   QSortFilterProxyModel* m_proxy = nullptr;
   QTableView* m_view = nullptr;
   QLineEdit* m_filter = nullptr;
+  QLabel* m_emptyState = nullptr;
   QTableWidget* m_params = nullptr;
   RunsTree* m_treeModel = nullptr;
   QTreeView* m_tree = nullptr;

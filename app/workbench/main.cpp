@@ -35,12 +35,32 @@ int main(int argc, char** argv) {
   QCommandLineOption quitWhenDone("quit-when-done", "Quit when the started job ends.");
   QCommandLineOption screenshotDuring("screenshot-during",
                                       "Save a screenshot SECONDS after the start.", "FILE:SECONDS");
-  parser.addOptions({workspace, start, screenshot, quitWhenDone, screenshotDuring});
+  QCommandLineOption size("size", "The window's size, e.g. 1280x720 (a laptop screen).", "WxH",
+                          "1500x950");
+  QCommandLineOption tab("tab", "The tab shown first: curves, inspect, encoders or completions.",
+                         "NAME", "curves");
+  parser.addOptions({workspace, start, screenshot, quitWhenDone, screenshotDuring, size, tab});
   parser.process(app);
+  const QStringList wh = parser.value(size).split('x');
+  const int width = wh.value(0).toInt(), height = wh.value(1).toInt();
+  if (wh.size() != 2 || width < 320 || height < 240) {
+    std::fprintf(stderr, "pivot-workbench: --size: '%s' is not WIDTHxHEIGHT (at least 320x240)\n",
+                 qPrintable(parser.value(size)));
+    return 2;
+  }
+  const QStringList tabs = {"curves", "inspect", "encoders", "completions"};
+  if (!tabs.contains(parser.value(tab))) {
+    std::fprintf(stderr, "pivot-workbench: --tab: '%s' is not one of %s\n",
+                 qPrintable(parser.value(tab)), qPrintable(tabs.join(", ")));
+    return 2;
+  }
 
   pivot::MainWindow window(QDir(parser.value(workspace)).absolutePath());
-  window.resize(1500, 950);
+  window.resize(width, height);
   window.show();
+  if (parser.value(tab) == "inspect") window.showInspect();
+  if (parser.value(tab) == "encoders") window.showEncoders();
+  if (parser.value(tab) == "completions") window.showCompletions();
   if (parser.isSet(start)) {
     const auto parts = parser.value(start).split(':');
     pivot::LaunchRequest request;

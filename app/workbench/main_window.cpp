@@ -8,7 +8,9 @@
 #include <QDir>
 #include <QDockWidget>
 #include <QFileInfo>
+#include <QMenuBar>
 #include <QMessageBox>
+#include <QPushButton>
 #include <QSettings>
 #include <QStatusBar>
 #include <QScrollArea>
@@ -41,6 +43,7 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent)
   qRegisterMetaType<pivot::ExplainOutcome>();
   buildViews();
   buildDocks();
+  buildMenus();
   connectTraining();
   connectExperiment();
   connectRunsBrowser();
@@ -126,6 +129,88 @@ void MainWindow::buildDocks() {
   m_deviceLabel = new QLabel("device: chosen at start (CUDA when present, else CPU)");
   for (auto* l : {m_stepLabel, m_speedLabel, m_etaLabel}) statusBar()->addWidget(l);
   statusBar()->addPermanentWidget(m_deviceLabel);
+}
+
+// The menu bar: what the panels' buttons do, reachable by keyboard. An action on a button does what
+// clicking it does (nothing while the button is disabled); the Run menu greys out what cannot run.
+void MainWindow::buildMenus() {
+  auto* file = menuBar()->addMenu("&File");
+  auto* exportFigure = file->addAction("&Export figure…", this, [this] {
+    if (m_tabs->currentWidget() == m_inspect) return m_inspect->exportFigureDialog();
+    if (m_tabs->currentWidget() == m_encoders) return m_encoders->exportDialog("PDF");
+    m_curves->exportGridDialog();  // Curves, and Completions' runs' curves
+  });
+  exportFigure->setShortcut(QKeySequence("Ctrl+E"));
+  exportFigure->setToolTip(
+      "The current tab's figure: the curve grid, Inspect's maps, the "
+      "Encoders chart");
+  file->addSeparator();
+  auto* quit = file->addAction("&Quit", this, &QWidget::close);
+  quit->setShortcut(QKeySequence::Quit);
+
+  auto* run = menuBar()->addMenu("&Run");
+  const auto buttonAction = [this, run](const QString& text, QPushButton* button,
+                                        const QKeySequence& keys) {
+    auto* action = run->addAction(text, button, &QPushButton::click);
+    action->setShortcut(keys);
+    action->setShortcutContext(Qt::ApplicationShortcut);
+    connect(run, &QMenu::aboutToShow, action,
+            [action, button] { action->setEnabled(button->isEnabled()); });
+  };
+  buttonAction("&Start", m_launch->startButton(), QKeySequence("Ctrl+R"));
+  buttonAction("&Pause", m_launch->pauseButton(), QKeySequence("Ctrl+P"));
+  buttonAction("Res&ume", m_launch->resumeButton(), QKeySequence("Ctrl+Shift+R"));
+  buttonAction("S&top (keeps a checkpoint)", m_launch->stopButton(), QKeySequence("Ctrl+."));
+  run->addSeparator();
+  buttonAction("Run e&xperiment", m_launch->experimentButton(), QKeySequence("Ctrl+Shift+X"));
+  buttonAction("Stop experi&ment", m_launch->stopExperimentButton(), QKeySequence());
+
+  auto* view = menuBar()->addMenu("&View");
+  int number = 1;
+  for (auto* page : {static_cast<QWidget*>(m_curves), static_cast<QWidget*>(m_inspect),
+                     static_cast<QWidget*>(m_encoders), static_cast<QWidget*>(m_completions)}) {
+    auto* action = view->addAction(m_tabs->tabText(m_tabs->indexOf(page)), this,
+                                   [this, page] { m_tabs->setCurrentWidget(page); });
+    action->setShortcut(QKeySequence(QString("Ctrl+%1").arg(number++)));
+  }
+  view->addSeparator();
+  auto* next = view->addAction("&Next sample", this, [this] {
+    m_inspect->stepSample(+1);
+    showInspect();
+  });
+  next->setShortcut(QKeySequence("Ctrl+]"));
+  auto* previous = view->addAction("P&revious sample", this, [this] {
+    m_inspect->stepSample(-1);
+    showInspect();
+  });
+  previous->setShortcut(QKeySequence("Ctrl+["));
+  auto* find = view->addAction("&Find run…", this, [this] { m_browser->focusFilter(); });
+  find->setShortcut(QKeySequence::Find);
+  view->addSeparator();
+  for (auto* dock : findChildren<QDockWidget*>()) view->addAction(dock->toggleViewAction());
+
+  auto* help = menuBar()->addMenu("&Help");
+  help->addAction("&Keyboard shortcuts", this, [this] {
+    QMessageBox::information(this, "Keyboard shortcuts", shortcutsText());
+  });
+  help->addAction("&About PIVOT Workbench", this, [this] {
+    QMessageBox::about(
+        this, "About PIVOT Workbench",
+        "PIVOT Workbench: how SFT and RL post-training (DPO, GRPO, MPO) reshape a multimodal "
+        "model's vision encoder, and PIVOT's recipe for stronger encoders. Workspace: " +
+            QDir::toNativeSeparators(m_workspace));
+  });
+}
+
+QString MainWindow::shortcutsText() const {
+  QStringList lines;
+  for (auto* menu : menuBar()->findChildren<QMenu*>())
+    for (auto* action : menu->actions())
+      if (!action->shortcut().isEmpty())
+        lines << QString("%1\t%2").arg(
+            action->shortcut().toString(QKeySequence::NativeText),
+            QString(action->text()).remove('&').remove(QString::fromUtf8("…")));
+  return lines.join('\n');
 }
 
 // Single runs: the in-process worker (live curves through the buffer) and the panel's buttons.

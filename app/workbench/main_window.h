@@ -47,6 +47,7 @@ class MainWindow : public QMainWindow {
   void showEncoders();
   void showInspect();
   void showCompletions();
+  QString shortcutsText() const;  // Help > Keyboard shortcuts: each action and its keys
   const QString& workspace() const { return m_workspace; }
 
  Q_SIGNALS:
@@ -63,6 +64,7 @@ class MainWindow : public QMainWindow {
   // The constructor's parts: widgets, docks, and the connections of each job.
   void buildViews();
   void buildDocks();
+  void buildMenus();  // File, Run, View, Help: every button's action with a shortcut
   void connectTraining();
   void connectExperiment();
   void connectRunsBrowser();
