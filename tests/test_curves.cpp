@@ -5,6 +5,7 @@
 #include <QFile>
 #include <QImageReader>
 #include <QTemporaryDir>
+#include <array>
 #include <cmath>
 #include <random>
 
@@ -202,6 +203,92 @@ class TestCurves : public QObject {
              qPrintable(loss->hoverText(1.73)));
     QVERIFY2(loss->hoverText(4.2).contains("step 5<br>sft-1: 1 (raw 1)"),
              qPrintable(loss->hoverText(4.2)));
+  }
+
+  // Run colours stay legible on white (WCAG's 3:1 contrast for graphics) and apart from each
+  // other for normal, deuteranope and protanope vision (Machado et al. 2009, severity 1; CIELAB
+  // distance), and a run keeps its colour.
+  void runColoursAreLegibleAndDistinguishable() {
+    const auto linear = [](double c) {
+      c /= 255;
+      return c <= 0.04045 ? c / 12.92 : std::pow((c + 0.055) / 1.055, 2.4);
+    };
+    using Vec = std::array<double, 3>;
+    const auto rgbLinear = [&](const QColor& c) {
+      return Vec{linear(c.red()), linear(c.green()), linear(c.blue())};
+    };
+    const auto luminance = [](const Vec& l) {
+      return 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2];
+    };
+    const auto lab = [](const Vec& l) {
+      const double x = (0.4124 * l[0] + 0.3576 * l[1] + 0.1805 * l[2]) / 0.95047;
+      const double y = 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2];
+      const double z = (0.0193 * l[0] + 0.1192 * l[1] + 0.9505 * l[2]) / 1.08883;
+      const auto f = [](double t) { return t > 0.008856 ? std::cbrt(t) : 7.787 * t + 16.0 / 116; };
+      return Vec{116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))};
+    };
+    const double deutan[3][3] = {{0.367322, 0.860646, -0.227968},
+                                 {0.280085, 0.672501, 0.047413},
+                                 {-0.011820, 0.042940, 0.968881}};
+    const double protan[3][3] = {{0.152286, 1.052583, -0.204868},
+                                 {0.114503, 0.786281, 0.099216},
+                                 {-0.003882, -0.048116, 1.051998}};
+    const auto seen = [](const Vec& l, const double(*m)[3]) {
+      if (!m) return l;
+      Vec out{};
+      for (int i = 0; i < 3; ++i)
+        out[i] = std::clamp(m[i][0] * l[0] + m[i][1] * l[1] + m[i][2] * l[2], 0.0, 1.0);
+      return out;
+    };
+    const auto& palette = runPalette();
+    QCOMPARE(palette.size(), size_t(8));
+    for (const auto& c : palette) {
+      const double contrast = 1.05 / (luminance(rgbLinear(c)) + 0.05);
+      QVERIFY2(contrast >= 3.0, qPrintable(c.name() + QString(" %1:1").arg(contrast)));
+    }
+    double closest = 1e9;
+    for (const double(*vision)[3] : {static_cast<const double(*)[3]>(nullptr), deutan, protan})
+      for (size_t a = 0; a < palette.size(); ++a)
+        for (size_t b = a + 1; b < palette.size(); ++b) {
+          const Vec la = lab(seen(rgbLinear(palette[a]), vision));
+          const Vec lb = lab(seen(rgbLinear(palette[b]), vision));
+          closest = std::min(closest, std::hypot(la[0] - lb[0], la[1] - lb[1], la[2] - lb[2]));
+        }
+    QVERIFY2(closest >= 15, qPrintable(QString("closest pair: %1").arg(closest)));
+    QCOMPARE(runColour(3), palette[2]);
+    QCOMPARE(runColour(11), palette[2].darker(140));  // the second round, darker
+    QCOMPARE(runColour(19), palette[2]);
+  }
+
+  // A legend inside each panel names every line by run (and key where a panel has several), never
+  // the faint raw copies or the bands; the legend box hides it in every panel.
+  void legendsNameTheRunsInsideThePlots() {
+    CurveGrid grid;
+    grid.resize(1000, 800);
+    grid.show();
+    grid.appendMetrics(1, "sft-1", 8, {{1, "loss", 3, 0}, {2, "loss", 2, 0}});
+    grid.appendMetrics(
+        2, "dpo-2", 8,
+        {{1, "loss", 2, 0}, {1, "rewards/chosen", 0.1, 0}, {1, "rewards/rejected", -0.1, 0}});
+    grid.replotNow();
+    CurvePanel *loss = nullptr, *rewards = nullptr;
+    for (auto* p : grid.panels()) {
+      if (p->title() == "loss") loss = p;
+      if (p->title() == "rewards") rewards = p;
+    }
+    QVERIFY(loss && rewards);
+    QVERIFY(loss->plot()->legend->visible());
+    QCOMPARE(loss->plot()->legend->itemCount(), 2);
+    QStringList names;
+    for (int i = 0; i < rewards->plot()->legend->itemCount(); ++i)
+      names << static_cast<QCPPlottableLegendItem*>(rewards->plot()->legend->item(i))
+                   ->plottable()
+                   ->name();
+    QCOMPARE(names, (QStringList{"dpo-2  rewards/chosen", "dpo-2  rewards/rejected"}));
+    grid.setLegendShown(false);
+    QVERIFY(!loss->plot()->legend->visible() && !rewards->plot()->legend->visible());
+    grid.replotNow();
+    QVERIFY(!loss->plot()->legend->visible());
   }
 
   void repeatedStepsReplaceOldValues() {

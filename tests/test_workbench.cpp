@@ -626,6 +626,18 @@ class TestWorkbench : public QObject {
     QCOMPARE(view->table()->rowCount(), 16);  // 4 prompts x 4 completions
     const int columns = view->table()->columnCount();
     QCOMPARE(view->table()->horizontalHeaderItem(columns - 1)->text(), QString("advantage"));
+    // On a laptop screen the reward and advantage columns stay in view (prompt and completion
+    // wrap).
+    w.resize(1280, 720);
+    w.showCompletions();
+    QTest::qWait(50);
+    auto* table = view->table();
+    QVERIFY2(table->columnViewportPosition(columns - 1) + table->columnWidth(columns - 1) <=
+                 table->viewport()->width(),
+             qPrintable(QString("advantage ends at %1 of %2")
+                            .arg(table->columnViewportPosition(columns - 1) +
+                                 table->columnWidth(columns - 1))
+                            .arg(table->viewport()->width())));
     QCOMPARE(view->table()->horizontalHeaderItem(3)->text(), QString("accuracy"));
     QVERIFY(!view->table()->item(0, 0)->data(Qt::DecorationRole).value<QPixmap>().isNull());
     RunStore store(storePath(ws));

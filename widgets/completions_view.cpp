@@ -7,6 +7,7 @@
 #include <QLabel>
 #include <QPixmap>
 #include <QPushButton>
+#include <QScrollBar>
 #include <QTableWidget>
 #include <QVBoxLayout>
 #include <algorithm>
@@ -235,9 +236,8 @@ void CompletionsView::refreshTable() {
   }
   m_table->resizeColumnsToContents();
   m_table->setColumnWidth(0, kThumbnail + 8);
-  m_table->setColumnWidth(1, 300);  // the question and reference wrap within it
-  m_table->setColumnWidth(2, std::max(300, m_table->columnWidth(2)));
   m_table->setWordWrap(true);
+  fitTextColumns();
   const int rowsPerPrompt = rows.empty() ? 1 : static_cast<int>(rows.size()) / shownPrompts;
   for (int i = 0; i < m_table->rowCount(); ++i)
     m_table->setRowHeight(i, std::max(22, (kThumbnail + 8 + rowsPerPrompt - 1) / rowsPerPrompt));
@@ -267,6 +267,29 @@ void CompletionsView::openSelectedInInspect() {
   } catch (const std::exception& e) {
     m_message->setText(QString("Cannot open in Inspect: ") + e.what());
   }
+}
+
+}  // namespace pivot
+
+namespace pivot {
+
+// The reward and advantage columns stay in view on a laptop screen: the number columns keep their
+// content's width, and the prompt (2 parts) and the completion (3 parts) wrap within the rest.
+void CompletionsView::fitTextColumns() {
+  if (m_table->columnCount() < 3) return;
+  int numbers = m_table->columnWidth(0);
+  for (int c = 3; c < m_table->columnCount(); ++c) numbers += m_table->columnWidth(c);
+  // The vertical scroll bar may appear only after the rows are laid out: leave room for it.
+  const int scrollBar = m_table->verticalScrollBar()->sizeHint().width();
+  const int rest =
+      std::max(240, m_table->width() - m_table->frameWidth() * 2 - numbers - scrollBar - 2);
+  m_table->setColumnWidth(1, rest * 2 / 5);
+  m_table->setColumnWidth(2, rest - rest * 2 / 5);
+}
+
+void CompletionsView::resizeEvent(QResizeEvent* event) {
+  QWidget::resizeEvent(event);
+  fitTextColumns();
 }
 
 }  // namespace pivot

@@ -41,8 +41,12 @@ class CompletionsView : public QWidget {
   void photoInspectRequested(qint64 runId, const QString& image, const QString& question,
                              const QString& answer);
 
+ protected:
+  void resizeEvent(QResizeEvent* event) override;
+
  private:
   void refreshSteps();
+  void fitTextColumns();  // prompt and completion share what the number columns leave
   void refreshTable();
   void openSelectedInInspect();
 

@@ -150,6 +150,11 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
   m_logY = new QCheckBox("log y");
   bar->addWidget(m_logX);
   bar->addWidget(m_logY);
+  m_legend = new QCheckBox("legend");
+  m_legend->setObjectName("legendBox");
+  m_legend->setChecked(true);
+  m_legend->setToolTip("Name each line inside its plot (also in exported figures)");
+  bar->addWidget(m_legend);
   bar->addStretch(1);
   auto* exportButton = new QPushButton("Export…");
   auto* menu = new QMenu(exportButton);
@@ -218,6 +223,7 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
           [this](int i) { setXAxis(static_cast<XAxisKind>(i)); });
   auto logChanged = [this] { setLogScale(m_logX->isChecked(), m_logY->isChecked()); };
   connect(m_logX, &QCheckBox::toggled, this, logChanged);
+  connect(m_legend, &QCheckBox::toggled, this, &CurveGrid::setLegendShown);
   connect(m_logY, &QCheckBox::toggled, this, logChanged);
   m_timer.setInterval(kReplotIntervalMs);
   connect(&m_timer, &QTimer::timeout, this, [this] {
@@ -295,6 +301,13 @@ int CurveGrid::visiblePanelCount() const {
   return static_cast<int>(std::count_if(m_panels.begin(), m_panels.end(),
                                         [](CurvePanel* p) { return !p->isHidden(); }));
 }
+
+void CurveGrid::setLegendShown(bool shown) {
+  if (m_legend->isChecked() != shown) m_legend->setChecked(shown);  // comes back here
+  for (auto* p : m_panels) p->setLegendShown(shown);
+}
+
+bool CurveGrid::legendShown() const { return m_legend->isChecked(); }
 
 void CurveGrid::setPanelFamily(PanelFamily family) {
   m_family = family;

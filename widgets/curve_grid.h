@@ -46,6 +46,8 @@ class CurveGrid : public QWidget {
   void setXAxis(XAxisKind kind);
   void setLogScale(bool logX, bool logY);
   void setPanelFamily(PanelFamily family);  // the Panels box
+  void setLegendShown(bool shown);          // the legend box: a legend inside every panel
+  bool legendShown() const;
 
   bool exportGrid(const QString& file, int dpi = 150);  // .png, .pdf or .svg by suffix
   void exportGridDialog();                              // asks for the file (and PNG's dpi)
@@ -78,6 +80,7 @@ class CurveGrid : public QWidget {
   QGridLayout* m_grid = nullptr;
   QSlider* m_smoothingSlider = nullptr;
   QLabel* m_smoothingLabel = nullptr;
+  QCheckBox* m_legend = nullptr;
   QLabel* m_emptyState = nullptr;  // instead of the grid while no panel has data
   QScrollArea* m_scroll = nullptr;
   QComboBox* m_axisBox = nullptr;

@@ -36,15 +36,22 @@ std::vector<double> xValues(const RunCurves& run, const MetricSeries& s, XAxisKi
   return s.steps;
 }
 
+const std::vector<QColor>& runPalette() {
+  // Okabe-Ito and Paul Tol colours chosen so that each has at least 3:1 contrast on white (WCAG's
+  // bar for lines) and any two stay apart for deuteranopes and protanopes too (test_curves checks
+  // both): no pale grey, yellow or peach.
+  static const std::vector<QColor> palette = {"#0077bb", "#d55e00", "#444444", "#009e73",
+                                              "#332288", "#cc79a7", "#117733", "#7f3c8d"};
+  return palette;
+}
+
 QColor runColour(int64_t runId) {
-  static const QColor tableau[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-                                   "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
-  const auto i = static_cast<int>((runId - 1) % 10 + 10) % 10;
-  QColor c = tableau[i];
-  if (runId > 10)
-    c = QColor::fromHsv((c.hue() + 37 * static_cast<int>((runId - 1) / 10)) % 360, c.saturation(),
-                        c.value());
-  return c;
+  const auto& palette = runPalette();
+  const auto n = static_cast<int64_t>(palette.size());
+  const auto i = static_cast<size_t>(((runId - 1) % n + n) % n);
+  // Past the palette the colours come again, darker every other round (darker keeps the contrast);
+  // the legend and the runs table tell such runs apart.
+  return ((runId - 1) / n) % 2 == 1 ? palette[i].darker(140) : palette[i];
 }
 
 namespace {
@@ -78,7 +85,12 @@ CurvePanel::CurvePanel(const QString& title, const QStringList& keys, const QStr
   m_plot->plotLayout()->insertRow(0);
   m_titleElement = new QCPTextElement(m_plot, title, QFont(font().family(), 10, QFont::Bold));
   m_plot->plotLayout()->addElement(0, 0, m_titleElement);
-  m_plot->legend->setVisible(false);
+  m_plot->legend->setVisible(false);  // until there are lines to name
+  m_plot->legend->setFont(QFont(font().family(), 7));
+  m_plot->legend->setBrush(QColor(255, 255, 255, 210));
+  m_plot->legend->setBorderPen(QPen(QColor("#bbbbbb")));
+  m_plot->legend->setRowSpacing(0);
+  m_plot->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
   m_plot->xAxis->setTickLabelFont(QFont(font().family(), 8));
   m_plot->yAxis->setTickLabelFont(QFont(font().family(), 8));
   m_plot->setNoAntialiasingOnDrag(true);
@@ -164,6 +176,7 @@ void CurvePanel::update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, doub
       line.rawGraph = m_plot->addGraph();
       line.rawGraph->setPen(keyPen(faint, 1, k));
       line.rawGraph->setAdaptiveSampling(false);
+      line.rawGraph->removeFromLegend();  // the smoothed line names the run
       line.smoothGraph = m_plot->addGraph();
       line.smoothGraph->setPen(keyPen(run.colour, 1.8, k));
       line.smoothGraph->setName(line.label);
@@ -182,6 +195,7 @@ void CurvePanel::update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, doub
         }
     m_titleElement->setText(parts.isEmpty() ? m_title : m_title + ": " + parts.join(", "));
   }
+  m_plot->legend->setVisible(m_legendShown && !m_lines.empty());
   for (auto& l : m_lines)  // computed x values live in the line itself: point at them once placed
     if (axis != XAxisKind::Step) l.x = &l.ownX;
   if (axis == XAxisKind::WallTime) {
@@ -275,7 +289,9 @@ void CurvePanel::addBand(RunCurves& run, XAxisKind axis, double smoothing) {
   fill.setAlpha(45);
   band.upperGraph = m_plot->addGraph();
   band.upperGraph->setPen(Qt::NoPen);
+  band.upperGraph->removeFromLegend();
   band.lowerGraph = m_plot->addGraph();
+  band.lowerGraph->removeFromLegend();
   band.lowerGraph->setPen(Qt::NoPen);
   band.lowerGraph->setBrush(fill);
   band.lowerGraph->setChannelFillGraph(band.upperGraph);
@@ -304,6 +320,12 @@ void CurvePanel::setLogScale(bool logX, bool logY) {
   apply(m_plot->yAxis, logY);
   m_userZoomed = false;
   if (m_runs) update(m_runs, m_axis, m_smoothing);
+}
+
+void CurvePanel::setLegendShown(bool shown) {
+  m_legendShown = shown;
+  m_plot->legend->setVisible(shown && !m_lines.empty());
+  m_plot->replot(QCustomPlot::rpQueuedReplot);
 }
 
 void CurvePanel::resetView() {

@@ -40,6 +40,10 @@ class CurvePanel : public QWidget {
   // The panel keeps pointers into `runs` until the next update.
   void update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, double smoothing);
   void setLogScale(bool logX, bool logY);
+  // A legend inside the plot naming each line (run, and key when there are several): on screen and
+  // in every export, so a figure says which run a line is.
+  void setLegendShown(bool shown);
+  bool legendShown() const { return m_legendShown; }
   void resetView();
   void setXRange(double lower, double upper);  // as a zoom by the user
   void replotImmediately();                    // synchronous replot (benchmarks, export)
@@ -74,6 +78,7 @@ class CurvePanel : public QWidget {
   XAxisKind m_axis = XAxisKind::Step;
   double m_smoothing = 0.6;
   bool m_userZoomed = false;
+  bool m_legendShown = true;
   bool m_settingRange = false;
   // Per drawn graph, full resolution: x (the steps themselves, or computed for other axes), raw y
   // and smoothed y (both owned by the series).

@@ -54,7 +54,9 @@ enum class XAxisKind { Step = 0, Samples, WallTime, RelativeTime };
 // x values of a series for an axis kind (relative time counts from the run's first point).
 std::vector<double> xValues(const RunCurves& run, const MetricSeries& s, XAxisKind kind);
 
-// One stable, distinguishable colour per run id (Tableau 10, then shifted hues).
+// One stable colour per run id, the same in the curves, the runs table and Inspect: the palette's
+// eight (legible on white, apart for colour-blind readers), then again darker every other round.
 QColor runColour(int64_t runId);
+const std::vector<QColor>& runPalette();
 
 }  // namespace pivot

@@ -122,6 +122,8 @@ void MainWindow::buildDocks() {
   runsDock->setWidget(m_browser);
   runsDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
   addDockWidget(Qt::BottomDockWidgetArea, runsDock);
+  // Until the user moves it (restoreSettings), the runs table takes a fifth of the height.
+  resizeDocks({runsDock}, {200}, Qt::Vertical);
 
   m_stepLabel = new QLabel("idle");
   m_speedLabel = new QLabel;
@@ -602,6 +604,7 @@ void MainWindow::saveSettings() {
   s.setValue("window/geometry", saveGeometry());
   s.setValue("window/state", saveState());
   s.setValue("curves/smoothing", m_curves->smoothing());
+  s.setValue("curves/legend", m_curves->legendShown());
   s.setValue("launch/preset", m_launch->presetBox()->currentText());
   s.setValue("launch/stage", m_launch->stageBox()->currentData());
 }
@@ -611,6 +614,7 @@ void MainWindow::restoreSettings() {
   restoreGeometry(s.value("window/geometry").toByteArray());
   restoreState(s.value("window/state").toByteArray());
   m_curves->setSmoothing(s.value("curves/smoothing", 0.6).toDouble());
+  m_curves->setLegendShown(s.value("curves/legend", true).toBool());
   if (s.contains("launch/preset"))
     m_launch->selectPreset(s.value("launch/preset").toString(),
                            s.value("launch/stage", "dpo").toString());
