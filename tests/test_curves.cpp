@@ -284,7 +284,7 @@ class TestCurves : public QObject {
       names << static_cast<QCPPlottableLegendItem*>(rewards->plot()->legend->item(i))
                    ->plottable()
                    ->name();
-    QCOMPARE(names, (QStringList{"dpo-2  rewards/chosen", "dpo-2  rewards/rejected"}));
+    QCOMPARE(names, (QStringList{"dpo-2 · chosen", "dpo-2 · rejected"}));
     grid.setLegendShown(false);
     QVERIFY(!loss->plot()->legend->visible() && !rewards->plot()->legend->visible());
     grid.replotNow();

@@ -159,7 +159,7 @@ void CurvePanel::update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, doub
       auto it = run.series.find(keys[k]);
       if (it == run.series.end() || it->second.values.empty()) continue;
       Line line;
-      line.label = run.name + (keys.size() > 1 ? "  " + keys[k] : QString());
+      line.label = run.name + (keys.size() > 1 ? " · " + keyLabel(keys, k) : QString());
       if (axis == XAxisKind::Step) {
         line.x = &it->second.steps;
       } else {
