@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/experiment_spec.h"
+#include "config/parse_number.h"
 #include "config/train_config.h"
 #include "results/encoder_style.h"
 
@@ -201,6 +202,25 @@ class TestConfig : public QObject {
 
   // config/experiment_spec.h: the study's spec read and checked without torch, as the command line,
   // the window's launch panel and the runner all take it.
+  // One strict reader of typed numbers: the whole text, finite, a point for the decimals.
+  void typedNumbersAreReadStrictly() {
+    QCOMPARE(parseNumber("0.3").value_or(-1), 0.3);
+    QCOMPARE(parseNumber("1e-3").value_or(-1), 1e-3);
+    QCOMPARE(parseNumber("-2").value_or(0), -2.0);
+    for (const char* bad : {"", " 1", "1 ", "0.3x", "0,3", "inf", "nan", "1e999", "x"})
+      QVERIFY2(!parseNumber(bad), bad);
+    QCOMPARE(parseInteger("12").value_or(0), 12LL);
+    for (const char* bad : {"", "1.5", "+", " 2", "2x", "99999999999999999999"})
+      QVERIFY2(!parseInteger(bad), bad);
+    // Every reader uses it: --tune-lr, a config's list of weights, a --set value.
+    ExperimentSpec spec;
+    expectError([&] { parseTuneLr(spec, "0.3, 1 ,inf"); }, "--tune-lr: 'inf' is not a number");
+    TrainConfig cfg = presetConfig("tiny", Stage::Dpo);
+    expectError([&] { applyOverride(cfg, "lr= 0.1"); }, "expected a finite number");
+    applyOverride(cfg, "lr=0.0005");
+    QCOMPARE(cfg.lr, 0.0005);
+  }
+
   void experimentSpecIsReadAndCheckedInOnePlace() {
     ExperimentSpec spec;
     parseArms(spec, " sft, dpo ,,mpo");

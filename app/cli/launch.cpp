@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "config/parse_number.h"
 #include "training/distributed.h"
 
 namespace pivot::cli {
@@ -78,16 +79,10 @@ std::vector<std::string> withoutNproc(int argc, char** argv, int& nproc) {
       out.push_back(a);
       continue;
     }
-    size_t used = 0;
-    int n = 0;
-    try {
-      n = std::stoi(value, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != value.size() || n < 1 || n > 256)
+    const auto n = parseInteger(value);
+    if (!n || *n < 1 || *n > 256)
       throw std::runtime_error("--nproc '" + value + "': expected a number of processes, 1..256");
-    nproc = n;
+    nproc = static_cast<int>(*n);
   }
   return out;
 }

@@ -1,5 +1,7 @@
 #include "config/experiment_spec.h"
 
+#include "config/parse_number.h"
+
 #include <algorithm>
 #include <cmath>
 #include <sstream>
@@ -138,15 +140,9 @@ void parseArms(ExperimentSpec& spec, const std::string& text) { spec.arms = comm
 void parseTuneLr(ExperimentSpec& spec, const std::string& text) {
   spec.tuneLrScales.clear();
   for (const auto& item : commaList(text)) {
-    size_t used = 0;
-    double scale = 0;
-    try {
-      scale = std::stod(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != item.size()) throw std::runtime_error("--tune-lr: '" + item + "' is not a number");
-    spec.tuneLrScales.push_back(scale);
+    const auto scale = parseNumber(item);
+    if (!scale) throw std::runtime_error("--tune-lr: '" + item + "' is not a number");
+    spec.tuneLrScales.push_back(*scale);
   }
 }
 

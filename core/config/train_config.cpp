@@ -1,5 +1,7 @@
 #include "config/train_config.h"
 
+#include "config/parse_number.h"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -86,17 +88,11 @@ std::vector<double> numbersField(const nlohmann::json& j, const char* key) {
   std::vector<double> out;
   if (!j.contains(key)) return out;
   for (const auto& n : listField(j, key)) {
-    size_t used = 0;
-    double v = 0;
-    try {
-      v = std::stod(n, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (n.empty() || used != n.size() || !std::isfinite(v))
+    const auto v = parseNumber(n);
+    if (!v)
       throw std::runtime_error(std::string("config field '") + key + "': '" + n +
                                "' is not a number");
-    out.push_back(v);
+    out.push_back(*v);
   }
   return out;
 }
@@ -283,9 +279,9 @@ nlohmann::json parseLike(const nlohmann::json& like, const std::string& text,
       return v;
     }
     if (like.is_number_float()) {
-      auto v = std::stod(text, &used);
-      if (used != text.size() || !std::isfinite(v)) throw bad("expected a finite number");
-      return v;
+      const auto v = parseNumber(text);
+      if (!v) throw bad("expected a finite number");
+      return *v;
     }
   } catch (const std::invalid_argument&) {
     throw bad("not a number");
