@@ -772,6 +772,34 @@ class TestCli : public QObject {
     QVERIFY(QString::fromStdString(artifacts[0].path).endsWith("run-2/step-0000002"));
   }
 
+  // The README's first real model runs verbatim (its /tmp folders moved into the test's own).
+  void readmeRealModelQuickStartRuns() {
+    QFile readme(PIVOT_SOURCE_DIR "/README.md");
+    QVERIFY(readme.open(QIODevice::ReadOnly | QIODevice::Text));
+    const QString text = QString::fromUtf8(readme.readAll());
+    const auto begin = text.indexOf("<!-- real-model-quick-start -->");
+    const auto end = text.indexOf("<!-- end -->", begin);
+    QVERIFY(begin >= 0 && end > begin);
+    const QStringList lines = text.mid(begin, end - begin).split('\n', Qt::SkipEmptyParts).mid(1);
+    QCOMPARE(lines.size(), 5);
+    const QString tmp = m_dir.filePath("quick-start");
+    QVERIFY(QDir().mkpath(tmp));
+    for (QString line : lines) {
+      line = line.trimmed().replace("/tmp/", tmp + "/");
+      QVERIFY2(line.startsWith("build/app/pivot "), qPrintable(line));
+      QProcess shell;
+      shell.setWorkingDirectory(PIVOT_SOURCE_DIR);
+      // The build tree's pivot stands in for build/app/pivot (the tests may build elsewhere).
+      shell.start("/bin/sh", {"-c", QString(PIVOT_BINARY_DIR "/app/pivot") +
+                                        line.mid(QString("build/app/pivot").size())});
+      QVERIFY(shell.waitForFinished(600000));
+      const QString out = shell.readAllStandardOutput(), err = shell.readAllStandardError();
+      QVERIFY2(shell.exitCode() == 0, qPrintable(line + "\n" + err + out));
+      if (line.contains(" generate ")) QVERIFY2(out.contains("A: "), qPrintable(line + "\n" + out));
+    }
+    QVERIFY(QFileInfo(tmp + "/squirrel-map.png").size() > 1000);
+  }
+
   // Without --from, an earlier stage that an identical chain finished is reused, by the chain's
   // rule: a hyper-parameter reaches only the stage asked for, an architecture key every stage.
   void trainReusesAnIdenticalFinishedStage() {
