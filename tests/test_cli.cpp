@@ -824,6 +824,32 @@ class TestCli : public QObject {
     RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
     QCOMPARE(store.runs().size(), size_t(5));
     QCOMPARE(store.run(3)->parentId.value_or(0), int64_t(1));
+
+    // --progress jsonl (what the window reads of a data-parallel child): every stdout line one
+    // event; the reused stage, the new run's id, its steps and its end.
+    r = pivotCmd(QStringList{"--workspace", ws, "train", "--preset", fastPreset(), "--stage",
+                             "align", "--progress", "jsonl"});
+    QVERIFY2(r.code == 0, qPrintable(r.err + r.out));
+    QStringList kinds;
+    QList<QJsonObject> events;
+    for (const auto& line : r.out.split('\n', Qt::SkipEmptyParts)) {
+      const auto doc = QJsonDocument::fromJson(line.toUtf8());
+      QVERIFY2(doc.isObject(), qPrintable(line));
+      events << doc.object();
+      kinds << doc.object().value("event").toString();
+    }
+    QCOMPARE(kinds.first(), QString("stage"));
+    QCOMPARE(events[0].value("reused_run").toInteger(), 1);
+    QCOMPARE(events[1].value("event").toString(), QString("stage"));
+    QCOMPARE(events[1].value("reused_run").toInteger(), 0);
+    const auto run = kinds.indexOf("run");  // after "starting from run pretrain-1" messages
+    QVERIFY(run > 1);
+    QCOMPARE(events[run].value("run").toInteger(), 6);
+    QCOMPARE(events[run].value("stage").toString(), QString("align"));
+    QVERIFY(kinds.contains("step"));
+    QCOMPARE(events.last().value("event").toString(), QString("end"));
+    QCOMPARE(events.last().value("status").toString(), QString("finished"));
+    QCOMPARE(events.last().value("run").toInteger(), 6);
   }
 
   void trainRunsMetricsExport() {

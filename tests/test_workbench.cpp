@@ -521,7 +521,11 @@ class TestWorkbench : public QObject {
       QCOMPARE(store.runs().size(), size_t(2));  // one run per stage, not one per process
       QVERIFY(QString::fromStdString(store.run(alignRun)->message).contains("2 processes (gloo)"));
     }
-    QVERIFY2(w.stepText().contains("step"), qPrintable(w.stepText()));
+    // The child's own progress events name its run and place in the chain (no guessing from the
+    // store's newest run).
+    QTRY_VERIFY2_WITH_TIMEOUT(
+        w.stepText().startsWith(QString("stage 2 of 2 · run %1 · step ").arg(alignRun)),
+        qPrintable(w.stepText()), 10000);
     QTRY_VERIFY_WITH_TIMEOUT(w.curves()->visiblePanelCount() >= 2, 10000);
     QTRY_VERIFY_WITH_TIMEOUT(w.curves()->panels().front()->drawnPointCount() > 0, 10000);
     if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR")) {
@@ -531,6 +535,8 @@ class TestWorkbench : public QObject {
     QTest::mouseClick(panel->stopButton(), Qt::LeftButton);
     QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, 60000);
     QVERIFY(!w.isTraining());
+    QVERIFY2(ended.at(0).at(1).toString().startsWith("stopped: "),
+             qPrintable(ended.at(0).at(1).toString()));
     RunStore store(storePath(ws.toStdString()), RunStore::Access::ReadOnly);
     QCOMPARE(std::string(name(store.run(alignRun)->status)), std::string("stopped"));
     QVERIFY(!store.checkpoints(alignRun).empty());

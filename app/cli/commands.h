@@ -23,6 +23,7 @@ struct TrainArgs {
   std::vector<std::string> sets;                   // key=value overrides
   std::string model, data, imageRoot, chatFormat;  // a real model (HF LLaVA folder) and its data
   bool quiet = false;
+  std::string progress = "human";   // human | jsonl (one JSON object a line, for the window)
   bool skipBad = false;             // config key skip_bad; beside --resume, from there on
   int nproc = 1;                    // data-parallel processes (app/cli/launch.h)
   std::string optionsBesideResume;  // e.g. "--set, --from": refused with --resume

@@ -60,6 +60,11 @@ int main(int argc, char** argv) {
                   "decoding) instead of stopping; with --resume, from there on");
   train->add_flag("--quiet", t.quiet, "no progress line");
   train
+      ->add_option("--progress", t.progress,
+                   "human | jsonl: one JSON object a line (stage, run, step, message, end events)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"human", "jsonl"}));
+  train
       ->add_option(
           "--nproc", t.nproc,
           "data-parallel processes on this machine (Gloo on CPU, NCCL on CUDA); a worker "

@@ -1,9 +1,19 @@
 // `pivot train`: one stage, its earlier stages first when no --from is given (the chain's rule in
-// config/train_config.h), data parallel with --nproc (launch.h); progress lines, how it ended.
+// config/train_config.h, identical finished stages reused: training/chain.h), data parallel with
+// --nproc (launch.h); progress lines and how it ended, or with --progress jsonl the same as one
+// JSON object a line (what the window reads):
+//   {"event":"stage","index":1,"total":2,"stage":"pretrain","reused_run":1}   (0: it trains)
+//   {"event":"run","run":4,"name":"align-4","stage":"align"}
+//   {"event":"step","run":4,"step":40,"total":400,"loss":1.93}  (twice a second at most, the last)
+//   {"event":"message","text":"starting from run pretrain-1 at step 400"}
+//   {"event":"end","run":4,"stage":"align","status":"finished","message":"finished 400 steps"}
+// Rank 0 of a data-parallel run speaks for it; errors are one line on stderr, as for every command.
 #include <unistd.h>
 
+#include <chrono>
 #include <iomanip>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "config/train_config.h"
@@ -29,16 +39,6 @@ int64_t parseStep(const std::string& text, const std::string& option) {
   return std::stoll(text);
 }
 
-bool followerRank();
-
-void printEvaluation(const TrainResult& r) {
-  if (followerRank()) return;
-  for (const auto& [k, v] : r.evaluation)
-    std::cout << "  " << std::left << std::setw(34) << k << std::fixed << std::setprecision(4) << v
-              << "\n";
-  std::cout.unsetf(std::ios::fixed);
-}
-
 // Data-parallel ranks > 0 print nothing but errors: rank 0 speaks for the run.
 bool followerRank() {
   // torchrun's variables, read by the one reader the process group uses; malformed ones fail
@@ -51,29 +51,114 @@ bool followerRank() {
   }
 }
 
-// Prints how a run ended; a failed run throws RunFailed (exit code 1), a stopped one RunStopped.
-void reportEnd(const std::string& stage, const TrainResult& r) {
-  if (!followerRank())
-    std::cout << stage << " run " << r.runId << ": " << name(r.status) << " (" << r.message
-              << ")\n";
-  if (r.status == RunStatus::Failed)
-    throw RunFailed("run " + std::to_string(r.runId) + " failed: " + r.message);
-  if (r.status == RunStatus::Stopped) {
-    // A data-parallel run resumes on as many processes (trainer.cpp checks it).
-    const int processes = distributedEnvFromEnvironment().worldSize;
-    throw RunStopped("run " + std::to_string(r.runId) + " " + r.message +
-                     " with a checkpoint; continue it with: pivot train --resume " +
-                     std::to_string(r.runId) +
-                     (processes > 1 ? " --nproc " + std::to_string(processes) : ""));
-  }
-}
+void emitJson(const nlohmann::json& event) { std::cout << event.dump() << std::endl; }
 
-// The options of one trained stage: its progress line (or silence), the stop signals, real data's
-// image decoder and the data-parallel group.
-TrainOptions stageOptions(const TrainConfig& cfg, bool quiet, MetricSink& progress,
-                          MetricSink& silent) {
+// --progress jsonl: a run's start, its steps (twice a second at most, and the last) and the
+// trainer's messages as events.
+class JsonRunSink final : public MetricSink {
+ public:
+  explicit JsonRunSink(std::string stage) : m_stage(std::move(stage)) {}
+  void onRunStarted(int64_t runId, const std::string& name, int64_t, const std::string&) override {
+    m_run = runId;
+    emitJson({{"event", "run"}, {"run", runId}, {"name", name}, {"stage", m_stage}});
+  }
+  void onStep(int64_t step, int64_t total, const Scalars& scalars) override {
+    const auto now = std::chrono::steady_clock::now();
+    if (step != total && now - m_last < std::chrono::milliseconds(500)) return;
+    m_last = now;
+    nlohmann::json event = {{"event", "step"}, {"run", m_run}, {"step", step}, {"total", total}};
+    for (const auto& [k, v] : scalars)
+      if (k == "loss") event["loss"] = v;
+    emitJson(event);
+  }
+  void onMessage(const std::string& message) override {
+    emitJson({{"event", "message"}, {"text", message}});
+  }
+
+ private:
+  std::string m_stage;
+  int64_t m_run = 0;
+  std::chrono::steady_clock::time_point m_last{};
+};
+
+// What the command says as it goes, as lines for a person or as JSON events; silent on ranks > 0.
+class TrainDisplay {
+ public:
+  TrainDisplay(bool json, bool quiet) : m_json(json), m_quiet(quiet), m_speaks(!followerRank()) {}
+
+  void stage(const ChainStage& s) const {
+    const std::string stage = stageName(s.config->stage);
+    if (!m_speaks) return;
+    if (m_json)
+      return emitJson({{"event", "stage"},
+                       {"index", s.index},
+                       {"total", s.total},
+                       {"stage", stage},
+                       {"reused_run", s.reusedRun.value_or(0)}});
+    if (s.total > 1)
+      std::cout << "stage " << s.index << " of " << s.total << ": " << stage
+                << (s.reusedRun ? ": reused run " + std::to_string(*s.reusedRun) +
+                                      " (an identical " + stage + " that finished)"
+                                : "")
+                << "\n";
+  }
+
+  // The sink of the next trained stage (kept until the stage after it starts).
+  MetricSink* sink(const std::string& stage) {
+    if (!m_speaks || (m_quiet && !m_json))
+      m_sink = std::make_unique<NullSink>();
+    else if (m_json)
+      m_sink = std::make_unique<JsonRunSink>(stage);
+    else
+      m_sink = std::make_unique<ProgressSink>("[" + stage + "]");
+    return m_sink.get();
+  }
+
+  // How a run ended; a failed run throws RunFailed (exit code 1), a stopped one RunStopped.
+  void end(const std::string& stage, const TrainResult& r) const {
+    if (m_speaks && m_json)
+      emitJson({{"event", "end"},
+                {"run", r.runId},
+                {"stage", stage},
+                {"status", name(r.status)},
+                {"message", r.message}});
+    else if (m_speaks)
+      std::cout << stage << " run " << r.runId << ": " << name(r.status) << " (" << r.message
+                << ")\n";
+    if (r.status == RunStatus::Failed)
+      throw RunFailed("run " + std::to_string(r.runId) + " failed: " + r.message);
+    if (r.status == RunStatus::Stopped) {
+      // A data-parallel run resumes on as many processes (trainer.cpp checks it).
+      const int processes = distributedEnvFromEnvironment().worldSize;
+      throw RunStopped("run " + std::to_string(r.runId) + " " + r.message +
+                       " with a checkpoint; continue it with: pivot train --resume " +
+                       std::to_string(r.runId) +
+                       (processes > 1 ? " --nproc " + std::to_string(processes) : ""));
+    }
+  }
+
+  // The held-out scores and where the results are (people only: the store has them all).
+  void results(const std::string& workspace, const TrainResult& r) const {
+    if (!m_speaks || m_json) return;
+    for (const auto& [k, v] : r.evaluation)
+      std::cout << "  " << std::left << std::setw(34) << k << std::fixed << std::setprecision(4)
+                << v << "\n";
+    std::cout.unsetf(std::ios::fixed);
+    if (!workspace.empty())
+      std::cout << "results: " << storePath(workspace) << " (run " << r.runId << "), checkpoint "
+                << r.checkpoint << "\n";
+  }
+
+ private:
+  bool m_json, m_quiet, m_speaks;
+  std::unique_ptr<MetricSink> m_sink;
+};
+
+// The options of one trained stage: the stop signals, real data's image decoder and the
+// data-parallel group.
+TrainOptions stageOptions(const TrainConfig& cfg, MetricSink* sink) {
   TrainOptions opt;
-  opt.sink = quiet ? &silent : &progress;
+  opt.sink = sink;
   opt.stopRequested = &installStopSignals();
   opt.decodeImage = readRgb8;  // real data's images
   opt.group = workerGroup(pickDevice(cfg.device).is_cuda());
@@ -84,6 +169,7 @@ TrainOptions stageOptions(const TrainConfig& cfg, bool quiet, MetricSink& progre
 
 int cmdTrain(const std::string& workspace, const TrainArgs& a) {
   if (!followerRank()) refuseDamagedStore(workspace);  // rank 0 alone writes the store
+  TrainDisplay display(a.progress == "jsonl", a.quiet);
   if (!a.resume.empty()) {
     // A resumed run continues with its own configuration and parent; anything else given with
     // --resume would be silently ignored, so it is refused.
@@ -94,16 +180,14 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     auto store = openExisting(workspace);
     const auto info = store->findRun(a.resume);
     store.reset();
-    ProgressSink progress("[" + info.stage + "]");
-    NullSink silent;
     TrainOptions opt = stageOptions(trainConfigFromJson(nlohmann::json::parse(info.configJson)),
-                                    a.quiet, progress, silent);
+                                    display.sink(info.stage));
     opt.workspace = workspace;
     opt.resumeRunId = info.id;
     opt.skipBad = a.skipBad;
-    auto r = train(TrainConfig{}, opt);
-    reportEnd(info.stage, r);
-    printEvaluation(r);
+    const auto r = train(TrainConfig{}, opt);
+    display.end(info.stage, r);
+    display.results("", r);
     return 0;
   }
   const Stage stage = stageFromName(a.stage);
@@ -135,35 +219,20 @@ int cmdTrain(const std::string& workspace, const TrainArgs& a) {
     if (at != std::string::npos) parentStep = parseStep(a.from.substr(at + 1), "--from");
   }
   // Earlier stages an identical chain already finished are reused, as `pivot experiment` does.
-  std::unique_ptr<ProgressSink> progress;
-  NullSink silent;
   ChainHooks hooks;
-  hooks.onStage = [&](const ChainStage& s) {
-    const std::string stageText = stageName(s.config->stage);
-    if (!followerRank() && s.total > 1)
-      std::cout << "stage " << s.index << " of " << s.total << ": " << stageText
-                << (s.reusedRun ? ": reused run " + std::to_string(*s.reusedRun) +
-                                      " (an identical " + stageText + " that finished)"
-                                : "")
-                << "\n";
-  };
+  hooks.onStage = [&](const ChainStage& s) { display.stage(s); };
   hooks.optionsFor = [&](const ChainStage& s) {
-    progress = std::make_unique<ProgressSink>("[" + std::string(stageName(s.config->stage)) + "]");
-    TrainOptions opt = stageOptions(*s.config, a.quiet, *progress, silent);
+    TrainOptions opt = stageOptions(*s.config, display.sink(stageName(s.config->stage)));
     if (s.index == s.total) {
       opt.runName = a.name;
       opt.parentStep = parentStep;
     }
     return opt;
   };
-  hooks.onTrained = [](const ChainStage& s, const TrainResult& r) {
-    reportEnd(stageName(s.config->stage), r);  // throws for a stage that did not finish
+  hooks.onTrained = [&](const ChainStage& s, const TrainResult& r) {
+    display.end(stageName(s.config->stage), r);  // throws for a stage that did not finish
   };
-  const auto r = runChain(workspace, chain, parent, hooks).last;
-  printEvaluation(r);
-  if (!followerRank())
-    std::cout << "results: " << storePath(workspace) << " (run " << r.runId << "), checkpoint "
-              << r.checkpoint << "\n";
+  display.results(workspace, runChain(workspace, chain, parent, hooks).last);
   return 0;
 }
 

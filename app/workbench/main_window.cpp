@@ -267,14 +267,10 @@ void MainWindow::connectTraining() {
     else
       statusBar()->showMessage("Select one stopped or failed run to resume", 5000);
   });
-  connect(&m_trainProcess, QOverload<int, QProcess::ExitStatus>::of(&QProcess::finished), this,
-          [this](int code, QProcess::ExitStatus) { onProcessRunEnded(code); });
-  connect(&m_trainProcess, &QProcess::errorOccurred, this, [this](QProcess::ProcessError e) {
-    if (e == QProcess::FailedToStart) onJobEnded(false, "cannot start " + pivotCommand());
-  });
+  connectTrainProcess();
   connect(m_launch, &LaunchPanel::stopRequested, this, [this] {
-    if (m_trainProcess.state() != QProcess::NotRunning) {
-      m_trainProcess.terminate();  // SIGTERM reaches every rank: a checkpoint, then exit
+    if (m_trainProcess.isRunning()) {
+      m_trainProcess.stop();  // SIGTERM reaches every rank: a checkpoint, then exit
       statusBar()->showMessage("stopping after the current step…");
       return;
     }
@@ -341,11 +337,7 @@ void MainWindow::connectRunsBrowser() {
 }
 
 MainWindow::~MainWindow() {
-  m_poller.reset();                                      // waits for a poll in flight
-  if (m_trainProcess.state() != QProcess::NotRunning) {  // a data-parallel run: stop it cleanly
-    m_trainProcess.terminate();
-    if (!m_trainProcess.waitForFinished(30000)) m_trainProcess.kill();
-  }
+  m_poller.reset();         // waits for a poll in flight
   m_thread.reset();         // stops a run in progress and joins the thread
   m_explainThread.reset();  // finishes the map in progress
 }
@@ -422,24 +414,46 @@ void MainWindow::resumeRun(int64_t runId) {
 void MainWindow::startProcessRun(const LaunchRequest& request) {
   m_training = true;
   m_launch->setState(LaunchPanel::State::Running);
-  m_processBaseline = m_newestRunId;
-  m_processRun = 0;
   m_stepLabel->setText(
       QString("starting %1 on %2 processes…").arg(request.stage).arg(request.processes));
-  lowerChildPriority(m_trainProcess);  // the window's thread first (background_priority.h)
-  m_trainProcess.start(pivotCommand(), QStringList{"--workspace", m_workspace} +
-                                           request.trainArguments() + QStringList{"--quiet"});
+  m_trainProcess.start(pivotCommand(),
+                       QStringList{"--workspace", m_workspace} + request.trainArguments());
 }
 
-void MainWindow::onProcessRunEnded(int exitCode) {
-  // Its last error line says why (rank and cause); a stop (SIGTERM) exits with 143.
-  const QStringList lines =
-      QString::fromUtf8(m_trainProcess.readAllStandardError()).split('\n', Qt::SkipEmptyParts);
-  QString why = lines.isEmpty() ? QString("exit code %1").arg(exitCode) : lines.last();
-  if (why.startsWith("pivot: ")) why = why.mid(7);
-  const bool stopped = exitCode == 143 || exitCode == 130;
-  m_processRun = 0;
-  onJobEnded(exitCode == 0, exitCode == 0 ? "finished" : stopped ? "stopped: " + why : why);
+// The child's events: its runs by id (their curves come from the store), the stage and step.
+void MainWindow::connectTrainProcess() {
+  connect(&m_trainProcess, &TrainProcess::stageStarted, this,
+          [this](int index, int total, const QString& stage, qint64 reusedRun) {
+            Q_EMIT chainStageStarted(index, total, stage, reusedRun);
+            if (reusedRun)
+              statusBar()->showMessage(QString("stage %1 of %2: %3 · reused run %4")
+                                           .arg(index)
+                                           .arg(total)
+                                           .arg(stage)
+                                           .arg(reusedRun),
+                                       8000);
+            m_processPlace = total > 1 ? QString("stage %1 of %2 · ").arg(index).arg(total) : "";
+          });
+  connect(&m_trainProcess, &TrainProcess::runStarted, this,
+          [this](qint64 runId, const QString& name, const QString&) {
+            m_shownRuns.insert(runId);
+            statusBar()->showMessage(QString("run %1 (%2) started").arg(runId).arg(name), 4000);
+            pollNow();
+          });
+  connect(&m_trainProcess, &TrainProcess::stepped, this,
+          [this](qint64 runId, qint64 step, qint64 total, double loss) {
+            m_stepLabel->setText(QString("%1run %2 · step %3/%4 · loss %5")
+                                     .arg(m_processPlace)
+                                     .arg(runId)
+                                     .arg(step)
+                                     .arg(total)
+                                     .arg(loss, 0, 'g', 4));
+          });
+  connect(&m_trainProcess, &TrainProcess::ended, this,
+          [this](bool ok, bool stopped, const QString& message) {
+            m_processPlace.clear();
+            onJobEnded(ok, ok ? "finished" : stopped ? "stopped: " + message : message);
+          });
 }
 
 void MainWindow::onJobEnded(bool ok, const QString& message) {
@@ -503,43 +517,13 @@ void MainWindow::applyPoll(const StorePoll& poll) {
   }
   m_runs->setRuns(poll.runs, poll.experiments);
   m_encoders->setExperiments(poll.experiments);
-  for (const auto& r : poll.runs) {
-    m_batchSizes[r.info.id] = batchSizeOf(r.info);
-    m_newestRunId = std::max(m_newestRunId, r.info.id);
-  }
-  if (m_trainProcess.state() != QProcess::NotRunning) showProcessRun(poll);
+  for (const auto& r : poll.runs) m_batchSizes[r.info.id] = batchSizeOf(r.info);
   for (const auto& [id, points] : poll.newPoints) {
     if (!m_shownRuns.count(id) || id == m_activeRun) continue;
     QString name = QString("run %1").arg(id);
     for (const auto& r : poll.runs)
       if (r.info.id == id) name = QString::fromStdString(r.info.name);
     m_curves->appendMetrics(id, name, m_batchSizes[id], points);
-  }
-}
-
-void MainWindow::showProcessRun(const StorePoll& poll) {
-  // The child's runs are those created after it started (a chain's stages one after the other);
-  // the newest is the one training.
-  for (const auto& r : poll.runs)
-    if (r.info.id > m_processBaseline && r.info.id > m_processRun) {
-      m_processRun = r.info.id;
-      m_shownRuns.insert(r.info.id);
-      pollNow();
-    }
-  if (m_processRun == 0) return;
-  for (const auto& r : poll.runs) {
-    if (r.info.id != m_processRun) continue;
-    int64_t step = m_curves->lastStep(m_processRun);
-    if (auto it = poll.newPoints.find(m_processRun); it != poll.newPoints.end())
-      for (const auto& p : it->second) step = std::max(step, p.step);
-    const auto cfg = nlohmann::json::parse(r.info.configJson, nullptr, false);
-    const int steps = cfg.is_object() ? cfg.value("steps", 0) : 0;
-    m_stepLabel->setText(QString("run %1 · %2 · step %3/%4 · %5")
-                             .arg(r.info.id)
-                             .arg(QString::fromStdString(r.info.stage))
-                             .arg(step)
-                             .arg(steps)
-                             .arg(QString::fromStdString(r.info.message)));
   }
 }
 

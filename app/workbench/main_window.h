@@ -17,6 +17,7 @@
 #include "launch_panel.h"
 #include "runs_browser.h"
 #include "store_poller.h"
+#include "train_process.h"
 #include "training_worker.h"
 
 namespace pivot {
@@ -73,9 +74,8 @@ class MainWindow : public QMainWindow {
   void onJobEnded(bool ok, const QString& message);
   // A data-parallel run: `pivot train --nproc N` as a child process, watched through the store.
   void startProcessRun(const LaunchRequest& request);
-  void onProcessRunEnded(int exitCode);
-  QString pivotCommand() const;                // beside this program, or the build tree's
-  void showProcessRun(const StorePoll& poll);  // finds the child's run, shows its step
+  void connectTrainProcess();
+  QString pivotCommand() const;  // beside this program, or the build tree's
   void deleteRuns(const QList<int64_t>& ids);
   void runStoreAction(const std::function<void(RunStore&)>& action);
   void saveSettings();
@@ -89,10 +89,9 @@ class MainWindow : public QMainWindow {
   InspectView* m_inspect = nullptr;
   EncodersView* m_encoders = nullptr;
   CompletionsView* m_completions = nullptr;
-  ExperimentProcess m_experiment;                   // `pivot experiment --progress jsonl`
-  QProcess m_trainProcess;                          // `pivot train --nproc N` (data parallel)
-  int64_t m_newestRunId = 0;                        // the newest run the last poll saw
-  int64_t m_processBaseline = 0, m_processRun = 0;  // the child's run: newer than the baseline
+  ExperimentProcess m_experiment;  // `pivot experiment --progress jsonl`
+  TrainProcess m_trainProcess;     // `pivot train --nproc N --progress jsonl` (data parallel)
+  QString m_processPlace;          // "stage 2 of 3 · " of the child's chain
   class QTabWidget* m_tabs = nullptr;
   CurveGrid* m_curves = nullptr;
   LaunchPanel* m_launch = nullptr;
