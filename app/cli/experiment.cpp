@@ -53,27 +53,6 @@ double secondsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void emitJson(const nlohmann::json& event) { std::cout << event.dump() << std::endl; }
-
-// Step events at most twice a second, and the last step of a stage.
-class JsonStepSink final : public MetricSink {
- public:
-  explicit JsonStepSink(std::string what) : m_what(std::move(what)) {}
-  void onStep(int64_t step, int64_t total, const Scalars& scalars) override {
-    const auto now = std::chrono::steady_clock::now();
-    if (step != total && now - m_last < std::chrono::milliseconds(500)) return;
-    m_last = now;
-    nlohmann::json event = {{"event", "step"}, {"what", m_what}, {"step", step}, {"total", total}};
-    for (const auto& [k, v] : scalars)
-      if (k == "loss") event["loss"] = v;
-    emitJson(event);
-  }
-
- private:
-  std::string m_what;
-  std::chrono::steady_clock::time_point m_last{};
-};
-
 class JsonDisplay final : public ExperimentProgress {
  public:
   JsonDisplay() : m_start(std::chrono::steady_clock::now()) {}
@@ -89,7 +68,7 @@ class JsonDisplay final : public ExperimentProgress {
     emitJson({{"event", "message"}, {"text", message}});
   }
   std::unique_ptr<MetricSink> stepSink(int, const std::string& what) override {
-    return std::make_unique<JsonStepSink>(what);
+    return std::make_unique<JsonStepSink>(nlohmann::json{{"what", what}});
   }
 
  private:

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <iomanip>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 
@@ -53,6 +54,34 @@ class ProgressSink final : public MetricSink {
   bool m_started = false;
   int64_t m_startStep = 0;
   std::chrono::steady_clock::time_point m_start;
+};
+
+// --progress jsonl (what the window reads): one JSON object a line on stdout.
+inline void emitJson(const nlohmann::json& event) { std::cout << event.dump() << std::endl; }
+
+// --progress jsonl's step events, at most twice a second and a stage's last step, each carrying
+// `fields` (whose steps they are: the experiment's stage, or the run).
+class JsonStepSink : public MetricSink {
+ public:
+  explicit JsonStepSink(nlohmann::json fields) : m_fields(std::move(fields)) {}
+  void onStep(int64_t step, int64_t total, const Scalars& scalars) override {
+    const auto now = std::chrono::steady_clock::now();
+    if (step != total && now - m_last < std::chrono::milliseconds(500)) return;
+    m_last = now;
+    nlohmann::json event = m_fields;
+    event["event"] = "step";
+    event["step"] = step;
+    event["total"] = total;
+    for (const auto& [k, v] : scalars)
+      if (k == "loss") event["loss"] = v;
+    emitJson(event);
+  }
+
+ protected:
+  nlohmann::json m_fields;
+
+ private:
+  std::chrono::steady_clock::time_point m_last{};
 };
 
 }  // namespace pivot::cli

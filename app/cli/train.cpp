@@ -51,25 +51,14 @@ bool followerRank() {
   }
 }
 
-void emitJson(const nlohmann::json& event) { std::cout << event.dump() << std::endl; }
-
-// --progress jsonl: a run's start, its steps (twice a second at most, and the last) and the
-// trainer's messages as events.
-class JsonRunSink final : public MetricSink {
+// --progress jsonl: a run's start and the trainer's messages as events, its steps carrying the run.
+class JsonRunSink final : public JsonStepSink {
  public:
-  explicit JsonRunSink(std::string stage) : m_stage(std::move(stage)) {}
+  explicit JsonRunSink(std::string stage)
+      : JsonStepSink(nlohmann::json{{"run", 0}}), m_stage(std::move(stage)) {}
   void onRunStarted(int64_t runId, const std::string& name, int64_t, const std::string&) override {
-    m_run = runId;
+    m_fields["run"] = runId;
     emitJson({{"event", "run"}, {"run", runId}, {"name", name}, {"stage", m_stage}});
-  }
-  void onStep(int64_t step, int64_t total, const Scalars& scalars) override {
-    const auto now = std::chrono::steady_clock::now();
-    if (step != total && now - m_last < std::chrono::milliseconds(500)) return;
-    m_last = now;
-    nlohmann::json event = {{"event", "step"}, {"run", m_run}, {"step", step}, {"total", total}};
-    for (const auto& [k, v] : scalars)
-      if (k == "loss") event["loss"] = v;
-    emitJson(event);
   }
   void onMessage(const std::string& message) override {
     emitJson({{"event", "message"}, {"text", message}});
@@ -77,8 +66,6 @@ class JsonRunSink final : public MetricSink {
 
  private:
   std::string m_stage;
-  int64_t m_run = 0;
-  std::chrono::steady_clock::time_point m_last{};
 };
 
 // What the command says as it goes, as lines for a person or as JSON events; silent on ranks > 0.
