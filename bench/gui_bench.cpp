@@ -41,13 +41,16 @@ void replotBenchmark() {
       pts.push_back(
           {i, "loss", std::exp(-i * 3e-6) + 0.05 * std::sin(i * 0.37 * r), 1.7e9 + i * 0.1});
     grid.appendMetrics(r, QString("run-%1").arg(r), 32, pts);
+    grid.setRunStage(r, "sft");  // one loss panel draws them, as in the window
   }
   QElapsedTimer clock;
   clock.start();
   grid.replotNow();  // first layout, smoothing of 8M points, downsampling
   std::printf("first draw (layout + EMA of 8M points + downsampling): %.1f ms\n",
               clock.nsecsElapsed() / 1e6);
-  CurvePanel* panel = grid.panels().front();
+  CurvePanel* panel = nullptr;  // the panel drawing the runs' loss
+  for (auto* p : grid.panels())
+    if (!panel && p->keys().front() == "loss" && !p->isHidden()) panel = p;
   std::vector<double> full, zoom;
   for (int i = 0; i < 10; ++i) {  // new data arrived: rebuild the panel's graphs, replot
     grid.appendMetrics(1 + i % runs, QString("run-%1").arg(1 + i % runs), 32,

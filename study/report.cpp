@@ -24,6 +24,7 @@
 #include "training/trainer.h"
 #include "visualization/attribution.h"
 #include "visualization/charts.h"
+#include "visualization/overlay.h"
 
 namespace fs = std::filesystem;
 
@@ -37,9 +38,10 @@ RgbImage sceneImage(const Scene& s) {
   return im;
 }
 
-void saveBoth(const RgbImage& image, const std::string& stem) {
-  saveImage(image, stem + ".png");
-  saveImage(image, stem + ".pdf");
+// The PNG for a quick look, the PDF (vector: text as text, only the maps as images) for a paper.
+void saveBoth(const Drawing& figure, const std::string& stem) {
+  saveDrawing(figure, stem + ".png");
+  saveDrawing(figure, stem + ".pdf");
 }
 
 BarChart barsOf(const std::vector<ResultRow>& rows, const std::string& sweep,
@@ -90,7 +92,7 @@ void writeBarCharts(const std::string& figs, const std::vector<ResultRow>& rows)
                           const std::string& file) {
       const auto encoders = encodersOf(rows, family);
       if (encoders.empty()) return;
-      saveBoth(renderBarChart(barsOf(rows, sweep, encoders, groups, title + where, yLabel)),
+      saveBoth(drawBarChart(barsOf(rows, sweep, encoders, groups, title + where, yLabel)),
                figs + "/" + file + suffix);
     };
     bars("linear", linear, "Linear probe accuracy by encoder", "top-1", "probe_accuracy");
@@ -111,7 +113,7 @@ void writeBarCharts(const std::string& figs, const std::vector<ResultRow>& rows)
       locChart.referenceLines.push_back(baseline.mean);
       locChart.referenceLabels.push_back("uniform map (mass_inside by chance)");
     }
-    saveBoth(renderBarChart(locChart, 640, 420), figs + "/localisation" + suffix);
+    saveBoth(drawBarChart(locChart, 640, 420), figs + "/localisation" + suffix);
   }
 }
 
@@ -125,7 +127,7 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
   const StudyRuns::Base& first = runs.bases.begin()->second;
   RunStore store(storePath(workspace));
   const std::string firstSweep = distinctSweeps(rows).front();
-  std::vector<RgbImage> curves;
+  std::vector<Drawing> curves;
   for (const std::string key : {"loss", "logps/chosen", "rewards/margins", "rewards/accuracies",
                                 "reward", "frac_reward_zero_std", "kl"}) {
     LineChart chart;
@@ -148,9 +150,9 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
       s.y = debiasedEma(values, 0.6);
       if (!s.x.empty()) chart.series.push_back(s);
     }
-    if (!chart.series.empty()) curves.push_back(renderLineChart(chart));
+    if (!chart.series.empty()) curves.push_back(drawLineChart(chart));
   }
-  if (!curves.empty()) saveBoth(tileImages(curves, 2), figs + "/stage2_curves");
+  if (!curves.empty()) saveBoth(tileDrawings(curves, 2), figs + "/stage2_curves");
 
   // Gradient-map panels: image | stage 1 | SFT | DPO | GRPO | MPO (the arms the study ran) on
   // held-out questions about an object.
@@ -171,9 +173,10 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
     auto s = world.sample(Split::Val, i);
     if (!s.targets.empty()) samples.push_back(std::move(s));
   }
-  std::vector<RgbImage> rowsOut;
+  std::vector<Drawing> rowsOut;
   OverlayStyle style;
   style.panelSize = 192;
+  style.colourBar = true;
   for (const auto& s : samples) {
     std::vector<FigurePanel> panels;
     for (size_t k = 0; k < models.size(); ++k) {
@@ -188,10 +191,11 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
       p.map = mapValues(maps, 0);
       panels.push_back(p);
     }
-    rowsOut.push_back(
-        renderFigure(sceneImage(s.scene), s.question, panels, s.answer, s.rejected, style));
+    rowsOut.push_back(drawFigure(sceneImage(s.scene), s.question, panels, s.answer, s.rejected,
+                                 style,
+                                 "gradmap of the SFT loss; colours span each map's own range"));
   }
-  if (!rowsOut.empty()) saveBoth(tileImages(rowsOut, 1), figs + "/gradmap_triptychs");
+  if (!rowsOut.empty()) saveBoth(tileDrawings(rowsOut, 1), figs + "/gradmap_triptychs");
   progress.onMessage("figures: " + figs);
 }
 

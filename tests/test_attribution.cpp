@@ -10,13 +10,28 @@
 #include "visualization/attribution.h"
 #include "visualization/charts.h"
 #include "visualization/faithfulness.h"
-#include "visualization/image_pdf.h"
+#include "visualization/drawing.h"
 #include "visualization/localization.h"
 #include "visualization/overlay.h"
 
 using namespace pivot;
 
 namespace {
+
+// Every object the cross-reference table names starts where it says ("N 0 obj"), and startxref
+// points at the table: what a PDF reader relies on to find anything.
+void checkXref(const std::string& pdf) {
+  const size_t start = pdf.rfind("startxref\n");
+  QVERIFY(start != std::string::npos);
+  const size_t xref = std::stoul(pdf.substr(start + 10));
+  QCOMPARE(pdf.substr(xref, 5), std::string("xref\n"));
+  const size_t count = std::stoul(pdf.substr(xref + 7));
+  for (size_t i = 1; i < count; ++i) {
+    const size_t entry = pdf.find('\n', xref + 5) + 1 + 20 * i;  // after "0 N\n"
+    const size_t offset = std::stoul(pdf.substr(entry, 10));
+    QCOMPARE(pdf.substr(offset, std::to_string(i).size() + 6), std::to_string(i) + " 0 obj");
+  }
+}
 
 MllmConfig smallConfig() {
   MllmConfig c;
@@ -256,17 +271,96 @@ class TestAttribution : public QObject {
     QVERIFY(torch::allclose(curve.area, expectedArea, 1e-5, 1e-6));
   }
 
+  // Issue 30: figures as true vector files. Widths are Helvetica's (Adobe's AFM, 1/1000 em):
+  // H 722, e 556, l 222, o 556.
+  void textIsMeasuredInHelvetica() {
+    QCOMPARE(textWidth("Hello", 10), 22.78);
+    QCOMPARE(textWidth("", 10), 0.0);
+    QCOMPARE(textWidth("0.25", 20), 20 * (556 + 278 + 556 + 556) / 1000.0);
+    QCOMPARE(textWidth("\xE2\x80\x94", 10), 10.0);  // an em dash (WinAnsi 0x97): 1000
+  }
+
+  void chartsAreVectorWithTextAsText() {
+    BarChart chart;
+    chart.title = "Linear probe (accuracy)";
+    chart.yLabel = "top-1";
+    chart.series = {"SFT", "DPO"};
+    BarGroup g;
+    g.label = "shape";
+    g.values = {0.6, 0.7};
+    g.errors = {0.05, 0.0};
+    g.points = {{0.5, 0.7}, {}};
+    chart.groups = {g};
+    chart.referenceLines = {0.25};
+    chart.referenceLabels = {"chance"};
+    const Drawing d = drawBarChart(chart, 480, 320);
+    const std::string pdf = pdfOf(d);
+    // Text as text (parentheses escaped), one standard font, no image at all, two rings.
+    QVERIFY(pdf.find("(Linear probe \\(accuracy\\)) Tj") != std::string::npos);
+    QVERIFY(pdf.find("(chance) Tj") != std::string::npos);
+    QVERIFY(pdf.find("/BaseFont /Helvetica") != std::string::npos);
+    QVERIFY(pdf.find("/Subtype /Image") == std::string::npos);
+    QVERIFY(pdf.find("[6 6] 0 d") != std::string::npos);  // the dashed reference line
+    checkXref(pdf);
+    int rings = 0;
+    for (const auto& op : d.ops()) rings += op.kind == DrawOp::Kind::Ring;
+    QCOMPARE(rings, 2);
+    const std::string svg = svgOf(d);
+    QVERIFY(svg.find(">Linear probe (accuracy)</text>") != std::string::npos);
+    QVERIFY(svg.find("stroke-dasharray") != std::string::npos);
+    QVERIFY(svg.find("<image") == std::string::npos);
+
+    // A right-aligned label ends at its anchor: x = anchor - width in both vector formats.
+    Drawing t(100, 50);
+    t.text("Hello", 90, 20, 10, Align::Right, {0, 0, 0});
+    QVERIFY(pdfOf(t).find("67.22 30 Td (Hello) Tj") != std::string::npos);  // y flipped: 50 - 20
+    QVERIFY(svgOf(t).find("<text x=\"67.22\" y=\"20\"") != std::string::npos);
+  }
+
+  void mapFiguresEmbedOnlyTheMaps() {
+    RgbImage image{32, 32, std::vector<uint8_t>(32 * 32 * 3, 90)};
+    std::vector<float> map(64, 0.5f);
+    if (!renderingAvailable()) return;  // the map panels are OpenCV overlays
+    OverlayStyle style;
+    style.colourBar = true;
+    const Drawing d =
+        drawFigure(image, "what colour is the circle ?", {{"A", map, 8, 8}, {"B", map, 8, 8}},
+                   "red", "blue", style, "gradmap of the sft target");
+    const std::string pdf = pdfOf(d);
+    // The image and two maps are the only images; the colour bar is 64 filled paths.
+    size_t images = 0;
+    for (size_t at = pdf.find("/Subtype /Image"); at != std::string::npos;
+         at = pdf.find("/Subtype /Image", at + 1))
+      ++images;
+    QCOMPARE(images, size_t(3));
+    QVERIFY(pdf.find("(Q: what colour is the circle ?) Tj") != std::string::npos);
+    QVERIFY(pdf.find("(rejected: blue) Tj") != std::string::npos);
+    QVERIFY(pdf.find("(gradmap of the sft target) Tj") != std::string::npos);
+    QVERIFY(pdf.find("(.5) Tj") != std::string::npos);  // the colour bar's middle tick
+    checkXref(pdf);
+    const std::string svg = svgOf(d);
+    size_t svgImages = 0;
+    for (size_t at = svg.find("<image"); at != std::string::npos; at = svg.find("<image", at + 1))
+      ++svgImages;
+    QCOMPARE(svgImages, size_t(3));
+    QVERIFY(svg.find("href=\"data:image/png;base64,iVBORw0KGgo") != std::string::npos);
+    // The raster is the same figure: its size, and the bar's width beside the panels.
+    const RgbImage raster = rasterize(d);
+    QCOMPARE(raster.width, 10 + 3 * (256 + 10) + 46);
+    QCOMPARE(static_cast<double>(raster.height), d.height());
+  }
+
   void figureAndPdf() {
     QTemporaryDir dir;
     RgbImage image{32, 32, std::vector<uint8_t>(32 * 32 * 3, 90)};
     std::vector<float> map(64);
     for (size_t i = 0; i < map.size(); ++i) map[i] = static_cast<float>(i) / 63.0f;
     const std::string pdf = dir.filePath("f.pdf").toStdString();
-    writeImagePdf(pdf, 32, 32, image.rgb);
+    saveImage(image, pdf);  // needs no OpenCV: the image alone on a page
     std::ifstream in(pdf, std::ios::binary);
-    std::string head(5, '\0');
-    in.read(head.data(), 5);
-    QCOMPARE(head, std::string("%PDF-"));
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    QCOMPARE(bytes.substr(0, 5), std::string("%PDF-"));
+    QVERIFY(bytes.find("/MediaBox [0 0 32 32]") != std::string::npos);
     if (!renderingAvailable()) return;  // a build without OpenCV renders no PNG
     OverlayStyle style;
     const auto fig = renderFigure(image, "what colour is the circle ?",

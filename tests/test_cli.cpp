@@ -138,7 +138,7 @@ class TestCli : public QObject {
         {{"tokenize", "--tokenizer", kQwenTokenizer, "--chat", kQwenTokenizer},
          "is a directory, not a file"},
         {{"explain", "--checkpoint", "1", "--sample", "0", "--out", "x.txt"},
-         "x.txt: no image format has this extension (use .png, .jpg or .pdf)"},
+         "x.txt: no image format has this extension (use .png, .jpg, .pdf or .svg)"},
         {{"experiment", "--transplant-projector", "two"},
          "--transplant-projector: unknown projector init 'two' (expected new or one_plus_one)"},
         {{"tokenize", "--tokenizer", "/no/such/dir", "hi"},

@@ -16,6 +16,18 @@
 
 using namespace pivot;
 
+namespace {
+
+const QString kCrossEntropyPanel = "loss: next-token cross-entropy (align, instruct, SFT)";
+
+CurvePanel* panelTitled(const CurveGrid& grid, const QString& title) {
+  for (auto* p : grid.panels())
+    if (p->title() == title) return p;
+  return nullptr;
+}
+
+}  // namespace
+
 class TestCurves : public QObject {
   Q_OBJECT
  private Q_SLOTS:
@@ -121,13 +133,14 @@ class TestCurves : public QObject {
     grid.show();
     grid.appendMetrics(1, "sft-1", 32,
                        {{1, "loss", 2.0, 100}, {2, "loss", 1.5, 101}, {1, "grad_norm", 0.4, 100}});
+    grid.setRunStage(1, "sft");  // its loss in the cross-entropy panel only
     grid.replotNow();
     QCOMPARE(grid.visiblePanelCount(), 2);
     grid.appendMetrics(2, "dpo-2", 32,
                        {{1, "rewards/margins", 0.1, 100}, {1, "rewards/chosen", -0.1, 100}});
     grid.replotNow();
     QCOMPARE(grid.visiblePanelCount(), 4);
-    QVERIFY(grid.panels().front()->drawnPointCount() > 0);
+    QVERIFY(panelTitled(grid, kCrossEntropyPanel)->drawnPointCount() > 0);
     grid.removeRun(2);
     grid.replotNow();
     QCOMPARE(grid.visiblePanelCount(), 2);
@@ -180,13 +193,44 @@ class TestCurves : public QObject {
         QCOMPARE(range.upper, 1.0);
         ++checked;
       }
-      if (p->title() == "loss") {
+      if (p->title() == kCrossEntropyPanel) {
         QCOMPARE(range.lower, 2.25);
         QCOMPARE(range.upper, 2.75);
         ++checked;
       }
     }
     QCOMPARE(checked, 2);
+  }
+
+  // Issue 30: "loss" is SigLIP's in pretrain, cross-entropy in align/instruct/SFT, DPO's in DPO;
+  // each objective gets its own panel (and axis), and a run is drawn only in its stage's.
+  void eachLossObjectiveHasItsOwnAxis() {
+    CurveGrid grid;
+    grid.resize(1000, 800);
+    grid.show();
+    grid.appendMetrics(1, "pretrain-1", 8, {{1, "loss", 7.0, 0}, {2, "loss", 6.0, 0}});
+    grid.appendMetrics(2, "instruct-2", 8, {{1, "loss", 2.0, 0}, {2, "loss", 1.0, 0}});
+    grid.appendMetrics(3, "dpo-3", 8, {{1, "loss", 0.69, 0}, {2, "loss", 0.6, 0}});
+    grid.setRunStage(1, "pretrain");
+    grid.setRunStage(2, "instruct");
+    grid.setRunStage(3, "dpo");
+    grid.replotNow();
+    const auto legend = [&](const QString& title) {
+      CurvePanel* p = panelTitled(grid, title);
+      QStringList names;
+      if (!p || p->isHidden()) return names;
+      for (int i = 0; i < p->plot()->legend->itemCount(); ++i)
+        names << static_cast<QCPPlottableLegendItem*>(p->plot()->legend->item(i))
+                     ->plottable()
+                     ->name();
+      return names;
+    };
+    QCOMPARE(legend("loss: SigLIP (pretrain)"), QStringList{"pretrain-1"});
+    QCOMPARE(legend(kCrossEntropyPanel), QStringList{"instruct-2"});
+    QCOMPARE(legend("loss: DPO"), QStringList{"dpo-3"});
+    QVERIFY(panelTitled(grid, "loss: GRPO")->isHidden());  // no GRPO run: no empty panel
+    // The DPO axis spans DPO's values only, not SigLIP's 7.
+    QVERIFY(panelTitled(grid, "loss: DPO")->plot()->yAxis->range().upper < 1.0);
   }
 
   // The hover value snaps to the nearest logged point: "step 2", never "step 1.73".
@@ -197,9 +241,10 @@ class TestCurves : public QObject {
     grid.appendMetrics(1, "sft-1", 8, {{1, "loss", 3, 0}, {2, "loss", 2, 0}, {5, "loss", 1, 0}});
     grid.setSmoothing(0);
     grid.replotNow();
-    CurvePanel* loss = grid.panels().front();
-    QCOMPARE(loss->title(), QString("loss"));
-    QVERIFY2(loss->hoverText(1.73).startsWith("<b>loss</b>, step 2<br>sft-1: 2 (raw 2)"),
+    CurvePanel* loss = panelTitled(grid, kCrossEntropyPanel);
+    QVERIFY(loss);
+    QVERIFY2(loss->hoverText(1.73).startsWith("<b>" + kCrossEntropyPanel +
+                                              "</b>, step 2<br>sft-1: 2 (raw 2)"),
              qPrintable(loss->hoverText(1.73)));
     QVERIFY2(loss->hoverText(4.2).contains("step 5<br>sft-1: 1 (raw 1)"),
              qPrintable(loss->hoverText(4.2)));
@@ -273,7 +318,7 @@ class TestCurves : public QObject {
     grid.replotNow();
     CurvePanel *loss = nullptr, *rewards = nullptr;
     for (auto* p : grid.panels()) {
-      if (p->title() == "loss") loss = p;
+      if (p->title() == kCrossEntropyPanel) loss = p;
       if (p->title() == "rewards") rewards = p;
     }
     QVERIFY(loss && rewards);
@@ -346,6 +391,7 @@ class TestCurves : public QObject {
     grid.appendMetrics(
         1, "a", 8,
         {{1, "loss", 2, 0}, {2, "loss", 1, 1}, {1, "grad_norm", 1, 0}, {2, "grad_norm", 2, 1}});
+    grid.setRunStage(1, "instruct");
     QVERIFY(grid.exportGrid(dir.filePath("g.png"), 192));
     QVERIFY(grid.exportGrid(dir.filePath("g.pdf")));
     QVERIFY(grid.exportGrid(dir.filePath("g.svg")));

@@ -339,6 +339,9 @@ class TestWorkbench : public QObject {
             w.curves()->runs().begin()->second.series.at("loss").steps.size() > 5,
         60000);
     QTRY_VERIFY_WITH_TIMEOUT(w.curves()->panels().front()->drawnPointCount() > 0, 10000);
+    // Stage 0's loss is SigLIP's: drawn in its own panel (the grid's first), on its own axis.
+    QCOMPARE(w.curves()->runs().begin()->second.stage, QString("pretrain"));
+    QCOMPARE(w.curves()->panels().front()->title(), QString("loss: SigLIP (pretrain)"));
 
     // Wait for the instruct stage (after stage 0 and align), then pause: no new steps arrive while
     // paused.
@@ -662,6 +665,30 @@ class TestWorkbench : public QObject {
       QTest::qWait(300);
       w.grab().save(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/workbench-completions.png");
     }
+    // Issue 30: the step's completions export as a table (every row, values at full precision)
+    // and as a vector figure (the completions as text, only the prompts' pictures as images).
+    const QString csv = m_dir.filePath("completions.csv"), pdf = m_dir.filePath("completions.pdf");
+    QVERIFY(view->exportCompletions(csv));
+    QFile csvFile(csv);
+    QVERIFY(csvFile.open(QIODevice::ReadOnly));
+    const QStringList lines = QString::fromUtf8(csvFile.readAll()).split('\n', Qt::SkipEmptyParts);
+    QCOMPARE(lines.size(), 17);  // header and 16 completions
+    QVERIFY2(lines[0].startsWith("step,prompt,generation,sample,question,reference,completion,"
+                                 "reward/accuracy"),
+             qPrintable(lines[0]));
+    QVERIFY2(lines[1].endsWith("," + QString::number(rows[0].advantage, 'g', 17)),
+             qPrintable(lines[1]));
+    QVERIFY(view->exportCompletions(pdf));
+    QFile pdfFile(pdf);
+    QVERIFY(pdfFile.open(QIODevice::ReadOnly));
+    const QByteArray pdfBytes = pdfFile.readAll();
+    QVERIFY(pdfBytes.startsWith("%PDF-"));
+    QVERIFY(pdfBytes.contains("/FontDescriptor"));   // text as text, not painted pixels
+    QCOMPARE(pdfBytes.count("/Subtype /Image"), 4);  // the 4 prompts' pictures
+    QVERIFY(view->exportCompletions(m_dir.filePath("completions.svg")));
+    QVERIFY(!view->exportCompletions(m_dir.filePath("completions.txt")));
+    if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR"))
+      view->exportCompletions(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + "/completions.pdf");
     view->table()->selectRow(5);  // prompt 2
     QSignalSpy inspected(view, &CompletionsView::inspectRequested);
     QTest::mouseClick(view->findChild<QPushButton*>("completionsInspectButton"), Qt::LeftButton);

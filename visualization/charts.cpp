@@ -3,36 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <opencv2/imgproc.hpp>
 
 namespace pivot {
 namespace {
 
-constexpr int kScale = 2;  // drawn at 2x, then downsampled
-const cv::Scalar kInk(40, 40, 40), kGrid(225, 225, 225), kWhite(255, 255, 255);
-
-cv::Scalar bgr(const std::array<uint8_t, 3>& rgb) { return cv::Scalar(rgb[2], rgb[1], rgb[0]); }
-
-void text(cv::Mat& m, const std::string& s, cv::Point at, double size, int align = 0,
-          const cv::Scalar& colour = kInk, int thickness = 1) {
-  int base = 0;
-  const auto box =
-      cv::getTextSize(s, cv::FONT_HERSHEY_SIMPLEX, size * kScale, thickness * kScale, &base);
-  at.x -= align == 0 ? 0 : align == 1 ? box.width / 2 : box.width;  // 0 left, 1 centre, 2 right
-  cv::putText(m, s, at, cv::FONT_HERSHEY_SIMPLEX, size * kScale, colour, thickness * kScale,
-              cv::LINE_AA);
-}
-
-RgbImage finish(const cv::Mat& big, int width, int height) {
-  cv::Mat small, rgb;
-  cv::resize(big, small, cv::Size(width, height), 0, 0, cv::INTER_AREA);
-  cv::cvtColor(small, rgb, cv::COLOR_BGR2RGB);
-  RgbImage out;
-  out.width = width;
-  out.height = height;
-  out.rgb.assign(rgb.data, rgb.data + static_cast<size_t>(rgb.total() * 3));
-  return out;
-}
+const Colour kInk{40, 40, 40}, kGrid{225, 225, 225}, kWhite{255, 255, 255};
+constexpr double kLabel = 13, kTitle = 16, kNote = 12;  // text sizes, pixels per em
 
 // Nice round tick spacing for a range.
 double tickStep(double span, int wanted) {
@@ -44,50 +20,69 @@ double tickStep(double span, int wanted) {
 }
 
 struct Frame {
-  cv::Rect plot;
-  double y0, y1;
-  int toY(double v) const {
-    return plot.y + plot.height - static_cast<int>(std::lround((v - y0) / (y1 - y0) * plot.height));
-  }
+  double x, y, w, h;  // the plot's rectangle
+  double y0, y1;      // the values at its bottom and top
+  double toY(double v) const { return y + h - (v - y0) / (y1 - y0) * h; }
 };
 
-Frame drawAxes(cv::Mat& m, const std::string& title, const std::string& yLabel, double y0,
+Frame drawAxes(Drawing& d, const std::string& title, const std::string& yLabel, double y0,
                double y1, int legendRows) {
-  const int W = m.cols, H = m.rows;
+  const double W = d.width(), H = d.height();
   // Title, legend rows, then the y axis' label on a line of its own above the plot.
-  Frame f{cv::Rect(80 * kScale, (60 + 22 * legendRows) * kScale, W - 100 * kScale,
-                   H - (126 + 22 * legendRows) * kScale),
-          y0, y1};
-  text(m, title, {W / 2, 26 * kScale}, 0.6, 1, kInk, 1);
+  const Frame f{80, 60.0 + 22 * legendRows, W - 100, H - (126.0 + 22 * legendRows), y0, y1};
+  d.text(title, W / 2, 26, kTitle, Align::Centre, kInk);
   const double step = tickStep(y1 - y0, 5);
   for (double v = std::ceil(y0 / step) * step; v <= y1 + 1e-9; v += step) {
-    const int y = f.toY(v);
-    cv::line(m, {f.plot.x, y}, {f.plot.x + f.plot.width, y}, kGrid, kScale);
-    text(m, axisTickLabel(v, step), {f.plot.x - 8 * kScale, y + 5 * kScale}, 0.45, 2);
+    const double y = f.toY(v);
+    d.line(f.x, y, f.x + f.w, y, kGrid, 1);
+    d.text(axisTickLabel(v, step), f.x - 8, y + 4.5, kLabel, Align::Right, kInk);
   }
-  cv::line(m, {f.plot.x, f.plot.y}, {f.plot.x, f.plot.y + f.plot.height}, kInk, kScale);
-  cv::line(m, {f.plot.x, f.plot.y + f.plot.height},
-           {f.plot.x + f.plot.width, f.plot.y + f.plot.height}, kInk, kScale);
-  text(m, yLabel, {8 * kScale, f.plot.y - 10 * kScale}, 0.45, 0);
+  d.line(f.x, f.y, f.x, f.y + f.h, kInk, 1);
+  d.line(f.x, f.y + f.h, f.x + f.w, f.y + f.h, kInk, 1);
+  d.text(yLabel, 8, f.y - 10, kLabel, Align::Left, kInk);
   return f;
 }
 
-std::array<uint8_t, 3> colourOf(const std::vector<std::array<uint8_t, 3>>& colours, size_t i) {
+Colour colourOf(const std::vector<Colour>& colours, size_t i) {
   return i < colours.size() ? colours[i] : seriesColour(i);
 }
 
-void drawLegend(cv::Mat& m, const std::vector<std::string>& labels,
-                const std::vector<std::array<uint8_t, 3>>& colours, int top) {
-  int x = 80 * kScale;
+void drawLegend(Drawing& d, const std::vector<std::string>& labels,
+                const std::vector<Colour>& colours, double top) {
+  double x = 80;
   for (size_t i = 0; i < labels.size(); ++i) {
-    int base = 0;
-    const int w =
-        cv::getTextSize(labels[i], cv::FONT_HERSHEY_SIMPLEX, 0.45 * kScale, kScale, &base).width;
-    if (x + w + 40 * kScale > m.cols) break;
-    cv::rectangle(m, cv::Rect(x, top - 10 * kScale, 14 * kScale, 12 * kScale),
-                  bgr(colourOf(colours, i)), cv::FILLED);
-    text(m, labels[i], {x + 20 * kScale, top}, 0.45);
-    x += w + 44 * kScale;
+    const double w = textWidth(labels[i], kLabel);
+    if (x + w + 40 > d.width()) break;
+    d.fillRect(x, top - 10, 14, 12, colourOf(colours, i));
+    d.text(labels[i], x + 20, top, kLabel, Align::Left, kInk);
+    x += w + 44;
+  }
+}
+
+// One bar of a group, its error bar and its bases' means.
+void drawBar(Drawing& d, const Frame& f, const BarChart& c, const BarGroup& group, size_t k,
+             double x0, double x1) {
+  const double v = group.values[k];
+  if (!std::isfinite(v)) return;
+  const double y = f.toY(std::clamp(v, c.yMin, c.yMax)), base = f.toY(std::max(c.yMin, 0.0));
+  d.fillRect(x0, std::min(y, base), x1 - x0, std::fabs(base - y), colourOf(c.colours, k));
+  const double e = k < group.errors.size() ? group.errors[k] : 0;
+  if (e > 0 && std::isfinite(e)) {
+    const double xc = (x0 + x1) / 2, ya = f.toY(std::clamp(v + e, c.yMin, c.yMax)),
+                 yb = f.toY(std::clamp(v - e, c.yMin, c.yMax));
+    d.line(xc, ya, xc, yb, kInk, 1);
+    d.line(xc - 4, ya, xc + 4, ya, kInk, 1);
+    d.line(xc - 4, yb, xc + 4, yb, kInk, 1);
+  }
+  // Each base's mean: a ring on the bar, spread across it so that equal values stay apart.
+  if (k >= group.points.size()) return;
+  const auto& pts = group.points[k];
+  for (size_t i = 0; i < pts.size(); ++i) {
+    if (!std::isfinite(pts[i])) continue;
+    const double xp = pts.size() == 1
+                          ? (x0 + x1) / 2
+                          : x0 + (x1 - x0) * (i + 0.5) / static_cast<double>(pts.size());
+    d.ring(xp, f.toY(std::clamp(pts[i], c.yMin, c.yMax)), 3, kWhite, kInk, 1);
   }
 }
 
@@ -111,66 +106,32 @@ std::array<uint8_t, 3> seriesColour(size_t index) {
   return palette[index % 8];
 }
 
-RgbImage renderBarChart(const BarChart& c, int width, int height) {
-  cv::Mat m(height * kScale, width * kScale, CV_8UC3, kWhite);
-  const Frame f = drawAxes(m, c.title, c.yLabel, c.yMin, c.yMax, 1);
-  drawLegend(m, c.series, c.colours, 52 * kScale);
-  const int G = static_cast<int>(c.groups.size()), K = static_cast<int>(c.series.size());
-  if (G == 0 || K == 0) return finish(m, width, height);
-  const double groupW = static_cast<double>(f.plot.width) / G;
-  const double barW = groupW * 0.8 / K;
-  for (int g = 0; g < G; ++g) {
-    const auto& group = c.groups[static_cast<size_t>(g)];
-    const double left = f.plot.x + g * groupW + groupW * 0.1;
-    for (int k = 0; k < K && k < static_cast<int>(group.values.size()); ++k) {
-      const double v = group.values[static_cast<size_t>(k)];
-      if (!std::isfinite(v)) continue;
-      const int x0 = static_cast<int>(left + k * barW),
-                x1 = static_cast<int>(left + (k + 1) * barW) - kScale;
-      const int y = f.toY(std::clamp(v, c.yMin, c.yMax)), base = f.toY(std::max(c.yMin, 0.0));
-      cv::rectangle(m, cv::Point(x0, std::min(y, base)), cv::Point(x1, std::max(y, base)),
-                    bgr(colourOf(c.colours, static_cast<size_t>(k))), cv::FILLED);
-      const double e =
-          k < static_cast<int>(group.errors.size()) ? group.errors[static_cast<size_t>(k)] : 0;
-      if (e > 0 && std::isfinite(e)) {
-        const int xc = (x0 + x1) / 2, ya = f.toY(std::clamp(v + e, c.yMin, c.yMax)),
-                  yb = f.toY(std::clamp(v - e, c.yMin, c.yMax));
-        cv::line(m, {xc, ya}, {xc, yb}, kInk, kScale, cv::LINE_AA);
-        cv::line(m, {xc - 4 * kScale, ya}, {xc + 4 * kScale, ya}, kInk, kScale, cv::LINE_AA);
-        cv::line(m, {xc - 4 * kScale, yb}, {xc + 4 * kScale, yb}, kInk, kScale, cv::LINE_AA);
-      }
-      // Each base's mean: a ring on the bar, spread across it so that equal values stay apart.
-      if (k < static_cast<int>(group.points.size())) {
-        const auto& pts = group.points[static_cast<size_t>(k)];
-        for (size_t i = 0; i < pts.size(); ++i) {
-          if (!std::isfinite(pts[i])) continue;
-          const int xp =
-              pts.size() == 1
-                  ? (x0 + x1) / 2
-                  : x0 + static_cast<int>((x1 - x0) * (i + 0.5) / static_cast<double>(pts.size()));
-          const cv::Point at(xp, f.toY(std::clamp(pts[i], c.yMin, c.yMax)));
-          cv::circle(m, at, 3 * kScale, cv::Scalar(255, 255, 255), cv::FILLED, cv::LINE_AA);
-          cv::circle(m, at, 3 * kScale, kInk, kScale, cv::LINE_AA);
-        }
-      }
-    }
-    text(m, group.label,
-         {static_cast<int>(f.plot.x + (g + 0.5) * groupW), f.plot.y + f.plot.height + 22 * kScale},
-         0.45, 1);
+Drawing drawBarChart(const BarChart& c, int width, int height) {
+  Drawing d(width, height);
+  const Frame f = drawAxes(d, c.title, c.yLabel, c.yMin, c.yMax, 1);
+  drawLegend(d, c.series, c.colours, 52);
+  const size_t G = c.groups.size(), K = c.series.size();
+  if (G == 0 || K == 0) return d;
+  const double groupW = f.w / static_cast<double>(G), barW = groupW * 0.8 / static_cast<double>(K);
+  for (size_t g = 0; g < G; ++g) {
+    const auto& group = c.groups[g];
+    const double left = f.x + g * groupW + groupW * 0.1;
+    for (size_t k = 0; k < K && k < group.values.size(); ++k)
+      drawBar(d, f, c, group, k, left + k * barW, left + (k + 1) * barW - 1);
+    d.text(group.label, f.x + (g + 0.5) * groupW, f.y + f.h + 22, kLabel, Align::Centre, kInk);
   }
   for (size_t i = 0; i < c.referenceLines.size(); ++i) {
     const double r = c.referenceLines[i];
     if (r < c.yMin || r > c.yMax) continue;
-    const int y = f.toY(r);
-    for (int x = f.plot.x; x < f.plot.x + f.plot.width; x += 12 * kScale)
-      cv::line(m, {x, y}, {std::min(x + 6 * kScale, f.plot.x + f.plot.width), y}, kInk, kScale);
+    const double y = f.toY(r);
+    d.line(f.x, y, f.x + f.w, y, kInk, 1, true);
     if (i < c.referenceLabels.size())  // named where it is drawn, not in the legend's row
-      text(m, c.referenceLabels[i], {f.plot.x + f.plot.width - 4 * kScale, y - 6 * kScale}, 0.4, 2);
+      d.text(c.referenceLabels[i], f.x + f.w - 4, y - 6, kNote, Align::Right, kInk);
   }
-  return finish(m, width, height);
+  return d;
 }
 
-RgbImage renderLineChart(const LineChart& c, int width, int height) {
+Drawing drawLineChart(const LineChart& c, int width, int height) {
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
   for (const auto& s : c.series)
     for (size_t i = 0; i < s.x.size(); ++i)
@@ -179,54 +140,51 @@ RgbImage renderLineChart(const LineChart& c, int width, int height) {
         y1 = std::max(y1, s.y[i]);
   if (!std::isfinite(x0)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
   if (x1 <= x0) x1 = x0 + 1;
-  if (y1 <= y0) y1 = y0 + 1;
+  if (y1 - y0 < 1e-9 * std::max(1.0, std::fabs(y0))) y0 -= 1, y1 += 1;  // a constant series
   const double pad = (y1 - y0) * 0.05;
   y0 -= pad, y1 += pad;
-  cv::Mat m(height * kScale, width * kScale, CV_8UC3, kWhite);
-  const Frame f = drawAxes(m, c.title, c.yLabel, y0, y1, 1);
+  Drawing d(width, height);
+  const Frame f = drawAxes(d, c.title, c.yLabel, y0, y1, 1);
   std::vector<std::string> labels;
-  std::vector<std::array<uint8_t, 3>> colours;
+  std::vector<Colour> colours;
   for (size_t k = 0; k < c.series.size(); ++k) {
     labels.push_back(c.series[k].label);
     const auto& own = c.series[k].colour;
-    colours.push_back(own == std::array<uint8_t, 3>{0, 0, 0} ? seriesColour(k) : own);
+    colours.push_back(own == Colour{0, 0, 0} ? seriesColour(k) : own);
   }
-  drawLegend(m, labels, colours, 52 * kScale);
-  auto toX = [&](double x) {
-    return f.plot.x + static_cast<int>(std::lround((x - x0) / (x1 - x0) * f.plot.width));
-  };
+  drawLegend(d, labels, colours, 52);
+  const auto toX = [&](double x) { return f.x + (x - x0) / (x1 - x0) * f.w; };
   const double step = tickStep(x1 - x0, 5);
   for (double v = std::ceil(x0 / step) * step; v <= x1 + 1e-9; v += step)
-    text(m, axisTickLabel(v, step), {toX(v), f.plot.y + f.plot.height + 20 * kScale}, 0.45, 1);
-  text(m, c.xLabel, {f.plot.x + f.plot.width, f.plot.y + f.plot.height + 40 * kScale}, 0.45, 2);
+    d.text(axisTickLabel(v, step), toX(v), f.y + f.h + 20, kLabel, Align::Centre, kInk);
+  d.text(c.xLabel, f.x + f.w, f.y + f.h + 40, kLabel, Align::Right, kInk);
   for (size_t k = 0; k < c.series.size(); ++k) {
-    std::vector<cv::Point> pts;
+    std::vector<std::pair<double, double>> pts;
     for (size_t i = 0; i < c.series[k].x.size(); ++i)
       if (std::isfinite(c.series[k].y[i]))
         pts.push_back({toX(c.series[k].x[i]), f.toY(c.series[k].y[i])});
-    if (pts.size() > 1) cv::polylines(m, pts, false, bgr(colours[k]), 2 * kScale, cv::LINE_AA);
+    d.polyline(std::move(pts), colours[k], 2);
   }
-  return finish(m, width, height);
+  return d;
 }
 
-RgbImage tileImages(const std::vector<RgbImage>& images, int perRow) {
-  if (images.empty()) return {};
-  int cw = 0, ch = 0;
-  for (const auto& im : images) cw = std::max(cw, im.width), ch = std::max(ch, im.height);
-  const int n = static_cast<int>(images.size()), cols = std::min(perRow, n),
-            rows = (n + perRow - 1) / perRow;
-  RgbImage out;
-  out.width = cols * cw;
-  out.height = rows * ch;
-  out.rgb.assign(static_cast<size_t>(out.width) * out.height * 3, 255);
-  for (int i = 0; i < n; ++i) {
-    const auto& im = images[static_cast<size_t>(i)];
-    const int ox = (i % perRow) * cw, oy = (i / perRow) * ch;
-    for (int y = 0; y < im.height; ++y)
-      std::copy_n(im.rgb.begin() + static_cast<long>(y) * im.width * 3, im.width * 3,
-                  out.rgb.begin() + (static_cast<long>(oy + y) * out.width + ox) * 3);
-  }
+Drawing tileDrawings(const std::vector<Drawing>& drawings, int perRow) {
+  double cw = 0, ch = 0;
+  for (const auto& d : drawings) cw = std::max(cw, d.width()), ch = std::max(ch, d.height());
+  const int n = static_cast<int>(drawings.size()), cols = std::min(perRow, n),
+            rows = (n + perRow - 1) / std::max(1, perRow);
+  Drawing out(cols * cw, rows * ch);
+  for (int i = 0; i < n; ++i)
+    out.place(drawings[static_cast<size_t>(i)], (i % perRow) * cw, (i / perRow) * ch);
   return out;
+}
+
+RgbImage renderBarChart(const BarChart& chart, int width, int height) {
+  return rasterize(drawBarChart(chart, width, height));
+}
+
+RgbImage renderLineChart(const LineChart& chart, int width, int height) {
+  return rasterize(drawLineChart(chart, width, height));
 }
 
 }  // namespace pivot

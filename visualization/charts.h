@@ -1,13 +1,12 @@
-// Report charts rendered with OpenCV (no Qt): grouped bars with error bars, and line charts, drawn
-// at twice the output resolution and downsampled for smooth edges. saveImage() writes them as PNG
-// or PDF.
+// Report charts (no Qt): grouped bars with error bars, and line charts, drawn as a Drawing that
+// saveDrawing() writes as vector PDF or SVG, or rasterises to PNG (visualization/drawing.h).
 #pragma once
 #include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "visualization/overlay.h"
+#include "visualization/drawing.h"
 
 namespace pivot {
 
@@ -46,9 +45,12 @@ std::array<uint8_t, 3> seriesColour(size_t index);
 // read 1.65, 1.70, not 1.7 twice), and "0", not "-0", for a value that is zero up to rounding.
 std::string axisTickLabel(double value, double step);
 
+Drawing drawBarChart(const BarChart& chart, int width = 960, int height = 480);
+Drawing drawLineChart(const LineChart& chart, int width = 640, int height = 400);
+// Drawings side by side (rows of `perRow`), each in a cell of the largest one's size.
+Drawing tileDrawings(const std::vector<Drawing>& drawings, int perRow);
+// The charts rasterised (needs OpenCV).
 RgbImage renderBarChart(const BarChart& chart, int width = 960, int height = 480);
 RgbImage renderLineChart(const LineChart& chart, int width = 640, int height = 400);
-// Images side by side (rows of `perRow`), padded with white to equal cell sizes.
-RgbImage tileImages(const std::vector<RgbImage>& images, int perRow);
 
 }  // namespace pivot

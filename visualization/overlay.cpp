@@ -10,7 +10,7 @@
 #include <stdexcept>
 
 #include "config/vocabulary.h"
-#include "visualization/image_pdf.h"
+#include "visualization/drawing.h"
 
 namespace pivot {
 namespace {
@@ -82,29 +82,6 @@ cv::Mat overlayMat(const RgbImage& image, const std::vector<float>& map, int gh,
   return out;
 }
 
-void putCentred(cv::Mat& canvas, const std::string& text, int y, double scale, int width) {
-  int base = 0;
-  const auto size = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, 1, &base);
-  cv::putText(canvas, text, cv::Point(std::max(4, (width - size.width) / 2), y),
-              cv::FONT_HERSHEY_SIMPLEX, scale, cv::Scalar(20, 20, 20), 1, cv::LINE_AA);
-}
-
-uint32_t crc32(const std::string& bytes, size_t from, size_t count) {
-  static const auto table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t n = 0; n < 256; ++n) {
-      uint32_t c = n;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-      t[n] = c;
-    }
-    return t;
-  }();
-  uint32_t c = 0xffffffffu;
-  for (size_t i = from; i < from + count; ++i)
-    c = table[(c ^ static_cast<uint8_t>(bytes[i])) & 0xff] ^ (c >> 8);
-  return c ^ 0xffffffffu;
-}
-
 // A damaged PNG makes libpng print its own line to stderr before OpenCV returns nothing; walking
 // the chunks first (length, a four-letter type, the CRC of each) names the damage and where it is
 // instead. Other formats pass untouched.
@@ -132,16 +109,11 @@ void checkPngChunks(const std::string& path) {
       throw damaged(at, "has no valid type");
     if (length > bytes.size() - at - 12)
       throw damaged(at, "(" + type + ") is longer than the rest of the file");
-    if (crc32(bytes, at + 4, 4 + length) != be32(at + 8 + length))
+    if (pngCrc32(bytes, at + 4, 4 + length) != be32(at + 8 + length))
       throw damaged(at, "(" + type + ") fails its CRC check");
     if (type == "IEND") return;
     at += 12 + length;
   }
-}
-
-bool isPdf(const std::string& path) {
-  const auto dot = path.rfind('.');
-  return dot != std::string::npos && path.substr(dot) == ".pdf";
 }
 
 // Checked before OpenCV reads: it would print a warning (or libpng a line) of its own first.
@@ -175,49 +147,67 @@ std::vector<std::array<uint8_t, 3>> colormapColours(const std::string& colormap,
   return colours;
 }
 
+Drawing drawFigure(const RgbImage& image, const std::string& question,
+                   const std::vector<FigurePanel>& panels, const std::string& chosen,
+                   const std::string& rejected, const OverlayStyle& style,
+                   const std::string& note) {
+  const double gap = 10, top = 44, titleH = 22, bottom = note.empty() ? 52 : 70;
+  const double side = style.panelSize, bar = style.colourBar ? 46 : 0;
+  OverlayStyle plain = style;
+  plain.colourBar = false;  // one bar for the row, drawn as paths beside the last panel
+  const double width = gap + (side + gap) * static_cast<double>(panels.size() + 1) + bar;
+  Drawing d(width, top + titleH + side + bottom);
+  const Colour ink{20, 20, 20}, label{40, 40, 40};
+  d.text("Q: " + question, width / 2, 28, 17, Align::Centre, ink);
+  double x = gap;
+  const auto panel = [&](const RgbImage& tile, const std::string& title) {
+    d.text(title, x + side / 2, top + 14, 12.5, Align::Centre, label);
+    d.image(tile, x, top + titleH, side, side);
+    x += side + gap;
+  };
+  panel(fromMat(overlayMat(image, {}, 0, 0, plain)), "image");
+  for (const auto& p : panels)
+    panel(fromMat(overlayMat(image, p.map, p.gridH, p.gridW, plain)), p.title);
+  if (style.colourBar) {
+    // The maps are min-max normalised: the bar's 0 and 1 are each map's own minimum and maximum.
+    const auto colours = colormapColours(style.colormap, 64);
+    const double y0 = top + titleH, step = side / 64.0;
+    for (size_t i = 0; i < colours.size(); ++i)
+      d.fillRect(x, y0 + side - (i + 1) * step, 12, step + 0.5, colours[i]);
+    for (const auto& [value, text] :
+         {std::pair<double, const char*>{1.0, "1"}, {0.5, ".5"}, {0.0, "0"}}) {
+      const double y = y0 + (1.0 - value) * side;
+      d.line(x + 12, y, x + 16, y, label, 1);
+      d.text(text, x + 18, std::clamp(y + 4, y0 + 9, y0 + side), 11, Align::Left, label);
+    }
+  }
+  const double y = top + titleH + side;
+  d.text("chosen: " + chosen, width / 2, y + 20, 14, Align::Centre, ink);
+  if (!rejected.empty()) d.text("rejected: " + rejected, width / 2, y + 42, 14, Align::Centre, ink);
+  if (!note.empty()) d.text(note, width / 2, y + 62, 11, Align::Centre, Colour{90, 90, 90});
+  return d;
+}
+
 RgbImage renderFigure(const RgbImage& image, const std::string& question,
                       const std::vector<FigurePanel>& panels, const std::string& chosen,
                       const std::string& rejected, const OverlayStyle& style) {
-  const int gap = 10, top = 44, bottom = 52, titleH = 22;
-  OverlayStyle plain = style;
-  plain.colourBar = false;
-  std::vector<cv::Mat> tiles = {overlayMat(image, {}, 0, 0, plain)};
-  std::vector<std::string> titles = {"image"};
-  for (const auto& p : panels) {
-    tiles.push_back(overlayMat(image, p.map, p.gridH, p.gridW, style));
-    titles.push_back(p.title);
-  }
-  int width = gap;
-  for (const auto& t : tiles) width += t.cols + gap;
-  const int height = top + titleH + style.panelSize + bottom;
-  cv::Mat canvas(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
-  putCentred(canvas, "Q: " + question, 28, 0.6, width);
-  int x = gap;
-  for (size_t i = 0; i < tiles.size(); ++i) {
-    int base = 0;
-    const auto size = cv::getTextSize(titles[i], cv::FONT_HERSHEY_SIMPLEX, 0.42, 1, &base);
-    cv::putText(canvas, titles[i],
-                cv::Point(x + std::max(0, (tiles[i].cols - size.width) / 2), top + 14),
-                cv::FONT_HERSHEY_SIMPLEX, 0.42, cv::Scalar(40, 40, 40), 1, cv::LINE_AA);
-    tiles[i].copyTo(canvas(cv::Rect(x, top + titleH, tiles[i].cols, tiles[i].rows)));
-    x += tiles[i].cols + gap;
-  }
-  const int y = top + titleH + style.panelSize;
-  putCentred(canvas, "chosen: " + chosen, y + 20, 0.5, width);
-  if (!rejected.empty()) putCentred(canvas, "rejected: " + rejected, y + 42, 0.5, width);
-  return fromMat(canvas);
+  return rasterize(drawFigure(image, question, panels, chosen, rejected, style));
 }
 
 void checkImageOutput(const std::string& path) {
-  if (isPdf(path)) return;
+  if (isVectorPath(path)) return;
   if (!cv::haveImageWriter(path))
     throw std::runtime_error(path +
-                             ": no image format has this extension (use .png, .jpg or .pdf)");
+                             ": no image format has this extension (use .png, .jpg, .pdf or .svg)");
 }
 
 void saveImage(const RgbImage& image, const std::string& path) {
   checkImageOutput(path);
-  if (isPdf(path)) return writeImagePdf(path, image.width, image.height, image.rgb);
+  if (isVectorPath(path)) {  // the image alone on a page of its size
+    Drawing page(image.width, image.height);
+    page.image(image, 0, 0, image.width, image.height);
+    return saveDrawing(page, path);
+  }
   if (!cv::imwrite(path, toMat(image))) throw std::runtime_error(path + ": cannot write image");
 }
 

@@ -8,11 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "data/image_processor.h"
+#include "visualization/drawing.h"
 
 namespace pivot {
-
-using RgbImage = Rgb8;  // (H, W, 3) row-major, core/data/image_processor.h
 
 struct OverlayStyle {
   std::string colormap = "jet";  // jet | viridis | magma | turbo
@@ -35,12 +33,19 @@ RgbImage renderOverlay(const RgbImage& image, const std::vector<float>& map, int
 // The colormap's colours from 0 to 1 (n of them, RGB): what a colour bar drawn elsewhere shows.
 std::vector<std::array<uint8_t, 3>> colormapColours(const std::string& colormap, int n = 256);
 
-// The figure: question on top, image then one panel per map, chosen and rejected answers below.
+// The figure: question on top, image then one panel per map (and the colormap's bar when the
+// style asks), chosen and rejected answers below, then `note` (what the maps are: method, target).
+// Text and bar are vector; the panels are images.
+Drawing drawFigure(const RgbImage& image, const std::string& question,
+                   const std::vector<FigurePanel>& panels, const std::string& chosen,
+                   const std::string& rejected, const OverlayStyle& style,
+                   const std::string& note = "");
 RgbImage renderFigure(const RgbImage& image, const std::string& question,
                       const std::vector<FigurePanel>& panels, const std::string& chosen,
                       const std::string& rejected, const OverlayStyle& style);
 
-// PNG by extension .png, or a one-page PDF embedding the image (.pdf). Throws naming the file.
+// PNG by extension .png, or a page of the image's size holding it (.pdf, .svg). Throws naming the
+// file.
 void saveImage(const RgbImage& image, const std::string& path);
 // Throws naming the file when saveImage could not write an image under that name (an extension
 // no format has): commands check their --out before computing what they would save.

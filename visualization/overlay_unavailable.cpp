@@ -1,10 +1,9 @@
 // Built instead of overlay.cpp where OpenCV is missing (the torch-only GPU build): the maps and
-// scores work, rendering says clearly that it cannot. Writing an already rendered image as PDF
-// needs no OpenCV.
+// scores work, rendering says clearly that it cannot. Vector figures (charts as PDF or SVG) and an
+// already rendered image as PDF need no OpenCV.
 #include <stdexcept>
 
-#include "visualization/charts.h"
-#include "visualization/image_pdf.h"
+#include "visualization/drawing.h"
 #include "visualization/overlay.h"
 
 namespace pivot {
@@ -19,23 +18,26 @@ RgbImage renderOverlay(const RgbImage&, const std::vector<float>&, int, int, con
   unavailable();
 }
 std::vector<std::array<uint8_t, 3>> colormapColours(const std::string&, int) { unavailable(); }
+Drawing drawFigure(const RgbImage&, const std::string&, const std::vector<FigurePanel>&,
+                   const std::string&, const std::string&, const OverlayStyle&,
+                   const std::string&) {
+  unavailable();
+}
 RgbImage renderFigure(const RgbImage&, const std::string&, const std::vector<FigurePanel>&,
                       const std::string&, const std::string&, const OverlayStyle&) {
   unavailable();
 }
+RgbImage rasterize(const Drawing&, int) { unavailable(); }
 void saveImage(const RgbImage& image, const std::string& path) {
-  if (path.size() > 4 && path.substr(path.size() - 4) == ".pdf")
-    return writeImagePdf(path, image.width, image.height, image.rgb);
-  unavailable();
+  if (!isVectorPath(path)) unavailable();
+  Drawing page(image.width, image.height);
+  page.image(image, 0, 0, image.width, image.height);
+  saveDrawing(page, path);
 }
 void checkImageOutput(const std::string& path) {
-  if (path.size() <= 4 || path.substr(path.size() - 4) != ".pdf") unavailable();
+  if (!isVectorPath(path)) unavailable();
 }
 RgbImage loadImage(const std::string&, int, RgbImage*) { unavailable(); }
 Rgb8 readRgb8(const std::string&) { unavailable(); }
-std::array<uint8_t, 3> seriesColour(size_t) { return {128, 128, 128}; }
-RgbImage renderBarChart(const BarChart&, int, int) { unavailable(); }
-RgbImage renderLineChart(const LineChart&, int, int) { unavailable(); }
-RgbImage tileImages(const std::vector<RgbImage>&, int) { unavailable(); }
 
 }  // namespace pivot

@@ -1,14 +1,20 @@
 #include "completions_view.h"
 
+#include <QAction>
 #include <QComboBox>
+#include <QFile>
+#include <QFileDialog>
 #include <QFileInfo>
+#include <QFontMetricsF>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
+#include <QPainter>
 #include <QPixmap>
 #include <QPushButton>
 #include <QScrollBar>
 #include <QTableWidget>
+#include <QTextStream>
 #include <QVBoxLayout>
 #include <algorithm>
 #include <cmath>
@@ -17,6 +23,7 @@
 
 #include "config/train_config.h"
 #include "data/shapes_world.h"
+#include "figure_file.h"
 
 namespace pivot {
 namespace {
@@ -89,6 +96,11 @@ CompletionsView::CompletionsView(RunsModel* runs, QWidget* parent) : QWidget(par
   m_inspect->setObjectName("completionsInspectButton");
   bar->addWidget(m_inspect);
   bar->addStretch(1);
+  auto* exportButton = new QPushButton("Export…");
+  exportButton->setObjectName("completionsExportButton");
+  exportButton->setToolTip("This step's completions as a figure (PDF, SVG, PNG) or a table (CSV)");
+  connect(exportButton, &QPushButton::clicked, this, &CompletionsView::exportCompletionsDialog);
+  bar->addWidget(exportButton);
   layout->addLayout(bar);
   m_message = new QLabel;
   m_message->setWordWrap(true);
@@ -98,6 +110,10 @@ CompletionsView::CompletionsView(RunsModel* runs, QWidget* parent) : QWidget(par
   m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
   m_table->setSelectionMode(QAbstractItemView::SingleSelection);
   m_table->verticalHeader()->setVisible(false);
+  m_table->setContextMenuPolicy(Qt::ActionsContextMenu);
+  auto* exportAction = new QAction("Export completions…", m_table);
+  connect(exportAction, &QAction::triggered, this, &CompletionsView::exportCompletionsDialog);
+  m_table->addAction(exportAction);
   layout->addWidget(m_table, 1);
 
   connect(m_run, QOverload<int>::of(&QComboBox::currentIndexChanged), this,
@@ -156,6 +172,8 @@ void CompletionsView::refreshTable() {
   m_table->clear();
   m_table->setRowCount(0);
   m_prompts.clear();
+  m_rows.clear();
+  m_functions.clear();
   if (m_run->currentIndex() < 0 || m_step->currentIndex() < 0) {
     m_table->setColumnCount(0);
     if (m_run->currentIndex() >= 0)
@@ -198,14 +216,14 @@ void CompletionsView::refreshTable() {
     const bool firstOfPrompt = i == 0 || rows[static_cast<size_t>(i - 1)].prompt != r.prompt;
     if (firstOfPrompt) {
       m_prompts.push_back({i, QString::fromStdString(r.sample), QString::fromStdString(r.question),
-                           QString::fromStdString(r.reference)});
+                           QString::fromStdString(r.reference), thumbnail(shapes, r.sample)});
       ++shownPrompts;
       int span = 1;
       while (i + span < static_cast<int>(rows.size()) &&
              rows[static_cast<size_t>(i + span)].prompt == r.prompt)
         ++span;
       auto* image = cell("");
-      image->setData(Qt::DecorationRole, QPixmap::fromImage(thumbnail(shapes, r.sample)));
+      image->setData(Qt::DecorationRole, QPixmap::fromImage(m_prompts.back().picture));
       image->setToolTip(QString::fromStdString(r.sample));
       m_table->setItem(i, 0, image);
       m_table->setItem(i, 1,
@@ -241,6 +259,12 @@ void CompletionsView::refreshTable() {
   const int rowsPerPrompt = rows.empty() ? 1 : static_cast<int>(rows.size()) / shownPrompts;
   for (int i = 0; i < m_table->rowCount(); ++i)
     m_table->setRowHeight(i, std::max(22, (kThumbnail + 8 + rowsPerPrompt - 1) / rowsPerPrompt));
+  m_rows = std::move(rows);
+  m_functions = std::move(functions);
+  m_shownTitle =
+      QString("%1 · step %2")
+          .arg(QString::fromStdString(m_grpoRuns->runAt(m_run->currentIndex()).info.name))
+          .arg(step);
   m_message->setText(QString("Step %1: %2 prompts, %3 completions each (advantage: green above "
                              "the group's mean reward, red below).")
                          .arg(step)
@@ -290,6 +314,149 @@ void CompletionsView::fitTextColumns() {
 void CompletionsView::resizeEvent(QResizeEvent* event) {
   QWidget::resizeEvent(event);
   fitTextColumns();
+}
+
+}  // namespace pivot
+
+namespace pivot {
+namespace {
+
+QString csvField(QString text) {
+  if (!text.contains(',') && !text.contains('"') && !text.contains('\n')) return text;
+  return '"' + text.replace('"', "\"\"") + '"';
+}
+
+double rewardOf(const CompletionRow& r, const std::string& function) {
+  const auto rewards = nlohmann::json::parse(r.rewardsJson, nullptr, false);
+  return rewards.is_object() && rewards.contains(function) && rewards[function].is_number()
+             ? rewards[function].get<double>()
+             : NAN;
+}
+
+// The figure's layout in points: a row a completion, a prompt's rows at least its picture's height.
+constexpr double kFigMargin = 12, kFigPicture = 44, kFigRow = 15, kFigNumber = 52, kFigHeader = 40,
+                 kFigWidth = 760;
+
+}  // namespace
+
+bool CompletionsView::exportCompletions(const QString& path, int dpi) const {
+  if (m_rows.empty()) return false;
+  if (QFileInfo(path).suffix().toLower() == "csv") return writeCsv(path);
+  return saveFigureFile(
+      path, QSizeF(kFigWidth, figureHeight()), "GRPO completions: " + m_shownTitle,
+      [this](QPainter& painter) { paintFigure(painter, kFigWidth); }, dpi);
+}
+
+void CompletionsView::exportCompletionsDialog() {
+  if (m_rows.empty()) {
+    m_message->setText("Nothing to export: choose a GRPO run and a logged step first.");
+    return;
+  }
+  const QString file = QFileDialog::getSaveFileName(
+      this, "Export completions",
+      QString(m_shownTitle).replace(" · ", "_").replace(' ', '_') + ".pdf",
+      "Figure (*.pdf *.svg *.png);;Table (*.csv)");
+  if (file.isEmpty()) return;
+  m_message->setText(exportCompletions(file) ? "Exported " + file : "Cannot write " + file);
+}
+
+bool CompletionsView::writeCsv(const QString& path) const {
+  QFile file(path);
+  if (!file.open(QIODevice::WriteOnly | QIODevice::Truncate | QIODevice::Text)) return false;
+  QTextStream out(&file);
+  out << "step,prompt,generation,sample,question,reference,completion";
+  for (const auto& f : m_functions) out << ",reward/" << QString::fromStdString(f);
+  out << ",reward,advantage\n";
+  for (const auto& r : m_rows) {
+    out << r.step << ',' << r.prompt << ',' << r.generation << ','
+        << csvField(QString::fromStdString(r.sample)) << ','
+        << csvField(QString::fromStdString(r.question)) << ','
+        << csvField(QString::fromStdString(r.reference)) << ','
+        << csvField(QString::fromStdString(r.completion));
+    for (const auto& f : m_functions) {
+      const double v = rewardOf(r, f);
+      out << ',' << (std::isnan(v) ? QString() : QString::number(v, 'g', 17));
+    }
+    out << ',' << QString::number(r.reward, 'g', 17) << ',' << QString::number(r.advantage, 'g', 17)
+        << '\n';
+  }
+  return file.error() == QFile::NoError;
+}
+
+double CompletionsView::figureHeight() const {
+  double height = kFigMargin + kFigHeader;
+  for (size_t p = 0; p < m_prompts.size(); ++p) {
+    const int end =
+        p + 1 < m_prompts.size() ? m_prompts[p + 1].firstRow : static_cast<int>(m_rows.size());
+    height += std::max(kFigPicture + 4, (end - m_prompts[p].firstRow) * kFigRow) + 6;
+  }
+  return height + kFigMargin;
+}
+
+void CompletionsView::paintFigure(QPainter& painter, double width) const {
+  QFont font("DejaVu Sans");
+  font.setPointSizeF(7.5);
+  QFont bold = font;
+  bold.setBold(true);
+  bold.setPointSizeF(9);
+  const QFontMetricsF metrics(font);
+  const int numbers = static_cast<int>(m_functions.size()) + 2;  // functions, reward, advantage
+  const double numbersLeft = width - kFigMargin - numbers * kFigNumber;
+  const double promptLeft = kFigMargin + kFigPicture + 6, completionLeft = promptLeft + 170;
+  painter.setFont(bold);
+  painter.setPen(QColor(20, 20, 20));
+  painter.drawText(QPointF(kFigMargin, kFigMargin + 10),
+                   "GRPO completions: " + m_shownTitle +
+                       "  (advantage: green above the group's mean reward, red below)");
+  painter.setFont(font);
+  QStringList headers = {"prompt", "completion"};
+  for (const auto& f : m_functions) headers << QString::fromStdString(f);
+  headers << "reward"
+          << "advantage";
+  const double headerY = kFigMargin + kFigHeader - 8;
+  painter.drawText(QPointF(promptLeft, headerY), headers[0]);
+  painter.drawText(QPointF(completionLeft, headerY), headers[1]);
+  for (int c = 0; c < numbers; ++c)
+    painter.drawText(QRectF(numbersLeft + c * kFigNumber, headerY - 10, kFigNumber - 4, 12),
+                     Qt::AlignRight | Qt::AlignBottom, headers[2 + c]);
+  double y = kFigMargin + kFigHeader;
+  for (size_t p = 0; p < m_prompts.size(); ++p) {
+    const Prompt& prompt = m_prompts[p];
+    const int end =
+        p + 1 < m_prompts.size() ? m_prompts[p + 1].firstRow : static_cast<int>(m_rows.size());
+    const double groupHeight = std::max(kFigPicture + 4, (end - prompt.firstRow) * kFigRow);
+    painter.setPen(QColor(210, 210, 210));
+    painter.drawLine(QPointF(kFigMargin, y - 2), QPointF(width - kFigMargin, y - 2));
+    painter.setPen(QColor(20, 20, 20));
+    if (!prompt.picture.isNull())
+      painter.drawImage(QRectF(kFigMargin, y, kFigPicture, kFigPicture), prompt.picture);
+    painter.drawText(QRectF(promptLeft, y, completionLeft - promptLeft - 6, groupHeight),
+                     Qt::TextWordWrap | Qt::AlignTop,
+                     prompt.question + "\nreference: " + prompt.reference);
+    for (int i = prompt.firstRow; i < end; ++i) {
+      const CompletionRow& r = m_rows[static_cast<size_t>(i)];
+      const double rowY = y + (i - prompt.firstRow) * kFigRow;
+      const QString completion = r.completion.empty() ? QString("(empty: stopped at once)")
+                                                      : QString::fromStdString(r.completion);
+      painter.drawText(QPointF(completionLeft, rowY + 10),
+                       metrics.elidedText(completion.simplified(), Qt::ElideRight,
+                                          numbersLeft - completionLeft - 8));
+      for (int c = 0; c < numbers; ++c) {
+        const QRectF box(numbersLeft + c * kFigNumber, rowY, kFigNumber - 4, kFigRow - 2);
+        double value = c < static_cast<int>(m_functions.size())
+                           ? rewardOf(r, m_functions[static_cast<size_t>(c)])
+                       : c == numbers - 2 ? r.reward
+                                          : r.advantage;
+        const bool advantage = c == numbers - 1;
+        if (advantage) painter.fillRect(box, advantageColour(value));
+        const QString text = std::isnan(value) ? QString()
+                             : advantage       ? QString::asprintf("%+.3f", value)
+                                               : QString::number(value, 'g', 3);
+        painter.drawText(box.adjusted(0, 0, -3, 0), Qt::AlignRight | Qt::AlignVCenter, text);
+      }
+    }
+    y += groupHeight + 6;
+  }
 }
 
 }  // namespace pivot

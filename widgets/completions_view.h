@@ -5,6 +5,7 @@
 // encoder looks on that very sample). Reads the run store's completions table, TRL's
 // log_completions; the view never trains or computes.
 #pragma once
+#include <QImage>
 #include <QWidget>
 #include <vector>
 
@@ -14,6 +15,7 @@
 class QComboBox;
 class QLabel;
 class QPushButton;
+class QPainter;
 class QTableWidget;
 
 namespace pivot {
@@ -33,6 +35,13 @@ class CompletionsView : public QWidget {
   QTableWidget* table() const { return m_table; }
   int promptCount() const { return static_cast<int>(m_prompts.size()); }
   QString message() const;
+
+  // The shown step's completions as a file: .csv (every column, one row a completion) or a figure
+  // (.pdf and .svg vector, .png at `dpi`): the run and step on top, each prompt's picture, question
+  // and reference beside its completions, rewards and advantages (coloured as on screen). False
+  // when nothing is shown or the file cannot be written.
+  bool exportCompletions(const QString& path, int dpi = 300) const;
+  void exportCompletionsDialog();  // asks for the file
 
  Q_SIGNALS:
   // Open prompt `index` of `split` (ShapesWorld's) in Inspect with this run's checkpoints.
@@ -64,8 +73,17 @@ class CompletionsView : public QWidget {
     int firstRow = 0;
     QString sample;  // "train:1234", or a real record's image file
     QString question, reference;
+    QImage picture;  // its thumbnail (null when it has none)
   };
   std::vector<Prompt> m_prompts;
+  // What the table shows, for its exports.
+  std::vector<CompletionRow> m_rows;
+  std::vector<std::string> m_functions;  // reward functions, one column each
+  QString m_shownTitle;                  // "grpo-5 · step 40"
+
+  bool writeCsv(const QString& path) const;
+  void paintFigure(QPainter& painter, double width) const;
+  double figureHeight() const;
 };
 
 }  // namespace pivot

@@ -41,13 +41,27 @@ struct PanelSpec {
   QStringList labels;
   QString note;
   QString band;
-  QString keyPrefix;  // also every logged key under it (CurvePanel::setKeyPrefix)
+  QString keyPrefix;     // also every logged key under it (CurvePanel::setKeyPrefix)
+  QStringList stages{};  // only runs of these stages (CurvePanel::setStages); empty: all
 };
 
 const std::vector<PanelSpec>& panelSpecs() {
   using F = PanelFamily;
   static const std::vector<PanelSpec> specs = {
-      {F::Training, "loss", {"loss"}, {}, "", ""},
+      // "loss" is a different objective in each stage: one axis per objective, so that a
+      // SigLIP loss of 7 does not flatten a DPO loss of 0.69 against it.
+      {F::Training, "loss: SigLIP (pretrain)", {"loss"}, {}, "", "", "", {"pretrain"}},
+      {F::Training,
+       "loss: next-token cross-entropy (align, instruct, SFT)",
+       {"loss"},
+       {},
+       "",
+       "",
+       "",
+       {"align", "instruct", "sft"}},
+      {F::Training, "loss: DPO", {"loss"}, {}, "", "", "", {"dpo"}},
+      {F::Training, "loss: MPO (weighted terms)", {"loss"}, {}, "", "", "", {"mpo"}},
+      {F::Training, "loss: GRPO", {"loss"}, {}, "", "", "", {"grpo"}},
       {F::Preference,
        "rewards",
        {"rewards/chosen", "rewards/rejected"},
@@ -179,6 +193,7 @@ CurveGrid::CurveGrid(QWidget* parent) : QWidget(parent) {
     panel->setBandKey(spec.band);
     panel->setKeyLabels(spec.labels);
     panel->setKeyPrefix(spec.keyPrefix);
+    panel->setStages(spec.stages);
     m_panelFamilies.push_back(spec.family);
     panel->setContextMenuPolicy(Qt::ActionsContextMenu);
     auto addExport = [this, panel](const QString& label, const QString& suffix) {
@@ -254,6 +269,13 @@ void CurveGrid::appendMetrics(int64_t runId, const QString& runName, double samp
     s.walls.push_back(p.wallTime);
     markKeyDirty(QString::fromStdString(p.key));
   }
+}
+
+void CurveGrid::setRunStage(int64_t runId, const QString& stage) {
+  auto it = m_runs.find(runId);
+  if (it == m_runs.end() || it->second.stage == stage) return;
+  it->second.stage = stage;
+  markDirty();
 }
 
 int64_t CurveGrid::lastStep(int64_t runId) const {

@@ -36,6 +36,9 @@ class CurveGrid : public QWidget {
   // Adds points of one run (appended in step order; a repeated step replaces the old value).
   void appendMetrics(int64_t runId, const QString& runName, double samplesPerStep,
                      const std::vector<MetricPoint>& points);
+  // The run's stage (pretrain, sft, dpo, ...): which loss panel draws it. A run whose stage is
+  // not known yet is drawn in every loss panel.
+  void setRunStage(int64_t runId, const QString& stage);
   void setRunVisible(int64_t runId, bool visible);
   void removeRun(int64_t runId);
   bool hasRun(int64_t runId) const { return m_runs.count(runId) > 0; }

@@ -135,11 +135,16 @@ QString CurvePanel::keyLabel(const QStringList& keys, int k) const {
   return keys[k].startsWith(m_keyPrefix) ? keys[k].mid(m_keyPrefix.size()) : keys[k];
 }
 
+bool CurvePanel::drawsRun(const RunCurves& run) const {
+  return m_stages.isEmpty() || run.stage.isEmpty() || m_stages.contains(run.stage);
+}
+
 bool CurvePanel::hasData(const std::map<int64_t, RunCurves>& runs) const {
   for (const auto& [id, run] : runs)
-    for (const auto& key : keysIn(runs))
-      if (auto it = run.series.find(key); it != run.series.end() && !it->second.values.empty())
-        return true;
+    if (drawsRun(run))
+      for (const auto& key : keysIn(runs))
+        if (auto it = run.series.find(key); it != run.series.end() && !it->second.values.empty())
+          return true;
   return false;
 }
 
@@ -153,7 +158,7 @@ void CurvePanel::update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, doub
   m_bands.clear();
   const QStringList keys = keysIn(*runs);
   for (auto& [id, run] : *runs) {
-    if (!run.visible) continue;
+    if (!run.visible || !drawsRun(run)) continue;
     addBand(run, axis, smoothing);  // first, so that the lines draw over it
     for (int k = 0; k < keys.size(); ++k) {
       auto it = run.series.find(keys[k]);
@@ -189,7 +194,7 @@ void CurvePanel::update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, doub
     for (int k = 0; k < keys.size(); ++k)
       for (const auto& [id, run] : *runs)
         if (auto it = run.series.find(keys[k]);
-            run.visible && it != run.series.end() && !it->second.values.empty()) {
+            run.visible && drawsRun(run) && it != run.series.end() && !it->second.values.empty()) {
           parts << QString("%1 %2").arg(keyLabel(keys, k), keyStyleName(k));
           break;
         }

@@ -30,6 +30,9 @@ class CurvePanel : public QWidget {
   // Also every key under `prefix` that some run logs (after the fixed keys, labelled by the rest of
   // the key): categories that a dataset defines, such as GRPO's "accuracy/<category>".
   void setKeyPrefix(const QString& prefix) { m_keyPrefix = prefix; }
+  // Only runs of these stages (a run whose stage is unknown passes); empty: every run.
+  void setStages(const QStringList& stages) { m_stages = stages; }
+  bool drawsRun(const RunCurves& run) const;
   bool drawsKey(const QString& key) const;  // a new point of `key` changes this panel
   QString shownTitle() const;               // the title as drawn
   int bandCount() const;                    // bands drawn at the last update
@@ -71,6 +74,7 @@ class CurvePanel : public QWidget {
   QString m_bandKey;
   QStringList m_keyLabels;
   QString m_keyPrefix;
+  QStringList m_stages;
   QCPTextElement* m_titleElement = nullptr;
   QCustomPlot* m_plot = nullptr;
   QLabel* m_note = nullptr;

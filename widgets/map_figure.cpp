@@ -1,11 +1,9 @@
 #include "map_figure.h"
 
-#include <QFileInfo>
+#include "figure_file.h"
+
 #include <QLinearGradient>
-#include <QPageSize>
 #include <QPainter>
-#include <QPdfWriter>
-#include <QSvgGenerator>
 
 namespace pivot {
 namespace {
@@ -100,50 +98,9 @@ void paintMapFigure(QPainter& p, const MapFigure& figure) {
 }
 
 bool saveMapFigure(const MapFigure& figure, const QString& path, int dpi) {
-  const QString suffix = QFileInfo(path).suffix().toLower();
-  const QSizeF size = mapFigureSize(figure);
-  if (suffix == "pdf") {
-    QPdfWriter pdf(path);
-    pdf.setResolution(72);  // one unit a point: the figure's coordinates as they are
-    pdf.setPageSize(QPageSize(size, QPageSize::Point));
-    pdf.setPageMargins(QMarginsF(0, 0, 0, 0));
-    pdf.setTitle("Q: " + figure.question);
-    pdf.setCreator("PIVOT Workbench");
-    QPainter painter;
-    if (!painter.begin(&pdf)) return false;
-    paintMapFigure(painter, figure);
-    return painter.end();
-  }
-  if (suffix == "svg") {
-    QSvgGenerator svg;
-    svg.setFileName(path);
-    svg.setSize(size.toSize());
-    svg.setViewBox(QRectF(QPointF(0, 0), size));
-    svg.setResolution(72);
-    svg.setTitle("Q: " + figure.question);
-    QPainter painter;
-    if (!painter.begin(&svg)) return false;
-    paintMapFigure(painter, figure);
-    return painter.end();
-  }
-  if (suffix == "png") {
-    const double scale = dpi / 72.0;
-    QImage image((size * scale).toSize(), QImage::Format_RGB32);
-    // Painted at 72 dpi (a font's point one unit, as in the PDF), scaled; then tagged with `dpi`.
-    const auto dotsPerMeter = [&image](double dotsPerInch) {
-      image.setDotsPerMeterX(qRound(dotsPerInch / 0.0254));
-      image.setDotsPerMeterY(qRound(dotsPerInch / 0.0254));
-    };
-    dotsPerMeter(72);
-    image.fill(Qt::white);
-    QPainter painter(&image);
-    painter.scale(scale, scale);
-    paintMapFigure(painter, figure);
-    painter.end();
-    dotsPerMeter(dpi);
-    return image.save(path);
-  }
-  return false;
+  return saveFigureFile(
+      path, mapFigureSize(figure), "Q: " + figure.question,
+      [&figure](QPainter& painter) { paintMapFigure(painter, figure); }, dpi);
 }
 
 }  // namespace pivot

@@ -44,6 +44,7 @@ struct RunCurves {
   int64_t id = 0;
   QString name;
   QColor colour;
+  QString stage;              // its stage's name ("pretrain", "dpo"); empty while unknown
   double samplesPerStep = 1;  // batch size, for the "samples seen" axis
   bool visible = true;
   std::map<QString, MetricSeries> series;  // by TRL metric key

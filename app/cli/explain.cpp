@@ -153,8 +153,11 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
   OverlayStyle style;
   style.colormap = a.colormap;
   style.colourBar = a.colourBar;
-  saveImage(renderFigure(image, sample.question, panels, sample.answer, sample.rejected, style),
-            a.out);
+  const std::string note = a.method + " of the " + a.target +
+                           " target; colours span each map's own range (0 its least, 1 its most)";
+  saveDrawing(
+      drawFigure(image, sample.question, panels, sample.answer, sample.rejected, style, note),
+      a.out);
   std::cout << "figure: " << a.out << "\n";
   return 0;
 }

@@ -339,8 +339,10 @@ void addExplainCommands(CLI::App& app, const std::string& workspace, Action& act
   explain->add_option("--answer", x->answer, "with --image");
   explain->add_option("--colormap", x->colormap, "jet | viridis | magma | turbo")
       ->capture_default_str();
-  explain->add_flag("--colour-bar", x->colourBar, "draw a colour bar beside each map");
-  explain->add_option("--out", x->out, "figure file (.png or .pdf)")->required();
+  explain->add_flag(
+      "--colour-bar", x->colourBar,
+      "draw the colormap's bar beside the maps (0 and 1: each map's own least and most)");
+  explain->add_option("--out", x->out, "figure file (.png, or .pdf / .svg as vector)")->required();
   localize->add_option("--samples", x->samples, "samples of the split to score")
       ->capture_default_str();
   localize->add_flag("--csv", x->csv, "one row per sample");

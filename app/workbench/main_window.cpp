@@ -225,12 +225,14 @@ void MainWindow::connectTraining() {
             m_batchSizes[id] = batch;
             m_shownRuns.insert(id);
             m_curves->appendMetrics(id, name, batch, {});
+            m_curves->setRunStage(id, m_workerStage);  // its loss panel from the first point
             statusBar()->showMessage(QString("run %1 (%2) started").arg(id).arg(name), 4000);
             pollNow();
           });
   connect(worker, &TrainingWorker::stageStarted, this,
           [this](int index, int total, const QString& stage, qint64 reusedRun) {
             Q_EMIT chainStageStarted(index, total, stage, reusedRun);
+            m_workerStage = stage;
             if (total < 2) return;
             const QString place = QString("stage %1 of %2: %3").arg(index).arg(total).arg(stage);
             m_stepLabel->setText(reusedRun
@@ -425,6 +427,7 @@ void MainWindow::connectTrainProcess() {
   connect(&m_trainProcess, &TrainProcess::stageStarted, this,
           [this](int index, int total, const QString& stage, qint64 reusedRun) {
             Q_EMIT chainStageStarted(index, total, stage, reusedRun);
+            m_workerStage = stage;
             if (reusedRun)
               statusBar()->showMessage(QString("stage %1 of %2: %3 · reused run %4")
                                            .arg(index)
@@ -525,6 +528,8 @@ void MainWindow::applyPoll(const StorePoll& poll) {
       if (r.info.id == id) name = QString::fromStdString(r.info.name);
     m_curves->appendMetrics(id, name, m_batchSizes[id], points);
   }
+  for (const auto& r : poll.runs)
+    m_curves->setRunStage(r.info.id, QString::fromStdString(r.info.stage));
 }
 
 void MainWindow::runStoreAction(const std::function<void(RunStore&)>& action) {

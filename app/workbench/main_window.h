@@ -91,6 +91,7 @@ class MainWindow : public QMainWindow {
   CompletionsView* m_completions = nullptr;
   ExperimentProcess m_experiment;  // `pivot experiment --progress jsonl`
   TrainProcess m_trainProcess;     // `pivot train --nproc N --progress jsonl` (data parallel)
+  QString m_workerStage;           // the stage the in-process worker trains now
   QString m_processPlace;          // "stage 2 of 3 · " of the child's chain
   class QTabWidget* m_tabs = nullptr;
   CurveGrid* m_curves = nullptr;
