@@ -88,10 +88,17 @@ EncodersView::EncodersView(QWidget* parent) : QWidget(parent) {
   m_chart->setMinimumSize(420, 300);
   m_chart->legend->setVisible(true);
   m_chart->legend->setFont(QFont(font().family(), 8));
-  m_chart->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
   m_chart->plotLayout()->insertRow(0);
   m_chart->plotLayout()->addElement(
       0, 0, new QCPTextElement(m_chart, "", QFont(font().family(), 10, QFont::Bold)));
+  // The legend in rows of three between the title and the plot, where it hides no bar.
+  m_chart->axisRect()->insetLayout()->take(m_chart->legend);
+  m_chart->plotLayout()->insertRow(1);
+  m_chart->plotLayout()->addElement(1, 0, m_chart->legend);
+  m_chart->plotLayout()->setRowStretchFactor(1, 0.001);
+  m_chart->legend->setFillOrder(QCPLegend::foColumnsFirst);
+  m_chart->legend->setWrap(3);
+  m_chart->legend->setBorderPen(Qt::NoPen);
   auto* split = new QSplitter(Qt::Horizontal);
   m_content = split;
   split->addWidget(m_table);

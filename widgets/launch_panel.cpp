@@ -219,11 +219,14 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   });
   layout->addWidget(values);
 
+  // The form's verdict and the run buttons: one bar that a window may pin below a scrolling form.
+  m_runBar = new QWidget;
+  auto* runBar = new QVBoxLayout(m_runBar);
+  runBar->setContentsMargins(0, 0, 0, 0);
   m_message = new QLabel;
   m_message->setWordWrap(true);
   m_message->setStyleSheet("color: #c0392b;");
-  layout->addWidget(m_message);
-
+  runBar->addWidget(m_message);
   auto* buttons = new QHBoxLayout;
   m_start = new QPushButton("Start");
   m_pause = new QPushButton("Pause");
@@ -231,7 +234,8 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   m_stop = new QPushButton("Stop");
   m_start->setDefault(true);
   for (auto* b : {m_start, m_pause, m_resume, m_stop}) buttons->addWidget(b);
-  layout->addLayout(buttons);
+  runBar->addLayout(buttons);
+  layout->addWidget(m_runBar);
 
   // The whole study: stage 0, 1a, 1b, then SFT vs DPO per seed, transplants, probes, report.
   auto* experiment = new QGroupBox("Experiment (whole study, this preset)");

@@ -73,6 +73,9 @@ class LaunchPanel : public QWidget {
   QLineEdit* modelFolderEdit() const { return m_modelFolder; }
   QLineEdit* dataFileEdit() const { return m_dataFile; }
   QLineEdit* imageRootEdit() const { return m_imageRoot; }
+  // The validation message and Start/Pause/Resume/Stop, in the panel's layout until a window
+  // takes the bar to keep it in view below a scrolling form (it stays the panel's to drive).
+  QWidget* runBar() const { return m_runBar; }
   QPushButton* startButton() const { return m_start; }
   QPushButton* pauseButton() const { return m_pause; }
   QPushButton* resumeButton() const { return m_resume; }
@@ -135,6 +138,7 @@ class LaunchPanel : public QWidget {
   QSpinBox* m_threads = nullptr;
   QSet<QString> m_typed;  // keys of the form's values typed by hand
   QPushButton* m_presetValues = nullptr;
+  QWidget* m_runBar = nullptr;
   QLineEdit* m_sweep = nullptr;
   QLineEdit* m_mixedWeight = nullptr;
   QLineEdit* m_tuneLr = nullptr;

@@ -14,6 +14,7 @@
 #include <QSettings>
 #include <QStatusBar>
 #include <QScrollArea>
+#include <QVBoxLayout>
 #include <QTabWidget>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -112,7 +113,14 @@ void MainWindow::buildDocks() {
   launchScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
   launchScroll->setWidget(m_launch);
   launchScroll->setMinimumWidth(m_launch->sizeHint().width() + 16);
-  launchDock->setWidget(launchScroll);
+  // Start and the form's verdict stay in view below the scrolling form, on any screen.
+  auto* launchBox = new QWidget;
+  auto* launchLayout = new QVBoxLayout(launchBox);
+  launchLayout->setContentsMargins(0, 0, 0, 4);
+  launchLayout->addWidget(launchScroll, 1);
+  launchLayout->addWidget(m_launch->runBar());  // reparented out of the scrolled panel
+  m_launch->runBar()->layout()->setContentsMargins(8, 4, 8, 0);
+  launchDock->setWidget(launchBox);
   launchDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
   addDockWidget(Qt::LeftDockWidgetArea, launchDock);
 
