@@ -443,6 +443,23 @@ class TestWorkbench : public QObject {
     QVERIFY(svgBytes.contains("linearGradient"));
     const QImage raster(png);
     QCOMPARE(raster.width(), qRound(mapFigureSize(figure).width() * 300 / 72));
+    // One's own photo with a question in everyday spelling: normalised, then read (issue 30); a
+    // word outside the miniature's vocabulary is refused naming the words it knows.
+    inspect->setPhoto(png, "What colour is the Circle?", "Red");
+    const auto photoMaps = [&](const QString& question) {
+      QList<ExplainOutcome> found;
+      for (const auto& key : inspect->cache().keys())
+        if (key.contains(question)) found << inspect->cache().value(key);
+      return found;
+    };
+    QTRY_COMPARE_WITH_TIMEOUT(photoMaps("What colour is the Circle?").size(), 2, 30000);
+    for (const auto& o : photoMaps("What colour is the Circle?"))
+      QVERIFY2(o.error.isEmpty() && !o.overlay.isNull(), qPrintable(o.error));
+    inspect->setPhoto(png, "What hue is the circle?", "red");
+    QTRY_COMPARE_WITH_TIMEOUT(photoMaps("What hue is the circle?").size(), 2, 30000);
+    const QString refused = photoMaps("What hue is the circle?").front().error;
+    QVERIFY2(refused.contains("unknown word 'hue'") && refused.contains("known words: a, above"),
+             qPrintable(refused));
     if (qEnvironmentVariableIsSet("PIVOT_SCREENSHOT_DIR"))
       for (const char* name : {"/inspect-figure.png", "/inspect-figure.pdf"})
         inspect->exportFigure(qEnvironmentVariable("PIVOT_SCREENSHOT_DIR") + name, 150);

@@ -8,6 +8,7 @@
 #include <QFontMetricsF>
 #include <QHBoxLayout>
 #include <QHeaderView>
+#include <QInputDialog>
 #include <QLabel>
 #include <QPainter>
 #include <QPixmap>
@@ -357,7 +358,13 @@ void CompletionsView::exportCompletionsDialog() {
       QString(m_shownTitle).replace(" · ", "_").replace(' ', '_') + ".pdf",
       "Figure (*.pdf *.svg *.png);;Table (*.csv)");
   if (file.isEmpty()) return;
-  m_message->setText(exportCompletions(file) ? "Exported " + file : "Cannot write " + file);
+  int dpi = 300;
+  if (QFileInfo(file).suffix().toLower() == "png") {
+    bool ok = false;
+    dpi = QInputDialog::getInt(this, "PNG resolution", "Dots per inch:", dpi, 72, 600, 1, &ok);
+    if (!ok) return;
+  }
+  m_message->setText(exportCompletions(file, dpi) ? "Exported " + file : "Cannot write " + file);
 }
 
 bool CompletionsView::writeCsv(const QString& path) const {
