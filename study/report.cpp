@@ -12,14 +12,14 @@
 #include <sstream>
 #include <thread>
 
-#include "text/word_tokenizer.h"
 #include "metrics/curve_math.h"
 #include "model/attention.h"
 #include "model/linear.h"
 #include "results/encoder_style.h"
 #include "store/run_store.h"
 #include "study/experiment.h"
-#include "training/batches.h"
+#include "study/explain_sample.h"
+#include "study/localise.h"
 #include "training/run_checkpoint.h"
 #include "training/trainer.h"
 #include "visualization/attribution.h"
@@ -167,29 +167,19 @@ void writeFigures(const std::string& dir, const std::string& workspace, const St
   }
   if (models.size() < 3) return;
   const ShapesWorld world(models.front().config.world);
-  const WordTokenizer tok = WordTokenizer::shapesWorld();
-  std::vector<Sample> samples;
-  for (int i = 0; samples.size() < 6 && i < 200; ++i) {
-    auto s = world.sample(Split::Val, i);
-    if (!s.targets.empty()) samples.push_back(std::move(s));
-  }
   std::vector<Drawing> rowsOut;
   OverlayStyle style;
   style.panelSize = 192;
   style.colourBar = true;
-  for (const auto& s : samples) {
+  for (const auto& item : shapesWorldTargets(world, Split::Val, 6)) {  // questions about an object
+    const Sample& s = item.sample;
     std::vector<FigurePanel> panels;
     for (size_t k = 0; k < models.size(); ++k) {
-      auto& m = models[k];
-      const auto in = buildBatch({{&s, Response::Chosen}}, tok, m.config.model.vision.numPatches(),
-                                 m.model->parameters().front().device());
-      const auto maps = explain(m.model, in, AttributionOptions{}).maps;
-      FigurePanel p;
-      p.title = titles[k];
-      p.gridH = static_cast<int>(maps.size(1));
-      p.gridW = static_cast<int>(maps.size(2));
-      p.map = mapValues(maps, 0);
-      panels.push_back(p);
+      const SampleMap result = explainSample(models[k], s, "", AttributionOptions{});
+      char score[48];
+      std::snprintf(score, sizeof score, "  mass %.2f %s", result.massInside,
+                    result.pointingHit ? "hit" : "miss");
+      panels.push_back({titles[k] + score, result.map, result.gridH, result.gridW});
     }
     rowsOut.push_back(drawFigure(sceneImage(s.scene), s.question, panels, s.answer, s.rejected,
                                  style,

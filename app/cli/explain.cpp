@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "study/explain_sample.h"
 #include "study/localise.h"
 #include "store/run_store.h"
 #include "io/hf_llava.h"
@@ -20,10 +21,6 @@
 
 namespace pivot::cli {
 namespace {
-
-std::vector<uint8_t> targetMask(const Sample& s) {
-  return pivot::targetMask(s.scene.instanceMask, s.targets);
-}
 
 AttributionOptions optionsFrom(const ExplainArgs& a) {
   AttributionOptions o;
@@ -51,13 +48,6 @@ void checkLayer(const ExplainArgs& a, const LoadedCheckpoint& m) {
     throw std::runtime_error("--layer " + std::to_string(a.layer) + " is outside " + m.label() +
                              "'s vision tower (" + std::to_string(count) + " hidden states: " +
                              std::to_string(-count) + ".." + std::to_string(count - 1) + ")");
-}
-
-// The photo and typed question as a real model reads them: its chat template, tokenizer and
-// SigLIP processor, the answer as the trained (explained) tokens.
-MllmInputs realModelInputs(const LoadedCheckpoint& m, const ExplainArgs& a, torch::Device device) {
-  return ConversationBatcher(m.config.model, m.config.model_dir, m.config.chat_format, readRgb8)
-      .photoQuestion(a.image, a.question, a.answer, device);
 }
 
 }  // namespace
@@ -89,60 +79,28 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
       throw std::runtime_error("checkpoints " + models.front().label() + " and " + m.label() +
                                " take different image sizes");
 
-  Sample sample;
-  if (a.sample >= 0) {
-    sample = ShapesWorld(models.front().config.world).sample(splitFromName(a.split), a.sample);
-  } else {
-    const auto image = loadImage(a.image, imageSize);
-    sample.scene.size = imageSize;
-    sample.scene.rgb = image.rgb;
-    sample.question = a.question;
-    sample.answer = a.answer;
-    if (!models.front().config.realModel()) {  // the miniature's words, in its spelling
-      const WordTokenizer words = WordTokenizer::shapesWorld();
-      sample.question = words.normalise(sample.question);
-      sample.answer = words.normalise(sample.answer);
-    }
-    if (options.target == AttributionTarget::DpoLoss)
-      throw std::runtime_error("--target dpo needs a sample with a rejected answer");
-  }
-  const WordTokenizer tok = WordTokenizer::shapesWorld();
+  ExplainSubject subject;
+  subject.fromWorld = a.sample >= 0;
+  subject.world = models.front().config.world;
+  subject.split = splitFromName(a.split);
+  subject.index = a.sample;
+  subject.imageFile = a.image;
+  subject.question = a.question;
+  subject.answer = a.answer;
+  const Sample sample = sampleFor(models.front(), subject);
   std::vector<FigurePanel> panels;
-  const bool scored = !sample.targets.empty();
-  const auto fraction =
-      scored ? cellMaskFraction(targetMask(sample), imageSize, imageSize,
-                                imageSize / models.front().config.model.vision.patch_size,
-                                imageSize / models.front().config.model.vision.patch_size)
-             : std::vector<double>{};
   std::cout << "Q: " << sample.question << "   chosen: " << sample.answer
             << (sample.rejected.empty() ? "" : "   rejected: " + sample.rejected) << "\n";
   for (auto& m : models) {
-    const auto device = m.model->parameters().front().device();
-    std::optional<MllmInputs> rejected;
-    MllmInputs in;
-    if (m.config.realModel()) {  // the model's own tokenizer, template and image processor
-      in = realModelInputs(m, a, device);
-    } else {
-      in = buildBatch({{&sample, Response::Chosen}}, tok, m.config.model.vision.numPatches(),
-                      device);
-    }
-    if (!sample.rejected.empty() && !m.config.realModel())
-      rejected = buildBatch({{&sample, Response::Rejected}}, tok,
-                            m.config.model.vision.numPatches(), device);
-    const auto result = explain(m.model, in, options, rejected ? &*rejected : nullptr);
+    const SampleMap result = explainSample(m, sample, a.image, options);
     for (const auto& w : result.warnings)
       std::cerr << "warning: " << m.label() << ": " << w << "\n";
-    FigurePanel panel;
-    panel.map = mapValues(result.maps, 0);
-    panel.gridH = static_cast<int>(result.maps.size(1));
-    panel.gridW = static_cast<int>(result.maps.size(2));
-    panel.title = m.label();
+    FigurePanel panel{m.label(), result.map, result.gridH, result.gridW};
     std::cout << "  " << std::left << std::setw(24) << m.label();
-    if (scored && static_cast<size_t>(panel.gridH * panel.gridW) == fraction.size()) {
-      const double mass = massInside(panel.map, fraction);
-      const bool hit = pointingHit(panel.map, fraction);
+    if (result.scored) {
       std::ostringstream t;
-      t << std::fixed << std::setprecision(2) << "mass " << mass << (hit ? "  hit" : "  miss");
+      t << std::fixed << std::setprecision(2) << "mass " << result.massInside
+        << (result.pointingHit ? "  hit" : "  miss");
       panel.title += "  " + t.str();
       std::cout << t.str();
     }

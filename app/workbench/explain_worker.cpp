@@ -2,11 +2,9 @@
 
 #include "background_priority.h"
 
-#include "training/batches.h"
+#include "study/explain_sample.h"
 #include "training/real_data.h"
 #include "training/run_checkpoint.h"
-#include "visualization/attribution.h"
-#include "visualization/localization.h"
 #include "visualization/overlay.h"
 
 namespace pivot {
@@ -44,63 +42,30 @@ void ExplainWorker::run(const ExplainJob& job) {
   out.label = job.label;
   try {
     auto& m = model(job.checkpointPath.toStdString());
-    const int size = m.config.model.vision.image_size;
-    Sample sample;
-    if (job.fromWorld) {
-      WorldConfig world = job.world;
-      world.image_size = size;
-      sample = ShapesWorld(world).sample(static_cast<Split>(job.split), job.index);
-    } else {
-      const auto image = loadImage(job.imageFile.toStdString(), size);
-      sample.scene.size = size;
-      sample.scene.rgb = image.rgb;
-      sample.question = job.question.toStdString();
-      sample.answer = job.answer.toStdString();
-      if (!m.config.realModel()) {  // the miniature's words: "What colour?" reads "what colour ?"
-        const WordTokenizer words = WordTokenizer::shapesWorld();
-        sample.question = words.normalise(sample.question);
-        sample.answer = words.normalise(sample.answer);
-      }
-    }
+    ExplainSubject subject;
+    subject.fromWorld = job.fromWorld;
+    subject.world = job.world;
+    subject.split = static_cast<Split>(job.split);
+    subject.index = job.index;
+    subject.imageFile = job.imageFile.toStdString();
+    subject.question = job.question.toStdString();
+    subject.answer = job.answer.toStdString();
+    const Sample sample = sampleFor(m, subject);
     AttributionOptions options;
     options.method = attributionMethodFromName(job.method.toStdString());
     options.target = attributionTargetFromName(job.target.toStdString());
     options.layer = job.layer;
-    if (options.target == AttributionTarget::DpoLoss && sample.rejected.empty())
-      throw std::runtime_error(
-          "the DPO target needs a rejected answer (ShapesWorld samples have one)");
-    const auto device = m.model->parameters().front().device();
-    MllmInputs in;
-    std::optional<MllmInputs> rejected;
-    if (m.config.realModel()) {  // its own tokenizer, chat template and SigLIP processor
-      if (job.fromWorld)
-        throw std::runtime_error(m.label() +
-                                 " is a real model: choose a photo and type a question and answer "
-                                 "(ShapesWorld samples are the miniature's)");
-      in = batcher(m).photoQuestion(job.imageFile.toStdString(), sample.question, sample.answer,
-                                    device);
-    } else {
-      const WordTokenizer tok = WordTokenizer::shapesWorld();
-      const int tokens = m.config.model.vision.numPatches();
-      in = buildBatch({{&sample, Response::Chosen}}, tok, tokens, device);
-      if (!sample.rejected.empty())
-        rejected = buildBatch({{&sample, Response::Rejected}}, tok, tokens, device);
-    }
-    const auto result = explain(m.model, in, options, rejected ? &*rejected : nullptr);
+    const SampleMap result = explainSample(m, sample, subject.imageFile, options,
+                                           m.config.realModel() ? &batcher(m) : nullptr);
     if (!result.warnings.empty()) out.warning = QString::fromStdString(result.warnings.front());
-    auto grid = result.maps[0].contiguous();
-    std::vector<float> map(grid.data_ptr<float>(), grid.data_ptr<float>() + grid.numel());
-    const int g = static_cast<int>(grid.size(0));
-    if (!sample.targets.empty()) {
-      const auto mask = targetMask(sample.scene.instanceMask, sample.targets);
-      const auto fraction = cellMaskFraction(mask, size, size, g, g);
-      out.scored = true;
-      out.mass = massInside(map, fraction);
-      out.hit = pointingHit(map, fraction);
-    }
+    out.scored = result.scored;
+    out.mass = result.massInside;
+    out.hit = result.pointingHit;
+    const int size = sample.scene.size;
     OverlayStyle style;
     style.colormap = job.colormap.toStdString();
-    const auto overlay = renderOverlay(RgbImage{size, size, sample.scene.rgb}, map, g, g, style);
+    const auto overlay = renderOverlay(RgbImage{size, size, sample.scene.rgb}, result.map,
+                                       result.gridH, result.gridW, style);
     out.overlay = QImage(overlay.rgb.data(), overlay.width, overlay.height, overlay.width * 3,
                          QImage::Format_RGB888)
                       .copy();
