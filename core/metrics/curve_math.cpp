@@ -67,6 +67,25 @@ void BlockExtremes::update(const std::vector<double>& ys) {
   coveredPoints = ys.size();
 }
 
+namespace {
+
+// The first index in [from, to) whose x exceeds `edge` (to when none), searched outward from `from`
+// first: a bucket's end lies a bucket's width away, so the search stays in cache instead of
+// bisecting the whole remaining range for every column.
+size_t firstAfter(const std::vector<double>& xs, size_t from, size_t to, double edge) {
+  size_t step = 1, lo = from, hi = from;
+  while (hi < to && xs[hi] <= edge) {
+    lo = hi;
+    hi = std::min(to, hi + step);
+    step *= 2;
+  }
+  return static_cast<size_t>(std::upper_bound(xs.begin() + static_cast<long>(lo),
+                                              xs.begin() + static_cast<long>(hi), edge) -
+                             xs.begin());
+}
+
+}  // namespace
+
 XYPoints downsampleMinMaxLast(const std::vector<double>& xs, const std::vector<double>& ys,
                               double x0, double x1, int columns, const BlockExtremes* blocks) {
   if (blocks && blocks->coveredPoints != ys.size()) blocks = nullptr;  // stale: read every point
@@ -95,9 +114,7 @@ XYPoints downsampleMinMaxLast(const std::vector<double>& xs, const std::vector<d
   if (xs[start] < x0) keepPoint(start++);  // the neighbour left of the view
   for (int b = 0; b < columns && start < hi; ++b) {
     const double edge = b + 1 == columns ? x1 : x0 + (b + 1) * width;
-    size_t end = static_cast<size_t>(std::upper_bound(xs.begin() + static_cast<long>(start),
-                                                      xs.begin() + static_cast<long>(hi), edge) -
-                                     xs.begin());
+    size_t end = firstAfter(xs, start, hi, edge);
     if (b + 1 == columns) end = std::min(end, hi);
     if (end == start) continue;
     Extremes e(start, ys[start]);
