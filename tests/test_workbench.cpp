@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "background_priority.h"
+#include "child_exit.h"
 #include "curve_panel.h"
 #include "main_window.h"
 #include "store/run_store.h"
@@ -955,6 +956,24 @@ class TestWorkbench : public QObject {
 
   // Stop experiment: SIGTERM, which the command turns into a stop with a checkpoint; the window
   // says "stopped" (not "failed") and the run store has the stage stopped, resumable.
+  // One rule for how the window's `pivot` children ended (issue 26: the train and experiment
+  // children had two, which disagreed on a kill).
+  void childExitReadsTheErrorLineAndStops() {
+    QCOMPARE(childExit(0, QProcess::NormalExit, "", false).ok, true);
+    const auto failed =
+        childExit(2, QProcess::NormalExit, "warning: x\npivot: a.json: line 3: bad value\n", false);
+    QVERIFY(!failed.ok && !failed.stopped);
+    QCOMPARE(failed.error, QString("a.json: line 3: bad value"));
+    QVERIFY(childExit(143, QProcess::NormalExit, "", false).stopped);  // SIGTERM, handled
+    QVERIFY(childExit(130, QProcess::NormalExit, "", false).stopped);  // SIGINT
+    const auto killed = childExit(9, QProcess::CrashExit, "", true);   // after the grace period
+    QVERIFY(!killed.ok && killed.stopped);
+    const auto crashed = childExit(11, QProcess::CrashExit, "", false);  // nobody asked it to
+    QVERIFY(!crashed.stopped);
+    QCOMPARE(crashed.error, QString("crashed (no error line)"));
+    QCOMPARE(childExit(3, QProcess::NormalExit, "", false).error, QString("exit code 3"));
+  }
+
   void stoppingAnExperimentKeepsACheckpoint() {
     const QString ws = m_dir.filePath("experiment-stop");
     const QString preset =

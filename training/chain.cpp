@@ -50,7 +50,7 @@ StoredStage findStoredStage(const std::string& workspace, const TrainConfig& con
                             std::optional<int64_t> parent) {
   StoredStage found;
   if (!fs::exists(storePath(workspace))) return found;
-  RunStore store(storePath(workspace));
+  RunStore store(storePath(workspace), RunStore::Access::ReadOnly);  // a lookup writes nothing
   const auto want = comparable(toJson(config));
   for (const auto& r : store.runs()) {
     if (r.stage != stageName(config.stage) || r.parentId != parent) continue;

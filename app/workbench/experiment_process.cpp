@@ -1,10 +1,10 @@
 #include "experiment_process.h"
 
 #include "background_priority.h"
+#include "child_exit.h"
 
 #include <QJsonDocument>
 #include <QJsonObject>
-#include <csignal>
 
 namespace pivot {
 
@@ -41,24 +41,16 @@ std::optional<ExperimentProcess::Event> ExperimentProcess::parseLine(const QByte
 ExperimentProcess::ExperimentProcess(QObject* parent) : QObject(parent) {
   connect(&m_process, &QProcess::readyReadStandardOutput, this, &ExperimentProcess::readEvents);
   connect(&m_process, &QProcess::readyReadStandardError, this, [this] {
-    m_errors += QString::fromUtf8(m_process.readAllStandardError());
-    m_errors = m_errors.right(4000);
+    m_errors = (m_errors + QString::fromUtf8(m_process.readAllStandardError())).right(4000);
   });
   connect(&m_process, &QProcess::finished, this, [this](int code, QProcess::ExitStatus status) {
     readEvents();
     m_errors += QString::fromUtf8(m_process.readAllStandardError());
-    const bool ok = status == QProcess::NormalExit && code == 0;
-    // A stop: SIGTERM (128 + 15) or SIGINT (128 + 2) handled by the command, or a kill after the
-    // grace period (a crash exit).
-    const bool stopped =
-        !ok && (status == QProcess::CrashExit || code == 128 + SIGTERM || code == 128 + SIGINT);
-    QString why;
-    for (const auto& line : m_errors.split('\n', Qt::SkipEmptyParts))
-      if (line.startsWith("pivot")) why = line;  // the command's one-line error or stop notice
-    const QString message = ok        ? QString("finished")
-                            : stopped ? QString("stopped; running the same experiment resumes it")
-                                      : (why.isEmpty() ? QString("exit code %1").arg(code) : why);
-    Q_EMIT ended(ok, stopped, message, m_report);
+    const ChildExit e = childExit(code, status, m_errors, m_stopRequested);
+    const QString message = e.ok        ? QString("finished")
+                            : e.stopped ? QString("stopped; running the same experiment resumes it")
+                                        : e.error;
+    Q_EMIT ended(e.ok, e.stopped, message, m_report);
   });
 }
 
@@ -78,6 +70,7 @@ void ExperimentProcess::start(const QString& program, const QStringList& argumen
   m_pending.clear();
   m_report.clear();
   m_errors.clear();
+  m_stopRequested = false;
   m_training.clear();
   m_process.setProgram(program);
   m_process.setArguments(arguments + QStringList{"--progress", "jsonl"});
@@ -86,7 +79,9 @@ void ExperimentProcess::start(const QString& program, const QStringList& argumen
 }
 
 void ExperimentProcess::stop() {
-  if (isRunning()) m_process.terminate();  // SIGTERM
+  if (!isRunning()) return;
+  m_stopRequested = true;
+  m_process.terminate();  // SIGTERM
 }
 
 void ExperimentProcess::readEvents() {

@@ -45,6 +45,7 @@ class ExperimentProcess : public QObject {
   QProcess m_process;
   QByteArray m_pending;  // a partial line
   QString m_report, m_errors;
+  bool m_stopRequested = false;  // stop() sent SIGTERM
   // The stages training now (two side by side by default) and each one's last step, so the status
   // line shows them all instead of whichever reported last.
   std::map<QString, QString> m_training;

@@ -26,6 +26,15 @@ namespace {
 
 constexpr int kDrainIntervalMs = 40;  // live curves: at most 25 updates a second
 
+// Where a chain is, for the status bar: "stage 1 of 2: pretrain", and for a stage whose identical
+// finished run is reused, " · reused run 4 (an identical pretrain finished)".
+QString chainStageText(int index, int total, const QString& stage, qint64 reusedRun) {
+  QString text = QString("stage %1 of %2: %3").arg(index).arg(total).arg(stage);
+  if (reusedRun)
+    text += QString(" · reused run %1 (an identical %2 finished)").arg(reusedRun).arg(stage);
+  return text;
+}
+
 double batchSizeOf(const RunInfo& info) {
   try {
     return nlohmann::json::parse(info.configJson).value("batch_size", 1.0);
@@ -242,14 +251,9 @@ void MainWindow::connectTraining() {
             Q_EMIT chainStageStarted(index, total, stage, reusedRun);
             m_workerStage = stage;
             if (total < 2) return;
-            const QString place = QString("stage %1 of %2: %3").arg(index).arg(total).arg(stage);
-            m_stepLabel->setText(reusedRun
-                                     ? QString("%1 · reused run %2 (an identical %3 finished)")
-                                           .arg(place)
-                                           .arg(reusedRun)
-                                           .arg(stage)
-                                     : place + "…");
-            if (reusedRun) statusBar()->showMessage(m_stepLabel->text(), 8000);
+            const QString text = chainStageText(index, total, stage, reusedRun);
+            m_stepLabel->setText(reusedRun ? text : text + "…");
+            if (reusedRun) statusBar()->showMessage(text, 8000);
           });
   connect(worker, &TrainingWorker::runEnded, this,
           [this](qint64 id, const QString& status, const QString& message) {
@@ -435,14 +439,8 @@ void MainWindow::connectTrainProcess() {
   connect(&m_trainProcess, &TrainProcess::stageStarted, this,
           [this](int index, int total, const QString& stage, qint64 reusedRun) {
             Q_EMIT chainStageStarted(index, total, stage, reusedRun);
-            m_workerStage = stage;
             if (reusedRun)
-              statusBar()->showMessage(QString("stage %1 of %2: %3 · reused run %4")
-                                           .arg(index)
-                                           .arg(total)
-                                           .arg(stage)
-                                           .arg(reusedRun),
-                                       8000);
+              statusBar()->showMessage(chainStageText(index, total, stage, reusedRun), 8000);
             m_processPlace = total > 1 ? QString("stage %1 of %2 · ").arg(index).arg(total) : "";
           });
   connect(&m_trainProcess, &TrainProcess::runStarted, this,

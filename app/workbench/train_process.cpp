@@ -1,10 +1,10 @@
 #include "train_process.h"
 
 #include "background_priority.h"
+#include "child_exit.h"
 
 #include <QJsonDocument>
 #include <QJsonObject>
-#include <csignal>
 
 namespace pivot {
 
@@ -20,15 +20,9 @@ TrainProcess::TrainProcess(QObject* parent) : QObject(parent) {
   connect(&m_process, &QProcess::finished, this, [this](int code, QProcess::ExitStatus status) {
     readEvents();
     m_errors += QString::fromUtf8(m_process.readAllStandardError());
-    const bool ok = status == QProcess::NormalExit && code == 0;
-    const bool stopped = !ok && (code == 128 + SIGTERM || code == 128 + SIGINT);
-    // The command's one-line error (or stop notice), without its "pivot: " prefix.
-    QString why;
-    for (const auto& line : m_errors.split('\n', Qt::SkipEmptyParts))
-      if (line.startsWith("pivot: ")) why = line.mid(7);
-    if (why.isEmpty() && !ok) why = QString("exit code %1").arg(code);
+    const ChildExit e = childExit(code, status, m_errors, m_stopRequested);
     m_run = 0;
-    Q_EMIT ended(ok, stopped, ok ? QString("finished") : why);
+    Q_EMIT ended(e.ok, e.stopped, e.ok ? QString("finished") : e.error);
   });
 }
 
@@ -43,6 +37,7 @@ TrainProcess::~TrainProcess() {
 void TrainProcess::start(const QString& program, const QStringList& arguments) {
   m_pending.clear();
   m_errors.clear();
+  m_stopRequested = false;
   m_run = 0;
   m_process.setProgram(program);
   m_process.setArguments(arguments + QStringList{"--progress", "jsonl"});
@@ -51,7 +46,9 @@ void TrainProcess::start(const QString& program, const QStringList& arguments) {
 }
 
 void TrainProcess::stop() {
-  if (isRunning()) m_process.terminate();  // SIGTERM reaches every rank
+  if (!isRunning()) return;
+  m_stopRequested = true;
+  m_process.terminate();  // SIGTERM reaches every rank
 }
 
 bool TrainProcess::handleLine(const QByteArray& line) {

@@ -36,6 +36,7 @@ class TrainProcess : public QObject {
   QProcess m_process;
   QByteArray m_pending;  // a partial line
   QString m_errors;
+  bool m_stopRequested = false;  // stop() sent SIGTERM
   qint64 m_run = 0;
 };
 
