@@ -101,7 +101,8 @@ Localisation localise(Mllm& model, const std::vector<LocalisationItem>& items,
   const int S = v.image_size, g = S / v.patch_size;
   const auto device = model->parameters().front().device();
   Localisation out;
-  std::vector<double> masses, areas, deletionAreas, intactLogps;
+  std::vector<double> masses, areas, deletionAreas, intactLogps, removalMap, removalRandom,
+      removalAdvantage;
   std::map<std::string, std::vector<double>> massByCategory;
   int hits = 0;
   for (size_t start = 0; start < items.size(); start += 32) {
@@ -118,7 +119,13 @@ Localisation localise(Mllm& model, const std::vector<LocalisationItem>& items,
     const auto result = explain(model, in, options, rejected ? &*rejected : nullptr);
     out.warnings.insert(result.warnings.begin(), result.warnings.end());
     std::optional<DeletionCurve> curve;
-    if (deletion) curve = deletionCurve(model, in, result.maps);  // faithfulness of the same maps
+    std::optional<AblationCurve> byMap, byChance;
+    if (deletion) {  // faithfulness of the same maps, in pixels and in visual tokens
+      curve = deletionCurve(model, in, result.maps);
+      byMap = tokenAblationCurve(model, in, result.maps, AblationOrder::MapFirst, false);
+      byChance = tokenAblationCurve(model, in, result.maps, AblationOrder::Random, false, 10,
+                                    static_cast<uint64_t>(items[start].index));
+    }
     for (size_t i = start; i < end; ++i) {
       const auto b = static_cast<int64_t>(i - start);
       const auto mask = targetMask(items[i].sample.scene.instanceMask, items[i].sample.targets);
@@ -137,6 +144,11 @@ Localisation localise(Mllm& model, const std::vector<LocalisationItem>& items,
         score.intactLogProb = curve->logProbs[b][0].item<double>();
         deletionAreas.push_back(score.deletionArea);
         intactLogps.push_back(score.intactLogProb);
+        score.removalAreaMap = byMap->area[b].item<double>();
+        score.removalAreaRandom = byChance->area[b].item<double>();
+        removalMap.push_back(score.removalAreaMap);
+        removalRandom.push_back(score.removalAreaRandom);
+        removalAdvantage.push_back(score.removalAreaRandom - score.removalAreaMap);
       }
       masses.push_back(score.massInside);
       areas.push_back(score.chanceMass);
@@ -151,6 +163,9 @@ Localisation localise(Mllm& model, const std::vector<LocalisationItem>& items,
   if (deletion) {
     out.deletionArea = meanInterval(deletionAreas);
     out.intactLogProb = meanInterval(intactLogps);
+    out.removalAreaMap = meanInterval(removalMap);
+    out.removalAreaRandom = meanInterval(removalRandom);
+    out.removalAdvantage = meanInterval(removalAdvantage);
   }
   for (const auto& [category, values] : massByCategory)
     out.massByCategory[category] = meanInterval(values);

@@ -42,6 +42,9 @@ struct LocalisationScore {
   double chanceMass = 0;  // massInside of a uniform map over the cells the maps can weight
   bool pointingHit = false;
   double deletionArea = 0, intactLogProb = 0;  // with deletion only
+  // With deletion only: areas under the visual-token removal curves (faithfulness.h), the map's
+  // order and a random one; a map that finds what the answer reads has the smaller.
+  double removalAreaMap = 0, removalAreaRandom = 0;
 };
 
 struct Localisation {
@@ -49,14 +52,16 @@ struct Localisation {
   Interval massInside, pointingGame;
   Interval uniformBaseline;  // of chanceMass: a uniform map's mass inside, border ring excluded
                              // when the maps suppress it
-  Interval deletionArea, intactLogProb;  // with deletion only
+  Interval deletionArea, intactLogProb;                          // with deletion only
+  Interval removalAreaMap, removalAreaRandom, removalAdvantage;  // advantage: random - map, paired
   std::map<std::string, Interval> massByCategory;
   std::set<std::string> warnings;
 };
 
 // Maps for every item (in batches of 32) under `options`, scored against the targets. With
-// `deletion`, also the deletion curve of the same maps. A DPO target needs a rejected answer on
-// every item (throws otherwise).
+// `deletion`, also the deletion curve of the same maps and their visual-token removal curves
+// (map order against a random order, seeded by the item's index). A DPO target needs a rejected
+// answer on every item (throws otherwise).
 Localisation localise(Mllm& model, const std::vector<LocalisationItem>& items,
                       const AttributionOptions& options, bool deletion);
 

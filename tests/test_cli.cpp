@@ -931,6 +931,7 @@ class TestCli : public QObject {
     QVERIFY(r.out.contains("mass inside target"));
     QVERIFY(r.out.contains("pointing game"));
     QVERIFY(r.out.contains("deletion-curve area"));
+    QVERIFY2(r.out.contains("visual-token removal area, map order "), qPrintable(r.out));
     r = pivotCmd(
         {"--workspace", ws, "localize", "--checkpoint", "first", "--samples", "12", "--csv"});
     QCOMPARE(r.code, 0);

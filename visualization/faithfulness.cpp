@@ -1,5 +1,7 @@
 #include "visualization/faithfulness.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 namespace pivot {
 
 DeletionCurve deletionCurve(Mllm& model, const MllmInputs& in, const torch::Tensor& maps,
@@ -35,6 +37,77 @@ DeletionCurve deletionCurve(Mllm& model, const MllmInputs& in, const torch::Tens
                   .t()
                   .to(torch::kCPU);
   curve.logProbs = logp;  // (B, S)
+  const double dx = 1.0 / steps;
+  curve.area = (logp.narrow(1, 0, S - 1) + logp.narrow(1, 1, S - 1)).sum(/*dim=*/1) * (dx / 2);
+  if (wasTraining) model->train();
+  return curve;
+}
+
+namespace {
+
+// rank[b][n]: the position of token n in row b's order (0 = first to go).
+torch::Tensor tokenRanks(const torch::Tensor& maps, AblationOrder order, uint64_t seed) {
+  const int64_t B = maps.size(0), N = maps.size(1) * maps.size(2);
+  torch::Tensor ordering;
+  if (order == AblationOrder::MapFirst) {
+    ordering = maps.reshape({B, N}).argsort(/*dim=*/1, /*descending=*/true);
+  } else {
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+    std::vector<torch::Tensor> rows;
+    for (int64_t b = 0; b < B; ++b)
+      rows.push_back(torch::randperm(N, generator, torch::TensorOptions().dtype(torch::kInt64)));
+    ordering = torch::stack(rows);
+  }
+  auto rank = torch::empty_like(ordering);
+  rank.scatter_(1, ordering, torch::arange(N).unsqueeze(0).expand({B, N}).contiguous());
+  return rank;
+}
+
+}  // namespace
+
+AblationCurve tokenAblationCurve(Mllm& model, const MllmInputs& in, const torch::Tensor& maps,
+                                 AblationOrder order, bool insertion, int steps, uint64_t seed) {
+  torch::NoGradGuard noGrad;
+  const bool wasTraining = model->is_training();
+  model->eval();
+  const auto visual = model->visualTokens(in.pixels);  // (B, N, D)
+  const int64_t B = visual.size(0), N = visual.size(1), S = steps + 1;
+  TORCH_CHECK(B == in.inputIds.size(0), "token ablation needs one image per row, got ", B,
+              " images for ", in.inputIds.size(0), " rows");
+  TORCH_CHECK(maps.size(0) == B && maps.size(1) * maps.size(2) == N, "the maps' grid (",
+              maps.size(1), " x ", maps.size(2), ") does not cover the ", N, " visual tokens");
+  const auto rank = tokenRanks(maps.to(torch::kCPU), order, seed).to(visual.device());
+  const auto mean = visual.mean(/*dim=*/1, /*keepdim=*/true).expand_as(visual);
+  std::vector<torch::Tensor> levels;
+  AblationCurve curve;
+  for (int64_t s = 0; s < S; ++s) {
+    const double fraction = static_cast<double>(s) / steps;
+    curve.fractions.push_back(fraction);
+    const int64_t k = static_cast<int64_t>(std::llround(fraction * static_cast<double>(N)));
+    // Removal: the first k of the order are replaced; insertion: all but the first k are.
+    const auto replaced = insertion ? rank >= k : rank < k;  // (B, N)
+    levels.push_back(torch::where(replaced.unsqueeze(-1), mean, visual));
+  }
+  // Level-major rows: row s * B + b is sample b at level s.
+  const auto repeat = [S](const torch::Tensor& t) {
+    if (!t.defined()) return t;
+    std::vector<int64_t> times(static_cast<size_t>(t.dim()), 1);
+    times[0] = S;
+    return t.repeat(times);
+  };
+  const auto ids = repeat(in.inputIds);
+  const auto embeds = model->spliceEmbeddings(ids, torch::cat(levels));
+  const auto logits = model->language_model->forwardEmbeds(
+      embeds, repeat(in.attentionMask), repeat(in.positionIds),
+      model->config.prefix_bidirectional ? repeat(in.prefixLen) : torch::Tensor(), in.logitsFrom,
+      repeat(in.branch));
+  const auto labels = repeat(in.labels);
+  const auto logp =
+      sequenceLogProbs(logits, labels.narrow(1, in.logitsFrom, labels.size(1) - in.logitsFrom))
+          .view({S, B})
+          .t()
+          .to(torch::kCPU);
+  curve.logProbs = logp;
   const double dx = 1.0 / steps;
   curve.area = (logp.narrow(1, 0, S - 1) + logp.narrow(1, 1, S - 1)).sum(/*dim=*/1) * (dx / 2);
   if (wasTraining) model->train();

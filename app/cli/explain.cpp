@@ -150,12 +150,16 @@ int cmdLocalize(const std::string& workspace, const ExplainArgs& a) {
                        {m.step, name, "pointing_game", result.pointingGame.mean},
                        {m.step, name, "uniform_baseline", result.uniformBaseline.mean},
                        {m.step, name, "deletion_area", result.deletionArea.mean},
+                       {m.step, name, "token_removal_area/map", result.removalAreaMap.mean},
+                       {m.step, name, "token_removal_area/random", result.removalAreaRandom.mean},
                        {m.step, name, "samples", static_cast<double>(result.massInside.n)}});
   if (a.csv) {
-    std::cout << "index,category,mass_inside,pointing_hit,target_area,deletion_area\n";
+    std::cout << "index,category,mass_inside,pointing_hit,target_area,deletion_area,"
+                 "token_removal_area_map,token_removal_area_random\n";
     for (const auto& s : result.samples)
       std::cout << s.index << ',' << s.category << ',' << s.massInside << ',' << s.pointingHit
-                << ',' << s.targetArea << ',' << s.deletionArea << "\n";
+                << ',' << s.targetArea << ',' << s.deletionArea << ',' << s.removalAreaMap << ','
+                << s.removalAreaRandom << "\n";
     return 0;
   }
   const auto &mass = result.massInside, &point = result.pointingGame,
@@ -173,7 +177,13 @@ int cmdLocalize(const std::string& workspace, const ExplainArgs& a) {
             << "  deletion-curve area  " << result.deletionArea.mean << "  95% CI ["
             << result.deletionArea.low << ", " << result.deletionArea.high
             << "]  (answer log-prob, most relevant patches greyed first; intact "
-            << result.intactLogProb.mean << ")\n";
+            << result.intactLogProb.mean << ")\n"
+            << "  visual-token removal area, map order " << result.removalAreaMap.mean
+            << ", random order " << result.removalAreaRandom.mean << "; random - map "
+            << result.removalAdvantage.mean << "  95% CI [" << result.removalAdvantage.low << ", "
+            << result.removalAdvantage.high
+            << "]  (image tokens replaced by their mean; above 0: the map finds what the answer "
+               "reads)\n";
   for (const auto& [cat, c] : result.massByCategory)
     std::cout << "  mass, " << std::left << std::setw(13) << cat << c.mean << "  [" << c.low << ", "
               << c.high << "]  n=" << c.n << "\n";
