@@ -45,4 +45,18 @@ SampleMap explainSample(LoadedCheckpoint& m, const Sample& sample, const std::st
                         const AttributionOptions& options,
                         const ConversationBatcher* batcher = nullptr);
 
+// One map per answer token (`pivot explain --per-token`): each token as the model's tokenizer
+// writes it, its log-prob and the map of that log-prob (options' method and layer; its target is
+// the token).
+struct TokenSampleMaps {
+  std::vector<std::string> tokens;
+  std::vector<double> logProbs;
+  std::vector<std::vector<float>> maps;  // each gridH x gridW in [0, 1]
+  int gridH = 0, gridW = 0;
+  std::vector<std::string> warnings;
+};
+TokenSampleMaps explainSampleTokens(LoadedCheckpoint& m, const Sample& sample,
+                                    const std::string& imageFile, const AttributionOptions& options,
+                                    const ConversationBatcher* batcher = nullptr);
+
 }  // namespace pivot

@@ -304,6 +304,41 @@ class TestAttribution : public QObject {
     }
   }
 
+  // Issue 29: one map per answer token, each the gradient map of that token's own log-prob,
+  // computed here by hand for row 0; the tokens' log-probs add up to the answer's.
+  void perTokenMapsExplainEachAnswerToken() {
+    Fixture f;
+    AttributionOptions o;
+    const auto tokens = explainPerToken(f.model, f.chosen, o);
+    const auto labels = f.chosen.targetLabels()[0];
+    const auto K = static_cast<size_t>((labels != -100).sum().item<int64_t>());
+    QVERIFY(K >= 2);  // an answer word and the turn's end
+    QCOMPARE(tokens.positions.size(), K);
+    QCOMPARE(tokens.maps.sizes().vec(), (std::vector<int64_t>{static_cast<int64_t>(K), 8, 8}));
+    MllmInputs one = f.chosen;
+    for (auto* t : {&one.pixels, &one.inputIds, &one.attentionMask, &one.labels, &one.prefixLen})
+      *t = t->narrow(0, 0, 1);
+    torch::Tensor visual;
+    const auto logits = f.model->forward(one, &visual, MllmImpl::Visual::Leaf);
+    const auto perToken = tokenLogProbs(logits, one.targetLabels())[0];
+    for (size_t k = 0; k < K; ++k) {
+      const int64_t t = tokens.positions[k];
+      QCOMPARE(tokens.tokenIds[k], labels[t].item<int64_t>());
+      QVERIFY(std::abs(tokens.logProbs[static_cast<int64_t>(k)].item<double>() -
+                       perToken[t].item<double>()) < 1e-6);
+      const auto grad = torch::autograd::grad({perToken[t]}, {visual}, {}, true)[0];
+      const auto expected =
+          normaliseMaps(tokensToGrid(grad.abs().sum(-1).detach()), o.suppressBorder, o.gamma);
+      QVERIFY(torch::allclose(tokens.maps[static_cast<int64_t>(k)], expected[0], 1e-4, 1e-5));
+    }
+    torch::NoGradGuard g;
+    const double answer =
+        sequenceLogProbs(f.model->forward(one), one.targetLabels())[0].item<double>();
+    QVERIFY(std::abs(tokens.logProbs.sum().item<double>() - answer) < 1e-4);
+    // Two tokens' maps differ (each token reads the image its own way).
+    QVERIFY(!torch::allclose(tokens.maps[0], tokens.maps[1], 1e-3, 1e-3));
+  }
+
   void deletionCurveStartsAtTheIntactLogProb() {
     Fixture f;
     AttributionOptions o;

@@ -917,6 +917,21 @@ class TestCli : public QObject {
     QVERIFY(QFileInfo(figure).size() > 1000);
     QVERIFY(r.out.contains("first @ 4"));
     QVERIFY(r.out.contains("mass "));
+    // One map per answer token (issue 29): the answer word and the turn's end, one checkpoint.
+    const QString tokensFigure = m_dir.filePath("tokens.svg");
+    r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first", "--sample", "0",
+                  "--per-token", "--out", tokensFigure});
+    QVERIFY2(r.code == 0 && r.out.contains("one map per answer token:") &&
+                 r.out.contains("'<|im_end|>'  log-prob "),
+             qPrintable(r.err + r.out));
+    QFile svg(tokensFigure);
+    QVERIFY(svg.open(QIODevice::ReadOnly));
+    QCOMPARE(svg.readAll().count("<image"), 3);  // the sample and a map per token
+    r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first", "--checkpoint", "first@4",
+                  "--sample", "0", "--per-token", "--out", tokensFigure});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("--per-token explains one --checkpoint (or --model), got 2"),
+             qPrintable(r.err));
     r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first@99", "--sample", "0",
                   "--out", figure});
     QCOMPARE(r.code, 2);

@@ -101,6 +101,71 @@ std::vector<float> mapValues(const torch::Tensor& maps, int64_t b) {
   return std::vector<float>(m.data_ptr<float>(), m.data_ptr<float>() + m.numel());
 }
 
+namespace {
+
+// Per visual token, (B, N): the gradient's norm (the paper's map) or a CAM of the activations `a`.
+torch::Tensor scoresOf(const AttributionOptions& o, const torch::Tensor& grads,
+                       const torch::Tensor& a) {
+  switch (o.method) {
+    case AttributionMethod::GradMap:
+      return o.l2 ? grads.norm(2, /*dim=*/-1) : grads.abs().sum(/*dim=*/-1);
+    case AttributionMethod::GradCam:
+      return torch::relu((grads.mean(/*dim=*/1, /*keepdim=*/true) * a).sum(/*dim=*/-1));
+    case AttributionMethod::HiResCam:
+      return torch::relu((grads * a).sum(/*dim=*/-1));
+    default:  // LayerCAM
+      return torch::relu((torch::relu(grads) * a).sum(/*dim=*/-1));
+  }
+}
+
+}  // namespace
+
+TokenMaps explainPerToken(Mllm& model, const MllmInputs& in, const AttributionOptions& o) {
+  if (o.method == AttributionMethod::Rollout)
+    throw std::runtime_error("per-token maps need a gradient method (rollout has no target)");
+  const bool wasTraining = model->is_training();
+  model->eval();
+  const bool cam = o.method != AttributionMethod::GradMap;
+  auto& vt = model->vision_tower;
+  if (cam) vt->captureLayer = vt->resolveLayer(o.layer);
+  MllmInputs one = in;  // row 0 alone
+  for (auto* t : {&one.pixels, &one.inputIds, &one.attentionMask, &one.labels, &one.prefixLen,
+                  &one.positionIds, &one.branch})
+    if (t->defined()) *t = t->narrow(0, 0, 1);
+  torch::Tensor visual;
+  const auto logits =
+      model->forward(one, &visual, cam ? MllmImpl::Visual::Recorded : MllmImpl::Visual::Leaf);
+  const torch::Tensor wrt = cam ? vt->captured : visual;
+  vt->captureLayer = -1;
+  const auto labels = one.targetLabels();
+  const auto perToken = tokenLogProbs(logits, labels)[0];  // (T')
+  TokenMaps out;
+  std::vector<torch::Tensor> scores;
+  std::vector<double> logProbs;
+  for (int64_t t = 0; t < labels.size(1); ++t) {
+    const int64_t id = labels[0][t].item<int64_t>();
+    if (id == -100) continue;
+    out.positions.push_back(t);
+    out.tokenIds.push_back(id);
+    logProbs.push_back(perToken[t].item<double>());
+    if (!wrt.defined()) {  // a layer above the feature layer: it never sees the answer
+      scores.push_back(torch::zeros({1, vt->config.numPatches()}));
+      continue;
+    }
+    auto grads = torch::autograd::grad({perToken[t]}, {wrt}, {}, /*retain_graph=*/true,
+                                       /*create_graph=*/false, /*allow_unused=*/true)[0];
+    if (!grads.defined()) grads = torch::zeros_like(wrt);
+    scores.push_back(scoresOf(o, grads, wrt.detach()).detach().to(torch::kCPU));
+  }
+  if (!wrt.defined()) out.warnings.push_back("the layer lies above the feature layer: zero maps");
+  if (wasTraining) model->train();
+  if (scores.empty()) throw std::runtime_error("the answer has no trained token to explain");
+  out.logProbs = torch::tensor(logProbs, torch::kFloat64);
+  out.maps = normaliseMaps(tokensToGrid(torch::cat(scores).to(torch::kFloat32)), o.suppressBorder,
+                           o.gamma);
+  return out;
+}
+
 AttributionResult explain(Mllm& model, const MllmInputs& in, const AttributionOptions& o,
                           const MllmInputs* rejected) {
   AttributionResult result;
@@ -147,21 +212,7 @@ AttributionResult explain(Mllm& model, const MllmInputs& in, const AttributionOp
                                   ": all gradients are zero, the map carries no information");
         grads = torch::zeros_like(wrt);
       }
-      auto a = wrt.detach();  // (B, N, D)
-      switch (o.method) {
-        case AttributionMethod::GradMap:
-          scores = o.l2 ? grads.norm(2, /*dim=*/-1) : grads.abs().sum(/*dim=*/-1);
-          break;
-        case AttributionMethod::GradCam:
-          scores = torch::relu((grads.mean(/*dim=*/1, /*keepdim=*/true) * a).sum(/*dim=*/-1));
-          break;
-        case AttributionMethod::HiResCam:
-          scores = torch::relu((grads * a).sum(/*dim=*/-1));
-          break;
-        default:  // LayerCAM
-          scores = torch::relu((torch::relu(grads) * a).sum(/*dim=*/-1));
-          break;
-      }
+      scores = scoresOf(o, grads, wrt.detach());
     }
   }
   if (wasTraining) model->train();

@@ -52,6 +52,17 @@ struct AttributionResult {
   std::vector<std::string> warnings;  // e.g. all gradients zero (the layer is never used)
 };
 
+// One map per answer token (issue 29): for row 0 of `in`, the map (gradmap or a CAM, as `options`
+// say; the target is each token's own log-prob) of every labelled position's token, in order.
+struct TokenMaps {
+  std::vector<int64_t> positions;  // into in.targetLabels()'s columns
+  std::vector<int64_t> tokenIds;   // the answer token each map explains
+  torch::Tensor logProbs;          // (K) that token's log-prob, CPU
+  torch::Tensor maps;              // (K, gh, gw) in [0, 1], CPU
+  std::vector<std::string> warnings;
+};
+TokenMaps explainPerToken(Mllm& model, const MllmInputs& in, const AttributionOptions& options);
+
 // `in` holds the chosen rows (B); for the DPO target, `rejected` holds the same samples with the
 // rejected answers. The model's parameters are not changed; no optimizer state is touched.
 AttributionResult explain(Mllm& model, const MllmInputs& in, const AttributionOptions& options,

@@ -49,6 +49,7 @@ struct ExplainArgs {
   std::string target = "sft";           // sft | dpo | logprob
   int layer = -2;                       // CAM layer (HF hidden-state index)
   bool l2 = false, keepBorder = false, colourBar = false, csv = false;
+  bool perToken = false;  // explain: one map per answer token, one checkpoint
   std::string colormap = "jet";
   std::string headFusion = "mean";  // rollout
   double discardRatio = 0.9;        // rollout

@@ -50,12 +50,56 @@ void checkLayer(const ExplainArgs& a, const LoadedCheckpoint& m) {
                              std::to_string(-count) + ".." + std::to_string(count - 1) + ")");
 }
 
+// A panel per checkpoint: its map of the sample, scored when the sample names its target.
+std::vector<FigurePanel> checkpointPanels(std::vector<LoadedCheckpoint>& models,
+                                          const Sample& sample, const ExplainArgs& a,
+                                          const AttributionOptions& options) {
+  std::vector<FigurePanel> panels;
+  for (auto& m : models) {
+    const SampleMap result = explainSample(m, sample, a.image, options);
+    for (const auto& w : result.warnings)
+      std::cerr << "warning: " << m.label() << ": " << w << "\n";
+    FigurePanel panel{m.label(), result.map, result.gridH, result.gridW};
+    std::cout << "  " << std::left << std::setw(24) << m.label();
+    if (result.scored) {
+      std::ostringstream t;
+      t << std::fixed << std::setprecision(2) << "mass " << result.massInside
+        << (result.pointingHit ? "  hit" : "  miss");
+      panel.title += "  " + t.str();
+      std::cout << t.str();
+    }
+    std::cout << "\n";
+    panels.push_back(std::move(panel));
+  }
+  return panels;
+}
+
+// A panel per answer token (--per-token): the map of that token's log-prob under one checkpoint.
+std::vector<FigurePanel> tokenPanels(LoadedCheckpoint& m, const Sample& sample,
+                                     const ExplainArgs& a, const AttributionOptions& options) {
+  const TokenSampleMaps tokens = explainSampleTokens(m, sample, a.image, options);
+  for (const auto& w : tokens.warnings) std::cerr << "warning: " << w << "\n";
+  std::cout << "  " << m.label() << ", one map per answer token:\n";
+  std::vector<FigurePanel> panels;
+  for (size_t k = 0; k < tokens.tokens.size(); ++k) {
+    std::ostringstream title;
+    title << "'" << tokens.tokens[k] << "'  log-prob " << std::fixed << std::setprecision(2)
+          << tokens.logProbs[k];
+    std::cout << "    " << title.str() << "\n";
+    panels.push_back({title.str(), tokens.maps[k], tokens.gridH, tokens.gridW});
+  }
+  return panels;
+}
+
 }  // namespace
 
 int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
   const AttributionOptions options = optionsFrom(a);  // bad names fail before anything loads
   if (a.checkpoints.empty() && a.models.empty())
     throw std::runtime_error("give at least one --checkpoint RUN[@STEP] or --model DIR");
+  if (a.perToken && a.checkpoints.size() + a.models.size() != 1)
+    throw std::runtime_error("--per-token explains one --checkpoint (or --model), got " +
+                             std::to_string(a.checkpoints.size() + a.models.size()));
   if ((a.sample < 0) == a.image.empty())
     throw std::runtime_error("give either --sample N or --image FILE");
   if (!a.image.empty() && (a.question.empty() || a.answer.empty()))
@@ -88,31 +132,22 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
   subject.question = a.question;
   subject.answer = a.answer;
   const Sample sample = sampleFor(models.front(), subject);
-  std::vector<FigurePanel> panels;
   std::cout << "Q: " << sample.question << "   chosen: " << sample.answer
             << (sample.rejected.empty() ? "" : "   rejected: " + sample.rejected) << "\n";
-  for (auto& m : models) {
-    const SampleMap result = explainSample(m, sample, a.image, options);
-    for (const auto& w : result.warnings)
-      std::cerr << "warning: " << m.label() << ": " << w << "\n";
-    FigurePanel panel{m.label(), result.map, result.gridH, result.gridW};
-    std::cout << "  " << std::left << std::setw(24) << m.label();
-    if (result.scored) {
-      std::ostringstream t;
-      t << std::fixed << std::setprecision(2) << "mass " << result.massInside
-        << (result.pointingHit ? "  hit" : "  miss");
-      panel.title += "  " + t.str();
-      std::cout << t.str();
-    }
-    std::cout << "\n";
-    panels.push_back(std::move(panel));
+  std::string note = a.method + " of the " + a.target +
+                     " target; colours span each map's own range (0 its least, 1 its most)";
+  std::vector<FigurePanel> panels;
+  if (a.perToken) {
+    panels = tokenPanels(models.front(), sample, a, options);
+    note = a.method + " of each answer token's log-prob under " + models.front().label() +
+           "; colours span each map's own range";
+  } else {
+    panels = checkpointPanels(models, sample, a, options);
   }
   RgbImage image{sample.scene.size, sample.scene.size, sample.scene.rgb};
   OverlayStyle style;
   style.colormap = a.colormap;
   style.colourBar = a.colourBar;
-  const std::string note = a.method + " of the " + a.target +
-                           " target; colours span each map's own range (0 its least, 1 its most)";
   saveDrawing(
       drawFigure(image, sample.question, panels, sample.answer, sample.rejected, style, note),
       a.out);
