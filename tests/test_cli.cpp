@@ -932,6 +932,25 @@ class TestCli : public QObject {
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains("--per-token explains one --checkpoint (or --model), got 2"),
              qPrintable(r.err));
+    // A counterfactual edit (issue 29): object 0 removed, the scene's caption loses it, each
+    // checkpoint's answer and log-prob before and after, and a figure of both scenes' maps.
+    const QString edits = m_dir.filePath("counterfactual.pdf");
+    r = pivotCmd({"--workspace", ws, "counterfactual", "--checkpoint", "first", "--sample", "0",
+                  "--edit", "remove:0", "--out", edits});
+    QVERIFY2(r.code == 0 && r.out.contains("before: ") && r.out.contains("after: ") &&
+                 r.out.contains("first @ 4: answer '") && r.out.contains("log p('"),
+             qPrintable(r.err + r.out));
+    QFile editsFile(edits);
+    QVERIFY(editsFile.open(QIODevice::ReadOnly));
+    QCOMPARE(editsFile.readAll().count("/Subtype /Image"), 4);  // two scenes, a map each
+    r = pivotCmd({"--workspace", ws, "counterfactual", "--checkpoint", "first", "--sample", "0",
+                  "--edit", "recolour:0:pink"});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("--edit 'recolour:0:pink': unknown colour 'pink'"), qPrintable(r.err));
+    r = pivotCmd({"--workspace", ws, "counterfactual", "--checkpoint", "first", "--sample", "0",
+                  "--edit", "remove:7"});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("object 7 is not in the scene"), qPrintable(r.err));
     r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first@99", "--sample", "0",
                   "--out", figure});
     QCOMPARE(r.code, 2);

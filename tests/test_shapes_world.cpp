@@ -9,6 +9,7 @@
 
 #include "config/train_config.h"
 #include "data/shapes_world.h"
+#include "data/scene_edit.h"
 #include "data/idx_reader.h"
 #include "text/word_tokenizer.h"
 
@@ -135,6 +136,67 @@ class TestShapesWorld : public QObject {
     }
     // In-scene hallucinations: most wrong colours are colours of other objects in the scene.
     QVERIFY(inSceneColourRejections > colourQuestions / 3);
+  }
+
+  // Issue 29: counterfactual edits redraw the scene exactly. An edit that changes nothing gives
+  // the original's bytes; removing the asked-about object leaves no pixel of it and no target;
+  // recolouring changes that object's pixels only; a missing object is refused by name.
+  void editsRedrawTheSceneExactly() {
+    const ShapesWorld world(WorldConfig{});
+    for (int64_t index = 0; index < 24; ++index) {
+      const Sample original = world.sample(Split::Val, index);
+      SceneEdit still{SceneEdit::Kind::Move, 0, 0, 0, 0};
+      const Sample same = editedSample(world, Split::Val, index, still);
+      QCOMPARE(same.scene.rgb, original.scene.rgb);
+      QCOMPARE(same.scene.instanceMask, original.scene.instanceMask);
+      QCOMPARE(same.question, original.question);
+      if (original.targets.size() != 1) continue;
+      const int target = original.targets[0];
+      const int objectClass = 1 +
+                              original.scene.objects[static_cast<size_t>(target)].shape *
+                                  static_cast<int>(ShapesWorld::colours().size()) +
+                              original.scene.objects[static_cast<size_t>(target)].colour;
+      const Sample removed =
+          editedSample(world, Split::Val, index, {SceneEdit::Kind::Remove, target, 0, 0, 0});
+      QVERIFY(removed.targets.empty());
+      QCOMPARE(removed.scene.objects.size(), original.scene.objects.size() - 1);
+      QCOMPARE(
+          std::count(removed.scene.classMask.begin(), removed.scene.classMask.end(), objectClass),
+          0L);
+      QCOMPARE(removed.answer, original.answer);  // the question is asked again, unchanged
+      // Recolour: the object's pixels change colour, every pixel outside it keeps its byte.
+      const int colour = (original.scene.objects[static_cast<size_t>(target)].colour + 1) %
+                         static_cast<int>(ShapesWorld::colours().size());
+      const Sample recoloured =
+          editedSample(world, Split::Val, index, {SceneEdit::Kind::Recolour, target, 0, 0, colour});
+      QCOMPARE(recoloured.scene.instanceMask, original.scene.instanceMask);
+      int inside = 0, changedOutside = 0;
+      for (size_t p = 0; p < original.scene.instanceMask.size(); ++p) {
+        const bool mine = original.scene.instanceMask[p] == target + 1;
+        const bool changed = recoloured.scene.rgb[3 * p] != original.scene.rgb[3 * p] ||
+                             recoloured.scene.rgb[3 * p + 1] != original.scene.rgb[3 * p + 1] ||
+                             recoloured.scene.rgb[3 * p + 2] != original.scene.rgb[3 * p + 2];
+        inside += mine && changed;
+        changedOutside += !mine && changed;
+      }
+      QVERIFY(inside > 0);
+      QCOMPARE(changedOutside, 0);
+      return;  // one sample with a single target is enough
+    }
+    QFAIL("no sample with a single target in the first 24");
+  }
+
+  void editsNameWhatIsMissing() {
+    const ShapesWorld world(WorldConfig{});
+    const auto objects = world.sample(Split::Val, 0).scene.objects.size();
+    try {
+      (void)editedSample(world, Split::Val, 0, {SceneEdit::Kind::Remove, 9, 0, 0, 0});
+      QFAIL("a missing object was accepted");
+    } catch (const std::runtime_error& e) {
+      QCOMPARE(
+          QString(e.what()),
+          QString("object 9 is not in the scene (it has %1: 0..%2)").arg(objects).arg(objects - 1));
+    }
   }
 
   void randomRejectedKindIgnoresTheScene() {

@@ -50,6 +50,7 @@ struct ExplainArgs {
   int layer = -2;                       // CAM layer (HF hidden-state index)
   bool l2 = false, keepBorder = false, colourBar = false, csv = false;
   bool perToken = false;  // explain: one map per answer token, one checkpoint
+  std::string edit;       // counterfactual: remove:K | move:K:DX,DY | recolour:K:COLOUR
   std::string colormap = "jet";
   std::string headFusion = "mean";  // rollout
   double discardRatio = 0.9;        // rollout
@@ -188,6 +189,7 @@ int cmdSwap(const std::string& workspace, const std::string& encoder, const std:
             int samples);
 int cmdExplain(const std::string& workspace, const ExplainArgs& args);
 int cmdLocalize(const std::string& workspace, const ExplainArgs& args);
+int cmdCounterfactual(const std::string& workspace, const ExplainArgs& args);
 int cmdTrain(const std::string& workspace, const TrainArgs& args);
 int cmdRuns(const std::string& workspace);
 int cmdMetrics(const std::string& workspace, const std::string& run, bool csv,

@@ -314,9 +314,20 @@ void addExplainCommands(CLI::App& app, const std::string& workspace, Action& act
   explain->add_option("--model", x->models,
                       "a Hugging Face LLaVA folder (repeatable; with --image, --question, "
                       "--answer)");
+  auto* counterfactual = app.add_subcommand(
+      "counterfactual",
+      "edit a ShapesWorld scene (remove, move or recolour an object) and compare each "
+      "checkpoint's answer, log-prob and map before and after");
   localize->add_option("--checkpoint", x->checkpoints, "RUN[@STEP]")->required();
   explain->add_option("--checkpoint", x->checkpoints, "RUN[@STEP] (repeatable)");
-  for (auto* cmd : {explain, localize}) {
+  counterfactual->add_option("--checkpoint", x->checkpoints, "RUN[@STEP] (repeatable)")->required();
+  counterfactual->add_option("--sample", x->sample, "ShapesWorld sample index")->required();
+  counterfactual
+      ->add_option("--edit", x->edit,
+                   "remove:K | move:K:DX,DY | recolour:K:COLOUR (K: the object's index)")
+      ->required();
+  counterfactual->add_option("--out", x->out, "figure file (.png, .pdf or .svg)");
+  for (auto* cmd : {explain, localize, counterfactual}) {
     cmd->add_option("--method", x->method, "gradmap | gradcam | hirescam | layercam | rollout")
         ->capture_default_str();
     cmd->add_option("--target", x->target,
@@ -353,6 +364,7 @@ void addExplainCommands(CLI::App& app, const std::string& workspace, Action& act
                        "answer[, rejected, category]");
   whenChosen(explain, action, [&workspace, x] { return cmdExplain(workspace, *x); });
   whenChosen(localize, action, [&workspace, x] { return cmdLocalize(workspace, *x); });
+  whenChosen(counterfactual, action, [&workspace, x] { return cmdCounterfactual(workspace, *x); });
 }
 
 // Asking checkpoints: answers, probes of the frozen encoder, the swap test.

@@ -1,5 +1,7 @@
 #include "data/shapes_world.h"
 
+#include "data/scene_edit.h"
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -39,14 +41,14 @@ std::string name(const SceneObject& o) {
   return ShapesWorld::colours()[o.colour] + " " + ShapesWorld::shapes()[o.shape];
 }
 
-Scene makeScene(const WorldConfig& c, SplitMix64& rng) {
+// The scene's objects: shapes, colours, places and sizes, drawn from `rng`.
+std::vector<SceneObject> placeObjects(const WorldConfig& c, SplitMix64& rng) {
   const int S = c.image_size;
   const int minR = std::max(2, S * c.min_radius_pct / 100);
   const int maxR = std::max(minR, S * c.max_radius_pct / 100);
   const int numShapes = static_cast<int>(ShapesWorld::shapes().size());
   const int numColours = static_cast<int>(ShapesWorld::colours().size());
   Scene s;
-  s.size = S;
   const int wanted = rng.range(c.min_objects, c.max_objects);
   for (int k = 0; k < wanted; ++k) {
     SceneObject o;
@@ -72,7 +74,17 @@ Scene makeScene(const WorldConfig& c, SplitMix64& rng) {
     o.large = o.radius * 2 > minR + maxR;
     if (placed) s.objects.push_back(o);
   }
-  // Render: background, objects, clutter on background pixels only, then noise everywhere.
+  return s.objects;
+}
+
+// The scene drawn: background, objects, clutter on background pixels only (its places and colours
+// drawn from `rng`), then noise everywhere (from `rng` too).
+Scene renderScene(const WorldConfig& c, std::vector<SceneObject> objects, SplitMix64& rng) {
+  const int S = c.image_size;
+  const int numColours = static_cast<int>(ShapesWorld::colours().size());
+  Scene s;
+  s.size = S;
+  s.objects = std::move(objects);
   s.rgb.assign(static_cast<size_t>(S * S * 3), kBackground);
   s.classMask.assign(static_cast<size_t>(S * S), 0);
   s.instanceMask.assign(static_cast<size_t>(S * S), 0);
@@ -103,6 +115,11 @@ Scene makeScene(const WorldConfig& c, SplitMix64& rng) {
     for (auto& v : s.rgb)
       v = static_cast<uint8_t>(std::clamp(v + rng.range(-c.noise, c.noise), 0, 255));
   return s;
+}
+
+Scene makeScene(const WorldConfig& c, SplitMix64& rng) {
+  auto objects = placeObjects(c, rng);
+  return renderScene(c, std::move(objects), rng);
 }
 
 std::string caption(const Scene& s) {
@@ -306,19 +323,67 @@ ShapesWorld::ShapesWorld(WorldConfig config) : m_config(config) {
   if (config.clutter < 0) throw std::runtime_error("world.clutter must be >= 0");
 }
 
-Sample ShapesWorld::sample(Split split, int64_t index) const {
+namespace {
+
+// The sample and the generator as it stood before its scene was drawn (what an edit redraws from).
+std::pair<Sample, SplitMix64> sampleWithDraws(const WorldConfig& c, Split split, int64_t index) {
   Sample s;
   const auto category = static_cast<Category>(index % kNumCategories);
   const uint64_t base =
-      mix(mix(m_config.seed, static_cast<uint64_t>(split) + 1), static_cast<uint64_t>(index));
+      mix(mix(c.seed, static_cast<uint64_t>(split) + 1), static_cast<uint64_t>(index));
   for (uint64_t attempt = 0;; ++attempt) {
     SplitMix64 rng(mix(base, attempt));
-    s.scene = makeScene(m_config, rng);
+    const SplitMix64 before = rng;
+    s.scene = makeScene(c, rng);
     if (s.scene.objects.empty()) continue;
-    if (makeQuestion(category, m_config, rng, s)) break;
+    if (makeQuestion(category, c, rng, s)) {
+      s.caption = caption(s.scene);
+      return {s, before};
+    }
   }
-  s.caption = caption(s.scene);
-  return s;
+}
+
+}  // namespace
+
+Sample ShapesWorld::sample(Split split, int64_t index) const {
+  return sampleWithDraws(m_config, split, index).first;
+}
+
+Sample editedSample(const ShapesWorld& world, Split split, int64_t index, const SceneEdit& edit) {
+  auto [sample, draws] = sampleWithDraws(world.config(), split, index);
+  auto objects = placeObjects(world.config(), draws);  // the same objects, and the same draws after
+  const int n = static_cast<int>(objects.size());
+  if (edit.object < 0 || edit.object >= n)
+    throw std::runtime_error("object " + std::to_string(edit.object) +
+                             " is not in the scene (it has " + std::to_string(n) + ": 0.." +
+                             std::to_string(n - 1) + ")");
+  const int S = world.config().image_size;
+  auto& o = objects[static_cast<size_t>(edit.object)];
+  switch (edit.kind) {
+    case SceneEdit::Kind::Remove:
+      objects.erase(objects.begin() + edit.object);
+      break;
+    case SceneEdit::Kind::Move:
+      o.cx = std::clamp(o.cx + edit.dx, o.radius, S - 1 - o.radius);
+      o.cy = std::clamp(o.cy + edit.dy, o.radius, S - 1 - o.radius);
+      break;
+    case SceneEdit::Kind::Recolour:
+      if (edit.colour < 0 || edit.colour >= static_cast<int>(ShapesWorld::colours().size()))
+        throw std::runtime_error("colour " + std::to_string(edit.colour) + " is not one of the " +
+                                 std::to_string(ShapesWorld::colours().size()));
+      o.colour = edit.colour;
+      break;
+  }
+  sample.scene = renderScene(world.config(), std::move(objects), draws);
+  // The question and answers stay the original's; the targets follow their objects.
+  std::vector<int> targets;
+  for (int t : sample.targets) {
+    if (edit.kind == SceneEdit::Kind::Remove && t == edit.object) continue;
+    targets.push_back(edit.kind == SceneEdit::Kind::Remove && t > edit.object ? t - 1 : t);
+  }
+  sample.targets = targets;
+  sample.caption = caption(sample.scene);
+  return sample;
 }
 
 const std::vector<std::string>& ShapesWorld::shapes() {
