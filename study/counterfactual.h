@@ -4,6 +4,7 @@
 // that removes a distractor should not. Never prints.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "data/scene_edit.h"
 #include "study/explain_sample.h"
@@ -15,6 +16,9 @@ struct SampleReading {
   double referenceLogProb = 0;  // log p(the sample's original answer)
   SampleMap map;                // of the SFT target on the original answer
 };
+
+// The miniature's greedy answers to the samples' questions (at most 8 tokens each), in batches.
+std::vector<std::string> greedyAnswers(Mllm& model, const std::vector<const Sample*>& samples);
 
 // `m` must be a miniature (ShapesWorld) checkpoint.
 SampleReading readSample(LoadedCheckpoint& m, const Sample& sample,

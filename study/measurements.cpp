@@ -9,6 +9,8 @@
 #include "training/evaluate.h"
 #include "training/probes.h"
 #include "visualization/attribution.h"
+#include "data/scene_edit.h"
+#include "study/counterfactual.h"
 #include "study/localise.h"
 #include "visualization/localization.h"
 
@@ -166,6 +168,44 @@ std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& worldCon
           row(key, probe, "uniform_baseline", summarise(areas).mean)};
 }
 
+std::vector<ResultRow> groundingRows(Mllm& model, const WorldConfig& worldConfig, int samples,
+                                     const std::string& probe, const ResultRow& key,
+                                     int64_t first) {
+  const ShapesWorld world(worldConfig);
+  // Items: questions about exactly one object, in scenes with at least one other (the first
+  // other object is the distractor removed); at most 4 x samples items looked at.
+  std::vector<Sample> originals, withoutTarget, withoutDistractor;
+  for (int64_t i = first; i < first + 4 * samples && static_cast<int>(originals.size()) < samples;
+       ++i) {
+    Sample s = world.sample(Split::Val, i);
+    if (s.targets.size() != 1 || s.scene.objects.size() < 2) continue;
+    const int target = s.targets[0], distractor = target == 0 ? 1 : 0;
+    withoutTarget.push_back(
+        editedSample(world, Split::Val, i, {SceneEdit::Kind::Remove, target, 0, 0, 0}));
+    withoutDistractor.push_back(
+        editedSample(world, Split::Val, i, {SceneEdit::Kind::Remove, distractor, 0, 0, 0}));
+    originals.push_back(std::move(s));
+  }
+  if (originals.empty()) return {};
+  const auto answers = [&model](const std::vector<Sample>& set) {
+    std::vector<const Sample*> pointers;
+    for (const auto& s : set) pointers.push_back(&s);
+    return greedyAnswers(model, pointers);
+  };
+  const auto was = answers(originals), noTarget = answers(withoutTarget),
+             noDistractor = answers(withoutDistractor);
+  double flipsTarget = 0, flipsDistractor = 0;
+  for (size_t i = 0; i < was.size(); ++i) {
+    flipsTarget += noTarget[i] != was[i];
+    flipsDistractor += noDistractor[i] != was[i];
+  }
+  const double n = static_cast<double>(was.size());
+  return {row(key, probe, "flip_rate_target", flipsTarget / n),
+          row(key, probe, "flip_rate_distractor", flipsDistractor / n),
+          row(key, probe, "score", (flipsTarget - flipsDistractor) / n),
+          row(key, probe, "items", n)};
+}
+
 std::vector<ResultRow> answerRows(Mllm& model, const WorldConfig& world,
                                   const MeasureSettings& settings, const std::string& prefix,
                                   const ResultRow& key) {
@@ -173,6 +213,9 @@ std::vector<ResultRow> answerRows(Mllm& model, const WorldConfig& world,
   const auto where = localisationRows(model, world, settings.localisationSamples,
                                       prefix + "localisation", key, settings.firstItem);
   rows.insert(rows.end(), where.begin(), where.end());
+  const auto grounded = groundingRows(model, world, settings.localisationSamples,
+                                      prefix + "grounding", key, settings.firstItem);
+  rows.insert(rows.end(), grounded.begin(), grounded.end());
   return rows;
 }
 

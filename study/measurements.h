@@ -8,6 +8,8 @@
 //   swap_*          a stage-2 encoder under the stage-1 projector and LM (the swap test): VQA and
 //                   localisation again
 //   localisation    gradient-map mass inside the asked-about object and the pointing game
+//   grounding       how often the answer changes when the asked-about object is removed, against
+//                   when another object is
 //   displacement    how far an encoder moved from a reference encoder (a stage-2 arm's from its
 //                   stage-1 encoder): per layer the relative change of its weights and the linear
 //                   CKA of its patch tokens
@@ -42,8 +44,17 @@ std::vector<ResultRow> vqaRows(Mllm& model, const WorldConfig& world, int sample
 std::vector<ResultRow> localisationRows(Mllm& model, const WorldConfig& world, int samples,
                                         const std::string& probe, const ResultRow& key,
                                         int64_t first = 0);
-// How the MLLM answers and where its encoder looks: VQA then localisation rows, named
-// "<prefix>vqa" and "<prefix>localisation" ("" for a model's own, "swap_" for the swap test).
+// Whether the MLLM's answer rests on the object it is asked about (a counterfactual test,
+// data/scene_edit.h): over held-out questions about one object in scenes with another, the share
+// whose greedy answer changes when that object is removed (flip_rate_target: it should) and when
+// another object is removed instead (flip_rate_distractor: it should not), and their difference
+// (score), per item averaged; rows of probe `probe`, plus the items counted.
+std::vector<ResultRow> groundingRows(Mllm& model, const WorldConfig& world, int samples,
+                                     const std::string& probe, const ResultRow& key,
+                                     int64_t first = 0);
+// How the MLLM answers and where its encoder looks: VQA, localisation and grounding rows, named
+// "<prefix>vqa", "<prefix>localisation" and "<prefix>grounding" ("" for a model's own, "swap_"
+// for the swap test).
 std::vector<ResultRow> answerRows(Mllm& model, const WorldConfig& world,
                                   const MeasureSettings& settings, const std::string& prefix,
                                   const ResultRow& key);

@@ -631,10 +631,17 @@ class TestExperiment : public QObject {
     }
     for (int seed : {1, 2}) {
       for (const char* enc : {"sft", "dpo", "grpo"})
-        for (const char* probe :
-             {"vqa", "swap_vqa", "localisation", "swap_localisation", "transplant_vqa"})
+        for (const char* probe : {"vqa", "swap_vqa", "localisation", "swap_localisation",
+                                  "grounding", "swap_grounding", "transplant_vqa"})
           QVERIFY2(cells.count({seed, enc, probe}), probe);
       QVERIFY(cells.count({seed, "original", "transplant_vqa"}));
+    }
+    // The grounding score (issue 29): flip rates are shares, the score their difference.
+    for (const auto& r : rows) {
+      if (r.probe != "grounding") continue;
+      if (r.metric == "flip_rate_target" || r.metric == "flip_rate_distractor")
+        QVERIFY2(r.value >= 0 && r.value <= 1, r.metric.c_str());
+      if (r.metric == "items") QVERIFY(r.value >= 1);
     }
     // `pivot localize` reproduces the report's localisation number for the same checkpoint and
     // samples (one sample rule, one implementation: study/localise.h).
