@@ -405,6 +405,48 @@ class TestAttribution : public QObject {
     QVERIFY(svgOf(t).find("<text x=\"67.22\" y=\"20\"") != std::string::npos);
   }
 
+  // Issue 29: maps over steps as an animated PNG. The chunks a reader walks: IHDR, acTL with the
+  // frame count, then per frame an fcTL (and the first frame's IDAT, the others' fdAT) with
+  // sequence numbers counting up from 0, each chunk's CRC right.
+  void animatedPngHoldsEveryFrame() {
+    std::vector<RgbImage> frames;
+    for (uint8_t v : {10, 120, 250}) frames.push_back({4, 3, std::vector<uint8_t>(4 * 3 * 3, v)});
+    const std::string png = apngOf(frames, 500);
+    QCOMPARE(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+    const auto be32 = [&](size_t at) {
+      return static_cast<uint32_t>(static_cast<uint8_t>(png[at])) << 24 |
+             static_cast<uint32_t>(static_cast<uint8_t>(png[at + 1])) << 16 |
+             static_cast<uint32_t>(static_cast<uint8_t>(png[at + 2])) << 8 |
+             static_cast<uint32_t>(static_cast<uint8_t>(png[at + 3]));
+    };
+    QStringList types;
+    std::vector<uint32_t> sequence;
+    for (size_t at = 8; at < png.size();) {
+      const uint32_t length = be32(at);
+      const std::string type = png.substr(at + 4, 4);
+      types << QString::fromStdString(type);
+      QCOMPARE(pngCrc32(png, at + 4, 4 + length), be32(at + 8 + length));
+      if (type == "acTL") QCOMPARE(be32(at + 8), 3u);
+      if (type == "fcTL") {
+        sequence.push_back(be32(at + 8));
+        QCOMPARE(be32(at + 12), 4u);  // width
+        QCOMPARE(be32(at + 16), 3u);  // height
+      }
+      if (type == "fdAT") sequence.push_back(be32(at + 8));
+      at += 12 + length;
+    }
+    QCOMPARE(types,
+             (QStringList{"IHDR", "acTL", "fcTL", "IDAT", "fcTL", "fdAT", "fcTL", "fdAT", "IEND"}));
+    QCOMPARE(sequence, (std::vector<uint32_t>{0, 1, 2, 3, 4}));
+    frames.push_back({2, 2, std::vector<uint8_t>(12, 0)});
+    try {
+      (void)apngOf(frames, 500);
+      QFAIL("frames of different sizes were accepted");
+    } catch (const std::invalid_argument& e) {
+      QCOMPARE(std::string(e.what()), std::string("the animation's frames differ in size"));
+    }
+  }
+
   void mapFiguresEmbedOnlyTheMaps() {
     RgbImage image{32, 32, std::vector<uint8_t>(32 * 32 * 3, 90)};
     std::vector<float> map(64, 0.5f);

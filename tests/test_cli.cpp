@@ -932,6 +932,20 @@ class TestCli : public QObject {
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains("--per-token explains one --checkpoint (or --model), got 2"),
              qPrintable(r.err));
+    // The map over a run's checkpoints as an animated PNG (issue 29): a frame a checkpoint.
+    const QString film = m_dir.filePath("film.png");
+    r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first", "--sample", "0",
+                  "--animate", "--out", film});
+    QVERIFY2(r.code == 0 && r.out.contains("frames, one a checkpoint"), qPrintable(r.err + r.out));
+    QFile filmFile(film);
+    QVERIFY(filmFile.open(QIODevice::ReadOnly));
+    const QByteArray filmBytes = filmFile.readAll();
+    QVERIFY(filmBytes.startsWith("\x89PNG") && filmBytes.contains("acTL"));
+    QCOMPARE(filmBytes.count("fcTL"), 1);  // the run keeps one checkpoint (step 4): one frame
+    r = pivotCmd({"--workspace", ws, "explain", "--checkpoint", "first@4", "--sample", "0",
+                  "--animate", "--out", film});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("--animate takes one --checkpoint RUN"), qPrintable(r.err));
     // A counterfactual edit (issue 29): object 0 removed, the scene's caption loses it, each
     // checkpoint's answer and log-prob before and after, and a figure of both scenes' maps.
     const QString edits = m_dir.filePath("counterfactual.pdf");

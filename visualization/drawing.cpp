@@ -131,23 +131,33 @@ std::string bigEndian(uint32_t v) {
           static_cast<char>(v)};
 }
 
-// An RGB image as PNG bytes (filter 0 on every row), for SVG's data URIs.
-std::string pngOf(const RgbImage& im) {
+// A PNG chunk: length, type, data, CRC.
+std::string pngChunk(const std::string& type, const std::string& data) {
+  return bigEndian(static_cast<uint32_t>(data.size())) + type + data +
+         bigEndian(pngCrc32(type + data, 0, type.size() + data.size()));
+}
+
+// An image's rows with filter 0 each, deflated: what IDAT (and APNG's fdAT) carry.
+std::string pngPixels(const RgbImage& im) {
   std::string raw;
   const size_t row = static_cast<size_t>(im.width) * 3;
   for (int y = 0; y < im.height; ++y) {
     raw += '\0';
     raw.append(reinterpret_cast<const char*>(im.rgb.data()) + y * row, row);
   }
-  const auto chunk = [](const std::string& type, const std::string& data) {
-    return bigEndian(static_cast<uint32_t>(data.size())) + type + data +
-           bigEndian(pngCrc32(type + data, 0, type.size() + data.size()));
-  };
-  const std::string header = bigEndian(static_cast<uint32_t>(im.width)) +
-                             bigEndian(static_cast<uint32_t>(im.height)) + "\x08\x02" +
-                             std::string(3, '\0');  // 8-bit RGB, deflate, no filter, no interlace
-  return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", header) +
-         chunk("IDAT", zlibStream(raw)) + chunk("IEND", "");
+  return zlibStream(raw);
+}
+
+std::string pngHeader(const RgbImage& im) {
+  return std::string("\x89PNG\r\n\x1a\n", 8) +
+         pngChunk("IHDR", bigEndian(static_cast<uint32_t>(im.width)) +
+                              bigEndian(static_cast<uint32_t>(im.height)) + "\x08\x02" +
+                              std::string(3, '\0'));  // 8-bit RGB, deflate, no filter or interlace
+}
+
+// An RGB image as PNG bytes, for SVG's data URIs.
+std::string pngOf(const RgbImage& im) {
+  return pngHeader(im) + pngChunk("IDAT", pngPixels(im)) + pngChunk("IEND", "");
 }
 
 std::string base64(const std::string& bytes) {
@@ -431,6 +441,32 @@ std::string svgOf(const Drawing& d) {
   }
   s << "</svg>\n";
   return s.str();
+}
+
+std::string apngOf(const std::vector<RgbImage>& frames, int delayMs) {
+  if (frames.empty()) throw std::invalid_argument("an animation needs at least one frame");
+  for (const auto& f : frames)
+    if (f.width != frames.front().width || f.height != frames.front().height)
+      throw std::invalid_argument("the animation's frames differ in size");
+  const auto u16 = [](int v) {
+    return std::string{static_cast<char>((v >> 8) & 0xFF), static_cast<char>(v & 0xFF)};
+  };
+  const auto count = static_cast<uint32_t>(frames.size());
+  std::string out = pngHeader(frames.front()) +
+                    pngChunk("acTL", bigEndian(count) + bigEndian(0));  // frames, loop forever
+  uint32_t sequence = 0;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const auto& f = frames[i];
+    out += pngChunk("fcTL", bigEndian(sequence++) + bigEndian(static_cast<uint32_t>(f.width)) +
+                                bigEndian(static_cast<uint32_t>(f.height)) + bigEndian(0) +
+                                bigEndian(0) + u16(std::clamp(delayMs, 1, 65535)) + u16(1000) +
+                                std::string(2, '\0'));  // no disposal, source blend
+    if (i == 0)
+      out += pngChunk("IDAT", pngPixels(f));  // the first frame is also the still image
+    else
+      out += pngChunk("fdAT", bigEndian(sequence++) + pngPixels(f));
+  }
+  return out + pngChunk("IEND", "");
 }
 
 bool isVectorPath(const std::string& path) {

@@ -71,6 +71,9 @@ RgbImage rasterize(const Drawing& d, int oversample = 2);
 // Throws naming the file.
 void saveDrawing(const Drawing& d, const std::string& path);
 bool isVectorPath(const std::string& path);  // .pdf or .svg
+// Frames of one size as an animated PNG (APNG: played by browsers, still the first frame
+// elsewhere), each shown `delayMs`, looping. Throws for no frames or frames of different sizes.
+std::string apngOf(const std::vector<RgbImage>& frames, int delayMs);
 // The CRC-32 a PNG chunk carries, of bytes [from, from + count): written into SVG's embedded PNGs
 // and checked when a PNG is read.
 uint32_t pngCrc32(const std::string& bytes, size_t from, size_t count);

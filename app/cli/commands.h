@@ -50,6 +50,7 @@ struct ExplainArgs {
   int layer = -2;                       // CAM layer (HF hidden-state index)
   bool l2 = false, keepBorder = false, colourBar = false, csv = false;
   bool perToken = false;  // explain: one map per answer token, one checkpoint
+  bool animate = false;   // explain: one run's every checkpoint, a frame each (APNG)
   std::string edit;       // counterfactual: remove:K | move:K:DX,DY | recolour:K:COLOUR
   std::string colormap = "jet";
   std::string headFusion = "mean";  // rollout

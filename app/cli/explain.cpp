@@ -3,6 +3,7 @@
 // `pivot localize` (localisation scores of a checkpoint's maps over a split).
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <optional>
@@ -173,6 +174,50 @@ int cmdCounterfactual(const std::string& workspace, const ExplainArgs& a) {
   return 0;
 }
 
+// --animate: the sample's map under every stored checkpoint of one run, a frame each.
+int animateRun(const std::string& workspace, const ExplainArgs& a,
+               const AttributionOptions& options) {
+  if (a.checkpoints.size() != 1 || !a.models.empty() ||
+      a.checkpoints.front().find('@') != std::string::npos)
+    throw std::runtime_error("--animate takes one --checkpoint RUN (its every checkpoint a frame)");
+  const auto dot = a.out.rfind('.');
+  if (dot == std::string::npos || a.out.substr(dot) != ".png")
+    throw std::runtime_error(a.out + ": --animate writes an animated PNG (.png)");
+  std::vector<int64_t> steps;
+  {
+    RunStore store(storePath(workspace), RunStore::Access::ReadOnly);
+    const auto run = resolveCheckpoint(store, a.checkpoints.front());
+    for (const auto& c : store.checkpoints(run.runId)) steps.push_back(c.step);
+  }
+  std::vector<RgbImage> frames;
+  OverlayStyle style;
+  style.colormap = a.colormap;
+  style.colourBar = a.colourBar;
+  for (int64_t step : steps) {
+    auto m = loadRunCheckpoint(workspace, a.checkpoints.front() + "@" + std::to_string(step));
+    ExplainSubject subject;
+    subject.fromWorld = a.sample >= 0;
+    subject.world = m.config.world;
+    subject.split = splitFromName(a.split);
+    subject.index = a.sample;
+    subject.imageFile = a.image;
+    subject.question = a.question;
+    subject.answer = a.answer;
+    const Sample sample = sampleFor(m, subject);
+    std::vector<LoadedCheckpoint> one = {m};
+    const auto panels = checkpointPanels(one, sample, a, options);
+    frames.push_back(rasterize(drawFigure(
+        RgbImage{sample.scene.size, sample.scene.size, sample.scene.rgb}, sample.question, panels,
+        sample.answer, sample.rejected, style, a.method + " of the " + a.target + " target")));
+  }
+  std::ofstream out(a.out, std::ios::binary);
+  const std::string bytes = apngOf(frames, 700);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!out) throw std::runtime_error(a.out + ": cannot write");
+  std::cout << "animation: " << a.out << " (" << frames.size() << " frames, one a checkpoint)\n";
+  return 0;
+}
+
 int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
   const AttributionOptions options = optionsFrom(a);  // bad names fail before anything loads
   if (a.checkpoints.empty() && a.models.empty())
@@ -187,6 +232,7 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
   if (!renderingAvailable())
     throw std::runtime_error(
         "this build has no OpenCV, so it cannot render figures (pivot localize works)");
+  if (a.animate) return animateRun(workspace, a, options);
   checkImageOutput(a.out);  // before the maps are computed
   std::vector<LoadedCheckpoint> models;
   for (const auto& spec : a.checkpoints) models.push_back(loadRunCheckpoint(workspace, spec));

@@ -353,6 +353,9 @@ void addExplainCommands(CLI::App& app, const std::string& workspace, Action& act
   explain->add_flag(
       "--colour-bar", x->colourBar,
       "draw the colormap's bar beside the maps (0 and 1: each map's own least and most)");
+  explain->add_flag("--animate", x->animate,
+                    "every stored checkpoint of one run (--checkpoint RUN), a frame each, as an "
+                    "animated PNG (--out FILE.png)");
   explain->add_flag("--per-token", x->perToken,
                     "one map per answer token (of that token's log-prob), for one checkpoint");
   explain->add_option("--out", x->out, "figure file (.png, or .pdf / .svg as vector)")->required();
