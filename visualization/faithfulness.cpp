@@ -4,6 +4,35 @@
 
 namespace pivot {
 
+namespace {
+
+// rank[b][n]: the position of cell (or visual token) n in row b's order (0 = first to go).
+torch::Tensor tokenRanks(const torch::Tensor& maps, AblationOrder order, uint64_t seed) {
+  const int64_t B = maps.size(0), N = maps.size(1) * maps.size(2);
+  torch::Tensor ordering;
+  if (order == AblationOrder::MapFirst) {
+    ordering = maps.reshape({B, N}).argsort(/*dim=*/1, /*descending=*/true);
+  } else {
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+    std::vector<torch::Tensor> rows;
+    for (int64_t b = 0; b < B; ++b)
+      rows.push_back(torch::randperm(N, generator, torch::TensorOptions().dtype(torch::kInt64)));
+    ordering = torch::stack(rows);
+  }
+  auto rank = torch::empty_like(ordering);
+  rank.scatter_(1, ordering, torch::arange(N).unsqueeze(0).expand({B, N}).contiguous());
+  return rank;
+}
+
+// The area under each row's log-prob curve over shares 0, 1/steps, ..., 1 (trapezoids), (B).
+torch::Tensor trapezoidArea(const torch::Tensor& logProbs, int steps) {
+  const int64_t S = logProbs.size(1);
+  return (logProbs.narrow(1, 0, S - 1) + logProbs.narrow(1, 1, S - 1)).sum(/*dim=*/1) *
+         (0.5 / steps);
+}
+
+}  // namespace
+
 DeletionCurve deletionCurve(Mllm& model, const MllmInputs& in, const torch::Tensor& maps,
                             int steps) {
   torch::NoGradGuard noGrad;
@@ -11,10 +40,7 @@ DeletionCurve deletionCurve(Mllm& model, const MllmInputs& in, const torch::Tens
   model->eval();
   const int64_t B = in.inputIds.size(0), S = steps + 1, g = maps.size(1), N = g * g;
   const int64_t H = in.pixels.size(2), W = in.pixels.size(3);
-  auto order = maps.reshape({B, N}).argsort(/*dim=*/1, /*descending=*/true);  // most relevant first
-  auto rank = torch::empty_like(order);
-  rank.scatter_(1, order,
-                torch::arange(N).unsqueeze(0).expand({B, N}).contiguous());  // cell -> rank
+  const auto rank = tokenRanks(maps, AblationOrder::MapFirst, 0);  // most relevant first
   std::vector<torch::Tensor> images;
   DeletionCurve curve;
   for (int64_t s = 0; s < S; ++s) {
@@ -37,33 +63,10 @@ DeletionCurve deletionCurve(Mllm& model, const MllmInputs& in, const torch::Tens
                   .t()
                   .to(torch::kCPU);
   curve.logProbs = logp;  // (B, S)
-  const double dx = 1.0 / steps;
-  curve.area = (logp.narrow(1, 0, S - 1) + logp.narrow(1, 1, S - 1)).sum(/*dim=*/1) * (dx / 2);
+  curve.area = trapezoidArea(logp, steps);
   if (wasTraining) model->train();
   return curve;
 }
-
-namespace {
-
-// rank[b][n]: the position of token n in row b's order (0 = first to go).
-torch::Tensor tokenRanks(const torch::Tensor& maps, AblationOrder order, uint64_t seed) {
-  const int64_t B = maps.size(0), N = maps.size(1) * maps.size(2);
-  torch::Tensor ordering;
-  if (order == AblationOrder::MapFirst) {
-    ordering = maps.reshape({B, N}).argsort(/*dim=*/1, /*descending=*/true);
-  } else {
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
-    std::vector<torch::Tensor> rows;
-    for (int64_t b = 0; b < B; ++b)
-      rows.push_back(torch::randperm(N, generator, torch::TensorOptions().dtype(torch::kInt64)));
-    ordering = torch::stack(rows);
-  }
-  auto rank = torch::empty_like(ordering);
-  rank.scatter_(1, ordering, torch::arange(N).unsqueeze(0).expand({B, N}).contiguous());
-  return rank;
-}
-
-}  // namespace
 
 AblationCurve tokenAblationCurve(Mllm& model, const MllmInputs& in, const torch::Tensor& maps,
                                  AblationOrder order, bool insertion, int steps, uint64_t seed) {
@@ -108,8 +111,7 @@ AblationCurve tokenAblationCurve(Mllm& model, const MllmInputs& in, const torch:
           .t()
           .to(torch::kCPU);
   curve.logProbs = logp;
-  const double dx = 1.0 / steps;
-  curve.area = (logp.narrow(1, 0, S - 1) + logp.narrow(1, 1, S - 1)).sum(/*dim=*/1) * (dx / 2);
+  curve.area = trapezoidArea(logp, steps);
   if (wasTraining) model->train();
   return curve;
 }

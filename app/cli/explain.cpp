@@ -56,6 +56,20 @@ void checkLayer(const ExplainArgs& a, const LoadedCheckpoint& m) {
                              std::to_string(-count) + ".." + std::to_string(count - 1) + ")");
 }
 
+// What the arguments ask to explain: --sample N of --split in `world`, or --image with its
+// --question and --answer.
+ExplainSubject subjectOf(const ExplainArgs& a, const WorldConfig& world) {
+  ExplainSubject subject;
+  subject.fromWorld = a.sample >= 0;
+  subject.world = world;
+  subject.split = splitFromName(a.split);
+  subject.index = a.sample;
+  subject.imageFile = a.image;
+  subject.question = a.question;
+  subject.answer = a.answer;
+  return subject;
+}
+
 // A panel per checkpoint: its map of the sample, scored when the sample names its target.
 std::vector<FigurePanel> checkpointPanels(std::vector<LoadedCheckpoint>& models,
                                           const Sample& sample, const ExplainArgs& a,
@@ -195,15 +209,7 @@ int animateRun(const std::string& workspace, const ExplainArgs& a,
   style.colourBar = a.colourBar;
   for (int64_t step : steps) {
     auto m = loadRunCheckpoint(workspace, a.checkpoints.front() + "@" + std::to_string(step));
-    ExplainSubject subject;
-    subject.fromWorld = a.sample >= 0;
-    subject.world = m.config.world;
-    subject.split = splitFromName(a.split);
-    subject.index = a.sample;
-    subject.imageFile = a.image;
-    subject.question = a.question;
-    subject.answer = a.answer;
-    const Sample sample = sampleFor(m, subject);
+    const Sample sample = sampleFor(m, subjectOf(a, m.config.world));
     std::vector<LoadedCheckpoint> one = {m};
     const auto panels = checkpointPanels(one, sample, a, options);
     frames.push_back(rasterize(drawFigure(
@@ -249,15 +255,7 @@ int cmdExplain(const std::string& workspace, const ExplainArgs& a) {
       throw std::runtime_error("checkpoints " + models.front().label() + " and " + m.label() +
                                " take different image sizes");
 
-  ExplainSubject subject;
-  subject.fromWorld = a.sample >= 0;
-  subject.world = models.front().config.world;
-  subject.split = splitFromName(a.split);
-  subject.index = a.sample;
-  subject.imageFile = a.image;
-  subject.question = a.question;
-  subject.answer = a.answer;
-  const Sample sample = sampleFor(models.front(), subject);
+  const Sample sample = sampleFor(models.front(), subjectOf(a, models.front().config.world));
   std::cout << "Q: " << sample.question << "   chosen: " << sample.answer
             << (sample.rejected.empty() ? "" : "   rejected: " + sample.rejected) << "\n";
   std::string note = a.method + " of the " + a.target +
